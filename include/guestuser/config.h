@@ -1,0 +1,196 @@
+/* libguestuser: configuration and the shared context. */
+#ifndef GUESTUSER_CONFIG_H
+#define GUESTUSER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Shared, thread-safe library state; create once, share with all threads. */
+typedef struct guest_ctx guest_ctx;
+/** A user (guest or registered); borrowed from the request that holds it. */
+typedef struct guest_user guest_user;
+/** One HTTP request as seen by the library; see http.h. */
+typedef struct guest_req guest_req;
+/** A database connection inside a library transaction, lent to callbacks. */
+typedef struct guest_db guest_db;
+typedef struct guest_config guest_config;
+
+/** Longest username, in characters (as the users.username column). */
+#define GUEST_USERNAME_MAX_CHARS 150
+/** Buffer size that holds any username as UTF-8 plus its terminator. */
+#define GUEST_USERNAME_BUF (GUEST_USERNAME_MAX_CHARS * 4 + 1)
+
+/**
+ * Writes a new guest username into @p buf (size @p size, NUL-terminated).
+ * Called from any server thread; must be thread-safe. Return GUEST_OK, or
+ * an error status to fail the guest creation.
+ */
+typedef guest_status (*guest_name_fn)(const guest_config *cfg, char *buf,
+                                      size_t size, void *userdata);
+
+/** Called after a request created a guest (the reference's guest_created). */
+typedef void (*guest_created_fn)(const guest_user *user, guest_req *req,
+                                 void *userdata);
+
+/** Called after a guest became a registered user (the converted signal). */
+typedef void (*guest_converted_fn)(const guest_user *user, void *userdata);
+
+/**
+ * Called inside the login transaction when a guest logs into an existing
+ * account: move the guest's data to @p user through @p db. Any status but
+ * GUEST_OK rolls the login back. The guest is deleted afterwards.
+ */
+typedef guest_status (*guest_guest_login_fn)(const guest_user *guest,
+                                             const guest_user *user,
+                                             guest_db *db, void *userdata);
+
+/**
+ * An application password rule: return NULL to accept, or a static message
+ * to reject @p password for @p username.
+ */
+typedef const char *(*guest_password_check_fn)(const char *username,
+                                               const char *password,
+                                               void *userdata);
+
+/** Password validator switches for guest_config.password_checks. */
+enum {
+    GUEST_PW_CHECK_MIN_LENGTH = 1 << 0,
+    GUEST_PW_CHECK_NUMERIC = 1 << 1,
+    GUEST_PW_CHECK_SIMILARITY = 1 << 2,
+    GUEST_PW_CHECK_COMMON = 1 << 3,
+    GUEST_PW_CHECK_ALL = 0xF
+};
+
+/**
+ * Library settings. Fill with guest_config_init(), then override fields.
+ * guest_ctx_new() copies everything it needs: the struct and its strings may
+ * be freed right after. NULL string fields mean "the default".
+ */
+struct guest_config {
+    /** false: GUEST_ALLOW creates nobody, handlers see an anonymous visitor. */
+    bool enabled;
+    /** Guest lifetime and session/cookie lifetime, seconds (1209600). */
+    int64_t max_age;
+
+    /** Username generator (guest_name_uuid) and its user data. */
+    guest_name_fn name_generator;
+    void *name_generator_userdata;
+    /** Prefix of guest_name_numbered ("Guest"). */
+    const char *name_prefix;
+    /** Zero-padded digits of guest_name_numbered (4); 1..18. */
+    unsigned name_suffix_digits;
+    /** Fresh names tried when a name exists already (10), then an error. */
+    unsigned name_max_attempts;
+
+    /**
+     * NULL-terminated list of POSIX extended regexes, matched
+     * case-insensitively anywhere in User-Agent; a match creates no guest.
+     * Default: the reference's crawler list (guest_default_blocked_agents).
+     */
+    const char *const *blocked_user_agents;
+
+    const char *login_url;            /**< "/accounts/login/" */
+    const char *login_redirect_url;   /**< "/accounts/profile/" */
+    const char *convert_url;          /**< "/convert/" */
+    const char *convert_redirect_url; /**< "/convert/success/" */
+    const char *required_anon_url;    /**< GUEST_REQUIRED, anonymous: login_url */
+    const char *required_user_url; /**< GUEST_REQUIRED, registered: login_redirect_url */
+    const char *redirect_field_name; /**< "next" */
+
+    const char *cookie_name;     /**< "sessionid" */
+    const char *cookie_path;     /**< "/" */
+    const char *cookie_domain;   /**< NULL: host-only cookie */
+    bool cookie_secure;          /**< add Secure (off: turn on behind HTTPS) */
+    const char *cookie_samesite; /**< "Lax", "Strict" or "None" */
+
+    /** libpq conninfo string or URI; NULL or "": the PG* environment. */
+    const char *db_conninfo;
+    /** Schema holding the library's tables ("guestuser"); [a-z_][a-z0-9_]*. */
+    const char *db_schema;
+    /** Most connections the pool opens (8). */
+    unsigned db_pool_size;
+    /** Upper bound for connecting, waiting for a connection and one
+     * statement, in milliseconds (5000). */
+    unsigned db_timeout_ms;
+
+    guest_created_fn on_guest_created;
+    void *on_guest_created_userdata;
+    guest_converted_fn on_converted;
+    void *on_converted_userdata;
+    guest_guest_login_fn on_guest_login;
+    void *on_guest_login_userdata;
+
+    /** Prefill the convert form with the generated username (false). */
+    bool convert_prefill_username;
+    /** PBKDF2-SHA256 iterations for new password hashes (Django's). */
+    unsigned password_iterations;
+    /** Minimum password length (8). */
+    unsigned password_min_length;
+    /** GUEST_PW_CHECK_* bits that are on (GUEST_PW_CHECK_ALL). */
+    unsigned password_checks;
+    /** Extra application password rule, or NULL. */
+    guest_password_check_fn password_check;
+    void *password_check_userdata;
+
+    /** Name of the CSRF cookie ("csrftoken"). */
+    const char *csrf_cookie_name;
+    /** Largest request body the adapters accept, bytes (65536). */
+    size_t max_body_size;
+};
+
+/** Fills @p cfg with the defaults listed on each field. */
+GUEST_API void guest_config_init(guest_config *cfg);
+
+/** The reference's crawler list, NULL-terminated, static storage. */
+GUEST_API const char *const *guest_default_blocked_agents(void);
+
+/** Built-in generator: a random UUID as 32 lowercase hex characters. */
+GUEST_API guest_status guest_name_uuid(const guest_config *cfg, char *buf,
+                                       size_t size, void *userdata);
+/** Built-in generator: name_prefix + random zero-padded number ("Guest0042"). */
+GUEST_API guest_status guest_name_numbered(const guest_config *cfg, char *buf,
+                                           size_t size, void *userdata);
+/** Built-in generator: adjective + noun + number ("CleverOtter42"). */
+GUEST_API guest_status guest_name_friendly(const guest_config *cfg, char *buf,
+                                           size_t size, void *userdata);
+
+/**
+ * Validates @p cfg, compiles the agent patterns, connects to the database and
+ * creates or upgrades the schema. On success *out owns a context to release
+ * with guest_ctx_free(). Returns GUEST_ERR_CONFIG for bad settings,
+ * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails; @p err
+ * (may be NULL) says which setting or what libpq said.
+ */
+GUEST_API GUEST_NODISCARD guest_status guest_ctx_new(const guest_config *cfg,
+                                                     guest_ctx **out,
+                                                     guest_error *err);
+
+/** Releases @p ctx and its connections; NULL is a no-op. No request may be
+ * in flight. */
+GUEST_API void guest_ctx_free(guest_ctx *ctx);
+
+/** The settings in force (a validated copy, defaults filled); borrowed for
+ * the life of @p ctx. */
+GUEST_API const guest_config *guest_ctx_config(const guest_ctx *ctx);
+
+/** One round trip to the database: GUEST_OK when it answers (for /healthz). */
+GUEST_API guest_status guest_ping(guest_ctx *ctx, guest_error *err);
+
+/** True when @p user_agent matches a blocked pattern (NULL: false). */
+GUEST_API bool guest_is_blocked_agent(const guest_ctx *ctx,
+                                      const char *user_agent);
+
+/** Library version string, e.g. "0.1.0". */
+GUEST_API const char *guest_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,12 @@
+/* libguestuser: temporary guest accounts for C web servers.
+ * Umbrella header; adapters have their own under guestuser/adapters/. */
+#ifndef GUESTUSER_GUESTUSER_H
+#define GUESTUSER_GUESTUSER_H
+
+#include "export.h"
+#include "status.h"
+#include "config.h"
+#include "http.h"
+#include "guards.h"
+
+#endif

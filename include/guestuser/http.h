@@ -1,0 +1,134 @@
+/* libguestuser: the request/response layer adapters plug into. */
+#ifndef GUESTUSER_HTTP_H
+#define GUESTUSER_HTTP_H
+
+#include <stdarg.h>
+
+#include "config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * What an adapter tells the library about its server. @p conn is the
+ * adapter's own per-request object. Every returned string is borrowed and
+ * must stay valid until the request is finished. Response calls return 0 on
+ * success; the adapter may buffer them and send when the handler returns.
+ */
+typedef struct guest_http_ops {
+    /** First value of header @p name (case-insensitive), or NULL. */
+    const char *(*header)(void *conn, const char *name);
+    /** Request method, e.g. "GET". */
+    const char *(*method)(void *conn);
+    /** Request target: the path with its query string, as received. */
+    const char *(*target)(void *conn);
+    /** Client address as text ("127.0.0.1"), or NULL when unknown. */
+    const char *(*client_addr)(void *conn);
+    /** Nonzero when the request came over HTTPS (may be NULL: never). */
+    int (*is_https)(void *conn);
+    /** The complete request body; may be NULL when the server has none. */
+    int (*body)(void *conn, const char **data, size_t *len);
+
+    int (*set_status)(void *conn, int status);
+    int (*add_header)(void *conn, const char *name, const char *value);
+    int (*write)(void *conn, const void *data, size_t len);
+} guest_http_ops;
+
+/** A request handler; see guards.h for the wrapping macros. */
+typedef void (*guest_handler_fn)(guest_req *req, void *userdata);
+
+/**
+ * Starts a request for an adapter. @p ops and @p conn are borrowed for the
+ * request's life. Release with guest_req_free().
+ */
+GUEST_API GUEST_NODISCARD guest_status guest_req_new(guest_ctx *ctx,
+                                                     const guest_http_ops *ops,
+                                                     void *conn,
+                                                     guest_req **out);
+/** Ends a request; NULL is a no-op. */
+GUEST_API void guest_req_free(guest_req *req);
+
+/** The context a request belongs to (borrowed). */
+GUEST_API guest_ctx *guest_req_ctx(const guest_req *req);
+/** Header value, method, full target, path without query, client address:
+ * borrowed, valid until the request ends; header may return NULL. */
+GUEST_API const char *guest_req_header(const guest_req *req, const char *name);
+GUEST_API const char *guest_req_method(const guest_req *req);
+GUEST_API const char *guest_req_target(const guest_req *req);
+GUEST_API const char *guest_req_path(const guest_req *req);
+GUEST_API const char *guest_req_client_addr(const guest_req *req);
+/** True when the adapter reports HTTPS. */
+GUEST_API bool guest_req_is_https(const guest_req *req);
+/** Request body (empty when there is none). Borrowed. */
+GUEST_API guest_status guest_req_body(const guest_req *req, const char **data,
+                                      size_t *len);
+
+/**
+ * The visitor's user, resolved from the session cookie once per request and
+ * cached. *user is NULL for an anonymous visitor (no, bad, unknown or expired
+ * cookie) and otherwise borrowed until the request ends. Returns
+ * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails.
+ */
+GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
+
+/**
+ * Makes the visitor a new guest: user, guest and session rows in one round
+ * trip, Set-Cookie added to the response, on_guest_created fired. The guest
+ * becomes the request's user. GUEST_ERR_NAME_EXHAUSTED when every generated
+ * name existed.
+ */
+GUEST_API guest_status guest_req_create_guest(guest_req *req,
+                                              const guest_user **user,
+                                              guest_error *err);
+
+/** User id (0 for NULL: anonymous). */
+GUEST_API int64_t guest_user_id(const guest_user *user);
+/** Username, borrowed like @p user; "" for NULL. */
+GUEST_API const char *guest_user_name(const guest_user *user);
+/** True for a guest (a guests row exists); false for NULL. The reference's
+ * is_guest_user filter. */
+GUEST_API bool guest_is_guest_user(const guest_user *user);
+/** True for a registered (non-guest) user. */
+GUEST_API bool guest_is_regular_user(const guest_user *user);
+
+/* Response building. Each returns GUEST_ERR_INVALID for bad input (a header
+ * with CR, LF or NUL) and GUEST_ERR_NOMEM when the adapter fails. */
+GUEST_API guest_status guest_res_status(guest_req *req, int status);
+GUEST_API guest_status guest_res_header(guest_req *req, const char *name,
+                                        const char *value);
+GUEST_API guest_status guest_res_write(guest_req *req, const void *data,
+                                       size_t len);
+GUEST_API guest_status guest_res_printf(guest_req *req, const char *fmt, ...)
+    GUEST_PRINTF(2, 3);
+/** Writes @p text HTML-escaped (& < > " '). */
+GUEST_API guest_status guest_res_write_html(guest_req *req, const char *text);
+/** Status + Content-Type + body in one call. */
+GUEST_API guest_status guest_res_send(guest_req *req, int status,
+                                      const char *content_type,
+                                      const char *body);
+/** 302 to @p location (rejected if it holds CR, LF or NUL). */
+GUEST_API guest_status guest_res_redirect(guest_req *req, const char *location);
+/** Status the handler set so far (200 when none). */
+GUEST_API int guest_res_status_code(const guest_req *req);
+
+/** A route: method ("GET"; NULL: any), exact path, handler and user data.
+ * A path ending in '*' matches every path with that prefix. */
+typedef struct guest_route {
+    const char *method;
+    const char *path;
+    guest_handler_fn handler;
+    void *userdata;
+} guest_route;
+
+/**
+ * A guest_handler_fn that dispatches on a route table: pass an array of
+ * guest_route ending with a {NULL} path as @p userdata. Unknown path: 404;
+ * known path, other method: 405 with Allow.
+ */
+GUEST_API void guest_routes_handler(guest_req *req, void *routes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,58 @@
+/* libguestuser: the one status type every fallible call returns. */
+#ifndef GUESTUSER_STATUS_H
+#define GUESTUSER_STATUS_H
+
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One list generates the enum, guest_status_name() and guest_strerror(),
+ * so the three cannot drift apart. */
+#define GUEST_STATUS_MAP(X)                                                    \
+    X(OK, "success")                                                           \
+    X(ERR_INVALID, "invalid argument")                                         \
+    X(ERR_NOMEM, "out of memory")                                              \
+    X(ERR_CONFIG, "invalid configuration")                                     \
+    X(ERR_DB_UNAVAILABLE, "database unavailable")                              \
+    X(ERR_DB, "database error")                                                \
+    X(ERR_NAME_EXHAUSTED, "could not generate a unique guest name")            \
+    X(ERR_NOT_GUEST, "the user is not a guest")                                \
+    X(ERR_USERNAME_TAKEN, "a user with that username already exists")          \
+    X(ERR_VALIDATION, "invalid input")                                         \
+    X(ERR_AUTH, "invalid credentials")                                         \
+    X(ERR_CSRF, "CSRF verification failed")                                    \
+    X(ERR_CRYPTO, "cryptographic library failure")                             \
+    X(ERR_HOOK, "an application callback reported failure")                    \
+    X(ERR_CANCELLED, "cancelled by the caller")                                \
+    X(ERR_TOO_LARGE, "input too large")
+
+/** Status returned by every fallible libguestuser call; GUEST_OK is 0. */
+typedef enum guest_status {
+#define GUEST__STATUS_ENUM(name, msg) GUEST_##name,
+    GUEST_STATUS_MAP(GUEST__STATUS_ENUM)
+#undef GUEST__STATUS_ENUM
+        GUEST__STATUS_COUNT
+} guest_status;
+
+/** Human-readable message for @p status; never NULL, static storage. */
+GUEST_API const char *guest_strerror(guest_status status);
+
+/** Symbolic name of @p status ("GUEST_ERR_DB"); never NULL, static storage. */
+GUEST_API const char *guest_status_name(guest_status status);
+
+/**
+ * Detail for one failing call, owned by the caller (stack is fine).
+ * Calls that take a `guest_error *` fill it on failure when it is not NULL;
+ * on success its contents are unspecified.
+ */
+typedef struct guest_error {
+    guest_status status;
+    char message[256];
+} guest_error;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,282 @@
+/* libmicrohttpd adapter: buffers the response, then queues it in one go,
+ * because MHD needs the status and headers before any body byte. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "guestuser/adapters/mhd.h"
+
+struct guest_mhd {
+    guest_ctx *ctx;
+    guest_handler_fn handler;
+    void *userdata;
+    size_t max_body;
+};
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+} buf;
+
+typedef struct mhd_req {
+    struct MHD_Connection *conn;
+    char *target;
+    const char *method;
+    char addr[INET6_ADDRSTRLEN];
+    buf body;
+    bool too_large;
+    int status;
+    char **headers; /* name, value, name, value ... */
+    size_t nheaders;
+    buf out;
+} mhd_req;
+
+static int buf_append(buf *b, const void *data, size_t len)
+{
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static const char *op_header(void *c, const char *name)
+{
+    return MHD_lookup_connection_value(((mhd_req *)c)->conn, MHD_HEADER_KIND,
+                                       name);
+}
+
+static const char *op_method(void *c) { return ((mhd_req *)c)->method; }
+static const char *op_target(void *c) { return ((mhd_req *)c)->target; }
+
+static const char *op_client_addr(void *c)
+{
+    mhd_req *r = c;
+    if (!r->addr[0]) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ci || !ci->client_addr)
+            return NULL;
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                      r->addr, sizeof r->addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                      r->addr, sizeof r->addr);
+    }
+    return r->addr[0] ? r->addr : NULL;
+}
+
+static int op_body(void *c, const char **data, size_t *len)
+{
+    mhd_req *r = c;
+    *data = r->body.data ? r->body.data : "";
+    *len = r->body.len;
+    return r->too_large ? -1 : 0;
+}
+
+static int op_set_status(void *c, int status)
+{
+    ((mhd_req *)c)->status = status;
+    return 0;
+}
+
+static int op_add_header(void *c, const char *name, const char *value)
+{
+    mhd_req *r = c;
+    char **h = realloc(r->headers, (r->nheaders + 2) * sizeof *h);
+    if (!h)
+        return -1;
+    r->headers = h;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -1;
+    }
+    h[r->nheaders++] = n;
+    h[r->nheaders++] = v;
+    return 0;
+}
+
+static int op_write(void *c, const void *data, size_t len)
+{
+    return buf_append(&((mhd_req *)c)->out, data, len);
+}
+
+static const guest_http_ops mhd_ops = {
+    .header = op_header,
+    .method = op_method,
+    .target = op_target,
+    .client_addr = op_client_addr,
+    .is_https = NULL,
+    .body = op_body,
+    .set_status = op_set_status,
+    .add_header = op_add_header,
+    .write = op_write,
+};
+
+static void mhd_req_free(mhd_req *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nheaders; i++)
+        free(r->headers[i]);
+    free(r->headers);
+    free(r->body.data);
+    free(r->out.data);
+    free(r->target);
+    free(r);
+}
+
+guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
+                           void *userdata, guest_mhd **out)
+{
+    if (!ctx || !handler || !out)
+        return GUEST_ERR_INVALID;
+    guest_mhd *app = calloc(1, sizeof *app);
+    if (!app)
+        return GUEST_ERR_NOMEM;
+    app->ctx = ctx;
+    app->handler = handler;
+    app->userdata = userdata;
+    app->max_body = guest_ctx_config(ctx)->max_body_size;
+    *out = app;
+    return GUEST_OK;
+}
+
+void guest_mhd_free(guest_mhd *app) { free(app); }
+
+void *guest_mhd_uri_log(void *cls, const char *uri,
+                        struct MHD_Connection *connection)
+{
+    (void)cls;
+    mhd_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = connection;
+    r->status = 200;
+    r->target = strdup(uri ? uri : "/");
+    if (!r->target) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static enum MHD_Result queue(mhd_req *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->out.len, r->out.data ? r->out.data : "", MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    for (size_t i = 0; i + 1 < r->nheaders; i += 2)
+        MHD_add_response_header(resp, r->headers[i], r->headers[i + 1]);
+    enum MHD_Result ret =
+        MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result plain(mhd_req *r, int status, const char *text)
+{
+    r->status = status;
+    r->out.len = 0;
+    op_add_header(r, "Content-Type", "text/plain; charset=utf-8");
+    if (buf_append(&r->out, text, strlen(text)) != 0)
+        return MHD_NO;
+    return queue(r);
+}
+
+enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **req_cls)
+{
+    (void)version;
+    guest_mhd *app = cls;
+    mhd_req *r = *req_cls;
+    if (!r) {
+        /* Started without guest_mhd_uri_log: fall back to MHD's decoded
+         * path, which has no query string. */
+        r = guest_mhd_uri_log(app, url, connection);
+        if (!r)
+            return MHD_NO;
+        *req_cls = r;
+    }
+    r->method = method;
+    if (*upload_data_size) {
+        /* Keep reading past the limit (so the client sees our 413 rather
+         * than a reset) but stop storing. */
+        if (!r->too_large) {
+            if (r->body.len + *upload_data_size > app->max_body ||
+                buf_append(&r->body, upload_data, *upload_data_size) != 0)
+                r->too_large = true;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return plain(r, 413, "Payload Too Large\n");
+    guest_req *req;
+    if (guest_req_new(app->ctx, &mhd_ops, r, &req) != GUEST_OK)
+        return plain(r, 500, "Internal Server Error\n");
+    app->handler(req, app->userdata);
+    guest_req_free(req);
+    return queue(r);
+}
+
+void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
+                         void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)connection;
+    (void)toe;
+    mhd_req_free(*req_cls);
+    *req_cls = NULL;
+}
+
+guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
+                             uint16_t port, struct MHD_Daemon **out)
+{
+    if (!app || !out)
+        return GUEST_ERR_INVALID;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (!bind_addr)
+        bind_addr = "127.0.0.1";
+    if (inet_pton(AF_INET, bind_addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, bind_addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return GUEST_ERR_INVALID;
+    }
+    *out = MHD_start_daemon(
+        flags, port, NULL, NULL, guest_mhd_access, app,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log, app,
+        MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
+    return *out ? GUEST_OK : GUEST_ERR_CONFIG;
+}

@@ -1,0 +1,168 @@
+/* Running statements with a deadline, and the retry-once rule. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+void guest__param_text(guest__params *p, const char *value)
+{
+    p->values[p->n] = value;
+    p->lengths[p->n] = 0;
+    p->formats[p->n] = 0;
+    p->n++;
+}
+
+void guest__param_bin(guest__params *p, const void *value, int len)
+{
+    p->values[p->n] = value;
+    p->lengths[p->n] = len;
+    p->formats[p->n] = 1;
+    p->n++;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool wait_socket(PGconn *conn, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc > 0)
+            return true;
+        if (rc < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+static guest_status conn_failure(PGconn *conn, bool *broken, guest_error *err,
+                                 const char *what)
+{
+    *broken = true;
+    const char *msg = PQerrorMessage(conn);
+    size_t n = strlen(msg);
+    return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE, "%s: %.*s", what,
+                       (int)(n && msg[n - 1] == '\n' ? n - 1 : n), msg);
+}
+
+guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
+                           const guest__params *p, PGresult **res,
+                           bool *broken, guest_error *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    *broken = false;
+    if (res)
+        *res = NULL;
+    /* Without parameters the simple protocol is used, which allows a script
+     * of several statements (migrations); with them, exactly one. */
+    int sent = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values,
+                                     p->lengths, p->formats, 0)
+                 : PQsendQuery(conn, sql);
+    if (!sent)
+        return conn_failure(conn, broken, err, "sending a statement");
+    int f;
+    while ((f = PQflush(conn)) == 1)
+        if (!wait_socket(conn, POLLOUT | POLLIN, deadline))
+            goto timeout;
+    if (f < 0)
+        return conn_failure(conn, broken, err, "sending a statement");
+
+    PGresult *last = NULL;
+    guest_status st = GUEST_OK;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            if (!wait_socket(conn, POLLIN, deadline)) {
+                PQclear(last);
+                goto timeout;
+            }
+            if (!PQconsumeInput(conn)) {
+                PQclear(last);
+                return conn_failure(conn, broken, err, "reading a result");
+            }
+        }
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
+        /* Keep the first error of a script, else the last result. */
+        ExecStatusType rs = PQresultStatus(r);
+        if (last && rs != PGRES_FATAL_ERROR &&
+            PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+    if (!last)
+        return conn_failure(conn, broken, err, "no result");
+    ExecStatusType es = PQresultStatus(last);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        if (PQstatus(conn) != CONNECTION_OK) {
+            PQclear(last);
+            return conn_failure(conn, broken, err, "statement failed");
+        }
+        const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+        st = guest__fail(err, GUEST_ERR_DB, "SQLSTATE %s: %s",
+                         state ? state : "?????", msg ? msg : "unknown");
+        /* The server shutting down or a crash recovery is an outage, not
+         * a bad statement: class 57 (operator intervention) and 08. */
+        if (state && (!strncmp(state, "57", 2) || !strncmp(state, "08", 2))) {
+            *broken = true;
+            st = GUEST_ERR_DB_UNAVAILABLE;
+            if (err)
+                err->status = st;
+        }
+    }
+    if (res)
+        *res = last;
+    else
+        PQclear(last);
+    return st;
+timeout:
+    /* The connection is mid-statement: it cannot be reused, so it is
+     * dropped (the server cancels the statement when it notices). */
+    *broken = true;
+    return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
+                       "the database did not answer within %u ms",
+                       timeout_ms);
+}
+
+guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
+                            const guest__params *p, PGresult **res,
+                            guest_error *err)
+{
+    guest_status st = GUEST_ERR_DB_UNAVAILABLE;
+    int64_t deadline = now_ms() + ctx->cfg.db_timeout_ms;
+    /* A pooled connection may have died while idle (server restart); the
+     * first failure on it is expected, so one retry on a fresh one. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGconn *conn;
+        st = guest__pool_acquire(ctx->pool, &conn, err);
+        if (st != GUEST_OK)
+            return st;
+        bool broken = false;
+        int64_t left = deadline - now_ms();
+        st = guest__db_run(conn, left > 100 ? (unsigned)left : 100, sql, p,
+                           res, &broken, err);
+        guest__pool_release(ctx->pool, conn, broken);
+        /* The retry shares the one deadline: an outage answers within
+         * db_timeout_ms, not twice that. */
+        if (!broken || now_ms() >= deadline)
+            return st;
+        if (res && *res) {
+            PQclear(*res);
+            *res = NULL;
+        }
+    }
+    return st;
+}

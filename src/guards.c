@@ -1,0 +1,104 @@
+/* GUEST_ALLOW, GUEST_REQUIRED and REGULAR_REQUIRED as plain functions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Answers a failure that happened before the handler could run. */
+static guest_status refuse(guest_req *req, guest_status st)
+{
+    if (st == GUEST_ERR_DB_UNAVAILABLE || st == GUEST_ERR_DB)
+        guest__respond_unavailable(req);
+    else
+        guest_res_send(req, 500, "text/plain; charset=utf-8",
+                       "Internal Server Error\n");
+    return st;
+}
+
+guest_status guest_allow(guest_req *req, guest_handler_fn handler,
+                         void *userdata)
+{
+    if (!req || !handler)
+        return GUEST_ERR_INVALID;
+    const guest_user *user;
+    guest_status st = guest_req_user(req, &user);
+    if (st != GUEST_OK)
+        return refuse(req, st);
+    const guest_config *c = &req->ctx->cfg;
+    if (!user && c->enabled &&
+        !guest_is_blocked_agent(req->ctx, guest_req_header(req, "User-Agent"))) {
+        st = guest_req_create_guest(req, &user, NULL);
+        if (st != GUEST_OK)
+            return refuse(req, st);
+    }
+    handler(req, userdata);
+    return GUEST_OK;
+}
+
+guest_status guest_require_guest(guest_req *req, guest_handler_fn handler,
+                                 void *userdata, const char *anon_url,
+                                 const char *user_url)
+{
+    if (!req || !handler)
+        return GUEST_ERR_INVALID;
+    const guest_user *user;
+    guest_status st = guest_req_user(req, &user);
+    if (st != GUEST_OK)
+        return refuse(req, st);
+    const guest_config *c = &req->ctx->cfg;
+    if (!user)
+        return guest_res_redirect(req, anon_url ? anon_url : c->required_anon_url);
+    if (!user->is_guest)
+        return guest_res_redirect(req, user_url ? user_url : c->required_user_url);
+    handler(req, userdata);
+    return GUEST_OK;
+}
+
+char *guest__redirect_with_next(const char *base, const char *field,
+                                const char *target)
+{
+    /* Django's redirect_to_login: the target goes in as quote(safe="/"),
+     * appended to whatever query string the base URL already has. */
+    char *qf = guest__url_quote(field), *qt = guest__url_quote(target);
+    char *url = NULL;
+    if (qf && qt) {
+        size_t blen = strcspn(base, "#");
+        const char *q = memchr(base, '?', blen);
+        const char *sep = !q ? "?" : (q[1] && base[blen - 1] != '&' &&
+                                      base[blen - 1] != '?')
+                                         ? "&"
+                                         : "";
+        url = guest__asprintf("%.*s%s%s=%s", (int)blen, base, sep, qf, qt);
+    }
+    free(qf);
+    free(qt);
+    return url;
+}
+
+guest_status guest_require_regular(guest_req *req, guest_handler_fn handler,
+                                   void *userdata, const char *login_url,
+                                   const char *convert_url,
+                                   const char *field_name)
+{
+    if (!req || !handler)
+        return GUEST_ERR_INVALID;
+    const guest_user *user;
+    guest_status st = guest_req_user(req, &user);
+    if (st != GUEST_OK)
+        return refuse(req, st);
+    if (user && !user->is_guest) {
+        handler(req, userdata);
+        return GUEST_OK;
+    }
+    const guest_config *c = &req->ctx->cfg;
+    const char *base = user ? (convert_url ? convert_url : c->convert_url)
+                            : (login_url ? login_url : c->login_url);
+    char *url = guest__redirect_with_next(
+        base, field_name ? field_name : c->redirect_field_name,
+        guest_req_target(req));
+    if (!url)
+        return refuse(req, GUEST_ERR_NOMEM);
+    st = guest_res_redirect(req, url);
+    free(url);
+    return st;
+}

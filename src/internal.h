@@ -1,0 +1,145 @@
+/* Shared inside the library only; never installed. */
+#ifndef GUESTUSER_INTERNAL_H
+#define GUESTUSER_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <regex.h>
+#include <stdarg.h>
+
+#include "guestuser/guestuser.h"
+
+#define GUEST__TOKEN_BYTES 32
+/* base64url of 32 bytes without padding */
+#define GUEST__TOKEN_CHARS 43
+#define GUEST__SHA256_BYTES 32
+
+struct guest_user {
+    int64_t id;
+    bool is_guest;
+    char username[GUEST_USERNAME_BUF];
+};
+
+/* SQL texts built once per context with the schema name quoted in. */
+typedef struct guest__sql {
+    char *create_guest;
+    char *resolve_session;
+    char *ping;
+} guest__sql;
+
+typedef struct guest__pool guest__pool;
+
+struct guest_ctx {
+    guest_config cfg;   /* strings point into owned copies below */
+    char **owned;       /* every string copied from the caller's config */
+    size_t owned_count;
+    const char **agents; /* NULL-terminated copy of blocked_user_agents */
+    regex_t *agent_re;
+    size_t agent_count;
+    guest__pool *pool;
+    guest__sql sql;
+};
+
+struct guest_req {
+    guest_ctx *ctx;
+    const guest_http_ops *ops;
+    void *conn;
+    char *path; /* target without the query string */
+    bool user_resolved;
+    bool has_user;
+    guest_user user;
+    int status;
+};
+
+/* errors.c */
+guest_status guest__fail(guest_error *err, guest_status st, const char *fmt,
+                         ...) GUEST_PRINTF(3, 4);
+
+/* util.c */
+char *guest__strdup(const char *s);
+char *guest__asprintf(const char *fmt, ...) GUEST_PRINTF(1, 2);
+bool guest__has_ctl(const char *s);
+/* Percent-encodes @p in like Python's urllib.parse.quote(in, safe="/"). */
+char *guest__url_quote(const char *in);
+
+/* crypto.c */
+guest_status guest__random(void *buf, size_t len);
+/* Uniform random integer in [0, bound). */
+guest_status guest__random_below(uint64_t bound, uint64_t *out);
+void guest__sha256(const void *data, size_t len,
+                   unsigned char out[GUEST__SHA256_BYTES]);
+/* base64url without padding; out needs 4*ceil(len/3)+1 bytes. */
+void guest__b64url_encode(const unsigned char *in, size_t len, char *out);
+/* Decodes exactly @p outlen bytes; false for any malformed input. */
+bool guest__b64url_decode(const char *in, size_t inlen, unsigned char *out,
+                          size_t outlen);
+bool guest__ct_equal(const void *a, const void *b, size_t len);
+
+/* session.c */
+/* The first value of cookie @p name in a Cookie header, copied into @p out
+ * (size @p size); false when absent or too long. */
+bool guest__cookie_value(const char *header, const char *name, char *out,
+                         size_t size);
+guest_status guest__session_new(char token[GUEST__TOKEN_CHARS + 1],
+                                unsigned char hash[GUEST__SHA256_BYTES]);
+bool guest__session_hash(const char *token,
+                         unsigned char hash[GUEST__SHA256_BYTES]);
+guest_status guest__set_session_cookie(guest_req *req, const char *token);
+guest_status guest__clear_session_cookie(guest_req *req);
+
+/* pool.c: a fixed-size, thread-safe libpq connection pool. */
+guest_status guest__pool_new(const char *conninfo, unsigned size,
+                             unsigned timeout_ms, guest__pool **out,
+                             guest_error *err);
+void guest__pool_free(guest__pool *pool);
+guest_status guest__pool_acquire(guest__pool *pool, PGconn **conn,
+                                 guest_error *err);
+/* @p broken: the connection failed; it is closed and reopened on demand. */
+void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
+unsigned guest__pool_timeout_ms(const guest__pool *pool);
+
+/* db.c: statements with a deadline, on a given connection or via the pool. */
+typedef struct guest__params {
+    int n;
+    const char *values[8];
+    int lengths[8];
+    int formats[8];
+} guest__params;
+void guest__param_text(guest__params *p, const char *value);
+void guest__param_bin(guest__params *p, const void *value, int len);
+/* Runs one statement; *res is a successful result to PQclear. Sets *broken
+ * when the connection itself failed. */
+guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
+                           const guest__params *p, PGresult **res,
+                           bool *broken, guest_error *err);
+/* Pool + run, retried once on a fresh connection when the old one broke. */
+guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
+                            const guest__params *p, PGresult **res,
+                            guest_error *err);
+
+/* migrate.c */
+int guest__schema_version_latest(void);
+guest_status guest__migrate(PGconn *conn, const char *schema,
+                            unsigned timeout_ms, guest_error *err);
+
+/* store.c */
+guest_status guest__sql_build(guest__sql *sql, const char *schema);
+void guest__sql_free(guest__sql *sql);
+/* false in *found for a name clash; user filled otherwise. */
+guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
+                                       const unsigned char *token_hash,
+                                       guest_user *user, bool *created,
+                                       guest_error *err);
+guest_status guest__store_resolve(guest_ctx *ctx,
+                                  const unsigned char *token_hash,
+                                  guest_user *user, bool *found,
+                                  guest_error *err);
+
+/* guards.c: base?field=quote(target), as Django's redirect_to_login.
+ * Caller frees. */
+char *guest__redirect_with_next(const char *base, const char *field,
+                                const char *target);
+
+/* response.c */
+guest_status guest__respond_unavailable(guest_req *req);
+
+#endif

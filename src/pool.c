@@ -1,0 +1,217 @@
+/* A fixed-size libpq connection pool shared by all server threads. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+typedef struct slot {
+    PGconn *conn;
+    bool busy;
+} slot;
+
+struct guest__pool {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    slot *slots;
+    unsigned size;
+    unsigned timeout_ms;
+    char *conninfo;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+unsigned guest__pool_timeout_ms(const guest__pool *pool)
+{
+    return pool->timeout_ms;
+}
+
+guest_status guest__pool_new(const char *conninfo, unsigned size,
+                             unsigned timeout_ms, guest__pool **out,
+                             guest_error *err)
+{
+    guest__pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    p->slots = calloc(size, sizeof *p->slots);
+    p->conninfo = guest__strdup(conninfo ? conninfo : "");
+    if (!p->slots || !p->conninfo) {
+        free(p->slots);
+        free(p->conninfo);
+        free(p);
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    }
+    /* Check the conninfo's syntax now, so a typo is a configuration error
+     * at start rather than an outage at the first request. */
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(p->conninfo, &why);
+    if (!opts) {
+        guest__fail(err, GUEST_ERR_CONFIG, "db_conninfo: %s",
+                    why ? why : "out of memory");
+        PQfreemem(why);
+        free(p->slots);
+        free(p->conninfo);
+        free(p);
+        return GUEST_ERR_CONFIG;
+    }
+    PQconninfoFree(opts);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    p->size = size;
+    p->timeout_ms = timeout_ms;
+    *out = p;
+    return GUEST_OK;
+}
+
+void guest__pool_free(guest__pool *p)
+{
+    if (!p)
+        return;
+    for (unsigned i = 0; i < p->size; i++)
+        if (p->slots[i].conn)
+            PQfinish(p->slots[i].conn);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->freed);
+    free(p->slots);
+    free(p->conninfo);
+    free(p);
+}
+
+/* Connects without blocking past @p deadline: libpq's connect_timeout counts
+ * whole seconds per host, too coarse for a request budget. */
+static PGconn *connect_by(const char *conninfo, int64_t deadline,
+                          guest_error *err)
+{
+    const char *keys[] = {"dbname", "application_name", NULL};
+    const char *vals[] = {conninfo, "libguestuser", NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (!c) {
+        guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+    while (PQstatus(c) != CONNECTION_BAD) {
+        if (ps == PGRES_POLLING_OK) {
+            PQsetnonblocking(c, 1);
+            return c;
+        }
+        if (ps == PGRES_POLLING_FAILED)
+            break;
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
+                        "connecting to the database timed out");
+            PQfinish(c);
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c),
+                             .events = ps == PGRES_POLLING_READING ? POLLIN
+                                                                   : POLLOUT};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc > 0)
+            ps = PQconnectPoll(c);
+    }
+    const char *msg = PQerrorMessage(c);
+    size_t n = strlen(msg);
+    guest__fail(err, GUEST_ERR_DB_UNAVAILABLE, "cannot connect: %.*s",
+                (int)(n && msg[n - 1] == '\n' ? n - 1 : n), msg);
+    PQfinish(c);
+    return NULL;
+}
+
+static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
+{
+    for (;;) {
+        for (unsigned i = 0; i < p->size; i++) {
+            /* Prefer an open connection over opening a new one. */
+            if (!p->slots[i].busy && p->slots[i].conn) {
+                *index = i;
+                return true;
+            }
+        }
+        for (unsigned i = 0; i < p->size; i++) {
+            if (!p->slots[i].busy) {
+                *index = i;
+                return true;
+            }
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+    }
+}
+
+guest_status guest__pool_acquire(guest__pool *p, PGconn **conn,
+                                 guest_error *err)
+{
+    int64_t deadline = now_ms() + p->timeout_ms;
+    unsigned i;
+    pthread_mutex_lock(&p->lock);
+    bool got = wait_for_slot(p, deadline, &i);
+    if (got)
+        p->slots[i].busy = true;
+    pthread_mutex_unlock(&p->lock);
+    if (!got)
+        return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
+                           "no database connection free within %u ms",
+                           p->timeout_ms);
+    slot *s = &p->slots[i];
+    if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    if (!s->conn) {
+        /* Connecting happens outside the lock so one slow connect does not
+         * stall threads that could use an idle open connection. */
+        s->conn = connect_by(p->conninfo, deadline, err);
+        if (!s->conn) {
+            pthread_mutex_lock(&p->lock);
+            s->busy = false;
+            pthread_cond_signal(&p->freed);
+            pthread_mutex_unlock(&p->lock);
+            return err ? err->status : GUEST_ERR_DB_UNAVAILABLE;
+        }
+    }
+    *conn = s->conn;
+    return GUEST_OK;
+}
+
+void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
+{
+    if (!conn)
+        return;
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->size; i++) {
+        if (p->slots[i].conn == conn) {
+            if (broken || PQtransactionStatus(conn) != PQTRANS_IDLE) {
+                /* A connection left mid-transaction or failed is not safe
+                 * to hand to the next request. */
+                PQfinish(conn);
+                p->slots[i].conn = NULL;
+            }
+            p->slots[i].busy = false;
+            break;
+        }
+    }
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,195 @@
+/* The per-request object: request accessors, user resolution, guest
+ * creation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
+                           void *conn, guest_req **out)
+{
+    if (!ctx || !ops || !out || !ops->header || !ops->method || !ops->target ||
+        !ops->set_status || !ops->add_header || !ops->write)
+        return GUEST_ERR_INVALID;
+    guest_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return GUEST_ERR_NOMEM;
+    r->ctx = ctx;
+    r->ops = ops;
+    r->conn = conn;
+    r->status = 200;
+    const char *target = ops->target(conn);
+    if (!target || !*target)
+        target = "/";
+    size_t n = strcspn(target, "?#");
+    r->path = malloc(n + 1);
+    if (!r->path) {
+        free(r);
+        return GUEST_ERR_NOMEM;
+    }
+    memcpy(r->path, target, n);
+    r->path[n] = '\0';
+    *out = r;
+    return GUEST_OK;
+}
+
+void guest_req_free(guest_req *req)
+{
+    if (!req)
+        return;
+    free(req->path);
+    free(req);
+}
+
+guest_ctx *guest_req_ctx(const guest_req *req) { return req->ctx; }
+
+const char *guest_req_header(const guest_req *req, const char *name)
+{
+    return name ? req->ops->header(req->conn, name) : NULL;
+}
+
+const char *guest_req_method(const guest_req *req)
+{
+    const char *m = req->ops->method(req->conn);
+    return m ? m : "GET";
+}
+
+const char *guest_req_target(const guest_req *req)
+{
+    const char *t = req->ops->target(req->conn);
+    return t && *t ? t : "/";
+}
+
+const char *guest_req_path(const guest_req *req) { return req->path; }
+
+const char *guest_req_client_addr(const guest_req *req)
+{
+    return req->ops->client_addr ? req->ops->client_addr(req->conn) : NULL;
+}
+
+bool guest_req_is_https(const guest_req *req)
+{
+    return req->ops->is_https && req->ops->is_https(req->conn);
+}
+
+guest_status guest_req_body(const guest_req *req, const char **data,
+                            size_t *len)
+{
+    *data = "";
+    *len = 0;
+    if (!req->ops->body)
+        return GUEST_OK;
+    const char *d = NULL;
+    size_t n = 0;
+    if (req->ops->body(req->conn, &d, &n) != 0)
+        return GUEST_ERR_TOO_LARGE;
+    if (d) {
+        *data = d;
+        *len = n;
+    }
+    return GUEST_OK;
+}
+
+guest_status guest_req_user(guest_req *req, const guest_user **user)
+{
+    if (!req || !user)
+        return GUEST_ERR_INVALID;
+    if (!req->user_resolved) {
+        char token[GUEST__TOKEN_CHARS + 2];
+        unsigned char hash[GUEST__SHA256_BYTES];
+        const char *cookie = guest_req_header(req, "Cookie");
+        bool found = false;
+        /* Anything but a well-formed token is simply "no session": no
+         * database work for garbage, no error page for a stale cookie. */
+        if (guest__cookie_value(cookie, req->ctx->cfg.cookie_name, token,
+                                sizeof token) &&
+            guest__session_hash(token, hash)) {
+            guest_status st =
+                guest__store_resolve(req->ctx, hash, &req->user, &found, NULL);
+            if (st != GUEST_OK) {
+                *user = NULL;
+                return st;
+            }
+        }
+        req->has_user = found;
+        req->user_resolved = true;
+    }
+    *user = req->has_user ? &req->user : NULL;
+    return GUEST_OK;
+}
+
+static bool plausible_name(const char *name)
+{
+    size_t chars = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            chars++;
+    return chars > 0 && chars <= GUEST_USERNAME_MAX_CHARS &&
+           !guest__has_ctl(name);
+}
+
+guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
+                                    guest_error *err)
+{
+    if (!req || !user)
+        return guest__fail(err, GUEST_ERR_INVALID, "req and user required");
+    guest_ctx *ctx = req->ctx;
+    const guest_config *c = &ctx->cfg;
+    char token[GUEST__TOKEN_CHARS + 1];
+    unsigned char hash[GUEST__SHA256_BYTES];
+    guest_status st = guest__session_new(token, hash);
+    if (st != GUEST_OK)
+        return guest__fail(err, st, "no random bytes for a session token");
+    /* Bounded: a generator with too few free names ends in an error, where
+     * the reference would loop forever. */
+    for (unsigned attempt = 0; attempt < c->name_max_attempts; attempt++) {
+        char name[GUEST_USERNAME_BUF];
+        name[0] = '\0';
+        st = c->name_generator(c, name, sizeof name,
+                               c->name_generator_userdata);
+        if (st != GUEST_OK)
+            return guest__fail(err, st, "the name generator failed: %s",
+                               guest_strerror(st));
+        if (!plausible_name(name))
+            return guest__fail(err, GUEST_ERR_VALIDATION,
+                               "the name generator returned an empty, "
+                               "too long or control-character name");
+        bool created = false;
+        st = guest__store_create_guest(ctx, name, hash, &req->user, &created,
+                                       err);
+        if (st != GUEST_OK)
+            return st;
+        if (created) {
+            req->user_resolved = true;
+            req->has_user = true;
+            *user = &req->user;
+            st = guest__set_session_cookie(req, token);
+            if (st != GUEST_OK)
+                return guest__fail(err, st, "cannot set the session cookie");
+            if (c->on_guest_created)
+                c->on_guest_created(&req->user, req,
+                                    c->on_guest_created_userdata);
+            return GUEST_OK;
+        }
+    }
+    return guest__fail(err, GUEST_ERR_NAME_EXHAUSTED,
+                       "%u generated names in a row already existed",
+                       c->name_max_attempts);
+}
+
+int64_t guest_user_id(const guest_user *user) { return user ? user->id : 0; }
+
+const char *guest_user_name(const guest_user *user)
+{
+    return user ? user->username : "";
+}
+
+bool guest_is_guest_user(const guest_user *user)
+{
+    return user && user->is_guest;
+}
+
+bool guest_is_regular_user(const guest_user *user)
+{
+    return user && !user->is_guest;
+}

@@ -1,0 +1,261 @@
+/* Unit tests of the pieces that need no database. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testlib.h"
+
+START_TEST(status_strings_cover_every_value)
+{
+    for (int s = 0; s < GUEST__STATUS_COUNT; s++) {
+        ck_assert_str_ne(guest_strerror((guest_status)s), "unknown status");
+        ck_assert_str_ne(guest_status_name((guest_status)s), "GUEST_UNKNOWN");
+    }
+    ck_assert_str_eq(guest_status_name(GUEST_ERR_DB), "GUEST_ERR_DB");
+    ck_assert_str_eq(guest_strerror(GUEST_OK), "success");
+    ck_assert_str_eq(guest_strerror((guest_status)999), "unknown status");
+}
+END_TEST
+
+START_TEST(b64url_known_answers)
+{
+    /* RFC 4648 test vectors, in the URL-safe alphabet without padding. */
+    char out[64];
+    guest__b64url_encode((const unsigned char *)"foobar", 6, out);
+    ck_assert_str_eq(out, "Zm9vYmFy");
+    guest__b64url_encode((const unsigned char *)"fo", 2, out);
+    ck_assert_str_eq(out, "Zm8");
+    const unsigned char bin[3] = {0xfb, 0xff, 0xbf};
+    guest__b64url_encode(bin, 3, out);
+    ck_assert_str_eq(out, "-_-_");
+    unsigned char dec[3];
+    ck_assert(guest__b64url_decode("-_-_", 4, dec, 3));
+    ck_assert(memcmp(dec, bin, 3) == 0);
+    ck_assert(!guest__b64url_decode("+/+/", 4, dec, 3));  /* std alphabet */
+    ck_assert(!guest__b64url_decode("Zm9", 3, dec, 3));   /* wrong length */
+    unsigned char two[2];
+    ck_assert(guest__b64url_decode("Zm8", 3, two, 2));
+    ck_assert(!guest__b64url_decode("Zm9", 3, two, 2)); /* non-zero tail bits */
+}
+END_TEST
+
+START_TEST(sha256_known_answer)
+{
+    unsigned char h[32];
+    char hex[65];
+    guest__sha256("abc", 3, h);
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", h[i]);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223"
+                          "b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+START_TEST(session_tokens_round_trip)
+{
+    char token[GUEST__TOKEN_CHARS + 1];
+    unsigned char h1[32], h2[32];
+    ck_assert_int_eq(guest__session_new(token, h1), GUEST_OK);
+    ck_assert_uint_eq(strlen(token), 43);
+    ck_assert(guest__session_hash(token, h2));
+    ck_assert(memcmp(h1, h2, 32) == 0);
+    ck_assert(!guest__session_hash("short", h2));
+    char bad[44];
+    memcpy(bad, token, 44);
+    bad[5] = '*';
+    ck_assert(!guest__session_hash(bad, h2));
+    char other[GUEST__TOKEN_CHARS + 1];
+    ck_assert_int_eq(guest__session_new(other, h2), GUEST_OK);
+    ck_assert_str_ne(token, other);
+}
+END_TEST
+
+START_TEST(cookie_parsing)
+{
+    char v[64];
+    ck_assert(guest__cookie_value("sessionid=abc", "sessionid", v, sizeof v));
+    ck_assert_str_eq(v, "abc");
+    ck_assert(guest__cookie_value("a=1; sessionid=xyz; b=2", "sessionid", v,
+                                  sizeof v));
+    ck_assert_str_eq(v, "xyz");
+    /* the first of several wins */
+    ck_assert(guest__cookie_value("sessionid=first;sessionid=second",
+                                  "sessionid", v, sizeof v));
+    ck_assert_str_eq(v, "first");
+    ck_assert(guest__cookie_value("x=1;  sessionid = \"q\" ", "sessionid", v,
+                                  sizeof v));
+    ck_assert_str_eq(v, "q");
+    /* a longer name that starts alike is another cookie */
+    ck_assert(!guest__cookie_value("sessionidx=1; xsessionid=2", "sessionid",
+                                   v, sizeof v));
+    ck_assert(!guest__cookie_value(NULL, "sessionid", v, sizeof v));
+    ck_assert(!guest__cookie_value("", "sessionid", v, sizeof v));
+    ck_assert(!guest__cookie_value(";;;=;", "sessionid", v, sizeof v));
+    /* oversized: no session */
+    char big[200];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "sessionid=", 10);
+    big[199] = '\0';
+    ck_assert(!guest__cookie_value(big, "sessionid", v, sizeof v));
+}
+END_TEST
+
+START_TEST(url_quote_like_python)
+{
+    char *q = guest__url_quote("/a b/?x=1&y=ä~_.-");
+    ck_assert_str_eq(q, "/a%20b/%3Fx%3D1%26y%3D%C3%A4~_.-");
+    free(q);
+}
+END_TEST
+
+START_TEST(redirect_with_next_like_django)
+{
+    char *u = guest__redirect_with_next("/accounts/login/", "next",
+                                        "/regular_user_required/");
+    ck_assert_str_eq(u, "/accounts/login/?next=/regular_user_required/");
+    free(u);
+    u = guest__redirect_with_next("/login/?lang=en", "next", "/p/?a=1&b=2");
+    ck_assert_str_eq(u, "/login/?lang=en&next=/p/%3Fa%3D1%26b%3D2");
+    free(u);
+    u = guest__redirect_with_next("/login/?", "to", "/x");
+    ck_assert_str_eq(u, "/login/?to=/x");
+    free(u);
+}
+END_TEST
+
+START_TEST(random_below_stays_in_range)
+{
+    int seen[10] = {0};
+    for (int i = 0; i < 2000; i++) {
+        uint64_t v;
+        ck_assert_int_eq(guest__random_below(10, &v), GUEST_OK);
+        ck_assert_uint_lt(v, 10);
+        seen[v]++;
+    }
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_gt(seen[i], 100);
+    uint64_t v;
+    ck_assert_int_eq(guest__random_below(0, &v), GUEST_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(config_defaults_match_reference)
+{
+    guest_config c;
+    guest_config_init(&c);
+    ck_assert(c.enabled);
+    ck_assert_int_eq(c.max_age, 1209600);
+    ck_assert(c.name_generator == guest_name_uuid);
+    ck_assert_str_eq(c.name_prefix, "Guest");
+    ck_assert_uint_eq(c.name_suffix_digits, 4);
+    ck_assert_str_eq(c.login_url, "/accounts/login/");
+    ck_assert_str_eq(c.login_redirect_url, "/accounts/profile/");
+    ck_assert_str_eq(c.convert_url, "/convert/");
+    ck_assert_str_eq(c.redirect_field_name, "next");
+    ck_assert_str_eq(c.cookie_name, "sessionid");
+    ck_assert_str_eq(c.cookie_samesite, "Lax");
+    ck_assert(!c.cookie_secure);
+    ck_assert_str_eq(c.db_schema, "guestuser");
+    const char *expected[] = {"Googlebot", "Mediapartners-Google", "Bingbot",
+                              "Slurp", "DuckDuckBot", "Baiduspider",
+                              "Yandex(Mobile)?Bot", "Sogou", "Exabot",
+                              "facebot", "facebookexternalhit", "ia_archiver"};
+    const char *const *a = c.blocked_user_agents;
+    for (size_t i = 0; i < sizeof expected / sizeof *expected; i++)
+        ck_assert_str_eq(a[i], expected[i]);
+    ck_assert_ptr_null(a[12]);
+}
+END_TEST
+
+static guest_status bad_config(void (*tweak)(guest_config *), char *msg,
+                               size_t size)
+{
+    guest_config c;
+    guest_config_init(&c);
+    /* unreachable on purpose: validation must fail before connecting */
+    c.db_conninfo = "host=127.0.0.1 port=1";
+    tweak(&c);
+    guest_ctx *ctx = (guest_ctx *)0x1;
+    guest_error err = {0};
+    guest_status st = guest_ctx_new(&c, &ctx, &err);
+    ck_assert_ptr_null(ctx);
+    ck_assert_int_eq(err.status, st);
+    snprintf(msg, size, "%s", err.message);
+    return st;
+}
+
+static void t_regex(guest_config *c)
+{
+    static const char *const bad[] = {"Googlebot", "(unclosed", NULL};
+    c->blocked_user_agents = bad;
+}
+static void t_digits(guest_config *c) { c->name_suffix_digits = 0; }
+static void t_schema(guest_config *c) { c->db_schema = "x\"; DROP"; }
+static void t_cookie(guest_config *c) { c->cookie_name = "a b"; }
+static void t_samesite(guest_config *c) { c->cookie_samesite = "None"; }
+static void t_ctl(guest_config *c) { c->login_url = "/x\r\nSet-Cookie: a"; }
+static void t_age(guest_config *c) { c->max_age = 0; }
+static void t_conninfo(guest_config *c) { c->db_conninfo = "host="; }
+static void t_syntax(guest_config *c) { c->db_conninfo = "nonsense"; }
+static void t_pool(guest_config *c) { c->db_pool_size = 0; }
+
+START_TEST(bad_config_is_reported)
+{
+    char msg[256];
+    ck_assert_int_eq(bad_config(t_regex, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(msg, "(unclosed"));
+    ck_assert_int_eq(bad_config(t_digits, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(msg, "name_suffix_digits"));
+    ck_assert_int_eq(bad_config(t_schema, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_cookie, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_samesite, msg, sizeof msg),
+                     GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_ctl, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_age, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_pool, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_syntax, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(msg, "db_conninfo"));
+    (void)t_conninfo;
+}
+END_TEST
+
+START_TEST(unreachable_database_is_reported)
+{
+    guest_config c;
+    guest_config_init(&c);
+    c.db_conninfo = "host=127.0.0.1 port=1";
+    c.db_timeout_ms = 2000;
+    guest_ctx *ctx = NULL;
+    guest_error err = {0};
+    long long t0 = tl_now_ms();
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_int_lt(tl_now_ms() - t0, 2500);
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(strstr(err.message, "connect"));
+    ck_assert_int_eq(guest_ctx_new(NULL, &ctx, NULL), GUEST_ERR_INVALID);
+    guest_ctx_free(NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("units");
+    TCase *tc = tcase_create("units");
+    tcase_add_test(tc, status_strings_cover_every_value);
+    tcase_add_test(tc, b64url_known_answers);
+    tcase_add_test(tc, sha256_known_answer);
+    tcase_add_test(tc, session_tokens_round_trip);
+    tcase_add_test(tc, cookie_parsing);
+    tcase_add_test(tc, url_quote_like_python);
+    tcase_add_test(tc, redirect_with_next_like_django);
+    tcase_add_test(tc, random_below_stays_in_range);
+    tcase_add_test(tc, config_defaults_match_reference);
+    tcase_add_test(tc, bad_config_is_reported);
+    tcase_add_test(tc, unreachable_database_is_reported);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,291 @@
+#include "testlib.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tl_conninfo(void)
+{
+    static char buf[512];
+    if (buf[0])
+        return buf;
+    const char *path = getenv("GUESTUSER_TEST_CONNINFO_FILE");
+    ck_assert_msg(path, "GUESTUSER_TEST_CONNINFO_FILE is not set; run the "
+                        "tests through ctest");
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f, "cannot open %s: is the pg fixture running?", path);
+    ck_assert(fgets(buf, sizeof buf, f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf;
+}
+
+PGconn *tl_db(void)
+{
+    PGconn *c = PQconnectdb(tl_conninfo());
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s",
+                  PQerrorMessage(c));
+    return c;
+}
+
+void tl_exec(const char *sql)
+{
+    PGconn *c = tl_db();
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK ||
+                      PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+long long tl_scalar(const char *sql)
+{
+    PGconn *c = tl_db();
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+                  PQerrorMessage(c));
+    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+void tl_drop_schema(const char *schema)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
+    tl_exec(sql);
+}
+
+void tl_config(guest_config *cfg, const char *schema)
+{
+    guest_config_init(cfg);
+    cfg->db_conninfo = tl_conninfo();
+    cfg->db_schema = schema;
+    cfg->db_pool_size = 4;
+}
+
+guest_ctx *tl_ctx_new(const guest_config *cfg)
+{
+    guest_ctx *ctx = NULL;
+    guest_error err = {0};
+    guest_status st = guest_ctx_new(cfg, &ctx, &err);
+    ck_assert_msg(st == GUEST_OK, "guest_ctx_new: %s: %s",
+                  guest_status_name(st), err.message);
+    return ctx;
+}
+
+/* ---- in-process adapter ---- */
+
+static const char *t_header(void *c, const char *name)
+{
+    tl_http *h = c;
+    for (int i = 0; i < h->nreq_headers; i++)
+        if (!strcasecmp(h->req_headers[i][0], name))
+            return h->req_headers[i][1];
+    return NULL;
+}
+static const char *t_method(void *c) { return ((tl_http *)c)->method; }
+static const char *t_target(void *c) { return ((tl_http *)c)->target; }
+static const char *t_addr(void *c)
+{
+    (void)c;
+    return "127.0.0.1";
+}
+static int t_https(void *c) { return ((tl_http *)c)->https; }
+static int t_body(void *c, const char **d, size_t *n)
+{
+    tl_http *h = c;
+    *d = h->body ? h->body : "";
+    *n = strlen(*d);
+    return 0;
+}
+static int t_status(void *c, int s)
+{
+    ((tl_http *)c)->status = s;
+    return 0;
+}
+static int t_add_header(void *c, const char *n, const char *v)
+{
+    tl_http *h = c;
+    ck_assert_int_lt(h->nres_headers, TL_MAX_HEADERS * 2);
+    h->res_headers[h->nres_headers][0] = strdup(n);
+    h->res_headers[h->nres_headers][1] = strdup(v);
+    h->nres_headers++;
+    return 0;
+}
+static int t_write(void *c, const void *d, size_t n)
+{
+    tl_http *h = c;
+    h->res_body = realloc(h->res_body, h->res_len + n + 1);
+    memcpy(h->res_body + h->res_len, d, n);
+    h->res_len += n;
+    h->res_body[h->res_len] = '\0';
+    return 0;
+}
+
+static const guest_http_ops tl_ops = {
+    .header = t_header, .method = t_method, .target = t_target,
+    .client_addr = t_addr, .is_https = t_https, .body = t_body,
+    .set_status = t_status, .add_header = t_add_header, .write = t_write,
+};
+
+void tl_http_init(tl_http *h, const char *method, const char *target)
+{
+    memset(h, 0, sizeof *h);
+    h->method = method;
+    h->target = target;
+    h->status = 200;
+}
+
+void tl_http_add(tl_http *h, const char *name, const char *value)
+{
+    ck_assert_int_lt(h->nreq_headers, TL_MAX_HEADERS);
+    h->req_headers[h->nreq_headers][0] = name;
+    h->req_headers[h->nreq_headers][1] = value;
+    h->nreq_headers++;
+}
+
+void tl_http_run(guest_ctx *ctx, tl_http *h, guest_handler_fn handler,
+                 void *userdata)
+{
+    guest_req *req = NULL;
+    ck_assert_int_eq(guest_req_new(ctx, &tl_ops, h, &req), GUEST_OK);
+    handler(req, userdata);
+    guest_req_free(req);
+    if (!h->res_body) {
+        h->res_body = calloc(1, 1);
+        h->res_len = 0;
+    }
+}
+
+const char *tl_http_res_header(const tl_http *h, const char *name)
+{
+    for (int i = 0; i < h->nres_headers; i++)
+        if (!strcasecmp(h->res_headers[i][0], name))
+            return h->res_headers[i][1];
+    return NULL;
+}
+
+bool tl_http_cookie(const tl_http *h, const char *cookie, char *out,
+                    size_t size)
+{
+    size_t n = strlen(cookie);
+    for (int i = 0; i < h->nres_headers; i++) {
+        const char *v = h->res_headers[i][1];
+        if (!strcasecmp(h->res_headers[i][0], "Set-Cookie") &&
+            !strncmp(v, cookie, n) && v[n] == '=') {
+            size_t len = strcspn(v, ";");
+            if (len >= size)
+                return false;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+void tl_http_free(tl_http *h)
+{
+    for (int i = 0; i < h->nres_headers; i++) {
+        free(h->res_headers[i][0]);
+        free(h->res_headers[i][1]);
+    }
+    free(h->res_body);
+    h->nres_headers = 0;
+    h->res_body = NULL;
+}
+
+/* ---- raw client ---- */
+
+long long tl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *tl_http_raw(int port, const char *request, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return NULL;
+    }
+    size_t len = strlen(request), off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, request + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    long long deadline = tl_now_ms() + timeout_ms;
+    size_t cap = 4096, n = 0;
+    char *out = malloc(cap);
+    for (;;) {
+        long long left = deadline - tl_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            break;
+        if (n + 2048 > cap)
+            out = realloc(out, cap *= 2);
+        ssize_t r = recv(fd, out + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    out[n] = '\0';
+    return out;
+}
+
+int tl_raw_status(const char *response)
+{
+    int code = 0;
+    if (response && sscanf(response, "HTTP/1.%*d %d", &code) == 1)
+        return code;
+    return 0;
+}
+
+char *tl_raw_header(const char *response, const char *name)
+{
+    size_t n = strlen(name);
+    const char *end = strstr(response, "\r\n\r\n");
+    for (const char *p = strstr(response, "\r\n"); p && p < end;
+         p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (!strncasecmp(line, name, n) && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = strcspn(v, "\r\n");
+            char *out = malloc(len + 1);
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+const char *tl_raw_body(const char *response)
+{
+    const char *p = strstr(response, "\r\n\r\n");
+    return p ? p + 4 : "";
+}
