@@ -6,6 +6,9 @@
 
 #include "internal.h"
 
+/* Counts statements sent, so tests can hold the one-round-trip promise. */
+_Atomic unsigned long guest__db_round_trips;
+
 void guest__param_text(guest__params *p, const char *value)
 {
     p->values[p->n] = value;
@@ -60,6 +63,7 @@ guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
 {
     int64_t deadline = now_ms() + timeout_ms;
     *broken = false;
+    guest__db_round_trips++;
     if (res)
         *res = NULL;
     /* Without parameters the simple protocol is used, which allows a script

@@ -104,6 +104,7 @@ typedef struct guest__params {
     int lengths[8];
     int formats[8];
 } guest__params;
+extern _Atomic unsigned long guest__db_round_trips;
 void guest__param_text(guest__params *p, const char *value);
 void guest__param_bin(guest__params *p, const void *value, int len);
 /* Runs one statement; *res is a successful result to PQclear. Sets *broken

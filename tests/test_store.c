@@ -5,15 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testlib.h"
 
 #define SCHEMA "t_store"
-
-static void noop_handler(guest_req *req, void *ud)
-{
-    (void)ud;
-    guest_res_send(req, 200, "text/plain", "ok");
-}
 
 static guest_ctx *fresh_ctx(void)
 {
@@ -87,26 +82,196 @@ START_TEST(newer_schema_is_refused)
 }
 END_TEST
 
+static tl_created run(guest_ctx *ctx, guest_handler_fn fn,
+                      const char *cookie, char *set_cookie, size_t size)
+{
+    tl_created out;
+    memset(&out, 0, sizeof out);
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    if (cookie)
+        tl_http_add(&h, "Cookie", cookie);
+    tl_http_run(ctx, &h, fn, &out);
+    if (set_cookie && !tl_http_cookie(&h, "sessionid", set_cookie, size))
+        set_cookie[0] = '\0';
+    tl_http_free(&h);
+    return out;
+}
+
 START_TEST(guest_creation_writes_three_rows_and_token_hash_only)
 {
     guest_ctx *ctx = fresh_ctx();
-    tl_http h;
-    tl_http_init(&h, "GET", "/");
-    guest_req *req;
-    extern const guest_http_ops *tl_ops_for_tests(void);
-    (void)req;
-    tl_http_run(ctx, &h, noop_handler, NULL);
-    tl_http_free(&h);
+    char cookie[128];
+    unsigned long rt0 = guest__db_round_trips;
+    tl_created made = run(ctx, tl_create_handler, NULL, cookie, sizeof cookie);
+    ck_assert_int_eq(made.st, GUEST_OK);
+    ck_assert_uint_eq(guest__db_round_trips - rt0, 1); /* one round trip */
+    ck_assert(made.is_guest);
+    ck_assert_int_gt(made.id, 0);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.users"), 1);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.guests"), 1);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.sessions"), 1);
+    /* the session expires max_age from now */
+    ck_assert_int_eq(tl_scalar("SELECT round(extract(epoch FROM expires_at - "
+                               "now()) / 3600) FROM t_store.sessions"),
+                     336);
+    /* The row holds SHA-256 of the decoded token, never the token. */
+    const char *token = cookie + strlen("sessionid=");
+    ck_assert_uint_eq(strlen(token), 43);
+    unsigned char raw[32], hash[32];
+    ck_assert(guest__b64url_decode(token, 43, raw, 32));
+    guest__sha256(raw, 32, hash);
+    char hex[65], sql[256];
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", hash[i]);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM t_store.sessions WHERE token_hash = "
+             "'\\x%s'::bytea",
+             hex);
+    ck_assert_int_eq(tl_scalar(sql), 1);
 
-    /* create through the public call on a request */
-    tl_http_init(&h, "GET", "/");
-    static const guest_user *made;
-    struct {
-        guest_status st;
-    } out = {0};
-    (void)out;
+    /* a returning visitor resolves in one round trip */
+    rt0 = guest__db_round_trips;
+    tl_created back = run(ctx, tl_whoami_handler, cookie, NULL, 0);
+    ck_assert_uint_eq(guest__db_round_trips - rt0, 1);
+    ck_assert_int_eq(back.st, GUEST_OK);
+    ck_assert_int_eq(back.id, made.id);
+    ck_assert_str_eq(back.name, made.name);
+    ck_assert(back.is_guest);
     guest_ctx_free(ctx);
-    (void)made;
+}
+END_TEST
+
+START_TEST(guest_status_follows_the_guests_row_only)
+{
+    guest_ctx *ctx = fresh_ctx();
+    char cookie[128];
+    tl_created made = run(ctx, tl_create_handler, NULL, cookie, sizeof cookie);
+    ck_assert_int_eq(made.st, GUEST_OK);
+    tl_exec("DELETE FROM t_store.guests");
+    tl_created back = run(ctx, tl_whoami_handler, cookie, NULL, 0);
+    ck_assert_int_eq(back.id, made.id);
+    ck_assert(!back.is_guest);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(dead_sessions_are_anonymous)
+{
+    guest_ctx *ctx = fresh_ctx();
+    char cookie[128];
+    ck_assert_int_eq(run(ctx, tl_create_handler, NULL, cookie, sizeof cookie).st,
+                     GUEST_OK);
+    ck_assert_int_gt(run(ctx, tl_whoami_handler, cookie, NULL, 0).id, 0);
+    /* expired, even though no cleanup ran */
+    tl_exec("UPDATE t_store.sessions SET expires_at = now() - interval '1 s'");
+    tl_created r = run(ctx, tl_whoami_handler, cookie, NULL, 0);
+    ck_assert_int_eq(r.st, GUEST_OK);
+    ck_assert_int_eq(r.id, 0);
+    /* inactive user */
+    tl_exec("UPDATE t_store.sessions SET expires_at = now() + interval '1 h'");
+    tl_exec("UPDATE t_store.users SET is_active = false");
+    ck_assert_int_eq(run(ctx, tl_whoami_handler, cookie, NULL, 0).id, 0);
+    tl_exec("UPDATE t_store.users SET is_active = true");
+    ck_assert_int_gt(run(ctx, tl_whoami_handler, cookie, NULL, 0).id, 0);
+
+    /* forged, malformed, oversized: anonymous, and no error */
+    const char *bad[] = {
+        "sessionid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "sessionid=", "sessionid", "sessionid=short", "sessionid=%00%0d%0a",
+        "sessionid=++++++++++++++++++++++++++++++++++++++++++=",
+        "sessionid=\"unterminated", ";;;;", "=", "sessionid==",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tl_created b = run(ctx, tl_whoami_handler, bad[i], NULL, 0);
+        ck_assert_int_eq(b.st, GUEST_OK);
+        ck_assert_int_eq(b.id, 0);
+    }
+    char *big = malloc(70000);
+    memset(big, 'A', 69999);
+    memcpy(big, "sessionid=", 10);
+    big[69999] = '\0';
+    ck_assert_int_eq(run(ctx, tl_whoami_handler, big, NULL, 0).id, 0);
+    free(big);
+    /* first of two cookies decides */
+    char two[256];
+    snprintf(two, sizeof two, "sessionid=garbage; %s", cookie);
+    ck_assert_int_eq(run(ctx, tl_whoami_handler, two, NULL, 0).id, 0);
+    snprintf(two, sizeof two, "%s; sessionid=garbage", cookie);
+    ck_assert_int_gt(run(ctx, tl_whoami_handler, two, NULL, 0).id, 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+typedef struct worker {
+    guest_ctx *ctx;
+    int made;
+    int64_t ids[50];
+} worker;
+
+static void *create_many(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 50; i++) {
+        tl_created r = run(w->ctx, tl_create_handler, NULL, NULL, 0);
+        if (r.st == GUEST_OK)
+            w->ids[w->made++] = r.id;
+    }
+    return NULL;
+}
+
+START_TEST(threads_create_guests_at_once)
+{
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.db_pool_size = 3; /* fewer connections than threads: they queue */
+    c.name_generator = guest_name_numbered;
+    c.name_suffix_digits = 6;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    enum { T = 8 };
+    worker w[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].ctx = ctx;
+        pthread_create(&t[i], NULL, create_many, &w[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        total += w[i].made;
+    }
+    ck_assert_int_eq(total, T * 50);
+    ck_assert_int_eq(tl_scalar("SELECT count(DISTINCT id) FROM t_store.users"),
+                     T * 50);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.guests"), T * 50);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.sessions"), T * 50);
+    ck_assert_int_le(tl_scalar("SELECT count(*) FROM pg_stat_activity WHERE "
+                               "application_name = 'libguestuser'"),
+                     3);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(ping_and_blocked_agents)
+{
+    guest_ctx *ctx = fresh_ctx();
+    ck_assert_int_eq(guest_ping(ctx, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_ping(NULL, NULL), GUEST_ERR_INVALID);
+    ck_assert(guest_is_blocked_agent(ctx, "Mozilla/5.0 (compatible; Googlebot/2.1)"));
+    ck_assert(guest_is_blocked_agent(ctx, "mozilla/5.0 (compatible; yandexbot/3.0)"));
+    ck_assert(guest_is_blocked_agent(ctx, "Mozilla/5.0 (compatible; YandexMobileBot/3.0)"));
+    ck_assert(guest_is_blocked_agent(ctx, "facebookexternalhit/1.1"));
+    ck_assert(guest_is_blocked_agent(ctx, "ia_archiver"));
+    ck_assert(!guest_is_blocked_agent(ctx, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"));
+    ck_assert(!guest_is_blocked_agent(ctx, NULL));
+    ck_assert(!guest_is_blocked_agent(ctx, ""));
+    /* the context copied the list: the config's own array may go away */
+    const guest_config *cfg = guest_ctx_config(ctx);
+    ck_assert_str_eq(cfg->blocked_user_agents[6], "Yandex(Mobile)?Bot");
+    ck_assert_str_eq(cfg->required_anon_url, "/accounts/login/");
+    ck_assert_str_eq(cfg->required_user_url, "/accounts/profile/");
+    guest_ctx_free(ctx);
 }
 END_TEST
 
@@ -120,6 +285,10 @@ int main(void)
     tcase_add_test(tc, concurrent_starts_migrate_once);
     tcase_add_test(tc, newer_schema_is_refused);
     tcase_add_test(tc, guest_creation_writes_three_rows_and_token_hash_only);
+    tcase_add_test(tc, guest_status_follows_the_guests_row_only);
+    tcase_add_test(tc, dead_sessions_are_anonymous);
+    tcase_add_test(tc, threads_create_guests_at_once);
+    tcase_add_test(tc, ping_and_blocked_agents);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -205,6 +205,30 @@ void tl_http_free(tl_http *h)
     h->res_body = NULL;
 }
 
+static void record(tl_created *c, guest_status st, const guest_user *u)
+{
+    c->st = st;
+    c->id = guest_user_id(u);
+    snprintf(c->name, sizeof c->name, "%s", guest_user_name(u));
+    c->is_guest = guest_is_guest_user(u);
+}
+
+void tl_create_handler(guest_req *req, void *created)
+{
+    tl_created *c = created;
+    const guest_user *u = NULL;
+    memset(&c->err, 0, sizeof c->err);
+    guest_status st = guest_req_create_guest(req, &u, &c->err);
+    record(c, st, u);
+}
+
+void tl_whoami_handler(guest_req *req, void *created)
+{
+    const guest_user *u = NULL;
+    guest_status st = guest_req_user(req, &u);
+    record(created, st, u);
+}
+
 /* ---- raw client ---- */
 
 long long tl_now_ms(void)

@@ -54,6 +54,20 @@ bool tl_http_cookie(const tl_http *h, const char *cookie, char *out,
                     size_t size);
 void tl_http_free(tl_http *h);
 
+/* What tl_create_handler saw: guest_req_create_guest's outcome. */
+typedef struct tl_created {
+    guest_status st;
+    guest_error err;
+    int64_t id;
+    char name[GUEST_USERNAME_BUF];
+    bool is_guest;
+} tl_created;
+/* A handler that calls guest_req_create_guest and records the outcome in
+ * the tl_created passed as userdata. */
+void tl_create_handler(guest_req *req, void *created);
+/* A handler that records guest_req_user's outcome in a tl_created. */
+void tl_whoami_handler(guest_req *req, void *created);
+
 /* A minimal HTTP/1.1 client over loopback: sends @p request verbatim to
  * 127.0.0.1:@p port and returns the whole response (malloc'd, caller
  * frees), or NULL on a connection failure. Waits at most @p timeout_ms. */

@@ -1,0 +1,214 @@
+/* Command-line flags of the demo: one per guest_config setting, so every
+ * setting can be tried without writing C. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "demo.h"
+
+enum {
+    OPT_BIND = 256, OPT_PORT, OPT_DB, OPT_SCHEMA, OPT_SERVER, OPT_MAX_AGE,
+    OPT_DISABLED, OPT_GENERATOR, OPT_PREFIX, OPT_DIGITS, OPT_ATTEMPTS,
+    OPT_AGENT, OPT_NO_AGENTS, OPT_LOGIN, OPT_LOGIN_REDIRECT, OPT_CONVERT,
+    OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
+    OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
+    OPT_TIMEOUT, OPT_MAX_BODY, OPT_HELP
+};
+
+static const struct option longopts[] = {
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"db", required_argument, NULL, OPT_DB},
+    {"schema", required_argument, NULL, OPT_SCHEMA},
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"max-age", required_argument, NULL, OPT_MAX_AGE},
+    {"disabled", no_argument, NULL, OPT_DISABLED},
+    {"name-generator", required_argument, NULL, OPT_GENERATOR},
+    {"name-prefix", required_argument, NULL, OPT_PREFIX},
+    {"name-digits", required_argument, NULL, OPT_DIGITS},
+    {"name-attempts", required_argument, NULL, OPT_ATTEMPTS},
+    {"blocked-agent", required_argument, NULL, OPT_AGENT},
+    {"no-blocked-agents", no_argument, NULL, OPT_NO_AGENTS},
+    {"login-url", required_argument, NULL, OPT_LOGIN},
+    {"login-redirect-url", required_argument, NULL, OPT_LOGIN_REDIRECT},
+    {"convert-url", required_argument, NULL, OPT_CONVERT},
+    {"convert-redirect-url", required_argument, NULL, OPT_CONVERT_REDIRECT},
+    {"required-anon-url", required_argument, NULL, OPT_ANON},
+    {"required-user-url", required_argument, NULL, OPT_USER},
+    {"redirect-field-name", required_argument, NULL, OPT_FIELD},
+    {"cookie-name", required_argument, NULL, OPT_COOKIE_NAME},
+    {"cookie-path", required_argument, NULL, OPT_COOKIE_PATH},
+    {"cookie-domain", required_argument, NULL, OPT_COOKIE_DOMAIN},
+    {"secure-cookies", no_argument, NULL, OPT_SECURE},
+    {"samesite", required_argument, NULL, OPT_SAMESITE},
+    {"pool-size", required_argument, NULL, OPT_POOL},
+    {"db-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"max-body-size", required_argument, NULL, OPT_MAX_BODY},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+void demo_usage(FILE *out, const char *argv0)
+{
+    fprintf(out,
+"usage: %s [options]\n"
+"\n"
+"libguestuser demo server. Routes: /allow_guest_user/ /guest_user_required/\n"
+"/regular_user_required/ /whoami /healthz\n"
+"\n"
+"Server:\n"
+"  --bind ADDR               address to listen on (127.0.0.1)\n"
+"  --port N                  port (8080)\n"
+"  --server mhd              HTTP server library to use (mhd)\n"
+"Database:\n"
+"  --db CONNINFO             libpq conninfo or URI (else env GUESTUSER_DB,\n"
+"                            else libpq's PG* environment)\n"
+"  --schema NAME             schema of the library's tables (guestuser)\n"
+"  --pool-size N             most database connections (8)\n"
+"  --db-timeout-ms N         connect/wait/statement bound in ms (5000)\n"
+"Guests:\n"
+"  --disabled                create no guests (enabled = false)\n"
+"  --max-age SECONDS         guest and session lifetime (1209600)\n"
+"  --name-generator KIND     uuid | numbered | friendly (uuid)\n"
+"  --name-prefix TEXT        numbered generator prefix (Guest)\n"
+"  --name-digits N           numbered generator digits (4)\n"
+"  --name-attempts N         names tried on a clash before failing (10)\n"
+"  --blocked-agent REGEX     block this User-Agent pattern (repeatable;\n"
+"                            replaces the default crawler list)\n"
+"  --no-blocked-agents       block no User-Agent at all\n"
+"Redirects:\n"
+"  --login-url URL           (/accounts/login/)\n"
+"  --login-redirect-url URL  (/accounts/profile/)\n"
+"  --convert-url URL         (/convert/)\n"
+"  --convert-redirect-url URL (/convert/success/)\n"
+"  --required-anon-url URL   GUEST_REQUIRED, anonymous (login URL)\n"
+"  --required-user-url URL   GUEST_REQUIRED, registered (login redirect URL)\n"
+"  --redirect-field-name N   (next)\n"
+"Cookie:\n"
+"  --cookie-name NAME        (sessionid)\n"
+"  --cookie-path PATH        (/)\n"
+"  --cookie-domain DOMAIN    (none: host-only)\n"
+"  --secure-cookies          add Secure (use behind HTTPS)\n"
+"  --samesite Lax|Strict|None (Lax)\n"
+"Requests:\n"
+"  --max-body-size BYTES     largest request body (65536)\n"
+"  --help                    this text\n",
+            argv0);
+}
+
+static bool parse_num(const char *s, long long min, long long max,
+                      long long *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int demo_parse_args(demo_options *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    guest_config_init(&o->cfg);
+    o->bind = "127.0.0.1";
+    o->port = 8080;
+    o->server = "mhd";
+    o->cfg.db_conninfo = getenv("GUESTUSER_DB");
+    guest_config *c = &o->cfg;
+    long long n;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_BIND: o->bind = optarg; break;
+        case OPT_PORT:
+            if (!parse_num(optarg, 0, 65535, &n))
+                goto bad;
+            o->port = (uint16_t)n;
+            break;
+        case OPT_DB: c->db_conninfo = optarg; break;
+        case OPT_SCHEMA: c->db_schema = optarg; break;
+        case OPT_SERVER: o->server = optarg; break;
+        case OPT_MAX_AGE:
+            if (!parse_num(optarg, 1, INT64_MAX / 2, &n))
+                goto bad;
+            c->max_age = n;
+            break;
+        case OPT_DISABLED: c->enabled = false; break;
+        case OPT_GENERATOR:
+            if (!strcmp(optarg, "uuid"))
+                c->name_generator = guest_name_uuid;
+            else if (!strcmp(optarg, "numbered"))
+                c->name_generator = guest_name_numbered;
+            else if (!strcmp(optarg, "friendly"))
+                c->name_generator = guest_name_friendly;
+            else
+                goto bad;
+            break;
+        case OPT_PREFIX: c->name_prefix = optarg; break;
+        case OPT_DIGITS:
+            if (!parse_num(optarg, 0, 1000, &n))
+                goto bad;
+            c->name_suffix_digits = (unsigned)n;
+            break;
+        case OPT_ATTEMPTS:
+            if (!parse_num(optarg, 0, 1000000, &n))
+                goto bad;
+            c->name_max_attempts = (unsigned)n;
+            break;
+        case OPT_AGENT:
+            if (o->nagents >= 63)
+                goto bad;
+            o->agents[o->nagents++] = optarg;
+            o->agents[o->nagents] = NULL;
+            c->blocked_user_agents = o->agents;
+            break;
+        case OPT_NO_AGENTS:
+            o->nagents = 0;
+            o->agents[0] = NULL;
+            c->blocked_user_agents = o->agents;
+            break;
+        case OPT_LOGIN: c->login_url = optarg; break;
+        case OPT_LOGIN_REDIRECT: c->login_redirect_url = optarg; break;
+        case OPT_CONVERT: c->convert_url = optarg; break;
+        case OPT_CONVERT_REDIRECT: c->convert_redirect_url = optarg; break;
+        case OPT_ANON: c->required_anon_url = optarg; break;
+        case OPT_USER: c->required_user_url = optarg; break;
+        case OPT_FIELD: c->redirect_field_name = optarg; break;
+        case OPT_COOKIE_NAME: c->cookie_name = optarg; break;
+        case OPT_COOKIE_PATH: c->cookie_path = optarg; break;
+        case OPT_COOKIE_DOMAIN: c->cookie_domain = optarg; break;
+        case OPT_SECURE: c->cookie_secure = true; break;
+        case OPT_SAMESITE: c->cookie_samesite = optarg; break;
+        case OPT_POOL:
+            if (!parse_num(optarg, 0, 100000, &n))
+                goto bad;
+            c->db_pool_size = (unsigned)n;
+            break;
+        case OPT_TIMEOUT:
+            if (!parse_num(optarg, 0, 3600000, &n))
+                goto bad;
+            c->db_timeout_ms = (unsigned)n;
+            break;
+        case OPT_MAX_BODY:
+            if (!parse_num(optarg, 0, 1 << 30, &n))
+                goto bad;
+            c->max_body_size = (size_t)n;
+            break;
+        case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
+        default: demo_usage(stderr, argv[0]); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        demo_usage(stderr, argv[0]);
+        return -1;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], optarg,
+            longopts[opt - OPT_BIND].name);
+    demo_usage(stderr, argv[0]);
+    return -1;
+}

@@ -1,0 +1,130 @@
+/* The demo's routes: the same paths as the reference's own test project,
+ * so the two can be compared one to one. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "demo.h"
+
+static const char *const page_head =
+    "<!doctype html><html><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    "<title>libguestuser demo</title></head><body>";
+static const char *const page_tail = "</body></html>\n";
+
+static void html_page(guest_req *req, const char *before, const char *text,
+                      const char *after)
+{
+    guest_res_status(req, 200);
+    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_printf(req, "%s%s", page_head, before);
+    guest_res_write_html(req, text);
+    guest_res_printf(req, "%s%s", after, page_tail);
+}
+
+static const guest_user *current_user(guest_req *req)
+{
+    const guest_user *u = NULL;
+    (void)guest_req_user(req, &u);
+    return u;
+}
+
+GUEST_ALLOW(allow_guest_user)
+{
+    (void)userdata;
+    html_page(req, "<p>Hello, ", guest_user_name(current_user(req)), "!</p>");
+}
+
+GUEST_REQUIRED(guest_user_required)
+{
+    (void)userdata;
+    html_page(req, "<p>Only guests see this page, ",
+              guest_user_name(current_user(req)), ".</p>");
+}
+
+REGULAR_REQUIRED(regular_user_required)
+{
+    (void)userdata;
+    html_page(req, "<p>Only registered users see this page, ",
+              guest_user_name(current_user(req)), ".</p>");
+}
+
+/* JSON string escaping for the one string /whoami returns. */
+static void write_json_string(guest_req *req, const char *s)
+{
+    guest_res_write(req, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            guest_res_printf(req, "\\%c", *p);
+        else if (*p < 0x20)
+            guest_res_printf(req, "\\u%04x", *p);
+        else
+            guest_res_write(req, p, 1);
+    }
+    guest_res_write(req, "\"", 1);
+}
+
+static void whoami(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u) != GUEST_OK) {
+        guest_res_send(req, 503, "text/plain; charset=utf-8",
+                       "Service Unavailable\n");
+        return;
+    }
+    guest_res_status(req, 200);
+    guest_res_header(req, "Content-Type", "application/json");
+    guest_res_header(req, "Cache-Control", "no-store");
+    if (!u) {
+        guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
+                              "\"id\":null,\"username\":null}");
+        return;
+    }
+    guest_res_printf(req, "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
+                          "\"username\":",
+                     guest_is_guest_user(u) ? "true" : "false",
+                     (long long)guest_user_id(u));
+    write_json_string(req, guest_user_name(u));
+    guest_res_write(req, "}", 1);
+}
+
+static void healthz(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_error err;
+    if (guest_ping(guest_req_ctx(req), &err) == GUEST_OK)
+        guest_res_send(req, 200, "text/plain; charset=utf-8", "ok\n");
+    else
+        guest_res_send(req, 503, "text/plain; charset=utf-8",
+                       "database unavailable\n");
+}
+
+static const guest_route routes[] = {
+    {"GET", "/allow_guest_user/", allow_guest_user, NULL},
+    {"GET", "/guest_user_required/", guest_user_required, NULL},
+    {"GET", "/regular_user_required/", regular_user_required, NULL},
+    {"GET", "/whoami", whoami, NULL},
+    {"GET", "/healthz", healthz, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+const guest_route *demo_routes(void) { return routes; }
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void demo_handler(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    double t0 = now_ms();
+    guest_routes_handler(req, (void *)demo_routes());
+    const char *addr = guest_req_client_addr(req);
+    fprintf(stderr, "%s %s %s %d %.1fms\n", addr ? addr : "-",
+            guest_req_method(req), guest_req_target(req),
+            guest_res_status_code(req), now_ms() - t0);
+}
