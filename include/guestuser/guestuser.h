@@ -8,5 +8,6 @@
 #include "config.h"
 #include "http.h"
 #include "guards.h"
+#include "cleanup.h"
 
 #endif
