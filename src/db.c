@@ -147,6 +147,8 @@ guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
 {
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     int64_t deadline = now_ms() + ctx->cfg.db_timeout_ms;
+    if (res)
+        *res = NULL;
     /* A pooled connection may have died while idle (server restart); the
      * first failure on it is expected, so one retry on a fresh one. */
     for (int attempt = 0; attempt < 2; attempt++) {

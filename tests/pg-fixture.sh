@@ -54,7 +54,7 @@ start)
   done
   echo "pg-fixture: could not start PostgreSQL:" >&2; cat "$d/server.log" >&2 || true; exit 1 ;;
 pause)
-  as_pg "$bindir/pg_ctl" -D "$(data_dir)" -m immediate -w stop >/dev/null ;;
+  as_pg "$bindir/pg_ctl" -D "$(data_dir)" -m fast -w stop >/dev/null ;;
 resume)
   port=$(cat "$dir/port"); d=$(data_dir)
   as_pg "$bindir/pg_ctl" -D "$d" -l "$d/server.log" -w -t 30 \

@@ -1,0 +1,142 @@
+/* The database goes away under a running server and comes back: wrapped
+ * handlers and /healthz answer 503 quickly, then recover without a
+ * restart. Uses its own cluster, so other suites keep theirs. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <guestuser/adapters/mhd.h>
+
+#include "demo.h"
+#include "testlib.h"
+
+static const char *pg_dir = "outage-pg";
+
+static void pg(const char *what)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "bash \"%s\" %s %s >/dev/null",
+             getenv("GUESTUSER_PG_SCRIPT"), what, pg_dir);
+    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+static char *conninfo(void)
+{
+    static char buf[256];
+    char path[128];
+    snprintf(path, sizeof path, "%s/conninfo", pg_dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert(fgets(buf, sizeof buf, f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf;
+}
+
+static char *get(int port, const char *path, const char *cookie, int *status)
+{
+    char req[512];
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: localhost\r\n%s%s%sConnection: "
+             "close\r\n\r\n",
+             path, cookie ? "Cookie: " : "", cookie ? cookie : "",
+             cookie ? "\r\n" : "");
+    char *res = tl_http_raw(port, req, 15000);
+    ck_assert_ptr_nonnull(res);
+    *status = tl_raw_status(res);
+    return res;
+}
+
+START_TEST(outage_answers_503_then_recovers)
+{
+    signal(SIGPIPE, SIG_IGN);
+    pg("start");
+    guest_config c;
+    guest_config_init(&c);
+    c.db_conninfo = conninfo();
+    c.db_schema = "t_outage";
+    c.db_pool_size = 2;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    guest_mhd *app;
+    struct MHD_Daemon *d;
+    ck_assert_int_eq(guest_mhd_new(ctx, demo_handler, NULL, &app), GUEST_OK);
+    ck_assert_int_eq(guest_mhd_start(app, "127.0.0.1", 0, &d), GUEST_OK);
+    int port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+
+    int st;
+    char *res = get(port, "/allow_guest_user/", NULL, &st);
+    ck_assert_int_eq(st, 200);
+    char *sc = tl_raw_header(res, "Set-Cookie");
+    ck_assert_ptr_nonnull(sc);
+    sc[strcspn(sc, ";")] = '\0';
+    free(res);
+
+    pg("pause");
+    const char *paths[] = {"/allow_guest_user/", "/guest_user_required/",
+                           "/regular_user_required/", "/whoami", "/healthz"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        for (int with_cookie = 0; with_cookie < 2; with_cookie++) {
+            long long t0 = tl_now_ms();
+            res = get(port, paths[i], with_cookie ? sc : NULL, &st);
+            long long took = tl_now_ms() - t0;
+            /* Without a cookie there is no session to look up: a guarded
+             * page redirects and /whoami answers, with no database work. */
+            if (!with_cookie && (i == 1 || i == 2))
+                ck_assert_int_eq(st, 302);
+            else if (!with_cookie && i == 3)
+                ck_assert_int_eq(st, 200);
+            else
+                ck_assert_msg(st == 503, "%s cookie=%d: %d", paths[i],
+                              with_cookie, st);
+            ck_assert_msg(took < 5000, "%s took %lld ms", paths[i], took);
+            free(res);
+        }
+    }
+
+    pg("resume");
+    long long t0 = tl_now_ms();
+    for (;;) {
+        res = get(port, "/healthz", NULL, &st);
+        free(res);
+        if (st == 200)
+            break;
+        ck_assert_msg(tl_now_ms() - t0 < 5000, "no recovery within 5 s");
+    }
+    res = get(port, "/whoami", sc, &st);
+    ck_assert_int_eq(st, 200);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(res), "\"guest\":true"));
+    free(res);
+    res = get(port, "/allow_guest_user/", NULL, &st);
+    ck_assert_int_eq(st, 200);
+    free(res);
+
+    MHD_stop_daemon(d);
+    guest_mhd_free(app);
+    guest_ctx_free(ctx);
+    free(sc);
+    pg("stop");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("outage");
+    TCase *tc = tcase_create("outage");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, outage_answers_503_then_recovers);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (failed) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "bash \"%s\" stop %s",
+                 getenv("GUESTUSER_PG_SCRIPT"), pg_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not stop the outage cluster\n");
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
