@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds libguestuser and runs the whole test suite: a normal build with
+# warnings as errors, the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer, and an install whose package the examples are
+# built against out of tree. Installs what it needs on Debian first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+guestuser_ensure_deps
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo ">> build + tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGUESTUSER_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure)
+
+echo ">> sanitizer build + tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGUESTUSER_WERROR=ON \
+  -DGUESTUSER_SANITIZE=ON -DGUESTUSER_BENCHMARKS=OFF >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure)
+
+echo ">> install + out-of-tree example build"
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install build --prefix "$prefix" >/dev/null
+cmake -S examples -B "$prefix/examples-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$prefix/examples-build" -j"$jobs" >/dev/null
+"$prefix/examples-build/guestuser-demo" --help >/dev/null
+# pkg-config users get the same library
+printf '#include <guestuser/guestuser.h>\nint main(void){return guest_version()[0] ? 0 : 1;}\n' >"$prefix/pc.c"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig" \
+  sh -c 'cc "$1/pc.c" -o "$1/pc" $(pkg-config --cflags --libs guestuser) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$prefix"
+"$prefix/pc"
+echo ">> all tests passed"
