@@ -31,20 +31,17 @@ static const guest_user *current_user(guest_req *req)
 
 GUEST_ALLOW(allow_guest_user)
 {
-    (void)userdata;
     html_page(req, "<p>Hello, ", guest_user_name(current_user(req)), "!</p>");
 }
 
 GUEST_REQUIRED(guest_user_required)
 {
-    (void)userdata;
     html_page(req, "<p>Only guests see this page, ",
               guest_user_name(current_user(req)), ".</p>");
 }
 
 REGULAR_REQUIRED(regular_user_required)
 {
-    (void)userdata;
     html_page(req, "<p>Only registered users see this page, ",
               guest_user_name(current_user(req)), ".</p>");
 }

@@ -11,7 +11,9 @@
 #define GUEST_API __attribute__((visibility("default")))
 #define GUEST_NODISCARD __attribute__((warn_unused_result))
 #define GUEST_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define GUEST_MAYBE_UNUSED __attribute__((unused))
 #else
+#define GUEST_MAYBE_UNUSED
 #define GUEST_API
 #define GUEST_NODISCARD
 #define GUEST_PRINTF(fmt, args)

@@ -56,7 +56,8 @@ GUEST_API guest_status guest_require_regular(guest_req *req,
     void name(guest_req *req, void *userdata);                                 \
     static void name##__guarded(guest_req *req, void *userdata);               \
     void name(guest_req *req, void *userdata) { (void)(call); }                \
-    static void name##__guarded(guest_req *req, void *userdata)
+    static void name##__guarded(guest_req *req GUEST_MAYBE_UNUSED,             \
+                                void *userdata GUEST_MAYBE_UNUSED)
 
 /** Handler that always has a user; anonymous visitors become guests. */
 #define GUEST_ALLOW(name)                                                      \
