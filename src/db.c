@@ -57,22 +57,10 @@ static guest_status conn_failure(PGconn *conn, bool *broken, guest_error *err,
                        (int)(n && msg[n - 1] == '\n' ? n - 1 : n), msg);
 }
 
-guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
-                           const guest__params *p, PGresult **res,
-                           bool *broken, guest_error *err)
+/* Waits for the result of what was just sent. */
+static guest_status collect(PGconn *conn, int64_t deadline, unsigned timeout_ms,
+                            PGresult **res, bool *broken, guest_error *err)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    *broken = false;
-    guest__db_round_trips++;
-    if (res)
-        *res = NULL;
-    /* Without parameters the simple protocol is used, which allows a script
-     * of several statements (migrations); with them, exactly one. */
-    int sent = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values,
-                                     p->lengths, p->formats, 0)
-                 : PQsendQuery(conn, sql);
-    if (!sent)
-        return conn_failure(conn, broken, err, "sending a statement");
     int f;
     while ((f = PQflush(conn)) == 1)
         if (!wait_socket(conn, POLLOUT | POLLIN, deadline))
@@ -141,9 +129,67 @@ timeout:
                        timeout_ms);
 }
 
-guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
-                            const guest__params *p, PGresult **res,
-                            guest_error *err)
+guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
+                           const guest__params *p, PGresult **res,
+                           bool *broken, guest_error *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    *broken = false;
+    guest__db_round_trips++;
+    if (res)
+        *res = NULL;
+    /* Without parameters the simple protocol is used, which allows a script
+     * of several statements (migrations); with them, exactly one. */
+    int sent = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values,
+                                     p->lengths, p->formats, 0)
+                 : PQsendQuery(conn, sql);
+    if (!sent)
+        return conn_failure(conn, broken, err, "sending a statement");
+    return collect(conn, deadline, timeout_ms, res, broken, err);
+}
+
+static bool is_missing_statement(PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state && !strcmp(state, "26000");
+}
+
+/* Runs the named prepared statement, preparing it first on a connection
+ * that does not have it yet. Preparing on demand needs no per-connection
+ * bookkeeping and costs one extra round trip per connection, once; after
+ * that each request skips parsing and planning. */
+static guest_status run_prepared(PGconn *conn, unsigned timeout_ms,
+                                 const char *name, const char *sql,
+                                 const guest__params *p, PGresult **res,
+                                 bool *broken, guest_error *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    *broken = false;
+    *res = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        guest__db_round_trips++;
+        if (!PQsendQueryPrepared(conn, name, p->n, p->values, p->lengths,
+                                 p->formats, 0))
+            return conn_failure(conn, broken, err, "sending a statement");
+        guest_status st = collect(conn, deadline, timeout_ms, res, broken, err);
+        if (st != GUEST_ERR_DB || attempt || !is_missing_statement(*res))
+            return st;
+        PQclear(*res);
+        *res = NULL;
+        if (!PQsendPrepare(conn, name, sql, p->n, NULL))
+            return conn_failure(conn, broken, err, "preparing a statement");
+        st = collect(conn, deadline, timeout_ms, res, broken, err);
+        PQclear(*res);
+        *res = NULL;
+        if (st != GUEST_OK)
+            return st;
+    }
+    return GUEST_ERR_DB;
+}
+
+static guest_status exec(guest_ctx *ctx, const char *name, const char *sql,
+                         const guest__params *p, PGresult **res,
+                         guest_error *err)
 {
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     int64_t deadline = now_ms() + ctx->cfg.db_timeout_ms;
@@ -158,8 +204,9 @@ guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
             return st;
         bool broken = false;
         int64_t left = deadline - now_ms();
-        st = guest__db_run(conn, left > 100 ? (unsigned)left : 100, sql, p,
-                           res, &broken, err);
+        unsigned budget = left > 100 ? (unsigned)left : 100;
+        st = name ? run_prepared(conn, budget, name, sql, p, res, &broken, err)
+                  : guest__db_run(conn, budget, sql, p, res, &broken, err);
         guest__pool_release(ctx->pool, conn, broken);
         /* The retry shares the one deadline: an outage answers within
          * db_timeout_ms, not twice that. */
@@ -171,4 +218,18 @@ guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
         }
     }
     return st;
+}
+
+guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
+                            const guest__params *p, PGresult **res,
+                            guest_error *err)
+{
+    return exec(ctx, NULL, sql, p, res, err);
+}
+
+guest_status guest__db_exec_prepared(guest_ctx *ctx, const char *name,
+                                     const char *sql, const guest__params *p,
+                                     PGresult **res, guest_error *err)
+{
+    return exec(ctx, name, sql, p, res, err);
 }

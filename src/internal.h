@@ -48,6 +48,10 @@ struct guest_req {
     bool has_user;
     guest_user user;
     int status;
+    /* csrf.c: the CSRF secret in force for this request once looked up or
+     * made, and the masked token handed out for it ("" until then). */
+    char csrf_secret[32 + 1];
+    char csrf_token[64 + 1];
 };
 
 /* errors.c */
@@ -116,6 +120,12 @@ guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
 guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
                             const guest__params *p, PGresult **res,
                             guest_error *err);
+
+/* Like guest__db_exec for the per-request statements: runs @p sql as the
+ * prepared statement @p name (prepared on each connection on first use). */
+guest_status guest__db_exec_prepared(guest_ctx *ctx, const char *name,
+                                     const char *sql, const guest__params *p,
+                                     PGresult **res, guest_error *err);
 
 /* migrate.c */
 int guest__schema_version_latest(void);
