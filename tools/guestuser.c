@@ -1,0 +1,477 @@
+/* guestuser: the command-line admin tool (migrate, stats, list-guests,
+ * delete-expired, create-user). Exit status: 0 success, 1 usage error,
+ * 2 database (or other runtime) error, 130 interrupted. */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <guestuser/guestuser.h>
+
+enum { EXIT_USAGE = 1, EXIT_DB = 2, EXIT_INTERRUPTED = 130 };
+
+/* Each option, the commands that accept it and whether it takes a value. */
+enum {
+    CMD_MIGRATE = 1 << 0,
+    CMD_STATS = 1 << 1,
+    CMD_LIST = 1 << 2,
+    CMD_DELETE = 1 << 3,
+    CMD_CREATE = 1 << 4,
+    CMD_ALL = 0x1F
+};
+
+typedef struct command {
+    const char *name;
+    unsigned bit;
+    const char *synopsis;
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"migrate", CMD_MIGRATE, "migrate", "Create or upgrade the schema."},
+    {"stats", CMD_STATS, "stats [--max-age SECONDS]",
+     "Count users, guests, expired guests and live sessions."},
+    {"list-guests", CMD_LIST,
+     "list-guests [--expired] [--limit N] [--max-age SECONDS]",
+     "List guests newest first: username, created_at (UTC), expired.\n"
+     "  --expired          only guests that have expired\n"
+     "  --limit N          at most N guests (50); 0 lists all"},
+    {"delete-expired", CMD_DELETE,
+     "delete-expired [--dry-run] [--max-age SECONDS] [--batch-size N] "
+     "[--progress]",
+     "Delete expired guests (everything referencing them cascades), then\n"
+     "expired sessions, in batches of one short transaction each. Safe to\n"
+     "run on several nodes at once. The last line on standard output is\n"
+     "`deleted: N`, or with --dry-run `would delete: N`.\n"
+     "  --dry-run          count what would be deleted, delete nothing\n"
+     "  --batch-size N     users (and sessions) per transaction, 1..100000 "
+     "(1000)\n"
+     "  --progress         report each batch on standard error (a live line\n"
+     "                     on a terminal)\n"
+     "  Ctrl-C stops between batches; what was deleted stays deleted."},
+    {"create-user", CMD_CREATE, "create-user USERNAME",
+     "Create a registered user. The password is the first line of standard\n"
+     "input (asked for without echo on a terminal) and must pass the same\n"
+     "checks as conversion; a refused username or password exits 1."},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+typedef struct option {
+    const char *name;
+    unsigned commands;
+    bool takes_value;
+} option;
+
+enum {
+    OPT_DB,
+    OPT_SCHEMA,
+    OPT_TIMEOUT,
+    OPT_HELP,
+    OPT_MAX_AGE,
+    OPT_EXPIRED,
+    OPT_LIMIT,
+    OPT_DRY_RUN,
+    OPT_BATCH_SIZE,
+    OPT_PROGRESS,
+    OPT_COUNT
+};
+
+static const option options[OPT_COUNT] = {
+    [OPT_DB] = {"db", CMD_ALL, true},
+    [OPT_SCHEMA] = {"schema", CMD_ALL, true},
+    [OPT_TIMEOUT] = {"timeout", CMD_ALL, true},
+    [OPT_HELP] = {"help", CMD_ALL, false},
+    [OPT_MAX_AGE] = {"max-age", CMD_STATS | CMD_LIST | CMD_DELETE, true},
+    [OPT_EXPIRED] = {"expired", CMD_LIST, false},
+    [OPT_LIMIT] = {"limit", CMD_LIST, true},
+    [OPT_DRY_RUN] = {"dry-run", CMD_DELETE, false},
+    [OPT_BATCH_SIZE] = {"batch-size", CMD_DELETE, true},
+    [OPT_PROGRESS] = {"progress", CMD_DELETE, false},
+};
+
+typedef struct args {
+    const command *cmd;
+    const char *positional[4];
+    int npositional;
+    bool seen[OPT_COUNT];
+    const char *value[OPT_COUNT];
+    /* parsed values */
+    long long timeout_s, max_age, limit, batch_size;
+} args;
+
+static void print_usage(FILE *out, const command *only)
+{
+    if (only) {
+        fprintf(out,
+                "Usage: guestuser [--db CONNINFO] [--schema NAME] %s\n\n"
+                "%s\n",
+                only->synopsis, only->help);
+        fputs("\nRun `guestuser --help` for the options every command "
+              "takes.\n",
+              out);
+        return;
+    }
+    fputs("Usage: guestuser [--db CONNINFO] [--schema NAME] "
+          "[--timeout SECONDS] COMMAND [OPTIONS]\n\n"
+          "Commands:\n",
+          out);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %s\n", commands[i].synopsis);
+    fputs("\nOptions (before or after the command):\n"
+          "  --db CONNINFO      libpq connection string or URI; default: "
+          "$GUESTUSER_DB,\n"
+          "                     else libpq's PGHOST, PGDATABASE... "
+          "environment\n"
+          "  --schema NAME      schema of the library's tables (guestuser)\n"
+          "  --timeout SECONDS  limit for connecting and for each statement "
+          "(30)\n"
+          "  --max-age SECONDS  guests older than this are expired; default "
+          "1209600\n"
+          "                     (two weeks): pass your application's "
+          "max_age\n"
+          "  --help             this text; after a command, that command's\n"
+          "\nExit status: 0 success, 1 usage error, 2 database error, 130 "
+          "interrupted.\n",
+          out);
+}
+
+/* Reports a usage error: the message, then the usage text, exit 1. */
+static int usage_error(const command *cmd, const char *fmt, ...)
+    GUEST_PRINTF(2, 3);
+static int usage_error(const command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("guestuser: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n\n", stderr);
+    va_end(ap);
+    print_usage(stderr, cmd);
+    return EXIT_USAGE;
+}
+
+static bool parse_number(const char *s, long long min, long long max,
+                         long long *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* Returns -1 when the arguments are fine, else the exit status. */
+static int parse_args(int argc, char **argv, args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->timeout_s = 30;
+    a->limit = 50;
+    a->batch_size = GUEST_CLEANUP_BATCH_DEFAULT;
+    bool options_done = false;
+    const char *unknown_cmd = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!options_done && !strcmp(arg, "--")) {
+            options_done = true;
+            continue;
+        }
+        if (!options_done && (!strcmp(arg, "-h") || !strcmp(arg, "-?"))) {
+            a->seen[OPT_HELP] = true;
+            continue;
+        }
+        if (!options_done && arg[0] == '-' && arg[1] == '-') {
+            const char *name = arg + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            int o = 0;
+            while (o < OPT_COUNT && (strlen(options[o].name) != len ||
+                                     strncmp(options[o].name, name, len)))
+                o++;
+            if (o == OPT_COUNT)
+                return usage_error(a->cmd, "unknown option %s", arg);
+            if (options[o].takes_value) {
+                if (eq) {
+                    a->value[o] = eq + 1;
+                } else if (i + 1 < argc) {
+                    a->value[o] = argv[++i];
+                } else {
+                    return usage_error(a->cmd, "option --%s needs a value",
+                                       options[o].name);
+                }
+            } else if (eq) {
+                return usage_error(a->cmd, "option --%s takes no value",
+                                   options[o].name);
+            }
+            a->seen[o] = true;
+            continue;
+        }
+        if (!options_done && arg[0] == '-' && arg[1] != '\0')
+            return usage_error(a->cmd, "unknown option %s", arg);
+        if (!a->cmd && !unknown_cmd) {
+            a->cmd = find_command(arg);
+            if (!a->cmd)
+                unknown_cmd = arg;
+            continue;
+        }
+        if (a->npositional ==
+            (int)(sizeof a->positional / sizeof *a->positional))
+            return usage_error(a->cmd, "too many arguments");
+        a->positional[a->npositional++] = arg;
+    }
+
+    if (a->seen[OPT_HELP] && !unknown_cmd) {
+        print_usage(stdout, a->cmd);
+        return EXIT_SUCCESS;
+    }
+    if (unknown_cmd)
+        return usage_error(NULL, "unknown command \"%s\"", unknown_cmd);
+    if (!a->cmd)
+        return usage_error(NULL, "no command given");
+    for (int o = 0; o < OPT_COUNT; o++)
+        if (a->seen[o] && !(options[o].commands & a->cmd->bit))
+            return usage_error(a->cmd, "%s does not take --%s", a->cmd->name,
+                               options[o].name);
+    int want = a->cmd->bit == CMD_CREATE ? 1 : 0;
+    if (a->npositional != want)
+        return usage_error(a->cmd,
+                           want ? "%s needs exactly one USERNAME"
+                                : "%s takes no arguments",
+                           a->cmd->name);
+    if (a->seen[OPT_TIMEOUT] &&
+        !parse_number(a->value[OPT_TIMEOUT], 1, 86400, &a->timeout_s))
+        return usage_error(a->cmd,
+                           "--timeout must be 1..86400 seconds (got \"%s\")",
+                           a->value[OPT_TIMEOUT]);
+    if (a->seen[OPT_MAX_AGE] &&
+        !parse_number(a->value[OPT_MAX_AGE], 1, INT64_MAX, &a->max_age))
+        return usage_error(a->cmd,
+                           "--max-age must be a positive number of seconds "
+                           "(got \"%s\")",
+                           a->value[OPT_MAX_AGE]);
+    if (a->seen[OPT_LIMIT] &&
+        !parse_number(a->value[OPT_LIMIT], 0, INT64_MAX, &a->limit))
+        return usage_error(a->cmd,
+                           "--limit must be a number, 0 or more (got \"%s\")",
+                           a->value[OPT_LIMIT]);
+    if (a->seen[OPT_BATCH_SIZE] &&
+        !parse_number(a->value[OPT_BATCH_SIZE], 1, GUEST_CLEANUP_BATCH_MAX,
+                      &a->batch_size))
+        return usage_error(a->cmd, "--batch-size must be 1..%u (got \"%s\")",
+                           GUEST_CLEANUP_BATCH_MAX, a->value[OPT_BATCH_SIZE]);
+    return -1;
+}
+
+static int db_error(const char *what, guest_status st, const guest_error *err)
+{
+    fprintf(stderr, "guestuser: %s: %s: %s\n", what, guest_strerror(st),
+            err->message);
+    return EXIT_DB;
+}
+
+static void format_utc(int64_t unix_s, char *buf, size_t size)
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, size, "@%" PRId64, unix_s);
+}
+
+static int cmd_migrate(guest_ctx *ctx)
+{
+    printf("migrate: schema \"%s\" is up to date\n",
+           guest_ctx_config(ctx)->db_schema);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_stats(guest_ctx *ctx, const args *a)
+{
+    guest_stats s;
+    guest_error err = {0};
+    guest_status st = guest_get_stats(ctx, a->max_age, &s, &err);
+    if (st != GUEST_OK)
+        return db_error("stats", st, &err);
+    printf("users: %" PRIu64 "\n"
+           "guests: %" PRIu64 "\n"
+           "expired guests: %" PRIu64 "\n"
+           "live sessions: %" PRIu64 "\n",
+           s.users, s.guests, s.expired_guests, s.live_sessions);
+    return EXIT_SUCCESS;
+}
+
+static bool print_guest(const guest_guest_info *g, void *userdata)
+{
+    (void)userdata;
+    char when[32];
+    format_utc(g->created_at, when, sizeof when);
+    /* A name from a custom generator could hold a tab or newline; it must
+     * not break the one-line-per-guest format. */
+    for (const unsigned char *p = (const unsigned char *)g->username; *p; p++)
+        putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
+    printf("\t%s\t%s\n", when, g->expired ? "yes" : "no");
+    return true;
+}
+
+static int cmd_list(guest_ctx *ctx, const args *a)
+{
+    guest_error err = {0};
+    printf("username\tcreated_at\texpired\n");
+    guest_status st =
+        guest_list_guests(ctx, a->seen[OPT_EXPIRED], a->max_age,
+                          (size_t)a->limit, print_guest, NULL, &err);
+    if (st != GUEST_OK)
+        return db_error("list-guests", st, &err);
+    return EXIT_SUCCESS;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct progress_state {
+    bool show;
+    bool tty;
+    bool printed;
+} progress_state;
+
+static bool on_progress(const guest_cleanup_result *r, void *userdata)
+{
+    progress_state *p = userdata;
+    if (p->show) {
+        fprintf(stderr,
+                "%sbatch %" PRIu64 ": %" PRIu64 " guests, %" PRIu64
+                " expired sessions deleted%s",
+                p->tty ? "\r\033[K" : "", r->batches, r->users_deleted,
+                r->sessions_deleted, p->tty ? "" : "\n");
+        fflush(stderr);
+        p->printed = true;
+    }
+    return !interrupted;
+}
+
+static int cmd_delete(guest_ctx *ctx, const args *a)
+{
+    guest_cleanup_options o;
+    guest_cleanup_options_init(&o);
+    o.max_age = a->max_age;
+    o.batch_size = (unsigned)a->batch_size;
+    o.dry_run = a->seen[OPT_DRY_RUN];
+    progress_state p = {.show = a->seen[OPT_PROGRESS],
+                        .tty = isatty(STDERR_FILENO) == 1};
+    o.progress = on_progress;
+    o.progress_userdata = &p;
+
+    /* Ctrl-C or a TERM from the scheduler stops between batches, so every
+     * finished batch is counted; a second Ctrl-C kills at once. */
+    struct sigaction sa = {.sa_handler = on_signal,
+                           .sa_flags = (int)SA_RESETHAND};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    guest_cleanup_result r;
+    guest_error err = {0};
+    guest_status st = guest_delete_expired(ctx, &o, &r, &err);
+    if (p.printed && p.tty)
+        fputc('\n', stderr);
+    if (st != GUEST_OK && st != GUEST_ERR_CANCELLED && o.dry_run)
+        return db_error("delete-expired", st, &err);
+
+    char when[32];
+    format_utc(r.cutoff, when, sizeof when);
+    printf("cutoff: guests created before %s\n", when);
+    if (o.dry_run) {
+        printf("expired sessions: %" PRIu64 "\n", r.sessions_deleted);
+        printf("would delete: %" PRIu64 "\n", r.users_deleted);
+    } else {
+        /* Printed on failure too: the finished batches are committed. */
+        printf("batches: %" PRIu64 "\n", r.batches);
+        printf("expired sessions deleted: %" PRIu64 "\n", r.sessions_deleted);
+        printf("deleted: %" PRIu64 "\n", r.users_deleted);
+    }
+    fflush(stdout);
+    if (st == GUEST_ERR_CANCELLED) {
+        fputs("guestuser: interrupted; run again to finish\n", stderr);
+        return EXIT_INTERRUPTED;
+    }
+    if (st != GUEST_OK)
+        return db_error("delete-expired", st, &err);
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+
+    /* The schema check at start makes the server send NOTICEs ("already
+     * exists, skipping") that libpq prints on standard error, where cron
+     * would mail them after every run. The user's own PGOPTIONS come after
+     * ours, so they can still ask for notices. */
+    const char *pgopts = getenv("PGOPTIONS");
+    char quiet[1024];
+    snprintf(quiet, sizeof quiet, "-c client_min_messages=warning %s",
+             pgopts ? pgopts : "");
+    if (strlen(quiet) < sizeof quiet - 1)
+        setenv("PGOPTIONS", quiet, 1);
+
+    guest_config cfg;
+    guest_config_init(&cfg);
+    cfg.db_conninfo = a.seen[OPT_DB] ? a.value[OPT_DB] : getenv("GUESTUSER_DB");
+    if (a.seen[OPT_SCHEMA])
+        cfg.db_schema = a.value[OPT_SCHEMA];
+    cfg.db_pool_size = 1;
+    cfg.db_timeout_ms = (unsigned)(a.timeout_s * 1000);
+
+    guest_ctx *ctx = NULL;
+    guest_error err = {0};
+    guest_status st = guest_ctx_new(&cfg, &ctx, &err);
+    if (st == GUEST_ERR_CONFIG)
+        return usage_error(a.cmd, "%s", err.message);
+    if (st != GUEST_OK)
+        return db_error("cannot open the database", st, &err);
+
+    switch (a.cmd->bit) {
+    case CMD_MIGRATE:
+        rc = cmd_migrate(ctx);
+        break;
+    case CMD_STATS:
+        rc = cmd_stats(ctx, &a);
+        break;
+    case CMD_LIST:
+        rc = cmd_list(ctx, &a);
+        break;
+    case CMD_DELETE:
+        rc = cmd_delete(ctx, &a);
+        break;
+    default:
+        rc = usage_error(a.cmd, "%s is not available", a.cmd->name);
+        break;
+    }
+    guest_ctx_free(ctx);
+    return rc;
+}
