@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The guestuser tool against the fixture cluster: commands, output, exit codes.
+#   test_cli.sh TOOL CONNINFO_FILE
+set -uo pipefail
+tool=${1:?usage: test_cli.sh TOOL CONNINFO_FILE}
+ci=$(cat "${2:?usage: test_cli.sh TOOL CONNINFO_FILE}")
+schema=t_cli
+down="host=127.0.0.1 port=1 connect_timeout=5"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+unset GUESTUSER_DB PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS
+failures=0
+
+psql_() { psql "$ci" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+
+# run [STDIN_TEXT] -- ARGS...: runs the tool; sets rc, out (stdout), err.
+run() {
+  local input=
+  if [ "$1" != -- ]; then input=$1; shift; fi
+  shift
+  printf '%s' "$input" | "$tool" "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  out=$(cat "$tmp/out")
+  err=$(cat "$tmp/err")
+  last=$(tail -n 1 "$tmp/out")
+  what="guestuser $*"
+}
+
+fail() {
+  echo "FAIL: $what: $1"
+  echo "  exit status: $rc"
+  sed 's/^/  stdout: /' "$tmp/out"
+  sed 's/^/  stderr: /' "$tmp/err"
+  failures=$((failures + 1))
+}
+expect_rc() { [ "$rc" = "$1" ] || fail "exit status $rc, expected $1"; }
+expect_last() { [ "$last" = "$1" ] || fail "last line \"$last\", expected \"$1\""; }
+expect_out() { grep -qF -- "$1" "$tmp/out" || fail "stdout lacks \"$1\""; }
+expect_err() { grep -qF -- "$1" "$tmp/err" || fail "stderr lacks \"$1\""; }
+expect_eq() { [ "$1" = "$2" ] || fail "$3: got \"$1\", expected \"$2\""; }
+
+usage_error() {
+  run -- "$@"
+  expect_rc 1
+  expect_err "Usage: guestuser"
+  [ -z "$out" ] || fail "a usage error printed on stdout"
+}
+
+# --- help, everywhere ---
+run -- --help
+expect_rc 0
+expect_out "Usage: guestuser"
+for c in migrate stats list-guests delete-expired create-user; do
+  run -- "$c" --help
+  expect_rc 0
+  expect_out "$c"
+  [ -z "$err" ] || fail "--help wrote to stderr"
+done
+run -- -h delete-expired
+expect_rc 0
+expect_out "would delete: N"
+
+# --- usage errors: exit 1 with the usage text ---
+usage_error
+usage_error frobnicate
+usage_error --frob stats
+usage_error stats extra-argument
+usage_error create-user
+usage_error create-user alice bob
+usage_error delete-expired --batch-size 0
+usage_error delete-expired --batch-size 100001
+usage_error delete-expired --batch-size abc
+usage_error delete-expired --batch-size=
+usage_error delete-expired --max-age 0
+usage_error delete-expired --max-age -5
+usage_error delete-expired --dry-run=yes
+usage_error list-guests --limit -1
+usage_error list-guests --limit 1x
+usage_error stats --dry-run
+usage_error migrate --expired
+usage_error stats --timeout 0
+usage_error stats --db
+# settings the library refuses are usage errors too, before any connection
+usage_error --db "$ci" --schema Bad-Name stats
+usage_error --db "this is not a conninfo" stats
+
+# --- an unreachable database: exit 2 with libpq's message ---
+for c in migrate stats list-guests delete-expired; do
+  run -- --db "$down" "$c"
+  expect_rc 2
+  expect_err "port 1 failed"
+  [ -z "$out" ] || fail "printed on stdout without a database"
+done
+run "secret-pass-123" -- --db "$down" create-user alice
+expect_rc 2
+# GUESTUSER_DB is used when --db is absent, and --db wins over it
+GUESTUSER_DB=$down run -- stats
+expect_rc 2
+GUESTUSER_DB=$down run -- --db "$ci" --schema $schema stats
+expect_rc 0
+
+# --- migrate ---
+psql_ "DROP SCHEMA IF EXISTS $schema CASCADE" 2>/dev/null
+run -- --db "$ci" --schema $schema migrate
+expect_rc 0
+expect_out "$schema"
+[ -z "$err" ] || fail "migrate was not quiet on stderr"
+expect_eq "$(psql_ "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$schema' AND table_name IN ('users', 'guests', 'sessions')")" 3 "tables"
+run -- migrate --schema $schema --db "$ci" # options after the command; idempotent
+expect_rc 0
+[ -z "$err" ] || fail "a second migrate was not quiet on stderr"
+
+# --- data: 3 expired guests (one with a session), 2 fresh guests,
+#     1 registered user with an expired and a live session ---
+psql_ "
+WITH u AS (INSERT INTO $schema.users (username) VALUES ('old1'), ('old2'), ('old3') RETURNING id)
+INSERT INTO $schema.guests (user_id, created_at) SELECT id, now() - interval '30 days' - id * interval '1 minute' FROM u;
+WITH u AS (INSERT INTO $schema.users (username) VALUES ('new1'), ('new2') RETURNING id)
+INSERT INTO $schema.guests (user_id, created_at) SELECT id, now() - interval '100 seconds' + id * interval '1 second' FROM u;
+INSERT INTO $schema.users (username, password) VALUES ('registered', 'x');
+INSERT INTO $schema.sessions (token_hash, user_id, expires_at)
+  SELECT sha256(username::bytea), id, CASE WHEN username = 'registered' THEN now() - interval '1 hour' ELSE now() + interval '1 day' END
+  FROM $schema.users WHERE username IN ('old1', 'registered');
+INSERT INTO $schema.sessions (token_hash, user_id, expires_at)
+  SELECT sha256('live'::bytea), id, now() + interval '1 day' FROM $schema.users WHERE username = 'registered';"
+users() { psql_ "SELECT count(*) FROM $schema.users"; }
+export GUESTUSER_DB=$ci
+
+# --- stats ---
+run -- --schema $schema stats
+expect_rc 0
+expect_eq "$out" $'users: 6\nguests: 5\nexpired guests: 3\nlive sessions: 2' "stats"
+run -- --schema $schema stats --max-age 50
+expect_rc 0
+expect_out "expired guests: 5"
+
+# --- list-guests: newest first ---
+run -- --schema $schema list-guests
+expect_rc 0
+expect_eq "$(cut -f1,3 "$tmp/out" | tr '\t\n' ' ;')" "username expired;new2 no;new1 no;old1 yes;old2 yes;old3 yes;" "list"
+expect_out "$(date -u +%Y-%m-%d)T"
+run -- --schema $schema list-guests --expired --limit 2
+expect_rc 0
+expect_eq "$(cut -f1 "$tmp/out" | tr '\n' ' ')" "username old1 old2 " "expired, limit 2"
+run -- --schema $schema list-guests --limit 0
+expect_eq "$(wc -l <"$tmp/out")" 6 "limit 0 lists all"
+
+# --- delete-expired ---
+run -- --schema $schema delete-expired --dry-run
+expect_rc 0
+expect_last "would delete: 3"
+expect_out "expired sessions: 1"
+expect_eq "$(users)" 6 "users after a dry run"
+
+# no guest is that old, but the expired session goes
+run -- --schema $schema delete-expired --max-age 99999999
+expect_rc 0
+expect_last "deleted: 0"
+expect_out "expired sessions deleted: 1"
+expect_eq "$(users)" 6 "users after a long max-age"
+
+run -- --schema $schema delete-expired --progress --batch-size 2
+expect_rc 0
+expect_last "deleted: 3"
+expect_out "batches: 2"
+expect_err "batch 1: 2 guests, 0 expired sessions deleted"
+expect_err "batch 2: 3 guests, 0 expired sessions deleted"
+expect_eq "$(psql_ "SELECT string_agg(username, ',' ORDER BY username) FROM $schema.users")" "new1,new2,registered" "users left"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.sessions")" 1 "sessions left"
+
+run -- --schema $schema delete-expired
+expect_rc 0
+expect_last "deleted: 0"
+[ -z "$err" ] || fail "delete-expired without --progress wrote to stderr"
+
+run -- --schema $schema delete-expired --max-age 50
+expect_rc 0
+expect_last "deleted: 2"
+
+# libpq's own environment when neither --db nor GUESTUSER_DB is given
+unset GUESTUSER_DB
+eval "$(tr ' ' '\n' <<<"$ci" | sed -n 's/^host=/PGHOST=/p; s/^port=/PGPORT=/p; s/^user=/PGUSER=/p; s/^dbname=/PGDATABASE=/p')"
+PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE run -- --schema $schema stats
+expect_rc 0
+expect_out "users: 1"
+export GUESTUSER_DB=$ci
+
+if [ "$failures" -gt 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "guestuser tool: all checks passed"
