@@ -111,6 +111,8 @@ static guest_status check_config(const guest_config *c, guest_error *err)
         return BAD("cookie_samesite None needs cookie_secure (browsers drop it)");
     if (!valid_token(c->csrf_cookie_name))
         return BAD("csrf_cookie_name is not a valid cookie name");
+    if (c->secure_proxy_header && !valid_token(c->secure_proxy_header))
+        return BAD("secure_proxy_header is not a valid header name");
     const char *urls[] = {c->cookie_path, c->cookie_domain, c->login_url,
                           c->login_redirect_url, c->convert_url,
                           c->convert_redirect_url, c->required_anon_url,
@@ -196,7 +198,8 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
               own_string(ctx, &c->cookie_samesite, "Lax") &&
               own_string(ctx, &c->db_conninfo, "") &&
               own_string(ctx, &c->db_schema, "guestuser") &&
-              own_string(ctx, &c->csrf_cookie_name, "csrftoken");
+              own_string(ctx, &c->csrf_cookie_name, "csrftoken") &&
+              own_string(ctx, &c->secure_proxy_header, NULL);
     if (c->cookie_domain && !*c->cookie_domain)
         c->cookie_domain = NULL;
     return ok ? GUEST_OK : GUEST_ERR_NOMEM;

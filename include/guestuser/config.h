@@ -141,6 +141,13 @@ struct guest_config {
 
     /** Name of the CSRF cookie ("csrftoken"). */
     const char *csrf_cookie_name;
+    /**
+     * Behind a TLS-terminating proxy: the request header that proxy sets to
+     * "https" for HTTPS requests, e.g. "X-Forwarded-Proto" (NULL: trust only
+     * the adapter's is_https). Only set it when the proxy always overwrites
+     * that header, or clients can claim HTTPS.
+     */
+    const char *secure_proxy_header;
     /** Largest request body the adapters accept, bytes (65536). */
     size_t max_body_size;
 };

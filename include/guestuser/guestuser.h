@@ -8,6 +8,10 @@
 #include "config.h"
 #include "http.h"
 #include "guards.h"
+#include "form.h"
+#include "accounts.h"
+#include "csrf.h"
+#include "views.h"
 #include "cleanup.h"
 
 #endif

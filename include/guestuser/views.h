@@ -1,0 +1,113 @@
+/* libguestuser: ready-made handlers for the convert, login and logout pages,
+ * with replaceable HTML and a JSON mode. Guide: docs/converting.md. */
+#ifndef GUESTUSER_VIEWS_H
+#define GUESTUSER_VIEWS_H
+
+#include "accounts.h"
+#include "csrf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Which page a renderer is asked for. */
+typedef enum guest_page_kind {
+    GUEST_PAGE_CONVERT,         /**< sign-up form for a guest */
+    GUEST_PAGE_CONVERT_SUCCESS, /**< after a conversion */
+    GUEST_PAGE_LOGIN            /**< login form */
+} guest_page_kind;
+
+/** Everything a page shows; every pointer is borrowed for the call. */
+typedef struct guest_page {
+    guest_page_kind kind;
+    /** The visitor (NULL: anonymous). */
+    const guest_user *user;
+    /** Form action: this request's path. */
+    const char *action;
+    /** Value for the hidden GUEST_CSRF_FIELD input ("" on the success
+     * page). */
+    const char *csrf_token;
+    /** Name of the hidden redirect field (config redirect_field_name). */
+    const char *next_field;
+    /** Safe redirect target to carry in it, or "". */
+    const char *next;
+    /** Username to show in the form: as entered, or the generated name
+     * when convert_prefill_username is on, or "". */
+    const char *username;
+    /** Messages to show; count 0 the first time. Never NULL. */
+    const guest_form_errors *errors;
+    /** Extra sign-up fields (convert page) and the submitted values, NULL
+     * on a first show. */
+    const guest_signup_field *fields;
+    size_t field_count;
+    const guest_form *form;
+} guest_page;
+
+/**
+ * Writes a page's HTML body with guest_res_write() / guest_res_write_html()
+ * (escape every value taken from @p page). Status 200, Content-Type
+ * text/html and no-cache headers are already set. Return GUEST_OK, or an
+ * error for a 500.
+ */
+typedef guest_status (*guest_render_fn)(guest_req *req, const guest_page *page,
+                                        void *userdata);
+
+/** The built-in HTML of every page; a render callback may call it for the
+ * pages it does not replace. */
+GUEST_API guest_status guest_render_default(guest_req *req,
+                                            const guest_page *page);
+
+/**
+ * Options of the ready-made handlers, passed as their userdata (NULL: the
+ * defaults). Fill with guest_views_init(). Borrowed: must outlive the
+ * server; may be shared by all threads.
+ */
+typedef struct guest_views {
+    /** Page renderer (NULL: guest_render_default) and its user data. */
+    guest_render_fn render;
+    void *render_userdata;
+    /** Extra fields, validation and storage of the sign-up form. */
+    guest_signup signup;
+} guest_views;
+
+/** Fills @p views with the defaults (all NULL / 0). */
+GUEST_API void guest_views_init(guest_views *views);
+
+/**
+ * True when the request asks for JSON: an Accept header naming
+ * application/json, or a JSON body (Content-Type application/json).
+ */
+GUEST_API bool guest_req_wants_json(const guest_req *req);
+
+/*
+ * The handlers (guest_handler_fn; userdata: const guest_views * or NULL).
+ * Mount each for every method: a wrong method gets 405 with Allow before
+ * any CSRF check. A field sent twice is 400, a body over the adapter's limit
+ * 413, a failed CSRF check 403 (nothing changes), a database failure 503.
+ * In JSON mode (guest_req_wants_json()) convert and login answer 200
+ * {"user": {...}, "csrf_token": "..."} on success and GET, 400
+ * {"errors": {field: [messages]}} on failure, 403 with "errors" and
+ * "redirect" for a visitor who may not use the page; the CSRF token then
+ * travels in the X-CSRFToken header.
+ */
+
+/** GET/HEAD/POST. Anonymous: 302 to login_url; registered: 302 to
+ * login_redirect_url; guest: the sign-up form, and on a valid POST the
+ * conversion and 302 to the safe `next`, else convert_redirect_url. */
+GUEST_API void guest_convert_view(guest_req *req, void *userdata);
+
+/** GET/HEAD: the page shown after a conversion. */
+GUEST_API void guest_convert_success_view(guest_req *req, void *userdata);
+
+/** GET/HEAD/POST: the login form; a valid POST logs in and answers 302 to
+ * the safe `next`, else login_redirect_url. */
+GUEST_API void guest_login_view(guest_req *req, void *userdata);
+
+/** POST only (405 otherwise): guest_logout() and 302 to "/" (JSON: 200
+ * {"user": null}). */
+GUEST_API void guest_logout_view(guest_req *req, void *userdata);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

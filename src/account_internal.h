@@ -1,0 +1,106 @@
+/* Shared by the accounts modules (issue 3) only; never installed. */
+#ifndef GUESTUSER_ACCOUNT_INTERNAL_H
+#define GUESTUSER_ACCOUNT_INTERNAL_H
+
+#include "internal.h"
+
+#define GUEST__CSRF_SECRET_CHARS 32
+#define GUEST__CSRF_TOKEN_CHARS 64
+/* Characters of a Django salt and CSRF secret: ASCII letters and digits. */
+#define GUEST__ALNUM                                                           \
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/* The request's form fields that carry the built-in values. */
+#define GUEST__CSRF_FIELD "csrfmiddlewaretoken"
+#define GUEST__CSRF_HEADER "X-CSRFToken"
+
+/* Messages shared by several modules, Django's wording. */
+#define GUEST__MSG_REQUIRED "This field is required."
+#define GUEST__MSG_TAKEN "A user with that username already exists."
+#define GUEST__MSG_LOGIN                                                       \
+    "Please enter a correct username and password. Note that both fields "     \
+    "may be case-sensitive."
+
+/* password.c */
+/* Django's encoding of @p password with a given salt: the known-answer
+ * tests use it, guest_password_hash() passes a random salt. */
+guest_status guest__password_hash_salt(const char *password, const char *salt,
+                                       unsigned iterations, char *out,
+                                       size_t size);
+/* The iteration count of a pbkdf2_sha256 encoding; false when it is not
+ * one. */
+bool guest__password_iterations(const char *encoded, unsigned *iterations);
+/* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
+guest_status guest__random_alnum(char *out, size_t n);
+
+/* validate.c */
+/* Number of code points of @p s read as UTF-8 (a bad byte counts as one). */
+size_t guest__utf8_chars(const char *s);
+/* True when @p len bytes are well-formed UTF-8 without NUL. */
+bool guest__utf8_valid(const char *s, size_t len);
+
+/* accounts.c */
+/* The checks of a new account that need no database: username rules and,
+ * with @p password2 (two-field form), both passwords given and equal, else
+ * @p password1 given (field "password"); then the validators. *name_ok says
+ * whether the username passed (so its uniqueness is worth asking).
+ * GUEST_OK, GUEST_ERR_VALIDATION, GUEST_ERR_CONFIG, GUEST_ERR_NOMEM. */
+guest_status guest__check_new_account(const guest_ctx *ctx,
+                                      const char *username,
+                                      const char *password1,
+                                      const char *password2, bool two_fields,
+                                      guest_form_errors *errors, bool *name_ok);
+
+/* txn.c: a transaction on one pooled connection, lent to callbacks as a
+ * guest_db. */
+struct guest_db {
+    guest_ctx *ctx;
+    PGconn *conn;
+    unsigned timeout_ms;
+    bool broken;
+    /* The first failure inside the transaction; PostgreSQL refuses every
+     * later statement, so it decides the outcome. */
+    guest_status failed;
+};
+/* Replaces every '@' in @p tmpl with the quoted schema. Caller frees. */
+char *guest__sql_expand(const guest_ctx *ctx, const char *tmpl);
+guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err);
+/* One statement of @p tmpl ('@' = schema). *res (may be NULL) is the result
+ * to PQclear, also on failure. Sets *unique_violation (may be NULL) when
+ * the statement failed with SQLSTATE 23505. */
+guest_status guest__tx_run(guest_db *tx, const char *tmpl,
+                           const guest__params *p, PGresult **res,
+                           bool *unique_violation, guest_error *err);
+guest_status guest__tx_commit(guest_db *tx, guest_error *err);
+/* Rolls back (when still open) and returns the connection to the pool. */
+void guest__tx_abort(guest_db *tx);
+/* Statement on a pooled connection outside a transaction ('@' = schema). */
+guest_status guest__run(guest_ctx *ctx, const char *tmpl,
+                        const guest__params *p, PGresult **res,
+                        guest_error *err);
+
+/* Session helpers around the core's session.c. */
+/* SHA-256 of the request's well-formed session cookie; false when none. */
+bool guest__req_session_hash(guest_req *req,
+                             unsigned char hash[GUEST__SHA256_BYTES]);
+/* Makes the request's cached user @p user (NULL: anonymous). */
+void guest__req_set_user(guest_req *req, const guest_user *user);
+/* Forgets the cached user so the next guest_req_user() asks the database. */
+void guest__req_forget_user(guest_req *req);
+
+/* csrf.c */
+/* A new secret for the CSRF cookie after a login, as Django's
+ * rotate_token(): a token an attacker planted before stops working. */
+guest_status guest__csrf_rotate(guest_req *req);
+
+/* safe_url.c */
+/* The value of query parameter @p name of the request target (decoded,
+ * malloc'd, *len bytes; caller frees), NULL when absent. *bad is set when
+ * the query string names a field twice. */
+char *guest__query_param(const guest_req *req, const char *name, size_t *len,
+                         bool *bad);
+/* Percent-encodes spaces and non-ASCII bytes for a Location header, as
+ * Django's iri_to_uri; caller frees. */
+char *guest__iri_to_uri(const char *url);
+
+#endif

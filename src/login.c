@@ -1,0 +1,250 @@
+/* Password login and logout on the current request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "account_internal.h"
+
+typedef struct target {
+    guest_user user;
+    char *encoded; /* the stored hash that was verified */
+} target;
+
+/* Finds an active registered user by name and checks the password. Every
+ * refusal costs one hash, like a right password: response times must not
+ * tell which usernames exist. */
+static guest_status authenticate(guest_ctx *ctx, const char *username,
+                                 const char *password, target *t)
+{
+    guest__params p = {0};
+    guest__param_text(&p, username);
+    PGresult *res;
+    guest_status st = guest__run(
+        ctx,
+        "SELECT u.id, u.username, u.password FROM @.users u"
+        " WHERE u.username = $1 AND u.is_active"
+        " AND NOT EXISTS (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
+        &p, &res, NULL);
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    bool found = PQntuples(res) == 1;
+    unsigned iterations;
+    if (found &&
+        guest__password_iterations(PQgetvalue(res, 0, 2), &iterations)) {
+        bool ok = guest_password_verify(password, PQgetvalue(res, 0, 2));
+        if (ok) {
+            t->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            t->user.is_guest = false;
+            snprintf(t->user.username, sizeof t->user.username, "%s",
+                     PQgetvalue(res, 0, 1));
+            t->encoded = guest__strdup(PQgetvalue(res, 0, 2));
+            st = t->encoded ? GUEST_OK : GUEST_ERR_NOMEM;
+        } else {
+            st = GUEST_ERR_AUTH;
+        }
+    } else {
+        char dummy[GUEST_PASSWORD_HASH_BUF];
+        if (guest_password_hash(password, ctx->cfg.password_iterations, dummy,
+                                sizeof dummy) == GUEST_OK)
+            OPENSSL_cleanse(dummy, sizeof dummy);
+        st = GUEST_ERR_AUTH;
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The transaction of a login; the caller commits or rolls back. */
+static guest_status switch_session(guest_req *req, guest_db *tx,
+                                   const target *t, const guest_user *guest,
+                                   const char *rehash, bool has_old,
+                                   const unsigned char *old_hash,
+                                   const unsigned char *new_hash)
+{
+    guest_ctx *ctx = req->ctx;
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)t->user.id);
+    guest__params p = {0};
+    guest__param_text(&p, id);
+    PGresult *res;
+    /* The hash is read again under lock: a password changed (or the user
+     * disabled or deleted) since it was verified must not let this in. */
+    guest_status st = guest__tx_run(tx,
+                                    "SELECT password FROM @.users"
+                                    " WHERE id = $1 AND is_active"
+                                    " FOR NO KEY UPDATE",
+                                    &p, &res, NULL, NULL);
+    bool same = st == GUEST_OK && PQntuples(res) == 1 &&
+                !strcmp(PQgetvalue(res, 0, 0), t->encoded);
+    PQclear(res);
+    if (st != GUEST_OK)
+        return st;
+    if (!same)
+        return GUEST_ERR_AUTH;
+
+    if (guest && guest->id != t->user.id) {
+        char gid[32];
+        snprintf(gid, sizeof gid, "%lld", (long long)guest->id);
+        guest__params g = {0};
+        guest__param_text(&g, gid);
+        st = guest__tx_run(tx,
+                           "SELECT user_id FROM @.guests WHERE user_id = $1"
+                           " FOR UPDATE",
+                           &g, &res, NULL, NULL);
+        bool still_guest = st == GUEST_OK && PQntuples(res) == 1;
+        PQclear(res);
+        if (st != GUEST_OK)
+            return st;
+        /* Converted meanwhile: it is an account now, and stays. */
+        if (still_guest) {
+            const guest_config *c = &ctx->cfg;
+            if (c->on_guest_login) {
+                guest_status h = c->on_guest_login(guest, &t->user, tx,
+                                                   c->on_guest_login_userdata);
+                if (tx->failed != GUEST_OK)
+                    return tx->failed;
+                if (h != GUEST_OK)
+                    return GUEST_ERR_HOOK;
+            }
+            /* Deleting the user cascades to its guests and sessions rows,
+             * as cleanup would. */
+            st = guest__tx_run(tx, "DELETE FROM @.users WHERE id = $1", &g,
+                               NULL, NULL, NULL);
+            if (st != GUEST_OK)
+                return st;
+        }
+    }
+
+    guest__params u = {0};
+    guest__param_text(&u, id);
+    if (rehash)
+        guest__param_text(&u, rehash);
+    st = guest__tx_run(tx,
+                       rehash ? "UPDATE @.users SET last_login = now(),"
+                                " password = $2 WHERE id = $1"
+                              : "UPDATE @.users SET last_login = now()"
+                                " WHERE id = $1",
+                       &u, NULL, NULL, NULL);
+    if (st != GUEST_OK)
+        return st;
+    if (has_old) {
+        guest__params o = {0};
+        guest__param_bin(&o, old_hash, GUEST__SHA256_BYTES);
+        st = guest__tx_run(tx, "DELETE FROM @.sessions WHERE token_hash = $1",
+                           &o, NULL, NULL, NULL);
+        if (st != GUEST_OK)
+            return st;
+    }
+    char age[32];
+    snprintf(age, sizeof age, "%lld", (long long)ctx->cfg.max_age);
+    guest__params s = {0};
+    guest__param_bin(&s, new_hash, GUEST__SHA256_BYTES);
+    guest__param_text(&s, id);
+    guest__param_text(&s, age);
+    return guest__tx_run(tx,
+                         "INSERT INTO @.sessions (token_hash, user_id,"
+                         " expires_at) VALUES ($1, $2,"
+                         " now() + make_interval(secs => $3))",
+                         &s, NULL, NULL, NULL);
+}
+
+guest_status guest_login(guest_req *req, const char *username,
+                         const char *password, guest_form_errors *errors)
+{
+    guest_form_errors local;
+    if (!errors)
+        errors = &local;
+    errors->count = 0;
+    if (!req)
+        return GUEST_ERR_INVALID;
+    if (!username || !*username)
+        guest_form_errors_add(errors, "username", GUEST__MSG_REQUIRED);
+    if (!password || !*password)
+        guest_form_errors_add(errors, "password", GUEST__MSG_REQUIRED);
+    if (errors->count)
+        return GUEST_ERR_VALIDATION;
+    guest_ctx *ctx = req->ctx;
+    /* Too long to be anyone's name: refused without a query (and without
+     * sending PostgreSQL bytes it would reject as bad UTF-8). */
+    guest_status st;
+    target t = {0};
+    if (guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
+        !guest__utf8_valid(username, strlen(username))) {
+        char dummy[GUEST_PASSWORD_HASH_BUF];
+        if (guest_password_hash(password, ctx->cfg.password_iterations, dummy,
+                                sizeof dummy) == GUEST_OK)
+            OPENSSL_cleanse(dummy, sizeof dummy);
+        st = GUEST_ERR_AUTH;
+    } else {
+        st = authenticate(ctx, username, password, &t);
+    }
+    if (st == GUEST_ERR_AUTH)
+        guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
+    if (st != GUEST_OK) {
+        free(t.encoded);
+        return st;
+    }
+
+    const guest_user *current;
+    st = guest_req_user(req, &current);
+    guest_user guest = {0};
+    bool was_guest = st == GUEST_OK && current && current->is_guest;
+    if (was_guest)
+        guest = *current;
+    char rehash[GUEST_PASSWORD_HASH_BUF];
+    unsigned iterations = 0;
+    bool renew = st == GUEST_OK &&
+                 guest__password_iterations(t.encoded, &iterations) &&
+                 iterations != ctx->cfg.password_iterations;
+    if (renew && guest_password_hash(password, ctx->cfg.password_iterations,
+                                     rehash, sizeof rehash) != GUEST_OK)
+        renew = false;
+    unsigned char old_hash[GUEST__SHA256_BYTES], new_hash[GUEST__SHA256_BYTES];
+    char token[GUEST__TOKEN_CHARS + 1];
+    bool has_old = guest__req_session_hash(req, old_hash);
+    if (st == GUEST_OK)
+        st = guest__session_new(token, new_hash);
+    guest_db tx;
+    if (st == GUEST_OK)
+        st = guest__tx_begin(ctx, &tx, NULL);
+    if (st == GUEST_OK) {
+        st = switch_session(req, &tx, &t, was_guest ? &guest : NULL,
+                            renew ? rehash : NULL, has_old, old_hash, new_hash);
+        if (st == GUEST_OK)
+            st = guest__tx_commit(&tx, NULL);
+        else
+            guest__tx_abort(&tx);
+    }
+    free(t.encoded);
+    if (renew)
+        OPENSSL_cleanse(rehash, sizeof rehash);
+    if (st == GUEST_ERR_AUTH)
+        guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
+    if (st != GUEST_OK)
+        return st;
+    guest__req_set_user(req, &t.user);
+    guest__set_session_cookie(req, token);
+    guest__csrf_rotate(req);
+    return GUEST_OK;
+}
+
+guest_status guest_logout(guest_req *req)
+{
+    if (!req)
+        return GUEST_ERR_INVALID;
+    unsigned char hash[GUEST__SHA256_BYTES];
+    if (guest__req_session_hash(req, hash)) {
+        guest__params p = {0};
+        guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
+        guest_status st =
+            guest__run(req->ctx, "DELETE FROM @.sessions WHERE token_hash = $1",
+                       &p, NULL, NULL);
+        if (st != GUEST_OK)
+            return st;
+    }
+    guest__req_set_user(req, NULL);
+    return guest__clear_session_cookie(req);
+}

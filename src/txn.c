@@ -1,0 +1,198 @@
+/* Transactions of the account operations, the guest_db handle lent to
+ * application callbacks inside them, and the request's session. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account_internal.h"
+
+char *guest__sql_expand(const guest_ctx *ctx, const char *tmpl)
+{
+    const char *schema = ctx->cfg.db_schema;
+    size_t n = 0, slen = strlen(schema) + 2;
+    for (const char *p = tmpl; *p; p++)
+        n += *p == '@' ? slen : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = tmpl; *p; p++) {
+        if (*p == '@') {
+            /* The schema name was validated as [a-z_][a-z0-9_]* by the
+             * config, so quoting it needs no escaping. */
+            *o++ = '"';
+            memcpy(o, schema, slen - 2);
+            o += slen - 2;
+            *o++ = '"';
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+guest_status guest__run(guest_ctx *ctx, const char *tmpl,
+                        const guest__params *p, PGresult **res,
+                        guest_error *err)
+{
+    if (res)
+        *res = NULL;
+    char *sql = guest__sql_expand(ctx, tmpl);
+    if (!sql)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    guest__params none = {0};
+    guest_status st = guest__db_exec(ctx, sql, p ? p : &none, res, err);
+    free(sql);
+    return st;
+}
+
+guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
+{
+    memset(tx, 0, sizeof *tx);
+    tx->ctx = ctx;
+    tx->timeout_ms = ctx->cfg.db_timeout_ms;
+    /* An idle pooled connection may have died (server restart): its first
+     * statement fails, so BEGIN gets one more try on a fresh one. */
+    guest_status st = GUEST_ERR_DB_UNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        st = guest__pool_acquire(ctx->pool, &tx->conn, err);
+        if (st != GUEST_OK) {
+            tx->conn = NULL;
+            return st;
+        }
+        bool broken = false;
+        st = guest__db_run(tx->conn, tx->timeout_ms, "BEGIN", NULL, NULL,
+                           &broken, err);
+        if (st == GUEST_OK)
+            return GUEST_OK;
+        guest__pool_release(ctx->pool, tx->conn, broken);
+        tx->conn = NULL;
+        if (!broken)
+            break;
+    }
+    return st;
+}
+
+guest_status guest__tx_run(guest_db *tx, const char *tmpl,
+                           const guest__params *p, PGresult **res,
+                           bool *unique_violation, guest_error *err)
+{
+    if (res)
+        *res = NULL;
+    if (unique_violation)
+        *unique_violation = false;
+    if (!tx->conn)
+        return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    if (tx->failed != GUEST_OK)
+        return guest__fail(err, tx->failed,
+                           "an earlier statement of this transaction failed");
+    char *sql = guest__sql_expand(tx->ctx, tmpl);
+    if (!sql)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    guest__params none = {0};
+    PGresult *r = NULL;
+    bool broken = false;
+    guest_status st = guest__db_run(tx->conn, tx->timeout_ms, sql,
+                                    p ? p : &none, &r, &broken, err);
+    free(sql);
+    tx->broken |= broken;
+    if (st != GUEST_OK) {
+        tx->failed = st;
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (unique_violation && state && !strcmp(state, "23505"))
+            *unique_violation = true;
+    }
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return st;
+}
+
+guest_status guest__tx_commit(guest_db *tx, guest_error *err)
+{
+    if (!tx->conn)
+        return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    /* COMMIT of a failed transaction quietly rolls back; never report that
+     * as success. */
+    if (tx->failed != GUEST_OK) {
+        guest_status st = tx->failed;
+        guest__tx_abort(tx);
+        return guest__fail(err, st, "the transaction had failed");
+    }
+    bool broken = false;
+    guest_status st = guest__db_run(tx->conn, tx->timeout_ms, "COMMIT", NULL,
+                                    NULL, &broken, err);
+    tx->broken |= broken;
+    /* A connection still inside a transaction is closed by the pool. */
+    guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);
+    tx->conn = NULL;
+    return st;
+}
+
+void guest__tx_abort(guest_db *tx)
+{
+    if (!tx->conn)
+        return;
+    if (!tx->broken && PQstatus(tx->conn) == CONNECTION_OK) {
+        bool broken = false;
+        guest__db_run(tx->conn, tx->timeout_ms, "ROLLBACK", NULL, NULL, &broken,
+                      NULL);
+        tx->broken |= broken;
+    }
+    guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);
+    tx->conn = NULL;
+}
+
+guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
+                           const char *const *params, guest_error *err)
+{
+    if (!db || !sql || nparams < 0 || nparams > GUEST_DB_MAX_PARAMS ||
+        (nparams > 0 && !params))
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "db and sql required, at most %d parameters",
+                           GUEST_DB_MAX_PARAMS);
+    if (!db->conn)
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "the database handle is used outside its "
+                           "callback");
+    if (db->failed != GUEST_OK)
+        return guest__fail(err, db->failed,
+                           "an earlier statement of this transaction failed");
+    /* Always the extended protocol, even without parameters: it runs
+     * exactly one statement, so no text can smuggle in a second. */
+    guest__params p = {0};
+    for (int i = 0; i < nparams; i++)
+        guest__param_text(&p, params[i]);
+    bool broken = false;
+    guest_status st =
+        guest__db_run(db->conn, db->timeout_ms, sql, &p, NULL, &broken, err);
+    db->broken |= broken;
+    if (st != GUEST_OK)
+        db->failed = st;
+    return st;
+}
+
+bool guest__req_session_hash(guest_req *req,
+                             unsigned char hash[GUEST__SHA256_BYTES])
+{
+    char token[GUEST__TOKEN_CHARS + 2];
+    return guest__cookie_value(guest_req_header(req, "Cookie"),
+                               req->ctx->cfg.cookie_name, token,
+                               sizeof token) &&
+           guest__session_hash(token, hash);
+}
+
+void guest__req_set_user(guest_req *req, const guest_user *user)
+{
+    req->user_resolved = true;
+    req->has_user = user != NULL;
+    if (user && user != &req->user)
+        req->user = *user;
+}
+
+void guest__req_forget_user(guest_req *req)
+{
+    req->user_resolved = false;
+    req->has_user = false;
+}
