@@ -1,0 +1,59 @@
+/* libguestuser adapter for CivetWeb (library guestuser::civetweb). */
+#ifndef GUESTUSER_ADAPTERS_CIVETWEB_H
+#define GUESTUSER_ADAPTERS_CIVETWEB_H
+
+#include <civetweb.h>
+
+#include "../guestuser.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Binds a guest_ctx and a handler to CivetWeb. */
+typedef struct guest_civetweb guest_civetweb;
+
+/**
+ * Creates an adapter that runs @p handler (with @p userdata) for every
+ * request. @p ctx is borrowed and must outlive the adapter. Also takes a
+ * reference on CivetWeb's global state (mg_init_library, reference counted),
+ * so call it before the first server starts and from one thread at a time.
+ * Free with guest_civetweb_free() after mg_stop() returned.
+ * GUEST_ERR_INVALID for a NULL argument, GUEST_ERR_NOMEM, GUEST_ERR_CONFIG
+ * when CivetWeb cannot initialise.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler, void *userdata,
+                   guest_civetweb **out);
+/** Releases @p app and its CivetWeb reference (mg_exit_library); NULL is a
+ * no-op. No server may still run requests through @p app. */
+GUEST_API void guest_civetweb_free(guest_civetweb *app);
+
+/**
+ * Starts a CivetWeb server on @p bind_addr (IPv4 or IPv6 literal; NULL:
+ * 127.0.0.1) and @p port (0: any free port; ask mg_get_server_ports()),
+ * with guest_civetweb_handler() serving every path, keep-alive on and
+ * decode_url off so handlers see the target as received. Errors are
+ * logged to stderr. Stop it with mg_stop(), then free @p app.
+ * GUEST_ERR_INVALID for a bad address, GUEST_ERR_CONFIG when it cannot bind.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_civetweb_start(guest_civetweb *app, const char *bind_addr, uint16_t port,
+                     struct mg_context **out);
+
+/**
+ * The CivetWeb request handler, for applications that start their own
+ * server: mg_set_request_handler(mg_ctx, "/", guest_civetweb_handler, app)
+ * serves every path (register a narrower prefix for part of a site). Reads
+ * the body up to guest_config.max_body_size (413 beyond), runs the handler
+ * and sends the buffered response with a Content-Length. Returns the HTTP
+ * status sent. Works with either decode_url setting; with "yes" (CivetWeb's
+ * default) the decoded path is percent-encoded again, so "%41" is seen
+ * as "A".
+ */
+GUEST_API int guest_civetweb_handler(struct mg_connection *conn, void *app);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

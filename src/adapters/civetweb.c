@@ -1,0 +1,402 @@
+/* CivetWeb adapter: reads the whole body first and buffers the response,
+ * because the library's handlers may set the status and headers after
+ * writing body bytes, while CivetWeb sends headers before the body. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "guestuser/adapters/civetweb.h"
+
+struct guest_civetweb {
+    guest_ctx *ctx;
+    guest_handler_fn handler;
+    void *userdata;
+    size_t max_body;
+};
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+} buf;
+
+typedef struct cw_req {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    buf target;
+    buf body;
+    int status;
+    char **headers; /* name, value, name, value ... */
+    size_t nheaders;
+    buf out;
+} cw_req;
+
+/* mg_response_header_add() refuses more than MG_MAX_HEADERS headers; one is
+ * kept for Content-Length, so a handler learns of the limit when it adds a
+ * header rather than by a header silently missing from the response. */
+#define CW_MAX_HANDLER_HEADERS (MG_MAX_HEADERS - 1)
+
+static int buf_append(buf *b, const void *data, size_t len)
+{
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static const char *op_header(void *c, const char *name)
+{
+    return mg_get_header(((cw_req *)c)->conn, name);
+}
+
+static const char *op_method(void *c)
+{
+    return ((cw_req *)c)->ri->request_method;
+}
+
+static const char *op_target(void *c)
+{
+    return ((cw_req *)c)->target.data;
+}
+
+static const char *op_client_addr(void *c)
+{
+    const char *a = ((cw_req *)c)->ri->remote_addr;
+    return a[0] ? a : NULL;
+}
+
+static int op_is_https(void *c)
+{
+    return ((cw_req *)c)->ri->is_ssl != 0;
+}
+
+static int op_body(void *c, const char **data, size_t *len)
+{
+    cw_req *r = c;
+    *data = r->body.data ? r->body.data : "";
+    *len = r->body.len;
+    return 0;
+}
+
+static int op_set_status(void *c, int status)
+{
+    ((cw_req *)c)->status = status;
+    return 0;
+}
+
+static int op_add_header(void *c, const char *name, const char *value)
+{
+    cw_req *r = c;
+    if (r->nheaders / 2 >= CW_MAX_HANDLER_HEADERS)
+        return -1;
+    char **h = realloc(r->headers, (r->nheaders + 2) * sizeof *h);
+    if (!h)
+        return -1;
+    r->headers = h;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -1;
+    }
+    h[r->nheaders++] = n;
+    h[r->nheaders++] = v;
+    return 0;
+}
+
+static int op_write(void *c, const void *data, size_t len)
+{
+    return buf_append(&((cw_req *)c)->out, data, len);
+}
+
+static const guest_http_ops civetweb_ops = {
+    .header = op_header,
+    .method = op_method,
+    .target = op_target,
+    .client_addr = op_client_addr,
+    .is_https = op_is_https,
+    .body = op_body,
+    .set_status = op_set_status,
+    .add_header = op_add_header,
+    .write = op_write,
+};
+
+static void cw_req_free(cw_req *r)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        free(r->headers[i]);
+    free(r->headers);
+    free(r->target.data);
+    free(r->body.data);
+    free(r->out.data);
+}
+
+/* Characters that may stand unencoded in a path (RFC 3986 pchar and '/'). */
+static bool path_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:@/", c);
+}
+
+/* The target as the library expects it: path (still percent-encoded) plus
+ * the query string. With decode_url on, CivetWeb has already decoded the
+ * path in place, so a decoded "?" or "#" would end the path early and a
+ * decoded "%" would be read as an escape: encode it again. */
+static int build_target(cw_req *r)
+{
+    const char *path = r->ri->local_uri;
+    if (!path || !*path)
+        path = "/";
+    const char *decode = mg_get_option(mg_get_context(r->conn), "decode_url");
+    if (decode && !strcasecmp(decode, "no")) {
+        if (buf_append(&r->target, path, strlen(path)) != 0)
+            return -1;
+    } else {
+        static const char hex[] = "0123456789ABCDEF";
+        for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            int rc = path_char(*p) ? buf_append(&r->target, p, 1)
+                                   : buf_append(&r->target, esc, 3);
+            if (rc != 0)
+                return -1;
+        }
+    }
+    const char *q = r->ri->query_string;
+    if (q && (buf_append(&r->target, "?", 1) != 0 ||
+              buf_append(&r->target, q, strlen(q)) != 0))
+        return -1;
+    return 0;
+}
+
+enum { BODY_OK, BODY_TOO_LARGE, BODY_BROKEN, BODY_NOMEM };
+
+static int read_body(cw_req *r, size_t max)
+{
+    /* A declared length over the limit is refused before any byte is read;
+     * a chunked body is counted as it arrives. */
+    if (r->ri->content_length > 0 &&
+        (unsigned long long)r->ri->content_length > max)
+        return BODY_TOO_LARGE;
+    char chunk[8192];
+    for (;;) {
+        int n = mg_read(r->conn, chunk, sizeof chunk);
+        if (n == 0)
+            return BODY_OK;
+        if (n < 0)
+            return BODY_BROKEN;
+        if (r->body.len + (size_t)n > max)
+            return BODY_TOO_LARGE;
+        if (buf_append(&r->body, chunk, (size_t)n) != 0)
+            return BODY_NOMEM;
+    }
+}
+
+static bool has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = value; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == n && !strncasecmp(p, token, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+static int send_response(cw_req *r)
+{
+    struct mg_connection *conn = r->conn;
+    int status = r->status;
+    /* RFC 9110: no body for HEAD, 1xx, 204 and 304; no Content-Length for
+     * 1xx and 204, nor for a 304 whose length would be the GET's. */
+    bool no_length = status < 200 || status == 204 || status == 304;
+    bool no_body = no_length || !strcmp(r->ri->request_method, "HEAD");
+    if (mg_response_header_start(conn, status) != 0)
+        return -1;
+    for (size_t i = 0; i + 1 < r->nheaders; i += 2) {
+        const char *name = r->headers[i], *value = r->headers[i + 1];
+        /* The adapter frames the body; a handler's framing headers would
+         * contradict it. Connection is CivetWeb's to choose, except that a
+         * handler may ask for the connection to close. */
+        if (!strcasecmp(name, "Content-Length") ||
+            !strcasecmp(name, "Transfer-Encoding"))
+            continue;
+        if (!strcasecmp(name, "Connection")) {
+            if (!has_token(value, "close"))
+                continue;
+            mg_disable_connection_keep_alive(conn);
+        }
+        if (mg_response_header_add(conn, name, value, -1) != 0)
+            mg_cry(conn, "guestuser: response header %s dropped", name);
+    }
+    if (!no_length) {
+        char len[32];
+        snprintf(len, sizeof len, "%zu", r->out.len);
+        mg_response_header_add(conn, "Content-Length", len, -1);
+    }
+    if (mg_response_header_send(conn) != 0)
+        return -1;
+    if (!no_body && r->out.len &&
+        mg_write(conn, r->out.data, r->out.len) != (int)r->out.len)
+        return -1;
+    return 0;
+}
+
+/* A short plain-text answer the adapter gives itself; the connection is
+ * closed afterwards, because the request was not read to its end. */
+static int plain(cw_req *r, int status, const char *text)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        free(r->headers[i]);
+    r->nheaders = 0;
+    r->out.len = 0;
+    r->status = status;
+    mg_disable_connection_keep_alive(r->conn);
+    if (op_add_header(r, "Content-Type", "text/plain; charset=utf-8") != 0 ||
+        op_add_header(r, "Connection", "close") != 0 ||
+        buf_append(&r->out, text, strlen(text)) != 0)
+        return mg_send_http_error(r->conn, status, "%s", text) < 0 ? -1 : 0;
+    return send_response(r);
+}
+
+int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
+{
+    guest_civetweb *app = cbdata;
+    cw_req r = {0};
+    r.conn = conn;
+    r.ri = mg_get_request_info(conn);
+    r.status = 200;
+    if (!app || !r.ri) {
+        mg_send_http_error(conn, 500, "%s", "Internal Server Error\n");
+        return 500;
+    }
+    int rc;
+    if (build_target(&r) != 0) {
+        rc = plain(&r, 500, "Internal Server Error\n");
+    } else {
+        switch (read_body(&r, app->max_body)) {
+        case BODY_OK: {
+            guest_req *req;
+            if (guest_req_new(app->ctx, &civetweb_ops, &r, &req) != GUEST_OK) {
+                rc = plain(&r, 500, "Internal Server Error\n");
+                break;
+            }
+            app->handler(req, app->userdata);
+            guest_req_free(req);
+            rc = send_response(&r);
+            break;
+        }
+        case BODY_TOO_LARGE:
+            rc = plain(&r, 413, "Payload Too Large\n");
+            break;
+        case BODY_BROKEN:
+            rc = plain(&r, 400, "Bad Request\n");
+            break;
+        default:
+            rc = plain(&r, 500, "Internal Server Error\n");
+            break;
+        }
+    }
+    int status = r.status;
+    if (rc != 0)
+        mg_disable_connection_keep_alive(conn);
+    cw_req_free(&r);
+    return status;
+}
+
+guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
+                                void *userdata, guest_civetweb **out)
+{
+    if (!ctx || !handler || !out)
+        return GUEST_ERR_INVALID;
+    guest_civetweb *app = calloc(1, sizeof *app);
+    if (!app)
+        return GUEST_ERR_NOMEM;
+    /* Reference counted by CivetWeb; without it mg_start() initialises the
+     * library itself and never releases what it allocated. The call returns
+     * the features it initialised, so ask for some (never TLS, which would
+     * load OpenSSL behind the application's back) to tell failure apart. */
+    unsigned features = mg_check_feature(0xFFu & ~MG_FEATURES_TLS);
+    if (mg_init_library(features) != features) {
+        free(app);
+        return GUEST_ERR_CONFIG;
+    }
+    app->ctx = ctx;
+    app->handler = handler;
+    app->userdata = userdata;
+    app->max_body = guest_ctx_config(ctx)->max_body_size;
+    *out = app;
+    return GUEST_OK;
+}
+
+void guest_civetweb_free(guest_civetweb *app)
+{
+    if (!app)
+        return;
+    mg_exit_library();
+    free(app);
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    fprintf(stderr, "civetweb: %s\n", message);
+    return 1;
+}
+
+guest_status guest_civetweb_start(guest_civetweb *app, const char *bind_addr,
+                                  uint16_t port, struct mg_context **out)
+{
+    if (!app || !out)
+        return GUEST_ERR_INVALID;
+    *out = NULL;
+    if (!bind_addr)
+        bind_addr = "127.0.0.1";
+    unsigned char addr[16];
+    char ports[80];
+    if (inet_pton(AF_INET, bind_addr, addr) == 1) {
+        snprintf(ports, sizeof ports, "%s:%u", bind_addr, (unsigned)port);
+    } else if (inet_pton(AF_INET6, bind_addr, addr) == 1) {
+        if (!mg_check_feature(MG_FEATURES_IPV6)) {
+            fprintf(stderr, "civetweb: built without IPv6, cannot bind %s\n",
+                    bind_addr);
+            return GUEST_ERR_CONFIG;
+        }
+        snprintf(ports, sizeof ports, "[%s]:%u", bind_addr, (unsigned)port);
+    } else {
+        return GUEST_ERR_INVALID;
+    }
+    /* clang-format off */
+    const char *options[] = {
+        "listening_ports", ports,
+        "enable_keep_alive", "yes",
+        "decode_url", "no",
+        "request_timeout_ms", "30000",
+        NULL, NULL,
+    };
+    /* clang-format on */
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.log_message = log_message;
+    struct mg_context *mg = mg_start(&callbacks, app, options);
+    if (!mg)
+        return GUEST_ERR_CONFIG;
+    mg_set_request_handler(mg, "/", guest_civetweb_handler, app);
+    *out = mg;
+    return GUEST_OK;
+}
