@@ -1,6 +1,7 @@
 /* libmicrohttpd adapter: buffers the response, then queues it in one go,
  * because MHD needs the status and headers before any body byte. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ typedef struct mhd_req {
     const char *method;
     char addr[INET6_ADDRSTRLEN];
     buf body;
+    bool headers_seen;
     bool too_large;
     int status;
     char **headers; /* name, value, name, value ... */
@@ -217,6 +219,23 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         *req_cls = r;
     }
     r->method = method;
+    /* MHD calls first with the headers only, before any body byte; answering
+     * then would run the handler without the body and skip the size limit. */
+    if (!r->headers_seen) {
+        r->headers_seen = true;
+        /* A declared length over the limit is refused before the body is
+         * read, so a client cannot hold the connection with a huge upload;
+         * MHD closes the connection after this answer. */
+        const char *cl = MHD_lookup_connection_value(
+            connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && *cl >= '0' && *cl <= '9') {
+            errno = 0;
+            unsigned long long n = strtoull(cl, NULL, 10);
+            if (errno == ERANGE || n > app->max_body)
+                return plain(r, 413, "Payload Too Large\n");
+        }
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         /* Keep reading past the limit (so the client sees our 413 rather
          * than a reset) but stop storing. */
