@@ -1,11 +1,99 @@
-/* guestuser-demo: the demo routes served by libmicrohttpd. */
+/* guestuser-demo: the demo routes served by libmicrohttpd or CivetWeb. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#ifdef GUESTUSER_DEMO_MHD
 #include <guestuser/adapters/mhd.h>
+#endif
+#ifdef GUESTUSER_DEMO_CIVETWEB
+#include <guestuser/adapters/civetweb.h>
+#endif
 
 #include "demo.h"
+
+/* The servers this build can run (--server). */
+static const char *const servers[] = {
+#ifdef GUESTUSER_DEMO_MHD
+    "mhd",
+#endif
+#ifdef GUESTUSER_DEMO_CIVETWEB
+    "civetweb",
+#endif
+    NULL,
+};
+
+/* One running server, whichever library it is. */
+typedef struct demo_server {
+    const char *name;
+#ifdef GUESTUSER_DEMO_MHD
+    guest_mhd *mhd;
+    struct MHD_Daemon *daemon;
+#endif
+#ifdef GUESTUSER_DEMO_CIVETWEB
+    guest_civetweb *civetweb;
+    struct mg_context *mg;
+#endif
+} demo_server;
+
+static bool server_known(const char *name)
+{
+    for (const char *const *s = servers; *s; s++)
+        if (!strcmp(*s, name))
+            return true;
+    return false;
+}
+
+/* Starts the server named s->name with demo_handler; the port it bound
+ * goes to *port. Returns false when it cannot listen. */
+static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
+                         unsigned *port)
+{
+    *port = o->port;
+#ifdef GUESTUSER_DEMO_MHD
+    if (!strcmp(s->name, "mhd")) {
+        if (guest_mhd_new(ctx, demo_handler, NULL, &s->mhd) != GUEST_OK ||
+            guest_mhd_start(s->mhd, o->bind, o->port, &s->daemon) != GUEST_OK)
+            return false;
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        if (di)
+            *port = di->port;
+        return true;
+    }
+#endif
+#ifdef GUESTUSER_DEMO_CIVETWEB
+    if (!strcmp(s->name, "civetweb")) {
+        if (guest_civetweb_new(ctx, demo_handler, NULL, &s->civetweb) !=
+                GUEST_OK ||
+            guest_civetweb_start(s->civetweb, o->bind, o->port, &s->mg) !=
+                GUEST_OK)
+            return false;
+        struct mg_server_port sp;
+        if (mg_get_server_ports(s->mg, 1, &sp) == 1)
+            *port = (unsigned)sp.port;
+        return true;
+    }
+#endif
+    (void)ctx;
+    return false;
+}
+
+/* Stops whatever server_start() started, even half-way. */
+static void server_stop(demo_server *s)
+{
+#ifdef GUESTUSER_DEMO_MHD
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    guest_mhd_free(s->mhd);
+#endif
+#ifdef GUESTUSER_DEMO_CIVETWEB
+    if (s->mg)
+        mg_stop(s->mg);
+    guest_civetweb_free(s->civetweb);
+#endif
+    (void)s;
+}
 
 int main(int argc, char **argv)
 {
@@ -13,9 +101,12 @@ int main(int argc, char **argv)
     int rc = demo_parse_args(&o, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
-    if (strcmp(o.server, "mhd") != 0) {
-        fprintf(stderr, "%s: unknown --server '%s' (this build has: mhd)\n",
-                argv[0], o.server);
+    if (!server_known(o.server)) {
+        fprintf(stderr, "%s: unknown --server '%s' (this build has:", argv[0],
+                o.server);
+        for (const char *const *s = servers; *s; s++)
+            fprintf(stderr, " %s", *s);
+        fprintf(stderr, ")\n");
         return 1;
     }
 
@@ -36,24 +127,19 @@ int main(int argc, char **argv)
                 err.message);
         return 2;
     }
-    guest_mhd *app = NULL;
-    struct MHD_Daemon *daemon = NULL;
-    if (guest_mhd_new(ctx, demo_handler, NULL, &app) != GUEST_OK ||
-        guest_mhd_start(app, o.bind, o.port, &daemon) != GUEST_OK) {
+    demo_server server = {.name = o.server};
+    unsigned port;
+    if (!server_start(&server, ctx, &o, &port)) {
         fprintf(stderr, "%s: cannot listen on %s port %u\n", argv[0], o.bind,
                 (unsigned)o.port);
-        guest_mhd_free(app);
+        server_stop(&server);
         guest_ctx_free(ctx);
         return 2;
     }
-    unsigned port = o.port;
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-    if (di)
-        port = di->port;
     const char *host = strchr(o.bind, ':') ? "[::1]" : o.bind;
     if (!strcmp(o.bind, "0.0.0.0"))
         host = "127.0.0.1";
+    fprintf(stderr, "guestuser-demo: serving with %s\n", server.name);
     printf("guestuser-demo listening on http://%s:%u/allow_guest_user/\n",
            host, port);
     fflush(stdout);
@@ -61,8 +147,7 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop, &sig);
     fprintf(stderr, "guestuser-demo: stopping on signal %d\n", sig);
-    MHD_stop_daemon(daemon);
-    guest_mhd_free(app);
+    server_stop(&server);
     guest_ctx_free(ctx);
     return 0;
 }
