@@ -177,12 +177,49 @@ run -- --schema $schema delete-expired --max-age 50
 expect_rc 0
 expect_last "deleted: 2"
 
+# --- create-user: the password is the first line of standard input ---
+run $'Correct-Horse-42\nsecond line is ignored\n' -- --schema $schema create-user alice
+expect_rc 0
+expect_out "created user alice (id "
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.users u WHERE username = 'alice' AND password LIKE 'pbkdf2_sha256\$%' AND NOT EXISTS (SELECT 1 FROM $schema.guests g WHERE g.user_id = u.id)")" 1 "alice is a registered user with a hash"
+if command -v python3 >/dev/null; then
+  hash=$(psql_ "SELECT password FROM $schema.users WHERE username = 'alice'")
+  python3 - "$hash" 'Correct-Horse-42' <<'PY' || fail "the stored hash is not of the first line"
+import base64, hashlib, sys
+algo, it, salt, digest = sys.argv[1].split('$')
+dk = hashlib.pbkdf2_hmac('sha256', sys.argv[2].encode(), salt.encode(), int(it))
+sys.exit(0 if base64.b64encode(dk).decode() == digest else 1)
+PY
+fi
+run $'Another-Horse-43\r\n' -- --schema $schema create-user carol # CRLF
+expect_rc 0
+run 'No-Newline-Horse-44' -- --schema $schema create-user dave
+expect_rc 0
+run $'Correct-Horse-42\n' -- --schema $schema create-user alice
+expect_rc 1
+expect_err "username: A user with that username already exists."
+run $'123\n' -- --schema $schema create-user 'bad name!'
+expect_rc 1
+expect_err "username: Enter a valid username"
+expect_err "password: This password is too short"
+expect_err "password: This password is entirely numeric"
+run $'bob12345\n' -- --schema $schema create-user bob
+expect_rc 1
+expect_err "password:"
+run -- --schema $schema create-user bob
+expect_rc 1
+expect_err "no password on standard input"
+run "$(head -c 5000 /dev/zero | tr '\0' x)" -- --schema $schema create-user bob
+expect_rc 1
+expect_err "longer than 4096 bytes"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.users WHERE username IN ('bob', 'bad name!')")" 0 "refused users were not created"
+
 # libpq's own environment when neither --db nor GUESTUSER_DB is given
 unset GUESTUSER_DB
 eval "$(tr ' ' '\n' <<<"$ci" | sed -n 's/^host=/PGHOST=/p; s/^port=/PGPORT=/p; s/^user=/PGUSER=/p; s/^dbname=/PGDATABASE=/p')"
 PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE run -- --schema $schema stats
 expect_rc 0
-expect_out "users: 1"
+expect_out "users: 4"
 export GUESTUSER_DB=$ci
 
 if [ "$failures" -gt 0 ]; then

@@ -1,6 +1,6 @@
 /* guestuser: the command-line admin tool (migrate, stats, list-guests,
- * delete-expired, create-user). Exit status: 0 success, 1 usage error,
- * 2 database (or other runtime) error, 130 interrupted. */
+ * delete-expired, create-user). Exit status: 0 success, 1 usage error or
+ * refused input, 2 database (or other runtime) error, 130 interrupted. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -421,6 +421,87 @@ static int cmd_delete(guest_ctx *ctx, const args *a)
     return EXIT_SUCCESS;
 }
 
+/* The longest password line accepted, in bytes. */
+#define PASSWORD_MAX 4096
+
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+/* Ctrl-C at the password prompt must not leave the terminal without echo. */
+static void restore_tty_and_die(int sig)
+{
+    if (tty_changed)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Reads the first line of standard input, without echo when it is a
+ * terminal. Returns NULL (having said why) when there is none. */
+static char *read_password(void)
+{
+    bool tty = isatty(STDIN_FILENO) == 1;
+    if (tty) {
+        fputs("Password: ", stderr);
+        fflush(stderr);
+        if (tcgetattr(STDIN_FILENO, &saved_tty) == 0) {
+            signal(SIGINT, restore_tty_and_die);
+            signal(SIGTERM, restore_tty_and_die);
+            struct termios t = saved_tty;
+            t.c_lflag &= ~(tcflag_t)ECHO;
+            tty_changed = tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0;
+        }
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (tty_changed) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+        tty_changed = 0;
+        fputc('\n', stderr);
+    }
+    if (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    if (n > 0 && line[n - 1] == '\r')
+        line[--n] = '\0';
+    if (n < 0 || n > PASSWORD_MAX) {
+        fprintf(stderr, "guestuser: create-user: %s\n",
+                n < 0 ? "no password on standard input (give it as the "
+                        "first line)"
+                      : "the password is longer than 4096 bytes");
+        if (line)
+            explicit_bzero(line, cap);
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+static int cmd_create_user(guest_ctx *ctx, const args *a)
+{
+    const char *username = a->positional[0];
+    char *password = read_password();
+    if (!password)
+        return EXIT_USAGE;
+    int64_t id = 0;
+    guest_form_errors errors = {0};
+    guest_status st = guest_user_create(ctx, username, password, &id, &errors);
+    explicit_bzero(password, strlen(password));
+    free(password);
+    if (st == GUEST_OK) {
+        printf("created user %s (id %" PRId64 ")\n", username, id);
+        return EXIT_SUCCESS;
+    }
+    if (st == GUEST_ERR_VALIDATION || st == GUEST_ERR_USERNAME_TAKEN) {
+        for (size_t i = 0; i < errors.count; i++)
+            fprintf(stderr, "guestuser: %s: %s\n", errors.items[i].field,
+                    errors.items[i].message);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "guestuser: create-user: %s\n", guest_strerror(st));
+    return EXIT_DB;
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -469,7 +550,7 @@ int main(int argc, char **argv)
         rc = cmd_delete(ctx, &a);
         break;
     default:
-        rc = usage_error(a.cmd, "%s is not available", a.cmd->name);
+        rc = cmd_create_user(ctx, &a);
         break;
     }
     guest_ctx_free(ctx);
