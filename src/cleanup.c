@@ -51,14 +51,14 @@ static bool cleanup_sql_build(cleanup_sql *sql, const char *schema)
      * the application's tables. The batch is handed over as an array, not
      * joined: with a join the planner hashes the whole users table for
      * every batch, which made each batch cost as much as the table is big. */
-    sql->delete_users = guest__asprintf(
-        "DELETE FROM \"%1$s\".users WHERE id = ANY (ARRAY("
-        "SELECT g.user_id FROM \"%1$s\".guests g"
-        " JOIN \"%1$s\".users u ON u.id = g.user_id"
-        " WHERE g.created_at < $1::timestamptz"
-        " ORDER BY g.created_at LIMIT $2::integer"
-        " FOR UPDATE OF g, u SKIP LOCKED))",
-        schema);
+    sql->delete_users =
+        guest__asprintf("DELETE FROM \"%1$s\".users WHERE id = ANY (ARRAY("
+                        "SELECT g.user_id FROM \"%1$s\".guests g"
+                        " JOIN \"%1$s\".users u ON u.id = g.user_id"
+                        " WHERE g.created_at < $1::timestamptz"
+                        " ORDER BY g.created_at LIMIT $2::integer"
+                        " FOR UPDATE OF g, u SKIP LOCKED))",
+                        schema);
     sql->delete_sessions = guest__asprintf(
         "DELETE FROM \"%1$s\".sessions WHERE token_hash = ANY (ARRAY("
         "SELECT token_hash FROM \"%1$s\".sessions"
