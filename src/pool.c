@@ -87,6 +87,15 @@ void guest__pool_free(guest__pool *p)
 
 /* Connects without blocking past @p deadline: libpq's connect_timeout counts
  * whole seconds per host, too coarse for a request budget. */
+/* Server notices ("relation already exists, skipping" from idempotent
+ * migrations) are not the application's business; libpq would print them
+ * to stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *connect_by(const char *conninfo, int64_t deadline,
                           guest_error *err)
 {
@@ -101,6 +110,7 @@ static PGconn *connect_by(const char *conninfo, int64_t deadline,
     while (PQstatus(c) != CONNECTION_BAD) {
         if (ps == PGRES_POLLING_OK) {
             PQsetnonblocking(c, 1);
+            PQsetNoticeProcessor(c, ignore_notice, NULL);
             return c;
         }
         if (ps == PGRES_POLLING_FAILED)
