@@ -29,4 +29,12 @@ const guest_route *demo_routes(void);
  * per request to stderr. */
 void demo_handler(guest_req *req, void *userdata);
 
+/* account_routes.c (issue 3): the home page and the profile page; the
+ * convert, login and logout pages are the library's own handlers. */
+void demo_home(guest_req *req, void *userdata);
+void demo_profile(guest_req *req, void *userdata);
+/* "all", "none" or a comma list of min-length, numeric, similarity, common
+ * into GUEST_PW_CHECK_* bits; 0, or -1 for an unknown word. */
+int demo_parse_password_checks(const char *list, unsigned *checks);
+
 #endif

@@ -12,7 +12,8 @@ enum {
     OPT_AGENT, OPT_NO_AGENTS, OPT_LOGIN, OPT_LOGIN_REDIRECT, OPT_CONVERT,
     OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
     OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
-    OPT_TIMEOUT, OPT_MAX_BODY, OPT_HELP
+    OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
+    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -44,6 +45,11 @@ static const struct option longopts[] = {
     {"pool-size", required_argument, NULL, OPT_POOL},
     {"db-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"max-body-size", required_argument, NULL, OPT_MAX_BODY},
+    {"prefill-username", no_argument, NULL, OPT_PREFILL},
+    {"password-iterations", required_argument, NULL, OPT_ITERATIONS},
+    {"password-min-length", required_argument, NULL, OPT_MIN_LENGTH},
+    {"password-checks", required_argument, NULL, OPT_CHECKS},
+    {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -53,8 +59,9 @@ void demo_usage(FILE *out, const char *argv0)
     fprintf(out,
 "usage: %s [options]\n"
 "\n"
-"libguestuser demo server. Routes: /allow_guest_user/ /guest_user_required/\n"
-"/regular_user_required/ /whoami /healthz\n"
+"libguestuser demo server. Routes: / /allow_guest_user/ /guest_user_required/\n"
+"/regular_user_required/ /whoami /healthz /convert/ /convert/success/\n"
+"/accounts/login/ /accounts/profile/ /accounts/logout/\n"
 "\n"
 "Server:\n"
 "  --bind ADDR               address to listen on (127.0.0.1)\n"
@@ -91,8 +98,15 @@ void demo_usage(FILE *out, const char *argv0)
 "  --cookie-domain DOMAIN    (none: host-only)\n"
 "  --secure-cookies          add Secure (use behind HTTPS)\n"
 "  --samesite Lax|Strict|None (Lax)\n"
+"Accounts:\n"
+"  --prefill-username        prefill the sign-up form with the guest's name\n"
+"  --password-iterations N   PBKDF2 iterations of new hashes (870000)\n"
+"  --password-min-length N   shortest accepted password (8)\n"
+"  --password-checks LIST    validators on: all, none, or a comma list of\n"
+"                            min-length,numeric,similarity,common (all)\n"
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
+"  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
 "  --help                    this text\n",
             argv0);
 }
@@ -197,6 +211,22 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->max_body_size = (size_t)n;
             break;
+        case OPT_PREFILL: c->convert_prefill_username = true; break;
+        case OPT_ITERATIONS:
+            if (!parse_num(optarg, 1, 2147483647, &n))
+                goto bad;
+            c->password_iterations = (unsigned)n;
+            break;
+        case OPT_MIN_LENGTH:
+            if (!parse_num(optarg, 0, 4096, &n))
+                goto bad;
+            c->password_min_length = (unsigned)n;
+            break;
+        case OPT_CHECKS:
+            if (demo_parse_password_checks(optarg, &c->password_checks) != 0)
+                goto bad;
+            break;
+        case OPT_PROXY_HEADER: c->secure_proxy_header = optarg; break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
         default: demo_usage(stderr, argv[0]); return -1;
         }

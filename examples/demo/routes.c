@@ -103,6 +103,14 @@ static const guest_route routes[] = {
     {"GET", "/regular_user_required/", regular_user_required, NULL},
     {"GET", "/whoami", whoami, NULL},
     {"GET", "/healthz", healthz, NULL},
+    /* accounts (issue 3): account_routes.c and the library's handlers,
+     * mounted for every method so they answer 405 themselves */
+    {"GET", "/", demo_home, NULL},
+    {NULL, "/convert/", guest_convert_view, NULL},
+    {NULL, "/convert/success/", guest_convert_success_view, NULL},
+    {NULL, "/accounts/login/", guest_login_view, NULL},
+    {"GET", "/accounts/profile/", demo_profile, NULL},
+    {NULL, "/accounts/logout/", guest_logout_view, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

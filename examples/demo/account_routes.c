@@ -1,0 +1,115 @@
+/* The demo's account pages: a home page that knows the three kinds of
+ * visitor, and a profile page for registered users. Signing up, logging in
+ * and out are the library's ready-made handlers (see routes.c). */
+#include <string.h>
+
+#include "demo.h"
+
+static void page_start(guest_req *req, const char *title)
+{
+    guest_res_status(req, 200);
+    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_printf(req,
+                     "<!doctype html><html lang=\"en\"><head>"
+                     "<meta charset=\"utf-8\"><title>%s</title></head>"
+                     "<body><main><h1>%s</h1>\n",
+                     title, title);
+}
+
+static void page_end(guest_req *req)
+{
+    guest_res_printf(req, "</main></body></html>\n");
+}
+
+/* Logging out changes state, so it is a POST with the CSRF token. */
+static void logout_button(guest_req *req)
+{
+    const char *token = NULL;
+    if (guest_csrf_token(req, &token) != GUEST_OK)
+        return;
+    guest_res_printf(req, "<form method=\"post\" action=\"/accounts/logout/\">"
+                          "<input type=\"hidden\" name=\"" GUEST_CSRF_FIELD
+                          "\" value=\"");
+    guest_res_write_html(req, token);
+    guest_res_printf(req, "\"><button type=\"submit\">Log out</button>"
+                          "</form>\n");
+}
+
+void demo_home(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u) != GUEST_OK) {
+        guest_res_send(req, 503, "text/plain; charset=utf-8",
+                       "Service Unavailable\n");
+        return;
+    }
+    const guest_config *c = guest_ctx_config(guest_req_ctx(req));
+    page_start(req, "libguestuser demo");
+    if (guest_is_guest_user(u)) {
+        /* The seed's is_guest_user example. */
+        guest_res_printf(req, "<p>You are browsing as a guest, <strong>");
+        guest_res_write_html(req, guest_user_name(u));
+        guest_res_printf(req, "</strong>.</p>\n<p><a href=\"");
+        guest_res_write_html(req, c->convert_url);
+        guest_res_printf(req, "\">Sign up and save your work!</a></p>\n");
+    } else if (u) {
+        guest_res_printf(req, "<p>Logged in as <strong>");
+        guest_res_write_html(req, guest_user_name(u));
+        guest_res_printf(req, "</strong>. <a href=\"/accounts/profile/\">"
+                              "Your profile</a></p>\n");
+        logout_button(req);
+    } else {
+        guest_res_printf(req, "<p><a href=\"/allow_guest_user/\">Start using "
+                              "the site</a> (no sign-up needed), or <a "
+                              "href=\"");
+        guest_res_write_html(req, c->login_url);
+        guest_res_printf(req, "\">log in</a>.</p>\n");
+    }
+    page_end(req);
+}
+
+REGULAR_REQUIRED(demo_profile)
+{
+    const guest_user *u = NULL;
+    (void)guest_req_user(req, &u);
+    page_start(req, "Your profile");
+    guest_res_printf(req, "<p>Username: <strong>");
+    guest_res_write_html(req, guest_user_name(u));
+    guest_res_printf(req, "</strong> (user %lld)</p>\n",
+                     (long long)guest_user_id(u));
+    logout_button(req);
+    guest_res_printf(req, "<p><a href=\"/\">Home</a></p>\n");
+    page_end(req);
+}
+
+int demo_parse_password_checks(const char *list, unsigned *checks)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } words[] = {{"all", GUEST_PW_CHECK_ALL},
+                 {"none", 0},
+                 {"min-length", GUEST_PW_CHECK_MIN_LENGTH},
+                 {"numeric", GUEST_PW_CHECK_NUMERIC},
+                 {"similarity", GUEST_PW_CHECK_SIMILARITY},
+                 {"common", GUEST_PW_CHECK_COMMON}};
+    unsigned bits = 0;
+    const char *p = list;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        size_t i = 0;
+        while (i < sizeof words / sizeof *words &&
+               !(strlen(words[i].name) == n && !strncmp(words[i].name, p, n)))
+            i++;
+        if (i == sizeof words / sizeof *words)
+            return -1;
+        bits |= words[i].bit;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    *checks = bits;
+    return 0;
+}

@@ -1,0 +1,157 @@
+/* The demo's account routes through its own route table, as a visitor goes
+ * through them, and its account flags. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acct_testlib.h"
+#include "demo.h"
+
+#define SCHEMA "t_demo_accounts"
+
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+}
+
+static void demo(guest_req *req, void *ud)
+{
+    (void)ud;
+    guest_routes_handler(req, (void *)demo_routes());
+}
+
+static void get(guest_ctx *ctx, tl_http *h, const char *target,
+                const char *cookie)
+{
+    at_request(ctx, h, "GET", target, cookie, NULL, NULL, demo, NULL);
+}
+
+static void post(guest_ctx *ctx, tl_http *h, const char *target,
+                 const char *cookie, const char *body)
+{
+    at_request(ctx, h, "POST", target, cookie, NULL, body, demo, NULL);
+}
+
+START_TEST(a_visitor_signs_up_logs_out_and_in)
+{
+    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    tl_http h;
+    /* anonymous: the home page offers to start */
+    get(ctx, &h, "/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "href=\"/allow_guest_user/\""));
+    ck_assert(!tl_http_cookie(&h, "sessionid", (char[128]){0}, 128));
+    tl_http_free(&h);
+    get(ctx, &h, "/accounts/profile/", NULL);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"),
+                     "/accounts/login/?next=/accounts/profile/");
+    tl_http_free(&h);
+
+    /* a guest: the sign-up link */
+    char session[128], cookie[300];
+    get(ctx, &h, "/allow_guest_user/", NULL);
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    at_cookie_header(cookie, sizeof cookie, session, true);
+    get(ctx, &h, "/", cookie);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<a href=\"/convert/\">Sign up "
+                                             "and save your work!</a>"));
+    tl_http_free(&h);
+    get(ctx, &h, "/accounts/profile/", cookie);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"),
+                     "/convert/?next=/accounts/profile/");
+    tl_http_free(&h);
+
+    /* sign up, back to the profile */
+    post(ctx, &h, "/convert/", cookie,
+         "username=demo_user&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
+         "&next=%2Faccounts%2Fprofile%2F&csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/accounts/profile/");
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    at_cookie_header(cookie, sizeof cookie, session, true);
+    get(ctx, &h, "/accounts/profile/", cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "demo_user"));
+    tl_http_free(&h);
+    get(ctx, &h, "/", cookie);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<strong>demo_user</strong>"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "action=\"/accounts/logout/\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"csrfmiddlewaretoken\""));
+    tl_http_free(&h);
+
+    /* log out (POST only), then log in again */
+    get(ctx, &h, "/accounts/logout/", cookie);
+    ck_assert_int_eq(h.status, 405);
+    tl_http_free(&h);
+    post(ctx, &h, "/accounts/logout/", cookie, "csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/");
+    tl_http_free(&h);
+    ck_assert_int_eq(at_whoami(ctx, session, NULL), 0);
+    post(ctx, &h, "/accounts/login/", "csrftoken=" AT_CSRF,
+         "username=demo_user&password=" AT_PASSWORD
+         "&csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/accounts/profile/");
+    tl_http_free(&h);
+    get(ctx, &h, "/convert/success/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(account_flags)
+{
+    demo_options o;
+    char *argv[] = {"demo",
+                    "--prefill-username",
+                    "--password-iterations",
+                    "1234",
+                    "--password-min-length",
+                    "12",
+                    "--password-checks",
+                    "numeric,common",
+                    "--secure-proxy-header",
+                    "X-Forwarded-Proto",
+                    NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 10, argv), 0);
+    ck_assert(o.cfg.convert_prefill_username);
+    ck_assert_uint_eq(o.cfg.password_iterations, 1234);
+    ck_assert_uint_eq(o.cfg.password_min_length, 12);
+    ck_assert_uint_eq(o.cfg.password_checks,
+                      GUEST_PW_CHECK_NUMERIC | GUEST_PW_CHECK_COMMON);
+    ck_assert_str_eq(o.cfg.secure_proxy_header, "X-Forwarded-Proto");
+    char *defaults[] = {"demo", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
+    ck_assert(!o.cfg.convert_prefill_username);
+    ck_assert_uint_eq(o.cfg.password_checks, GUEST_PW_CHECK_ALL);
+    unsigned bits;
+    ck_assert_int_eq(demo_parse_password_checks("none", &bits), 0);
+    ck_assert_uint_eq(bits, 0);
+    ck_assert_int_eq(demo_parse_password_checks("all", &bits), 0);
+    ck_assert_uint_eq(bits, GUEST_PW_CHECK_ALL);
+    ck_assert_int_eq(demo_parse_password_checks("min-length,bogus", &bits), -1);
+    ck_assert_int_eq(demo_parse_password_checks("", &bits), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("demo_accounts");
+    TCase *tc = tcase_create("demo_accounts");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
+    tcase_add_test(tc, account_flags);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
