@@ -10,11 +10,6 @@
 
 #define SCHEMA "t_convert"
 
-static void setup(void)
-{
-    tl_drop_schema(SCHEMA);
-}
-
 /* What a conversion on one request saw and did. */
 typedef struct conv {
     const char *username, *password1, *password2;
@@ -86,6 +81,12 @@ static void on_converted(const guest_user *user, void *ud)
              (long long)converted.id);
     /* a separate connection: only committed rows are visible */
     converted.guest_rows = tl_scalar(sql);
+}
+
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+    memset(&converted, 0, sizeof converted);
 }
 
 static void with_hook(guest_config *c)

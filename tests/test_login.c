@@ -9,11 +9,6 @@
 
 #define SCHEMA "t_login"
 
-static void setup(void)
-{
-    tl_drop_schema(SCHEMA);
-}
-
 typedef struct attempt {
     const char *username, *password;
     guest_status st;
@@ -200,6 +195,12 @@ static guest_status on_guest_login(const guest_user *guest,
                          "UPDATE t_login_app.notes SET owner = $2"
                          " WHERE owner = $1",
                          2, params, NULL);
+}
+
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+    memset(&hook, 0, sizeof hook);
 }
 
 static void with_hook(guest_config *c)
