@@ -128,7 +128,13 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
     guest_config_init(&o->cfg);
     o->bind = "127.0.0.1";
     o->port = 8080;
+    /* The first server this build has, so a build without MHD still runs
+     * with no flags. */
+#ifdef GUESTUSER_DEMO_MHD
     o->server = "mhd";
+#else
+    o->server = "civetweb";
+#endif
     o->cfg.db_conninfo = getenv("GUESTUSER_DB");
     guest_config *c = &o->cfg;
     long long n;
