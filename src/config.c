@@ -36,8 +36,8 @@ void guest_config_init(guest_config *cfg)
     cfg->db_schema = "guestuser";
     cfg->db_pool_size = 8;
     cfg->db_timeout_ms = 5000;
-    /* Django 5.1's PBKDF2PasswordHasher default. */
-    cfg->password_iterations = 870000;
+    /* Django 6.1's PBKDF2PasswordHasher default (current as of 2026). */
+    cfg->password_iterations = 1500000;
     cfg->password_min_length = 8;
     cfg->password_checks = GUEST_PW_CHECK_ALL;
     cfg->csrf_cookie_name = "csrftoken";

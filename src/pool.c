@@ -99,8 +99,10 @@ static void ignore_notice(void *arg, const char *message)
 static PGconn *connect_by(const char *conninfo, int64_t deadline,
                           guest_error *err)
 {
-    const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {conninfo, "libguestuser", NULL};
+    /* application_name comes first so an application_name in the
+     * caller's conninfo (expanded from dbname) overrides ours. */
+    const char *keys[] = {"application_name", "dbname", NULL};
+    const char *vals[] = {"libguestuser", conninfo, NULL};
     PGconn *c = PQconnectStartParams(keys, vals, 1);
     if (!c) {
         guest__fail(err, GUEST_ERR_NOMEM, "out of memory");

@@ -160,6 +160,8 @@ START_TEST(config_defaults_match_reference)
     ck_assert_str_eq(c.cookie_samesite, "Lax");
     ck_assert(!c.cookie_secure);
     ck_assert_str_eq(c.db_schema, "guestuser");
+    ck_assert_uint_eq(c.password_iterations, 1500000); /* Django 6.1 */
+    ck_assert_uint_eq(c.password_min_length, 8);
     const char *expected[] = {"Googlebot", "Mediapartners-Google", "Bingbot",
                               "Slurp", "DuckDuckBot", "Baiduspider",
                               "Yandex(Mobile)?Bot", "Sogou", "Exabot",

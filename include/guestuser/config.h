@@ -129,7 +129,7 @@ struct guest_config {
 
     /** Prefill the convert form with the generated username (false). */
     bool convert_prefill_username;
-    /** PBKDF2-SHA256 iterations for new password hashes (Django's). */
+    /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django 6.1). */
     unsigned password_iterations;
     /** Minimum password length (8). */
     unsigned password_min_length;
