@@ -2,7 +2,8 @@
 # when any is missing. Root runs apt-get directly; others go through sudo.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
-  libmicrohttpd-dev libcivetweb-dev libjansson-dev libpwquality-dev cracklib-runtime"
+  libmicrohttpd-dev libcivetweb-dev libjansson-dev libpwquality-dev cracklib-runtime
+  clang libclang-rt-dev"
 
 guestuser_ensure_deps() {
   local missing="" p

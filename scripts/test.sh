@@ -21,6 +21,12 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure)
 
+echo ">> libFuzzer smoke run over the parsers (clang)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGUESTUSER_FUZZ=ON \
+  -DGUESTUSER_EXAMPLES=OFF -DGUESTUSER_TOOLS=OFF -DGUESTUSER_BENCHMARKS=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_parsers
+(cd build-fuzz && ctest -R '^fuzz_' --output-on-failure)
+
 echo ">> install + out-of-tree example build"
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
