@@ -834,9 +834,5 @@ int main(void)
     tcase_add_test(tc, stats_count_users_guests_expired_and_live_sessions);
     tcase_add_test(tc, list_guests_newest_first_with_limit_and_filter);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

@@ -692,9 +692,5 @@ int main(void)
     tcase_add_test(tc, custom_fields_validated_and_stored_in_the_transaction);
     tcase_add_test(tc, signup_callback_failures);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

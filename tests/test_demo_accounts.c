@@ -149,9 +149,5 @@ int main(void)
     tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
     tcase_add_test(tc, account_flags);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

@@ -489,9 +489,5 @@ int main(void)
     tcase_add_test(tc, responses_refuse_header_injection_and_escape_html);
     tcase_add_test(tc, routes_dispatch_404_405);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

@@ -417,9 +417,5 @@ int main(void)
     tcase_add_test(tc, django_made_hash_logs_in);
     tcase_add_test(tc, logout_ends_the_session_only);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

@@ -244,9 +244,5 @@ int main(void)
     tcase_add_test(db, a_failing_or_empty_generator_is_an_error);
     tcase_add_test(db, numbered_generator_fills_a_small_space_then_stops);
     suite_add_tcase(s, db);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

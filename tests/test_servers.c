@@ -1106,9 +1106,5 @@ int main(void)
     tcase_add_test(own, civetweb_misuse_is_refused);
     suite_add_tcase(suite, own);
 #endif
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(suite);
 }

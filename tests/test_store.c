@@ -308,9 +308,5 @@ int main(void)
     tcase_add_test(tc, threads_create_guests_at_once);
     tcase_add_test(tc, ping_and_blocked_agents);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

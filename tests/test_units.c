@@ -288,9 +288,5 @@ int main(void)
     tcase_add_test(tc, unreachable_database_is_reported);
     tcase_add_test(tc, a_silent_database_times_out);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

@@ -994,9 +994,5 @@ int main(void)
     tcase_add_test(tc, render_callback_replaces_html);
     tcase_add_test(tc, double_submit_converts_once);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(s);
 }

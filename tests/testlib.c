@@ -313,3 +313,12 @@ const char *tl_raw_body(const char *response)
     const char *p = strstr(response, "\r\n\r\n");
     return p ? p + 4 : "";
 }
+
+int tl_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

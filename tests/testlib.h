@@ -79,6 +79,9 @@ char *tl_raw_header(const char *response, const char *name);
 /* The body of a raw response (points into it). */
 const char *tl_raw_body(const char *response);
 
+/* Runs every test of @p s (and frees it); the exit status for main(). */
+int tl_run(Suite *s);
+
 /* Milliseconds on a monotonic clock. */
 long long tl_now_ms(void);
 
