@@ -4,36 +4,17 @@
 #include <string.h>
 
 #include "demo.h"
+#include "layout.h"
 
+/* The shared layout (layout.c); its top bar carries the Log out button. */
 static void page_start(guest_req *req, const char *title)
 {
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
-    guest_res_header(req, "Cache-Control", "no-store");
-    guest_res_printf(req,
-                     "<!doctype html><html lang=\"en\"><head>"
-                     "<meta charset=\"utf-8\"><title>%s</title></head>"
-                     "<body><main><h1>%s</h1>\n",
-                     title, title);
+    demo_page_start(req, 200, title);
 }
 
 static void page_end(guest_req *req)
 {
-    guest_res_printf(req, "</main></body></html>\n");
-}
-
-/* Logging out changes state, so it is a POST with the CSRF token. */
-static void logout_button(guest_req *req)
-{
-    const char *token = NULL;
-    if (guest_csrf_token(req, &token) != GUEST_OK)
-        return;
-    guest_res_printf(req, "<form method=\"post\" action=\"/accounts/logout/\">"
-                          "<input type=\"hidden\" name=\"" GUEST_CSRF_FIELD
-                          "\" value=\"");
-    guest_res_write_html(req, token);
-    guest_res_printf(req, "\"><button type=\"submit\">Log out</button>"
-                          "</form>\n");
+    demo_page_end(req);
 }
 
 void demo_home(guest_req *req, void *userdata)
@@ -59,7 +40,6 @@ void demo_home(guest_req *req, void *userdata)
         guest_res_write_html(req, guest_user_name(u));
         guest_res_printf(req, "</strong>. <a href=\"/accounts/profile/\">"
                               "Your profile</a></p>\n");
-        logout_button(req);
     } else {
         guest_res_printf(req, "<p><a href=\"/allow_guest_user/\">Start using "
                               "the site</a> (no sign-up needed), or <a "
@@ -67,6 +47,8 @@ void demo_home(guest_req *req, void *userdata)
         guest_res_write_html(req, c->login_url);
         guest_res_printf(req, "\">log in</a>.</p>\n");
     }
+    guest_res_printf(req, "<p><a href=\"/notes/\">Notes</a>: write them "
+                          "right away, no sign-up needed.</p>\n");
     page_end(req);
 }
 
@@ -79,7 +61,6 @@ REGULAR_REQUIRED(demo_profile)
     guest_res_write_html(req, guest_user_name(u));
     guest_res_printf(req, "</strong> (user %lld)</p>\n",
                      (long long)guest_user_id(u));
-    logout_button(req);
     guest_res_printf(req, "<p><a href=\"/\">Home</a></p>\n");
     page_end(req);
 }

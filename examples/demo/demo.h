@@ -37,4 +37,23 @@ void demo_profile(guest_req *req, void *userdata);
  * into GUEST_PW_CHECK_* bits; 0, or -1 for an unknown word. */
 int demo_parse_password_checks(const char *list, unsigned *checks);
 
+/* notes.c (issue 5): the notes application. Its table is
+ * <library schema>_demo.notes; guide: docs/demo.md. */
+#define DEMO_NOTE_MAX_CHARS 2000
+/* Sets cfg->on_guest_login so a guest who logs into an existing account
+ * keeps their notes. Call before guest_ctx_new(). */
+void demo_notes_configure(guest_config *cfg);
+/* Creates the notes schema and table when missing (idempotent) and opens
+ * the notes' connections, with the context's conninfo, pool size and
+ * timeout. Call after guest_ctx_new() (the table references the library's
+ * users). Returns 0, or -1 with a message in @p err. */
+int demo_notes_start(guest_ctx *ctx, char *err, size_t errsize);
+/* Closes those connections; call once no request is in flight. */
+void demo_notes_stop(void);
+/* The notes schema's name ("" before demo_notes_start()). */
+const char *demo_notes_schema(void);
+/* GET/HEAD/POST /notes/ (GUEST_ALLOW) and POST /notes/delete/. */
+void demo_notes(guest_req *req, void *userdata);
+void demo_notes_delete(guest_req *req, void *userdata);
+
 #endif

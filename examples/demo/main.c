@@ -121,10 +121,17 @@ int main(int argc, char **argv)
 
     guest_ctx *ctx = NULL;
     guest_error err = {0};
+    demo_notes_configure(&o.cfg);
     guest_status st = guest_ctx_new(&o.cfg, &ctx, &err);
     if (st != GUEST_OK) {
         fprintf(stderr, "%s: %s: %s\n", argv[0], guest_strerror(st),
                 err.message);
+        return 2;
+    }
+    char notes_err[512];
+    if (demo_notes_start(ctx, notes_err, sizeof notes_err) != 0) {
+        fprintf(stderr, "%s: notes: %s\n", argv[0], notes_err);
+        guest_ctx_free(ctx);
         return 2;
     }
     demo_server server = {.name = o.server};
@@ -133,6 +140,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: cannot listen on %s port %u\n", argv[0], o.bind,
                 (unsigned)o.port);
         server_stop(&server);
+        demo_notes_stop();
         guest_ctx_free(ctx);
         return 2;
     }
@@ -140,14 +148,14 @@ int main(int argc, char **argv)
     if (!strcmp(o.bind, "0.0.0.0"))
         host = "127.0.0.1";
     fprintf(stderr, "guestuser-demo: serving with %s\n", server.name);
-    printf("guestuser-demo listening on http://%s:%u/allow_guest_user/\n",
-           host, port);
+    printf("guestuser-demo listening on http://%s:%u/\n", host, port);
     fflush(stdout);
 
     int sig;
     sigwait(&stop, &sig);
     fprintf(stderr, "guestuser-demo: stopping on signal %d\n", sig);
     server_stop(&server);
+    demo_notes_stop();
     guest_ctx_free(ctx);
     return 0;
 }

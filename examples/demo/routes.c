@@ -111,6 +111,9 @@ static const guest_route routes[] = {
     {NULL, "/accounts/login/", guest_login_view, NULL},
     {"GET", "/accounts/profile/", demo_profile, NULL},
     {NULL, "/accounts/logout/", guest_logout_view, NULL},
+    /* the notes application (issue 5): notes.c; each answers 405 itself */
+    {NULL, "/notes/", demo_notes, NULL},
+    {NULL, "/notes/delete/", demo_notes_delete, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

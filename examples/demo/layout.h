@@ -1,0 +1,25 @@
+/* The demo's page frame: one stylesheet and a top bar that says who the
+ * visitor is, shared by the notes and the account pages. */
+#ifndef GUESTUSER_DEMO_LAYOUT_H
+#define GUESTUSER_DEMO_LAYOUT_H
+
+#include <guestuser/guestuser.h>
+
+/* Sets @p status, the HTML and no-store headers, then writes the document
+ * head (viewport meta, stylesheet) and the top bar: the site name, Notes,
+ * and for a guest their name with "Sign up" and "Log in", for a registered
+ * user their name and a "Log out" button (POST with the CSRF token), for
+ * anyone else "Log in". Opens <main> with @p title as its heading. An
+ * anonymous visitor gets no cookie from it. */
+void demo_page_start(guest_req *req, int status, const char *title);
+
+/* Closes what demo_page_start() opened. */
+void demo_page_end(guest_req *req);
+
+/* A whole page with one message (plain text, escaped) and a link to @p back
+ * (NULL: none) labelled @p back_label. */
+void demo_message_page(guest_req *req, int status, const char *title,
+                       const char *message, const char *back,
+                       const char *back_label);
+
+#endif

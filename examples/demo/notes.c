@@ -1,0 +1,691 @@
+/* The demo's application: notes. They live in the demo's own table,
+ * <library schema>_demo.notes, whose user_id references the library's users
+ * ON DELETE CASCADE: converting a guest keeps them (same user id), cleanup
+ * of an expired guest removes them. The demo talks to that table through
+ * its own small pool of libpq connections, with parameters only. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "demo.h"
+#include "layout.h"
+
+#define POOL_CAP 32
+
+static struct {
+    bool started;
+    char *conninfo; /* NULL: libpq's PG* environment */
+    char connect_timeout[16];
+    unsigned wait_ms;
+    int64_t max_age;
+    char schema[64]; /* unquoted, for messages */
+    char *sql_list, *sql_add, *sql_delete, *sql_move;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    PGconn *idle[POOL_CAP];
+    unsigned nidle, nopen, max;
+} app = {.lock = PTHREAD_MUTEX_INITIALIZER, .freed = PTHREAD_COND_INITIALIZER};
+
+/* ---- database ---- */
+
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static char *format(const char *fmt, ...) GUEST_PRINTF(1, 2);
+static char *format(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static PGconn *connect_one(char *err, size_t errsize)
+{
+    const char *keys[3] = {"connect_timeout", NULL, NULL};
+    const char *vals[3] = {app.connect_timeout, NULL, NULL};
+    if (app.conninfo && *app.conninfo) {
+        keys[1] = "dbname";
+        vals[1] = app.conninfo;
+    }
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errsize, "%s", c ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, quiet, NULL);
+    char ms[16];
+    snprintf(ms, sizeof ms, "%u", app.wait_ms);
+    const char *params[] = {ms};
+    PGresult *r =
+        PQexecParams(c, "SELECT set_config('statement_timeout', $1, false)", 1,
+                     NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        snprintf(err, errsize, "%s", PQerrorMessage(c));
+    PQclear(r);
+    if (!ok) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* A connection from the pool, or NULL when none could be had within the
+ * database timeout. */
+static PGconn *pool_get(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += app.wait_ms / 1000;
+    until.tv_nsec += (long)(app.wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&app.lock);
+    for (;;) {
+        while (app.nidle) {
+            PGconn *c = app.idle[--app.nidle];
+            /* A connection the server closed while it sat idle (a restart)
+             * shows up here as unreadable or bad: drop it. */
+            if (PQconsumeInput(c) && PQstatus(c) == CONNECTION_OK) {
+                pthread_mutex_unlock(&app.lock);
+                return c;
+            }
+            app.nopen--;
+            PQfinish(c);
+        }
+        if (app.nopen < app.max)
+            break;
+        if (pthread_cond_timedwait(&app.freed, &app.lock, &until) ==
+            ETIMEDOUT) {
+            pthread_mutex_unlock(&app.lock);
+            return NULL;
+        }
+    }
+    app.nopen++;
+    pthread_mutex_unlock(&app.lock);
+    char err[256];
+    PGconn *c = connect_one(err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "notes: cannot connect: %s", err);
+        pthread_mutex_lock(&app.lock);
+        app.nopen--;
+        pthread_cond_signal(&app.freed);
+        pthread_mutex_unlock(&app.lock);
+    }
+    return c;
+}
+
+static void pool_put(PGconn *c)
+{
+    bool keep =
+        PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
+    pthread_mutex_lock(&app.lock);
+    if (keep)
+        app.idle[app.nidle++] = c;
+    else
+        app.nopen--;
+    pthread_cond_signal(&app.freed);
+    pthread_mutex_unlock(&app.lock);
+    if (!keep)
+        PQfinish(c);
+}
+
+/* Runs one statement with text parameters. Returns its result (PQclear
+ * it), which may be an SQL error, or NULL when the database could not be
+ * reached. */
+static PGresult *run(const char *sql, int nparams, const char *const *params)
+{
+    PGconn *c = pool_get();
+    if (!c)
+        return NULL;
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (!r || PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "notes: %s", PQerrorMessage(c));
+        PQclear(r);
+        r = NULL;
+    }
+    pool_put(c);
+    return r;
+}
+
+static bool sqlstate_is(const PGresult *r, const char *state)
+{
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return s && !strcmp(s, state);
+}
+
+/* A guest who logs into an existing account brings their notes along:
+ * runs inside the library's login transaction, before the guest is
+ * deleted (which would cascade to the notes). */
+static guest_status move_notes(const guest_user *guest, const guest_user *user,
+                               guest_db *db, void *userdata)
+{
+    (void)userdata;
+    if (!app.sql_move)
+        return GUEST_OK;
+    char from[24], to[24];
+    snprintf(from, sizeof from, "%lld", (long long)guest_user_id(guest));
+    snprintf(to, sizeof to, "%lld", (long long)guest_user_id(user));
+    const char *params[] = {from, to};
+    return guest_db_exec(db, app.sql_move, 2, params, NULL);
+}
+
+void demo_notes_configure(guest_config *cfg)
+{
+    cfg->on_guest_login = move_notes;
+    cfg->on_guest_login_userdata = NULL;
+}
+
+void demo_notes_stop(void)
+{
+    pthread_mutex_lock(&app.lock);
+    while (app.nidle)
+        PQfinish(app.idle[--app.nidle]);
+    app.nopen = 0;
+    pthread_mutex_unlock(&app.lock);
+    app.started = false;
+    free(app.conninfo);
+    free(app.sql_list);
+    free(app.sql_add);
+    free(app.sql_delete);
+    free(app.sql_move);
+    app.conninfo = app.sql_list = app.sql_add = app.sql_delete = app.sql_move =
+        NULL;
+    app.schema[0] = '\0';
+}
+
+int demo_notes_start(guest_ctx *ctx, char *err, size_t errsize)
+{
+    demo_notes_stop();
+    const guest_config *c = guest_ctx_config(ctx);
+    /* The library validated its schema name: [a-z_][a-z0-9_]*. */
+    if (strlen(c->db_schema) + strlen("_demo") > 63) {
+        snprintf(err, errsize,
+                 "the schema name '%s' leaves no room for the notes schema "
+                 "'%s_demo' (63 characters at most)",
+                 c->db_schema, c->db_schema);
+        return -1;
+    }
+    snprintf(app.schema, sizeof app.schema, "%s_demo", c->db_schema);
+    if (c->db_conninfo && !(app.conninfo = strdup(c->db_conninfo))) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    unsigned secs = (c->db_timeout_ms + 999) / 1000;
+    snprintf(app.connect_timeout, sizeof app.connect_timeout, "%u",
+             secs < 2 ? 2 : secs);
+    app.wait_ms = c->db_timeout_ms;
+    app.max = c->db_pool_size < POOL_CAP ? c->db_pool_size : POOL_CAP;
+    app.max_age = c->max_age;
+
+    PGconn *conn = connect_one(err, errsize);
+    if (!conn)
+        return -1;
+    char *notes = PQescapeIdentifier(conn, app.schema, strlen(app.schema));
+    char *lib = PQescapeIdentifier(conn, c->db_schema, strlen(c->db_schema));
+    char *ddl = NULL;
+    if (notes && lib) {
+        ddl = format(
+            "BEGIN;"
+            "SELECT pg_advisory_xact_lock(hashtext('guestuser-demo-notes'));"
+            "CREATE SCHEMA IF NOT EXISTS %s;"
+            "CREATE TABLE IF NOT EXISTS %s.notes ("
+            " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " user_id bigint NOT NULL REFERENCES %s.users(id)"
+            "  ON DELETE CASCADE,"
+            " body text NOT NULL CHECK (body <> '' AND length(body) <= %d),"
+            " created_at timestamptz NOT NULL DEFAULT now());"
+            "CREATE INDEX IF NOT EXISTS notes_user_id_created_at_idx"
+            " ON %s.notes (user_id, created_at DESC, id DESC);"
+            "COMMIT;",
+            notes, notes, lib, DEMO_NOTE_MAX_CHARS, notes);
+        app.sql_list = format("SELECT id, body,"
+                              " to_char(created_at AT TIME ZONE 'UTC',"
+                              "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                              " to_char(created_at AT TIME ZONE 'UTC',"
+                              "  'YYYY-MM-DD HH24:MI \"UTC\"')"
+                              " FROM %s.notes WHERE user_id = $1"
+                              " ORDER BY created_at DESC, id DESC",
+                              notes);
+        app.sql_add = format(
+            "INSERT INTO %s.notes (user_id, body) VALUES ($1, $2)", notes);
+        app.sql_delete = format(
+            "DELETE FROM %s.notes WHERE id = $1 AND user_id = $2", notes);
+        app.sql_move = format(
+            "UPDATE %s.notes SET user_id = $2 WHERE user_id = $1", notes);
+    }
+    PQfreemem(notes);
+    PQfreemem(lib);
+    if (!ddl || !app.sql_list || !app.sql_add || !app.sql_delete ||
+        !app.sql_move) {
+        free(ddl);
+        PQfinish(conn);
+        demo_notes_stop();
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    PGresult *r = PQexec(conn, ddl);
+    free(ddl);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(err, errsize, "creating %s.notes: %s", app.schema,
+                 PQerrorMessage(conn));
+        PQclear(r);
+        PQfinish(conn);
+        demo_notes_stop();
+        return -1;
+    }
+    PQclear(r);
+    pthread_mutex_lock(&app.lock);
+    app.idle[app.nidle++] = conn;
+    app.nopen = 1;
+    pthread_mutex_unlock(&app.lock);
+    app.started = true;
+    return 0;
+}
+
+const char *demo_notes_schema(void)
+{
+    return app.schema;
+}
+
+/* ---- checking a note ---- */
+
+/* Number of characters of @p s when it is well-formed UTF-8 (no overlong
+ * forms, surrogates or code points past U+10FFFF), else -1. */
+static long utf8_chars(const unsigned char *s, size_t len)
+{
+    long n = 0;
+    for (size_t i = 0; i < len; n++) {
+        unsigned char b = s[i];
+        size_t k;
+        unsigned cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if (b >= 0xC2 && b <= 0xDF) {
+            k = 1, cp = b & 0x1F;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            k = 2, cp = b & 0x0F;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            k = 3, cp = b & 0x07;
+        } else {
+            return -1;
+        }
+        if (len - i - 1 < k)
+            return -1;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return -1;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return -1;
+        i += k + 1;
+    }
+    return n;
+}
+
+/* Checks a submitted note. On success returns NULL and *text owns the
+ * note with CR LF and lone CR turned into LF (free it). Otherwise returns
+ * the message to show (in @p msg or static) and *draft says whether the
+ * text may be shown back in the form. */
+static const char *check_note(const char *body, size_t len, char **text,
+                              bool *draft, char *msg, size_t msgsize)
+{
+    *text = NULL;
+    *draft = false;
+    if (!body || len == 0)
+        return "Write something first.";
+    if (memchr(body, '\0', len))
+        return "A note cannot contain a NUL character.";
+    long chars = utf8_chars((const unsigned char *)body, len);
+    if (chars < 0)
+        return "A note must be UTF-8 text.";
+    char *t = malloc(len + 1);
+    if (!t)
+        return "Out of memory.";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\r') {
+            t[n++] = '\n';
+            if (i + 1 < len && body[i + 1] == '\n')
+                i++, chars--;
+        } else {
+            t[n++] = body[i];
+        }
+    }
+    t[n] = '\0';
+    *text = t;
+    *draft = true;
+    if (strspn(t, " \t\n\v\f") == n) {
+        free(t);
+        *text = NULL;
+        return "Write something first.";
+    }
+    if (chars > DEMO_NOTE_MAX_CHARS) {
+        snprintf(msg, msgsize,
+                 "A note can be at most %d characters long; this one has "
+                 "%ld.",
+                 DEMO_NOTE_MAX_CHARS, chars);
+        return msg;
+    }
+    return NULL;
+}
+
+/* ---- pages ---- */
+
+static void unavailable(guest_req *req)
+{
+    demo_message_page(req, 503, "Service Unavailable",
+                      "The notes cannot be reached right now. Please try "
+                      "again in a moment.",
+                      NULL, NULL);
+}
+
+static void method_not_allowed(guest_req *req, const char *allow)
+{
+    guest_res_header(req, "Allow", allow);
+    demo_message_page(req, 405, "Method Not Allowed",
+                      "This page does not answer that kind of request.",
+                      "/notes/", "Your notes");
+}
+
+/* "14 days", "2 hours"...: how long a guest's notes are kept. */
+static void write_duration(guest_req *req, int64_t secs)
+{
+    static const struct {
+        int64_t size;
+        const char *name;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        int64_t n = secs / units[i].size;
+        if (n >= 2 || units[i].size == 1) {
+            guest_res_printf(req, "%lld %s%s", (long long)n, units[i].name,
+                             n == 1 ? "" : "s");
+            return;
+        }
+    }
+}
+
+static void csrf_input(guest_req *req, const char *token)
+{
+    guest_res_printf(req, "<input type=\"hidden\" name=\"" GUEST_CSRF_FIELD
+                          "\" value=\"");
+    guest_res_write_html(req, token);
+    guest_res_printf(req, "\">");
+}
+
+/* The notes page of @p u: the guest's call-out, the form (with @p error and
+ * the refused @p draft after a bad note), then the notes, newest first. */
+static void show_notes(guest_req *req, const guest_user *u, int status,
+                       const char *error, const char *draft)
+{
+    const char *token = NULL;
+    if (guest_csrf_token(req, &token) != GUEST_OK) {
+        demo_message_page(req, 500, "Internal Server Error",
+                          "The page could not be made.", NULL, NULL);
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)guest_user_id(u));
+    const char *params[] = {id};
+    PGresult *r = run(app.sql_list, 1, params);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        unavailable(req);
+        return;
+    }
+    const guest_config *c = guest_ctx_config(guest_req_ctx(req));
+    demo_page_start(req, status, "Your notes");
+    if (guest_is_guest_user(u)) {
+        guest_res_printf(req, "<p class=\"callout\">You are using this site "
+                              "as a guest: your notes are kept for ");
+        write_duration(req, app.max_age);
+        guest_res_printf(req, ". <a href=\"");
+        guest_res_write_html(req, c->convert_url);
+        guest_res_printf(req, "\">Sign up and save your work!</a></p>\n");
+    }
+    guest_res_printf(req, "<form method=\"post\" action=\"/notes/\">");
+    csrf_input(req, token);
+    guest_res_printf(req, "<p><label for=\"id_body\">New note</label></p>\n");
+    if (error) {
+        guest_res_printf(req, "<p class=\"error\" id=\"body_error\">");
+        guest_res_write_html(req, error);
+        guest_res_printf(req, "</p>\n");
+    }
+    guest_res_printf(req,
+                     "<textarea id=\"id_body\" name=\"body\" rows=\"4\" "
+                     "maxlength=\"%d\" required placeholder=\"Write "
+                     "something&hellip;\">",
+                     DEMO_NOTE_MAX_CHARS);
+    if (draft)
+        guest_res_write_html(req, draft);
+    guest_res_printf(req, "</textarea>\n<p><button type=\"submit\">Add note"
+                          "</button></p></form>\n");
+
+    int n = PQntuples(r);
+    if (n == 0)
+        guest_res_printf(req, "<p class=\"muted\" id=\"no-notes\">No notes "
+                              "yet.</p>\n");
+    else
+        guest_res_printf(req, "<ul class=\"notes\">\n");
+    for (int i = 0; i < n; i++) {
+        guest_res_printf(req, "<li class=\"note\"><div class=\"text\"><p>");
+        guest_res_write_html(req, PQgetvalue(r, i, 1));
+        guest_res_printf(req, "</p><time datetime=\"%s\">%s</time></div>",
+                         PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+        guest_res_printf(req, "<form method=\"post\" action=\"/notes/"
+                              "delete/\">");
+        csrf_input(req, token);
+        guest_res_printf(req,
+                         "<input type=\"hidden\" name=\"id\" value=\"%s\">"
+                         "<button type=\"submit\" class=\"delete\">Delete"
+                         "</button></form></li>\n",
+                         PQgetvalue(r, i, 0));
+    }
+    if (n)
+        guest_res_printf(req, "</ul>\n");
+    PQclear(r);
+    demo_page_end(req);
+}
+
+/* The page for a visitor without an account: a crawler, or every visitor
+ * when guests are disabled. It sets no cookie. */
+static void show_no_account(guest_req *req, int status)
+{
+    const guest_config *c = guest_ctx_config(guest_req_ctx(req));
+    demo_page_start(req, status, "Notes");
+    guest_res_printf(req, "<p>Notes belong to an account. <a href=\"");
+    guest_res_write_html(req, c->login_url);
+    guest_res_printf(req, "\">Log in</a> to see yours.</p>\n");
+    demo_page_end(req);
+}
+
+static GUEST_ALLOW(notes_get)
+{
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u) != GUEST_OK) {
+        unavailable(req);
+        return;
+    }
+    if (!u)
+        show_no_account(req, 200);
+    else
+        show_notes(req, u, 200, NULL, NULL);
+}
+
+/* The submitted form once its CSRF token passed, or NULL after answering
+ * 400, 403, 413 or 415. Free with guest_form_free(). */
+static guest_form *read_checked_form(guest_req *req)
+{
+    guest_form *form = NULL;
+    guest_error err = {0};
+    guest_status st = guest_req_form(req, &form, &err);
+    if (st == GUEST_ERR_TOO_LARGE) {
+        demo_message_page(req, 413, "Too Large",
+                          "That is more than this site accepts at once.",
+                          "/notes/", "Your notes");
+    } else if (st == GUEST_ERR_INVALID) {
+        demo_message_page(req, 415, "Unsupported Media Type",
+                          "Send the form as a web form or as JSON.", "/notes/",
+                          "Your notes");
+    } else if (st == GUEST_ERR_VALIDATION) {
+        demo_message_page(req, 400, "Bad Request",
+                          "The form could not be read: a field was sent "
+                          "twice or the data is malformed.",
+                          "/notes/", "Your notes");
+    } else if (st != GUEST_OK) {
+        unavailable(req);
+    } else if (guest_csrf_check_form(req, form, &err) != GUEST_OK) {
+        demo_message_page(req, 403, "Forbidden",
+                          "This form has expired or did not come from this "
+                          "site. Reload the page and try again.",
+                          "/notes/", "Your notes");
+    } else {
+        return form;
+    }
+    guest_form_free(form);
+    return NULL;
+}
+
+static void notes_add(guest_req *req, void *userdata)
+{
+    const guest_form *form = userdata;
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u) != GUEST_OK) {
+        unavailable(req);
+        return;
+    }
+    if (!u) {
+        show_no_account(req, 403);
+        return;
+    }
+    size_t len = 0;
+    const char *body = guest_form_get_len(form, "body", &len);
+    char *text = NULL, msg[128];
+    bool draft;
+    const char *problem = check_note(body, len, &text, &draft, msg, sizeof msg);
+    if (problem) {
+        show_notes(req, u, 400, problem, draft ? text : NULL);
+        free(text);
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)guest_user_id(u));
+    const char *params[] = {id, text};
+    PGresult *r = run(app.sql_add, 2, params);
+    free(text);
+    if (!r) {
+        unavailable(req);
+    } else if (sqlstate_is(r, "23503")) {
+        /* the user was deleted (cleanup) after the session was read */
+        show_no_account(req, 403);
+    } else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        demo_message_page(req, 500, "Internal Server Error",
+                          "The note could not be saved.", "/notes/",
+                          "Your notes");
+    } else {
+        guest_res_redirect(req, "/notes/");
+    }
+    PQclear(r);
+}
+
+void demo_notes(guest_req *req, void *userdata)
+{
+    const char *m = guest_req_method(req);
+    bool read = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    if (!read && strcmp(m, "POST")) {
+        method_not_allowed(req, "GET, HEAD, POST");
+        return;
+    }
+    if (!app.started) {
+        unavailable(req);
+        return;
+    }
+    if (read) {
+        notes_get(req, userdata);
+        return;
+    }
+    guest_form *form = read_checked_form(req);
+    if (!form)
+        return;
+    /* A visitor whose guest account ended since the page was shown
+     * becomes a new guest and keeps the note. */
+    (void)guest_allow(req, notes_add, form);
+    guest_form_free(form);
+}
+
+/* A note id: 1 to 18 digits, nothing else. */
+static bool note_id_ok(const char *s, size_t len)
+{
+    return s && len >= 1 && len <= 18 && strspn(s, "0123456789") == len &&
+           strtoll(s, NULL, 10) > 0;
+}
+
+void demo_notes_delete(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    if (strcmp(guest_req_method(req), "POST")) {
+        method_not_allowed(req, "POST");
+        return;
+    }
+    if (!app.started) {
+        unavailable(req);
+        return;
+    }
+    guest_form *form = read_checked_form(req);
+    if (!form)
+        return;
+    const guest_user *u = NULL;
+    size_t len = 0;
+    const char *id = guest_form_get_len(form, "id", &len);
+    if (guest_req_user(req, &u) != GUEST_OK) {
+        unavailable(req);
+    } else if (!u) {
+        show_no_account(req, 403);
+    } else if (!note_id_ok(id, len)) {
+        demo_message_page(req, 400, "Bad Request", "That is not a note number.",
+                          "/notes/", "Your notes");
+    } else {
+        char uid[24];
+        snprintf(uid, sizeof uid, "%lld", (long long)guest_user_id(u));
+        const char *params[] = {id, uid};
+        PGresult *r = run(app.sql_delete, 2, params);
+        if (!r)
+            unavailable(req);
+        else if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            demo_message_page(req, 500, "Internal Server Error",
+                              "The note could not be deleted.", "/notes/",
+                              "Your notes");
+        else if (!strcmp(PQcmdTuples(r), "0"))
+            demo_message_page(req, 404, "Not Found",
+                              "That note does not exist, or it is not yours.",
+                              "/notes/", "Your notes");
+        else
+            guest_res_redirect(req, "/notes/");
+        PQclear(r);
+    }
+    guest_form_free(form);
+}
