@@ -241,6 +241,43 @@ START_TEST(unreachable_database_is_reported)
 }
 END_TEST
 
+START_TEST(response_collection_for_adapters)
+{
+    guest_response r;
+    guest_response_init(&r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(guest_response_set_status(&r, 302), 0);
+    ck_assert_int_eq(guest_response_add_header(&r, "Location", "/x"), 0);
+    ck_assert_int_eq(guest_response_write(&r, "ab", 2), 0);
+    ck_assert_int_eq(guest_response_write(&r, NULL, 0), 0);
+    char big[5000];
+    memset(big, 'c', sizeof big);
+    ck_assert_int_eq(guest_response_write(&r, big, sizeof big), 0);
+    ck_assert_uint_eq(r.body.len, 5002);
+    ck_assert_int_eq(r.body.data[5002], '\0');
+    ck_assert_uint_eq(r.header_count, 1);
+    ck_assert_str_eq(r.headers[0], "Location");
+    ck_assert_str_eq(r.headers[1], "/x");
+    r.max_headers = 2;
+    ck_assert_int_eq(guest_response_add_header(&r, "A", "1"), 0);
+    ck_assert_int_eq(guest_response_add_header(&r, "B", "2"), -1);
+    ck_assert_uint_eq(r.header_count, 2);
+    guest_response_reset(&r, 413);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_uint_eq(r.header_count, 0);
+    ck_assert_uint_eq(r.body.len, 0);
+    ck_assert_str_eq(r.body.data, "");
+    guest_response_free(&r);
+    guest_response_free(&r); /* twice is harmless */
+    guest_buf b = {0};
+    ck_assert_int_eq(guest_buf_append(&b, "x", 1), 0);
+    ck_assert_int_eq(guest_buf_append(&b, "y", SIZE_MAX - 1), -1);
+    ck_assert_str_eq(b.data, "x");
+    guest_buf_free(&b);
+    ck_assert_ptr_null(b.data);
+}
+END_TEST
+
 START_TEST(a_silent_database_times_out)
 {
     /* A listener that accepts connections but never speaks: connecting
@@ -287,6 +324,7 @@ int main(void)
     tcase_add_test(tc, bad_config_is_reported);
     tcase_add_test(tc, unreachable_database_is_reported);
     tcase_add_test(tc, a_silent_database_times_out);
+    tcase_add_test(tc, response_collection_for_adapters);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

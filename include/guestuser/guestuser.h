@@ -13,5 +13,6 @@
 #include "csrf.h"
 #include "views.h"
 #include "cleanup.h"
+#include "adapter.h"
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "guestuser/adapter.h"
 #include "guestuser/adapters/civetweb.h"
 
 struct guest_civetweb {
@@ -16,44 +17,18 @@ struct guest_civetweb {
     size_t max_body;
 };
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-} buf;
-
 typedef struct cw_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
-    buf target;
-    buf body;
-    int status;
-    char **headers; /* name, value, name, value ... */
-    size_t nheaders;
-    buf out;
+    guest_buf target;
+    guest_buf body;
+    guest_response res;
 } cw_req;
 
 /* mg_response_header_add() refuses more than MG_MAX_HEADERS headers; one is
  * kept for Content-Length, so a handler learns of the limit when it adds a
  * header rather than by a header silently missing from the response. */
 #define CW_MAX_HANDLER_HEADERS (MG_MAX_HEADERS - 1)
-
-static int buf_append(buf *b, const void *data, size_t len)
-{
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p)
-            return -1;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
-}
 
 static const char *op_header(void *c, const char *name)
 {
@@ -91,33 +66,17 @@ static int op_body(void *c, const char **data, size_t *len)
 
 static int op_set_status(void *c, int status)
 {
-    ((cw_req *)c)->status = status;
-    return 0;
+    return guest_response_set_status(&((cw_req *)c)->res, status);
 }
 
 static int op_add_header(void *c, const char *name, const char *value)
 {
-    cw_req *r = c;
-    if (r->nheaders / 2 >= CW_MAX_HANDLER_HEADERS)
-        return -1;
-    char **h = realloc(r->headers, (r->nheaders + 2) * sizeof *h);
-    if (!h)
-        return -1;
-    r->headers = h;
-    char *n = strdup(name), *v = strdup(value);
-    if (!n || !v) {
-        free(n);
-        free(v);
-        return -1;
-    }
-    h[r->nheaders++] = n;
-    h[r->nheaders++] = v;
-    return 0;
+    return guest_response_add_header(&((cw_req *)c)->res, name, value);
 }
 
 static int op_write(void *c, const void *data, size_t len)
 {
-    return buf_append(&((cw_req *)c)->out, data, len);
+    return guest_response_write(&((cw_req *)c)->res, data, len);
 }
 
 static const guest_http_ops civetweb_ops = {
@@ -134,12 +93,9 @@ static const guest_http_ops civetweb_ops = {
 
 static void cw_req_free(cw_req *r)
 {
-    for (size_t i = 0; i < r->nheaders; i++)
-        free(r->headers[i]);
-    free(r->headers);
-    free(r->target.data);
-    free(r->body.data);
-    free(r->out.data);
+    guest_response_free(&r->res);
+    guest_buf_free(&r->target);
+    guest_buf_free(&r->body);
 }
 
 /* Characters that may stand unencoded in a path (RFC 3986 pchar and '/'). */
@@ -160,21 +116,21 @@ static int build_target(cw_req *r)
         path = "/";
     const char *decode = mg_get_option(mg_get_context(r->conn), "decode_url");
     if (decode && !strcasecmp(decode, "no")) {
-        if (buf_append(&r->target, path, strlen(path)) != 0)
+        if (guest_buf_append(&r->target, path, strlen(path)) != 0)
             return -1;
     } else {
         static const char hex[] = "0123456789ABCDEF";
         for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
             char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            int rc = path_char(*p) ? buf_append(&r->target, p, 1)
-                                   : buf_append(&r->target, esc, 3);
+            int rc = path_char(*p) ? guest_buf_append(&r->target, p, 1)
+                                   : guest_buf_append(&r->target, esc, 3);
             if (rc != 0)
                 return -1;
         }
     }
     const char *q = r->ri->query_string;
-    if (q && (buf_append(&r->target, "?", 1) != 0 ||
-              buf_append(&r->target, q, strlen(q)) != 0))
+    if (q && (guest_buf_append(&r->target, "?", 1) != 0 ||
+              guest_buf_append(&r->target, q, strlen(q)) != 0))
         return -1;
     return 0;
 }
@@ -197,7 +153,7 @@ static int read_body(cw_req *r, size_t max)
             return BODY_BROKEN;
         if (r->body.len + (size_t)n > max)
             return BODY_TOO_LARGE;
-        if (buf_append(&r->body, chunk, (size_t)n) != 0)
+        if (guest_buf_append(&r->body, chunk, (size_t)n) != 0)
             return BODY_NOMEM;
     }
 }
@@ -221,15 +177,17 @@ static bool has_token(const char *value, const char *token)
 static int send_response(cw_req *r)
 {
     struct mg_connection *conn = r->conn;
-    int status = r->status;
+    const guest_response *res = &r->res;
+    int status = res->status;
     /* RFC 9110: no body for HEAD, 1xx, 204 and 304; no Content-Length for
      * 1xx and 204, nor for a 304 whose length would be the GET's. */
     bool no_length = status < 200 || status == 204 || status == 304;
     bool no_body = no_length || !strcmp(r->ri->request_method, "HEAD");
     if (mg_response_header_start(conn, status) != 0)
         return -1;
-    for (size_t i = 0; i + 1 < r->nheaders; i += 2) {
-        const char *name = r->headers[i], *value = r->headers[i + 1];
+    for (size_t i = 0; i < res->header_count; i++) {
+        const char *name = res->headers[2 * i];
+        const char *value = res->headers[2 * i + 1];
         /* The adapter frames the body; a handler's framing headers would
          * contradict it. Connection is CivetWeb's to choose, except that a
          * handler may ask for the connection to close. */
@@ -246,13 +204,13 @@ static int send_response(cw_req *r)
     }
     if (!no_length) {
         char len[32];
-        snprintf(len, sizeof len, "%zu", r->out.len);
+        snprintf(len, sizeof len, "%zu", res->body.len);
         mg_response_header_add(conn, "Content-Length", len, -1);
     }
     if (mg_response_header_send(conn) != 0)
         return -1;
-    if (!no_body && r->out.len &&
-        mg_write(conn, r->out.data, r->out.len) != (int)r->out.len)
+    if (!no_body && res->body.len &&
+        mg_write(conn, res->body.data, res->body.len) != (int)res->body.len)
         return -1;
     return 0;
 }
@@ -261,15 +219,11 @@ static int send_response(cw_req *r)
  * closed afterwards, because the request was not read to its end. */
 static int plain(cw_req *r, int status, const char *text)
 {
-    for (size_t i = 0; i < r->nheaders; i++)
-        free(r->headers[i]);
-    r->nheaders = 0;
-    r->out.len = 0;
-    r->status = status;
+    guest_response_reset(&r->res, status);
     mg_disable_connection_keep_alive(r->conn);
     if (op_add_header(r, "Content-Type", "text/plain; charset=utf-8") != 0 ||
         op_add_header(r, "Connection", "close") != 0 ||
-        buf_append(&r->out, text, strlen(text)) != 0)
+        guest_response_write(&r->res, text, strlen(text)) != 0)
         return mg_send_http_error(r->conn, status, "%s", text) < 0 ? -1 : 0;
     return send_response(r);
 }
@@ -280,7 +234,8 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     cw_req r = {0};
     r.conn = conn;
     r.ri = mg_get_request_info(conn);
-    r.status = 200;
+    guest_response_init(&r.res);
+    r.res.max_headers = CW_MAX_HANDLER_HEADERS;
     if (!app || !r.ri) {
         mg_send_http_error(conn, 500, "%s", "Internal Server Error\n");
         return 500;
@@ -312,7 +267,7 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
             break;
         }
     }
-    int status = r.status;
+    int status = r.res.status;
     if (rc != 0)
         mg_disable_connection_keep_alive(conn);
     cw_req_free(&r);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "guestuser/adapter.h"
 #include "guestuser/adapters/mhd.h"
 
 struct guest_mhd {
@@ -16,42 +17,16 @@ struct guest_mhd {
     size_t max_body;
 };
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-} buf;
-
 typedef struct mhd_req {
     struct MHD_Connection *conn;
     char *target;
     const char *method;
     char addr[INET6_ADDRSTRLEN];
-    buf body;
+    guest_buf body;
     bool headers_seen;
     bool too_large;
-    int status;
-    char **headers; /* name, value, name, value ... */
-    size_t nheaders;
-    buf out;
+    guest_response res;
 } mhd_req;
-
-static int buf_append(buf *b, const void *data, size_t len)
-{
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p)
-            return -1;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
-}
 
 static const char *op_header(void *c, const char *name)
 {
@@ -59,8 +34,14 @@ static const char *op_header(void *c, const char *name)
                                        name);
 }
 
-static const char *op_method(void *c) { return ((mhd_req *)c)->method; }
-static const char *op_target(void *c) { return ((mhd_req *)c)->target; }
+static const char *op_method(void *c)
+{
+    return ((mhd_req *)c)->method;
+}
+static const char *op_target(void *c)
+{
+    return ((mhd_req *)c)->target;
+}
 
 static const char *op_client_addr(void *c)
 {
@@ -91,31 +72,17 @@ static int op_body(void *c, const char **data, size_t *len)
 
 static int op_set_status(void *c, int status)
 {
-    ((mhd_req *)c)->status = status;
-    return 0;
+    return guest_response_set_status(&((mhd_req *)c)->res, status);
 }
 
 static int op_add_header(void *c, const char *name, const char *value)
 {
-    mhd_req *r = c;
-    char **h = realloc(r->headers, (r->nheaders + 2) * sizeof *h);
-    if (!h)
-        return -1;
-    r->headers = h;
-    char *n = strdup(name), *v = strdup(value);
-    if (!n || !v) {
-        free(n);
-        free(v);
-        return -1;
-    }
-    h[r->nheaders++] = n;
-    h[r->nheaders++] = v;
-    return 0;
+    return guest_response_add_header(&((mhd_req *)c)->res, name, value);
 }
 
 static int op_write(void *c, const void *data, size_t len)
 {
-    return buf_append(&((mhd_req *)c)->out, data, len);
+    return guest_response_write(&((mhd_req *)c)->res, data, len);
 }
 
 static const guest_http_ops mhd_ops = {
@@ -134,11 +101,8 @@ static void mhd_req_free(mhd_req *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nheaders; i++)
-        free(r->headers[i]);
-    free(r->headers);
-    free(r->body.data);
-    free(r->out.data);
+    guest_response_free(&r->res);
+    guest_buf_free(&r->body);
     free(r->target);
     free(r);
 }
@@ -159,7 +123,10 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     return GUEST_OK;
 }
 
-void guest_mhd_free(guest_mhd *app) { free(app); }
+void guest_mhd_free(guest_mhd *app)
+{
+    free(app);
+}
 
 void *guest_mhd_uri_log(void *cls, const char *uri,
                         struct MHD_Connection *connection)
@@ -169,7 +136,7 @@ void *guest_mhd_uri_log(void *cls, const char *uri,
     if (!r)
         return NULL;
     r->conn = connection;
-    r->status = 200;
+    guest_response_init(&r->res);
     r->target = strdup(uri ? uri : "/");
     if (!r->target) {
         free(r);
@@ -180,24 +147,27 @@ void *guest_mhd_uri_log(void *cls, const char *uri,
 
 static enum MHD_Result queue(mhd_req *r)
 {
+    const guest_response *res = &r->res;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        r->out.len, r->out.data ? r->out.data : "", MHD_RESPMEM_MUST_COPY);
+        res->body.len, res->body.data ? res->body.data : "",
+        MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    for (size_t i = 0; i + 1 < r->nheaders; i += 2)
-        MHD_add_response_header(resp, r->headers[i], r->headers[i + 1]);
+    for (size_t i = 0; i < res->header_count; i++)
+        MHD_add_response_header(resp, res->headers[2 * i],
+                                res->headers[2 * i + 1]);
     enum MHD_Result ret =
-        MHD_queue_response(r->conn, (unsigned)r->status, resp);
+        MHD_queue_response(r->conn, (unsigned)res->status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
 static enum MHD_Result plain(mhd_req *r, int status, const char *text)
 {
-    r->status = status;
-    r->out.len = 0;
-    op_add_header(r, "Content-Type", "text/plain; charset=utf-8");
-    if (buf_append(&r->out, text, strlen(text)) != 0)
+    guest_response_reset(&r->res, status);
+    if (guest_response_add_header(&r->res, "Content-Type",
+                                  "text/plain; charset=utf-8") != 0 ||
+        guest_response_write(&r->res, text, strlen(text)) != 0)
         return MHD_NO;
     return queue(r);
 }
@@ -241,7 +211,7 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
          * than a reset) but stop storing. */
         if (!r->too_large) {
             if (r->body.len + *upload_data_size > app->max_body ||
-                buf_append(&r->body, upload_data, *upload_data_size) != 0)
+                guest_buf_append(&r->body, upload_data, *upload_data_size) != 0)
                 r->too_large = true;
         }
         *upload_data_size = 0;
@@ -291,10 +261,9 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
         return GUEST_ERR_INVALID;
     }
     *out = MHD_start_daemon(
-        flags, port, NULL, NULL, guest_mhd_access, app,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log, app,
-        MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
+        flags, port, NULL, NULL, guest_mhd_access, app, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log,
+        app, MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
     return *out ? GUEST_OK : GUEST_ERR_CONFIG;

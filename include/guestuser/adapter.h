@@ -1,0 +1,57 @@
+/* libguestuser: building blocks for server adapters. Most servers need the
+ * status and headers before the first body byte, while handlers may set a
+ * header after writing; adapters collect the response here and send it when
+ * the handler returns. */
+#ifndef GUESTUSER_ADAPTER_H
+#define GUESTUSER_ADAPTER_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A growable byte buffer, always NUL-terminated once non-empty. Zero it to
+ * initialise; release with guest_buf_free(). */
+typedef struct guest_buf {
+    char *data; /**< owned; NULL while empty */
+    size_t len;
+    size_t cap;
+} guest_buf;
+
+/** Appends @p len bytes; 0 on success, -1 when out of memory (@p b keeps
+ * what it had). */
+GUEST_API int guest_buf_append(guest_buf *b, const void *data, size_t len);
+/** Releases the bytes and zeroes @p b. */
+GUEST_API void guest_buf_free(guest_buf *b);
+
+/** A response collected from the guest_http_ops calls. */
+typedef struct guest_response {
+    int status;          /**< 200 until set */
+    char **headers;      /**< name, value, name, value ...; owned */
+    size_t header_count; /**< pairs in headers */
+    size_t max_headers;  /**< 0: no limit; past it add_header fails */
+    guest_buf body;
+} guest_response;
+
+/** Empty response, status 200, no header limit. */
+GUEST_API void guest_response_init(guest_response *r);
+/** The guest_http_ops calls, each returning 0 or -1 (out of memory, or the
+ * header limit). Name and value are copied. */
+GUEST_API int guest_response_set_status(guest_response *r, int status);
+GUEST_API int guest_response_add_header(guest_response *r, const char *name,
+                                        const char *value);
+GUEST_API int guest_response_write(guest_response *r, const void *data,
+                                   size_t len);
+/** Drops headers and body and sets @p status: for an adapter's own error
+ * answer after a handler already wrote something. */
+GUEST_API void guest_response_reset(guest_response *r, int status);
+/** Releases everything; @p r may be reused after guest_response_init(). */
+GUEST_API void guest_response_free(guest_response *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
