@@ -21,9 +21,18 @@ static const char *f_header(void *c, const char *name)
 {
     return strcasecmp(name, "Cookie") ? NULL : ((fake *)c)->cookie;
 }
-static const char *f_method(void *c) { return (void)c, "GET"; }
-static const char *f_target(void *c) { return (void)c, "/bench/"; }
-static int f_status(void *c, int s) { return (void)c, (void)s, 0; }
+static const char *f_method(void *c)
+{
+    return (void)c, "GET";
+}
+static const char *f_target(void *c)
+{
+    return (void)c, "/bench/";
+}
+static int f_status(void *c, int s)
+{
+    return (void)c, (void)s, 0;
+}
 static int f_write(void *c, const void *d, size_t n)
 {
     return (void)c, (void)d, (void)n, 0;
@@ -38,8 +47,12 @@ static int f_add_header(void *c, const char *n, const char *v)
 }
 
 static const guest_http_ops ops = {
-    .header = f_header, .method = f_method, .target = f_target,
-    .set_status = f_status, .add_header = f_add_header, .write = f_write,
+    .header = f_header,
+    .method = f_method,
+    .target = f_target,
+    .set_status = f_status,
+    .add_header = f_add_header,
+    .write = f_write,
 };
 
 static double now(void)
@@ -65,7 +78,10 @@ static int request(guest_ctx *ctx, fake *f, guest_handler_fn guard)
     return 0;
 }
 
-static void allow(guest_req *req, void *ud) { guest_allow(req, page, ud); }
+static void allow(guest_req *req, void *ud)
+{
+    guest_allow(req, page, ud);
+}
 
 int main(int argc, char **argv)
 {
@@ -112,7 +128,8 @@ int main(int argc, char **argv)
                       " AND u.is_active",
                       1, NULL));
     /* the returning guest's own session row, so both lookups find it */
-    PGresult *hr = PQexec(raw, "SELECT token_hash FROM bench_requests.sessions");
+    PGresult *hr =
+        PQexec(raw, "SELECT token_hash FROM bench_requests.sessions");
     char hash[80];
     snprintf(hash, sizeof hash, "%s",
              PQntuples(hr) == 1 ? PQgetvalue(hr, 0, 0) : "\\x00");

@@ -4,14 +4,29 @@
 
 #include "internal.h"
 
-static const char *const default_agents[] = {
-    "Googlebot", "Mediapartners-Google", "Bingbot", "Slurp",
-    "DuckDuckBot", "Baiduspider", "Yandex(Mobile)?Bot", "Sogou",
-    "Exabot", "facebot", "facebookexternalhit", "ia_archiver", NULL};
+static const char *const default_agents[] = {"Googlebot",
+                                             "Mediapartners-Google",
+                                             "Bingbot",
+                                             "Slurp",
+                                             "DuckDuckBot",
+                                             "Baiduspider",
+                                             "Yandex(Mobile)?Bot",
+                                             "Sogou",
+                                             "Exabot",
+                                             "facebot",
+                                             "facebookexternalhit",
+                                             "ia_archiver",
+                                             NULL};
 
-const char *const *guest_default_blocked_agents(void) { return default_agents; }
+const char *const *guest_default_blocked_agents(void)
+{
+    return default_agents;
+}
 
-const char *guest_version(void) { return GUESTUSER_VERSION_STRING; }
+const char *guest_version(void)
+{
+    return GUESTUSER_VERSION_STRING;
+}
 
 void guest_config_init(guest_config *cfg)
 {
@@ -104,20 +119,22 @@ static guest_status check_config(const guest_config *c, guest_error *err)
         return BAD("name_max_attempts must be at least 1");
     if (!valid_token(c->cookie_name))
         return BAD("cookie_name is not a valid cookie name");
-    if (strcmp(c->cookie_samesite, "Lax") && strcmp(c->cookie_samesite, "Strict") &&
+    if (strcmp(c->cookie_samesite, "Lax") &&
+        strcmp(c->cookie_samesite, "Strict") &&
         strcmp(c->cookie_samesite, "None"))
         return BAD("cookie_samesite must be Lax, Strict or None");
     if (!strcmp(c->cookie_samesite, "None") && !c->cookie_secure)
-        return BAD("cookie_samesite None needs cookie_secure (browsers drop it)");
+        return BAD(
+            "cookie_samesite None needs cookie_secure (browsers drop it)");
     if (!valid_token(c->csrf_cookie_name))
         return BAD("csrf_cookie_name is not a valid cookie name");
     if (c->secure_proxy_header && !valid_token(c->secure_proxy_header))
         return BAD("secure_proxy_header is not a valid header name");
-    const char *urls[] = {c->cookie_path, c->cookie_domain, c->login_url,
-                          c->login_redirect_url, c->convert_url,
-                          c->convert_redirect_url, c->required_anon_url,
-                          c->required_user_url, c->redirect_field_name,
-                          c->name_prefix};
+    const char *urls[] = {c->cookie_path,         c->cookie_domain,
+                          c->login_url,           c->login_redirect_url,
+                          c->convert_url,         c->convert_redirect_url,
+                          c->required_anon_url,   c->required_user_url,
+                          c->redirect_field_name, c->name_prefix};
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++)
         if (urls[i] && (guest__has_ctl(urls[i]) || strchr(urls[i], ';')))
             return BAD("a URL, cookie or name setting holds a control "

@@ -125,13 +125,12 @@ timeout:
      * dropped (the server cancels the statement when it notices). */
     *broken = true;
     return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
-                       "the database did not answer within %u ms",
-                       timeout_ms);
+                       "the database did not answer within %u ms", timeout_ms);
 }
 
 guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
-                           const guest__params *p, PGresult **res,
-                           bool *broken, guest_error *err)
+                           const guest__params *p, PGresult **res, bool *broken,
+                           guest_error *err)
 {
     int64_t deadline = now_ms() + timeout_ms;
     *broken = false;

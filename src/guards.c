@@ -26,7 +26,8 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
     if (!user && c->enabled &&
-        !guest_is_blocked_agent(req->ctx, guest_req_header(req, "User-Agent"))) {
+        !guest_is_blocked_agent(req->ctx,
+                                guest_req_header(req, "User-Agent"))) {
         st = guest_req_create_guest(req, &user, NULL);
         if (st != GUEST_OK)
             return refuse(req, st);
@@ -47,9 +48,11 @@ guest_status guest_require_guest(guest_req *req, guest_handler_fn handler,
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
     if (!user)
-        return guest_res_redirect(req, anon_url ? anon_url : c->required_anon_url);
+        return guest_res_redirect(req,
+                                  anon_url ? anon_url : c->required_anon_url);
     if (!user->is_guest)
-        return guest_res_redirect(req, user_url ? user_url : c->required_user_url);
+        return guest_res_redirect(req,
+                                  user_url ? user_url : c->required_user_url);
     handler(req, userdata);
     return GUEST_OK;
 }
@@ -64,10 +67,10 @@ char *guest__redirect_with_next(const char *base, const char *field,
     if (qf && qt) {
         size_t blen = strcspn(base, "#");
         const char *q = memchr(base, '?', blen);
-        const char *sep = !q ? "?" : (q[1] && base[blen - 1] != '&' &&
-                                      base[blen - 1] != '?')
-                                         ? "&"
-                                         : "";
+        const char *sep =
+            !q                                                         ? "?"
+            : (q[1] && base[blen - 1] != '&' && base[blen - 1] != '?') ? "&"
+                                                                       : "";
         url = guest__asprintf("%.*s%s%s=%s", (int)blen, base, sep, qf, qt);
     }
     free(qf);

@@ -29,8 +29,8 @@ typedef struct guest__sql {
 typedef struct guest__pool guest__pool;
 
 struct guest_ctx {
-    guest_config cfg;   /* strings point into owned copies below */
-    char **owned;       /* every string copied from the caller's config */
+    guest_config cfg; /* strings point into owned copies below */
+    char **owned;     /* every string copied from the caller's config */
     size_t owned_count;
     const char **agents; /* NULL-terminated copy of blocked_user_agents */
     regex_t *agent_re;
@@ -114,8 +114,8 @@ void guest__param_bin(guest__params *p, const void *value, int len);
 /* Runs one statement; *res is a successful result to PQclear. Sets *broken
  * when the connection itself failed. */
 guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
-                           const guest__params *p, PGresult **res,
-                           bool *broken, guest_error *err);
+                           const guest__params *p, PGresult **res, bool *broken,
+                           guest_error *err);
 /* Pool + run, retried once on a fresh connection when the old one broke. */
 guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
                             const guest__params *p, PGresult **res,

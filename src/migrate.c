@@ -64,7 +64,10 @@ static guest_status run(PGconn *conn, unsigned timeout_ms, const char *tmpl,
     return st;
 }
 
-int guest__schema_version_latest(void) { return MIGRATION_COUNT; }
+int guest__schema_version_latest(void)
+{
+    return MIGRATION_COUNT;
+}
 
 guest_status guest__migrate(PGconn *conn, const char *schema,
                             unsigned timeout_ms, guest_error *err)

@@ -62,7 +62,7 @@ guest_status guest_name_friendly(const guest_config *cfg, char *buf,
         (st = guest__random_below(guest__noun_count, &n)) != GUEST_OK ||
         (st = guest__random_below(100, &num)) != GUEST_OK)
         return st;
-    int w = snprintf(buf, size, "%s%s%u", guest__adjectives[a],
-                     guest__nouns[n], (unsigned)num);
+    int w = snprintf(buf, size, "%s%s%u", guest__adjectives[a], guest__nouns[n],
+                     (unsigned)num);
     return (w < 0 || (size_t)w >= size) ? GUEST_ERR_TOO_LARGE : GUEST_OK;
 }

@@ -41,7 +41,10 @@ void guest_req_free(guest_req *req)
     free(req);
 }
 
-guest_ctx *guest_req_ctx(const guest_req *req) { return req->ctx; }
+guest_ctx *guest_req_ctx(const guest_req *req)
+{
+    return req->ctx;
+}
 
 const char *guest_req_header(const guest_req *req, const char *name)
 {
@@ -60,7 +63,10 @@ const char *guest_req_target(const guest_req *req)
     return t && *t ? t : "/";
 }
 
-const char *guest_req_path(const guest_req *req) { return req->path; }
+const char *guest_req_path(const guest_req *req)
+{
+    return req->path;
+}
 
 const char *guest_req_client_addr(const guest_req *req)
 {
@@ -145,8 +151,8 @@ guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
     for (unsigned attempt = 0; attempt < c->name_max_attempts; attempt++) {
         char name[GUEST_USERNAME_BUF];
         name[0] = '\0';
-        st = c->name_generator(c, name, sizeof name,
-                               c->name_generator_userdata);
+        st =
+            c->name_generator(c, name, sizeof name, c->name_generator_userdata);
         if (st != GUEST_OK)
             return guest__fail(err, st, "the name generator failed: %s",
                                guest_strerror(st));
@@ -177,7 +183,10 @@ guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
                        c->name_max_attempts);
 }
 
-int64_t guest_user_id(const guest_user *user) { return user ? user->id : 0; }
+int64_t guest_user_id(const guest_user *user)
+{
+    return user ? user->id : 0;
+}
 
 const char *guest_user_name(const guest_user *user)
 {

@@ -14,7 +14,10 @@ guest_status guest_res_status(guest_req *req, int status)
                                                         : GUEST_ERR_NOMEM;
 }
 
-int guest_res_status_code(const guest_req *req) { return req->status; }
+int guest_res_status_code(const guest_req *req)
+{
+    return req->status;
+}
 
 guest_status guest_res_header(guest_req *req, const char *name,
                               const char *value)
@@ -73,12 +76,23 @@ guest_status guest_res_write_html(guest_req *req, const char *text)
     for (const char *p = text; *p && st == GUEST_OK; p++) {
         const char *rep = NULL;
         switch (*p) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#x27;"; break;
-        default: continue;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#x27;";
+            break;
+        default:
+            continue;
         }
         st = guest_res_write(req, run, (size_t)(p - run));
         if (st == GUEST_OK)

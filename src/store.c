@@ -63,8 +63,8 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
     guest__param_text(&p, age);
     PGresult *res;
-    guest_status st = guest__db_exec_prepared(ctx, "guest_create", ctx->sql.create_guest, &p,
-                                &res, err);
+    guest_status st = guest__db_exec_prepared(
+        ctx, "guest_create", ctx->sql.create_guest, &p, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -84,9 +84,8 @@ guest_status guest__store_resolve(guest_ctx *ctx,
     guest__params p = {0};
     guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
     PGresult *res;
-    guest_status st =
-        guest__db_exec_prepared(ctx, "guest_resolve", ctx->sql.resolve_session,
-                                &p, &res, err);
+    guest_status st = guest__db_exec_prepared(
+        ctx, "guest_resolve", ctx->sql.resolve_session, &p, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;

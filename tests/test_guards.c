@@ -25,9 +25,18 @@ static void remember(guest_req *req, void *userdata)
     guest_res_send(req, 200, "text/plain", "handler ran");
 }
 
-GUEST_ALLOW(allow_view) { remember(req, userdata); }
-GUEST_REQUIRED(guest_view) { remember(req, userdata); }
-REGULAR_REQUIRED(regular_view) { remember(req, userdata); }
+GUEST_ALLOW(allow_view)
+{
+    remember(req, userdata);
+}
+GUEST_REQUIRED(guest_view)
+{
+    remember(req, userdata);
+}
+REGULAR_REQUIRED(regular_view)
+{
+    remember(req, userdata);
+}
 static GUEST_REQUIRED_TO(guest_to_view, "/why-anon/", "/why-user/")
 {
     remember(req, userdata);
@@ -54,7 +63,10 @@ static guest_ctx *ctx_for(void (*tweak)(guest_config *))
     return tl_ctx_new(&c);
 }
 
-static void setup(void) { tl_drop_schema(SCHEMA); }
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+}
 
 /* One request; returns the response in *h (caller tl_http_free). */
 static void call(guest_ctx *ctx, tl_http *h, const char *target,
@@ -134,10 +146,13 @@ START_TEST(crawlers_get_no_guest)
 {
     guest_ctx *ctx = ctx_for(NULL);
     const char *bots[] = {
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; "
+        "+http://www.google.com/bot.html)",
         "Mozilla/5.0 (compatible; YandexBot/3.0)",
         "Mozilla/5.0 (compatible; bingbot/2.0)",
-        "DuckDuckBot/1.1", "facebookexternalhit/1.1", "Sogou web spider/4.0",
+        "DuckDuckBot/1.1",
+        "facebookexternalhit/1.1",
+        "Sogou web spider/4.0",
     };
     for (size_t i = 0; i < sizeof bots / sizeof *bots; i++) {
         tl_http h;
@@ -179,7 +194,10 @@ START_TEST(blocked_agents_are_configurable)
 }
 END_TEST
 
-static void disabled(guest_config *c) { c->enabled = false; }
+static void disabled(guest_config *c)
+{
+    c->enabled = false;
+}
 
 START_TEST(disabled_leaves_visitors_anonymous)
 {
@@ -439,10 +457,8 @@ static void mark(guest_req *req, void *ud)
 START_TEST(routes_dispatch_404_405)
 {
     static const guest_route routes[] = {
-        {"GET", "/a", mark, "a"},
-        {"POST", "/a", mark, "a-post"},
-        {NULL, "/any", mark, "any"},
-        {"GET", "/files/*", mark, "files"},
+        {"GET", "/a", mark, "a"},    {"POST", "/a", mark, "a-post"},
+        {NULL, "/any", mark, "any"}, {"GET", "/files/*", mark, "files"},
         {NULL, NULL, NULL, NULL},
     };
     guest_ctx *ctx = ctx_for(NULL);

@@ -17,7 +17,7 @@ static int cmp(const void *a, const void *b)
 START_TEST(uuid_names_are_32_hex_and_distinct)
 {
     enum { N = 10000 };
-    char (*names)[33] = malloc(sizeof(*names) * N);
+    char(*names)[33] = malloc(sizeof(*names) * N);
     guest_config c;
     guest_config_init(&c);
     for (int i = 0; i < N; i++) {
@@ -140,7 +140,10 @@ static guest_status empty_name(const guest_config *c, char *buf, size_t n,
     return GUEST_OK;
 }
 
-static void setup(void) { tl_drop_schema(SCHEMA); }
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+}
 
 static guest_ctx *ctx_with(guest_name_fn gen, void *ud)
 {

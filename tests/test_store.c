@@ -17,7 +17,10 @@ static guest_ctx *fresh_ctx(void)
     return tl_ctx_new(&c);
 }
 
-static void setup(void) { tl_drop_schema(SCHEMA); }
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+}
 
 START_TEST(schema_is_created_with_documented_tables)
 {
@@ -27,7 +30,8 @@ START_TEST(schema_is_created_with_documented_tables)
                                " IN ('users', 'guests', 'sessions',"
                                " 'schema_migrations')"),
                      4);
-    ck_assert_int_eq(tl_scalar("SELECT max(version) FROM t_store.schema_migrations"), 1);
+    ck_assert_int_eq(
+        tl_scalar("SELECT max(version) FROM t_store.schema_migrations"), 1);
     /* the documented column set of users */
     ck_assert_int_eq(tl_scalar("SELECT count(*) FROM information_schema.columns"
                                " WHERE table_schema = 't_store' AND table_name"
@@ -38,7 +42,8 @@ START_TEST(schema_is_created_with_documented_tables)
     guest_ctx_free(ctx);
     /* a second start finds the schema current and changes nothing */
     ctx = fresh_ctx();
-    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.schema_migrations"), 1);
+    ck_assert_int_eq(
+        tl_scalar("SELECT count(*) FROM t_store.schema_migrations"), 1);
     ck_assert_int_eq(guest_ping(ctx, NULL), GUEST_OK);
     guest_ctx_free(ctx);
 }
@@ -65,7 +70,8 @@ START_TEST(concurrent_starts_migrate_once)
         pthread_join(t[i], &rv);
         ck_assert_int_eq((int)(intptr_t)rv, GUEST_OK);
     }
-    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.schema_migrations"), 1);
+    ck_assert_int_eq(
+        tl_scalar("SELECT count(*) FROM t_store.schema_migrations"), 1);
 }
 END_TEST
 
@@ -82,8 +88,8 @@ START_TEST(newer_schema_is_refused)
 }
 END_TEST
 
-static tl_created run(guest_ctx *ctx, guest_handler_fn fn,
-                      const char *cookie, char *set_cookie, size_t size)
+static tl_created run(guest_ctx *ctx, guest_handler_fn fn, const char *cookie,
+                      char *set_cookie, size_t size)
 {
     tl_created out;
     memset(&out, 0, sizeof out);
@@ -107,8 +113,8 @@ START_TEST(guest_creation_writes_three_rows_and_token_hash_only)
     char cookie[128];
     /* Warm up: each connection prepares a statement on its first use (one
      * extra round trip, once); every request after that is one trip. */
-    run(ctx, tl_whoami_handler, "sessionid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        NULL, 0);
+    run(ctx, tl_whoami_handler,
+        "sessionid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, 0);
     run(ctx, tl_create_handler, NULL, NULL, 0);
     tl_exec("TRUNCATE t_store.users CASCADE");
     unsigned long rt0 = guest__db_round_trips;
@@ -169,8 +175,8 @@ START_TEST(dead_sessions_are_anonymous)
 {
     guest_ctx *ctx = fresh_ctx();
     char cookie[128];
-    ck_assert_int_eq(run(ctx, tl_create_handler, NULL, cookie, sizeof cookie).st,
-                     GUEST_OK);
+    ck_assert_int_eq(
+        run(ctx, tl_create_handler, NULL, cookie, sizeof cookie).st, GUEST_OK);
     ck_assert_int_gt(run(ctx, tl_whoami_handler, cookie, NULL, 0).id, 0);
     /* expired, even though no cleanup ran */
     tl_exec("UPDATE t_store.sessions SET expires_at = now() - interval '1 s'");
@@ -187,9 +193,15 @@ START_TEST(dead_sessions_are_anonymous)
     /* forged, malformed, oversized: anonymous, and no error */
     const char *bad[] = {
         "sessionid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "sessionid=", "sessionid", "sessionid=short", "sessionid=%00%0d%0a",
+        "sessionid=",
+        "sessionid",
+        "sessionid=short",
+        "sessionid=%00%0d%0a",
         "sessionid=++++++++++++++++++++++++++++++++++++++++++=",
-        "sessionid=\"unterminated", ";;;;", "=", "sessionid==",
+        "sessionid=\"unterminated",
+        ";;;;",
+        "=",
+        "sessionid==",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         tl_created b = run(ctx, tl_whoami_handler, bad[i], NULL, 0);
@@ -260,7 +272,8 @@ START_TEST(threads_create_guests_at_once)
     ck_assert_int_eq(tl_scalar("SELECT count(DISTINCT id) FROM t_store.users"),
                      T * 50);
     ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.guests"), T * 50);
-    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.sessions"), T * 50);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_store.sessions"),
+                     T * 50);
     ck_assert_int_le(tl_scalar("SELECT count(*) FROM pg_stat_activity WHERE "
                                "application_name = 't_store_threads'"),
                      3);
@@ -276,12 +289,16 @@ START_TEST(ping_and_blocked_agents)
     guest_ctx *ctx = fresh_ctx();
     ck_assert_int_eq(guest_ping(ctx, NULL), GUEST_OK);
     ck_assert_int_eq(guest_ping(NULL, NULL), GUEST_ERR_INVALID);
-    ck_assert(guest_is_blocked_agent(ctx, "Mozilla/5.0 (compatible; Googlebot/2.1)"));
-    ck_assert(guest_is_blocked_agent(ctx, "mozilla/5.0 (compatible; yandexbot/3.0)"));
-    ck_assert(guest_is_blocked_agent(ctx, "Mozilla/5.0 (compatible; YandexMobileBot/3.0)"));
+    ck_assert(
+        guest_is_blocked_agent(ctx, "Mozilla/5.0 (compatible; Googlebot/2.1)"));
+    ck_assert(
+        guest_is_blocked_agent(ctx, "mozilla/5.0 (compatible; yandexbot/3.0)"));
+    ck_assert(guest_is_blocked_agent(
+        ctx, "Mozilla/5.0 (compatible; YandexMobileBot/3.0)"));
     ck_assert(guest_is_blocked_agent(ctx, "facebookexternalhit/1.1"));
     ck_assert(guest_is_blocked_agent(ctx, "ia_archiver"));
-    ck_assert(!guest_is_blocked_agent(ctx, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"));
+    ck_assert(!guest_is_blocked_agent(
+        ctx, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"));
     ck_assert(!guest_is_blocked_agent(ctx, NULL));
     ck_assert(!guest_is_blocked_agent(ctx, ""));
     /* the context copied the list: the config's own array may go away */

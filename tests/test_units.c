@@ -35,8 +35,8 @@ START_TEST(b64url_known_answers)
     unsigned char dec[3];
     ck_assert(guest__b64url_decode("-_-_", 4, dec, 3));
     ck_assert(memcmp(dec, bin, 3) == 0);
-    ck_assert(!guest__b64url_decode("+/+/", 4, dec, 3));  /* std alphabet */
-    ck_assert(!guest__b64url_decode("Zm9", 3, dec, 3));   /* wrong length */
+    ck_assert(!guest__b64url_decode("+/+/", 4, dec, 3)); /* std alphabet */
+    ck_assert(!guest__b64url_decode("Zm9", 3, dec, 3));  /* wrong length */
     unsigned char two[2];
     ck_assert(guest__b64url_decode("Zm8", 3, two, 2));
     ck_assert(!guest__b64url_decode("Zm9", 3, two, 2)); /* non-zero tail bits */
@@ -90,8 +90,8 @@ START_TEST(cookie_parsing)
                                   sizeof v));
     ck_assert_str_eq(v, "q");
     /* a longer name that starts alike is another cookie */
-    ck_assert(!guest__cookie_value("sessionidx=1; xsessionid=2", "sessionid",
-                                   v, sizeof v));
+    ck_assert(!guest__cookie_value("sessionidx=1; xsessionid=2", "sessionid", v,
+                                   sizeof v));
     ck_assert(!guest__cookie_value(NULL, "sessionid", v, sizeof v));
     ck_assert(!guest__cookie_value("", "sessionid", v, sizeof v));
     ck_assert(!guest__cookie_value(";;;=;", "sessionid", v, sizeof v));
@@ -162,10 +162,18 @@ START_TEST(config_defaults_match_reference)
     ck_assert_str_eq(c.db_schema, "guestuser");
     ck_assert_uint_eq(c.password_iterations, 1500000); /* Django 6.1 */
     ck_assert_uint_eq(c.password_min_length, 8);
-    const char *expected[] = {"Googlebot", "Mediapartners-Google", "Bingbot",
-                              "Slurp", "DuckDuckBot", "Baiduspider",
-                              "Yandex(Mobile)?Bot", "Sogou", "Exabot",
-                              "facebot", "facebookexternalhit", "ia_archiver"};
+    const char *expected[] = {"Googlebot",
+                              "Mediapartners-Google",
+                              "Bingbot",
+                              "Slurp",
+                              "DuckDuckBot",
+                              "Baiduspider",
+                              "Yandex(Mobile)?Bot",
+                              "Sogou",
+                              "Exabot",
+                              "facebot",
+                              "facebookexternalhit",
+                              "ia_archiver"};
     const char *const *a = c.blocked_user_agents;
     for (size_t i = 0; i < sizeof expected / sizeof *expected; i++)
         ck_assert_str_eq(a[i], expected[i]);
@@ -195,14 +203,38 @@ static void t_regex(guest_config *c)
     static const char *const bad[] = {"Googlebot", "(unclosed", NULL};
     c->blocked_user_agents = bad;
 }
-static void t_digits(guest_config *c) { c->name_suffix_digits = 0; }
-static void t_schema(guest_config *c) { c->db_schema = "x\"; DROP"; }
-static void t_cookie(guest_config *c) { c->cookie_name = "a b"; }
-static void t_samesite(guest_config *c) { c->cookie_samesite = "None"; }
-static void t_ctl(guest_config *c) { c->login_url = "/x\r\nSet-Cookie: a"; }
-static void t_age(guest_config *c) { c->max_age = 0; }
-static void t_syntax(guest_config *c) { c->db_conninfo = "nonsense"; }
-static void t_pool(guest_config *c) { c->db_pool_size = 0; }
+static void t_digits(guest_config *c)
+{
+    c->name_suffix_digits = 0;
+}
+static void t_schema(guest_config *c)
+{
+    c->db_schema = "x\"; DROP";
+}
+static void t_cookie(guest_config *c)
+{
+    c->cookie_name = "a b";
+}
+static void t_samesite(guest_config *c)
+{
+    c->cookie_samesite = "None";
+}
+static void t_ctl(guest_config *c)
+{
+    c->login_url = "/x\r\nSet-Cookie: a";
+}
+static void t_age(guest_config *c)
+{
+    c->max_age = 0;
+}
+static void t_syntax(guest_config *c)
+{
+    c->db_conninfo = "nonsense";
+}
+static void t_pool(guest_config *c)
+{
+    c->db_pool_size = 0;
+}
 
 START_TEST(bad_config_is_reported)
 {
@@ -213,8 +245,7 @@ START_TEST(bad_config_is_reported)
     ck_assert_ptr_nonnull(strstr(msg, "name_suffix_digits"));
     ck_assert_int_eq(bad_config(t_schema, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_int_eq(bad_config(t_cookie, msg, sizeof msg), GUEST_ERR_CONFIG);
-    ck_assert_int_eq(bad_config(t_samesite, msg, sizeof msg),
-                     GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_samesite, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_int_eq(bad_config(t_ctl, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_int_eq(bad_config(t_age, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_int_eq(bad_config(t_pool, msg, sizeof msg), GUEST_ERR_CONFIG);

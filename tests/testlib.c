@@ -93,14 +93,23 @@ static const char *t_header(void *c, const char *name)
             return h->req_headers[i][1];
     return NULL;
 }
-static const char *t_method(void *c) { return ((tl_http *)c)->method; }
-static const char *t_target(void *c) { return ((tl_http *)c)->target; }
+static const char *t_method(void *c)
+{
+    return ((tl_http *)c)->method;
+}
+static const char *t_target(void *c)
+{
+    return ((tl_http *)c)->target;
+}
 static const char *t_addr(void *c)
 {
     (void)c;
     return "127.0.0.1";
 }
-static int t_https(void *c) { return ((tl_http *)c)->https; }
+static int t_https(void *c)
+{
+    return ((tl_http *)c)->https;
+}
 static int t_body(void *c, const char **d, size_t *n)
 {
     tl_http *h = c;
@@ -133,9 +142,15 @@ static int t_write(void *c, const void *d, size_t n)
 }
 
 static const guest_http_ops tl_ops = {
-    .header = t_header, .method = t_method, .target = t_target,
-    .client_addr = t_addr, .is_https = t_https, .body = t_body,
-    .set_status = t_status, .add_header = t_add_header, .write = t_write,
+    .header = t_header,
+    .method = t_method,
+    .target = t_target,
+    .client_addr = t_addr,
+    .is_https = t_https,
+    .body = t_body,
+    .set_status = t_status,
+    .add_header = t_add_header,
+    .write = t_write,
 };
 
 void tl_http_init(tl_http *h, const char *method, const char *target)

@@ -100,8 +100,9 @@ struct guest_config {
     const char *login_redirect_url;   /**< "/accounts/profile/" */
     const char *convert_url;          /**< "/convert/" */
     const char *convert_redirect_url; /**< "/convert/success/" */
-    const char *required_anon_url;    /**< GUEST_REQUIRED, anonymous: login_url */
-    const char *required_user_url; /**< GUEST_REQUIRED, registered: login_redirect_url */
+    const char *required_anon_url; /**< GUEST_REQUIRED, anonymous: login_url */
+    const char *required_user_url; /**< GUEST_REQUIRED, registered:
+                                      login_redirect_url */
     const char *redirect_field_name; /**< "next" */
 
     const char *cookie_name;     /**< "sessionid" */
@@ -129,7 +130,8 @@ struct guest_config {
 
     /** Prefill the convert form with the generated username (false). */
     bool convert_prefill_username;
-    /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django 6.1). */
+    /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django 6.1).
+     */
     unsigned password_iterations;
     /** Minimum password length (8). */
     unsigned password_min_length;
@@ -161,7 +163,8 @@ GUEST_API const char *const *guest_default_blocked_agents(void);
 /** Built-in generator: a random UUID as 32 lowercase hex characters. */
 GUEST_API guest_status guest_name_uuid(const guest_config *cfg, char *buf,
                                        size_t size, void *userdata);
-/** Built-in generator: name_prefix + random zero-padded number ("Guest0042"). */
+/** Built-in generator: name_prefix + random zero-padded number ("Guest0042").
+ */
 GUEST_API guest_status guest_name_numbered(const guest_config *cfg, char *buf,
                                            size_t size, void *userdata);
 /** Built-in generator: adjective + noun + number ("CleverOtter42"). */

@@ -24,8 +24,7 @@ GUEST_API guest_status guest_allow(guest_req *req, guest_handler_fn handler,
  */
 GUEST_API guest_status guest_require_guest(guest_req *req,
                                            guest_handler_fn handler,
-                                           void *userdata,
-                                           const char *anon_url,
+                                           void *userdata, const char *anon_url,
                                            const char *user_url);
 
 /**
@@ -34,12 +33,9 @@ GUEST_API guest_status guest_require_guest(guest_req *req,
  * request target URL-encoded as Django's redirect_to_login does. NULL
  * arguments take the config's login_url, convert_url, redirect_field_name.
  */
-GUEST_API guest_status guest_require_regular(guest_req *req,
-                                             guest_handler_fn handler,
-                                             void *userdata,
-                                             const char *login_url,
-                                             const char *convert_url,
-                                             const char *field_name);
+GUEST_API guest_status guest_require_regular(
+    guest_req *req, guest_handler_fn handler, void *userdata,
+    const char *login_url, const char *convert_url, const char *field_name);
 
 /* The macros declare `void name(guest_req *req, void *userdata)` (a
  * guest_handler_fn) whose body follows the macro, and wrap it with the guard.
@@ -55,7 +51,10 @@ GUEST_API guest_status guest_require_regular(guest_req *req,
 #define GUEST__GUARDED(name, call)                                             \
     void name(guest_req *req, void *userdata);                                 \
     static void name##__guarded(guest_req *req, void *userdata);               \
-    void name(guest_req *req, void *userdata) { (void)(call); }                \
+    void name(guest_req *req, void *userdata)                                  \
+    {                                                                          \
+        (void)(call);                                                          \
+    }                                                                          \
     static void name##__guarded(guest_req *req GUEST_MAYBE_UNUSED,             \
                                 void *userdata GUEST_MAYBE_UNUSED)
 
@@ -65,25 +64,24 @@ GUEST_API guest_status guest_require_regular(guest_req *req,
 
 /** Handler for guests only (config redirect targets). */
 #define GUEST_REQUIRED(name)                                                   \
-    GUEST__GUARDED(name, guest_require_guest(req, name##__guarded, userdata,  \
-                                             NULL, NULL))
+    GUEST__GUARDED(                                                            \
+        name, guest_require_guest(req, name##__guarded, userdata, NULL, NULL))
 
 /** Handler for guests only, with its own redirect targets. */
 #define GUEST_REQUIRED_TO(name, anon_url, user_url)                            \
-    GUEST__GUARDED(name, guest_require_guest(req, name##__guarded, userdata,  \
+    GUEST__GUARDED(name, guest_require_guest(req, name##__guarded, userdata,   \
                                              (anon_url), (user_url)))
 
 /** Handler for registered users only (config redirect targets). */
 #define REGULAR_REQUIRED(name)                                                 \
-    GUEST__GUARDED(name, guest_require_regular(req, name##__guarded,          \
-                                               userdata, NULL, NULL, NULL))
+    GUEST__GUARDED(name, guest_require_regular(req, name##__guarded, userdata, \
+                                               NULL, NULL, NULL))
 
 /** Handler for registered users only, with its own targets and `next` name. */
 #define REGULAR_REQUIRED_TO(name, login_url, convert_url, field_name)          \
-    GUEST__GUARDED(name,                                                       \
-                   guest_require_regular(req, name##__guarded, userdata,      \
-                                         (login_url), (convert_url),          \
-                                         (field_name)))
+    GUEST__GUARDED(name, guest_require_regular(req, name##__guarded, userdata, \
+                                               (login_url), (convert_url),     \
+                                               (field_name)))
 
 #ifdef __cplusplus
 }

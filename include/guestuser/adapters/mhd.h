@@ -46,13 +46,11 @@ GUEST_API GUEST_NODISCARD guest_status guest_mhd_start(guest_mhd *app,
 GUEST_API void *guest_mhd_uri_log(void *cls, const char *uri,
                                   struct MHD_Connection *connection);
 /** The MHD_AccessHandlerCallback. */
-GUEST_API enum MHD_Result guest_mhd_access(void *cls,
-                                           struct MHD_Connection *connection,
-                                           const char *url, const char *method,
-                                           const char *version,
-                                           const char *upload_data,
-                                           size_t *upload_data_size,
-                                           void **req_cls);
+GUEST_API enum MHD_Result
+guest_mhd_access(void *cls, struct MHD_Connection *connection, const char *url,
+                 const char *method, const char *version,
+                 const char *upload_data, size_t *upload_data_size,
+                 void **req_cls);
 /** MHD_OPTION_NOTIFY_COMPLETED: frees the per-request state. */
 GUEST_API void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
                                    void **req_cls,
