@@ -1,0 +1,316 @@
+// The demo's notes application in a real browser: headless Debian Chromium
+// driven by playwright-core, against the real guestuser-demo binary on the
+// ctest fixture's PostgreSQL, once per server (--server mhd|civetweb).
+// Every journey runs in its own browser with a fresh profile; every page
+// visited is saved as a PNG under E2E_RESULTS.
+//
+// Environment (tests/CMakeLists.txt sets it): GUESTUSER_DEMO (the demo
+// binary), GUESTUSER_TOOL (the guestuser tool), GUESTUSER_TEST_CONNINFO_FILE,
+// E2E_SERVERS ("mhd civetweb"), E2E_RESULTS (screenshot folder).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function required(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (ctest sets it: tests/CMakeLists.txt)`);
+  return v;
+}
+
+const DEMO = required('GUESTUSER_DEMO');
+const TOOL = required('GUESTUSER_TOOL');
+const CONNINFO = readFileSync(required('GUESTUSER_TEST_CONNINFO_FILE'), 'utf8').trim();
+const SERVERS = (process.env.E2E_SERVERS || 'mhd').split(/[\s;,]+/).filter(Boolean);
+const RESULTS = process.env.E2E_RESULTS || path.join(here, 'test-results');
+const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
+// Required on this closed network: without the background-networking ones
+// Chromium keeps trying to reach Google's hosts.
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+               '--no-first-run', '--disable-background-networking',
+               '--disable-component-update', '--disable-sync'];
+const PASSWORD = 'Quartz-Lantern-58';
+const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+
+mkdirSync(RESULTS, { recursive: true });
+
+// One SQL script through psql; psql variables (:'name') carry the values.
+function sql(script, vars = {}) {
+  const args = [CONNINFO, '-XAtq', '-v', 'ON_ERROR_STOP=1'];
+  for (const [k, v] of Object.entries(vars)) args.push('-v', `${k}=${v}`);
+  return execFileSync('psql', [...args, '-f', '-'], { input: script, encoding: 'utf8' }).trim();
+}
+
+function guestuserTool(schema, ...args) {
+  return execFileSync(TOOL, ['--db', CONNINFO, '--schema', schema, ...args],
+                      { encoding: 'utf8' });
+}
+
+function userCount(schema) {
+  const m = guestuserTool(schema, 'stats').match(/^users: (\d+)$/m);
+  assert.ok(m, 'guestuser stats printed no users line');
+  return Number(m[1]);
+}
+
+function notesOf(schema, userId) {
+  return Number(sql(`SELECT count(*) FROM ${schema}_demo.notes WHERE user_id = :'uid';`,
+                    { uid: userId }));
+}
+
+// Starts guestuser-demo on a free port with its own, emptied schemas.
+async function startDemo(server, schema) {
+  sql(`SET client_min_messages = warning;
+       DROP SCHEMA IF EXISTS ${schema}_demo CASCADE; DROP SCHEMA IF EXISTS ${schema} CASCADE;`);
+  const proc = spawn(DEMO, ['--server', server, '--port', '0', '--db', CONNINFO,
+                            '--schema', schema],
+                     { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${log}`)), 20000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)\//);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`demo exited with status ${code}:\n${log}`));
+    });
+  });
+  return { proc, url, log: () => log };
+}
+
+// SIGTERM, and the demo must exit cleanly.
+async function stopDemo(demo) {
+  if (!demo || demo.proc.exitCode !== null) return;
+  const exited = once(demo.proc, 'exit');
+  demo.proc.kill('SIGTERM');
+  const [code] = await exited;
+  assert.equal(code, 0, `demo exit status after SIGTERM:\n${demo.log()}`);
+}
+
+// A browser of its own with a fresh profile for one journey.
+async function browse(name, options = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'guestuser-e2e-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM, headless: true, args: FLAGS, ...options,
+  });
+  context.setDefaultTimeout(20000);
+  const page = context.pages()[0] ?? await context.newPage();
+  let n = 0;
+  return {
+    context,
+    page,
+    // Saves the page as NAME-NN-LABEL.png.
+    async shot(label) {
+      n += 1;
+      const file = `${name}-${String(n).padStart(2, '0')}-${label}.png`;
+      await page.screenshot({ path: path.join(RESULTS, file), fullPage: true });
+    },
+    async close() {
+      await context.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// The demo's /whoami, with the browser's cookies.
+async function whoami(b, url) {
+  const r = await b.context.request.get(`${url}/whoami`);
+  assert.equal(r.status(), 200);
+  return r.json();
+}
+
+async function cookie(b, name) {
+  return (await b.context.cookies()).find((c) => c.name === name);
+}
+
+async function noteTexts(page) {
+  return page.locator('.note p').allTextContents();
+}
+
+// Fills the note form and submits it; back on /notes/ afterwards.
+async function addNote(page, text) {
+  await page.fill('#id_body', text);
+  await Promise.all([page.waitForURL(/\/notes\/$/), page.click('button:has-text("Add note")')]);
+}
+
+for (const server of SERVERS) {
+  describe(`notes demo over ${server}`, () => {
+    const schema = `t_e2e_${server}`;
+    let demo;
+    before(async () => { demo = await startDemo(server, schema); });
+    after(async () => { await stopDemo(demo); });
+
+    test('a: a first visit is a guest who writes notes, signs up, logs out and in, and finds them', async () => {
+      const b = await browse(`${server}-a-journey`);
+      const { page } = b;
+      const url = demo.url;
+      try {
+        await page.goto(`${url}/`);
+        await b.shot('home-anonymous');
+        assert.equal(await cookie(b, 'sessionid'), undefined, 'the home page made a guest');
+        await Promise.all([page.waitForURL(`${url}/notes/`),
+                           page.click('main a[href="/notes/"]')]);
+        await b.shot('notes-new-guest');
+
+        // a guest at once, told to sign up
+        const session = await cookie(b, 'sessionid');
+        assert.ok(session, 'no session cookie on the first visit to /notes/');
+        assert.equal(session.httpOnly, true);
+        const guest = await whoami(b, url);
+        assert.equal(guest.authenticated, true);
+        assert.equal(guest.guest, true);
+        const signUp = page.locator('.callout a', { hasText: 'Sign up and save your work!' });
+        assert.equal(await signUp.getAttribute('href'), '/convert/');
+        assert.equal(await page.locator('.top .who').textContent(), `Guest ${guest.username}`);
+        assert.equal(await page.locator('#no-notes').count(), 1);
+
+        // two notes, shown as text (escaped), newest first
+        const first = `Milk <b>& eggs</b> "for ${server}"`;
+        const second = `Call <script>alert("x")</script> Ann's bank\nat 10:00`;
+        await addNote(page, first);
+        await b.shot('notes-one');
+        await addNote(page, second);
+        await b.shot('notes-two');
+        assert.deepEqual(await noteTexts(page), [second, first]);
+        assert.equal(await page.locator('.note b, .note script').count(), 0);
+        assert.equal(notesOf(schema, guest.id), 2);
+
+        // sign up with a new username and password
+        await Promise.all([page.waitForURL(`${url}/convert/`), signUp.click()]);
+        await b.shot('convert');
+        const username = `e2e_${server}_${Date.now()}`;
+        await page.fill('#id_username', username);
+        await page.fill('#id_password1', PASSWORD);
+        await page.fill('#id_password2', PASSWORD);
+        await Promise.all([page.waitForURL(`${url}/convert/success/`),
+                           page.click('button:has-text("Sign up")')]);
+        await b.shot('convert-success');
+        const converted = await whoami(b, url);
+        assert.deepEqual(converted, { authenticated: true, guest: false, id: guest.id,
+                                      username });
+
+        // the same notes, no more guest call-out
+        await Promise.all([page.waitForURL(`${url}/`), page.click('a:has-text("Continue")')]);
+        await b.shot('home-registered');
+        await Promise.all([page.waitForURL(`${url}/notes/`), page.click('main a[href="/notes/"]')]);
+        await b.shot('notes-registered');
+        assert.deepEqual(await noteTexts(page), [second, first]);
+        assert.equal(await page.locator('.callout').count(), 0);
+        assert.equal(await page.locator('.top .who').textContent(), `Signed in as ${username}`);
+
+        // log out: anonymous again, on the home page
+        await Promise.all([page.waitForURL(`${url}/`),
+                           page.click('.top button:has-text("Log out")')]);
+        await b.shot('logged-out');
+        assert.equal((await whoami(b, url)).authenticated, false);
+
+        // log back in and find the notes
+        await Promise.all([page.waitForURL(`${url}/accounts/login/`),
+                           page.click('.top a:has-text("Log in")')]);
+        await b.shot('login');
+        await page.fill('#id_username', username);
+        await page.fill('#id_password', PASSWORD);
+        await Promise.all([page.waitForURL(`${url}/accounts/profile/`),
+                           page.click('button:has-text("Log in")')]);
+        await b.shot('profile');
+        assert.equal((await whoami(b, url)).id, guest.id);
+        await Promise.all([page.waitForURL(`${url}/notes/`), page.click('.top a[href="/notes/"]')]);
+        await b.shot('notes-after-login');
+        assert.deepEqual(await noteTexts(page), [second, first]);
+
+        // delete the older note
+        const older = page.locator('.note', { hasText: 'Milk' });
+        await Promise.all([page.waitForURL(`${url}/notes/`),
+                           older.locator('button:has-text("Delete")').click()]);
+        await b.shot('notes-after-delete');
+        assert.deepEqual(await noteTexts(page), [second]);
+        assert.equal(notesOf(schema, guest.id), 1);
+      } finally {
+        await b.close();
+      }
+    });
+
+    test('b: a crawler gets no cookie and no user row', async () => {
+      const b = await browse(`${server}-b-crawler`, { userAgent: GOOGLEBOT });
+      const { page } = b;
+      const url = demo.url;
+      try {
+        const users = userCount(schema);
+        for (const [target, label, text] of [
+          ['/notes/', 'notes', 'Notes belong to an account.'],
+          ['/allow_guest_user/', 'allow-guest-user', 'Hello, !'],
+          ['/', 'home', 'Start using the site'],
+        ]) {
+          const r = await page.goto(`${url}${target}`);
+          await b.shot(label);
+          assert.equal(r.status(), 200, target);
+          assert.equal(await r.headerValue('set-cookie'), null, `${target} set a cookie`);
+          assert.ok((await page.locator('body').textContent()).includes(text),
+                    `${target} does not say '${text}'`);
+        }
+        assert.equal(await page.locator('textarea').count(), 0);
+        assert.deepEqual(await b.context.cookies(), []);
+        assert.equal(userCount(schema), users, 'a crawler made a user');
+      } finally {
+        await b.close();
+      }
+    });
+
+    test('c: an expired guest and their notes are gone after guestuser delete-expired', async () => {
+      // a phone: the page must lay out at the device's width, no sideways scrolling
+      const b = await browse(`${server}-c-expiry`, {
+        viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+        deviceScaleFactor: 2,
+      });
+      const { page } = b;
+      const url = demo.url;
+      try {
+        await page.goto(`${url}/notes/`);
+        const guest = await whoami(b, url);
+        assert.equal(guest.guest, true);
+        await addNote(page, `A long word that must wrap: ${'x'.repeat(300)}`);
+        await b.shot('notes-phone');
+        const widths = await page.evaluate(() => ({
+          layout: document.documentElement.clientWidth,
+          content: document.documentElement.scrollWidth,
+        }));
+        assert.equal(widths.layout, 390, 'no viewport meta: laid out for a desktop');
+        assert.ok(widths.content <= widths.layout, `sideways scrolling: ${JSON.stringify(widths)}`);
+        assert.equal(notesOf(schema, guest.id), 1);
+        const oldSession = (await cookie(b, 'sessionid')).value;
+
+        await new Promise((r) => setTimeout(r, 2100));
+        const out = guestuserTool(schema, 'delete-expired', '--max-age', '1');
+        assert.match(out, /^deleted: 1$/m, out);
+
+        // gone from the database: user, guest row and (by the cascade) notes
+        assert.equal(notesOf(schema, guest.id), 0);
+        assert.equal(sql(`SELECT count(*) FROM ${schema}.users WHERE id = :'uid';`,
+                         { uid: guest.id }), '0');
+        // the browser's session no longer works: anonymous, and /notes/ makes a new guest
+        assert.equal((await whoami(b, url)).authenticated, false);
+        await page.reload();
+        await b.shot('notes-after-cleanup');
+        const again = await whoami(b, url);
+        assert.equal(again.guest, true);
+        assert.notEqual(again.id, guest.id);
+        assert.notEqual((await cookie(b, 'sessionid')).value, oldSession);
+        assert.equal(await page.locator('.note').count(), 0);
+        assert.equal(await page.locator('#no-notes').count(), 1);
+      } finally {
+        await b.close();
+      }
+    });
+  });
+}

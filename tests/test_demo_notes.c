@@ -1,0 +1,492 @@
+/* The demo's notes application through the demo's route table: who gets a
+ * note form, adding, listing, escaping, every refused input, deleting, and
+ * what conversion, logging into an account and cleanup do to the notes. The
+ * browser journeys (tests/e2e) cover the same pages in Chromium. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acct_testlib.h"
+#include "demo.h"
+
+#define SCHEMA "t_demo_notes"
+#define GOOGLEBOT "Mozilla/5.0 (compatible; Googlebot/2.1)"
+
+static void setup(void)
+{
+    tl_exec("SET client_min_messages = warning;"
+            "DROP SCHEMA IF EXISTS " SCHEMA "_demo CASCADE");
+    tl_drop_schema(SCHEMA);
+}
+
+static void teardown(void)
+{
+    demo_notes_stop();
+}
+
+/* A context with the notes hook and a started notes module. */
+static guest_ctx *notes_ctx(void)
+{
+    guest_ctx *ctx = at_ctx(SCHEMA, demo_notes_configure);
+    char err[512];
+    ck_assert_msg(demo_notes_start(ctx, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(demo_notes_schema(), SCHEMA "_demo");
+    return ctx;
+}
+
+static void demo(guest_req *req, void *ud)
+{
+    (void)ud;
+    guest_routes_handler(req, (void *)demo_routes());
+}
+
+static void get(guest_ctx *ctx, tl_http *h, const char *target,
+                const char *cookie)
+{
+    at_request(ctx, h, "GET", target, cookie, NULL, NULL, demo, NULL);
+}
+
+static void post(guest_ctx *ctx, tl_http *h, const char *target,
+                 const char *cookie, const char *body)
+{
+    at_request(ctx, h, "POST", target, cookie, NULL, body, demo, NULL);
+}
+
+/* A new guest and its Cookie header (session + CSRF cookie). */
+static int64_t guest(guest_ctx *ctx, char *cookie, size_t size)
+{
+    char session[128];
+    int64_t id = at_new_guest(ctx, session, sizeof session);
+    at_cookie_header(cookie, size, session, true);
+    return id;
+}
+
+static long long notes_of(int64_t user)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM @_demo.notes WHERE user_id = %lld",
+             (long long)user);
+    return at_scalar(SCHEMA, sql);
+}
+
+static long long all_notes(void)
+{
+    return at_scalar(SCHEMA, "SELECT count(*) FROM @_demo.notes");
+}
+
+/* POSTs a note and expects it stored (302 back to /notes/). */
+static void add(guest_ctx *ctx, const char *cookie, const char *urlencoded)
+{
+    tl_http h;
+    static char body[16384];
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&body=%s",
+             urlencoded);
+    post(ctx, &h, "/notes/", cookie, body);
+    ck_assert_msg(h.status == 302, "add '%s': %d %s", urlencoded, h.status,
+                  h.res_body ? h.res_body : "");
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/notes/");
+    tl_http_free(&h);
+}
+
+/* POSTs @p body to @p target and expects @p status with @p text in the
+ * page. */
+static void refused(guest_ctx *ctx, const char *target, const char *cookie,
+                    const char *body, int status, const char *text)
+{
+    tl_http h;
+    post(ctx, &h, target, cookie, body);
+    ck_assert_msg(h.status == status, "%s '%.60s': %d, want %d", target, body,
+                  h.status, status);
+    ck_assert_msg(h.res_body && strstr(h.res_body, text),
+                  "%s '%.60s': '%s' not in the page", target, body, text);
+    tl_http_free(&h);
+}
+
+START_TEST(a_first_visit_gets_a_guest_and_the_form)
+{
+    guest_ctx *ctx = notes_ctx();
+    tl_http h;
+    get(ctx, &h, "/notes/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    char session[128];
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.guests"), 1);
+    const char *b = h.res_body;
+    ck_assert_ptr_nonnull(strstr(b, "<meta name=\"viewport\""));
+    ck_assert_ptr_nonnull(strstr(b, "<a href=\"/convert/\">Sign up and save "
+                                    "your work!</a>"));
+    ck_assert_ptr_nonnull(strstr(b, "your notes are kept for 14 days"));
+    ck_assert_ptr_nonnull(strstr(
+        b, "<form method=\"post\" action=\"/notes/\">"
+           "<input type=\"hidden\" name=\"" GUEST_CSRF_FIELD "\" value=\""));
+    ck_assert_ptr_nonnull(strstr(b, "name=\"body\""));
+    ck_assert_ptr_nonnull(strstr(b, "No notes yet."));
+    tl_http_free(&h);
+
+    /* the same visitor again: no new guest */
+    char cookie[300];
+    at_cookie_header(cookie, sizeof cookie, session, true);
+    get(ctx, &h, "/notes/", cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    tl_http_free(&h);
+    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 1);
+
+    /* the home page links to the notes */
+    get(ctx, &h, "/", NULL);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<a href=\"/notes/\">Notes</a>"));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(a_crawler_gets_no_cookie_no_user_and_cannot_post)
+{
+    guest_ctx *ctx = notes_ctx();
+    tl_http h;
+    tl_http_init(&h, "GET", "/notes/");
+    tl_http_add(&h, "User-Agent", GOOGLEBOT);
+    tl_http_run(ctx, &h, demo, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Notes belong to an account."));
+    ck_assert_ptr_null(strstr(h.res_body, "<textarea"));
+    tl_http_free(&h);
+
+    tl_http_init(&h, "POST", "/notes/");
+    tl_http_add(&h, "User-Agent", GOOGLEBOT);
+    tl_http_add(&h, "Cookie", "csrftoken=" AT_CSRF);
+    tl_http_add(&h, "Content-Type", "application/x-www-form-urlencoded");
+    h.body = "csrfmiddlewaretoken=" AT_CSRF "&body=spam";
+    tl_http_run(ctx, &h, demo, NULL);
+    ck_assert_int_eq(h.status, 403);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    tl_http_free(&h);
+    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 0);
+    ck_assert_int_eq(all_notes(), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(notes_are_listed_newest_first_and_escaped)
+{
+    guest_ctx *ctx = notes_ctx();
+    char cookie[300], other[300];
+    int64_t id = guest(ctx, cookie, sizeof cookie);
+    guest(ctx, other, sizeof other);
+    add(ctx, cookie, "first+note");
+    add(ctx, cookie, "%3Cscript%3Ealert(1)%3C%2Fscript%3E+%26+%22q%22+%27s%27");
+    add(ctx, cookie, "line+one%0D%0Aline+two%0Dthree");
+    add(ctx, other, "someone+else%27s");
+    ck_assert_int_eq(notes_of(id), 3);
+
+    tl_http h;
+    get(ctx, &h, "/notes/", cookie);
+    ck_assert_int_eq(h.status, 200);
+    const char *b = h.res_body;
+    const char *first = strstr(b, "<p>first note</p>");
+    const char *escaped = strstr(b, "<p>&lt;script&gt;alert(1)&lt;/script&gt; "
+                                    "&amp; &quot;q&quot; &#x27;s&#x27;</p>");
+    const char *lines = strstr(b, "<p>line one\nline two\nthree</p>");
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_nonnull(escaped);
+    ck_assert_ptr_nonnull(lines);
+    ck_assert(lines < escaped && escaped < first);
+    ck_assert_ptr_null(strstr(b, "<script>"));
+    ck_assert_ptr_null(strstr(b, "someone else"));
+    ck_assert_ptr_nonnull(strstr(b, "<time datetime=\""));
+    ck_assert_ptr_nonnull(strstr(b, "action=\"/notes/delete/\""));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(bad_notes_are_refused_with_a_reason)
+{
+    guest_ctx *ctx = notes_ctx();
+    char cookie[300], session_only[300];
+    int64_t id = guest(ctx, cookie, sizeof cookie);
+    snprintf(session_only, sizeof session_only, "%.*s",
+             (int)strcspn(cookie, ";"), cookie);
+
+    /* CSRF first: no cookie, no field, a wrong token */
+    refused(ctx, "/notes/", session_only,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=x", 403, "has expired");
+    refused(ctx, "/notes/", cookie, "body=x", 403, "has expired");
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef&body=x", 403,
+            "has expired");
+    /* the note itself */
+    refused(ctx, "/notes/", cookie, "csrfmiddlewaretoken=" AT_CSRF, 400,
+            "Write something first.");
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=", 400,
+            "Write something first.");
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=+%09%0D%0A+", 400,
+            "Write something first.");
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=a%00b", 400,
+            "cannot contain a NUL character");
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=caf%E9", 400,
+            "must be UTF-8 text");
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=%ED%A0%80", 400,
+            "must be UTF-8 text"); /* a surrogate */
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=%C0%AF", 400,
+            "must be UTF-8 text"); /* overlong */
+    refused(ctx, "/notes/", cookie,
+            "csrfmiddlewaretoken=" AT_CSRF "&body=a&body=b", 400,
+            "could not be read");
+    tl_http h;
+    at_request(ctx, &h, "POST", "/notes/", cookie, "application/json",
+               "{\"body\": {\"x\": 1}}", demo, NULL);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "could not be read"));
+    tl_http_free(&h);
+    at_request(ctx, &h, "POST", "/notes/", cookie, "multipart/form-data", "x",
+               demo, NULL);
+    ck_assert_int_eq(h.status, 415);
+    tl_http_free(&h);
+
+    /* 2001 characters: refused, and the text comes back escaped */
+    static char body[16384];
+    int n = snprintf(body, sizeof body,
+                     "csrfmiddlewaretoken=" AT_CSRF "&body=%%3Cb%%3E");
+    for (int i = 0; i < 1998; i++)
+        body[n++] = 'x';
+    body[n] = '\0';
+    post(ctx, &h, "/notes/", cookie, body);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "at most 2000 characters long; "
+                                             "this one has 2001."));
+    ck_assert_ptr_nonnull(strstr(h.res_body, ">&lt;b&gt;xxx"));
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(id), 0);
+
+    /* 2000 characters of two bytes each are fine: characters count */
+    n = 0;
+    for (int i = 0; i < 2000; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "%%C3%%A9");
+    add(ctx, cookie, body);
+    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT length(body) FROM @_demo.notes"),
+                     2000);
+
+    /* methods */
+    at_request(ctx, &h, "PUT", "/notes/", cookie, NULL, "", demo, NULL);
+    ck_assert_int_eq(h.status, 405);
+    ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET, HEAD, POST");
+    tl_http_free(&h);
+    get(ctx, &h, "/notes/delete/", cookie);
+    ck_assert_int_eq(h.status, 405);
+    ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "POST");
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(id), 1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(a_user_deletes_only_their_own_notes)
+{
+    guest_ctx *ctx = notes_ctx();
+    char mine[300], theirs[300];
+    int64_t me = guest(ctx, mine, sizeof mine);
+    int64_t them = guest(ctx, theirs, sizeof theirs);
+    add(ctx, mine, "keep");
+    add(ctx, mine, "drop");
+    add(ctx, theirs, "not+yours");
+    char drop[32], other[32], body[128];
+    at_text(SCHEMA, "SELECT id FROM @_demo.notes WHERE body = 'drop'", drop,
+            sizeof drop);
+    at_text(SCHEMA, "SELECT id FROM @_demo.notes WHERE body = 'not yours'",
+            other, sizeof other);
+
+    /* someone else's note: 404, still there */
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s", other);
+    refused(ctx, "/notes/delete/", mine, body, 404, "not yours");
+    ck_assert_int_eq(notes_of(them), 1);
+    /* without the CSRF token, or anonymous: 403 */
+    snprintf(body, sizeof body, "id=%s", drop);
+    refused(ctx, "/notes/delete/", mine, body, 403, "has expired");
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s", drop);
+    refused(ctx, "/notes/delete/", "csrftoken=" AT_CSRF, body, 403,
+            "Notes belong to an account.");
+    /* not a note number */
+    static const char *const bad[] = {
+        "", "0", "-1", "abc", "1e3", "+1", " 1", "1%00", "1234567890123456789"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s",
+                 bad[i]);
+        refused(ctx, "/notes/delete/", mine, body, 400,
+                "That is not a note number.");
+    }
+    refused(ctx, "/notes/delete/", mine, "csrfmiddlewaretoken=" AT_CSRF, 400,
+            "That is not a note number.");
+    ck_assert_int_eq(notes_of(me), 2);
+
+    /* one's own note */
+    tl_http h;
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s", drop);
+    post(ctx, &h, "/notes/delete/", mine, body);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/notes/");
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(me), 1);
+    ck_assert_int_eq(notes_of(them), 1);
+    /* twice: gone already */
+    refused(ctx, "/notes/delete/", mine, body, 404, "does not exist");
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(converting_keeps_the_notes)
+{
+    guest_ctx *ctx = notes_ctx();
+    char cookie[300];
+    int64_t id = guest(ctx, cookie, sizeof cookie);
+    add(ctx, cookie, "draft+of+my+novel");
+    tl_http h;
+    post(ctx, &h, "/convert/", cookie,
+         "username=novelist&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
+         "&csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(h.status, 302);
+    char session[128];
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    at_cookie_header(cookie, sizeof cookie, session, true);
+    bool is_guest = true;
+    ck_assert_int_eq(at_whoami(ctx, session, &is_guest), id);
+    ck_assert(!is_guest);
+    get(ctx, &h, "/notes/", cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<p>draft of my novel</p>"));
+    ck_assert_ptr_null(strstr(h.res_body, "Sign up and save your work!"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Signed in as novelist"));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(a_guest_logging_into_an_account_brings_their_notes)
+{
+    guest_ctx *ctx = notes_ctx();
+    int64_t user = at_new_user(ctx, "returning", AT_PASSWORD);
+    char cookie[300];
+    int64_t g = guest(ctx, cookie, sizeof cookie);
+    add(ctx, cookie, "written+as+a+guest");
+    tl_http h;
+    post(ctx, &h, "/accounts/login/", cookie,
+         "username=returning&password=" AT_PASSWORD
+         "&csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(h.status, 302);
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(user), 1);
+    ck_assert_int_eq(notes_of(g), 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM @.users WHERE id = %lld",
+             (long long)g);
+    ck_assert_int_eq(at_scalar(SCHEMA, sql), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(cleanup_takes_an_expired_guests_notes_along)
+{
+    guest_ctx *ctx = notes_ctx();
+    char old[300], fresh[300];
+    int64_t gone = guest(ctx, old, sizeof old);
+    int64_t kept = guest(ctx, fresh, sizeof fresh);
+    int64_t user = at_new_user(ctx, "registered", AT_PASSWORD);
+    add(ctx, old, "old");
+    add(ctx, fresh, "fresh");
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO @_demo.notes (user_id, body) "
+             "VALUES (%lld, 'mine')",
+             (long long)user);
+    at_exec(SCHEMA, sql);
+    snprintf(sql, sizeof sql,
+             "UPDATE @.guests SET created_at = now() - interval '2 days' "
+             "WHERE user_id = %lld",
+             (long long)gone);
+    at_exec(SCHEMA, sql);
+
+    guest_cleanup_options opts;
+    guest_cleanup_options_init(&opts);
+    opts.max_age = 86400;
+    guest_cleanup_result res;
+    ck_assert_int_eq(guest_delete_expired(ctx, &opts, &res, NULL), GUEST_OK);
+    ck_assert_int_eq(res.users_deleted, 1);
+    ck_assert_int_eq(notes_of(gone), 0);
+    ck_assert_int_eq(notes_of(kept), 1);
+    ck_assert_int_eq(notes_of(user), 1);
+
+    /* the expired guest's browser is a stranger now: a new guest, no notes */
+    tl_http h;
+    get(ctx, &h, "/notes/", old);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert(tl_http_cookie(&h, "sessionid", sql, sizeof sql));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "No notes yet."));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(setup_is_idempotent_and_checked)
+{
+    guest_ctx *ctx = notes_ctx();
+    char cookie[300];
+    guest(ctx, cookie, sizeof cookie);
+    add(ctx, cookie, "survives+a+restart");
+    char err[512];
+    ck_assert_int_eq(demo_notes_start(ctx, err, sizeof err), 0);
+    ck_assert_int_eq(demo_notes_start(ctx, err, sizeof err), 0);
+    ck_assert_int_eq(all_notes(), 1);
+
+    /* not started: the notes pages say so instead of failing oddly */
+    demo_notes_stop();
+    tl_http h;
+    get(ctx, &h, "/notes/", cookie);
+    ck_assert_int_eq(h.status, 503);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "cannot be reached"));
+    tl_http_free(&h);
+    post(ctx, &h, "/notes/delete/", cookie, "csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(h.status, 503);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+
+    /* a library schema too long to name the notes schema after */
+    static const char long_schema[] =
+        "s23456789012345678901234567890123456789012345678901234567890";
+    tl_drop_schema(long_schema);
+    guest_config c;
+    tl_config(&c, long_schema);
+    ctx = tl_ctx_new(&c);
+    ck_assert_int_eq(demo_notes_start(ctx, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "leaves no room for the notes schema"));
+    guest_ctx_free(ctx);
+    tl_drop_schema(long_schema);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("demo_notes");
+    TCase *tc = tcase_create("demo_notes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, a_first_visit_gets_a_guest_and_the_form);
+    tcase_add_test(tc, a_crawler_gets_no_cookie_no_user_and_cannot_post);
+    tcase_add_test(tc, notes_are_listed_newest_first_and_escaped);
+    tcase_add_test(tc, bad_notes_are_refused_with_a_reason);
+    tcase_add_test(tc, a_user_deletes_only_their_own_notes);
+    tcase_add_test(tc, converting_keeps_the_notes);
+    tcase_add_test(tc, a_guest_logging_into_an_account_brings_their_notes);
+    tcase_add_test(tc, cleanup_takes_an_expired_guests_notes_along);
+    tcase_add_test(tc, setup_is_idempotent_and_checked);
+    suite_add_tcase(s, tc);
+    return tl_run(s);
+}
