@@ -4,6 +4,13 @@ GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificate
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
   libmicrohttpd-dev libcivetweb-dev libjansson-dev libpwquality-dev cracklib-runtime
   clang libclang-rt-dev"
+# The browser tests (tests/e2e): Debian's Chromium, and node with npm unless
+# the machine has both already (another vendor's nodejs package brings npm
+# itself and conflicts with Debian's npm package).
+GUESTUSER_E2E_DEB_PACKAGES="chromium"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  GUESTUSER_E2E_DEB_PACKAGES="$GUESTUSER_E2E_DEB_PACKAGES nodejs npm"
+fi
 
 guestuser_ensure_deps() {
   local missing="" p

@@ -6,7 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-guestuser_ensure_deps
+guestuser_ensure_deps $GUESTUSER_E2E_DEB_PACKAGES
+# playwright-core for the browser tests, as pinned by the lock file; it
+# drives Debian's Chromium and downloads no browser.
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  echo ">> npm ci --prefix tests/e2e"
+  npm ci --prefix tests/e2e --ignore-scripts --no-audit --no-fund
+fi
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo ">> build + tests"
