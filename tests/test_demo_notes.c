@@ -366,6 +366,10 @@ START_TEST(converting_keeps_the_notes)
     ck_assert_ptr_null(strstr(h.res_body, "Sign up and save your work!"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "Signed in as novelist"));
     tl_http_free(&h);
+    get(ctx, &h, "/", cookie);
+    ck_assert_ptr_nonnull(
+        strstr(h.res_body, "<a href=\"/notes/\">Your notes</a>"));
+    tl_http_free(&h);
     guest_ctx_free(ctx);
 }
 END_TEST

@@ -47,8 +47,11 @@ void demo_home(guest_req *req, void *userdata)
         guest_res_write_html(req, c->login_url);
         guest_res_printf(req, "\">log in</a>.</p>\n");
     }
-    guest_res_printf(req, "<p><a href=\"/notes/\">Notes</a>: write them "
-                          "right away, no sign-up needed.</p>\n");
+    guest_res_printf(req, "%s",
+                     guest_is_regular_user(u)
+                         ? "<p><a href=\"/notes/\">Your notes</a></p>\n"
+                         : "<p><a href=\"/notes/\">Notes</a>: write them "
+                           "right away, no sign-up needed.</p>\n");
     page_end(req);
 }
 

@@ -39,6 +39,8 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
 const PASSWORD = 'Quartz-Lantern-58';
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 
+// Only this run's pictures: a failed run leaves no older ones to mislead.
+rmSync(RESULTS, { recursive: true, force: true });
 mkdirSync(RESULTS, { recursive: true });
 
 // One SQL script through psql; psql variables (:'name') carry the values.
