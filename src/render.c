@@ -8,6 +8,8 @@
 typedef struct out {
     guest_req *req;
     guest_status st;
+    /* false: the page's content only, for an application's own frame */
+    bool whole;
 } out;
 
 static void raw(out *o, const char *s)
@@ -24,6 +26,8 @@ static void esc(out *o, const char *s)
 
 static void head(out *o, const char *title)
 {
+    if (!o->whole)
+        return;
     raw(o, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            "<meta name=\"viewport\" content=\"width=device-width, "
            "initial-scale=1\"><title>");
@@ -35,7 +39,8 @@ static void head(out *o, const char *title)
 
 static void tail(out *o)
 {
-    raw(o, "</main></body></html>\n");
+    if (o->whole)
+        raw(o, "</main></body></html>\n");
 }
 
 static void field_errors(out *o, const guest_form_errors *e, const char *field)
@@ -155,7 +160,7 @@ static guest_status convert_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"username", "password1", "password2",
                                           NULL};
-    head(o, "Create your account");
+    head(o, guest_page_title(GUEST_PAGE_CONVERT));
     raw(o, "<p>You are using this site as a guest");
     if (page->user) {
         raw(o, " (");
@@ -184,7 +189,7 @@ static guest_status convert_page(out *o, const guest_page *page)
 
 static guest_status success_page(out *o, const guest_page *page)
 {
-    head(o, "Welcome!");
+    head(o, guest_page_title(GUEST_PAGE_CONVERT_SUCCESS));
     if (guest_is_regular_user(page->user)) {
         raw(o, "<p>Your account <strong>");
         esc(o, guest_user_name(page->user));
@@ -201,7 +206,7 @@ static guest_status success_page(out *o, const guest_page *page)
 static guest_status login_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"username", "password", NULL};
-    head(o, "Log in");
+    head(o, guest_page_title(GUEST_PAGE_LOGIN));
     form_start(o, page);
     form_errors(o, page, builtin);
     input(o, "username", "Username", "text", page->username,
@@ -215,11 +220,24 @@ static guest_status login_page(out *o, const guest_page *page)
     return o->st;
 }
 
-guest_status guest_render_default(guest_req *req, const guest_page *page)
+const char *guest_page_title(guest_page_kind kind)
+{
+    switch (kind) {
+    case GUEST_PAGE_CONVERT:
+        return "Create your account";
+    case GUEST_PAGE_CONVERT_SUCCESS:
+        return "Welcome!";
+    case GUEST_PAGE_LOGIN:
+        return "Log in";
+    }
+    return "";
+}
+
+static guest_status render(guest_req *req, const guest_page *page, bool whole)
 {
     if (!req || !page || !page->errors)
         return GUEST_ERR_INVALID;
-    out o = {req, GUEST_OK};
+    out o = {req, GUEST_OK, whole};
     switch (page->kind) {
     case GUEST_PAGE_CONVERT:
         return convert_page(&o, page);
@@ -229,4 +247,15 @@ guest_status guest_render_default(guest_req *req, const guest_page *page)
         return login_page(&o, page);
     }
     return GUEST_ERR_INVALID;
+}
+
+guest_status guest_render_default(guest_req *req, const guest_page *page)
+{
+    return render(req, page, true);
+}
+
+guest_status guest_render_default_content(guest_req *req,
+                                          const guest_page *page)
+{
+    return render(req, page, false);
 }

@@ -836,6 +836,13 @@ static guest_status my_render(guest_req *req, const guest_page *page, void *ud)
     s->nerrors = page->errors->count;
     if (page->kind == GUEST_PAGE_LOGIN)
         return guest_render_default(req, page);
+    if (page->kind == GUEST_PAGE_CONVERT && page->errors->count) {
+        /* the built-in form inside the application's own frame */
+        guest_res_printf(req, "<frame-start>");
+        guest_status st = guest_render_default_content(req, page);
+        guest_res_printf(req, "<frame-end>");
+        return st;
+    }
     return guest_res_printf(req, "<p>my page %d</p>", (int)page->kind);
 }
 
@@ -866,6 +873,13 @@ START_TEST(render_callback_replaces_html)
     ck_assert_int_eq(h.status, 200);
     ck_assert_str_eq(s.username, "x");
     ck_assert_uint_gt(s.nerrors, 0);
+    /* content only: the form and its errors, no document around them */
+    ck_assert(!strncmp(h.res_body, "<frame-start><p>", 16));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"password1\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "errorlist"));
+    ck_assert_ptr_null(strstr(h.res_body, "<html"));
+    ck_assert_ptr_null(strstr(h.res_body, "<h1>"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "</form>\n<frame-end>"));
     tl_http_free(&h);
 
     at_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
@@ -878,6 +892,10 @@ START_TEST(render_callback_replaces_html)
     ck_assert_str_eq(h.res_body, "<p>my page 1</p>");
     tl_http_free(&h);
     ck_assert_int_eq(s.calls, 4);
+    ck_assert_str_eq(guest_page_title(GUEST_PAGE_LOGIN), "Log in");
+    ck_assert_str_eq(guest_page_title(GUEST_PAGE_CONVERT),
+                     "Create your account");
+    ck_assert_str_eq(guest_page_title((guest_page_kind)99), "");
     guest_ctx_free(ctx);
 }
 END_TEST

@@ -52,16 +52,15 @@ static void logout_button(guest_req *req)
                           "Log out</button></form>");
 }
 
-void demo_page_start(guest_req *req, int status, const char *title)
+/* The document up to the page's heading, without touching status or
+ * headers: shared by demo_page_start() and the library pages' frame. */
+static void page_open(guest_req *req, const char *title)
 {
     const guest_user *u = NULL;
     if (guest_req_user(req, &u) != GUEST_OK)
         u = NULL; /* database down: the page still renders, anonymous */
     const guest_config *c = guest_ctx_config(guest_req_ctx(req));
 
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
-    guest_res_header(req, "Cache-Control", "no-store");
     guest_res_printf(req, "<!doctype html>\n<html lang=\"en\"><head>"
                           "<meta charset=\"utf-8\"><meta name=\"viewport\" "
                           "content=\"width=device-width, initial-scale=1\">"
@@ -95,6 +94,28 @@ void demo_page_start(guest_req *req, int status, const char *title)
     guest_res_write_html(req, title);
     guest_res_printf(req, "</h1>\n");
 }
+
+void demo_page_start(guest_req *req, int status, const char *title)
+{
+    guest_res_status(req, status);
+    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_header(req, "Cache-Control", "no-store");
+    page_open(req, title);
+}
+
+/* The library's convert and login pages inside the demo's frame; the
+ * library has set the status and headers already. */
+static guest_status render_framed(guest_req *req, const guest_page *page,
+                                  void *userdata)
+{
+    (void)userdata;
+    page_open(req, guest_page_title(page->kind));
+    guest_status st = guest_render_default_content(req, page);
+    demo_page_end(req);
+    return st;
+}
+
+const guest_views demo_views = {.render = render_framed};
 
 void demo_page_end(guest_req *req)
 {

@@ -13,6 +13,10 @@
  * anonymous visitor gets no cookie from it. */
 void demo_page_start(guest_req *req, int status, const char *title);
 
+/* Options for the library's convert and login handlers: their built-in
+ * forms framed in this layout. */
+extern const guest_views demo_views;
+
 /* Closes what demo_page_start() opened. */
 void demo_page_end(guest_req *req);
 

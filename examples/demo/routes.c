@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "demo.h"
+#include "layout.h"
 
 static const char *const page_head =
     "<!doctype html><html><head><meta charset=\"utf-8\">"
@@ -78,8 +79,9 @@ static void whoami(guest_req *req, void *userdata)
                               "\"id\":null,\"username\":null}");
         return;
     }
-    guest_res_printf(req, "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
-                          "\"username\":",
+    guest_res_printf(req,
+                     "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
+                     "\"username\":",
                      guest_is_guest_user(u) ? "true" : "false",
                      (long long)guest_user_id(u));
     write_json_string(req, guest_user_name(u));
@@ -106,9 +108,10 @@ static const guest_route routes[] = {
     /* accounts (issue 3): account_routes.c and the library's handlers,
      * mounted for every method so they answer 405 themselves */
     {"GET", "/", demo_home, NULL},
-    {NULL, "/convert/", guest_convert_view, NULL},
-    {NULL, "/convert/success/", guest_convert_success_view, NULL},
-    {NULL, "/accounts/login/", guest_login_view, NULL},
+    {NULL, "/convert/", guest_convert_view, (void *)&demo_views},
+    {NULL, "/convert/success/", guest_convert_success_view,
+     (void *)&demo_views},
+    {NULL, "/accounts/login/", guest_login_view, (void *)&demo_views},
     {"GET", "/accounts/profile/", demo_profile, NULL},
     {NULL, "/accounts/logout/", guest_logout_view, NULL},
     /* the notes application (issue 5): notes.c; each answers 405 itself */
@@ -117,7 +120,10 @@ static const guest_route routes[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-const guest_route *demo_routes(void) { return routes; }
+const guest_route *demo_routes(void)
+{
+    return routes;
+}
 
 static double now_ms(void)
 {

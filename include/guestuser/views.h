@@ -57,6 +57,16 @@ typedef guest_status (*guest_render_fn)(guest_req *req, const guest_page *page,
 GUEST_API guest_status guest_render_default(guest_req *req,
                                             const guest_page *page);
 
+/** The built-in page without the document around it (no <html>, <head>,
+ * <body> or heading): the text and form only, for a render callback that
+ * frames it in the application's own layout. */
+GUEST_API guest_status guest_render_default_content(guest_req *req,
+                                                    const guest_page *page);
+
+/** The built-in heading of a page ("Log in"...), static storage; "" for an
+ * unknown kind. */
+GUEST_API const char *guest_page_title(guest_page_kind kind);
+
 /**
  * Options of the ready-made handlers, passed as their userdata (NULL: the
  * defaults). Fill with guest_views_init(). Borrowed: must outlive the
