@@ -62,6 +62,9 @@ guest_status guest__fail(guest_error *err, guest_status st, const char *fmt,
 char *guest__strdup(const char *s);
 char *guest__asprintf(const char *fmt, ...) GUEST_PRINTF(1, 2);
 bool guest__has_ctl(const char *s);
+/* @p tmpl with every '@' replaced by the quoted schema name; caller frees
+ * (NULL when out of memory). */
+char *guest__schema_sql(const char *tmpl, const char *schema);
 /* Percent-encodes @p in like Python's urllib.parse.quote(in, safe="/"). */
 char *guest__url_quote(const char *in);
 

@@ -31,30 +31,11 @@ static const char *const migrations[] = {
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))
 
-/* Replaces every '@' in @p tmpl with the quoted schema name. */
-static char *expand(const char *tmpl, const char *schema)
-{
-    size_t n = 0, slen = strlen(schema) + 2;
-    for (const char *p = tmpl; *p; p++)
-        n += *p == '@' ? slen : 1;
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const char *p = tmpl; *p; p++) {
-        if (*p == '@')
-            o += sprintf(o, "\"%s\"", schema);
-        else
-            *o++ = *p;
-    }
-    *o = '\0';
-    return out;
-}
-
 static guest_status run(PGconn *conn, unsigned timeout_ms, const char *tmpl,
                         const char *schema, const guest__params *p,
                         PGresult **res, guest_error *err)
 {
-    char *sql = expand(tmpl, schema);
+    char *sql = guest__schema_sql(tmpl, schema);
     if (!sql)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     bool broken;

@@ -8,27 +8,7 @@
 
 char *guest__sql_expand(const guest_ctx *ctx, const char *tmpl)
 {
-    const char *schema = ctx->cfg.db_schema;
-    size_t n = 0, slen = strlen(schema) + 2;
-    for (const char *p = tmpl; *p; p++)
-        n += *p == '@' ? slen : 1;
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const char *p = tmpl; *p; p++) {
-        if (*p == '@') {
-            /* The schema name was validated as [a-z_][a-z0-9_]* by the
-             * config, so quoting it needs no escaping. */
-            *o++ = '"';
-            memcpy(o, schema, slen - 2);
-            o += slen - 2;
-            *o++ = '"';
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-    return out;
+    return guest__schema_sql(tmpl, ctx->cfg.db_schema);
 }
 
 guest_status guest__run(guest_ctx *ctx, const char *tmpl,
