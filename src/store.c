@@ -10,21 +10,21 @@ guest_status guest__sql_build(guest__sql *sql, const char *schema)
     /* One statement creates user, guest marker and session together: the
      * data-modifying CTEs run atomically, and ON CONFLICT turns a name clash
      * into zero rows instead of an error, so the caller just retries. */
-    sql->create_guest = guest__asprintf(
-        "WITH u AS (INSERT INTO \"%1$s\".users (username) VALUES ($1)"
+    sql->create_guest = guest__schema_sql(
+        "WITH u AS (INSERT INTO @.users (username) VALUES ($1)"
         " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
-        " g AS (INSERT INTO \"%1$s\".guests (user_id) SELECT id FROM u"
+        " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"
         " RETURNING user_id),"
-        " s AS (INSERT INTO \"%1$s\".sessions (token_hash, user_id,"
+        " s AS (INSERT INTO @.sessions (token_hash, user_id,"
         " expires_at) SELECT $2, user_id, now() + make_interval(secs => $3)"
         " FROM g RETURNING user_id)"
         " SELECT u.id, u.username FROM u JOIN s ON s.user_id = u.id",
         schema);
-    sql->resolve_session = guest__asprintf(
+    sql->resolve_session = guest__schema_sql(
         "SELECT u.id, u.username, g.user_id IS NOT NULL"
-        " FROM \"%1$s\".sessions s"
-        " JOIN \"%1$s\".users u ON u.id = s.user_id"
-        " LEFT JOIN \"%1$s\".guests g ON g.user_id = u.id"
+        " FROM @.sessions s"
+        " JOIN @.users u ON u.id = s.user_id"
+        " LEFT JOIN @.guests g ON g.user_id = u.id"
         " WHERE s.token_hash = $1 AND s.expires_at > now() AND u.is_active",
         schema);
     sql->ping = guest__strdup("SELECT 1");
