@@ -307,6 +307,18 @@ static bool signup_fields_ok(const guest_signup *s, const char *next_field)
     return true;
 }
 
+/* A refused form: 400 with every message in JSON mode, else the form again
+ * (status 200, like Django) with the messages and what was entered. */
+static void show_errors(guest_req *req, const guest_views *v, bool json,
+                        guest_page *page)
+{
+    if (json)
+        send_json(req, 400,
+                  json_pack("{s:o}", "errors", json_errors(page->errors)));
+    else
+        show_form(req, v, page);
+}
+
 /* ---- the handlers ---- */
 
 void guest_convert_view(guest_req *req, void *userdata)
@@ -389,15 +401,10 @@ void guest_convert_view(guest_req *req, void *userdata)
         break;
     case GUEST_ERR_VALIDATION:
     case GUEST_ERR_USERNAME_TAKEN:
-        if (json) {
-            send_json(req, 400,
-                      json_pack("{s:o}", "errors", json_errors(&errors)));
-        } else {
-            page.user = u;
-            page.username = username;
-            page.form = form;
-            show_form(req, v, &page);
-        }
+        page.user = u;
+        page.username = username;
+        page.form = form;
+        show_errors(req, v, json, &page);
         break;
     default:
         failure(req, json, st);
@@ -486,13 +493,8 @@ void guest_login_view(guest_req *req, void *userdata)
         break;
     case GUEST_ERR_AUTH:
     case GUEST_ERR_VALIDATION:
-        if (json) {
-            send_json(req, 400,
-                      json_pack("{s:o}", "errors", json_errors(&errors)));
-        } else {
-            page.username = username;
-            show_form(req, v, &page);
-        }
+        page.username = username;
+        show_errors(req, v, json, &page);
         break;
     default:
         failure(req, json, st);
