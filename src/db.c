@@ -25,7 +25,7 @@ void guest__param_bin(guest__params *p, const void *value, int len)
     p->n++;
 }
 
-static int64_t now_ms(void)
+int64_t guest__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -35,7 +35,7 @@ static int64_t now_ms(void)
 static bool wait_socket(PGconn *conn, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - guest__now_ms();
         if (left <= 0)
             return false;
         struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
@@ -51,15 +51,15 @@ static guest_status conn_failure(PGconn *conn, bool *broken, guest_error *err,
                                  const char *what)
 {
     *broken = true;
-    const char *msg = PQerrorMessage(conn);
-    size_t n = strlen(msg);
-    return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE, "%s: %.*s", what,
-                       (int)(n && msg[n - 1] == '\n' ? n - 1 : n), msg);
+    return guest__fail_pq(err, GUEST_ERR_DB_UNAVAILABLE, what, conn);
 }
 
-/* Waits for the result of what was just sent. */
+/* Waits for the result of what was just queued. *sent turns true once the
+ * whole statement left: from then on it may have run, whatever happens to
+ * the connection. */
 static guest_status collect(PGconn *conn, int64_t deadline, unsigned timeout_ms,
-                            PGresult **res, bool *broken, guest_error *err)
+                            PGresult **res, bool *broken, bool *sent,
+                            guest_error *err)
 {
     int f;
     while ((f = PQflush(conn)) == 1)
@@ -67,6 +67,7 @@ static guest_status collect(PGconn *conn, int64_t deadline, unsigned timeout_ms,
             goto timeout;
     if (f < 0)
         return conn_failure(conn, broken, err, "sending a statement");
+    *sent = true;
 
     PGresult *last = NULL;
     guest_status st = GUEST_OK;
@@ -128,23 +129,32 @@ timeout:
                        "the database did not answer within %u ms", timeout_ms);
 }
 
-guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
-                           const guest__params *p, PGresult **res, bool *broken,
-                           guest_error *err)
+static guest_status run_text(PGconn *conn, unsigned timeout_ms, const char *sql,
+                             const guest__params *p, PGresult **res,
+                             bool *broken, bool *sent, guest_error *err)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = guest__now_ms() + timeout_ms;
     *broken = false;
+    *sent = false;
     guest__db_round_trips++;
     if (res)
         *res = NULL;
     /* Without parameters the simple protocol is used, which allows a script
      * of several statements (migrations); with them, exactly one. */
-    int sent = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values,
-                                     p->lengths, p->formats, 0)
-                 : PQsendQuery(conn, sql);
-    if (!sent)
+    int ok = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values, p->lengths,
+                                   p->formats, 0)
+               : PQsendQuery(conn, sql);
+    if (!ok)
         return conn_failure(conn, broken, err, "sending a statement");
-    return collect(conn, deadline, timeout_ms, res, broken, err);
+    return collect(conn, deadline, timeout_ms, res, broken, sent, err);
+}
+
+guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
+                           const guest__params *p, PGresult **res, bool *broken,
+                           guest_error *err)
+{
+    bool sent;
+    return run_text(conn, timeout_ms, sql, p, res, broken, &sent, err);
 }
 
 static bool is_missing_statement(PGresult *r)
@@ -160,24 +170,28 @@ static bool is_missing_statement(PGresult *r)
 static guest_status run_prepared(PGconn *conn, unsigned timeout_ms,
                                  const char *name, const char *sql,
                                  const guest__params *p, PGresult **res,
-                                 bool *broken, guest_error *err)
+                                 bool *broken, bool *sent, guest_error *err)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = guest__now_ms() + timeout_ms;
     *broken = false;
+    *sent = false;
     *res = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         guest__db_round_trips++;
         if (!PQsendQueryPrepared(conn, name, p->n, p->values, p->lengths,
                                  p->formats, 0))
             return conn_failure(conn, broken, err, "sending a statement");
-        guest_status st = collect(conn, deadline, timeout_ms, res, broken, err);
+        guest_status st =
+            collect(conn, deadline, timeout_ms, res, broken, sent, err);
         if (st != GUEST_ERR_DB || attempt || !is_missing_statement(*res))
             return st;
         PQclear(*res);
         *res = NULL;
         if (!PQsendPrepare(conn, name, sql, p->n, NULL))
             return conn_failure(conn, broken, err, "preparing a statement");
-        st = collect(conn, deadline, timeout_ms, res, broken, err);
+        bool prepared_sent;
+        st = collect(conn, deadline, timeout_ms, res, broken, &prepared_sent,
+                     err);
         PQclear(*res);
         *res = NULL;
         if (st != GUEST_OK)
@@ -191,25 +205,27 @@ static guest_status exec(guest_ctx *ctx, const char *name, const char *sql,
                          guest_error *err)
 {
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
-    int64_t deadline = now_ms() + ctx->cfg.db_timeout_ms;
+    int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
     if (res)
         *res = NULL;
-    /* A pooled connection may have died while idle (server restart); the
-     * first failure on it is expected, so one retry on a fresh one. */
+    /* The pool hands out connections it has just checked, yet one can still
+     * die between that check and the send; a statement that never left is
+     * sent once more on another connection. One that left may have run
+     * (a guest created, a batch deleted), so it is never repeated. Both
+     * tries share one deadline: an outage answers within db_timeout_ms. */
     for (int attempt = 0; attempt < 2; attempt++) {
         PGconn *conn;
-        st = guest__pool_acquire(ctx->pool, &conn, err);
+        st = guest__pool_acquire_by(ctx->pool, deadline, &conn, err);
         if (st != GUEST_OK)
             return st;
-        bool broken = false;
-        int64_t left = deadline - now_ms();
-        unsigned budget = left > 100 ? (unsigned)left : 100;
-        st = name ? run_prepared(conn, budget, name, sql, p, res, &broken, err)
-                  : guest__db_run(conn, budget, sql, p, res, &broken, err);
+        bool broken = false, sent = false;
+        int64_t left = deadline - guest__now_ms();
+        unsigned budget = left > 1 ? (unsigned)left : 1;
+        st = name ? run_prepared(conn, budget, name, sql, p, res, &broken,
+                                 &sent, err)
+                  : run_text(conn, budget, sql, p, res, &broken, &sent, err);
         guest__pool_release(ctx->pool, conn, broken);
-        /* The retry shares the one deadline: an outage answers within
-         * db_timeout_ms, not twice that. */
-        if (!broken || now_ms() >= deadline)
+        if (!broken || sent || guest__now_ms() >= deadline)
             return st;
         if (res && *res) {
             PQclear(*res);

@@ -58,6 +58,10 @@ struct guest_req {
 guest_status guest__fail(guest_error *err, guest_status st, const char *fmt,
                          ...) GUEST_PRINTF(3, 4);
 
+/* errors.c: @p what + libpq's last message for @p conn, in @p err. */
+guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
+                            const PGconn *conn);
+
 /* util.c */
 char *guest__strdup(const char *s);
 char *guest__asprintf(const char *fmt, ...) GUEST_PRINTF(1, 2);
@@ -67,6 +71,17 @@ bool guest__has_ctl(const char *s);
 char *guest__schema_sql(const char *tmpl, const char *schema);
 /* Percent-encodes @p in like Python's urllib.parse.quote(in, safe="/"). */
 char *guest__url_quote(const char *in);
+/* The value of hex digit @p c, -1 when it is not one. */
+int guest__hex_value(char c);
+/* Decodes the %XX escapes of @p n bytes of @p s into @p out (n + 1 bytes),
+ * NUL-terminated; malformed escapes are kept as they are, and '+' becomes a
+ * space when @p plus_is_space (form encoding). Returns the decoded length
+ * (the result may hold NUL bytes). */
+size_t guest__percent_decode(const char *s, size_t n, char *out,
+                             bool plus_is_space);
+/* True when the media type of Content-Type value @p content_type (leading
+ * blanks, parameters and case ignored) is @p type; false for NULL. */
+bool guest__media_type_is(const char *content_type, const char *type);
 
 /* crypto.c */
 guest_status guest__random(void *buf, size_t len);
@@ -92,6 +107,11 @@ bool guest__session_hash(const char *token,
                          unsigned char hash[GUEST__SHA256_BYTES]);
 guest_status guest__set_session_cookie(guest_req *req, const char *token);
 guest_status guest__clear_session_cookie(guest_req *req);
+/* Adds "Set-Cookie: name=value" with the config's Path, Domain, SameSite
+ * and Secure, Max-Age @p max_age, and HttpOnly when @p http_only. */
+guest_status guest__set_cookie(guest_req *req, const char *name,
+                               const char *value, long long max_age,
+                               bool http_only);
 
 /* pool.c: a fixed-size, thread-safe libpq connection pool. */
 guest_status guest__pool_new(const char *conninfo, unsigned size,
@@ -100,6 +120,10 @@ guest_status guest__pool_new(const char *conninfo, unsigned size,
 void guest__pool_free(guest__pool *pool);
 guest_status guest__pool_acquire(guest__pool *pool, PGconn **conn,
                                  guest_error *err);
+/* Same, giving up at @p deadline (guest__now_ms() time) instead of the
+ * pool's own timeout from now: for callers that share one deadline. */
+guest_status guest__pool_acquire_by(guest__pool *pool, int64_t deadline,
+                                    PGconn **conn, guest_error *err);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
 unsigned guest__pool_timeout_ms(const guest__pool *pool);
@@ -112,10 +136,13 @@ typedef struct guest__params {
     int formats[8];
 } guest__params;
 extern _Atomic unsigned long guest__db_round_trips;
+/* Milliseconds on the monotonic clock: every deadline in the library. */
+int64_t guest__now_ms(void);
 void guest__param_text(guest__params *p, const char *value);
 void guest__param_bin(guest__params *p, const void *value, int len);
-/* Runs one statement; *res is a successful result to PQclear. Sets *broken
- * when the connection itself failed. */
+/* Runs one statement. *res (may be NULL) gets the result to PQclear: the
+ * successful one, or on GUEST_ERR_DB the error result (for its SQLSTATE);
+ * NULL otherwise. Sets *broken when the connection itself failed. */
 guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
                            const guest__params *p, PGresult **res, bool *broken,
                            guest_error *err);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,14 +21,9 @@ struct guest__pool {
     unsigned size;
     unsigned timeout_ms;
     char *conninfo;
+    /* "-c statement_timeout=N -c lock_timeout=N" */
+    char options[96];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 unsigned guest__pool_timeout_ms(const guest__pool *pool)
 {
@@ -63,8 +59,20 @@ guest_status guest__pool_new(const char *conninfo, unsigned size,
         return GUEST_ERR_CONFIG;
     }
     PQconninfoFree(opts);
+    /* The client gives up on a statement after timeout_ms; the server is
+     * told the same, so an abandoned statement stops there too instead of
+     * holding its locks on a connection nobody reads any more. */
+    snprintf(p->options, sizeof p->options,
+             "-c statement_timeout=%u -c lock_timeout=%u", timeout_ms,
+             timeout_ms);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->freed, NULL);
+    /* Waits are measured on the monotonic clock, like every deadline here,
+     * so setting the wall clock back cannot stretch them. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->freed, &attr);
+    pthread_condattr_destroy(&attr);
     p->size = size;
     p->timeout_ms = timeout_ms;
     *out = p;
@@ -85,8 +93,6 @@ void guest__pool_free(guest__pool *p)
     free(p);
 }
 
-/* Connects without blocking past @p deadline: libpq's connect_timeout counts
- * whole seconds per host, too coarse for a request budget. */
 /* Server notices ("relation already exists, skipping" from idempotent
  * migrations) are not the application's business; libpq would print them
  * to stderr. */
@@ -96,13 +102,15 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-static PGconn *connect_by(const char *conninfo, int64_t deadline,
+/* Connects without blocking past @p deadline: libpq's connect_timeout counts
+ * whole seconds per host, too coarse for a request budget. */
+static PGconn *connect_by(const guest__pool *p, int64_t deadline,
                           guest_error *err)
 {
-    /* application_name comes first so an application_name in the
-     * caller's conninfo (expanded from dbname) overrides ours. */
-    const char *keys[] = {"application_name", "dbname", NULL};
-    const char *vals[] = {"libguestuser", conninfo, NULL};
+    /* Ours come first: whatever the caller's conninfo (expanded from
+     * dbname) sets, application_name or options included, wins. */
+    const char *keys[] = {"application_name", "options", "dbname", NULL};
+    const char *vals[] = {"libguestuser", p->options, p->conninfo, NULL};
     PGconn *c = PQconnectStartParams(keys, vals, 1);
     if (!c) {
         guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
@@ -117,7 +125,7 @@ static PGconn *connect_by(const char *conninfo, int64_t deadline,
         }
         if (ps == PGRES_POLLING_FAILED)
             break;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - guest__now_ms();
         if (left <= 0) {
             guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
                         "connecting to the database timed out");
@@ -133,10 +141,7 @@ static PGconn *connect_by(const char *conninfo, int64_t deadline,
         if (rc > 0)
             ps = PQconnectPoll(c);
     }
-    const char *msg = PQerrorMessage(c);
-    size_t n = strlen(msg);
-    guest__fail(err, GUEST_ERR_DB_UNAVAILABLE, "cannot connect: %.*s",
-                (int)(n && msg[n - 1] == '\n' ? n - 1 : n), msg);
+    guest__fail_pq(err, GUEST_ERR_DB_UNAVAILABLE, "cannot connect", c);
     PQfinish(c);
     return NULL;
 }
@@ -157,11 +162,11 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
                 return true;
             }
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - guest__now_ms();
         if (left <= 0)
             return false;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += left / 1000;
         ts.tv_nsec += (left % 1000) * 1000000;
         if (ts.tv_nsec >= 1000000000) {
@@ -172,58 +177,76 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
     }
 }
 
-guest_status guest__pool_acquire(guest__pool *p, PGconn **conn,
-                                 guest_error *err)
+/* An idle connection whose server went away (restart, failover, idle
+ * timeout) still says CONNECTION_OK until it is read; reading what is
+ * pending, without blocking, finds the goodbye before a request is spent
+ * on it. */
+static bool still_alive(PGconn *c)
 {
-    int64_t deadline = now_ms() + p->timeout_ms;
+    return PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) &&
+           PQstatus(c) == CONNECTION_OK && !PQisBusy(c);
+}
+
+guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
+                                    PGconn **conn, guest_error *err)
+{
     unsigned i;
     pthread_mutex_lock(&p->lock);
     bool got = wait_for_slot(p, deadline, &i);
     if (got)
         p->slots[i].busy = true;
+    PGconn *c = got ? p->slots[i].conn : NULL;
     pthread_mutex_unlock(&p->lock);
     if (!got)
         return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
                            "no database connection free within %u ms",
                            p->timeout_ms);
-    slot *s = &p->slots[i];
-    if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
-        PQfinish(s->conn);
-        s->conn = NULL;
+    if (c && !still_alive(c)) {
+        PQfinish(c);
+        c = NULL;
     }
-    if (!s->conn) {
-        /* Connecting happens outside the lock so one slow connect does not
-         * stall threads that could use an idle open connection. */
-        s->conn = connect_by(p->conninfo, deadline, err);
-        if (!s->conn) {
-            pthread_mutex_lock(&p->lock);
-            s->busy = false;
-            pthread_cond_signal(&p->freed);
-            pthread_mutex_unlock(&p->lock);
-            return err ? err->status : GUEST_ERR_DB_UNAVAILABLE;
-        }
+    /* Connecting happens outside the lock so one slow connect does not
+     * stall threads that could use an idle open connection. */
+    if (!c)
+        c = connect_by(p, deadline, err);
+    pthread_mutex_lock(&p->lock);
+    p->slots[i].conn = c;
+    if (!c) {
+        p->slots[i].busy = false;
+        pthread_cond_signal(&p->freed);
     }
-    *conn = s->conn;
+    pthread_mutex_unlock(&p->lock);
+    if (!c)
+        return err ? err->status : GUEST_ERR_DB_UNAVAILABLE;
+    *conn = c;
     return GUEST_OK;
+}
+
+guest_status guest__pool_acquire(guest__pool *p, PGconn **conn,
+                                 guest_error *err)
+{
+    return guest__pool_acquire_by(p, guest__now_ms() + p->timeout_ms, conn,
+                                  err);
 }
 
 void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
 {
     if (!conn)
         return;
+    /* A connection left mid-transaction or failed is not safe to hand to
+     * the next request. */
+    bool drop = broken || PQtransactionStatus(conn) != PQTRANS_IDLE;
     pthread_mutex_lock(&p->lock);
     for (unsigned i = 0; i < p->size; i++) {
         if (p->slots[i].conn == conn) {
-            if (broken || PQtransactionStatus(conn) != PQTRANS_IDLE) {
-                /* A connection left mid-transaction or failed is not safe
-                 * to hand to the next request. */
-                PQfinish(conn);
+            if (drop)
                 p->slots[i].conn = NULL;
-            }
             p->slots[i].busy = false;
             break;
         }
     }
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->lock);
+    if (drop)
+        PQfinish(conn);
 }

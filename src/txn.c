@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "account_internal.h"
 
@@ -31,23 +32,25 @@ guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
     memset(tx, 0, sizeof *tx);
     tx->ctx = ctx;
     tx->timeout_ms = ctx->cfg.db_timeout_ms;
-    /* An idle pooled connection may have died (server restart): its first
-     * statement fails, so BEGIN gets one more try on a fresh one. */
+    /* A connection can die between the pool's check and BEGIN; BEGIN
+     * changes nothing, so it gets one more try, within the same deadline. */
+    int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     for (int attempt = 0; attempt < 2; attempt++) {
-        st = guest__pool_acquire(ctx->pool, &tx->conn, err);
+        st = guest__pool_acquire_by(ctx->pool, deadline, &tx->conn, err);
         if (st != GUEST_OK) {
             tx->conn = NULL;
             return st;
         }
+        int64_t left = deadline - guest__now_ms();
         bool broken = false;
-        st = guest__db_run(tx->conn, tx->timeout_ms, "BEGIN", NULL, NULL,
-                           &broken, err);
+        st = guest__db_run(tx->conn, left > 1 ? (unsigned)left : 1, "BEGIN",
+                           NULL, NULL, &broken, err);
         if (st == GUEST_OK)
             return GUEST_OK;
         guest__pool_release(ctx->pool, tx->conn, broken);
         tx->conn = NULL;
-        if (!broken)
+        if (!broken || guest__now_ms() >= deadline)
             break;
     }
     return st;
@@ -124,6 +127,41 @@ void guest__tx_abort(guest_db *tx)
     tx->conn = NULL;
 }
 
+/* True when @p sql starts (after blanks and comments) with a statement that
+ * would begin, end or split the transaction the library runs the callback
+ * in. The extended protocol runs one statement, so its first keyword is
+ * enough. */
+static bool controls_transaction(const char *sql)
+{
+    static const char *const words[] = {
+        "BEGIN", "START",     "COMMIT",  "ROLLBACK", "END",
+        "ABORT", "SAVEPOINT", "RELEASE", "PREPARE",  "SET",
+        "RESET", "DISCARD",   NULL};
+    const char *p = sql;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+               *p == '\f' || *p == '(')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            p += strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            if (!e)
+                return false; /* the server refuses it anyway */
+            p = e + 2;
+        } else {
+            break;
+        }
+    }
+    size_t n = 0;
+    while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z'))
+        n++;
+    for (const char *const *w = words; *w; w++)
+        if (strlen(*w) == n && !strncasecmp(p, *w, n))
+            return true;
+    return false;
+}
+
 guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
                            const char *const *params, guest_error *err)
 {
@@ -139,6 +177,16 @@ guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
     if (db->failed != GUEST_OK)
         return guest__fail(err, db->failed,
                            "an earlier statement of this transaction failed");
+    /* COMMIT or ROLLBACK from a callback would end the library's
+     * transaction and leave the rest of the operation in autocommit, half
+     * written on a later failure; SET and friends would outlive it on the
+     * pooled connection. Refused, and the operation rolls back. */
+    if (controls_transaction(sql)) {
+        db->failed = GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "transaction control and session settings are "
+                           "not allowed through guest_db_exec");
+    }
     /* Always the extended protocol, even without parameters: it runs
      * exactly one statement, so no text can smuggle in a second. */
     guest__params p = {0};
@@ -148,6 +196,11 @@ guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
     guest_status st =
         guest__db_run(db->conn, db->timeout_ms, sql, &p, NULL, &broken, err);
     db->broken |= broken;
+    /* A backstop for what the keyword check cannot see. */
+    if (st == GUEST_OK && PQtransactionStatus(db->conn) != PQTRANS_INTRANS)
+        st = guest__fail(err, GUEST_ERR_INVALID,
+                         "a callback's statement ended the library's "
+                         "transaction");
     if (st != GUEST_OK)
         db->failed = st;
     return st;

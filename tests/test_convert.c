@@ -651,6 +651,21 @@ static guest_status misuse_store(guest_db *db, const guest_user *user,
     return GUEST_OK;
 }
 
+/* A callback that tries to end the library's transaction early. */
+static guest_status committing_store(guest_db *db, const guest_user *user,
+                                     const guest_form *form,
+                                     guest_form_errors *errors, void *ud)
+{
+    (void)user, (void)form, (void)errors;
+    const char *sql = ud;
+    guest_error err;
+    ck_assert_int_eq(guest_db_exec(db, sql, 0, NULL, &err), GUEST_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction"));
+    /* and the handle stays refused afterwards */
+    ck_assert_int_ne(guest_db_exec(db, "SELECT 1", 0, NULL, NULL), GUEST_OK);
+    return GUEST_OK;
+}
+
 START_TEST(signup_callback_failures)
 {
     guest_ctx *ctx = at_ctx(SCHEMA, NULL);
@@ -673,6 +688,22 @@ START_TEST(signup_callback_failures)
     tl_http_free(&h);
     ck_assert_int_eq(c.st, GUEST_ERR_DB);
     assert_unchanged(ctx, cookie, id, name);
+
+    /* transaction control from a callback is refused and nothing is
+     * written, not even what ran before the callback */
+    const char *control[] = {"COMMIT",      "  rollback",  "/* x */ END",
+                             "-- c\nBEGIN", "savepoint s", "SET ROLE x",
+                             "(COMMIT)",    "abort"};
+    for (size_t i = 0; i < sizeof control / sizeof *control; i++) {
+        guest_signup su3 = {NULL, 0, NULL, committing_store,
+                            (void *)control[i]};
+        c = simple("henry", AT_PASSWORD, AT_PASSWORD);
+        c.signup = &su3;
+        run_convert(ctx, &h, cookie, &c);
+        tl_http_free(&h);
+        ck_assert_int_ne(c.st, GUEST_OK);
+        assert_unchanged(ctx, cookie, id, name);
+    }
     guest_ctx_free(ctx);
 }
 END_TEST

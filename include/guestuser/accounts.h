@@ -107,7 +107,10 @@ GUEST_API guest_status guest_password_validate(const guest_ctx *ctx,
  * is aborted: later calls fail too and the whole operation is rolled back.
  * GUEST_ERR_DB with "SQLSTATE xxxxx: message" in @p err (23505 is a unique
  * violation), GUEST_ERR_DB_UNAVAILABLE, GUEST_ERR_INVALID for NULL
- * arguments or more than GUEST_DB_MAX_PARAMS parameters.
+ * arguments, more than GUEST_DB_MAX_PARAMS parameters, or a statement that
+ * would end or split the transaction or change the session (BEGIN, COMMIT,
+ * ROLLBACK, END, ABORT, SAVEPOINT, RELEASE, PREPARE, SET, RESET, DISCARD),
+ * which also rolls the operation back.
  */
 GUEST_API guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
                                      const char *const *params,
