@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 
@@ -96,38 +95,16 @@ static guest_status add(guest_form *form, char *name, char *value, size_t len,
     return GUEST_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes @p n bytes of one urlencoded component; *len gets the decoded
  * length (the result may hold NUL bytes). */
 static char *decode(const char *s, size_t n, size_t *len)
 {
-    char *out = malloc(n + 1), *o = out;
+    char *out = malloc(n + 1);
     if (!out)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            *o++ = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
+    size_t dlen = guest__percent_decode(s, n, out, true);
     if (len)
-        *len = (size_t)(o - out);
+        *len = dlen;
     return out;
 }
 
@@ -234,20 +211,6 @@ done:
     return GUEST_OK;
 }
 
-/* The media type of a Content-Type value, without parameters or case. */
-static bool media_type_is(const char *content_type, const char *type)
-{
-    if (!content_type)
-        return false;
-    while (*content_type == ' ' || *content_type == '\t')
-        content_type++;
-    size_t n = strlen(type);
-    if (strncasecmp(content_type, type, n) != 0)
-        return false;
-    char c = content_type[n];
-    return c == '\0' || c == ';' || c == ' ' || c == '\t';
-}
-
 guest_status guest_req_form(guest_req *req, guest_form **out, guest_error *err)
 {
     if (!req || !out)
@@ -263,9 +226,10 @@ guest_status guest_req_form(guest_req *req, guest_form **out, guest_error *err)
                            "the request body is larger than %zu bytes",
                            req->ctx->cfg.max_body_size);
     const char *ct = guest_req_header(req, "Content-Type");
-    if (media_type_is(ct, "application/json"))
+    if (guest__media_type_is(ct, "application/json"))
         return guest_form_parse_json(data, len, out, err);
-    if (ct && *ct && !media_type_is(ct, "application/x-www-form-urlencoded"))
+    if (ct && *ct &&
+        !guest__media_type_is(ct, "application/x-www-form-urlencoded"))
         return guest__fail(err, GUEST_ERR_INVALID,
                            "unsupported Content-Type for a form");
     return guest_form_parse(data, len, out, err);

@@ -67,17 +67,6 @@ static bool safe_once(const char *url, size_t len, const char *host,
            !strncasecmp(auth, host, alen);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool guest_is_safe_url(const char *url, const char *host, bool require_https)
 {
     if (!url)
@@ -91,17 +80,8 @@ bool guest_is_safe_url(const char *url, const char *host, bool require_https)
     char *dec = malloc(len + 1);
     if (!dec)
         return false;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (url[i] == '%' && i + 2 < len && hexval(url[i + 1]) >= 0 &&
-            hexval(url[i + 2]) >= 0) {
-            dec[n++] = (char)(hexval(url[i + 1]) * 16 + hexval(url[i + 2]));
-            i += 2;
-        } else {
-            dec[n++] = url[i];
-        }
-    }
-    dec[n] = '\0';
+    /* '+' is a literal here: only form values turn it into a space. */
+    size_t n = guest__percent_decode(url, len, dec, false);
     bool ok = safe_once(dec, n, host, require_https);
     free(dec);
     return ok;

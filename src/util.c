@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -83,4 +84,51 @@ char *guest__schema_sql(const char *tmpl, const char *schema)
     }
     *o = '\0';
     return out;
+}
+
+int guest__hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t guest__percent_decode(const char *s, size_t n, char *out,
+                             bool plus_is_space)
+{
+    /* A '%' not followed by two hex digits stays as it is, as Python's
+     * unquote() leaves it: refusing would reject values browsers send. */
+    char *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (plus_is_space && s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%' && i + 2 < n &&
+                   guest__hex_value(s[i + 1]) >= 0 &&
+                   guest__hex_value(s[i + 2]) >= 0) {
+            *o++ = (char)(guest__hex_value(s[i + 1]) * 16 +
+                          guest__hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
+bool guest__media_type_is(const char *content_type, const char *type)
+{
+    if (!content_type)
+        return false;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t n = strlen(type);
+    if (strncasecmp(content_type, type, n) != 0)
+        return false;
+    char c = content_type[n];
+    return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }

@@ -33,13 +33,9 @@ bool guest_req_wants_json(const guest_req *req)
 {
     if (!req)
         return false;
-    const char *ct = guest_req_header(req, "Content-Type");
-    if (ct) {
-        while (*ct == ' ' || *ct == '\t')
-            ct++;
-        if (!strncasecmp(ct, "application/json", 16) && strchr("; \t", ct[16]))
-            return true;
-    }
+    if (guest__media_type_is(guest_req_header(req, "Content-Type"),
+                             "application/json"))
+        return true;
     return contains_ci(guest_req_header(req, "Accept"), "application/json");
 }
 

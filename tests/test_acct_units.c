@@ -324,6 +324,49 @@ END_TEST
 
 /* ---- forms ---- */
 
+START_TEST(percent_decoding)
+{
+    char out[32];
+    const char in[] = "a+b%41%4a%zz%4%";
+    /* form values: '+' is a space */
+    ck_assert_uint_eq(guest__percent_decode(in, strlen(in), out, true), 11);
+    ck_assert_str_eq(out, "a bAJ%zz%4%");
+    /* URLs: '+' stays */
+    ck_assert_uint_eq(guest__percent_decode(in, strlen(in), out, false), 11);
+    ck_assert_str_eq(out, "a+bAJ%zz%4%");
+    /* only n bytes are read, and %00 decodes to a NUL inside the result */
+    ck_assert_uint_eq(guest__percent_decode("%2F%00x%41", 7, out, false), 3);
+    ck_assert_int_eq(memcmp(out, "/\0x", 4), 0);
+    ck_assert_uint_eq(guest__percent_decode("%41", 2, out, false), 2);
+    ck_assert_str_eq(out, "%4");
+    ck_assert_uint_eq(guest__percent_decode("", 0, out, true), 0);
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(guest__hex_value('f'), 15);
+    ck_assert_int_eq(guest__hex_value('F'), 15);
+    ck_assert_int_eq(guest__hex_value('9'), 9);
+    ck_assert_int_eq(guest__hex_value('g'), -1);
+}
+END_TEST
+
+START_TEST(media_types)
+{
+    const char *json[] = {"application/json",
+                          "Application/JSON",
+                          " \tapplication/json",
+                          "application/json;charset=x",
+                          "application/json ; charset=x",
+                          NULL};
+    for (const char *const *t = json; *t; t++)
+        ck_assert_msg(guest__media_type_is(*t, "application/json"), "%s", *t);
+    const char *other[] = {"application/jsonp",  "application/jso",
+                           "text/json",          "",
+                           "x application/json", NULL};
+    for (const char *const *t = other; *t; t++)
+        ck_assert_msg(!guest__media_type_is(*t, "application/json"), "%s", *t);
+    ck_assert(!guest__media_type_is(NULL, "application/json"));
+}
+END_TEST
+
 START_TEST(urlencoded_forms)
 {
     const char body[] = "username=al+ice&password1=p%40ss%2Bw%C3%B6rd&empty=&"
@@ -710,6 +753,8 @@ int main(void)
 
     tc = tcase_create("forms");
     tcase_add_test(tc, urlencoded_forms);
+    tcase_add_test(tc, percent_decoding);
+    tcase_add_test(tc, media_types);
     tcase_add_test(tc, duplicate_and_excess_fields_are_refused);
     tcase_add_test(tc, json_forms);
     tcase_add_test(tc, safe_urls);
