@@ -54,42 +54,30 @@ static bool all_alnum(const char *s, size_t n)
 static bool cookie_secret(const guest_req *req, char *out)
 {
     char v[GUEST__CSRF_SECRET_CHARS + 2];
-    if (!guest__cookie_value(guest_req_header(req, "Cookie"),
-                             req->ctx->cfg.csrf_cookie_name, v, sizeof v) ||
-        strlen(v) != GUEST__CSRF_SECRET_CHARS ||
-        !all_alnum(v, GUEST__CSRF_SECRET_CHARS))
-        return false;
-    memcpy(out, v, GUEST__CSRF_SECRET_CHARS + 1);
-    return true;
-}
-
-static guest_status set_cookie(guest_req *req, const char *secret)
-{
-    const guest_config *c = &req->ctx->cfg;
-    /* Not HttpOnly: scripts read it to send X-CSRFToken, as with Django. */
-    char *line =
-        guest__asprintf("%s=%s; Max-Age=%d; Path=%s%s%s; SameSite=%s%s",
-                        c->csrf_cookie_name, secret, CSRF_COOKIE_AGE,
-                        c->cookie_path, c->cookie_domain ? "; Domain=" : "",
-                        c->cookie_domain ? c->cookie_domain : "",
-                        c->cookie_samesite, c->cookie_secure ? "; Secure" : "");
-    if (!line)
-        return GUEST_ERR_NOMEM;
-    guest_status st = guest_res_header(req, "Set-Cookie", line);
-    free(line);
-    return st;
+    bool ok =
+        guest__cookie_value(guest_req_header(req, "Cookie"),
+                            req->ctx->cfg.csrf_cookie_name, v, sizeof v) &&
+        strlen(v) == GUEST__CSRF_SECRET_CHARS &&
+        all_alnum(v, GUEST__CSRF_SECRET_CHARS);
+    if (ok)
+        memcpy(out, v, GUEST__CSRF_SECRET_CHARS + 1);
+    OPENSSL_cleanse(v, sizeof v);
+    return ok;
 }
 
 static guest_status new_secret(guest_req *req)
 {
     char secret[GUEST__CSRF_SECRET_CHARS + 1];
     guest_status st = guest__random_alnum(secret, GUEST__CSRF_SECRET_CHARS);
+    /* Not HttpOnly: scripts read it to send X-CSRFToken, as with Django. */
     if (st == GUEST_OK)
-        st = set_cookie(req, secret);
+        st = guest__set_cookie(req, req->ctx->cfg.csrf_cookie_name, secret,
+                               CSRF_COOKIE_AGE, false);
     if (st == GUEST_OK) {
         memcpy(req->csrf_secret, secret, sizeof secret);
         req->csrf_token[0] = '\0';
     }
+    OPENSSL_cleanse(secret, sizeof secret);
     return st;
 }
 
@@ -166,6 +154,40 @@ static bool url_on_host(const char *url, const char *host, const char *scheme,
     return same_authority(rest, n, host, port);
 }
 
+/* The token half of guest_csrf_check(), against the cookie's @p secret. */
+static guest_status check_token(guest_req *req, const char *submitted,
+                                const char *secret, guest_error *err)
+{
+    const char *token = submitted && *submitted
+                            ? submitted
+                            : guest_req_header(req, GUEST__CSRF_HEADER);
+    if (!token || !*token)
+        return guest__fail(err, GUEST_ERR_CSRF, "CSRF token missing.");
+    size_t n = strlen(token);
+    if (n != GUEST__CSRF_SECRET_CHARS && n != GUEST__CSRF_TOKEN_CHARS)
+        return guest__fail(err, GUEST_ERR_CSRF,
+                           "CSRF token has incorrect length.");
+    if (!all_alnum(token, n))
+        return guest__fail(err, GUEST_ERR_CSRF,
+                           "CSRF token has invalid characters.");
+    char plain[GUEST__CSRF_SECRET_CHARS];
+    if (n == GUEST__CSRF_TOKEN_CHARS) {
+        static const char alnum[] = GUEST__ALNUM;
+        for (size_t i = 0; i < GUEST__CSRF_SECRET_CHARS; i++) {
+            int y = alnum_index(token[i]);
+            int x = alnum_index(token[GUEST__CSRF_SECRET_CHARS + i]);
+            plain[i] = alnum[(x - y + 62) % 62];
+        }
+    } else {
+        memcpy(plain, token, sizeof plain);
+    }
+    bool same = CRYPTO_memcmp(plain, secret, sizeof plain) == 0;
+    OPENSSL_cleanse(plain, sizeof plain);
+    if (!same)
+        return guest__fail(err, GUEST_ERR_CSRF, "CSRF token incorrect.");
+    return GUEST_OK;
+}
+
 guest_status guest_csrf_check(guest_req *req, const char *submitted,
                               guest_error *err)
 {
@@ -199,35 +221,9 @@ guest_status guest_csrf_check(guest_req *req, const char *submitted,
     char secret[GUEST__CSRF_SECRET_CHARS + 1];
     if (!cookie_secret(req, secret))
         return guest__fail(err, GUEST_ERR_CSRF, "CSRF cookie not set.");
-    const char *token = submitted && *submitted
-                            ? submitted
-                            : guest_req_header(req, GUEST__CSRF_HEADER);
-    if (!token || !*token)
-        return guest__fail(err, GUEST_ERR_CSRF, "CSRF token missing.");
-    size_t n = strlen(token);
-    if (n != GUEST__CSRF_SECRET_CHARS && n != GUEST__CSRF_TOKEN_CHARS)
-        return guest__fail(err, GUEST_ERR_CSRF,
-                           "CSRF token has incorrect length.");
-    if (!all_alnum(token, n))
-        return guest__fail(err, GUEST_ERR_CSRF,
-                           "CSRF token has invalid characters.");
-    char plain[GUEST__CSRF_SECRET_CHARS];
-    if (n == GUEST__CSRF_TOKEN_CHARS) {
-        static const char alnum[] = GUEST__ALNUM;
-        for (size_t i = 0; i < GUEST__CSRF_SECRET_CHARS; i++) {
-            int y = alnum_index(token[i]);
-            int x = alnum_index(token[GUEST__CSRF_SECRET_CHARS + i]);
-            plain[i] = alnum[(x - y + 62) % 62];
-        }
-    } else {
-        memcpy(plain, token, sizeof plain);
-    }
-    bool same = CRYPTO_memcmp(plain, secret, sizeof plain) == 0;
-    OPENSSL_cleanse(plain, sizeof plain);
+    guest_status st = check_token(req, submitted, secret, err);
     OPENSSL_cleanse(secret, sizeof secret);
-    if (!same)
-        return guest__fail(err, GUEST_ERR_CSRF, "CSRF token incorrect.");
-    return GUEST_OK;
+    return st;
 }
 
 guest_status guest_csrf_check_form(guest_req *req, const guest_form *form,

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "internal.h"
 
 bool guest__cookie_value(const char *header, const char *name, char *out,
@@ -54,12 +56,15 @@ guest_status guest__session_new(char token[GUEST__TOKEN_CHARS + 1],
     unsigned char raw[GUEST__TOKEN_BYTES];
     char enc[48];
     guest_status st = guest__random(raw, sizeof raw);
-    if (st != GUEST_OK)
-        return st;
-    guest__b64url_encode(raw, sizeof raw, enc);
-    memcpy(token, enc, GUEST__TOKEN_CHARS + 1);
-    guest__sha256(raw, sizeof raw, hash);
-    return GUEST_OK;
+    if (st == GUEST_OK) {
+        guest__b64url_encode(raw, sizeof raw, enc);
+        memcpy(token, enc, GUEST__TOKEN_CHARS + 1);
+        guest__sha256(raw, sizeof raw, hash);
+    }
+    /* A bearer token: no copy of it may outlive the call. */
+    OPENSSL_cleanse(raw, sizeof raw);
+    OPENSSL_cleanse(enc, sizeof enc);
+    return st;
 }
 
 bool guest__session_hash(const char *token,
@@ -68,35 +73,41 @@ bool guest__session_hash(const char *token,
     unsigned char raw[GUEST__TOKEN_BYTES];
     size_t n = strlen(token);
     if (n != GUEST__TOKEN_CHARS ||
-        !guest__b64url_decode(token, n, raw, sizeof raw))
+        !guest__b64url_decode(token, n, raw, sizeof raw)) {
+        OPENSSL_cleanse(raw, sizeof raw);
         return false;
+    }
     guest__sha256(raw, sizeof raw, hash);
+    OPENSSL_cleanse(raw, sizeof raw);
     return true;
 }
 
-static guest_status set_cookie(guest_req *req, const char *value,
-                               long long max_age)
+guest_status guest__set_cookie(guest_req *req, const char *name,
+                               const char *value, long long max_age,
+                               bool http_only)
 {
     const guest_config *c = &req->ctx->cfg;
     char *line = guest__asprintf(
-        "%s=%s; Max-Age=%lld; Path=%s%s%s; HttpOnly; SameSite=%s%s",
-        c->cookie_name, value, max_age, c->cookie_path,
-        c->cookie_domain ? "; Domain=" : "",
-        c->cookie_domain ? c->cookie_domain : "", c->cookie_samesite,
-        c->cookie_secure ? "; Secure" : "");
+        "%s=%s; Max-Age=%lld; Path=%s%s%s%s; SameSite=%s%s", name, value,
+        max_age, c->cookie_path, c->cookie_domain ? "; Domain=" : "",
+        c->cookie_domain ? c->cookie_domain : "", http_only ? "; HttpOnly" : "",
+        c->cookie_samesite, c->cookie_secure ? "; Secure" : "");
     if (!line)
         return GUEST_ERR_NOMEM;
     guest_status st = guest_res_header(req, "Set-Cookie", line);
+    /* The value may be a session token. */
+    OPENSSL_cleanse(line, strlen(line));
     free(line);
     return st;
 }
 
 guest_status guest__set_session_cookie(guest_req *req, const char *token)
 {
-    return set_cookie(req, token, (long long)req->ctx->cfg.max_age);
+    return guest__set_cookie(req, req->ctx->cfg.cookie_name, token,
+                             (long long)req->ctx->cfg.max_age, true);
 }
 
 guest_status guest__clear_session_cookie(guest_req *req)
 {
-    return set_cookie(req, "\"\"", 0);
+    return guest__set_cookie(req, req->ctx->cfg.cookie_name, "\"\"", 0, true);
 }

@@ -711,6 +711,49 @@ START_TEST(csrf_origin_and_referer)
 }
 END_TEST
 
+static void cookies_handler(guest_req *req, void *ud)
+{
+    csrf_case *c = ud;
+    ck_assert_int_eq(guest__set_session_cookie(req, "tok"), GUEST_OK);
+    ck_assert_int_eq(guest__clear_session_cookie(req), GUEST_OK);
+    c->st = guest_csrf_token(req, &c->token);
+}
+
+/* The session cookie and the CSRF cookie share one Set-Cookie builder;
+ * each keeps its own attributes (only the session one is HttpOnly). */
+START_TEST(cookie_lines_keep_their_attributes)
+{
+    for (int secure = 0; secure < 2; secure++) {
+        fake_ctx.cfg.cookie_domain = secure ? "example.com" : NULL;
+        fake_ctx.cfg.cookie_secure = secure;
+        fake_ctx.cfg.cookie_samesite = secure ? "Strict" : "Lax";
+        tl_http h;
+        csrf_case c = {0};
+        tl_http_init(&h, "GET", "/");
+        tl_http_run(&fake_ctx, &h, cookies_handler, &c);
+        ck_assert_int_eq(c.st, GUEST_OK);
+        ck_assert_int_eq(h.nres_headers, 3);
+        const char *attrs =
+            secure ? "; Path=/; Domain=example.com" : "; Path=/";
+        const char *tail =
+            secure ? "; SameSite=Strict; Secure" : "; SameSite=Lax";
+        char want[256];
+        snprintf(want, sizeof want,
+                 "sessionid=tok; Max-Age=1209600%s; HttpOnly%s", attrs, tail);
+        ck_assert_str_eq(h.res_headers[0][0], "Set-Cookie");
+        ck_assert_str_eq(h.res_headers[0][1], want);
+        snprintf(want, sizeof want, "sessionid=\"\"; Max-Age=0%s; HttpOnly%s",
+                 attrs, tail);
+        ck_assert_str_eq(h.res_headers[1][1], want);
+        const char *csrf = h.res_headers[2][1];
+        ck_assert_int_eq(strncmp(csrf, "csrftoken=", 10), 0);
+        snprintf(want, sizeof want, "; Max-Age=31449600%s%s", attrs, tail);
+        ck_assert_str_eq(csrf + 10 + 32, want);
+        tl_http_free(&h);
+    }
+}
+END_TEST
+
 START_TEST(secure_proxy_header_marks_https)
 {
     fake_ctx.cfg.secure_proxy_header = "X-Forwarded-Proto";
@@ -767,6 +810,7 @@ int main(void)
     tcase_add_test(tc, csrf_token_sets_cookie_and_masks);
     tcase_add_test(tc, csrf_check_failures);
     tcase_add_test(tc, csrf_origin_and_referer);
+    tcase_add_test(tc, cookie_lines_keep_their_attributes);
     tcase_add_test(tc, secure_proxy_header_marks_https);
     suite_add_tcase(s, tc);
 
