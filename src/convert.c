@@ -170,29 +170,33 @@ guest_status guest_convert_with(guest_req *req, const char *username,
     }
     char token[GUEST__TOKEN_CHARS + 1];
     unsigned char new_hash[GUEST__SHA256_BYTES];
-    if ((st = guest__session_new(token, new_hash)) != GUEST_OK)
-        return st;
-
-    guest_db tx;
-    if ((st = guest__tx_begin(ctx, &tx, NULL)) != GUEST_OK)
-        return st;
     guest_user user = {0};
-    st = write_account(req, &tx, id, username, name_ok, hash, new_hash, signup,
-                       form, errors, &user);
-    if (st == GUEST_OK)
-        st = guest__tx_commit(&tx, NULL);
-    else
-        guest__tx_abort(&tx);
+    st = guest__session_new(token, new_hash);
+    if (st == GUEST_OK) {
+        guest_db tx;
+        st = guest__tx_begin(ctx, &tx, NULL);
+        if (st == GUEST_OK) {
+            st = write_account(req, &tx, id, username, name_ok, hash, new_hash,
+                               signup, form, errors, &user);
+            if (st == GUEST_OK)
+                st = guest__tx_commit(&tx, NULL);
+            else
+                guest__tx_abort(&tx);
+        }
+    }
     OPENSSL_cleanse(hash, sizeof hash);
+    if (st == GUEST_OK) {
+        guest__req_set_user(req, &user);
+        /* The rows are committed: a failing header cannot undo them, and
+         * the visitor's next request would merely find no session. */
+        guest__set_session_cookie(req, token);
+    }
+    OPENSSL_cleanse(token, sizeof token);
     if (st == GUEST_ERR_NOT_GUEST)
         guest__req_forget_user(req);
     if (st != GUEST_OK)
         return st;
 
-    guest__req_set_user(req, &user);
-    /* The rows are committed: a failing header cannot undo them, and the
-     * visitor's next request would merely find no session. */
-    guest__set_session_cookie(req, token);
     guest__csrf_rotate(req);
     const guest_config *c = &ctx->cfg;
     if (c->on_converted)

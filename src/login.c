@@ -12,6 +12,16 @@ typedef struct target {
     char *encoded; /* the stored hash that was verified */
 } target;
 
+/* One password hash thrown away: what a refused login costs, so it takes
+ * as long as checking a right password. */
+static void spend_one_hash(const guest_ctx *ctx, const char *password)
+{
+    char dummy[GUEST_PASSWORD_HASH_BUF];
+    if (guest_password_hash(password, ctx->cfg.password_iterations, dummy,
+                            sizeof dummy) == GUEST_OK)
+        OPENSSL_cleanse(dummy, sizeof dummy);
+}
+
 /* Finds an active registered user by name and checks the password. Every
  * refusal costs one hash, like a right password: response times must not
  * tell which usernames exist. */
@@ -47,10 +57,7 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
             st = GUEST_ERR_AUTH;
         }
     } else {
-        char dummy[GUEST_PASSWORD_HASH_BUF];
-        if (guest_password_hash(password, ctx->cfg.password_iterations, dummy,
-                                sizeof dummy) == GUEST_OK)
-            OPENSSL_cleanse(dummy, sizeof dummy);
+        spend_one_hash(ctx, password);
         st = GUEST_ERR_AUTH;
     }
     PQclear(res);
@@ -173,10 +180,7 @@ guest_status guest_login(guest_req *req, const char *username,
     target t = {0};
     if (guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
         !guest__utf8_valid(username, strlen(username))) {
-        char dummy[GUEST_PASSWORD_HASH_BUF];
-        if (guest_password_hash(password, ctx->cfg.password_iterations, dummy,
-                                sizeof dummy) == GUEST_OK)
-            OPENSSL_cleanse(dummy, sizeof dummy);
+        spend_one_hash(ctx, password);
         st = GUEST_ERR_AUTH;
     } else {
         st = authenticate(ctx, username, password, &t);
@@ -219,14 +223,16 @@ guest_status guest_login(guest_req *req, const char *username,
             guest__tx_abort(&tx);
     }
     free(t.encoded);
-    if (renew)
-        OPENSSL_cleanse(rehash, sizeof rehash);
+    OPENSSL_cleanse(rehash, sizeof rehash);
+    if (st == GUEST_OK) {
+        guest__req_set_user(req, &t.user);
+        guest__set_session_cookie(req, token);
+    }
+    OPENSSL_cleanse(token, sizeof token);
     if (st == GUEST_ERR_AUTH)
         guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
     if (st != GUEST_OK)
         return st;
-    guest__req_set_user(req, &t.user);
-    guest__set_session_cookie(req, token);
     guest__csrf_rotate(req);
     return GUEST_OK;
 }

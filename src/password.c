@@ -47,9 +47,10 @@ guest_status guest__password_hash_salt(const char *password, const char *salt,
     EVP_EncodeBlock((unsigned char *)b64, dk, sizeof dk);
     OPENSSL_cleanse(dk, sizeof dk);
     int n = snprintf(out, size, ALGORITHM "$%u$%s$%s", iterations, salt, b64);
+    OPENSSL_cleanse(b64, sizeof b64);
     if (n < 0 || (size_t)n >= size) {
-        if (size)
-            out[0] = '\0';
+        /* Not even a cut-off part of the hash stays behind. */
+        OPENSSL_cleanse(out, size);
         return GUEST_ERR_INVALID;
     }
     return GUEST_OK;

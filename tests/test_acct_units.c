@@ -322,6 +322,20 @@ START_TEST(form_errors_truncate_on_character_boundary)
 }
 END_TEST
 
+START_TEST(hash_into_small_buffer_leaves_nothing)
+{
+    /* Room for all but the end of the hash: no cut-off part of it may stay
+     * in the caller's buffer. */
+    char out[60];
+    memset(out, 'X', sizeof out);
+    ck_assert_int_eq(
+        guest__password_hash_salt("secret", "salt", 1, out, sizeof out),
+        GUEST_ERR_INVALID);
+    for (size_t i = 0; i < sizeof out; i++)
+        ck_assert_int_eq(out[i], 0);
+}
+END_TEST
+
 /* ---- forms ---- */
 
 START_TEST(percent_decoding)
@@ -784,6 +798,7 @@ int main(void)
     tcase_add_test(tc, hash_has_random_salt_and_config_iterations);
     tcase_add_test(tc, hash_refuses_bad_input);
     tcase_add_test(tc, verify_refuses_unusable_and_malformed);
+    tcase_add_test(tc, hash_into_small_buffer_leaves_nothing);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("validators");
