@@ -36,10 +36,13 @@ GUEST_API bool guest_req_is_secure(const guest_req *req);
 GUEST_API guest_status guest_csrf_token(guest_req *req, const char **token);
 
 /**
- * Checks a state-changing request. When guest_req_is_secure(), the Origin
- * header (or, without one, Referer) must be https://<Host>. Then
- * @p submitted (NULL: the X-CSRFToken header) must be the secret of the CSRF
- * cookie, masked (64 characters) or plain (32), compared in constant time.
+ * Checks a state-changing request. An Origin header, when present, must be
+ * <scheme>://<Host>: https only when guest_req_is_secure(), http or https
+ * over plain HTTP (a TLS proxy may sit in front). When guest_req_is_secure()
+ * and there is no Origin, Referer must be https://<Host>/... . Then
+ * @p submitted (NULL or "": the X-CSRFToken header) must be the secret of
+ * the CSRF cookie, masked (64 characters) or plain (32), compared in
+ * constant time.
  * GUEST_OK, or GUEST_ERR_CSRF with the reason in @p err (may be NULL).
  */
 GUEST_API guest_status guest_csrf_check(guest_req *req, const char *submitted,
