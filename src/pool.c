@@ -183,8 +183,20 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
  * on it. */
 static bool still_alive(PGconn *c)
 {
-    return PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) &&
-           PQstatus(c) == CONNECTION_OK && !PQisBusy(c);
+    /* A server that went away left a FATAL message and then the end of the
+     * stream: the first read takes the message, a second one meets the
+     * end. Each read returns at once (the socket is non-blocking). */
+    for (int reads = 0; reads < 4; reads++) {
+        if (PQstatus(c) != CONNECTION_OK || !PQconsumeInput(c) ||
+            PQstatus(c) != CONNECTION_OK)
+            return false;
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0)
+            return !PQisBusy(c);
+        if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+            return false;
+    }
+    return false;
 }
 
 guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
