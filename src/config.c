@@ -148,8 +148,11 @@ static guest_status check_config(const guest_config *c, guest_error *err)
                    c->db_schema);
     if (c->db_pool_size < 1 || c->db_pool_size > 1000)
         return BAD("db_pool_size must be 1..1000");
-    if (c->db_timeout_ms < 100)
-        return BAD("db_timeout_ms must be at least 100");
+    /* An hour is far past any request; the cap also keeps every wait a
+     * valid poll() timeout. */
+    if (c->db_timeout_ms < 100 || c->db_timeout_ms > 3600000)
+        return BAD("db_timeout_ms must be 100..3600000 (got %u)",
+                   c->db_timeout_ms);
     if (c->password_iterations < 1)
         return BAD("password_iterations must be at least 1");
     if (c->max_body_size < 1024)
@@ -201,7 +204,7 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
 {
     guest_config *c = &ctx->cfg;
     *c = *in;
-    bool ok = own_string(ctx, &c->name_prefix, "") &&
+    bool ok = own_string(ctx, &c->name_prefix, "Guest") &&
               own_string(ctx, &c->login_url, "/accounts/login/") &&
               own_string(ctx, &c->login_redirect_url, "/accounts/profile/") &&
               own_string(ctx, &c->convert_url, "/convert/") &&

@@ -98,6 +98,7 @@ guest_status guest__migrate(PGconn *conn, const char *schema,
     }
     return run(conn, timeout_ms, "COMMIT", schema, NULL, NULL, err);
 rollback:
+    PQclear(res); /* the failed statement's error result, if any */
     if (PQstatus(conn) == CONNECTION_OK) {
         guest_error ignored;
         run(conn, timeout_ms, "ROLLBACK", schema, NULL, NULL, &ignored);

@@ -307,6 +307,16 @@ START_TEST(ping_and_blocked_agents)
     ck_assert_str_eq(cfg->required_anon_url, "/accounts/login/");
     ck_assert_str_eq(cfg->required_user_url, "/accounts/profile/");
     guest_ctx_free(ctx);
+
+    /* a NULL string setting means its documented default */
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.name_prefix = NULL;
+    c.cookie_name = NULL;
+    ctx = tl_ctx_new(&c);
+    ck_assert_str_eq(guest_ctx_config(ctx)->name_prefix, "Guest");
+    ck_assert_str_eq(guest_ctx_config(ctx)->cookie_name, "sessionid");
+    guest_ctx_free(ctx);
 }
 END_TEST
 

@@ -235,6 +235,10 @@ static void t_pool(guest_config *c)
 {
     c->db_pool_size = 0;
 }
+static void t_timeout(guest_config *c)
+{
+    c->db_timeout_ms = 3000000000u;
+}
 
 START_TEST(bad_config_is_reported)
 {
@@ -249,6 +253,8 @@ START_TEST(bad_config_is_reported)
     ck_assert_int_eq(bad_config(t_ctl, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_int_eq(bad_config(t_age, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_int_eq(bad_config(t_pool, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_int_eq(bad_config(t_timeout, msg, sizeof msg), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(msg, "db_timeout_ms"));
     ck_assert_int_eq(bad_config(t_syntax, msg, sizeof msg), GUEST_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(msg, "db_conninfo"));
 }
