@@ -80,9 +80,6 @@ guest_status guest__run(guest_ctx *ctx, const char *tmpl,
                         guest_error *err);
 
 /* Session helpers around the core's session.c. */
-/* SHA-256 of the request's well-formed session cookie; false when none. */
-bool guest__req_session_hash(guest_req *req,
-                             unsigned char hash[GUEST__SHA256_BYTES]);
 /* Makes the request's cached user @p user (NULL: anonymous). */
 void guest__req_set_user(guest_req *req, const guest_user *user);
 /* Forgets the cached user so the next guest_req_user() asks the database. */

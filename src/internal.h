@@ -46,6 +46,7 @@ struct guest_req {
     char *path; /* target without the query string */
     bool user_resolved;
     bool has_user;
+    bool vary_cookie_sent; /* "Vary: Cookie" added once per response */
     guest_user user;
     int status;
     /* csrf.c: the CSRF secret in force for this request once looked up or
@@ -179,6 +180,14 @@ guest_status guest__store_resolve(guest_ctx *ctx,
  * Caller frees. */
 char *guest__redirect_with_next(const char *base, const char *field,
                                 const char *target);
+
+/* SHA-256 of the request's well-formed session cookie; false when none. */
+bool guest__req_session_hash(guest_req *req,
+                             unsigned char hash[GUEST__SHA256_BYTES]);
+
+/* request.c: marks the response as depending on the Cookie header, once;
+ * shared caches must not hand one visitor's page to another. */
+void guest__vary_cookie(guest_req *req);
 
 /* response.c */
 guest_status guest__respond_unavailable(guest_req *req);

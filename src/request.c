@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "internal.h"
 
 guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
@@ -37,6 +39,8 @@ void guest_req_free(guest_req *req)
 {
     if (!req)
         return;
+    OPENSSL_cleanse(req->csrf_secret, sizeof req->csrf_secret);
+    OPENSSL_cleanse(req->csrf_token, sizeof req->csrf_token);
     free(req->path);
     free(req);
 }
@@ -96,20 +100,36 @@ guest_status guest_req_body(const guest_req *req, const char **data,
     return GUEST_OK;
 }
 
+void guest__vary_cookie(guest_req *req)
+{
+    if (!req->vary_cookie_sent &&
+        guest_res_header(req, "Vary", "Cookie") == GUEST_OK)
+        req->vary_cookie_sent = true;
+}
+
+bool guest__req_session_hash(guest_req *req,
+                             unsigned char hash[GUEST__SHA256_BYTES])
+{
+    /* Anything but a well-formed token is simply "no session": no database
+     * work for garbage, no error page for a stale cookie. */
+    char token[GUEST__TOKEN_CHARS + 2];
+    bool ok =
+        guest__cookie_value(guest_req_header(req, "Cookie"),
+                            req->ctx->cfg.cookie_name, token, sizeof token) &&
+        guest__session_hash(token, hash);
+    OPENSSL_cleanse(token, sizeof token);
+    return ok;
+}
+
 guest_status guest_req_user(guest_req *req, const guest_user **user)
 {
     if (!req || !user)
         return GUEST_ERR_INVALID;
     if (!req->user_resolved) {
-        char token[GUEST__TOKEN_CHARS + 2];
         unsigned char hash[GUEST__SHA256_BYTES];
-        const char *cookie = guest_req_header(req, "Cookie");
+        guest__vary_cookie(req);
         bool found = false;
-        /* Anything but a well-formed token is simply "no session": no
-         * database work for garbage, no error page for a stale cookie. */
-        if (guest__cookie_value(cookie, req->ctx->cfg.cookie_name, token,
-                                sizeof token) &&
-            guest__session_hash(token, hash)) {
+        if (guest__req_session_hash(req, hash)) {
             guest_status st =
                 guest__store_resolve(req->ctx, hash, &req->user, &found, NULL);
             if (st != GUEST_OK) {
@@ -134,18 +154,14 @@ static bool plausible_name(const char *name)
            !guest__has_ctl(name);
 }
 
-guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
-                                    guest_error *err)
+/* The creation loop of guest_req_create_guest(), which holds the token. */
+static guest_status create_guest(guest_req *req, const char *token,
+                                 const unsigned char *hash,
+                                 const guest_user **user, guest_error *err)
 {
-    if (!req || !user)
-        return guest__fail(err, GUEST_ERR_INVALID, "req and user required");
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
-    char token[GUEST__TOKEN_CHARS + 1];
-    unsigned char hash[GUEST__SHA256_BYTES];
-    guest_status st = guest__session_new(token, hash);
-    if (st != GUEST_OK)
-        return guest__fail(err, st, "no random bytes for a session token");
+    guest_status st;
     /* Bounded: a generator with too few free names ends in an error, where
      * the reference would loop forever. */
     for (unsigned attempt = 0; attempt < c->name_max_attempts; attempt++) {
@@ -169,6 +185,7 @@ guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
             req->user_resolved = true;
             req->has_user = true;
             *user = &req->user;
+            guest__vary_cookie(req);
             st = guest__set_session_cookie(req, token);
             if (st != GUEST_OK)
                 return guest__fail(err, st, "cannot set the session cookie");
@@ -181,6 +198,22 @@ guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
     return guest__fail(err, GUEST_ERR_NAME_EXHAUSTED,
                        "%u generated names in a row already existed",
                        c->name_max_attempts);
+}
+
+guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
+                                    guest_error *err)
+{
+    if (!req || !user)
+        return guest__fail(err, GUEST_ERR_INVALID, "req and user required");
+    char token[GUEST__TOKEN_CHARS + 1];
+    unsigned char hash[GUEST__SHA256_BYTES];
+    guest_status st = guest__session_new(token, hash);
+    if (st != GUEST_OK)
+        return guest__fail(err, st, "no random bytes for a session token");
+    st = create_guest(req, token, hash, user, err);
+    /* The token is a bearer secret: it leaves only in the cookie. */
+    OPENSSL_cleanse(token, sizeof token);
+    return st;
 }
 
 int64_t guest_user_id(const guest_user *user)

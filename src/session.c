@@ -103,6 +103,12 @@ guest_status guest__set_cookie(guest_req *req, const char *name,
 
 guest_status guest__set_session_cookie(guest_req *req, const char *token)
 {
+    /* A response that hands out a session must never be stored by a shared
+     * cache, or the next visitor would receive this one's cookie. */
+    guest__vary_cookie(req);
+    guest_status st = guest_res_header(req, "Cache-Control", "private");
+    if (st != GUEST_OK)
+        return st;
     return guest__set_cookie(req, req->ctx->cfg.cookie_name, token,
                              (long long)req->ctx->cfg.max_age, true);
 }

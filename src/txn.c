@@ -206,16 +206,6 @@ guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
     return st;
 }
 
-bool guest__req_session_hash(guest_req *req,
-                             unsigned char hash[GUEST__SHA256_BYTES])
-{
-    char token[GUEST__TOKEN_CHARS + 2];
-    return guest__cookie_value(guest_req_header(req, "Cookie"),
-                               req->ctx->cfg.cookie_name, token,
-                               sizeof token) &&
-           guest__session_hash(token, hash);
-}
-
 void guest__req_set_user(guest_req *req, const guest_user *user)
 {
     req->user_resolved = true;

@@ -746,7 +746,12 @@ START_TEST(cookie_lines_keep_their_attributes)
         tl_http_init(&h, "GET", "/");
         tl_http_run(&fake_ctx, &h, cookies_handler, &c);
         ck_assert_int_eq(c.st, GUEST_OK);
-        ck_assert_int_eq(h.nres_headers, 3);
+        /* handing out a session also keeps shared caches away, once */
+        ck_assert_int_eq(h.nres_headers, 5);
+        ck_assert_str_eq(h.res_headers[0][0], "Vary");
+        ck_assert_str_eq(h.res_headers[0][1], "Cookie");
+        ck_assert_str_eq(h.res_headers[1][0], "Cache-Control");
+        ck_assert_str_eq(h.res_headers[1][1], "private");
         const char *attrs =
             secure ? "; Path=/; Domain=example.com" : "; Path=/";
         const char *tail =
@@ -754,12 +759,12 @@ START_TEST(cookie_lines_keep_their_attributes)
         char want[256];
         snprintf(want, sizeof want,
                  "sessionid=tok; Max-Age=1209600%s; HttpOnly%s", attrs, tail);
-        ck_assert_str_eq(h.res_headers[0][0], "Set-Cookie");
-        ck_assert_str_eq(h.res_headers[0][1], want);
+        ck_assert_str_eq(h.res_headers[2][0], "Set-Cookie");
+        ck_assert_str_eq(h.res_headers[2][1], want);
         snprintf(want, sizeof want, "sessionid=\"\"; Max-Age=0%s; HttpOnly%s",
                  attrs, tail);
-        ck_assert_str_eq(h.res_headers[1][1], want);
-        const char *csrf = h.res_headers[2][1];
+        ck_assert_str_eq(h.res_headers[3][1], want);
+        const char *csrf = h.res_headers[4][1];
         ck_assert_int_eq(strncmp(csrf, "csrftoken=", 10), 0);
         snprintf(want, sizeof want, "; Max-Age=31449600%s%s", attrs, tail);
         ck_assert_str_eq(csrf + 10 + 32, want);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "testlib.h"
 
@@ -118,6 +119,13 @@ START_TEST(allow_makes_an_anonymous_visitor_a_guest)
     ck_assert_ptr_nonnull(strstr(sc, "; SameSite=Lax"));
     ck_assert_ptr_null(strstr(sc, "Secure"));
     ck_assert_ptr_null(strstr(sc, "Domain"));
+    /* the page depends on the cookie: shared caches must keep it apart,
+     * and say so once */
+    int vary = 0;
+    for (int i = 0; i < h.nres_headers; i++)
+        vary += !strcasecmp(h.res_headers[i][0], "Vary");
+    ck_assert_int_eq(vary, 1);
+    ck_assert_str_eq(tl_http_res_header(&h, "Vary"), "Cookie");
     char cookie[128];
     ck_assert(tl_http_cookie(&h, "sessionid", cookie, sizeof cookie));
     tl_http_free(&h);
@@ -127,6 +135,7 @@ START_TEST(allow_makes_an_anonymous_visitor_a_guest)
     call(ctx, &h, "/hello/", cookie, NULL, allow_view, &again);
     ck_assert_int_eq(again.id, s.id);
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    ck_assert_str_eq(tl_http_res_header(&h, "Vary"), "Cookie");
     ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_guards.users"), 1);
     tl_http_free(&h);
 
