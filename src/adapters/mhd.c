@@ -62,6 +62,15 @@ static const char *op_client_addr(void *c)
     return r->addr[0] ? r->addr : NULL;
 }
 
+/* An application may start its own daemon with MHD_USE_TLS; a TLS session
+ * on the connection is what makes the request HTTPS. */
+static int op_is_https(void *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        ((mhd_req *)c)->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return ci && ci->tls_session;
+}
+
 static int op_body(void *c, const char **data, size_t *len)
 {
     mhd_req *r = c;
@@ -90,7 +99,7 @@ static const guest_http_ops mhd_ops = {
     .method = op_method,
     .target = op_target,
     .client_addr = op_client_addr,
-    .is_https = NULL,
+    .is_https = op_is_https,
     .body = op_body,
     .set_status = op_set_status,
     .add_header = op_add_header,
