@@ -19,6 +19,15 @@ int guest_res_status_code(const guest_req *req)
     return req->status;
 }
 
+guest_status guest_res_reset(guest_req *req)
+{
+    if (!req || !req->ops->reset || req->ops->reset(req->conn) != 0)
+        return GUEST_ERR_INVALID;
+    req->status = 200;
+    req->vary_cookie_sent = false;
+    return GUEST_OK;
+}
+
 guest_status guest_res_header(guest_req *req, const char *name,
                               const char *value)
 {

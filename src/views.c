@@ -246,8 +246,12 @@ static void show(guest_req *req, const guest_views *v, guest_page *page)
     no_cache(req);
     guest_status st = v->render ? v->render(req, page, v->render_userdata)
                                 : guest_render_default(req, page);
-    if (st != GUEST_OK)
+    if (st != GUEST_OK) {
+        /* Half a page must not end in an error text: start over when the
+         * adapter can (every bundled one can). */
+        guest_res_reset(req);
         server_error(req, false);
+    }
 }
 
 /* A page with a form: the CSRF token is made (and its cookie set) here. */

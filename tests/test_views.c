@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -846,6 +847,34 @@ static guest_status my_render(guest_req *req, const guest_page *page, void *ud)
     return guest_res_printf(req, "<p>my page %d</p>", (int)page->kind);
 }
 
+static guest_status broken_render(guest_req *req, const guest_page *page,
+                                  void *ud)
+{
+    (void)page, (void)ud;
+    guest_res_printf(req, "<html><body>half a pa");
+    return GUEST_ERR_HOOK;
+}
+
+START_TEST(a_failing_render_answers_a_clean_500)
+{
+    guest_ctx *ctx = ctx_new();
+    guest_views views;
+    guest_views_init(&views);
+    views.render = broken_render;
+    tl_http h;
+    at_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
+               guest_login_view, &views);
+    ck_assert_int_eq(h.status, 500);
+    ck_assert_ptr_null(strstr(h.res_body, "half a pa"));
+    int types = 0;
+    for (int i = 0; i < h.nres_headers; i++)
+        types += !strcasecmp(h.res_headers[i][0], "Content-Type");
+    ck_assert_int_eq(types, 1);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(render_callback_replaces_html)
 {
     guest_ctx *ctx = ctx_new();
@@ -1010,6 +1039,7 @@ int main(void)
     tcase_add_test(tc, json_mode);
     tcase_add_test(tc, custom_fields_in_the_view);
     tcase_add_test(tc, render_callback_replaces_html);
+    tcase_add_test(tc, a_failing_render_answers_a_clean_500);
     tcase_add_test(tc, double_submit_converts_once);
     suite_add_tcase(s, tc);
     return tl_run(s);

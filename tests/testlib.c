@@ -141,6 +141,15 @@ static int t_write(void *c, const void *d, size_t n)
     return 0;
 }
 
+static int t_reset(void *c)
+{
+    tl_http *h = c;
+    tl_http_free(h);
+    h->status = 200;
+    h->res_len = 0;
+    return 0;
+}
+
 static const guest_http_ops tl_ops = {
     .header = t_header,
     .method = t_method,
@@ -151,6 +160,7 @@ static const guest_http_ops tl_ops = {
     .set_status = t_status,
     .add_header = t_add_header,
     .write = t_write,
+    .reset = t_reset,
 };
 
 void tl_http_init(tl_http *h, const char *method, const char *target)

@@ -33,6 +33,9 @@ typedef struct guest_http_ops {
     int (*set_status)(void *conn, int status);
     int (*add_header)(void *conn, const char *name, const char *value);
     int (*write)(void *conn, const void *data, size_t len);
+    /** Optional (NULL: unsupported): forget the status, headers and body
+     * set so far, for an error answer after a handler began a page. */
+    int (*reset)(void *conn);
 } guest_http_ops;
 
 /** A request handler; see guards.h for the wrapping macros. */
@@ -109,6 +112,10 @@ GUEST_API guest_status guest_res_send(guest_req *req, int status,
                                       const char *body);
 /** 302 to @p location (rejected if it holds CR, LF or NUL). */
 GUEST_API guest_status guest_res_redirect(guest_req *req, const char *location);
+/** Discards the status, headers and body set so far (Set-Cookie
+ * included), back to an empty 200: for an error page after a page was
+ * begun. GUEST_ERR_INVALID when the adapter cannot (no reset callback). */
+GUEST_API guest_status guest_res_reset(guest_req *req);
 /** Status the handler set so far (200 when none). */
 GUEST_API int guest_res_status_code(const guest_req *req);
 

@@ -79,6 +79,12 @@ static int op_write(void *c, const void *data, size_t len)
     return guest_response_write(&((cw_req *)c)->res, data, len);
 }
 
+static int op_reset(void *c)
+{
+    guest_response_reset(&((cw_req *)c)->res, 200);
+    return 0;
+}
+
 static const guest_http_ops civetweb_ops = {
     .header = op_header,
     .method = op_method,
@@ -89,6 +95,7 @@ static const guest_http_ops civetweb_ops = {
     .set_status = op_set_status,
     .add_header = op_add_header,
     .write = op_write,
+    .reset = op_reset,
 };
 
 static void cw_req_free(cw_req *r)

@@ -94,6 +94,12 @@ static int op_write(void *c, const void *data, size_t len)
     return guest_response_write(&((mhd_req *)c)->res, data, len);
 }
 
+static int op_reset(void *c)
+{
+    guest_response_reset(&((mhd_req *)c)->res, 200);
+    return 0;
+}
+
 static const guest_http_ops mhd_ops = {
     .header = op_header,
     .method = op_method,
@@ -104,6 +110,7 @@ static const guest_http_ops mhd_ops = {
     .set_status = op_set_status,
     .add_header = op_add_header,
     .write = op_write,
+    .reset = op_reset,
 };
 
 static void mhd_req_free(mhd_req *r)
