@@ -52,29 +52,29 @@ static bool cleanup_sql_build(cleanup_sql *sql, const char *schema)
      * joined: with a join the planner hashes the whole users table for
      * every batch, which made each batch cost as much as the table is big. */
     sql->delete_users =
-        guest__asprintf("DELETE FROM \"%1$s\".users WHERE id = ANY (ARRAY("
-                        "SELECT g.user_id FROM \"%1$s\".guests g"
-                        " JOIN \"%1$s\".users u ON u.id = g.user_id"
-                        " WHERE g.created_at < $1::timestamptz"
-                        " ORDER BY g.created_at LIMIT $2::integer"
-                        " FOR UPDATE OF g, u SKIP LOCKED))",
-                        schema);
-    sql->delete_sessions = guest__asprintf(
-        "DELETE FROM \"%1$s\".sessions WHERE token_hash = ANY (ARRAY("
-        "SELECT token_hash FROM \"%1$s\".sessions"
+        guest__schema_sql("DELETE FROM @.users WHERE id = ANY (ARRAY("
+                          "SELECT g.user_id FROM @.guests g"
+                          " JOIN @.users u ON u.id = g.user_id"
+                          " WHERE g.created_at < $1::timestamptz"
+                          " ORDER BY g.created_at LIMIT $2::integer"
+                          " FOR UPDATE OF g, u SKIP LOCKED))",
+                          schema);
+    sql->delete_sessions = guest__schema_sql(
+        "DELETE FROM @.sessions WHERE token_hash = ANY (ARRAY("
+        "SELECT token_hash FROM @.sessions"
         " WHERE expires_at <= $1::timestamptz LIMIT $2::integer"
         " FOR UPDATE SKIP LOCKED))",
         schema);
-    sql->count_users = guest__asprintf(
-        "SELECT count(*) FROM \"%1$s\".guests WHERE created_at < "
-        "$1::timestamptz",
-        schema);
+    sql->count_users =
+        guest__schema_sql("SELECT count(*) FROM @.guests WHERE created_at < "
+                          "$1::timestamptz",
+                          schema);
     /* A real run deletes the expired guests first, taking their sessions
      * with them; the session count leaves those out to match it. */
-    sql->count_sessions = guest__asprintf(
-        "SELECT count(*) FROM \"%1$s\".sessions s"
+    sql->count_sessions = guest__schema_sql(
+        "SELECT count(*) FROM @.sessions s"
         " WHERE s.expires_at <= $2::timestamptz AND NOT EXISTS ("
-        "SELECT 1 FROM \"%1$s\".guests g WHERE g.user_id = s.user_id"
+        "SELECT 1 FROM @.guests g WHERE g.user_id = s.user_id"
         " AND g.created_at < $1::timestamptz)",
         schema);
     if (!sql->delete_users || !sql->delete_sessions || !sql->count_users ||
@@ -329,12 +329,12 @@ guest_status guest_get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
     if (st != GUEST_OK)
         return st;
     /* One statement, so the four counts come from one snapshot. */
-    char *sql = guest__asprintf(
-        "SELECT (SELECT count(*) FROM \"%1$s\".users),"
-        " (SELECT count(*) FROM \"%1$s\".guests),"
-        " (SELECT count(*) FROM \"%1$s\".guests"
+    char *sql = guest__schema_sql(
+        "SELECT (SELECT count(*) FROM @.users),"
+        " (SELECT count(*) FROM @.guests),"
+        " (SELECT count(*) FROM @.guests"
         " WHERE created_at < $1::timestamptz),"
-        " (SELECT count(*) FROM \"%1$s\".sessions WHERE expires_at > now())",
+        " (SELECT count(*) FROM @.sessions WHERE expires_at > now())",
         ctx->cfg.db_schema);
     if (!sql)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
