@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 guest_ctx *at_ctx(const char *schema, void (*tweak)(guest_config *))
 {
@@ -142,4 +143,14 @@ bool at_input_value(const char *html, const char *name, char *out, size_t size)
     memcpy(out, v, n);
     out[n] = '\0';
     return true;
+}
+
+guest_status at_slow_store(guest_db *db, const guest_user *user,
+                           const guest_form *form, guest_form_errors *errors,
+                           void *ud)
+{
+    (void)db, (void)user, (void)form, (void)errors, (void)ud;
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    return GUEST_OK;
 }

@@ -45,4 +45,10 @@ int64_t at_whoami(guest_ctx *ctx, const char *cookie, bool *is_guest);
  * page, into @p out; false when not found. */
 bool at_input_value(const char *html, const char *name, char *out, size_t size);
 
+/* A guest_signup store callback that sleeps 150 ms, holding the conversion
+ * transaction open so a racing request arrives while it holds its locks. */
+guest_status at_slow_store(guest_db *db, const guest_user *user,
+                           const guest_form *form, guest_form_errors *errors,
+                           void *ud);
+
 #endif

@@ -279,18 +279,7 @@ END_TEST
 
 /* ---- the races ---- */
 
-/* Keeps each racer's transaction open a while after its UPDATE, so the
- * other one really arrives while the first holds its locks. */
-static guest_status slow_store(guest_db *db, const guest_user *user,
-                               const guest_form *form,
-                               guest_form_errors *errors, void *ud)
-{
-    (void)db, (void)user, (void)form, (void)errors, (void)ud;
-    struct timespec ts = {0, 150 * 1000000L};
-    nanosleep(&ts, NULL);
-    return GUEST_OK;
-}
-static const guest_signup slow = {NULL, 0, NULL, slow_store, NULL};
+static const guest_signup slow = {NULL, 0, NULL, at_slow_store, NULL};
 
 typedef struct racer {
     guest_ctx *ctx;

@@ -931,18 +931,6 @@ END_TEST
 
 /* ---- the race as browsers see it ---- */
 
-/* Holds the winner's transaction open so the other submit arrives while
- * it still runs. */
-static guest_status slow_store(guest_db *db, const guest_user *user,
-                               const guest_form *form,
-                               guest_form_errors *errors, void *ud)
-{
-    (void)db, (void)user, (void)form, (void)errors, (void)ud;
-    struct timespec ts = {0, 150 * 1000000L};
-    nanosleep(&ts, NULL);
-    return GUEST_OK;
-}
-
 typedef struct browser {
     guest_ctx *ctx;
     const visitor *v;
@@ -964,7 +952,7 @@ static void *submit(void *arg)
     pthread_barrier_wait(br->b);
     guest_views views;
     guest_views_init(&views);
-    views.signup.store = slow_store;
+    views.signup.store = at_slow_store;
     at_request(br->ctx, &h, "POST", "/convert/", br->v->cookie, NULL, body,
                guest_convert_view, &views);
     br->status = h.status;
