@@ -63,6 +63,16 @@ guest_status guest__fail(guest_error *err, guest_status st, const char *fmt,
 guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
                             const PGconn *conn);
 
+/* log.c: one line to cfg.log (or stderr). */
+void guest__log(const guest_ctx *ctx, guest_log_level level, const char *fmt,
+                ...) GUEST_PRINTF(3, 4);
+/* Like guest__log, but at most once per @p interval_ms for each @p last
+ * (a timestamp the caller keeps, 0 at first): for conditions that would
+ * otherwise log on every request. True when it logged. */
+bool guest__log_every(const guest_ctx *ctx, _Atomic int64_t *last,
+                      int64_t interval_ms, guest_log_level level,
+                      const char *fmt, ...) GUEST_PRINTF(5, 6);
+
 /* util.c */
 char *guest__strdup(const char *s);
 char *guest__asprintf(const char *fmt, ...) GUEST_PRINTF(1, 2);

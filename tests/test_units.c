@@ -1,6 +1,7 @@
 /* Unit tests of the pieces that need no database. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -140,6 +141,53 @@ START_TEST(random_below_stays_in_range)
         ck_assert_int_gt(seen[i], 100);
     uint64_t v;
     ck_assert_int_eq(guest__random_below(0, &v), GUEST_ERR_INVALID);
+}
+END_TEST
+
+/* What the library logs goes to the application's callback; a condition
+ * that repeats is logged once per interval, not once per request. */
+typedef struct log_capture {
+    int calls;
+    guest_log_level level;
+    char last[128];
+} log_capture;
+
+static void capture_log(guest_log_level level, const char *message,
+                        void *userdata)
+{
+    log_capture *c = userdata;
+    c->calls++;
+    c->level = level;
+    snprintf(c->last, sizeof c->last, "%s", message);
+}
+
+START_TEST(log_goes_to_callback_and_repeats_are_held_back)
+{
+    guest_ctx fake;
+    memset(&fake, 0, sizeof fake);
+    guest_config_init(&fake.cfg);
+    ck_assert_ptr_null(fake.cfg.log);
+    log_capture cap = {0};
+    fake.cfg.log = capture_log;
+    fake.cfg.log_userdata = &cap;
+    guest__log(&fake, GUEST_LOG_WARNING, "value %d", 42);
+    ck_assert_int_eq(cap.calls, 1);
+    ck_assert_int_eq(cap.level, GUEST_LOG_WARNING);
+    ck_assert_str_eq(cap.last, "value 42");
+
+    _Atomic int64_t last = 0;
+    /* An hour-long interval: only the first of many calls logs. */
+    for (int i = 0; i < 100; i++)
+        guest__log_every(&fake, &last, 3600 * 1000, GUEST_LOG_ERROR, "full %d",
+                         i);
+    ck_assert_int_eq(cap.calls, 2);
+    ck_assert_str_eq(cap.last, "full 0");
+    /* Once the interval has passed, the next call logs again. */
+    last = guest__now_ms() - 3600 * 1000 - 1;
+    ck_assert(
+        guest__log_every(&fake, &last, 3600 * 1000, GUEST_LOG_ERROR, "again"));
+    ck_assert_int_eq(cap.calls, 3);
+    ck_assert_int_eq(cap.level, GUEST_LOG_ERROR);
 }
 END_TEST
 
@@ -362,6 +410,7 @@ int main(void)
     tcase_add_test(tc, unreachable_database_is_reported);
     tcase_add_test(tc, a_silent_database_times_out);
     tcase_add_test(tc, response_collection_for_adapters);
+    tcase_add_test(tc, log_goes_to_callback_and_repeats_are_held_back);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

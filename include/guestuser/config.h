@@ -59,6 +59,21 @@ typedef const char *(*guest_password_check_fn)(const char *username,
                                                const char *password,
                                                void *userdata);
 
+/** Severity of a library log message. */
+typedef enum guest_log_level {
+    GUEST_LOG_ERROR,
+    GUEST_LOG_WARNING,
+    GUEST_LOG_INFO
+} guest_log_level;
+
+/**
+ * Receives the library's log messages: one line of text without a newline,
+ * borrowed for the call. Called from any server thread; must be
+ * thread-safe.
+ */
+typedef void (*guest_log_fn)(guest_log_level level, const char *message,
+                             void *userdata);
+
 /** Password validator switches for guest_config.password_checks. */
 enum {
     GUEST_PW_CHECK_MIN_LENGTH = 1 << 0,
@@ -152,6 +167,10 @@ struct guest_config {
     const char *secure_proxy_header;
     /** Largest request body the adapters accept, bytes (65536). */
     size_t max_body_size;
+
+    /** Where log messages go (NULL: one "guestuser: ..." line on stderr). */
+    guest_log_fn log;
+    void *log_userdata;
 };
 
 /** Fills @p cfg with the defaults listed on each field. */

@@ -26,7 +26,9 @@ extern "C" {
     X(ERR_CRYPTO, "cryptographic library failure")                             \
     X(ERR_HOOK, "an application callback reported failure")                    \
     X(ERR_CANCELLED, "cancelled by the caller")                                \
-    X(ERR_TOO_LARGE, "input too large")
+    X(ERR_TOO_LARGE, "input too large")                                        \
+    X(ERR_BUSY, "the server is busy, try again later")                         \
+    X(ERR_RATE_LIMITED, "too many attempts, try again later")
 
 /** Status returned by every fallible libguestuser call; GUEST_OK is 0. */
 typedef enum guest_status {
