@@ -54,10 +54,11 @@ START_TEST(tls_daemon_requests_are_https)
     ck_assert_int_eq(guest_mhd_new(ctx, report, NULL, &app), GUEST_OK);
     struct MHD_Daemon *tls = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL,
-        guest_mhd_access, app, MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log,
-        app, MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
-        MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
-        MHD_OPTION_END);
+        guest_mhd_access, app, MHD_OPTION_NOTIFY_CONNECTION,
+        guest_mhd_connection, app, MHD_OPTION_URI_LOG_CALLBACK,
+        guest_mhd_uri_log, app, MHD_OPTION_NOTIFY_COMPLETED,
+        guest_mhd_completed, app, MHD_OPTION_HTTPS_MEM_KEY, key,
+        MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
     ck_assert_ptr_nonnull(tls);
     struct MHD_Daemon *plain;
     ck_assert_int_eq(guest_mhd_start(app, "127.0.0.1", 0, &plain), GUEST_OK);

@@ -12,6 +12,11 @@ typedef struct demo_options {
     const char *bind;
     uint16_t port;
     const char *server; /* "mhd" or "civetweb" */
+    /* Server limits; -1: the adapter's default. */
+    long max_connections;  /* mhd */
+    long max_conns_per_ip; /* mhd */
+    long header_timeout;   /* seconds, both */
+    long threads;          /* civetweb */
     /* storage for repeated --blocked-agent flags */
     const char *agents[64];
     int nagents;

@@ -52,7 +52,16 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
     *port = o->port;
 #ifdef GUESTUSER_DEMO_MHD
     if (!strcmp(s->name, "mhd")) {
+        guest_mhd_limits l;
+        guest_mhd_limits_init(&l);
+        if (o->max_connections >= 0)
+            l.max_connections = (unsigned)o->max_connections;
+        if (o->max_conns_per_ip >= 0)
+            l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
+        if (o->header_timeout >= 0)
+            l.header_timeout_s = (unsigned)o->header_timeout;
         if (guest_mhd_new(ctx, demo_handler, NULL, &s->mhd) != GUEST_OK ||
+            guest_mhd_set_limits(s->mhd, &l) != GUEST_OK ||
             guest_mhd_start(s->mhd, o->bind, o->port, &s->daemon) != GUEST_OK)
             return false;
         const union MHD_DaemonInfo *di =
@@ -64,8 +73,15 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
 #endif
 #ifdef GUESTUSER_DEMO_CIVETWEB
     if (!strcmp(s->name, "civetweb")) {
+        guest_civetweb_limits l;
+        guest_civetweb_limits_init(&l);
+        if (o->threads > 0)
+            l.threads = (unsigned)o->threads;
+        if (o->header_timeout > 0)
+            l.header_timeout_s = (unsigned)o->header_timeout;
         if (guest_civetweb_new(ctx, demo_handler, NULL, &s->civetweb) !=
                 GUEST_OK ||
+            guest_civetweb_set_limits(s->civetweb, &l) != GUEST_OK ||
             guest_civetweb_start(s->civetweb, o->bind, o->port, &s->mg) !=
                 GUEST_OK)
             return false;

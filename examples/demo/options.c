@@ -7,7 +7,8 @@
 #include "demo.h"
 
 enum {
-    OPT_BIND = 256, OPT_PORT, OPT_DB, OPT_SCHEMA, OPT_SERVER, OPT_MAX_AGE,
+    OPT_BIND = 256, OPT_PORT, OPT_DB, OPT_SCHEMA, OPT_SERVER, OPT_MAX_CONNS,
+    OPT_MAX_CONNS_PER_IP, OPT_HEADER_TIMEOUT, OPT_THREADS, OPT_MAX_AGE,
     OPT_DISABLED, OPT_GENERATOR, OPT_PREFIX, OPT_DIGITS, OPT_ATTEMPTS,
     OPT_AGENT, OPT_NO_AGENTS, OPT_LOGIN, OPT_LOGIN_REDIRECT, OPT_CONVERT,
     OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
@@ -22,6 +23,10 @@ static const struct option longopts[] = {
     {"db", required_argument, NULL, OPT_DB},
     {"schema", required_argument, NULL, OPT_SCHEMA},
     {"server", required_argument, NULL, OPT_SERVER},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+    {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"max-age", required_argument, NULL, OPT_MAX_AGE},
     {"disabled", no_argument, NULL, OPT_DISABLED},
     {"name-generator", required_argument, NULL, OPT_GENERATOR},
@@ -68,6 +73,12 @@ void demo_usage(FILE *out, const char *argv0)
 "  --port N                  port (8080)\n"
 "  --server mhd|civetweb     HTTP server library to use (mhd); a build has\n"
 "                            those whose adapter it was built with\n"
+"  --max-connections N       mhd: connections open at once (512)\n"
+"  --max-conns-per-ip N      mhd: connections one address may hold (32;\n"
+"                            0: no limit, e.g. behind a reverse proxy)\n"
+"  --header-timeout SECONDS  time a client has to send its request headers\n"
+"                            (10; mhd: 0 turns it off)\n"
+"  --threads N               civetweb: worker threads (50)\n"
 "Database:\n"
 "  --db CONNINFO             libpq conninfo or URI (else env GUESTUSER_DB,\n"
 "                            else libpq's PG* environment)\n"
@@ -128,6 +139,8 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
     guest_config_init(&o->cfg);
     o->bind = "127.0.0.1";
     o->port = 8080;
+    o->max_connections = o->max_conns_per_ip = o->header_timeout = -1;
+    o->threads = -1;
     /* The first server this build has, so a build without MHD still runs
      * with no flags. */
 #ifdef GUESTUSER_DEMO_MHD
@@ -151,6 +164,26 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
         case OPT_DB: c->db_conninfo = optarg; break;
         case OPT_SCHEMA: c->db_schema = optarg; break;
         case OPT_SERVER: o->server = optarg; break;
+        case OPT_MAX_CONNS:
+            if (!parse_num(optarg, 1, 1000000, &n))
+                goto bad;
+            o->max_connections = (long)n;
+            break;
+        case OPT_MAX_CONNS_PER_IP:
+            if (!parse_num(optarg, 0, 1000000, &n))
+                goto bad;
+            o->max_conns_per_ip = (long)n;
+            break;
+        case OPT_HEADER_TIMEOUT:
+            if (!parse_num(optarg, 0, 3600, &n))
+                goto bad;
+            o->header_timeout = (long)n;
+            break;
+        case OPT_THREADS:
+            if (!parse_num(optarg, 1, 1024, &n))
+                goto bad;
+            o->threads = (long)n;
+            break;
         case OPT_MAX_AGE:
             if (!parse_num(optarg, 1, INT64_MAX / 2, &n))
                 goto bad;

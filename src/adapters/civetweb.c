@@ -15,6 +15,7 @@ struct guest_civetweb {
     guest_handler_fn handler;
     void *userdata;
     size_t max_body;
+    guest_civetweb_limits limits;
 };
 
 typedef struct cw_req {
@@ -302,7 +303,28 @@ guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
+    guest_civetweb_limits_init(&app->limits);
     *out = app;
+    return GUEST_OK;
+}
+
+void guest_civetweb_limits_init(guest_civetweb_limits *limits)
+{
+    if (!limits)
+        return;
+    limits->threads = 50;
+    limits->header_timeout_s = 10;
+}
+
+guest_status guest_civetweb_set_limits(guest_civetweb *app,
+                                       const guest_civetweb_limits *limits)
+{
+    /* Each worker is a thread with its own stack; past a thousand, more
+     * workers only give a slow-client attack more to hold. */
+    if (!app || !limits || limits->threads < 1 || limits->threads > 1024 ||
+        limits->header_timeout_s < 1 || limits->header_timeout_s > 3600)
+        return GUEST_ERR_INVALID;
+    app->limits = *limits;
     return GUEST_OK;
 }
 
@@ -343,12 +365,19 @@ guest_status guest_civetweb_start(guest_civetweb *app, const char *bind_addr,
     } else {
         return GUEST_ERR_INVALID;
     }
+    char threads[16], timeout[16];
+    snprintf(threads, sizeof threads, "%u", app->limits.threads);
+    /* CivetWeb counts request_timeout_ms from the start of a request to
+     * its complete header block, and per read and write after that. */
+    snprintf(timeout, sizeof timeout, "%u",
+             app->limits.header_timeout_s * 1000u);
     /* clang-format off */
     const char *options[] = {
         "listening_ports", ports,
         "enable_keep_alive", "yes",
         "decode_url", "no",
-        "request_timeout_ms", "30000",
+        "num_threads", threads,
+        "request_timeout_ms", timeout,
         NULL, NULL,
     };
     /* clang-format on */

@@ -1,51 +1,94 @@
 /* libmicrohttpd adapter: buffers the response, then queues it in one go,
- * because MHD needs the status and headers before any body byte. */
+ * because MHD needs the status and headers before any body byte.
+ *
+ * Per-request state lives in a per-connection object that MHD's connection
+ * notifications create and destroy. MHD skips the request callbacks for
+ * requests it refuses on its own (a query string or header block too large
+ * for its memory pool, a malformed request line): anything allocated per
+ * request would leak then. The connection notification always runs, so
+ * nothing here depends on a callback MHD may skip. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "guestuser/adapter.h"
 #include "guestuser/adapters/mhd.h"
+
+typedef struct mhd_conn mhd_conn;
 
 struct guest_mhd {
     guest_ctx *ctx;
     guest_handler_fn handler;
     void *userdata;
     size_t max_body;
+    guest_mhd_limits limits;
+    /* The header-timeout watchdog and the live connections it watches. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t watchdog;
+    bool watchdog_running;
+    bool stopping;
+    mhd_conn *conns;
+    _Atomic unsigned long timed_out;
 };
 
-typedef struct mhd_req {
+struct mhd_conn {
+    mhd_conn *prev, *next; /* app->conns, under app->lock */
+    guest_mhd *app;
     struct MHD_Connection *conn;
-    char *target;
+    int fd;
+    bool killed; /* shut down by the watchdog, under app->lock */
+    /* Monotonic ms by which the client must have sent what we wait for
+     * (request headers, then the body); 0 while the request is ours. */
+    _Atomic int64_t deadline;
+    /* The request in progress on this connection. */
+    guest_buf target;
     const char *method;
     char addr[INET6_ADDRSTRLEN];
     guest_buf body;
     bool headers_seen;
     bool too_large;
     guest_response res;
-} mhd_req;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm(mhd_conn *c)
+{
+    unsigned t = c->app->limits.header_timeout_s;
+    atomic_store(&c->deadline, t ? now_ms() + (int64_t)t * 1000 : 0);
+}
 
 static const char *op_header(void *c, const char *name)
 {
-    return MHD_lookup_connection_value(((mhd_req *)c)->conn, MHD_HEADER_KIND,
+    return MHD_lookup_connection_value(((mhd_conn *)c)->conn, MHD_HEADER_KIND,
                                        name);
 }
 
 static const char *op_method(void *c)
 {
-    return ((mhd_req *)c)->method;
+    return ((mhd_conn *)c)->method;
 }
+
 static const char *op_target(void *c)
 {
-    return ((mhd_req *)c)->target;
+    return ((mhd_conn *)c)->target.data;
 }
 
 static const char *op_client_addr(void *c)
 {
-    mhd_req *r = c;
+    mhd_conn *r = c;
     if (!r->addr[0]) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
             r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -67,13 +110,13 @@ static const char *op_client_addr(void *c)
 static int op_is_https(void *c)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-        ((mhd_req *)c)->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        ((mhd_conn *)c)->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     return ci && ci->tls_session;
 }
 
 static int op_body(void *c, const char **data, size_t *len)
 {
-    mhd_req *r = c;
+    mhd_conn *r = c;
     *data = r->body.data ? r->body.data : "";
     *len = r->body.len;
     return r->too_large ? -1 : 0;
@@ -81,22 +124,22 @@ static int op_body(void *c, const char **data, size_t *len)
 
 static int op_set_status(void *c, int status)
 {
-    return guest_response_set_status(&((mhd_req *)c)->res, status);
+    return guest_response_set_status(&((mhd_conn *)c)->res, status);
 }
 
 static int op_add_header(void *c, const char *name, const char *value)
 {
-    return guest_response_add_header(&((mhd_req *)c)->res, name, value);
+    return guest_response_add_header(&((mhd_conn *)c)->res, name, value);
 }
 
 static int op_write(void *c, const void *data, size_t len)
 {
-    return guest_response_write(&((mhd_req *)c)->res, data, len);
+    return guest_response_write(&((mhd_conn *)c)->res, data, len);
 }
 
 static int op_reset(void *c)
 {
-    guest_response_reset(&((mhd_req *)c)->res, 200);
+    guest_response_reset(&((mhd_conn *)c)->res, 200);
     return 0;
 }
 
@@ -113,14 +156,26 @@ static const guest_http_ops mhd_ops = {
     .reset = op_reset,
 };
 
-static void mhd_req_free(mhd_req *r)
+/* Forgets the request in progress; the connection object stays. */
+static void request_clear(mhd_conn *c)
 {
-    if (!r)
+    guest_response_free(&c->res);
+    guest_response_init(&c->res);
+    guest_buf_free(&c->body);
+    c->target.len = 0;
+    c->method = NULL;
+    c->headers_seen = false;
+    c->too_large = false;
+}
+
+void guest_mhd_limits_init(guest_mhd_limits *limits)
+{
+    if (!limits)
         return;
-    guest_response_free(&r->res);
-    guest_buf_free(&r->body);
-    free(r->target);
-    free(r);
+    limits->max_connections = 512;
+    limits->max_conns_per_ip = 32;
+    limits->header_timeout_s = 10;
+    limits->idle_timeout_s = 30;
 }
 
 guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -131,42 +186,184 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_mhd *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&app->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
+    if (pthread_mutex_init(&app->lock, NULL) != 0) {
+        pthread_cond_destroy(&app->wake);
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
+    guest_mhd_limits_init(&app->limits);
     *out = app;
     return GUEST_OK;
 }
 
+guest_status guest_mhd_set_limits(guest_mhd *app,
+                                  const guest_mhd_limits *limits)
+{
+    if (!app || !limits || limits->max_connections == 0 ||
+        limits->header_timeout_s > 3600 || limits->idle_timeout_s > 86400)
+        return GUEST_ERR_INVALID;
+    pthread_mutex_lock(&app->lock);
+    bool started = app->watchdog_running || app->conns;
+    if (!started)
+        app->limits = *limits;
+    pthread_mutex_unlock(&app->lock);
+    return started ? GUEST_ERR_INVALID : GUEST_OK;
+}
+
+unsigned long guest_mhd_timed_out(const guest_mhd *app)
+{
+    return app ? atomic_load(&app->timed_out) : 0;
+}
+
 void guest_mhd_free(guest_mhd *app)
 {
+    if (!app)
+        return;
+    pthread_mutex_lock(&app->lock);
+    app->stopping = true;
+    pthread_cond_signal(&app->wake);
+    bool joined = app->watchdog_running;
+    pthread_mutex_unlock(&app->lock);
+    if (joined)
+        pthread_join(app->watchdog, NULL);
+    pthread_mutex_destroy(&app->lock);
+    pthread_cond_destroy(&app->wake);
     free(app);
+}
+
+/* Closes connections whose client is too slow with its request. Only
+ * shutdown(): the fd stays open until MHD closes it, and MHD announces the
+ * close (which takes app->lock to unlink) before it closes the fd, so a
+ * listed connection's fd is never one reused by another connection. */
+static void *watchdog_main(void *arg)
+{
+    guest_mhd *app = arg;
+    pthread_mutex_lock(&app->lock);
+    while (!app->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&app->wake, &app->lock, &until);
+        int64_t now = now_ms();
+        for (mhd_conn *c = app->conns; c; c = c->next) {
+            int64_t d = atomic_load(&c->deadline);
+            if (d && now > d && !c->killed && c->fd >= 0) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->killed = true;
+                atomic_fetch_add(&app->timed_out, 1);
+            }
+        }
+    }
+    pthread_mutex_unlock(&app->lock);
+    return NULL;
+}
+
+void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    guest_mhd *app = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        mhd_conn *c = calloc(1, sizeof *c);
+        if (!c)
+            return; /* guest_mhd_uri_log then works without one */
+        c->app = app;
+        c->conn = connection;
+        guest_response_init(&c->res);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? (int)ci->connect_fd : -1;
+        arm(c);
+        pthread_mutex_lock(&app->lock);
+        c->next = app->conns;
+        if (app->conns)
+            app->conns->prev = c;
+        app->conns = c;
+        if (!app->watchdog_running && app->limits.header_timeout_s &&
+            !app->stopping &&
+            pthread_create(&app->watchdog, NULL, watchdog_main, app) == 0)
+            app->watchdog_running = true;
+        pthread_mutex_unlock(&app->lock);
+        *socket_context = c;
+        return;
+    }
+    mhd_conn *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&app->lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        app->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&app->lock);
+    request_clear(c);
+    guest_response_free(&c->res);
+    guest_buf_free(&c->target);
+    free(c);
+    *socket_context = NULL;
+}
+
+static mhd_conn *conn_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 void *guest_mhd_uri_log(void *cls, const char *uri,
                         struct MHD_Connection *connection)
 {
     (void)cls;
-    mhd_req *r = calloc(1, sizeof *r);
-    if (!r)
+    mhd_conn *c = conn_of(connection);
+    if (!c)
         return NULL;
-    r->conn = connection;
-    guest_response_init(&r->res);
-    r->target = strdup(uri ? uri : "/");
-    if (!r->target) {
-        free(r);
+    /* Whatever a refused or abandoned earlier request left is dropped here
+     * at the latest; the buffers' memory is reused or freed, never lost. */
+    request_clear(c);
+    if (!uri)
+        uri = "/";
+    if (guest_buf_append(&c->target, uri, strlen(uri)) != 0)
         return NULL;
-    }
-    return r;
+    return c;
 }
 
-static enum MHD_Result queue(mhd_req *r)
+/* Hands the collected body to MHD, which frees it with free() once sent:
+ * no second copy of the page. */
+static enum MHD_Result queue(mhd_conn *r)
 {
-    const guest_response *res = &r->res;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        res->body.len, res->body.data ? res->body.data : "",
-        MHD_RESPMEM_MUST_COPY);
+    guest_response *res = &r->res;
+    struct MHD_Response *resp;
+    if (res->body.len) {
+        resp = MHD_create_response_from_buffer(res->body.len, res->body.data,
+                                               MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            memset(&res->body, 0, sizeof res->body);
+    } else {
+        resp = MHD_create_response_from_buffer(0, (void *)"",
+                                               MHD_RESPMEM_PERSISTENT);
+    }
     if (!resp)
         return MHD_NO;
     for (size_t i = 0; i < res->header_count; i++)
@@ -178,7 +375,7 @@ static enum MHD_Result queue(mhd_req *r)
     return ret;
 }
 
-static enum MHD_Result plain(mhd_req *r, int status, const char *text)
+static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
 {
     guest_response_reset(&r->res, status);
     if (guest_response_add_header(&r->res, "Content-Type",
@@ -188,6 +385,22 @@ static enum MHD_Result plain(mhd_req *r, int status, const char *text)
     return queue(r);
 }
 
+/* A daemon started without guest_mhd_connection has nowhere to keep a
+ * request that cannot leak: refuse loudly instead of half-working. */
+static enum MHD_Result misconfigured(struct MHD_Connection *connection)
+{
+    static const char text[] =
+        "guestuser: the MHD daemon lacks MHD_OPTION_NOTIFY_CONNECTION with "
+        "guest_mhd_connection\n";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(connection, 500, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
                                  const char *url, const char *method,
                                  const char *version, const char *upload_data,
@@ -195,12 +408,14 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
 {
     (void)version;
     guest_mhd *app = cls;
-    mhd_req *r = *req_cls;
+    mhd_conn *r = *req_cls;
     if (!r) {
-        /* Started without guest_mhd_uri_log: fall back to MHD's decoded
-         * path, which has no query string. */
-        r = guest_mhd_uri_log(app, url, connection);
+        r = conn_of(connection);
         if (!r)
+            return misconfigured(connection);
+        /* No guest_mhd_uri_log: MHD's decoded path, without the query. */
+        request_clear(r);
+        if (guest_buf_append(&r->target, url, strlen(url)) != 0)
             return MHD_NO;
         *req_cls = r;
     }
@@ -209,6 +424,8 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
      * then would run the handler without the body and skip the size limit. */
     if (!r->headers_seen) {
         r->headers_seen = true;
+        /* The body gets a deadline of its own. */
+        arm(r);
         /* A declared length over the limit is refused before the body is
          * read, so a client cannot hold the connection with a huge upload;
          * MHD closes the connection after this answer. */
@@ -217,8 +434,10 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         if (cl && *cl >= '0' && *cl <= '9') {
             errno = 0;
             unsigned long long n = strtoull(cl, NULL, 10);
-            if (errno == ERANGE || n > app->max_body)
+            if (errno == ERANGE || n > app->max_body) {
+                atomic_store(&r->deadline, 0);
                 return plain(r, 413, "Payload Too Large\n");
+            }
         }
         return MHD_YES;
     }
@@ -233,6 +452,8 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The request is complete: from here on the time is the handler's. */
+    atomic_store(&r->deadline, 0);
     if (r->too_large)
         return plain(r, 413, "Payload Too Large\n");
     guest_req *req;
@@ -249,8 +470,13 @@ void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
     (void)cls;
     (void)connection;
     (void)toe;
-    mhd_req_free(*req_cls);
+    mhd_conn *r = *req_cls;
     *req_cls = NULL;
+    if (!r)
+        return;
+    request_clear(r);
+    /* A kept-alive connection has the same time for its next request. */
+    arm(r);
 }
 
 guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
@@ -276,11 +502,15 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
     } else {
         return GUEST_ERR_INVALID;
     }
+    const guest_mhd_limits *l = &app->limits;
     *out = MHD_start_daemon(
         flags, port, NULL, NULL, guest_mhd_access, app, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log,
-        app, MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
+        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_CONNECTION,
+        guest_mhd_connection, app, MHD_OPTION_URI_LOG_CALLBACK,
+        guest_mhd_uri_log, app, MHD_OPTION_NOTIFY_COMPLETED,
+        guest_mhd_completed, app, MHD_OPTION_CONNECTION_TIMEOUT,
+        l->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, l->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->max_conns_per_ip,
+        MHD_OPTION_END);
     return *out ? GUEST_OK : GUEST_ERR_CONFIG;
 }

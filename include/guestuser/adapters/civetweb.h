@@ -30,10 +30,32 @@ guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler, void *userdata,
 GUEST_API void guest_civetweb_free(guest_civetweb *app);
 
 /**
+ * CivetWeb's own defences against slow clients; see docs/deployment.md.
+ * CivetWeb serves one connection per worker thread and has no per-address
+ * connection limit: put a reverse proxy in front of it on the internet.
+ */
+typedef struct guest_civetweb_limits {
+    /** Worker threads, i.e. connections served at once (50; 1..1024). */
+    unsigned threads;
+    /** Seconds a client may take to send its request headers, and to
+     * complete each read or write after that (10; 1..3600). */
+    unsigned header_timeout_s;
+} guest_civetweb_limits;
+
+/** Fills @p limits with the defaults listed on each field. */
+GUEST_API void guest_civetweb_limits_init(guest_civetweb_limits *limits);
+
+/** Sets the limits guest_civetweb_start() uses; call before it.
+ * GUEST_ERR_INVALID for a NULL argument or a value out of range. */
+GUEST_API GUEST_NODISCARD guest_status guest_civetweb_set_limits(
+    guest_civetweb *app, const guest_civetweb_limits *limits);
+
+/**
  * Starts a CivetWeb server on @p bind_addr (IPv4 or IPv6 literal; NULL:
  * 127.0.0.1) and @p port (0: any free port; ask mg_get_server_ports()),
  * with guest_civetweb_handler() serving every path, keep-alive on and
- * decode_url off so handlers see the target as received. Errors are
+ * decode_url off so handlers see the target as received, and the
+ * limits of guest_civetweb_set_limits(). Errors are
  * logged to stderr. Stop it with mg_stop(), then free @p app.
  * GUEST_ERR_INVALID for a bad address, GUEST_ERR_CONFIG when it cannot bind.
  */

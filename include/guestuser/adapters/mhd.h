@@ -22,13 +22,50 @@ GUEST_API GUEST_NODISCARD guest_status guest_mhd_new(guest_ctx *ctx,
                                                      guest_handler_fn handler,
                                                      void *userdata,
                                                      guest_mhd **out);
-/** Releases @p app; NULL is a no-op. */
+/** Releases @p app; NULL is a no-op. Stop the daemon first. */
 GUEST_API void guest_mhd_free(guest_mhd *app);
 
 /**
+ * Limits against slow and greedy clients; see docs/deployment.md. Fill with
+ * guest_mhd_limits_init(), change fields, pass to guest_mhd_set_limits().
+ */
+typedef struct guest_mhd_limits {
+    /** Connections open at once, all clients together (512). */
+    unsigned max_connections;
+    /** Connections one client address may hold (32; 0: no limit). Behind a
+     * reverse proxy every request comes from the proxy: set 0 there and
+     * limit clients in the proxy. */
+    unsigned max_conns_per_ip;
+    /** Seconds a client may take to send its request headers, counted from
+     * connecting or from the end of its previous response, and again for
+     * the body (10; 0: no bound). A slower client is disconnected. */
+    unsigned header_timeout_s;
+    /** Seconds of silence after which a connection is closed (30). */
+    unsigned idle_timeout_s;
+} guest_mhd_limits;
+
+/** Fills @p limits with the defaults listed on each field. */
+GUEST_API void guest_mhd_limits_init(guest_mhd_limits *limits);
+
+/**
+ * Sets the limits guest_mhd_start() starts the daemon with (and the
+ * header timeout for any daemon using guest_mhd_connection). Call before
+ * the first connection. GUEST_ERR_INVALID for a NULL argument,
+ * max_connections 0, a header timeout over an hour, an idle timeout over a
+ * day, or when connections are already being served.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_mhd_set_limits(guest_mhd *app, const guest_mhd_limits *limits);
+
+/** Connections closed so far because their client did not send its
+ * request within header_timeout_s. Thread-safe. */
+GUEST_API unsigned long guest_mhd_timed_out(const guest_mhd *app);
+
+/**
  * Starts a libmicrohttpd daemon (a thread per connection) on @p bind_addr
- * (IPv4 or IPv6 literal; NULL: 127.0.0.1) and @p port, with the three
- * callbacks below installed. Stop it with MHD_stop_daemon().
+ * (IPv4 or IPv6 literal; NULL: 127.0.0.1) and @p port, with the four
+ * callbacks below installed and the limits of guest_mhd_set_limits().
+ * Stop it with MHD_stop_daemon(), then free @p app.
  * GUEST_ERR_INVALID for a bad address, GUEST_ERR_CONFIG when it cannot bind.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_mhd_start(guest_mhd *app,
@@ -36,11 +73,21 @@ GUEST_API GUEST_NODISCARD guest_status guest_mhd_start(guest_mhd *app,
                                                        uint16_t port,
                                                        struct MHD_Daemon **out);
 
-/* For applications that start their own daemon: pass all three, each with
- * the guest_mhd as its closure:
+/* For applications that start their own daemon: pass all four, each with
+ * the guest_mhd as its closure (requests are answered 500 without
+ * guest_mhd_connection), and MHD's own limits as you see fit:
  *   MHD_start_daemon(flags, port, NULL, NULL, guest_mhd_access, app,
+ *       MHD_OPTION_NOTIFY_CONNECTION, guest_mhd_connection, app,
  *       MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log, app,
- *       MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app, ...); */
+ *       MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
+ *       MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u, ...); */
+
+/** MHD_OPTION_NOTIFY_CONNECTION: owns the per-connection state, in which
+ * each request lives, and watches the header timeout. */
+GUEST_API void guest_mhd_connection(void *cls,
+                                    struct MHD_Connection *connection,
+                                    void **socket_context,
+                                    enum MHD_ConnectionNotificationCode toe);
 
 /** MHD_OPTION_URI_LOG_CALLBACK: keeps the raw request target. */
 GUEST_API void *guest_mhd_uri_log(void *cls, const char *uri,
@@ -51,7 +98,7 @@ guest_mhd_access(void *cls, struct MHD_Connection *connection, const char *url,
                  const char *method, const char *version,
                  const char *upload_data, size_t *upload_data_size,
                  void **req_cls);
-/** MHD_OPTION_NOTIFY_COMPLETED: frees the per-request state. */
+/** MHD_OPTION_NOTIFY_COMPLETED: clears the per-request state. */
 GUEST_API void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
                                    void **req_cls,
                                    enum MHD_RequestTerminationCode toe);

@@ -1,0 +1,496 @@
+/* The server adapters against hostile clients, over real loopback sockets:
+ * requests the server library abandons before the handler (oversized query
+ * strings and headers, clients that vanish mid-request) leave nothing
+ * behind (LeakSanitizer checks that in the sanitizer build), a client that
+ * trickles its headers is cut off, one address cannot take every
+ * connection, and large pages arrive whole. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef TEST_WITH_MHD
+#include <guestuser/adapters/mhd.h>
+#endif
+#ifdef TEST_WITH_CIVETWEB
+#include <guestuser/adapters/civetweb.h>
+#endif
+
+#include "testlib.h"
+
+/* Generous: these bound a wait, they are not the point of a test. */
+#define WAIT_MS 30000
+#define BIG_PAGE (3u << 20)
+
+typedef struct server {
+    const char *kind;
+    guest_ctx *ctx;
+    int port;
+    void *app;
+    void *handle;
+} server;
+
+static void hello(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    if (!strcmp(guest_req_path(req), "/big")) {
+        /* A page larger than any buffer on the way, with content that
+         * shows a byte out of place. */
+        char *page = malloc(BIG_PAGE);
+        ck_assert_ptr_nonnull(page);
+        for (size_t i = 0; i < BIG_PAGE; i++)
+            page[i] = (char)('a' + i % 26);
+        ck_assert_int_eq(guest_res_write(req, page, BIG_PAGE), GUEST_OK);
+        free(page);
+        return;
+    }
+    ck_assert_int_eq(guest_res_send(req, 200, "text/plain", "hello\n"),
+                     GUEST_OK);
+}
+
+static guest_ctx *ctx_for(const char *schema)
+{
+    tl_drop_schema(schema);
+    guest_config c;
+    tl_config(&c, schema);
+    c.max_body_size = 4096;
+    return tl_ctx_new(&c);
+}
+
+#ifdef TEST_WITH_MHD
+static server mhd_up(const guest_mhd_limits *limits)
+{
+    server s = {.kind = "mhd", .ctx = ctx_for("t_lim_mhd")};
+    guest_mhd *app;
+    struct MHD_Daemon *d;
+    ck_assert_int_eq(guest_mhd_new(s.ctx, hello, NULL, &app), GUEST_OK);
+    if (limits)
+        ck_assert_int_eq(guest_mhd_set_limits(app, limits), GUEST_OK);
+    ck_assert_int_eq(guest_mhd_start(app, "127.0.0.1", 0, &d), GUEST_OK);
+    s.port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    s.app = app;
+    s.handle = d;
+    return s;
+}
+#endif
+
+#ifdef TEST_WITH_CIVETWEB
+static server civetweb_up(const guest_civetweb_limits *limits)
+{
+    server s = {.kind = "civetweb", .ctx = ctx_for("t_lim_civet")};
+    guest_civetweb *app;
+    struct mg_context *mg;
+    ck_assert_int_eq(guest_civetweb_new(s.ctx, hello, NULL, &app), GUEST_OK);
+    if (limits)
+        ck_assert_int_eq(guest_civetweb_set_limits(app, limits), GUEST_OK);
+    ck_assert_int_eq(guest_civetweb_start(app, "127.0.0.1", 0, &mg), GUEST_OK);
+    struct mg_server_port sp;
+    ck_assert_int_eq(mg_get_server_ports(mg, 1, &sp), 1);
+    s.port = sp.port;
+    s.app = app;
+    s.handle = mg;
+    return s;
+}
+#endif
+
+static void down(server *s)
+{
+#ifdef TEST_WITH_MHD
+    if (!strcmp(s->kind, "mhd")) {
+        MHD_stop_daemon(s->handle);
+        guest_mhd_free(s->app);
+    }
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    if (!strcmp(s->kind, "civetweb")) {
+        mg_stop(s->handle);
+        guest_civetweb_free(s->app);
+    }
+#endif
+    guest_ctx_free(s->ctx);
+}
+
+/* The adapters this build has, by index for the loop tests. */
+static const char *const kinds[] = {
+#ifdef TEST_WITH_MHD
+    "mhd",
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    "civetweb",
+#endif
+};
+#define NKINDS ((int)(sizeof kinds / sizeof *kinds))
+
+static server up_default(int i)
+{
+#ifdef TEST_WITH_MHD
+    if (!strcmp(kinds[i], "mhd"))
+        return mhd_up(NULL);
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    if (!strcmp(kinds[i], "civetweb"))
+        return civetweb_up(NULL);
+#endif
+    ck_abort_msg("no adapter %s", kinds[i]);
+    return (server){0};
+}
+
+/* A connection from @p source (a loopback address) to the server. */
+static int dial(int port, const char *source)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &src.sin_addr);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* Sends what it can; a server that already closed is fine here. */
+static void send_some(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t w = send(fd, data, len, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        data += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Reads until the server closes (true) or @p wait_ms pass (false);
+ * whatever arrived is discarded. */
+static bool closed_within(int fd, int wait_ms)
+{
+    long long deadline = tl_now_ms() + wait_ms;
+    char buf[4096];
+    for (;;) {
+        long long left = deadline - tl_now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return false;
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r <= 0)
+            return true;
+    }
+}
+
+static int status_of(int port)
+{
+    char *raw = tl_http_raw(port,
+                            "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Connection: close\r\n\r\n",
+                            WAIT_MS);
+    ck_assert_ptr_nonnull(raw);
+    int st = tl_raw_status(raw);
+    free(raw);
+    return st;
+}
+
+/* Each kind of request a server library may give up on before (or while)
+ * the adapter sees it. */
+static char *abandoned(int kind)
+{
+    size_t cap = 200000;
+    char *r = malloc(cap);
+    ck_assert_ptr_nonnull(r);
+    size_t n = 0;
+    switch (kind) {
+    case 0: /* 2,000 query arguments */
+        n += (size_t)snprintf(r, cap, "GET /hello?");
+        for (int i = 0; i < 2000; i++)
+            n += (size_t)snprintf(r + n, cap - n, "a%d=%d&", i, i);
+        snprintf(r + n, cap - n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+        break;
+    case 1: /* a 100 KB header */
+        n += (size_t)snprintf(r, cap, "GET /hello HTTP/1.1\r\nX-Big: ");
+        memset(r + n, 'b', 100000);
+        n += 100000;
+        snprintf(r + n, cap - n, "\r\nHost: x\r\n\r\n");
+        break;
+    case 2: /* a body that never comes (the client leaves) */
+        snprintf(r, cap,
+                 "POST /hello HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/x-www-form-urlencoded\r\n"
+                 "Content-Length: 3000\r\n\r\nfield=value");
+        break;
+    case 3: /* headers cut off */
+        snprintf(r, cap, "GET /hello HTTP/1.1\r\nHost: x\r\nUser-Ag");
+        break;
+    case 4: /* a body over max_body_size */
+        snprintf(r, cap,
+                 "POST /hello HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Length: 100000\r\n\r\nabc");
+        break;
+    default: /* a request line that is not one */
+        snprintf(r, cap, "\x01\x02 garbage\r\n\r\n");
+        break;
+    }
+    return r;
+}
+
+START_TEST(abandoned_requests_leave_nothing_behind)
+{
+    server s = up_default(_i);
+    for (int kind = 0; kind < 6; kind++) {
+        char *req = abandoned(kind);
+        for (int i = 0; i < 40; i++) {
+            int fd = dial(s.port, "127.0.0.1");
+            send_some(fd, req, strlen(req));
+            /* Half of them wait for the server's answer, half leave at
+             * once: both paths must release the request. */
+            if (i % 2)
+                closed_within(fd, 200);
+            close(fd);
+        }
+        free(req);
+        ck_assert_msg(status_of(s.port) == 200,
+                      "%s: no answer after abandoned requests of kind %d",
+                      s.kind, kind);
+    }
+    down(&s);
+}
+END_TEST
+
+START_TEST(large_pages_arrive_whole)
+{
+    server s = up_default(_i);
+    char *raw = tl_http_raw(s.port,
+                            "GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Connection: close\r\n\r\n",
+                            WAIT_MS);
+    ck_assert_ptr_nonnull(raw);
+    ck_assert_int_eq(tl_raw_status(raw), 200);
+    const char *body = tl_raw_body(raw);
+    ck_assert_uint_eq(strlen(body), BIG_PAGE);
+    for (size_t i = 0; i < BIG_PAGE; i++)
+        if (body[i] != (char)('a' + i % 26))
+            ck_abort_msg("%s: byte %zu is wrong", s.kind, i);
+    free(raw);
+    down(&s);
+}
+END_TEST
+
+#ifdef TEST_WITH_MHD
+/* A client that keeps sending header lines, each soon after the last, so
+ * an idle timeout never fires. */
+static bool trickle_cut_off(int port)
+{
+    int fd = dial(port, "127.0.0.1");
+    send_some(fd, "GET /hello HTTP/1.1\r\n", 21);
+    long long deadline = tl_now_ms() + WAIT_MS;
+    for (int i = 0; tl_now_ms() < deadline; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "X-Slow-%d: 1\r\n", i);
+        send_some(fd, line, (size_t)n);
+        if (closed_within(fd, 300)) {
+            close(fd);
+            return true;
+        }
+    }
+    close(fd);
+    return false;
+}
+
+START_TEST(mhd_cuts_off_a_client_that_trickles_headers)
+{
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    l.header_timeout_s = 1;
+    server s = mhd_up(&l);
+    ck_assert_msg(trickle_cut_off(s.port), "the trickling client stayed");
+    ck_assert_uint_ge(guest_mhd_timed_out(s.app), 1);
+    /* A kept-alive connection that sends no next request goes too. */
+    int fd = dial(s.port, "127.0.0.1");
+    send_some(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 33);
+    ck_assert(closed_within(fd, WAIT_MS));
+    close(fd);
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+START_TEST(mhd_header_timeout_can_be_turned_off)
+{
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    l.header_timeout_s = 0;
+    l.idle_timeout_s = 0;
+    server s = mhd_up(&l);
+    int fd = dial(s.port, "127.0.0.1");
+    send_some(fd, "GET /hello HTTP/1.1\r\n", 21);
+    /* Nothing closes it while the other limits are off. */
+    ck_assert(!closed_within(fd, 2500));
+    close(fd);
+    ck_assert_uint_eq(guest_mhd_timed_out(s.app), 0);
+    down(&s);
+}
+END_TEST
+
+START_TEST(mhd_one_address_cannot_take_every_connection)
+{
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    l.max_conns_per_ip = 2;
+    server s = mhd_up(&l);
+    int a = dial(s.port, "127.0.0.3"), b = dial(s.port, "127.0.0.3");
+    send_some(a, "GET /hello HTTP/1.1\r\n", 21);
+    send_some(b, "GET /hello HTTP/1.1\r\n", 21);
+    /* The third from the same address is closed at once... */
+    int c = dial(s.port, "127.0.0.3");
+    ck_assert(closed_within(c, WAIT_MS));
+    close(c);
+    /* ...while another address is served. */
+    char *raw = NULL;
+    int fd = dial(s.port, "127.0.0.2");
+    static const char req[] =
+        "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send_some(fd, req, sizeof req - 1);
+    size_t n = 0, cap = 4096;
+    raw = calloc(1, cap);
+    long long deadline = tl_now_ms() + WAIT_MS;
+    while (tl_now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        ssize_t r = recv(fd, raw + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    ck_assert_int_eq(tl_raw_status(raw), 200);
+    free(raw);
+    close(a);
+    close(b);
+    down(&s);
+}
+END_TEST
+
+START_TEST(mhd_limits_are_checked)
+{
+    guest_ctx *ctx = ctx_for("t_lim_mhd");
+    guest_mhd *app;
+    ck_assert_int_eq(guest_mhd_new(ctx, hello, NULL, &app), GUEST_OK);
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    ck_assert_uint_eq(l.max_conns_per_ip, 32);
+    ck_assert_uint_eq(l.header_timeout_s, 10);
+    ck_assert_int_eq(guest_mhd_set_limits(NULL, &l), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_mhd_set_limits(app, NULL), GUEST_ERR_INVALID);
+    guest_mhd_limits bad = l;
+    bad.max_connections = 0;
+    ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_ERR_INVALID);
+    bad = l;
+    bad.header_timeout_s = 3601;
+    ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_mhd_set_limits(app, &l), GUEST_OK);
+    guest_mhd_free(app);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* An application's own daemon that forgot guest_mhd_connection learns it
+ * from the first answer, instead of losing query strings or memory. */
+START_TEST(mhd_daemon_without_connection_callback_says_so)
+{
+    guest_ctx *ctx = ctx_for("t_lim_mhd");
+    guest_mhd *app;
+    ck_assert_int_eq(guest_mhd_new(ctx, hello, NULL, &app), GUEST_OK);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, guest_mhd_access, app,
+        MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log, app,
+        MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(d);
+    int port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    char *raw = tl_http_raw(port,
+                            "GET /hello?x=1 HTTP/1.1\r\nHost: x\r\n"
+                            "Connection: close\r\n\r\n",
+                            WAIT_MS);
+    ck_assert_ptr_nonnull(raw);
+    ck_assert_int_eq(tl_raw_status(raw), 500);
+    ck_assert_ptr_nonnull(strstr(raw, "guest_mhd_connection"));
+    free(raw);
+    MHD_stop_daemon(d);
+    guest_mhd_free(app);
+    guest_ctx_free(ctx);
+}
+END_TEST
+#endif
+
+#ifdef TEST_WITH_CIVETWEB
+START_TEST(civetweb_cuts_off_a_client_that_trickles_headers)
+{
+    guest_civetweb_limits l;
+    guest_civetweb_limits_init(&l);
+    l.header_timeout_s = 1;
+    l.threads = 4;
+    server s = civetweb_up(&l);
+    int fd = dial(s.port, "127.0.0.1");
+    send_some(fd, "GET /hello HTTP/1.1\r\n", 21);
+    bool cut = false;
+    long long deadline = tl_now_ms() + WAIT_MS;
+    for (int i = 0; !cut && tl_now_ms() < deadline; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "X-Slow-%d: 1\r\n", i);
+        send_some(fd, line, (size_t)n);
+        cut = closed_within(fd, 300);
+    }
+    close(fd);
+    ck_assert_msg(cut, "the trickling client stayed");
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+START_TEST(civetweb_limits_are_checked)
+{
+    guest_ctx *ctx = ctx_for("t_lim_civet");
+    guest_civetweb *app;
+    ck_assert_int_eq(guest_civetweb_new(ctx, hello, NULL, &app), GUEST_OK);
+    guest_civetweb_limits l;
+    guest_civetweb_limits_init(&l);
+    ck_assert_uint_eq(l.threads, 50);
+    guest_civetweb_limits bad = l;
+    bad.threads = 0;
+    ck_assert_int_eq(guest_civetweb_set_limits(app, &bad), GUEST_ERR_INVALID);
+    bad = l;
+    bad.header_timeout_s = 0;
+    ck_assert_int_eq(guest_civetweb_set_limits(app, &bad), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_civetweb_set_limits(app, NULL), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_civetweb_set_limits(app, &l), GUEST_OK);
+    guest_civetweb_free(app);
+    guest_ctx_free(ctx);
+}
+END_TEST
+#endif
+
+int main(void)
+{
+    Suite *s = suite_create("adapter_limits");
+    TCase *tc = tcase_create("adapters");
+    tcase_set_timeout(tc, 240);
+    tcase_add_loop_test(tc, abandoned_requests_leave_nothing_behind, 0, NKINDS);
+    tcase_add_loop_test(tc, large_pages_arrive_whole, 0, NKINDS);
+#ifdef TEST_WITH_MHD
+    tcase_add_test(tc, mhd_cuts_off_a_client_that_trickles_headers);
+    tcase_add_test(tc, mhd_header_timeout_can_be_turned_off);
+    tcase_add_test(tc, mhd_one_address_cannot_take_every_connection);
+    tcase_add_test(tc, mhd_limits_are_checked);
+    tcase_add_test(tc, mhd_daemon_without_connection_callback_says_so);
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    tcase_add_test(tc, civetweb_cuts_off_a_client_that_trickles_headers);
+    tcase_add_test(tc, civetweb_limits_are_checked);
+#endif
+    suite_add_tcase(s, tc);
+    return tl_run(s);
+}
