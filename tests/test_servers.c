@@ -827,6 +827,13 @@ START_TEST(hostile_form_bodies_are_400_and_the_server_stays_up)
             }
         }
     }
+    /* The query string is a form too: too many fields there is a 400. */
+    char target[MAX_BODY + 32];
+    snprintf(target, sizeof target, "/accounts/login/?%s", many_form);
+    resp q = request(&s, "GET", target, NULL, NULL);
+    ck_assert_int_eq(q.status, 400);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(q.raw), "too many fields"));
+    free(q.raw);
     /* A script asking for JSON gets its answer as JSON. */
     resp r = request(&s, "POST", "/accounts/logout/",
                      "Content-Type: application/json\r\n"
