@@ -80,7 +80,7 @@ void demo_usage(FILE *out, const char *argv0)
 "  --name-generator KIND     uuid | numbered | friendly (uuid)\n"
 "  --name-prefix TEXT        numbered generator prefix (Guest)\n"
 "  --name-digits N           numbered generator digits to start with (4)\n"
-"  --name-attempts N         names tried on clashes before widening or failing (10)\n"
+"  --name-attempts N         clashes in a row before widening or failing (10)\n"
 "  --blocked-agent REGEX     block this User-Agent pattern (repeatable;\n"
 "                            replaces the default crawler list)\n"
 "  --no-blocked-agents       block no User-Agent at all\n"
