@@ -1,4 +1,5 @@
 /* Defaults, validation and the shared context's life cycle. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,6 +243,7 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
     if ((st = check_config(&ctx->cfg, err)) != GUEST_OK ||
         (st = compile_agents(ctx, err)) != GUEST_OK)
         goto fail;
+    atomic_store(&ctx->name_digits, ctx->cfg.name_suffix_digits);
     if ((st = guest__sql_build(&ctx->sql, ctx->cfg.db_schema)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;

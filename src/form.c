@@ -141,12 +141,66 @@ guest_status guest_form_parse(const char *data, size_t len, guest_form **out,
     return GUEST_OK;
 }
 
+/* A form is one object of plain values. Anything nested deeper is refused
+ * here, in one pass without recursion and before any allocation, because
+ * jansson's parser (and json_decref) recurse once per level: a small body
+ * of "[[[[..." would otherwise exhaust a server thread's stack. Members are
+ * counted too, so a body of many tiny fields is refused before jansson
+ * builds an object of them. Malformed text is left for jansson to name. */
+static guest_status check_json_shape(const char *s, size_t len,
+                                     guest_error *err)
+{
+    unsigned depth = 0;
+    size_t members = 0;
+    bool in_member = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (depth == 1 && !in_member && !strchr(",}] \t\n\r", c)) {
+            in_member = true;
+            if (++members > GUEST_FORM_MAX_FIELDS)
+                return guest__fail(err, GUEST_ERR_VALIDATION,
+                                   "more than %d form fields",
+                                   GUEST_FORM_MAX_FIELDS);
+        }
+        switch (c) {
+        case '"':
+            /* A backslash always escapes the next byte, so \" and \\ stay
+             * inside the string. */
+            for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+            break;
+        case '{':
+        case '[':
+            if (++depth > 1)
+                return guest__fail(err, GUEST_ERR_VALIDATION,
+                                   "the JSON body nests objects or arrays; "
+                                   "a form is one object of plain values");
+            break;
+        case '}':
+        case ']':
+            if (depth)
+                depth--;
+            break;
+        case ',':
+            in_member = false;
+            break;
+        default:
+            break;
+        }
+    }
+    return GUEST_OK;
+}
+
 guest_status guest_form_parse_json(const char *data, size_t len,
                                    guest_form **out, guest_error *err)
 {
     if (!out || (!data && len))
         return guest__fail(err, GUEST_ERR_INVALID, "out and data required");
     *out = NULL;
+    guest_status shape = check_json_shape(data, len, err);
+    if (shape != GUEST_OK)
+        return shape;
     json_error_t jerr;
     json_t *root =
         json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);

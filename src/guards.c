@@ -15,6 +15,21 @@ static guest_status refuse(guest_req *req, guest_status st)
     return st;
 }
 
+/* A name generator that fails or keeps clashing is the site's problem,
+ * not the visitor's: the page is still served, anonymously, and the
+ * operator hears of it (once a minute, not once per visitor). */
+static void log_name_failure(guest_ctx *ctx, guest_status st,
+                             const guest_error *err)
+{
+    _Atomic int64_t *last = st == GUEST_ERR_NAME_EXHAUSTED
+                                ? &ctx->name_exhausted_logged_ms
+                                : &ctx->name_failed_logged_ms;
+    guest__log_every(ctx, last, 60000, GUEST_LOG_ERROR,
+                     "no guest created, visitors stay anonymous: %s (%s)",
+                     err->message[0] ? err->message : guest_strerror(st),
+                     guest_status_name(st));
+}
+
 guest_status guest_allow(guest_req *req, guest_handler_fn handler,
                          void *userdata)
 {
@@ -28,9 +43,13 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
     if (!user && c->enabled &&
         !guest_is_blocked_agent(req->ctx,
                                 guest_req_header(req, "User-Agent"))) {
-        st = guest_req_create_guest(req, &user, NULL);
-        if (st != GUEST_OK)
+        guest_error err = {0};
+        bool name_failed = false;
+        st = guest__create_guest(req, &user, &name_failed, &err);
+        if (st != GUEST_OK && !name_failed)
             return refuse(req, st);
+        if (st != GUEST_OK)
+            log_name_failure(req->ctx, st, &err);
     }
     handler(req, userdata);
     return GUEST_OK;

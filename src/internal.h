@@ -37,6 +37,12 @@ struct guest_ctx {
     size_t agent_count;
     guest__pool *pool;
     guest__sql sql;
+    /* names: the width guest_name_numbered draws at now; starts at
+     * name_suffix_digits and grows when that space is full. */
+    _Atomic unsigned name_digits;
+    /* names: when a failed guest creation was last logged (guest__log_every) */
+    _Atomic int64_t name_exhausted_logged_ms;
+    _Atomic int64_t name_failed_logged_ms;
 };
 
 struct guest_req {
@@ -185,6 +191,19 @@ guest_status guest__store_resolve(guest_ctx *ctx,
                                   const unsigned char *token_hash,
                                   guest_user *user, bool *found,
                                   guest_error *err);
+
+/* names.c: guest_name_numbered with @p digits (1..GUEST__NAME_MAX_DIGITS)
+ * instead of cfg->name_suffix_digits. */
+#define GUEST__NAME_MAX_DIGITS 18
+guest_status guest__name_numbered_width(const guest_config *cfg,
+                                        unsigned digits, char *buf,
+                                        size_t size);
+
+/* request.c: guest_req_create_guest; *name_failed (may be NULL) tells a
+ * failure of the name generator (an error, an implausible name, or every
+ * name taken) from the others. */
+guest_status guest__create_guest(guest_req *req, const guest_user **user,
+                                 bool *name_failed, guest_error *err);
 
 /* guards.c: base?field=quote(target), as Django's redirect_to_login.
  * Caller frees. */

@@ -28,15 +28,13 @@ guest_status guest_name_uuid(const guest_config *cfg, char *buf, size_t size,
     return GUEST_OK;
 }
 
-guest_status guest_name_numbered(const guest_config *cfg, char *buf,
-                                 size_t size, void *userdata)
+guest_status guest__name_numbered_width(const guest_config *cfg,
+                                        unsigned digits, char *buf, size_t size)
 {
-    (void)userdata;
-    if (!cfg || !buf || cfg->name_suffix_digits < 1 ||
-        cfg->name_suffix_digits > 18)
+    if (!cfg || !buf || digits < 1 || digits > GUEST__NAME_MAX_DIGITS)
         return GUEST_ERR_INVALID;
     uint64_t bound = 1;
-    for (unsigned i = 0; i < cfg->name_suffix_digits; i++)
+    for (unsigned i = 0; i < digits; i++)
         bound *= 10;
     uint64_t n;
     /* 1 .. 10^digits - 1, as the reference draws it. */
@@ -44,9 +42,18 @@ guest_status guest_name_numbered(const guest_config *cfg, char *buf,
     if (st != GUEST_OK)
         return st;
     const char *prefix = cfg->name_prefix ? cfg->name_prefix : "";
-    int w = snprintf(buf, size, "%s%0*llu", prefix,
-                     (int)cfg->name_suffix_digits, (unsigned long long)(n + 1));
+    int w = snprintf(buf, size, "%s%0*llu", prefix, (int)digits,
+                     (unsigned long long)(n + 1));
     return (w < 0 || (size_t)w >= size) ? GUEST_ERR_TOO_LARGE : GUEST_OK;
+}
+
+guest_status guest_name_numbered(const guest_config *cfg, char *buf,
+                                 size_t size, void *userdata)
+{
+    (void)userdata;
+    if (!cfg)
+        return GUEST_ERR_INVALID;
+    return guest__name_numbered_width(cfg, cfg->name_suffix_digits, buf, size);
 }
 
 guest_status guest_name_friendly(const guest_config *cfg, char *buf,

@@ -1,5 +1,6 @@
 /* The per-request object: request accessors, user resolution, guest
  * creation. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,28 +155,56 @@ static bool plausible_name(const char *name)
            !guest__has_ctl(name);
 }
 
-/* The creation loop of guest_req_create_guest(), which holds the token. */
+/* After name_max_attempts clashes in a row at @p digits: true when the
+ * numbered space could grow (here or in another thread) and the loop
+ * should go on at the context's new width. */
+static bool widen_numbered(guest_ctx *ctx, unsigned digits)
+{
+    if (digits >= GUEST__NAME_MAX_DIGITS)
+        return false;
+    unsigned expected = digits;
+    if (atomic_compare_exchange_strong(&ctx->name_digits, &expected,
+                                       digits + 1))
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "guest_name_numbered: %u names in a row already existed "
+                   "at %u digits; new guests get %u digits",
+                   ctx->cfg.name_max_attempts, digits, digits + 1);
+    /* Lost the race: another request widened already, which is as good. */
+    return true;
+}
+
+/* The creation loop of guest__create_guest(), which holds the token. */
 static guest_status create_guest(guest_req *req, const char *token,
                                  const unsigned char *hash,
-                                 const guest_user **user, guest_error *err)
+                                 const guest_user **user, bool *name_failed,
+                                 guest_error *err)
 {
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
+    bool numbered = c->name_generator == guest_name_numbered;
     guest_status st;
     /* Bounded: a generator with too few free names ends in an error, where
-     * the reference would loop forever. */
-    for (unsigned attempt = 0; attempt < c->name_max_attempts; attempt++) {
+     * the reference would loop forever. The built-in numbered one grows a
+     * digit instead, at most up to GUEST__NAME_MAX_DIGITS. */
+    unsigned clashes = 0;
+    for (;;) {
         char name[GUEST_USERNAME_BUF];
         name[0] = '\0';
-        st =
-            c->name_generator(c, name, sizeof name, c->name_generator_userdata);
-        if (st != GUEST_OK)
+        unsigned digits = numbered ? atomic_load(&ctx->name_digits) : 0;
+        st = numbered ? guest__name_numbered_width(c, digits, name, sizeof name)
+                      : c->name_generator(c, name, sizeof name,
+                                          c->name_generator_userdata);
+        if (st != GUEST_OK) {
+            *name_failed = true;
             return guest__fail(err, st, "the name generator failed: %s",
                                guest_strerror(st));
-        if (!plausible_name(name))
+        }
+        if (!plausible_name(name)) {
+            *name_failed = true;
             return guest__fail(err, GUEST_ERR_VALIDATION,
                                "the name generator returned an empty, "
                                "too long or control-character name");
+        }
         bool created = false;
         st = guest__store_create_guest(ctx, name, hash, &req->user, &created,
                                        err);
@@ -194,15 +223,25 @@ static guest_status create_guest(guest_req *req, const char *token,
                                     c->on_guest_created_userdata);
             return GUEST_OK;
         }
+        if (++clashes < c->name_max_attempts)
+            continue;
+        if (!numbered || !widen_numbered(ctx, digits))
+            break;
+        clashes = 0;
     }
+    *name_failed = true;
     return guest__fail(err, GUEST_ERR_NAME_EXHAUSTED,
                        "%u generated names in a row already existed",
                        c->name_max_attempts);
 }
 
-guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
-                                    guest_error *err)
+guest_status guest__create_guest(guest_req *req, const guest_user **user,
+                                 bool *name_failed, guest_error *err)
 {
+    bool ignored;
+    if (!name_failed)
+        name_failed = &ignored;
+    *name_failed = false;
     if (!req || !user)
         return guest__fail(err, GUEST_ERR_INVALID, "req and user required");
     char token[GUEST__TOKEN_CHARS + 1];
@@ -210,10 +249,16 @@ guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
     guest_status st = guest__session_new(token, hash);
     if (st != GUEST_OK)
         return guest__fail(err, st, "no random bytes for a session token");
-    st = create_guest(req, token, hash, user, err);
+    st = create_guest(req, token, hash, user, name_failed, err);
     /* The token is a bearer secret: it leaves only in the cookie. */
     OPENSSL_cleanse(token, sizeof token);
     return st;
+}
+
+guest_status guest_req_create_guest(guest_req *req, const guest_user **user,
+                                    guest_error *err)
+{
+    return guest__create_guest(req, user, NULL, err);
 }
 
 int64_t guest_user_id(const guest_user *user)

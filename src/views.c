@@ -224,7 +224,8 @@ static bool csrf_ok(guest_req *req, bool json, const guest_form *form)
     return false;
 }
 
-/* The safe `next`; false after answering (400 for a repeated field). */
+/* The safe `next`; false after answering (400 for a query string that
+ * repeats a field or has too many). */
 static bool read_next(guest_req *req, bool json, const guest_form *form,
                       char **next)
 {
@@ -233,7 +234,8 @@ static bool read_next(guest_req *req, bool json, const guest_form *form,
         return true;
     if (st == GUEST_ERR_VALIDATION)
         refuse(req, json, 400, "Bad Request",
-               "The redirect field was sent more than once.");
+               "The query string could not be read: a field was sent more "
+               "than once, or there are too many fields.");
     else
         server_error(req, json);
     return false;

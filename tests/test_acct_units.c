@@ -1,5 +1,7 @@
 /* Accounts pieces that need no database: Django password hashes, username
  * and password validators, form parsing, safe redirect targets, CSRF. */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -465,6 +467,121 @@ START_TEST(json_forms)
 }
 END_TEST
 
+/* guest_form_parse_json on a thread with a small stack, as a server's
+ * worker thread: a parser that recursed once per nesting level would
+ * crash the test instead of failing it. */
+typedef struct small_stack_parse {
+    const char *body;
+    size_t len;
+    guest_status st;
+    size_t count;
+    guest_error err;
+} small_stack_parse;
+
+static void *parse_json_thread(void *arg)
+{
+    small_stack_parse *p = arg;
+    guest_form *f = NULL;
+    p->st = guest_form_parse_json(p->body, p->len, &f, &p->err);
+    p->count = guest_form_count(f);
+    guest_form_free(f);
+    return NULL;
+}
+
+static small_stack_parse parse_on_small_stack(const char *body, size_t len)
+{
+    small_stack_parse p = {.body = body, .len = len};
+    pthread_attr_t attr;
+    ck_assert_int_eq(pthread_attr_init(&attr), 0);
+    ck_assert_int_eq(pthread_attr_setstacksize(&attr, 64 * 1024), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, &attr, parse_json_thread, &p), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    pthread_attr_destroy(&attr);
+    return p;
+}
+
+/* @p head, @p unit repeated @p n times, then @p tail; caller frees. */
+static char *repeat(const char *head, const char *unit, size_t n,
+                    const char *tail)
+{
+    size_t h = strlen(head), u = strlen(unit), t = strlen(tail);
+    char *s = malloc(h + u * n + t + 1), *o = s;
+    ck_assert_ptr_nonnull(s);
+    memcpy(o, head, h);
+    o += h;
+    for (size_t i = 0; i < n; i++, o += u)
+        memcpy(o, unit, u);
+    memcpy(o, tail, t + 1);
+    return s;
+}
+
+START_TEST(json_forms_refuse_nesting_without_recursion)
+{
+    enum { DEEP = 100000 };
+    char *deep[] = {repeat("", "[", DEEP, ""), repeat("", "{", DEEP, ""),
+                    repeat("", "{\"a\":", DEEP, "1"),
+                    repeat("", "[", DEEP, "]"),
+                    repeat("", "{\"a\":[", DEEP / 2, "")};
+    for (size_t i = 0; i < sizeof deep / sizeof *deep; i++) {
+        small_stack_parse p = parse_on_small_stack(deep[i], strlen(deep[i]));
+        ck_assert_int_eq(p.st, GUEST_ERR_VALIDATION);
+        ck_assert_ptr_nonnull(strstr(p.err.message, "nests"));
+        free(deep[i]);
+    }
+    const char *nested[] = {"{\"a\":{\"b\":1}}",
+                            "{\"a\": [1]}",
+                            "[[1]]",
+                            "[{}]",
+                            "{\"a\":\"x\\\\\", \"b\": [2]}",
+                            "{\"a\\\"\": {}}",
+                            " \t\r\n{ \"a\" : {} }"};
+    for (size_t i = 0; i < sizeof nested / sizeof *nested; i++) {
+        small_stack_parse p =
+            parse_on_small_stack(nested[i], strlen(nested[i]));
+        ck_assert_msg(p.st == GUEST_ERR_VALIDATION &&
+                          strstr(p.err.message, "nests"),
+                      "%s: %s", nested[i], p.err.message);
+    }
+    /* Brackets inside strings are text, escaped quotes included. */
+    const char *flat = "{\"a\": \"[[[{{{\", \"b\\\"[\": \"\\\"]]]}}}\\\\\", "
+                       "\"c\": \"\\u005b\"}";
+    small_stack_parse p = parse_on_small_stack(flat, strlen(flat));
+    ck_assert_int_eq(p.st, GUEST_OK);
+    ck_assert_uint_eq(p.count, 3);
+    /* Malformed text is still reported as such, unterminated strings too. */
+    const char *broken[] = {"{\"a\": \"[[[", "{\"a\": \"x\\", "{\"a\"",
+                            "}}}]]]"};
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        p = parse_on_small_stack(broken[i], strlen(broken[i]));
+        ck_assert_int_eq(p.st, GUEST_ERR_VALIDATION);
+    }
+}
+END_TEST
+
+START_TEST(json_forms_refuse_too_many_fields_before_parsing)
+{
+    char body[GUEST_FORM_MAX_FIELDS * 16 + 16];
+    size_t n = 0;
+    body[n++] = '{';
+    for (int i = 0; i < GUEST_FORM_MAX_FIELDS; i++)
+        n += (size_t)sprintf(body + n, "%s\"f%d\": %d", i ? ", " : "", i, i);
+    strcpy(body + n, "}");
+    small_stack_parse p = parse_on_small_stack(body, strlen(body));
+    ck_assert_int_eq(p.st, GUEST_OK);
+    ck_assert_uint_eq(p.count, GUEST_FORM_MAX_FIELDS);
+    strcpy(body + n, ", \"one-more\": null}");
+    p = parse_on_small_stack(body, strlen(body));
+    ck_assert_int_eq(p.st, GUEST_ERR_VALIDATION);
+    ck_assert_ptr_nonnull(strstr(p.err.message, "form fields"));
+    /* 100,000 empty members in a small body, the same. */
+    char *many = repeat("{", "\"\":0,", 100000, "\"\":0}");
+    p = parse_on_small_stack(many, strlen(many));
+    ck_assert_int_eq(p.st, GUEST_ERR_VALIDATION);
+    free(many);
+}
+END_TEST
+
 /* ---- safe redirect targets ---- */
 
 START_TEST(safe_urls)
@@ -820,6 +937,8 @@ int main(void)
     tcase_add_test(tc, media_types);
     tcase_add_test(tc, duplicate_and_excess_fields_are_refused);
     tcase_add_test(tc, json_forms);
+    tcase_add_test(tc, json_forms_refuse_nesting_without_recursion);
+    tcase_add_test(tc, json_forms_refuse_too_many_fields_before_parsing);
     tcase_add_test(tc, safe_urls);
     tcase_add_test(tc, unsafe_urls);
     tcase_add_test(tc, iri_to_uri_quotes_spaces_and_non_ascii);

@@ -495,6 +495,124 @@ START_TEST(routes_dispatch_404_405)
 }
 END_TEST
 
+/* ---- a name generator in trouble never becomes a 500 ---- */
+
+static struct {
+    int count;
+    guest_log_level level;
+    char last[512];
+} logged;
+
+static void capture_log(guest_log_level level, const char *message, void *ud)
+{
+    (void)ud;
+    logged.count++;
+    logged.level = level;
+    snprintf(logged.last, sizeof logged.last, "%s", message);
+}
+
+static guest_status same_name(const guest_config *c, char *buf, size_t n,
+                              void *ud)
+{
+    (void)c, (void)ud;
+    snprintf(buf, n, "always-me");
+    return GUEST_OK;
+}
+
+static guest_status broken_name(const guest_config *c, char *buf, size_t n,
+                                void *ud)
+{
+    (void)c, (void)buf, (void)n, (void)ud;
+    return GUEST_ERR_HOOK;
+}
+
+static guest_status odd_name(const guest_config *c, char *buf, size_t n,
+                             void *ud)
+{
+    (void)c, (void)ud;
+    snprintf(buf, n, "two\nlines");
+    return GUEST_OK;
+}
+
+static guest_name_fn generator;
+
+static void with_generator(guest_config *c)
+{
+    c->name_generator = generator;
+    c->name_max_attempts = 3;
+    c->log = capture_log;
+    c->log_userdata = NULL;
+    memset(&logged, 0, sizeof logged);
+}
+
+/* GUEST_ALLOW for a new visitor: the handler ran, anonymously, with 200. */
+static void allow_runs_anonymous(guest_ctx *ctx)
+{
+    tl_http h;
+    seen s = {0};
+    call(ctx, &h, "/", NULL, NULL, allow_view, &s);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(s.id, 0);
+    ck_assert_str_eq(h.res_body, "handler ran");
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    tl_http_free(&h);
+}
+
+START_TEST(a_clashing_generator_leaves_visitors_anonymous)
+{
+    generator = same_name;
+    guest_ctx *ctx = ctx_for(with_generator);
+    /* The first visitor takes the only name there is. */
+    tl_http h;
+    seen first = {0};
+    call(ctx, &h, "/", NULL, NULL, allow_view, &first);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert(first.guest);
+    tl_http_free(&h);
+    ck_assert_int_eq(logged.count, 0);
+    /* The second one still gets the page, and the operator one line. */
+    allow_runs_anonymous(ctx);
+    ck_assert_int_eq(logged.count, 1);
+    ck_assert_int_eq(logged.level, GUEST_LOG_ERROR);
+    ck_assert_ptr_nonnull(strstr(logged.last, "already existed"));
+    ck_assert_ptr_nonnull(strstr(logged.last, "GUEST_ERR_NAME_EXHAUSTED"));
+    /* More of the same within the minute: served, not logged again. */
+    allow_runs_anonymous(ctx);
+    ck_assert_int_eq(logged.count, 1);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_guards.users"), 1);
+    /* A direct caller still learns why no guest was made. */
+    tl_created r;
+    tl_http_init(&h, "GET", "/");
+    tl_http_run(ctx, &h, tl_create_handler, &r);
+    ck_assert_int_eq(r.st, GUEST_ERR_NAME_EXHAUSTED);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(a_failing_generator_leaves_visitors_anonymous)
+{
+    generator = broken_name;
+    guest_ctx *ctx = ctx_for(with_generator);
+    allow_runs_anonymous(ctx);
+    allow_runs_anonymous(ctx);
+    ck_assert_int_eq(logged.count, 1);
+    ck_assert_int_eq(logged.level, GUEST_LOG_ERROR);
+    ck_assert_ptr_nonnull(strstr(logged.last, "name generator failed"));
+    ck_assert_ptr_nonnull(strstr(logged.last, "GUEST_ERR_HOOK"));
+    guest_ctx_free(ctx);
+
+    generator = odd_name;
+    ctx = ctx_for(with_generator);
+    allow_runs_anonymous(ctx);
+    ck_assert_int_eq(logged.count, 1);
+    ck_assert_ptr_nonnull(strstr(logged.last, "control-character name"));
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_guards.users"), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("guards");
@@ -513,6 +631,8 @@ int main(void)
     tcase_add_test(tc, regular_required_to_evaluates_arguments_once);
     tcase_add_test(tc, responses_refuse_header_injection_and_escape_html);
     tcase_add_test(tc, routes_dispatch_404_405);
+    tcase_add_test(tc, a_clashing_generator_leaves_visitors_anonymous);
+    tcase_add_test(tc, a_failing_generator_leaves_visitors_anonymous);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -212,21 +212,89 @@ START_TEST(a_failing_or_empty_generator_is_an_error)
 }
 END_TEST
 
-START_TEST(numbered_generator_fills_a_small_space_then_stops)
+/* What the log callback received. */
+typedef struct logged {
+    int count;
+    guest_log_level level;
+    char last[512];
+} logged;
+
+static void capture_log(guest_log_level level, const char *message, void *ud)
 {
-    /* One digit: Guest1..Guest9. Nine guests fit; then retries run out. */
+    logged *l = ud;
+    l->count++;
+    l->level = level;
+    snprintf(l->last, sizeof l->last, "%s", message);
+}
+
+static guest_ctx *numbered_ctx(unsigned digits, logged *log)
+{
     guest_config c;
     tl_config(&c, SCHEMA);
     c.name_generator = guest_name_numbered;
-    c.name_suffix_digits = 1;
-    c.name_max_attempts = 200;
-    guest_ctx *ctx = tl_ctx_new(&c);
-    for (int i = 0; i < 9; i++)
-        ck_assert_int_eq(create_one(ctx).st, GUEST_OK);
-    ck_assert_int_eq(create_one(ctx).st, GUEST_ERR_NAME_EXHAUSTED);
+    c.name_suffix_digits = digits;
+    c.log = capture_log;
+    c.log_userdata = log;
+    return tl_ctx_new(&c);
+}
+
+/* Digits after the "Guest" prefix, or -1 when the rest is not all digits. */
+static int suffix_digits(const char *name)
+{
+    ck_assert(!strncmp(name, "Guest", 5));
+    size_t n = strlen(name + 5);
+    return strspn(name + 5, "0123456789") == n ? (int)n : -1;
+}
+
+START_TEST(numbered_generator_widens_when_its_space_is_full)
+{
+    /* One digit: Guest1..Guest9, all taken. The next guest is not an error:
+     * the generator grows a digit, and says so once. */
+    logged log = {0};
+    guest_ctx *ctx = numbered_ctx(1, &log);
+    tl_exec("INSERT INTO t_names.users (username) SELECT 'Guest' || n FROM "
+            "generate_series(1, 9) AS n");
+    tl_created r = create_one(ctx);
+    ck_assert_int_eq(r.st, GUEST_OK);
+    ck_assert_int_eq(suffix_digits(r.name), 2);
+    ck_assert_int_eq(log.count, 1);
+    ck_assert_int_eq(log.level, GUEST_LOG_WARNING);
+    ck_assert_ptr_nonnull(strstr(log.last, "new guests get 2 digits"));
+    /* The context remembers the width: later guests start at two digits
+     * without clashing through the full one-digit space first. */
+    for (int i = 0; i < 5; i++) {
+        r = create_one(ctx);
+        ck_assert_int_eq(r.st, GUEST_OK);
+        ck_assert_int_eq(suffix_digits(r.name), 2);
+    }
+    ck_assert_int_eq(log.count, 1);
+    /* The configured width is what the application set. */
+    ck_assert_uint_eq(guest_ctx_config(ctx)->name_suffix_digits, 1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(numbered_generator_fills_a_small_space_then_widens)
+{
+    /* Thirty visitors for nine one-digit names: every one becomes a guest;
+     * once two-digit names appear, no one-digit name follows. */
+    logged log = {0};
+    guest_ctx *ctx = numbered_ctx(1, &log);
+    int one = 0, widest = 1;
+    for (int i = 0; i < 30; i++) {
+        tl_created r = create_one(ctx);
+        ck_assert_int_eq(r.st, GUEST_OK);
+        int d = suffix_digits(r.name);
+        ck_assert_int_ge(d, widest);
+        widest = d;
+        one += d == 1;
+    }
+    ck_assert_int_le(one, 9);
+    ck_assert_int_ge(widest, 2);
     ck_assert_int_eq(tl_scalar("SELECT count(DISTINCT username) FROM "
-                               "t_names.users WHERE username ~ '^Guest[1-9]$'"),
-                     9);
+                               "t_names.users"),
+                     30);
+    ck_assert_int_ge(log.count, 1);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -245,7 +313,8 @@ int main(void)
     tcase_add_test(db, a_clash_is_retried_with_a_fresh_name);
     tcase_add_test(db, endless_clashes_end_in_a_clear_error);
     tcase_add_test(db, a_failing_or_empty_generator_is_an_error);
-    tcase_add_test(db, numbered_generator_fills_a_small_space_then_stops);
+    tcase_add_test(db, numbered_generator_widens_when_its_space_is_full);
+    tcase_add_test(db, numbered_generator_fills_a_small_space_then_widens);
     suite_add_tcase(s, db);
     return tl_run(s);
 }

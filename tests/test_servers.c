@@ -775,6 +775,86 @@ START_TEST(body_over_max_body_size_is_413)
 }
 END_TEST
 
+/* ---- bodies built to break a parser ---- */
+
+START_TEST(hostile_form_bodies_are_400_and_the_server_stays_up)
+{
+    running s = up(_i, demo_handler, NULL);
+    who guest = new_guest(&s);
+    char deep[1001];
+    memset(deep, '[', 1000);
+    deep[1000] = '\0';
+    /* One field more than a form may have, as JSON and urlencoded. */
+    char many_json[MAX_BODY], many_form[MAX_BODY];
+    size_t jn = (size_t)snprintf(many_json, sizeof many_json, "{");
+    size_t fn = 0;
+    for (int i = 0; i <= GUEST_FORM_MAX_FIELDS; i++) {
+        jn += (size_t)snprintf(many_json + jn, sizeof many_json - jn,
+                               "%s\"%x\":1", i ? "," : "", i);
+        fn +=
+            (size_t)snprintf(many_form + fn, sizeof many_form - fn, "%x=&", i);
+    }
+    snprintf(many_json + jn, sizeof many_json - jn, "}");
+    ck_assert_uint_lt(jn + 1, sizeof many_json);
+    ck_assert_uint_lt(fn, sizeof many_form);
+    struct {
+        const char *type, *body;
+    } bodies[] = {
+        {"application/json", deep},
+        {"application/json; charset=utf-8", "{\"a\":{\"b\":1}}"},
+        {"application/json", many_json},
+        {"application/x-www-form-urlencoded", many_form},
+    };
+    /* Every library view that reads a body, for a guest and a stranger.
+     * (The demo's notes, which read bodies too, are not started here:
+     * test_demo_notes covers them.) */
+    const char *paths[] = {"/accounts/logout/", "/accounts/login/",
+                           "/convert/"};
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++) {
+        for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+            for (int with_cookie = 0; with_cookie < 2; with_cookie++) {
+                char headers[256];
+                snprintf(headers, sizeof headers, "Content-Type: %s\r\n%s%s%s",
+                         bodies[b].type, with_cookie ? "Cookie: " : "",
+                         with_cookie ? guest.cookie : "",
+                         with_cookie ? "\r\n" : "");
+                resp r = request(&s, "POST", paths[p], headers, bodies[b].body);
+                ck_assert_msg(r.status == 400,
+                              "%s: %s body %zu to %s (cookie %d): %d\n%s",
+                              s.kind->name, bodies[b].type, b, paths[p],
+                              with_cookie, r.status, r.raw);
+                free(r.raw);
+            }
+        }
+    }
+    /* The query string is a form too: too many fields there is a 400. */
+    char target[MAX_BODY + 32];
+    snprintf(target, sizeof target, "/accounts/login/?%s", many_form);
+    resp q = request(&s, "GET", target, NULL, NULL);
+    ck_assert_int_eq(q.status, 400);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(q.raw), "too many fields"));
+    free(q.raw);
+    /* A script asking for JSON gets its answer as JSON. */
+    resp r = request(&s, "POST", "/accounts/logout/",
+                     "Content-Type: application/json\r\n"
+                     "Accept: application/json\r\n",
+                     deep);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(r.raw), "\"errors\""));
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(r.raw), "nests"));
+    free(r.raw);
+    /* The server still answers, and the guest is still signed in. */
+    r = get(&s, "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.raw);
+    r = get(&s, "/whoami", guest.cookie, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(r.raw), "\"guest\":true"));
+    free(r.raw);
+    down(&s);
+}
+END_TEST
+
 /* ---- the adapter contract, through a handler that shows what it saw ---- */
 
 static void echo(guest_req *req, void *userdata)
@@ -1087,6 +1167,8 @@ int main(void)
         tcase_add_loop_test(tc, oversized_cookie_header_is_refused_or_ignored,
                             i, i + 1);
         tcase_add_loop_test(tc, body_over_max_body_size_is_413, i, i + 1);
+        tcase_add_loop_test(
+            tc, hostile_form_bodies_are_400_and_the_server_stays_up, i, i + 1);
         tcase_add_loop_test(tc, adapter_passes_the_request_through, i, i + 1);
         tcase_add_loop_test(tc, head_gets_headers_without_body, i, i + 1);
         tcase_add_loop_test(tc, keep_alive_frames_responses_by_content_length,

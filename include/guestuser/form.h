@@ -34,9 +34,11 @@ GUEST_API GUEST_NODISCARD guest_status guest_form_parse(const char *data,
 /**
  * Parses @p len bytes holding one JSON object whose values are strings
  * (kept as they are), true ("on"), numbers (as written), false or null
- * (field absent). Duplicate keys, nested values, "\u0000" and anything but an
- * object are GUEST_ERR_VALIDATION. Ownership and other statuses as
- * guest_form_parse(). Thread-safe.
+ * (field absent). Duplicate keys, nested values, more than
+ * GUEST_FORM_MAX_FIELDS members, "\u0000" and anything but an object are
+ * GUEST_ERR_VALIDATION; nesting and the member count are checked without
+ * recursion before the text is parsed, so any input is safe on a small
+ * stack. Ownership and other statuses as guest_form_parse(). Thread-safe.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_form_parse_json(const char *data,
                                                              size_t len,

@@ -11,8 +11,11 @@ extern "C" {
 /**
  * Runs @p handler with a user: an anonymous, non-blocked visitor becomes a
  * new guest first (unless the config is disabled, when the handler runs
- * anonymous). Returns GUEST_OK once the handler ran; on a database failure
- * answers 503 itself and returns the error.
+ * anonymous). When no guest can be made because of the name generator (it
+ * fails, returns an implausible name, or every name it tries is taken) the
+ * handler runs anonymous too and the failure goes to the config's log, at
+ * most once a minute. Returns GUEST_OK once the handler ran; on a database
+ * failure answers 503 itself and returns the error.
  */
 GUEST_API guest_status guest_allow(guest_req *req, guest_handler_fn handler,
                                    void *userdata);

@@ -78,8 +78,10 @@ GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
 /**
  * Makes the visitor a new guest: user, guest and session rows in one round
  * trip, Set-Cookie added to the response, on_guest_created fired. The guest
- * becomes the request's user. GUEST_ERR_NAME_EXHAUSTED when every generated
- * name existed.
+ * becomes the request's user. GUEST_ERR_NAME_EXHAUSTED when
+ * name_max_attempts generated names in a row existed (guest_name_numbered
+ * first grows one digit at a time, up to 18, and the context keeps the new
+ * width); the generator's own status when it fails.
  */
 GUEST_API guest_status guest_req_create_guest(guest_req *req,
                                               const guest_user **user,

@@ -1,12 +1,15 @@
 /* libFuzzer target over every parser that reads attacker-controlled bytes:
  * the Cookie header and session token, urlencoded and JSON forms, `next`
- * URLs, and the redirect builder. The first byte picks the parser. Build
- * with clang and -DGUESTUSER_FUZZ=ON; tests/CMakeLists.txt runs it briefly
- * on the seed corpus as a smoke test. */
+ * URLs, the redirect builder, percent-decoding and the Location quoting,
+ * Content-Type/Accept media types, and UTF-8/username checks of submitted
+ * text. The first byte picks the parser (tests/fuzz/corpus/<parser>/ holds
+ * seeds for each). Build with clang and -DGUESTUSER_FUZZ=ON;
+ * tests/CMakeLists.txt runs it briefly on the seed corpus as a smoke
+ * test. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "account_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = as_string(data, size);
     if (!s)
         return 0;
-    switch (pick % 5) {
+    switch (pick % 8) {
     case 0: {
         char value[64];
         unsigned char hash[GUEST__SHA256_BYTES];
@@ -60,6 +63,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         char *url = guest__redirect_with_next("/login/?a=1", "next", s);
         free(url);
+        break;
+    }
+    case 5: {
+        char *out = malloc(size + 1);
+        if (out) {
+            (void)guest__percent_decode(s, size, out, pick & 0x80);
+            free(out);
+        }
+        free(guest__iri_to_uri(s));
+        free(guest__url_quote(s));
+        break;
+    }
+    case 6:
+        (void)guest__media_type_is(s, "application/json");
+        (void)guest__media_type_is(s, "application/x-www-form-urlencoded");
+        break;
+    case 7: {
+        guest_form_errors errors = {0};
+        (void)guest__utf8_valid(s, size);
+        (void)guest__utf8_chars(s);
+        (void)guest_username_validate(s, &errors);
         break;
     }
     }
