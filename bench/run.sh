@@ -3,6 +3,7 @@
 # test fixture's: fsync off, so figures compare methods, not disks).
 #   bench/run.sh [BUILD_DIR] [bench_cleanup options...]
 #   bench/run.sh BUILD_DIR bench_requests [N]
+#   bench/run.sh BUILD_DIR bench_login_flood [SECONDS] [CLIENTS] [ITERATIONS]
 # BUILD_DIR defaults to ./build; configure it with -DGUESTUSER_BENCHMARKS=ON
 # (the default for a top-level build).
 set -euo pipefail
@@ -10,7 +11,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 [ $# -gt 0 ] && shift
 bench=bench_cleanup
-if [ "${1:-}" = bench_requests ] || [ "${1:-}" = bench_cleanup ]; then bench=$1; shift; fi
+case "${1:-}" in
+bench_requests | bench_cleanup | bench_login_flood) bench=$1; shift ;;
+esac
 bin=$build/bench/$bench
 [ -x "$bin" ] || { echo "run.sh: $bin not found; build with -DGUESTUSER_BENCHMARKS=ON" >&2; exit 1; }
 dir=$(mktemp -d /tmp/guestuser-bench.XXXXXX)

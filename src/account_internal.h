@@ -30,6 +30,10 @@ guest_status guest__password_hash_salt(const char *password, const char *salt,
 /* The iteration count of a pbkdf2_sha256 encoding; false when it is not
  * one. */
 bool guest__password_iterations(const char *encoded, unsigned *iterations);
+/* Every PBKDF2 run of the process and the iterations they asked for:
+ * lets tests check what a request spent without timing it. */
+extern _Atomic unsigned long long guest__pbkdf2_runs;
+extern _Atomic unsigned long long guest__pbkdf2_iterations;
 /* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
 guest_status guest__random_alnum(char *out, size_t n);
 

@@ -76,8 +76,12 @@ guest_status guest_user_create(guest_ctx *ctx, const char *username,
         return taken && errors->count == 1 ? GUEST_ERR_USERNAME_TAKEN
                                            : GUEST_ERR_VALIDATION;
     char hash[GUEST_PASSWORD_HASH_BUF];
+    st = guest__hash_slot_take(ctx);
+    if (st != GUEST_OK)
+        return st;
     st = guest_password_hash(password, ctx->cfg.password_iterations, hash,
                              sizeof hash);
+    guest__hash_slot_give(ctx);
     if (st != GUEST_OK)
         return st;
     guest__params p = {0};

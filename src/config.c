@@ -3,7 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "internal.h"
+
+#define GUEST__HASH_CONCURRENCY_MAX 1024u
 
 static const char *const default_agents[] = {"Googlebot",
                                              "Mediapartners-Google",
@@ -58,6 +62,7 @@ void guest_config_init(guest_config *cfg)
     cfg->password_checks = GUEST_PW_CHECK_ALL;
     cfg->csrf_cookie_name = "csrftoken";
     cfg->max_body_size = 65536;
+    cfg->hash_wait_ms = 2000;
 }
 
 const guest_config *guest_ctx_config(const guest_ctx *ctx)
@@ -104,6 +109,16 @@ static bool valid_schema(const char *s)
               *s == '_'))
             return false;
     return true;
+}
+
+/* Hashing is CPU-bound: one core stays free for every other request. */
+static unsigned auto_hash_concurrency(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores <= 1)
+        return 1;
+    return cores - 1 > GUEST__HASH_CONCURRENCY_MAX ? GUEST__HASH_CONCURRENCY_MAX
+                                                   : (unsigned)(cores - 1);
 }
 
 static guest_status check_config(const guest_config *c, guest_error *err)
@@ -158,6 +173,11 @@ static guest_status check_config(const guest_config *c, guest_error *err)
         return BAD("password_iterations must be at least 1");
     if (c->max_body_size < 1024)
         return BAD("max_body_size must be at least 1024");
+    if (c->hash_concurrency > GUEST__HASH_CONCURRENCY_MAX)
+        return BAD("hash_concurrency must be 0 (auto) or 1..%u (got %u)",
+                   GUEST__HASH_CONCURRENCY_MAX, c->hash_concurrency);
+    if (c->hash_wait_ms > 60000)
+        return BAD("hash_wait_ms must be 0..60000 (got %u)", c->hash_wait_ms);
 #undef BAD
     return GUEST_OK;
 }
@@ -244,6 +264,13 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         (st = compile_agents(ctx, err)) != GUEST_OK)
         goto fail;
     atomic_store(&ctx->name_digits, ctx->cfg.name_suffix_digits);
+    if (!ctx->cfg.hash_concurrency)
+        ctx->cfg.hash_concurrency = auto_hash_concurrency();
+    if ((st = guest__hashslots_new(ctx->cfg.hash_concurrency,
+                                   &ctx->hash_slots)) != GUEST_OK) {
+        guest__fail(err, st, "cannot create the password-hash slots");
+        goto fail;
+    }
     if ((st = guest__sql_build(&ctx->sql, ctx->cfg.db_schema)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;
@@ -276,6 +303,7 @@ void guest_ctx_free(guest_ctx *ctx)
     if (!ctx)
         return;
     guest__pool_free(ctx->pool);
+    guest__hashslots_free(ctx->hash_slots);
     guest__sql_free(&ctx->sql);
     for (size_t i = 0; i < ctx->agent_count; i++)
         regfree(&ctx->agent_re[i]);

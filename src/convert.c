@@ -163,8 +163,12 @@ guest_status guest_convert_with(guest_req *req, const char *username,
      * waits on it, and only when nothing is wrong already. */
     char hash[GUEST_PASSWORD_HASH_BUF] = "";
     if (!errors->count) {
+        st = guest__hash_slot_take(ctx);
+        if (st != GUEST_OK)
+            return st;
         st = guest_password_hash(password1, ctx->cfg.password_iterations, hash,
                                  sizeof hash);
+        guest__hash_slot_give(ctx);
         if (st != GUEST_OK)
             return st;
     }

@@ -27,6 +27,7 @@ typedef struct guest__sql {
 } guest__sql;
 
 typedef struct guest__pool guest__pool;
+typedef struct guest__hashslots guest__hashslots;
 
 struct guest_ctx {
     guest_config cfg; /* strings point into owned copies below */
@@ -43,6 +44,8 @@ struct guest_ctx {
     /* names: when a failed guest creation was last logged (guest__log_every) */
     _Atomic int64_t name_exhausted_logged_ms;
     _Atomic int64_t name_failed_logged_ms;
+    /* hashslots.c: bounds the password hashes running at once. */
+    guest__hashslots *hash_slots;
 };
 
 struct guest_req {
@@ -220,5 +223,19 @@ void guest__vary_cookie(guest_req *req);
 
 /* response.c */
 guest_status guest__respond_unavailable(guest_req *req);
+
+/* hashslots.c: a counting semaphore of password-hash slots, one per
+ * context, so a flood of logins cannot take every core. */
+guest_status guest__hashslots_new(unsigned n, guest__hashslots **out);
+void guest__hashslots_free(guest__hashslots *s);
+/* Takes a slot, waiting at most @p wait_ms on the monotonic clock; false
+ * when none was freed in time. */
+bool guest__hashslots_acquire(guest__hashslots *s, unsigned wait_ms);
+void guest__hashslots_release(guest__hashslots *s);
+/* The request path's wrapper around every PBKDF2 run it does: a slot of
+ * ctx within cfg.hash_wait_ms, else GUEST_ERR_BUSY (logged at most once
+ * per 10 s). Each GUEST_OK is paired with one guest__hash_slot_give(). */
+guest_status guest__hash_slot_take(guest_ctx *ctx);
+void guest__hash_slot_give(guest_ctx *ctx);
 
 #endif

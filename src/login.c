@@ -10,21 +10,58 @@
 typedef struct target {
     guest_user user;
     char *encoded; /* the stored hash that was verified */
+    /* The password at the configured count when the stored hash has
+     * fewer iterations: the upgrade written on success ("" otherwise). */
+    char rehash[GUEST_PASSWORD_HASH_BUF];
 } target;
+
+/* One password hash at the configured count into @p out; false when it
+ * could not be made. */
+static bool hash_configured(const guest_ctx *ctx, const char *password,
+                            char out[GUEST_PASSWORD_HASH_BUF])
+{
+    if (guest_password_hash(password, ctx->cfg.password_iterations, out,
+                            GUEST_PASSWORD_HASH_BUF) == GUEST_OK)
+        return true;
+    OPENSSL_cleanse(out, GUEST_PASSWORD_HASH_BUF);
+    return false;
+}
 
 /* One password hash thrown away: what a refused login costs, so it takes
  * as long as checking a right password. */
 static void spend_one_hash(const guest_ctx *ctx, const char *password)
 {
     char dummy[GUEST_PASSWORD_HASH_BUF];
-    if (guest_password_hash(password, ctx->cfg.password_iterations, dummy,
-                            sizeof dummy) == GUEST_OK)
+    if (hash_configured(ctx, password, dummy))
         OPENSSL_cleanse(dummy, sizeof dummy);
 }
 
-/* Finds an active registered user by name and checks the password. Every
- * refusal costs one hash, like a right password: response times must not
- * tell which usernames exist. */
+/* The hashing of a login, inside one hash slot. Every outcome costs at
+ * least one hash at the configured count, so response times tell neither
+ * which usernames exist nor which have an older, cheaper hash: a stored
+ * hash with fewer iterations is verified and then the password hashed at
+ * the configured count too (the upgrade on success, thrown away else). */
+static guest_status check_password(guest_ctx *ctx, const char *password,
+                                   const char *stored, target *t, bool *ok)
+{
+    *ok = false;
+    guest_status st = guest__hash_slot_take(ctx);
+    if (st != GUEST_OK)
+        return st;
+    unsigned iterations;
+    if (stored && guest__password_iterations(stored, &iterations)) {
+        *ok = guest_password_verify(password, stored);
+        if (iterations < ctx->cfg.password_iterations &&
+            hash_configured(ctx, password, t->rehash) && !*ok)
+            OPENSSL_cleanse(t->rehash, sizeof t->rehash);
+    } else {
+        spend_one_hash(ctx, password);
+    }
+    guest__hash_slot_give(ctx);
+    return GUEST_OK;
+}
+
+/* Finds an active registered user by name and checks the password. */
 static guest_status authenticate(guest_ctx *ctx, const char *username,
                                  const char *password, target *t)
 {
@@ -41,23 +78,17 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
         PQclear(res);
         return st;
     }
-    bool found = PQntuples(res) == 1;
-    unsigned iterations;
-    if (found &&
-        guest__password_iterations(PQgetvalue(res, 0, 2), &iterations)) {
-        bool ok = guest_password_verify(password, PQgetvalue(res, 0, 2));
-        if (ok) {
-            t->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-            t->user.is_guest = false;
-            snprintf(t->user.username, sizeof t->user.username, "%s",
-                     PQgetvalue(res, 0, 1));
-            t->encoded = guest__strdup(PQgetvalue(res, 0, 2));
-            st = t->encoded ? GUEST_OK : GUEST_ERR_NOMEM;
-        } else {
-            st = GUEST_ERR_AUTH;
-        }
-    } else {
-        spend_one_hash(ctx, password);
+    bool found = PQntuples(res) == 1, ok;
+    st = check_password(ctx, password, found ? PQgetvalue(res, 0, 2) : NULL, t,
+                        &ok);
+    if (st == GUEST_OK && ok) {
+        t->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        t->user.is_guest = false;
+        snprintf(t->user.username, sizeof t->user.username, "%s",
+                 PQgetvalue(res, 0, 1));
+        t->encoded = guest__strdup(PQgetvalue(res, 0, 2));
+        st = t->encoded ? GUEST_OK : GUEST_ERR_NOMEM;
+    } else if (st == GUEST_OK) {
         st = GUEST_ERR_AUTH;
     }
     PQclear(res);
@@ -180,8 +211,10 @@ guest_status guest_login(guest_req *req, const char *username,
     target t = {0};
     if (guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
         !guest__utf8_valid(username, strlen(username))) {
-        spend_one_hash(ctx, password);
-        st = GUEST_ERR_AUTH;
+        bool ok;
+        st = check_password(ctx, password, NULL, &t, &ok);
+        if (st == GUEST_OK)
+            st = GUEST_ERR_AUTH;
     } else {
         st = authenticate(ctx, username, password, &t);
     }
@@ -189,6 +222,7 @@ guest_status guest_login(guest_req *req, const char *username,
         guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
     if (st != GUEST_OK) {
         free(t.encoded);
+        OPENSSL_cleanse(t.rehash, sizeof t.rehash);
         return st;
     }
 
@@ -198,14 +232,6 @@ guest_status guest_login(guest_req *req, const char *username,
     bool was_guest = st == GUEST_OK && current && current->is_guest;
     if (was_guest)
         guest = *current;
-    char rehash[GUEST_PASSWORD_HASH_BUF];
-    unsigned iterations = 0;
-    bool renew = st == GUEST_OK &&
-                 guest__password_iterations(t.encoded, &iterations) &&
-                 iterations != ctx->cfg.password_iterations;
-    if (renew && guest_password_hash(password, ctx->cfg.password_iterations,
-                                     rehash, sizeof rehash) != GUEST_OK)
-        renew = false;
     unsigned char old_hash[GUEST__SHA256_BYTES], new_hash[GUEST__SHA256_BYTES];
     char token[GUEST__TOKEN_CHARS + 1];
     bool has_old = guest__req_session_hash(req, old_hash);
@@ -216,14 +242,15 @@ guest_status guest_login(guest_req *req, const char *username,
         st = guest__tx_begin(ctx, &tx, NULL);
     if (st == GUEST_OK) {
         st = switch_session(req, &tx, &t, was_guest ? &guest : NULL,
-                            renew ? rehash : NULL, has_old, old_hash, new_hash);
+                            *t.rehash ? t.rehash : NULL, has_old, old_hash,
+                            new_hash);
         if (st == GUEST_OK)
             st = guest__tx_commit(&tx, NULL);
         else
             guest__tx_abort(&tx);
     }
     free(t.encoded);
-    OPENSSL_cleanse(rehash, sizeof rehash);
+    OPENSSL_cleanse(t.rehash, sizeof t.rehash);
     if (st == GUEST_OK) {
         guest__req_set_user(req, &t.user);
         guest__set_session_cookie(req, token);

@@ -1,5 +1,6 @@
 /* Django-compatible PBKDF2-SHA256 password hashes. */
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ guest_status guest__random_alnum(char *out, size_t n)
     return GUEST_OK;
 }
 
+_Atomic unsigned long long guest__pbkdf2_runs;
+_Atomic unsigned long long guest__pbkdf2_iterations;
+
 guest_status guest__password_hash_salt(const char *password, const char *salt,
                                        unsigned iterations, char *out,
                                        size_t size)
@@ -38,6 +42,8 @@ guest_status guest__password_hash_salt(const char *password, const char *salt,
         iterations > INT_MAX || strlen(password) > INT_MAX)
         return GUEST_ERR_INVALID;
     unsigned char dk[DK_BYTES];
+    atomic_fetch_add(&guest__pbkdf2_runs, 1);
+    atomic_fetch_add(&guest__pbkdf2_iterations, iterations);
     if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password),
                           (const unsigned char *)salt, (int)strlen(salt),
                           (int)iterations, EVP_sha256(), sizeof dk, dk) != 1)

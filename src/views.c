@@ -114,9 +114,18 @@ static void server_error(guest_req *req, bool json)
     refuse(req, json, 500, "Internal Server Error", NULL);
 }
 
-/* Database statuses become 503 (try again), everything else 500. */
+/* Database statuses and busy password hashing become 503 (try again),
+ * everything else 500. */
 static void failure(guest_req *req, bool json, guest_status st)
 {
+    if (st == GUEST_ERR_BUSY) {
+        /* Every hashing slot stayed taken: a moment later is likely to
+         * work, so the client is told to come back soon. */
+        refuse(req, json, 503, "Service Unavailable",
+               "Too many sign-ins at once. Please try again in a moment.");
+        guest_res_header(req, "Retry-After", "1");
+        return;
+    }
     if (st == GUEST_ERR_DB || st == GUEST_ERR_DB_UNAVAILABLE) {
         if (json) {
             refuse(req, true, 503, "Service Unavailable", NULL);

@@ -140,6 +140,23 @@ START_TEST(account_flags)
 }
 END_TEST
 
+START_TEST(hash_flags)
+{
+    demo_options o;
+    char *argv[] = {"demo", "--hash-concurrency", "3", "--hash-wait-ms", "250",
+                    NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 5, argv), 0);
+    ck_assert_uint_eq(o.cfg.hash_concurrency, 3);
+    ck_assert_uint_eq(o.cfg.hash_wait_ms, 250);
+    char *defaults[] = {"demo", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
+    ck_assert_uint_eq(o.cfg.hash_concurrency, 0);
+    ck_assert_uint_eq(o.cfg.hash_wait_ms, 2000);
+    char *bad[] = {"demo", "--hash-wait-ms", "-1", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, bad), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_accounts");
@@ -148,6 +165,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
     tcase_add_test(tc, account_flags);
+    tcase_add_test(tc, hash_flags);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -317,6 +317,15 @@ START_TEST(old_iteration_count_is_renewed_on_login)
 
     guest_ctx *ctx = at_ctx(SCHEMA, NULL);
     tl_http h;
+    /* a wrong password leaves the stored hash as it was */
+    attempt bad = {.username = "alice", .password = "wrong-password-1"};
+    run(ctx, &h, NULL, &bad);
+    tl_http_free(&h);
+    ck_assert_int_eq(bad.st, GUEST_ERR_AUTH);
+    char unchanged[256];
+    at_text(SCHEMA, "SELECT password FROM @.users", unchanged,
+            sizeof unchanged);
+    ck_assert_str_eq(unchanged, hash);
     attempt a = {.username = "alice", .password = AT_PASSWORD};
     run(ctx, &h, NULL, &a);
     tl_http_free(&h);
@@ -327,6 +336,36 @@ START_TEST(old_iteration_count_is_renewed_on_login)
     run(ctx, &h, NULL, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_OK);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+static void iterations_5000(guest_config *c)
+{
+    c->password_iterations = 5000;
+}
+
+START_TEST(higher_iteration_count_is_kept_on_login)
+{
+    guest_ctx *strong = at_ctx(SCHEMA, iterations_5000);
+    at_new_user(strong, "alice", AT_PASSWORD);
+    guest_ctx_free(strong);
+    char before[256], after[256];
+    at_text(SCHEMA, "SELECT password FROM @.users", before, sizeof before);
+    ck_assert(!strncmp(before, "pbkdf2_sha256$5000$", 19));
+
+    /* a context configured lower never weakens a stored hash */
+    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    tl_http h;
+    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    run(ctx, &h, NULL, &a);
+    tl_http_free(&h);
+    ck_assert_int_eq(a.st, GUEST_OK);
+    at_text(SCHEMA, "SELECT password FROM @.users", after, sizeof after);
+    ck_assert_str_eq(after, before);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.users"
+                           " WHERE last_login IS NOT NULL"),
+                     1);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -414,6 +453,7 @@ int main(void)
     tcase_add_test(tc, guest_login_hook_moves_data_then_guest_is_deleted);
     tcase_add_test(tc, guest_login_without_hook_still_deletes_guest);
     tcase_add_test(tc, old_iteration_count_is_renewed_on_login);
+    tcase_add_test(tc, higher_iteration_count_is_kept_on_login);
     tcase_add_test(tc, django_made_hash_logs_in);
     tcase_add_test(tc, logout_ends_the_session_only);
     suite_add_tcase(s, tc);

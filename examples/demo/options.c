@@ -14,7 +14,9 @@ enum {
     OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
     OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
     OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
-    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP
+    OPT_CHECKS, OPT_PROXY_HEADER,
+    OPT_HASH_CONCURRENCY, OPT_HASH_WAIT,
+    OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -55,6 +57,8 @@ static const struct option longopts[] = {
     {"password-min-length", required_argument, NULL, OPT_MIN_LENGTH},
     {"password-checks", required_argument, NULL, OPT_CHECKS},
     {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
+    {"hash-concurrency", required_argument, NULL, OPT_HASH_CONCURRENCY},
+    {"hash-wait-ms", required_argument, NULL, OPT_HASH_WAIT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -115,6 +119,8 @@ void demo_usage(FILE *out, const char *argv0)
 "  --password-min-length N   shortest accepted password (8)\n"
 "  --password-checks LIST    validators on: all, none, or a comma list of\n"
 "                            min-length,numeric,similarity,common (all)\n"
+"  --hash-concurrency N      most password hashes at once (0: cores - 1)\n"
+"  --hash-wait-ms N          wait for a hashing slot, then 503 (2000)\n"
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
 "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
@@ -266,6 +272,16 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             break;
         case OPT_PROXY_HEADER: c->secure_proxy_header = optarg; break;
+        case OPT_HASH_CONCURRENCY:
+            if (!parse_num(optarg, 0, 4294967295LL, &n))
+                goto bad;
+            c->hash_concurrency = (unsigned)n;
+            break;
+        case OPT_HASH_WAIT:
+            if (!parse_num(optarg, 0, 4294967295LL, &n))
+                goto bad;
+            c->hash_wait_ms = (unsigned)n;
+            break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
         default: demo_usage(stderr, argv[0]); return -1;
         }

@@ -55,7 +55,9 @@ GUEST_API const char *guest_form_errors_get(const guest_form_errors *errors,
  * written NUL-terminated into @p out (size @p size, GUEST_PASSWORD_HASH_BUF
  * is enough). GUEST_ERR_INVALID for a NULL or empty password, iterations 0
  * or above INT_MAX, or a small buffer; GUEST_ERR_CRYPTO when OpenSSL fails.
- * Thread-safe; takes as long as @p iterations makes it.
+ * Thread-safe; takes as long as @p iterations makes it, on the calling
+ * thread: it does not take one of the context's hashing slots
+ * (hash_concurrency), which only the library's request paths use.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_password_hash(const char *password,
                                                            unsigned iterations,
@@ -66,7 +68,7 @@ GUEST_API GUEST_NODISCARD guest_status guest_password_hash(const char *password,
  * True when @p password matches @p encoded, a pbkdf2_sha256 hash (ours or
  * Django's), compared in constant time. False for a NULL or empty password
  * and for an empty, unusable ("!..."), malformed or other-algorithm hash.
- * Thread-safe.
+ * Thread-safe; like guest_password_hash() it takes no hashing slot.
  */
 GUEST_API bool guest_password_verify(const char *password, const char *encoded);
 
@@ -184,7 +186,8 @@ typedef struct guest_signup {
  * GUEST_ERR_USERNAME_TAKEN when the name is the only problem;
  * GUEST_ERR_VALIDATION with every message in @p errors (may be NULL);
  * GUEST_ERR_HOOK when a signup callback failed; GUEST_ERR_CONFIG (see
- * guest_password_validate()); database statuses. Nothing is written unless
+ * guest_password_validate()); GUEST_ERR_BUSY when no hashing slot freed
+ * within hash_wait_ms; database statuses. Nothing is written unless
  * GUEST_OK. Call from the request's thread.
  */
 GUEST_API guest_status guest_convert(guest_req *req, const char *username,
@@ -206,7 +209,8 @@ GUEST_API guest_status guest_convert_with(guest_req *req, const char *username,
  * *id_out (may be NULL) gets the new id. GUEST_ERR_USERNAME_TAKEN /
  * GUEST_ERR_VALIDATION with messages in *errors (may be NULL; the password's
  * are for "password"), GUEST_ERR_INVALID for NULL @p ctx, GUEST_ERR_CONFIG,
- * database statuses. Thread-safe.
+ * GUEST_ERR_BUSY (no hashing slot within hash_wait_ms), database statuses.
+ * Thread-safe.
  */
 GUEST_API guest_status guest_user_create(guest_ctx *ctx, const char *username,
                                          const char *password, int64_t *id_out,
@@ -216,15 +220,18 @@ GUEST_API guest_status guest_user_create(guest_ctx *ctx, const char *username,
  * Logs the request in as the active registered user @p username when
  * @p password matches. In one transaction: when the visitor is a guest,
  * on_guest_login(guest, user, db) runs and the guest user is deleted (its
- * rows cascade); last_login is set (and the hash renewed when its iteration
- * count differs from the config's); the request's session row is replaced
- * with a new one (new cookie). Then the CSRF secret is renewed.
+ * rows cascade); last_login is set (and the hash renewed when it has fewer
+ * iterations than the config's; never when it has more); the request's
+ * session row is replaced with a new one (new cookie). Then the CSRF secret
+ * is renewed. The hashing runs in one of the context's hashing slots.
  *
  * GUEST_OK; GUEST_ERR_AUTH ("Please enter a correct username and
  * password..." for "__all__") for an unknown, inactive or guest user or a
- * wrong password, taking as long as a right one; GUEST_ERR_VALIDATION when
- * a field is missing; GUEST_ERR_HOOK when on_guest_login failed (nothing
- * changed); database statuses. Call from the request's thread.
+ * wrong password, costing at least one hash at password_iterations like a
+ * right one; GUEST_ERR_VALIDATION when a field is missing; GUEST_ERR_HOOK
+ * when on_guest_login failed (nothing changed); GUEST_ERR_BUSY when no
+ * hashing slot freed within hash_wait_ms (nothing hashed or changed);
+ * database statuses. Call from the request's thread.
  */
 GUEST_API guest_status guest_login(guest_req *req, const char *username,
                                    const char *password,

@@ -171,6 +171,20 @@ struct guest_config {
     /** Where log messages go (NULL: one "guestuser: ..." line on stderr). */
     guest_log_fn log;
     void *log_userdata;
+
+    /* Password hashing load (docs/accounts.md, "Hashing cost"). */
+    /**
+     * Most password hashes (login, conversion, guest_user_create) computed
+     * at once by one context; 0 (the default): the number of online cores
+     * minus one, at least 1, resolved by guest_ctx_new(). At most 1024.
+     */
+    unsigned hash_concurrency;
+    /**
+     * How long a request waits for a free hashing slot before it fails
+     * with GUEST_ERR_BUSY (the views answer 503), milliseconds (2000);
+     * 0..60000, 0: no wait.
+     */
+    unsigned hash_wait_ms;
 };
 
 /** Fills @p cfg with the defaults listed on each field. */
