@@ -13,7 +13,8 @@ enum {
     OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
     OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
     OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
-    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP
+    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP,
+    OPT_NOTES_MAX
 };
 
 static const struct option longopts[] = {
@@ -51,6 +52,7 @@ static const struct option longopts[] = {
     {"password-checks", required_argument, NULL, OPT_CHECKS},
     {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
     {"help", no_argument, NULL, OPT_HELP},
+    {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {NULL, 0, NULL, 0},
 };
 
@@ -107,7 +109,9 @@ void demo_usage(FILE *out, const char *argv0)
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
 "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
-"  --help                    this text\n",
+"  --help                    this text\n"
+"Notes application:\n"
+"  --notes-max N             most notes one user may keep (500)\n",
             argv0);
 }
 
@@ -136,6 +140,7 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
     o->server = "civetweb";
 #endif
     o->cfg.db_conninfo = getenv("GUESTUSER_DB");
+    o->notes_max = DEMO_NOTES_MAX_DEFAULT;
     guest_config *c = &o->cfg;
     long long n;
     int opt;
@@ -234,6 +239,11 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             break;
         case OPT_PROXY_HEADER: c->secure_proxy_header = optarg; break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
+        case OPT_NOTES_MAX:
+            if (!parse_num(optarg, 1, 1000000, &n))
+                goto bad;
+            o->notes_max = (unsigned)n;
+            break;
         default: demo_usage(stderr, argv[0]); return -1;
         }
     }
