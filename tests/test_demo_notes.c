@@ -714,8 +714,8 @@ START_TEST(a_user_cannot_keep_more_than_notes_max)
          "csrfmiddlewaretoken=" AT_CSRF "&body=four+%3Cb%3E");
     ck_assert_int_eq(h.status, 409);
     ck_assert_ptr_nonnull(
-        strstr(h.res_body, "<p class=\"error\" id=\"body_error\">You already "
-                           "have 3 notes, the most one account can keep."));
+        strstr(h.res_body, "<p class=\"error\" id=\"body_error\">An account "
+                           "can keep at most 3 notes and yours is full."));
     ck_assert_ptr_nonnull(strstr(h.res_body, ">four &lt;b&gt;</textarea>"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "3 of 3 notes"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "<p>three</p>"));
@@ -726,6 +726,16 @@ START_TEST(a_user_cannot_keep_more_than_notes_max)
     /* the limit is per user */
     add(ctx, other, "theirs");
     ck_assert_int_eq(notes_of(them), 1);
+    /* past it already (notes brought along by a login): still refused */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, 'more' "
+             "FROM generate_series(1, 3)",
+             (long long)them);
+    at_exec(SCHEMA, sql);
+    refused(ctx, "/notes/", other, "csrfmiddlewaretoken=" AT_CSRF "&body=x",
+            409, "4 of 3 notes");
+    ck_assert_int_eq(notes_of(them), 4);
     /* deleting one makes room */
     char body[128];
     snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%lld",

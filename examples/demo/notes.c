@@ -747,7 +747,7 @@ static void notes_add(guest_req *req, void *userdata)
         break;
     case ADD_FULL:
         snprintf(msg, sizeof msg,
-                 "You already have %u notes, the most one account can keep. "
+                 "An account can keep at most %u notes and yours is full. "
                  "Delete some to make room for new ones.",
                  app.notes_max);
         show_notes(req, u, 409, msg, text, 0);
