@@ -807,6 +807,7 @@ static int64_t read_page(guest_req *req)
 
 void demo_notes(guest_req *req, void *userdata)
 {
+    (void)userdata;
     const char *m = guest_req_method(req);
     bool read = !strcmp(m, "GET") || !strcmp(m, "HEAD");
     if (!read && strcmp(m, "POST")) {
@@ -818,7 +819,6 @@ void demo_notes(guest_req *req, void *userdata)
         return;
     }
     if (read) {
-        (void)userdata;
         int64_t page = read_page(req);
         if (page >= 0)
             notes_get(req, &page);
