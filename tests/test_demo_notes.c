@@ -2,6 +2,7 @@
  * note form, adding, listing, escaping, every refused input, deleting, and
  * what conversion, logging into an account and cleanup do to the notes. The
  * browser journeys (tests/e2e) cover the same pages in Chromium. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,29 @@ static void teardown(void)
     demo_notes_stop();
 }
 
-/* A context with the notes hook and a started notes module. */
-static guest_ctx *notes_ctx(void)
+/* A context made with @p tweak (the notes hook at least) and a notes
+ * module started with the flags in @p argv, as the demo's main() does. */
+static guest_ctx *notes_ctx_with(void (*tweak)(guest_config *),
+                                 char *const *argv)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, demo_notes_configure);
+    demo_options o;
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    ck_assert_int_eq(demo_parse_args(&o, argc, (char **)argv), 0);
+    guest_ctx *ctx = at_ctx(SCHEMA, tweak);
     char err[512];
-    ck_assert_msg(demo_notes_start(ctx, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(demo_notes_start(ctx, o.notes_max, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_str_eq(demo_notes_schema(), SCHEMA "_demo");
     return ctx;
+}
+
+/* A context with the notes hook and a started notes module, defaults. */
+static guest_ctx *notes_ctx(void)
+{
+    char *const argv[] = {"demo", NULL};
+    return notes_ctx_with(demo_notes_configure, argv);
 }
 
 static void demo(guest_req *req, void *ud)
@@ -446,8 +462,8 @@ START_TEST(setup_is_idempotent_and_checked)
     guest(ctx, cookie, sizeof cookie);
     add(ctx, cookie, "survives+a+restart");
     char err[512];
-    ck_assert_int_eq(demo_notes_start(ctx, err, sizeof err), 0);
-    ck_assert_int_eq(demo_notes_start(ctx, err, sizeof err), 0);
+    ck_assert_int_eq(demo_notes_start(ctx, 500, err, sizeof err), 0);
+    ck_assert_int_eq(demo_notes_start(ctx, 500, err, sizeof err), 0);
     ck_assert_int_eq(all_notes(), 1);
 
     /* not started: the notes pages say so instead of failing oddly */
@@ -469,10 +485,338 @@ START_TEST(setup_is_idempotent_and_checked)
     guest_config c;
     tl_config(&c, long_schema);
     ctx = tl_ctx_new(&c);
-    ck_assert_int_eq(demo_notes_start(ctx, err, sizeof err), -1);
+    ck_assert_int_eq(demo_notes_start(ctx, 500, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "leaves no room for the notes schema"));
     guest_ctx_free(ctx);
     tl_drop_schema(long_schema);
+}
+END_TEST
+
+/* How many times @p needle occurs in @p hay. */
+static int occurrences(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The id of @p user's note whose body is @p body (0: none). */
+static long long note_id(int64_t user, const char *body)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT id FROM @_demo.notes WHERE user_id = %lld AND body = '%s'",
+             (long long)user, body);
+    return at_scalar(SCHEMA, sql);
+}
+
+/* GETs @p target and checks it is one page of @p user's notes: "note
+ * <first>" down to "note <last>" in that order and no other, the count
+ * line @p count, a link to older notes (below "note <last>") when @p older,
+ * a link to the newest notes when @p newest. Returns the older link's
+ * target (static storage) or NULL. */
+static const char *page_of(guest_ctx *ctx, const char *cookie,
+                           const char *target, int64_t user, int first,
+                           int last, const char *count, bool older, bool newest)
+{
+    static char next[64];
+    tl_http h;
+    get(ctx, &h, target, cookie);
+    ck_assert_msg(h.status == 200, "%s: %d", target, h.status);
+    const char *b = h.res_body;
+    ck_assert_int_eq(occurrences(b, "<li class=\"note\">"), first - last + 1);
+    const char *prev = b;
+    for (int i = first; i >= last; i--) {
+        char p[32];
+        snprintf(p, sizeof p, "<p>note %d</p>", i);
+        const char *at = strstr(b, p);
+        ck_assert_msg(at && at > prev, "%s: '%s' missing or out of order",
+                      target, p);
+        prev = at;
+    }
+    ck_assert_ptr_null(strstr(b, "someone else"));
+    ck_assert_msg(strstr(b, count), "%s: no '%s'", target, count);
+    char last_body[32], link[128];
+    snprintf(last_body, sizeof last_body, "note %d", last);
+    snprintf(next, sizeof next, "/notes/?before=%lld",
+             note_id(user, last_body));
+    snprintf(link, sizeof link,
+             "<a id=\"older-notes\" rel=\"next\" href=\"%s\">Older notes",
+             next);
+    ck_assert_msg(!strstr(b, link) == !older, "%s: older link %s", target,
+                  older ? "missing" : "present");
+    ck_assert_int_eq(occurrences(b, "id=\"older-notes\""), older);
+    ck_assert_int_eq(occurrences(b, "<a id=\"newest-notes\" href=\"/notes/\">"),
+                     newest);
+    tl_http_free(&h);
+    return older ? next : NULL;
+}
+
+START_TEST(notes_come_fifty_to_a_page_with_links_to_older_ones)
+{
+    guest_ctx *ctx = notes_ctx();
+    char cookie[300], other[300], sql[256];
+    int64_t id = guest(ctx, cookie, sizeof cookie);
+    int64_t them = guest(ctx, other, sizeof other);
+    /* one statement each, so ids follow i; someone else's in between */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, "
+             "'note ' || i FROM generate_series(1, 60) i",
+             (long long)id);
+    at_exec(SCHEMA, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, "
+             "'someone else ' || i FROM generate_series(1, 70) i",
+             (long long)them);
+    at_exec(SCHEMA, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, "
+             "'note ' || i FROM generate_series(61, 120) i",
+             (long long)id);
+    at_exec(SCHEMA, sql);
+    ck_assert_int_eq(notes_of(id), 120);
+
+    char page2[64], page3[64];
+    const char *next = page_of(ctx, cookie, "/notes/", id, 120, 71,
+                               "120 of 500 notes", true, false);
+    snprintf(page2, sizeof page2, "%s", next);
+    /* a note added meanwhile goes on the first page and does not shift the
+     * next one */
+    add(ctx, cookie, "note+121");
+    next =
+        page_of(ctx, cookie, page2, id, 70, 21, "121 of 500 notes", true, true);
+    snprintf(page3, sizeof page3, "%s", next);
+    ck_assert_ptr_null(page_of(ctx, cookie, page3, id, 20, 1,
+                               "121 of 500 notes", false, true));
+    page_of(ctx, cookie, "/notes/", id, 121, 72, "121 of 500 notes", true,
+            false);
+
+    /* exactly fifty left for the second page: no link past it */
+    snprintf(sql, sizeof sql,
+             "DELETE FROM @_demo.notes WHERE user_id = %lld AND "
+             "body IN (SELECT 'note ' || i FROM generate_series(1, 20) i)",
+             (long long)id);
+    at_exec(SCHEMA, sql);
+    ck_assert_ptr_null(page_of(ctx, cookie, page2, id, 70, 21,
+                               "101 of 500 notes", false, true));
+
+    /* past the oldest note: an empty page that says so */
+    tl_http h;
+    snprintf(sql, sizeof sql, "/notes/?before=%lld", note_id(id, "note 21"));
+    get(ctx, &h, sql, cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "No older notes."));
+    ck_assert_ptr_null(strstr(h.res_body, "No notes yet."));
+    ck_assert_ptr_null(strstr(h.res_body, "class=\"note\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "id=\"newest-notes\""));
+    tl_http_free(&h);
+
+    /* a delete on an older page comes back to that page */
+    char body[160];
+    snprintf(body, sizeof body,
+             "csrfmiddlewaretoken=" AT_CSRF "&id=%lld&before=%s",
+             note_id(id, "note 30"), page2 + strlen("/notes/?before="));
+    post(ctx, &h, "/notes/delete/", cookie, body);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), page2);
+    tl_http_free(&h);
+    snprintf(body, sizeof body,
+             "csrfmiddlewaretoken=" AT_CSRF "&id=%lld&before=junk",
+             note_id(id, "note 31"));
+    post(ctx, &h, "/notes/delete/", cookie, body);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/notes/");
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(id), 99);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(a_malformed_page_is_a_400)
+{
+    guest_ctx *ctx = notes_ctx();
+    char cookie[300];
+    int64_t id = guest(ctx, cookie, sizeof cookie);
+    add(ctx, cookie, "kept");
+    static const char *const bad[] = {
+        "/notes/?before=",
+        "/notes/?before",
+        "/notes/?before=abc",
+        "/notes/?before=0",
+        "/notes/?before=-5",
+        "/notes/?before=%2B5",
+        "/notes/?before=1e3",
+        "/notes/?before=5%00",
+        "/notes/?before=+5",
+        "/notes/?before=1234567890123456789",
+        "/notes/?before=99999999999999999999999",
+        "/notes/?before=1&before=2",
+    };
+    tl_http h;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        get(ctx, &h, bad[i], cookie);
+        ck_assert_msg(h.status == 400, "%s: %d", bad[i], h.status);
+        ck_assert_ptr_nonnull(
+            strstr(h.res_body, "That is not a page of notes"));
+        ck_assert_ptr_nonnull(strstr(h.res_body, "<a href=\"/notes/\">"));
+        ck_assert_ptr_null(strstr(h.res_body, "<p>kept</p>"));
+        tl_http_free(&h);
+    }
+    /* from a stranger: the 400 makes no guest */
+    get(ctx, &h, "/notes/?before=x", NULL);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    tl_http_free(&h);
+    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 1);
+    /* other parameters are not about pages: the newest notes */
+    get(ctx, &h, "/notes/?utm_source=x&page=3", cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<p>kept</p>"));
+    tl_http_free(&h);
+    /* a large but well-formed id: every note is older */
+    get(ctx, &h, "/notes/?before=999999999999999999", cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<p>kept</p>"));
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(id), 1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(a_user_cannot_keep_more_than_notes_max)
+{
+    /* the flag: its default and its range */
+    demo_options o;
+    char *defaults[] = {"demo", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
+    ck_assert_uint_eq(o.notes_max, 500);
+    char *zero[] = {"demo", "--notes-max", "0", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, zero), -1);
+    char *word[] = {"demo", "--notes-max", "many", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, word), -1);
+
+    char *const three[] = {"demo", "--notes-max", "3", NULL};
+    guest_ctx *ctx = notes_ctx_with(demo_notes_configure, three);
+    char cookie[300], other[300];
+    int64_t id = guest(ctx, cookie, sizeof cookie);
+    int64_t them = guest(ctx, other, sizeof other);
+    add(ctx, cookie, "one");
+    add(ctx, cookie, "two");
+    tl_http h;
+    get(ctx, &h, "/notes/", cookie);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "2 of 3 notes"));
+    tl_http_free(&h);
+    add(ctx, cookie, "three");
+
+    /* the fourth: the form again with the reason and the text, no row */
+    post(ctx, &h, "/notes/", cookie,
+         "csrfmiddlewaretoken=" AT_CSRF "&body=four+%3Cb%3E");
+    ck_assert_int_eq(h.status, 409);
+    ck_assert_ptr_nonnull(
+        strstr(h.res_body, "<p class=\"error\" id=\"body_error\">An account "
+                           "can keep at most 3 notes and yours is full."));
+    ck_assert_ptr_nonnull(strstr(h.res_body, ">four &lt;b&gt;</textarea>"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "3 of 3 notes"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "<p>three</p>"));
+    tl_http_free(&h);
+    ck_assert_int_eq(notes_of(id), 3);
+    ck_assert_int_eq(note_id(id, "four <b>"), 0);
+
+    /* the limit is per user */
+    add(ctx, other, "theirs");
+    ck_assert_int_eq(notes_of(them), 1);
+    /* past it already (notes brought along by a login): still refused */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, 'more' "
+             "FROM generate_series(1, 3)",
+             (long long)them);
+    at_exec(SCHEMA, sql);
+    refused(ctx, "/notes/", other, "csrfmiddlewaretoken=" AT_CSRF "&body=x",
+            409, "4 of 3 notes");
+    ck_assert_int_eq(notes_of(them), 4);
+    /* deleting one makes room */
+    char body[128];
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%lld",
+             note_id(id, "one"));
+    post(ctx, &h, "/notes/delete/", cookie, body);
+    ck_assert_int_eq(h.status, 302);
+    tl_http_free(&h);
+    add(ctx, cookie, "four");
+    ck_assert_int_eq(notes_of(id), 3);
+
+    /* the module refuses a limit of 0 */
+    char err[256];
+    ck_assert_int_eq(demo_notes_start(ctx, 0, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "at least 1"));
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+#define RACERS 8
+
+typedef struct racer {
+    guest_ctx *ctx;
+    const char *cookie;
+    pthread_barrier_t *start;
+    char body[128];
+    int status;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    tl_http h;
+    pthread_barrier_wait(r->start);
+    post(r->ctx, &h, "/notes/", r->cookie, r->body);
+    r->status = h.status;
+    tl_http_free(&h);
+    return NULL;
+}
+
+/* A connection for every racer at once, and time to wait on a busy
+ * machine: the race is for the limit, not for the pool. */
+static void roomy(guest_config *cfg)
+{
+    demo_notes_configure(cfg);
+    cfg->db_pool_size = RACERS + 2;
+    cfg->db_timeout_ms = 60000;
+}
+
+START_TEST(posts_at_once_never_pass_the_limit)
+{
+    char *const five[] = {"demo", "--notes-max", "5", NULL};
+    guest_ctx *ctx = notes_ctx_with(roomy, five);
+    /* several rounds, from no notes and from one below the limit */
+    for (int round = 0; round < 6; round++) {
+        char cookie[300];
+        int64_t id = guest(ctx, cookie, sizeof cookie);
+        int before = round % 2 ? 4 : 0;
+        for (int i = 0; i < before; i++)
+            add(ctx, cookie, "earlier");
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, RACERS);
+        racer r[RACERS];
+        pthread_t t[RACERS];
+        for (int i = 0; i < RACERS; i++) {
+            r[i] = (racer){.ctx = ctx, .cookie = cookie, .start = &start};
+            snprintf(r[i].body, sizeof r[i].body,
+                     "csrfmiddlewaretoken=" AT_CSRF "&body=racer+%d", i);
+            ck_assert_int_eq(pthread_create(&t[i], NULL, race, &r[i]), 0);
+        }
+        int stored = 0, refused = 0;
+        for (int i = 0; i < RACERS; i++) {
+            pthread_join(t[i], NULL);
+            stored += r[i].status == 302;
+            refused += r[i].status == 409;
+        }
+        pthread_barrier_destroy(&start);
+        ck_assert_int_eq(notes_of(id), 5);
+        ck_assert_int_eq(stored, 5 - before);
+        ck_assert_int_eq(refused, RACERS - (5 - before));
+    }
+    guest_ctx_free(ctx);
 }
 END_TEST
 
@@ -491,6 +835,10 @@ int main(void)
     tcase_add_test(tc, a_guest_logging_into_an_account_brings_their_notes);
     tcase_add_test(tc, cleanup_takes_an_expired_guests_notes_along);
     tcase_add_test(tc, setup_is_idempotent_and_checked);
+    tcase_add_test(tc, notes_come_fifty_to_a_page_with_links_to_older_ones);
+    tcase_add_test(tc, a_malformed_page_is_a_400);
+    tcase_add_test(tc, a_user_cannot_keep_more_than_notes_max);
+    tcase_add_test(tc, posts_at_once_never_pass_the_limit);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

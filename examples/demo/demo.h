@@ -20,6 +20,8 @@ typedef struct demo_options {
     /* storage for repeated --blocked-agent flags */
     const char *agents[64];
     int nagents;
+    /* the notes application (--notes-max) */
+    unsigned notes_max;
 } demo_options;
 
 /* Parses argv into @p o (config defaults first). Returns 0 to run, 1 after
@@ -45,19 +47,26 @@ int demo_parse_password_checks(const char *list, unsigned *checks);
 /* notes.c (issue 5): the notes application. Its table is
  * <library schema>_demo.notes; guide: docs/demo.md. */
 #define DEMO_NOTE_MAX_CHARS 2000
+/* Most notes one user may keep unless --notes-max says otherwise. */
+#define DEMO_NOTES_MAX_DEFAULT 500
+/* Notes on one page of /notes/, newest first. */
+#define DEMO_NOTES_PER_PAGE 50
 /* Sets cfg->on_guest_login so a guest who logs into an existing account
  * keeps their notes. Call before guest_ctx_new(). */
 void demo_notes_configure(guest_config *cfg);
 /* Creates the notes schema and table when missing (idempotent) and opens
  * the notes' connections, with the context's conninfo, pool size and
- * timeout. Call after guest_ctx_new() (the table references the library's
- * users). Returns 0, or -1 with a message in @p err. */
-int demo_notes_start(guest_ctx *ctx, char *err, size_t errsize);
+ * timeout. Adding a note is refused once its user has @p notes_max notes
+ * (at least 1). Call after guest_ctx_new() (the table references the
+ * library's users). Returns 0, or -1 with a message in @p err. */
+int demo_notes_start(guest_ctx *ctx, unsigned notes_max, char *err,
+                     size_t errsize);
 /* Closes those connections; call once no request is in flight. */
 void demo_notes_stop(void);
 /* The notes schema's name ("" before demo_notes_start()). */
 const char *demo_notes_schema(void);
-/* GET/HEAD/POST /notes/ (GUEST_ALLOW) and POST /notes/delete/. */
+/* GET/HEAD/POST /notes/ (GUEST_ALLOW; GET takes ?before=<note id> for
+ * older pages) and POST /notes/delete/. */
 void demo_notes(guest_req *req, void *userdata);
 void demo_notes_delete(guest_req *req, void *userdata);
 

@@ -36,6 +36,8 @@ static const char *const stylesheet =
     ".note p{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}"
     ".note time{display:block;color:#52606d;font-size:.85rem}"
     ".muted{color:#52606d}"
+    ".pager{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;margin:1rem 0}"
+    ".pager #older-notes{margin-left:auto}"
     "@media (max-width:32rem){body{font-size:15px}"
     ".note{flex-direction:column}.top .brand{flex-basis:100%}}";
 

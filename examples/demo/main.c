@@ -145,7 +145,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char notes_err[512];
-    if (demo_notes_start(ctx, notes_err, sizeof notes_err) != 0) {
+    if (demo_notes_start(ctx, o.notes_max, notes_err, sizeof notes_err) != 0) {
         fprintf(stderr, "%s: notes: %s\n", argv[0], notes_err);
         guest_ctx_free(ctx);
         return 2;

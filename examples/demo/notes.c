@@ -25,8 +25,9 @@ static struct {
     char connect_timeout[16];
     unsigned wait_ms;
     int64_t max_age;
+    unsigned notes_max;
     char schema[64]; /* unquoted, for messages */
-    char *sql_list, *sql_add, *sql_delete, *sql_move;
+    char *sql_page, *sql_lock, *sql_add, *sql_delete, *sql_move;
     pthread_mutex_t lock;
     pthread_cond_t freed;
     PGconn *idle[POOL_CAP];
@@ -175,6 +176,90 @@ static bool sqlstate_is(const PGresult *r, const char *state)
     return s && !strcmp(s, state);
 }
 
+typedef enum add_result {
+    ADDED,
+    ADD_FULL,    /* the user has app.notes_max notes already */
+    ADD_NO_USER, /* the user was deleted (cleanup) after the session was read */
+    ADD_DOWN,    /* no connection, or the database timed out */
+    ADD_FAILED,
+} add_result;
+
+/* One statement of add_note(): its result if it ended with @p want, else
+ * NULL (the result cleared, *state set from what went wrong). */
+static PGresult *step(PGconn *c, const char *sql, int nparams,
+                      const char *const *params, ExecStatusType want,
+                      add_result *state)
+{
+    PGresult *r =
+        nparams ? PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0)
+                : PQexec(c, sql);
+    if (r && PQresultStatus(r) == want)
+        return r;
+    if (!r || PQstatus(c) != CONNECTION_OK || sqlstate_is(r, "57014"))
+        *state = ADD_DOWN; /* gone, or statement_timeout (a lock wait) */
+    else if (sqlstate_is(r, "23503"))
+        *state = ADD_NO_USER;
+    else
+        *state = ADD_FAILED;
+    fprintf(stderr, "notes: %s", PQerrorMessage(c));
+    PQclear(r);
+    return NULL;
+}
+
+/* Stores @p text as a note of @p user unless they have app.notes_max notes.
+ *
+ * The limit must hold when one user posts from several tabs at once. The
+ * INSERT ... SELECT ... WHERE count < max alone does not: at READ COMMITTED
+ * every statement reads from a snapshot taken when it starts, so two posts
+ * at max - 1 both count max - 1 and both insert. Taking a lock inside that
+ * statement does not help either, the snapshot is older than the wait. So a
+ * transaction first locks the user's row, then runs the INSERT, whose fresh
+ * snapshot sees every note committed by whoever held the lock before.
+ *
+ * The user's row rather than an advisory lock: it is exactly one lock per
+ * user of this schema, where advisory keys are shared by everything in the
+ * database and a bigint id leaves no room for a namespace; it also says
+ * when the user has just been deleted. FOR NO KEY UPDATE conflicts with
+ * itself and with the library's updates of that row (short), not with the
+ * KEY SHARE locks that foreign-key checks take, so sessions and other
+ * inserts referencing the user do not wait on it. */
+static add_result add_note(int64_t user, const char *text)
+{
+    PGconn *c = pool_get();
+    if (!c)
+        return ADD_DOWN;
+    char id[24], max[16];
+    snprintf(id, sizeof id, "%lld", (long long)user);
+    snprintf(max, sizeof max, "%u", app.notes_max);
+    const char *params[] = {id, text, max};
+    add_result res = ADDED;
+    PGresult *r = step(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, &res);
+    if (r) {
+        PQclear(r);
+        r = step(c, app.sql_lock, 1, params, PGRES_TUPLES_OK, &res);
+    }
+    if (r) {
+        bool exists = PQntuples(r) == 1;
+        PQclear(r);
+        r = NULL;
+        if (exists)
+            r = step(c, app.sql_add, 3, params, PGRES_COMMAND_OK, &res);
+        else
+            res = ADD_NO_USER;
+    }
+    if (r) {
+        if (!strcmp(PQcmdTuples(r), "0"))
+            res = ADD_FULL;
+        PQclear(r);
+        r = step(c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, &res);
+        PQclear(r);
+    }
+    if (PQtransactionStatus(c) != PQTRANS_IDLE && PQstatus(c) == CONNECTION_OK)
+        PQclear(PQexec(c, "ROLLBACK"));
+    pool_put(c);
+    return res;
+}
+
 /* A guest who logs into an existing account brings their notes along:
  * runs inside the library's login transaction, before the guest is
  * deleted (which would cascade to the notes). */
@@ -206,19 +291,26 @@ void demo_notes_stop(void)
     pthread_mutex_unlock(&app.lock);
     app.started = false;
     free(app.conninfo);
-    free(app.sql_list);
+    free(app.sql_page);
+    free(app.sql_lock);
     free(app.sql_add);
     free(app.sql_delete);
     free(app.sql_move);
-    app.conninfo = app.sql_list = app.sql_add = app.sql_delete = app.sql_move =
-        NULL;
+    app.conninfo = app.sql_page = app.sql_lock = app.sql_add = app.sql_delete =
+        app.sql_move = NULL;
     app.schema[0] = '\0';
 }
 
-int demo_notes_start(guest_ctx *ctx, char *err, size_t errsize)
+int demo_notes_start(guest_ctx *ctx, unsigned notes_max, char *err,
+                     size_t errsize)
 {
     demo_notes_stop();
     const guest_config *c = guest_ctx_config(ctx);
+    if (notes_max < 1) {
+        snprintf(err, errsize, "the most notes per user must be at least 1");
+        return -1;
+    }
+    app.notes_max = notes_max;
     /* The library validated its schema name: [a-z_][a-z0-9_]*. */
     if (strlen(c->db_schema) + strlen("_demo") > 63) {
         snprintf(err, errsize,
@@ -256,20 +348,43 @@ int demo_notes_start(guest_ctx *ctx, char *err, size_t errsize)
             "  ON DELETE CASCADE,"
             " body text NOT NULL CHECK (body <> '' AND length(body) <= %d),"
             " created_at timestamptz NOT NULL DEFAULT now());"
-            "CREATE INDEX IF NOT EXISTS notes_user_id_created_at_idx"
-            " ON %s.notes (user_id, created_at DESC, id DESC);"
+            /* Pages walk a user's notes by id (see sql_page): one index
+             * serves them, the count and the cleanup cascade. It replaces
+             * the (user_id, created_at, id) index of earlier demos. */
+            "CREATE INDEX IF NOT EXISTS notes_user_id_id_idx"
+            " ON %s.notes (user_id, id);"
+            "DROP INDEX IF EXISTS %s.notes_user_id_created_at_idx;"
             "COMMIT;",
-            notes, notes, lib, DEMO_NOTE_MAX_CHARS, notes);
-        app.sql_list = format("SELECT id, body,"
-                              " to_char(created_at AT TIME ZONE 'UTC',"
-                              "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                              " to_char(created_at AT TIME ZONE 'UTC',"
-                              "  'YYYY-MM-DD HH24:MI \"UTC\"')"
-                              " FROM %s.notes WHERE user_id = $1"
-                              " ORDER BY created_at DESC, id DESC",
-                              notes);
-        app.sql_add = format(
-            "INSERT INTO %s.notes (user_id, body) VALUES ($1, $2)", notes);
+            notes, notes, lib, DEMO_NOTE_MAX_CHARS, notes, notes);
+        /* The user's count and one page, in one statement so they agree.
+         * Keyset pagination (id < $2) rather than OFFSET: each page is one
+         * index range of 51 rows however far back it is, where OFFSET reads
+         * and throws away every note before the page; and a note added or
+         * deleted between two page loads does not shift the next page (no
+         * note shown twice or skipped). Newest first is id order: ids come
+         * from one sequence, so no two notes tie, as created_at can. The
+         * 51st row only says whether an older page exists. */
+        app.sql_page = format(
+            "SELECT t.total, n.id, n.body,"
+            " to_char(n.created_at AT TIME ZONE 'UTC',"
+            "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+            " to_char(n.created_at AT TIME ZONE 'UTC',"
+            "  'YYYY-MM-DD HH24:MI \"UTC\"')"
+            " FROM (SELECT count(*) AS total FROM %s.notes"
+            "  WHERE user_id = $1::bigint) t"
+            " LEFT JOIN LATERAL (SELECT id, body, created_at FROM %s.notes"
+            "  WHERE user_id = $1::bigint AND id < $2::bigint"
+            "  ORDER BY id DESC LIMIT %d) n ON true"
+            " ORDER BY n.id DESC",
+            notes, notes, DEMO_NOTES_PER_PAGE + 1);
+        /* Taken before sql_add, in its own statement: see add_note(). */
+        app.sql_lock = format(
+            "SELECT 1 FROM %s.users WHERE id = $1 FOR NO KEY UPDATE", lib);
+        app.sql_add = format("INSERT INTO %s.notes (user_id, body)"
+                             " SELECT $1::bigint, $2::text"
+                             " WHERE (SELECT count(*) FROM %s.notes"
+                             "  WHERE user_id = $1::bigint) < $3::bigint",
+                             notes, notes);
         app.sql_delete = format(
             "DELETE FROM %s.notes WHERE id = $1 AND user_id = $2", notes);
         app.sql_move = format(
@@ -277,8 +392,8 @@ int demo_notes_start(guest_ctx *ctx, char *err, size_t errsize)
     }
     PQfreemem(notes);
     PQfreemem(lib);
-    if (!ddl || !app.sql_list || !app.sql_add || !app.sql_delete ||
-        !app.sql_move) {
+    if (!ddl || !app.sql_page || !app.sql_lock || !app.sql_add ||
+        !app.sql_delete || !app.sql_move) {
         free(ddl);
         PQfinish(conn);
         demo_notes_stop();
@@ -438,9 +553,11 @@ static void csrf_input(guest_req *req, const char *token)
 }
 
 /* The notes page of @p u: the guest's call-out, the form (with @p error and
- * the refused @p draft after a bad note), then the notes, newest first. */
+ * the refused @p draft after a bad note), how many notes of the most, then
+ * one page of notes, newest first: those with an id below @p before (0: the
+ * newest), and the links to older and to the newest notes. */
 static void show_notes(guest_req *req, const guest_user *u, int status,
-                       const char *error, const char *draft)
+                       const char *error, const char *draft, int64_t before)
 {
     const char *token = NULL;
     if (guest_csrf_token(req, &token) != GUEST_OK) {
@@ -448,10 +565,12 @@ static void show_notes(guest_req *req, const guest_user *u, int status,
                           "The page could not be made.", NULL, NULL);
         return;
     }
-    char id[24];
+    char id[24], below[24];
     snprintf(id, sizeof id, "%lld", (long long)guest_user_id(u));
-    const char *params[] = {id};
-    PGresult *r = run(app.sql_list, 1, params);
+    snprintf(below, sizeof below, "%lld",
+             (long long)(before > 0 ? before : INT64_MAX));
+    const char *params[] = {id, below};
+    PGresult *r = run(app.sql_page, 2, params);
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         unavailable(req);
@@ -485,28 +604,57 @@ static void show_notes(guest_req *req, const guest_user *u, int status,
     guest_res_printf(req, "</textarea>\n<p><button type=\"submit\">Add note"
                           "</button></p></form>\n");
 
-    int n = PQntuples(r);
-    if (n == 0)
+    /* One row even without notes (the LEFT JOIN), then id is NULL. */
+    int n = PQntuples(r) == 1 && PQgetisnull(r, 0, 1) ? 0 : PQntuples(r);
+    bool older = n > DEMO_NOTES_PER_PAGE;
+    if (older)
+        n = DEMO_NOTES_PER_PAGE;
+    guest_res_printf(req,
+                     "<p class=\"muted\" id=\"note-count\">%s of %u "
+                     "notes</p>\n",
+                     PQntuples(r) ? PQgetvalue(r, 0, 0) : "0", app.notes_max);
+    if (n == 0 && before > 0)
+        guest_res_printf(req, "<p class=\"muted\" id=\"no-older-notes\">No "
+                              "older notes.</p>\n");
+    else if (n == 0)
         guest_res_printf(req, "<p class=\"muted\" id=\"no-notes\">No notes "
                               "yet.</p>\n");
     else
         guest_res_printf(req, "<ul class=\"notes\">\n");
     for (int i = 0; i < n; i++) {
         guest_res_printf(req, "<li class=\"note\"><div class=\"text\"><p>");
-        guest_res_write_html(req, PQgetvalue(r, i, 1));
+        guest_res_write_html(req, PQgetvalue(r, i, 2));
         guest_res_printf(req, "</p><time datetime=\"%s\">%s</time></div>",
-                         PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+                         PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
         guest_res_printf(req, "<form method=\"post\" action=\"/notes/"
                               "delete/\">");
         csrf_input(req, token);
+        if (before > 0)
+            guest_res_printf(req,
+                             "<input type=\"hidden\" name=\"before\" "
+                             "value=\"%lld\">",
+                             (long long)before);
         guest_res_printf(req,
                          "<input type=\"hidden\" name=\"id\" value=\"%s\">"
                          "<button type=\"submit\" class=\"delete\">Delete"
                          "</button></form></li>\n",
-                         PQgetvalue(r, i, 0));
+                         PQgetvalue(r, i, 1));
     }
     if (n)
         guest_res_printf(req, "</ul>\n");
+    if (older || before > 0) {
+        guest_res_printf(req, "<nav class=\"pager\">");
+        if (before > 0)
+            guest_res_printf(req, "<a id=\"newest-notes\" href=\"/notes/\">"
+                                  "&larr; Newest notes</a>");
+        if (older)
+            guest_res_printf(req,
+                             "<a id=\"older-notes\" rel=\"next\" "
+                             "href=\"/notes/?before=%s\">Older notes "
+                             "&rarr;</a>",
+                             PQgetvalue(r, n - 1, 1));
+        guest_res_printf(req, "</nav>\n");
+    }
     PQclear(r);
     demo_page_end(req);
 }
@@ -523,6 +671,7 @@ static void show_no_account(guest_req *req, int status)
     demo_page_end(req);
 }
 
+/* userdata: the int64_t page from read_page(). */
 static GUEST_ALLOW(notes_get)
 {
     const guest_user *u = NULL;
@@ -533,7 +682,7 @@ static GUEST_ALLOW(notes_get)
     if (!u)
         show_no_account(req, 200);
     else
-        show_notes(req, u, 200, NULL, NULL);
+        show_notes(req, u, 200, NULL, NULL, *(const int64_t *)userdata);
 }
 
 /* The submitted form once its CSRF token passed, or NULL after answering
@@ -584,36 +733,81 @@ static void notes_add(guest_req *req, void *userdata)
     }
     size_t len = 0;
     const char *body = guest_form_get_len(form, "body", &len);
-    char *text = NULL, msg[128];
+    char *text = NULL, msg[192];
     bool draft;
     const char *problem = check_note(body, len, &text, &draft, msg, sizeof msg);
     if (problem) {
-        show_notes(req, u, 400, problem, draft ? text : NULL);
+        show_notes(req, u, 400, problem, draft ? text : NULL, 0);
         free(text);
         return;
     }
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)guest_user_id(u));
-    const char *params[] = {id, text};
-    PGresult *r = run(app.sql_add, 2, params);
-    free(text);
-    if (!r) {
-        unavailable(req);
-    } else if (sqlstate_is(r, "23503")) {
-        /* the user was deleted (cleanup) after the session was read */
+    switch (add_note(guest_user_id(u), text)) {
+    case ADDED:
+        guest_res_redirect(req, "/notes/");
+        break;
+    case ADD_FULL:
+        snprintf(msg, sizeof msg,
+                 "An account can keep at most %u notes and yours is full. "
+                 "Delete some to make room for new ones.",
+                 app.notes_max);
+        show_notes(req, u, 409, msg, text, 0);
+        break;
+    case ADD_NO_USER:
         show_no_account(req, 403);
-    } else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        break;
+    case ADD_DOWN:
+        unavailable(req);
+        break;
+    case ADD_FAILED:
         demo_message_page(req, 500, "Internal Server Error",
                           "The note could not be saved.", "/notes/",
                           "Your notes");
-    } else {
-        guest_res_redirect(req, "/notes/");
+        break;
     }
-    PQclear(r);
+    free(text);
+}
+
+/* A note id: 1 to 18 digits, nothing else. */
+static bool note_id_ok(const char *s, size_t len)
+{
+    return s && len >= 1 && len <= 18 && strspn(s, "0123456789") == len &&
+           strtoll(s, NULL, 10) > 0;
+}
+
+/* The page asked for by the query string: 0 for the newest notes (no
+ * ?before), the note id of ?before=<id> (its notes are older than that
+ * one), or -1 after answering 400 for a malformed one: a link that names a
+ * page should show that page or say it cannot, not the newest notes as if
+ * it had worked. Other parameters are ignored. */
+static int64_t read_page(guest_req *req)
+{
+    const char *q = strchr(guest_req_target(req), '?');
+    if (!q)
+        return 0;
+    guest_form *query = NULL;
+    guest_status st = guest_form_parse(q + 1, strlen(q + 1), &query, NULL);
+    size_t len = 0;
+    const char *before = guest_form_get_len(query, "before", &len);
+    int64_t page = 0;
+    if (st == GUEST_ERR_NOMEM) {
+        unavailable(req);
+        page = -1;
+    } else if (st != GUEST_OK || (before && !note_id_ok(before, len))) {
+        demo_message_page(req, 400, "Bad Request",
+                          "That is not a page of notes: ?before= takes the "
+                          "number of a note.",
+                          "/notes/", "Your newest notes");
+        page = -1;
+    } else if (before) {
+        page = strtoll(before, NULL, 10);
+    }
+    guest_form_free(query);
+    return page;
 }
 
 void demo_notes(guest_req *req, void *userdata)
 {
+    (void)userdata;
     const char *m = guest_req_method(req);
     bool read = !strcmp(m, "GET") || !strcmp(m, "HEAD");
     if (!read && strcmp(m, "POST")) {
@@ -625,7 +819,9 @@ void demo_notes(guest_req *req, void *userdata)
         return;
     }
     if (read) {
-        notes_get(req, userdata);
+        int64_t page = read_page(req);
+        if (page >= 0)
+            notes_get(req, &page);
         return;
     }
     guest_form *form = read_checked_form(req);
@@ -637,11 +833,18 @@ void demo_notes(guest_req *req, void *userdata)
     guest_form_free(form);
 }
 
-/* A note id: 1 to 18 digits, nothing else. */
-static bool note_id_ok(const char *s, size_t len)
+/* After a delete, back to the page it was made from: the form's "before"
+ * field when it holds a note id, else the newest notes. */
+static void back_to_page(guest_req *req, const guest_form *form)
 {
-    return s && len >= 1 && len <= 18 && strspn(s, "0123456789") == len &&
-           strtoll(s, NULL, 10) > 0;
+    size_t len = 0;
+    const char *before = guest_form_get_len(form, "before", &len);
+    char to[48];
+    if (note_id_ok(before, len))
+        snprintf(to, sizeof to, "/notes/?before=%s", before);
+    else
+        snprintf(to, sizeof to, "/notes/");
+    guest_res_redirect(req, to);
 }
 
 void demo_notes_delete(guest_req *req, void *userdata)
@@ -684,7 +887,7 @@ void demo_notes_delete(guest_req *req, void *userdata)
                               "That note does not exist, or it is not yours.",
                               "/notes/", "Your notes");
         else
-            guest_res_redirect(req, "/notes/");
+            back_to_page(req, form);
         PQclear(r);
     }
     guest_form_free(form);

@@ -16,7 +16,8 @@ enum {
     OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
     OPT_CHECKS, OPT_PROXY_HEADER,
     OPT_HASH_CONCURRENCY, OPT_HASH_WAIT,
-    OPT_HELP
+    OPT_HELP,
+    OPT_NOTES_MAX
 };
 
 static const struct option longopts[] = {
@@ -60,6 +61,7 @@ static const struct option longopts[] = {
     {"hash-concurrency", required_argument, NULL, OPT_HASH_CONCURRENCY},
     {"hash-wait-ms", required_argument, NULL, OPT_HASH_WAIT},
     {"help", no_argument, NULL, OPT_HELP},
+    {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {NULL, 0, NULL, 0},
 };
 
@@ -124,7 +126,9 @@ void demo_usage(FILE *out, const char *argv0)
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
 "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
-"  --help                    this text\n",
+"  --help                    this text\n"
+"Notes application:\n"
+"  --notes-max N             most notes one user may keep (500)\n",
             argv0);
 }
 
@@ -155,6 +159,7 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
     o->server = "civetweb";
 #endif
     o->cfg.db_conninfo = getenv("GUESTUSER_DB");
+    o->notes_max = DEMO_NOTES_MAX_DEFAULT;
     guest_config *c = &o->cfg;
     long long n;
     int opt;
@@ -283,6 +288,11 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             c->hash_wait_ms = (unsigned)n;
             break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
+        case OPT_NOTES_MAX:
+            if (!parse_num(optarg, 1, 1000000, &n))
+                goto bad;
+            o->notes_max = (unsigned)n;
+            break;
         default: demo_usage(stderr, argv[0]); return -1;
         }
     }
@@ -293,8 +303,11 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
     }
     return 0;
 bad:
-    fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], optarg,
-            longopts[opt - OPT_BIND].name);
+    /* Looked up by value: the enum and the table need not share an order. */
+    for (const struct option *lo = longopts; lo->name; lo++)
+        if (lo->val == opt)
+            fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], optarg,
+                    lo->name);
     demo_usage(stderr, argv[0]);
     return -1;
 }
