@@ -1070,6 +1070,39 @@ START_TEST(forwarded_for_counts_only_from_trusted_proxies)
 }
 END_TEST
 
+START_TEST(demo_flags_set_allowed_hosts_and_trusted_proxies)
+{
+    demo_options o;
+    char *argv[] = {"demo",
+                    "--allowed-hosts",
+                    "example.com",
+                    "--trusted-proxy",
+                    "127.0.0.1/32,::1/128",
+                    NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 5, argv), 0);
+    ck_assert_str_eq(o.cfg.allowed_hosts, "example.com");
+    ck_assert_str_eq(o.cfg.trusted_proxies, "127.0.0.1/32,::1/128");
+    running s = {.kind = &kinds[_i]};
+    tl_drop_schema(s.kind->schema);
+    o.cfg.db_conninfo = tl_conninfo();
+    o.cfg.db_schema = s.kind->schema;
+    s.ctx = tl_ctx_new(&o.cfg);
+    s.kind->start(&s, echo, NULL);
+    char *raw;
+    ck_assert_int_eq(host_request(&s, "HTTP/1.1", "/echo",
+                                  "Host: example.com\r\n"
+                                  "X-Forwarded-For: 203.0.113.9\r\n",
+                                  &raw),
+                     200);
+    has_line(raw, "addr=203.0.113.9\n");
+    free(raw);
+    ck_assert_int_eq(
+        host_request(&s, "HTTP/1.1", "/echo", "Host: 127.0.0.1\r\n", NULL),
+        400);
+    down(&s);
+}
+END_TEST
+
 #ifdef TEST_WITH_CIVETWEB
 /* ---- CivetWeb only: its own server start and option handling ---- */
 
@@ -1194,6 +1227,8 @@ int main(void)
                             i + 1);
         tcase_add_loop_test(tc, forwarded_for_counts_only_from_trusted_proxies,
                             i, i + 1);
+        tcase_add_loop_test(
+            tc, demo_flags_set_allowed_hosts_and_trusted_proxies, i, i + 1);
         suite_add_tcase(suite, tc);
     }
 #ifdef TEST_WITH_CIVETWEB

@@ -13,7 +13,9 @@ enum {
     OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
     OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
     OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
-    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP
+    OPT_CHECKS, OPT_PROXY_HEADER,
+    OPT_TRUSTED_PROXY, OPT_ALLOWED_HOSTS,
+    OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -50,6 +52,8 @@ static const struct option longopts[] = {
     {"password-min-length", required_argument, NULL, OPT_MIN_LENGTH},
     {"password-checks", required_argument, NULL, OPT_CHECKS},
     {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
+    {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+    {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -107,6 +111,11 @@ void demo_usage(FILE *out, const char *argv0)
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
 "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
+"  --trusted-proxy CIDR[,CIDR...]\n"
+"                            reverse proxies whose X-Forwarded-For names the\n"
+"                            client (none: the socket peer is the client)\n"
+"  --allowed-hosts LIST      Host names served, e.g. example.com,.example.org\n"
+"                            (others get 400; default: any Host)\n"
 "  --help                    this text\n",
             argv0);
 }
@@ -233,6 +242,8 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             break;
         case OPT_PROXY_HEADER: c->secure_proxy_header = optarg; break;
+        case OPT_TRUSTED_PROXY: c->trusted_proxies = optarg; break;
+        case OPT_ALLOWED_HOSTS: c->allowed_hosts = optarg; break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
         default: demo_usage(stderr, argv[0]); return -1;
         }
