@@ -240,7 +240,9 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
               own_string(ctx, &c->db_conninfo, "") &&
               own_string(ctx, &c->db_schema, "guestuser") &&
               own_string(ctx, &c->csrf_cookie_name, "csrftoken") &&
-              own_string(ctx, &c->secure_proxy_header, NULL);
+              own_string(ctx, &c->secure_proxy_header, NULL) &&
+              own_string(ctx, &c->trusted_proxies, NULL) &&
+              own_string(ctx, &c->allowed_hosts, NULL);
     if (c->cookie_domain && !*c->cookie_domain)
         c->cookie_domain = NULL;
     return ok ? GUEST_OK : GUEST_ERR_NOMEM;
@@ -261,7 +263,9 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         goto fail;
     }
     if ((st = check_config(&ctx->cfg, err)) != GUEST_OK ||
-        (st = compile_agents(ctx, err)) != GUEST_OK)
+        (st = compile_agents(ctx, err)) != GUEST_OK ||
+        (st = guest__proxies_parse(ctx, err)) != GUEST_OK ||
+        (st = guest__hosts_parse(ctx, err)) != GUEST_OK)
         goto fail;
     atomic_store(&ctx->name_digits, ctx->cfg.name_suffix_digits);
     if (!ctx->cfg.hash_concurrency)
@@ -309,6 +313,8 @@ void guest_ctx_free(guest_ctx *ctx)
         regfree(&ctx->agent_re[i]);
     free(ctx->agent_re);
     free(ctx->agents);
+    free(ctx->proxies);
+    guest__hosts_free(ctx);
     for (size_t i = 0; i < ctx->owned_count; i++)
         free(ctx->owned[i]);
     free(ctx->owned);

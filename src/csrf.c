@@ -14,19 +14,7 @@
 
 bool guest_req_is_secure(const guest_req *req)
 {
-    if (!req)
-        return false;
-    if (guest_req_is_https(req))
-        return true;
-    const char *name = req->ctx->cfg.secure_proxy_header;
-    const char *v = name ? guest_req_header(req, name) : NULL;
-    if (!v)
-        return false;
-    /* A chain of proxies appends: the first value is the outermost. */
-    while (*v == ' ' || *v == '\t')
-        v++;
-    size_t n = strcspn(v, ", \t");
-    return n == 5 && !strncasecmp(v, "https", 5);
+    return req && guest__req_is_secure(req);
 }
 
 /* Index of an alphanumeric character in GUEST__ALNUM, -1 otherwise. */
@@ -193,9 +181,10 @@ guest_status guest_csrf_check(guest_req *req, const char *submitted,
 {
     if (!req)
         return guest__fail(err, GUEST_ERR_INVALID, "req is NULL");
-    const char *host = guest_req_header(req, "Host");
+    /* NULL for a Host outside allowed_hosts: then no origin is ours. */
+    const char *host = guest__req_host(req);
     const char *origin = guest_req_header(req, "Origin");
-    bool secure = guest_req_is_secure(req);
+    bool secure = guest__req_is_secure(req);
     /* Django's order: where the request came from first, then the token. */
     if (origin &&
         (!host || !url_on_host(origin, host, secure ? "https" : NULL, true)))

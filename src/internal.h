@@ -29,6 +29,12 @@ typedef struct guest__sql {
 typedef struct guest__pool guest__pool;
 typedef struct guest__hashslots guest__hashslots;
 
+/* One trusted_proxies block; IPv4 as IPv4-mapped IPv6 (prefix + 96). */
+typedef struct guest__cidr {
+    unsigned char addr[16];
+    unsigned prefix;
+} guest__cidr;
+
 struct guest_ctx {
     guest_config cfg; /* strings point into owned copies below */
     char **owned;     /* every string copied from the caller's config */
@@ -46,6 +52,15 @@ struct guest_ctx {
     _Atomic int64_t name_failed_logged_ms;
     /* hashslots.c: bounds the password hashes running at once. */
     guest__hashslots *hash_slots;
+    /* client_addr.c: trusted_proxies, parsed */
+    guest__cidr *proxies;
+    size_t proxy_count;
+    /* hosts.c: allowed_hosts, lowercased, IPv6 in brackets; checked only
+     * when hosts_set */
+    char **hosts;
+    size_t host_count;
+    bool hosts_set;
+    _Atomic int64_t bad_host_logged;
 };
 
 struct guest_req {
@@ -62,6 +77,15 @@ struct guest_req {
      * made, and the masked token handed out for it ("" until then). */
     char csrf_secret[32 + 1];
     char csrf_token[64 + 1];
+    /* client_addr.c, set in guest_req_new: the adapter's peer text, the
+     * effective client address (points at client_buf or at peer) and, when
+     * that is an IP address, its 16-byte form (IPv4 mapped) and family
+     * (AF_INET, AF_INET6; 0: none). */
+    const char *peer;
+    const char *client;
+    char client_buf[46]; /* INET6_ADDRSTRLEN */
+    unsigned char client_ip[16];
+    int client_family;
 };
 
 /* errors.c */
@@ -220,6 +244,43 @@ bool guest__req_session_hash(guest_req *req,
 /* request.c: marks the response as depending on the Cookie header, once;
  * shared caches must not hand one visitor's page to another. */
 void guest__vary_cookie(guest_req *req);
+
+/* request.c: true when the request came over HTTPS: the adapter says so,
+ * or the config's secure_proxy_header says "https". */
+bool guest__req_is_secure(const guest_req *req);
+
+/* client_addr.c */
+/* Parses trusted_proxies into ctx->proxies; GUEST_ERR_CONFIG naming the
+ * bad entry, GUEST_ERR_NOMEM. */
+guest_status guest__proxies_parse(guest_ctx *ctx, guest_error *err);
+/* Parses @p n bytes of @p s as one IPv4 or IPv6 address (an IPv6 zone
+ * "%eth0" is ignored) into out[16], IPv4 and IPv4-mapped IPv6 as
+ * ::ffff:a.b.c.d with *family AF_INET, else AF_INET6. */
+bool guest__parse_ip(const char *s, size_t n, unsigned char out[16],
+                     int *family);
+/* Decides the request's peer and effective client address (guest_req_new
+ * calls it once). */
+void guest__req_find_client(guest_req *req);
+/* The effective client address (see guest_req_client_addr) in binary:
+ * out[16] as IPv6, an IPv4 client as ::ffff:a.b.c.d with *family AF_INET,
+ * else AF_INET6. False (out untouched) when the adapter gave no IP
+ * address. For per-client limits: an IPv4 address or an IPv6 /64 is one
+ * client. */
+bool guest__req_client_ip(const guest_req *req, unsigned char out[16],
+                          int *family);
+
+/* hosts.c */
+/* Parses allowed_hosts into ctx->hosts; GUEST_ERR_CONFIG naming the bad
+ * entry, GUEST_ERR_NOMEM. */
+guest_status guest__hosts_parse(guest_ctx *ctx, guest_error *err);
+void guest__hosts_free(guest_ctx *ctx);
+/* True when allowed_hosts is unset, or Host value @p host (NULL: missing)
+ * is well-formed and matches an entry. */
+bool guest__host_allowed(const guest_ctx *ctx, const char *host);
+/* The request's Host header when it may name this site in redirect
+ * targets and CSRF origins: an allowed host, or any Host when
+ * allowed_hosts is unset; NULL otherwise. */
+const char *guest__req_host(const guest_req *req);
 
 /* response.c */
 guest_status guest__respond_unavailable(guest_req *req);

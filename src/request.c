@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -14,6 +15,23 @@ guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
     if (!ctx || !ops || !out || !ops->header || !ops->method || !ops->target ||
         !ops->set_status || !ops->add_header || !ops->write)
         return GUEST_ERR_INVALID;
+    *out = NULL;
+    /* Refused here rather than in the guards, so that no handler, guarded
+     * or not, ever sees a Host the site does not own. */
+    const char *host = ops->header(conn, "Host");
+    if (!guest__host_allowed(ctx, host)) {
+        char shown[64] = "";
+        size_t i = 0;
+        for (; host && host[i] && i + 1 < sizeof shown; i++)
+            shown[i] = host[i] > 0x20 && host[i] < 0x7f ? host[i] : '?';
+        shown[i] = '\0';
+        guest__log_every(ctx, &ctx->bad_host_logged, 60000, GUEST_LOG_WARNING,
+                         "refused a request for Host \"%s\"%s, which is "
+                         "not in allowed_hosts (further ones for a minute "
+                         "are not logged)",
+                         shown, host ? "" : " (none)");
+        return GUEST_ERR_BAD_HOST;
+    }
     guest_req *r = calloc(1, sizeof *r);
     if (!r)
         return GUEST_ERR_NOMEM;
@@ -32,6 +50,7 @@ guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
     }
     memcpy(r->path, target, n);
     r->path[n] = '\0';
+    guest__req_find_client(r);
     *out = r;
     return GUEST_OK;
 }
@@ -73,14 +92,24 @@ const char *guest_req_path(const guest_req *req)
     return req->path;
 }
 
-const char *guest_req_client_addr(const guest_req *req)
-{
-    return req->ops->client_addr ? req->ops->client_addr(req->conn) : NULL;
-}
-
 bool guest_req_is_https(const guest_req *req)
 {
     return req->ops->is_https && req->ops->is_https(req->conn);
+}
+
+bool guest__req_is_secure(const guest_req *req)
+{
+    if (guest_req_is_https(req))
+        return true;
+    const char *name = req->ctx->cfg.secure_proxy_header;
+    const char *v = name ? guest_req_header(req, name) : NULL;
+    if (!v)
+        return false;
+    /* A chain of proxies appends: the first value is the outermost. */
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strcspn(v, ", \t");
+    return n == 5 && !strncasecmp(v, "https", 5);
 }
 
 guest_status guest_req_body(const guest_req *req, const char **data,

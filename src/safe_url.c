@@ -135,8 +135,7 @@ guest_status guest_req_safe_next(guest_req *req, const guest_form *form,
     /* A NUL inside the value (from %00) would hide the rest from the
      * check, so such a value is never safe. */
     if (v && strlen(v) == len &&
-        guest_is_safe_url(v, guest_req_header(req, "Host"),
-                          guest_req_is_secure(req))) {
+        guest_is_safe_url(v, guest__req_host(req), guest__req_is_secure(req))) {
         *next = owned ? owned : guest__strdup(v);
         if (!*next)
             return GUEST_ERR_NOMEM;

@@ -87,11 +87,13 @@ guest_status guest__set_cookie(guest_req *req, const char *name,
                                bool http_only)
 {
     const guest_config *c = &req->ctx->cfg;
+    /* A cookie handed out over HTTPS is never worth sending in clear. */
+    bool secure = c->cookie_secure || guest__req_is_secure(req);
     char *line = guest__asprintf(
         "%s=%s; Max-Age=%lld; Path=%s%s%s%s; SameSite=%s%s", name, value,
         max_age, c->cookie_path, c->cookie_domain ? "; Domain=" : "",
         c->cookie_domain ? c->cookie_domain : "", http_only ? "; HttpOnly" : "",
-        c->cookie_samesite, c->cookie_secure ? "; Secure" : "");
+        c->cookie_samesite, secure ? "; Secure" : "");
     if (!line)
         return GUEST_ERR_NOMEM;
     guest_status st = guest_res_header(req, "Set-Cookie", line);

@@ -1057,6 +1057,132 @@ START_TEST(headers_the_adapter_takes_are_all_sent)
 }
 END_TEST
 
+/* ---- allowed_hosts and trusted_proxies through each server ---- */
+
+/* up() with allowed_hosts and trusted_proxies set. */
+static running up_with(int i, guest_handler_fn handler, const char *hosts,
+                       const char *proxies)
+{
+    running s = {.kind = &kinds[i]};
+    tl_drop_schema(s.kind->schema);
+    guest_config c;
+    tl_config(&c, s.kind->schema);
+    c.max_body_size = MAX_BODY;
+    c.allowed_hosts = hosts;
+    c.trusted_proxies = proxies;
+    s.ctx = tl_ctx_new(&c);
+    s.kind->start(&s, handler, NULL);
+    return s;
+}
+
+/* The status of GET @p target with the header lines @p headers verbatim
+ * (Host among them, or not); the raw response into *raw when asked. */
+static int host_request(const running *s, const char *version,
+                        const char *target, const char *headers, char **raw)
+{
+    char req[512];
+    snprintf(req, sizeof req, "GET %s %s\r\n%sConnection: close\r\n\r\n",
+             target, version, headers);
+    char *r = tl_http_raw(s->port, req, TIMEOUT_MS);
+    ck_assert_msg(r, "%s: no connection", s->kind->name);
+    int status = tl_raw_status(r);
+    if (raw)
+        *raw = r;
+    else
+        free(r);
+    return status;
+}
+
+START_TEST(foreign_hosts_get_400_before_any_handler)
+{
+    running s = up_with(_i, demo_handler, "example.com,.example.org", NULL);
+    static const char *const yes[] = {
+        "Host: example.com\r\n", "Host: EXAMPLE.com:8080\r\n",
+        "Host: www.example.org\r\n", "Host: example.org:80\r\n"};
+    for (size_t k = 0; k < sizeof yes / sizeof *yes; k++)
+        ck_assert_msg(host_request(&s, "HTTP/1.1", "/healthz", yes[k], NULL) ==
+                          200,
+                      "%s: refused %s", s.kind->name, yes[k]);
+    static const char *const no[] = {
+        "Host: evil.example\r\n", "Host: 127.0.0.1\r\n",
+        "Host: www.example.com\r\n", "Host: example.com:x\r\n",
+        "Host: badexample.org\r\n"};
+    for (size_t k = 0; k < sizeof no / sizeof *no; k++) {
+        char *raw;
+        int st =
+            host_request(&s, "HTTP/1.1", "/allow_guest_user/", no[k], &raw);
+        ck_assert_msg(st == 400, "%s: %s got %d", s.kind->name, no[k], st);
+        ck_assert_str_eq(tl_raw_body(raw),
+                         "Bad Request (invalid Host header)\n");
+        char *sc = tl_raw_header(raw, "Set-Cookie");
+        ck_assert_msg(!sc, "%s: Set-Cookie %s", s.kind->name, sc);
+        free(raw);
+    }
+    /* HTTP/1.0 may leave Host out; with allowed_hosts that is refused */
+    ck_assert_int_eq(
+        host_request(&s, "HTTP/1.0", "/allow_guest_user/", "", NULL), 400);
+    /* the handler never ran: no guest was made for any of them */
+    ck_assert_int_eq(rows(&s, "guests"), 0);
+    ck_assert_int_eq(host_request(&s, "HTTP/1.1", "/allow_guest_user/",
+                                  "Host: example.com\r\n", NULL),
+                     200);
+    ck_assert_int_eq(rows(&s, "guests"), 1);
+    down(&s);
+}
+END_TEST
+
+START_TEST(forwarded_for_counts_only_from_trusted_proxies)
+{
+    /* the test client is 127.0.0.1: once a trusted proxy, once not */
+    running s = up_with(_i, echo, NULL, "127.0.0.1/32");
+    resp r = request(&s, "GET", "/echo",
+                     "X-Forwarded-For: 6.6.6.6, 203.0.113.9\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    has_line(r.raw, "addr=203.0.113.9\n");
+    free(r.raw);
+    down(&s);
+    s = up_with(_i, echo, NULL, "10.0.0.0/8,::1/128");
+    r = request(&s, "GET", "/echo", "X-Forwarded-For: 203.0.113.9\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    has_line(r.raw, "addr=127.0.0.1\n");
+    free(r.raw);
+    down(&s);
+}
+END_TEST
+
+START_TEST(demo_flags_set_allowed_hosts_and_trusted_proxies)
+{
+    demo_options o;
+    char *argv[] = {"demo",
+                    "--allowed-hosts",
+                    "example.com",
+                    "--trusted-proxy",
+                    "127.0.0.1/32,::1/128",
+                    NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 5, argv), 0);
+    ck_assert_str_eq(o.cfg.allowed_hosts, "example.com");
+    ck_assert_str_eq(o.cfg.trusted_proxies, "127.0.0.1/32,::1/128");
+    running s = {.kind = &kinds[_i]};
+    tl_drop_schema(s.kind->schema);
+    o.cfg.db_conninfo = tl_conninfo();
+    o.cfg.db_schema = s.kind->schema;
+    s.ctx = tl_ctx_new(&o.cfg);
+    s.kind->start(&s, echo, NULL);
+    char *raw;
+    ck_assert_int_eq(host_request(&s, "HTTP/1.1", "/echo",
+                                  "Host: example.com\r\n"
+                                  "X-Forwarded-For: 203.0.113.9\r\n",
+                                  &raw),
+                     200);
+    has_line(raw, "addr=203.0.113.9\n");
+    free(raw);
+    ck_assert_int_eq(
+        host_request(&s, "HTTP/1.1", "/echo", "Host: 127.0.0.1\r\n", NULL),
+        400);
+    down(&s);
+}
+END_TEST
+
 #ifdef TEST_WITH_CIVETWEB
 /* ---- CivetWeb only: its own server start and option handling ---- */
 
@@ -1179,6 +1305,12 @@ int main(void)
                             i, i + 1);
         tcase_add_loop_test(tc, headers_the_adapter_takes_are_all_sent, i,
                             i + 1);
+        tcase_add_loop_test(tc, foreign_hosts_get_400_before_any_handler, i,
+                            i + 1);
+        tcase_add_loop_test(tc, forwarded_for_counts_only_from_trusted_proxies,
+                            i, i + 1);
+        tcase_add_loop_test(
+            tc, demo_flags_set_allowed_hosts_and_trusted_proxies, i, i + 1);
         suite_add_tcase(suite, tc);
     }
 #ifdef TEST_WITH_CIVETWEB

@@ -103,8 +103,8 @@ static const char *t_target(void *c)
 }
 static const char *t_addr(void *c)
 {
-    (void)c;
-    return "127.0.0.1";
+    const char *peer = ((tl_http *)c)->peer;
+    return peer ? peer : "127.0.0.1";
 }
 static int t_https(void *c)
 {
@@ -183,9 +183,16 @@ void tl_http_run(guest_ctx *ctx, tl_http *h, guest_handler_fn handler,
                  void *userdata)
 {
     guest_req *req = NULL;
-    ck_assert_int_eq(guest_req_new(ctx, &tl_ops, h, &req), GUEST_OK);
-    handler(req, userdata);
-    guest_req_free(req);
+    guest_status st = guest_req_new(ctx, &tl_ops, h, &req);
+    if (st == GUEST_ERR_BAD_HOST) {
+        ck_assert_ptr_null(req);
+        t_status(h, 400);
+        t_write(h, GUEST_BAD_HOST_TEXT, strlen(GUEST_BAD_HOST_TEXT));
+    } else {
+        ck_assert_int_eq(st, GUEST_OK);
+        handler(req, userdata);
+        guest_req_free(req);
+    }
     if (!h->res_body) {
         h->res_body = calloc(1, 1);
         h->res_len = 0;

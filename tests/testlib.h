@@ -34,6 +34,7 @@ typedef struct tl_http {
     int nreq_headers;
     const char *body;
     bool https;
+    const char *peer; /* socket peer address; NULL: "127.0.0.1" */
     /* response, recorded */
     int status;
     char *res_headers[TL_MAX_HEADERS * 2][2];
@@ -44,7 +45,8 @@ typedef struct tl_http {
 
 void tl_http_init(tl_http *h, const char *method, const char *target);
 void tl_http_add(tl_http *h, const char *name, const char *value);
-/* Runs @p handler on a guest_req for @p h and records the response. */
+/* Runs @p handler on a guest_req for @p h and records the response; when
+ * guest_req_new refuses the Host, records the adapters' 400 instead. */
 void tl_http_run(guest_ctx *ctx, tl_http *h, guest_handler_fn handler,
                  void *userdata);
 /* First response header @p name (case-insensitive), or NULL. */

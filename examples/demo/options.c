@@ -16,6 +16,7 @@ enum {
     OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
     OPT_CHECKS, OPT_PROXY_HEADER,
     OPT_HASH_CONCURRENCY, OPT_HASH_WAIT,
+    OPT_TRUSTED_PROXY, OPT_ALLOWED_HOSTS,
     OPT_HELP,
     OPT_NOTES_MAX
 };
@@ -60,6 +61,8 @@ static const struct option longopts[] = {
     {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
     {"hash-concurrency", required_argument, NULL, OPT_HASH_CONCURRENCY},
     {"hash-wait-ms", required_argument, NULL, OPT_HASH_WAIT},
+    {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+    {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
     {"help", no_argument, NULL, OPT_HELP},
     {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {NULL, 0, NULL, 0},
@@ -126,6 +129,11 @@ void demo_usage(FILE *out, const char *argv0)
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
 "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
+"  --trusted-proxy CIDR[,CIDR...]\n"
+"                            reverse proxies whose X-Forwarded-For names the\n"
+"                            client (none: the socket peer is the client)\n"
+"  --allowed-hosts LIST      Host names served, e.g. example.com,.example.org\n"
+"                            (others get 400; default: any Host)\n"
 "  --help                    this text\n"
 "Notes application:\n"
 "  --notes-max N             most notes one user may keep (500)\n",
@@ -287,6 +295,8 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->hash_wait_ms = (unsigned)n;
             break;
+        case OPT_TRUSTED_PROXY: c->trusted_proxies = optarg; break;
+        case OPT_ALLOWED_HOSTS: c->allowed_hosts = optarg; break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
         case OPT_NOTES_MAX:
             if (!parse_num(optarg, 1, 1000000, &n))

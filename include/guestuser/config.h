@@ -185,6 +185,25 @@ struct guest_config {
      * 0..60000, 0: no wait.
      */
     unsigned hash_wait_ms;
+    /* Proxies and hosts: who the client is, which names the site has. */
+    /**
+     * The reverse proxies in front of the server, as comma-separated CIDR
+     * blocks, IPv4 or IPv6: "127.0.0.1/32,10.0.0.0/8,::1/128" (a bare
+     * address is one host). Only when the socket peer is one of them does
+     * guest_req_client_addr() read X-Forwarded-For, right to left, past
+     * the trusted hops. NULL or "": none, the socket peer is the client.
+     */
+    const char *trusted_proxies;
+    /**
+     * The host names this site answers to, comma-separated, as Django's
+     * ALLOWED_HOSTS: "example.com" exactly (case-insensitive),
+     * ".example.com" that name and every subdomain, "*" any name; IPv6 as
+     * "[::1]". The Host header's port is ignored. A request whose Host is
+     * missing, malformed or not listed is refused by guest_req_new()
+     * (GUEST_ERR_BAD_HOST; the adapters answer 400) before any handler
+     * runs. NULL: no check, every Host is believed.
+     */
+    const char *allowed_hosts;
 };
 
 /** Fills @p cfg with the defaults listed on each field. */

@@ -28,10 +28,11 @@ GUEST_API bool guest_req_is_secure(const guest_req *req);
  * or hand to a script. When the visitor has no well-formed CSRF cookie
  * (config csrf_cookie_name), a new secret is made and a Set-Cookie added to
  * the response (readable by scripts, SameSite as the session cookie, Secure
- * with cookie_secure). The token is the secret masked with fresh random
- * bytes, as Django does. *token is borrowed from @p req until it ends and
- * the same for every call in one request. GUEST_ERR_INVALID, GUEST_ERR_NOMEM
- * or GUEST_ERR_CRYPTO on failure. Call from the request's thread.
+ * with cookie_secure or when guest_req_is_secure()). The token is the secret
+ * masked with fresh random bytes, as Django does. *token is borrowed from @p
+ * req until it ends and the same for every call in one request.
+ * GUEST_ERR_INVALID, GUEST_ERR_NOMEM or GUEST_ERR_CRYPTO on failure. Call from
+ * the request's thread.
  */
 GUEST_API guest_status guest_csrf_token(guest_req *req, const char **token);
 
@@ -39,7 +40,8 @@ GUEST_API guest_status guest_csrf_token(guest_req *req, const char **token);
  * Checks a state-changing request. An Origin header, when present, must be
  * <scheme>://<Host>: https only when guest_req_is_secure(), http or https
  * over plain HTTP (a TLS proxy may sit in front). When guest_req_is_secure()
- * and there is no Origin, Referer must be https://<Host>/... . Then
+ * and there is no Origin, Referer must be https://<Host>/... . With the
+ * config's allowed_hosts set, a Host outside it matches no origin. Then
  * @p submitted (NULL or "": the X-CSRFToken header) must be the secret of
  * the CSRF cookie, masked (64 characters) or plain (32), compared in
  * constant time.
@@ -72,7 +74,8 @@ GUEST_API bool guest_is_safe_url(const char *url, const char *host,
 /**
  * The request's redirect target (config redirect_field_name, "next") from
  * @p form (may be NULL) or else the query string, when guest_is_safe_url()
- * accepts it for this request's Host and scheme. *next is a copy to free()
+ * accepts it for this request's Host and scheme (with allowed_hosts set, a
+ * Host outside it allows no absolute URL). *next is a copy to free()
  * or NULL when absent or unsafe. GUEST_ERR_VALIDATION when the query string
  * names it twice, GUEST_ERR_NOMEM.
  */

@@ -38,12 +38,19 @@ typedef struct guest_http_ops {
     int (*reset)(void *conn);
 } guest_http_ops;
 
+/** The plain-text body of an adapter's 400 answer to GUEST_ERR_BAD_HOST. */
+#define GUEST_BAD_HOST_TEXT "Bad Request (invalid Host header)\n"
+
 /** A request handler; see guards.h for the wrapping macros. */
 typedef void (*guest_handler_fn)(guest_req *req, void *userdata);
 
 /**
  * Starts a request for an adapter. @p ops and @p conn are borrowed for the
- * request's life. Release with guest_req_free().
+ * request's life. Release with guest_req_free(). GUEST_ERR_BAD_HOST (and
+ * no request) when the config's allowed_hosts is set and the Host header
+ * is missing, malformed or not allowed: the adapter must then answer 400
+ * with GUEST_BAD_HOST_TEXT and run no handler. GUEST_ERR_INVALID for
+ * missing callbacks, GUEST_ERR_NOMEM.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_req_new(guest_ctx *ctx,
                                                      const guest_http_ops *ops,
@@ -54,13 +61,27 @@ GUEST_API void guest_req_free(guest_req *req);
 
 /** The context a request belongs to (borrowed). */
 GUEST_API guest_ctx *guest_req_ctx(const guest_req *req);
-/** Header value, method, full target, path without query, client address:
- * borrowed, valid until the request ends; header may return NULL. */
+/** Header value, method, full target, path without query: borrowed, valid
+ * until the request ends; header may return NULL. */
 GUEST_API const char *guest_req_header(const guest_req *req, const char *name);
 GUEST_API const char *guest_req_method(const guest_req *req);
 GUEST_API const char *guest_req_target(const guest_req *req);
 GUEST_API const char *guest_req_path(const guest_req *req);
+/**
+ * The client's address, for logs and per-client limits: the socket peer,
+ * or, when the peer is in the config's trusted_proxies, the address those
+ * proxies vouch for in X-Forwarded-For (read right to left; the first
+ * untrusted hop, or the leftmost when all are trusted; a malformed entry
+ * ends the walk at the hop before it). Spoofed headers from any other peer
+ * change nothing. Decided once, in guest_req_new(). Normal text
+ * ("192.0.2.1", "2001:db8::1"; an IPv4-mapped IPv6 peer as IPv4); the
+ * adapter's own text when it is not an IP address; NULL when the adapter
+ * does not know. Borrowed until the request ends.
+ */
 GUEST_API const char *guest_req_client_addr(const guest_req *req);
+/** The socket peer's address exactly as the adapter gave it (for a proxied
+ * request, the nearest proxy), or NULL. Borrowed until the request ends. */
+GUEST_API const char *guest_req_peer_addr(const guest_req *req);
 /** True when the adapter reports HTTPS. */
 GUEST_API bool guest_req_is_https(const guest_req *req);
 /** Request body (empty when there is none). Borrowed. */

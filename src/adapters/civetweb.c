@@ -255,8 +255,11 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
         switch (read_body(&r, app->max_body)) {
         case BODY_OK: {
             guest_req *req;
-            if (guest_req_new(app->ctx, &civetweb_ops, &r, &req) != GUEST_OK) {
-                rc = plain(&r, 500, "Internal Server Error\n");
+            guest_status st = guest_req_new(app->ctx, &civetweb_ops, &r, &req);
+            if (st != GUEST_OK) {
+                rc = st == GUEST_ERR_BAD_HOST
+                         ? plain(&r, 400, GUEST_BAD_HOST_TEXT)
+                         : plain(&r, 500, "Internal Server Error\n");
                 break;
             }
             app->handler(req, app->userdata);

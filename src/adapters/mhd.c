@@ -457,7 +457,10 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
     if (r->too_large)
         return plain(r, 413, "Payload Too Large\n");
     guest_req *req;
-    if (guest_req_new(app->ctx, &mhd_ops, r, &req) != GUEST_OK)
+    guest_status st = guest_req_new(app->ctx, &mhd_ops, r, &req);
+    if (st == GUEST_ERR_BAD_HOST)
+        return plain(r, 400, GUEST_BAD_HOST_TEXT);
+    if (st != GUEST_OK)
         return plain(r, 500, "Internal Server Error\n");
     app->handler(req, app->userdata);
     guest_req_free(req);

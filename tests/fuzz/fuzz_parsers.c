@@ -1,11 +1,12 @@
 /* libFuzzer target over every parser that reads attacker-controlled bytes:
  * the Cookie header and session token, urlencoded and JSON forms, `next`
  * URLs, the redirect builder, percent-decoding and the Location quoting,
- * Content-Type/Accept media types, and UTF-8/username checks of submitted
- * text. The first byte picks the parser (tests/fuzz/corpus/<parser>/ holds
- * seeds for each). Build with clang and -DGUESTUSER_FUZZ=ON;
- * tests/CMakeLists.txt runs it briefly on the seed corpus as a smoke
- * test. */
+ * Content-Type/Accept media types, UTF-8/username checks of submitted
+ * text, the Host header against allowed_hosts and X-Forwarded-For behind
+ * trusted proxies. The first byte picks the parser
+ * (tests/fuzz/corpus/<parser>/ holds seeds for each). Build with clang and
+ * -DGUESTUSER_FUZZ=ON; tests/CMakeLists.txt runs it briefly on the seed
+ * corpus as a smoke test. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,40 @@ static char *as_string(const uint8_t *data, size_t size)
     return s;
 }
 
+/* A context with only what the Host and client address checks read. */
+static guest_ctx *fuzz_ctx(void)
+{
+    static guest_ctx ctx;
+    static bool ready;
+    if (!ready) {
+        ctx.cfg.allowed_hosts = "example.com,.example.org,[::1]";
+        ctx.cfg.trusted_proxies = "127.0.0.1/32,10.0.0.0/8,::1/128";
+        if (guest__hosts_parse(&ctx, NULL) != GUEST_OK)
+            abort();
+        if (guest__proxies_parse(&ctx, NULL) != GUEST_OK)
+            abort();
+        ready = true;
+    }
+    return &ctx;
+}
+
+static const char *fuzz_xff;
+static const char *x_header(void *c, const char *name)
+{
+    (void)c;
+    return strcmp(name, "X-Forwarded-For") ? NULL : fuzz_xff;
+}
+static const char *x_text(void *c)
+{
+    (void)c;
+    return "/";
+}
+static const char *x_peer(void *c)
+{
+    (void)c;
+    return "127.0.0.1";
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -33,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = as_string(data, size);
     if (!s)
         return 0;
-    switch (pick % 8) {
+    switch (pick % 10) {
     case 0: {
         char value[64];
         unsigned char hash[GUEST__SHA256_BYTES];
@@ -84,6 +119,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)guest__utf8_valid(s, size);
         (void)guest__utf8_chars(s);
         (void)guest_username_validate(s, &errors);
+    case 8:
+        (void)guest__host_allowed(fuzz_ctx(), s);
+        break;
+    case 9: {
+        static const guest_http_ops ops = {.header = x_header,
+                                           .method = x_text,
+                                           .target = x_text,
+                                           .client_addr = x_peer};
+        guest_req req = {.ctx = fuzz_ctx(), .ops = &ops};
+        fuzz_xff = s;
+        guest__req_find_client(&req);
+        unsigned char ip[16];
+        int family;
+        if (!guest__req_client_ip(&req, ip, &family) || !req.client)
+            abort();
         break;
     }
     }
