@@ -29,7 +29,12 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
         !guest_is_blocked_agent(req->ctx,
                                 guest_req_header(req, "User-Agent"))) {
         st = guest_req_create_guest(req, &user, NULL);
-        if (st != GUEST_OK)
+        if (st == GUEST_ERR_RATE_LIMITED &&
+            c->guest_rate_limit_action == GUEST_RATE_ACTION_429)
+            return guest__respond_rate_limited(req);
+        /* Past a limit the visitor simply stays anonymous. */
+        if (st != GUEST_OK && st != GUEST_ERR_RATE_LIMITED &&
+            st != GUEST_ERR_BUSY)
             return refuse(req, st);
     }
     handler(req, userdata);

@@ -103,8 +103,8 @@ static const char *t_target(void *c)
 }
 static const char *t_addr(void *c)
 {
-    (void)c;
-    return "127.0.0.1";
+    const tl_http *h = c;
+    return h->client_addr ? h->client_addr : "127.0.0.1";
 }
 static int t_https(void *c)
 {

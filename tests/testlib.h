@@ -34,6 +34,7 @@ typedef struct tl_http {
     int nreq_headers;
     const char *body;
     bool https;
+    const char *client_addr; /* NULL: "127.0.0.1" */
     /* response, recorded */
     int status;
     char *res_headers[TL_MAX_HEADERS * 2][2];

@@ -11,7 +11,10 @@ extern "C" {
 /**
  * Runs @p handler with a user: an anonymous, non-blocked visitor becomes a
  * new guest first (unless the config is disabled, when the handler runs
- * anonymous). Returns GUEST_OK once the handler ran; on a database failure
+ * anonymous). Past guest_rate_limit or max_guests no guest is made and
+ * the handler runs anonymous too, except that with GUEST_RATE_ACTION_429
+ * a rate-limited client gets 429 with Retry-After and GUEST_ERR_RATE_LIMITED
+ * is returned. Returns GUEST_OK once the handler ran; on a database failure
  * answers 503 itself and returns the error.
  */
 GUEST_API guest_status guest_allow(guest_req *req, guest_handler_fn handler,
