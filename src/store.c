@@ -17,24 +17,27 @@ static char *create_limited_sql(const guest_config *c)
     snprintf(limit, sizeof limit, "%u", c->guest_rate_limit);
     /* Counting every guest per request is too slow at 100k guests, and a
      * counter row updated by every creation and deletion would serialize
-     * all creations on one row lock. Instead a census row holds a full
-     * count at most 2 s old, refreshed by whichever creation finds it
-     * stale (SKIP LOCKED: one at a time, nobody waits), and each check
-     * adds the guests created since, a short range of the created_at
-     * index. The full count costs at most max_guests rows every 2 s.
-     * Guests deleted since the census count until the next one (the cap
-     * errs on the safe side); concurrent creations may overshoot it by as
-     * many as run at once. */
+     * all creations (across all nodes) on one row lock. Instead the census
+     * row holds a count at most 2 s old: the first creation that finds it
+     * older takes its lock (SKIP LOCKED: one request at a time, nobody
+     * waits), counts all guests, checks against that and stores it; the
+     * others check against the stored count, one indexed read. So the cap
+     * may be overshot by what all nodes create within 2 s, and guests
+     * deleted since the last count still count until the next; the full
+     * count costs at most about max_guests rows, every 2 s at most. */
     if (cap)
         cap_cte = guest__asprintf(
-            "cap AS (SELECT c.live + (SELECT count(*) FROM @.guests g"
-            " WHERE g.created_at >= c.counted_at) < %lld AS ok"
+            "stale AS (SELECT id FROM @.guest_census WHERE id = 1"
+            " AND counted_at < now() - interval '2 seconds'"
+            " FOR UPDATE SKIP LOCKED),"
+            " fresh AS (SELECT count(*) AS n FROM @.guests"
+            " WHERE EXISTS (SELECT 1 FROM stale)),"
+            " cap AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM stale)"
+            " THEN (SELECT n FROM fresh) ELSE c.live END < %lld AS ok"
             " FROM @.guest_census c WHERE c.id = 1),"
             " census AS (UPDATE @.guest_census"
-            " SET live = (SELECT count(*) FROM @.guests), counted_at = now()"
-            " WHERE id = (SELECT id FROM @.guest_census"
-            " WHERE counted_at < now() - interval '2 seconds'"
-            " FOR UPDATE SKIP LOCKED)),",
+            " SET live = (SELECT n FROM fresh), counted_at = now()"
+            " WHERE id IN (SELECT id FROM stale)),",
             (long long)c->max_guests);
     /* The check and the count are one upsert: a denied creation changes
      * nothing (the client's budget refills as the window slides), and a
