@@ -199,8 +199,9 @@ struct guest_config {
      * while login_rate_limit is on. */
     unsigned login_address_rate_limit;
     /** Most live guests; past it GUEST_ALLOW creates no more (the visitor
-     * stays anonymous) until cleanup or conversions make room. Approximate
-     * by a few concurrent creations. 0: no cap (0). */
+     * stays anonymous) until cleanup or conversions make room. Checked
+     * against a count at most 2 s old: may be overshot by what all nodes
+     * create within 2 s. 0: no cap (0). */
     int64_t max_guests;
 };
 
