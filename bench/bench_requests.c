@@ -15,6 +15,7 @@
 typedef struct fake {
     const char *cookie;
     char set_cookie[128];
+    char addr[32]; /* "" : no client address */
 } fake;
 
 static const char *f_header(void *c, const char *name)
@@ -28,6 +29,11 @@ static const char *f_method(void *c)
 static const char *f_target(void *c)
 {
     return (void)c, "/bench/";
+}
+static const char *f_addr(void *c)
+{
+    fake *f = c;
+    return f->addr[0] ? f->addr : NULL;
 }
 static int f_status(void *c, int s)
 {
@@ -50,6 +56,7 @@ static const guest_http_ops ops = {
     .header = f_header,
     .method = f_method,
     .target = f_target,
+    .client_addr = f_addr,
     .set_status = f_status,
     .add_header = f_add_header,
     .write = f_write,
@@ -98,6 +105,7 @@ int main(int argc, char **argv)
     }
     PQclear(PQexec(raw, "SET client_min_messages = warning"));
     PQclear(PQexec(raw, "DROP SCHEMA IF EXISTS bench_requests CASCADE"));
+    PQclear(PQexec(raw, "DROP SCHEMA IF EXISTS bench_requests_limits CASCADE"));
 
     guest_config cfg;
     guest_config_init(&cfg);
@@ -110,6 +118,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return 2;
     }
+
+    /* The same with the abuse limits on (never reached): the rate check and
+     * window update and the max_guests check ride in the creation
+     * statement; each request comes from another address, so each adds a
+     * window row as a flood from many addresses would. */
+    guest_config lim = cfg;
+    lim.db_schema = "bench_requests_limits";
+    lim.guest_rate_limit = 1000000000;
+    lim.max_guests = INT64_MAX / 2;
+    guest_ctx *lctx;
+    if (guest_ctx_new(&lim, &lctx, &err) != GUEST_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 2;
+    }
+    fake lf = {0};
+    snprintf(lf.addr, sizeof lf.addr, "10.255.255.255");
+    request(lctx, &lf, allow);
+    unsigned long addr_seq = 0;
 
     /* The cases take turns in short rounds, so a noisy neighbour on a
      * shared machine slows all of them alike and the ratios hold. */
@@ -136,7 +162,7 @@ int main(int argc, char **argv)
     PQclear(hr);
     const char *hashp = hash;
     double t_raw = 0, t_lookup = 0, t_create = 0, t_resolve = 0, t_plain = 0,
-           t0;
+           t_limited = 0, t0;
     int rounds = 10, per = n / rounds;
     n = per * rounds;
     for (int r = 0; r < rounds; r++) {
@@ -162,6 +188,16 @@ int main(int argc, char **argv)
         }
         t_create += now() - t0;
         t0 = now();
+        for (int i = 0; i < per; i++) {
+            fake fresh = {0};
+            addr_seq++;
+            snprintf(fresh.addr, sizeof fresh.addr, "10.%lu.%lu.%lu",
+                     (addr_seq >> 16) & 255, (addr_seq >> 8) & 255,
+                     addr_seq & 255);
+            request(lctx, &fresh, allow); /* a new guest, limits on */
+        }
+        t_limited += now() - t0;
+        t0 = now();
         for (int i = 0; i < per; i++)
             request(ctx, &none, page); /* unguarded page, no cookie */
         t_plain += now() - t0;
@@ -177,13 +213,16 @@ int main(int argc, char **argv)
         {"raw libpq, the session lookup SQL", t_lookup},
         {"returning guest (GUEST_ALLOW)", t_resolve},
         {"new guest created (GUEST_ALLOW)", t_create},
+        {"new guest, rate limit + max_guests", t_limited},
         {"unguarded page, no database", t_plain},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
         printf("%-34s %10.0f %10.1f %8.2f\n", rows[i].name, n / rows[i].t,
                rows[i].t / n * 1e6, rows[i].t / t_raw);
     guest_ctx_free(ctx);
+    guest_ctx_free(lctx);
     PQclear(PQexec(raw, "DROP SCHEMA IF EXISTS bench_requests CASCADE"));
+    PQclear(PQexec(raw, "DROP SCHEMA IF EXISTS bench_requests_limits CASCADE"));
     PQfinish(raw);
     return 0;
 }

@@ -20,6 +20,10 @@
 #define GUEST__MSG_LOGIN                                                       \
     "Please enter a correct username and password. Note that both fields "     \
     "may be case-sensitive."
+/* django-axes' lockout wording. */
+#define GUEST__MSG_LOCKED_OUT "Too many failed login attempts. Try again later."
+#define GUEST__MSG_CONVERT_LOCKED_OUT                                          \
+    "Too many failed attempts to create an account. Try again later."
 
 /* password.c */
 /* Django's encoding of @p password with a given salt: the known-answer

@@ -30,6 +30,8 @@ typedef struct cleanup_sql {
     char *delete_sessions;
     char *count_users;
     char *count_sessions;
+    char *delete_windows;
+    char *count_windows;
 } cleanup_sql;
 
 static void cleanup_sql_free(cleanup_sql *sql)
@@ -38,6 +40,8 @@ static void cleanup_sql_free(cleanup_sql *sql)
     free(sql->delete_sessions);
     free(sql->count_users);
     free(sql->count_sessions);
+    free(sql->delete_windows);
+    free(sql->count_windows);
 }
 
 static bool cleanup_sql_build(cleanup_sql *sql, const char *schema)
@@ -77,8 +81,20 @@ static bool cleanup_sql_build(cleanup_sql *sql, const char *schema)
         "SELECT 1 FROM @.guests g WHERE g.user_id = s.user_id"
         " AND g.created_at < $1::timestamptz)",
         schema);
+    /* A window row is stale once both of its windows have passed: it then
+     * counts nothing, and the next hit from that client starts afresh.
+     * The row's own stale_at says when, whatever the limits' settings. */
+    sql->delete_windows =
+        guest__schema_sql("DELETE FROM @.rate_windows WHERE ctid = ANY (ARRAY("
+                          "SELECT ctid FROM @.rate_windows"
+                          " WHERE stale_at <= $1::timestamptz LIMIT $2::integer"
+                          " FOR UPDATE SKIP LOCKED))",
+                          schema);
+    sql->count_windows = guest__schema_sql(
+        "SELECT count(*) FROM @.rate_windows WHERE stale_at <= $1::timestamptz",
+        schema);
     if (!sql->delete_users || !sql->delete_sessions || !sql->count_users ||
-        !sql->count_sessions) {
+        !sql->count_sessions || !sql->delete_windows || !sql->count_windows) {
         cleanup_sql_free(sql);
         memset(sql, 0, sizeof *sql);
         return false;
@@ -190,6 +206,12 @@ static guest_status count_expired(guest_ctx *ctx, const cleanup_sql *sql,
         return st;
     r->sessions_deleted = first_u64(res, 0);
     PQclear(res);
+    guest__params w = {0};
+    guest__param_text(&w, now);
+    if ((st = run(ctx, sql->count_windows, &w, &res, err)) != GUEST_OK)
+        return st;
+    r->rate_windows_deleted = first_u64(res, 0);
+    PQclear(res);
     return GUEST_OK;
 }
 
@@ -293,6 +315,9 @@ guest_status guest_delete_expired(guest_ctx *ctx,
         if (st == GUEST_OK)
             st = delete_batches(ctx, sql.delete_sessions, now, opts, r,
                                 &r->sessions_deleted, err);
+        if (st == GUEST_OK)
+            st = delete_batches(ctx, sql.delete_windows, now, opts, r,
+                                &r->rate_windows_deleted, err);
     }
     cleanup_sql_free(&sql);
     return st;

@@ -63,6 +63,7 @@ void guest_config_init(guest_config *cfg)
     cfg->csrf_cookie_name = "csrftoken";
     cfg->max_body_size = 65536;
     cfg->hash_wait_ms = 2000;
+    cfg->guest_rate_window = 3600;
 }
 
 const guest_config *guest_ctx_config(const guest_ctx *ctx)
@@ -178,6 +179,24 @@ static guest_status check_config(const guest_config *c, guest_error *err)
                    GUEST__HASH_CONCURRENCY_MAX, c->hash_concurrency);
     if (c->hash_wait_ms > 60000)
         return BAD("hash_wait_ms must be 0..60000 (got %u)", c->hash_wait_ms);
+    if (c->guest_rate_limit > 1000000000u)
+        return BAD("guest_rate_limit must be 0..1000000000 (got %u)",
+                   c->guest_rate_limit);
+    if (c->guest_rate_window < 1 || c->guest_rate_window > 2592000)
+        return BAD("guest_rate_window must be 1..2592000 seconds (got %u)",
+                   c->guest_rate_window);
+    if (c->guest_rate_limit_action != GUEST_RATE_ACTION_ANONYMOUS &&
+        c->guest_rate_limit_action != GUEST_RATE_ACTION_429)
+        return BAD("guest_rate_limit_action must be "
+                   "GUEST_RATE_ACTION_ANONYMOUS or GUEST_RATE_ACTION_429");
+    if (c->login_rate_limit > 1000000000u)
+        return BAD("login_rate_limit must be 0..1000000000 (got %u)",
+                   c->login_rate_limit);
+    if (c->login_address_rate_limit > 1000000000u)
+        return BAD("login_address_rate_limit must be 0..1000000000 (got %u)",
+                   c->login_address_rate_limit);
+    if (c->max_guests < 0)
+        return BAD("max_guests must not be negative");
 #undef BAD
     return GUEST_OK;
 }
@@ -275,7 +294,7 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         guest__fail(err, st, "cannot create the password-hash slots");
         goto fail;
     }
-    if ((st = guest__sql_build(&ctx->sql, ctx->cfg.db_schema)) != GUEST_OK) {
+    if ((st = guest__sql_build(&ctx->sql, &ctx->cfg)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;
     }

@@ -126,11 +126,11 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
         &s, NULL, NULL, NULL);
 }
 
-guest_status guest_convert_with(guest_req *req, const char *username,
-                                const char *password1, const char *password2,
-                                const guest_signup *signup,
-                                const guest_form *form,
-                                guest_form_errors *errors)
+static guest_status convert_with(guest_req *req, const char *username,
+                                 const char *password1, const char *password2,
+                                 const guest_signup *signup,
+                                 const guest_form *form,
+                                 guest_form_errors *errors)
 {
     guest_form_errors local;
     if (!errors)
@@ -206,4 +206,32 @@ guest_status guest_convert_with(guest_req *req, const char *username,
     if (c->on_converted)
         c->on_converted(&req->user, c->on_converted_userdata);
     return GUEST_OK;
+}
+
+guest_status guest_convert_with(guest_req *req, const char *username,
+                                const char *password1, const char *password2,
+                                const guest_signup *signup,
+                                const guest_form *form,
+                                guest_form_errors *errors)
+{
+    /* Failed conversions count against the address like failed logins:
+     * each can cost a password hash, and "taken" answers enumerate
+     * usernames. Checked before any of that work. */
+    if (req) {
+        guest_status st = guest__limit_convert_check(req);
+        if (st != GUEST_OK) {
+            if (errors) {
+                errors->count = 0;
+                if (st == GUEST_ERR_RATE_LIMITED)
+                    guest_form_errors_add(errors, "__all__",
+                                          GUEST__MSG_CONVERT_LOCKED_OUT);
+            }
+            return st;
+        }
+    }
+    guest_status st =
+        convert_with(req, username, password1, password2, signup, form, errors);
+    if (req)
+        guest__limit_convert_record(req, st);
+    return st;
 }

@@ -46,7 +46,13 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
         guest_error err = {0};
         bool name_failed = false;
         st = guest__create_guest(req, &user, &name_failed, &err);
-        if (st != GUEST_OK && !name_failed)
+        if (st == GUEST_ERR_RATE_LIMITED &&
+            c->guest_rate_limit_action == GUEST_RATE_ACTION_429)
+            return guest__respond_rate_limited(req);
+        /* Past a limit, or without a usable name, the visitor simply stays
+         * anonymous. */
+        if (st != GUEST_OK && !name_failed && st != GUEST_ERR_RATE_LIMITED &&
+            st != GUEST_ERR_BUSY)
             return refuse(req, st);
         if (st != GUEST_OK)
             log_name_failure(req->ctx, st, &err);

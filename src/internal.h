@@ -12,6 +12,8 @@
 /* base64url of 32 bytes without padding */
 #define GUEST__TOKEN_CHARS 43
 #define GUEST__SHA256_BYTES 32
+/* A client's rate-limit key: "a.b.c.d", "xxxx:...::/64" or "unknown". */
+#define GUEST__CLIENT_KEY_BUF 64
 
 struct guest_user {
     int64_t id;
@@ -61,6 +63,9 @@ struct guest_ctx {
     size_t host_count;
     bool hosts_set;
     _Atomic int64_t bad_host_logged;
+    /* limits.c: when the last "limit reached" lines were logged. */
+    _Atomic int64_t rate_logged;
+    _Atomic int64_t cap_logged;
 };
 
 struct guest_req {
@@ -86,6 +91,10 @@ struct guest_req {
     char client_buf[46]; /* INET6_ADDRSTRLEN */
     unsigned char client_ip[16];
     int client_family;
+    /* limits.c: the client's key once computed ("" until then), and the
+     * seconds a limit that refused this request asks to wait. */
+    char client_key[GUEST__CLIENT_KEY_BUF];
+    int64_t retry_after;
 };
 
 /* errors.c */
@@ -207,13 +216,20 @@ guest_status guest__migrate(PGconn *conn, const char *schema,
                             unsigned timeout_ms, guest_error *err);
 
 /* store.c */
-guest_status guest__sql_build(guest__sql *sql, const char *schema);
+/* The creation statement depends on which limits the config turns on. */
+guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg);
 void guest__sql_free(guest__sql *sql);
-/* false in *found for a name clash; user filled otherwise. */
+typedef enum guest__created {
+    GUEST__CREATED,      /* user filled */
+    GUEST__NAME_CLASH,   /* try another name */
+    GUEST__RATE_LIMITED, /* *retry_after: seconds until one more fits */
+    GUEST__AT_CAPACITY   /* max_guests live guests already */
+} guest__created;
 guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
                                        const unsigned char *token_hash,
-                                       guest_user *user, bool *created,
-                                       guest_error *err);
+                                       const char *client, guest_user *user,
+                                       guest__created *outcome,
+                                       int64_t *retry_after, guest_error *err);
 guest_status guest__store_resolve(guest_ctx *ctx,
                                   const unsigned char *token_hash,
                                   guest_user *user, bool *found,
@@ -281,6 +297,39 @@ bool guest__host_allowed(const guest_ctx *ctx, const char *host);
  * targets and CSRF origins: an allowed host, or any Host when
  * allowed_hosts is unset; NULL otherwise. */
 const char *guest__req_host(const guest_req *req);
+/* limits.c */
+/* The rate-limit key of a client address (NULL or unparseable: "unknown",
+ * one shared budget): an IPv4 address (also written IPv4-mapped), or the
+ * /64 prefix of an IPv6 one. */
+void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF]);
+/* The request's client key, computed once. */
+const char *guest__req_client_key(guest_req *req);
+/* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to
+ * the bucket of the row being inserted and adds one; with @p limit_param
+ * (an SQL expression) only while the estimate stays within it. Caller
+ * frees. */
+char *guest__window_upsert(const char *limit_param);
+/* "SELECT kind, client, subject, bucket, window_secs, 0, 1, stale_at"
+ * for an insert into rate_windows, from SQL expressions. Caller frees. */
+char *guest__window_values(const char *kind, const char *client,
+                           const char *subject, const char *window);
+/* Seconds (at least 1) until a window of @p window seconds holding @p prev
+ * and @p curr in @p bucket admits one more under @p limit at epoch time
+ * @p now; 0 when it admits one now. */
+int64_t guest__window_wait(double now, int64_t window, int64_t bucket,
+                           int64_t prev, int64_t curr, int64_t limit);
+/* Login and conversion limits: GUEST_OK, GUEST_ERR_RATE_LIMITED (with
+ * req->retry_after) or a database status; the record calls count a
+ * failure (GUEST_ERR_AUTH, resp. GUEST_ERR_VALIDATION / _USERNAME_TAKEN)
+ * or reset the username's count after GUEST_OK. */
+guest_status guest__limit_login_check(guest_req *req, const char *username);
+void guest__limit_login_record(guest_req *req, const char *username,
+                               guest_status outcome);
+guest_status guest__limit_convert_check(guest_req *req);
+void guest__limit_convert_record(guest_req *req, guest_status outcome);
+/* 429 with Retry-After (req->retry_after) and a plain-text body; returns
+ * GUEST_ERR_RATE_LIMITED, or the adapter's failure. */
+guest_status guest__respond_rate_limited(guest_req *req);
 
 /* response.c */
 guest_status guest__respond_unavailable(guest_req *req);

@@ -189,8 +189,8 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                          &s, NULL, NULL, NULL);
 }
 
-guest_status guest_login(guest_req *req, const char *username,
-                         const char *password, guest_form_errors *errors)
+static guest_status login(guest_req *req, const char *username,
+                          const char *password, guest_form_errors *errors)
 {
     guest_form_errors local;
     if (!errors)
@@ -262,6 +262,30 @@ guest_status guest_login(guest_req *req, const char *username,
         return st;
     guest__csrf_rotate(req);
     return GUEST_OK;
+}
+
+guest_status guest_login(guest_req *req, const char *username,
+                         const char *password, guest_form_errors *errors)
+{
+    /* The login limit: checked before any password hash is computed, so a
+     * locked-out guesser costs one indexed read; failures counted after. */
+    bool limited = req && username && *username && password && *password;
+    if (limited) {
+        guest_status st = guest__limit_login_check(req, username);
+        if (st != GUEST_OK) {
+            if (errors) {
+                errors->count = 0;
+                if (st == GUEST_ERR_RATE_LIMITED)
+                    guest_form_errors_add(errors, "__all__",
+                                          GUEST__MSG_LOCKED_OUT);
+            }
+            return st;
+        }
+    }
+    guest_status st = login(req, username, password, errors);
+    if (limited)
+        guest__limit_login_record(req, username, st);
+    return st;
 }
 
 guest_status guest_logout(guest_req *req)

@@ -27,6 +27,25 @@ static const char *const migrations[] = {
     " expires_at timestamptz NOT NULL);"
     "CREATE INDEX sessions_expires_at_idx ON @.sessions (expires_at);"
     "CREATE INDEX sessions_user_id_idx ON @.sessions (user_id);",
+    /* 2: abuse limits. One sliding-window counter row per limit and client
+     * (see limits.c), and the approximate number of live guests. */
+    "CREATE TABLE @.rate_windows ("
+    " kind text NOT NULL,"
+    " client text NOT NULL,"
+    " subject bytea NOT NULL DEFAULT '',"
+    " bucket bigint NOT NULL,"
+    " window_secs integer NOT NULL CHECK (window_secs > 0),"
+    " prev_count integer NOT NULL DEFAULT 0,"
+    " curr_count integer NOT NULL DEFAULT 0,"
+    " stale_at timestamptz NOT NULL,"
+    " PRIMARY KEY (kind, client, subject));"
+    "CREATE INDEX rate_windows_stale_at_idx ON @.rate_windows (stale_at);"
+    "CREATE TABLE @.guest_census ("
+    " id integer PRIMARY KEY CHECK (id = 1),"
+    " live bigint NOT NULL,"
+    " counted_at timestamptz NOT NULL);"
+    "INSERT INTO @.guest_census (id, live, counted_at)"
+    " VALUES (1, 0, '-infinity');",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))

@@ -234,12 +234,38 @@ static guest_status create_guest(guest_req *req, const char *token,
                                "the name generator returned an empty, "
                                "too long or control-character name");
         }
-        bool created = false;
-        st = guest__store_create_guest(ctx, name, hash, &req->user, &created,
-                                       err);
+        guest__created outcome;
+        int64_t wait = 0;
+        st = guest__store_create_guest(
+            ctx, name, hash,
+            c->guest_rate_limit ? guest__req_client_key(req) : "", &req->user,
+            &outcome, &wait, err);
         if (st != GUEST_OK)
             return st;
-        if (created) {
+        if (outcome == GUEST__RATE_LIMITED) {
+            req->retry_after = wait;
+            guest__log_every(ctx, &ctx->rate_logged, 60000, GUEST_LOG_WARNING,
+                             "guest_rate_limit: client %s created %u guests "
+                             "within %u s; refusing more (logged once a "
+                             "minute)",
+                             guest__req_client_key(req), c->guest_rate_limit,
+                             c->guest_rate_window);
+            return guest__fail(err, GUEST_ERR_RATE_LIMITED,
+                               "this client created too many guests; retry "
+                               "after %lld s",
+                               (long long)wait);
+        }
+        if (outcome == GUEST__AT_CAPACITY) {
+            guest__log_every(ctx, &ctx->cap_logged, 60000, GUEST_LOG_WARNING,
+                             "max_guests (%lld) reached: no new guests until "
+                             "cleanup or conversions make room (logged once "
+                             "a minute)",
+                             (long long)c->max_guests);
+            return guest__fail(err, GUEST_ERR_BUSY,
+                               "max_guests (%lld) live guests already",
+                               (long long)c->max_guests);
+        }
+        if (outcome == GUEST__CREATED) {
             req->user_resolved = true;
             req->has_user = true;
             *user = &req->user;

@@ -250,9 +250,10 @@ static bool read_next(guest_req *req, bool json, const guest_form *form,
     return false;
 }
 
-static void show(guest_req *req, const guest_views *v, guest_page *page)
+static void show_status(guest_req *req, const guest_views *v, guest_page *page,
+                        int status)
 {
-    guest_res_status(req, 200);
+    guest_res_status(req, status);
     guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
     no_cache(req);
     guest_status st = v->render ? v->render(req, page, v->render_userdata)
@@ -265,8 +266,14 @@ static void show(guest_req *req, const guest_views *v, guest_page *page)
     }
 }
 
+static void show(guest_req *req, const guest_views *v, guest_page *page)
+{
+    show_status(req, v, page, 200);
+}
+
 /* A page with a form: the CSRF token is made (and its cookie set) here. */
-static void show_form(guest_req *req, const guest_views *v, guest_page *page)
+static void show_form_status(guest_req *req, const guest_views *v,
+                             guest_page *page, int status)
 {
     const char *token;
     if (guest_csrf_token(req, &token) != GUEST_OK) {
@@ -280,7 +287,12 @@ static void show_form(guest_req *req, const guest_views *v, guest_page *page)
         page->next = "";
     if (!page->username)
         page->username = "";
-    show(req, v, page);
+    show_status(req, v, page, status);
+}
+
+static void show_form(guest_req *req, const guest_views *v, guest_page *page)
+{
+    show_form_status(req, v, page, 200);
 }
 
 static void json_success(guest_req *req, const guest_user *u)
@@ -328,6 +340,25 @@ static void show_errors(guest_req *req, const guest_views *v, bool json,
                   json_pack("{s:o}", "errors", json_errors(page->errors)));
     else
         show_form(req, v, page);
+}
+
+/* A login or conversion refused by the attempt limit: 429 with
+ * Retry-After, and the form again with the lockout message (JSON: the
+ * message in "errors"). */
+static void too_many(guest_req *req, const guest_views *v, bool json,
+                     guest_page *page)
+{
+    char secs[32];
+    snprintf(secs, sizeof secs, "%lld",
+             (long long)(guest_req_retry_after(req) > 0
+                             ? guest_req_retry_after(req)
+                             : 1));
+    guest_res_header(req, "Retry-After", secs);
+    if (json)
+        send_json(req, 429,
+                  json_pack("{s:o}", "errors", json_errors(page->errors)));
+    else
+        show_form_status(req, v, page, 429);
 }
 
 /* ---- the handlers ---- */
@@ -416,6 +447,12 @@ void guest_convert_view(guest_req *req, void *userdata)
         page.username = username;
         page.form = form;
         show_errors(req, v, json, &page);
+        break;
+    case GUEST_ERR_RATE_LIMITED:
+        page.user = u;
+        page.username = username;
+        page.form = form;
+        too_many(req, v, json, &page);
         break;
     default:
         failure(req, json, st);
@@ -506,6 +543,10 @@ void guest_login_view(guest_req *req, void *userdata)
     case GUEST_ERR_VALIDATION:
         page.username = username;
         show_errors(req, v, json, &page);
+        break;
+    case GUEST_ERR_RATE_LIMITED:
+        page.username = username;
+        too_many(req, v, json, &page);
         break;
     default:
         failure(req, json, st);

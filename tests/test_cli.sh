@@ -177,6 +177,17 @@ run -- --schema $schema delete-expired --max-age 50
 expect_rc 0
 expect_last "deleted: 2"
 
+# the abuse limits' window rows go once both their windows have passed
+psql_ "INSERT INTO $schema.rate_windows (kind, client, bucket, window_secs, curr_count, stale_at) VALUES ('guest', '192.0.2.1', 1, 3600, 5, now() - interval '1 second'), ('guest', '192.0.2.2', 1, 3600, 5, now() + interval '1 hour')"
+run -- --schema $schema delete-expired --dry-run
+expect_rc 0
+expect_out "stale rate windows: 1"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.rate_windows")" 2 "windows after a dry run"
+run -- --schema $schema delete-expired
+expect_rc 0
+expect_out "stale rate windows deleted: 1"
+expect_eq "$(psql_ "SELECT client FROM $schema.rate_windows")" 192.0.2.2 "the live window stays"
+
 # --- create-user: the password is the first line of standard input ---
 run $'Correct-Horse-42\nsecond line is ignored\n' -- --schema $schema create-user alice
 expect_rc 0

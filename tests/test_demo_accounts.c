@@ -157,6 +157,36 @@ START_TEST(hash_flags)
 }
 END_TEST
 
+START_TEST(limit_flags)
+{
+    demo_options o;
+    char *argv[] = {"demo", "--rate-limit",  "30/hour", "--rate-limit-action",
+                    "429",  "--login-limit", "5/HOUR",  "--login-address-limit",
+                    "40",   "--max-guests",  "100000",  NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 11, argv), 0);
+    ck_assert_uint_eq(o.cfg.guest_rate_limit, 30);
+    ck_assert_uint_eq(o.cfg.guest_rate_window, 3600);
+    ck_assert_int_eq(o.cfg.guest_rate_limit_action, GUEST_RATE_ACTION_429);
+    ck_assert_uint_eq(o.cfg.login_rate_limit, 5);
+    ck_assert_uint_eq(o.cfg.login_address_rate_limit, 40);
+    ck_assert_int_eq(o.cfg.max_guests, 100000);
+    char *minute[] = {"demo", "--rate-limit", "3/minute", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, minute), 0);
+    ck_assert_uint_eq(o.cfg.guest_rate_limit, 3);
+    ck_assert_uint_eq(o.cfg.guest_rate_window, 60);
+    ck_assert_int_eq(o.cfg.guest_rate_limit_action,
+                     GUEST_RATE_ACTION_ANONYMOUS);
+    const char *bad[][2] = {
+        {"--rate-limit", "0/hour"},    {"--rate-limit", "5/day"},
+        {"--rate-limit", "x"},         {"--rate-limit-action", "drop"},
+        {"--login-limit", "5/minute"}, {"--max-guests", "-1"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *args[] = {"demo", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        ck_assert_int_eq(demo_parse_args(&o, 3, args), -1);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_accounts");
@@ -166,6 +196,7 @@ int main(void)
     tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
     tcase_add_test(tc, account_flags);
     tcase_add_test(tc, hash_flags);
+    tcase_add_test(tc, limit_flags);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

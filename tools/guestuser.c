@@ -404,11 +404,14 @@ static int cmd_delete(guest_ctx *ctx, const args *a)
     printf("cutoff: guests created before %s\n", when);
     if (o.dry_run) {
         printf("expired sessions: %" PRIu64 "\n", r.sessions_deleted);
+        printf("stale rate windows: %" PRIu64 "\n", r.rate_windows_deleted);
         printf("would delete: %" PRIu64 "\n", r.users_deleted);
     } else {
         /* Printed on failure too: the finished batches are committed. */
         printf("batches: %" PRIu64 "\n", r.batches);
         printf("expired sessions deleted: %" PRIu64 "\n", r.sessions_deleted);
+        printf("stale rate windows deleted: %" PRIu64 "\n",
+               r.rate_windows_deleted);
         printf("deleted: %" PRIu64 "\n", r.users_deleted);
     }
     fflush(stdout);

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "demo.h"
 
@@ -17,6 +18,8 @@ enum {
     OPT_CHECKS, OPT_PROXY_HEADER,
     OPT_HASH_CONCURRENCY, OPT_HASH_WAIT,
     OPT_TRUSTED_PROXY, OPT_ALLOWED_HOSTS,
+    OPT_RATE_LIMIT, OPT_RATE_ACTION, OPT_LOGIN_LIMIT, OPT_LOGIN_ADDR_LIMIT,
+    OPT_MAX_GUESTS,
     OPT_HELP,
     OPT_NOTES_MAX
 };
@@ -63,6 +66,11 @@ static const struct option longopts[] = {
     {"hash-wait-ms", required_argument, NULL, OPT_HASH_WAIT},
     {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
     {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"rate-limit-action", required_argument, NULL, OPT_RATE_ACTION},
+    {"login-limit", required_argument, NULL, OPT_LOGIN_LIMIT},
+    {"login-address-limit", required_argument, NULL, OPT_LOGIN_ADDR_LIMIT},
+    {"max-guests", required_argument, NULL, OPT_MAX_GUESTS},
     {"help", no_argument, NULL, OPT_HELP},
     {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {NULL, 0, NULL, 0},
@@ -134,6 +142,16 @@ void demo_usage(FILE *out, const char *argv0)
 "                            client (none: the socket peer is the client)\n"
 "  --allowed-hosts LIST      Host names served, e.g. example.com,.example.org\n"
 "                            (others get 400; default: any Host)\n"
+"Abuse limits (shared by every node through the database; off by default):\n"
+"  --rate-limit N/HOUR       guests one client address (IPv4, IPv6 /64) may\n"
+"                            create per hour; also N/MINUTE\n"
+"  --rate-limit-action A     anonymous | 429: past it, run the page without a\n"
+"                            guest, or answer 429 (anonymous)\n"
+"  --login-limit N/HOUR      failed logins per username and address; past it\n"
+"                            login answers 429\n"
+"  --login-address-limit N/HOUR failed logins and conversions per address\n"
+"                            (5 x the login limit)\n"
+"  --max-guests N            most live guests; then visitors stay anonymous\n"
 "  --help                    this text\n"
 "Notes application:\n"
 "  --notes-max N             most notes one user may keep (500)\n",
@@ -148,6 +166,25 @@ static bool parse_num(const char *s, long long min, long long max,
     if (!*s || *end || v < min || v > max)
         return false;
     *out = v;
+    return true;
+}
+
+/* "N/HOUR" or "N/MINUTE" (any case; a bare N is per hour) into a count and
+ * a window in seconds; "MINUTE" only when @p minute_ok. */
+static bool parse_rate(const char *s, bool minute_ok, unsigned *count,
+                       unsigned *window)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 1 || v > 1000000000)
+        return false;
+    if (!*end || !strcasecmp(end, "/hour"))
+        *window = 3600;
+    else if (minute_ok && !strcasecmp(end, "/minute"))
+        *window = 60;
+    else
+        return false;
+    *count = (unsigned)v;
     return true;
 }
 
@@ -297,6 +334,37 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             break;
         case OPT_TRUSTED_PROXY: c->trusted_proxies = optarg; break;
         case OPT_ALLOWED_HOSTS: c->allowed_hosts = optarg; break;
+        case OPT_RATE_LIMIT:
+            if (!parse_rate(optarg, true, &c->guest_rate_limit,
+                            &c->guest_rate_window))
+                goto bad;
+            break;
+        case OPT_RATE_ACTION:
+            if (!strcmp(optarg, "anonymous"))
+                c->guest_rate_limit_action = GUEST_RATE_ACTION_ANONYMOUS;
+            else if (!strcmp(optarg, "429"))
+                c->guest_rate_limit_action = GUEST_RATE_ACTION_429;
+            else
+                goto bad;
+            break;
+        case OPT_LOGIN_LIMIT: {
+            unsigned window;
+            if (!parse_rate(optarg, false, &c->login_rate_limit, &window))
+                goto bad;
+            break;
+        }
+        case OPT_LOGIN_ADDR_LIMIT: {
+            unsigned window;
+            if (!parse_rate(optarg, false, &c->login_address_rate_limit,
+                            &window))
+                goto bad;
+            break;
+        }
+        case OPT_MAX_GUESTS:
+            if (!parse_num(optarg, 0, INT64_MAX, &n))
+                goto bad;
+            c->max_guests = n;
+            break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
         case OPT_NOTES_MAX:
             if (!parse_num(optarg, 1, 1000000, &n))

@@ -35,6 +35,10 @@ typedef struct guest_cleanup_result {
     /** Guests created before this Unix time (seconds, rounded down) are
      * expired: the explicit cutoff, or the database's now() - max_age. */
     int64_t cutoff;
+    /** Rows of the abuse limits' rate_windows table deleted (dry run: that
+     * would be) because their window has passed: they no longer count
+     * anything. */
+    uint64_t rate_windows_deleted;
 } guest_cleanup_result;
 
 /**
@@ -74,8 +78,9 @@ GUEST_API void guest_cleanup_options_init(guest_cleanup_options *opts);
  * references the user goes too: its sessions, and application rows whose
  * foreign key to users says ON DELETE CASCADE (or is set to NULL with ON
  * DELETE SET NULL). Then deletes expired session rows of the users that
- * remain. Registered users, converted guests (they have no guests row) and
- * guests that have not expired are never touched.
+ * remain, and the abuse limits' window rows whose window has passed. Registered
+ * users, converted guests (they have no guests row) and guests that have not
+ * expired are never touched.
  *
  * Works in batches of @p opts->batch_size, one short transaction each, oldest
  * guests first. Rows another transaction holds locked are skipped rather than

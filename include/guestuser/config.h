@@ -74,6 +74,15 @@ typedef enum guest_log_level {
 typedef void (*guest_log_fn)(guest_log_level level, const char *message,
                              void *userdata);
 
+/** What GUEST_ALLOW does for a client over guest_config.guest_rate_limit. */
+typedef enum guest_rate_action {
+    /** Run the handler for an anonymous visitor (no guest, no cookie). */
+    GUEST_RATE_ACTION_ANONYMOUS,
+    /** Answer 429 Too Many Requests with Retry-After; the handler does not
+     * run. */
+    GUEST_RATE_ACTION_429
+} guest_rate_action;
+
 /** Password validator switches for guest_config.password_checks. */
 enum {
     GUEST_PW_CHECK_MIN_LENGTH = 1 << 0,
@@ -204,6 +213,28 @@ struct guest_config {
      * runs. NULL: no check, every Host is believed.
      */
     const char *allowed_hosts;
+    /* Abuse limits, kept in the database so every node shares them; 0 = off. */
+    /** Guests one client address (an IPv4 address, an IPv6 /64) may create
+     * per guest_rate_window seconds; 0: no limit (0). 1..1000000000. */
+    unsigned guest_rate_limit;
+    /** Length of that sliding window, seconds (3600); 1..2592000. */
+    unsigned guest_rate_window;
+    /** What GUEST_ALLOW does past the limit (GUEST_RATE_ACTION_ANONYMOUS). */
+    guest_rate_action guest_rate_limit_action;
+    /** Failed logins per hour for one username from one client address;
+     * past it guest_login answers GUEST_ERR_RATE_LIMITED before any password
+     * hash is computed. A successful login resets that count. 0: no login
+     * limit at all (0). 1..1000000000. */
+    unsigned login_rate_limit;
+    /** Failed logins (any username) and failed conversions per hour from one
+     * client address; 0: five times login_rate_limit (0). Only in force
+     * while login_rate_limit is on. */
+    unsigned login_address_rate_limit;
+    /** Most live guests; past it GUEST_ALLOW creates no more (the visitor
+     * stays anonymous) until cleanup or conversions make room. Checked
+     * against a count at most 2 s old: may be overshot by what all nodes
+     * create within 2 s. 0: no cap (0). */
+    int64_t max_guests;
 };
 
 /** Fills @p cfg with the defaults listed on each field. */

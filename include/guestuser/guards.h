@@ -14,8 +14,11 @@ extern "C" {
  * anonymous). When no guest can be made because of the name generator (it
  * fails, returns an implausible name, or every name it tries is taken) the
  * handler runs anonymous too and the failure goes to the config's log, at
- * most once a minute. Returns GUEST_OK once the handler ran; on a database
- * failure answers 503 itself and returns the error.
+ * most once a minute. Past guest_rate_limit or max_guests no guest is made
+ * and the handler runs anonymous too, except that with
+ * GUEST_RATE_ACTION_429 a rate-limited client gets 429 with Retry-After and
+ * GUEST_ERR_RATE_LIMITED is returned. Returns GUEST_OK once the handler
+ * ran; on a database failure answers 503 itself and returns the error.
  */
 GUEST_API guest_status guest_allow(guest_req *req, guest_handler_fn handler,
                                    void *userdata);

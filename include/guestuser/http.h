@@ -103,10 +103,22 @@ GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
  * name_max_attempts generated names in a row existed (guest_name_numbered
  * first grows one digit at a time, up to 18, and the context keeps the new
  * width); the generator's own status when it fails.
+ * With guest_rate_limit on, GUEST_ERR_RATE_LIMITED when this client
+ * address created its share already (guest_req_retry_after() says how long
+ * to wait); with max_guests on, GUEST_ERR_BUSY when that many guests live.
+ * Neither writes anything; the visitor stays anonymous.
  */
 GUEST_API guest_status guest_req_create_guest(guest_req *req,
                                               const guest_user **user,
                                               guest_error *err);
+
+/**
+ * After a call on @p req returned GUEST_ERR_RATE_LIMITED: the seconds until
+ * the limit admits one more attempt from this client, for a Retry-After
+ * header (at least 1). 0 when no limit refused anything on @p req or for
+ * NULL.
+ */
+GUEST_API int64_t guest_req_retry_after(const guest_req *req);
 
 /** User id (0 for NULL: anonymous). */
 GUEST_API int64_t guest_user_id(const guest_user *user);

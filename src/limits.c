@@ -1,0 +1,318 @@
+/* Abuse limits: per-client sliding windows kept in PostgreSQL, shared by
+ * every process and node that uses the same schema. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account_internal.h"
+
+/* Failed logins and conversions are counted per hour. */
+#define LOGIN_WINDOW 3600
+
+/* Why a sliding-window counter (one row per limit and client holding the
+ * current and the previous fixed window's counts) and not a log of events:
+ * the row count per client is bounded (one per limit, however hard the
+ * client pushes), the check and the update are one upsert on the primary
+ * key that locks only that client's row, and the estimate
+ * prev * (1 - elapsed fraction) + curr never lets a burst at a window edge
+ * double the budget, as plain fixed windows do. It is an approximation
+ * (it assumes the previous window's events were spread evenly), which is
+ * what Cloudflare and others accept for the same reason; an event log is
+ * exact but grows with the limit and needs a count per request.
+ *
+ * The SQL below uses r for the stored row and EXCLUDED for the one being
+ * inserted (bucket = floor(epoch / window) of the database's now(), so all
+ * nodes agree on the clock). A row written with another window length
+ * (the setting changed) counts as empty. */
+#define PREV_EFF                                                               \
+    "CASE WHEN r.window_secs <> EXCLUDED.window_secs THEN 0"                   \
+    " WHEN r.bucket = EXCLUDED.bucket THEN r.prev_count"                       \
+    " WHEN r.bucket = EXCLUDED.bucket - 1 THEN r.curr_count ELSE 0 END"
+#define CURR_EFF                                                               \
+    "CASE WHEN r.window_secs = EXCLUDED.window_secs"                           \
+    " AND r.bucket = EXCLUDED.bucket THEN r.curr_count ELSE 0 END"
+
+char *guest__window_upsert(const char *limit_param)
+{
+    const char *tail =
+        "ON CONFLICT (kind, client, subject) DO UPDATE SET"
+        " prev_count = " PREV_EFF ", curr_count = " CURR_EFF " + 1,"
+        " bucket = EXCLUDED.bucket, window_secs = EXCLUDED.window_secs,"
+        " stale_at = EXCLUDED.stale_at";
+    if (!limit_param)
+        return guest__strdup(tail);
+    /* The WHERE is evaluated on the latest row version under its lock, so
+     * concurrent requests of one client cannot both take the last unit. */
+    return guest__asprintf(
+        "%s WHERE (" PREV_EFF ") * (1 - (extract(epoch FROM now())"
+        " - EXCLUDED.bucket * EXCLUDED.window_secs)"
+        " / EXCLUDED.window_secs) + (" CURR_EFF ") + 1 <= %s",
+        tail, limit_param);
+}
+
+char *guest__window_values(const char *kind, const char *client,
+                           const char *subject, const char *window)
+{
+    return guest__asprintf(
+        "SELECT %1$s, %2$s, %3$s, b, %4$s, 0, 1,"
+        " to_timestamp((b + 2) * %4$s) FROM (SELECT"
+        " floor(extract(epoch FROM now()) / %4$s)::bigint AS b) t",
+        kind, client, subject, window);
+}
+
+void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF])
+{
+    char text[INET6_ADDRSTRLEN + 8];
+    unsigned char b[16];
+    snprintf(out, GUEST__CLIENT_KEY_BUF, "unknown");
+    if (!addr || strlen(addr) >= sizeof text)
+        return;
+    const char *s = addr;
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    memcpy(text, s, n);
+    text[n] = '\0';
+    char *zone = strchr(text, '%');
+    if (zone)
+        *zone = '\0';
+    if (inet_pton(AF_INET, text, b) == 1) {
+        inet_ntop(AF_INET, b, out, GUEST__CLIENT_KEY_BUF);
+        return;
+    }
+    if (inet_pton(AF_INET6, text, b) != 1)
+        return;
+    /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; masked to
+     * /64 they would all share one budget. */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+    if (!memcmp(b, mapped, sizeof mapped)) {
+        inet_ntop(AF_INET, b + 12, out, GUEST__CLIENT_KEY_BUF);
+        return;
+    }
+    /* One subscriber usually gets a whole /64: its addresses are one
+     * client, or rotating through them would multiply the budget. */
+    memset(b + 8, 0, 8);
+    char v6[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, b, v6, sizeof v6);
+    snprintf(out, GUEST__CLIENT_KEY_BUF, "%s/64", v6);
+}
+
+const char *guest__req_client_key(guest_req *req)
+{
+    if (!req->client_key[0])
+        guest__client_key(guest_req_client_addr(req), req->client_key);
+    return req->client_key;
+}
+
+int64_t guest__window_wait(double now, int64_t window, int64_t bucket,
+                           int64_t prev, int64_t curr, int64_t limit)
+{
+    /* Epoch times are positive: truncation is floor, and no libm. */
+    int64_t b = (int64_t)(now / (double)window);
+    if (bucket == b - 1) {
+        prev = curr;
+        curr = 0;
+    } else if (bucket != b) {
+        prev = curr = 0;
+    }
+    double w = (double)window;
+    double f = (now - (double)b * w) / w;
+    double room = (double)limit - 1 - (double)curr;
+    if ((double)prev * (1 - f) <= room)
+        return 0;
+    /* Seconds after the start of bucket b at which the estimate leaves
+     * room for one more: later in this bucket while the current count
+     * alone fits, else in the next one, once the weight of this bucket's
+     * count (then the previous one) has fallen far enough. */
+    double at;
+    if (room >= 0 && prev > 0) {
+        at = w * (1 - room / (double)prev);
+    } else {
+        double g = curr > 0 ? 1 - (double)(limit - 1) / (double)curr : 0;
+        at = w + w * (g > 0 ? g : 0);
+    }
+    double wait = (double)b * w + at - now;
+    if (wait < 1)
+        return 1;
+    int64_t secs = (int64_t)wait;
+    return (double)secs < wait ? secs + 1 : secs;
+}
+
+int64_t guest_req_retry_after(const guest_req *req)
+{
+    return req ? req->retry_after : 0;
+}
+
+static unsigned address_limit(const guest_config *c)
+{
+    if (c->login_address_rate_limit)
+        return c->login_address_rate_limit;
+    return c->login_rate_limit > 200000000u ? 1000000000u
+                                            : c->login_rate_limit * 5;
+}
+
+/* The username's part of a login_user key: its SHA-256, so any bytes of
+ * any length make a fixed-size key. */
+static void subject_of(const char *username,
+                       unsigned char out[GUEST__SHA256_BYTES])
+{
+    guest__sha256(username, strlen(username), out);
+}
+
+/* One read of the rows that could refuse the attempt; refuses with the
+ * longest wait among them. */
+static guest_status check(guest_req *req, const char *username)
+{
+    guest_ctx *ctx = req->ctx;
+    const guest_config *c = &ctx->cfg;
+    unsigned char subject[GUEST__SHA256_BYTES];
+    guest__params p = {0};
+    guest__param_text(&p, guest__req_client_key(req));
+    if (username) {
+        subject_of(username, subject);
+        guest__param_bin(&p, subject, sizeof subject);
+    }
+    PGresult *res;
+    guest_status st = guest__run(
+        ctx,
+        username ? "SELECT kind, bucket, prev_count, curr_count, window_secs,"
+                   " extract(epoch FROM now())::float8 FROM @.rate_windows"
+                   " WHERE client = $1 AND ((kind = 'login' AND subject = '')"
+                   " OR (kind = 'login_user' AND subject = $2))"
+                 : "SELECT kind, bucket, prev_count, curr_count, window_secs,"
+                   " extract(epoch FROM now())::float8 FROM @.rate_windows"
+                   " WHERE client = $1 AND kind = 'convert' AND subject = ''",
+        &p, &res, NULL);
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    int64_t wait = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t window = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        if (window != LOGIN_WINDOW)
+            continue;
+        unsigned limit = strcmp(PQgetvalue(res, i, 0), "login_user")
+                             ? address_limit(c)
+                             : c->login_rate_limit;
+        int64_t w =
+            guest__window_wait(strtod(PQgetvalue(res, i, 5), NULL), window,
+                               strtoll(PQgetvalue(res, i, 1), NULL, 10),
+                               strtoll(PQgetvalue(res, i, 2), NULL, 10),
+                               strtoll(PQgetvalue(res, i, 3), NULL, 10), limit);
+        if (w > wait)
+            wait = w;
+    }
+    PQclear(res);
+    if (wait > 0) {
+        req->retry_after = wait;
+        return GUEST_ERR_RATE_LIMITED;
+    }
+    return GUEST_OK;
+}
+
+/* Adds one failure to the address row and, for a login, to the
+ * username+address row: one statement. */
+static void count_failure(guest_req *req, const char *username)
+{
+    guest_ctx *ctx = req->ctx;
+    unsigned char subject[GUEST__SHA256_BYTES];
+    char window[16];
+    snprintf(window, sizeof window, "%d", LOGIN_WINDOW);
+    guest__params p = {0};
+    guest__param_text(&p, guest__req_client_key(req));
+    guest__param_text(&p, window);
+    if (username) {
+        subject_of(username, subject);
+        guest__param_bin(&p, subject, sizeof subject);
+    }
+    char *values =
+        guest__window_values("v.kind", "$1", "v.subject", "$2::integer");
+    char *upsert = guest__window_upsert(NULL);
+    char *sql = values && upsert
+                    ? guest__asprintf(
+                          "INSERT INTO @.rate_windows AS r (kind, client,"
+                          " subject, bucket, window_secs, prev_count,"
+                          " curr_count, stale_at) %s, (VALUES %s) v(kind,"
+                          " subject) %s",
+                          values,
+                          username ? "('login', ''::bytea), ('login_user', $3)"
+                                   : "('convert', ''::bytea)",
+                          upsert)
+                    : NULL;
+    free(values);
+    free(upsert);
+    guest_status st =
+        sql ? guest__run(ctx, sql, &p, NULL, NULL) : GUEST_ERR_NOMEM;
+    free(sql);
+    /* The attempt's own outcome stands; a count that could not be written
+     * is logged, not turned into an error page. */
+    if (st != GUEST_OK)
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not count a failed attempt: %s", guest_strerror(st));
+}
+
+guest_status guest__limit_login_check(guest_req *req, const char *username)
+{
+    if (!req->ctx->cfg.login_rate_limit)
+        return GUEST_OK;
+    return check(req, username);
+}
+
+void guest__limit_login_record(guest_req *req, const char *username,
+                               guest_status outcome)
+{
+    guest_ctx *ctx = req->ctx;
+    if (!ctx->cfg.login_rate_limit)
+        return;
+    if (outcome == GUEST_ERR_AUTH) {
+        count_failure(req, username);
+    } else if (outcome == GUEST_OK) {
+        /* Django-axes' reset on success: the owner who mistyped a few times
+         * starts afresh; the address count stays, so a guesser who also
+         * owns one account cannot launder failures with it. */
+        unsigned char subject[GUEST__SHA256_BYTES];
+        subject_of(username, subject);
+        guest__params p = {0};
+        guest__param_text(&p, guest__req_client_key(req));
+        guest__param_bin(&p, subject, sizeof subject);
+        if (guest__run(ctx,
+                       "DELETE FROM @.rate_windows WHERE kind = 'login_user'"
+                       " AND client = $1 AND subject = $2",
+                       &p, NULL, NULL) != GUEST_OK)
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "could not reset a login failure count");
+    }
+}
+
+guest_status guest__limit_convert_check(guest_req *req)
+{
+    if (!req->ctx->cfg.login_rate_limit)
+        return GUEST_OK;
+    return check(req, NULL);
+}
+
+void guest__limit_convert_record(guest_req *req, guest_status outcome)
+{
+    if (req->ctx->cfg.login_rate_limit && (outcome == GUEST_ERR_VALIDATION ||
+                                           outcome == GUEST_ERR_USERNAME_TAKEN))
+        count_failure(req, NULL);
+}
+
+guest_status guest__respond_rate_limited(guest_req *req)
+{
+    char secs[32];
+    snprintf(secs, sizeof secs, "%lld",
+             (long long)(req->retry_after > 0 ? req->retry_after : 1));
+    guest_status st = guest_res_status(req, 429);
+    if (st == GUEST_OK)
+        st = guest_res_header(req, "Retry-After", secs);
+    if (st == GUEST_OK)
+        st = guest_res_send(req, 429, "text/plain; charset=utf-8",
+                            "Too Many Requests\n");
+    return st == GUEST_OK ? GUEST_ERR_RATE_LIMITED : st;
+}

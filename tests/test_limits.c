@@ -1,0 +1,751 @@
+/* The abuse limits against the fixture database: guest creation per client
+ * address (shared by contexts and processes), the login and conversion
+ * attempt limits, the max_guests cap, their cleanup, and the round trips
+ * they must not add. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acct_testlib.h"
+#include "internal.h"
+
+#define SCHEMA "t_limits"
+
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+}
+
+static long long count(const char *sql)
+{
+    return at_scalar(SCHEMA, sql);
+}
+
+/* A context on the test schema with @p tweak applied (cheap hashing). */
+static guest_ctx *ctx_with(void (*tweak)(guest_config *))
+{
+    return at_ctx(SCHEMA, tweak);
+}
+
+/* One request from @p addr through @p fn. */
+static void request(guest_ctx *ctx, tl_http *h, const char *addr,
+                    const char *method, const char *target, const char *cookie,
+                    const char *body, bool json, guest_handler_fn fn,
+                    void *userdata)
+{
+    tl_http_init(h, method, target);
+    h->peer = addr;
+    tl_http_add(h, "Host", "testserver");
+    if (cookie && *cookie)
+        tl_http_add(h, "Cookie", cookie);
+    if (json)
+        tl_http_add(h, "Accept", "application/json");
+    if (body) {
+        tl_http_add(h, "Content-Type", "application/x-www-form-urlencoded");
+        h->body = body;
+    }
+    tl_http_run(ctx, h, fn, userdata);
+}
+
+/* What a GUEST_ALLOW handler saw. */
+typedef struct seen {
+    int runs;
+    int64_t id;
+} seen;
+
+static void seen_handler(guest_req *req, void *ud)
+{
+    seen *s = ud;
+    const guest_user *u;
+    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    s->runs++;
+    s->id = guest_user_id(u);
+    guest_res_send(req, 200, "text/plain", "ok\n");
+}
+
+static void allow_handler(guest_req *req, void *ud)
+{
+    guest_allow(req, seen_handler, ud);
+}
+
+/* GUEST_ALLOW from @p addr: the new guest's id, 0 when none was made. */
+static int64_t allow(guest_ctx *ctx, const char *addr, tl_http *keep)
+{
+    tl_http h;
+    seen s = {0};
+    request(ctx, &h, addr, "GET", "/", NULL, NULL, false, allow_handler, &s);
+    char cookie[128];
+    bool has_cookie = tl_http_cookie(&h, "sessionid", cookie, sizeof cookie);
+    if (h.status == 200) {
+        ck_assert_int_eq(s.runs, 1);
+        ck_assert(has_cookie == (s.id != 0));
+    }
+    if (keep)
+        *keep = h;
+    else
+        tl_http_free(&h);
+    return s.id;
+}
+
+/* ---- pieces without the database ---- */
+
+START_TEST(client_keys)
+{
+    char k[GUEST__CLIENT_KEY_BUF];
+    guest__client_key("203.0.113.7", k);
+    ck_assert_str_eq(k, "203.0.113.7");
+    guest__client_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", k);
+    ck_assert_str_eq(k, "2001:db8:1:2::/64");
+    guest__client_key("[2001:db8:1:2::1]", k);
+    ck_assert_str_eq(k, "2001:db8:1:2::/64");
+    guest__client_key("fe80::1%eth0", k);
+    ck_assert_str_eq(k, "fe80::/64");
+    /* an IPv4 client on a dual-stack socket is still one IPv4 address */
+    guest__client_key("::ffff:198.51.100.9", k);
+    ck_assert_str_eq(k, "198.51.100.9");
+    guest__client_key(NULL, k);
+    ck_assert_str_eq(k, "unknown");
+    guest__client_key("not an address", k);
+    ck_assert_str_eq(k, "unknown");
+    guest__client_key("1.2.3.4:80", k);
+    ck_assert_str_eq(k, "unknown");
+}
+END_TEST
+
+START_TEST(window_wait_follows_the_sliding_estimate)
+{
+    const int64_t w = 100;
+    /* now = bucket 10, 30 % into it */
+    double now = 1030.0;
+    ck_assert_int_eq(guest__window_wait(now, w, 10, 0, 0, 5), 0);
+    ck_assert_int_eq(guest__window_wait(now, w, 10, 0, 4, 5), 0);
+    /* full in the current window: the next one, once 5 * (1 - g) <= 4 */
+    ck_assert_int_eq(guest__window_wait(now, w, 10, 0, 5, 5), 70 + 20);
+    /* the previous window's 10 weigh 70 % now: 7 + 0 > 4 until 60 % */
+    ck_assert_int_eq(guest__window_wait(now, w, 10, 10, 0, 5), 30);
+    /* a row of the previous bucket slides: its curr becomes prev */
+    ck_assert_int_eq(guest__window_wait(now, w, 9, 0, 10, 5), 30);
+    /* older rows count nothing */
+    ck_assert_int_eq(guest__window_wait(now, w, 8, 50, 50, 5), 0);
+    /* limit 1: one event blocks until its weight is gone entirely */
+    ck_assert_int_eq(guest__window_wait(now, w, 10, 0, 1, 1), 170);
+}
+END_TEST
+
+/* ---- guest creation per client ---- */
+
+static void rate3(guest_config *c)
+{
+    c->guest_rate_limit = 3;
+    c->guest_rate_window = 3600;
+}
+
+START_TEST(guest_limit_is_shared_by_two_contexts)
+{
+    guest_ctx *a = ctx_with(rate3), *b = ctx_with(rate3);
+    ck_assert_int_gt(allow(a, "192.0.2.10", NULL), 0);
+    ck_assert_int_gt(allow(b, "192.0.2.10", NULL), 0);
+    ck_assert_int_gt(allow(a, "192.0.2.10", NULL), 0);
+    /* the budget is spent for both "processes" */
+    ck_assert_int_eq(allow(b, "192.0.2.10", NULL), 0);
+    ck_assert_int_eq(allow(a, "192.0.2.10", NULL), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 3);
+    /* another address has its own */
+    ck_assert_int_gt(allow(b, "192.0.2.11", NULL), 0);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'guest' AND client = '192.0.2.10'"),
+                     3);
+    /* the public call says why, and how long to wait */
+    tl_http h;
+    tl_created made = {0};
+    request(a, &h, "192.0.2.10", "GET", "/", NULL, NULL, false,
+            tl_create_handler, &made);
+    ck_assert_int_eq(made.st, GUEST_ERR_RATE_LIMITED);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    tl_http_free(&h);
+    guest_ctx_free(a);
+    guest_ctx_free(b);
+}
+END_TEST
+
+START_TEST(guest_limit_holds_across_processes)
+{
+    /* Two processes, each with its own context and connections, race for
+     * one address's budget of 4 with 6 tries each. */
+    guest_ctx *init = ctx_with(NULL); /* migrate once, then close */
+    guest_ctx_free(init);
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            guest_config c;
+            tl_config(&c, SCHEMA);
+            c.guest_rate_limit = 4;
+            guest_ctx *ctx = NULL;
+            if (guest_ctx_new(&c, &ctx, NULL) != GUEST_OK)
+                _exit(100);
+            int made = 0;
+            for (int j = 0; j < 6; j++) {
+                tl_http h;
+                tl_created out = {0};
+                tl_http_init(&h, "GET", "/");
+                h.peer = "198.51.100.20";
+                tl_http_run(ctx, &h, tl_create_handler, &out);
+                if (out.st == GUEST_OK)
+                    made++;
+                else if (out.st != GUEST_ERR_RATE_LIMITED)
+                    _exit(101);
+                tl_http_free(&h);
+            }
+            guest_ctx_free(ctx);
+            _exit(made);
+        }
+    }
+    int total = 0;
+    for (int i = 0; i < 2; i++) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_le(WEXITSTATUS(status), 6);
+        total += WEXITSTATUS(status);
+    }
+    ck_assert_int_eq(total, 4);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 4);
+}
+END_TEST
+
+START_TEST(ipv6_clients_count_per_64)
+{
+    guest_ctx *ctx = ctx_with(rate3);
+    ck_assert_int_gt(allow(ctx, "2001:db8:aa:1::1", NULL), 0);
+    ck_assert_int_gt(allow(ctx, "2001:db8:aa:1::2", NULL), 0);
+    ck_assert_int_gt(allow(ctx, "2001:db8:aa:1:ffff:1:2:3", NULL), 0);
+    /* a fourth address of the same /64 is the same client */
+    ck_assert_int_eq(allow(ctx, "2001:db8:aa:1:dead:beef::9", NULL), 0);
+    /* the neighbouring /64 is another one */
+    ck_assert_int_gt(allow(ctx, "2001:db8:aa:2::1", NULL), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"
+                           " WHERE client = '2001:db8:aa:1::/64'"),
+                     1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+static void rate2_429(guest_config *c)
+{
+    c->guest_rate_limit = 2;
+    c->guest_rate_window = 600;
+    c->guest_rate_limit_action = GUEST_RATE_ACTION_429;
+}
+
+START_TEST(action_429_answers_with_retry_after)
+{
+    guest_ctx *ctx = ctx_with(rate2_429);
+    ck_assert_int_gt(allow(ctx, "192.0.2.30", NULL), 0);
+    ck_assert_int_gt(allow(ctx, "192.0.2.30", NULL), 0);
+    tl_http h;
+    seen s = {0};
+    request(ctx, &h, "192.0.2.30", "GET", "/", NULL, NULL, false, allow_handler,
+            &s);
+    ck_assert_int_eq(h.status, 429);
+    ck_assert_int_eq(s.runs, 0);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    const char *ra = tl_http_res_header(&h, "Retry-After");
+    ck_assert_ptr_nonnull(ra);
+    long secs = strtol(ra, NULL, 10);
+    /* both events are in this window: free again within two windows */
+    ck_assert_int_ge(secs, 1);
+    ck_assert_int_le(secs, 1200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Too Many Requests"));
+    tl_http_free(&h);
+    /* a returning guest is not limited: it creates nothing */
+    tl_http first;
+    int64_t other = allow(ctx, "192.0.2.31", &first);
+    char cookie[128];
+    ck_assert(tl_http_cookie(&first, "sessionid", cookie, sizeof cookie));
+    tl_http_free(&first);
+    for (int i = 0; i < 3; i++) {
+        request(ctx, &h, "192.0.2.31", "GET", "/", cookie, NULL, false,
+                allow_handler, &s);
+        ck_assert_int_eq(h.status, 200);
+        ck_assert_int_eq(s.id, other);
+        tl_http_free(&h);
+    }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(action_anonymous_runs_the_handler_without_a_user)
+{
+    guest_ctx *ctx = ctx_with(rate3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_gt(allow(ctx, "192.0.2.40", NULL), 0);
+    tl_http h;
+    seen s = {0};
+    request(ctx, &h, "192.0.2.40", "GET", "/", NULL, NULL, false, allow_handler,
+            &s);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_int_eq(s.runs, 1);
+    ck_assert_int_eq(s.id, 0);
+    ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+    ck_assert_ptr_null(tl_http_res_header(&h, "Retry-After"));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(window_slides_into_the_next_bucket)
+{
+    guest_ctx *ctx = ctx_with(rate3);
+    /* Three guests "in the previous window, which ended just now": their
+     * weight is nearly whole, so a fourth still waits. */
+    at_exec(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
+                    " window_secs, prev_count, curr_count, stale_at)"
+                    " SELECT 'guest', '192.0.2.50',"
+                    " floor(extract(epoch FROM now()) / 3600)::bigint - 1,"
+                    " 3600, 0, 3, now() + interval '1 hour'");
+    /* 3 * (1 - elapsed fraction) + 1 > 3 while under a third is gone */
+    bool fresh_bucket = count("SELECT (extract(epoch FROM now())::bigint"
+                              " % 3600) < 1100") == 1;
+    if (fresh_bucket)
+        ck_assert_int_eq(allow(ctx, "192.0.2.50", NULL), 0);
+    /* Two buckets back is beyond the window: the row counts nothing. */
+    at_exec(SCHEMA, "UPDATE @.rate_windows SET bucket = bucket - 1");
+    ck_assert_int_gt(allow(ctx, "192.0.2.50", NULL), 0);
+    ck_assert_int_eq(count("SELECT prev_count * 10 + curr_count FROM"
+                           " @.rate_windows WHERE client = '192.0.2.50'"),
+                     1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- max_guests ---- */
+
+static int cap_lines;
+static void count_cap_lines(guest_log_level level, const char *message,
+                            void *ud)
+{
+    (void)level;
+    (void)ud;
+    if (strstr(message, "max_guests"))
+        cap_lines++;
+}
+
+static void cap3(guest_config *c)
+{
+    c->max_guests = 3;
+    c->log = count_cap_lines;
+}
+
+/* The census may be up to 2 s old: make the next creation count afresh. */
+static void age_census(void)
+{
+    at_exec(SCHEMA, "UPDATE @.guest_census SET counted_at = '-infinity'");
+}
+
+START_TEST(max_guests_stops_creation_and_logs_once)
+{
+    guest_ctx *ctx = ctx_with(cap3);
+    /* a registered user is not a guest and does not count */
+    at_new_user(ctx, "someone", AT_PASSWORD);
+    cap_lines = 0;
+    for (int i = 0; i < 3; i++) {
+        age_census();
+        ck_assert_int_gt(allow(ctx, "192.0.2.60", NULL), 0);
+    }
+    age_census();
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(allow(ctx, i % 2 ? "192.0.2.61" : "192.0.2.62", NULL),
+                         0);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 3);
+    ck_assert_int_eq(count("SELECT live FROM @.guest_census"), 3);
+    ck_assert_int_eq(cap_lines, 1);
+    tl_http h;
+    tl_created made = {0};
+    request(ctx, &h, "192.0.2.63", "GET", "/", NULL, NULL, false,
+            tl_create_handler, &made);
+    ck_assert_int_eq(made.st, GUEST_ERR_BUSY);
+    tl_http_free(&h);
+
+    /* room again once guests go and the census has counted again */
+    at_exec(SCHEMA, "DELETE FROM @.users WHERE id IN"
+                    " (SELECT user_id FROM @.guests LIMIT 1)");
+    age_census();
+    ck_assert_int_gt(allow(ctx, "192.0.2.64", NULL), 0);
+    age_census();
+    ck_assert_int_eq(allow(ctx, "192.0.2.64", NULL), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(max_guests_census_is_counted_once_per_interval)
+{
+    guest_ctx *ctx = ctx_with(cap3);
+    age_census();
+    ck_assert_int_gt(allow(ctx, "192.0.2.65", NULL), 0);
+    /* a fresh census is trusted: a row added behind its back is not seen */
+    at_exec(SCHEMA, "UPDATE @.guest_census SET counted_at = now() + interval"
+                    " '1 hour', live = 3");
+    ck_assert_int_eq(allow(ctx, "192.0.2.65", NULL), 0);
+    at_exec(SCHEMA, "UPDATE @.guest_census SET live = 0");
+    ck_assert_int_gt(allow(ctx, "192.0.2.65", NULL), 0);
+    ck_assert_int_eq(count("SELECT live FROM @.guest_census"), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- round trips ---- */
+
+static void all_limits(guest_config *c)
+{
+    c->guest_rate_limit = 1000;
+    c->max_guests = 100000;
+    c->login_rate_limit = 5;
+    c->db_pool_size = 1;
+}
+
+START_TEST(limits_add_no_round_trip)
+{
+    guest_ctx *ctx = ctx_with(all_limits);
+    char cookie[128];
+    /* warm up: the connection prepares each statement once */
+    tl_http h;
+    tl_created out = {0};
+    request(ctx, &h, "192.0.2.70", "GET", "/", NULL, NULL, false,
+            tl_create_handler, &out);
+    ck_assert_int_eq(out.st, GUEST_OK);
+    tl_http_free(&h);
+    request(ctx, &h, "192.0.2.70", "GET", "/",
+            "sessionid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL,
+            false, tl_whoami_handler, &out);
+    tl_http_free(&h);
+
+    unsigned long rt0 = guest__db_round_trips;
+    request(ctx, &h, "192.0.2.70", "GET", "/", NULL, NULL, false,
+            tl_create_handler, &out);
+    ck_assert_int_eq(out.st, GUEST_OK);
+    ck_assert_uint_eq(guest__db_round_trips - rt0, 1);
+    ck_assert(tl_http_cookie(&h, "sessionid", cookie, sizeof cookie));
+    tl_http_free(&h);
+
+    /* through GUEST_ALLOW: resolve (no cookie: no trip) + create */
+    rt0 = guest__db_round_trips;
+    ck_assert_int_gt(allow(ctx, "192.0.2.70", NULL), 0);
+    ck_assert_uint_eq(guest__db_round_trips - rt0, 1);
+
+    rt0 = guest__db_round_trips;
+    seen s = {0};
+    request(ctx, &h, "192.0.2.70", "GET", "/", cookie, NULL, false,
+            allow_handler, &s);
+    ck_assert_int_gt(s.id, 0);
+    ck_assert_uint_eq(guest__db_round_trips - rt0, 1);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- login ---- */
+
+static void login3(guest_config *c)
+{
+    c->login_rate_limit = 3;
+    c->login_address_rate_limit = 100;
+}
+
+/* POST /accounts/login/ from @p addr; the status. */
+static int post_login(guest_ctx *ctx, tl_http *h, const char *addr,
+                      const char *username, const char *password, bool json)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "username=%s&password=%s&csrfmiddlewaretoken=" AT_CSRF, username,
+             password);
+    request(ctx, h, addr, "POST", "/accounts/login/", "csrftoken=" AT_CSRF,
+            body, json, guest_login_view, NULL);
+    return h->status;
+}
+
+static int login_status(guest_ctx *ctx, const char *addr, const char *username,
+                        const char *password)
+{
+    tl_http h;
+    int status = post_login(ctx, &h, addr, username, password, false);
+    tl_http_free(&h);
+    return status;
+}
+
+START_TEST(login_limit_answers_429_and_success_resets)
+{
+    guest_ctx *ctx = ctx_with(login3);
+    at_new_user(ctx, "alice", AT_PASSWORD);
+    const char *ip = "192.0.2.80";
+    /* a success resets alice's count from this address */
+    ck_assert_int_eq(login_status(ctx, ip, "alice", "wrong-1"), 200);
+    ck_assert_int_eq(login_status(ctx, ip, "alice", "wrong-2"), 200);
+    ck_assert_int_eq(login_status(ctx, ip, "alice", AT_PASSWORD), 302);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"
+                           " WHERE kind = 'login_user'"),
+                     0);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'login'"),
+                     2);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(login_status(ctx, ip, "alice", "wrong"), 200);
+    /* the fourth failure in the hour is refused, even the right password */
+    tl_http h;
+    ck_assert_int_eq(post_login(ctx, &h, ip, "alice", AT_PASSWORD, false), 429);
+    const char *ra = tl_http_res_header(&h, "Retry-After");
+    ck_assert_ptr_nonnull(ra);
+    ck_assert_int_ge(strtol(ra, NULL, 10), 1);
+    ck_assert_int_le(strtol(ra, NULL, 10), 7200);
+    ck_assert_ptr_nonnull(
+        strstr(h.res_body, "Too many failed login attempts. Try again later."));
+    ck_assert_ptr_null(tl_http_res_header(&h, "Location"));
+    tl_http_free(&h);
+    ck_assert_int_eq(post_login(ctx, &h, ip, "alice", "x", true), 429);
+    ck_assert_ptr_nonnull(tl_http_res_header(&h, "Retry-After"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "\"__all__\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Too many failed login"));
+    tl_http_free(&h);
+    /* refused attempts are not counted on top */
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'login_user'"),
+                     3);
+    /* alice from elsewhere, and bob from here, are not locked out */
+    ck_assert_int_eq(login_status(ctx, "192.0.2.81", "alice", AT_PASSWORD),
+                     302);
+    ck_assert_int_eq(login_status(ctx, ip, "bob", "wrong"), 200);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+static void address2(guest_config *c)
+{
+    c->login_rate_limit = 10;
+    c->login_address_rate_limit = 2;
+}
+
+START_TEST(login_limit_per_address_whatever_the_username)
+{
+    guest_ctx *ctx = ctx_with(address2);
+    at_new_user(ctx, "carol", AT_PASSWORD);
+    ck_assert_int_eq(login_status(ctx, "192.0.2.90", "u1", "p"), 200);
+    ck_assert_int_eq(login_status(ctx, "192.0.2.90", "u2", "p"), 200);
+    ck_assert_int_eq(login_status(ctx, "192.0.2.90", "carol", AT_PASSWORD),
+                     429);
+    ck_assert_int_eq(login_status(ctx, "192.0.2.91", "carol", AT_PASSWORD),
+                     302);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+static void expensive(guest_config *c)
+{
+    login3(c);
+    /* Hours per hash: any hash on the refused path would hang the test. */
+    c->password_iterations = 2147483647u;
+}
+
+typedef struct at_req_login {
+    const char *username, *password;
+    guest_status st;
+    int64_t retry_after;
+    guest_form_errors errors;
+} at_req_login;
+
+static void api_login_handler(guest_req *req, void *ud)
+{
+    at_req_login *a = ud;
+    a->st = guest_login(req, a->username, a->password, &a->errors);
+    a->retry_after = guest_req_retry_after(req);
+}
+
+START_TEST(login_limit_refuses_before_any_hash)
+{
+    guest_ctx *cheap = ctx_with(login3);
+    int64_t id = at_new_user(cheap, "dave", AT_PASSWORD);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(login_status(cheap, "192.0.2.100", "dave", "no"), 200);
+        ck_assert_int_eq(login_status(cheap, "192.0.2.100", "ghost", "no"),
+                         200);
+    }
+    guest_ctx *dear = ctx_with(expensive);
+    /* An unknown user costs one hash and a right password with another
+     * iteration count a rehash: either would take hours at this setting. */
+    tl_http h;
+    ck_assert_int_eq(post_login(dear, &h, "192.0.2.100", "ghost", "no", false),
+                     429);
+    tl_http_free(&h);
+    ck_assert_int_eq(
+        post_login(dear, &h, "192.0.2.100", "dave", AT_PASSWORD, false), 429);
+    tl_http_free(&h);
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM @.users WHERE id = %lld AND last_login IS"
+             " NULL AND password LIKE 'pbkdf2_sha256$1000$%%'",
+             (long long)id);
+    ck_assert_int_eq(count(sql), 1);
+    /* the API call says the same, and how long to wait */
+    at_req_login a = {.username = "dave", .password = AT_PASSWORD};
+    request(dear, &h, "192.0.2.100", "POST", "/", NULL, NULL, false,
+            api_login_handler, &a);
+    ck_assert_int_eq(a.st, GUEST_ERR_RATE_LIMITED);
+    ck_assert_int_ge(a.retry_after, 1);
+    ck_assert_str_eq(guest_form_errors_get(&a.errors, "__all__"),
+                     "Too many failed login attempts. Try again later.");
+    tl_http_free(&h);
+    guest_ctx_free(dear);
+    guest_ctx_free(cheap);
+}
+END_TEST
+
+/* ---- conversion ---- */
+
+static void convert2(guest_config *c)
+{
+    c->login_rate_limit = 10;
+    c->login_address_rate_limit = 2;
+}
+
+START_TEST(failed_conversions_count_per_address)
+{
+    guest_ctx *ctx = ctx_with(convert2);
+    char guest[128], cookie[256];
+    at_new_guest(ctx, guest, sizeof guest);
+    at_cookie_header(cookie, sizeof cookie, guest, true);
+    at_new_user(ctx, "taken", AT_PASSWORD);
+    const char *ip = "192.0.2.110";
+    tl_http h;
+    /* mismatched passwords, then a taken name: two failures */
+    request(ctx, &h, ip, "POST", "/convert/", cookie,
+            "username=newname&password1=" AT_PASSWORD
+            "&password2=other&csrfmiddlewaretoken=" AT_CSRF,
+            false, guest_convert_view, NULL);
+    ck_assert_int_eq(h.status, 200);
+    tl_http_free(&h);
+    request(ctx, &h, ip, "POST", "/convert/", cookie,
+            "username=taken&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
+            "&csrfmiddlewaretoken=" AT_CSRF,
+            true, guest_convert_view, NULL);
+    ck_assert_int_eq(h.status, 400);
+    tl_http_free(&h);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'convert'"),
+                     2);
+    /* now even a valid form waits */
+    request(ctx, &h, ip, "POST", "/convert/", cookie,
+            "username=fresh&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
+            "&csrfmiddlewaretoken=" AT_CSRF,
+            false, guest_convert_view, NULL);
+    ck_assert_int_eq(h.status, 429);
+    ck_assert_ptr_nonnull(tl_http_res_header(&h, "Retry-After"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Try again later."));
+    tl_http_free(&h);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 1);
+    /* the same visitor from another address converts */
+    request(ctx, &h, "192.0.2.111", "POST", "/convert/", cookie,
+            "username=fresh&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
+            "&csrfmiddlewaretoken=" AT_CSRF,
+            false, guest_convert_view, NULL);
+    ck_assert_int_eq(h.status, 302);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- cleanup ---- */
+
+START_TEST(cleanup_deletes_stale_windows)
+{
+    guest_ctx *ctx = ctx_with(rate3);
+    ck_assert_int_gt(allow(ctx, "192.0.2.120", NULL), 0);
+    at_exec(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
+                    " window_secs, curr_count, stale_at) VALUES"
+                    " ('guest', '192.0.2.121', 1, 60, 3, now() - interval"
+                    " '1 minute'), ('login', '192.0.2.122', 1, 3600, 3,"
+                    " now() - interval '1 second')");
+    guest_cleanup_options o;
+    guest_cleanup_options_init(&o);
+    o.dry_run = true;
+    guest_cleanup_result r;
+    ck_assert_int_eq(guest_delete_expired(ctx, &o, &r, NULL), GUEST_OK);
+    ck_assert_uint_eq(r.rate_windows_deleted, 2);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"), 3);
+    o.dry_run = false;
+    o.batch_size = 1;
+    ck_assert_int_eq(guest_delete_expired(ctx, &o, &r, NULL), GUEST_OK);
+    ck_assert_uint_eq(r.rate_windows_deleted, 2);
+    /* the live window stays, and still counts */
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows WHERE"
+                           " client = '192.0.2.120' AND curr_count = 1"),
+                     1);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"), 1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- configuration ---- */
+
+START_TEST(bad_limit_settings_are_refused)
+{
+    guest_config c;
+    guest_ctx *ctx = NULL;
+    guest_error err;
+    tl_config(&c, SCHEMA);
+    c.guest_rate_window = 0;
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_rate_window"));
+    tl_config(&c, SCHEMA);
+    c.guest_rate_limit_action = (guest_rate_action)7;
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_rate_limit_action"));
+    tl_config(&c, SCHEMA);
+    c.max_guests = -1;
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "max_guests"));
+    tl_config(&c, SCHEMA);
+    c.login_rate_limit = 2000000000u;
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "login_rate_limit"));
+    /* off by default */
+    guest_config_init(&c);
+    ck_assert_uint_eq(c.guest_rate_limit, 0);
+    ck_assert_uint_eq(c.guest_rate_window, 3600);
+    ck_assert_int_eq(c.guest_rate_limit_action, GUEST_RATE_ACTION_ANONYMOUS);
+    ck_assert_uint_eq(c.login_rate_limit, 0);
+    ck_assert_int_eq(c.max_guests, 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("limits");
+    TCase *u = tcase_create("units");
+    tcase_add_test(u, client_keys);
+    tcase_add_test(u, window_wait_follows_the_sliding_estimate);
+    suite_add_tcase(s, u);
+    TCase *t = tcase_create("db");
+    tcase_add_checked_fixture(t, setup, NULL);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, guest_limit_is_shared_by_two_contexts);
+    tcase_add_test(t, guest_limit_holds_across_processes);
+    tcase_add_test(t, ipv6_clients_count_per_64);
+    tcase_add_test(t, action_429_answers_with_retry_after);
+    tcase_add_test(t, action_anonymous_runs_the_handler_without_a_user);
+    tcase_add_test(t, window_slides_into_the_next_bucket);
+    tcase_add_test(t, max_guests_stops_creation_and_logs_once);
+    tcase_add_test(t, max_guests_census_is_counted_once_per_interval);
+    tcase_add_test(t, limits_add_no_round_trip);
+    tcase_add_test(t, login_limit_answers_429_and_success_resets);
+    tcase_add_test(t, login_limit_per_address_whatever_the_username);
+    tcase_add_test(t, login_limit_refuses_before_any_hash);
+    tcase_add_test(t, failed_conversions_count_per_address);
+    tcase_add_test(t, cleanup_deletes_stale_windows);
+    tcase_add_test(t, bad_limit_settings_are_refused);
+    suite_add_tcase(s, t);
+    return tl_run(s);
+}
