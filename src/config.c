@@ -158,7 +158,7 @@ static guest_status check_config(const guest_config *c, guest_error *err)
     if (c->max_body_size < 1024)
         return BAD("max_body_size must be at least 1024");
 #undef BAD
-    return GUEST_OK;
+    return guest__check_secret_keys(c->secret_keys, err);
 }
 
 static guest_status compile_agents(guest_ctx *ctx, guest_error *err)
@@ -242,6 +242,10 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
     if ((st = check_config(&ctx->cfg, err)) != GUEST_OK ||
         (st = compile_agents(ctx, err)) != GUEST_OK)
         goto fail;
+    if ((st = guest__keys_copy(ctx)) != GUEST_OK) {
+        guest__fail(err, st, "out of memory");
+        goto fail;
+    }
     if ((st = guest__sql_build(&ctx->sql, ctx->cfg.db_schema)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;
@@ -275,6 +279,7 @@ void guest_ctx_free(guest_ctx *ctx)
         return;
     guest__pool_free(ctx->pool);
     guest__sql_free(&ctx->sql);
+    guest__keys_free(ctx);
     for (size_t i = 0; i < ctx->agent_count; i++)
         regfree(&ctx->agent_re[i]);
     free(ctx->agent_re);
