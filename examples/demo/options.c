@@ -13,7 +13,8 @@ enum {
     OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
     OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
     OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
-    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP
+    OPT_CHECKS, OPT_PROXY_HEADER, OPT_HELP,
+    OPT_SECRET_KEY_FILE
 };
 
 static const struct option longopts[] = {
@@ -51,6 +52,7 @@ static const struct option longopts[] = {
     {"password-checks", required_argument, NULL, OPT_CHECKS},
     {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
     {"help", no_argument, NULL, OPT_HELP},
+    {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
     {NULL, 0, NULL, 0},
 };
 
@@ -107,7 +109,12 @@ void demo_usage(FILE *out, const char *argv0)
 "Requests:\n"
 "  --max-body-size BYTES     largest request body (65536)\n"
 "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
-"  --help                    this text\n",
+"  --help                    this text\n"
+"Signed cookies:\n"
+"  --secret-key-file PATH    sign session and CSRF cookies with the keys in\n"
+"                            PATH: one a line, '#' comments, the first signs,\n"
+"                            all verify; make one with\n"
+"                            openssl rand -base64 48 > PATH\n",
             argv0);
 }
 
@@ -234,6 +241,20 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             break;
         case OPT_PROXY_HEADER: c->secure_proxy_header = optarg; break;
         case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
+        case OPT_SECRET_KEY_FILE: {
+            guest_error err = {0};
+            guest_secret_keys_free(o->secret_keys);
+            o->secret_keys = NULL;
+            c->secret_keys = NULL;
+            if (guest_secret_keys_load(optarg, &o->secret_keys, &err) !=
+                GUEST_OK) {
+                fprintf(stderr, "%s: --secret-key-file: %s\n", argv[0],
+                        err.message);
+                return -1;
+            }
+            c->secret_keys = (const char *const *)o->secret_keys;
+            break;
+        }
         default: demo_usage(stderr, argv[0]); return -1;
         }
     }
@@ -248,4 +269,11 @@ bad:
             longopts[opt - OPT_BIND].name);
     demo_usage(stderr, argv[0]);
     return -1;
+}
+
+void demo_options_free(demo_options *o)
+{
+    guest_secret_keys_free(o->secret_keys);
+    o->secret_keys = NULL;
+    o->cfg.secret_keys = NULL;
 }
