@@ -14,6 +14,10 @@
  * random material: random base64 or hex of that length has far more. */
 #define KEY_MIN_DISTINCT 10
 
+/* The messages below spell both limits out. */
+_Static_assert(GUEST_SECRET_KEY_MIN_BYTES == 32 && KEY_MIN_DISTINCT == 10,
+               "update the key messages");
+
 /* Why @p key (@p len bytes) is too weak, or NULL. */
 static const char *key_problem(const char *key, size_t len)
 {
