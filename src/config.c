@@ -198,7 +198,7 @@ static guest_status check_config(const guest_config *c, guest_error *err)
     if (c->max_guests < 0)
         return BAD("max_guests must not be negative");
 #undef BAD
-    return GUEST_OK;
+    return guest__check_secret_keys(c->secret_keys, err);
 }
 
 static guest_status compile_agents(guest_ctx *ctx, guest_error *err)
@@ -294,6 +294,10 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         guest__fail(err, st, "cannot create the password-hash slots");
         goto fail;
     }
+    if ((st = guest__keys_copy(ctx)) != GUEST_OK) {
+        guest__fail(err, st, "out of memory");
+        goto fail;
+    }
     if ((st = guest__sql_build(&ctx->sql, &ctx->cfg)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;
@@ -328,6 +332,7 @@ void guest_ctx_free(guest_ctx *ctx)
     guest__pool_free(ctx->pool);
     guest__hashslots_free(ctx->hash_slots);
     guest__sql_free(&ctx->sql);
+    guest__keys_free(ctx);
     for (size_t i = 0; i < ctx->agent_count; i++)
         regfree(&ctx->agent_re[i]);
     free(ctx->agent_re);

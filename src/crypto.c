@@ -1,8 +1,10 @@
 /* Randomness, hashing and encodings, all from OpenSSL. */
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "internal.h"
@@ -99,4 +101,25 @@ bool guest__b64url_decode(const char *in, size_t inlen, unsigned char *out,
 bool guest__ct_equal(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+guest_status guest__hmac_sha256(const void *key, size_t keylen,
+                                const char *label, const void *data, size_t len,
+                                unsigned char out[GUEST__SHA256_BYTES])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *mc = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(
+                               OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t n = 0;
+    bool ok = mc && EVP_MAC_init(mc, key, keylen, params) == 1 &&
+              EVP_MAC_update(mc, (const unsigned char *)label,
+                             strlen(label) + 1) == 1 &&
+              EVP_MAC_update(mc, data, len) == 1 &&
+              EVP_MAC_final(mc, out, &n, GUEST__SHA256_BYTES) == 1 &&
+              n == GUEST__SHA256_BYTES;
+    EVP_MAC_CTX_free(mc);
+    EVP_MAC_free(mac);
+    return ok ? GUEST_OK : GUEST_ERR_CRYPTO;
 }

@@ -37,30 +37,76 @@ static bool all_alnum(const char *s, size_t n)
     return true;
 }
 
-/* The secret of the request's CSRF cookie into out[33]; false when absent
- * or not 32 alphanumerics. */
-static bool cookie_secret(const guest_req *req, char *out)
+/* With secret keys the cookie is secret "." signature, so a cookie planted
+ * by another site (a sibling subdomain, a network attacker on plain HTTP)
+ * cannot choose the secret its forms will be checked against. */
+#define CSRF_PURPOSE "guestuser.csrf.v1"
+#define CSRF_SIGNED_CHARS (GUEST__CSRF_SECRET_CHARS + 1 + GUEST__TAG_CHARS)
+
+/* True when @p v is a CSRF cookie value this context accepts: 32
+ * alphanumerics, and with keys a "." and their signature; *key (may be
+ * NULL) gets the index of the key that signed it. */
+static bool valid_cookie_value(const guest_ctx *ctx, const char *v, int *key)
 {
-    char v[GUEST__CSRF_SECRET_CHARS + 2];
+    size_t n = strlen(v);
+    if (!guest__signing(ctx))
+        return n == GUEST__CSRF_SECRET_CHARS &&
+               all_alnum(v, GUEST__CSRF_SECRET_CHARS);
+    if (n != CSRF_SIGNED_CHARS || v[GUEST__CSRF_SECRET_CHARS] != '.' ||
+        !all_alnum(v, GUEST__CSRF_SECRET_CHARS))
+        return false;
+    int k = guest__verify(ctx, CSRF_PURPOSE, v, GUEST__CSRF_SECRET_CHARS,
+                          v + GUEST__CSRF_SECRET_CHARS + 1, GUEST__TAG_CHARS);
+    if (k < 0)
+        return false;
+    if (key)
+        *key = k;
+    return true;
+}
+
+/* The secret of the request's CSRF cookie into out[33]; false when absent
+ * or not a valid value. *key gets the index of the key that signed it. */
+static bool cookie_secret(const guest_req *req, char *out, int *key)
+{
+    char v[CSRF_SIGNED_CHARS + 2];
     bool ok =
         guest__cookie_value(guest_req_header(req, "Cookie"),
                             req->ctx->cfg.csrf_cookie_name, v, sizeof v) &&
-        strlen(v) == GUEST__CSRF_SECRET_CHARS &&
-        all_alnum(v, GUEST__CSRF_SECRET_CHARS);
-    if (ok)
-        memcpy(out, v, GUEST__CSRF_SECRET_CHARS + 1);
+        valid_cookie_value(req->ctx, v, key);
+    if (ok) {
+        memcpy(out, v, GUEST__CSRF_SECRET_CHARS);
+        out[GUEST__CSRF_SECRET_CHARS] = '\0';
+    }
     OPENSSL_cleanse(v, sizeof v);
     return ok;
+}
+
+/* Sets the CSRF cookie to @p secret, signed under the first key if any. */
+static guest_status set_secret_cookie(guest_req *req, const char *secret)
+{
+    char v[CSRF_SIGNED_CHARS + 1];
+    memcpy(v, secret, GUEST__CSRF_SECRET_CHARS + 1);
+    guest_status st = GUEST_OK;
+    if (guest__signing(req->ctx)) {
+        v[GUEST__CSRF_SECRET_CHARS] = '.';
+        st = guest__sign(req->ctx, CSRF_PURPOSE, secret,
+                         GUEST__CSRF_SECRET_CHARS,
+                         v + GUEST__CSRF_SECRET_CHARS + 1);
+    }
+    /* Not HttpOnly: scripts read it to send X-CSRFToken, as with Django. */
+    if (st == GUEST_OK)
+        st = guest__set_cookie(req, req->ctx->cfg.csrf_cookie_name, v,
+                               CSRF_COOKIE_AGE, false);
+    OPENSSL_cleanse(v, sizeof v);
+    return st;
 }
 
 static guest_status new_secret(guest_req *req)
 {
     char secret[GUEST__CSRF_SECRET_CHARS + 1];
     guest_status st = guest__random_alnum(secret, GUEST__CSRF_SECRET_CHARS);
-    /* Not HttpOnly: scripts read it to send X-CSRFToken, as with Django. */
     if (st == GUEST_OK)
-        st = guest__set_cookie(req, req->ctx->cfg.csrf_cookie_name, secret,
-                               CSRF_COOKIE_AGE, false);
+        st = set_secret_cookie(req, secret);
     if (st == GUEST_OK) {
         memcpy(req->csrf_secret, secret, sizeof secret);
         req->csrf_token[0] = '\0';
@@ -75,8 +121,16 @@ guest_status guest_csrf_token(guest_req *req, const char **token)
         return GUEST_ERR_INVALID;
     *token = NULL;
     if (!req->csrf_token[0]) {
-        if (!req->csrf_secret[0] && !cookie_secret(req, req->csrf_secret)) {
+        int key = 0;
+        if (!req->csrf_secret[0] &&
+            !cookie_secret(req, req->csrf_secret, &key)) {
             guest_status st = new_secret(req);
+            if (st != GUEST_OK)
+                return st;
+        } else if (key > 0) {
+            /* Signed under an older key: re-sign it under the current one
+             * so the cookie outlives that key's retirement. */
+            guest_status st = set_secret_cookie(req, req->csrf_secret);
             if (st != GUEST_OK)
                 return st;
         }
@@ -152,6 +206,12 @@ static guest_status check_token(guest_req *req, const char *submitted,
     if (!token || !*token)
         return guest__fail(err, GUEST_ERR_CSRF, "CSRF token missing.");
     size_t n = strlen(token);
+    /* With keys, a script that copies the cookie sends it signed. */
+    if (guest__signing(req->ctx) && n == CSRF_SIGNED_CHARS) {
+        if (!valid_cookie_value(req->ctx, token, NULL))
+            return guest__fail(err, GUEST_ERR_CSRF, "CSRF token incorrect.");
+        n = GUEST__CSRF_SECRET_CHARS;
+    }
     if (n != GUEST__CSRF_SECRET_CHARS && n != GUEST__CSRF_TOKEN_CHARS)
         return guest__fail(err, GUEST_ERR_CSRF,
                            "CSRF token has incorrect length.");
@@ -208,7 +268,7 @@ guest_status guest_csrf_check(guest_req *req, const char *submitted,
                                referer);
     }
     char secret[GUEST__CSRF_SECRET_CHARS + 1];
-    if (!cookie_secret(req, secret))
+    if (!cookie_secret(req, secret, NULL))
         return guest__fail(err, GUEST_ERR_CSRF, "CSRF cookie not set.");
     guest_status st = check_token(req, submitted, secret, err);
     OPENSSL_cleanse(secret, sizeof secret);

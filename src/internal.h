@@ -14,6 +14,10 @@
 #define GUEST__SHA256_BYTES 32
 /* A client's rate-limit key: "a.b.c.d", "xxxx:...::/64" or "unknown". */
 #define GUEST__CLIENT_KEY_BUF 64
+/* A signature: base64url of a full HMAC-SHA256 */
+#define GUEST__TAG_CHARS 43
+/* A signed session cookie: token "." tag */
+#define GUEST__SIGNED_TOKEN_CHARS (GUEST__TOKEN_CHARS + 1 + GUEST__TAG_CHARS)
 
 struct guest_user {
     int64_t id;
@@ -66,6 +70,10 @@ struct guest_ctx {
     /* limits.c: when the last "limit reached" lines were logged. */
     _Atomic int64_t rate_logged;
     _Atomic int64_t cap_logged;
+    /* signing.c: owned copies of cfg.secret_keys (NULL-terminated), wiped
+     * on free; none without keys. */
+    char **secret_keys;
+    size_t secret_key_count;
 };
 
 struct guest_req {
@@ -148,6 +156,33 @@ void guest__b64url_encode(const unsigned char *in, size_t len, char *out);
 bool guest__b64url_decode(const char *in, size_t inlen, unsigned char *out,
                           size_t outlen);
 bool guest__ct_equal(const void *a, const void *b, size_t len);
+/* HMAC-SHA256 under @p key of @p label (with its NUL, to separate uses)
+ * followed by @p len bytes of @p data. */
+guest_status guest__hmac_sha256(const void *key, size_t keylen,
+                                const char *label, const void *data, size_t len,
+                                unsigned char out[GUEST__SHA256_BYTES]);
+
+/* signing.c: cookies signed under cfg.secret_keys. */
+/* GUEST_OK when @p keys (NULL: none) is a usable secret_keys list, else
+ * GUEST_ERR_CONFIG naming the weak or missing key. */
+guest_status guest__check_secret_keys(const char *const *keys,
+                                      guest_error *err);
+/* Copies cfg.secret_keys into @p ctx and points the field at the copies. */
+guest_status guest__keys_copy(guest_ctx *ctx);
+/* Wipes and frees those copies. */
+void guest__keys_free(guest_ctx *ctx);
+/* True when the context signs its cookies. */
+bool guest__signing(const guest_ctx *ctx);
+/* The base64url tag of @p len bytes of @p value under the first key, for
+ * the use @p purpose. */
+guest_status guest__sign(const guest_ctx *ctx, const char *purpose,
+                         const char *value, size_t len,
+                         char tag[GUEST__TAG_CHARS + 1]);
+/* Index of the key under which @p tag (@p taglen characters) signs
+ * @p value for @p purpose; -1 when none does. Every key is tried, each
+ * comparison in constant time. */
+int guest__verify(const guest_ctx *ctx, const char *purpose, const char *value,
+                  size_t len, const char *tag, size_t taglen);
 
 /* session.c */
 /* The first value of cookie @p name in a Cookie header, copied into @p out
@@ -158,6 +193,15 @@ guest_status guest__session_new(char token[GUEST__TOKEN_CHARS + 1],
                                 unsigned char hash[GUEST__SHA256_BYTES]);
 bool guest__session_hash(const char *token,
                          unsigned char hash[GUEST__SHA256_BYTES]);
+/* The session cookie value for @p token: the token itself without keys,
+ * token "." tag with them. */
+guest_status
+guest__session_cookie_make(const guest_ctx *ctx, const char *token,
+                           char out[GUEST__SIGNED_TOKEN_CHARS + 1]);
+/* SHA-256 of the token in session cookie value @p value; false for anything
+ * malformed or, with keys, not signed by one of them (no database work). */
+bool guest__session_cookie_hash(const guest_ctx *ctx, const char *value,
+                                unsigned char hash[GUEST__SHA256_BYTES]);
 guest_status guest__set_session_cookie(guest_req *req, const char *token);
 guest_status guest__clear_session_cookie(guest_req *req);
 /* Adds "Set-Cookie: name=value" with the config's Path, Domain, SameSite

@@ -142,11 +142,11 @@ bool guest__req_session_hash(guest_req *req,
 {
     /* Anything but a well-formed token is simply "no session": no database
      * work for garbage, no error page for a stale cookie. */
-    char token[GUEST__TOKEN_CHARS + 2];
+    char token[GUEST__SIGNED_TOKEN_CHARS + 2];
     bool ok =
         guest__cookie_value(guest_req_header(req, "Cookie"),
                             req->ctx->cfg.cookie_name, token, sizeof token) &&
-        guest__session_hash(token, hash);
+        guest__session_cookie_hash(req->ctx, token, hash);
     OPENSSL_cleanse(token, sizeof token);
     return ok;
 }

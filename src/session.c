@@ -82,6 +82,42 @@ bool guest__session_hash(const char *token,
     return true;
 }
 
+/* Separates session signatures from every other use of the keys. */
+#define SESSION_PURPOSE "guestuser.session.v1"
+
+guest_status guest__session_cookie_make(const guest_ctx *ctx, const char *token,
+                                        char out[GUEST__SIGNED_TOKEN_CHARS + 1])
+{
+    size_t n = strlen(token);
+    if (n != GUEST__TOKEN_CHARS)
+        return GUEST_ERR_INVALID;
+    memcpy(out, token, n + 1);
+    if (!guest__signing(ctx))
+        return GUEST_OK;
+    out[n] = '.';
+    return guest__sign(ctx, SESSION_PURPOSE, token, n, out + n + 1);
+}
+
+bool guest__session_cookie_hash(const guest_ctx *ctx, const char *value,
+                                unsigned char hash[GUEST__SHA256_BYTES])
+{
+    if (!guest__signing(ctx))
+        return guest__session_hash(value, hash);
+    /* The signature is checked before anything else, so a forged or random
+     * cookie costs one HMAC per key and never a database query. */
+    size_t n = strlen(value);
+    if (n != GUEST__SIGNED_TOKEN_CHARS || value[GUEST__TOKEN_CHARS] != '.' ||
+        guest__verify(ctx, SESSION_PURPOSE, value, GUEST__TOKEN_CHARS,
+                      value + GUEST__TOKEN_CHARS + 1, GUEST__TAG_CHARS) < 0)
+        return false;
+    char token[GUEST__TOKEN_CHARS + 1];
+    memcpy(token, value, GUEST__TOKEN_CHARS);
+    token[GUEST__TOKEN_CHARS] = '\0';
+    bool ok = guest__session_hash(token, hash);
+    OPENSSL_cleanse(token, sizeof token);
+    return ok;
+}
+
 guest_status guest__set_cookie(guest_req *req, const char *name,
                                const char *value, long long max_age,
                                bool http_only)
@@ -111,8 +147,17 @@ guest_status guest__set_session_cookie(guest_req *req, const char *token)
     guest_status st = guest_res_header(req, "Cache-Control", "private");
     if (st != GUEST_OK)
         return st;
-    return guest__set_cookie(req, req->ctx->cfg.cookie_name, token,
-                             (long long)req->ctx->cfg.max_age, true);
+    const guest_config *c = &req->ctx->cfg;
+    if (!guest__signing(req->ctx))
+        return guest__set_cookie(req, c->cookie_name, token,
+                                 (long long)c->max_age, true);
+    char value[GUEST__SIGNED_TOKEN_CHARS + 1];
+    st = guest__session_cookie_make(req->ctx, token, value);
+    if (st == GUEST_OK)
+        st = guest__set_cookie(req, c->cookie_name, value,
+                               (long long)c->max_age, true);
+    OPENSSL_cleanse(value, sizeof value);
+    return st;
 }
 
 guest_status guest__clear_session_cookie(guest_req *req)

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "acct_testlib.h"
 #include "demo.h"
@@ -187,6 +189,53 @@ START_TEST(limit_flags)
 }
 END_TEST
 
+/* --secret-key-file loads the keys into cfg.secret_keys; the demo then
+ * hands out signed session cookies, and a weak file stops it. */
+START_TEST(secret_key_file_flag)
+{
+    char path[] = "/tmp/guestuser-demo-key-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *text = "# made with openssl rand -base64 48\n"
+                       "xq3H9v0bYk1Zr6dC2mW8nT5pL7sJ4aE0fGhUiOoQwRtY\n";
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    demo_options o;
+    char *argv[] = {"demo", "--secret-key-file", path, NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, argv), 0);
+    ck_assert_ptr_nonnull(o.cfg.secret_keys);
+    ck_assert_str_eq(o.cfg.secret_keys[0],
+                     "xq3H9v0bYk1Zr6dC2mW8nT5pL7sJ4aE0fGhUiOoQwRtY");
+    ck_assert_ptr_null(o.cfg.secret_keys[1]);
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.secret_keys = o.cfg.secret_keys;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    demo_options_free(&o);
+    ck_assert_ptr_null(o.cfg.secret_keys);
+    tl_http h;
+    get(ctx, &h, "/allow_guest_user/", NULL);
+    char cookie[160];
+    ck_assert(tl_http_cookie(&h, "sessionid", cookie, sizeof cookie));
+    tl_http_free(&h);
+    /* token "." signature */
+    ck_assert_uint_eq(strlen(cookie), strlen("sessionid=") + 43 + 1 + 43);
+    ck_assert_int_eq(cookie[strlen("sessionid=") + 43], '.');
+    guest_ctx_free(ctx);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "secret\n", 7), 7);
+    close(fd);
+    ck_assert_int_eq(demo_parse_args(&o, 3, argv), -1);
+    demo_options_free(&o);
+    unlink(path);
+    char *missing[] = {"demo", "--secret-key-file", "/nonexistent/k", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, missing), -1);
+    demo_options_free(&o);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_accounts");
@@ -197,6 +246,7 @@ int main(void)
     tcase_add_test(tc, account_flags);
     tcase_add_test(tc, hash_flags);
     tcase_add_test(tc, limit_flags);
+    tcase_add_test(tc, secret_key_file_flag);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

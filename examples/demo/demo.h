@@ -22,12 +22,18 @@ typedef struct demo_options {
     int nagents;
     /* the notes application (--notes-max) */
     unsigned notes_max;
+    /* keys read by --secret-key-file (cfg.secret_keys points here) */
+    char **secret_keys;
 } demo_options;
 
 /* Parses argv into @p o (config defaults first). Returns 0 to run, 1 after
- * printing --help (exit 0), -1 on a usage error (already printed). */
+ * printing --help (exit 0), -1 on a usage error (already printed). Release
+ * @p o with demo_options_free() whatever it returned. */
 int demo_parse_args(demo_options *o, int argc, char **argv);
 void demo_usage(FILE *out, const char *argv0);
+/* Wipes and frees what demo_parse_args() loaded (the secret keys): after
+ * guest_ctx_new(), which copies them. */
+void demo_options_free(demo_options *o);
 
 /* The demo's route table ({NULL} terminated), for guest_routes_handler. */
 const guest_route *demo_routes(void);

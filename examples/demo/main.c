@@ -115,9 +115,12 @@ int main(int argc, char **argv)
 {
     demo_options o;
     int rc = demo_parse_args(&o, argc, argv);
-    if (rc != 0)
+    if (rc != 0) {
+        demo_options_free(&o);
         return rc > 0 ? 0 : 1;
+    }
     if (!server_known(o.server)) {
+        demo_options_free(&o);
         fprintf(stderr, "%s: unknown --server '%s' (this build has:", argv[0],
                 o.server);
         for (const char *const *s = servers; *s; s++)
@@ -139,6 +142,7 @@ int main(int argc, char **argv)
     guest_error err = {0};
     demo_notes_configure(&o.cfg);
     guest_status st = guest_ctx_new(&o.cfg, &ctx, &err);
+    demo_options_free(&o); /* the context keeps its own copy of the keys */
     if (st != GUEST_OK) {
         fprintf(stderr, "%s: %s: %s\n", argv[0], guest_strerror(st),
                 err.message);

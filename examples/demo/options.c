@@ -21,7 +21,8 @@ enum {
     OPT_RATE_LIMIT, OPT_RATE_ACTION, OPT_LOGIN_LIMIT, OPT_LOGIN_ADDR_LIMIT,
     OPT_MAX_GUESTS,
     OPT_HELP,
-    OPT_NOTES_MAX
+    OPT_NOTES_MAX,
+    OPT_SECRET_KEY_FILE
 };
 
 static const struct option longopts[] = {
@@ -73,6 +74,7 @@ static const struct option longopts[] = {
     {"max-guests", required_argument, NULL, OPT_MAX_GUESTS},
     {"help", no_argument, NULL, OPT_HELP},
     {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
+    {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
     {NULL, 0, NULL, 0},
 };
 
@@ -152,6 +154,11 @@ void demo_usage(FILE *out, const char *argv0)
 "  --login-address-limit N/HOUR failed logins and conversions per address\n"
 "                            (5 x the login limit)\n"
 "  --max-guests N            most live guests; then visitors stay anonymous\n"
+"Signed cookies:\n"
+"  --secret-key-file PATH    sign session and CSRF cookies with the keys in\n"
+"                            PATH: one a line, '#' comments, the first signs,\n"
+"                            all verify; make one with\n"
+"                            openssl rand -base64 48 > PATH\n"
 "  --help                    this text\n"
 "Notes application:\n"
 "  --notes-max N             most notes one user may keep (500)\n",
@@ -371,6 +378,20 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             o->notes_max = (unsigned)n;
             break;
+        case OPT_SECRET_KEY_FILE: {
+            guest_error err = {0};
+            guest_secret_keys_free(o->secret_keys);
+            o->secret_keys = NULL;
+            c->secret_keys = NULL;
+            if (guest_secret_keys_load(optarg, &o->secret_keys, &err) !=
+                GUEST_OK) {
+                fprintf(stderr, "%s: --secret-key-file: %s\n", argv[0],
+                        err.message);
+                return -1;
+            }
+            c->secret_keys = (const char *const *)o->secret_keys;
+            break;
+        }
         default: demo_usage(stderr, argv[0]); return -1;
         }
     }
@@ -388,4 +409,11 @@ bad:
                     lo->name);
     demo_usage(stderr, argv[0]);
     return -1;
+}
+
+void demo_options_free(demo_options *o)
+{
+    guest_secret_keys_free(o->secret_keys);
+    o->secret_keys = NULL;
+    o->cfg.secret_keys = NULL;
 }

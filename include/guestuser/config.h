@@ -235,10 +235,42 @@ struct guest_config {
      * against a count at most 2 s old: may be overshot by what all nodes
      * create within 2 s. 0: no cap (0). */
     int64_t max_guests;
+    /* Signed session and CSRF cookies */
+    /**
+     * Server secrets that sign the session and CSRF cookies (HMAC-SHA256), as
+     * a NULL-terminated list: the first signs, every one verifies (key
+     * rotation). Each at least GUEST_SECRET_KEY_MIN_BYTES bytes. A cookie
+     * without a valid signature is refused before any database work. NULL
+     * (the default): unsigned cookies, as before. Copied by guest_ctx_new()
+     * and wiped by guest_ctx_free().
+     */
+    const char *const *secret_keys;
 };
+
+/** Shortest accepted secret key, bytes. */
+#define GUEST_SECRET_KEY_MIN_BYTES 32
+/** Most keys guest_config.secret_keys may list. */
+#define GUEST_SECRET_KEYS_MAX 16
 
 /** Fills @p cfg with the defaults listed on each field. */
 GUEST_API void guest_config_init(guest_config *cfg);
+
+/**
+ * Reads secret keys for guest_config.secret_keys from the file @p path: one
+ * key per line, surrounding blanks and blank lines ignored, lines starting
+ * with '#' are comments; the first key signs. On GUEST_OK, *keys is a
+ * NULL-terminated list the caller releases with guest_secret_keys_free()
+ * (guest_ctx_new() copies it, so right after that is fine). Returns
+ * GUEST_ERR_CONFIG when the file cannot be read, holds no key, more than
+ * GUEST_SECRET_KEYS_MAX keys or a weak one (@p err names the line),
+ * GUEST_ERR_NOMEM. Thread-safe.
+ */
+GUEST_API GUEST_NODISCARD guest_status guest_secret_keys_load(const char *path,
+                                                              char ***keys,
+                                                              guest_error *err);
+
+/** Wipes and frees a list from guest_secret_keys_load(); NULL is a no-op. */
+GUEST_API void guest_secret_keys_free(char **keys);
 
 /** The reference's crawler list, NULL-terminated, static storage. */
 GUEST_API const char *const *guest_default_blocked_agents(void);

@@ -70,10 +70,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     switch (pick % 10) {
     case 0: {
-        char value[64];
+        /* A context that only signs: the signed-cookie check reads no
+         * database. */
+        static guest_ctx keyed;
+        static const char *const keys[] = {
+            "0123456789abcdefghijklmnopqrstuvwxyzABCD", NULL};
+        if (!keyed.secret_keys) {
+            guest_config_init(&keyed.cfg);
+            keyed.cfg.secret_keys = keys;
+            if (guest__keys_copy(&keyed) != GUEST_OK)
+                abort();
+        }
+        char value[128];
         unsigned char hash[GUEST__SHA256_BYTES];
-        if (guest__cookie_value(s, "sessionid", value, sizeof value))
+        if (guest__cookie_value(s, "sessionid", value, sizeof value)) {
             (void)guest__session_hash(value, hash);
+            (void)guest__session_cookie_hash(&keyed, value, hash);
+        }
         break;
     }
     case 1: {
