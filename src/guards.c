@@ -54,7 +54,7 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
         if (st != GUEST_OK && !name_failed && st != GUEST_ERR_RATE_LIMITED &&
             st != GUEST_ERR_BUSY)
             return refuse(req, st);
-        if (st != GUEST_OK)
+        if (name_failed)
             log_name_failure(req->ctx, st, &err);
     }
     handler(req, userdata);
