@@ -5,7 +5,10 @@
 # Environment: COUNT (requests per abandoned kind, 10000), SLOW_SECONDS
 # (length of the slow-header attack, 30), SLOW_CONNS (600), SERVERS ("mhd
 # civetweb"). With a sanitizer build (-DGUESTUSER_SANITIZE=ON) each demo's
-# LeakSanitizer report at shutdown is checked too.
+# LeakSanitizer report at shutdown is checked too. When nginx is installed,
+# the slow-header attack is repeated against the last server behind nginx
+# configured with the snippet of docs/deployment.md, so that snippet is
+# tested as written.
 # Exit status 1 when any bound is missed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,4 +70,35 @@ for server in $servers; do
   fi
   [ "$rc" = 0 ] || status=1
 done
+# The same attack through nginx, configured as docs/deployment.md says.
+if command -v nginx >/dev/null 2>&1; then
+  server=${servers##* }
+  echo "== $server behind nginx (docs/deployment.md)"
+  ng=$dir/nginx; mkdir -p "$ng/logs"
+  awk '/^```nginx/{p=1;next} p&&/^```/{exit} p' "$here/../../docs/deployment.md" \
+    | sed -e 's/listen 80;/listen 127.0.0.1:18080;/' -e 's/server 127.0.0.1:8080;/server 127.0.0.1:18081;/' >"$ng/site.conf"
+  cat >"$ng/nginx.conf" <<NGINX
+pid $ng/nginx.pid;
+error_log $ng/logs/error.log;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $ng/body; proxy_temp_path $ng/proxy;
+  fastcgi_temp_path $ng/fastcgi; uwsgi_temp_path $ng/uwsgi; scgi_temp_path $ng/scgi;
+  include $ng/site.conf;
+}
+NGINX
+  "$demo" --server "$server" --port 18081 --db "$conninfo" --schema "stress_$server" \
+    --trusted-proxy 127.0.0.1/32 --max-conns-per-ip 0 >"$dir/proxied.out" 2>"$dir/proxied.err" &
+  demo_pid=$!
+  for _ in $(seq 1 300); do grep -q 'listening on' "$dir/proxied.out" 2>/dev/null && break; sleep 0.1; done
+  if nginx -p "$ng" -c "$ng/nginx.conf"; then
+    "$build/tests/stress/stress_slow_clients" 18080 "$slow_conns" "$slow_seconds" || status=1
+    nginx -p "$ng" -c "$ng/nginx.conf" -s stop 2>/dev/null
+  else
+    echo "nginx did not start with the documented configuration"; status=1
+  fi
+  kill -TERM "$demo_pid"; wait "$demo_pid"; demo_pid=""
+fi
 exit $status
