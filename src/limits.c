@@ -61,12 +61,28 @@ char *guest__window_values(const char *kind, const char *client,
         kind, client, subject, window);
 }
 
+/* The key of a parsed address (IPv4 mapped into out[12..15]). */
+static void key_of(const unsigned char ip[16], int family,
+                   char out[GUEST__CLIENT_KEY_BUF])
+{
+    if (family == AF_INET) {
+        inet_ntop(AF_INET, ip + 12, out, GUEST__CLIENT_KEY_BUF);
+        return;
+    }
+    /* One subscriber usually gets a whole /64: its addresses are one
+     * client, or rotating through them would multiply the budget. */
+    unsigned char b[16];
+    memcpy(b, ip, 8);
+    memset(b + 8, 0, 8);
+    char v6[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, b, v6, sizeof v6);
+    snprintf(out, GUEST__CLIENT_KEY_BUF, "%s/64", v6);
+}
+
 void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF])
 {
-    char text[INET6_ADDRSTRLEN + 8];
-    unsigned char b[16];
     snprintf(out, GUEST__CLIENT_KEY_BUF, "unknown");
-    if (!addr || strlen(addr) >= sizeof text)
+    if (!addr)
         return;
     const char *s = addr;
     size_t n = strlen(s);
@@ -74,37 +90,27 @@ void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF])
         s++;
         n -= 2;
     }
-    memcpy(text, s, n);
-    text[n] = '\0';
-    char *zone = strchr(text, '%');
-    if (zone)
-        *zone = '\0';
-    if (inet_pton(AF_INET, text, b) == 1) {
-        inet_ntop(AF_INET, b, out, GUEST__CLIENT_KEY_BUF);
-        return;
-    }
-    if (inet_pton(AF_INET6, text, b) != 1)
-        return;
-    /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; masked to
-     * /64 they would all share one budget. */
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
-                                             0, 0, 0, 0, 0xff, 0xff};
-    if (!memcmp(b, mapped, sizeof mapped)) {
-        inet_ntop(AF_INET, b + 12, out, GUEST__CLIENT_KEY_BUF);
-        return;
-    }
-    /* One subscriber usually gets a whole /64: its addresses are one
-     * client, or rotating through them would multiply the budget. */
-    memset(b + 8, 0, 8);
-    char v6[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, b, v6, sizeof v6);
-    snprintf(out, GUEST__CLIENT_KEY_BUF, "%s/64", v6);
+    /* guest__parse_ip reads a dual-stack socket's ::ffff:a.b.c.d as the
+     * IPv4 address; masked to /64 such clients would all share one
+     * budget. */
+    unsigned char ip[16];
+    int family;
+    if (guest__parse_ip(s, n, ip, &family))
+        key_of(ip, family, out);
 }
 
+/* The address guest_req_new() decided on (trusted proxies considered),
+ * parsed there once. */
 const char *guest__req_client_key(guest_req *req)
 {
-    if (!req->client_key[0])
-        guest__client_key(guest_req_client_addr(req), req->client_key);
+    if (!req->client_key[0]) {
+        unsigned char ip[16];
+        int family;
+        if (guest__req_client_ip(req, ip, &family))
+            key_of(ip, family, req->client_key);
+        else
+            snprintf(req->client_key, sizeof req->client_key, "unknown");
+    }
     return req->client_key;
 }
 

@@ -235,6 +235,49 @@ START_TEST(ipv6_clients_count_per_64)
 }
 END_TEST
 
+static void rate2_behind_proxy(guest_config *c)
+{
+    c->guest_rate_limit = 2;
+    c->guest_rate_window = 3600;
+    c->trusted_proxies = "10.0.0.1/32";
+}
+
+/* GUEST_ALLOW through the proxy 10.0.0.1 for the client @p xff names. */
+static int64_t allow_via_proxy(guest_ctx *ctx, const char *xff)
+{
+    tl_http h;
+    seen s = {0};
+    tl_http_init(&h, "GET", "/");
+    h.peer = "10.0.0.1";
+    tl_http_add(&h, "Host", "testserver");
+    tl_http_add(&h, "X-Forwarded-For", xff);
+    tl_http_run(ctx, &h, allow_handler, &s);
+    ck_assert_int_eq(h.status, 200);
+    tl_http_free(&h);
+    return s.id;
+}
+
+/* Behind a trusted proxy each visitor has a budget of their own, counted
+ * against the address the proxy vouches for; a spoofed entry to the left
+ * of it buys nothing. */
+START_TEST(limit_counts_the_client_behind_a_trusted_proxy)
+{
+    guest_ctx *ctx = ctx_with(rate2_behind_proxy);
+    ck_assert_int_gt(allow_via_proxy(ctx, "198.51.100.1"), 0);
+    ck_assert_int_gt(allow_via_proxy(ctx, "1.1.1.1, 198.51.100.1"), 0);
+    ck_assert_int_eq(allow_via_proxy(ctx, "2.2.2.2, 198.51.100.1"), 0);
+    /* another visitor through the same proxy still gets a guest */
+    ck_assert_int_gt(allow_via_proxy(ctx, "198.51.100.2"), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"
+                           " WHERE client IN ('198.51.100.1', '198.51.100.2')"),
+                     2);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"
+                           " WHERE client = '10.0.0.1'"),
+                     0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static void rate2_429(guest_config *c)
 {
     c->guest_rate_limit = 2;
@@ -734,6 +777,7 @@ int main(void)
     tcase_add_test(t, guest_limit_is_shared_by_two_contexts);
     tcase_add_test(t, guest_limit_holds_across_processes);
     tcase_add_test(t, ipv6_clients_count_per_64);
+    tcase_add_test(t, limit_counts_the_client_behind_a_trusted_proxy);
     tcase_add_test(t, action_429_answers_with_retry_after);
     tcase_add_test(t, action_anonymous_runs_the_handler_without_a_user);
     tcase_add_test(t, window_slides_into_the_next_bucket);
