@@ -443,16 +443,14 @@ void guest_convert_view(guest_req *req, void *userdata)
         break;
     case GUEST_ERR_VALIDATION:
     case GUEST_ERR_USERNAME_TAKEN:
-        page.user = u;
-        page.username = username;
-        page.form = form;
-        show_errors(req, v, json, &page);
-        break;
     case GUEST_ERR_RATE_LIMITED:
         page.user = u;
         page.username = username;
         page.form = form;
-        too_many(req, v, json, &page);
+        if (st == GUEST_ERR_RATE_LIMITED)
+            too_many(req, v, json, &page);
+        else
+            show_errors(req, v, json, &page);
         break;
     default:
         failure(req, json, st);
