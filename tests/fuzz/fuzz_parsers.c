@@ -132,6 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)guest__utf8_valid(s, size);
         (void)guest__utf8_chars(s);
         (void)guest_username_validate(s, &errors);
+        break;
+    }
     case 8:
         (void)guest__host_allowed(fuzz_ctx(), s);
         break;
