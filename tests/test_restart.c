@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 #include "testlib.h"
 
 static const char *pg_dir = "restart-pg";
@@ -78,8 +78,8 @@ START_TEST(an_abandoned_statement_stops_on_the_server)
     PGresult *res = NULL;
     guest_error err = {0};
     long long t0 = tl_now_ms();
-    guest_status st =
-        guest__db_exec(ctx, "SELECT pg_sleep($1::float8)", &p, &res, &err);
+    const guest__stmt s = {.sql = "SELECT pg_sleep($1::float8)", .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, &err);
     long long took = tl_now_ms() - t0;
     PQclear(res);
     ck_assert_int_eq(st, GUEST_ERR_DB_UNAVAILABLE);

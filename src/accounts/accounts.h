@@ -1,18 +1,16 @@
-/* Shared by the accounts modules (issue 3) only; never installed. */
-#ifndef GUESTUSER_ACCOUNT_INTERNAL_H
-#define GUESTUSER_ACCOUNT_INTERNAL_H
+/* The accounts layer: registered users, login and logout, converting a
+ * guest, passwords, form validation, CSRF, forms and the ready-made views.
+ * Calls core/, store/ and base/. Internal; never installed. */
+#ifndef GUESTUSER_ACCOUNTS_INTERNAL_H
+#define GUESTUSER_ACCOUNTS_INTERNAL_H
 
-#include "internal.h"
+#include "core/core.h"
 
 #define GUEST__CSRF_SECRET_CHARS 32
 #define GUEST__CSRF_TOKEN_CHARS 64
 /* Characters of a Django salt and CSRF secret: ASCII letters and digits. */
 #define GUEST__ALNUM                                                           \
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-/* The request's form fields that carry the built-in values. */
-#define GUEST__CSRF_FIELD "csrfmiddlewaretoken"
-#define GUEST__CSRF_HEADER "X-CSRFToken"
 
 /* Messages shared by several modules, Django's wording. */
 #define GUEST__MSG_REQUIRED "This field is required."
@@ -58,40 +56,22 @@ guest_status guest__check_new_account(const guest_ctx *ctx,
                                       const char *password1,
                                       const char *password2, bool two_fields,
                                       guest_form_errors *errors, bool *name_ok);
-
-/* txn.c: a transaction on one pooled connection, lent to callbacks as a
- * guest_db. */
-struct guest_db {
-    guest_ctx *ctx;
-    PGconn *conn;
-    unsigned timeout_ms;
-    bool broken;
-    /* The first failure inside the transaction; PostgreSQL refuses every
-     * later statement, so it decides the outcome. */
-    guest_status failed;
-};
-/* Replaces every '@' in @p tmpl with the quoted schema. Caller frees. */
-char *guest__sql_expand(const guest_ctx *ctx, const char *tmpl);
-guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err);
-/* One statement of @p tmpl ('@' = schema). *res (may be NULL) is the result
- * to PQclear, also on failure. Sets *unique_violation (may be NULL) when
- * the statement failed with SQLSTATE 23505. */
-guest_status guest__tx_run(guest_db *tx, const char *tmpl,
-                           const guest__params *p, PGresult **res,
-                           bool *unique_violation, guest_error *err);
-guest_status guest__tx_commit(guest_db *tx, guest_error *err);
-/* Rolls back (when still open) and returns the connection to the pool. */
-void guest__tx_abort(guest_db *tx);
-/* Statement on a pooled connection outside a transaction ('@' = schema). */
-guest_status guest__run(guest_ctx *ctx, const char *tmpl,
-                        const guest__params *p, PGresult **res,
-                        guest_error *err);
-
-/* Session helpers around the core's session.c. */
-/* Makes the request's cached user @p user (NULL: anonymous). */
-void guest__req_set_user(guest_req *req, const guest_user *user);
-/* Forgets the cached user so the next guest_req_user() asks the database. */
-void guest__req_forget_user(guest_req *req);
+/* The database half of those checks, in @p tx when given: when @p name_ok,
+ * adds "username taken" to @p errors if a user other than @p except_id
+ * (NULL: none) holds @p username. Then the outcome: GUEST_OK,
+ * GUEST_ERR_USERNAME_TAKEN (the only problem), GUEST_ERR_VALIDATION, or a
+ * database status. */
+guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
+                                        const char *username,
+                                        const char *except_id, bool name_ok,
+                                        guest_form_errors *errors);
+/* Locks guest @p id's guests row FOR UPDATE in @p tx; *still_guest says
+ * whether it is still a guest (a concurrent conversion removes the row). */
+guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest);
+/* PBKDF2 of @p password at the configured iterations, within a hash slot
+ * (GUEST_ERR_BUSY when none frees in time). */
+guest_status guest__hash_password(guest_ctx *ctx, const char *password,
+                                  char *out, size_t size);
 
 /* csrf.c */
 /* A new secret for the CSRF cookie after a login, as Django's

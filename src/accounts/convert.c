@@ -5,7 +5,7 @@
 
 #include <openssl/crypto.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 static void check_signup_fields(const guest_signup *signup,
                                 const guest_form *form,
@@ -38,54 +38,35 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
                                   const guest_form *form,
                                   guest_form_errors *errors, guest_user *user)
 {
-    guest__params p = {0};
-    guest__param_text(&p, id);
-    PGresult *res;
-    guest_status st =
-        guest__tx_run(tx,
-                      "SELECT user_id FROM @.guests WHERE user_id = $1"
-                      " FOR UPDATE",
-                      &p, &res, NULL, NULL);
-    bool still_guest = st == GUEST_OK && PQntuples(res) == 1;
-    PQclear(res);
+    bool still_guest;
+    guest_status st = guest__lock_guest(tx, id, &still_guest);
     if (st != GUEST_OK)
         return st;
     /* A concurrent conversion committed first: the row is gone once its
      * lock is released, and this one changes nothing. */
     if (!still_guest)
         return GUEST_ERR_NOT_GUEST;
-
-    bool taken = false;
-    if (name_ok) {
-        guest__params q = {0};
-        guest__param_text(&q, username);
-        guest__param_text(&q, id);
-        st = guest__tx_run(tx,
-                           "SELECT 1 FROM @.users WHERE username = $1"
-                           " AND id <> $2",
-                           &q, &res, NULL, NULL);
-        taken = st == GUEST_OK && PQntuples(res) > 0;
-        PQclear(res);
-        if (st != GUEST_OK)
-            return st;
-        if (taken)
-            guest_form_errors_add(errors, "username", GUEST__MSG_TAKEN);
-    }
-    if (errors->count)
-        return taken && errors->count == 1 ? GUEST_ERR_USERNAME_TAKEN
-                                           : GUEST_ERR_VALIDATION;
+    st =
+        guest__check_username_free(req->ctx, tx, username, id, name_ok, errors);
+    if (st != GUEST_OK)
+        return st;
 
     guest__params u = {0};
     guest__param_text(&u, id);
     guest__param_text(&u, username);
     guest__param_text(&u, hash);
-    bool dup = false;
+    PGresult *res;
     /* Another guest claiming the same name waits here on the unique index
      * until this transaction ends, then fails with 23505. */
-    st = guest__tx_run(tx,
-                       "UPDATE @.users SET username = $2, password = $3,"
-                       " last_login = now() WHERE id = $1",
-                       &u, NULL, &dup, NULL);
+    st = guest__sql_run(tx->ctx, tx,
+                        &(guest__stmt){.tmpl =
+                                           "UPDATE @.users SET username = $2,"
+                                           " password = $3, last_login = now()"
+                                           " WHERE id = $1",
+                                       .params = &u},
+                        &res, NULL);
+    bool dup = guest__sql_state_is(res, "23505");
+    PQclear(res);
     if (dup) {
         guest_form_errors_add(errors, "username", GUEST__MSG_TAKEN);
         return GUEST_ERR_USERNAME_TAKEN;
@@ -117,13 +98,17 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
     guest__param_text(&s, age);
     /* Every session of the guest goes, so a token copied before the
      * conversion never reaches the account. */
-    return guest__tx_run(
-        tx,
-        "WITH g AS (DELETE FROM @.guests WHERE user_id = $1 RETURNING user_id),"
-        " old AS (DELETE FROM @.sessions WHERE user_id = $1)"
-        " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
-        " SELECT $2, user_id, now() + make_interval(secs => $3) FROM g",
-        &s, NULL, NULL, NULL);
+    return guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){
+            .tmpl =
+                "WITH g AS (DELETE FROM @.guests WHERE user_id = $1 RETURNING "
+                "user_id),"
+                " old AS (DELETE FROM @.sessions WHERE user_id = $1)"
+                " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
+                " SELECT $2, user_id, now() + make_interval(secs => $3) FROM g",
+            .params = &s},
+        NULL, NULL);
 }
 
 static guest_status convert_with(guest_req *req, const char *username,
@@ -163,12 +148,7 @@ static guest_status convert_with(guest_req *req, const char *username,
      * waits on it, and only when nothing is wrong already. */
     char hash[GUEST_PASSWORD_HASH_BUF] = "";
     if (!errors->count) {
-        st = guest__hash_slot_take(ctx);
-        if (st != GUEST_OK)
-            return st;
-        st = guest_password_hash(password1, ctx->cfg.password_iterations, hash,
-                                 sizeof hash);
-        guest__hash_slot_give(ctx);
+        st = guest__hash_password(ctx, password1, hash, sizeof hash);
         if (st != GUEST_OK)
             return st;
     }

@@ -7,7 +7,7 @@
 
 #include <openssl/crypto.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 /* A year, as Django's CSRF_COOKIE_AGE. */
 #define CSRF_COOKIE_AGE 31449600
@@ -202,7 +202,7 @@ static guest_status check_token(guest_req *req, const char *submitted,
 {
     const char *token = submitted && *submitted
                             ? submitted
-                            : guest_req_header(req, GUEST__CSRF_HEADER);
+                            : guest_req_header(req, GUEST_CSRF_HEADER);
     if (!token || !*token)
         return guest__fail(err, GUEST_ERR_CSRF, "CSRF token missing.");
     size_t n = strlen(token);
@@ -278,5 +278,5 @@ guest_status guest_csrf_check(guest_req *req, const char *submitted,
 guest_status guest_csrf_check_form(guest_req *req, const guest_form *form,
                                    guest_error *err)
 {
-    return guest_csrf_check(req, guest_form_get(form, GUEST__CSRF_FIELD), err);
+    return guest_csrf_check(req, guest_form_get(form, GUEST_CSRF_FIELD), err);
 }

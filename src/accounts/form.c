@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 typedef struct field {
     char *name;

@@ -5,7 +5,7 @@
 
 #include <openssl/crypto.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 typedef struct target {
     guest_user user;
@@ -68,12 +68,15 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
     guest__params p = {0};
     guest__param_text(&p, username);
     PGresult *res;
-    guest_status st = guest__run(
-        ctx,
-        "SELECT u.id, u.username, u.password FROM @.users u"
-        " WHERE u.username = $1 AND u.is_active"
-        " AND NOT EXISTS (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
-        &p, &res, NULL);
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl =
+                           "SELECT u.id, u.username, u.password FROM @.users u"
+                           " WHERE u.username = $1 AND u.is_active"
+                           " AND NOT EXISTS (SELECT 1 FROM @.guests g WHERE "
+                           "g.user_id = u.id)",
+                       .params = &p},
+        &res, NULL);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -110,11 +113,13 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
     PGresult *res;
     /* The hash is read again under lock: a password changed (or the user
      * disabled or deleted) since it was verified must not let this in. */
-    guest_status st = guest__tx_run(tx,
-                                    "SELECT password FROM @.users"
-                                    " WHERE id = $1 AND is_active"
-                                    " FOR NO KEY UPDATE",
-                                    &p, &res, NULL, NULL);
+    guest_status st =
+        guest__sql_run(tx->ctx, tx,
+                       &(guest__stmt){.tmpl = "SELECT password FROM @.users"
+                                              " WHERE id = $1 AND is_active"
+                                              " FOR NO KEY UPDATE",
+                                      .params = &p},
+                       &res, NULL);
     bool same = st == GUEST_OK && PQntuples(res) == 1 &&
                 !strcmp(PQgetvalue(res, 0, 0), t->encoded);
     PQclear(res);
@@ -128,12 +133,8 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
         snprintf(gid, sizeof gid, "%lld", (long long)guest->id);
         guest__params g = {0};
         guest__param_text(&g, gid);
-        st = guest__tx_run(tx,
-                           "SELECT user_id FROM @.guests WHERE user_id = $1"
-                           " FOR UPDATE",
-                           &g, &res, NULL, NULL);
-        bool still_guest = st == GUEST_OK && PQntuples(res) == 1;
-        PQclear(res);
+        bool still_guest;
+        st = guest__lock_guest(tx, gid, &still_guest);
         if (st != GUEST_OK)
             return st;
         /* Converted meanwhile: it is an account now, and stays. */
@@ -149,8 +150,11 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
             }
             /* Deleting the user cascades to its guests and sessions rows,
              * as cleanup would. */
-            st = guest__tx_run(tx, "DELETE FROM @.users WHERE id = $1", &g,
-                               NULL, NULL, NULL);
+            st = guest__sql_run(
+                tx->ctx, tx,
+                &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
+                               .params = &g},
+                NULL, NULL);
             if (st != GUEST_OK)
                 return st;
         }
@@ -160,19 +164,25 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
     guest__param_text(&u, id);
     if (rehash)
         guest__param_text(&u, rehash);
-    st = guest__tx_run(tx,
-                       rehash ? "UPDATE @.users SET last_login = now(),"
-                                " password = $2 WHERE id = $1"
-                              : "UPDATE @.users SET last_login = now()"
-                                " WHERE id = $1",
-                       &u, NULL, NULL, NULL);
+    st = guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = rehash ? "UPDATE @.users SET last_login = now(),"
+                                        " password = $2 WHERE id = $1"
+                                      : "UPDATE @.users SET last_login = now()"
+                                        " WHERE id = $1",
+                       .params = &u},
+        NULL, NULL);
     if (st != GUEST_OK)
         return st;
     if (has_old) {
         guest__params o = {0};
         guest__param_bin(&o, old_hash, GUEST__SHA256_BYTES);
-        st = guest__tx_run(tx, "DELETE FROM @.sessions WHERE token_hash = $1",
-                           &o, NULL, NULL, NULL);
+        st = guest__sql_run(
+            tx->ctx, tx,
+            &(guest__stmt){.tmpl =
+                               "DELETE FROM @.sessions WHERE token_hash = $1",
+                           .params = &o},
+            NULL, NULL);
         if (st != GUEST_OK)
             return st;
     }
@@ -182,11 +192,13 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
     guest__param_bin(&s, new_hash, GUEST__SHA256_BYTES);
     guest__param_text(&s, id);
     guest__param_text(&s, age);
-    return guest__tx_run(tx,
-                         "INSERT INTO @.sessions (token_hash, user_id,"
-                         " expires_at) VALUES ($1, $2,"
-                         " now() + make_interval(secs => $3))",
-                         &s, NULL, NULL, NULL);
+    return guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "INSERT INTO @.sessions (token_hash, user_id,"
+                               " expires_at) VALUES ($1, $2,"
+                               " now() + make_interval(secs => $3))",
+                       .params = &s},
+        NULL, NULL);
 }
 
 static guest_status login(guest_req *req, const char *username,
@@ -296,9 +308,12 @@ guest_status guest_logout(guest_req *req)
     if (guest__req_session_hash(req, hash)) {
         guest__params p = {0};
         guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
-        guest_status st =
-            guest__run(req->ctx, "DELETE FROM @.sessions WHERE token_hash = $1",
-                       &p, NULL, NULL);
+        guest_status st = guest__sql_run(
+            req->ctx, NULL,
+            &(guest__stmt){.tmpl =
+                               "DELETE FROM @.sessions WHERE token_hash = $1",
+                           .params = &p},
+            NULL, NULL);
         if (st != GUEST_OK)
             return st;
     }

@@ -8,7 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 #define ALGORITHM "pbkdf2_sha256"
 #define DK_BYTES 32

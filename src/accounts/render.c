@@ -1,7 +1,7 @@
 /* The built-in HTML of the convert, convert-success and login pages. */
 #include <string.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 /* Writes accumulate their first failure, so a page reads as straight-line
  * markup instead of a check after every fragment. */
@@ -93,7 +93,7 @@ static void form_start(out *o, const guest_page *page)
     raw(o, "<form method=\"post\" action=\"");
     esc(o, page->action);
     raw(o,
-        "\">\n<input type=\"hidden\" name=\"" GUEST__CSRF_FIELD "\" value=\"");
+        "\">\n<input type=\"hidden\" name=\"" GUEST_CSRF_FIELD "\" value=\"");
     esc(o, page->csrf_token);
     raw(o, "\">\n");
     if (page->next && *page->next) {

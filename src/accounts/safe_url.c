@@ -3,7 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 /* Far longer than any real return path; longer values are refused rather
  * than judged. */
@@ -145,22 +145,14 @@ guest_status guest_req_safe_next(guest_req *req, const guest_form *form,
     return GUEST_OK;
 }
 
+/* What iri_to_uri leaves as it is: printable ASCII but the characters a
+ * URI may not hold. */
+static bool iri_keeps(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && !strchr("\"<>\\^`{|}", c);
+}
+
 char *guest__iri_to_uri(const char *url)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(url);
-    char *out = malloc(n * 3 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || strchr("\"<>\\^`{|}", *p)) {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        } else {
-            *o++ = (char)*p;
-        }
-    }
-    *o = '\0';
-    return out;
+    return guest__percent_encode(url, iri_keeps);
 }

@@ -8,7 +8,7 @@
 
 #include <pwquality.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 void guest_form_errors_add(guest_form_errors *errors, const char *field,
                            const char *message)

@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 void guest_views_init(guest_views *views)
 {
@@ -311,8 +311,8 @@ static void json_success(guest_req *req, const guest_user *u)
 static bool signup_fields_ok(const guest_signup *s, const char *next_field)
 {
     static const char *const reserved[] = {
-        "username",        "password", "password1", "password2",
-        GUEST__CSRF_FIELD, "__all__",  NULL};
+        "username",       "password", "password1", "password2",
+        GUEST_CSRF_FIELD, "__all__",  NULL};
     if (s->field_count && !s->fields)
         return false;
     for (size_t i = 0; i < s->field_count; i++) {

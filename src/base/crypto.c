@@ -7,7 +7,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "internal.h"
+#include "base/base.h"
 
 guest_status guest__random(void *buf, size_t len)
 {
@@ -96,11 +96,6 @@ bool guest__b64url_decode(const char *in, size_t inlen, unsigned char *out,
     }
     /* Leftover bits must be zero, or two strings would decode alike. */
     return o == outlen && (acc & ((1u << bits) - 1)) == 0;
-}
-
-bool guest__ct_equal(const void *a, const void *b, size_t len)
-{
-    return CRYPTO_memcmp(a, b, len) == 0;
 }
 
 guest_status guest__hmac_sha256(const void *key, size_t keylen,

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base/base.h"
 
 const char *guest_strerror(guest_status status)
 {
@@ -41,16 +41,4 @@ guest_status guest__fail(guest_error *err, guest_status st, const char *fmt,
         va_end(ap);
     }
     return st;
-}
-
-guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
-                            const PGconn *conn)
-{
-    /* libpq's messages end in a newline (sometimes two lines); keep the
-     * text, drop the trailing line break. */
-    const char *msg = conn ? PQerrorMessage(conn) : "";
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        n--;
-    return guest__fail(err, st, "%s: %.*s", what, (int)n, msg);
 }

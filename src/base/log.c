@@ -3,7 +3,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "base/base.h"
 
 static void vlog(const guest_ctx *ctx, guest_log_level level, const char *fmt,
                  va_list ap)

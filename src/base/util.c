@@ -1,10 +1,18 @@
-/* Small string helpers shared by the library. */
+/* Small string helpers and the clock, shared by the library. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
-#include "internal.h"
+#include "base/base.h"
+
+int64_t guest__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 char *guest__strdup(const char *s)
 {
@@ -37,29 +45,38 @@ bool guest__has_ctl(const char *s)
     return false;
 }
 
-char *guest__url_quote(const char *in)
+char *guest__percent_encode(const char *in, bool (*keep)(unsigned char c))
 {
-    /* Python's quote(): unreserved characters and '/' stay, the rest is
-     * %XX with upper-case hex, byte by byte (UTF-8 included). */
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(in);
     char *out = malloc(n * 3 + 1), *o = out;
     if (!out)
         return NULL;
     for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-' ||
-            c == '~' || c == '/') {
-            *o++ = (char)c;
+        if (keep(*p)) {
+            *o++ = (char)*p;
         } else {
             *o++ = '%';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
         }
     }
     *o = '\0';
     return out;
+}
+
+/* Python's quote(): unreserved characters and '/' stay, the rest is %XX
+ * with upper-case hex, byte by byte (UTF-8 included). */
+static bool quote_keeps(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-' ||
+           c == '~' || c == '/';
+}
+
+char *guest__url_quote(const char *in)
+{
+    return guest__percent_encode(in, quote_keeps);
 }
 
 char *guest__schema_sql(const char *tmpl, const char *schema)

@@ -1,5 +1,5 @@
 /* Word lists of the friendly name generator, written for this project. */
-#include "words.h"
+#include "base/base.h"
 
 const char *const guest__adjectives[] = {
     "Able",    "Agile",    "Amber",    "Ample",  "Azure",  "Bold",     "Brave",

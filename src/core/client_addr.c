@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* Longer than any address text with a zone; longer input is not one. */
 #define IP_TEXT_MAX 64

@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 #define GUEST__HASH_CONCURRENCY_MAX 1024u
 
@@ -308,15 +308,7 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         goto fail;
     /* Migrating at start both proves the database is reachable and makes
      * every later statement able to assume the schema exists. */
-    PGconn *conn;
-    if ((st = guest__pool_acquire(ctx->pool, &conn, err)) != GUEST_OK)
-        goto fail;
-    bool broken = false;
-    st = guest__migrate(conn, ctx->cfg.db_schema, ctx->cfg.db_timeout_ms, err);
-    if (st != GUEST_OK)
-        broken = PQstatus(conn) != CONNECTION_OK;
-    guest__pool_release(ctx->pool, conn, broken);
-    if (st != GUEST_OK)
+    if ((st = guest__migrate(ctx, err)) != GUEST_OK)
         goto fail;
     *out = ctx;
     return GUEST_OK;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* Answers a failure that happened before the handler could run. */
 static guest_status refuse(guest_req *req, guest_status st)

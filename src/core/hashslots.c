@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 struct guest__hashslots {
     pthread_mutex_t mu;

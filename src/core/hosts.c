@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* A DNS name has at most 253 characters; with a port or brackets this is
  * still plenty. */
@@ -195,10 +195,4 @@ bool guest__host_allowed(const guest_ctx *ctx, const char *host)
         if (matches(ctx->hosts[i], domain))
             return true;
     return false;
-}
-
-const char *guest__req_host(const guest_req *req)
-{
-    const char *host = guest_req_header(req, "Host");
-    return guest__host_allowed(req->ctx, host) ? host : NULL;
 }

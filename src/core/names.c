@@ -4,8 +4,7 @@
 
 #include <uuid/uuid.h>
 
-#include "internal.h"
-#include "words.h"
+#include "core/core.h"
 
 guest_status guest_name_uuid(const guest_config *cfg, char *buf, size_t size,
                              void *userdata)

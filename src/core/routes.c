@@ -1,7 +1,7 @@
 /* A minimal route table, so the same routes can be served by any adapter. */
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 static bool path_matches(const char *pattern, const char *path)
 {

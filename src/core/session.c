@@ -5,7 +5,7 @@
 
 #include <openssl/crypto.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 bool guest__cookie_value(const char *header, const char *name, char *out,
                          size_t size)

@@ -6,7 +6,7 @@
 
 #include <openssl/crypto.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* A key file is a few lines; anything larger is not one. */
 #define KEY_FILE_MAX 65536

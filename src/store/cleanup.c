@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "store/store.h"
 
 #define US_PER_S INT64_C(1000000)
 /* 0001-01-01T00:00:00Z. Earlier instants would need PostgreSQL's "BC"
@@ -125,13 +125,14 @@ static bool format_ts(int64_t us, char buf[TS_BUF])
     return n > 0 && n < TS_BUF;
 }
 
-/* Runs one statement with the context's pool, mapping a foreign key that
- * blocks the deletion to a message that says what to change. */
+/* guest__sql_run, with a foreign key that blocks the deletion explained
+ * by a message that says what to change. */
 static guest_status run(guest_ctx *ctx, const char *sql, const guest__params *p,
                         PGresult **res, guest_error *err)
 {
     PGresult *r = NULL;
-    guest_status st = guest__db_exec(ctx, sql, p, &r, err);
+    const guest__stmt s = {.sql = sql, .params = p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &r, err);
     if (st == GUEST_ERR_DB && r) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);

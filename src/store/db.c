@@ -1,12 +1,15 @@
-/* Running statements with a deadline, and the retry-once rule. */
+/* The one way the library runs SQL: statements with a deadline, prepared
+ * or not, on a pooled connection with the retry-once rule or inside a
+ * transaction; the transactions themselves, and the guest_db handle lent
+ * to application callbacks inside them. */
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
 
-#include "internal.h"
+#include "store/store.h"
 
-/* Counts statements sent, so tests can hold the one-round-trip promise. */
 _Atomic unsigned long guest__db_round_trips;
 
 void guest__param_text(guest__params *p, const char *value)
@@ -23,13 +26,6 @@ void guest__param_bin(guest__params *p, const void *value, int len)
     p->lengths[p->n] = len;
     p->formats[p->n] = 1;
     p->n++;
-}
-
-int64_t guest__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool wait_socket(PGconn *conn, short events, int64_t deadline)
@@ -149,14 +145,6 @@ static guest_status run_text(PGconn *conn, unsigned timeout_ms, const char *sql,
     return collect(conn, deadline, timeout_ms, res, broken, sent, err);
 }
 
-guest_status guest__db_run(PGconn *conn, unsigned timeout_ms, const char *sql,
-                           const guest__params *p, PGresult **res, bool *broken,
-                           guest_error *err)
-{
-    bool sent;
-    return run_text(conn, timeout_ms, sql, p, res, broken, &sent, err);
-}
-
 static bool is_missing_statement(PGresult *r)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -200,14 +188,34 @@ static guest_status run_prepared(PGconn *conn, unsigned timeout_ms,
     return GUEST_ERR_DB;
 }
 
-static guest_status exec(guest_ctx *ctx, const char *name, const char *sql,
-                         const guest__params *p, PGresult **res,
-                         guest_error *err)
+/* Sends @p sql (the text of @p s) on @p conn and waits for its result;
+ * *res gets it as guest__sql_run says. */
+static guest_status send_on(PGconn *conn, unsigned timeout_ms,
+                            const guest__stmt *s, const char *sql,
+                            PGresult **res, bool *broken, bool *sent,
+                            guest_error *err)
+{
+    static const guest__params none = {0};
+    const guest__params *p = s->params ? s->params : &none;
+    PGresult *r = NULL;
+    guest_status st =
+        s->prepared ? run_prepared(conn, timeout_ms, s->prepared, sql, p, &r,
+                                   broken, sent, err)
+                    : run_text(conn, timeout_ms, sql, s->script ? NULL : p, &r,
+                               broken, sent, err);
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return st;
+}
+
+static guest_status run_pooled(guest_ctx *ctx, const guest__stmt *s,
+                               const char *sql, PGresult **res,
+                               guest_error *err)
 {
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
-    if (res)
-        *res = NULL;
     /* The pool hands out connections it has just checked, yet one can still
      * die between that check and the send; a statement that never left is
      * sent once more on another connection. One that left may have run
@@ -221,9 +229,7 @@ static guest_status exec(guest_ctx *ctx, const char *name, const char *sql,
         bool broken = false, sent = false;
         int64_t left = deadline - guest__now_ms();
         unsigned budget = left > 1 ? (unsigned)left : 1;
-        st = name ? run_prepared(conn, budget, name, sql, p, res, &broken,
-                                 &sent, err)
-                  : run_text(conn, budget, sql, p, res, &broken, &sent, err);
+        st = send_on(conn, budget, s, sql, res, &broken, &sent, err);
         guest__pool_release(ctx->pool, conn, broken);
         if (!broken || sent || guest__now_ms() >= deadline)
             return st;
@@ -235,16 +241,191 @@ static guest_status exec(guest_ctx *ctx, const char *name, const char *sql,
     return st;
 }
 
-guest_status guest__db_exec(guest_ctx *ctx, const char *sql,
-                            const guest__params *p, PGresult **res,
-                            guest_error *err)
+static guest_status run_in(guest_db *tx, const guest__stmt *s, const char *sql,
+                           PGresult **res, guest_error *err)
 {
-    return exec(ctx, NULL, sql, p, res, err);
+    if (!tx->conn)
+        return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    if (tx->failed != GUEST_OK)
+        return guest__fail(err, tx->failed,
+                           "an earlier statement of this transaction failed");
+    bool broken = false, sent = false;
+    guest_status st =
+        send_on(tx->conn, tx->timeout_ms, s, sql, res, &broken, &sent, err);
+    tx->broken |= broken;
+    if (st != GUEST_OK)
+        tx->failed = st;
+    return st;
 }
 
-guest_status guest__db_exec_prepared(guest_ctx *ctx, const char *name,
-                                     const char *sql, const guest__params *p,
-                                     PGresult **res, guest_error *err)
+guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
+                            PGresult **res, guest_error *err)
 {
-    return exec(ctx, name, sql, p, res, err);
+    if (res)
+        *res = NULL;
+    char *expanded = NULL;
+    if (s->tmpl) {
+        expanded = guest__schema_sql(s->tmpl, ctx->cfg.db_schema);
+        if (!expanded)
+            return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    }
+    const char *sql = expanded ? expanded : s->sql;
+    guest_status st =
+        tx ? run_in(tx, s, sql, res, err) : run_pooled(ctx, s, sql, res, err);
+    free(expanded);
+    return st;
+}
+
+bool guest__sql_state_is(const PGresult *res, const char *state)
+{
+    const char *got = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return got && !strcmp(got, state);
+}
+
+/* BEGIN, COMMIT and ROLLBACK on the transaction's own connection. */
+static guest_status control(PGconn *conn, unsigned timeout_ms, const char *sql,
+                            bool *broken, guest_error *err)
+{
+    bool sent;
+    const guest__stmt s = {.sql = sql, .script = true};
+    return send_on(conn, timeout_ms, &s, sql, NULL, broken, &sent, err);
+}
+
+guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
+{
+    memset(tx, 0, sizeof *tx);
+    tx->ctx = ctx;
+    tx->timeout_ms = ctx->cfg.db_timeout_ms;
+    /* A connection can die between the pool's check and BEGIN; BEGIN
+     * changes nothing, so it gets one more try, within the same deadline. */
+    int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
+    guest_status st = GUEST_ERR_DB_UNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        st = guest__pool_acquire_by(ctx->pool, deadline, &tx->conn, err);
+        if (st != GUEST_OK) {
+            tx->conn = NULL;
+            return st;
+        }
+        int64_t left = deadline - guest__now_ms();
+        bool broken = false;
+        st = control(tx->conn, left > 1 ? (unsigned)left : 1, "BEGIN", &broken,
+                     err);
+        if (st == GUEST_OK)
+            return GUEST_OK;
+        guest__pool_release(ctx->pool, tx->conn, broken);
+        tx->conn = NULL;
+        if (!broken || guest__now_ms() >= deadline)
+            break;
+    }
+    return st;
+}
+
+guest_status guest__tx_commit(guest_db *tx, guest_error *err)
+{
+    if (!tx->conn)
+        return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    /* COMMIT of a failed transaction quietly rolls back; never report that
+     * as success. */
+    if (tx->failed != GUEST_OK) {
+        guest_status st = tx->failed;
+        guest__tx_abort(tx);
+        return guest__fail(err, st, "the transaction had failed");
+    }
+    bool broken = false;
+    guest_status st = control(tx->conn, tx->timeout_ms, "COMMIT", &broken, err);
+    tx->broken |= broken;
+    /* A connection still inside a transaction is closed by the pool. */
+    guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);
+    tx->conn = NULL;
+    return st;
+}
+
+void guest__tx_abort(guest_db *tx)
+{
+    if (!tx->conn)
+        return;
+    if (!tx->broken && PQstatus(tx->conn) == CONNECTION_OK) {
+        bool broken = false;
+        control(tx->conn, tx->timeout_ms, "ROLLBACK", &broken, NULL);
+        tx->broken |= broken;
+    }
+    guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);
+    tx->conn = NULL;
+}
+
+/* True when @p sql starts (after blanks and comments) with a statement that
+ * would begin, end or split the transaction the library runs the callback
+ * in. The extended protocol runs one statement, so its first keyword is
+ * enough. */
+static bool controls_transaction(const char *sql)
+{
+    static const char *const words[] = {
+        "BEGIN", "START",     "COMMIT",  "ROLLBACK", "END",
+        "ABORT", "SAVEPOINT", "RELEASE", "PREPARE",  "SET",
+        "RESET", "DISCARD",   NULL};
+    const char *p = sql;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+               *p == '\f' || *p == '(')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            p += strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            if (!e)
+                return false; /* the server refuses it anyway */
+            p = e + 2;
+        } else {
+            break;
+        }
+    }
+    size_t n = 0;
+    while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z'))
+        n++;
+    for (const char *const *w = words; *w; w++)
+        if (strlen(*w) == n && !strncasecmp(p, *w, n))
+            return true;
+    return false;
+}
+
+guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
+                           const char *const *params, guest_error *err)
+{
+    if (!db || !sql || nparams < 0 || nparams > GUEST_DB_MAX_PARAMS ||
+        (nparams > 0 && !params))
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "db and sql required, at most %d parameters",
+                           GUEST_DB_MAX_PARAMS);
+    if (!db->conn)
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "the database handle is used outside its "
+                           "callback");
+    if (db->failed != GUEST_OK)
+        return guest__fail(err, db->failed,
+                           "an earlier statement of this transaction failed");
+    /* COMMIT or ROLLBACK from a callback would end the library's
+     * transaction and leave the rest of the operation in autocommit, half
+     * written on a later failure; SET and friends would outlive it on the
+     * pooled connection. Refused, and the operation rolls back. */
+    if (controls_transaction(sql)) {
+        db->failed = GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "transaction control and session settings are "
+                           "not allowed through guest_db_exec");
+    }
+    /* Always the extended protocol, even without parameters: it runs
+     * exactly one statement, so no text can smuggle in a second. */
+    guest__params p = {0};
+    for (int i = 0; i < nparams; i++)
+        guest__param_text(&p, params[i]);
+    const guest__stmt s = {.sql = sql, .params = &p};
+    guest_status st = guest__sql_run(db->ctx, db, &s, NULL, err);
+    /* A backstop for what the keyword check cannot see. */
+    if (st == GUEST_OK && PQtransactionStatus(db->conn) != PQTRANS_INTRANS)
+        st = guest__fail(err, GUEST_ERR_INVALID,
+                         "a callback's statement ended the library's "
+                         "transaction");
+    if (st != GUEST_OK)
+        db->failed = st;
+    return st;
 }

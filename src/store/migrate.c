@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "store/store.h"
 
 /* Each entry is one schema version; "@" stands for the quoted schema name.
  * Append only: a released version is never edited. */
@@ -50,18 +50,13 @@ static const char *const migrations[] = {
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))
 
-static guest_status run(PGconn *conn, unsigned timeout_ms, const char *tmpl,
-                        const char *schema, const guest__params *p,
+/* One statement of the migration, '@' the quoted schema; a script when
+ * it has no parameters. */
+static guest_status run(guest_db *tx, const char *tmpl, const guest__params *p,
                         PGresult **res, guest_error *err)
 {
-    char *sql = guest__schema_sql(tmpl, schema);
-    if (!sql)
-        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-    bool broken;
-    guest_status st =
-        guest__db_run(conn, timeout_ms, sql, p, res, &broken, err);
-    free(sql);
-    return st;
+    const guest__stmt s = {.tmpl = tmpl, .params = p, .script = !p};
+    return guest__sql_run(tx->ctx, tx, &s, res, err);
 }
 
 int guest__schema_version_latest(void)
@@ -69,29 +64,30 @@ int guest__schema_version_latest(void)
     return MIGRATION_COUNT;
 }
 
-guest_status guest__migrate(PGconn *conn, const char *schema,
-                            unsigned timeout_ms, guest_error *err)
+guest_status guest__migrate(guest_ctx *ctx, guest_error *err)
 {
+    const char *schema = ctx->cfg.db_schema;
     guest__params p = {0};
     guest__param_text(&p, schema);
     PGresult *res = NULL;
-    guest_status st;
+    guest_db tx;
+    guest_status st = guest__tx_begin(ctx, &tx, err);
+    if (st != GUEST_OK)
+        return st;
     /* The transaction-scoped advisory lock makes concurrent starts of many
      * server processes apply each migration exactly once; it is released
      * by COMMIT or by the connection dying, never left behind. */
-    if ((st = run(conn, timeout_ms, "BEGIN", schema, NULL, NULL, err)) ||
-        (st = run(conn, timeout_ms,
-                  "SELECT pg_advisory_xact_lock(1735746931, hashtext($1))",
-                  schema, &p, NULL, err)) ||
-        (st = run(conn, timeout_ms,
+    if ((st = run(&tx, "SELECT pg_advisory_xact_lock(1735746931, hashtext($1))",
+                  &p, NULL, err)) ||
+        (st = run(&tx,
                   "CREATE SCHEMA IF NOT EXISTS @;"
                   "CREATE TABLE IF NOT EXISTS @.schema_migrations ("
                   " version integer PRIMARY KEY,"
                   " applied_at timestamptz NOT NULL DEFAULT now())",
-                  schema, NULL, NULL, err)) ||
-        (st = run(conn, timeout_ms,
+                  NULL, NULL, err)) ||
+        (st = run(&tx,
                   "SELECT coalesce(max(version), 0) FROM @.schema_migrations",
-                  schema, NULL, &res, err)))
+                  NULL, &res, err)))
         goto rollback;
     int have = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -108,19 +104,15 @@ guest_status guest__migrate(PGconn *conn, const char *schema,
         snprintf(num, sizeof num, "%d", v);
         guest__params vp = {0};
         guest__param_text(&vp, num);
-        if ((st = run(conn, timeout_ms, migrations[v - 1], schema, NULL, NULL,
-                      err)) ||
-            (st = run(conn, timeout_ms,
+        if ((st = run(&tx, migrations[v - 1], NULL, NULL, err)) ||
+            (st = run(&tx,
                       "INSERT INTO @.schema_migrations (version) VALUES ($1)",
-                      schema, &vp, NULL, err)))
+                      &vp, NULL, err)))
             goto rollback;
     }
-    return run(conn, timeout_ms, "COMMIT", schema, NULL, NULL, err);
+    return guest__tx_commit(&tx, err);
 rollback:
     PQclear(res); /* the failed statement's error result, if any */
-    if (PQstatus(conn) == CONNECTION_OK) {
-        guest_error ignored;
-        run(conn, timeout_ms, "ROLLBACK", schema, NULL, NULL, &ignored);
-    }
+    guest__tx_abort(&tx);
     return st;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "store/store.h"
 
 typedef struct slot {
     PGconn *conn;
@@ -24,11 +24,6 @@ struct guest__pool {
     /* "-c statement_timeout=N -c lock_timeout=N" */
     char options[96];
 };
-
-unsigned guest__pool_timeout_ms(const guest__pool *pool)
-{
-    return pool->timeout_ms;
-}
 
 guest_status guest__pool_new(const char *conninfo, unsigned size,
                              unsigned timeout_ms, guest__pool **out,
@@ -261,4 +256,16 @@ void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
     pthread_mutex_unlock(&p->lock);
     if (drop)
         PQfinish(conn);
+}
+
+guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
+                            const PGconn *conn)
+{
+    /* libpq's messages end in a newline (sometimes two lines); keep the
+     * text, drop the trailing line break. */
+    const char *msg = conn ? PQerrorMessage(conn) : "";
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        n--;
+    return guest__fail(err, st, "%s: %.*s", what, (int)n, msg);
 }

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "store/store.h"
 
 /* The creation statement with the limits the config turns on. Their
  * numbers come from the validated config and go in as literals; only the
@@ -156,8 +156,9 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     if (c->guest_rate_limit)
         guest__param_text(&p, client);
     PGresult *res;
-    guest_status st = guest__db_exec_prepared(
-        ctx, "guest_create", ctx->sql.create_guest, &p, &res, err);
+    const guest__stmt s = {
+        .sql = ctx->sql.create_guest, .prepared = "guest_create", .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -199,8 +200,10 @@ guest_status guest__store_resolve(guest_ctx *ctx,
     guest__params p = {0};
     guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
     PGresult *res;
-    guest_status st = guest__db_exec_prepared(
-        ctx, "guest_resolve", ctx->sql.resolve_session, &p, &res, err);
+    const guest__stmt s = {.sql = ctx->sql.resolve_session,
+                           .prepared = "guest_resolve",
+                           .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -217,7 +220,8 @@ guest_status guest_ping(guest_ctx *ctx, guest_error *err)
     if (!ctx)
         return guest__fail(err, GUEST_ERR_INVALID, "ctx is NULL");
     PGresult *res;
-    guest_status st = guest__db_exec(ctx, ctx->sql.ping, NULL, &res, err);
+    const guest__stmt s = {.sql = ctx->sql.ping};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     PQclear(res);
     return st;
 }
