@@ -45,7 +45,7 @@ size_t guest__utf8_chars(const char *s);
 /* True when @p len bytes are well-formed UTF-8 without NUL. */
 bool guest__utf8_valid(const char *s, size_t len);
 
-/* accounts.c */
+/* users.c */
 /* The checks of a new account that need no database: username rules and,
  * with @p password2 (two-field form), both passwords given and equal, else
  * @p password1 given (field "password"); then the validators. *name_ok says

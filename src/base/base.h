@@ -18,7 +18,7 @@
 #define GUEST__CLIENT_KEY_BUF 64
 
 /* SQL texts built once per context with the schema name quoted in
- * (store/store.c). */
+ * (store/guests.c). */
 typedef struct guest__sql {
     char *create_guest;
     char *resolve_session;

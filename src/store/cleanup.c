@@ -24,7 +24,7 @@ void guest_cleanup_options_init(guest_cleanup_options *opts)
 
 /* Statement texts for one call. They are built per call rather than per
  * context: cleanup runs rarely, and this keeps the per-request set in
- * store.c to what requests need. */
+ * guests.c to what requests need. */
 typedef struct cleanup_sql {
     char *delete_users;
     char *delete_sessions;

@@ -95,7 +95,7 @@ int guest__schema_version_latest(void);
 /* Brings cfg.db_schema to the latest version, in one transaction. */
 guest_status guest__migrate(guest_ctx *ctx, guest_error *err);
 
-/* store.c */
+/* guests.c: the guest, user and session rows of the request path. */
 /* The creation statement depends on which limits the config turns on. */
 guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg);
 void guest__sql_free(guest__sql *sql);

@@ -1,6 +1,6 @@
 /* The rate_windows table's sliding-window counters: the SQL that moves a
  * window and counts one more, and the wait until a full one admits the
- * next. Used by guest creation (store.c) and the login and conversion
+ * next. Used by guest creation (guests.c) and the login and conversion
  * limits (core/limits.c). */
 #include "store/store.h"
 
