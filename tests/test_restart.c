@@ -51,7 +51,8 @@ START_TEST(idle_connections_survive_a_restart)
     /* open every connection of the pool, then leave them idle */
     PGconn *held[4];
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(guest__pool_acquire(ctx->pool, &held[i], NULL),
+        ck_assert_int_eq(guest__pool_acquire_by(
+                             ctx->pool, guest__now_ms() + 3000, &held[i], NULL),
                          GUEST_OK);
     for (int i = 0; i < 4; i++)
         guest__pool_release(ctx->pool, held[i], false);

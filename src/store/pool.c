@@ -229,13 +229,6 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
     return GUEST_OK;
 }
 
-guest_status guest__pool_acquire(guest__pool *p, PGconn **conn,
-                                 guest_error *err)
-{
-    return guest__pool_acquire_by(p, guest__now_ms() + p->timeout_ms, conn,
-                                  err);
-}
-
 void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
 {
     if (!conn)

@@ -21,10 +21,8 @@ guest_status guest__pool_new(const char *conninfo, unsigned size,
                              unsigned timeout_ms, guest__pool **out,
                              guest_error *err);
 void guest__pool_free(guest__pool *pool);
-guest_status guest__pool_acquire(guest__pool *pool, PGconn **conn,
-                                 guest_error *err);
-/* Same, giving up at @p deadline (guest__now_ms() time) instead of the
- * pool's own timeout from now: for callers that share one deadline. */
+/* A connection, waiting for a free one or connecting until @p deadline
+ * (guest__now_ms() time): callers share one deadline per operation. */
 guest_status guest__pool_acquire_by(guest__pool *pool, int64_t deadline,
                                     PGconn **conn, guest_error *err);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
