@@ -98,17 +98,14 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
     guest__param_text(&s, age);
     /* Every session of the guest goes, so a token copied before the
      * conversion never reaches the account. */
-    return guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){
-            .tmpl =
-                "WITH g AS (DELETE FROM @.guests WHERE user_id = $1 RETURNING "
-                "user_id),"
+    const guest__stmt move = {
+        .tmpl = "WITH g AS (DELETE FROM @.guests WHERE user_id = $1"
+                " RETURNING user_id),"
                 " old AS (DELETE FROM @.sessions WHERE user_id = $1)"
                 " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
                 " SELECT $2, user_id, now() + make_interval(secs => $3) FROM g",
-            .params = &s},
-        NULL, NULL);
+        .params = &s};
+    return guest__sql_run(tx->ctx, tx, &move, NULL, NULL);
 }
 
 static guest_status convert_with(guest_req *req, const char *username,

@@ -68,15 +68,12 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
     guest__params p = {0};
     guest__param_text(&p, username);
     PGresult *res;
-    guest_status st = guest__sql_run(
-        ctx, NULL,
-        &(guest__stmt){.tmpl =
-                           "SELECT u.id, u.username, u.password FROM @.users u"
-                           " WHERE u.username = $1 AND u.is_active"
-                           " AND NOT EXISTS (SELECT 1 FROM @.guests g WHERE "
-                           "g.user_id = u.id)",
-                       .params = &p},
-        &res, NULL);
+    const guest__stmt s = {
+        .tmpl = "SELECT u.id, u.username, u.password FROM @.users u"
+                " WHERE u.username = $1 AND u.is_active AND NOT EXISTS"
+                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
+        .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, NULL);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;

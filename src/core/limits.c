@@ -98,24 +98,19 @@ static guest_status check(guest_req *req, const char *username)
         guest__param_bin(&p, subject, sizeof subject);
     }
     PGresult *res;
-    guest_status st = guest__sql_run(
-        ctx, NULL,
-        &(guest__stmt){
-            .tmpl =
-                username
-                    ? "SELECT kind, bucket, prev_count, curr_count, "
-                      "window_secs,"
-                      " extract(epoch FROM now())::float8 FROM @.rate_windows"
-                      " WHERE client = $1 AND ((kind = 'login' AND subject = "
-                      "'')"
-                      " OR (kind = 'login_user' AND subject = $2))"
-                    : "SELECT kind, bucket, prev_count, curr_count, "
-                      "window_secs,"
-                      " extract(epoch FROM now())::float8 FROM @.rate_windows"
-                      " WHERE client = $1 AND kind = 'convert' AND subject = "
-                      "''",
-            .params = &p},
-        &res, NULL);
+    const guest__stmt s = {
+        .tmpl =
+            username
+                ? "SELECT kind, bucket, prev_count, curr_count, window_secs,"
+                  " extract(epoch FROM now())::float8 FROM @.rate_windows"
+                  " WHERE client = $1 AND ((kind = 'login' AND subject = '')"
+                  " OR (kind = 'login_user' AND subject = $2))"
+                : "SELECT kind, bucket, prev_count, curr_count, window_secs,"
+                  " extract(epoch FROM now())::float8 FROM @.rate_windows"
+                  " WHERE client = $1 AND kind = 'convert'"
+                  " AND subject = ''",
+        .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, NULL);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
