@@ -91,9 +91,6 @@ int64_t guest__now_ms(void);
 char *guest__strdup(const char *s);
 char *guest__asprintf(const char *fmt, ...) GUEST_PRINTF(1, 2);
 bool guest__has_ctl(const char *s);
-/* @p tmpl with every '@' replaced by the quoted schema name; caller frees
- * (NULL when out of memory). */
-char *guest__schema_sql(const char *tmpl, const char *schema);
 /* Percent-encodes every byte of @p in for which @p keep is false, as %XX
  * with upper-case hex; caller frees (NULL when out of memory). */
 char *guest__percent_encode(const char *in, bool (*keep)(unsigned char c));

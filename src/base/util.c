@@ -79,30 +79,6 @@ char *guest__url_quote(const char *in)
     return guest__percent_encode(in, quote_keeps);
 }
 
-char *guest__schema_sql(const char *tmpl, const char *schema)
-{
-    /* The schema name was validated as [a-z_][a-z0-9_]* by the config, so
-     * quoting it needs no escaping. */
-    size_t n = 0, slen = strlen(schema);
-    for (const char *p = tmpl; *p; p++)
-        n += *p == '@' ? slen + 2 : 1;
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const char *p = tmpl; *p; p++) {
-        if (*p != '@') {
-            *o++ = *p;
-            continue;
-        }
-        *o++ = '"';
-        memcpy(o, schema, slen);
-        o += slen;
-        *o++ = '"';
-    }
-    *o = '\0';
-    return out;
-}
-
 int guest__hex_value(char c)
 {
     if (c >= '0' && c <= '9')

@@ -127,12 +127,11 @@ static bool format_ts(int64_t us, char buf[TS_BUF])
 
 /* guest__sql_run, with a foreign key that blocks the deletion explained
  * by a message that says what to change. */
-static guest_status run(guest_ctx *ctx, const char *sql, const guest__params *p,
-                        PGresult **res, guest_error *err)
+static guest_status run(guest_ctx *ctx, const guest__stmt *s, PGresult **res,
+                        guest_error *err)
 {
     PGresult *r = NULL;
-    const guest__stmt s = {.sql = sql, .params = p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &r, err);
+    guest_status st = guest__sql_run(ctx, NULL, s, &r, err);
     if (st == GUEST_ERR_DB && r) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
@@ -171,7 +170,9 @@ static guest_status server_now_us(guest_ctx *ctx, int64_t *out,
 {
     PGresult *res;
     guest_status st =
-        run(ctx, "SELECT (extract(epoch FROM now()) * 1000000)::bigint", NULL,
+        run(ctx,
+            &(guest__stmt){
+                .sql = "SELECT (extract(epoch FROM now()) * 1000000)::bigint"},
             &res, err);
     if (st != GUEST_OK)
         return st;
@@ -197,19 +198,22 @@ static guest_status count_expired(guest_ctx *ctx, const cleanup_sql *sql,
     guest__params p = {0};
     guest__param_text(&p, cutoff);
     PGresult *res;
-    guest_status st = run(ctx, sql->count_users, &p, &res, err);
+    guest_status st = run(
+        ctx, &(guest__stmt){.sql = sql->count_users, .params = &p}, &res, err);
     if (st != GUEST_OK)
         return st;
     r->users_deleted = first_u64(res, 0);
     PQclear(res);
     guest__param_text(&p, now);
-    if ((st = run(ctx, sql->count_sessions, &p, &res, err)) != GUEST_OK)
+    if ((st = run(ctx, &(guest__stmt){.sql = sql->count_sessions, .params = &p},
+                  &res, err)) != GUEST_OK)
         return st;
     r->sessions_deleted = first_u64(res, 0);
     PQclear(res);
     guest__params w = {0};
     guest__param_text(&w, now);
-    if ((st = run(ctx, sql->count_windows, &w, &res, err)) != GUEST_OK)
+    if ((st = run(ctx, &(guest__stmt){.sql = sql->count_windows, .params = &w},
+                  &res, err)) != GUEST_OK)
         return st;
     r->rate_windows_deleted = first_u64(res, 0);
     PQclear(res);
@@ -232,7 +236,8 @@ static guest_status delete_batches(guest_ctx *ctx, const char *sql,
         guest__param_text(&p, before);
         guest__param_text(&p, limit);
         PGresult *res;
-        guest_status st = run(ctx, sql, &p, &res, err);
+        guest_status st =
+            run(ctx, &(guest__stmt){.sql = sql, .params = &p}, &res, err);
         if (st != GUEST_OK)
             return st;
         uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
@@ -355,20 +360,17 @@ guest_status guest_get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
     if (st != GUEST_OK)
         return st;
     /* One statement, so the four counts come from one snapshot. */
-    char *sql = guest__schema_sql(
-        "SELECT (SELECT count(*) FROM @.users),"
-        " (SELECT count(*) FROM @.guests),"
-        " (SELECT count(*) FROM @.guests"
-        " WHERE created_at < $1::timestamptz),"
-        " (SELECT count(*) FROM @.sessions WHERE expires_at > now())",
-        ctx->cfg.db_schema);
-    if (!sql)
-        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     guest__params p = {0};
     guest__param_text(&p, cutoff);
+    const guest__stmt counts = {
+        .tmpl = "SELECT (SELECT count(*) FROM @.users),"
+                " (SELECT count(*) FROM @.guests),"
+                " (SELECT count(*) FROM @.guests"
+                " WHERE created_at < $1::timestamptz),"
+                " (SELECT count(*) FROM @.sessions WHERE expires_at > now())",
+        .params = &p};
     PGresult *res;
-    st = run(ctx, sql, &p, &res, err);
-    free(sql);
+    st = run(ctx, &counts, &res, err);
     if (st != GUEST_OK)
         return st;
     out->users = first_u64(res, 0);
@@ -393,25 +395,28 @@ guest_status guest_list_guests(guest_ctx *ctx, bool expired_only,
     guest_status st = expiry_cutoff(ctx, max_age, cutoff, err);
     if (st != GUEST_OK)
         return st;
-    char *sql = guest__asprintf(
-        "SELECT u.id, u.username,"
-        " floor(extract(epoch FROM g.created_at))::bigint,"
-        " g.created_at < $1::timestamptz"
-        " FROM \"%1$s\".guests g JOIN \"%1$s\".users u ON u.id = g.user_id"
-        "%2$s ORDER BY g.created_at DESC, g.user_id DESC LIMIT $2::bigint",
-        ctx->cfg.db_schema,
-        expired_only ? " WHERE g.created_at < $1::timestamptz" : "");
-    if (!sql)
-        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     char lim[32];
     snprintf(lim, sizeof lim, "%zu", limit);
     guest__params p = {0};
     guest__param_text(&p, cutoff);
     /* A NULL LIMIT is no limit. */
     guest__param_text(&p, limit && limit <= (uint64_t)INT64_MAX ? lim : NULL);
+#define LIST_FROM                                                              \
+    "SELECT u.id, u.username,"                                                 \
+    " floor(extract(epoch FROM g.created_at))::bigint,"                        \
+    " g.created_at < $1::timestamptz"                                          \
+    " FROM @.guests g JOIN @.users u ON u.id = g.user_id"
+#define LIST_ORDER                                                             \
+    " ORDER BY g.created_at DESC, g.user_id DESC LIMIT $2::bigint"
+    const guest__stmt list = {
+        .tmpl = expired_only ? LIST_FROM
+                    " WHERE g.created_at < $1::timestamptz" LIST_ORDER
+                             : LIST_FROM LIST_ORDER,
+        .params = &p};
+#undef LIST_FROM
+#undef LIST_ORDER
     PGresult *res;
-    st = run(ctx, sql, &p, &res, err);
-    free(sql);
+    st = run(ctx, &list, &res, err);
     if (st != GUEST_OK)
         return st;
     int rows = PQntuples(res);

@@ -188,6 +188,31 @@ static guest_status run_prepared(PGconn *conn, unsigned timeout_ms,
     return GUEST_ERR_DB;
 }
 
+/* The one schema expansion (declared in store.h). */
+char *guest__schema_sql(const char *tmpl, const char *schema)
+{
+    /* The schema name was validated as [a-z_][a-z0-9_]* by the config, so
+     * quoting it needs no escaping. */
+    size_t n = 0, slen = strlen(schema);
+    for (const char *p = tmpl; *p; p++)
+        n += *p == '@' ? slen + 2 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = tmpl; *p; p++) {
+        if (*p != '@') {
+            *o++ = *p;
+            continue;
+        }
+        *o++ = '"';
+        memcpy(o, schema, slen);
+        o += slen;
+        *o++ = '"';
+    }
+    *o = '\0';
+    return out;
+}
+
 /* Sends @p sql (the text of @p s) on @p conn and waits for its result;
  * *res gets it as guest__sql_run says. */
 static guest_status send_on(PGconn *conn, unsigned timeout_ms,

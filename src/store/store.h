@@ -43,6 +43,10 @@ extern _Atomic unsigned long guest__db_round_trips;
 void guest__param_text(guest__params *p, const char *value);
 void guest__param_bin(guest__params *p, const void *value, int len);
 
+/* @p tmpl with every '@' replaced by the quoted schema name: for SQL built
+ * once per context; caller frees (NULL when out of memory). */
+char *guest__schema_sql(const char *tmpl, const char *schema);
+
 /* One statement for guest__sql_run. Exactly one of tmpl and sql. */
 typedef struct guest__stmt {
     /* The library's SQL: every '@' stands for the quoted schema name. */
