@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 #include "acct_testlib.h"
 
 /* ---- password hashes ---- */

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 #include "acct_testlib.h"
 
 #define SCHEMA "t_hashing"

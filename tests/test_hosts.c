@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 #include "acct_testlib.h"
-#include "internal.h"
+#include "core/core.h"
 
 #define SCHEMA "t_hosts"
 

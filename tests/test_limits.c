@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "acct_testlib.h"
-#include "internal.h"
+#include "core/core.h"
 
 #define SCHEMA "t_limits"
 

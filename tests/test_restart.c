@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 #include "testlib.h"
 
 static const char *pg_dir = "restart-pg";
@@ -51,7 +51,8 @@ START_TEST(idle_connections_survive_a_restart)
     /* open every connection of the pool, then leave them idle */
     PGconn *held[4];
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(guest__pool_acquire(ctx->pool, &held[i], NULL),
+        ck_assert_int_eq(guest__pool_acquire_by(
+                             ctx->pool, guest__now_ms() + 3000, &held[i], NULL),
                          GUEST_OK);
     for (int i = 0; i < 4; i++)
         guest__pool_release(ctx->pool, held[i], false);
@@ -78,8 +79,8 @@ START_TEST(an_abandoned_statement_stops_on_the_server)
     PGresult *res = NULL;
     guest_error err = {0};
     long long t0 = tl_now_ms();
-    guest_status st =
-        guest__db_exec(ctx, "SELECT pg_sleep($1::float8)", &p, &res, &err);
+    const guest__stmt s = {.sql = "SELECT pg_sleep($1::float8)", .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, &err);
     long long took = tl_now_ms() - t0;
     PQclear(res);
     ck_assert_int_eq(st, GUEST_ERR_DB_UNAVAILABLE);

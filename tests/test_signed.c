@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 #include "testlib.h"
 
 #define SCHEMA "t_signed"

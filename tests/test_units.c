@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 #include "testlib.h"
 
 START_TEST(status_strings_cover_every_value)

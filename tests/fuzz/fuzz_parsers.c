@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "account_internal.h"
+#include "accounts/accounts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

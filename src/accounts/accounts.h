@@ -1,0 +1,91 @@
+/* The accounts layer: registered users, login and logout, converting a
+ * guest, passwords, form validation, CSRF, forms and the ready-made views.
+ * Calls core/, store/ and base/. Internal; never installed. */
+#ifndef GUESTUSER_ACCOUNTS_INTERNAL_H
+#define GUESTUSER_ACCOUNTS_INTERNAL_H
+
+#include "core/core.h"
+
+#define GUEST__CSRF_SECRET_CHARS 32
+#define GUEST__CSRF_TOKEN_CHARS 64
+/* Characters of a Django salt and CSRF secret: ASCII letters and digits. */
+#define GUEST__ALNUM                                                           \
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/* Messages shared by several modules, Django's wording. */
+#define GUEST__MSG_REQUIRED "This field is required."
+#define GUEST__MSG_TAKEN "A user with that username already exists."
+#define GUEST__MSG_LOGIN                                                       \
+    "Please enter a correct username and password. Note that both fields "     \
+    "may be case-sensitive."
+/* django-axes' lockout wording. */
+#define GUEST__MSG_LOCKED_OUT "Too many failed login attempts. Try again later."
+#define GUEST__MSG_CONVERT_LOCKED_OUT                                          \
+    "Too many failed attempts to create an account. Try again later."
+
+/* password.c */
+/* Django's encoding of @p password with a given salt: the known-answer
+ * tests use it, guest_password_hash() passes a random salt. */
+guest_status guest__password_hash_salt(const char *password, const char *salt,
+                                       unsigned iterations, char *out,
+                                       size_t size);
+/* The iteration count of a pbkdf2_sha256 encoding; false when it is not
+ * one. */
+bool guest__password_iterations(const char *encoded, unsigned *iterations);
+/* Every PBKDF2 run of the process and the iterations they asked for:
+ * lets tests check what a request spent without timing it. */
+extern _Atomic unsigned long long guest__pbkdf2_runs;
+extern _Atomic unsigned long long guest__pbkdf2_iterations;
+/* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
+guest_status guest__random_alnum(char *out, size_t n);
+
+/* validate.c */
+/* Number of code points of @p s read as UTF-8 (a bad byte counts as one). */
+size_t guest__utf8_chars(const char *s);
+/* True when @p len bytes are well-formed UTF-8 without NUL. */
+bool guest__utf8_valid(const char *s, size_t len);
+
+/* users.c */
+/* The checks of a new account that need no database: username rules and,
+ * with @p password2 (two-field form), both passwords given and equal, else
+ * @p password1 given (field "password"); then the validators. *name_ok says
+ * whether the username passed (so its uniqueness is worth asking).
+ * GUEST_OK, GUEST_ERR_VALIDATION, GUEST_ERR_CONFIG, GUEST_ERR_NOMEM. */
+guest_status guest__check_new_account(const guest_ctx *ctx,
+                                      const char *username,
+                                      const char *password1,
+                                      const char *password2, bool two_fields,
+                                      guest_form_errors *errors, bool *name_ok);
+/* The database half of those checks, in @p tx when given: when @p name_ok,
+ * adds "username taken" to @p errors if a user other than @p except_id
+ * (NULL: none) holds @p username. Then the outcome: GUEST_OK,
+ * GUEST_ERR_USERNAME_TAKEN (the only problem), GUEST_ERR_VALIDATION, or a
+ * database status. */
+guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
+                                        const char *username,
+                                        const char *except_id, bool name_ok,
+                                        guest_form_errors *errors);
+/* Locks guest @p id's guests row FOR UPDATE in @p tx; *still_guest says
+ * whether it is still a guest (a concurrent conversion removes the row). */
+guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest);
+/* PBKDF2 of @p password at the configured iterations, within a hash slot
+ * (GUEST_ERR_BUSY when none frees in time). */
+guest_status guest__hash_password(guest_ctx *ctx, const char *password,
+                                  char *out, size_t size);
+
+/* csrf.c */
+/* A new secret for the CSRF cookie after a login, as Django's
+ * rotate_token(): a token an attacker planted before stops working. */
+guest_status guest__csrf_rotate(guest_req *req);
+
+/* safe_url.c */
+/* The value of query parameter @p name of the request target (decoded,
+ * malloc'd, *len bytes; caller frees), NULL when absent. *bad is set when
+ * the query string names a field twice. */
+char *guest__query_param(const guest_req *req, const char *name, size_t *len,
+                         bool *bad);
+/* Percent-encodes spaces and non-ASCII bytes for a Location header, as
+ * Django's iri_to_uri; caller frees. */
+char *guest__iri_to_uri(const char *url);
+
+#endif

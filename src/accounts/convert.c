@@ -1,0 +1,214 @@
+/* Turning the request's guest into a registered user. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "accounts/accounts.h"
+
+static void check_signup_fields(const guest_signup *signup,
+                                const guest_form *form,
+                                guest_form_errors *errors)
+{
+    for (size_t i = 0; i < signup->field_count; i++) {
+        const guest_signup_field *f = &signup->fields[i];
+        const char *v = guest_form_get(form, f->name);
+        if (f->required && (!v || !*v))
+            guest_form_errors_add(errors, f->name, GUEST__MSG_REQUIRED);
+    }
+}
+
+guest_status guest_convert(guest_req *req, const char *username,
+                           const char *password1, const char *password2,
+                           guest_form_errors *errors)
+{
+    return guest_convert_with(req, username, password1, password2, NULL, NULL,
+                              errors);
+}
+
+/* Runs inside the open transaction once the guest row is locked: the name
+ * check, the update, the application's store, the guest row and sessions.
+ * Any failure leaves the caller to roll back. */
+static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
+                                  const char *username, bool name_ok,
+                                  const char *hash,
+                                  const unsigned char *new_hash,
+                                  const guest_signup *signup,
+                                  const guest_form *form,
+                                  guest_form_errors *errors, guest_user *user)
+{
+    bool still_guest;
+    guest_status st = guest__lock_guest(tx, id, &still_guest);
+    if (st != GUEST_OK)
+        return st;
+    /* A concurrent conversion committed first: the row is gone once its
+     * lock is released, and this one changes nothing. */
+    if (!still_guest)
+        return GUEST_ERR_NOT_GUEST;
+    st =
+        guest__check_username_free(req->ctx, tx, username, id, name_ok, errors);
+    if (st != GUEST_OK)
+        return st;
+
+    guest__params u = {0};
+    guest__param_text(&u, id);
+    guest__param_text(&u, username);
+    guest__param_text(&u, hash);
+    PGresult *res;
+    /* Another guest claiming the same name waits here on the unique index
+     * until this transaction ends, then fails with 23505. */
+    st = guest__sql_run(tx->ctx, tx,
+                        &(guest__stmt){.tmpl =
+                                           "UPDATE @.users SET username = $2,"
+                                           " password = $3, last_login = now()"
+                                           " WHERE id = $1",
+                                       .params = &u},
+                        &res, NULL);
+    bool dup = guest__sql_state_is(res, "23505");
+    PQclear(res);
+    if (dup) {
+        guest_form_errors_add(errors, "username", GUEST__MSG_TAKEN);
+        return GUEST_ERR_USERNAME_TAKEN;
+    }
+    if (st != GUEST_OK)
+        return st;
+
+    user->id = strtoll(id, NULL, 10);
+    user->is_guest = false;
+    snprintf(user->username, sizeof user->username, "%s", username);
+    if (signup && signup->store) {
+        size_t before = errors->count;
+        st = signup->store(tx, user, form, errors, signup->userdata);
+        if (st == GUEST_ERR_VALIDATION && errors->count > before)
+            return GUEST_ERR_VALIDATION;
+        /* A failed statement aborted the transaction whatever the
+         * callback made of it. */
+        if (tx->failed != GUEST_OK)
+            return tx->failed;
+        if (st != GUEST_OK)
+            return GUEST_ERR_HOOK;
+    }
+
+    char age[32];
+    snprintf(age, sizeof age, "%lld", (long long)req->ctx->cfg.max_age);
+    guest__params s = {0};
+    guest__param_text(&s, id);
+    guest__param_bin(&s, new_hash, GUEST__SHA256_BYTES);
+    guest__param_text(&s, age);
+    /* Every session of the guest goes, so a token copied before the
+     * conversion never reaches the account. */
+    const guest__stmt move = {
+        .tmpl = "WITH g AS (DELETE FROM @.guests WHERE user_id = $1"
+                " RETURNING user_id),"
+                " old AS (DELETE FROM @.sessions WHERE user_id = $1)"
+                " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
+                " SELECT $2, user_id, now() + make_interval(secs => $3) FROM g",
+        .params = &s};
+    return guest__sql_run(tx->ctx, tx, &move, NULL, NULL);
+}
+
+static guest_status convert_with(guest_req *req, const char *username,
+                                 const char *password1, const char *password2,
+                                 const guest_signup *signup,
+                                 const guest_form *form,
+                                 guest_form_errors *errors)
+{
+    guest_form_errors local;
+    if (!errors)
+        errors = &local;
+    errors->count = 0;
+    if (!req)
+        return GUEST_ERR_INVALID;
+    guest_ctx *ctx = req->ctx;
+    const guest_user *current;
+    guest_status st = guest_req_user(req, &current);
+    if (st != GUEST_OK)
+        return st;
+    if (!current || !current->is_guest)
+        return GUEST_ERR_NOT_GUEST;
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)current->id);
+
+    bool name_ok;
+    st = guest__check_new_account(ctx, username, password1, password2, true,
+                                  errors, &name_ok);
+    if (st != GUEST_OK && st != GUEST_ERR_VALIDATION)
+        return st;
+    if (signup) {
+        check_signup_fields(signup, form, errors);
+        if (signup->validate &&
+            signup->validate(form, errors, signup->userdata) != GUEST_OK)
+            return GUEST_ERR_HOOK;
+    }
+    /* Hashing is the slow part: done before the transaction so no lock
+     * waits on it, and only when nothing is wrong already. */
+    char hash[GUEST_PASSWORD_HASH_BUF] = "";
+    if (!errors->count) {
+        st = guest__hash_password(ctx, password1, hash, sizeof hash);
+        if (st != GUEST_OK)
+            return st;
+    }
+    char token[GUEST__TOKEN_CHARS + 1];
+    unsigned char new_hash[GUEST__SHA256_BYTES];
+    guest_user user = {0};
+    st = guest__session_new(token, new_hash);
+    if (st == GUEST_OK) {
+        guest_db tx;
+        st = guest__tx_begin(ctx, &tx, NULL);
+        if (st == GUEST_OK) {
+            st = write_account(req, &tx, id, username, name_ok, hash, new_hash,
+                               signup, form, errors, &user);
+            if (st == GUEST_OK)
+                st = guest__tx_commit(&tx, NULL);
+            else
+                guest__tx_abort(&tx);
+        }
+    }
+    OPENSSL_cleanse(hash, sizeof hash);
+    if (st == GUEST_OK) {
+        guest__req_set_user(req, &user);
+        /* The rows are committed: a failing header cannot undo them, and
+         * the visitor's next request would merely find no session. */
+        guest__set_session_cookie(req, token);
+    }
+    OPENSSL_cleanse(token, sizeof token);
+    if (st == GUEST_ERR_NOT_GUEST)
+        guest__req_forget_user(req);
+    if (st != GUEST_OK)
+        return st;
+
+    guest__csrf_rotate(req);
+    const guest_config *c = &ctx->cfg;
+    if (c->on_converted)
+        c->on_converted(&req->user, c->on_converted_userdata);
+    return GUEST_OK;
+}
+
+guest_status guest_convert_with(guest_req *req, const char *username,
+                                const char *password1, const char *password2,
+                                const guest_signup *signup,
+                                const guest_form *form,
+                                guest_form_errors *errors)
+{
+    /* Failed conversions count against the address like failed logins:
+     * each can cost a password hash, and "taken" answers enumerate
+     * usernames. Checked before any of that work. */
+    if (req) {
+        guest_status st = guest__limit_convert_check(req);
+        if (st != GUEST_OK) {
+            if (errors) {
+                errors->count = 0;
+                if (st == GUEST_ERR_RATE_LIMITED)
+                    guest_form_errors_add(errors, "__all__",
+                                          GUEST__MSG_CONVERT_LOCKED_OUT);
+            }
+            return st;
+        }
+    }
+    guest_status st =
+        convert_with(req, username, password1, password2, signup, form, errors);
+    if (req)
+        guest__limit_convert_record(req, st);
+    return st;
+}

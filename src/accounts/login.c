@@ -1,0 +1,319 @@
+/* Password login and logout on the current request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "accounts/accounts.h"
+
+typedef struct target {
+    guest_user user;
+    char *encoded; /* the stored hash that was verified */
+    /* The password at the configured count when the stored hash has
+     * fewer iterations: the upgrade written on success ("" otherwise). */
+    char rehash[GUEST_PASSWORD_HASH_BUF];
+} target;
+
+/* One password hash at the configured count into @p out; false when it
+ * could not be made. */
+static bool hash_configured(const guest_ctx *ctx, const char *password,
+                            char out[GUEST_PASSWORD_HASH_BUF])
+{
+    if (guest_password_hash(password, ctx->cfg.password_iterations, out,
+                            GUEST_PASSWORD_HASH_BUF) == GUEST_OK)
+        return true;
+    OPENSSL_cleanse(out, GUEST_PASSWORD_HASH_BUF);
+    return false;
+}
+
+/* One password hash thrown away: what a refused login costs, so it takes
+ * as long as checking a right password. */
+static void spend_one_hash(const guest_ctx *ctx, const char *password)
+{
+    char dummy[GUEST_PASSWORD_HASH_BUF];
+    if (hash_configured(ctx, password, dummy))
+        OPENSSL_cleanse(dummy, sizeof dummy);
+}
+
+/* The hashing of a login, inside one hash slot. Every outcome costs at
+ * least one hash at the configured count, so response times tell neither
+ * which usernames exist nor which have an older, cheaper hash: a stored
+ * hash with fewer iterations is verified and then the password hashed at
+ * the configured count too (the upgrade on success, thrown away else). */
+static guest_status check_password(guest_ctx *ctx, const char *password,
+                                   const char *stored, target *t, bool *ok)
+{
+    *ok = false;
+    guest_status st = guest__hash_slot_take(ctx);
+    if (st != GUEST_OK)
+        return st;
+    unsigned iterations;
+    if (stored && guest__password_iterations(stored, &iterations)) {
+        *ok = guest_password_verify(password, stored);
+        if (iterations < ctx->cfg.password_iterations &&
+            hash_configured(ctx, password, t->rehash) && !*ok)
+            OPENSSL_cleanse(t->rehash, sizeof t->rehash);
+    } else {
+        spend_one_hash(ctx, password);
+    }
+    guest__hash_slot_give(ctx);
+    return GUEST_OK;
+}
+
+/* Finds an active registered user by name and checks the password. */
+static guest_status authenticate(guest_ctx *ctx, const char *username,
+                                 const char *password, target *t)
+{
+    guest__params p = {0};
+    guest__param_text(&p, username);
+    PGresult *res;
+    const guest__stmt s = {
+        .tmpl = "SELECT u.id, u.username, u.password FROM @.users u"
+                " WHERE u.username = $1 AND u.is_active AND NOT EXISTS"
+                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
+        .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, NULL);
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    bool found = PQntuples(res) == 1, ok;
+    st = check_password(ctx, password, found ? PQgetvalue(res, 0, 2) : NULL, t,
+                        &ok);
+    if (st == GUEST_OK && ok) {
+        t->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        t->user.is_guest = false;
+        snprintf(t->user.username, sizeof t->user.username, "%s",
+                 PQgetvalue(res, 0, 1));
+        t->encoded = guest__strdup(PQgetvalue(res, 0, 2));
+        st = t->encoded ? GUEST_OK : GUEST_ERR_NOMEM;
+    } else if (st == GUEST_OK) {
+        st = GUEST_ERR_AUTH;
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The transaction of a login; the caller commits or rolls back. */
+static guest_status switch_session(guest_req *req, guest_db *tx,
+                                   const target *t, const guest_user *guest,
+                                   const char *rehash, bool has_old,
+                                   const unsigned char *old_hash,
+                                   const unsigned char *new_hash)
+{
+    guest_ctx *ctx = req->ctx;
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)t->user.id);
+    guest__params p = {0};
+    guest__param_text(&p, id);
+    PGresult *res;
+    /* The hash is read again under lock: a password changed (or the user
+     * disabled or deleted) since it was verified must not let this in. */
+    guest_status st =
+        guest__sql_run(tx->ctx, tx,
+                       &(guest__stmt){.tmpl = "SELECT password FROM @.users"
+                                              " WHERE id = $1 AND is_active"
+                                              " FOR NO KEY UPDATE",
+                                      .params = &p},
+                       &res, NULL);
+    bool same = st == GUEST_OK && PQntuples(res) == 1 &&
+                !strcmp(PQgetvalue(res, 0, 0), t->encoded);
+    PQclear(res);
+    if (st != GUEST_OK)
+        return st;
+    if (!same)
+        return GUEST_ERR_AUTH;
+
+    if (guest && guest->id != t->user.id) {
+        char gid[32];
+        snprintf(gid, sizeof gid, "%lld", (long long)guest->id);
+        guest__params g = {0};
+        guest__param_text(&g, gid);
+        bool still_guest;
+        st = guest__lock_guest(tx, gid, &still_guest);
+        if (st != GUEST_OK)
+            return st;
+        /* Converted meanwhile: it is an account now, and stays. */
+        if (still_guest) {
+            const guest_config *c = &ctx->cfg;
+            if (c->on_guest_login) {
+                guest_status h = c->on_guest_login(guest, &t->user, tx,
+                                                   c->on_guest_login_userdata);
+                if (tx->failed != GUEST_OK)
+                    return tx->failed;
+                if (h != GUEST_OK)
+                    return GUEST_ERR_HOOK;
+            }
+            /* Deleting the user cascades to its guests and sessions rows,
+             * as cleanup would. */
+            st = guest__sql_run(
+                tx->ctx, tx,
+                &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
+                               .params = &g},
+                NULL, NULL);
+            if (st != GUEST_OK)
+                return st;
+        }
+    }
+
+    guest__params u = {0};
+    guest__param_text(&u, id);
+    if (rehash)
+        guest__param_text(&u, rehash);
+    st = guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = rehash ? "UPDATE @.users SET last_login = now(),"
+                                        " password = $2 WHERE id = $1"
+                                      : "UPDATE @.users SET last_login = now()"
+                                        " WHERE id = $1",
+                       .params = &u},
+        NULL, NULL);
+    if (st != GUEST_OK)
+        return st;
+    if (has_old) {
+        guest__params o = {0};
+        guest__param_bin(&o, old_hash, GUEST__SHA256_BYTES);
+        st = guest__sql_run(
+            tx->ctx, tx,
+            &(guest__stmt){.tmpl =
+                               "DELETE FROM @.sessions WHERE token_hash = $1",
+                           .params = &o},
+            NULL, NULL);
+        if (st != GUEST_OK)
+            return st;
+    }
+    char age[32];
+    snprintf(age, sizeof age, "%lld", (long long)ctx->cfg.max_age);
+    guest__params s = {0};
+    guest__param_bin(&s, new_hash, GUEST__SHA256_BYTES);
+    guest__param_text(&s, id);
+    guest__param_text(&s, age);
+    return guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "INSERT INTO @.sessions (token_hash, user_id,"
+                               " expires_at) VALUES ($1, $2,"
+                               " now() + make_interval(secs => $3))",
+                       .params = &s},
+        NULL, NULL);
+}
+
+static guest_status login(guest_req *req, const char *username,
+                          const char *password, guest_form_errors *errors)
+{
+    guest_form_errors local;
+    if (!errors)
+        errors = &local;
+    errors->count = 0;
+    if (!req)
+        return GUEST_ERR_INVALID;
+    if (!username || !*username)
+        guest_form_errors_add(errors, "username", GUEST__MSG_REQUIRED);
+    if (!password || !*password)
+        guest_form_errors_add(errors, "password", GUEST__MSG_REQUIRED);
+    if (errors->count)
+        return GUEST_ERR_VALIDATION;
+    guest_ctx *ctx = req->ctx;
+    /* Too long to be anyone's name: refused without a query (and without
+     * sending PostgreSQL bytes it would reject as bad UTF-8). */
+    guest_status st;
+    target t = {0};
+    if (guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
+        !guest__utf8_valid(username, strlen(username))) {
+        bool ok;
+        st = check_password(ctx, password, NULL, &t, &ok);
+        if (st == GUEST_OK)
+            st = GUEST_ERR_AUTH;
+    } else {
+        st = authenticate(ctx, username, password, &t);
+    }
+    if (st == GUEST_ERR_AUTH)
+        guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
+    if (st != GUEST_OK) {
+        free(t.encoded);
+        OPENSSL_cleanse(t.rehash, sizeof t.rehash);
+        return st;
+    }
+
+    const guest_user *current;
+    st = guest_req_user(req, &current);
+    guest_user guest = {0};
+    bool was_guest = st == GUEST_OK && current && current->is_guest;
+    if (was_guest)
+        guest = *current;
+    unsigned char old_hash[GUEST__SHA256_BYTES], new_hash[GUEST__SHA256_BYTES];
+    char token[GUEST__TOKEN_CHARS + 1];
+    bool has_old = guest__req_session_hash(req, old_hash);
+    if (st == GUEST_OK)
+        st = guest__session_new(token, new_hash);
+    guest_db tx;
+    if (st == GUEST_OK)
+        st = guest__tx_begin(ctx, &tx, NULL);
+    if (st == GUEST_OK) {
+        st = switch_session(req, &tx, &t, was_guest ? &guest : NULL,
+                            *t.rehash ? t.rehash : NULL, has_old, old_hash,
+                            new_hash);
+        if (st == GUEST_OK)
+            st = guest__tx_commit(&tx, NULL);
+        else
+            guest__tx_abort(&tx);
+    }
+    free(t.encoded);
+    OPENSSL_cleanse(t.rehash, sizeof t.rehash);
+    if (st == GUEST_OK) {
+        guest__req_set_user(req, &t.user);
+        guest__set_session_cookie(req, token);
+    }
+    OPENSSL_cleanse(token, sizeof token);
+    if (st == GUEST_ERR_AUTH)
+        guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
+    if (st != GUEST_OK)
+        return st;
+    guest__csrf_rotate(req);
+    return GUEST_OK;
+}
+
+guest_status guest_login(guest_req *req, const char *username,
+                         const char *password, guest_form_errors *errors)
+{
+    /* The login limit: checked before any password hash is computed, so a
+     * locked-out guesser costs one indexed read; failures counted after. */
+    bool limited = req && username && *username && password && *password;
+    if (limited) {
+        guest_status st = guest__limit_login_check(req, username);
+        if (st != GUEST_OK) {
+            if (errors) {
+                errors->count = 0;
+                if (st == GUEST_ERR_RATE_LIMITED)
+                    guest_form_errors_add(errors, "__all__",
+                                          GUEST__MSG_LOCKED_OUT);
+            }
+            return st;
+        }
+    }
+    guest_status st = login(req, username, password, errors);
+    if (limited)
+        guest__limit_login_record(req, username, st);
+    return st;
+}
+
+guest_status guest_logout(guest_req *req)
+{
+    if (!req)
+        return GUEST_ERR_INVALID;
+    unsigned char hash[GUEST__SHA256_BYTES];
+    if (guest__req_session_hash(req, hash)) {
+        guest__params p = {0};
+        guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
+        guest_status st = guest__sql_run(
+            req->ctx, NULL,
+            &(guest__stmt){.tmpl =
+                               "DELETE FROM @.sessions WHERE token_hash = $1",
+                           .params = &p},
+            NULL, NULL);
+        if (st != GUEST_OK)
+            return st;
+    }
+    guest__req_set_user(req, NULL);
+    return guest__clear_session_cookie(req);
+}

@@ -1,0 +1,261 @@
+/* The built-in HTML of the convert, convert-success and login pages. */
+#include <string.h>
+
+#include "accounts/accounts.h"
+
+/* Writes accumulate their first failure, so a page reads as straight-line
+ * markup instead of a check after every fragment. */
+typedef struct out {
+    guest_req *req;
+    guest_status st;
+    /* false: the page's content only, for an application's own frame */
+    bool whole;
+} out;
+
+static void raw(out *o, const char *s)
+{
+    if (o->st == GUEST_OK)
+        o->st = guest_res_write(o->req, s, strlen(s));
+}
+
+static void esc(out *o, const char *s)
+{
+    if (o->st == GUEST_OK)
+        o->st = guest_res_write_html(o->req, s ? s : "");
+}
+
+static void head(out *o, const char *title)
+{
+    if (!o->whole)
+        return;
+    raw(o, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width, "
+           "initial-scale=1\"><title>");
+    esc(o, title);
+    raw(o, "</title></head>\n<body><main>\n<h1>");
+    esc(o, title);
+    raw(o, "</h1>\n");
+}
+
+static void tail(out *o)
+{
+    if (o->whole)
+        raw(o, "</main></body></html>\n");
+}
+
+static void field_errors(out *o, const guest_form_errors *e, const char *field)
+{
+    bool any = false;
+    for (size_t i = 0; i < e->count; i++) {
+        if (strcmp(e->items[i].field, field) != 0)
+            continue;
+        raw(o, any ? "<li>" : "<ul class=\"errorlist\"><li>");
+        esc(o, e->items[i].message);
+        raw(o, "</li>");
+        any = true;
+    }
+    if (any)
+        raw(o, "</ul>\n");
+}
+
+static bool shown_field(const guest_page *page, const char *field,
+                        const char *const *builtin)
+{
+    for (; *builtin; builtin++)
+        if (!strcmp(field, *builtin))
+            return true;
+    for (size_t i = 0; i < page->field_count; i++)
+        if (!strcmp(field, page->fields[i].name))
+            return true;
+    return false;
+}
+
+/* Messages not tied to a field on the page go above the form. */
+static void form_errors(out *o, const guest_page *page,
+                        const char *const *builtin)
+{
+    const guest_form_errors *e = page->errors;
+    bool any = false;
+    for (size_t i = 0; i < e->count; i++) {
+        if (shown_field(page, e->items[i].field, builtin))
+            continue;
+        raw(o, any ? "<li>" : "<ul class=\"errorlist nonfield\"><li>");
+        esc(o, e->items[i].message);
+        raw(o, "</li>");
+        any = true;
+    }
+    if (any)
+        raw(o, "</ul>\n");
+}
+
+static void form_start(out *o, const guest_page *page)
+{
+    raw(o, "<form method=\"post\" action=\"");
+    esc(o, page->action);
+    raw(o,
+        "\">\n<input type=\"hidden\" name=\"" GUEST_CSRF_FIELD "\" value=\"");
+    esc(o, page->csrf_token);
+    raw(o, "\">\n");
+    if (page->next && *page->next) {
+        raw(o, "<input type=\"hidden\" name=\"");
+        esc(o, page->next_field);
+        raw(o, "\" value=\"");
+        esc(o, page->next);
+        raw(o, "\">\n");
+    }
+}
+
+static void input(out *o, const char *name, const char *label, const char *type,
+                  const char *value, const char *extra,
+                  const guest_form_errors *errors)
+{
+    raw(o, "<p><label for=\"id_");
+    esc(o, name);
+    raw(o, "\">");
+    esc(o, label);
+    raw(o, "</label><br><input type=\"");
+    esc(o, type);
+    raw(o, "\" name=\"");
+    esc(o, name);
+    raw(o, "\" id=\"id_");
+    esc(o, name);
+    raw(o, "\"");
+    if (value) {
+        raw(o, " value=\"");
+        esc(o, value);
+        raw(o, "\"");
+    }
+    raw(o, extra);
+    raw(o, "></p>\n");
+    field_errors(o, errors, name);
+}
+
+static void signup_field(out *o, const guest_page *page,
+                         const guest_signup_field *f)
+{
+    const char *type = f->type && *f->type ? f->type : "text";
+    const char *value = guest_form_get(page->form, f->name);
+    const char *required = f->required ? " required" : "";
+    if (!strcmp(type, "checkbox")) {
+        raw(o, "<p><label><input type=\"checkbox\" name=\"");
+        esc(o, f->name);
+        raw(o, "\" id=\"id_");
+        esc(o, f->name);
+        raw(o, "\"");
+        raw(o, value && *value ? " checked" : "");
+        raw(o, required);
+        raw(o, "> ");
+        esc(o, f->label ? f->label : f->name);
+        raw(o, "</label></p>\n");
+        field_errors(o, page->errors, f->name);
+        return;
+    }
+    /* A password-like field is never sent back to the browser. */
+    bool secret = !strcmp(type, "password");
+    input(o, f->name, f->label ? f->label : f->name, type,
+          secret ? NULL : (value ? value : ""), required, page->errors);
+}
+
+static guest_status convert_page(out *o, const guest_page *page)
+{
+    static const char *const builtin[] = {"username", "password1", "password2",
+                                          NULL};
+    head(o, guest_page_title(GUEST_PAGE_CONVERT));
+    raw(o, "<p>You are using this site as a guest");
+    if (page->user) {
+        raw(o, " (");
+        esc(o, guest_user_name(page->user));
+        raw(o, ")");
+    }
+    raw(o, ". Choose a username and a password to keep your work.</p>\n");
+    form_start(o, page);
+    form_errors(o, page, builtin);
+    input(o, "username", "Username", "text", page->username,
+          " maxlength=\"150\" autocomplete=\"username\""
+          " autocapitalize=\"none\" required autofocus",
+          page->errors);
+    raw(o, "<p class=\"help\">150 characters or fewer. Letters, digits and "
+           "@/./+/-/_ only.</p>\n");
+    input(o, "password1", "Password", "password", NULL,
+          " autocomplete=\"new-password\" required", page->errors);
+    input(o, "password2", "Password confirmation", "password", NULL,
+          " autocomplete=\"new-password\" required", page->errors);
+    for (size_t i = 0; i < page->field_count; i++)
+        signup_field(o, page, &page->fields[i]);
+    raw(o, "<p><button type=\"submit\">Sign up</button></p>\n</form>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status success_page(out *o, const guest_page *page)
+{
+    head(o, guest_page_title(GUEST_PAGE_CONVERT_SUCCESS));
+    if (guest_is_regular_user(page->user)) {
+        raw(o, "<p>Your account <strong>");
+        esc(o, guest_user_name(page->user));
+        raw(o, "</strong> is ready. Everything you did as a guest is "
+               "kept.</p>\n");
+    } else {
+        raw(o, "<p>Your account is ready.</p>\n");
+    }
+    raw(o, "<p><a href=\"/\">Continue</a></p>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status login_page(out *o, const guest_page *page)
+{
+    static const char *const builtin[] = {"username", "password", NULL};
+    head(o, guest_page_title(GUEST_PAGE_LOGIN));
+    form_start(o, page);
+    form_errors(o, page, builtin);
+    input(o, "username", "Username", "text", page->username,
+          " maxlength=\"150\" autocomplete=\"username\""
+          " autocapitalize=\"none\" required autofocus",
+          page->errors);
+    input(o, "password", "Password", "password", NULL,
+          " autocomplete=\"current-password\" required", page->errors);
+    raw(o, "<p><button type=\"submit\">Log in</button></p>\n</form>\n");
+    tail(o);
+    return o->st;
+}
+
+const char *guest_page_title(guest_page_kind kind)
+{
+    switch (kind) {
+    case GUEST_PAGE_CONVERT:
+        return "Create your account";
+    case GUEST_PAGE_CONVERT_SUCCESS:
+        return "Welcome!";
+    case GUEST_PAGE_LOGIN:
+        return "Log in";
+    }
+    return "";
+}
+
+static guest_status render(guest_req *req, const guest_page *page, bool whole)
+{
+    if (!req || !page || !page->errors)
+        return GUEST_ERR_INVALID;
+    out o = {req, GUEST_OK, whole};
+    switch (page->kind) {
+    case GUEST_PAGE_CONVERT:
+        return convert_page(&o, page);
+    case GUEST_PAGE_CONVERT_SUCCESS:
+        return success_page(&o, page);
+    case GUEST_PAGE_LOGIN:
+        return login_page(&o, page);
+    }
+    return GUEST_ERR_INVALID;
+}
+
+guest_status guest_render_default(guest_req *req, const guest_page *page)
+{
+    return render(req, page, true);
+}
+
+guest_status guest_render_default_content(guest_req *req,
+                                          const guest_page *page)
+{
+    return render(req, page, false);
+}

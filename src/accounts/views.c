@@ -1,0 +1,579 @@
+/* The ready-made convert, convert-success, login and logout handlers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "accounts/accounts.h"
+
+void guest_views_init(guest_views *views)
+{
+    if (views)
+        memset(views, 0, sizeof *views);
+}
+
+static const guest_views *options(void *userdata)
+{
+    static const guest_views defaults = {0};
+    return userdata ? userdata : &defaults;
+}
+
+static bool contains_ci(const char *haystack, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; haystack && *haystack; haystack++)
+        if (!strncasecmp(haystack, needle, n))
+            return true;
+    return false;
+}
+
+bool guest_req_wants_json(const guest_req *req)
+{
+    if (!req)
+        return false;
+    if (guest__media_type_is(guest_req_header(req, "Content-Type"),
+                             "application/json"))
+        return true;
+    return contains_ci(guest_req_header(req, "Accept"), "application/json");
+}
+
+/* ---- responses ---- */
+
+static void no_cache(guest_req *req)
+{
+    /* Pages with a CSRF token or account data must not be stored by a
+     * shared cache or shown framed by another site. */
+    guest_res_header(req, "Cache-Control",
+                     "no-cache, no-store, must-revalidate, private");
+    guest_res_header(req, "X-Frame-Options", "DENY");
+}
+
+static void send_json(guest_req *req, int status, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text) {
+        guest_res_send(req, 500, "text/plain; charset=utf-8",
+                       "Internal Server Error\n");
+        return;
+    }
+    guest_res_status(req, status);
+    guest_res_header(req, "Content-Type", "application/json");
+    no_cache(req);
+    guest_res_write(req, text, strlen(text));
+    guest_res_write(req, "\n", 1);
+    free(text);
+}
+
+static json_t *json_user(const guest_user *u)
+{
+    if (!u)
+        return json_null();
+    return json_pack("{s:I, s:s, s:b}", "id", (json_int_t)guest_user_id(u),
+                     "username", guest_user_name(u), "is_guest",
+                     guest_is_guest_user(u));
+}
+
+static json_t *json_errors(const guest_form_errors *e)
+{
+    json_t *errors = json_object();
+    for (size_t i = 0; errors && i < e->count; i++) {
+        json_t *list = json_object_get(errors, e->items[i].field);
+        if (!list) {
+            list = json_array();
+            if (json_object_set_new(errors, e->items[i].field, list) != 0)
+                break;
+        }
+        json_array_append_new(list, json_string(e->items[i].message));
+    }
+    return errors;
+}
+
+/* A refusal: plain text for a browser, {"errors": {"__all__": [...]}} for a
+ * script. */
+static void refuse(guest_req *req, bool json, int status, const char *title,
+                   const char *detail)
+{
+    if (json) {
+        guest_form_errors e = {0};
+        guest_form_errors_add(&e, "__all__", detail ? detail : title);
+        send_json(req, status, json_pack("{s:o}", "errors", json_errors(&e)));
+        return;
+    }
+    guest_res_status(req, status);
+    guest_res_header(req, "Content-Type", "text/plain; charset=utf-8");
+    guest_res_printf(req, "%s\n", title);
+    if (detail)
+        guest_res_printf(req, "%s\n", detail);
+}
+
+static void server_error(guest_req *req, bool json)
+{
+    refuse(req, json, 500, "Internal Server Error", NULL);
+}
+
+/* Database statuses and busy password hashing become 503 (try again),
+ * everything else 500. */
+static void failure(guest_req *req, bool json, guest_status st)
+{
+    if (st == GUEST_ERR_BUSY) {
+        /* Every hashing slot stayed taken: a moment later is likely to
+         * work, so the client is told to come back soon. */
+        refuse(req, json, 503, "Service Unavailable",
+               "Too many sign-ins at once. Please try again in a moment.");
+        guest_res_header(req, "Retry-After", "1");
+        return;
+    }
+    if (st == GUEST_ERR_DB || st == GUEST_ERR_DB_UNAVAILABLE) {
+        if (json) {
+            refuse(req, true, 503, "Service Unavailable", NULL);
+            guest_res_header(req, "Retry-After", "5");
+        } else {
+            guest__respond_unavailable(req);
+        }
+        return;
+    }
+    server_error(req, json);
+}
+
+static void redirect(guest_req *req, const char *url)
+{
+    char *location = guest__iri_to_uri(url);
+    if (!location || guest_res_redirect(req, location) != GUEST_OK)
+        server_error(req, false);
+    free(location);
+}
+
+/* A visitor the page is not for: anonymous ones to @p anon_url,
+ * registered users to @p user_url. */
+static void send_away(guest_req *req, bool json, const guest_user *u,
+                      const char *anon_url, const char *user_url,
+                      const char *why)
+{
+    const char *to = u ? user_url : anon_url;
+    if (!json) {
+        redirect(req, to);
+        return;
+    }
+    guest_form_errors e = {0};
+    guest_form_errors_add(&e, "__all__", why);
+    send_json(req, 403,
+              json_pack("{s:o, s:s, s:o}", "errors", json_errors(&e),
+                        "redirect", to, "user", json_user(u)));
+}
+
+static bool method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
+                      const char *allow)
+{
+    const char *m = guest_req_method(req);
+    bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    bool post = !strcmp(m, "POST");
+    if ((get && get_ok) || (post && post_ok))
+        return true;
+    refuse(req, json, 405, "Method Not Allowed", NULL);
+    guest_res_header(req, "Allow", allow);
+    return false;
+}
+
+static bool is_post(const guest_req *req)
+{
+    return !strcmp(guest_req_method(req), "POST");
+}
+
+/* The POST body as a form; NULL after answering 413, 415 or 400. */
+static guest_form *read_form(guest_req *req, bool json)
+{
+    guest_form *form = NULL;
+    guest_error err = {0};
+    guest_status st = guest_req_form(req, &form, &err);
+    switch (st) {
+    case GUEST_OK:
+        break;
+    case GUEST_ERR_TOO_LARGE:
+        refuse(req, json, 413, "Payload Too Large", NULL);
+        return NULL;
+    case GUEST_ERR_INVALID:
+        refuse(req, json, 415, "Unsupported Media Type", err.message);
+        return NULL;
+    case GUEST_ERR_VALIDATION:
+        refuse(req, json, 400, "Bad Request", err.message);
+        return NULL;
+    default:
+        server_error(req, json);
+        return NULL;
+    }
+    return form;
+}
+
+/* False (after a 400) when @p name holds a NUL byte or bad UTF-8. */
+static bool check_text(guest_req *req, bool json, const guest_form *form,
+                       const char *name)
+{
+    size_t len;
+    const char *v = guest_form_get_len(form, name, &len);
+    if (!v || guest__utf8_valid(v, len))
+        return true;
+    char msg[128];
+    snprintf(msg, sizeof msg, "The field \"%.64s\" is not valid text.", name);
+    refuse(req, json, 400, "Bad Request", msg);
+    return false;
+}
+
+static bool csrf_ok(guest_req *req, bool json, const guest_form *form)
+{
+    guest_error err = {0};
+    if (guest_csrf_check_form(req, form, &err) == GUEST_OK)
+        return true;
+    refuse(req, json, 403,
+           "Forbidden (CSRF verification failed. Request "
+           "aborted.)",
+           err.message);
+    return false;
+}
+
+/* The safe `next`; false after answering (400 for a query string that
+ * repeats a field or has too many). */
+static bool read_next(guest_req *req, bool json, const guest_form *form,
+                      char **next)
+{
+    guest_status st = guest_req_safe_next(req, form, next);
+    if (st == GUEST_OK)
+        return true;
+    if (st == GUEST_ERR_VALIDATION)
+        refuse(req, json, 400, "Bad Request",
+               "The query string could not be read: a field was sent more "
+               "than once, or there are too many fields.");
+    else
+        server_error(req, json);
+    return false;
+}
+
+static void show_status(guest_req *req, const guest_views *v, guest_page *page,
+                        int status)
+{
+    guest_res_status(req, status);
+    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    no_cache(req);
+    guest_status st = v->render ? v->render(req, page, v->render_userdata)
+                                : guest_render_default(req, page);
+    if (st != GUEST_OK) {
+        /* Half a page must not end in an error text: start over when the
+         * adapter can (every bundled one can). */
+        guest_res_reset(req);
+        server_error(req, false);
+    }
+}
+
+static void show(guest_req *req, const guest_views *v, guest_page *page)
+{
+    show_status(req, v, page, 200);
+}
+
+/* A page with a form: the CSRF token is made (and its cookie set) here. */
+static void show_form_status(guest_req *req, const guest_views *v,
+                             guest_page *page, int status)
+{
+    const char *token;
+    if (guest_csrf_token(req, &token) != GUEST_OK) {
+        server_error(req, false);
+        return;
+    }
+    page->csrf_token = token;
+    page->action = guest_req_path(req);
+    page->next_field = req->ctx->cfg.redirect_field_name;
+    if (!page->next)
+        page->next = "";
+    if (!page->username)
+        page->username = "";
+    show_status(req, v, page, status);
+}
+
+static void show_form(guest_req *req, const guest_views *v, guest_page *page)
+{
+    show_form_status(req, v, page, 200);
+}
+
+static void json_success(guest_req *req, const guest_user *u)
+{
+    const char *token = NULL;
+    if (guest_csrf_token(req, &token) != GUEST_OK) {
+        server_error(req, true);
+        return;
+    }
+    send_json(
+        req, 200,
+        json_pack("{s:o, s:s}", "user", json_user(u), "csrf_token", token));
+}
+
+/* Extra fields must not collide with the built-in ones or break markup. */
+static bool signup_fields_ok(const guest_signup *s, const char *next_field)
+{
+    static const char *const reserved[] = {
+        "username",       "password", "password1", "password2",
+        GUEST_CSRF_FIELD, "__all__",  NULL};
+    if (s->field_count && !s->fields)
+        return false;
+    for (size_t i = 0; i < s->field_count; i++) {
+        const char *n = s->fields[i].name;
+        size_t len = n ? strlen(n) : 0;
+        if (len < 1 || len > 64 ||
+            strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789_-") != len ||
+            !strcmp(n, next_field))
+            return false;
+        for (const char *const *r = reserved; *r; r++)
+            if (!strcmp(n, *r))
+                return false;
+    }
+    return true;
+}
+
+/* A refused form: 400 with every message in JSON mode, else the form again
+ * (status 200, like Django) with the messages and what was entered. */
+static void show_errors(guest_req *req, const guest_views *v, bool json,
+                        guest_page *page)
+{
+    if (json)
+        send_json(req, 400,
+                  json_pack("{s:o}", "errors", json_errors(page->errors)));
+    else
+        show_form(req, v, page);
+}
+
+/* A login or conversion refused by the attempt limit: 429 with
+ * Retry-After, and the form again with the lockout message (JSON: the
+ * message in "errors"). */
+static void too_many(guest_req *req, const guest_views *v, bool json,
+                     guest_page *page)
+{
+    char secs[32];
+    snprintf(secs, sizeof secs, "%lld",
+             (long long)(guest_req_retry_after(req) > 0
+                             ? guest_req_retry_after(req)
+                             : 1));
+    guest_res_header(req, "Retry-After", secs);
+    if (json)
+        send_json(req, 429,
+                  json_pack("{s:o}", "errors", json_errors(page->errors)));
+    else
+        show_form_status(req, v, page, 429);
+}
+
+/* ---- the handlers ---- */
+
+void guest_convert_view(guest_req *req, void *userdata)
+{
+    if (!req)
+        return;
+    const guest_views *v = options(userdata);
+    const guest_config *c = &req->ctx->cfg;
+    bool json = guest_req_wants_json(req);
+    if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
+        return;
+    if (!signup_fields_ok(&v->signup, c->redirect_field_name)) {
+        server_error(req, json);
+        return;
+    }
+    guest_form *form = NULL;
+    char *next = NULL;
+    if (is_post(req)) {
+        if (!(form = read_form(req, json)))
+            return;
+        if (!check_text(req, json, form, "username") ||
+            !check_text(req, json, form, "password1") ||
+            !check_text(req, json, form, "password2"))
+            goto out;
+        for (size_t i = 0; i < v->signup.field_count; i++)
+            if (!check_text(req, json, form, v->signup.fields[i].name))
+                goto out;
+        if (!csrf_ok(req, json, form))
+            goto out;
+    }
+    if (!read_next(req, json, form, &next))
+        goto out;
+    const guest_user *u;
+    guest_status st = guest_req_user(req, &u);
+    if (st != GUEST_OK) {
+        failure(req, json, st);
+        goto out;
+    }
+    if (!u || !u->is_guest) {
+        send_away(req, json, u, c->login_url, c->login_redirect_url,
+                  "Only a guest can create an account here.");
+        goto out;
+    }
+    guest_form_errors errors = {0};
+    guest_page page = {.kind = GUEST_PAGE_CONVERT,
+                       .errors = &errors,
+                       .next = next,
+                       .fields = v->signup.fields,
+                       .field_count = v->signup.field_count};
+    if (!form) {
+        if (json) {
+            json_success(req, u);
+        } else {
+            page.user = u;
+            page.username = c->convert_prefill_username ? u->username : "";
+            show_form(req, v, &page);
+        }
+        goto out;
+    }
+    const char *username = guest_form_get(form, "username");
+    st = guest_convert_with(req, username, guest_form_get(form, "password1"),
+                            guest_form_get(form, "password2"), &v->signup, form,
+                            &errors);
+    switch (st) {
+    case GUEST_OK:
+        if (json)
+            json_success(req, guest_req_user(req, &u) == GUEST_OK ? u : NULL);
+        else
+            redirect(req, next ? next : c->convert_redirect_url);
+        break;
+    case GUEST_ERR_NOT_GUEST:
+        /* Converted by a concurrent request (or logged out): this one
+         * changed nothing and goes where the visitor now belongs. */
+        st = guest_req_user(req, &u);
+        if (st != GUEST_OK)
+            failure(req, json, st);
+        else
+            send_away(req, json, u, c->login_url, c->login_redirect_url,
+                      "Only a guest can create an account here.");
+        break;
+    case GUEST_ERR_VALIDATION:
+    case GUEST_ERR_USERNAME_TAKEN:
+    case GUEST_ERR_RATE_LIMITED:
+        page.user = u;
+        page.username = username;
+        page.form = form;
+        if (st == GUEST_ERR_RATE_LIMITED)
+            too_many(req, v, json, &page);
+        else
+            show_errors(req, v, json, &page);
+        break;
+    default:
+        failure(req, json, st);
+        break;
+    }
+out:
+    free(next);
+    guest_form_free(form);
+}
+
+void guest_convert_success_view(guest_req *req, void *userdata)
+{
+    if (!req)
+        return;
+    const guest_views *v = options(userdata);
+    bool json = guest_req_wants_json(req);
+    if (!method_ok(req, json, true, false, "GET, HEAD"))
+        return;
+    const guest_user *u;
+    guest_status st = guest_req_user(req, &u);
+    if (st != GUEST_OK) {
+        failure(req, json, st);
+        return;
+    }
+    if (json) {
+        send_json(req, 200, json_pack("{s:o}", "user", json_user(u)));
+        return;
+    }
+    guest_form_errors errors = {0};
+    guest_page page = {.kind = GUEST_PAGE_CONVERT_SUCCESS,
+                       .user = u,
+                       .action = guest_req_path(req),
+                       .csrf_token = "",
+                       .next_field = req->ctx->cfg.redirect_field_name,
+                       .next = "",
+                       .username = "",
+                       .errors = &errors};
+    show(req, v, &page);
+}
+
+void guest_login_view(guest_req *req, void *userdata)
+{
+    if (!req)
+        return;
+    const guest_views *v = options(userdata);
+    const guest_config *c = &req->ctx->cfg;
+    bool json = guest_req_wants_json(req);
+    if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
+        return;
+    guest_form *form = NULL;
+    char *next = NULL;
+    if (is_post(req)) {
+        if (!(form = read_form(req, json)))
+            return;
+        if (!check_text(req, json, form, "username") ||
+            !check_text(req, json, form, "password") ||
+            !csrf_ok(req, json, form))
+            goto out;
+    }
+    if (!read_next(req, json, form, &next))
+        goto out;
+    const guest_user *u;
+    guest_status st = guest_req_user(req, &u);
+    if (st != GUEST_OK) {
+        failure(req, json, st);
+        goto out;
+    }
+    guest_form_errors errors = {0};
+    guest_page page = {
+        .kind = GUEST_PAGE_LOGIN, .user = u, .errors = &errors, .next = next};
+    if (!form) {
+        if (json)
+            json_success(req, u);
+        else
+            show_form(req, v, &page);
+        goto out;
+    }
+    const char *username = guest_form_get(form, "username");
+    st = guest_login(req, username, guest_form_get(form, "password"), &errors);
+    switch (st) {
+    case GUEST_OK:
+        if (json)
+            json_success(req, guest_req_user(req, &u) == GUEST_OK ? u : NULL);
+        else
+            redirect(req, next ? next : c->login_redirect_url);
+        break;
+    case GUEST_ERR_AUTH:
+    case GUEST_ERR_VALIDATION:
+        page.username = username;
+        show_errors(req, v, json, &page);
+        break;
+    case GUEST_ERR_RATE_LIMITED:
+        page.username = username;
+        too_many(req, v, json, &page);
+        break;
+    default:
+        failure(req, json, st);
+        break;
+    }
+out:
+    free(next);
+    guest_form_free(form);
+}
+
+void guest_logout_view(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    if (!req)
+        return;
+    bool json = guest_req_wants_json(req);
+    if (!method_ok(req, json, false, true, "POST"))
+        return;
+    guest_form *form = read_form(req, json);
+    if (!form)
+        return;
+    if (csrf_ok(req, json, form)) {
+        guest_status st = guest_logout(req);
+        if (st != GUEST_OK)
+            failure(req, json, st);
+        else if (json)
+            send_json(req, 200, json_pack("{s:n}", "user"));
+        else
+            redirect(req, "/");
+    }
+    guest_form_free(form);
+}

@@ -1,0 +1,134 @@
+/* The bottom layer: strings, randomness and hashes, statuses, log lines,
+ * the clock, and the context every layer shares. Calls nothing else of the
+ * library. Internal; never installed. */
+#ifndef GUESTUSER_BASE_H
+#define GUESTUSER_BASE_H
+
+#include <regex.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "guestuser/guestuser.h"
+
+#define GUEST__TOKEN_BYTES 32
+/* base64url of 32 bytes without padding */
+#define GUEST__TOKEN_CHARS 43
+#define GUEST__SHA256_BYTES 32
+/* A client's rate-limit key: "a.b.c.d", "xxxx:...::/64" or "unknown". */
+#define GUEST__CLIENT_KEY_BUF 64
+
+/* SQL texts built once per context with the schema name quoted in
+ * (store/guests.c). */
+typedef struct guest__sql {
+    char *create_guest;
+    char *resolve_session;
+    char *ping;
+} guest__sql;
+
+typedef struct guest__pool guest__pool;
+typedef struct guest__hashslots guest__hashslots;
+
+/* One trusted_proxies block; IPv4 as IPv4-mapped IPv6 (prefix + 96). */
+typedef struct guest__cidr {
+    unsigned char addr[16];
+    unsigned prefix;
+} guest__cidr;
+
+/* The context, created by core/config.c. Each field group names the file
+ * that owns it. */
+struct guest_ctx {
+    guest_config cfg; /* strings point into owned copies below */
+    char **owned;     /* every string copied from the caller's config */
+    size_t owned_count;
+    const char **agents; /* NULL-terminated copy of blocked_user_agents */
+    regex_t *agent_re;
+    size_t agent_count;
+    guest__pool *pool;
+    guest__sql sql;
+    /* names: the width guest_name_numbered draws at now; starts at
+     * name_suffix_digits and grows when that space is full. */
+    _Atomic unsigned name_digits;
+    /* names: when a failed guest creation was last logged (guest__log_every) */
+    _Atomic int64_t name_exhausted_logged_ms;
+    _Atomic int64_t name_failed_logged_ms;
+    /* hashslots.c: bounds the password hashes running at once. */
+    guest__hashslots *hash_slots;
+    /* client_addr.c: trusted_proxies, parsed */
+    guest__cidr *proxies;
+    size_t proxy_count;
+    /* hosts.c: allowed_hosts, lowercased, IPv6 in brackets; checked only
+     * when hosts_set */
+    char **hosts;
+    size_t host_count;
+    bool hosts_set;
+    _Atomic int64_t bad_host_logged;
+    /* limits.c: when the last "limit reached" lines were logged. */
+    _Atomic int64_t rate_logged;
+    _Atomic int64_t cap_logged;
+    /* signing.c: owned copies of cfg.secret_keys (NULL-terminated), wiped
+     * on free; none without keys. */
+    char **secret_keys;
+    size_t secret_key_count;
+};
+
+/* errors.c */
+guest_status guest__fail(guest_error *err, guest_status st, const char *fmt,
+                         ...) GUEST_PRINTF(3, 4);
+
+/* log.c: one line to cfg.log (or stderr). */
+void guest__log(const guest_ctx *ctx, guest_log_level level, const char *fmt,
+                ...) GUEST_PRINTF(3, 4);
+/* Like guest__log, but at most once per @p interval_ms for each @p last
+ * (a timestamp the caller keeps, 0 at first): for conditions that would
+ * otherwise log on every request. True when it logged. */
+bool guest__log_every(const guest_ctx *ctx, _Atomic int64_t *last,
+                      int64_t interval_ms, guest_log_level level,
+                      const char *fmt, ...) GUEST_PRINTF(5, 6);
+
+/* util.c */
+/* Milliseconds on the monotonic clock: every deadline in the library. */
+int64_t guest__now_ms(void);
+char *guest__strdup(const char *s);
+char *guest__asprintf(const char *fmt, ...) GUEST_PRINTF(1, 2);
+bool guest__has_ctl(const char *s);
+/* Percent-encodes every byte of @p in for which @p keep is false, as %XX
+ * with upper-case hex; caller frees (NULL when out of memory). */
+char *guest__percent_encode(const char *in, bool (*keep)(unsigned char c));
+/* Percent-encodes @p in like Python's urllib.parse.quote(in, safe="/"). */
+char *guest__url_quote(const char *in);
+/* The value of hex digit @p c, -1 when it is not one. */
+int guest__hex_value(char c);
+/* Decodes the %XX escapes of @p n bytes of @p s into @p out (n + 1 bytes),
+ * NUL-terminated; malformed escapes are kept as they are, and '+' becomes a
+ * space when @p plus_is_space (form encoding). Returns the decoded length
+ * (the result may hold NUL bytes). */
+size_t guest__percent_decode(const char *s, size_t n, char *out,
+                             bool plus_is_space);
+/* True when the media type of Content-Type value @p content_type (leading
+ * blanks, parameters and case ignored) is @p type; false for NULL. */
+bool guest__media_type_is(const char *content_type, const char *type);
+
+/* crypto.c */
+guest_status guest__random(void *buf, size_t len);
+/* Uniform random integer in [0, bound). */
+guest_status guest__random_below(uint64_t bound, uint64_t *out);
+void guest__sha256(const void *data, size_t len,
+                   unsigned char out[GUEST__SHA256_BYTES]);
+/* base64url without padding; out needs 4*ceil(len/3)+1 bytes. */
+void guest__b64url_encode(const unsigned char *in, size_t len, char *out);
+/* Decodes exactly @p outlen bytes; false for any malformed input. */
+bool guest__b64url_decode(const char *in, size_t inlen, unsigned char *out,
+                          size_t outlen);
+/* HMAC-SHA256 under @p key of @p label (with its NUL, to separate uses)
+ * followed by @p len bytes of @p data. */
+guest_status guest__hmac_sha256(const void *key, size_t keylen,
+                                const char *label, const void *data, size_t len,
+                                unsigned char out[GUEST__SHA256_BYTES]);
+
+/* words.c: the word lists of guest_name_friendly. */
+extern const char *const guest__adjectives[];
+extern const size_t guest__adjective_count;
+extern const char *const guest__nouns[];
+extern const size_t guest__noun_count;
+
+#endif

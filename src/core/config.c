@@ -1,0 +1,338 @@
+/* Defaults, validation and the shared context's life cycle. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include "core/core.h"
+
+#define GUEST__HASH_CONCURRENCY_MAX 1024u
+
+static const char *const default_agents[] = {"Googlebot",
+                                             "Mediapartners-Google",
+                                             "Bingbot",
+                                             "Slurp",
+                                             "DuckDuckBot",
+                                             "Baiduspider",
+                                             "Yandex(Mobile)?Bot",
+                                             "Sogou",
+                                             "Exabot",
+                                             "facebot",
+                                             "facebookexternalhit",
+                                             "ia_archiver",
+                                             NULL};
+
+const char *const *guest_default_blocked_agents(void)
+{
+    return default_agents;
+}
+
+const char *guest_version(void)
+{
+    return GUESTUSER_VERSION_STRING;
+}
+
+void guest_config_init(guest_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->enabled = true;
+    cfg->max_age = 1209600;
+    cfg->name_generator = guest_name_uuid;
+    cfg->name_prefix = "Guest";
+    cfg->name_suffix_digits = 4;
+    cfg->name_max_attempts = 10;
+    cfg->blocked_user_agents = default_agents;
+    cfg->login_url = "/accounts/login/";
+    cfg->login_redirect_url = "/accounts/profile/";
+    cfg->convert_url = "/convert/";
+    cfg->convert_redirect_url = "/convert/success/";
+    cfg->redirect_field_name = "next";
+    cfg->cookie_name = "sessionid";
+    cfg->cookie_path = "/";
+    cfg->cookie_samesite = "Lax";
+    cfg->db_schema = "guestuser";
+    cfg->db_pool_size = 8;
+    cfg->db_timeout_ms = 5000;
+    /* Django 6.1's PBKDF2PasswordHasher default (current as of 2026). */
+    cfg->password_iterations = 1500000;
+    cfg->password_min_length = 8;
+    cfg->password_checks = GUEST_PW_CHECK_ALL;
+    cfg->csrf_cookie_name = "csrftoken";
+    cfg->max_body_size = 65536;
+    cfg->hash_wait_ms = 2000;
+    cfg->guest_rate_window = 3600;
+}
+
+const guest_config *guest_ctx_config(const guest_ctx *ctx)
+{
+    return ctx ? &ctx->cfg : NULL;
+}
+
+/* Copies *field into storage the context owns, falling back to @p def. */
+static bool own_string(guest_ctx *ctx, const char **field, const char *def)
+{
+    const char *src = *field ? *field : def;
+    if (!src)
+        return true;
+    char **grown = realloc(ctx->owned, (ctx->owned_count + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    ctx->owned = grown;
+    char *copy = guest__strdup(src);
+    if (!copy)
+        return false;
+    ctx->owned[ctx->owned_count++] = copy;
+    *field = copy;
+    return true;
+}
+
+static bool valid_token(const char *s)
+{
+    /* Cookie names and SameSite values become header text: keep them to
+     * RFC 6265 token characters so no setting can split a header. */
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!(*s > 0x20 && *s < 0x7f) || strchr("()<>@,;:\\\"/[]?={}", *s))
+            return false;
+    return true;
+}
+
+static bool valid_schema(const char *s)
+{
+    if (!*s || strlen(s) > 63 || !((*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
+/* Hashing is CPU-bound: one core stays free for every other request. */
+static unsigned auto_hash_concurrency(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores <= 1)
+        return 1;
+    return cores - 1 > GUEST__HASH_CONCURRENCY_MAX ? GUEST__HASH_CONCURRENCY_MAX
+                                                   : (unsigned)(cores - 1);
+}
+
+static guest_status check_config(const guest_config *c, guest_error *err)
+{
+#define BAD(...) guest__fail(err, GUEST_ERR_CONFIG, __VA_ARGS__)
+    if (c->max_age <= 0)
+        return BAD("max_age must be a positive number of seconds");
+    if (!c->name_generator)
+        return BAD("name_generator must not be NULL");
+    if (c->name_suffix_digits < 1 || c->name_suffix_digits > 18)
+        return BAD("name_suffix_digits must be 1..18 (got %u)",
+                   c->name_suffix_digits);
+    if (c->name_max_attempts < 1)
+        return BAD("name_max_attempts must be at least 1");
+    if (!valid_token(c->cookie_name))
+        return BAD("cookie_name is not a valid cookie name");
+    if (strcmp(c->cookie_samesite, "Lax") &&
+        strcmp(c->cookie_samesite, "Strict") &&
+        strcmp(c->cookie_samesite, "None"))
+        return BAD("cookie_samesite must be Lax, Strict or None");
+    if (!strcmp(c->cookie_samesite, "None") && !c->cookie_secure)
+        return BAD(
+            "cookie_samesite None needs cookie_secure (browsers drop it)");
+    if (!valid_token(c->csrf_cookie_name))
+        return BAD("csrf_cookie_name is not a valid cookie name");
+    if (c->secure_proxy_header && !valid_token(c->secure_proxy_header))
+        return BAD("secure_proxy_header is not a valid header name");
+    const char *urls[] = {c->cookie_path,         c->cookie_domain,
+                          c->login_url,           c->login_redirect_url,
+                          c->convert_url,         c->convert_redirect_url,
+                          c->required_anon_url,   c->required_user_url,
+                          c->redirect_field_name, c->name_prefix};
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++)
+        if (urls[i] && (guest__has_ctl(urls[i]) || strchr(urls[i], ';')))
+            return BAD("a URL, cookie or name setting holds a control "
+                       "character or ';'");
+    if (!*c->redirect_field_name)
+        return BAD("redirect_field_name must not be empty");
+    if (strlen(c->name_prefix) > 100)
+        return BAD("name_prefix is longer than 100 bytes");
+    if (!valid_schema(c->db_schema))
+        return BAD("db_schema must match [a-z_][a-z0-9_]* (got \"%s\")",
+                   c->db_schema);
+    if (c->db_pool_size < 1 || c->db_pool_size > 1000)
+        return BAD("db_pool_size must be 1..1000");
+    /* An hour is far past any request; the cap also keeps every wait a
+     * valid poll() timeout. */
+    if (c->db_timeout_ms < 100 || c->db_timeout_ms > 3600000)
+        return BAD("db_timeout_ms must be 100..3600000 (got %u)",
+                   c->db_timeout_ms);
+    if (c->password_iterations < 1)
+        return BAD("password_iterations must be at least 1");
+    if (c->max_body_size < 1024)
+        return BAD("max_body_size must be at least 1024");
+    if (c->hash_concurrency > GUEST__HASH_CONCURRENCY_MAX)
+        return BAD("hash_concurrency must be 0 (auto) or 1..%u (got %u)",
+                   GUEST__HASH_CONCURRENCY_MAX, c->hash_concurrency);
+    if (c->hash_wait_ms > 60000)
+        return BAD("hash_wait_ms must be 0..60000 (got %u)", c->hash_wait_ms);
+    if (c->guest_rate_limit > 1000000000u)
+        return BAD("guest_rate_limit must be 0..1000000000 (got %u)",
+                   c->guest_rate_limit);
+    if (c->guest_rate_window < 1 || c->guest_rate_window > 2592000)
+        return BAD("guest_rate_window must be 1..2592000 seconds (got %u)",
+                   c->guest_rate_window);
+    if (c->guest_rate_limit_action != GUEST_RATE_ACTION_ANONYMOUS &&
+        c->guest_rate_limit_action != GUEST_RATE_ACTION_429)
+        return BAD("guest_rate_limit_action must be "
+                   "GUEST_RATE_ACTION_ANONYMOUS or GUEST_RATE_ACTION_429");
+    if (c->login_rate_limit > 1000000000u)
+        return BAD("login_rate_limit must be 0..1000000000 (got %u)",
+                   c->login_rate_limit);
+    if (c->login_address_rate_limit > 1000000000u)
+        return BAD("login_address_rate_limit must be 0..1000000000 (got %u)",
+                   c->login_address_rate_limit);
+    if (c->max_guests < 0)
+        return BAD("max_guests must not be negative");
+#undef BAD
+    return guest__check_secret_keys(c->secret_keys, err);
+}
+
+static guest_status compile_agents(guest_ctx *ctx, guest_error *err)
+{
+    size_t n = 0;
+    while (ctx->cfg.blocked_user_agents && ctx->cfg.blocked_user_agents[n])
+        n++;
+    ctx->agents = calloc(n + 1, sizeof *ctx->agents);
+    ctx->agent_re = calloc(n ? n : 1, sizeof *ctx->agent_re);
+    if (!ctx->agents || !ctx->agent_re)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        ctx->agents[i] = ctx->cfg.blocked_user_agents[i];
+        if (!own_string(ctx, &ctx->agents[i], NULL))
+            return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+        int rc = regcomp(&ctx->agent_re[i], ctx->agents[i],
+                         REG_EXTENDED | REG_ICASE | REG_NOSUB);
+        if (rc != 0) {
+            char why[128];
+            regerror(rc, &ctx->agent_re[i], why, sizeof why);
+            return guest__fail(err, GUEST_ERR_CONFIG,
+                               "blocked_user_agents[%zu] \"%s\" does not "
+                               "compile: %s",
+                               i, ctx->agents[i], why);
+        }
+        ctx->agent_count = i + 1;
+    }
+    ctx->cfg.blocked_user_agents = ctx->agents;
+    return GUEST_OK;
+}
+
+bool guest_is_blocked_agent(const guest_ctx *ctx, const char *user_agent)
+{
+    if (!ctx || !user_agent)
+        return false;
+    for (size_t i = 0; i < ctx->agent_count; i++)
+        if (regexec(&ctx->agent_re[i], user_agent, 0, NULL, 0) == 0)
+            return true;
+    return false;
+}
+
+static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
+{
+    guest_config *c = &ctx->cfg;
+    *c = *in;
+    bool ok = own_string(ctx, &c->name_prefix, "Guest") &&
+              own_string(ctx, &c->login_url, "/accounts/login/") &&
+              own_string(ctx, &c->login_redirect_url, "/accounts/profile/") &&
+              own_string(ctx, &c->convert_url, "/convert/") &&
+              own_string(ctx, &c->convert_redirect_url, "/convert/success/") &&
+              own_string(ctx, &c->required_anon_url, c->login_url) &&
+              own_string(ctx, &c->required_user_url, c->login_redirect_url) &&
+              own_string(ctx, &c->redirect_field_name, "next") &&
+              own_string(ctx, &c->cookie_name, "sessionid") &&
+              own_string(ctx, &c->cookie_path, "/") &&
+              own_string(ctx, &c->cookie_domain, NULL) &&
+              own_string(ctx, &c->cookie_samesite, "Lax") &&
+              own_string(ctx, &c->db_conninfo, "") &&
+              own_string(ctx, &c->db_schema, "guestuser") &&
+              own_string(ctx, &c->csrf_cookie_name, "csrftoken") &&
+              own_string(ctx, &c->secure_proxy_header, NULL) &&
+              own_string(ctx, &c->trusted_proxies, NULL) &&
+              own_string(ctx, &c->allowed_hosts, NULL);
+    if (c->cookie_domain && !*c->cookie_domain)
+        c->cookie_domain = NULL;
+    return ok ? GUEST_OK : GUEST_ERR_NOMEM;
+}
+
+guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
+                           guest_error *err)
+{
+    if (!cfg || !out)
+        return guest__fail(err, GUEST_ERR_INVALID, "cfg and out are required");
+    *out = NULL;
+    guest_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    guest_status st = copy_config(ctx, cfg);
+    if (st != GUEST_OK) {
+        guest__fail(err, st, "out of memory");
+        goto fail;
+    }
+    if ((st = check_config(&ctx->cfg, err)) != GUEST_OK ||
+        (st = compile_agents(ctx, err)) != GUEST_OK ||
+        (st = guest__proxies_parse(ctx, err)) != GUEST_OK ||
+        (st = guest__hosts_parse(ctx, err)) != GUEST_OK)
+        goto fail;
+    atomic_store(&ctx->name_digits, ctx->cfg.name_suffix_digits);
+    if (!ctx->cfg.hash_concurrency)
+        ctx->cfg.hash_concurrency = auto_hash_concurrency();
+    if ((st = guest__hashslots_new(ctx->cfg.hash_concurrency,
+                                   &ctx->hash_slots)) != GUEST_OK) {
+        guest__fail(err, st, "cannot create the password-hash slots");
+        goto fail;
+    }
+    if ((st = guest__keys_copy(ctx)) != GUEST_OK) {
+        guest__fail(err, st, "out of memory");
+        goto fail;
+    }
+    if ((st = guest__sql_build(&ctx->sql, &ctx->cfg)) != GUEST_OK) {
+        guest__fail(err, st, "out of memory");
+        goto fail;
+    }
+    if ((st = guest__pool_new(ctx->cfg.db_conninfo, ctx->cfg.db_pool_size,
+                              ctx->cfg.db_timeout_ms, &ctx->pool, err)) !=
+        GUEST_OK)
+        goto fail;
+    /* Migrating at start both proves the database is reachable and makes
+     * every later statement able to assume the schema exists. */
+    if ((st = guest__migrate(ctx, err)) != GUEST_OK)
+        goto fail;
+    *out = ctx;
+    return GUEST_OK;
+fail:
+    guest_ctx_free(ctx);
+    return st;
+}
+
+void guest_ctx_free(guest_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    guest__pool_free(ctx->pool);
+    guest__hashslots_free(ctx->hash_slots);
+    guest__sql_free(&ctx->sql);
+    guest__keys_free(ctx);
+    for (size_t i = 0; i < ctx->agent_count; i++)
+        regfree(&ctx->agent_re[i]);
+    free(ctx->agent_re);
+    free(ctx->agents);
+    free(ctx->proxies);
+    guest__hosts_free(ctx);
+    for (size_t i = 0; i < ctx->owned_count; i++)
+        free(ctx->owned[i]);
+    free(ctx->owned);
+    free(ctx);
+}

@@ -1,0 +1,199 @@
+/* The core layer: the request path. The context and its settings, the
+ * request and response objects, sessions and signed cookies, who the
+ * client is, the current user and guest creation, the guards and the
+ * abuse limits. Calls store/ and base/. Internal; never installed. */
+#ifndef GUESTUSER_CORE_H
+#define GUESTUSER_CORE_H
+
+#include "store/store.h"
+
+/* A signature: base64url of a full HMAC-SHA256 */
+#define GUEST__TAG_CHARS 43
+/* A signed session cookie: token "." tag */
+#define GUEST__SIGNED_TOKEN_CHARS (GUEST__TOKEN_CHARS + 1 + GUEST__TAG_CHARS)
+
+/* The request object (request.c); each field group names the file that
+ * owns it. */
+struct guest_req {
+    guest_ctx *ctx;
+    const guest_http_ops *ops;
+    void *conn;
+    char *path; /* target without the query string */
+    bool user_resolved;
+    bool has_user;
+    bool vary_cookie_sent; /* "Vary: Cookie" added once per response */
+    guest_user user;
+    int status;
+    /* accounts/csrf.c: the CSRF secret in force for this request once
+     * looked up or made, and the masked token handed out for it ("" until
+     * then). */
+    char csrf_secret[32 + 1];
+    char csrf_token[64 + 1];
+    /* client_addr.c, set in guest_req_new: the adapter's peer text, the
+     * effective client address (points at client_buf or at peer) and, when
+     * that is an IP address, its 16-byte form (IPv4 mapped) and family
+     * (AF_INET, AF_INET6; 0: none). */
+    const char *peer;
+    const char *client;
+    char client_buf[46]; /* INET6_ADDRSTRLEN */
+    unsigned char client_ip[16];
+    int client_family;
+    /* limits.c: the client's key once computed ("" until then), and the
+     * seconds a limit that refused this request asks to wait. */
+    char client_key[GUEST__CLIENT_KEY_BUF];
+    int64_t retry_after;
+};
+
+/* hosts.c */
+/* Parses allowed_hosts into ctx->hosts; GUEST_ERR_CONFIG naming the bad
+ * entry, GUEST_ERR_NOMEM. */
+guest_status guest__hosts_parse(guest_ctx *ctx, guest_error *err);
+void guest__hosts_free(guest_ctx *ctx);
+/* True when allowed_hosts is unset, or Host value @p host (NULL: missing)
+ * is well-formed and matches an entry. */
+bool guest__host_allowed(const guest_ctx *ctx, const char *host);
+
+/* client_addr.c */
+/* Parses trusted_proxies into ctx->proxies; GUEST_ERR_CONFIG naming the
+ * bad entry, GUEST_ERR_NOMEM. */
+guest_status guest__proxies_parse(guest_ctx *ctx, guest_error *err);
+/* Parses @p n bytes of @p s as one IPv4 or IPv6 address (an IPv6 zone
+ * "%eth0" is ignored) into out[16], IPv4 and IPv4-mapped IPv6 as
+ * ::ffff:a.b.c.d with *family AF_INET, else AF_INET6. */
+bool guest__parse_ip(const char *s, size_t n, unsigned char out[16],
+                     int *family);
+/* Decides the request's peer and effective client address (guest_req_new
+ * calls it once). */
+void guest__req_find_client(guest_req *req);
+/* The effective client address (see guest_req_client_addr) in binary:
+ * out[16] as IPv6, an IPv4 client as ::ffff:a.b.c.d with *family AF_INET,
+ * else AF_INET6. False (out untouched) when the adapter gave no IP
+ * address. For per-client limits: an IPv4 address or an IPv6 /64 is one
+ * client. */
+bool guest__req_client_ip(const guest_req *req, unsigned char out[16],
+                          int *family);
+
+/* request.c: the request object and its accessors. */
+/* True when the request came over HTTPS: the adapter says so, or the
+ * config's secure_proxy_header says "https". */
+bool guest__req_is_secure(const guest_req *req);
+/* The request's Host header when it may name this site in redirect
+ * targets and CSRF origins: an allowed host, or any Host when
+ * allowed_hosts is unset; NULL otherwise. */
+const char *guest__req_host(const guest_req *req);
+/* Marks the response as depending on the Cookie header, once; shared
+ * caches must not hand one visitor's page to another. */
+void guest__vary_cookie(guest_req *req);
+/* Makes the request's cached user @p user (NULL: anonymous). */
+void guest__req_set_user(guest_req *req, const guest_user *user);
+/* Forgets the cached user so the next guest_req_user() asks the database. */
+void guest__req_forget_user(guest_req *req);
+
+/* response.c */
+guest_status guest__respond_unavailable(guest_req *req);
+
+/* signing.c: cookies signed under cfg.secret_keys. */
+/* GUEST_OK when @p keys (NULL: none) is a usable secret_keys list, else
+ * GUEST_ERR_CONFIG naming the weak or missing key. */
+guest_status guest__check_secret_keys(const char *const *keys,
+                                      guest_error *err);
+/* Copies cfg.secret_keys into @p ctx and points the field at the copies. */
+guest_status guest__keys_copy(guest_ctx *ctx);
+/* Wipes and frees those copies. */
+void guest__keys_free(guest_ctx *ctx);
+/* True when the context signs its cookies. */
+bool guest__signing(const guest_ctx *ctx);
+/* The base64url tag of @p len bytes of @p value under the first key, for
+ * the use @p purpose. */
+guest_status guest__sign(const guest_ctx *ctx, const char *purpose,
+                         const char *value, size_t len,
+                         char tag[GUEST__TAG_CHARS + 1]);
+/* Index of the key under which @p tag (@p taglen characters) signs
+ * @p value for @p purpose; -1 when none does. Every key is tried, each
+ * comparison in constant time. */
+int guest__verify(const guest_ctx *ctx, const char *purpose, const char *value,
+                  size_t len, const char *tag, size_t taglen);
+
+/* session.c */
+/* The first value of cookie @p name in a Cookie header, copied into @p out
+ * (size @p size); false when absent or too long. */
+bool guest__cookie_value(const char *header, const char *name, char *out,
+                         size_t size);
+guest_status guest__session_new(char token[GUEST__TOKEN_CHARS + 1],
+                                unsigned char hash[GUEST__SHA256_BYTES]);
+bool guest__session_hash(const char *token,
+                         unsigned char hash[GUEST__SHA256_BYTES]);
+/* The session cookie value for @p token: the token itself without keys,
+ * token "." tag with them. */
+guest_status
+guest__session_cookie_make(const guest_ctx *ctx, const char *token,
+                           char out[GUEST__SIGNED_TOKEN_CHARS + 1]);
+/* SHA-256 of the token in session cookie value @p value; false for anything
+ * malformed or, with keys, not signed by one of them (no database work). */
+bool guest__session_cookie_hash(const guest_ctx *ctx, const char *value,
+                                unsigned char hash[GUEST__SHA256_BYTES]);
+guest_status guest__set_session_cookie(guest_req *req, const char *token);
+guest_status guest__clear_session_cookie(guest_req *req);
+/* Adds "Set-Cookie: name=value" with the config's Path, Domain, SameSite
+ * and Secure, Max-Age @p max_age, and HttpOnly when @p http_only. */
+guest_status guest__set_cookie(guest_req *req, const char *name,
+                               const char *value, long long max_age,
+                               bool http_only);
+
+/* names.c: guest_name_numbered with @p digits (1..GUEST__NAME_MAX_DIGITS)
+ * instead of cfg->name_suffix_digits. */
+#define GUEST__NAME_MAX_DIGITS 18
+guest_status guest__name_numbered_width(const guest_config *cfg,
+                                        unsigned digits, char *buf,
+                                        size_t size);
+
+/* limits.c */
+/* The rate-limit key of a client address (NULL or unparseable: "unknown",
+ * one shared budget): an IPv4 address (also written IPv4-mapped), or the
+ * /64 prefix of an IPv6 one. */
+void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF]);
+/* The request's client key, computed once. */
+const char *guest__req_client_key(guest_req *req);
+/* Login and conversion limits: GUEST_OK, GUEST_ERR_RATE_LIMITED (with
+ * req->retry_after) or a database status; the record calls count a
+ * failure (GUEST_ERR_AUTH, resp. GUEST_ERR_VALIDATION / _USERNAME_TAKEN)
+ * or reset the username's count after GUEST_OK. */
+guest_status guest__limit_login_check(guest_req *req, const char *username);
+void guest__limit_login_record(guest_req *req, const char *username,
+                               guest_status outcome);
+guest_status guest__limit_convert_check(guest_req *req);
+void guest__limit_convert_record(guest_req *req, guest_status outcome);
+/* 429 with Retry-After (req->retry_after) and a plain-text body; returns
+ * GUEST_ERR_RATE_LIMITED, or the adapter's failure. */
+guest_status guest__respond_rate_limited(guest_req *req);
+
+/* identity.c: who the request's user is, and making a guest. */
+/* SHA-256 of the request's well-formed session cookie; false when none. */
+bool guest__req_session_hash(guest_req *req,
+                             unsigned char hash[GUEST__SHA256_BYTES]);
+/* guest_req_create_guest; *name_failed (may be NULL) tells a failure of
+ * the name generator (an error, an implausible name, or every name taken)
+ * from the others. */
+guest_status guest__create_guest(guest_req *req, const guest_user **user,
+                                 bool *name_failed, guest_error *err);
+
+/* hashslots.c: a counting semaphore of password-hash slots, one per
+ * context, so a flood of logins cannot take every core. */
+guest_status guest__hashslots_new(unsigned n, guest__hashslots **out);
+void guest__hashslots_free(guest__hashslots *s);
+/* Takes a slot, waiting at most @p wait_ms on the monotonic clock; false
+ * when none was freed in time. */
+bool guest__hashslots_acquire(guest__hashslots *s, unsigned wait_ms);
+void guest__hashslots_release(guest__hashslots *s);
+/* The request path's wrapper around every PBKDF2 run it does: a slot of
+ * ctx within cfg.hash_wait_ms, else GUEST_ERR_BUSY (logged at most once
+ * per 10 s). Each GUEST_OK is paired with one guest__hash_slot_give(). */
+guest_status guest__hash_slot_take(guest_ctx *ctx);
+void guest__hash_slot_give(guest_ctx *ctx);
+
+/* guards.c: base?field=quote(target), as Django's redirect_to_login.
+ * Caller frees. */
+char *guest__redirect_with_next(const char *base, const char *field,
+                                const char *target);
+
+#endif

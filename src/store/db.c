@@ -1,0 +1,456 @@
+/* The one way the library runs SQL: statements with a deadline, prepared
+ * or not, on a pooled connection with the retry-once rule or inside a
+ * transaction; the transactions themselves, and the guest_db handle lent
+ * to application callbacks inside them. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "store/store.h"
+
+_Atomic unsigned long guest__db_round_trips;
+
+void guest__param_text(guest__params *p, const char *value)
+{
+    p->values[p->n] = value;
+    p->lengths[p->n] = 0;
+    p->formats[p->n] = 0;
+    p->n++;
+}
+
+void guest__param_bin(guest__params *p, const void *value, int len)
+{
+    p->values[p->n] = value;
+    p->lengths[p->n] = len;
+    p->formats[p->n] = 1;
+    p->n++;
+}
+
+static bool wait_socket(PGconn *conn, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - guest__now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc > 0)
+            return true;
+        if (rc < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+static guest_status conn_failure(PGconn *conn, bool *broken, guest_error *err,
+                                 const char *what)
+{
+    *broken = true;
+    return guest__fail_pq(err, GUEST_ERR_DB_UNAVAILABLE, what, conn);
+}
+
+/* Waits for the result of what was just queued. *sent turns true once the
+ * whole statement left: from then on it may have run, whatever happens to
+ * the connection. */
+static guest_status collect(PGconn *conn, int64_t deadline, unsigned timeout_ms,
+                            PGresult **res, bool *broken, bool *sent,
+                            guest_error *err)
+{
+    int f;
+    while ((f = PQflush(conn)) == 1)
+        if (!wait_socket(conn, POLLOUT | POLLIN, deadline))
+            goto timeout;
+    if (f < 0)
+        return conn_failure(conn, broken, err, "sending a statement");
+    *sent = true;
+
+    PGresult *last = NULL;
+    guest_status st = GUEST_OK;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            if (!wait_socket(conn, POLLIN, deadline)) {
+                PQclear(last);
+                goto timeout;
+            }
+            if (!PQconsumeInput(conn)) {
+                PQclear(last);
+                return conn_failure(conn, broken, err, "reading a result");
+            }
+        }
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
+        /* Keep the first error of a script, else the last result. */
+        ExecStatusType rs = PQresultStatus(r);
+        if (last && rs != PGRES_FATAL_ERROR &&
+            PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+    if (!last)
+        return conn_failure(conn, broken, err, "no result");
+    ExecStatusType es = PQresultStatus(last);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        if (PQstatus(conn) != CONNECTION_OK) {
+            PQclear(last);
+            return conn_failure(conn, broken, err, "statement failed");
+        }
+        const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+        st = guest__fail(err, GUEST_ERR_DB, "SQLSTATE %s: %s",
+                         state ? state : "?????", msg ? msg : "unknown");
+        /* The server shutting down or a crash recovery is an outage, not
+         * a bad statement: class 57 (operator intervention) and 08. */
+        if (state && (!strncmp(state, "57", 2) || !strncmp(state, "08", 2))) {
+            *broken = true;
+            st = GUEST_ERR_DB_UNAVAILABLE;
+            if (err)
+                err->status = st;
+        }
+    }
+    if (res)
+        *res = last;
+    else
+        PQclear(last);
+    return st;
+timeout:
+    /* The connection is mid-statement: it cannot be reused, so it is
+     * dropped (the server cancels the statement when it notices). */
+    *broken = true;
+    return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
+                       "the database did not answer within %u ms", timeout_ms);
+}
+
+static guest_status run_text(PGconn *conn, unsigned timeout_ms, const char *sql,
+                             const guest__params *p, PGresult **res,
+                             bool *broken, bool *sent, guest_error *err)
+{
+    int64_t deadline = guest__now_ms() + timeout_ms;
+    *broken = false;
+    *sent = false;
+    guest__db_round_trips++;
+    if (res)
+        *res = NULL;
+    /* Without parameters the simple protocol is used, which allows a script
+     * of several statements (migrations); with them, exactly one. */
+    int ok = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values, p->lengths,
+                                   p->formats, 0)
+               : PQsendQuery(conn, sql);
+    if (!ok)
+        return conn_failure(conn, broken, err, "sending a statement");
+    return collect(conn, deadline, timeout_ms, res, broken, sent, err);
+}
+
+static bool is_missing_statement(PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state && !strcmp(state, "26000");
+}
+
+/* Runs the named prepared statement, preparing it first on a connection
+ * that does not have it yet. Preparing on demand needs no per-connection
+ * bookkeeping and costs one extra round trip per connection, once; after
+ * that each request skips parsing and planning. */
+static guest_status run_prepared(PGconn *conn, unsigned timeout_ms,
+                                 const char *name, const char *sql,
+                                 const guest__params *p, PGresult **res,
+                                 bool *broken, bool *sent, guest_error *err)
+{
+    int64_t deadline = guest__now_ms() + timeout_ms;
+    *broken = false;
+    *sent = false;
+    *res = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        guest__db_round_trips++;
+        if (!PQsendQueryPrepared(conn, name, p->n, p->values, p->lengths,
+                                 p->formats, 0))
+            return conn_failure(conn, broken, err, "sending a statement");
+        guest_status st =
+            collect(conn, deadline, timeout_ms, res, broken, sent, err);
+        if (st != GUEST_ERR_DB || attempt || !is_missing_statement(*res))
+            return st;
+        PQclear(*res);
+        *res = NULL;
+        if (!PQsendPrepare(conn, name, sql, p->n, NULL))
+            return conn_failure(conn, broken, err, "preparing a statement");
+        bool prepared_sent;
+        st = collect(conn, deadline, timeout_ms, res, broken, &prepared_sent,
+                     err);
+        PQclear(*res);
+        *res = NULL;
+        if (st != GUEST_OK)
+            return st;
+    }
+    return GUEST_ERR_DB;
+}
+
+/* The one schema expansion (declared in store.h). */
+char *guest__schema_sql(const char *tmpl, const char *schema)
+{
+    /* The schema name was validated as [a-z_][a-z0-9_]* by the config, so
+     * quoting it needs no escaping. */
+    size_t n = 0, slen = strlen(schema);
+    for (const char *p = tmpl; *p; p++)
+        n += *p == '@' ? slen + 2 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = tmpl; *p; p++) {
+        if (*p != '@') {
+            *o++ = *p;
+            continue;
+        }
+        *o++ = '"';
+        memcpy(o, schema, slen);
+        o += slen;
+        *o++ = '"';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Sends @p sql (the text of @p s) on @p conn and waits for its result;
+ * *res gets it as guest__sql_run says. */
+static guest_status send_on(PGconn *conn, unsigned timeout_ms,
+                            const guest__stmt *s, const char *sql,
+                            PGresult **res, bool *broken, bool *sent,
+                            guest_error *err)
+{
+    static const guest__params none = {0};
+    const guest__params *p = s->params ? s->params : &none;
+    PGresult *r = NULL;
+    guest_status st =
+        s->prepared ? run_prepared(conn, timeout_ms, s->prepared, sql, p, &r,
+                                   broken, sent, err)
+                    : run_text(conn, timeout_ms, sql, s->script ? NULL : p, &r,
+                               broken, sent, err);
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return st;
+}
+
+static guest_status run_pooled(guest_ctx *ctx, const guest__stmt *s,
+                               const char *sql, PGresult **res,
+                               guest_error *err)
+{
+    guest_status st = GUEST_ERR_DB_UNAVAILABLE;
+    int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
+    /* The pool hands out connections it has just checked, yet one can still
+     * die between that check and the send; a statement that never left is
+     * sent once more on another connection. One that left may have run
+     * (a guest created, a batch deleted), so it is never repeated. Both
+     * tries share one deadline: an outage answers within db_timeout_ms. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGconn *conn;
+        st = guest__pool_acquire_by(ctx->pool, deadline, &conn, err);
+        if (st != GUEST_OK)
+            return st;
+        bool broken = false, sent = false;
+        int64_t left = deadline - guest__now_ms();
+        unsigned budget = left > 1 ? (unsigned)left : 1;
+        st = send_on(conn, budget, s, sql, res, &broken, &sent, err);
+        guest__pool_release(ctx->pool, conn, broken);
+        if (!broken || sent || guest__now_ms() >= deadline)
+            return st;
+        if (res && *res) {
+            PQclear(*res);
+            *res = NULL;
+        }
+    }
+    return st;
+}
+
+static guest_status run_in(guest_db *tx, const guest__stmt *s, const char *sql,
+                           PGresult **res, guest_error *err)
+{
+    if (!tx->conn)
+        return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    if (tx->failed != GUEST_OK)
+        return guest__fail(err, tx->failed,
+                           "an earlier statement of this transaction failed");
+    bool broken = false, sent = false;
+    guest_status st =
+        send_on(tx->conn, tx->timeout_ms, s, sql, res, &broken, &sent, err);
+    tx->broken |= broken;
+    if (st != GUEST_OK)
+        tx->failed = st;
+    return st;
+}
+
+guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
+                            PGresult **res, guest_error *err)
+{
+    if (res)
+        *res = NULL;
+    char *expanded = NULL;
+    if (s->tmpl) {
+        expanded = guest__schema_sql(s->tmpl, ctx->cfg.db_schema);
+        if (!expanded)
+            return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    }
+    const char *sql = expanded ? expanded : s->sql;
+    guest_status st =
+        tx ? run_in(tx, s, sql, res, err) : run_pooled(ctx, s, sql, res, err);
+    free(expanded);
+    return st;
+}
+
+bool guest__sql_state_is(const PGresult *res, const char *state)
+{
+    const char *got = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return got && !strcmp(got, state);
+}
+
+/* BEGIN, COMMIT and ROLLBACK on the transaction's own connection. */
+static guest_status control(PGconn *conn, unsigned timeout_ms, const char *sql,
+                            bool *broken, guest_error *err)
+{
+    bool sent;
+    const guest__stmt s = {.sql = sql, .script = true};
+    return send_on(conn, timeout_ms, &s, sql, NULL, broken, &sent, err);
+}
+
+guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
+{
+    memset(tx, 0, sizeof *tx);
+    tx->ctx = ctx;
+    tx->timeout_ms = ctx->cfg.db_timeout_ms;
+    /* A connection can die between the pool's check and BEGIN; BEGIN
+     * changes nothing, so it gets one more try, within the same deadline. */
+    int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
+    guest_status st = GUEST_ERR_DB_UNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        st = guest__pool_acquire_by(ctx->pool, deadline, &tx->conn, err);
+        if (st != GUEST_OK) {
+            tx->conn = NULL;
+            return st;
+        }
+        int64_t left = deadline - guest__now_ms();
+        bool broken = false;
+        st = control(tx->conn, left > 1 ? (unsigned)left : 1, "BEGIN", &broken,
+                     err);
+        if (st == GUEST_OK)
+            return GUEST_OK;
+        guest__pool_release(ctx->pool, tx->conn, broken);
+        tx->conn = NULL;
+        if (!broken || guest__now_ms() >= deadline)
+            break;
+    }
+    return st;
+}
+
+guest_status guest__tx_commit(guest_db *tx, guest_error *err)
+{
+    if (!tx->conn)
+        return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    /* COMMIT of a failed transaction quietly rolls back; never report that
+     * as success. */
+    if (tx->failed != GUEST_OK) {
+        guest_status st = tx->failed;
+        guest__tx_abort(tx);
+        return guest__fail(err, st, "the transaction had failed");
+    }
+    bool broken = false;
+    guest_status st = control(tx->conn, tx->timeout_ms, "COMMIT", &broken, err);
+    tx->broken |= broken;
+    /* A connection still inside a transaction is closed by the pool. */
+    guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);
+    tx->conn = NULL;
+    return st;
+}
+
+void guest__tx_abort(guest_db *tx)
+{
+    if (!tx->conn)
+        return;
+    if (!tx->broken && PQstatus(tx->conn) == CONNECTION_OK) {
+        bool broken = false;
+        control(tx->conn, tx->timeout_ms, "ROLLBACK", &broken, NULL);
+        tx->broken |= broken;
+    }
+    guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);
+    tx->conn = NULL;
+}
+
+/* True when @p sql starts (after blanks and comments) with a statement that
+ * would begin, end or split the transaction the library runs the callback
+ * in. The extended protocol runs one statement, so its first keyword is
+ * enough. */
+static bool controls_transaction(const char *sql)
+{
+    static const char *const words[] = {
+        "BEGIN", "START",     "COMMIT",  "ROLLBACK", "END",
+        "ABORT", "SAVEPOINT", "RELEASE", "PREPARE",  "SET",
+        "RESET", "DISCARD",   NULL};
+    const char *p = sql;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+               *p == '\f' || *p == '(')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            p += strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            if (!e)
+                return false; /* the server refuses it anyway */
+            p = e + 2;
+        } else {
+            break;
+        }
+    }
+    size_t n = 0;
+    while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z'))
+        n++;
+    for (const char *const *w = words; *w; w++)
+        if (strlen(*w) == n && !strncasecmp(p, *w, n))
+            return true;
+    return false;
+}
+
+guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
+                           const char *const *params, guest_error *err)
+{
+    if (!db || !sql || nparams < 0 || nparams > GUEST_DB_MAX_PARAMS ||
+        (nparams > 0 && !params))
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "db and sql required, at most %d parameters",
+                           GUEST_DB_MAX_PARAMS);
+    if (!db->conn)
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "the database handle is used outside its "
+                           "callback");
+    if (db->failed != GUEST_OK)
+        return guest__fail(err, db->failed,
+                           "an earlier statement of this transaction failed");
+    /* COMMIT or ROLLBACK from a callback would end the library's
+     * transaction and leave the rest of the operation in autocommit, half
+     * written on a later failure; SET and friends would outlive it on the
+     * pooled connection. Refused, and the operation rolls back. */
+    if (controls_transaction(sql)) {
+        db->failed = GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "transaction control and session settings are "
+                           "not allowed through guest_db_exec");
+    }
+    /* Always the extended protocol, even without parameters: it runs
+     * exactly one statement, so no text can smuggle in a second. */
+    guest__params p = {0};
+    for (int i = 0; i < nparams; i++)
+        guest__param_text(&p, params[i]);
+    const guest__stmt s = {.sql = sql, .params = &p};
+    guest_status st = guest__sql_run(db->ctx, db, &s, NULL, err);
+    /* A backstop for what the keyword check cannot see. */
+    if (st == GUEST_OK && PQtransactionStatus(db->conn) != PQTRANS_INTRANS)
+        st = guest__fail(err, GUEST_ERR_INVALID,
+                         "a callback's statement ended the library's "
+                         "transaction");
+    if (st != GUEST_OK)
+        db->failed = st;
+    return st;
+}

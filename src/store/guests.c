@@ -1,0 +1,227 @@
+/* The per-request statements: each is a single round trip. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+/* The creation statement with the limits the config turns on. Their
+ * numbers come from the validated config and go in as literals; only the
+ * client key is a parameter ($4). */
+static char *create_limited_sql(const guest_config *c)
+{
+    bool rate = c->guest_rate_limit > 0, cap = c->max_guests > 0;
+    char *cap_cte = NULL, *w_cte = NULL, *values = NULL, *upsert = NULL;
+    char window[16], limit[16];
+    snprintf(window, sizeof window, "%u", c->guest_rate_window);
+    snprintf(limit, sizeof limit, "%u", c->guest_rate_limit);
+    /* Counting every guest per request is too slow at 100k guests, and a
+     * counter row updated by every creation and deletion would serialize
+     * all creations (across all nodes) on one row lock. Instead the census
+     * row holds a count at most 2 s old: the first creation that finds it
+     * older takes its lock (SKIP LOCKED: one request at a time, nobody
+     * waits), counts all guests, checks against that and stores it; the
+     * others check against the stored count, one indexed read. So the cap
+     * may be overshot by what all nodes create within 2 s, and guests
+     * deleted since the last count still count until the next; the full
+     * count costs at most about max_guests rows, every 2 s at most. */
+    if (cap)
+        cap_cte = guest__asprintf(
+            "stale AS (SELECT id FROM @.guest_census WHERE id = 1"
+            " AND counted_at < now() - interval '2 seconds'"
+            " FOR UPDATE SKIP LOCKED),"
+            " fresh AS (SELECT count(*) AS n FROM @.guests"
+            " WHERE EXISTS (SELECT 1 FROM stale)),"
+            " cap AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM stale)"
+            " THEN (SELECT n FROM fresh) ELSE c.live END < %lld AS ok"
+            " FROM @.guest_census c WHERE c.id = 1),"
+            " census AS (UPDATE @.guest_census"
+            " SET live = (SELECT n FROM fresh), counted_at = now()"
+            " WHERE id IN (SELECT id FROM stale)),",
+            (long long)c->max_guests);
+    /* The check and the count are one upsert: a denied creation changes
+     * nothing (the client's budget refills as the window slides), and a
+     * name clash, retried with another name, is charged like a creation. */
+    if (rate) {
+        values = guest__window_values("'guest'", "$4", "''::bytea", window);
+        upsert = guest__window_upsert(limit);
+        if (values && upsert)
+            w_cte = guest__asprintf(
+                "w AS (INSERT INTO @.rate_windows AS r (kind, client,"
+                " subject, bucket, window_secs, prev_count, curr_count,"
+                " stale_at) %s%s %s RETURNING 1),",
+                values, cap ? " WHERE (SELECT ok FROM cap)" : "", upsert);
+    }
+    char *sql = NULL;
+    if ((!cap || cap_cte) && (!rate || w_cte))
+        sql = guest__asprintf(
+            "WITH %s%s"
+            " u AS (INSERT INTO @.users (username) SELECT $1 WHERE %s AND %s"
+            " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
+            " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"
+            " RETURNING user_id),"
+            " s AS (INSERT INTO @.sessions (token_hash, user_id,"
+            " expires_at) SELECT $2, user_id, now() + make_interval(secs =>"
+            " $3) FROM g RETURNING user_id)"
+            " SELECT u.id, u.username, %s, %s, %s,"
+            " extract(epoch FROM now())::float8"
+            " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = u.id)"
+            " ON true%s",
+            cap ? cap_cte : "", rate ? w_cte : "",
+            rate ? "EXISTS (SELECT 1 FROM w)" : "true",
+            cap ? "(SELECT ok FROM cap)" : "true",
+            rate ? "EXISTS (SELECT 1 FROM w)" : "true",
+            cap ? "(SELECT ok FROM cap)" : "true",
+            rate ? "win.bucket, win.prev_count, win.curr_count, "
+                   "win.window_secs"
+                 : "NULL, NULL, NULL, NULL",
+            rate ? " LEFT JOIN @.rate_windows win ON win.kind = 'guest'"
+                   " AND win.client = $4 AND win.subject = ''"
+                 : "");
+    free(cap_cte);
+    free(w_cte);
+    free(values);
+    free(upsert);
+    return sql;
+}
+
+guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
+{
+    const char *schema = cfg->db_schema;
+    /* One statement creates user, guest marker and session together: the
+     * data-modifying CTEs run atomically, and ON CONFLICT turns a name clash
+     * into zero rows instead of an error, so the caller just retries. */
+    if (cfg->guest_rate_limit || cfg->max_guests) {
+        char *tmpl = create_limited_sql(cfg);
+        sql->create_guest = tmpl ? guest__schema_sql(tmpl, schema) : NULL;
+        free(tmpl);
+    } else {
+        sql->create_guest = guest__schema_sql(
+            "WITH u AS (INSERT INTO @.users (username) VALUES ($1)"
+            " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
+            " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"
+            " RETURNING user_id),"
+            " s AS (INSERT INTO @.sessions (token_hash, user_id,"
+            " expires_at) SELECT $2, user_id, now() + make_interval(secs => "
+            "$3)"
+            " FROM g RETURNING user_id)"
+            " SELECT u.id, u.username FROM u JOIN s ON s.user_id = u.id",
+            schema);
+    }
+    sql->resolve_session = guest__schema_sql(
+        "SELECT u.id, u.username, g.user_id IS NOT NULL"
+        " FROM @.sessions s"
+        " JOIN @.users u ON u.id = s.user_id"
+        " LEFT JOIN @.guests g ON g.user_id = u.id"
+        " WHERE s.token_hash = $1 AND s.expires_at > now() AND u.is_active",
+        schema);
+    sql->ping = guest__strdup("SELECT 1");
+    if (!sql->create_guest || !sql->resolve_session || !sql->ping) {
+        guest__sql_free(sql);
+        return GUEST_ERR_NOMEM;
+    }
+    return GUEST_OK;
+}
+
+void guest__sql_free(guest__sql *sql)
+{
+    free(sql->create_guest);
+    free(sql->resolve_session);
+    free(sql->ping);
+    memset(sql, 0, sizeof *sql);
+}
+
+static void fill_user(guest_user *user, PGresult *res, bool is_guest)
+{
+    user->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(user->username, sizeof user->username, "%s",
+             PQgetvalue(res, 0, 1));
+    user->is_guest = is_guest;
+}
+
+guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
+                                       const unsigned char *token_hash,
+                                       const char *client, guest_user *user,
+                                       guest__created *outcome,
+                                       int64_t *retry_after, guest_error *err)
+{
+    const guest_config *c = &ctx->cfg;
+    bool limited = c->guest_rate_limit || c->max_guests;
+    char age[32];
+    snprintf(age, sizeof age, "%lld", (long long)c->max_age);
+    guest__params p = {0};
+    guest__param_text(&p, username);
+    guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
+    guest__param_text(&p, age);
+    if (c->guest_rate_limit)
+        guest__param_text(&p, client);
+    PGresult *res;
+    const guest__stmt s = {
+        .sql = ctx->sql.create_guest, .prepared = "guest_create", .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    *outcome = GUEST__NAME_CLASH;
+    *retry_after = 0;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        *outcome = GUEST__CREATED;
+        fill_user(user, res, true);
+    } else if (limited && PQntuples(res) == 1) {
+        if (PQgetvalue(res, 0, 3)[0] == 'f') {
+            *outcome = GUEST__AT_CAPACITY;
+        } else if (PQgetvalue(res, 0, 2)[0] == 'f') {
+            *outcome = GUEST__RATE_LIMITED;
+            *retry_after = 1;
+            /* The row as this statement saw it, before any concurrent
+             * change: close enough for a Retry-After. */
+            if (!PQgetisnull(res, 0, 4))
+                *retry_after =
+                    guest__window_wait(strtod(PQgetvalue(res, 0, 8), NULL),
+                                       strtoll(PQgetvalue(res, 0, 7), NULL, 10),
+                                       strtoll(PQgetvalue(res, 0, 4), NULL, 10),
+                                       strtoll(PQgetvalue(res, 0, 5), NULL, 10),
+                                       strtoll(PQgetvalue(res, 0, 6), NULL, 10),
+                                       c->guest_rate_limit);
+            if (*retry_after < 1)
+                *retry_after = 1;
+        }
+    }
+    PQclear(res);
+    return GUEST_OK;
+}
+
+guest_status guest__store_resolve(guest_ctx *ctx,
+                                  const unsigned char *token_hash,
+                                  guest_user *user, bool *found,
+                                  guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
+    PGresult *res;
+    const guest__stmt s = {.sql = ctx->sql.resolve_session,
+                           .prepared = "guest_resolve",
+                           .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    *found = PQntuples(res) == 1;
+    if (*found)
+        fill_user(user, res, PQgetvalue(res, 0, 2)[0] == 't');
+    PQclear(res);
+    return GUEST_OK;
+}
+
+guest_status guest_ping(guest_ctx *ctx, guest_error *err)
+{
+    if (!ctx)
+        return guest__fail(err, GUEST_ERR_INVALID, "ctx is NULL");
+    PGresult *res;
+    const guest__stmt s = {.sql = ctx->sql.ping};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
+    PQclear(res);
+    return st;
+}

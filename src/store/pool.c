@@ -1,0 +1,264 @@
+/* A fixed-size libpq connection pool shared by all server threads. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store.h"
+
+typedef struct slot {
+    PGconn *conn;
+    bool busy;
+} slot;
+
+struct guest__pool {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    slot *slots;
+    unsigned size;
+    unsigned timeout_ms;
+    char *conninfo;
+    /* "-c statement_timeout=N -c lock_timeout=N" */
+    char options[96];
+};
+
+guest_status guest__pool_new(const char *conninfo, unsigned size,
+                             unsigned timeout_ms, guest__pool **out,
+                             guest_error *err)
+{
+    guest__pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    p->slots = calloc(size, sizeof *p->slots);
+    p->conninfo = guest__strdup(conninfo ? conninfo : "");
+    if (!p->slots || !p->conninfo) {
+        free(p->slots);
+        free(p->conninfo);
+        free(p);
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    }
+    /* Check the conninfo's syntax now, so a typo is a configuration error
+     * at start rather than an outage at the first request. */
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(p->conninfo, &why);
+    if (!opts) {
+        guest__fail(err, GUEST_ERR_CONFIG, "db_conninfo: %s",
+                    why ? why : "out of memory");
+        PQfreemem(why);
+        free(p->slots);
+        free(p->conninfo);
+        free(p);
+        return GUEST_ERR_CONFIG;
+    }
+    PQconninfoFree(opts);
+    /* The client gives up on a statement after timeout_ms; the server is
+     * told the same, so an abandoned statement stops there too instead of
+     * holding its locks on a connection nobody reads any more. */
+    snprintf(p->options, sizeof p->options,
+             "-c statement_timeout=%u -c lock_timeout=%u", timeout_ms,
+             timeout_ms);
+    pthread_mutex_init(&p->lock, NULL);
+    /* Waits are measured on the monotonic clock, like every deadline here,
+     * so setting the wall clock back cannot stretch them. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->freed, &attr);
+    pthread_condattr_destroy(&attr);
+    p->size = size;
+    p->timeout_ms = timeout_ms;
+    *out = p;
+    return GUEST_OK;
+}
+
+void guest__pool_free(guest__pool *p)
+{
+    if (!p)
+        return;
+    for (unsigned i = 0; i < p->size; i++)
+        if (p->slots[i].conn)
+            PQfinish(p->slots[i].conn);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->freed);
+    free(p->slots);
+    free(p->conninfo);
+    free(p);
+}
+
+/* Server notices ("relation already exists, skipping" from idempotent
+ * migrations) are not the application's business; libpq would print them
+ * to stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* Connects without blocking past @p deadline: libpq's connect_timeout counts
+ * whole seconds per host, too coarse for a request budget. */
+static PGconn *connect_by(const guest__pool *p, int64_t deadline,
+                          guest_error *err)
+{
+    /* Ours come first: whatever the caller's conninfo (expanded from
+     * dbname) sets, application_name or options included, wins. */
+    const char *keys[] = {"application_name", "options", "dbname", NULL};
+    const char *vals[] = {"libguestuser", p->options, p->conninfo, NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (!c) {
+        guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+    while (PQstatus(c) != CONNECTION_BAD) {
+        if (ps == PGRES_POLLING_OK) {
+            PQsetnonblocking(c, 1);
+            PQsetNoticeProcessor(c, ignore_notice, NULL);
+            return c;
+        }
+        if (ps == PGRES_POLLING_FAILED)
+            break;
+        int64_t left = deadline - guest__now_ms();
+        if (left <= 0) {
+            guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
+                        "connecting to the database timed out");
+            PQfinish(c);
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c),
+                             .events = ps == PGRES_POLLING_READING ? POLLIN
+                                                                   : POLLOUT};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc > 0)
+            ps = PQconnectPoll(c);
+    }
+    guest__fail_pq(err, GUEST_ERR_DB_UNAVAILABLE, "cannot connect", c);
+    PQfinish(c);
+    return NULL;
+}
+
+static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
+{
+    for (;;) {
+        for (unsigned i = 0; i < p->size; i++) {
+            /* Prefer an open connection over opening a new one. */
+            if (!p->slots[i].busy && p->slots[i].conn) {
+                *index = i;
+                return true;
+            }
+        }
+        for (unsigned i = 0; i < p->size; i++) {
+            if (!p->slots[i].busy) {
+                *index = i;
+                return true;
+            }
+        }
+        int64_t left = deadline - guest__now_ms();
+        if (left <= 0)
+            return false;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+    }
+}
+
+/* An idle connection whose server went away (restart, failover, idle
+ * timeout) still says CONNECTION_OK until it is read; reading what is
+ * pending, without blocking, finds the goodbye before a request is spent
+ * on it. */
+static bool still_alive(PGconn *c)
+{
+    /* A server that went away left a FATAL message and then the end of the
+     * stream: the first read takes the message, a second one meets the
+     * end. Each read returns at once (the socket is non-blocking). */
+    for (int reads = 0; reads < 4; reads++) {
+        if (PQstatus(c) != CONNECTION_OK || !PQconsumeInput(c) ||
+            PQstatus(c) != CONNECTION_OK)
+            return false;
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0)
+            return !PQisBusy(c);
+        if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+            return false;
+    }
+    return false;
+}
+
+guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
+                                    PGconn **conn, guest_error *err)
+{
+    unsigned i;
+    pthread_mutex_lock(&p->lock);
+    bool got = wait_for_slot(p, deadline, &i);
+    if (got)
+        p->slots[i].busy = true;
+    PGconn *c = got ? p->slots[i].conn : NULL;
+    pthread_mutex_unlock(&p->lock);
+    if (!got)
+        return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
+                           "no database connection free within %u ms",
+                           p->timeout_ms);
+    if (c && !still_alive(c)) {
+        PQfinish(c);
+        c = NULL;
+    }
+    /* Connecting happens outside the lock so one slow connect does not
+     * stall threads that could use an idle open connection. */
+    if (!c)
+        c = connect_by(p, deadline, err);
+    pthread_mutex_lock(&p->lock);
+    p->slots[i].conn = c;
+    if (!c) {
+        p->slots[i].busy = false;
+        pthread_cond_signal(&p->freed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!c)
+        return err ? err->status : GUEST_ERR_DB_UNAVAILABLE;
+    *conn = c;
+    return GUEST_OK;
+}
+
+void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
+{
+    if (!conn)
+        return;
+    /* A connection left mid-transaction or failed is not safe to hand to
+     * the next request. */
+    bool drop = broken || PQtransactionStatus(conn) != PQTRANS_IDLE;
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->size; i++) {
+        if (p->slots[i].conn == conn) {
+            if (drop)
+                p->slots[i].conn = NULL;
+            p->slots[i].busy = false;
+            break;
+        }
+    }
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+    if (drop)
+        PQfinish(conn);
+}
+
+guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
+                            const PGconn *conn)
+{
+    /* libpq's messages end in a newline (sometimes two lines); keep the
+     * text, drop the trailing line break. */
+    const char *msg = conn ? PQerrorMessage(conn) : "";
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        n--;
+    return guest__fail(err, st, "%s: %.*s", what, (int)n, msg);
+}

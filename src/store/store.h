@@ -1,0 +1,136 @@
+/* The store layer: PostgreSQL. The connection pool, the one way to run a
+ * statement (in or out of a transaction), migrations, the guest and
+ * session rows, rate-limit windows and cleanup. Calls only base/.
+ * Internal; never installed. */
+#ifndef GUESTUSER_STORE_H
+#define GUESTUSER_STORE_H
+
+#include <libpq-fe.h>
+
+#include "base/base.h"
+
+/* A user row as the library reads it. */
+struct guest_user {
+    int64_t id;
+    bool is_guest;
+    char username[GUEST_USERNAME_BUF];
+};
+
+/* pool.c: a fixed-size, thread-safe libpq connection pool. */
+guest_status guest__pool_new(const char *conninfo, unsigned size,
+                             unsigned timeout_ms, guest__pool **out,
+                             guest_error *err);
+void guest__pool_free(guest__pool *pool);
+/* A connection, waiting for a free one or connecting until @p deadline
+ * (guest__now_ms() time): callers share one deadline per operation. */
+guest_status guest__pool_acquire_by(guest__pool *pool, int64_t deadline,
+                                    PGconn **conn, guest_error *err);
+/* @p broken: the connection failed; it is closed and reopened on demand. */
+void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
+/* @p what + libpq's last message for @p conn, in @p err. */
+guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
+                            const PGconn *conn);
+
+/* db.c: the one way the library runs SQL. */
+typedef struct guest__params {
+    int n;
+    const char *values[8];
+    int lengths[8];
+    int formats[8];
+} guest__params;
+/* Counts statements sent, so tests can hold the one-round-trip promise. */
+extern _Atomic unsigned long guest__db_round_trips;
+void guest__param_text(guest__params *p, const char *value);
+void guest__param_bin(guest__params *p, const void *value, int len);
+
+/* @p tmpl with every '@' replaced by the quoted schema name: for SQL built
+ * once per context; caller frees (NULL when out of memory). */
+char *guest__schema_sql(const char *tmpl, const char *schema);
+
+/* One statement for guest__sql_run. Exactly one of tmpl and sql. */
+typedef struct guest__stmt {
+    /* The library's SQL: every '@' stands for the quoted schema name. */
+    const char *tmpl;
+    /* SQL run as written: built with the schema already in, or the
+     * application's (guest_db_exec). */
+    const char *sql;
+    /* Runs as this prepared statement, prepared on each connection at its
+     * first use: for the statements of every request. */
+    const char *prepared;
+    /* Parameters (NULL: none). */
+    const guest__params *params;
+    /* The simple protocol: the text may be a script of several statements
+     * and takes no parameters (migrations, BEGIN/COMMIT). Otherwise the
+     * extended protocol runs exactly one statement. */
+    bool script;
+} guest__stmt;
+
+/* A transaction on one pooled connection; lent to application callbacks
+ * as a guest_db. */
+struct guest_db {
+    guest_ctx *ctx;
+    PGconn *conn;
+    unsigned timeout_ms;
+    bool broken;
+    /* The first failure inside the transaction; PostgreSQL refuses every
+     * later statement, so it decides the outcome. */
+    guest_status failed;
+};
+
+/* Runs @p s within the context's db_timeout_ms: inside @p tx when given
+ * (its first failure is kept and refuses every later statement), else on a
+ * pooled connection, sent once more on another connection when the first
+ * broke before the statement left. *res (may be NULL) gets the result to
+ * PQclear: the successful one, or on GUEST_ERR_DB the error result (for its
+ * SQLSTATE); NULL otherwise. */
+guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
+                            PGresult **res, guest_error *err);
+/* True when @p res failed with SQLSTATE @p state (e.g. "23505"). */
+bool guest__sql_state_is(const PGresult *res, const char *state);
+guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err);
+guest_status guest__tx_commit(guest_db *tx, guest_error *err);
+/* Rolls back (when still open) and returns the connection to the pool. */
+void guest__tx_abort(guest_db *tx);
+
+/* migrate.c */
+int guest__schema_version_latest(void);
+/* Brings cfg.db_schema to the latest version, in one transaction. */
+guest_status guest__migrate(guest_ctx *ctx, guest_error *err);
+
+/* guests.c: the guest, user and session rows of the request path. */
+/* The creation statement depends on which limits the config turns on. */
+guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg);
+void guest__sql_free(guest__sql *sql);
+typedef enum guest__created {
+    GUEST__CREATED,      /* user filled */
+    GUEST__NAME_CLASH,   /* try another name */
+    GUEST__RATE_LIMITED, /* *retry_after: seconds until one more fits */
+    GUEST__AT_CAPACITY   /* max_guests live guests already */
+} guest__created;
+guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
+                                       const unsigned char *token_hash,
+                                       const char *client, guest_user *user,
+                                       guest__created *outcome,
+                                       int64_t *retry_after, guest_error *err);
+guest_status guest__store_resolve(guest_ctx *ctx,
+                                  const unsigned char *token_hash,
+                                  guest_user *user, bool *found,
+                                  guest_error *err);
+
+/* windows.c: the rate_windows table's sliding-window counters. */
+/* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to
+ * the bucket of the row being inserted and adds one; with @p limit_param
+ * (an SQL expression) only while the estimate stays within it. Caller
+ * frees. */
+char *guest__window_upsert(const char *limit_param);
+/* "SELECT kind, client, subject, bucket, window_secs, 0, 1, stale_at"
+ * for an insert into rate_windows, from SQL expressions. Caller frees. */
+char *guest__window_values(const char *kind, const char *client,
+                           const char *subject, const char *window);
+/* Seconds (at least 1) until a window of @p window seconds holding @p prev
+ * and @p curr in @p bucket admits one more under @p limit at epoch time
+ * @p now; 0 when it admits one now. */
+int64_t guest__window_wait(double now, int64_t window, int64_t bucket,
+                           int64_t prev, int64_t curr, int64_t limit);
+
+#endif

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Checks the layers of src/ (docs/architecture.md): every #include "..." of a
+# file points to its own layer or one below, each layer folder holds one
+# header, named for the layer, and adapters see the public API only.
+# Usage: tests/check-layers.sh [SRC_DIR]   (default: src next to tests/)
+set -euo pipefail
+src=${1:-$(dirname "$0")/../src}
+layers=(base store core accounts) # bottom to top
+rank() {
+  local i
+  for i in "${!layers[@]}"; do
+    [ "${layers[$i]}" = "$1" ] && { echo "$i"; return; }
+  done
+  echo -1
+}
+bad=0
+fail() { echo "check-layers: $*"; bad=1; }
+
+for f in "$src"/*.c "$src"/*.h; do
+  [ -e "$f" ] && fail "${f#"$src"/} lies outside every layer folder"
+done
+for layer in "${layers[@]}"; do
+  for h in "$src/$layer"/*.h; do
+    [ -e "$h" ] || continue
+    [ "$(basename "$h")" = "$layer.h" ] ||
+      fail "$layer/$(basename "$h"): a layer has one header, $layer/$layer.h"
+  done
+done
+
+for f in "$src"/*/*.c "$src"/*/*.h; do
+  [ -e "$f" ] || continue
+  rel=${f#"$src"/}
+  layer=${rel%%/*}
+  own=$(rank "$layer")
+  if [ "$layer" != adapters ] && [ "$own" -lt 0 ]; then
+    fail "$rel: folder $layer is no layer (${layers[*]} adapters)"
+    continue
+  fi
+  while IFS= read -r inc; do
+    target=${inc#*\"}
+    target=${target%%\"*}
+    case $target in
+    guestuser/*) continue ;; # the public API: every layer may use it
+    esac
+    if [ "$layer" = adapters ]; then
+      fail "$rel includes \"$target\": adapters use the public API only"
+      continue
+    fi
+    to=${target%%/*}
+    r=$(rank "$to")
+    if [ "$target" = "$to" ] || [ "$r" -lt 0 ] || [ "$target" != "$to/$to.h" ]; then
+      fail "$rel includes \"$target\": include a layer as \"<layer>/<layer>.h\""
+    elif [ "$r" -gt "$own" ]; then
+      fail "$rel includes \"$target\": $layer may not include $to, a layer above it"
+    fi
+  done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
+done
+
+[ "$bad" = 0 ] && echo "check-layers: includes point down (${layers[*]}, adapters on top)"
+exit "$bad"
