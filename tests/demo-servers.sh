@@ -15,19 +15,21 @@ fi
 grep -q "unknown --server 'no-such-server' (this build has:" "$work/err" ||
   { echo "unclear refusal:"; cat "$work/err"; exit 1; }
 
+# Waits are bounded generously (30 s): a parallel run on a loaded machine
+# can be slow to start a server or answer.
 get() { # port path -> whole response on stdout
   exec 3<>"/dev/tcp/127.0.0.1/$1"
   printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
-  timeout 10 cat <&3
+  timeout 30 cat <&3
   exec 3<&-
 }
 
 for server in "$@"; do
   "$demo" --server "$server" --port 0 --db "$conninfo" --schema "t_demo_$server" \
-    >"$work/out" 2>"$work/log" &
+    --db-timeout-ms 30000 >"$work/out" 2>"$work/log" &
   pid=$!
   port=
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/out")
     [ -n "$port" ] && break
     kill -0 "$pid" 2>/dev/null || break

@@ -665,10 +665,10 @@ START_TEST(locked_guests_are_skipped_not_waited_for)
     ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
     PQclear(res);
 
-    long long t0 = tl_now_ms();
+    /* The lock is held until after this run: had the run waited for it,
+     * it would not return with the other nine deleted. */
     guest_cleanup_result r;
     ck_assert_int_eq(run_cleanup(ctx, NULL, &r), GUEST_OK);
-    ck_assert_int_lt(tl_now_ms() - t0, 3000);
     ck_assert_uint_eq(r.users_deleted, 9);
     ck_assert_int_eq(count(SCHEMA ".users"), 1);
 

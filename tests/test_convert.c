@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "acct_testlib.h"
+#include "testlib.h"
 
 #define SCHEMA "t_convert"
 
@@ -97,14 +97,15 @@ static void with_hook(guest_config *c)
 
 START_TEST(conversion_keeps_id_and_rotates_session)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
     char cookie[128];
-    int64_t id = at_new_guest(ctx, cookie, sizeof cookie);
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
     char old_name[GUEST_USERNAME_BUF];
-    at_text(SCHEMA, "SELECT username FROM @.users", old_name, sizeof old_name);
+    tl_text_in(SCHEMA, "SELECT username FROM @.users", old_name,
+               sizeof old_name);
 
     tl_http h;
-    conv c = simple("alice", AT_PASSWORD, AT_PASSWORD);
+    conv c = simple("alice", TL_PASSWORD, TL_PASSWORD);
     run_convert(ctx, &h, cookie, &c);
     ck_assert_int_eq(c.st, GUEST_OK);
     ck_assert_uint_eq(c.errors.count, 0);
@@ -114,25 +115,26 @@ START_TEST(conversion_keeps_id_and_rotates_session)
     ck_assert_str_eq(c.after_name, "alice");
 
     /* same row, new name and Django hash, guest marker gone, last_login */
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 1);
     char hash[256];
-    at_text(SCHEMA, "SELECT password FROM @.users WHERE username = 'alice'",
-            hash, sizeof hash);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users WHERE username = 'alice'",
+               hash, sizeof hash);
     ck_assert(!strncmp(hash, "pbkdf2_sha256$1000$", 19));
-    ck_assert(guest_password_verify(AT_PASSWORD, hash));
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"
-                                       " WHERE last_login IS NOT NULL"),
+    ck_assert(guest_password_verify(TL_PASSWORD, hash));
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE last_login IS NOT NULL"),
                      1);
 
     /* a new session and cookie; the old token is dead at once */
     char fresh[128];
     ck_assert(tl_http_cookie(&h, "sessionid", fresh, sizeof fresh));
     ck_assert_str_ne(fresh, cookie);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.sessions"), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.sessions"),
+                     1);
     bool g = true;
-    ck_assert_int_eq(at_whoami(ctx, cookie, NULL), 0);
-    ck_assert_int_eq(at_whoami(ctx, fresh, &g), id);
+    ck_assert_int_eq(tl_whoami(ctx, cookie, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, fresh, &g), id);
     ck_assert(!g);
     /* and a new CSRF secret */
     char csrf[128];
@@ -146,12 +148,12 @@ START_TEST(conversion_keeps_id_and_rotates_session)
     ck_assert_int_eq(converted.guest_rows, 0);
 
     /* converting again: not a guest, nothing changes */
-    conv again = simple("alice2", AT_PASSWORD, AT_PASSWORD);
+    conv again = simple("alice2", TL_PASSWORD, TL_PASSWORD);
     run_convert(ctx, &h, fresh, &again);
     tl_http_free(&h);
     ck_assert_int_eq(again.st, GUEST_ERR_NOT_GUEST);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"
-                                       " WHERE username = 'alice'"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE username = 'alice'"),
                      1);
     ck_assert_int_eq(converted.calls, 1);
     guest_ctx_free(ctx);
@@ -160,16 +162,16 @@ END_TEST
 
 START_TEST(anonymous_and_registered_are_not_guests)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
     tl_http h;
-    conv c = simple("bob", AT_PASSWORD, AT_PASSWORD);
+    conv c = simple("bob", TL_PASSWORD, TL_PASSWORD);
     run_convert(ctx, &h, NULL, &c);
     tl_http_free(&h);
     ck_assert_int_eq(c.st, GUEST_ERR_NOT_GUEST);
     run_convert(ctx, &h, "sessionid=garbage", &c);
     tl_http_free(&h);
     ck_assert_int_eq(c.st, GUEST_ERR_NOT_GUEST);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 0);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 0);
     ck_assert_int_eq(converted.calls, 0);
     ck_assert_int_eq(guest_convert(NULL, "a", "b", "b", NULL),
                      GUEST_ERR_INVALID);
@@ -182,50 +184,50 @@ static void assert_unchanged(guest_ctx *ctx, const char *cookie, int64_t id,
                              const char *name)
 {
     bool g = false;
-    ck_assert_int_eq(at_whoami(ctx, cookie, &g), id);
+    ck_assert_int_eq(tl_whoami(ctx, cookie, &g), id);
     ck_assert(g);
     char now[GUEST_USERNAME_BUF];
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT username FROM @.users WHERE id = %lld",
              (long long)id);
-    at_text(SCHEMA, sql, now, sizeof now);
+    tl_text_in(SCHEMA, sql, now, sizeof now);
     ck_assert_str_eq(now, name);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM @.users WHERE id = %lld AND password = ''"
              " AND last_login IS NULL",
              (long long)id);
-    ck_assert_int_eq(at_scalar(SCHEMA, sql), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 1);
 }
 
 START_TEST(invalid_input_changes_nothing)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
-    at_new_user(ctx, "taken", AT_PASSWORD);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
+    tl_new_user(ctx, "taken", TL_PASSWORD);
     char cookie[128], name[GUEST_USERNAME_BUF];
-    int64_t id = at_new_guest(ctx, cookie, sizeof cookie);
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT username FROM @.users WHERE id = %lld",
              (long long)id);
-    at_text(SCHEMA, sql, name, sizeof name);
+    tl_text_in(SCHEMA, sql, name, sizeof name);
 
     static const struct {
         const char *u, *p1, *p2;
         guest_status st;
         const char *field, *message;
     } cases[] = {
-        {"", AT_PASSWORD, AT_PASSWORD, GUEST_ERR_VALIDATION, "username",
+        {"", TL_PASSWORD, TL_PASSWORD, GUEST_ERR_VALIDATION, "username",
          "This field is required."},
-        {NULL, AT_PASSWORD, AT_PASSWORD, GUEST_ERR_VALIDATION, "username",
+        {NULL, TL_PASSWORD, TL_PASSWORD, GUEST_ERR_VALIDATION, "username",
          "This field is required."},
-        {"no spaces", AT_PASSWORD, AT_PASSWORD, GUEST_ERR_VALIDATION,
+        {"no spaces", TL_PASSWORD, TL_PASSWORD, GUEST_ERR_VALIDATION,
          "username",
          "Enter a valid username. This value may contain only letters, "
          "numbers, and @/./+/-/_ characters."},
-        {"carol", "", AT_PASSWORD, GUEST_ERR_VALIDATION, "password1",
+        {"carol", "", TL_PASSWORD, GUEST_ERR_VALIDATION, "password1",
          "This field is required."},
-        {"carol", AT_PASSWORD, NULL, GUEST_ERR_VALIDATION, "password2",
+        {"carol", TL_PASSWORD, NULL, GUEST_ERR_VALIDATION, "password2",
          "This field is required."},
-        {"carol", AT_PASSWORD, "Quartz-Lantern-59", GUEST_ERR_VALIDATION,
+        {"carol", TL_PASSWORD, "Quartz-Lantern-59", GUEST_ERR_VALIDATION,
          "password2", "The two password fields didn't match."},
         {"carol", "Qz-7", "Qz-7", GUEST_ERR_VALIDATION, "password2",
          "This password is too short. It must contain at least 8 "
@@ -237,7 +239,7 @@ START_TEST(invalid_input_changes_nothing)
         {"carolinemiller", "CarolineMiller7", "CarolineMiller7",
          GUEST_ERR_VALIDATION, "password2",
          "The password is too similar to the username."},
-        {"taken", AT_PASSWORD, AT_PASSWORD, GUEST_ERR_USERNAME_TAKEN,
+        {"taken", TL_PASSWORD, TL_PASSWORD, GUEST_ERR_USERNAME_TAKEN,
          "username", "A user with that username already exists."},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -269,7 +271,7 @@ START_TEST(invalid_input_changes_nothing)
     assert_unchanged(ctx, cookie, id, name);
 
     /* keeping the generated name is allowed (prefilled forms) */
-    conv keep = simple(name, AT_PASSWORD, AT_PASSWORD);
+    conv keep = simple(name, TL_PASSWORD, TL_PASSWORD);
     run_convert(ctx, &h, cookie, &keep);
     tl_http_free(&h);
     ck_assert_int_eq(keep.st, GUEST_OK);
@@ -279,7 +281,7 @@ END_TEST
 
 /* ---- the races ---- */
 
-static const guest_signup slow = {NULL, 0, NULL, at_slow_store, NULL};
+static const guest_signup slow = {NULL, 0, NULL, tl_slow_store, NULL};
 
 typedef struct racer {
     guest_ctx *ctx;
@@ -302,10 +304,10 @@ static void *race(void *arg)
 
 START_TEST(two_conversions_of_one_guest_one_wins)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
     for (int round = 0; round < 6; round++) {
         char cookie[128];
-        int64_t id = at_new_guest(ctx, cookie, sizeof cookie);
+        int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
         pthread_barrier_t b;
         pthread_barrier_init(&b, NULL, 2);
         racer r[2] = {0};
@@ -315,7 +317,7 @@ START_TEST(two_conversions_of_one_guest_one_wins)
             snprintf(names[i], sizeof names[i], "racer%d_%d", round, i);
             r[i].ctx = ctx;
             r[i].cookie = cookie;
-            r[i].c = simple(names[i], AT_PASSWORD, AT_PASSWORD);
+            r[i].c = simple(names[i], TL_PASSWORD, TL_PASSWORD);
             r[i].c.barrier = &b;
             r[i].c.signup = &slow;
             pthread_create(&t[i], NULL, race, &r[i]);
@@ -336,28 +338,28 @@ START_TEST(two_conversions_of_one_guest_one_wins)
         char sql[160], now[64];
         snprintf(sql, sizeof sql,
                  "SELECT username FROM @.users WHERE id = %lld", (long long)id);
-        at_text(SCHEMA, sql, now, sizeof now);
+        tl_text_in(SCHEMA, sql, now, sizeof now);
         ck_assert_str_eq(now, names[won]);
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM @.sessions WHERE user_id = %lld",
                  (long long)id);
-        ck_assert_int_eq(at_scalar(SCHEMA, sql), 1);
-        ck_assert_int_eq(at_whoami(ctx, r[won].set_cookie, NULL), id);
+        ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 1);
+        ck_assert_int_eq(tl_whoami(ctx, r[won].set_cookie, NULL), id);
     }
     ck_assert_int_eq(converted.calls, 6);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
     guest_ctx_free(ctx);
 }
 END_TEST
 
 START_TEST(two_guests_claiming_one_name_one_wins)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
     for (int round = 0; round < 6; round++) {
         char cookies[2][128];
         int64_t ids[2];
         for (int i = 0; i < 2; i++)
-            ids[i] = at_new_guest(ctx, cookies[i], sizeof cookies[i]);
+            ids[i] = tl_new_guest(ctx, cookies[i], sizeof cookies[i]);
         char name[32];
         snprintf(name, sizeof name, "claimed%d", round);
         pthread_barrier_t b;
@@ -367,7 +369,7 @@ START_TEST(two_guests_claiming_one_name_one_wins)
         for (int i = 0; i < 2; i++) {
             r[i].ctx = ctx;
             r[i].cookie = cookies[i];
-            r[i].c = simple(name, AT_PASSWORD, AT_PASSWORD);
+            r[i].c = simple(name, TL_PASSWORD, TL_PASSWORD);
             r[i].c.barrier = &b;
             r[i].c.signup = &slow;
             pthread_create(&t[i], NULL, race, &r[i]);
@@ -384,12 +386,12 @@ START_TEST(two_guests_claiming_one_name_one_wins)
         ck_assert(!r[lost].got_cookie);
         /* the loser is still a guest with its session */
         bool g = false;
-        ck_assert_int_eq(at_whoami(ctx, cookies[lost], &g), ids[lost]);
+        ck_assert_int_eq(tl_whoami(ctx, cookies[lost], &g), ids[lost]);
         ck_assert(g);
-        ck_assert_int_eq(at_whoami(ctx, r[won].set_cookie, &g), ids[won]);
+        ck_assert_int_eq(tl_whoami(ctx, r[won].set_cookie, &g), ids[won]);
         ck_assert(!g);
     }
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.guests"), 6);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 6);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -405,26 +407,26 @@ static void *create_same(void *arg)
 {
     creator *c = arg;
     pthread_barrier_wait(c->b);
-    c->st = guest_user_create(c->ctx, "sameuser", AT_PASSWORD, NULL, &c->e);
+    c->st = guest_user_create(c->ctx, "sameuser", TL_PASSWORD, NULL, &c->e);
     return NULL;
 }
 
 START_TEST(user_create_validates_and_races)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     int64_t id = 0;
     guest_form_errors e;
-    ck_assert_int_eq(guest_user_create(ctx, "dave", AT_PASSWORD, &id, &e),
+    ck_assert_int_eq(guest_user_create(ctx, "dave", TL_PASSWORD, &id, &e),
                      GUEST_OK);
     ck_assert_int_gt(id, 0);
     ck_assert_uint_eq(e.count, 0);
     char hash[256];
-    at_text(SCHEMA, "SELECT password FROM @.users WHERE username = 'dave'",
-            hash, sizeof hash);
-    ck_assert(guest_password_verify(AT_PASSWORD, hash));
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users WHERE username = 'dave'",
+               hash, sizeof hash);
+    ck_assert(guest_password_verify(TL_PASSWORD, hash));
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
 
-    ck_assert_int_eq(guest_user_create(ctx, "dave", AT_PASSWORD, NULL, &e),
+    ck_assert_int_eq(guest_user_create(ctx, "dave", TL_PASSWORD, NULL, &e),
                      GUEST_ERR_USERNAME_TAKEN);
     ck_assert_str_eq(guest_form_errors_get(&e, "username"),
                      "A user with that username already exists.");
@@ -437,11 +439,11 @@ START_TEST(user_create_validates_and_races)
     ck_assert_str_eq(guest_form_errors_get(&e, "password"),
                      "This field is required.");
     ck_assert_int_eq(
-        guest_user_create(ctx, "bad name", AT_PASSWORD, NULL, NULL),
+        guest_user_create(ctx, "bad name", TL_PASSWORD, NULL, NULL),
         GUEST_ERR_VALIDATION);
-    ck_assert_int_eq(guest_user_create(NULL, "x", AT_PASSWORD, NULL, &e),
+    ck_assert_int_eq(guest_user_create(NULL, "x", TL_PASSWORD, NULL, &e),
                      GUEST_ERR_INVALID);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 1);
 
     pthread_barrier_t b;
     pthread_barrier_init(&b, NULL, 2);
@@ -455,8 +457,8 @@ START_TEST(user_create_validates_and_races)
     ck_assert((c[0].st == GUEST_OK) != (c[1].st == GUEST_OK));
     ck_assert(c[0].st == GUEST_ERR_USERNAME_TAKEN ||
               c[1].st == GUEST_ERR_USERNAME_TAKEN);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"
-                                       " WHERE username = 'sameuser'"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE username = 'sameuser'"),
                      1);
     guest_ctx_free(ctx);
 }
@@ -532,17 +534,17 @@ static void app_tables(void)
 
 START_TEST(custom_fields_validated_and_stored_in_the_transaction)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
     app_tables();
     app a = {0};
     guest_signup su = {fields, 2, app_validate, app_store, &a};
     char cookie[128], name[GUEST_USERNAME_BUF];
-    int64_t id = at_new_guest(ctx, cookie, sizeof cookie);
-    at_text(SCHEMA, "SELECT username FROM @.users", name, sizeof name);
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    tl_text_in(SCHEMA, "SELECT username FROM @.users", name, sizeof name);
 
     /* required fields and the application's own message */
     tl_http h;
-    conv c = simple("frank", AT_PASSWORD, AT_PASSWORD);
+    conv c = simple("frank", TL_PASSWORD, TL_PASSWORD);
     c.signup = &su;
     c.form_body = "email=nope";
     run_convert(ctx, &h, cookie, &c);
@@ -560,7 +562,7 @@ START_TEST(custom_fields_validated_and_stored_in_the_transaction)
     guest_status want[] = {GUEST_ERR_HOOK, GUEST_ERR_DB, GUEST_ERR_DB};
     for (int i = 0; i < 3; i++) {
         a.mode = modes[i];
-        c = simple("frank", AT_PASSWORD, AT_PASSWORD);
+        c = simple("frank", TL_PASSWORD, TL_PASSWORD);
         c.signup = &su;
         c.form_body = "email=frank%40example.org&terms=on";
         run_convert(ctx, &h, cookie, &c);
@@ -577,7 +579,7 @@ START_TEST(custom_fields_validated_and_stored_in_the_transaction)
 
     /* success: the profile row is written with the conversion */
     a.mode = STORE_OK;
-    c = simple("frank", AT_PASSWORD, AT_PASSWORD);
+    c = simple("frank", TL_PASSWORD, TL_PASSWORD);
     c.signup = &su;
     c.form_body = "email=frank%40example.org&terms=on";
     run_convert(ctx, &h, cookie, &c);
@@ -593,11 +595,11 @@ START_TEST(custom_fields_validated_and_stored_in_the_transaction)
     /* a second guest with the same email: the app's unique index speaks,
      * the guest stays a guest */
     char cookie2[128], name2[GUEST_USERNAME_BUF];
-    int64_t id2 = at_new_guest(ctx, cookie2, sizeof cookie2);
+    int64_t id2 = tl_new_guest(ctx, cookie2, sizeof cookie2);
     snprintf(sql, sizeof sql, "SELECT username FROM @.users WHERE id = %lld",
              (long long)id2);
-    at_text(SCHEMA, sql, name2, sizeof name2);
-    c = simple("grace", AT_PASSWORD, AT_PASSWORD);
+    tl_text_in(SCHEMA, sql, name2, sizeof name2);
+    c = simple("grace", TL_PASSWORD, TL_PASSWORD);
     c.signup = &su;
     c.form_body = "email=frank%40example.org&terms=on";
     run_convert(ctx, &h, cookie2, &c);
@@ -606,8 +608,8 @@ START_TEST(custom_fields_validated_and_stored_in_the_transaction)
     ck_assert_str_eq(guest_form_errors_get(&c.errors, "email"),
                      "That email is in use.");
     assert_unchanged(ctx, cookie2, id2, name2);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"
-                                       " WHERE username = 'grace'"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE username = 'grace'"),
                      0);
     guest_ctx_free(ctx);
 }
@@ -657,13 +659,13 @@ static guest_status committing_store(guest_db *db, const guest_user *user,
 
 START_TEST(signup_callback_failures)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     char cookie[128], name[GUEST_USERNAME_BUF];
-    int64_t id = at_new_guest(ctx, cookie, sizeof cookie);
-    at_text(SCHEMA, "SELECT username FROM @.users", name, sizeof name);
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    tl_text_in(SCHEMA, "SELECT username FROM @.users", name, sizeof name);
     guest_signup su = {NULL, 0, refuse_validate, NULL, NULL};
     tl_http h;
-    conv c = simple("henry", AT_PASSWORD, AT_PASSWORD);
+    conv c = simple("henry", TL_PASSWORD, TL_PASSWORD);
     c.signup = &su;
     run_convert(ctx, &h, cookie, &c);
     tl_http_free(&h);
@@ -671,7 +673,7 @@ START_TEST(signup_callback_failures)
     assert_unchanged(ctx, cookie, id, name);
 
     guest_signup su2 = {NULL, 0, NULL, misuse_store, NULL};
-    c = simple("henry", AT_PASSWORD, AT_PASSWORD);
+    c = simple("henry", TL_PASSWORD, TL_PASSWORD);
     c.signup = &su2;
     run_convert(ctx, &h, cookie, &c);
     tl_http_free(&h);
@@ -686,7 +688,7 @@ START_TEST(signup_callback_failures)
     for (size_t i = 0; i < sizeof control / sizeof *control; i++) {
         guest_signup su3 = {NULL, 0, NULL, committing_store,
                             (void *)control[i]};
-        c = simple("henry", AT_PASSWORD, AT_PASSWORD);
+        c = simple("henry", TL_PASSWORD, TL_PASSWORD);
         c.signup = &su3;
         run_convert(ctx, &h, cookie, &c);
         tl_http_free(&h);

@@ -1,13 +1,13 @@
 /* The demo's account routes through its own route table, as a visitor goes
- * through them, and its account flags. */
+ * through them, its account flags and its server flags. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "acct_testlib.h"
-#include "demo.h"
+#include "demo_testlib.h"
+#include "routes.h"
 
 #define SCHEMA "t_demo_accounts"
 
@@ -16,35 +16,17 @@ static void setup(void)
     tl_drop_schema(SCHEMA);
 }
 
-static void demo(guest_req *req, void *ud)
-{
-    (void)ud;
-    guest_routes_handler(req, (void *)demo_routes());
-}
-
-static void get(guest_ctx *ctx, tl_http *h, const char *target,
-                const char *cookie)
-{
-    at_request(ctx, h, "GET", target, cookie, NULL, NULL, demo, NULL);
-}
-
-static void post(guest_ctx *ctx, tl_http *h, const char *target,
-                 const char *cookie, const char *body)
-{
-    at_request(ctx, h, "POST", target, cookie, NULL, body, demo, NULL);
-}
-
 START_TEST(a_visitor_signs_up_logs_out_and_in)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     tl_http h;
     /* anonymous: the home page offers to start */
-    get(ctx, &h, "/", NULL);
+    dt_get(ctx, &h, "/", NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "href=\"/allow_guest_user/\""));
     ck_assert(!tl_http_cookie(&h, "sessionid", (char[128]){0}, 128));
     tl_http_free(&h);
-    get(ctx, &h, "/accounts/profile/", NULL);
+    dt_get(ctx, &h, "/accounts/profile/", NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"),
                      "/accounts/login/?next=/accounts/profile/");
@@ -52,55 +34,57 @@ START_TEST(a_visitor_signs_up_logs_out_and_in)
 
     /* a guest: the sign-up link */
     char session[128], cookie[300];
-    get(ctx, &h, "/allow_guest_user/", NULL);
+    dt_get(ctx, &h, "/allow_guest_user/", NULL);
     ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
     tl_http_free(&h);
-    at_cookie_header(cookie, sizeof cookie, session, true);
-    get(ctx, &h, "/", cookie);
+    tl_cookie_header(cookie, sizeof cookie, session, true);
+    dt_get(ctx, &h, "/", cookie);
     ck_assert_ptr_nonnull(strstr(h.res_body, "<a href=\"/convert/\">Sign up "
                                              "and save your work!</a>"));
     tl_http_free(&h);
-    get(ctx, &h, "/accounts/profile/", cookie);
+    dt_get(ctx, &h, "/accounts/profile/", cookie);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"),
                      "/convert/?next=/accounts/profile/");
     tl_http_free(&h);
 
     /* sign up, back to the profile */
-    post(ctx, &h, "/convert/", cookie,
-         "username=demo_user&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-         "&next=%2Faccounts%2Fprofile%2F&csrfmiddlewaretoken=" AT_CSRF);
+    dt_post(ctx, &h, "/convert/", cookie,
+            "username=demo_user&password1=" TL_PASSWORD
+            "&password2=" TL_PASSWORD
+            "&next=%2Faccounts%2Fprofile%2F&csrfmiddlewaretoken=" TL_CSRF);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/accounts/profile/");
     ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
     tl_http_free(&h);
-    at_cookie_header(cookie, sizeof cookie, session, true);
-    get(ctx, &h, "/accounts/profile/", cookie);
+    tl_cookie_header(cookie, sizeof cookie, session, true);
+    dt_get(ctx, &h, "/accounts/profile/", cookie);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "demo_user"));
     tl_http_free(&h);
-    get(ctx, &h, "/", cookie);
+    dt_get(ctx, &h, "/", cookie);
     ck_assert_ptr_nonnull(strstr(h.res_body, "<strong>demo_user</strong>"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "action=\"/accounts/logout/\""));
     ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"csrfmiddlewaretoken\""));
     tl_http_free(&h);
 
     /* log out (POST only), then log in again */
-    get(ctx, &h, "/accounts/logout/", cookie);
+    dt_get(ctx, &h, "/accounts/logout/", cookie);
     ck_assert_int_eq(h.status, 405);
     tl_http_free(&h);
-    post(ctx, &h, "/accounts/logout/", cookie, "csrfmiddlewaretoken=" AT_CSRF);
+    dt_post(ctx, &h, "/accounts/logout/", cookie,
+            "csrfmiddlewaretoken=" TL_CSRF);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/");
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, session, NULL), 0);
-    post(ctx, &h, "/accounts/login/", "csrftoken=" AT_CSRF,
-         "username=demo_user&password=" AT_PASSWORD
-         "&csrfmiddlewaretoken=" AT_CSRF);
+    ck_assert_int_eq(tl_whoami(ctx, session, NULL), 0);
+    dt_post(ctx, &h, "/accounts/login/", "csrftoken=" TL_CSRF,
+            "username=demo_user&password=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/accounts/profile/");
     tl_http_free(&h);
-    get(ctx, &h, "/convert/success/", NULL);
+    dt_get(ctx, &h, "/convert/success/", NULL);
     ck_assert_int_eq(h.status, 200);
     tl_http_free(&h);
     guest_ctx_free(ctx);
@@ -214,7 +198,7 @@ START_TEST(secret_key_file_flag)
     demo_options_free(&o);
     ck_assert_ptr_null(o.cfg.secret_keys);
     tl_http h;
-    get(ctx, &h, "/allow_guest_user/", NULL);
+    dt_get(ctx, &h, "/allow_guest_user/", NULL);
     char cookie[160];
     ck_assert(tl_http_cookie(&h, "sessionid", cookie, sizeof cookie));
     tl_http_free(&h);
@@ -236,6 +220,43 @@ START_TEST(secret_key_file_flag)
 }
 END_TEST
 
+/* --allowed-hosts and --trusted-proxy reach the config: a request for
+ * another Host is refused, and X-Forwarded-For counts from the proxy. */
+START_TEST(demo_flags_set_allowed_hosts_and_trusted_proxies)
+{
+    demo_options o;
+    char *argv[] = {"demo",
+                    "--allowed-hosts",
+                    "example.com",
+                    "--trusted-proxy",
+                    "127.0.0.1/32,::1/128",
+                    NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 5, argv), 0);
+    ck_assert_str_eq(o.cfg.allowed_hosts, "example.com");
+    ck_assert_str_eq(o.cfg.trusted_proxies, "127.0.0.1/32,::1/128");
+    o.cfg.db_conninfo = tl_conninfo();
+    o.cfg.db_schema = SCHEMA;
+    o.cfg.db_timeout_ms = 30000;
+    guest_ctx *ctx = tl_ctx_new(&o.cfg);
+    /* the in-process client's peer address is 127.0.0.1, a trusted proxy */
+    tl_http h;
+    tl_http_init(&h, "GET", "/echo");
+    tl_http_add(&h, "Host", "example.com");
+    tl_http_add(&h, "X-Forwarded-For", "203.0.113.9");
+    tl_http_run(ctx, &h, tl_echo, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_msg(strstr(h.res_body, "addr=203.0.113.9\n"), "%s", h.res_body);
+    tl_http_free(&h);
+    tl_http_init(&h, "GET", "/echo");
+    tl_http_add(&h, "Host", "127.0.0.1");
+    tl_http_run(ctx, &h, tl_echo, NULL);
+    ck_assert_int_eq(h.status, 400);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+    demo_options_free(&o);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_accounts");
@@ -247,6 +268,7 @@ int main(void)
     tcase_add_test(tc, hash_flags);
     tcase_add_test(tc, limit_flags);
     tcase_add_test(tc, secret_key_file_flag);
+    tcase_add_test(tc, demo_flags_set_allowed_hosts_and_trusted_proxies);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acct_testlib.h"
-#include "demo.h"
+#include "demo_testlib.h"
 
 #define SCHEMA "t_demo_notes"
 #define GOOGLEBOT "Mozilla/5.0 (compatible; Googlebot/2.1)"
@@ -35,7 +34,7 @@ static guest_ctx *notes_ctx_with(void (*tweak)(guest_config *),
     while (argv[argc])
         argc++;
     ck_assert_int_eq(demo_parse_args(&o, argc, (char **)argv), 0);
-    guest_ctx *ctx = at_ctx(SCHEMA, tweak);
+    guest_ctx *ctx = tl_ctx(SCHEMA, tweak);
     char err[512];
     ck_assert_msg(demo_notes_start(ctx, o.notes_max, err, sizeof err) == 0,
                   "%s", err);
@@ -50,30 +49,12 @@ static guest_ctx *notes_ctx(void)
     return notes_ctx_with(demo_notes_configure, argv);
 }
 
-static void demo(guest_req *req, void *ud)
-{
-    (void)ud;
-    guest_routes_handler(req, (void *)demo_routes());
-}
-
-static void get(guest_ctx *ctx, tl_http *h, const char *target,
-                const char *cookie)
-{
-    at_request(ctx, h, "GET", target, cookie, NULL, NULL, demo, NULL);
-}
-
-static void post(guest_ctx *ctx, tl_http *h, const char *target,
-                 const char *cookie, const char *body)
-{
-    at_request(ctx, h, "POST", target, cookie, NULL, body, demo, NULL);
-}
-
 /* A new guest and its Cookie header (session + CSRF cookie). */
 static int64_t guest(guest_ctx *ctx, char *cookie, size_t size)
 {
     char session[128];
-    int64_t id = at_new_guest(ctx, session, sizeof session);
-    at_cookie_header(cookie, size, session, true);
+    int64_t id = tl_new_guest(ctx, session, sizeof session);
+    tl_cookie_header(cookie, size, session, true);
     return id;
 }
 
@@ -83,12 +64,12 @@ static long long notes_of(int64_t user)
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM @_demo.notes WHERE user_id = %lld",
              (long long)user);
-    return at_scalar(SCHEMA, sql);
+    return tl_scalar_in(SCHEMA, sql);
 }
 
 static long long all_notes(void)
 {
-    return at_scalar(SCHEMA, "SELECT count(*) FROM @_demo.notes");
+    return tl_scalar_in(SCHEMA, "SELECT count(*) FROM @_demo.notes");
 }
 
 /* POSTs a note and expects it stored (302 back to /notes/). */
@@ -96,9 +77,9 @@ static void add(guest_ctx *ctx, const char *cookie, const char *urlencoded)
 {
     tl_http h;
     static char body[16384];
-    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&body=%s",
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" TL_CSRF "&body=%s",
              urlencoded);
-    post(ctx, &h, "/notes/", cookie, body);
+    dt_post(ctx, &h, "/notes/", cookie, body);
     ck_assert_msg(h.status == 302, "add '%s': %d %s", urlencoded, h.status,
                   h.res_body ? h.res_body : "");
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/notes/");
@@ -111,7 +92,7 @@ static void refused(guest_ctx *ctx, const char *target, const char *cookie,
                     const char *body, int status, const char *text)
 {
     tl_http h;
-    post(ctx, &h, target, cookie, body);
+    dt_post(ctx, &h, target, cookie, body);
     ck_assert_msg(h.status == status, "%s '%.60s': %d, want %d", target, body,
                   h.status, status);
     ck_assert_msg(h.res_body && strstr(h.res_body, text),
@@ -123,11 +104,11 @@ START_TEST(a_first_visit_gets_a_guest_and_the_form)
 {
     guest_ctx *ctx = notes_ctx();
     tl_http h;
-    get(ctx, &h, "/notes/", NULL);
+    dt_get(ctx, &h, "/notes/", NULL);
     ck_assert_int_eq(h.status, 200);
     char session[128];
     ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.guests"), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 1);
     const char *b = h.res_body;
     ck_assert_ptr_nonnull(strstr(b, "<meta name=\"viewport\""));
     ck_assert_ptr_nonnull(strstr(b, "<a href=\"/convert/\">Sign up and save "
@@ -142,15 +123,15 @@ START_TEST(a_first_visit_gets_a_guest_and_the_form)
 
     /* the same visitor again: no new guest */
     char cookie[300];
-    at_cookie_header(cookie, sizeof cookie, session, true);
-    get(ctx, &h, "/notes/", cookie);
+    tl_cookie_header(cookie, sizeof cookie, session, true);
+    dt_get(ctx, &h, "/notes/", cookie);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     tl_http_free(&h);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 1);
 
     /* the home page links to the notes */
-    get(ctx, &h, "/", NULL);
+    dt_get(ctx, &h, "/", NULL);
     ck_assert_ptr_nonnull(strstr(h.res_body, "<a href=\"/notes/\">Notes</a>"));
     tl_http_free(&h);
     guest_ctx_free(ctx);
@@ -163,7 +144,7 @@ START_TEST(a_crawler_gets_no_cookie_no_user_and_cannot_post)
     tl_http h;
     tl_http_init(&h, "GET", "/notes/");
     tl_http_add(&h, "User-Agent", GOOGLEBOT);
-    tl_http_run(ctx, &h, demo, NULL);
+    tl_http_run(ctx, &h, dt_handler, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "Notes belong to an account."));
@@ -172,14 +153,14 @@ START_TEST(a_crawler_gets_no_cookie_no_user_and_cannot_post)
 
     tl_http_init(&h, "POST", "/notes/");
     tl_http_add(&h, "User-Agent", GOOGLEBOT);
-    tl_http_add(&h, "Cookie", "csrftoken=" AT_CSRF);
+    tl_http_add(&h, "Cookie", "csrftoken=" TL_CSRF);
     tl_http_add(&h, "Content-Type", "application/x-www-form-urlencoded");
-    h.body = "csrfmiddlewaretoken=" AT_CSRF "&body=spam";
-    tl_http_run(ctx, &h, demo, NULL);
+    h.body = "csrfmiddlewaretoken=" TL_CSRF "&body=spam";
+    tl_http_run(ctx, &h, dt_handler, NULL);
     ck_assert_int_eq(h.status, 403);
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     tl_http_free(&h);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 0);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 0);
     ck_assert_int_eq(all_notes(), 0);
     guest_ctx_free(ctx);
 }
@@ -198,7 +179,7 @@ START_TEST(notes_are_listed_newest_first_and_escaped)
     ck_assert_int_eq(notes_of(id), 3);
 
     tl_http h;
-    get(ctx, &h, "/notes/", cookie);
+    dt_get(ctx, &h, "/notes/", cookie);
     ck_assert_int_eq(h.status, 200);
     const char *b = h.res_body;
     const char *first = strstr(b, "<p>first note</p>");
@@ -228,54 +209,54 @@ START_TEST(bad_notes_are_refused_with_a_reason)
 
     /* CSRF first: no cookie, no field, a wrong token */
     refused(ctx, "/notes/", session_only,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=x", 403, "has expired");
+            "csrfmiddlewaretoken=" TL_CSRF "&body=x", 403, "has expired");
     refused(ctx, "/notes/", cookie, "body=x", 403, "has expired");
     refused(ctx, "/notes/", cookie,
             "csrfmiddlewaretoken=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef&body=x", 403,
             "has expired");
     /* the note itself */
-    refused(ctx, "/notes/", cookie, "csrfmiddlewaretoken=" AT_CSRF, 400,
+    refused(ctx, "/notes/", cookie, "csrfmiddlewaretoken=" TL_CSRF, 400,
             "Write something first.");
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=", 400,
             "Write something first.");
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=+%09%0D%0A+", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=+%09%0D%0A+", 400,
             "Write something first.");
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=a%00b", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=a%00b", 400,
             "cannot contain a NUL character");
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=caf%E9", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=caf%E9", 400,
             "must be UTF-8 text");
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=%ED%A0%80", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=%ED%A0%80", 400,
             "must be UTF-8 text"); /* a surrogate */
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=%C0%AF", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=%C0%AF", 400,
             "must be UTF-8 text"); /* overlong */
     refused(ctx, "/notes/", cookie,
-            "csrfmiddlewaretoken=" AT_CSRF "&body=a&body=b", 400,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=a&body=b", 400,
             "could not be read");
     tl_http h;
-    at_request(ctx, &h, "POST", "/notes/", cookie, "application/json",
-               "{\"body\": {\"x\": 1}}", demo, NULL);
+    tl_request(ctx, &h, "POST", "/notes/", cookie, "application/json",
+               "{\"body\": {\"x\": 1}}", dt_handler, NULL);
     ck_assert_int_eq(h.status, 400);
     ck_assert_ptr_nonnull(strstr(h.res_body, "could not be read"));
     tl_http_free(&h);
-    at_request(ctx, &h, "POST", "/notes/", cookie, "multipart/form-data", "x",
-               demo, NULL);
+    tl_request(ctx, &h, "POST", "/notes/", cookie, "multipart/form-data", "x",
+               dt_handler, NULL);
     ck_assert_int_eq(h.status, 415);
     tl_http_free(&h);
 
     /* 2001 characters: refused, and the text comes back escaped */
     static char body[16384];
     int n = snprintf(body, sizeof body,
-                     "csrfmiddlewaretoken=" AT_CSRF "&body=%%3Cb%%3E");
+                     "csrfmiddlewaretoken=" TL_CSRF "&body=%%3Cb%%3E");
     for (int i = 0; i < 1998; i++)
         body[n++] = 'x';
     body[n] = '\0';
-    post(ctx, &h, "/notes/", cookie, body);
+    dt_post(ctx, &h, "/notes/", cookie, body);
     ck_assert_int_eq(h.status, 400);
     ck_assert_ptr_nonnull(strstr(h.res_body, "at most 2000 characters long; "
                                              "this one has 2001."));
@@ -288,15 +269,15 @@ START_TEST(bad_notes_are_refused_with_a_reason)
     for (int i = 0; i < 2000; i++)
         n += snprintf(body + n, sizeof body - (size_t)n, "%%C3%%A9");
     add(ctx, cookie, body);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT length(body) FROM @_demo.notes"),
-                     2000);
+    ck_assert_int_eq(
+        tl_scalar_in(SCHEMA, "SELECT length(body) FROM @_demo.notes"), 2000);
 
     /* methods */
-    at_request(ctx, &h, "PUT", "/notes/", cookie, NULL, "", demo, NULL);
+    tl_request(ctx, &h, "PUT", "/notes/", cookie, NULL, "", dt_handler, NULL);
     ck_assert_int_eq(h.status, 405);
     ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET, HEAD, POST");
     tl_http_free(&h);
-    get(ctx, &h, "/notes/delete/", cookie);
+    dt_get(ctx, &h, "/notes/delete/", cookie);
     ck_assert_int_eq(h.status, 405);
     ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "POST");
     tl_http_free(&h);
@@ -315,38 +296,38 @@ START_TEST(a_user_deletes_only_their_own_notes)
     add(ctx, mine, "drop");
     add(ctx, theirs, "not+yours");
     char drop[32], other[32], body[128];
-    at_text(SCHEMA, "SELECT id FROM @_demo.notes WHERE body = 'drop'", drop,
-            sizeof drop);
-    at_text(SCHEMA, "SELECT id FROM @_demo.notes WHERE body = 'not yours'",
-            other, sizeof other);
+    tl_text_in(SCHEMA, "SELECT id FROM @_demo.notes WHERE body = 'drop'", drop,
+               sizeof drop);
+    tl_text_in(SCHEMA, "SELECT id FROM @_demo.notes WHERE body = 'not yours'",
+               other, sizeof other);
 
     /* someone else's note: 404, still there */
-    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s", other);
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" TL_CSRF "&id=%s", other);
     refused(ctx, "/notes/delete/", mine, body, 404, "not yours");
     ck_assert_int_eq(notes_of(them), 1);
     /* without the CSRF token, or anonymous: 403 */
     snprintf(body, sizeof body, "id=%s", drop);
     refused(ctx, "/notes/delete/", mine, body, 403, "has expired");
-    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s", drop);
-    refused(ctx, "/notes/delete/", "csrftoken=" AT_CSRF, body, 403,
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" TL_CSRF "&id=%s", drop);
+    refused(ctx, "/notes/delete/", "csrftoken=" TL_CSRF, body, 403,
             "Notes belong to an account.");
     /* not a note number */
     static const char *const bad[] = {
         "", "0", "-1", "abc", "1e3", "+1", " 1", "1%00", "1234567890123456789"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s",
+        snprintf(body, sizeof body, "csrfmiddlewaretoken=" TL_CSRF "&id=%s",
                  bad[i]);
         refused(ctx, "/notes/delete/", mine, body, 400,
                 "That is not a note number.");
     }
-    refused(ctx, "/notes/delete/", mine, "csrfmiddlewaretoken=" AT_CSRF, 400,
+    refused(ctx, "/notes/delete/", mine, "csrfmiddlewaretoken=" TL_CSRF, 400,
             "That is not a note number.");
     ck_assert_int_eq(notes_of(me), 2);
 
     /* one's own note */
     tl_http h;
-    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%s", drop);
-    post(ctx, &h, "/notes/delete/", mine, body);
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" TL_CSRF "&id=%s", drop);
+    dt_post(ctx, &h, "/notes/delete/", mine, body);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/notes/");
     tl_http_free(&h);
@@ -365,24 +346,24 @@ START_TEST(converting_keeps_the_notes)
     int64_t id = guest(ctx, cookie, sizeof cookie);
     add(ctx, cookie, "draft+of+my+novel");
     tl_http h;
-    post(ctx, &h, "/convert/", cookie,
-         "username=novelist&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-         "&csrfmiddlewaretoken=" AT_CSRF);
+    dt_post(ctx, &h, "/convert/", cookie,
+            "username=novelist&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF);
     ck_assert_int_eq(h.status, 302);
     char session[128];
     ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
     tl_http_free(&h);
-    at_cookie_header(cookie, sizeof cookie, session, true);
+    tl_cookie_header(cookie, sizeof cookie, session, true);
     bool is_guest = true;
-    ck_assert_int_eq(at_whoami(ctx, session, &is_guest), id);
+    ck_assert_int_eq(tl_whoami(ctx, session, &is_guest), id);
     ck_assert(!is_guest);
-    get(ctx, &h, "/notes/", cookie);
+    dt_get(ctx, &h, "/notes/", cookie);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "<p>draft of my novel</p>"));
     ck_assert_ptr_null(strstr(h.res_body, "Sign up and save your work!"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "Signed in as novelist"));
     tl_http_free(&h);
-    get(ctx, &h, "/", cookie);
+    dt_get(ctx, &h, "/", cookie);
     ck_assert_ptr_nonnull(
         strstr(h.res_body, "<a href=\"/notes/\">Your notes</a>"));
     tl_http_free(&h);
@@ -393,14 +374,14 @@ END_TEST
 START_TEST(a_guest_logging_into_an_account_brings_their_notes)
 {
     guest_ctx *ctx = notes_ctx();
-    int64_t user = at_new_user(ctx, "returning", AT_PASSWORD);
+    int64_t user = tl_new_user(ctx, "returning", TL_PASSWORD);
     char cookie[300];
     int64_t g = guest(ctx, cookie, sizeof cookie);
     add(ctx, cookie, "written+as+a+guest");
     tl_http h;
-    post(ctx, &h, "/accounts/login/", cookie,
-         "username=returning&password=" AT_PASSWORD
-         "&csrfmiddlewaretoken=" AT_CSRF);
+    dt_post(ctx, &h, "/accounts/login/", cookie,
+            "username=returning&password=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF);
     ck_assert_int_eq(h.status, 302);
     tl_http_free(&h);
     ck_assert_int_eq(notes_of(user), 1);
@@ -408,7 +389,7 @@ START_TEST(a_guest_logging_into_an_account_brings_their_notes)
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM @.users WHERE id = %lld",
              (long long)g);
-    ck_assert_int_eq(at_scalar(SCHEMA, sql), 0);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 0);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -419,7 +400,7 @@ START_TEST(cleanup_takes_an_expired_guests_notes_along)
     char old[300], fresh[300];
     int64_t gone = guest(ctx, old, sizeof old);
     int64_t kept = guest(ctx, fresh, sizeof fresh);
-    int64_t user = at_new_user(ctx, "registered", AT_PASSWORD);
+    int64_t user = tl_new_user(ctx, "registered", TL_PASSWORD);
     add(ctx, old, "old");
     add(ctx, fresh, "fresh");
     char sql[160];
@@ -427,12 +408,12 @@ START_TEST(cleanup_takes_an_expired_guests_notes_along)
              "INSERT INTO @_demo.notes (user_id, body) "
              "VALUES (%lld, 'mine')",
              (long long)user);
-    at_exec(SCHEMA, sql);
+    tl_exec_in(SCHEMA, sql);
     snprintf(sql, sizeof sql,
              "UPDATE @.guests SET created_at = now() - interval '2 days' "
              "WHERE user_id = %lld",
              (long long)gone);
-    at_exec(SCHEMA, sql);
+    tl_exec_in(SCHEMA, sql);
 
     guest_cleanup_options opts;
     guest_cleanup_options_init(&opts);
@@ -446,7 +427,7 @@ START_TEST(cleanup_takes_an_expired_guests_notes_along)
 
     /* the expired guest's browser is a stranger now: a new guest, no notes */
     tl_http h;
-    get(ctx, &h, "/notes/", old);
+    dt_get(ctx, &h, "/notes/", old);
     ck_assert_int_eq(h.status, 200);
     ck_assert(tl_http_cookie(&h, "sessionid", sql, sizeof sql));
     ck_assert_ptr_nonnull(strstr(h.res_body, "No notes yet."));
@@ -469,11 +450,11 @@ START_TEST(setup_is_idempotent_and_checked)
     /* not started: the notes pages say so instead of failing oddly */
     demo_notes_stop();
     tl_http h;
-    get(ctx, &h, "/notes/", cookie);
+    dt_get(ctx, &h, "/notes/", cookie);
     ck_assert_int_eq(h.status, 503);
     ck_assert_ptr_nonnull(strstr(h.res_body, "cannot be reached"));
     tl_http_free(&h);
-    post(ctx, &h, "/notes/delete/", cookie, "csrfmiddlewaretoken=" AT_CSRF);
+    dt_post(ctx, &h, "/notes/delete/", cookie, "csrfmiddlewaretoken=" TL_CSRF);
     ck_assert_int_eq(h.status, 503);
     tl_http_free(&h);
     guest_ctx_free(ctx);
@@ -508,7 +489,7 @@ static long long note_id(int64_t user, const char *body)
     snprintf(sql, sizeof sql,
              "SELECT id FROM @_demo.notes WHERE user_id = %lld AND body = '%s'",
              (long long)user, body);
-    return at_scalar(SCHEMA, sql);
+    return tl_scalar_in(SCHEMA, sql);
 }
 
 /* GETs @p target and checks it is one page of @p user's notes: "note
@@ -522,7 +503,7 @@ static const char *page_of(guest_ctx *ctx, const char *cookie,
 {
     static char next[64];
     tl_http h;
-    get(ctx, &h, target, cookie);
+    dt_get(ctx, &h, target, cookie);
     ck_assert_msg(h.status == 200, "%s: %d", target, h.status);
     const char *b = h.res_body;
     ck_assert_int_eq(occurrences(b, "<li class=\"note\">"), first - last + 1);
@@ -564,17 +545,17 @@ START_TEST(notes_come_fifty_to_a_page_with_links_to_older_ones)
              "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, "
              "'note ' || i FROM generate_series(1, 60) i",
              (long long)id);
-    at_exec(SCHEMA, sql);
+    tl_exec_in(SCHEMA, sql);
     snprintf(sql, sizeof sql,
              "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, "
              "'someone else ' || i FROM generate_series(1, 70) i",
              (long long)them);
-    at_exec(SCHEMA, sql);
+    tl_exec_in(SCHEMA, sql);
     snprintf(sql, sizeof sql,
              "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, "
              "'note ' || i FROM generate_series(61, 120) i",
              (long long)id);
-    at_exec(SCHEMA, sql);
+    tl_exec_in(SCHEMA, sql);
     ck_assert_int_eq(notes_of(id), 120);
 
     char page2[64], page3[64];
@@ -597,14 +578,14 @@ START_TEST(notes_come_fifty_to_a_page_with_links_to_older_ones)
              "DELETE FROM @_demo.notes WHERE user_id = %lld AND "
              "body IN (SELECT 'note ' || i FROM generate_series(1, 20) i)",
              (long long)id);
-    at_exec(SCHEMA, sql);
+    tl_exec_in(SCHEMA, sql);
     ck_assert_ptr_null(page_of(ctx, cookie, page2, id, 70, 21,
                                "101 of 500 notes", false, true));
 
     /* past the oldest note: an empty page that says so */
     tl_http h;
     snprintf(sql, sizeof sql, "/notes/?before=%lld", note_id(id, "note 21"));
-    get(ctx, &h, sql, cookie);
+    dt_get(ctx, &h, sql, cookie);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "No older notes."));
     ck_assert_ptr_null(strstr(h.res_body, "No notes yet."));
@@ -615,16 +596,16 @@ START_TEST(notes_come_fifty_to_a_page_with_links_to_older_ones)
     /* a delete on an older page comes back to that page */
     char body[160];
     snprintf(body, sizeof body,
-             "csrfmiddlewaretoken=" AT_CSRF "&id=%lld&before=%s",
+             "csrfmiddlewaretoken=" TL_CSRF "&id=%lld&before=%s",
              note_id(id, "note 30"), page2 + strlen("/notes/?before="));
-    post(ctx, &h, "/notes/delete/", cookie, body);
+    dt_post(ctx, &h, "/notes/delete/", cookie, body);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), page2);
     tl_http_free(&h);
     snprintf(body, sizeof body,
-             "csrfmiddlewaretoken=" AT_CSRF "&id=%lld&before=junk",
+             "csrfmiddlewaretoken=" TL_CSRF "&id=%lld&before=junk",
              note_id(id, "note 31"));
-    post(ctx, &h, "/notes/delete/", cookie, body);
+    dt_post(ctx, &h, "/notes/delete/", cookie, body);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(tl_http_res_header(&h, "Location"), "/notes/");
     tl_http_free(&h);
@@ -655,7 +636,7 @@ START_TEST(a_malformed_page_is_a_400)
     };
     tl_http h;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        get(ctx, &h, bad[i], cookie);
+        dt_get(ctx, &h, bad[i], cookie);
         ck_assert_msg(h.status == 400, "%s: %d", bad[i], h.status);
         ck_assert_ptr_nonnull(
             strstr(h.res_body, "That is not a page of notes"));
@@ -664,18 +645,18 @@ START_TEST(a_malformed_page_is_a_400)
         tl_http_free(&h);
     }
     /* from a stranger: the 400 makes no guest */
-    get(ctx, &h, "/notes/?before=x", NULL);
+    dt_get(ctx, &h, "/notes/?before=x", NULL);
     ck_assert_int_eq(h.status, 400);
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     tl_http_free(&h);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 1);
     /* other parameters are not about pages: the newest notes */
-    get(ctx, &h, "/notes/?utm_source=x&page=3", cookie);
+    dt_get(ctx, &h, "/notes/?utm_source=x&page=3", cookie);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "<p>kept</p>"));
     tl_http_free(&h);
     /* a large but well-formed id: every note is older */
-    get(ctx, &h, "/notes/?before=999999999999999999", cookie);
+    dt_get(ctx, &h, "/notes/?before=999999999999999999", cookie);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "<p>kept</p>"));
     tl_http_free(&h);
@@ -704,14 +685,14 @@ START_TEST(a_user_cannot_keep_more_than_notes_max)
     add(ctx, cookie, "one");
     add(ctx, cookie, "two");
     tl_http h;
-    get(ctx, &h, "/notes/", cookie);
+    dt_get(ctx, &h, "/notes/", cookie);
     ck_assert_ptr_nonnull(strstr(h.res_body, "2 of 3 notes"));
     tl_http_free(&h);
     add(ctx, cookie, "three");
 
     /* the fourth: the form again with the reason and the text, no row */
-    post(ctx, &h, "/notes/", cookie,
-         "csrfmiddlewaretoken=" AT_CSRF "&body=four+%3Cb%3E");
+    dt_post(ctx, &h, "/notes/", cookie,
+            "csrfmiddlewaretoken=" TL_CSRF "&body=four+%3Cb%3E");
     ck_assert_int_eq(h.status, 409);
     ck_assert_ptr_nonnull(
         strstr(h.res_body, "<p class=\"error\" id=\"body_error\">An account "
@@ -732,15 +713,15 @@ START_TEST(a_user_cannot_keep_more_than_notes_max)
              "INSERT INTO @_demo.notes (user_id, body) SELECT %lld, 'more' "
              "FROM generate_series(1, 3)",
              (long long)them);
-    at_exec(SCHEMA, sql);
-    refused(ctx, "/notes/", other, "csrfmiddlewaretoken=" AT_CSRF "&body=x",
+    tl_exec_in(SCHEMA, sql);
+    refused(ctx, "/notes/", other, "csrfmiddlewaretoken=" TL_CSRF "&body=x",
             409, "4 of 3 notes");
     ck_assert_int_eq(notes_of(them), 4);
     /* deleting one makes room */
     char body[128];
-    snprintf(body, sizeof body, "csrfmiddlewaretoken=" AT_CSRF "&id=%lld",
+    snprintf(body, sizeof body, "csrfmiddlewaretoken=" TL_CSRF "&id=%lld",
              note_id(id, "one"));
-    post(ctx, &h, "/notes/delete/", cookie, body);
+    dt_post(ctx, &h, "/notes/delete/", cookie, body);
     ck_assert_int_eq(h.status, 302);
     tl_http_free(&h);
     add(ctx, cookie, "four");
@@ -769,7 +750,7 @@ static void *race(void *arg)
     racer *r = arg;
     tl_http h;
     pthread_barrier_wait(r->start);
-    post(r->ctx, &h, "/notes/", r->cookie, r->body);
+    dt_post(r->ctx, &h, "/notes/", r->cookie, r->body);
     r->status = h.status;
     tl_http_free(&h);
     return NULL;
@@ -802,7 +783,7 @@ START_TEST(posts_at_once_never_pass_the_limit)
         for (int i = 0; i < RACERS; i++) {
             r[i] = (racer){.ctx = ctx, .cookie = cookie, .start = &start};
             snprintf(r[i].body, sizeof r[i].body,
-                     "csrfmiddlewaretoken=" AT_CSRF "&body=racer+%d", i);
+                     "csrfmiddlewaretoken=" TL_CSRF "&body=racer+%d", i);
             ck_assert_int_eq(pthread_create(&t[i], NULL, race, &r[i]), 0);
         }
         int stored = 0, refused = 0;

@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 #include "accounts/accounts.h"
-#include "acct_testlib.h"
+#include "testlib.h"
 
 #define SCHEMA "t_hashing"
 #define LOGIN_FORM(user, pw)                                                   \
-    "username=" user "&password=" pw "&csrfmiddlewaretoken=" AT_CSRF
+    "username=" user "&password=" pw "&csrfmiddlewaretoken=" TL_CSRF
 
 static void setup(void)
 {
@@ -63,24 +63,24 @@ static void stored_hash(const char *username, char *out, size_t size)
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT password FROM @.users WHERE username = '%s'", username);
-    at_text(SCHEMA, sql, out, size);
+    tl_text_in(SCHEMA, sql, out, size);
 }
 
 START_TEST(every_login_outcome_spends_the_configured_iterations)
 {
     /* users stored at 500 and 5000 iterations, then a context at 1000 */
-    guest_ctx *c500 = at_ctx(SCHEMA, iterations_500);
-    at_new_user(c500, "low", AT_PASSWORD);
-    at_new_user(c500, "low2", AT_PASSWORD);
+    guest_ctx *c500 = tl_ctx(SCHEMA, iterations_500);
+    tl_new_user(c500, "low", TL_PASSWORD);
+    tl_new_user(c500, "low2", TL_PASSWORD);
     guest_ctx_free(c500);
-    guest_ctx *c5000 = at_ctx(SCHEMA, iterations_5000);
-    at_new_user(c5000, "high", AT_PASSWORD);
+    guest_ctx *c5000 = tl_ctx(SCHEMA, iterations_5000);
+    tl_new_user(c5000, "high", TL_PASSWORD);
     guest_ctx_free(c5000);
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
-    at_new_user(ctx, "same", AT_PASSWORD);
-    at_new_user(ctx, "broken", AT_PASSWORD);
-    at_exec(SCHEMA, "UPDATE @.users SET password = '!' || password"
-                    " WHERE username = 'broken'");
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_new_user(ctx, "same", TL_PASSWORD);
+    tl_new_user(ctx, "broken", TL_PASSWORD);
+    tl_exec_in(SCHEMA, "UPDATE @.users SET password = '!' || password"
+                       " WHERE username = 'broken'");
     char long_name[GUEST_USERNAME_MAX_CHARS + 2];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
@@ -93,16 +93,16 @@ START_TEST(every_login_outcome_spends_the_configured_iterations)
         /* a cheaper stored hash: checked, then one at the configured count
          * thrown away, so it costs no less than an unknown name */
         {"low", "wrong-password-1", GUEST_ERR_AUTH, 500 + 1000},
-        {"nobody", AT_PASSWORD, GUEST_ERR_AUTH, 1000},
-        {"broken", AT_PASSWORD, GUEST_ERR_AUTH, 1000},
-        {long_name, AT_PASSWORD, GUEST_ERR_AUTH, 1000},
+        {"nobody", TL_PASSWORD, GUEST_ERR_AUTH, 1000},
+        {"broken", TL_PASSWORD, GUEST_ERR_AUTH, 1000},
+        {long_name, TL_PASSWORD, GUEST_ERR_AUTH, 1000},
         {"same", "wrong-password-1", GUEST_ERR_AUTH, 1000},
-        {"same", AT_PASSWORD, GUEST_OK, 1000},
+        {"same", TL_PASSWORD, GUEST_OK, 1000},
         /* success on the cheaper hash: the second hash is its upgrade */
-        {"low2", AT_PASSWORD, GUEST_OK, 500 + 1000},
+        {"low2", TL_PASSWORD, GUEST_OK, 500 + 1000},
         /* a dearer one is checked at its own count and kept */
         {"high", "wrong-password-1", GUEST_ERR_AUTH, 5000},
-        {"high", AT_PASSWORD, GUEST_OK, 5000},
+        {"high", TL_PASSWORD, GUEST_OK, 5000},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         guest_status st;
@@ -120,12 +120,12 @@ START_TEST(every_login_outcome_spends_the_configured_iterations)
     ck_assert(!strncmp(hash, "pbkdf2_sha256$500$", 18));
     stored_hash("low2", hash, sizeof hash);
     ck_assert(!strncmp(hash, "pbkdf2_sha256$1000$", 19));
-    ck_assert(guest_password_verify(AT_PASSWORD, hash));
+    ck_assert(guest_password_verify(TL_PASSWORD, hash));
     stored_hash("high", hash, sizeof hash);
     ck_assert(!strncmp(hash, "pbkdf2_sha256$5000$", 19));
     /* the upgraded user now costs the configured count only */
     guest_status st;
-    ck_assert_uint_eq(login_cost(ctx, "low2", AT_PASSWORD, &st), 1000);
+    ck_assert_uint_eq(login_cost(ctx, "low2", TL_PASSWORD, &st), 1000);
     ck_assert_int_eq(st, GUEST_OK);
     guest_ctx_free(ctx);
 }
@@ -216,23 +216,23 @@ static void one_slot_200ms_logged(guest_config *c)
 
 START_TEST(a_login_without_a_slot_answers_503)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, one_slot_200ms_logged);
-    at_new_user(ctx, "alice", AT_PASSWORD);
+    guest_ctx *ctx = tl_ctx(SCHEMA, one_slot_200ms_logged);
+    tl_new_user(ctx, "alice", TL_PASSWORD);
     /* another request is hashing */
     ck_assert_int_eq(guest__hash_slot_take(ctx), GUEST_OK);
 
     unsigned long long runs = atomic_load(&guest__pbkdf2_runs);
     guest_status st;
-    login_cost(ctx, "alice", AT_PASSWORD, &st);
+    login_cost(ctx, "alice", TL_PASSWORD, &st);
     ck_assert_int_eq(st, GUEST_ERR_BUSY);
-    login_cost(ctx, "nobody", AT_PASSWORD, &st);
+    login_cost(ctx, "nobody", TL_PASSWORD, &st);
     ck_assert_int_eq(st, GUEST_ERR_BUSY);
     ck_assert_uint_eq(atomic_load(&guest__pbkdf2_runs), runs);
 
     /* through the login view: 503, Retry-After, a short message */
     tl_http h;
-    at_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, NULL,
-               LOGIN_FORM("alice", AT_PASSWORD), guest_login_view, NULL);
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               LOGIN_FORM("alice", TL_PASSWORD), guest_login_view, NULL);
     ck_assert_int_eq(h.status, 503);
     ck_assert_str_eq(tl_http_res_header(&h, "Retry-After"), "1");
     ck_assert_ptr_nonnull(strstr(h.res_body, "try again"));
@@ -244,9 +244,9 @@ START_TEST(a_login_without_a_slot_answers_503)
     tl_http_init(&h, "POST", "/accounts/login/");
     tl_http_add(&h, "Host", "testserver");
     tl_http_add(&h, "Accept", "application/json");
-    tl_http_add(&h, "Cookie", "csrftoken=" AT_CSRF);
+    tl_http_add(&h, "Cookie", "csrftoken=" TL_CSRF);
     tl_http_add(&h, "Content-Type", "application/x-www-form-urlencoded");
-    h.body = LOGIN_FORM("alice", AT_PASSWORD);
+    h.body = LOGIN_FORM("alice", TL_PASSWORD);
     tl_http_run(ctx, &h, guest_login_view, NULL);
     ck_assert_int_eq(h.status, 503);
     ck_assert_str_eq(tl_http_res_header(&h, "Content-Type"),
@@ -257,22 +257,22 @@ START_TEST(a_login_without_a_slot_answers_503)
 
     /* conversion and guest_user_create wait for the same slots */
     char cookie[128], both[300];
-    at_new_guest(ctx, cookie, sizeof cookie);
-    snprintf(both, sizeof both, "%s; csrftoken=" AT_CSRF, cookie);
-    at_request(ctx, &h, "POST", "/convert/", both, NULL,
-               "username=newname&password1=" AT_PASSWORD
-               "&password2=" AT_PASSWORD "&csrfmiddlewaretoken=" AT_CSRF,
+    tl_new_guest(ctx, cookie, sizeof cookie);
+    snprintf(both, sizeof both, "%s; csrftoken=" TL_CSRF, cookie);
+    tl_request(ctx, &h, "POST", "/convert/", both, NULL,
+               "username=newname&password1=" TL_PASSWORD
+               "&password2=" TL_PASSWORD "&csrfmiddlewaretoken=" TL_CSRF,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 503);
     ck_assert_str_eq(tl_http_res_header(&h, "Retry-After"), "1");
     tl_http_free(&h);
     bool is_guest = false;
-    ck_assert_int_ne(at_whoami(ctx, cookie, &is_guest), 0);
+    ck_assert_int_ne(tl_whoami(ctx, cookie, &is_guest), 0);
     ck_assert(is_guest);
-    ck_assert_int_eq(guest_user_create(ctx, "bob", AT_PASSWORD, NULL, NULL),
+    ck_assert_int_eq(guest_user_create(ctx, "bob", TL_PASSWORD, NULL, NULL),
                      GUEST_ERR_BUSY);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"
-                                       " WHERE username = 'bob'"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE username = 'bob'"),
                      0);
     ck_assert_uint_eq(atomic_load(&guest__pbkdf2_runs), runs);
     /* a flood logs one line, not one per request */
@@ -280,16 +280,16 @@ START_TEST(a_login_without_a_slot_answers_503)
 
     /* the slot comes back: everything works again */
     guest__hash_slot_give(ctx);
-    at_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, NULL,
-               LOGIN_FORM("alice", AT_PASSWORD), guest_login_view, NULL);
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               LOGIN_FORM("alice", TL_PASSWORD), guest_login_view, NULL);
     ck_assert_int_eq(h.status, 302);
     tl_http_free(&h);
-    ck_assert_int_eq(guest_user_create(ctx, "bob", AT_PASSWORD, NULL, NULL),
+    ck_assert_int_eq(guest_user_create(ctx, "bob", TL_PASSWORD, NULL, NULL),
                      GUEST_OK);
     /* pages that hash nothing never wait for a slot */
     ck_assert_int_eq(guest__hash_slot_take(ctx), GUEST_OK);
-    ck_assert_int_ne(at_whoami(ctx, cookie, NULL), 0);
-    at_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
+    ck_assert_int_ne(tl_whoami(ctx, cookie, NULL), 0);
+    tl_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
                guest_login_view, NULL);
     ck_assert_int_eq(h.status, 200);
     tl_http_free(&h);
@@ -300,14 +300,14 @@ END_TEST
 
 START_TEST(a_login_waits_for_a_slot_freed_in_time)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, one_slot_long_wait);
-    at_new_user(ctx, "alice", AT_PASSWORD);
+    guest_ctx *ctx = tl_ctx(SCHEMA, one_slot_long_wait);
+    tl_new_user(ctx, "alice", TL_PASSWORD);
     ck_assert_int_eq(guest__hash_slot_take(ctx), GUEST_OK);
     giver g = {.ctx = ctx};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, give_later, &g), 0);
     guest_status st;
-    login_cost(ctx, "alice", AT_PASSWORD, &st);
+    login_cost(ctx, "alice", TL_PASSWORD, &st);
     pthread_join(t, NULL);
     ck_assert_int_eq(st, GUEST_OK);
     /* and gave its slot back */

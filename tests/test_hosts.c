@@ -8,8 +8,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "acct_testlib.h"
 #include "core/core.h"
+#include "testlib.h"
 
 #define SCHEMA "t_hosts"
 
@@ -320,12 +320,12 @@ static void login_with_next(guest_ctx *ctx, tl_http *h, const char *host,
 {
     char body[512];
     snprintf(body, sizeof body,
-             "username=reg&password=" AT_PASSWORD
-             "&csrfmiddlewaretoken=" AT_CSRF "&next=%s",
+             "username=reg&password=" TL_PASSWORD
+             "&csrfmiddlewaretoken=" TL_CSRF "&next=%s",
              next);
     tl_http_init(h, "POST", "/accounts/login/");
     tl_http_add(h, "Host", host);
-    tl_http_add(h, "Cookie", "csrftoken=" AT_CSRF);
+    tl_http_add(h, "Cookie", "csrftoken=" TL_CSRF);
     tl_http_add(h, "Content-Type", "application/x-www-form-urlencoded");
     h->body = body;
     tl_http_run(ctx, h, guest_login_view, NULL);
@@ -343,7 +343,7 @@ START_TEST(absolute_next_is_judged_against_allowed_hosts)
     const char *phish = "http%3A%2F%2Fevil.example%2Fphish";
     /* Without allowed_hosts the Host header is believed: the attack. */
     guest_ctx *ctx = ctx_with(NULL, NULL);
-    at_new_user(ctx, "reg", AT_PASSWORD);
+    tl_new_user(ctx, "reg", TL_PASSWORD);
     tl_http h;
     login_with_next(ctx, &h, "evil.example", phish);
     ck_assert_int_eq(h.status, 302);
@@ -352,13 +352,14 @@ START_TEST(absolute_next_is_judged_against_allowed_hosts)
     guest_ctx_free(ctx);
 
     ctx = ctx_with("testserver", NULL);
-    long long sessions = at_scalar(SCHEMA, "SELECT count(*) FROM @.sessions");
+    long long sessions =
+        tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.sessions");
     login_with_next(ctx, &h, "evil.example", phish);
     ck_assert_int_eq(h.status, 400);
     ck_assert_ptr_null(tl_http_res_header(&h, "Location"));
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     tl_http_free(&h);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.sessions"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.sessions"),
                      sessions);
     /* on the real host the phishing target falls back to the default */
     login_with_next(ctx, &h, "testserver", phish);
@@ -438,7 +439,7 @@ START_TEST(helpers_judge_by_allowed_hosts_even_without_the_gate)
                  "/accounts/login/?next=http%3A%2F%2Fevil.example%2Fphish");
     tl_http_add(&h, "Host", "evil.example");
     tl_http_add(&h, "Origin", "http://evil.example");
-    tl_http_add(&h, "Cookie", "csrftoken=" AT_CSRF);
+    tl_http_add(&h, "Cookie", "csrftoken=" TL_CSRF);
     guest_req *req = calloc(1, sizeof *req);
     ck_assert_ptr_nonnull(req);
     req->ctx = ctx;
@@ -449,7 +450,7 @@ START_TEST(helpers_judge_by_allowed_hosts_even_without_the_gate)
     ck_assert_int_eq(guest_req_safe_next(req, NULL, &next), GUEST_OK);
     ck_assert_ptr_null(next);
     guest_error err;
-    ck_assert_int_eq(guest_csrf_check(req, AT_CSRF, &err), GUEST_ERR_CSRF);
+    ck_assert_int_eq(guest_csrf_check(req, TL_CSRF, &err), GUEST_ERR_CSRF);
     ck_assert_ptr_nonnull(strstr(err.message, "Origin checking failed"));
     guest_req_free(req);
     guest_ctx_free(ctx);
@@ -466,7 +467,7 @@ typedef struct csrf_seen {
 static void csrf_handler(guest_req *req, void *userdata)
 {
     csrf_seen *c = userdata;
-    c->st = guest_csrf_check(req, AT_CSRF, &c->err);
+    c->st = guest_csrf_check(req, TL_CSRF, &c->err);
 }
 
 static guest_status csrf_for(guest_ctx *ctx, const char *host,
@@ -477,7 +478,7 @@ static guest_status csrf_for(guest_ctx *ctx, const char *host,
     tl_http h;
     tl_http_init(&h, "POST", "/form/");
     tl_http_add(&h, "Host", host);
-    tl_http_add(&h, "Cookie", "csrftoken=" AT_CSRF);
+    tl_http_add(&h, "Cookie", "csrftoken=" TL_CSRF);
     if (origin)
         tl_http_add(&h, "Origin", origin);
     if (referer)

@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "acct_testlib.h"
 #include "core/core.h"
+#include "testlib.h"
 
 #define SCHEMA "t_limits"
 
@@ -21,13 +21,13 @@ static void setup(void)
 
 static long long count(const char *sql)
 {
-    return at_scalar(SCHEMA, sql);
+    return tl_scalar_in(SCHEMA, sql);
 }
 
 /* A context on the test schema with @p tweak applied (cheap hashing). */
 static guest_ctx *ctx_with(void (*tweak)(guest_config *))
 {
-    return at_ctx(SCHEMA, tweak);
+    return tl_ctx(SCHEMA, tweak);
 }
 
 /* One request from @p addr through @p fn. */
@@ -346,18 +346,18 @@ START_TEST(window_slides_into_the_next_bucket)
     guest_ctx *ctx = ctx_with(rate3);
     /* Three guests "in the previous window, which ended just now": their
      * weight is nearly whole, so a fourth still waits. */
-    at_exec(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
-                    " window_secs, prev_count, curr_count, stale_at)"
-                    " SELECT 'guest', '192.0.2.50',"
-                    " floor(extract(epoch FROM now()) / 3600)::bigint - 1,"
-                    " 3600, 0, 3, now() + interval '1 hour'");
+    tl_exec_in(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
+                       " window_secs, prev_count, curr_count, stale_at)"
+                       " SELECT 'guest', '192.0.2.50',"
+                       " floor(extract(epoch FROM now()) / 3600)::bigint - 1,"
+                       " 3600, 0, 3, now() + interval '1 hour'");
     /* 3 * (1 - elapsed fraction) + 1 > 3 while under a third is gone */
     bool fresh_bucket = count("SELECT (extract(epoch FROM now())::bigint"
                               " % 3600) < 1100") == 1;
     if (fresh_bucket)
         ck_assert_int_eq(allow(ctx, "192.0.2.50", NULL), 0);
     /* Two buckets back is beyond the window: the row counts nothing. */
-    at_exec(SCHEMA, "UPDATE @.rate_windows SET bucket = bucket - 1");
+    tl_exec_in(SCHEMA, "UPDATE @.rate_windows SET bucket = bucket - 1");
     ck_assert_int_gt(allow(ctx, "192.0.2.50", NULL), 0);
     ck_assert_int_eq(count("SELECT prev_count * 10 + curr_count FROM"
                            " @.rate_windows WHERE client = '192.0.2.50'"),
@@ -387,14 +387,14 @@ static void cap3(guest_config *c)
 /* The census may be up to 2 s old: make the next creation count afresh. */
 static void age_census(void)
 {
-    at_exec(SCHEMA, "UPDATE @.guest_census SET counted_at = '-infinity'");
+    tl_exec_in(SCHEMA, "UPDATE @.guest_census SET counted_at = '-infinity'");
 }
 
 START_TEST(max_guests_stops_creation_and_logs_once)
 {
     guest_ctx *ctx = ctx_with(cap3);
     /* a registered user is not a guest and does not count */
-    at_new_user(ctx, "someone", AT_PASSWORD);
+    tl_new_user(ctx, "someone", TL_PASSWORD);
     cap_lines = 0;
     for (int i = 0; i < 3; i++) {
         age_census();
@@ -415,8 +415,8 @@ START_TEST(max_guests_stops_creation_and_logs_once)
     tl_http_free(&h);
 
     /* room again once guests go and the census has counted again */
-    at_exec(SCHEMA, "DELETE FROM @.users WHERE id IN"
-                    " (SELECT user_id FROM @.guests LIMIT 1)");
+    tl_exec_in(SCHEMA, "DELETE FROM @.users WHERE id IN"
+                       " (SELECT user_id FROM @.guests LIMIT 1)");
     age_census();
     ck_assert_int_gt(allow(ctx, "192.0.2.64", NULL), 0);
     age_census();
@@ -431,10 +431,10 @@ START_TEST(max_guests_census_is_counted_once_per_interval)
     age_census();
     ck_assert_int_gt(allow(ctx, "192.0.2.65", NULL), 0);
     /* a fresh census is trusted: a row added behind its back is not seen */
-    at_exec(SCHEMA, "UPDATE @.guest_census SET counted_at = now() + interval"
-                    " '1 hour', live = 3");
+    tl_exec_in(SCHEMA, "UPDATE @.guest_census SET counted_at = now() + interval"
+                       " '1 hour', live = 3");
     ck_assert_int_eq(allow(ctx, "192.0.2.65", NULL), 0);
-    at_exec(SCHEMA, "UPDATE @.guest_census SET live = 0");
+    tl_exec_in(SCHEMA, "UPDATE @.guest_census SET live = 0");
     ck_assert_int_gt(allow(ctx, "192.0.2.65", NULL), 0);
     ck_assert_int_eq(count("SELECT live FROM @.guest_census"), 0);
     guest_ctx_free(ctx);
@@ -505,9 +505,9 @@ static int post_login(guest_ctx *ctx, tl_http *h, const char *addr,
 {
     char body[256];
     snprintf(body, sizeof body,
-             "username=%s&password=%s&csrfmiddlewaretoken=" AT_CSRF, username,
+             "username=%s&password=%s&csrfmiddlewaretoken=" TL_CSRF, username,
              password);
-    request(ctx, h, addr, "POST", "/accounts/login/", "csrftoken=" AT_CSRF,
+    request(ctx, h, addr, "POST", "/accounts/login/", "csrftoken=" TL_CSRF,
             body, json, guest_login_view, NULL);
     return h->status;
 }
@@ -524,12 +524,12 @@ static int login_status(guest_ctx *ctx, const char *addr, const char *username,
 START_TEST(login_limit_answers_429_and_success_resets)
 {
     guest_ctx *ctx = ctx_with(login3);
-    at_new_user(ctx, "alice", AT_PASSWORD);
+    tl_new_user(ctx, "alice", TL_PASSWORD);
     const char *ip = "192.0.2.80";
     /* a success resets alice's count from this address */
     ck_assert_int_eq(login_status(ctx, ip, "alice", "wrong-1"), 200);
     ck_assert_int_eq(login_status(ctx, ip, "alice", "wrong-2"), 200);
-    ck_assert_int_eq(login_status(ctx, ip, "alice", AT_PASSWORD), 302);
+    ck_assert_int_eq(login_status(ctx, ip, "alice", TL_PASSWORD), 302);
     ck_assert_int_eq(count("SELECT count(*) FROM @.rate_windows"
                            " WHERE kind = 'login_user'"),
                      0);
@@ -540,7 +540,7 @@ START_TEST(login_limit_answers_429_and_success_resets)
         ck_assert_int_eq(login_status(ctx, ip, "alice", "wrong"), 200);
     /* the fourth failure in the hour is refused, even the right password */
     tl_http h;
-    ck_assert_int_eq(post_login(ctx, &h, ip, "alice", AT_PASSWORD, false), 429);
+    ck_assert_int_eq(post_login(ctx, &h, ip, "alice", TL_PASSWORD, false), 429);
     const char *ra = tl_http_res_header(&h, "Retry-After");
     ck_assert_ptr_nonnull(ra);
     ck_assert_int_ge(strtol(ra, NULL, 10), 1);
@@ -559,7 +559,7 @@ START_TEST(login_limit_answers_429_and_success_resets)
                            " WHERE kind = 'login_user'"),
                      3);
     /* alice from elsewhere, and bob from here, are not locked out */
-    ck_assert_int_eq(login_status(ctx, "192.0.2.81", "alice", AT_PASSWORD),
+    ck_assert_int_eq(login_status(ctx, "192.0.2.81", "alice", TL_PASSWORD),
                      302);
     ck_assert_int_eq(login_status(ctx, ip, "bob", "wrong"), 200);
     guest_ctx_free(ctx);
@@ -575,12 +575,12 @@ static void address2(guest_config *c)
 START_TEST(login_limit_per_address_whatever_the_username)
 {
     guest_ctx *ctx = ctx_with(address2);
-    at_new_user(ctx, "carol", AT_PASSWORD);
+    tl_new_user(ctx, "carol", TL_PASSWORD);
     ck_assert_int_eq(login_status(ctx, "192.0.2.90", "u1", "p"), 200);
     ck_assert_int_eq(login_status(ctx, "192.0.2.90", "u2", "p"), 200);
-    ck_assert_int_eq(login_status(ctx, "192.0.2.90", "carol", AT_PASSWORD),
+    ck_assert_int_eq(login_status(ctx, "192.0.2.90", "carol", TL_PASSWORD),
                      429);
-    ck_assert_int_eq(login_status(ctx, "192.0.2.91", "carol", AT_PASSWORD),
+    ck_assert_int_eq(login_status(ctx, "192.0.2.91", "carol", TL_PASSWORD),
                      302);
     guest_ctx_free(ctx);
 }
@@ -593,16 +593,16 @@ static void expensive(guest_config *c)
     c->password_iterations = 2147483647u;
 }
 
-typedef struct at_req_login {
+typedef struct login_req {
     const char *username, *password;
     guest_status st;
     int64_t retry_after;
     guest_form_errors errors;
-} at_req_login;
+} login_req;
 
 static void api_login_handler(guest_req *req, void *ud)
 {
-    at_req_login *a = ud;
+    login_req *a = ud;
     a->st = guest_login(req, a->username, a->password, &a->errors);
     a->retry_after = guest_req_retry_after(req);
 }
@@ -610,7 +610,7 @@ static void api_login_handler(guest_req *req, void *ud)
 START_TEST(login_limit_refuses_before_any_hash)
 {
     guest_ctx *cheap = ctx_with(login3);
-    int64_t id = at_new_user(cheap, "dave", AT_PASSWORD);
+    int64_t id = tl_new_user(cheap, "dave", TL_PASSWORD);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(login_status(cheap, "192.0.2.100", "dave", "no"), 200);
         ck_assert_int_eq(login_status(cheap, "192.0.2.100", "ghost", "no"),
@@ -624,7 +624,7 @@ START_TEST(login_limit_refuses_before_any_hash)
                      429);
     tl_http_free(&h);
     ck_assert_int_eq(
-        post_login(dear, &h, "192.0.2.100", "dave", AT_PASSWORD, false), 429);
+        post_login(dear, &h, "192.0.2.100", "dave", TL_PASSWORD, false), 429);
     tl_http_free(&h);
     char sql[128];
     snprintf(sql, sizeof sql,
@@ -633,7 +633,7 @@ START_TEST(login_limit_refuses_before_any_hash)
              (long long)id);
     ck_assert_int_eq(count(sql), 1);
     /* the API call says the same, and how long to wait */
-    at_req_login a = {.username = "dave", .password = AT_PASSWORD};
+    login_req a = {.username = "dave", .password = TL_PASSWORD};
     request(dear, &h, "192.0.2.100", "POST", "/", NULL, NULL, false,
             api_login_handler, &a);
     ck_assert_int_eq(a.st, GUEST_ERR_RATE_LIMITED);
@@ -658,21 +658,21 @@ START_TEST(failed_conversions_count_per_address)
 {
     guest_ctx *ctx = ctx_with(convert2);
     char guest[128], cookie[256];
-    at_new_guest(ctx, guest, sizeof guest);
-    at_cookie_header(cookie, sizeof cookie, guest, true);
-    at_new_user(ctx, "taken", AT_PASSWORD);
+    tl_new_guest(ctx, guest, sizeof guest);
+    tl_cookie_header(cookie, sizeof cookie, guest, true);
+    tl_new_user(ctx, "taken", TL_PASSWORD);
     const char *ip = "192.0.2.110";
     tl_http h;
     /* mismatched passwords, then a taken name: two failures */
     request(ctx, &h, ip, "POST", "/convert/", cookie,
-            "username=newname&password1=" AT_PASSWORD
-            "&password2=other&csrfmiddlewaretoken=" AT_CSRF,
+            "username=newname&password1=" TL_PASSWORD
+            "&password2=other&csrfmiddlewaretoken=" TL_CSRF,
             false, guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 200);
     tl_http_free(&h);
     request(ctx, &h, ip, "POST", "/convert/", cookie,
-            "username=taken&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-            "&csrfmiddlewaretoken=" AT_CSRF,
+            "username=taken&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF,
             true, guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 400);
     tl_http_free(&h);
@@ -681,8 +681,8 @@ START_TEST(failed_conversions_count_per_address)
                      2);
     /* now even a valid form waits */
     request(ctx, &h, ip, "POST", "/convert/", cookie,
-            "username=fresh&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-            "&csrfmiddlewaretoken=" AT_CSRF,
+            "username=fresh&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF,
             false, guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 429);
     ck_assert_ptr_nonnull(tl_http_res_header(&h, "Retry-After"));
@@ -691,8 +691,8 @@ START_TEST(failed_conversions_count_per_address)
     ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 1);
     /* the same visitor from another address converts */
     request(ctx, &h, "192.0.2.111", "POST", "/convert/", cookie,
-            "username=fresh&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-            "&csrfmiddlewaretoken=" AT_CSRF,
+            "username=fresh&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF,
             false, guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 302);
     tl_http_free(&h);
@@ -706,11 +706,11 @@ START_TEST(cleanup_deletes_stale_windows)
 {
     guest_ctx *ctx = ctx_with(rate3);
     ck_assert_int_gt(allow(ctx, "192.0.2.120", NULL), 0);
-    at_exec(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
-                    " window_secs, curr_count, stale_at) VALUES"
-                    " ('guest', '192.0.2.121', 1, 60, 3, now() - interval"
-                    " '1 minute'), ('login', '192.0.2.122', 1, 3600, 3,"
-                    " now() - interval '1 second')");
+    tl_exec_in(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
+                       " window_secs, curr_count, stale_at) VALUES"
+                       " ('guest', '192.0.2.121', 1, 60, 3, now() - interval"
+                       " '1 minute'), ('login', '192.0.2.122', 1, 3600, 3,"
+                       " now() - interval '1 second')");
     guest_cleanup_options o;
     guest_cleanup_options_init(&o);
     o.dry_run = true;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acct_testlib.h"
+#include "testlib.h"
 
 #define SCHEMA "t_login"
 
@@ -37,18 +37,18 @@ static void run(guest_ctx *ctx, tl_http *h, const char *cookie, attempt *a)
 
 static long long count(const char *sql)
 {
-    return at_scalar(SCHEMA, sql);
+    return tl_scalar_in(SCHEMA, sql);
 }
 
 START_TEST(login_rotates_session_and_sets_last_login)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
-    int64_t id = at_new_user(ctx, "alice", AT_PASSWORD);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    int64_t id = tl_new_user(ctx, "alice", TL_PASSWORD);
     ck_assert_int_eq(count("SELECT count(*) FROM @.users"
                            " WHERE last_login IS NULL"),
                      1);
     tl_http h;
-    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, NULL, &a);
     ck_assert_int_eq(a.st, GUEST_OK);
     ck_assert_int_eq(a.after_id, id);
@@ -65,7 +65,7 @@ START_TEST(login_rotates_session_and_sets_last_login)
     ck_assert_int_eq(count("SELECT count(*) FROM @.users"
                            " WHERE last_login > now() - interval '1 minute'"),
                      1);
-    ck_assert_int_eq(at_whoami(ctx, s1, NULL), id);
+    ck_assert_int_eq(tl_whoami(ctx, s1, NULL), id);
 
     /* logging in again from that session replaces its row */
     run(ctx, &h, s1, &a);
@@ -74,59 +74,59 @@ START_TEST(login_rotates_session_and_sets_last_login)
     ck_assert(tl_http_cookie(&h, "sessionid", s2, sizeof s2));
     tl_http_free(&h);
     ck_assert_str_ne(s1, s2);
-    ck_assert_int_eq(at_whoami(ctx, s1, NULL), 0);
-    ck_assert_int_eq(at_whoami(ctx, s2, NULL), id);
+    ck_assert_int_eq(tl_whoami(ctx, s1, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, s2, NULL), id);
     ck_assert_int_eq(count("SELECT count(*) FROM @.sessions"), 1);
 
     /* another account from the same browser: the first session ends */
-    int64_t bob = at_new_user(ctx, "bob", AT_PASSWORD);
-    attempt b = {.username = "bob", .password = AT_PASSWORD};
+    int64_t bob = tl_new_user(ctx, "bob", TL_PASSWORD);
+    attempt b = {.username = "bob", .password = TL_PASSWORD};
     run(ctx, &h, s2, &b);
     ck_assert_int_eq(b.st, GUEST_OK);
     char s3[128];
     ck_assert(tl_http_cookie(&h, "sessionid", s3, sizeof s3));
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, s2, NULL), 0);
-    ck_assert_int_eq(at_whoami(ctx, s3, NULL), bob);
+    ck_assert_int_eq(tl_whoami(ctx, s2, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, s3, NULL), bob);
     guest_ctx_free(ctx);
 }
 END_TEST
 
 START_TEST(bad_credentials_are_refused_alike)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
-    at_new_user(ctx, "alice", AT_PASSWORD);
-    at_new_user(ctx, "inactive", AT_PASSWORD);
-    at_exec(SCHEMA, "UPDATE @.users SET is_active = false"
-                    " WHERE username = 'inactive'");
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_new_user(ctx, "alice", TL_PASSWORD);
+    tl_new_user(ctx, "inactive", TL_PASSWORD);
+    tl_exec_in(SCHEMA, "UPDATE @.users SET is_active = false"
+                       " WHERE username = 'inactive'");
     char gcookie[128], gname[GUEST_USERNAME_BUF];
-    at_new_guest(ctx, gcookie, sizeof gcookie);
-    at_text(SCHEMA,
-            "SELECT u.username FROM @.users u JOIN @.guests g"
-            " ON g.user_id = u.id",
-            gname, sizeof gname);
+    tl_new_guest(ctx, gcookie, sizeof gcookie);
+    tl_text_in(SCHEMA,
+               "SELECT u.username FROM @.users u JOIN @.guests g"
+               " ON g.user_id = u.id",
+               gname, sizeof gname);
     /* even a guest that somehow has a password never logs in by name */
     char hash[GUEST_PASSWORD_HASH_BUF];
-    ck_assert_int_eq(guest_password_hash(AT_PASSWORD, 1000, hash, sizeof hash),
+    ck_assert_int_eq(guest_password_hash(TL_PASSWORD, 1000, hash, sizeof hash),
                      GUEST_OK);
     char sql[1024];
     snprintf(sql, sizeof sql,
              "UPDATE @.users SET password = '%s' WHERE username = '%s'", hash,
              gname);
-    at_exec(SCHEMA, sql);
-    at_new_user(ctx, "unusable", AT_PASSWORD);
-    at_exec(SCHEMA, "UPDATE @.users SET password = '!' || password"
-                    " WHERE username = 'unusable'");
+    tl_exec_in(SCHEMA, sql);
+    tl_new_user(ctx, "unusable", TL_PASSWORD);
+    tl_exec_in(SCHEMA, "UPDATE @.users SET password = '!' || password"
+                       " WHERE username = 'unusable'");
 
     const char *msg = "Please enter a correct username and password. Note "
                       "that both fields may be case-sensitive.";
     struct {
         const char *u, *p;
     } cases[] = {
-        {"alice", "wrong-password-1"}, {"Alice", AT_PASSWORD},
-        {"nobody", AT_PASSWORD},       {"inactive", AT_PASSWORD},
-        {gname, AT_PASSWORD},          {"unusable", AT_PASSWORD},
-        {"bad\xff", AT_PASSWORD},      {"a' OR '1'='1", AT_PASSWORD},
+        {"alice", "wrong-password-1"}, {"Alice", TL_PASSWORD},
+        {"nobody", TL_PASSWORD},       {"inactive", TL_PASSWORD},
+        {gname, TL_PASSWORD},          {"unusable", TL_PASSWORD},
+        {"bad\xff", TL_PASSWORD},      {"a' OR '1'='1", TL_PASSWORD},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tl_http h;
@@ -220,11 +220,11 @@ static void notes_table(void)
 
 START_TEST(guest_login_hook_moves_data_then_guest_is_deleted)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, with_hook);
+    guest_ctx *ctx = tl_ctx(SCHEMA, with_hook);
     notes_table();
-    int64_t uid = at_new_user(ctx, "alice", AT_PASSWORD);
+    int64_t uid = tl_new_user(ctx, "alice", TL_PASSWORD);
     char cookie[128];
-    int64_t gid = at_new_guest(ctx, cookie, sizeof cookie);
+    int64_t gid = tl_new_guest(ctx, cookie, sizeof cookie);
     char sql[160];
     snprintf(sql, sizeof sql,
              "INSERT INTO t_login_app.notes (owner, body) VALUES (%lld, 'a'),"
@@ -235,13 +235,13 @@ START_TEST(guest_login_hook_moves_data_then_guest_is_deleted)
     /* a failing hook: nothing happens */
     hook.mode = HOOK_FAIL;
     tl_http h;
-    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, cookie, &a);
     ck_assert_int_eq(a.st, GUEST_ERR_HOOK);
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     tl_http_free(&h);
     bool g = false;
-    ck_assert_int_eq(at_whoami(ctx, cookie, &g), gid);
+    ck_assert_int_eq(tl_whoami(ctx, cookie, &g), gid);
     ck_assert(g);
     ck_assert_int_eq(count("SELECT count(*) FROM @.users"
                            " WHERE last_login IS NOT NULL"),
@@ -252,7 +252,7 @@ START_TEST(guest_login_hook_moves_data_then_guest_is_deleted)
     run(ctx, &h, cookie, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_ERR_DB);
-    ck_assert_int_eq(at_whoami(ctx, cookie, &g), gid);
+    ck_assert_int_eq(tl_whoami(ctx, cookie, &g), gid);
 
     /* the hook moves the notes; the guest is gone with its session */
     hook.mode = HOOK_MOVE;
@@ -276,20 +276,20 @@ START_TEST(guest_login_hook_moves_data_then_guest_is_deleted)
     ck_assert_int_eq(count(sql), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM @.sessions"), 1);
-    ck_assert_int_eq(at_whoami(ctx, cookie, NULL), 0);
-    ck_assert_int_eq(at_whoami(ctx, fresh, NULL), uid);
+    ck_assert_int_eq(tl_whoami(ctx, cookie, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, fresh, NULL), uid);
     guest_ctx_free(ctx);
 }
 END_TEST
 
 START_TEST(guest_login_without_hook_still_deletes_guest)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
-    int64_t uid = at_new_user(ctx, "alice", AT_PASSWORD);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    int64_t uid = tl_new_user(ctx, "alice", TL_PASSWORD);
     char cookie[128];
-    at_new_guest(ctx, cookie, sizeof cookie);
+    tl_new_guest(ctx, cookie, sizeof cookie);
     tl_http h;
-    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, cookie, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_OK);
@@ -308,14 +308,14 @@ static void iterations_500(guest_config *c)
 
 START_TEST(old_iteration_count_is_renewed_on_login)
 {
-    guest_ctx *old = at_ctx(SCHEMA, iterations_500);
-    at_new_user(old, "alice", AT_PASSWORD);
+    guest_ctx *old = tl_ctx(SCHEMA, iterations_500);
+    tl_new_user(old, "alice", TL_PASSWORD);
     guest_ctx_free(old);
     char hash[256];
-    at_text(SCHEMA, "SELECT password FROM @.users", hash, sizeof hash);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", hash, sizeof hash);
     ck_assert(!strncmp(hash, "pbkdf2_sha256$500$", 18));
 
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     tl_http h;
     /* a wrong password leaves the stored hash as it was */
     attempt bad = {.username = "alice", .password = "wrong-password-1"};
@@ -323,16 +323,16 @@ START_TEST(old_iteration_count_is_renewed_on_login)
     tl_http_free(&h);
     ck_assert_int_eq(bad.st, GUEST_ERR_AUTH);
     char unchanged[256];
-    at_text(SCHEMA, "SELECT password FROM @.users", unchanged,
-            sizeof unchanged);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", unchanged,
+               sizeof unchanged);
     ck_assert_str_eq(unchanged, hash);
-    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, NULL, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_OK);
-    at_text(SCHEMA, "SELECT password FROM @.users", hash, sizeof hash);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", hash, sizeof hash);
     ck_assert(!strncmp(hash, "pbkdf2_sha256$1000$", 19));
-    ck_assert(guest_password_verify(AT_PASSWORD, hash));
+    ck_assert(guest_password_verify(TL_PASSWORD, hash));
     run(ctx, &h, NULL, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_OK);
@@ -347,21 +347,21 @@ static void iterations_5000(guest_config *c)
 
 START_TEST(higher_iteration_count_is_kept_on_login)
 {
-    guest_ctx *strong = at_ctx(SCHEMA, iterations_5000);
-    at_new_user(strong, "alice", AT_PASSWORD);
+    guest_ctx *strong = tl_ctx(SCHEMA, iterations_5000);
+    tl_new_user(strong, "alice", TL_PASSWORD);
     guest_ctx_free(strong);
     char before[256], after[256];
-    at_text(SCHEMA, "SELECT password FROM @.users", before, sizeof before);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", before, sizeof before);
     ck_assert(!strncmp(before, "pbkdf2_sha256$5000$", 19));
 
     /* a context configured lower never weakens a stored hash */
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     tl_http h;
-    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, NULL, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_OK);
-    at_text(SCHEMA, "SELECT password FROM @.users", after, sizeof after);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", after, sizeof after);
     ck_assert_str_eq(after, before);
     ck_assert_int_eq(count("SELECT count(*) FROM @.users"
                            " WHERE last_login IS NOT NULL"),
@@ -372,11 +372,11 @@ END_TEST
 
 START_TEST(django_made_hash_logs_in)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
-    /* as Django's make_password stores it (see test_acct_units) */
-    at_exec(SCHEMA, "INSERT INTO @.users (username, password) VALUES"
-                    " ('django', 'pbkdf2_sha256$1000$seasalt0123456789abcd$"
-                    "DaSjmvXI8JE4pKdqqSQ68oJC9FcMvsWEzKI7yFiPhG4=')");
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    /* as Django's make_password stores it (see test_accounts_units) */
+    tl_exec_in(SCHEMA, "INSERT INTO @.users (username, password) VALUES"
+                       " ('django', 'pbkdf2_sha256$1000$seasalt0123456789abcd$"
+                       "DaSjmvXI8JE4pKdqqSQ68oJC9FcMvsWEzKI7yFiPhG4=')");
     tl_http h;
     attempt a = {.username = "django",
                  .password = "correct horse battery staple"};
@@ -385,7 +385,7 @@ START_TEST(django_made_hash_logs_in)
     ck_assert_int_eq(a.st, GUEST_OK);
     /* iterations match the config: the stored hash is left alone */
     char hash[256];
-    at_text(SCHEMA, "SELECT password FROM @.users", hash, sizeof hash);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", hash, sizeof hash);
     ck_assert_str_eq(hash, "pbkdf2_sha256$1000$seasalt0123456789abcd$"
                            "DaSjmvXI8JE4pKdqqSQ68oJC9FcMvsWEzKI7yFiPhG4=");
     guest_ctx_free(ctx);
@@ -396,15 +396,15 @@ END_TEST
 
 START_TEST(logout_ends_the_session_only)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, NULL);
-    int64_t uid = at_new_user(ctx, "alice", AT_PASSWORD);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    int64_t uid = tl_new_user(ctx, "alice", TL_PASSWORD);
     tl_http h;
-    attempt a = {.username = "alice", .password = AT_PASSWORD};
+    attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, NULL, &a);
     char s[128];
     ck_assert(tl_http_cookie(&h, "sessionid", s, sizeof s));
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, s, NULL), uid);
+    ck_assert_int_eq(tl_whoami(ctx, s, NULL), uid);
 
     attempt out = {.logout = true};
     run(ctx, &h, s, &out);
@@ -416,17 +416,17 @@ START_TEST(logout_ends_the_session_only)
     ck_assert_ptr_nonnull(
         strstr(tl_http_res_header(&h, "Set-Cookie"), "Max-Age=0"));
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, s, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, s, NULL), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM @.sessions"), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM @.users"), 1);
 
     /* a guest logs out: its session ends, the account waits for cleanup */
     char g[128];
-    int64_t gid = at_new_guest(ctx, g, sizeof g);
+    int64_t gid = tl_new_guest(ctx, g, sizeof g);
     run(ctx, &h, g, &out);
     tl_http_free(&h);
     ck_assert_int_eq(out.st, GUEST_OK);
-    ck_assert_int_eq(at_whoami(ctx, g, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, g, NULL), 0);
     char sql[96];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM @.guests WHERE user_id = %lld",

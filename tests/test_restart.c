@@ -47,7 +47,7 @@ static guest_ctx *ctx_on_cluster(unsigned pool, unsigned timeout_ms)
 START_TEST(idle_connections_survive_a_restart)
 {
     pg("start");
-    guest_ctx *ctx = ctx_on_cluster(4, 3000);
+    guest_ctx *ctx = ctx_on_cluster(4, 30000);
     /* open every connection of the pool, then leave them idle */
     PGconn *held[4];
     for (int i = 0; i < 4; i++)
@@ -74,8 +74,10 @@ START_TEST(an_abandoned_statement_stops_on_the_server)
 {
     pg("start");
     guest_ctx *ctx = ctx_on_cluster(2, 500);
+    /* A statement far longer than the timeout and than the generous bound
+     * below: returning before that bound means it was abandoned. */
     guest__params p = {0};
-    guest__param_text(&p, "3");
+    guest__param_text(&p, "120");
     PGresult *res = NULL;
     guest_error err = {0};
     long long t0 = tl_now_ms();
@@ -84,12 +86,13 @@ START_TEST(an_abandoned_statement_stops_on_the_server)
     long long took = tl_now_ms() - t0;
     PQclear(res);
     ck_assert_int_eq(st, GUEST_ERR_DB_UNAVAILABLE);
-    ck_assert_int_lt(took, 1500);
-    /* the server was told the same limit: nothing keeps sleeping */
+    ck_assert_int_lt(took, 30000);
+    /* the server was told the same limit: nothing keeps sleeping (waited
+     * for up to 30 s) */
     PGconn *c = PQconnectdb(conninfo());
     ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
     long long left = -1;
-    for (int i = 0; i < 30 && left != 0; i++) {
+    for (int i = 0; i < 300 && left != 0; i++) {
         PGresult *r = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE "
                                 "query LIKE 'SELECT pg_sleep(%' AND "
                                 "state = 'active'");

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "acct_testlib.h"
+#include "testlib.h"
 
 #define SCHEMA "t_views"
 
@@ -22,7 +22,7 @@ static void setup(void)
 
 static guest_ctx *ctx_new(void)
 {
-    return at_ctx(SCHEMA, NULL);
+    return tl_ctx(SCHEMA, NULL);
 }
 
 /* A guest with its session and the fixed CSRF cookie, ready to POST. */
@@ -35,26 +35,26 @@ typedef struct visitor {
 
 static void new_visitor(guest_ctx *ctx, visitor *v)
 {
-    v->id = at_new_guest(ctx, v->session, sizeof v->session);
-    at_cookie_header(v->cookie, sizeof v->cookie, v->session, true);
+    v->id = tl_new_guest(ctx, v->session, sizeof v->session);
+    tl_cookie_header(v->cookie, sizeof v->cookie, v->session, true);
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT username FROM @.users WHERE id = %lld",
              (long long)v->id);
-    at_text(SCHEMA, sql, v->name, sizeof v->name);
+    tl_text_in(SCHEMA, sql, v->name, sizeof v->name);
 }
 
 /* The visitor is still the same untouched guest. */
 static void assert_still_guest(guest_ctx *ctx, const visitor *v)
 {
     bool g = false;
-    ck_assert_int_eq(at_whoami(ctx, v->session, &g), v->id);
+    ck_assert_int_eq(tl_whoami(ctx, v->session, &g), v->id);
     ck_assert(g);
     char sql[800];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM @.users WHERE id = %lld AND username = '%s'"
              " AND password = ''",
              (long long)v->id, v->name);
-    ck_assert_int_eq(at_scalar(SCHEMA, sql), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 1);
 }
 
 static const char *location(const tl_http *h)
@@ -64,8 +64,8 @@ static const char *location(const tl_http *h)
 }
 
 #define GOOD_FORM                                                              \
-    "username=newname&password1=" AT_PASSWORD "&password2=" AT_PASSWORD        \
-    "&csrfmiddlewaretoken=" AT_CSRF
+    "username=newname&password1=" TL_PASSWORD "&password2=" TL_PASSWORD        \
+    "&csrfmiddlewaretoken=" TL_CSRF
 
 /* ---- convert: who may see it ---- */
 
@@ -73,22 +73,22 @@ START_TEST(convert_redirects_non_guests)
 {
     guest_ctx *ctx = ctx_new();
     tl_http h;
-    at_request(ctx, &h, "GET", "/convert/", NULL, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/", NULL, NULL, NULL,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/accounts/login/");
     tl_http_free(&h);
 
-    at_new_user(ctx, "reg", AT_PASSWORD);
-    at_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, NULL,
-               "username=reg&password=" AT_PASSWORD
-               "&csrfmiddlewaretoken=" AT_CSRF,
+    tl_new_user(ctx, "reg", TL_PASSWORD);
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               "username=reg&password=" TL_PASSWORD
+               "&csrfmiddlewaretoken=" TL_CSRF,
                guest_login_view, NULL);
     ck_assert_int_eq(h.status, 302);
     char s[128];
     ck_assert(tl_http_cookie(&h, "sessionid", s, sizeof s));
     tl_http_free(&h);
-    at_request(ctx, &h, "GET", "/convert/", s, NULL, NULL, guest_convert_view,
+    tl_request(ctx, &h, "GET", "/convert/", s, NULL, NULL, guest_convert_view,
                NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/accounts/profile/");
@@ -103,7 +103,7 @@ START_TEST(convert_form_for_a_guest)
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "GET", "/convert/?next=/notes/%3Fpage%3D2", v.session,
+    tl_request(ctx, &h, "GET", "/convert/?next=/notes/%3Fpage%3D2", v.session,
                NULL, NULL, guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_str_eq(tl_http_res_header(&h, "Content-Type"),
@@ -118,17 +118,17 @@ START_TEST(convert_form_for_a_guest)
         ck_assert_msg(strstr(h.res_body, key), "no field %s", names[i]);
     }
     char value[256];
-    ck_assert(at_input_value(h.res_body, "next", value, sizeof value));
+    ck_assert(tl_input_value(h.res_body, "next", value, sizeof value));
     ck_assert_str_eq(value, "/notes/?page=2");
     /* no prefill by default */
-    ck_assert(at_input_value(h.res_body, "username", value, sizeof value));
+    ck_assert(tl_input_value(h.res_body, "username", value, sizeof value));
     ck_assert_str_eq(value, "");
     /* a CSRF cookie and a masked token of it */
     char csrf[128];
     ck_assert(tl_http_cookie(&h, "csrftoken", csrf, sizeof csrf));
     char token[128];
     ck_assert(
-        at_input_value(h.res_body, "csrfmiddlewaretoken", token, sizeof token));
+        tl_input_value(h.res_body, "csrfmiddlewaretoken", token, sizeof token));
     ck_assert_uint_eq(strlen(token), 64);
     tl_http_free(&h);
 
@@ -138,14 +138,14 @@ START_TEST(convert_form_for_a_guest)
     snprintf(body, sizeof body,
              "username=fromform&password1=%s&password2=%s"
              "&csrfmiddlewaretoken=%s&next=%%2Fnotes%%2F%%3Fpage%%3D2",
-             AT_PASSWORD, AT_PASSWORD, token);
-    at_request(ctx, &h, "POST", "/convert/", cookie, NULL, body,
+             TL_PASSWORD, TL_PASSWORD, token);
+    tl_request(ctx, &h, "POST", "/convert/", cookie, NULL, body,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/notes/?page=2");
     tl_http_free(&h);
-    ck_assert_int_eq(at_scalar(SCHEMA, "SELECT count(*) FROM @.users"
-                                       " WHERE username = 'fromform'"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE username = 'fromform'"),
                      1);
     guest_ctx_free(ctx);
 }
@@ -158,14 +158,14 @@ static void prefill(guest_config *c)
 
 START_TEST(convert_form_prefills_when_asked)
 {
-    guest_ctx *ctx = at_ctx(SCHEMA, prefill);
+    guest_ctx *ctx = tl_ctx(SCHEMA, prefill);
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "GET", "/convert/", v.session, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/", v.session, NULL, NULL,
                guest_convert_view, NULL);
     char value[256];
-    ck_assert(at_input_value(h.res_body, "username", value, sizeof value));
+    ck_assert(tl_input_value(h.res_body, "username", value, sizeof value));
     ck_assert_str_eq(value, v.name);
     tl_http_free(&h);
     guest_ctx_free(ctx);
@@ -178,7 +178,7 @@ START_TEST(valid_post_converts_and_redirects)
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL, GOOD_FORM,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL, GOOD_FORM,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/convert/success/");
@@ -186,17 +186,17 @@ START_TEST(valid_post_converts_and_redirects)
     ck_assert(tl_http_cookie(&h, "sessionid", s, sizeof s));
     tl_http_free(&h);
     bool g = true;
-    ck_assert_int_eq(at_whoami(ctx, s, &g), v.id);
+    ck_assert_int_eq(tl_whoami(ctx, s, &g), v.id);
     ck_assert(!g);
-    ck_assert_int_eq(at_whoami(ctx, v.session, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, v.session, NULL), 0);
 
     /* the success page */
-    at_request(ctx, &h, "GET", "/convert/success/", s, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/success/", s, NULL, NULL,
                guest_convert_success_view, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "newname"));
     tl_http_free(&h);
-    at_request(ctx, &h, "POST", "/convert/success/", s, NULL, "",
+    tl_request(ctx, &h, "POST", "/convert/success/", s, NULL, "",
                guest_convert_success_view, NULL);
     ck_assert_int_eq(h.status, 405);
     ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET, HEAD");
@@ -208,13 +208,13 @@ END_TEST
 START_TEST(invalid_post_shows_errors_escaped)
 {
     guest_ctx *ctx = ctx_new();
-    at_new_user(ctx, "taken", AT_PASSWORD);
+    tl_new_user(ctx, "taken", TL_PASSWORD);
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
                "username=%3Cscript%3Ealert(1)%3C%2Fscript%3E&password1=a"
-               "&password2=b&csrfmiddlewaretoken=" AT_CSRF,
+               "&password2=b&csrfmiddlewaretoken=" TL_CSRF,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_null(strstr(h.res_body, "<script>"));
@@ -225,13 +225,13 @@ START_TEST(invalid_post_shows_errors_escaped)
         strstr(h.res_body, "The two password fields didn&#x27;t match."));
     /* passwords are never sent back */
     char tmp[128];
-    ck_assert(!at_input_value(h.res_body, "password1", tmp, sizeof tmp));
+    ck_assert(!tl_input_value(h.res_body, "password1", tmp, sizeof tmp));
     ck_assert(!tl_http_cookie(&h, "sessionid", tmp, sizeof tmp));
     tl_http_free(&h);
 
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
-               "username=taken&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-               "&csrfmiddlewaretoken=" AT_CSRF,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
+               "username=taken&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+               "&csrfmiddlewaretoken=" TL_CSRF,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(
@@ -250,22 +250,22 @@ START_TEST(csrf_failures_are_403_and_change_nothing)
     visitor v;
     new_visitor(ctx, &v);
     const char *form_no_token =
-        "username=newname&password1=" AT_PASSWORD "&password2=" AT_PASSWORD;
+        "username=newname&password1=" TL_PASSWORD "&password2=" TL_PASSWORD;
     struct {
         const char *cookie_csrf;
         const char *token;
         bool https;
         const char *origin, *referer;
     } cases[] = {
-        {NULL, AT_CSRF, false, NULL, NULL}, /* no cookie */
-        {AT_CSRF, NULL, false, NULL, NULL}, /* no token */
-        {AT_CSRF, "bbcdefghijklmnopqrstuvwxyzABCDEF", false, NULL, NULL},
-        {"bbcdefghijklmnopqrstuvwxyzABCDEF", AT_CSRF, false, NULL, NULL},
-        {AT_CSRF, AT_CSRF, true, "https://evil.com", NULL},
-        {AT_CSRF, AT_CSRF, true, NULL, NULL}, /* https, no referer */
-        {AT_CSRF, AT_CSRF, true, NULL, "https://evil.com/form"},
-        {AT_CSRF, AT_CSRF, true, "http://testserver", NULL}, /* downgrade */
-        {AT_CSRF, AT_CSRF, false, "http://evil.com", NULL},
+        {NULL, TL_CSRF, false, NULL, NULL}, /* no cookie */
+        {TL_CSRF, NULL, false, NULL, NULL}, /* no token */
+        {TL_CSRF, "bbcdefghijklmnopqrstuvwxyzABCDEF", false, NULL, NULL},
+        {"bbcdefghijklmnopqrstuvwxyzABCDEF", TL_CSRF, false, NULL, NULL},
+        {TL_CSRF, TL_CSRF, true, "https://evil.com", NULL},
+        {TL_CSRF, TL_CSRF, true, NULL, NULL}, /* https, no referer */
+        {TL_CSRF, TL_CSRF, true, NULL, "https://evil.com/form"},
+        {TL_CSRF, TL_CSRF, true, "http://testserver", NULL}, /* downgrade */
+        {TL_CSRF, TL_CSRF, false, "http://evil.com", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char cookie[300], body[400];
@@ -330,7 +330,7 @@ START_TEST(wrong_method_is_405_before_csrf)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tl_http h;
         /* no CSRF cookie or token at all: still 405, not 403 */
-        at_request(ctx, &h, cases[i].method, "/x/", v.session, NULL,
+        tl_request(ctx, &h, cases[i].method, "/x/", v.session, NULL,
                    "username=a", cases[i].fn, NULL);
         ck_assert_msg(h.status == 405, "case %zu: %d", i, h.status);
         ck_assert_str_eq(tl_http_res_header(&h, "Allow"), cases[i].allow);
@@ -352,17 +352,17 @@ START_TEST(duplicate_fields_are_400)
     } cases[] = {
         {guest_convert_view, "/convert/", GOOD_FORM "&username=other"},
         {guest_convert_view, "/convert/",
-         GOOD_FORM "&csrfmiddlewaretoken=" AT_CSRF},
+         GOOD_FORM "&csrfmiddlewaretoken=" TL_CSRF},
         {guest_convert_view, "/convert/", GOOD_FORM "&next=/a&next=/b"},
         {guest_convert_view, "/convert/?next=/a&next=//evil.com", GOOD_FORM},
         {guest_login_view, "/accounts/login/",
-         "username=a&username=b&password=x&csrfmiddlewaretoken=" AT_CSRF},
+         "username=a&username=b&password=x&csrfmiddlewaretoken=" TL_CSRF},
         {guest_logout_view, "/accounts/logout/",
-         "csrfmiddlewaretoken=" AT_CSRF "&csrfmiddlewaretoken=" AT_CSRF},
+         "csrfmiddlewaretoken=" TL_CSRF "&csrfmiddlewaretoken=" TL_CSRF},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tl_http h;
-        at_request(ctx, &h, "POST", cases[i].target, v.cookie, NULL,
+        tl_request(ctx, &h, "POST", cases[i].target, v.cookie, NULL,
                    cases[i].body, cases[i].fn, NULL);
         ck_assert_msg(h.status == 400, "case %zu: %d", i, h.status);
         tl_http_free(&h);
@@ -370,7 +370,7 @@ START_TEST(duplicate_fields_are_400)
     }
     /* a GET with the redirect field twice in its query */
     tl_http h;
-    at_request(ctx, &h, "GET", "/accounts/login/?next=/a&next=/b", NULL, NULL,
+    tl_request(ctx, &h, "GET", "/accounts/login/?next=/a&next=/b", NULL, NULL,
                NULL, guest_login_view, NULL);
     ck_assert_int_eq(h.status, 400);
     tl_http_free(&h);
@@ -385,19 +385,19 @@ START_TEST(malformed_bodies)
     new_visitor(ctx, &v);
     tl_http h;
     /* NUL and bad UTF-8 in credentials */
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
                "username=a%00b&password1=x&password2=x"
-               "&csrfmiddlewaretoken=" AT_CSRF,
+               "&csrfmiddlewaretoken=" TL_CSRF,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 400);
     tl_http_free(&h);
-    at_request(ctx, &h, "POST", "/accounts/login/", v.cookie, NULL,
-               "username=a%FFb&password=x&csrfmiddlewaretoken=" AT_CSRF,
+    tl_request(ctx, &h, "POST", "/accounts/login/", v.cookie, NULL,
+               "username=a%FFb&password=x&csrfmiddlewaretoken=" TL_CSRF,
                guest_login_view, NULL);
     ck_assert_int_eq(h.status, 400);
     tl_http_free(&h);
     /* multipart is not spoken */
-    at_request(ctx, &h, "POST", "/convert/", v.cookie,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie,
                "multipart/form-data; boundary=x", "--x--", guest_convert_view,
                NULL);
     ck_assert_int_eq(h.status, 415);
@@ -408,13 +408,13 @@ START_TEST(malformed_bodies)
     memset(big, 'a', n);
     big[n] = '\0';
     memcpy(big, "username=", 9);
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL, big,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL, big,
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 413);
     tl_http_free(&h);
     free(big);
     /* malformed JSON */
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, "application/json",
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, "application/json",
                "{\"username\": ", guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 400);
     ck_assert_str_eq(tl_http_res_header(&h, "Content-Type"),
@@ -488,7 +488,7 @@ START_TEST(unsafe_next_is_never_followed_or_echoed)
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
                GOOD_FORM "&next=http%3A%2F%2Ftestserver%2Fhome%2F",
                guest_convert_view, NULL);
     ck_assert_int_eq(h.status, 302);
@@ -503,9 +503,9 @@ END_TEST
 START_TEST(login_view_flow)
 {
     guest_ctx *ctx = ctx_new();
-    int64_t uid = at_new_user(ctx, "alice", AT_PASSWORD);
+    int64_t uid = tl_new_user(ctx, "alice", TL_PASSWORD);
     tl_http h;
-    at_request(ctx, &h, "GET", "/accounts/login/?next=/private/", NULL, NULL,
+    tl_request(ctx, &h, "GET", "/accounts/login/?next=/private/", NULL, NULL,
                NULL, guest_login_view, NULL);
     ck_assert_int_eq(h.status, 200);
     const char *names[] = {"username", "password", "csrfmiddlewaretoken",
@@ -517,42 +517,42 @@ START_TEST(login_view_flow)
     }
     tl_http_free(&h);
 
-    at_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, NULL,
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
                "username=alice&password=wrong-one-1&next=%2Fprivate%2F"
-               "&csrfmiddlewaretoken=" AT_CSRF,
+               "&csrfmiddlewaretoken=" TL_CSRF,
                guest_login_view, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "Please enter a correct username "
                                              "and password."));
     char value[64];
-    ck_assert(at_input_value(h.res_body, "username", value, sizeof value));
+    ck_assert(tl_input_value(h.res_body, "username", value, sizeof value));
     ck_assert_str_eq(value, "alice");
-    ck_assert(at_input_value(h.res_body, "next", value, sizeof value));
+    ck_assert(tl_input_value(h.res_body, "next", value, sizeof value));
     ck_assert_str_eq(value, "/private/");
     tl_http_free(&h);
 
-    at_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, NULL,
-               "username=alice&password=" AT_PASSWORD "&next=%2Fprivate%2F"
-               "&csrfmiddlewaretoken=" AT_CSRF,
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               "username=alice&password=" TL_PASSWORD "&next=%2Fprivate%2F"
+               "&csrfmiddlewaretoken=" TL_CSRF,
                guest_login_view, NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/private/");
     char s[128];
     ck_assert(tl_http_cookie(&h, "sessionid", s, sizeof s));
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, s, NULL), uid);
+    ck_assert_int_eq(tl_whoami(ctx, s, NULL), uid);
 
-    at_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, NULL,
-               "username=alice&password=" AT_PASSWORD
-               "&csrfmiddlewaretoken=" AT_CSRF,
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               "username=alice&password=" TL_PASSWORD
+               "&csrfmiddlewaretoken=" TL_CSRF,
                guest_login_view, NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/accounts/profile/");
     tl_http_free(&h);
 
     /* without CSRF: 403, no session */
-    at_request(ctx, &h, "POST", "/accounts/login/", NULL, NULL,
-               "username=alice&password=" AT_PASSWORD, guest_login_view, NULL);
+    tl_request(ctx, &h, "POST", "/accounts/login/", NULL, NULL,
+               "username=alice&password=" TL_PASSWORD, guest_login_view, NULL);
     ck_assert_int_eq(h.status, 403);
     ck_assert(!tl_http_cookie(&h, "sessionid", s, sizeof s));
     tl_http_free(&h);
@@ -567,24 +567,24 @@ START_TEST(logout_view_flow)
     new_visitor(ctx, &v);
     tl_http h;
     /* CSRF first */
-    at_request(ctx, &h, "POST", "/accounts/logout/", v.session, NULL, "",
+    tl_request(ctx, &h, "POST", "/accounts/logout/", v.session, NULL, "",
                guest_logout_view, NULL);
     ck_assert_int_eq(h.status, 403);
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, v.session, NULL), v.id);
+    ck_assert_int_eq(tl_whoami(ctx, v.session, NULL), v.id);
 
-    at_request(ctx, &h, "POST", "/accounts/logout/", v.cookie, NULL,
-               "csrfmiddlewaretoken=" AT_CSRF, guest_logout_view, NULL);
+    tl_request(ctx, &h, "POST", "/accounts/logout/", v.cookie, NULL,
+               "csrfmiddlewaretoken=" TL_CSRF, guest_logout_view, NULL);
     ck_assert_int_eq(h.status, 302);
     ck_assert_str_eq(location(&h), "/");
     tl_http_free(&h);
-    ck_assert_int_eq(at_whoami(ctx, v.session, NULL), 0);
+    ck_assert_int_eq(tl_whoami(ctx, v.session, NULL), 0);
     /* the guest account stays until cleanup */
     char sql[96];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM @.guests WHERE user_id = %lld",
              (long long)v.id);
-    ck_assert_int_eq(at_scalar(SCHEMA, sql), 1);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 1);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -658,8 +658,8 @@ START_TEST(json_mode)
 
     /* no X-CSRFToken: 403 in JSON, nothing changed */
     json_request(ctx, &h, "POST", "/convert/", cookie, NULL,
-                 "{\"username\": \"jsonuser\", \"password1\": \"" AT_PASSWORD
-                 "\", \"password2\": \"" AT_PASSWORD "\"}",
+                 "{\"username\": \"jsonuser\", \"password1\": \"" TL_PASSWORD
+                 "\", \"password2\": \"" TL_PASSWORD "\"}",
                  guest_convert_view);
     ck_assert_int_eq(h.status, 403);
     j = body_json(&h);
@@ -671,8 +671,8 @@ START_TEST(json_mode)
 
     /* valid: 200 with the user, no redirect */
     json_request(ctx, &h, "POST", "/convert/", cookie, tok,
-                 "{\"username\": \"jsonuser\", \"password1\": \"" AT_PASSWORD
-                 "\", \"password2\": \"" AT_PASSWORD "\"}",
+                 "{\"username\": \"jsonuser\", \"password1\": \"" TL_PASSWORD
+                 "\", \"password2\": \"" TL_PASSWORD "\"}",
                  guest_convert_view);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_null(tl_http_res_header(&h, "Location"));
@@ -700,8 +700,8 @@ START_TEST(json_mode)
     tl_http_free(&h);
 
     /* login in JSON */
-    json_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF,
-                 AT_CSRF, "{\"username\": \"jsonuser\", \"password\": \"x\"}",
+    json_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF,
+                 TL_CSRF, "{\"username\": \"jsonuser\", \"password\": \"x\"}",
                  guest_login_view);
     ck_assert_int_eq(h.status, 400);
     j = body_json(&h);
@@ -713,8 +713,8 @@ START_TEST(json_mode)
     json_decref(j);
     tl_http_free(&h);
     json_request(
-        ctx, &h, "POST", "/accounts/login/", "csrftoken=" AT_CSRF, AT_CSRF,
-        "{\"username\": \"jsonuser\", \"password\": \"" AT_PASSWORD "\"}",
+        ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, TL_CSRF,
+        "{\"username\": \"jsonuser\", \"password\": \"" TL_PASSWORD "\"}",
         guest_login_view);
     ck_assert_int_eq(h.status, 200);
     j = body_json(&h);
@@ -771,7 +771,7 @@ START_TEST(custom_fields_in_the_view)
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "GET", "/convert/", v.session, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/", v.session, NULL, NULL,
                guest_convert_view, &views);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"email\""));
@@ -779,19 +779,19 @@ START_TEST(custom_fields_in_the_view)
     ck_assert_ptr_nonnull(strstr(h.res_body, "Email &lt;address&gt;"));
     tl_http_free(&h);
 
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
                GOOD_FORM "&email=%22%3E%3Cb%3Enot-an-email", guest_convert_view,
                &views);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "Enter a valid email address."));
     ck_assert_ptr_nonnull(strstr(h.res_body, "This field is required."));
     char value[128];
-    ck_assert(at_input_value(h.res_body, "email", value, sizeof value));
+    ck_assert(tl_input_value(h.res_body, "email", value, sizeof value));
     ck_assert_str_eq(value, "&quot;&gt;&lt;b&gt;not-an-email");
     tl_http_free(&h);
     assert_still_guest(ctx, &v);
 
-    at_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
+    tl_request(ctx, &h, "POST", "/convert/", v.cookie, NULL,
                GOOD_FORM "&email=me%40example.org&terms=on", guest_convert_view,
                &views);
     ck_assert_int_eq(h.status, 302);
@@ -811,7 +811,7 @@ START_TEST(custom_fields_in_the_view)
     bad.signup.field_count = 1;
     visitor w;
     new_visitor(ctx, &w);
-    at_request(ctx, &h, "GET", "/convert/", w.session, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/", w.session, NULL, NULL,
                guest_convert_view, &bad);
     ck_assert_int_eq(h.status, 500);
     tl_http_free(&h);
@@ -862,7 +862,7 @@ START_TEST(a_failing_render_answers_a_clean_500)
     guest_views_init(&views);
     views.render = broken_render;
     tl_http h;
-    at_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
                guest_login_view, &views);
     ck_assert_int_eq(h.status, 500);
     ck_assert_ptr_null(strstr(h.res_body, "half a pa"));
@@ -886,7 +886,7 @@ START_TEST(render_callback_replaces_html)
     visitor v;
     new_visitor(ctx, &v);
     tl_http h;
-    at_request(ctx, &h, "GET", "/convert/?next=/back/", v.session, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/?next=/back/", v.session, NULL, NULL,
                guest_convert_view, &views);
     ck_assert_int_eq(h.status, 200);
     ck_assert_str_eq(h.res_body, "<p>my page 0</p>");
@@ -895,9 +895,9 @@ START_TEST(render_callback_replaces_html)
     ck_assert_str_eq(s.next, "/back/");
     tl_http_free(&h);
 
-    at_request(
+    tl_request(
         ctx, &h, "POST", "/convert/", v.cookie, NULL,
-        "username=x&password1=a&password2=b&csrfmiddlewaretoken=" AT_CSRF,
+        "username=x&password1=a&password2=b&csrfmiddlewaretoken=" TL_CSRF,
         guest_convert_view, &views);
     ck_assert_int_eq(h.status, 200);
     ck_assert_str_eq(s.username, "x");
@@ -911,12 +911,12 @@ START_TEST(render_callback_replaces_html)
     ck_assert_ptr_nonnull(strstr(h.res_body, "</form>\n<frame-end>"));
     tl_http_free(&h);
 
-    at_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
                guest_login_view, &views);
     ck_assert_int_eq(s.kind, GUEST_PAGE_LOGIN);
     ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"password\""));
     tl_http_free(&h);
-    at_request(ctx, &h, "GET", "/convert/success/", NULL, NULL, NULL,
+    tl_request(ctx, &h, "GET", "/convert/success/", NULL, NULL, NULL,
                guest_convert_success_view, &views);
     ck_assert_str_eq(h.res_body, "<p>my page 1</p>");
     tl_http_free(&h);
@@ -945,15 +945,15 @@ static void *submit(void *arg)
     browser *br = arg;
     char body[300];
     snprintf(body, sizeof body,
-             "username=%s&password1=" AT_PASSWORD "&password2=" AT_PASSWORD
-             "&csrfmiddlewaretoken=" AT_CSRF,
+             "username=%s&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+             "&csrfmiddlewaretoken=" TL_CSRF,
              br->username);
     tl_http h;
     pthread_barrier_wait(br->b);
     guest_views views;
     guest_views_init(&views);
-    views.signup.store = at_slow_store;
-    at_request(br->ctx, &h, "POST", "/convert/", br->v->cookie, NULL, body,
+    views.signup.store = tl_slow_store;
+    tl_request(br->ctx, &h, "POST", "/convert/", br->v->cookie, NULL, body,
                guest_convert_view, &views);
     br->status = h.status;
     snprintf(br->location, sizeof br->location, "%s", location(&h));
@@ -996,11 +996,11 @@ START_TEST(double_submit_converts_once)
                  "SELECT count(*) FROM @.users WHERE id = %lld AND username"
                  " IN ('%s', '%s')",
                  (long long)v.id, names[0], names[1]);
-        ck_assert_int_eq(at_scalar(SCHEMA, sql), 1);
+        ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 1);
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM @.sessions WHERE user_id = %lld",
                  (long long)v.id);
-        ck_assert_int_eq(at_scalar(SCHEMA, sql), 1);
+        ck_assert_int_eq(tl_scalar_in(SCHEMA, sql), 1);
     }
     guest_ctx_free(ctx);
 }

@@ -1,5 +1,6 @@
-/* Shared test helpers: the fixture database, an in-process adapter that
- * records responses, and a tiny HTTP client for real servers. */
+/* Shared test helpers: the fixture database, contexts, an in-process
+ * adapter that records responses, guests and users made through the public
+ * API, and a tiny HTTP client for real servers. */
 #ifndef GUESTUSER_TESTLIB_H
 #define GUESTUSER_TESTLIB_H
 
@@ -18,7 +19,8 @@ long long tl_scalar(const char *sql);
 void tl_exec(const char *sql);
 /* Drops @p schema so a suite starts from nothing. */
 void tl_drop_schema(const char *schema);
-/* guest_config_init + fixture database + @p schema. */
+/* guest_config_init + fixture database + @p schema, a pool of 4 and a
+ * generous 30 s database timeout. */
 void tl_config(guest_config *cfg, const char *schema);
 /* guest_ctx_new that must succeed. */
 guest_ctx *tl_ctx_new(const guest_config *cfg);
@@ -80,6 +82,52 @@ int tl_raw_status(const char *response);
 char *tl_raw_header(const char *response, const char *name);
 /* The body of a raw response (points into it). */
 const char *tl_raw_body(const char *response);
+
+/* ---- guests, users and requests with cookies ---- */
+/* A CSRF secret the tests put in the cookie and, unmasked, in forms. */
+#define TL_CSRF "abcdefghijklmnopqrstuvwxyzABCDEF"
+/* A password every validator accepts. */
+#define TL_PASSWORD "Quartz-Lantern-58"
+
+/* tl_config for @p schema with cheap hashing (1000 iterations), then
+ * @p tweak (may be NULL), then a context. */
+guest_ctx *tl_ctx(const char *schema, void (*tweak)(guest_config *));
+
+/* A new guest; "sessionid=<token>" into @p cookie. Returns its id. */
+int64_t tl_new_guest(guest_ctx *ctx, char *cookie, size_t size);
+
+/* A registered user made with guest_user_create (must succeed). */
+int64_t tl_new_user(guest_ctx *ctx, const char *username, const char *password);
+
+/* "sessionid=...; csrftoken=TL_CSRF" (either part may be left out). */
+void tl_cookie_header(char *out, size_t size, const char *session,
+                      bool with_csrf);
+
+/* One request through @p fn: @p method, @p target, optional Cookie header
+ * and body (urlencoded unless a Content-Type is added with @p ctype). */
+void tl_request(guest_ctx *ctx, tl_http *h, const char *method,
+                const char *target, const char *cookie, const char *ctype,
+                const char *body, guest_handler_fn fn, void *userdata);
+
+/* Runs @p sql after replacing every "@" with the schema name. */
+long long tl_scalar_in(const char *schema, const char *sql);
+void tl_exec_in(const char *schema, const char *sql);
+/* First column of the first row as text into @p out ("" when no row). */
+void tl_text_in(const char *schema, const char *sql, char *out, size_t size);
+
+/* The id the cookie "sessionid=..." resolves to now (0: anonymous), and
+ * whether that user is a guest. */
+int64_t tl_whoami(guest_ctx *ctx, const char *cookie, bool *is_guest);
+
+/* The value of attribute value="..." of the input named @p name in an HTML
+ * page, into @p out; false when not found. */
+bool tl_input_value(const char *html, const char *name, char *out, size_t size);
+
+/* A guest_signup store callback that sleeps 150 ms, holding the conversion
+ * transaction open so a racing request arrives while it holds its locks. */
+guest_status tl_slow_store(guest_db *db, const guest_user *user,
+                           const guest_form *form, guest_form_errors *errors,
+                           void *ud);
 
 /* Runs every test of @p s (and frees it); the exit status for main(). */
 int tl_run(Suite *s);

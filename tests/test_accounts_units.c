@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "accounts/accounts.h"
-#include "acct_testlib.h"
+#include "testlib.h"
 
 /* ---- password hashes ---- */
 
@@ -762,13 +762,13 @@ END_TEST
 
 START_TEST(csrf_check_failures)
 {
-    const char *good_cookie = "csrftoken=" AT_CSRF;
+    const char *good_cookie = "csrftoken=" TL_CSRF;
     struct {
         const char *cookie, *submitted, *header, *reason;
     } cases[] = {
-        {NULL, AT_CSRF, NULL, "CSRF cookie not set."},
-        {"csrftoken=short", AT_CSRF, NULL, "CSRF cookie not set."},
-        {"other=" AT_CSRF, AT_CSRF, NULL, "CSRF cookie not set."},
+        {NULL, TL_CSRF, NULL, "CSRF cookie not set."},
+        {"csrftoken=short", TL_CSRF, NULL, "CSRF cookie not set."},
+        {"other=" TL_CSRF, TL_CSRF, NULL, "CSRF cookie not set."},
         {good_cookie, NULL, NULL, "CSRF token missing."},
         {good_cookie, "", NULL, "CSRF token missing."},
         {good_cookie, "abc", NULL, "CSRF token has incorrect length."},
@@ -796,14 +796,14 @@ START_TEST(csrf_check_failures)
     tl_http h;
     csrf_case c = {0};
     post(&h, good_cookie);
-    tl_http_add(&h, "X-CSRFToken", AT_CSRF);
+    tl_http_add(&h, "X-CSRFToken", TL_CSRF);
     ck_assert_int_eq(csrf_run(&h, &c), GUEST_OK);
 }
 END_TEST
 
 START_TEST(csrf_origin_and_referer)
 {
-    const char *cookie = "csrftoken=" AT_CSRF;
+    const char *cookie = "csrftoken=" TL_CSRF;
     struct {
         bool https;
         const char *origin, *referer;
@@ -829,7 +829,7 @@ START_TEST(csrf_origin_and_referer)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tl_http h;
-        csrf_case c = {.submitted = AT_CSRF};
+        csrf_case c = {.submitted = TL_CSRF};
         post(&h, cookie);
         h.https = cases[i].https;
         if (cases[i].origin)
@@ -894,18 +894,18 @@ START_TEST(secure_proxy_header_marks_https)
 {
     fake_ctx.cfg.secure_proxy_header = "X-Forwarded-Proto";
     tl_http h;
-    csrf_case c = {.submitted = AT_CSRF};
-    post(&h, "csrftoken=" AT_CSRF);
+    csrf_case c = {.submitted = TL_CSRF};
+    post(&h, "csrftoken=" TL_CSRF);
     tl_http_add(&h, "X-Forwarded-Proto", "https, http");
     tl_http_add(&h, "Origin", "http://testserver");
     ck_assert_int_eq(csrf_run(&h, &c), GUEST_ERR_CSRF);
-    post(&h, "csrftoken=" AT_CSRF);
+    post(&h, "csrftoken=" TL_CSRF);
     tl_http_add(&h, "X-Forwarded-Proto", "https");
     tl_http_add(&h, "Origin", "https://testserver");
     ck_assert_int_eq(csrf_run(&h, &c), GUEST_OK);
     /* without the setting the header means nothing */
     fake_ctx.cfg.secure_proxy_header = NULL;
-    post(&h, "csrftoken=" AT_CSRF);
+    post(&h, "csrftoken=" TL_CSRF);
     tl_http_add(&h, "X-Forwarded-Proto", "https");
     ck_assert_int_eq(csrf_run(&h, &c), GUEST_OK);
 }
@@ -913,7 +913,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("acct_units");
+    Suite *s = suite_create("accounts_units");
     TCase *tc = tcase_create("passwords");
     tcase_add_loop_test(tc, hash_matches_django_vectors, 0, (int)NVECTORS);
     tcase_add_loop_test(tc, django_hashes_verify, 0, (int)NVECTORS);

@@ -1,0 +1,18 @@
+#include "demo_testlib.h"
+
+void dt_handler(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_routes_handler(req, (void *)demo_routes());
+}
+
+void dt_get(guest_ctx *ctx, tl_http *h, const char *target, const char *cookie)
+{
+    tl_request(ctx, h, "GET", target, cookie, NULL, NULL, dt_handler, NULL);
+}
+
+void dt_post(guest_ctx *ctx, tl_http *h, const char *target, const char *cookie,
+             const char *body)
+{
+    tl_request(ctx, h, "POST", target, cookie, NULL, body, dt_handler, NULL);
+}

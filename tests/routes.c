@@ -1,0 +1,133 @@
+#include "routes.h"
+
+#include <check.h>
+
+static const guest_user *current_user(guest_req *req)
+{
+    const guest_user *u = NULL;
+    (void)guest_req_user(req, &u);
+    return u;
+}
+
+static void page(guest_req *req, const char *before, const char *after)
+{
+    guest_res_status(req, 200);
+    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_printf(req, "<!doctype html><title>test</title>%s", before);
+    guest_res_write_html(req, guest_user_name(current_user(req)));
+    guest_res_printf(req, "%s\n", after);
+}
+
+/* The guard macros define external functions: tl_ names keep them apart
+ * from the demo's, which the demo tests link too. */
+GUEST_ALLOW(tl_allow_page)
+{
+    page(req, "<p>Hello, ", "!</p>");
+}
+
+GUEST_REQUIRED(tl_guest_page)
+{
+    page(req, "<p>Only guests see this page, ", ".</p>");
+}
+
+REGULAR_REQUIRED(tl_regular_page)
+{
+    page(req, "<p>Only registered users see this page, ", ".</p>");
+}
+
+/* The one string /whoami returns, as JSON. */
+static void write_json_string(guest_req *req, const char *s)
+{
+    guest_res_write(req, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            guest_res_printf(req, "\\%c", *p);
+        else if (*p < 0x20)
+            guest_res_printf(req, "\\u%04x", *p);
+        else
+            guest_res_write(req, p, 1);
+    }
+    guest_res_write(req, "\"", 1);
+}
+
+static void whoami(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u) != GUEST_OK) {
+        guest_res_send(req, 503, "text/plain; charset=utf-8",
+                       "Service Unavailable\n");
+        return;
+    }
+    guest_res_status(req, 200);
+    guest_res_header(req, "Content-Type", "application/json");
+    guest_res_header(req, "Cache-Control", "no-store");
+    if (!u) {
+        guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
+                              "\"id\":null,\"username\":null}");
+        return;
+    }
+    guest_res_printf(req,
+                     "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
+                     "\"username\":",
+                     guest_is_guest_user(u) ? "true" : "false",
+                     (long long)guest_user_id(u));
+    write_json_string(req, guest_user_name(u));
+    guest_res_write(req, "}", 1);
+}
+
+static void healthz(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_error err;
+    if (guest_ping(guest_req_ctx(req), &err) == GUEST_OK)
+        guest_res_send(req, 200, "text/plain; charset=utf-8", "ok\n");
+    else
+        guest_res_send(req, 503, "text/plain; charset=utf-8",
+                       "database unavailable\n");
+}
+
+void tl_echo(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    const char *data;
+    size_t len;
+    ck_assert_int_eq(guest_req_body(req, &data, &len), GUEST_OK);
+    const char *x = guest_req_header(req, "X-Test");
+    const char *addr = guest_req_client_addr(req);
+    guest_res_status(req, 200);
+    guest_res_header(req, "Content-Type", "text/plain");
+    guest_res_printf(req,
+                     "method=%s\ntarget=%s\npath=%s\naddr=%s\nx-test=%s\n"
+                     "https=%d\nbody=%zu:",
+                     guest_req_method(req), guest_req_target(req),
+                     guest_req_path(req), addr ? addr : "(null)",
+                     x ? x : "(null)", guest_req_is_https(req), len);
+    guest_res_write(req, data, len);
+}
+
+static const guest_route routes[] = {
+    {"GET", "/allow_guest_user/", tl_allow_page, NULL},
+    {"GET", "/guest_user_required/", tl_guest_page, NULL},
+    {"GET", "/regular_user_required/", tl_regular_page, NULL},
+    {"GET", "/whoami", whoami, NULL},
+    {"GET", "/healthz", healthz, NULL},
+    {NULL, "/echo", tl_echo, NULL},
+    /* mounted for every method: the views answer 405 themselves */
+    {NULL, "/convert/", guest_convert_view, NULL},
+    {NULL, "/convert/success/", guest_convert_success_view, NULL},
+    {NULL, "/accounts/login/", guest_login_view, NULL},
+    {NULL, "/accounts/logout/", guest_logout_view, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+const guest_route *tl_routes(void)
+{
+    return routes;
+}
+
+void tl_routes_handler(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_routes_handler(req, (void *)routes);
+}
