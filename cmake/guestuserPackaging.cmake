@@ -28,6 +28,17 @@ find_program(GUESTUSER_DPKG_SHLIBDEPS dpkg-shlibdeps)
 mark_as_advanced(GUESTUSER_DPKG_SHLIBDEPS)
 if(GUESTUSER_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+  # Our own libraries come from the packages named by the component
+  # DEPENDS; dpkg-shlibdeps finds them in the build tree.
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "")
+  foreach(t guestuser guestuser_mhd guestuser_civetweb)
+    if(TARGET ${t})
+      get_target_property(_dir ${t} BINARY_DIR)
+      list(APPEND CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${_dir})
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS)
+  unset(_dir)
 endif()
 
 set(CPACK_COMPONENTS_ALL runtime dev)
