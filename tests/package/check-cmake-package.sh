@@ -12,13 +12,20 @@
 #    COMPONENTS civetweb fails, saying the package was built without it;
 #  - find_package leaves no variables but its own in the caller's scope
 #    (tests/package/consumer/CMakeLists.txt checks, for each case).
-# Usage: check-cmake-package.sh BUILD_DIR SOURCE_DIR
+# Usage: check-cmake-package.sh BUILD_DIR SOURCE_DIR (exits 77, skipped, unless
+# BUILD_DIR has both adapters)
 set -eu
 build=$(cd "${1:?usage: check-cmake-package.sh BUILD_DIR SOURCE_DIR}" && pwd)
 src=$(cd "${2:?}" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 jobs=$(nproc 2>/dev/null || echo 2)
+for a in MHD CIVETWEB; do
+  if ! grep -q "^GUESTUSER_WITH_$a:BOOL=ON" "$build/CMakeCache.txt"; then
+    echo "SKIPPED: $build was configured without GUESTUSER_WITH_$a; these checks need both adapters"
+    exit 77
+  fi
+done
 
 echo ">> package with both adapters"
 cmake --install "$build" --prefix "$work/both" >/dev/null
