@@ -4,7 +4,7 @@
 # documentation cannot drift from the API.
 #
 # Usage: check-snippets.sh SOURCE_DIR [compiler flags, e.g. -I...]
-# Environment: CC (default cc).
+# Environment: CC (default cc); SNIPPETS_KEEP=1 keeps the generated files.
 #
 # How a block is compiled:
 # - A block that contains `main(` is a whole program: compiled exactly as
