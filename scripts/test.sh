@@ -2,7 +2,8 @@
 # Builds libguestuser and runs the whole test suite: a normal build with
 # warnings as errors, the same suite under AddressSanitizer +
 # UndefinedBehaviorSanitizer, and an install whose package the examples are
-# built against out of tree. Installs what it needs on Debian first.
+# built against out of tree, and the Debian packages (cpack -G DEB) checked
+# and built against. Installs what it needs on Debian first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -37,6 +38,10 @@ echo ">> install + out-of-tree example build"
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install build --prefix "$prefix" >/dev/null
+# the installed programs run from any prefix, without environment variables
+for prog in guestuser guestuser-demo; do
+  env -i PATH=/usr/bin:/bin "$prefix/bin/$prog" --help >/dev/null
+done
 cmake -S examples -B "$prefix/examples-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/examples-build" -j"$jobs" >/dev/null
 "$prefix/examples-build/guestuser-demo" --help >/dev/null
@@ -45,4 +50,9 @@ printf '#include <guestuser/guestuser.h>\nint main(void){return guest_version()[
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig" \
   sh -c 'cc "$1/pc.c" -o "$1/pc" $(pkg-config --cflags --libs guestuser) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$prefix"
 "$prefix/pc"
+
+# The CMake package's components were checked by ctest above
+# (cmake_package: tests/package/check-cmake-package.sh).
+echo ">> Debian packages: cpack -G DEB, metadata, apt-get --simulate, examples against them"
+tests/package/check-debs.sh build . build/debs
 echo ">> all tests passed"

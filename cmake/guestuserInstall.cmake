@@ -1,0 +1,121 @@
+# What `cmake --install` puts where, split into install components that
+# cmake/guestuserPackaging.cmake turns into Debian packages:
+#
+#   runtime       libguestuser.so.0
+#   dev           headers, libguestuser.so, libguestuser.a, guestuser.pc,
+#                 guestuserConfig*.cmake, guestuser(Static)Targets*.cmake
+#   mhd           libguestuser-mhd.so.0           (GUESTUSER_WITH_MHD)
+#   mhd_dev       adapters/mhd.h, libguestuser-mhd.so, guestuser-mhd.pc,
+#                 guestuserMhdTargets*.cmake
+#   civetweb      libguestuser-civetweb.so.0      (GUESTUSER_WITH_CIVETWEB)
+#   civetweb_dev  the same for CivetWeb, plus guestuserCivetWeb.cmake
+#   tools         bin/guestuser (tools/), demo: bin/guestuser-demo (examples/)
+#
+# One export file per CMake package component, so that a user of one
+# adapter never loads the other's targets or looks for its server.
+include(CMakePackageConfigHelpers)
+set(GUESTUSER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/guestuser)
+
+# The installed targets name their dependencies guestuser_dep::<pkg-config
+# module>, targets that the installed guestuserConfig.cmake creates itself,
+# instead of the build's PkgConfig::<prefix> names, which a user's project
+# may define differently.
+set(_guestuser_dep_names PQ=libpq UUID=uuid SSL=libcrypto JANSSON=jansson
+  PWQUALITY=pwquality MHD=libmicrohttpd)
+function(guestuser__rename_deps_for_install target)
+  get_target_property(libs ${target} INTERFACE_LINK_LIBRARIES)
+  if(NOT libs)
+    return()
+  endif()
+  set(out "")
+  foreach(item IN LISTS libs)
+    if(item MATCHES "PkgConfig::([A-Za-z0-9_]+)")
+      set(prefix ${CMAKE_MATCH_1})
+      set(module "")
+      foreach(pair IN LISTS _guestuser_dep_names)
+        if(pair MATCHES "^${prefix}=(.+)$")
+          set(module ${CMAKE_MATCH_1})
+        endif()
+      endforeach()
+      if(NOT module)
+        message(FATAL_ERROR "${target} links PkgConfig::${prefix}: add it to "
+          "_guestuser_dep_names in cmake/guestuserInstall.cmake and to "
+          "cmake/guestuserConfig.cmake.in")
+      endif()
+      string(REPLACE "PkgConfig::${prefix}" "guestuser_dep::${module}" installed "${item}")
+      list(APPEND out "$<BUILD_INTERFACE:${item}>" "$<INSTALL_INTERFACE:${installed}>")
+    else()
+      list(APPEND out "${item}")
+    endif()
+  endforeach()
+  set_target_properties(${target} PROPERTIES INTERFACE_LINK_LIBRARIES "${out}")
+endfunction()
+
+# The core: the shared library needs nothing at CMake time (its
+# dependencies are private); the static one is its own export, loaded only
+# for the `static` component, which then looks for its dependencies.
+install(TARGETS guestuser EXPORT guestuserTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
+    NAMELINK_COMPONENT dev
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT guestuserTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
+  COMPONENT dev)
+guestuser__rename_deps_for_install(guestuser_static)
+install(TARGETS guestuser_static EXPORT guestuserStaticTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
+  DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
+install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  COMPONENT dev PATTERN "adapters" EXCLUDE)
+
+foreach(_adapter mhd civetweb)
+  string(TOUPPER ${_adapter} _upper)
+  if(NOT GUESTUSER_WITH_${_upper})
+    continue()
+  endif()
+  if(_adapter STREQUAL "mhd")
+    set(_export guestuserMhdTargets)
+  else()
+    set(_export guestuserCivetwebTargets)
+  endif()
+  guestuser__rename_deps_for_install(guestuser_${_adapter})
+  install(TARGETS guestuser_${_adapter} EXPORT ${_export}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT ${_adapter}
+      NAMELINK_COMPONENT ${_adapter}_dev
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT ${_export} NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
+    COMPONENT ${_adapter}_dev)
+  install(FILES include/guestuser/adapters/${_adapter}.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser/adapters COMPONENT ${_adapter}_dev)
+endforeach()
+if(GUESTUSER_WITH_CIVETWEB)
+  install(FILES cmake/guestuserCivetWeb.cmake DESTINATION ${GUESTUSER_CMAKE_DIR}
+    COMPONENT civetweb_dev)
+endif()
+
+configure_package_config_file(cmake/guestuserConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/guestuserConfig.cmake INSTALL_DESTINATION ${GUESTUSER_CMAKE_DIR})
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/guestuserConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuserConfig.cmake
+  ${CMAKE_CURRENT_BINARY_DIR}/guestuserConfigVersion.cmake DESTINATION ${GUESTUSER_CMAKE_DIR}
+  COMPONENT dev)
+
+# Relocatable .pc files: the prefix is found from the file's own place, so
+# `cmake --install --prefix DIR` works for any DIR.
+file(RELATIVE_PATH GUESTUSER_PC_UP /x/${CMAKE_INSTALL_LIBDIR}/pkgconfig /x)
+string(REGEX REPLACE "/$" "" GUESTUSER_PC_UP "${GUESTUSER_PC_UP}")
+set(GUESTUSER_PC_PREFIX "\${pcfiledir}/${GUESTUSER_PC_UP}")
+configure_file(cmake/guestuser.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+foreach(_adapter mhd civetweb)
+  string(TOUPPER ${_adapter} _upper)
+  if(GUESTUSER_WITH_${_upper})
+    configure_file(cmake/guestuser-${_adapter}.pc.in
+      ${CMAKE_CURRENT_BINARY_DIR}/guestuser-${_adapter}.pc @ONLY)
+    install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-${_adapter}.pc
+      DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT ${_adapter}_dev)
+  endif()
+endforeach()

@@ -1,0 +1,105 @@
+# `cpack -G DEB` (in the build directory) makes one Debian package per
+# install component of cmake/guestuserInstall.cmake:
+#
+#   libguestuser0              the shared library
+#   libguestuser-dev           headers, static library, CMake and pkg-config files
+#   libguestuser-mhd0 / -dev   the libmicrohttpd adapter (when built)
+#   libguestuser-civetweb0 / -dev   the CivetWeb adapter (when built)
+#   guestuser-tools            bin/guestuser
+#   guestuser-demo             bin/guestuser-demo
+#
+# Install them with `apt-get install ./*.deb`. The runtime Depends of the
+# libraries and programs come from dpkg-shlibdeps when it is installed;
+# the -dev packages depend on the -dev packages their headers, static
+# library and pkg-config files need.
+set(CPACK_PACKAGE_NAME guestuser)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "temporary guest accounts for C web servers")
+set(CPACK_PACKAGE_CONTACT "libguestuser developers <libguestuser@example.invalid>")
+set(CPACK_PACKAGE_HOMEPAGE_URL "https://example.invalid/libguestuser")
+set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
+set(CPACK_GENERATOR DEB)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+# Component DEPENDS below become "Depends: <package> (= version)".
+set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
+find_program(GUESTUSER_DPKG_SHLIBDEPS dpkg-shlibdeps)
+mark_as_advanced(GUESTUSER_DPKG_SHLIBDEPS)
+if(GUESTUSER_DPKG_SHLIBDEPS)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+  # Our own libraries come from the packages named by the component
+  # DEPENDS; dpkg-shlibdeps finds them in the build tree.
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "")
+  foreach(t guestuser guestuser_mhd guestuser_civetweb)
+    if(TARGET ${t})
+      get_target_property(_dir ${t} BINARY_DIR)
+      list(APPEND CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${_dir})
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS)
+  unset(_dir)
+endif()
+
+set(CPACK_COMPONENTS_ALL runtime dev)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libguestuser0)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
+set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
+  "temporary guest accounts for C web servers - runtime library")
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME libguestuser-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
+set(CPACK_COMPONENT_DEV_DESCRIPTION
+  "temporary guest accounts for C web servers - development files")
+set(CPACK_COMPONENT_DEV_DEPENDS runtime)
+# guestuser.pc's Requires.private and the static library's dependencies.
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
+  "pkg-config, libpq-dev, uuid-dev, libssl-dev (>= 3.0), libjansson-dev, libpwquality-dev")
+
+if(GUESTUSER_WITH_MHD)
+  list(APPEND CPACK_COMPONENTS_ALL mhd mhd_dev)
+  set(CPACK_DEBIAN_MHD_PACKAGE_NAME libguestuser-mhd0)
+  set(CPACK_DEBIAN_MHD_PACKAGE_SECTION libs)
+  set(CPACK_COMPONENT_MHD_DESCRIPTION "libguestuser adapter for GNU libmicrohttpd")
+  set(CPACK_COMPONENT_MHD_DEPENDS runtime)
+  set(CPACK_DEBIAN_MHD_DEV_PACKAGE_NAME libguestuser-mhd-dev)
+  set(CPACK_DEBIAN_MHD_DEV_PACKAGE_SECTION libdevel)
+  set(CPACK_COMPONENT_MHD_DEV_DESCRIPTION
+    "libguestuser adapter for GNU libmicrohttpd - development files")
+  set(CPACK_COMPONENT_MHD_DEV_DEPENDS mhd dev)
+  set(CPACK_DEBIAN_MHD_DEV_PACKAGE_DEPENDS "libmicrohttpd-dev")
+endif()
+if(GUESTUSER_WITH_CIVETWEB)
+  list(APPEND CPACK_COMPONENTS_ALL civetweb civetweb_dev)
+  set(CPACK_DEBIAN_CIVETWEB_PACKAGE_NAME libguestuser-civetweb0)
+  set(CPACK_DEBIAN_CIVETWEB_PACKAGE_SECTION libs)
+  set(CPACK_COMPONENT_CIVETWEB_DESCRIPTION "libguestuser adapter for CivetWeb")
+  set(CPACK_COMPONENT_CIVETWEB_DEPENDS runtime)
+  set(CPACK_DEBIAN_CIVETWEB_DEV_PACKAGE_NAME libguestuser-civetweb-dev)
+  set(CPACK_DEBIAN_CIVETWEB_DEV_PACKAGE_SECTION libdevel)
+  set(CPACK_COMPONENT_CIVETWEB_DEV_DESCRIPTION
+    "libguestuser adapter for CivetWeb - development files")
+  set(CPACK_COMPONENT_CIVETWEB_DEV_DEPENDS civetweb dev)
+  set(CPACK_DEBIAN_CIVETWEB_DEV_PACKAGE_DEPENDS "libcivetweb-dev")
+endif()
+if(GUESTUSER_TOOLS)
+  list(APPEND CPACK_COMPONENTS_ALL tools)
+  set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME guestuser-tools)
+  set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION admin)
+  set(CPACK_COMPONENT_TOOLS_DESCRIPTION
+    "libguestuser admin tool: migrations, cleanup of expired guests, counts")
+  set(CPACK_COMPONENT_TOOLS_DEPENDS runtime)
+endif()
+if(TARGET guestuser-demo)
+  list(APPEND CPACK_COMPONENTS_ALL demo)
+  set(CPACK_DEBIAN_DEMO_PACKAGE_NAME guestuser-demo)
+  set(CPACK_DEBIAN_DEMO_PACKAGE_SECTION web)
+  set(CPACK_COMPONENT_DEMO_DESCRIPTION "libguestuser demo web server")
+  set(CPACK_COMPONENT_DEMO_DEPENDS runtime)
+  if(GUESTUSER_WITH_MHD)
+    list(APPEND CPACK_COMPONENT_DEMO_DEPENDS mhd)
+  endif()
+  if(GUESTUSER_WITH_CIVETWEB)
+    list(APPEND CPACK_COMPONENT_DEMO_DEPENDS civetweb)
+  endif()
+endif()
+include(CPack)

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Builds the Debian packages of a build tree with `cpack -G DEB` and checks
+# them: the expected packages with their metadata (dpkg-deb -I), no file in
+# two packages, `apt-get install --simulate ./*.deb` resolves on this
+# machine, and -- extracted with dpkg -x into a clean directory, so the
+# machine is left alone -- the programs run without environment variables
+# and the examples build against the packaged headers, CMake package and
+# pkg-config files.
+# Usage: check-debs.sh BUILD_DIR SOURCE_DIR [OUT_DIR]  (OUT_DIR keeps the .debs)
+set -eu
+build=$(cd "${1:?usage: check-debs.sh BUILD_DIR SOURCE_DIR [OUT_DIR]}" && pwd)
+src=$(cd "${2:?}" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out=${3:-$work/debs}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo ">> cpack -G DEB"
+rm -f "$out"/*.deb
+(cd "$build" && cpack -G DEB -B "$out" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
+ls "$out"/*.deb | sed 's|.*/||'
+
+expected="libguestuser0 libguestuser-dev"
+grep -q '^GUESTUSER_WITH_MHD:BOOL=ON' "$build/CMakeCache.txt" &&
+  expected="$expected libguestuser-mhd0 libguestuser-mhd-dev"
+grep -q '^GUESTUSER_WITH_CIVETWEB:BOOL=ON' "$build/CMakeCache.txt" &&
+  expected="$expected libguestuser-civetweb0 libguestuser-civetweb-dev"
+grep -q '^GUESTUSER_TOOLS:BOOL=ON' "$build/CMakeCache.txt" && expected="$expected guestuser-tools"
+for p in $expected; do
+  deb=$(ls "$out/${p}_"*.deb 2>/dev/null | head -n1)
+  [ -n "$deb" ] || { echo "FAIL: no $p package" >&2; exit 1; }
+  for field in Package Version Architecture Maintainer Description; do
+    [ -n "$(dpkg-deb -f "$deb" "$field")" ] || { echo "FAIL: $p has no $field" >&2; exit 1; }
+  done
+  echo "$p: $(dpkg-deb -f "$deb" Depends)"
+done
+# the runtime libraries depend on the library packages they link
+case $(dpkg-deb -f "$out"/libguestuser0_*.deb Depends) in
+  *libpq5*) ;; *) echo "FAIL: libguestuser0 does not depend on libpq5" >&2; exit 1 ;;
+esac
+for p in libguestuser-mhd0 libguestuser-civetweb0 guestuser-tools; do
+  for deb in "$out/${p}_"*.deb; do
+    [ -f "$deb" ] || continue
+    case $(dpkg-deb -f "$deb" Depends) in
+      *"libguestuser0 (= "*) ;; *) echo "FAIL: $p does not depend on libguestuser0" >&2; exit 1 ;;
+    esac
+  done
+done
+dpkg-deb -I "$out"/libguestuser-dev_*.deb | sed 's/^/    /'
+
+echo ">> no file in two packages"
+for deb in "$out"/*.deb; do dpkg-deb -c "$deb"; done | awk '$1 !~ /^d/ {print $6}' | sort | uniq -d >"$work/dups"
+if [ -s "$work/dups" ]; then cat "$work/dups"; echo "FAIL: files in two packages" >&2; exit 1; fi
+
+echo ">> apt-get install --simulate ./*.deb"
+apt-get install --simulate -q "$out"/*.deb >"$work/apt.log" 2>&1 || { cat "$work/apt.log"; exit 1; }
+grep -E '^Inst (libguestuser|guestuser)' "$work/apt.log" | sed 's/^/    /'
+
+echo ">> extracted into a clean prefix"
+root="$work/root"
+for deb in "$out"/*.deb; do dpkg -x "$deb" "$root"; done
+prefix="$root/usr"
+for prog in guestuser guestuser-demo; do
+  [ -x "$prefix/bin/$prog" ] || continue
+  env -i PATH=/usr/bin:/bin "$prefix/bin/$prog" --help >/dev/null
+  echo "$prog --help runs from $prefix/bin with an empty environment"
+done
+cmake -S "$src/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" >"$work/examples.log" 2>&1 ||
+  { cat "$work/examples.log"; exit 1; }
+cmake --build "$work/examples" -j"$jobs" >>"$work/examples.log" 2>&1 || { cat "$work/examples.log"; exit 1; }
+found=$(sed -n 's/^guestuser_DIR:PATH=//p' "$work/examples/CMakeCache.txt")
+[ "$found" = "$prefix/lib/cmake/guestuser" ] || { echo "FAIL: the examples found guestuser in $found" >&2; exit 1; }
+env -i PATH=/usr/bin:/bin "$work/examples/guestuser-demo" --help >/dev/null
+echo "examples built against the packages (guestuser_DIR=$found); guestuser-demo runs"
+printf '#include <guestuser/guestuser.h>\nint main(void){return guest_version()[0] ? 0 : 1;}\n' >"$work/pc.c"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
+  sh -c 'cc "$1/pc.c" -o "$1/pc" $(pkg-config --cflags --libs guestuser) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
+env -i "$work/pc"
+echo "pkg-config guestuser: a program builds and runs"
+echo ">> Debian package checks passed"

@@ -1,0 +1,24 @@
+/* Links each part of the package the project asked for and calls into it. */
+#include <stdio.h>
+
+#include <guestuser/guestuser.h>
+#ifdef CONSUMER_MHD
+#include <guestuser/adapters/mhd.h>
+#endif
+#ifdef CONSUMER_CIVETWEB
+#include <guestuser/adapters/civetweb.h>
+#endif
+
+int main(void)
+{
+#ifdef CONSUMER_MHD
+    guest_mhd_free(NULL);
+#endif
+#ifdef CONSUMER_CIVETWEB
+    guest_civetweb_free(NULL);
+#endif
+    guest_config cfg;
+    guest_config_init(&cfg);
+    printf("guestuser %s\n", guest_version());
+    return 0;
+}
