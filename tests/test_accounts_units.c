@@ -401,6 +401,10 @@ START_TEST(urlencoded_forms)
     ck_assert_uint_eq(guest_form_count(f), 6);
     guest_form_free(f);
 
+    /* a name that decodes to a NUL byte is refused, not cut short */
+    ck_assert_int_eq(guest_form_parse("token%00x=1", 11, &f, NULL),
+                     GUEST_ERR_VALIDATION);
+    ck_assert_ptr_null(f);
     /* only the given length is read */
     ck_assert_int_eq(guest_form_parse("a=1&b=2", 3, &f, NULL), GUEST_OK);
     ck_assert_uint_eq(guest_form_count(f), 1);

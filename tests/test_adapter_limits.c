@@ -49,6 +49,13 @@ static void hello(guest_req *req, void *userdata)
         free(page);
         return;
     }
+    if (!strcmp(guest_req_path(req), "/header")) {
+        /* The value the library sees of the header the query names. */
+        const char *v = guest_req_header(req, guest_req_target(req) + 8);
+        ck_assert_int_eq(
+            guest_res_send(req, 200, "text/plain", v ? v : "(none)"), GUEST_OK);
+        return;
+    }
     ck_assert_int_eq(guest_res_send(req, 200, "text/plain", "hello\n"),
                      GUEST_OK);
 }
@@ -280,6 +287,69 @@ START_TEST(large_pages_arrive_whole)
 }
 END_TEST
 
+/* One raw exchange on a fresh connection: everything the server sends
+ * until it closes (bounded). Caller frees. */
+static char *exchange(int port, const char *request)
+{
+    char *raw = tl_http_raw(port, request, WAIT_MS);
+    ck_assert_ptr_nonnull(raw);
+    return raw;
+}
+
+/* Requests whose length or host a proxy in front could read differently
+ * from the server are refused, and nothing after them is answered. */
+START_TEST(ambiguous_framing_is_refused)
+{
+    server s = up_default(_i);
+    static const char *const smuggled[] = {
+        "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        "Content-Length: 40\r\n\r\nabcGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: x\r\nHost: evil.example\r\n\r\n"
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof smuggled / sizeof *smuggled; i++) {
+        char *raw = exchange(s.port, smuggled[i]);
+        ck_assert_msg(tl_raw_status(raw) == 400, "%s, case %zu: %s", s.kind, i,
+                      raw);
+        /* One answer only: the bytes after the first request were not
+         * taken for a second one. */
+        ck_assert_msg(!strstr(strstr(raw, "HTTP/1.1") + 8, "HTTP/1.1"),
+                      "%s, case %zu: a second response: %s", s.kind, i, raw);
+        free(raw);
+    }
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+/* A header sent on two lines reaches the library joined, so a client's own
+ * X-Forwarded-For line cannot hide the one its proxy appended. */
+START_TEST(repeated_header_lines_are_joined)
+{
+    server s = up_default(_i);
+    char *raw = exchange(s.port, "GET /header?X-Forwarded-For HTTP/1.1\r\n"
+                                 "Host: x\r\nX-Forwarded-For: 6.6.6.6\r\n"
+                                 "X-Forwarded-For: 10.70.1.1\r\n"
+                                 "Connection: close\r\n\r\n");
+    ck_assert_int_eq(tl_raw_status(raw), 200);
+    ck_assert_str_eq(tl_raw_body(raw), "6.6.6.6, 10.70.1.1");
+    free(raw);
+    raw = exchange(s.port, "GET /header?Cookie HTTP/1.1\r\nHost: x\r\n"
+                           "Cookie: a=1\r\nCookie: b=2\r\n"
+                           "Connection: close\r\n\r\n");
+    ck_assert_str_eq(tl_raw_body(raw), "a=1; b=2");
+    free(raw);
+    raw = exchange(s.port, "GET /header?User-Agent HTTP/1.1\r\nHost: x\r\n"
+                           "User-Agent: one\r\nConnection: close\r\n\r\n");
+    ck_assert_str_eq(tl_raw_body(raw), "one");
+    free(raw);
+    down(&s);
+}
+END_TEST
+
 #ifdef TEST_WITH_MHD
 /* A client that keeps sending header lines, each soon after the last, so
  * an idle timeout never fires. */
@@ -327,6 +397,31 @@ START_TEST(mhd_cuts_off_a_client_that_trickles_headers)
     send_some(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 33);
     ck_assert(closed_within(fd, WAIT_MS));
     close(fd);
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+/* The body has a deadline of its own: a byte now and then does not keep
+ * the connection. */
+START_TEST(mhd_cuts_off_a_client_that_trickles_its_body)
+{
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    l.header_timeout_s = 1;
+    server s = mhd_up(&l);
+    int fd = dial(s.port, "127.0.0.1");
+    static const char head[] = "POST /hello HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 3000\r\n\r\n";
+    send_some(fd, head, sizeof head - 1);
+    bool cut = false;
+    long long deadline = tl_now_ms() + WAIT_MS;
+    while (!cut && tl_now_ms() < deadline) {
+        send_some(fd, "a", 1);
+        cut = closed_within(fd, 300);
+    }
+    close(fd);
+    ck_assert_msg(cut, "the trickling body kept its connection");
     ck_assert_int_eq(status_of(s.port), 200);
     down(&s);
 }
@@ -494,8 +589,11 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, abandoned_requests_leave_nothing_behind, 0, NKINDS);
     tcase_add_loop_test(tc, large_pages_arrive_whole, 0, NKINDS);
+    tcase_add_loop_test(tc, ambiguous_framing_is_refused, 0, NKINDS);
+    tcase_add_loop_test(tc, repeated_header_lines_are_joined, 0, NKINDS);
 #ifdef TEST_WITH_MHD
     tcase_add_test(tc, mhd_cuts_off_a_client_that_trickles_headers);
+    tcase_add_test(tc, mhd_cuts_off_a_client_that_trickles_its_body);
     tcase_add_test(tc, mhd_header_timeout_can_be_turned_off);
     tcase_add_test(tc, mhd_one_address_cannot_take_every_connection);
     tcase_add_test(tc, mhd_limits_are_checked);

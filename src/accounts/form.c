@@ -128,10 +128,20 @@ guest_status guest_form_parse(const char *data, size_t len, guest_form **out,
         const char *eq = memchr(seg, '=', slen);
         size_t nlen = eq ? (size_t)(eq - seg) : slen;
         size_t vlen = 0;
-        char *name = decode(seg, nlen, NULL);
+        size_t name_len = 0;
+        char *name = decode(seg, nlen, &name_len);
         char *value =
             eq ? decode(eq + 1, slen - nlen - 1, &vlen) : guest__strdup("");
-        guest_status st = add(form, name, value, vlen, err);
+        guest_status st;
+        /* "token%00x" must not pass for the field "token". */
+        if (name && strlen(name) != name_len) {
+            free(name);
+            free(value);
+            st = guest__fail(err, GUEST_ERR_VALIDATION,
+                             "a form field name holds a NUL byte");
+        } else {
+            st = add(form, name, value, vlen, err);
+        }
         if (st != GUEST_OK) {
             guest_form_free(form);
             return st;

@@ -24,6 +24,9 @@ typedef struct cw_req {
     guest_buf target;
     guest_buf body;
     guest_response res;
+    /* Values of header fields sent on several lines, joined (op_header). */
+    char *joined[8];
+    size_t joined_count;
 } cw_req;
 
 /* mg_response_header_add() refuses more than MG_MAX_HEADERS headers; one is
@@ -31,9 +34,57 @@ typedef struct cw_req {
  * header rather than by a header silently missing from the response. */
 #define CW_MAX_HANDLER_HEADERS (MG_MAX_HEADERS - 1)
 
+/* A field sent on several lines is seen whole, as RFC 9110 5.3 joins
+ * them (cookies with "; "): reading only its first line would let a client
+ * put its own X-Forwarded-For line before a proxy's. */
 static const char *op_header(void *c, const char *name)
 {
-    return mg_get_header(((cw_req *)c)->conn, name);
+    cw_req *r = c;
+    const struct mg_header *h = r->ri->http_headers;
+    const char *first = NULL;
+    size_t count = 0;
+    for (int i = 0; i < r->ri->num_headers; i++)
+        if (h[i].name && !strcasecmp(h[i].name, name) && !count++)
+            first = h[i].value;
+    if (count <= 1)
+        return first;
+    /* Out of room or memory: no value rather than a partial one. */
+    if (r->joined_count == sizeof r->joined / sizeof *r->joined)
+        return NULL;
+    const char *sep = strcasecmp(name, "Cookie") ? ", " : "; ";
+    guest_buf b = {0};
+    bool ok = true;
+    size_t seen = 0;
+    for (int i = 0; ok && i < r->ri->num_headers; i++) {
+        if (!h[i].name || strcasecmp(h[i].name, name))
+            continue;
+        const char *v = h[i].value ? h[i].value : "";
+        ok = !(seen++ && guest_buf_append(&b, sep, 2) != 0) &&
+             guest_buf_append(&b, v, strlen(v)) == 0;
+    }
+    if (!ok) {
+        guest_buf_free(&b);
+        return NULL;
+    }
+    r->joined[r->joined_count++] = b.data;
+    return b.data;
+}
+
+/* Framing a proxy in front might read differently from the server (request
+ * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
+ * or two Hosts. */
+static bool ambiguous_framing(const struct mg_request_info *ri)
+{
+    size_t cl = 0, te = 0, host = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *n = ri->http_headers[i].name;
+        if (!n)
+            continue;
+        cl += !strcasecmp(n, "Content-Length");
+        te += !strcasecmp(n, "Transfer-Encoding");
+        host += !strcasecmp(n, "Host");
+    }
+    return cl > 1 || host > 1 || (cl && te);
 }
 
 static const char *op_method(void *c)
@@ -104,6 +155,8 @@ static void cw_req_free(cw_req *r)
     guest_response_free(&r->res);
     guest_buf_free(&r->target);
     guest_buf_free(&r->body);
+    for (size_t i = 0; i < r->joined_count; i++)
+        free(r->joined[i]);
 }
 
 /* Characters that may stand unencoded in a path (RFC 3986 pchar and '/'). */
@@ -251,6 +304,8 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     int rc;
     if (build_target(&r) != 0) {
         rc = plain(&r, 500, "Internal Server Error\n");
+    } else if (ambiguous_framing(r.ri)) {
+        rc = plain(&r, 400, "Bad Request\n");
     } else {
         switch (read_body(&r, app->max_body)) {
         case BODY_OK: {

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -55,6 +56,9 @@ struct mhd_conn {
     bool headers_seen;
     bool too_large;
     guest_response res;
+    /* Values of header fields sent on several lines, joined (op_header). */
+    char *joined[8];
+    size_t joined_count;
 };
 
 static int64_t now_ms(void)
@@ -70,10 +74,69 @@ static void arm(mhd_conn *c)
     atomic_store(&c->deadline, t ? now_ms() + (int64_t)t * 1000 : 0);
 }
 
+typedef struct header_scan {
+    const char *name; /* NULL: count the framing headers only */
+    size_t count;
+    guest_buf joined;
+    bool failed;
+    size_t content_length, transfer_encoding, host;
+} header_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    header_scan *s = cls;
+    if (!key)
+        return MHD_YES;
+    s->content_length += !strcasecmp(key, "Content-Length");
+    s->transfer_encoding += !strcasecmp(key, "Transfer-Encoding");
+    s->host += !strcasecmp(key, "Host");
+    if (!s->name || strcasecmp(key, s->name))
+        return MHD_YES;
+    /* RFC 9110 5.3: repeated lines of a list field mean their values joined
+     * with commas; cookies are joined with "; " as HTTP/2 does. */
+    const char *sep = strcasecmp(key, "Cookie") ? ", " : "; ";
+    if ((s->count++ && guest_buf_append(&s->joined, sep, 2) != 0) ||
+        guest_buf_append(&s->joined, value ? value : "",
+                         value ? strlen(value) : 0) != 0)
+        s->failed = true;
+    return MHD_YES;
+}
+
+/* A field sent on several lines is seen whole: reading only its first line
+ * would let a client put its own X-Forwarded-For line before a proxy's. */
 static const char *op_header(void *c, const char *name)
 {
-    return MHD_lookup_connection_value(((mhd_conn *)c)->conn, MHD_HEADER_KIND,
-                                       name);
+    mhd_conn *r = c;
+    const char *first =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    if (!first)
+        return NULL;
+    header_scan s = {.name = name};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &s);
+    if (s.count <= 1) {
+        guest_buf_free(&s.joined);
+        return first;
+    }
+    /* Out of room or memory: no value rather than a partial one. */
+    if (s.failed || r->joined_count == sizeof r->joined / sizeof *r->joined) {
+        guest_buf_free(&s.joined);
+        return NULL;
+    }
+    r->joined[r->joined_count++] = s.joined.data;
+    return s.joined.data;
+}
+
+/* Framing a proxy in front might read differently from the server (request
+ * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
+ * or two Hosts. */
+static bool ambiguous_framing(struct MHD_Connection *conn)
+{
+    header_scan s = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &s);
+    return s.content_length > 1 || s.host > 1 ||
+           (s.content_length && s.transfer_encoding);
 }
 
 static const char *op_method(void *c)
@@ -166,6 +229,9 @@ static void request_clear(mhd_conn *c)
     c->method = NULL;
     c->headers_seen = false;
     c->too_large = false;
+    for (size_t i = 0; i < c->joined_count; i++)
+        free(c->joined[i]);
+    c->joined_count = 0;
 }
 
 void guest_mhd_limits_init(guest_mhd_limits *limits)
@@ -378,7 +444,10 @@ static enum MHD_Result queue(mhd_conn *r)
 static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
 {
     guest_response_reset(&r->res, status);
-    if (guest_response_add_header(&r->res, "Content-Type",
+    /* Every answer of the adapter's own ends the connection: the request
+     * was refused or not read to its end. */
+    if (guest_response_add_header(&r->res, "Connection", "close") != 0 ||
+        guest_response_add_header(&r->res, "Content-Type",
                                   "text/plain; charset=utf-8") != 0 ||
         guest_response_write(&r->res, text, strlen(text)) != 0)
         return MHD_NO;
@@ -426,6 +495,10 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         r->headers_seen = true;
         /* The body gets a deadline of its own. */
         arm(r);
+        if (ambiguous_framing(connection)) {
+            atomic_store(&r->deadline, 0);
+            return plain(r, 400, "Bad Request\n");
+        }
         /* A declared length over the limit is refused before the body is
          * read, so a client cannot hold the connection with a huge upload;
          * MHD closes the connection after this answer. */
