@@ -24,6 +24,21 @@ START_TEST(status_strings_cover_every_value)
 }
 END_TEST
 
+START_TEST(version_comes_from_cmake)
+{
+    ck_assert_str_eq(guest_version(), GUESTUSER_TEST_CMAKE_VERSION);
+    ck_assert_str_eq(GUESTUSER_VERSION_STRING, GUESTUSER_TEST_CMAKE_VERSION);
+    char made[32];
+    snprintf(made, sizeof made, "%d.%d.%d", GUESTUSER_VERSION_MAJOR,
+             GUESTUSER_VERSION_MINOR, GUESTUSER_VERSION_PATCH);
+    ck_assert_str_eq(made, GUESTUSER_TEST_CMAKE_VERSION);
+    ck_assert_int_eq(GUESTUSER_VERSION_NUMBER,
+                     GUESTUSER_VERSION_MAJOR * 10000 +
+                         GUESTUSER_VERSION_MINOR * 100 +
+                         GUESTUSER_VERSION_PATCH);
+}
+END_TEST
+
 START_TEST(b64url_known_answers)
 {
     /* RFC 4648 test vectors, in the URL-safe alphabet without padding. */
@@ -400,6 +415,7 @@ int main(void)
     Suite *s = suite_create("core_units");
     TCase *tc = tcase_create("units");
     tcase_add_test(tc, status_strings_cover_every_value);
+    tcase_add_test(tc, version_comes_from_cmake);
     tcase_add_test(tc, b64url_known_answers);
     tcase_add_test(tc, sha256_known_answer);
     tcase_add_test(tc, session_tokens_round_trip);

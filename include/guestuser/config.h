@@ -312,7 +312,9 @@ GUEST_API guest_status guest_ping(guest_ctx *ctx, guest_error *err);
 GUEST_API bool guest_is_blocked_agent(const guest_ctx *ctx,
                                       const char *user_agent);
 
-/** Library version string, e.g. "0.1.0". */
+/** The library's version, "MAJOR.MINOR.PATCH" (static storage): the
+ * GUESTUSER_VERSION_STRING it was built with, which a program compiled
+ * against other headers may compare with its own. */
 GUEST_API const char *guest_version(void);
 
 #ifdef __cplusplus
