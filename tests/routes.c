@@ -11,8 +11,8 @@ static const guest_user *current_user(guest_req *req)
 
 static void page(guest_req *req, const char *before, const char *after)
 {
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_set_status(req, 200);
+    guest_res_add_header(req, "Content-Type", "text/html; charset=utf-8");
     guest_res_printf(req, "<!doctype html><title>test</title>%s", before);
     guest_res_write_html(req, guest_user_name(current_user(req)));
     guest_res_printf(req, "%s\n", after);
@@ -59,9 +59,9 @@ static void whoami(guest_req *req, void *userdata)
                        "Service Unavailable\n");
         return;
     }
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "application/json");
-    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_set_status(req, 200);
+    guest_res_add_header(req, "Content-Type", "application/json");
+    guest_res_add_header(req, "Cache-Control", "no-store");
     if (!u) {
         guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
                               "\"id\":null,\"username\":null}");
@@ -95,8 +95,8 @@ void tl_echo(guest_req *req, void *userdata)
     ck_assert_int_eq(guest_req_body(req, &data, &len), GUEST_OK);
     const char *x = guest_req_header(req, "X-Test");
     const char *addr = guest_req_client_addr(req);
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/plain");
+    guest_res_set_status(req, 200);
+    guest_res_add_header(req, "Content-Type", "text/plain");
     guest_res_printf(req,
                      "method=%s\ntarget=%s\npath=%s\naddr=%s\nx-test=%s\n"
                      "https=%d\nbody=%zu:",

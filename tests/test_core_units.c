@@ -368,13 +368,13 @@ START_TEST(response_collection_for_adapters)
     ck_assert_uint_eq(r.header_count, 0);
     ck_assert_uint_eq(r.body.len, 0);
     ck_assert_str_eq(r.body.data, "");
-    guest_response_free(&r);
-    guest_response_free(&r); /* twice is harmless */
+    guest_response_cleanup(&r);
+    guest_response_cleanup(&r); /* twice is harmless */
     guest_buf b = {0};
     ck_assert_int_eq(guest_buf_append(&b, "x", 1), 0);
     ck_assert_int_eq(guest_buf_append(&b, "y", SIZE_MAX - 1), -1);
     ck_assert_str_eq(b.data, "x");
-    guest_buf_free(&b);
+    guest_buf_cleanup(&b);
     ck_assert_ptr_null(b.data);
 }
 END_TEST

@@ -317,7 +317,7 @@ static int cmd_stats(guest_ctx *ctx, const args *a)
     return EXIT_SUCCESS;
 }
 
-static bool print_guest(const guest_guest_info *g, void *userdata)
+static bool print_guest(const guest_info *g, void *userdata)
 {
     (void)userdata;
     char when[32];

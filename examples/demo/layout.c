@@ -99,9 +99,9 @@ static void page_open(guest_req *req, const char *title)
 
 void demo_page_start(guest_req *req, int status, const char *title)
 {
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
-    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_set_status(req, status);
+    guest_res_add_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_add_header(req, "Cache-Control", "no-store");
     page_open(req, title);
 }
 

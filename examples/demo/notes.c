@@ -521,7 +521,7 @@ static void unavailable(guest_req *req)
 
 static void method_not_allowed(guest_req *req, const char *allow)
 {
-    guest_res_header(req, "Allow", allow);
+    guest_res_add_header(req, "Allow", allow);
     demo_message_page(req, 405, "Method Not Allowed",
                       "This page does not answer that kind of request.",
                       "/notes/", "Your notes");

@@ -16,8 +16,8 @@ static const char *const page_tail = "</body></html>\n";
 static void html_page(guest_req *req, const char *before, const char *text,
                       const char *after)
 {
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_set_status(req, 200);
+    guest_res_add_header(req, "Content-Type", "text/html; charset=utf-8");
     guest_res_printf(req, "%s%s", page_head, before);
     guest_res_write_html(req, text);
     guest_res_printf(req, "%s%s", after, page_tail);
@@ -71,9 +71,9 @@ static void whoami(guest_req *req, void *userdata)
                        "Service Unavailable\n");
         return;
     }
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "application/json");
-    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_set_status(req, 200);
+    guest_res_add_header(req, "Content-Type", "application/json");
+    guest_res_add_header(req, "Cache-Control", "no-store");
     if (!u) {
         guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
                               "\"id\":null,\"username\":null}");

@@ -47,7 +47,7 @@ typedef void (*guest_converted_fn)(const guest_user *user, void *userdata);
  * account: move the guest's data to @p user through @p db. Any status but
  * GUEST_OK rolls the login back. The guest is deleted afterwards.
  */
-typedef guest_status (*guest_guest_login_fn)(const guest_user *guest,
+typedef guest_status (*guest_login_hook_fn)(const guest_user *guest,
                                              const guest_user *user,
                                              guest_db *db, void *userdata);
 
@@ -149,7 +149,7 @@ struct guest_config {
     void *on_guest_created_userdata;
     guest_converted_fn on_converted;
     void *on_converted_userdata;
-    guest_guest_login_fn on_guest_login;
+    guest_login_hook_fn on_guest_login;
     void *on_guest_login_userdata;
 
     /** Prefill the convert form with the generated username (false). */

@@ -132,8 +132,8 @@ GUEST_API bool guest_is_regular_user(const guest_user *user);
 
 /* Response building. Each returns GUEST_ERR_INVALID for bad input (a header
  * with CR, LF or NUL) and GUEST_ERR_NOMEM when the adapter fails. */
-GUEST_API guest_status guest_res_status(guest_req *req, int status);
-GUEST_API guest_status guest_res_header(guest_req *req, const char *name,
+GUEST_API guest_status guest_res_set_status(guest_req *req, int status);
+GUEST_API guest_status guest_res_add_header(guest_req *req, const char *name,
                                         const char *value);
 GUEST_API guest_status guest_res_write(guest_req *req, const void *data,
                                        size_t len);

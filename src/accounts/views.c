@@ -45,9 +45,9 @@ static void no_cache(guest_req *req)
 {
     /* Pages with a CSRF token or account data must not be stored by a
      * shared cache or shown framed by another site. */
-    guest_res_header(req, "Cache-Control",
+    guest_res_add_header(req, "Cache-Control",
                      "no-cache, no-store, must-revalidate, private");
-    guest_res_header(req, "X-Frame-Options", "DENY");
+    guest_res_add_header(req, "X-Frame-Options", "DENY");
 }
 
 static void send_json(guest_req *req, int status, json_t *obj)
@@ -59,8 +59,8 @@ static void send_json(guest_req *req, int status, json_t *obj)
                        "Internal Server Error\n");
         return;
     }
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "application/json");
+    guest_res_set_status(req, status);
+    guest_res_add_header(req, "Content-Type", "application/json");
     no_cache(req);
     guest_res_write(req, text, strlen(text));
     guest_res_write(req, "\n", 1);
@@ -102,8 +102,8 @@ static void refuse(guest_req *req, bool json, int status, const char *title,
         send_json(req, status, json_pack("{s:o}", "errors", json_errors(&e)));
         return;
     }
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/plain; charset=utf-8");
+    guest_res_set_status(req, status);
+    guest_res_add_header(req, "Content-Type", "text/plain; charset=utf-8");
     guest_res_printf(req, "%s\n", title);
     if (detail)
         guest_res_printf(req, "%s\n", detail);
@@ -123,13 +123,13 @@ static void failure(guest_req *req, bool json, guest_status st)
          * work, so the client is told to come back soon. */
         refuse(req, json, 503, "Service Unavailable",
                "Too many sign-ins at once. Please try again in a moment.");
-        guest_res_header(req, "Retry-After", "1");
+        guest_res_add_header(req, "Retry-After", "1");
         return;
     }
     if (st == GUEST_ERR_DB || st == GUEST_ERR_DB_UNAVAILABLE) {
         if (json) {
             refuse(req, true, 503, "Service Unavailable", NULL);
-            guest_res_header(req, "Retry-After", "5");
+            guest_res_add_header(req, "Retry-After", "5");
         } else {
             guest__respond_unavailable(req);
         }
@@ -173,7 +173,7 @@ static bool method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
     if ((get && get_ok) || (post && post_ok))
         return true;
     refuse(req, json, 405, "Method Not Allowed", NULL);
-    guest_res_header(req, "Allow", allow);
+    guest_res_add_header(req, "Allow", allow);
     return false;
 }
 
@@ -253,8 +253,8 @@ static bool read_next(guest_req *req, bool json, const guest_form *form,
 static void show_status(guest_req *req, const guest_views *v, guest_page *page,
                         int status)
 {
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_set_status(req, status);
+    guest_res_add_header(req, "Content-Type", "text/html; charset=utf-8");
     no_cache(req);
     guest_status st = v->render ? v->render(req, page, v->render_userdata)
                                 : guest_render_default(req, page);
@@ -353,7 +353,7 @@ static void too_many(guest_req *req, const guest_views *v, bool json,
              (long long)(guest_req_retry_after(req) > 0
                              ? guest_req_retry_after(req)
                              : 1));
-    guest_res_header(req, "Retry-After", secs);
+    guest_res_add_header(req, "Retry-After", secs);
     if (json)
         send_json(req, 429,
                   json_pack("{s:o}", "errors", json_errors(page->errors)));

@@ -101,9 +101,9 @@ static const guest_http_ops civetweb_ops = {
 
 static void cw_req_free(cw_req *r)
 {
-    guest_response_free(&r->res);
-    guest_buf_free(&r->target);
-    guest_buf_free(&r->body);
+    guest_response_cleanup(&r->res);
+    guest_buf_cleanup(&r->target);
+    guest_buf_cleanup(&r->body);
 }
 
 /* Characters that may stand unencoded in a path (RFC 3986 pchar and '/'). */

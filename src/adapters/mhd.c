@@ -159,9 +159,9 @@ static const guest_http_ops mhd_ops = {
 /* Forgets the request in progress; the connection object stays. */
 static void request_clear(mhd_conn *c)
 {
-    guest_response_free(&c->res);
+    guest_response_cleanup(&c->res);
     guest_response_init(&c->res);
-    guest_buf_free(&c->body);
+    guest_buf_cleanup(&c->body);
     c->target.len = 0;
     c->method = NULL;
     c->headers_seen = false;
@@ -319,8 +319,8 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
         c->next->prev = c->prev;
     pthread_mutex_unlock(&app->lock);
     request_clear(c);
-    guest_response_free(&c->res);
-    guest_buf_free(&c->target);
+    guest_response_cleanup(&c->res);
+    guest_buf_cleanup(&c->target);
     free(c);
     *socket_context = NULL;
 }

@@ -239,9 +239,9 @@ guest_status guest__respond_rate_limited(guest_req *req)
     char secs[32];
     snprintf(secs, sizeof secs, "%lld",
              (long long)(req->retry_after > 0 ? req->retry_after : 1));
-    guest_status st = guest_res_status(req, 429);
+    guest_status st = guest_res_set_status(req, 429);
     if (st == GUEST_OK)
-        st = guest_res_header(req, "Retry-After", secs);
+        st = guest_res_add_header(req, "Retry-After", secs);
     if (st == GUEST_OK)
         st = guest_res_send(req, 429, "text/plain; charset=utf-8",
                             "Too Many Requests\n");

@@ -132,7 +132,7 @@ guest_status guest_req_body(const guest_req *req, const char **data,
 void guest__vary_cookie(guest_req *req)
 {
     if (!req->vary_cookie_sent &&
-        guest_res_header(req, "Vary", "Cookie") == GUEST_OK)
+        guest_res_add_header(req, "Vary", "Cookie") == GUEST_OK)
         req->vary_cookie_sent = true;
 }
 

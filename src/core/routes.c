@@ -34,7 +34,7 @@ void guest_routes_handler(guest_req *req, void *routes)
     if (*allow) {
         guest_res_send(req, 405, "text/plain; charset=utf-8",
                        "Method Not Allowed\n");
-        guest_res_header(req, "Allow", allow);
+        guest_res_add_header(req, "Allow", allow);
         return;
     }
     guest_res_send(req, 404, "text/plain; charset=utf-8", "Not Found\n");

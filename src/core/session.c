@@ -132,7 +132,7 @@ guest_status guest__set_cookie(guest_req *req, const char *name,
         c->cookie_samesite, secure ? "; Secure" : "");
     if (!line)
         return GUEST_ERR_NOMEM;
-    guest_status st = guest_res_header(req, "Set-Cookie", line);
+    guest_status st = guest_res_add_header(req, "Set-Cookie", line);
     /* The value may be a session token. */
     OPENSSL_cleanse(line, strlen(line));
     free(line);
@@ -144,7 +144,7 @@ guest_status guest__set_session_cookie(guest_req *req, const char *token)
     /* A response that hands out a session must never be stored by a shared
      * cache, or the next visitor would receive this one's cookie. */
     guest__vary_cookie(req);
-    guest_status st = guest_res_header(req, "Cache-Control", "private");
+    guest_status st = guest_res_add_header(req, "Cache-Control", "private");
     if (st != GUEST_OK)
         return st;
     const guest_config *c = &req->ctx->cfg;
