@@ -2,17 +2,26 @@
 
 #include <check.h>
 
+/* Anonymous when the lookup fails: the pages show "" then. */
 static const guest_user *current_user(guest_req *req)
 {
     const guest_user *u = NULL;
-    (void)guest_req_user(req, &u);
+    if (guest_req_user(req, &u) != GUEST_OK)
+        return NULL;
     return u;
+}
+
+/* A header the test pages need; a 500 shows when it is missing. */
+static void header(guest_req *req, const char *name, const char *value)
+{
+    if (guest_res_add_header(req, name, value) != GUEST_OK)
+        guest_res_set_status(req, 500);
 }
 
 static void page(guest_req *req, const char *before, const char *after)
 {
     guest_res_set_status(req, 200);
-    guest_res_add_header(req, "Content-Type", "text/html; charset=utf-8");
+    header(req, "Content-Type", "text/html; charset=utf-8");
     guest_res_printf(req, "<!doctype html><title>test</title>%s", before);
     guest_res_write_html(req, guest_user_name(current_user(req)));
     guest_res_printf(req, "%s\n", after);
@@ -60,8 +69,8 @@ static void whoami(guest_req *req, void *userdata)
         return;
     }
     guest_res_set_status(req, 200);
-    guest_res_add_header(req, "Content-Type", "application/json");
-    guest_res_add_header(req, "Cache-Control", "no-store");
+    header(req, "Content-Type", "application/json");
+    header(req, "Cache-Control", "no-store");
     if (!u) {
         guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
                               "\"id\":null,\"username\":null}");
@@ -96,7 +105,7 @@ void tl_echo(guest_req *req, void *userdata)
     const char *x = guest_req_header(req, "X-Test");
     const char *addr = guest_req_client_addr(req);
     guest_res_set_status(req, 200);
-    guest_res_add_header(req, "Content-Type", "text/plain");
+    header(req, "Content-Type", "text/plain");
     guest_res_printf(req,
                      "method=%s\ntarget=%s\npath=%s\naddr=%s\nx-test=%s\n"
                      "https=%d\nbody=%zu:",

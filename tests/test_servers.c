@@ -954,8 +954,10 @@ static void self_framing(guest_req *req, void *userdata)
 {
     (void)userdata;
     guest_res_send(req, 200, "text/plain", "abc");
-    guest_res_add_header(req, "Content-Length", "999");
-    guest_res_add_header(req, "Connection", "close");
+    /* Whether the adapter takes or refuses them, it frames the answer. */
+    guest_status st = guest_res_add_header(req, "Content-Length", "999");
+    st = guest_res_add_header(req, "Connection", "close");
+    (void)st;
 }
 
 START_TEST(adapter_owns_framing_and_honours_connection_close)

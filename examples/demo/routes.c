@@ -17,7 +17,7 @@ static void html_page(guest_req *req, const char *before, const char *text,
                       const char *after)
 {
     guest_res_set_status(req, 200);
-    guest_res_add_header(req, "Content-Type", "text/html; charset=utf-8");
+    demo_header(req, "Content-Type", "text/html; charset=utf-8");
     guest_res_printf(req, "%s%s", page_head, before);
     guest_res_write_html(req, text);
     guest_res_printf(req, "%s%s", after, page_tail);
@@ -25,9 +25,7 @@ static void html_page(guest_req *req, const char *before, const char *text,
 
 static const guest_user *current_user(guest_req *req)
 {
-    const guest_user *u = NULL;
-    (void)guest_req_user(req, &u);
-    return u;
+    return demo_current_user(req);
 }
 
 GUEST_ALLOW(allow_guest_user)
@@ -72,8 +70,8 @@ static void whoami(guest_req *req, void *userdata)
         return;
     }
     guest_res_set_status(req, 200);
-    guest_res_add_header(req, "Content-Type", "application/json");
-    guest_res_add_header(req, "Cache-Control", "no-store");
+    demo_header(req, "Content-Type", "application/json");
+    demo_header(req, "Cache-Control", "no-store");
     if (!u) {
         guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
                               "\"id\":null,\"username\":null}");

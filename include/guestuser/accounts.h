@@ -70,7 +70,8 @@ GUEST_API GUEST_NODISCARD guest_status guest_password_hash(const char *password,
  * and for an empty, unusable ("!..."), malformed or other-algorithm hash.
  * Thread-safe; like guest_password_hash() it takes no hashing slot.
  */
-GUEST_API bool guest_password_verify(const char *password, const char *encoded);
+GUEST_API GUEST_NODISCARD bool guest_password_verify(const char *password,
+                                                     const char *encoded);
 
 /**
  * Django's username rules: required, at most 150 characters, only letters,
@@ -79,8 +80,8 @@ GUEST_API bool guest_password_verify(const char *password, const char *encoded);
  * message added to @p errors (may be NULL) for "username". Does not check
  * that the name is free. Thread-safe.
  */
-GUEST_API guest_status guest_username_validate(const char *username,
-                                               guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status
+guest_username_validate(const char *username, guest_form_errors *errors);
 
 /**
  * Runs the password validators the config turns on (password_checks,
@@ -90,11 +91,9 @@ GUEST_API guest_status guest_username_validate(const char *username,
  * GUEST_ERR_CONFIG when the common-password check cannot load its cracklib
  * dictionary; GUEST_ERR_INVALID for NULL @p ctx or @p password. Thread-safe.
  */
-GUEST_API guest_status guest_password_validate(const guest_ctx *ctx,
-                                               const char *username,
-                                               const char *password,
-                                               const char *field,
-                                               guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_password_validate(
+    const guest_ctx *ctx, const char *username, const char *password,
+    const char *field, guest_form_errors *errors);
 
 /* ---- the database handle lent to callbacks ---- */
 
@@ -114,9 +113,11 @@ GUEST_API guest_status guest_password_validate(const guest_ctx *ctx,
  * ROLLBACK, END, ABORT, SAVEPOINT, RELEASE, PREPARE, SET, RESET, DISCARD),
  * which also rolls the operation back.
  */
-GUEST_API guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
-                                     const char *const *params,
-                                     guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status guest_db_exec(guest_db *db,
+                                                     const char *sql,
+                                                     int nparams,
+                                                     const char *const *params,
+                                                     guest_error *err);
 
 /* ---- custom sign-up fields ---- */
 
@@ -190,19 +191,18 @@ typedef struct guest_signup {
  * within hash_wait_ms; database statuses. Nothing is written unless
  * GUEST_OK. Call from the request's thread.
  */
-GUEST_API guest_status guest_convert(guest_req *req, const char *username,
-                                     const char *password1,
-                                     const char *password2,
-                                     guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_convert(guest_req *req,
+                                                     const char *username,
+                                                     const char *password1,
+                                                     const char *password2,
+                                                     guest_form_errors *errors);
 
 /** guest_convert() with an application sign-up form: @p signup (may be
  * NULL) and the submitted @p form (may be NULL) it reads. */
-GUEST_API guest_status guest_convert_with(guest_req *req, const char *username,
-                                          const char *password1,
-                                          const char *password2,
-                                          const guest_signup *signup,
-                                          const guest_form *form,
-                                          guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status
+guest_convert_with(guest_req *req, const char *username, const char *password1,
+                   const char *password2, const guest_signup *signup,
+                   const guest_form *form, guest_form_errors *errors);
 
 /**
  * Creates a registered user after the same validation as conversion.
@@ -212,9 +212,9 @@ GUEST_API guest_status guest_convert_with(guest_req *req, const char *username,
  * GUEST_ERR_BUSY (no hashing slot within hash_wait_ms), database statuses.
  * Thread-safe.
  */
-GUEST_API guest_status guest_user_create(guest_ctx *ctx, const char *username,
-                                         const char *password, int64_t *id_out,
-                                         guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status
+guest_user_create(guest_ctx *ctx, const char *username, const char *password,
+                  int64_t *id_out, guest_form_errors *errors);
 
 /**
  * Logs the request in as the active registered user @p username when
@@ -233,16 +233,17 @@ GUEST_API guest_status guest_user_create(guest_ctx *ctx, const char *username,
  * hashing slot freed within hash_wait_ms (nothing hashed or changed);
  * database statuses. Call from the request's thread.
  */
-GUEST_API guest_status guest_login(guest_req *req, const char *username,
-                                   const char *password,
-                                   guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_login(guest_req *req,
+                                                   const char *username,
+                                                   const char *password,
+                                                   guest_form_errors *errors);
 
 /**
  * Ends the request's session: deletes its row and clears the cookie; the
  * request's user becomes anonymous. A guest's account stays until cleanup.
  * GUEST_OK also when there was no session; database statuses.
  */
-GUEST_API guest_status guest_logout(guest_req *req);
+GUEST_API GUEST_NODISCARD guest_status guest_logout(guest_req *req);
 
 #ifdef __cplusplus
 }

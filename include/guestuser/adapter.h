@@ -23,7 +23,8 @@ typedef struct guest_buf {
 
 /** Appends @p len bytes; 0 on success, -1 when out of memory (@p b keeps
  * what it had). */
-GUEST_API int guest_buf_append(guest_buf *b, const void *data, size_t len);
+GUEST_API GUEST_NODISCARD int guest_buf_append(guest_buf *b, const void *data,
+                                               size_t len);
 /** Releases the bytes @p b holds (not @p b itself) and zeroes it. */
 GUEST_API void guest_buf_cleanup(guest_buf *b);
 
@@ -40,11 +41,13 @@ typedef struct guest_response {
 GUEST_API void guest_response_init(guest_response *r);
 /** The guest_http_ops calls, each returning 0 or -1 (out of memory, or the
  * header limit). Name and value are copied. */
-GUEST_API int guest_response_set_status(guest_response *r, int status);
-GUEST_API int guest_response_add_header(guest_response *r, const char *name,
-                                        const char *value);
-GUEST_API int guest_response_write(guest_response *r, const void *data,
-                                   size_t len);
+GUEST_API GUEST_NODISCARD int guest_response_set_status(guest_response *r,
+                                                        int status);
+GUEST_API GUEST_NODISCARD int guest_response_add_header(guest_response *r,
+                                                        const char *name,
+                                                        const char *value);
+GUEST_API GUEST_NODISCARD int
+guest_response_write(guest_response *r, const void *data, size_t len);
 /** Drops headers and body and sets @p status: for an adapter's own error
  * answer after a handler already wrote something. */
 GUEST_API void guest_response_reset(guest_response *r, int status);

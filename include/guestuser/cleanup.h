@@ -137,8 +137,7 @@ typedef struct guest_info {
 } guest_info;
 
 /** Receives one guest; return true for the next, false to stop early. */
-typedef bool (*guest_list_fn)(const guest_info *guest,
-                                    void *userdata);
+typedef bool (*guest_list_fn)(const guest_info *guest, void *userdata);
 
 /**
  * Calls @p fn for each guest, newest first, at most @p limit of them (0: no

@@ -83,10 +83,11 @@ GUEST_API const char *guest_req_client_addr(const guest_req *req);
  * request, the nearest proxy), or NULL. Borrowed until the request ends. */
 GUEST_API const char *guest_req_peer_addr(const guest_req *req);
 /** True when the adapter reports HTTPS. */
-GUEST_API bool guest_req_is_https(const guest_req *req);
+GUEST_API GUEST_NODISCARD bool guest_req_is_https(const guest_req *req);
 /** Request body (empty when there is none). Borrowed. */
-GUEST_API guest_status guest_req_body(const guest_req *req, const char **data,
-                                      size_t *len);
+GUEST_API GUEST_NODISCARD guest_status guest_req_body(const guest_req *req,
+                                                      const char **data,
+                                                      size_t *len);
 
 /**
  * The visitor's user, resolved from the session cookie once per request and
@@ -94,7 +95,8 @@ GUEST_API guest_status guest_req_body(const guest_req *req, const char **data,
  * cookie) and otherwise borrowed until the request ends. Returns
  * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails.
  */
-GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
+GUEST_API GUEST_NODISCARD guest_status guest_req_user(guest_req *req,
+                                                      const guest_user **user);
 
 /**
  * Makes the visitor a new guest: user, guest and session rows in one round
@@ -108,9 +110,8 @@ GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
  * to wait); with max_guests on, GUEST_ERR_BUSY when that many guests live.
  * Neither writes anything; the visitor stays anonymous.
  */
-GUEST_API guest_status guest_req_create_guest(guest_req *req,
-                                              const guest_user **user,
-                                              guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status guest_req_create_guest(
+    guest_req *req, const guest_user **user, guest_error *err);
 
 /**
  * After a call on @p req returned GUEST_ERR_RATE_LIMITED: the seconds until
@@ -126,15 +127,20 @@ GUEST_API int64_t guest_user_id(const guest_user *user);
 GUEST_API const char *guest_user_name(const guest_user *user);
 /** True for a guest (a guests row exists); false for NULL. The reference's
  * is_guest_user filter. */
-GUEST_API bool guest_is_guest_user(const guest_user *user);
+GUEST_API GUEST_NODISCARD bool guest_is_guest_user(const guest_user *user);
 /** True for a registered (non-guest) user. */
-GUEST_API bool guest_is_regular_user(const guest_user *user);
+GUEST_API GUEST_NODISCARD bool guest_is_regular_user(const guest_user *user);
 
 /* Response building. Each returns GUEST_ERR_INVALID for bad input (a header
- * with CR, LF or NUL) and GUEST_ERR_NOMEM when the adapter fails. */
+ * with CR, LF or NUL, a status outside 100-999) and GUEST_ERR_NOMEM when the
+ * adapter fails. Adding a header, redirecting and resetting must be checked
+ * (GUEST_NODISCARD): a dropped Set-Cookie, Location or reset changes what
+ * the visitor gets. The status and body calls may be left unchecked where
+ * the handler has no better answer to give. */
 GUEST_API guest_status guest_res_set_status(guest_req *req, int status);
-GUEST_API guest_status guest_res_add_header(guest_req *req, const char *name,
-                                        const char *value);
+GUEST_API GUEST_NODISCARD guest_status guest_res_add_header(guest_req *req,
+                                                            const char *name,
+                                                            const char *value);
 GUEST_API guest_status guest_res_write(guest_req *req, const void *data,
                                        size_t len);
 GUEST_API guest_status guest_res_printf(guest_req *req, const char *fmt, ...)
@@ -146,11 +152,12 @@ GUEST_API guest_status guest_res_send(guest_req *req, int status,
                                       const char *content_type,
                                       const char *body);
 /** 302 to @p location (rejected if it holds CR, LF or NUL). */
-GUEST_API guest_status guest_res_redirect(guest_req *req, const char *location);
+GUEST_API GUEST_NODISCARD guest_status guest_res_redirect(guest_req *req,
+                                                          const char *location);
 /** Discards the status, headers and body set so far (Set-Cookie
  * included), back to an empty 200: for an error page after a page was
  * begun. GUEST_ERR_INVALID when the adapter cannot (no reset callback). */
-GUEST_API guest_status guest_res_reset(guest_req *req);
+GUEST_API GUEST_NODISCARD guest_status guest_res_reset(guest_req *req);
 /** Status the handler set so far (200 when none). */
 GUEST_API int guest_res_status_code(const guest_req *req);
 

@@ -91,6 +91,9 @@ void guest__req_forget_user(guest_req *req);
 
 /* response.c */
 guest_status guest__respond_unavailable(guest_req *req);
+/* A plain 500 in place of whatever the response held so far (when the
+ * adapter can reset it). */
+guest_status guest__respond_error(guest_req *req);
 
 /* signing.c: cookies signed under cfg.secret_keys. */
 /* GUEST_OK when @p keys (NULL: none) is a usable secret_keys list, else

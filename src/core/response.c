@@ -29,7 +29,7 @@ guest_status guest_res_reset(guest_req *req)
 }
 
 guest_status guest_res_add_header(guest_req *req, const char *name,
-                              const char *value)
+                                  const char *value)
 {
     /* A CR or LF in a header would let input split the response. */
     if (!req || !name || !value || !*name || guest__has_ctl(name) ||
@@ -132,6 +132,16 @@ guest_status guest_res_redirect(guest_req *req, const char *location)
     if (st == GUEST_OK)
         st = guest_res_add_header(req, "Location", location);
     return st;
+}
+
+guest_status guest__respond_error(guest_req *req)
+{
+    /* An answer that lost a header it needed must not go out as it is: the
+     * half-built page is dropped for a plain 500. */
+    if (guest_res_reset(req) != GUEST_OK)
+        return guest_res_set_status(req, 500);
+    return guest_res_send(req, 500, "text/plain; charset=utf-8",
+                          "Internal Server Error\n");
 }
 
 guest_status guest__respond_unavailable(guest_req *req)

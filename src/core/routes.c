@@ -34,7 +34,8 @@ void guest_routes_handler(guest_req *req, void *routes)
     if (*allow) {
         guest_res_send(req, 405, "text/plain; charset=utf-8",
                        "Method Not Allowed\n");
-        guest_res_add_header(req, "Allow", allow);
+        if (guest_res_add_header(req, "Allow", allow) != GUEST_OK)
+            guest__respond_error(req);
         return;
     }
     guest_res_send(req, 404, "text/plain; charset=utf-8", "Not Found\n");
