@@ -105,10 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         guest_form_free(f);
         break;
     }
-    case 3:
+    case 3: {
         bool safe = guest_is_safe_url(s, "example.com", pick & 0x80);
         (void)safe;
         break;
+    }
     case 4: {
         char *url = guest__redirect_with_next("/login/?a=1", "next", s);
         free(url);
