@@ -135,8 +135,4 @@ const guest_route *tl_routes(void)
     return routes;
 }
 
-void tl_routes_handler(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    guest_routes_handler(req, (void *)routes);
-}
+GUEST_ROUTES(tl_routes_handler, routes)

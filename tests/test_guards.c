@@ -432,8 +432,9 @@ END_TEST
 static void no_escape(guest_req *req, void *ud)
 {
     (void)ud;
-    ck_assert_int_eq(guest_res_add_header(req, "X-Evil", "a\r\nSet-Cookie: x=1"),
-                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(
+        guest_res_add_header(req, "X-Evil", "a\r\nSet-Cookie: x=1"),
+        GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_res_add_header(req, "Bad Name:", "v"),
                      GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_res_redirect(req, "/x\nLocation: //evil"),
@@ -463,13 +464,24 @@ static void mark(guest_req *req, void *ud)
     guest_res_send(req, 200, "text/plain", ud);
 }
 
-START_TEST(routes_dispatch_404_405)
+static const guest_route dispatch_table[] = {
+    {"GET", "/a", mark, "a"},    {"POST", "/a", mark, "a-post"},
+    {NULL, "/any", mark, "any"}, {"GET", "/files/*", mark, "files"},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* The table through a call, to count how often GUEST_ROUTES evaluates it. */
+static int table_calls;
+static const guest_route *counted_table(void)
 {
-    static const guest_route routes[] = {
-        {"GET", "/a", mark, "a"},    {"POST", "/a", mark, "a-post"},
-        {NULL, "/any", mark, "any"}, {"GET", "/files/*", mark, "files"},
-        {NULL, NULL, NULL, NULL},
-    };
+    table_calls++;
+    return dispatch_table;
+}
+
+static GUEST_ROUTES(dispatch_handler, counted_table())
+
+    START_TEST(routes_dispatch_404_405)
+{
     guest_ctx *ctx = ctx_for(NULL);
     struct {
         const char *method, *target, *body;
@@ -483,7 +495,9 @@ START_TEST(routes_dispatch_404_405)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tl_http h;
         tl_http_init(&h, cases[i].method, cases[i].target);
-        tl_http_run(ctx, &h, guest_routes_handler, (void *)routes);
+        table_calls = 0;
+        tl_http_run(ctx, &h, dispatch_handler, NULL);
+        ck_assert_int_eq(table_calls, 1);
         ck_assert_int_eq(h.status, cases[i].status);
         if (cases[i].body)
             ck_assert_str_eq(h.res_body, cases[i].body);
@@ -491,6 +505,33 @@ START_TEST(routes_dispatch_404_405)
             ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET, POST");
         tl_http_free(&h);
     }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* guest_routes_dispatch() called from an application's own handler, with
+ * a table chosen per request; NULL is an empty table. */
+static void own_dispatcher(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    const char *pick = guest_req_header(req, "X-Table");
+    guest_routes_dispatch(req, pick ? dispatch_table : NULL);
+}
+
+START_TEST(routes_dispatch_from_own_handler)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    tl_http h;
+    tl_http_init(&h, "GET", "/any");
+    tl_http_add(&h, "X-Table", "1");
+    tl_http_run(ctx, &h, own_dispatcher, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_str_eq(h.res_body, "any");
+    tl_http_free(&h);
+    tl_http_init(&h, "GET", "/any");
+    tl_http_run(ctx, &h, own_dispatcher, NULL);
+    ck_assert_int_eq(h.status, 404);
+    tl_http_free(&h);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -631,6 +672,7 @@ int main(void)
     tcase_add_test(tc, regular_required_to_evaluates_arguments_once);
     tcase_add_test(tc, responses_refuse_header_injection_and_escape_html);
     tcase_add_test(tc, routes_dispatch_404_405);
+    tcase_add_test(tc, routes_dispatch_from_own_handler);
     tcase_add_test(tc, a_clashing_generator_leaves_visitors_anonymous);
     tcase_add_test(tc, a_failing_generator_leaves_visitors_anonymous);
     suite_add_tcase(s, tc);

@@ -134,7 +134,7 @@ void demo_handler(guest_req *req, void *userdata)
 {
     (void)userdata;
     double t0 = now_ms();
-    guest_routes_handler(req, (void *)demo_routes());
+    guest_routes_dispatch(req, demo_routes());
     const char *addr = guest_req_client_addr(req);
     fprintf(stderr, "%s %s %s %d %.1fms\n", addr ? addr : "-",
             guest_req_method(req), guest_req_target(req),

@@ -171,11 +171,37 @@ typedef struct guest_route {
 } guest_route;
 
 /**
- * A guest_handler_fn that dispatches on a route table: pass an array of
- * guest_route ending with a {NULL} path as @p userdata. Unknown path: 404;
- * known path, other method: 405 with Allow.
+ * Runs the handler of the first route in @p routes (an array of guest_route
+ * ending with a {NULL} path; borrowed for the call) that matches the
+ * request's path and method, with that route's userdata. A route for GET
+ * also answers HEAD. Unknown path: 404; known path, other method: 405 with
+ * Allow. NULL @p routes is an empty table. Thread-safe when the handlers
+ * are.
  */
-GUEST_API void guest_routes_handler(guest_req *req, void *routes);
+GUEST_API void guest_routes_dispatch(guest_req *req, const guest_route *routes);
+
+/**
+ * Defines `void name(guest_req *req, void *userdata)`, a guest_handler_fn
+ * for an adapter that dispatches on @p table (a `const guest_route *` or
+ * array; evaluated once per request) with guest_routes_dispatch(). The
+ * adapter's userdata is not used. Prefix with `static` for a file-local
+ * handler:
+ *
+ *     static const guest_route routes[] = {
+ *         {"GET", "/", home, NULL},
+ *         {NULL, NULL, NULL, NULL},
+ *     };
+ *     static GUEST_ROUTES(app_handler, routes)
+ *     ...
+ *     guest_mhd_new(ctx, app_handler, NULL, &app);
+ */
+#define GUEST_ROUTES(name, table)                                              \
+    void name(guest_req *req, void *userdata);                                 \
+    void name(guest_req *req, void *userdata)                                  \
+    {                                                                          \
+        (void)userdata;                                                        \
+        guest_routes_dispatch(req, (table));                                   \
+    }
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@ static bool path_matches(const char *pattern, const char *path)
     return strcmp(pattern, path) == 0;
 }
 
-void guest_routes_handler(guest_req *req, void *routes)
+void guest_routes_dispatch(guest_req *req, const guest_route *routes)
 {
     const guest_route *r = routes;
     const char *path = guest_req_path(req);
