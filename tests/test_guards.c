@@ -1,4 +1,5 @@
 /* The three guards, through their macros, for every kind of visitor. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,6 +510,97 @@ static GUEST_ROUTES(dispatch_handler, counted_table())
 }
 END_TEST
 
+/* The test adapter's table cut to @p size bytes, in a block of exactly that
+ * size: under ASan a read past it fails the test. */
+static guest_http_ops *ops_cut(size_t size)
+{
+    guest_http_ops *o = malloc(size < sizeof(size_t) ? sizeof(size_t) : size);
+    ck_assert_ptr_nonnull(o);
+    memcpy(o, tl_http_ops(), size < sizeof(size_t) ? sizeof(size_t) : size);
+    o->size = size;
+    return o;
+}
+
+static void plain_page(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_res_send(req, 200, "text/plain", "ok");
+}
+
+/* An adapter built against an older, shorter guest_http_ops: the members
+ * past its size count as absent and nothing beyond it is read. */
+START_TEST(http_ops_size_older_adapters_work)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    const size_t cuts[] = {offsetof(guest_http_ops, reset),
+                           offsetof(guest_http_ops, is_https),
+                           GUEST_HTTP_OPS_MIN_SIZE};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        size_t size = cuts[i];
+        guest_http_ops *o = ops_cut(size);
+        tl_http h;
+        tl_http_init(&h, "POST", "/x");
+        h.https = true;
+        h.body = "a=1";
+        guest_req *req = NULL;
+        ck_assert_int_eq(guest_req_new(ctx, o, &h, &req), GUEST_OK);
+        bool has_https = size > offsetof(guest_http_ops, is_https);
+        bool has_body = size > offsetof(guest_http_ops, body);
+        ck_assert_int_eq(guest_req_is_https(req), has_https);
+        const char *data = NULL;
+        size_t len = 99;
+        ck_assert_int_eq(guest_req_body(req, &data, &len), GUEST_OK);
+        ck_assert_uint_eq(len, has_body ? 3 : 0);
+        /* no reset callback: the library says so instead of calling it */
+        guest_res_set_status(req, 201);
+        ck_assert_int_eq(guest_res_reset(req), GUEST_ERR_INVALID);
+        ck_assert_int_eq(guest_res_status_code(req), 201);
+        /* a guarded page on the short table makes a guest as usual */
+        ck_assert_int_eq(guest_allow(req, plain_page, NULL), GUEST_OK);
+        ck_assert_int_eq(h.status, 200);
+        ck_assert_str_eq(h.res_body, "ok");
+        ck_assert_ptr_nonnull(tl_http_res_header(&h, "Set-Cookie"));
+        guest_req_free(req);
+        tl_http_free(&h);
+        free(o);
+    }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* A size below the required members, or none, is refused before any
+ * callback runs. */
+START_TEST(http_ops_size_too_small_is_refused)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    const size_t sizes[] = {0, sizeof(size_t), GUEST_HTTP_OPS_MIN_SIZE - 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        guest_http_ops *o = ops_cut(sizes[i]);
+        tl_http h;
+        tl_http_init(&h, "GET", "/");
+        guest_req *req = (guest_req *)o;
+        ck_assert_int_eq(guest_req_new(ctx, o, &h, &req), GUEST_ERR_INVALID);
+        ck_assert_ptr_null(req);
+        ck_assert_ptr_null(h.res_body);
+        free(o);
+    }
+    /* a newer adapter's longer table: the members the library knows work */
+    struct {
+        guest_http_ops ops;
+        void *future[4];
+    } longer = {.ops = *tl_http_ops()};
+    longer.ops.size = sizeof longer;
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    guest_req *req = NULL;
+    ck_assert_int_eq(guest_req_new(ctx, &longer.ops, &h, &req), GUEST_OK);
+    ck_assert_int_eq(guest_res_reset(req), GUEST_OK);
+    guest_req_free(req);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 /* guest_routes_dispatch() called from an application's own handler, with
  * a table chosen per request; NULL is an empty table. */
 static void own_dispatcher(guest_req *req, void *userdata)
@@ -673,6 +765,8 @@ int main(void)
     tcase_add_test(tc, responses_refuse_header_injection_and_escape_html);
     tcase_add_test(tc, routes_dispatch_404_405);
     tcase_add_test(tc, routes_dispatch_from_own_handler);
+    tcase_add_test(tc, http_ops_size_older_adapters_work);
+    tcase_add_test(tc, http_ops_size_too_small_is_refused);
     tcase_add_test(tc, a_clashing_generator_leaves_visitors_anonymous);
     tcase_add_test(tc, a_failing_generator_leaves_visitors_anonymous);
     suite_add_tcase(s, tc);

@@ -154,17 +154,16 @@ static int t_reset(void *c)
 }
 
 static const guest_http_ops tl_ops = {
-    .header = t_header,
-    .method = t_method,
-    .target = t_target,
-    .client_addr = t_addr,
-    .is_https = t_https,
-    .body = t_body,
-    .set_status = t_status,
-    .add_header = t_add_header,
-    .write = t_write,
-    .reset = t_reset,
+    GUEST_HTTP_OPS_INIT, .header = t_header,     .method = t_method,
+    .target = t_target,  .client_addr = t_addr,  .is_https = t_https,
+    .body = t_body,      .set_status = t_status, .add_header = t_add_header,
+    .write = t_write,    .reset = t_reset,
 };
+
+const guest_http_ops *tl_http_ops(void)
+{
+    return &tl_ops;
+}
 
 void tl_http_init(tl_http *h, const char *method, const char *target)
 {

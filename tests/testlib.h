@@ -46,6 +46,8 @@ typedef struct tl_http {
 } tl_http;
 
 void tl_http_init(tl_http *h, const char *method, const char *target);
+/* The in-process adapter's callbacks (conn: a tl_http *), every member set. */
+const guest_http_ops *tl_http_ops(void);
 void tl_http_add(tl_http *h, const char *name, const char *value);
 /* Runs @p handler on a guest_req for @p h and records the response; when
  * guest_req_new refuses the Host, records the adapters' 400 instead. */

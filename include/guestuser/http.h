@@ -3,6 +3,7 @@
 #define GUESTUSER_HTTP_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include "config.h"
 
@@ -15,28 +16,53 @@ extern "C" {
  * adapter's own per-request object. Every returned string is borrowed and
  * must stay valid until the request is finished. Response calls return 0 on
  * success; the adapter may buffer them and send when the handler returns.
+ *
+ * Set `size` to sizeof(guest_http_ops) (GUEST_HTTP_OPS_INIT does):
+ *
+ *     static const guest_http_ops ops = {
+ *         GUEST_HTTP_OPS_INIT,
+ *         .header = my_header,
+ *         ...
+ *     };
+ *
+ * Members are only ever added at the end. The library reads no further than
+ * `size` bytes and treats the members past it as NULL, so an adapter built
+ * against an older header keeps working with a newer library.
  */
 typedef struct guest_http_ops {
+    /** sizeof(guest_http_ops) as the adapter was compiled; at least
+     * GUEST_HTTP_OPS_MIN_SIZE. */
+    size_t size;
     /** First value of header @p name (case-insensitive), or NULL. */
     const char *(*header)(void *conn, const char *name);
     /** Request method, e.g. "GET". */
     const char *(*method)(void *conn);
     /** Request target: the path with its query string, as received. */
     const char *(*target)(void *conn);
-    /** Client address as text ("127.0.0.1"), or NULL when unknown. */
+    /** Client address as text ("127.0.0.1"), or NULL when unknown (may be
+     * NULL: never known). */
     const char *(*client_addr)(void *conn);
-    /** Nonzero when the request came over HTTPS (may be NULL: never). */
-    int (*is_https)(void *conn);
-    /** The complete request body; may be NULL when the server has none. */
-    int (*body)(void *conn, const char **data, size_t *len);
-
     int (*set_status)(void *conn, int status);
     int (*add_header)(void *conn, const char *name, const char *value);
     int (*write)(void *conn, const void *data, size_t len);
-    /** Optional (NULL: unsupported): forget the status, headers and body
-     * set so far, for an error answer after a handler began a page. */
+    /* Every member from here on is optional (NULL or beyond `size`). */
+    /** Nonzero when the request came over HTTPS (NULL: never). */
+    int (*is_https)(void *conn);
+    /** The complete request body (NULL: the server has none). */
+    int (*body)(void *conn, const char **data, size_t *len);
+    /** Forget the status, headers and body set so far, for an error answer
+     * after a handler began a page (NULL: unsupported). */
     int (*reset)(void *conn);
 } guest_http_ops;
+
+/** The smallest guest_http_ops.size guest_req_new() accepts: the struct up
+ * to and including `write`, the last required member. */
+#define GUEST_HTTP_OPS_MIN_SIZE                                                \
+    (offsetof(guest_http_ops, write) + sizeof(((guest_http_ops *)0)->write))
+
+/** First member of a guest_http_ops initializer: the size of the struct
+ * this adapter is compiled with. */
+#define GUEST_HTTP_OPS_INIT .size = sizeof(guest_http_ops)
 
 /** The plain-text body of an adapter's 400 answer to GUEST_ERR_BAD_HOST. */
 #define GUEST_BAD_HOST_TEXT "Bad Request (invalid Host header)\n"
@@ -45,12 +71,14 @@ typedef struct guest_http_ops {
 typedef void (*guest_handler_fn)(guest_req *req, void *userdata);
 
 /**
- * Starts a request for an adapter. @p ops and @p conn are borrowed for the
- * request's life. Release with guest_req_free(). GUEST_ERR_BAD_HOST (and
+ * Starts a request for an adapter. @p ops is copied (its first
+ * @p ops->size bytes; members beyond count as NULL); @p conn is borrowed for
+ * the request's life. Release with guest_req_free(). GUEST_ERR_BAD_HOST (and
  * no request) when the config's allowed_hosts is set and the Host header
  * is missing, malformed or not allowed: the adapter must then answer 400
  * with GUEST_BAD_HOST_TEXT and run no handler. GUEST_ERR_INVALID for
- * missing callbacks, GUEST_ERR_NOMEM.
+ * an ops size below GUEST_HTTP_OPS_MIN_SIZE or a missing required
+ * callback, GUEST_ERR_NOMEM.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_req_new(guest_ctx *ctx,
                                                      const guest_http_ops *ops,

@@ -144,6 +144,7 @@ static int op_reset(void *c)
 }
 
 static const guest_http_ops mhd_ops = {
+    GUEST_HTTP_OPS_INIT,
     .header = op_header,
     .method = op_method,
     .target = op_target,

@@ -16,7 +16,10 @@
  * owns it. */
 struct guest_req {
     guest_ctx *ctx;
+    /* The adapter's callbacks: ops points at ops_copy, which holds the
+     * first ops->size bytes the adapter gave and NULL past them. */
     const guest_http_ops *ops;
+    guest_http_ops ops_copy;
     void *conn;
     char *path; /* target without the query string */
     bool user_resolved;

@@ -140,10 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)guest__host_allowed(fuzz_ctx(), s);
         break;
     case 9: {
-        static const guest_http_ops ops = {.header = x_header,
-                                           .method = x_text,
-                                           .target = x_text,
-                                           .client_addr = x_peer};
+        static const guest_http_ops ops = {
+            GUEST_HTTP_OPS_INIT, .header = x_header, .method = x_text,
+            .target = x_text, .client_addr = x_peer};
         guest_req req = {.ctx = fuzz_ctx(), .ops = &ops};
         fuzz_xff = s;
         guest__req_find_client(&req);
