@@ -307,7 +307,8 @@ int main(int argc, char **argv)
     if (server_start(&s, conninfo, (unsigned)iterations, 0) != 0)
         return 2;
     unsigned slots = guest_ctx_config(s.ctx)->hash_concurrency;
-    if (guest_user_create(s.ctx, USER, PASSWORD, NULL, NULL) != GUEST_OK) {
+    if (guest_user_create(s.ctx, USER, PASSWORD, NULL, NULL, NULL) !=
+        GUEST_OK) {
         fprintf(stderr, "cannot create the login target\n");
         return 2;
     }

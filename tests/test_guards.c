@@ -20,7 +20,7 @@ static void remember(guest_req *req, void *userdata)
 {
     seen *s = userdata;
     const guest_user *u = NULL;
-    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
     s->calls++;
     s->id = guest_user_id(u);
     s->guest = guest_is_guest_user(u);

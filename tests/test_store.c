@@ -174,6 +174,25 @@ START_TEST(guest_status_follows_the_guests_row_only)
 }
 END_TEST
 
+/* A failing session lookup says why: libpq's detail reaches the caller's
+ * guest_error. */
+START_TEST(user_lookup_failure_has_detail)
+{
+    guest_ctx *ctx = fresh_ctx();
+    char cookie[128];
+    ck_assert_int_eq(
+        run(ctx, tl_create_handler, NULL, cookie, sizeof cookie).st, GUEST_OK);
+    tl_exec("ALTER TABLE t_store.sessions RENAME TO sessions_gone");
+    tl_created r = run(ctx, tl_whoami_handler, cookie, NULL, 0);
+    tl_exec("ALTER TABLE t_store.sessions_gone RENAME TO sessions");
+    ck_assert_int_eq(r.st, GUEST_ERR_DB);
+    ck_assert_int_eq(r.err.status, GUEST_ERR_DB);
+    ck_assert_msg(strstr(r.err.message, "sessions"), "%s", r.err.message);
+    ck_assert_int_gt(run(ctx, tl_whoami_handler, cookie, NULL, 0).id, 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(dead_sessions_are_anonymous)
 {
     guest_ctx *ctx = fresh_ctx();
@@ -335,6 +354,7 @@ int main(void)
     tcase_add_test(tc, guest_creation_writes_three_rows_and_token_hash_only);
     tcase_add_test(tc, guest_status_follows_the_guests_row_only);
     tcase_add_test(tc, dead_sessions_are_anonymous);
+    tcase_add_test(tc, user_lookup_failure_has_detail);
     tcase_add_test(tc, threads_create_guests_at_once);
     tcase_add_test(tc, ping_and_blocked_agents);
     suite_add_tcase(s, tc);

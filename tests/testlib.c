@@ -258,8 +258,10 @@ void tl_create_handler(guest_req *req, void *created)
 
 void tl_whoami_handler(guest_req *req, void *created)
 {
+    tl_created *c = created;
     const guest_user *u = NULL;
-    guest_status st = guest_req_user(req, &u);
+    memset(&c->err, 0, sizeof c->err);
+    guest_status st = guest_req_user(req, &u, &c->err);
     record(created, st, u);
 }
 
@@ -291,7 +293,7 @@ int64_t tl_new_user(guest_ctx *ctx, const char *username, const char *password)
 {
     int64_t id = 0;
     guest_form_errors e;
-    guest_status st = guest_user_create(ctx, username, password, &id, &e);
+    guest_status st = guest_user_create(ctx, username, password, &id, &e, NULL);
     ck_assert_msg(st == GUEST_OK, "guest_user_create(%s): %s %s", username,
                   guest_status_name(st), e.count ? e.items[0].message : "");
     ck_assert_int_gt(id, 0);

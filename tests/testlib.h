@@ -71,7 +71,8 @@ typedef struct tl_created {
 /* A handler that calls guest_req_create_guest and records the outcome in
  * the tl_created passed as userdata. */
 void tl_create_handler(guest_req *req, void *created);
-/* A handler that records guest_req_user's outcome in a tl_created. */
+/* A handler that records guest_req_user's outcome (and its guest_error) in
+ * a tl_created. */
 void tl_whoami_handler(guest_req *req, void *created);
 
 /* A minimal HTTP/1.1 client over loopback: sends @p request verbatim to

@@ -488,7 +488,8 @@ static int cmd_create_user(guest_ctx *ctx, const args *a)
         return EXIT_USAGE;
     int64_t id = 0;
     guest_form_errors errors = {0};
-    guest_status st = guest_user_create(ctx, username, password, &id, &errors);
+    guest_status st =
+        guest_user_create(ctx, username, password, &id, &errors, NULL);
     explicit_bzero(password, strlen(password));
     free(password);
     if (st == GUEST_OK) {

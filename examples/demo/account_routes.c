@@ -21,7 +21,7 @@ void demo_home(guest_req *req, void *userdata)
 {
     (void)userdata;
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         guest_res_send(req, 503, "text/plain; charset=utf-8",
                        "Service Unavailable\n");
         return;

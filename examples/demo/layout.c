@@ -59,7 +59,7 @@ static void logout_button(guest_req *req)
 static void page_open(guest_req *req, const char *title)
 {
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK)
+    if (guest_req_user(req, &u, NULL) != GUEST_OK)
         u = NULL; /* database down: the page still renders, anonymous */
     const guest_config *c = guest_ctx_config(guest_req_ctx(req));
 
@@ -113,7 +113,7 @@ void demo_redirect(guest_req *req, const char *location)
 const guest_user *demo_current_user(guest_req *req)
 {
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK)
+    if (guest_req_user(req, &u, NULL) != GUEST_OK)
         return NULL;
     return u;
 }

@@ -675,7 +675,7 @@ static void show_no_account(guest_req *req, int status)
 static GUEST_ALLOW(notes_get)
 {
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         unavailable(req);
         return;
     }
@@ -723,7 +723,7 @@ static void notes_add(guest_req *req, void *userdata)
 {
     const guest_form *form = userdata;
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         unavailable(req);
         return;
     }
@@ -864,7 +864,7 @@ void demo_notes_delete(guest_req *req, void *userdata)
     const guest_user *u = NULL;
     size_t len = 0;
     const char *id = guest_form_get_len(form, "id", &len);
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         unavailable(req);
     } else if (!u) {
         show_no_account(req, 403);

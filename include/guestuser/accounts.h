@@ -189,32 +189,32 @@ typedef struct guest_signup {
  * GUEST_ERR_HOOK when a signup callback failed; GUEST_ERR_CONFIG (see
  * guest_password_validate()); GUEST_ERR_BUSY when no hashing slot freed
  * within hash_wait_ms; database statuses. Nothing is written unless
- * GUEST_OK. Call from the request's thread.
+ * GUEST_OK. @p err (may be NULL) gets the detail of a failure that is not
+ * about the form: libpq's message for a database status, which callback
+ * failed for GUEST_ERR_HOOK. Call from the request's thread.
  */
-GUEST_API GUEST_NODISCARD guest_status guest_convert(guest_req *req,
-                                                     const char *username,
-                                                     const char *password1,
-                                                     const char *password2,
-                                                     guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_convert(
+    guest_req *req, const char *username, const char *password1,
+    const char *password2, guest_form_errors *errors, guest_error *err);
 
 /** guest_convert() with an application sign-up form: @p signup (may be
  * NULL) and the submitted @p form (may be NULL) it reads. */
-GUEST_API GUEST_NODISCARD guest_status
-guest_convert_with(guest_req *req, const char *username, const char *password1,
-                   const char *password2, const guest_signup *signup,
-                   const guest_form *form, guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_convert_with(
+    guest_req *req, const char *username, const char *password1,
+    const char *password2, const guest_signup *signup, const guest_form *form,
+    guest_form_errors *errors, guest_error *err);
 
 /**
  * Creates a registered user after the same validation as conversion.
  * *id_out (may be NULL) gets the new id. GUEST_ERR_USERNAME_TAKEN /
  * GUEST_ERR_VALIDATION with messages in *errors (may be NULL; the password's
  * are for "password"), GUEST_ERR_INVALID for NULL @p ctx, GUEST_ERR_CONFIG,
- * GUEST_ERR_BUSY (no hashing slot within hash_wait_ms), database statuses.
- * Thread-safe.
+ * GUEST_ERR_BUSY (no hashing slot within hash_wait_ms), database statuses
+ * with libpq's detail in @p err (may be NULL). Thread-safe.
  */
 GUEST_API GUEST_NODISCARD guest_status
 guest_user_create(guest_ctx *ctx, const char *username, const char *password,
-                  int64_t *id_out, guest_form_errors *errors);
+                  int64_t *id_out, guest_form_errors *errors, guest_error *err);
 
 /**
  * Logs the request in as the active registered user @p username when
@@ -231,19 +231,24 @@ guest_user_create(guest_ctx *ctx, const char *username, const char *password,
  * right one; GUEST_ERR_VALIDATION when a field is missing; GUEST_ERR_HOOK
  * when on_guest_login failed (nothing changed); GUEST_ERR_BUSY when no
  * hashing slot freed within hash_wait_ms (nothing hashed or changed);
- * database statuses. Call from the request's thread.
+ * database statuses. @p err (may be NULL) gets libpq's detail for a
+ * database status and says why for GUEST_ERR_HOOK and
+ * GUEST_ERR_RATE_LIMITED. Call from the request's thread.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_login(guest_req *req,
                                                    const char *username,
                                                    const char *password,
-                                                   guest_form_errors *errors);
+                                                   guest_form_errors *errors,
+                                                   guest_error *err);
 
 /**
  * Ends the request's session: deletes its row and clears the cookie; the
  * request's user becomes anonymous. A guest's account stays until cleanup.
- * GUEST_OK also when there was no session; database statuses.
+ * GUEST_OK also when there was no session; database statuses with
+ * libpq's detail in @p err (may be NULL).
  */
-GUEST_API GUEST_NODISCARD guest_status guest_logout(guest_req *req);
+GUEST_API GUEST_NODISCARD guest_status guest_logout(guest_req *req,
+                                                    guest_error *err);
 
 #ifdef __cplusplus
 }

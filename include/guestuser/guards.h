@@ -50,7 +50,8 @@ GUEST_API guest_status guest_require_regular(
  *
  *     GUEST_ALLOW(hello) {
  *         const guest_user *u;
- *         guest_req_user(req, &u);
+ *         if (guest_req_user(req, &u, NULL) != GUEST_OK)
+ *             return;
  *         guest_res_printf(req, "Hello, %s!", guest_user_name(u));
  *     }
  */

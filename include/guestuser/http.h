@@ -121,10 +121,13 @@ GUEST_API GUEST_NODISCARD guest_status guest_req_body(const guest_req *req,
  * The visitor's user, resolved from the session cookie once per request and
  * cached. *user is NULL for an anonymous visitor (no, bad, unknown or expired
  * cookie) and otherwise borrowed until the request ends. Returns
- * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails.
+ * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails, with
+ * libpq's detail in @p err (may be NULL); GUEST_ERR_INVALID for NULL
+ * arguments.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_req_user(guest_req *req,
-                                                      const guest_user **user);
+                                                      const guest_user **user,
+                                                      guest_error *err);
 
 /**
  * Makes the visitor a new guest: user, guest and session rows in one round

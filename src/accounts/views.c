@@ -409,7 +409,7 @@ void guest_convert_view(guest_req *req, void *userdata)
     if (!read_next(req, json, form, &next))
         goto out;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u);
+    guest_status st = guest_req_user(req, &u, NULL);
     if (st != GUEST_OK) {
         failure(req, json, st);
         goto out;
@@ -438,18 +438,19 @@ void guest_convert_view(guest_req *req, void *userdata)
     const char *username = guest_form_get(form, "username");
     st = guest_convert_with(req, username, guest_form_get(form, "password1"),
                             guest_form_get(form, "password2"), &v->signup, form,
-                            &errors);
+                            &errors, NULL);
     switch (st) {
     case GUEST_OK:
         if (json)
-            json_success(req, guest_req_user(req, &u) == GUEST_OK ? u : NULL);
+            json_success(req,
+                         guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
         else
             redirect(req, next ? next : c->convert_redirect_url);
         break;
     case GUEST_ERR_NOT_GUEST:
         /* Converted by a concurrent request (or logged out): this one
          * changed nothing and goes where the visitor now belongs. */
-        st = guest_req_user(req, &u);
+        st = guest_req_user(req, &u, NULL);
         if (st != GUEST_OK)
             failure(req, json, st);
         else
@@ -485,7 +486,7 @@ void guest_convert_success_view(guest_req *req, void *userdata)
     if (!method_ok(req, json, true, false, "GET, HEAD"))
         return;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u);
+    guest_status st = guest_req_user(req, &u, NULL);
     if (st != GUEST_OK) {
         failure(req, json, st);
         return;
@@ -528,7 +529,7 @@ void guest_login_view(guest_req *req, void *userdata)
     if (!read_next(req, json, form, &next))
         goto out;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u);
+    guest_status st = guest_req_user(req, &u, NULL);
     if (st != GUEST_OK) {
         failure(req, json, st);
         goto out;
@@ -544,11 +545,13 @@ void guest_login_view(guest_req *req, void *userdata)
         goto out;
     }
     const char *username = guest_form_get(form, "username");
-    st = guest_login(req, username, guest_form_get(form, "password"), &errors);
+    st = guest_login(req, username, guest_form_get(form, "password"), &errors,
+                     NULL);
     switch (st) {
     case GUEST_OK:
         if (json)
-            json_success(req, guest_req_user(req, &u) == GUEST_OK ? u : NULL);
+            json_success(req,
+                         guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
         else
             redirect(req, next ? next : c->login_redirect_url);
         break;
@@ -582,7 +585,7 @@ void guest_logout_view(guest_req *req, void *userdata)
     if (!form)
         return;
     if (csrf_ok(req, json, form)) {
-        guest_status st = guest_logout(req);
+        guest_status st = guest_logout(req, NULL);
         if (st != GUEST_OK)
             failure(req, json, st);
         else if (json)

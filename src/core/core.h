@@ -164,10 +164,11 @@ const char *guest__req_client_key(guest_req *req);
  * req->retry_after) or a database status; the record calls count a
  * failure (GUEST_ERR_AUTH, resp. GUEST_ERR_VALIDATION / _USERNAME_TAKEN)
  * or reset the username's count after GUEST_OK. */
-guest_status guest__limit_login_check(guest_req *req, const char *username);
+guest_status guest__limit_login_check(guest_req *req, const char *username,
+                                      guest_error *err);
 void guest__limit_login_record(guest_req *req, const char *username,
                                guest_status outcome);
-guest_status guest__limit_convert_check(guest_req *req);
+guest_status guest__limit_convert_check(guest_req *req, guest_error *err);
 void guest__limit_convert_record(guest_req *req, guest_status outcome);
 /* 429 with Retry-After (req->retry_after) and a plain-text body; returns
  * GUEST_ERR_RATE_LIMITED, or the adapter's failure. */

@@ -86,7 +86,8 @@ static void subject_of(const char *username,
 
 /* One read of the rows that could refuse the attempt; refuses with the
  * longest wait among them. */
-static guest_status check(guest_req *req, const char *username)
+static guest_status check(guest_req *req, const char *username,
+                          guest_error *err)
 {
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
@@ -110,7 +111,7 @@ static guest_status check(guest_req *req, const char *username)
                   " WHERE client = $1 AND kind = 'convert'"
                   " AND subject = ''",
         .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, NULL);
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -134,7 +135,10 @@ static guest_status check(guest_req *req, const char *username)
     PQclear(res);
     if (wait > 0) {
         req->retry_after = wait;
-        return GUEST_ERR_RATE_LIMITED;
+        return guest__fail(err, GUEST_ERR_RATE_LIMITED,
+                           "too many failed attempts from this client; retry "
+                           "in %lld s",
+                           (long long)wait);
     }
     return GUEST_OK;
 }
@@ -183,11 +187,12 @@ static void count_failure(guest_req *req, const char *username)
                    "could not count a failed attempt: %s", guest_strerror(st));
 }
 
-guest_status guest__limit_login_check(guest_req *req, const char *username)
+guest_status guest__limit_login_check(guest_req *req, const char *username,
+                                      guest_error *err)
 {
     if (!req->ctx->cfg.login_rate_limit)
         return GUEST_OK;
-    return check(req, username);
+    return check(req, username, err);
 }
 
 void guest__limit_login_record(guest_req *req, const char *username,
@@ -220,11 +225,11 @@ void guest__limit_login_record(guest_req *req, const char *username,
     }
 }
 
-guest_status guest__limit_convert_check(guest_req *req)
+guest_status guest__limit_convert_check(guest_req *req, guest_error *err)
 {
     if (!req->ctx->cfg.login_rate_limit)
         return GUEST_OK;
-    return check(req, NULL);
+    return check(req, NULL, err);
 }
 
 void guest__limit_convert_record(guest_req *req, guest_status outcome)

@@ -382,9 +382,8 @@ guest_status guest_get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
 }
 
 guest_status guest_list_guests(guest_ctx *ctx, bool expired_only,
-                               int64_t max_age, size_t limit,
-                               guest_list_fn fn, void *userdata,
-                               guest_error *err)
+                               int64_t max_age, size_t limit, guest_list_fn fn,
+                               void *userdata, guest_error *err)
 {
     if (!ctx || !fn)
         return guest__fail(err, GUEST_ERR_INVALID, "ctx and fn are required");
