@@ -138,7 +138,7 @@ START_TEST(guest_creation_writes_three_rows_and_token_hash_only)
     ck_assert_uint_eq(strlen(token), 43);
     unsigned char raw[32], hash[32];
     ck_assert(guest__b64url_decode(token, 43, raw, 32));
-    guest__sha256(raw, 32, hash);
+    ck_assert_int_eq(guest__sha256(raw, 32, hash), GUEST_OK);
     char hex[65], sql[256];
     for (int i = 0; i < 32; i++)
         sprintf(hex + 2 * i, "%02x", hash[i]);

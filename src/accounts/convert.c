@@ -177,7 +177,10 @@ static guest_status convert_with(guest_req *req, const char *username,
         guest__req_set_user(req, &user);
         /* The rows are committed: a failing header cannot undo them, and
          * the visitor's next request would merely find no session. */
-        guest__set_session_cookie(req, token);
+        if (guest__set_session_cookie(req, token) != GUEST_OK)
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "a conversion was committed but its session cookie "
+                       "could not be set");
     }
     OPENSSL_cleanse(token, sizeof token);
     if (st == GUEST_ERR_NOT_GUEST)
@@ -185,7 +188,9 @@ static guest_status convert_with(guest_req *req, const char *username,
     if (st != GUEST_OK)
         return st;
 
-    guest__csrf_rotate(req);
+    if (guest__csrf_rotate(req) != GUEST_OK)
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not renew the CSRF secret after a conversion");
     const guest_config *c = &ctx->cfg;
     if (c->on_converted)
         c->on_converted(&req->user, c->on_converted_userdata);

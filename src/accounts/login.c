@@ -270,14 +270,22 @@ static guest_status login(guest_req *req, const char *username,
     OPENSSL_cleanse(t.rehash, sizeof t.rehash);
     if (st == GUEST_OK) {
         guest__req_set_user(req, &t.user);
-        guest__set_session_cookie(req, token);
+        /* The rows are committed: a failing header cannot undo them, and
+         * the visitor's next request would merely find no session. */
+        if (guest__set_session_cookie(req, token) != GUEST_OK)
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "a login was committed but its session cookie could "
+                       "not be set");
     }
     OPENSSL_cleanse(token, sizeof token);
     if (st == GUEST_ERR_AUTH)
         guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
     if (st != GUEST_OK)
         return st;
-    guest__csrf_rotate(req);
+    /* The login stands; the old CSRF secret then stays, and that is told. */
+    if (guest__csrf_rotate(req) != GUEST_OK)
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not renew the CSRF secret after a login");
     return GUEST_OK;
 }
 

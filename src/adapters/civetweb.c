@@ -357,18 +357,21 @@ guest_status guest_civetweb_start(guest_civetweb *app, const char *bind_addr,
         bind_addr = "127.0.0.1";
     unsigned char addr[16];
     char ports[80];
+    int n;
     if (inet_pton(AF_INET, bind_addr, addr) == 1) {
-        snprintf(ports, sizeof ports, "%s:%u", bind_addr, (unsigned)port);
+        n = snprintf(ports, sizeof ports, "%s:%u", bind_addr, (unsigned)port);
     } else if (inet_pton(AF_INET6, bind_addr, addr) == 1) {
         if (!mg_check_feature(MG_FEATURES_IPV6)) {
             fprintf(stderr, "civetweb: built without IPv6, cannot bind %s\n",
                     bind_addr);
             return GUEST_ERR_CONFIG;
         }
-        snprintf(ports, sizeof ports, "[%s]:%u", bind_addr, (unsigned)port);
+        n = snprintf(ports, sizeof ports, "[%s]:%u", bind_addr, (unsigned)port);
     } else {
         return GUEST_ERR_INVALID;
     }
+    if (n < 0 || (size_t)n >= sizeof ports)
+        return GUEST_ERR_INVALID;
     char threads[16], timeout[16];
     snprintf(threads, sizeof threads, "%u", app->limits.threads);
     /* CivetWeb counts request_timeout_ms from the start of a request to

@@ -192,8 +192,9 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
         free(app);
         return GUEST_ERR_NOMEM;
     }
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&app->wake, &ca);
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&app->wake, &ca);
     pthread_condattr_destroy(&ca);
     if (rc != 0) {
         free(app);

@@ -78,10 +78,10 @@ static unsigned address_limit(const guest_config *c)
 
 /* The username's part of a login_user key: its SHA-256, so any bytes of
  * any length make a fixed-size key. */
-static void subject_of(const char *username,
-                       unsigned char out[GUEST__SHA256_BYTES])
+static guest_status subject_of(const char *username,
+                               unsigned char out[GUEST__SHA256_BYTES])
 {
-    guest__sha256(username, strlen(username), out);
+    return guest__sha256(username, strlen(username), out);
 }
 
 /* One read of the rows that could refuse the attempt; refuses with the
@@ -95,7 +95,9 @@ static guest_status check(guest_req *req, const char *username,
     guest__params p = {0};
     guest__param_text(&p, guest__req_client_key(req));
     if (username) {
-        subject_of(username, subject);
+        guest_status hs = subject_of(username, subject);
+        if (hs != GUEST_OK)
+            return guest__fail(err, hs, "cannot hash the username");
         guest__param_bin(&p, subject, sizeof subject);
     }
     PGresult *res;
@@ -154,10 +156,14 @@ static void count_failure(guest_req *req, const char *username)
     guest__params p = {0};
     guest__param_text(&p, guest__req_client_key(req));
     guest__param_text(&p, window);
-    if (username) {
-        subject_of(username, subject);
-        guest__param_bin(&p, subject, sizeof subject);
+    if (username && subject_of(username, subject) != GUEST_OK) {
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not count a failed attempt: %s",
+                   guest_strerror(GUEST_ERR_CRYPTO));
+        return;
     }
+    if (username)
+        guest__param_bin(&p, subject, sizeof subject);
     char *values =
         guest__window_values("v.kind", "$1", "v.subject", "$2::integer");
     char *upsert = guest__window_upsert(NULL);
@@ -208,7 +214,11 @@ void guest__limit_login_record(guest_req *req, const char *username,
          * starts afresh; the address count stays, so a guesser who also
          * owns one account cannot launder failures with it. */
         unsigned char subject[GUEST__SHA256_BYTES];
-        subject_of(username, subject);
+        if (subject_of(username, subject) != GUEST_OK) {
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "could not reset a login failure count");
+            return;
+        }
         guest__params p = {0};
         guest__param_text(&p, guest__req_client_key(req));
         guest__param_bin(&p, subject, sizeof subject);

@@ -59,7 +59,7 @@ guest_status guest__session_new(char token[GUEST__TOKEN_CHARS + 1],
     if (st == GUEST_OK) {
         guest__b64url_encode(raw, sizeof raw, enc);
         memcpy(token, enc, GUEST__TOKEN_CHARS + 1);
-        guest__sha256(raw, sizeof raw, hash);
+        st = guest__sha256(raw, sizeof raw, hash);
     }
     /* A bearer token: no copy of it may outlive the call. */
     OPENSSL_cleanse(raw, sizeof raw);
@@ -77,9 +77,10 @@ bool guest__session_hash(const char *token,
         OPENSSL_cleanse(raw, sizeof raw);
         return false;
     }
-    guest__sha256(raw, sizeof raw, hash);
+    /* A token that cannot be hashed cannot be looked up: no session. */
+    bool ok = guest__sha256(raw, sizeof raw, hash) == GUEST_OK;
     OPENSSL_cleanse(raw, sizeof raw);
-    return true;
+    return ok;
 }
 
 /* Separates session signatures from every other use of the keys. */
