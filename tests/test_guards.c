@@ -156,8 +156,8 @@ START_TEST(crawlers_get_no_guest)
 {
     guest_ctx *ctx = ctx_for(NULL);
     const char *bots[] = {
-        "Mozilla/5.0 (compatible; Googlebot/2.1; "
-        "+http://www.google.com/bot.html)",
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; "
+         "+http://www.google.com/bot.html)"),
         "Mozilla/5.0 (compatible; YandexBot/3.0)",
         "Mozilla/5.0 (compatible; bingbot/2.0)",
         "DuckDuckBot/1.1",
