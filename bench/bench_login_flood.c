@@ -33,7 +33,9 @@
 #define USER "flood_target"
 #define PASSWORD "Quartz-Lantern-58"
 
-static double now(void)
+static GUEST_ROUTES(demo_routes_handler, demo_routes())
+
+    static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -261,8 +263,7 @@ static int server_start(server *s, const char *conninfo, unsigned iterations,
         fprintf(stderr, "%s\n", err.message);
         return -1;
     }
-    if (guest_mhd_new(s->ctx, guest_routes_handler, (void *)demo_routes(),
-                      &s->app) != GUEST_OK ||
+    if (guest_mhd_new(s->ctx, demo_routes_handler, NULL, &s->app) != GUEST_OK ||
         guest_mhd_start(s->app, "127.0.0.1", 0, &s->daemon) != GUEST_OK) {
         fprintf(stderr, "cannot start the server\n");
         return -1;
@@ -306,7 +307,8 @@ int main(int argc, char **argv)
     if (server_start(&s, conninfo, (unsigned)iterations, 0) != 0)
         return 2;
     unsigned slots = guest_ctx_config(s.ctx)->hash_concurrency;
-    if (guest_user_create(s.ctx, USER, PASSWORD, NULL, NULL) != GUEST_OK) {
+    if (guest_user_create(s.ctx, USER, PASSWORD, NULL, NULL, NULL) !=
+        GUEST_OK) {
         fprintf(stderr, "cannot create the login target\n");
         return 2;
     }

@@ -53,13 +53,9 @@ static int f_add_header(void *c, const char *n, const char *v)
 }
 
 static const guest_http_ops ops = {
-    .header = f_header,
-    .method = f_method,
-    .target = f_target,
-    .client_addr = f_addr,
-    .set_status = f_status,
-    .add_header = f_add_header,
-    .write = f_write,
+    GUEST_HTTP_OPS_INIT,        .header = f_header,    .method = f_method,
+    .target = f_target,         .client_addr = f_addr, .set_status = f_status,
+    .add_header = f_add_header, .write = f_write,
 };
 
 static double now(void)

@@ -67,7 +67,7 @@ install(TARGETS guestuser_static EXPORT guestuserStaticTargets
 install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
   DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
 install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-  COMPONENT dev PATTERN "adapters" EXCLUDE)
+  COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE)
 
 foreach(_adapter mhd civetweb)
   string(TOUPPER ${_adapter} _upper)

@@ -1,10 +1,6 @@
 #include "demo_testlib.h"
 
-void dt_handler(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    guest_routes_handler(req, (void *)demo_routes());
-}
+GUEST_ROUTES(dt_handler, demo_routes())
 
 void dt_get(guest_ctx *ctx, tl_http *h, const char *target, const char *cookie)
 {

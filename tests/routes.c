@@ -2,17 +2,26 @@
 
 #include <check.h>
 
+/* Anonymous when the lookup fails: the pages show "" then. */
 static const guest_user *current_user(guest_req *req)
 {
     const guest_user *u = NULL;
-    (void)guest_req_user(req, &u);
+    if (guest_req_user(req, &u, NULL) != GUEST_OK)
+        return NULL;
     return u;
+}
+
+/* A header the test pages need; a 500 shows when it is missing. */
+static void header(guest_req *req, const char *name, const char *value)
+{
+    if (guest_res_add_header(req, name, value) != GUEST_OK)
+        guest_res_set_status(req, 500);
 }
 
 static void page(guest_req *req, const char *before, const char *after)
 {
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_set_status(req, 200);
+    header(req, "Content-Type", "text/html; charset=utf-8");
     guest_res_printf(req, "<!doctype html><title>test</title>%s", before);
     guest_res_write_html(req, guest_user_name(current_user(req)));
     guest_res_printf(req, "%s\n", after);
@@ -54,14 +63,14 @@ static void whoami(guest_req *req, void *userdata)
 {
     (void)userdata;
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         guest_res_send(req, 503, "text/plain; charset=utf-8",
                        "Service Unavailable\n");
         return;
     }
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "application/json");
-    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_set_status(req, 200);
+    header(req, "Content-Type", "application/json");
+    header(req, "Cache-Control", "no-store");
     if (!u) {
         guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
                               "\"id\":null,\"username\":null}");
@@ -95,8 +104,8 @@ void tl_echo(guest_req *req, void *userdata)
     ck_assert_int_eq(guest_req_body(req, &data, &len), GUEST_OK);
     const char *x = guest_req_header(req, "X-Test");
     const char *addr = guest_req_client_addr(req);
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/plain");
+    guest_res_set_status(req, 200);
+    header(req, "Content-Type", "text/plain");
     guest_res_printf(req,
                      "method=%s\ntarget=%s\npath=%s\naddr=%s\nx-test=%s\n"
                      "https=%d\nbody=%zu:",
@@ -126,8 +135,4 @@ const guest_route *tl_routes(void)
     return routes;
 }
 
-void tl_routes_handler(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    guest_routes_handler(req, (void *)routes);
-}
+GUEST_ROUTES(tl_routes_handler, routes)

@@ -6,7 +6,7 @@
 
 #include <guestuser/guestuser.h>
 
-/* The route table ({NULL} terminated), for guest_routes_handler:
+/* The route table ({NULL} terminated), for guest_routes_dispatch:
  *   GET /allow_guest_user/       GUEST_ALLOW: "<p>Hello, NAME!</p>"
  *   GET /guest_user_required/    GUEST_REQUIRED:
  *                                "Only guests see this page, NAME."

@@ -740,7 +740,7 @@ typedef struct listing {
     int64_t created_at[8];
 } listing;
 
-static bool collect(const guest_guest_info *g, void *userdata)
+static bool collect(const guest_info *g, void *userdata)
 {
     listing *l = userdata;
     ck_assert_int_lt(l->n, 8);

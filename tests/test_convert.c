@@ -28,7 +28,7 @@ static void convert_handler(guest_req *req, void *ud)
     conv *c = ud;
     const guest_user *u;
     /* Both racers look at the visitor first, so both start as guests. */
-    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
     if (c->barrier)
         pthread_barrier_wait(c->barrier);
     guest_form *form = NULL;
@@ -37,9 +37,9 @@ static void convert_handler(guest_req *req, void *ud)
             guest_form_parse(c->form_body, strlen(c->form_body), &form, NULL),
             GUEST_OK);
     c->st = guest_convert_with(req, c->username, c->password1, c->password2,
-                               c->signup, form, &c->errors);
+                               c->signup, form, &c->errors, NULL);
     guest_form_free(form);
-    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
     c->after_is_regular = guest_is_regular_user(u);
     c->after_id = guest_user_id(u);
     snprintf(c->after_name, sizeof c->after_name, "%s", guest_user_name(u));
@@ -173,7 +173,7 @@ START_TEST(anonymous_and_registered_are_not_guests)
     ck_assert_int_eq(c.st, GUEST_ERR_NOT_GUEST);
     ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 0);
     ck_assert_int_eq(converted.calls, 0);
-    ck_assert_int_eq(guest_convert(NULL, "a", "b", "b", NULL),
+    ck_assert_int_eq(guest_convert(NULL, "a", "b", "b", NULL, NULL),
                      GUEST_ERR_INVALID);
     guest_ctx_free(ctx);
 }
@@ -407,7 +407,8 @@ static void *create_same(void *arg)
 {
     creator *c = arg;
     pthread_barrier_wait(c->b);
-    c->st = guest_user_create(c->ctx, "sameuser", TL_PASSWORD, NULL, &c->e);
+    c->st =
+        guest_user_create(c->ctx, "sameuser", TL_PASSWORD, NULL, &c->e, NULL);
     return NULL;
 }
 
@@ -416,7 +417,7 @@ START_TEST(user_create_validates_and_races)
     guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     int64_t id = 0;
     guest_form_errors e;
-    ck_assert_int_eq(guest_user_create(ctx, "dave", TL_PASSWORD, &id, &e),
+    ck_assert_int_eq(guest_user_create(ctx, "dave", TL_PASSWORD, &id, &e, NULL),
                      GUEST_OK);
     ck_assert_int_gt(id, 0);
     ck_assert_uint_eq(e.count, 0);
@@ -426,22 +427,23 @@ START_TEST(user_create_validates_and_races)
     ck_assert(guest_password_verify(TL_PASSWORD, hash));
     ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
 
-    ck_assert_int_eq(guest_user_create(ctx, "dave", TL_PASSWORD, NULL, &e),
-                     GUEST_ERR_USERNAME_TAKEN);
+    ck_assert_int_eq(
+        guest_user_create(ctx, "dave", TL_PASSWORD, NULL, &e, NULL),
+        GUEST_ERR_USERNAME_TAKEN);
     ck_assert_str_eq(guest_form_errors_get(&e, "username"),
                      "A user with that username already exists.");
-    ck_assert_int_eq(guest_user_create(ctx, "eve", "password", NULL, &e),
+    ck_assert_int_eq(guest_user_create(ctx, "eve", "password", NULL, &e, NULL),
                      GUEST_ERR_VALIDATION);
     ck_assert_str_eq(guest_form_errors_get(&e, "password"),
                      "This password is too common.");
-    ck_assert_int_eq(guest_user_create(ctx, "eve", NULL, NULL, &e),
+    ck_assert_int_eq(guest_user_create(ctx, "eve", NULL, NULL, &e, NULL),
                      GUEST_ERR_VALIDATION);
     ck_assert_str_eq(guest_form_errors_get(&e, "password"),
                      "This field is required.");
     ck_assert_int_eq(
-        guest_user_create(ctx, "bad name", TL_PASSWORD, NULL, NULL),
+        guest_user_create(ctx, "bad name", TL_PASSWORD, NULL, NULL, NULL),
         GUEST_ERR_VALIDATION);
-    ck_assert_int_eq(guest_user_create(NULL, "x", TL_PASSWORD, NULL, &e),
+    ck_assert_int_eq(guest_user_create(NULL, "x", TL_PASSWORD, NULL, &e, NULL),
                      GUEST_ERR_INVALID);
     ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 1);
 

@@ -24,6 +24,21 @@ START_TEST(status_strings_cover_every_value)
 }
 END_TEST
 
+START_TEST(version_comes_from_cmake)
+{
+    ck_assert_str_eq(guest_version(), GUESTUSER_TEST_CMAKE_VERSION);
+    ck_assert_str_eq(GUESTUSER_VERSION_STRING, GUESTUSER_TEST_CMAKE_VERSION);
+    char made[32];
+    snprintf(made, sizeof made, "%d.%d.%d", GUESTUSER_VERSION_MAJOR,
+             GUESTUSER_VERSION_MINOR, GUESTUSER_VERSION_PATCH);
+    ck_assert_str_eq(made, GUESTUSER_TEST_CMAKE_VERSION);
+    ck_assert_int_eq(GUESTUSER_VERSION_NUMBER,
+                     GUESTUSER_VERSION_MAJOR * 10000 +
+                         GUESTUSER_VERSION_MINOR * 100 +
+                         GUESTUSER_VERSION_PATCH);
+}
+END_TEST
+
 START_TEST(b64url_known_answers)
 {
     /* RFC 4648 test vectors, in the URL-safe alphabet without padding. */
@@ -50,7 +65,7 @@ START_TEST(sha256_known_answer)
 {
     unsigned char h[32];
     char hex[65];
-    guest__sha256("abc", 3, h);
+    ck_assert_int_eq(guest__sha256("abc", 3, h), GUEST_OK);
     for (int i = 0; i < 32; i++)
         sprintf(hex + 2 * i, "%02x", h[i]);
     ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223"
@@ -353,13 +368,13 @@ START_TEST(response_collection_for_adapters)
     ck_assert_uint_eq(r.header_count, 0);
     ck_assert_uint_eq(r.body.len, 0);
     ck_assert_str_eq(r.body.data, "");
-    guest_response_free(&r);
-    guest_response_free(&r); /* twice is harmless */
+    guest_response_cleanup(&r);
+    guest_response_cleanup(&r); /* twice is harmless */
     guest_buf b = {0};
     ck_assert_int_eq(guest_buf_append(&b, "x", 1), 0);
     ck_assert_int_eq(guest_buf_append(&b, "y", SIZE_MAX - 1), -1);
     ck_assert_str_eq(b.data, "x");
-    guest_buf_free(&b);
+    guest_buf_cleanup(&b);
     ck_assert_ptr_null(b.data);
 }
 END_TEST
@@ -400,6 +415,7 @@ int main(void)
     Suite *s = suite_create("core_units");
     TCase *tc = tcase_create("units");
     tcase_add_test(tc, status_strings_cover_every_value);
+    tcase_add_test(tc, version_comes_from_cmake);
     tcase_add_test(tc, b64url_known_answers);
     tcase_add_test(tc, sha256_known_answer);
     tcase_add_test(tc, session_tokens_round_trip);

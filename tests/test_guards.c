@@ -1,4 +1,5 @@
 /* The three guards, through their macros, for every kind of visitor. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ static void remember(guest_req *req, void *userdata)
 {
     seen *s = userdata;
     const guest_user *u = NULL;
-    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
     s->calls++;
     s->id = guest_user_id(u);
     s->guest = guest_is_guest_user(u);
@@ -155,8 +156,8 @@ START_TEST(crawlers_get_no_guest)
 {
     guest_ctx *ctx = ctx_for(NULL);
     const char *bots[] = {
-        "Mozilla/5.0 (compatible; Googlebot/2.1; "
-        "+http://www.google.com/bot.html)",
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; "
+         "+http://www.google.com/bot.html)"),
         "Mozilla/5.0 (compatible; YandexBot/3.0)",
         "Mozilla/5.0 (compatible; bingbot/2.0)",
         "DuckDuckBot/1.1",
@@ -432,14 +433,15 @@ END_TEST
 static void no_escape(guest_req *req, void *ud)
 {
     (void)ud;
-    ck_assert_int_eq(guest_res_header(req, "X-Evil", "a\r\nSet-Cookie: x=1"),
-                     GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_res_header(req, "Bad Name:", "v"),
+    ck_assert_int_eq(
+        guest_res_add_header(req, "X-Evil", "a\r\nSet-Cookie: x=1"),
+        GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_res_add_header(req, "Bad Name:", "v"),
                      GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_res_redirect(req, "/x\nLocation: //evil"),
                      GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_res_status(req, 42), GUEST_ERR_INVALID);
-    guest_res_status(req, 201);
+    ck_assert_int_eq(guest_res_set_status(req, 42), GUEST_ERR_INVALID);
+    guest_res_set_status(req, 201);
     guest_res_write_html(req, "<a href=\"x\">Tom & 'Jerry'</a>");
 }
 
@@ -463,13 +465,24 @@ static void mark(guest_req *req, void *ud)
     guest_res_send(req, 200, "text/plain", ud);
 }
 
-START_TEST(routes_dispatch_404_405)
+static const guest_route dispatch_table[] = {
+    {"GET", "/a", mark, "a"},    {"POST", "/a", mark, "a-post"},
+    {NULL, "/any", mark, "any"}, {"GET", "/files/*", mark, "files"},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* The table through a call, to count how often GUEST_ROUTES evaluates it. */
+static int table_calls;
+static const guest_route *counted_table(void)
 {
-    static const guest_route routes[] = {
-        {"GET", "/a", mark, "a"},    {"POST", "/a", mark, "a-post"},
-        {NULL, "/any", mark, "any"}, {"GET", "/files/*", mark, "files"},
-        {NULL, NULL, NULL, NULL},
-    };
+    table_calls++;
+    return dispatch_table;
+}
+
+static GUEST_ROUTES(dispatch_handler, counted_table())
+
+    START_TEST(routes_dispatch_404_405)
+{
     guest_ctx *ctx = ctx_for(NULL);
     struct {
         const char *method, *target, *body;
@@ -483,7 +496,9 @@ START_TEST(routes_dispatch_404_405)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tl_http h;
         tl_http_init(&h, cases[i].method, cases[i].target);
-        tl_http_run(ctx, &h, guest_routes_handler, (void *)routes);
+        table_calls = 0;
+        tl_http_run(ctx, &h, dispatch_handler, NULL);
+        ck_assert_int_eq(table_calls, 1);
         ck_assert_int_eq(h.status, cases[i].status);
         if (cases[i].body)
             ck_assert_str_eq(h.res_body, cases[i].body);
@@ -491,6 +506,124 @@ START_TEST(routes_dispatch_404_405)
             ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET, POST");
         tl_http_free(&h);
     }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* The test adapter's table cut to @p size bytes, in a block of exactly that
+ * size: under ASan a read past it fails the test. */
+static guest_http_ops *ops_cut(size_t size)
+{
+    guest_http_ops *o = malloc(size < sizeof(size_t) ? sizeof(size_t) : size);
+    ck_assert_ptr_nonnull(o);
+    memcpy(o, tl_http_ops(), size < sizeof(size_t) ? sizeof(size_t) : size);
+    o->size = size;
+    return o;
+}
+
+static void plain_page(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_res_send(req, 200, "text/plain", "ok");
+}
+
+/* An adapter built against an older, shorter guest_http_ops: the members
+ * past its size count as absent and nothing beyond it is read. */
+START_TEST(http_ops_size_older_adapters_work)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    const size_t cuts[] = {offsetof(guest_http_ops, reset),
+                           offsetof(guest_http_ops, is_https),
+                           GUEST_HTTP_OPS_MIN_SIZE};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        size_t size = cuts[i];
+        guest_http_ops *o = ops_cut(size);
+        tl_http h;
+        tl_http_init(&h, "POST", "/x");
+        h.https = true;
+        h.body = "a=1";
+        guest_req *req = NULL;
+        ck_assert_int_eq(guest_req_new(ctx, o, &h, &req), GUEST_OK);
+        bool has_https = size > offsetof(guest_http_ops, is_https);
+        bool has_body = size > offsetof(guest_http_ops, body);
+        ck_assert_int_eq(guest_req_is_https(req), has_https);
+        const char *data = NULL;
+        size_t len = 99;
+        ck_assert_int_eq(guest_req_body(req, &data, &len), GUEST_OK);
+        ck_assert_uint_eq(len, has_body ? 3 : 0);
+        /* no reset callback: the library says so instead of calling it */
+        guest_res_set_status(req, 201);
+        ck_assert_int_eq(guest_res_reset(req), GUEST_ERR_INVALID);
+        ck_assert_int_eq(guest_res_status_code(req), 201);
+        /* a guarded page on the short table makes a guest as usual */
+        ck_assert_int_eq(guest_allow(req, plain_page, NULL), GUEST_OK);
+        ck_assert_int_eq(h.status, 200);
+        ck_assert_str_eq(h.res_body, "ok");
+        ck_assert_ptr_nonnull(tl_http_res_header(&h, "Set-Cookie"));
+        guest_req_free(req);
+        tl_http_free(&h);
+        free(o);
+    }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* A size below the required members, or none, is refused before any
+ * callback runs. */
+START_TEST(http_ops_size_too_small_is_refused)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    const size_t sizes[] = {0, sizeof(size_t), GUEST_HTTP_OPS_MIN_SIZE - 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        guest_http_ops *o = ops_cut(sizes[i]);
+        tl_http h;
+        tl_http_init(&h, "GET", "/");
+        guest_req *req = (guest_req *)o;
+        ck_assert_int_eq(guest_req_new(ctx, o, &h, &req), GUEST_ERR_INVALID);
+        ck_assert_ptr_null(req);
+        ck_assert_ptr_null(h.res_body);
+        free(o);
+    }
+    /* a newer adapter's longer table: the members the library knows work */
+    struct {
+        guest_http_ops ops;
+        void *future[4];
+    } longer = {.ops = *tl_http_ops()};
+    longer.ops.size = sizeof longer;
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    guest_req *req = NULL;
+    ck_assert_int_eq(guest_req_new(ctx, &longer.ops, &h, &req), GUEST_OK);
+    ck_assert_int_eq(guest_res_reset(req), GUEST_OK);
+    guest_req_free(req);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* guest_routes_dispatch() called from an application's own handler, with
+ * a table chosen per request; NULL is an empty table. */
+static void own_dispatcher(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    const char *pick = guest_req_header(req, "X-Table");
+    guest_routes_dispatch(req, pick ? dispatch_table : NULL);
+}
+
+START_TEST(routes_dispatch_from_own_handler)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    tl_http h;
+    tl_http_init(&h, "GET", "/any");
+    tl_http_add(&h, "X-Table", "1");
+    tl_http_run(ctx, &h, own_dispatcher, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_str_eq(h.res_body, "any");
+    tl_http_free(&h);
+    tl_http_init(&h, "GET", "/any");
+    tl_http_run(ctx, &h, own_dispatcher, NULL);
+    ck_assert_int_eq(h.status, 404);
+    tl_http_free(&h);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -631,6 +764,9 @@ int main(void)
     tcase_add_test(tc, regular_required_to_evaluates_arguments_once);
     tcase_add_test(tc, responses_refuse_header_injection_and_escape_html);
     tcase_add_test(tc, routes_dispatch_404_405);
+    tcase_add_test(tc, routes_dispatch_from_own_handler);
+    tcase_add_test(tc, http_ops_size_older_adapters_work);
+    tcase_add_test(tc, http_ops_size_too_small_is_refused);
     tcase_add_test(tc, a_clashing_generator_leaves_visitors_anonymous);
     tcase_add_test(tc, a_failing_generator_leaves_visitors_anonymous);
     suite_add_tcase(s, tc);

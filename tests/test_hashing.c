@@ -30,7 +30,7 @@ typedef struct attempt {
 static void login_handler(guest_req *req, void *ud)
 {
     attempt *a = ud;
-    a->st = guest_login(req, a->username, a->password, NULL);
+    a->st = guest_login(req, a->username, a->password, NULL, NULL);
 }
 
 /* The PBKDF2 iterations one guest_login() spends, and its status. */
@@ -269,8 +269,9 @@ START_TEST(a_login_without_a_slot_answers_503)
     bool is_guest = false;
     ck_assert_int_ne(tl_whoami(ctx, cookie, &is_guest), 0);
     ck_assert(is_guest);
-    ck_assert_int_eq(guest_user_create(ctx, "bob", TL_PASSWORD, NULL, NULL),
-                     GUEST_ERR_BUSY);
+    ck_assert_int_eq(
+        guest_user_create(ctx, "bob", TL_PASSWORD, NULL, NULL, NULL),
+        GUEST_ERR_BUSY);
     ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
                                           " WHERE username = 'bob'"),
                      0);
@@ -284,8 +285,8 @@ START_TEST(a_login_without_a_slot_answers_503)
                LOGIN_FORM("alice", TL_PASSWORD), guest_login_view, NULL);
     ck_assert_int_eq(h.status, 302);
     tl_http_free(&h);
-    ck_assert_int_eq(guest_user_create(ctx, "bob", TL_PASSWORD, NULL, NULL),
-                     GUEST_OK);
+    ck_assert_int_eq(
+        guest_user_create(ctx, "bob", TL_PASSWORD, NULL, NULL, NULL), GUEST_OK);
     /* pages that hash nothing never wait for a slot */
     ck_assert_int_eq(guest__hash_slot_take(ctx), GUEST_OK);
     ck_assert_int_ne(tl_whoami(ctx, cookie, NULL), 0);

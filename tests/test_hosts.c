@@ -423,11 +423,9 @@ static int raw_write(void *c, const void *d, size_t n)
     return 0;
 }
 static const guest_http_ops raw_ops = {
-    .header = raw_header,
-    .method = raw_method,
-    .target = raw_target,
-    .set_status = raw_status,
-    .add_header = raw_add_header,
+    GUEST_HTTP_OPS_INIT,      .header = raw_header,
+    .method = raw_method,     .target = raw_target,
+    .set_status = raw_status, .add_header = raw_add_header,
     .write = raw_write,
 };
 

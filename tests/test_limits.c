@@ -60,7 +60,7 @@ static void seen_handler(guest_req *req, void *ud)
 {
     seen *s = ud;
     const guest_user *u;
-    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
     s->runs++;
     s->id = guest_user_id(u);
     guest_res_send(req, 200, "text/plain", "ok\n");
@@ -603,7 +603,7 @@ typedef struct login_req {
 static void api_login_handler(guest_req *req, void *ud)
 {
     login_req *a = ud;
-    a->st = guest_login(req, a->username, a->password, &a->errors);
+    a->st = guest_login(req, a->username, a->password, &a->errors, NULL);
     a->retry_after = guest_req_retry_after(req);
 }
 

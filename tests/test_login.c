@@ -1,4 +1,4 @@
-/* guest_login() and guest_logout() against the fixture database: session
+/* guest_login() and guest_logout(, NULL) against the fixture database: session
  * rotation, last_login, the on_guest_login hook, hash renewal, Django
  * hashes. */
 #include <stdio.h>
@@ -15,15 +15,18 @@ typedef struct attempt {
     guest_form_errors errors;
     int64_t after_id;
     bool logout;
+    guest_error err;
 } attempt;
 
 static void login_handler(guest_req *req, void *ud)
 {
     attempt *a = ud;
-    a->st = a->logout ? guest_logout(req)
-                      : guest_login(req, a->username, a->password, &a->errors);
+    a->err = (guest_error){0};
+    a->st = a->logout ? guest_logout(req, &a->err)
+                      : guest_login(req, a->username, a->password, &a->errors,
+                                    &a->err);
     const guest_user *u;
-    ck_assert_int_eq(guest_req_user(req, &u), GUEST_OK);
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
     a->after_id = guest_user_id(u);
 }
 
@@ -154,7 +157,8 @@ START_TEST(bad_credentials_are_refused_alike)
     ck_assert_int_eq(count("SELECT count(*) FROM @.users"
                            " WHERE last_login IS NOT NULL"),
                      0);
-    ck_assert_int_eq(guest_login(NULL, "a", "b", NULL), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_login(NULL, "a", "b", NULL, NULL),
+                     GUEST_ERR_INVALID);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -187,8 +191,9 @@ static guest_status on_guest_login(const guest_user *guest,
     const char *params[] = {from, to};
     if (hook.mode == HOOK_BAD_SQL) {
         /* the hook ignores its failed statement; the library does not */
-        (void)guest_db_exec(db, "UPDATE t_login_app.notes SET nope = 1", 0,
-                            NULL, NULL);
+        guest_status ignored = guest_db_exec(
+            db, "UPDATE t_login_app.notes SET nope = 1", 0, NULL, NULL);
+        (void)ignored;
         return GUEST_OK;
     }
     return guest_db_exec(db,
@@ -238,6 +243,10 @@ START_TEST(guest_login_hook_moves_data_then_guest_is_deleted)
     attempt a = {.username = "alice", .password = TL_PASSWORD};
     run(ctx, &h, cookie, &a);
     ck_assert_int_eq(a.st, GUEST_ERR_HOOK);
+    /* the detail names the hook and what it returned */
+    ck_assert_int_eq(a.err.status, GUEST_ERR_HOOK);
+    ck_assert_ptr_nonnull(strstr(a.err.message, "on_guest_login"));
+    ck_assert_ptr_nonnull(strstr(a.err.message, "GUEST_ERR_CANCELLED"));
     ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
     tl_http_free(&h);
     bool g = false;
@@ -252,6 +261,12 @@ START_TEST(guest_login_hook_moves_data_then_guest_is_deleted)
     run(ctx, &h, cookie, &a);
     tl_http_free(&h);
     ck_assert_int_eq(a.st, GUEST_ERR_DB);
+    /* libpq's detail of the hook's statement reaches the caller, although
+     * the hook passed no guest_error of its own */
+    ck_assert_int_eq(a.err.status, GUEST_ERR_DB);
+    ck_assert_msg(strstr(a.err.message, "42703") &&
+                      strstr(a.err.message, "nope"),
+                  "%s", a.err.message);
     ck_assert_int_eq(tl_whoami(ctx, cookie, &g), gid);
 
     /* the hook moves the notes; the guest is gone with its session */
@@ -437,7 +452,7 @@ START_TEST(logout_ends_the_session_only)
     run(ctx, &h, NULL, &out);
     tl_http_free(&h);
     ck_assert_int_eq(out.st, GUEST_OK);
-    ck_assert_int_eq(guest_logout(NULL), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_logout(NULL, NULL), GUEST_ERR_INVALID);
     guest_ctx_free(ctx);
 }
 END_TEST

@@ -954,8 +954,10 @@ static void self_framing(guest_req *req, void *userdata)
 {
     (void)userdata;
     guest_res_send(req, 200, "text/plain", "abc");
-    guest_res_header(req, "Content-Length", "999");
-    guest_res_header(req, "Connection", "close");
+    /* Whether the adapter takes or refuses them, it frames the answer. */
+    guest_status st = guest_res_add_header(req, "Content-Length", "999");
+    st = guest_res_add_header(req, "Connection", "close");
+    (void)st;
 }
 
 START_TEST(adapter_owns_framing_and_honours_connection_close)
@@ -981,7 +983,7 @@ END_TEST
 static void no_content(guest_req *req, void *userdata)
 {
     (void)userdata;
-    guest_res_status(req, 204);
+    guest_res_set_status(req, 204);
 }
 
 START_TEST(no_content_has_no_body_and_keeps_the_connection)
@@ -1015,7 +1017,7 @@ static void many_headers(guest_req *req, void *userdata)
     for (int i = 0; i < 100; i++) {
         char name[16];
         snprintf(name, sizeof name, "X-H%d", i);
-        if (guest_res_header(req, name, "v") == GUEST_OK)
+        if (guest_res_add_header(req, name, "v") == GUEST_OK)
             m->added++;
     }
     guest_res_printf(req, "%d", m->added);

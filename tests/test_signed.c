@@ -107,7 +107,7 @@ START_TEST(genuine_signed_cookie_resolves_with_one_statement)
     unsigned char raw[GUEST__TOKEN_BYTES], hash[GUEST__SHA256_BYTES];
     ck_assert(
         guest__b64url_decode(cookie + 10, GUEST__TOKEN_CHARS, raw, sizeof raw));
-    guest__sha256(raw, sizeof raw, hash);
+    ck_assert_int_eq(guest__sha256(raw, sizeof raw, hash), GUEST_OK);
     int n = snprintf(sql, sizeof sql,
                      "SELECT count(*) FROM " SCHEMA ".sessions WHERE "
                      "token_hash = '\\x");

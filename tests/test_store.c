@@ -138,7 +138,7 @@ START_TEST(guest_creation_writes_three_rows_and_token_hash_only)
     ck_assert_uint_eq(strlen(token), 43);
     unsigned char raw[32], hash[32];
     ck_assert(guest__b64url_decode(token, 43, raw, 32));
-    guest__sha256(raw, 32, hash);
+    ck_assert_int_eq(guest__sha256(raw, 32, hash), GUEST_OK);
     char hex[65], sql[256];
     for (int i = 0; i < 32; i++)
         sprintf(hex + 2 * i, "%02x", hash[i]);
@@ -170,6 +170,25 @@ START_TEST(guest_status_follows_the_guests_row_only)
     tl_created back = run(ctx, tl_whoami_handler, cookie, NULL, 0);
     ck_assert_int_eq(back.id, made.id);
     ck_assert(!back.is_guest);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* A failing session lookup says why: libpq's detail reaches the caller's
+ * guest_error. */
+START_TEST(user_lookup_failure_has_detail)
+{
+    guest_ctx *ctx = fresh_ctx();
+    char cookie[128];
+    ck_assert_int_eq(
+        run(ctx, tl_create_handler, NULL, cookie, sizeof cookie).st, GUEST_OK);
+    tl_exec("ALTER TABLE t_store.sessions RENAME TO sessions_gone");
+    tl_created r = run(ctx, tl_whoami_handler, cookie, NULL, 0);
+    tl_exec("ALTER TABLE t_store.sessions_gone RENAME TO sessions");
+    ck_assert_int_eq(r.st, GUEST_ERR_DB);
+    ck_assert_int_eq(r.err.status, GUEST_ERR_DB);
+    ck_assert_msg(strstr(r.err.message, "sessions"), "%s", r.err.message);
+    ck_assert_int_gt(run(ctx, tl_whoami_handler, cookie, NULL, 0).id, 0);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -335,6 +354,7 @@ int main(void)
     tcase_add_test(tc, guest_creation_writes_three_rows_and_token_hash_only);
     tcase_add_test(tc, guest_status_follows_the_guests_row_only);
     tcase_add_test(tc, dead_sessions_are_anonymous);
+    tcase_add_test(tc, user_lookup_failure_has_detail);
     tcase_add_test(tc, threads_create_guests_at_once);
     tcase_add_test(tc, ping_and_blocked_agents);
     suite_add_tcase(s, tc);

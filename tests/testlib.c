@@ -154,17 +154,16 @@ static int t_reset(void *c)
 }
 
 static const guest_http_ops tl_ops = {
-    .header = t_header,
-    .method = t_method,
-    .target = t_target,
-    .client_addr = t_addr,
-    .is_https = t_https,
-    .body = t_body,
-    .set_status = t_status,
-    .add_header = t_add_header,
-    .write = t_write,
-    .reset = t_reset,
+    GUEST_HTTP_OPS_INIT, .header = t_header,     .method = t_method,
+    .target = t_target,  .client_addr = t_addr,  .is_https = t_https,
+    .body = t_body,      .set_status = t_status, .add_header = t_add_header,
+    .write = t_write,    .reset = t_reset,
 };
+
+const guest_http_ops *tl_http_ops(void)
+{
+    return &tl_ops;
+}
 
 void tl_http_init(tl_http *h, const char *method, const char *target)
 {
@@ -259,8 +258,10 @@ void tl_create_handler(guest_req *req, void *created)
 
 void tl_whoami_handler(guest_req *req, void *created)
 {
+    tl_created *c = created;
     const guest_user *u = NULL;
-    guest_status st = guest_req_user(req, &u);
+    memset(&c->err, 0, sizeof c->err);
+    guest_status st = guest_req_user(req, &u, &c->err);
     record(created, st, u);
 }
 
@@ -292,7 +293,7 @@ int64_t tl_new_user(guest_ctx *ctx, const char *username, const char *password)
 {
     int64_t id = 0;
     guest_form_errors e;
-    guest_status st = guest_user_create(ctx, username, password, &id, &e);
+    guest_status st = guest_user_create(ctx, username, password, &id, &e, NULL);
     ck_assert_msg(st == GUEST_OK, "guest_user_create(%s): %s %s", username,
                   guest_status_name(st), e.count ? e.items[0].message : "");
     ck_assert_int_gt(id, 0);

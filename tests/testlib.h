@@ -46,6 +46,8 @@ typedef struct tl_http {
 } tl_http;
 
 void tl_http_init(tl_http *h, const char *method, const char *target);
+/* The in-process adapter's callbacks (conn: a tl_http *), every member set. */
+const guest_http_ops *tl_http_ops(void);
 void tl_http_add(tl_http *h, const char *name, const char *value);
 /* Runs @p handler on a guest_req for @p h and records the response; when
  * guest_req_new refuses the Host, records the adapters' 400 instead. */
@@ -69,7 +71,8 @@ typedef struct tl_created {
 /* A handler that calls guest_req_create_guest and records the outcome in
  * the tl_created passed as userdata. */
 void tl_create_handler(guest_req *req, void *created);
-/* A handler that records guest_req_user's outcome in a tl_created. */
+/* A handler that records guest_req_user's outcome (and its guest_error) in
+ * a tl_created. */
 void tl_whoami_handler(guest_req *req, void *created);
 
 /* A minimal HTTP/1.1 client over loopback: sends @p request verbatim to

@@ -317,7 +317,7 @@ static int cmd_stats(guest_ctx *ctx, const args *a)
     return EXIT_SUCCESS;
 }
 
-static bool print_guest(const guest_guest_info *g, void *userdata)
+static bool print_guest(const guest_info *g, void *userdata)
 {
     (void)userdata;
     char when[32];
@@ -488,7 +488,8 @@ static int cmd_create_user(guest_ctx *ctx, const args *a)
         return EXIT_USAGE;
     int64_t id = 0;
     guest_form_errors errors = {0};
-    guest_status st = guest_user_create(ctx, username, password, &id, &errors);
+    guest_status st =
+        guest_user_create(ctx, username, password, &id, &errors, NULL);
     explicit_bzero(password, strlen(password));
     free(password);
     if (st == GUEST_OK) {

@@ -21,7 +21,7 @@ void demo_home(guest_req *req, void *userdata)
 {
     (void)userdata;
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         guest_res_send(req, 503, "text/plain; charset=utf-8",
                        "Service Unavailable\n");
         return;
@@ -57,8 +57,7 @@ void demo_home(guest_req *req, void *userdata)
 
 REGULAR_REQUIRED(demo_profile)
 {
-    const guest_user *u = NULL;
-    (void)guest_req_user(req, &u);
+    const guest_user *u = demo_current_user(req);
     page_start(req, "Your profile");
     guest_res_printf(req, "<p>Username: <strong>");
     guest_res_write_html(req, guest_user_name(u));

@@ -35,7 +35,7 @@ void demo_usage(FILE *out, const char *argv0);
  * guest_ctx_new(), which copies them. */
 void demo_options_free(demo_options *o);
 
-/* The demo's route table ({NULL} terminated), for guest_routes_handler. */
+/* The demo's route table ({NULL} terminated), for guest_routes_dispatch. */
 const guest_route *demo_routes(void);
 
 /* The handler servers run: dispatches on demo_routes() and logs one line

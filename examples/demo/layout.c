@@ -59,7 +59,7 @@ static void logout_button(guest_req *req)
 static void page_open(guest_req *req, const char *title)
 {
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK)
+    if (guest_req_user(req, &u, NULL) != GUEST_OK)
         u = NULL; /* database down: the page still renders, anonymous */
     const guest_config *c = guest_ctx_config(guest_req_ctx(req));
 
@@ -97,11 +97,32 @@ static void page_open(guest_req *req, const char *title)
     guest_res_printf(req, "</h1>\n");
 }
 
+void demo_header(guest_req *req, const char *name, const char *value)
+{
+    if (guest_res_add_header(req, name, value) != GUEST_OK)
+        guest_res_set_status(req, 500);
+}
+
+void demo_redirect(guest_req *req, const char *location)
+{
+    if (guest_res_redirect(req, location) != GUEST_OK)
+        demo_message_page(req, 500, "Internal Server Error",
+                          "The page could not be redirected.", "/", "Home");
+}
+
+const guest_user *demo_current_user(guest_req *req)
+{
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u, NULL) != GUEST_OK)
+        return NULL;
+    return u;
+}
+
 void demo_page_start(guest_req *req, int status, const char *title)
 {
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
-    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_set_status(req, status);
+    demo_header(req, "Content-Type", "text/html; charset=utf-8");
+    demo_header(req, "Cache-Control", "no-store");
     page_open(req, title);
 }
 

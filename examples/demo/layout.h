@@ -17,6 +17,16 @@ void demo_page_start(guest_req *req, int status, const char *title);
  * forms framed in this layout. */
 extern const guest_views demo_views;
 
+/* Adds a response header; when the server cannot take it, the answer
+ * becomes a 500 (an unchecked failure would send the page without it). */
+void demo_header(guest_req *req, const char *name, const char *value);
+
+/* A 302 to @p location, or a 500 page when it cannot be set. */
+void demo_redirect(guest_req *req, const char *location);
+
+/* The visitor, or NULL when anonymous or when the lookup failed. */
+const guest_user *demo_current_user(guest_req *req);
+
 /* Closes what demo_page_start() opened. */
 void demo_page_end(guest_req *req);
 

@@ -521,7 +521,7 @@ static void unavailable(guest_req *req)
 
 static void method_not_allowed(guest_req *req, const char *allow)
 {
-    guest_res_header(req, "Allow", allow);
+    demo_header(req, "Allow", allow);
     demo_message_page(req, 405, "Method Not Allowed",
                       "This page does not answer that kind of request.",
                       "/notes/", "Your notes");
@@ -675,7 +675,7 @@ static void show_no_account(guest_req *req, int status)
 static GUEST_ALLOW(notes_get)
 {
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         unavailable(req);
         return;
     }
@@ -723,7 +723,7 @@ static void notes_add(guest_req *req, void *userdata)
 {
     const guest_form *form = userdata;
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         unavailable(req);
         return;
     }
@@ -743,7 +743,7 @@ static void notes_add(guest_req *req, void *userdata)
     }
     switch (add_note(guest_user_id(u), text)) {
     case ADDED:
-        guest_res_redirect(req, "/notes/");
+        demo_redirect(req, "/notes/");
         break;
     case ADD_FULL:
         snprintf(msg, sizeof msg,
@@ -844,7 +844,7 @@ static void back_to_page(guest_req *req, const guest_form *form)
         snprintf(to, sizeof to, "/notes/?before=%s", before);
     else
         snprintf(to, sizeof to, "/notes/");
-    guest_res_redirect(req, to);
+    demo_redirect(req, to);
 }
 
 void demo_notes_delete(guest_req *req, void *userdata)
@@ -864,7 +864,7 @@ void demo_notes_delete(guest_req *req, void *userdata)
     const guest_user *u = NULL;
     size_t len = 0;
     const char *id = guest_form_get_len(form, "id", &len);
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         unavailable(req);
     } else if (!u) {
         show_no_account(req, 403);

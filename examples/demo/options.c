@@ -8,17 +8,51 @@
 #include "demo.h"
 
 enum {
-    OPT_BIND = 256, OPT_PORT, OPT_DB, OPT_SCHEMA, OPT_SERVER, OPT_MAX_CONNS,
-    OPT_MAX_CONNS_PER_IP, OPT_HEADER_TIMEOUT, OPT_THREADS, OPT_MAX_AGE,
-    OPT_DISABLED, OPT_GENERATOR, OPT_PREFIX, OPT_DIGITS, OPT_ATTEMPTS,
-    OPT_AGENT, OPT_NO_AGENTS, OPT_LOGIN, OPT_LOGIN_REDIRECT, OPT_CONVERT,
-    OPT_CONVERT_REDIRECT, OPT_ANON, OPT_USER, OPT_FIELD, OPT_COOKIE_NAME,
-    OPT_COOKIE_PATH, OPT_COOKIE_DOMAIN, OPT_SECURE, OPT_SAMESITE, OPT_POOL,
-    OPT_TIMEOUT, OPT_MAX_BODY, OPT_PREFILL, OPT_ITERATIONS, OPT_MIN_LENGTH,
-    OPT_CHECKS, OPT_PROXY_HEADER,
-    OPT_HASH_CONCURRENCY, OPT_HASH_WAIT,
-    OPT_TRUSTED_PROXY, OPT_ALLOWED_HOSTS,
-    OPT_RATE_LIMIT, OPT_RATE_ACTION, OPT_LOGIN_LIMIT, OPT_LOGIN_ADDR_LIMIT,
+    OPT_BIND = 256,
+    OPT_PORT,
+    OPT_DB,
+    OPT_SCHEMA,
+    OPT_SERVER,
+    OPT_MAX_CONNS,
+    OPT_MAX_CONNS_PER_IP,
+    OPT_HEADER_TIMEOUT,
+    OPT_THREADS,
+    OPT_MAX_AGE,
+    OPT_DISABLED,
+    OPT_GENERATOR,
+    OPT_PREFIX,
+    OPT_DIGITS,
+    OPT_ATTEMPTS,
+    OPT_AGENT,
+    OPT_NO_AGENTS,
+    OPT_LOGIN,
+    OPT_LOGIN_REDIRECT,
+    OPT_CONVERT,
+    OPT_CONVERT_REDIRECT,
+    OPT_ANON,
+    OPT_USER,
+    OPT_FIELD,
+    OPT_COOKIE_NAME,
+    OPT_COOKIE_PATH,
+    OPT_COOKIE_DOMAIN,
+    OPT_SECURE,
+    OPT_SAMESITE,
+    OPT_POOL,
+    OPT_TIMEOUT,
+    OPT_MAX_BODY,
+    OPT_PREFILL,
+    OPT_ITERATIONS,
+    OPT_MIN_LENGTH,
+    OPT_CHECKS,
+    OPT_PROXY_HEADER,
+    OPT_HASH_CONCURRENCY,
+    OPT_HASH_WAIT,
+    OPT_TRUSTED_PROXY,
+    OPT_ALLOWED_HOSTS,
+    OPT_RATE_LIMIT,
+    OPT_RATE_ACTION,
+    OPT_LOGIN_LIMIT,
+    OPT_LOGIN_ADDR_LIMIT,
     OPT_MAX_GUESTS,
     OPT_HELP,
     OPT_NOTES_MAX,
@@ -80,89 +114,119 @@ static const struct option longopts[] = {
 
 void demo_usage(FILE *out, const char *argv0)
 {
-    fprintf(out,
-"usage: %s [options]\n"
-"\n"
-"libguestuser demo server. Routes: / /allow_guest_user/ /guest_user_required/\n"
-"/regular_user_required/ /whoami /healthz /convert/ /convert/success/\n"
-"/accounts/login/ /accounts/profile/ /accounts/logout/ /notes/ /notes/delete/\n"
-"\n"
-"Server:\n"
-"  --bind ADDR               address to listen on (127.0.0.1)\n"
-"  --port N                  port (8080)\n"
-"  --server mhd|civetweb     HTTP server library to use (mhd); a build has\n"
-"                            those whose adapter it was built with\n"
-"  --max-connections N       mhd: connections open at once (512)\n"
-"  --max-conns-per-ip N      mhd: connections one address may hold (32;\n"
-"                            0: no limit, e.g. behind a reverse proxy)\n"
-"  --header-timeout SECONDS  time a client has to send its request headers\n"
-"                            (10; mhd: 0 turns it off)\n"
-"  --threads N               civetweb: worker threads (50)\n"
-"Database:\n"
-"  --db CONNINFO             libpq conninfo or URI (else env GUESTUSER_DB,\n"
-"                            else libpq's PG* environment)\n"
-"  --schema NAME             schema of the library's tables (guestuser)\n"
-"  --pool-size N             most database connections (8)\n"
-"  --db-timeout-ms N         connect/wait/statement bound in ms (5000)\n"
-"Guests:\n"
-"  --disabled                create no guests (enabled = false)\n"
-"  --max-age SECONDS         guest and session lifetime (1209600)\n"
-"  --name-generator KIND     uuid | numbered | friendly (uuid)\n"
-"  --name-prefix TEXT        numbered generator prefix (Guest)\n"
-"  --name-digits N           numbered generator digits to start with (4)\n"
-"  --name-attempts N         clashes in a row before widening or failing (10)\n"
-"  --blocked-agent REGEX     block this User-Agent pattern (repeatable;\n"
-"                            replaces the default crawler list)\n"
-"  --no-blocked-agents       block no User-Agent at all\n"
-"Redirects:\n"
-"  --login-url URL           (/accounts/login/)\n"
-"  --login-redirect-url URL  (/accounts/profile/)\n"
-"  --convert-url URL         (/convert/)\n"
-"  --convert-redirect-url URL (/convert/success/)\n"
-"  --required-anon-url URL   GUEST_REQUIRED, anonymous (login URL)\n"
-"  --required-user-url URL   GUEST_REQUIRED, registered (login redirect URL)\n"
-"  --redirect-field-name N   (next)\n"
-"Cookie:\n"
-"  --cookie-name NAME        (sessionid)\n"
-"  --cookie-path PATH        (/)\n"
-"  --cookie-domain DOMAIN    (none: host-only)\n"
-"  --secure-cookies          add Secure (use behind HTTPS)\n"
-"  --samesite Lax|Strict|None (Lax)\n"
-"Accounts:\n"
-"  --prefill-username        prefill the sign-up form with the guest's name\n"
-"  --password-iterations N   PBKDF2 iterations of new hashes (1500000)\n"
-"  --password-min-length N   shortest accepted password (8)\n"
-"  --password-checks LIST    validators on: all, none, or a comma list of\n"
-"                            min-length,numeric,similarity,common (all)\n"
-"  --hash-concurrency N      most password hashes at once (0: cores - 1)\n"
-"  --hash-wait-ms N          wait for a hashing slot, then 503 (2000)\n"
-"Requests:\n"
-"  --max-body-size BYTES     largest request body (65536)\n"
-"  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
-"  --trusted-proxy CIDR[,CIDR...]\n"
-"                            reverse proxies whose X-Forwarded-For names the\n"
-"                            client (none: the socket peer is the client)\n"
-"  --allowed-hosts LIST      Host names served, e.g. example.com,.example.org\n"
-"                            (others get 400; default: any Host)\n"
-"Abuse limits (shared by every node through the database; off by default):\n"
-"  --rate-limit N/HOUR       guests one client address (IPv4, IPv6 /64) may\n"
-"                            create per hour; also N/MINUTE\n"
-"  --rate-limit-action A     anonymous | 429: past it, run the page without a\n"
-"                            guest, or answer 429 (anonymous)\n"
-"  --login-limit N/HOUR      failed logins per username and address; past it\n"
-"                            login answers 429\n"
-"  --login-address-limit N/HOUR failed logins and conversions per address\n"
-"                            (5 x the login limit)\n"
-"  --max-guests N            most live guests; then visitors stay anonymous\n"
-"Signed cookies:\n"
-"  --secret-key-file PATH    sign session and CSRF cookies with the keys in\n"
-"                            PATH: one a line, '#' comments, the first signs,\n"
-"                            all verify; make one with\n"
-"                            openssl rand -base64 48 > PATH\n"
-"  --help                    this text\n"
-"Notes application:\n"
-"  --notes-max N             most notes one user may keep (500)\n",
-            argv0);
+    fprintf(
+        out,
+        "usage: %s [options]\n"
+        "\n"
+        "libguestuser demo server. Routes: / /allow_guest_user/ "
+        "/guest_user_required/\n"
+        "/regular_user_required/ /whoami /healthz /convert/ /convert/success/\n"
+        "/accounts/login/ /accounts/profile/ /accounts/logout/ /notes/ "
+        "/notes/delete/\n"
+        "\n"
+        "Server:\n"
+        "  --bind ADDR               address to listen on (127.0.0.1)\n"
+        "  --port N                  port (8080)\n"
+        "  --server mhd|civetweb     HTTP server library to use (mhd); a build "
+        "has\n"
+        "                            those whose adapter it was built with\n"
+        "  --max-connections N       mhd: connections open at once (512)\n"
+        "  --max-conns-per-ip N      mhd: connections one address may hold "
+        "(32;\n"
+        "                            0: no limit, e.g. behind a reverse "
+        "proxy)\n"
+        "  --header-timeout SECONDS  time a client has to send its request "
+        "headers\n"
+        "                            (10; mhd: 0 turns it off)\n"
+        "  --threads N               civetweb: worker threads (50)\n"
+        "Database:\n"
+        "  --db CONNINFO             libpq conninfo or URI (else env "
+        "GUESTUSER_DB,\n"
+        "                            else libpq's PG* environment)\n"
+        "  --schema NAME             schema of the library's tables "
+        "(guestuser)\n"
+        "  --pool-size N             most database connections (8)\n"
+        "  --db-timeout-ms N         connect/wait/statement bound in ms "
+        "(5000)\n"
+        "Guests:\n"
+        "  --disabled                create no guests (enabled = false)\n"
+        "  --max-age SECONDS         guest and session lifetime (1209600)\n"
+        "  --name-generator KIND     uuid | numbered | friendly (uuid)\n"
+        "  --name-prefix TEXT        numbered generator prefix (Guest)\n"
+        "  --name-digits N           numbered generator digits to start with "
+        "(4)\n"
+        "  --name-attempts N         clashes in a row before widening or "
+        "failing (10)\n"
+        "  --blocked-agent REGEX     block this User-Agent pattern "
+        "(repeatable;\n"
+        "                            replaces the default crawler list)\n"
+        "  --no-blocked-agents       block no User-Agent at all\n"
+        "Redirects:\n"
+        "  --login-url URL           (/accounts/login/)\n"
+        "  --login-redirect-url URL  (/accounts/profile/)\n"
+        "  --convert-url URL         (/convert/)\n"
+        "  --convert-redirect-url URL (/convert/success/)\n"
+        "  --required-anon-url URL   GUEST_REQUIRED, anonymous (login URL)\n"
+        "  --required-user-url URL   GUEST_REQUIRED, registered (login "
+        "redirect URL)\n"
+        "  --redirect-field-name N   (next)\n"
+        "Cookie:\n"
+        "  --cookie-name NAME        (sessionid)\n"
+        "  --cookie-path PATH        (/)\n"
+        "  --cookie-domain DOMAIN    (none: host-only)\n"
+        "  --secure-cookies          add Secure (use behind HTTPS)\n"
+        "  --samesite Lax|Strict|None (Lax)\n"
+        "Accounts:\n"
+        "  --prefill-username        prefill the sign-up form with the guest's "
+        "name\n"
+        "  --password-iterations N   PBKDF2 iterations of new hashes "
+        "(1500000)\n"
+        "  --password-min-length N   shortest accepted password (8)\n"
+        "  --password-checks LIST    validators on: all, none, or a comma list "
+        "of\n"
+        "                            min-length,numeric,similarity,common "
+        "(all)\n"
+        "  --hash-concurrency N      most password hashes at once (0: cores - "
+        "1)\n"
+        "  --hash-wait-ms N          wait for a hashing slot, then 503 (2000)\n"
+        "Requests:\n"
+        "  --max-body-size BYTES     largest request body (65536)\n"
+        "  --secure-proxy-header H   header a TLS proxy sets to \"https\"\n"
+        "  --trusted-proxy CIDR[,CIDR...]\n"
+        "                            reverse proxies whose X-Forwarded-For "
+        "names the\n"
+        "                            client (none: the socket peer is the "
+        "client)\n"
+        "  --allowed-hosts LIST      Host names served, e.g. "
+        "example.com,.example.org\n"
+        "                            (others get 400; default: any Host)\n"
+        "Abuse limits (shared by every node through the database; off by "
+        "default):\n"
+        "  --rate-limit N/HOUR       guests one client address (IPv4, IPv6 "
+        "/64) may\n"
+        "                            create per hour; also N/MINUTE\n"
+        "  --rate-limit-action A     anonymous | 429: past it, run the page "
+        "without a\n"
+        "                            guest, or answer 429 (anonymous)\n"
+        "  --login-limit N/HOUR      failed logins per username and address; "
+        "past it\n"
+        "                            login answers 429\n"
+        "  --login-address-limit N/HOUR failed logins and conversions per "
+        "address\n"
+        "                            (5 x the login limit)\n"
+        "  --max-guests N            most live guests; then visitors stay "
+        "anonymous\n"
+        "Signed cookies:\n"
+        "  --secret-key-file PATH    sign session and CSRF cookies with the "
+        "keys in\n"
+        "                            PATH: one a line, '#' comments, the first "
+        "signs,\n"
+        "                            all verify; make one with\n"
+        "                            openssl rand -base64 48 > PATH\n"
+        "  --help                    this text\n"
+        "Notes application:\n"
+        "  --notes-max N             most notes one user may keep (500)\n",
+        argv0);
 }
 
 static bool parse_num(const char *s, long long min, long long max,
@@ -218,15 +282,23 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case OPT_BIND: o->bind = optarg; break;
+        case OPT_BIND:
+            o->bind = optarg;
+            break;
         case OPT_PORT:
             if (!parse_num(optarg, 0, 65535, &n))
                 goto bad;
             o->port = (uint16_t)n;
             break;
-        case OPT_DB: c->db_conninfo = optarg; break;
-        case OPT_SCHEMA: c->db_schema = optarg; break;
-        case OPT_SERVER: o->server = optarg; break;
+        case OPT_DB:
+            c->db_conninfo = optarg;
+            break;
+        case OPT_SCHEMA:
+            c->db_schema = optarg;
+            break;
+        case OPT_SERVER:
+            o->server = optarg;
+            break;
         case OPT_MAX_CONNS:
             if (!parse_num(optarg, 1, 1000000, &n))
                 goto bad;
@@ -252,7 +324,9 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->max_age = n;
             break;
-        case OPT_DISABLED: c->enabled = false; break;
+        case OPT_DISABLED:
+            c->enabled = false;
+            break;
         case OPT_GENERATOR:
             if (!strcmp(optarg, "uuid"))
                 c->name_generator = guest_name_uuid;
@@ -263,7 +337,9 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             else
                 goto bad;
             break;
-        case OPT_PREFIX: c->name_prefix = optarg; break;
+        case OPT_PREFIX:
+            c->name_prefix = optarg;
+            break;
         case OPT_DIGITS:
             if (!parse_num(optarg, 0, 1000, &n))
                 goto bad;
@@ -286,18 +362,42 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             o->agents[0] = NULL;
             c->blocked_user_agents = o->agents;
             break;
-        case OPT_LOGIN: c->login_url = optarg; break;
-        case OPT_LOGIN_REDIRECT: c->login_redirect_url = optarg; break;
-        case OPT_CONVERT: c->convert_url = optarg; break;
-        case OPT_CONVERT_REDIRECT: c->convert_redirect_url = optarg; break;
-        case OPT_ANON: c->required_anon_url = optarg; break;
-        case OPT_USER: c->required_user_url = optarg; break;
-        case OPT_FIELD: c->redirect_field_name = optarg; break;
-        case OPT_COOKIE_NAME: c->cookie_name = optarg; break;
-        case OPT_COOKIE_PATH: c->cookie_path = optarg; break;
-        case OPT_COOKIE_DOMAIN: c->cookie_domain = optarg; break;
-        case OPT_SECURE: c->cookie_secure = true; break;
-        case OPT_SAMESITE: c->cookie_samesite = optarg; break;
+        case OPT_LOGIN:
+            c->login_url = optarg;
+            break;
+        case OPT_LOGIN_REDIRECT:
+            c->login_redirect_url = optarg;
+            break;
+        case OPT_CONVERT:
+            c->convert_url = optarg;
+            break;
+        case OPT_CONVERT_REDIRECT:
+            c->convert_redirect_url = optarg;
+            break;
+        case OPT_ANON:
+            c->required_anon_url = optarg;
+            break;
+        case OPT_USER:
+            c->required_user_url = optarg;
+            break;
+        case OPT_FIELD:
+            c->redirect_field_name = optarg;
+            break;
+        case OPT_COOKIE_NAME:
+            c->cookie_name = optarg;
+            break;
+        case OPT_COOKIE_PATH:
+            c->cookie_path = optarg;
+            break;
+        case OPT_COOKIE_DOMAIN:
+            c->cookie_domain = optarg;
+            break;
+        case OPT_SECURE:
+            c->cookie_secure = true;
+            break;
+        case OPT_SAMESITE:
+            c->cookie_samesite = optarg;
+            break;
         case OPT_POOL:
             if (!parse_num(optarg, 0, 100000, &n))
                 goto bad;
@@ -313,7 +413,9 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->max_body_size = (size_t)n;
             break;
-        case OPT_PREFILL: c->convert_prefill_username = true; break;
+        case OPT_PREFILL:
+            c->convert_prefill_username = true;
+            break;
         case OPT_ITERATIONS:
             if (!parse_num(optarg, 1, 2147483647, &n))
                 goto bad;
@@ -328,7 +430,9 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             if (demo_parse_password_checks(optarg, &c->password_checks) != 0)
                 goto bad;
             break;
-        case OPT_PROXY_HEADER: c->secure_proxy_header = optarg; break;
+        case OPT_PROXY_HEADER:
+            c->secure_proxy_header = optarg;
+            break;
         case OPT_HASH_CONCURRENCY:
             if (!parse_num(optarg, 0, 4294967295LL, &n))
                 goto bad;
@@ -339,8 +443,12 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->hash_wait_ms = (unsigned)n;
             break;
-        case OPT_TRUSTED_PROXY: c->trusted_proxies = optarg; break;
-        case OPT_ALLOWED_HOSTS: c->allowed_hosts = optarg; break;
+        case OPT_TRUSTED_PROXY:
+            c->trusted_proxies = optarg;
+            break;
+        case OPT_ALLOWED_HOSTS:
+            c->allowed_hosts = optarg;
+            break;
         case OPT_RATE_LIMIT:
             if (!parse_rate(optarg, true, &c->guest_rate_limit,
                             &c->guest_rate_window))
@@ -372,7 +480,9 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->max_guests = n;
             break;
-        case OPT_HELP: demo_usage(stdout, argv[0]); return 1;
+        case OPT_HELP:
+            demo_usage(stdout, argv[0]);
+            return 1;
         case OPT_NOTES_MAX:
             if (!parse_num(optarg, 1, 1000000, &n))
                 goto bad;
@@ -392,11 +502,14 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             c->secret_keys = (const char *const *)o->secret_keys;
             break;
         }
-        default: demo_usage(stderr, argv[0]); return -1;
+        default:
+            demo_usage(stderr, argv[0]);
+            return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0],
+                argv[optind]);
         demo_usage(stderr, argv[0]);
         return -1;
     }

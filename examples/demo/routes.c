@@ -16,8 +16,8 @@ static const char *const page_tail = "</body></html>\n";
 static void html_page(guest_req *req, const char *before, const char *text,
                       const char *after)
 {
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
+    guest_res_set_status(req, 200);
+    demo_header(req, "Content-Type", "text/html; charset=utf-8");
     guest_res_printf(req, "%s%s", page_head, before);
     guest_res_write_html(req, text);
     guest_res_printf(req, "%s%s", after, page_tail);
@@ -25,9 +25,7 @@ static void html_page(guest_req *req, const char *before, const char *text,
 
 static const guest_user *current_user(guest_req *req)
 {
-    const guest_user *u = NULL;
-    (void)guest_req_user(req, &u);
-    return u;
+    return demo_current_user(req);
 }
 
 GUEST_ALLOW(allow_guest_user)
@@ -66,14 +64,14 @@ static void whoami(guest_req *req, void *userdata)
 {
     (void)userdata;
     const guest_user *u = NULL;
-    if (guest_req_user(req, &u) != GUEST_OK) {
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
         guest_res_send(req, 503, "text/plain; charset=utf-8",
                        "Service Unavailable\n");
         return;
     }
-    guest_res_status(req, 200);
-    guest_res_header(req, "Content-Type", "application/json");
-    guest_res_header(req, "Cache-Control", "no-store");
+    guest_res_set_status(req, 200);
+    demo_header(req, "Content-Type", "application/json");
+    demo_header(req, "Cache-Control", "no-store");
     if (!u) {
         guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
                               "\"id\":null,\"username\":null}");
@@ -136,7 +134,7 @@ void demo_handler(guest_req *req, void *userdata)
 {
     (void)userdata;
     double t0 = now_ms();
-    guest_routes_handler(req, (void *)demo_routes());
+    guest_routes_dispatch(req, demo_routes());
     const char *addr = guest_req_client_addr(req);
     fprintf(stderr, "%s %s %s %d %.1fms\n", addr ? addr : "-",
             guest_req_method(req), guest_req_target(req),

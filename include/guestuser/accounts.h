@@ -70,7 +70,8 @@ GUEST_API GUEST_NODISCARD guest_status guest_password_hash(const char *password,
  * and for an empty, unusable ("!..."), malformed or other-algorithm hash.
  * Thread-safe; like guest_password_hash() it takes no hashing slot.
  */
-GUEST_API bool guest_password_verify(const char *password, const char *encoded);
+GUEST_API GUEST_NODISCARD bool guest_password_verify(const char *password,
+                                                     const char *encoded);
 
 /**
  * Django's username rules: required, at most 150 characters, only letters,
@@ -79,8 +80,8 @@ GUEST_API bool guest_password_verify(const char *password, const char *encoded);
  * message added to @p errors (may be NULL) for "username". Does not check
  * that the name is free. Thread-safe.
  */
-GUEST_API guest_status guest_username_validate(const char *username,
-                                               guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status
+guest_username_validate(const char *username, guest_form_errors *errors);
 
 /**
  * Runs the password validators the config turns on (password_checks,
@@ -90,11 +91,9 @@ GUEST_API guest_status guest_username_validate(const char *username,
  * GUEST_ERR_CONFIG when the common-password check cannot load its cracklib
  * dictionary; GUEST_ERR_INVALID for NULL @p ctx or @p password. Thread-safe.
  */
-GUEST_API guest_status guest_password_validate(const guest_ctx *ctx,
-                                               const char *username,
-                                               const char *password,
-                                               const char *field,
-                                               guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_password_validate(
+    const guest_ctx *ctx, const char *username, const char *password,
+    const char *field, guest_form_errors *errors);
 
 /* ---- the database handle lent to callbacks ---- */
 
@@ -114,9 +113,11 @@ GUEST_API guest_status guest_password_validate(const guest_ctx *ctx,
  * ROLLBACK, END, ABORT, SAVEPOINT, RELEASE, PREPARE, SET, RESET, DISCARD),
  * which also rolls the operation back.
  */
-GUEST_API guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
-                                     const char *const *params,
-                                     guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status guest_db_exec(guest_db *db,
+                                                     const char *sql,
+                                                     int nparams,
+                                                     const char *const *params,
+                                                     guest_error *err);
 
 /* ---- custom sign-up fields ---- */
 
@@ -188,33 +189,32 @@ typedef struct guest_signup {
  * GUEST_ERR_HOOK when a signup callback failed; GUEST_ERR_CONFIG (see
  * guest_password_validate()); GUEST_ERR_BUSY when no hashing slot freed
  * within hash_wait_ms; database statuses. Nothing is written unless
- * GUEST_OK. Call from the request's thread.
+ * GUEST_OK. @p err (may be NULL) gets the detail of a failure that is not
+ * about the form: libpq's message for a database status, which callback
+ * failed for GUEST_ERR_HOOK. Call from the request's thread.
  */
-GUEST_API guest_status guest_convert(guest_req *req, const char *username,
-                                     const char *password1,
-                                     const char *password2,
-                                     guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_convert(
+    guest_req *req, const char *username, const char *password1,
+    const char *password2, guest_form_errors *errors, guest_error *err);
 
 /** guest_convert() with an application sign-up form: @p signup (may be
  * NULL) and the submitted @p form (may be NULL) it reads. */
-GUEST_API guest_status guest_convert_with(guest_req *req, const char *username,
-                                          const char *password1,
-                                          const char *password2,
-                                          const guest_signup *signup,
-                                          const guest_form *form,
-                                          guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_convert_with(
+    guest_req *req, const char *username, const char *password1,
+    const char *password2, const guest_signup *signup, const guest_form *form,
+    guest_form_errors *errors, guest_error *err);
 
 /**
  * Creates a registered user after the same validation as conversion.
  * *id_out (may be NULL) gets the new id. GUEST_ERR_USERNAME_TAKEN /
  * GUEST_ERR_VALIDATION with messages in *errors (may be NULL; the password's
  * are for "password"), GUEST_ERR_INVALID for NULL @p ctx, GUEST_ERR_CONFIG,
- * GUEST_ERR_BUSY (no hashing slot within hash_wait_ms), database statuses.
- * Thread-safe.
+ * GUEST_ERR_BUSY (no hashing slot within hash_wait_ms), database statuses
+ * with libpq's detail in @p err (may be NULL). Thread-safe.
  */
-GUEST_API guest_status guest_user_create(guest_ctx *ctx, const char *username,
-                                         const char *password, int64_t *id_out,
-                                         guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status
+guest_user_create(guest_ctx *ctx, const char *username, const char *password,
+                  int64_t *id_out, guest_form_errors *errors, guest_error *err);
 
 /**
  * Logs the request in as the active registered user @p username when
@@ -231,18 +231,24 @@ GUEST_API guest_status guest_user_create(guest_ctx *ctx, const char *username,
  * right one; GUEST_ERR_VALIDATION when a field is missing; GUEST_ERR_HOOK
  * when on_guest_login failed (nothing changed); GUEST_ERR_BUSY when no
  * hashing slot freed within hash_wait_ms (nothing hashed or changed);
- * database statuses. Call from the request's thread.
+ * database statuses. @p err (may be NULL) gets libpq's detail for a
+ * database status and says why for GUEST_ERR_HOOK and
+ * GUEST_ERR_RATE_LIMITED. Call from the request's thread.
  */
-GUEST_API guest_status guest_login(guest_req *req, const char *username,
-                                   const char *password,
-                                   guest_form_errors *errors);
+GUEST_API GUEST_NODISCARD guest_status guest_login(guest_req *req,
+                                                   const char *username,
+                                                   const char *password,
+                                                   guest_form_errors *errors,
+                                                   guest_error *err);
 
 /**
  * Ends the request's session: deletes its row and clears the cookie; the
  * request's user becomes anonymous. A guest's account stays until cleanup.
- * GUEST_OK also when there was no session; database statuses.
+ * GUEST_OK also when there was no session; database statuses with
+ * libpq's detail in @p err (may be NULL).
  */
-GUEST_API guest_status guest_logout(guest_req *req);
+GUEST_API GUEST_NODISCARD guest_status guest_logout(guest_req *req,
+                                                    guest_error *err);
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 /** A growable byte buffer, always NUL-terminated once non-empty. Zero it to
- * initialise; release with guest_buf_free(). */
+ * initialise; release with guest_buf_cleanup(). */
 typedef struct guest_buf {
     char *data; /**< owned; NULL while empty */
     size_t len;
@@ -23,9 +23,10 @@ typedef struct guest_buf {
 
 /** Appends @p len bytes; 0 on success, -1 when out of memory (@p b keeps
  * what it had). */
-GUEST_API int guest_buf_append(guest_buf *b, const void *data, size_t len);
-/** Releases the bytes and zeroes @p b. */
-GUEST_API void guest_buf_free(guest_buf *b);
+GUEST_API GUEST_NODISCARD int guest_buf_append(guest_buf *b, const void *data,
+                                               size_t len);
+/** Releases the bytes @p b holds (not @p b itself) and zeroes it. */
+GUEST_API void guest_buf_cleanup(guest_buf *b);
 
 /** A response collected from the guest_http_ops calls. */
 typedef struct guest_response {
@@ -40,16 +41,19 @@ typedef struct guest_response {
 GUEST_API void guest_response_init(guest_response *r);
 /** The guest_http_ops calls, each returning 0 or -1 (out of memory, or the
  * header limit). Name and value are copied. */
-GUEST_API int guest_response_set_status(guest_response *r, int status);
-GUEST_API int guest_response_add_header(guest_response *r, const char *name,
-                                        const char *value);
-GUEST_API int guest_response_write(guest_response *r, const void *data,
-                                   size_t len);
+GUEST_API GUEST_NODISCARD int guest_response_set_status(guest_response *r,
+                                                        int status);
+GUEST_API GUEST_NODISCARD int guest_response_add_header(guest_response *r,
+                                                        const char *name,
+                                                        const char *value);
+GUEST_API GUEST_NODISCARD int
+guest_response_write(guest_response *r, const void *data, size_t len);
 /** Drops headers and body and sets @p status: for an adapter's own error
  * answer after a handler already wrote something. */
 GUEST_API void guest_response_reset(guest_response *r, int status);
-/** Releases everything; @p r may be reused after guest_response_init(). */
-GUEST_API void guest_response_free(guest_response *r);
+/** Releases what @p r holds (headers and body), not @p r itself, which may
+ * be reused after guest_response_init(). */
+GUEST_API void guest_response_cleanup(guest_response *r);
 
 #ifdef __cplusplus
 }

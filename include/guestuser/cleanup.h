@@ -126,7 +126,7 @@ GUEST_API GUEST_NODISCARD guest_status guest_get_stats(guest_ctx *ctx,
                                                        guest_error *err);
 
 /** One guest as guest_list_guests() reports it. */
-typedef struct guest_guest_info {
+typedef struct guest_info {
     int64_t id;
     /** Borrowed: valid only during the callback. */
     const char *username;
@@ -134,11 +134,10 @@ typedef struct guest_guest_info {
     int64_t created_at;
     /** True when older than the max_age given to guest_list_guests(). */
     bool expired;
-} guest_guest_info;
+} guest_info;
 
 /** Receives one guest; return true for the next, false to stop early. */
-typedef bool (*guest_guest_list_fn)(const guest_guest_info *guest,
-                                    void *userdata);
+typedef bool (*guest_list_fn)(const guest_info *guest, void *userdata);
 
 /**
  * Calls @p fn for each guest, newest first, at most @p limit of them (0: no
@@ -151,7 +150,7 @@ typedef bool (*guest_guest_list_fn)(const guest_guest_info *guest,
  */
 GUEST_API GUEST_NODISCARD guest_status guest_list_guests(
     guest_ctx *ctx, bool expired_only, int64_t max_age, size_t limit,
-    guest_guest_list_fn fn, void *userdata, guest_error *err);
+    guest_list_fn fn, void *userdata, guest_error *err);
 
 #ifdef __cplusplus
 }

@@ -47,9 +47,9 @@ typedef void (*guest_converted_fn)(const guest_user *user, void *userdata);
  * account: move the guest's data to @p user through @p db. Any status but
  * GUEST_OK rolls the login back. The guest is deleted afterwards.
  */
-typedef guest_status (*guest_guest_login_fn)(const guest_user *guest,
-                                             const guest_user *user,
-                                             guest_db *db, void *userdata);
+typedef guest_status (*guest_login_hook_fn)(const guest_user *guest,
+                                            const guest_user *user,
+                                            guest_db *db, void *userdata);
 
 /**
  * An application password rule: return NULL to accept, or a static message
@@ -149,7 +149,7 @@ struct guest_config {
     void *on_guest_created_userdata;
     guest_converted_fn on_converted;
     void *on_converted_userdata;
-    guest_guest_login_fn on_guest_login;
+    guest_login_hook_fn on_guest_login;
     void *on_guest_login_userdata;
 
     /** Prefill the convert form with the generated username (false). */
@@ -276,15 +276,16 @@ GUEST_API void guest_secret_keys_free(char **keys);
 GUEST_API const char *const *guest_default_blocked_agents(void);
 
 /** Built-in generator: a random UUID as 32 lowercase hex characters. */
-GUEST_API guest_status guest_name_uuid(const guest_config *cfg, char *buf,
-                                       size_t size, void *userdata);
+GUEST_API GUEST_NODISCARD guest_status guest_name_uuid(const guest_config *cfg,
+                                                       char *buf, size_t size,
+                                                       void *userdata);
 /** Built-in generator: name_prefix + random zero-padded number ("Guest0042").
  */
-GUEST_API guest_status guest_name_numbered(const guest_config *cfg, char *buf,
-                                           size_t size, void *userdata);
+GUEST_API GUEST_NODISCARD guest_status guest_name_numbered(
+    const guest_config *cfg, char *buf, size_t size, void *userdata);
 /** Built-in generator: adjective + noun + number ("CleverOtter42"). */
-GUEST_API guest_status guest_name_friendly(const guest_config *cfg, char *buf,
-                                           size_t size, void *userdata);
+GUEST_API GUEST_NODISCARD guest_status guest_name_friendly(
+    const guest_config *cfg, char *buf, size_t size, void *userdata);
 
 /**
  * Validates @p cfg, compiles the agent patterns, connects to the database and
@@ -306,13 +307,16 @@ GUEST_API void guest_ctx_free(guest_ctx *ctx);
 GUEST_API const guest_config *guest_ctx_config(const guest_ctx *ctx);
 
 /** One round trip to the database: GUEST_OK when it answers (for /healthz). */
-GUEST_API guest_status guest_ping(guest_ctx *ctx, guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status guest_ping(guest_ctx *ctx,
+                                                  guest_error *err);
 
 /** True when @p user_agent matches a blocked pattern (NULL: false). */
-GUEST_API bool guest_is_blocked_agent(const guest_ctx *ctx,
-                                      const char *user_agent);
+GUEST_API GUEST_NODISCARD bool guest_is_blocked_agent(const guest_ctx *ctx,
+                                                      const char *user_agent);
 
-/** Library version string, e.g. "0.1.0". */
+/** The library's version, "MAJOR.MINOR.PATCH" (static storage): the
+ * GUESTUSER_VERSION_STRING it was built with, which a program compiled
+ * against other headers may compare with its own. */
 GUEST_API const char *guest_version(void);
 
 #ifdef __cplusplus

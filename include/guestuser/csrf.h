@@ -21,7 +21,7 @@ extern "C" {
  * True when the request came over HTTPS: the adapter says so, or the
  * config's secure_proxy_header is set and that header is "https".
  */
-GUEST_API bool guest_req_is_secure(const guest_req *req);
+GUEST_API GUEST_NODISCARD bool guest_req_is_secure(const guest_req *req);
 
 /**
  * The CSRF token to put in this response's forms (field GUEST_CSRF_FIELD)
@@ -34,7 +34,8 @@ GUEST_API bool guest_req_is_secure(const guest_req *req);
  * GUEST_ERR_INVALID, GUEST_ERR_NOMEM or GUEST_ERR_CRYPTO on failure. Call from
  * the request's thread.
  */
-GUEST_API guest_status guest_csrf_token(guest_req *req, const char **token);
+GUEST_API GUEST_NODISCARD guest_status guest_csrf_token(guest_req *req,
+                                                        const char **token);
 
 /**
  * Checks a state-changing request. An Origin header, when present, must be
@@ -47,15 +48,15 @@ GUEST_API guest_status guest_csrf_token(guest_req *req, const char **token);
  * constant time.
  * GUEST_OK, or GUEST_ERR_CSRF with the reason in @p err (may be NULL).
  */
-GUEST_API guest_status guest_csrf_check(guest_req *req, const char *submitted,
-                                        guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status guest_csrf_check(guest_req *req,
+                                                        const char *submitted,
+                                                        guest_error *err);
 
 /** guest_csrf_check() with the token taken from @p form's GUEST_CSRF_FIELD,
  * or from the X-CSRFToken header when the form has none (@p form may be
  * NULL). */
-GUEST_API guest_status guest_csrf_check_form(guest_req *req,
-                                             const guest_form *form,
-                                             guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status
+guest_csrf_check_form(guest_req *req, const guest_form *form, guest_error *err);
 
 /**
  * True when redirecting to @p url cannot leave the site: a relative URL, or
@@ -68,8 +69,8 @@ GUEST_API guest_status guest_csrf_check_form(guest_req *req,
  * both pass. Django's url_has_allowed_host_and_scheme, made stricter.
  * Thread-safe.
  */
-GUEST_API bool guest_is_safe_url(const char *url, const char *host,
-                                 bool require_https);
+GUEST_API GUEST_NODISCARD bool
+guest_is_safe_url(const char *url, const char *host, bool require_https);
 
 /**
  * The request's redirect target (config redirect_field_name, "next") from
@@ -79,8 +80,8 @@ GUEST_API bool guest_is_safe_url(const char *url, const char *host,
  * or NULL when absent or unsafe. GUEST_ERR_VALIDATION when the query string
  * names it twice, GUEST_ERR_NOMEM.
  */
-GUEST_API guest_status guest_req_safe_next(guest_req *req,
-                                           const guest_form *form, char **next);
+GUEST_API GUEST_NODISCARD guest_status
+guest_req_safe_next(guest_req *req, const guest_form *form, char **next);
 
 #ifdef __cplusplus
 }

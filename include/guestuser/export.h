@@ -2,10 +2,9 @@
 #ifndef GUESTUSER_EXPORT_H
 #define GUESTUSER_EXPORT_H
 
-#define GUESTUSER_VERSION_MAJOR 0
-#define GUESTUSER_VERSION_MINOR 1
-#define GUESTUSER_VERSION_PATCH 0
-#define GUESTUSER_VERSION_STRING "0.1.0"
+/* Generated from project(VERSION): in the build tree under
+ * generated/include, installed next to this header. */
+#include "guestuser/version.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GUEST_API __attribute__((visibility("default")))

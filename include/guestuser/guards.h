@@ -8,6 +8,10 @@
 extern "C" {
 #endif
 
+/* The guards answer every refusal and failure themselves (a redirect, 429,
+ * 503): their status tells what happened and may be ignored, which is what
+ * the macros below do. */
+
 /**
  * Runs @p handler with a user: an anonymous, non-blocked visitor becomes a
  * new guest first (unless the config is disabled, when the handler runs
@@ -50,7 +54,8 @@ GUEST_API guest_status guest_require_regular(
  *
  *     GUEST_ALLOW(hello) {
  *         const guest_user *u;
- *         guest_req_user(req, &u);
+ *         if (guest_req_user(req, &u, NULL) != GUEST_OK)
+ *             return;
  *         guest_res_printf(req, "Hello, %s!", guest_user_name(u));
  *     }
  */

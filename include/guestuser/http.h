@@ -3,6 +3,7 @@
 #define GUESTUSER_HTTP_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include "config.h"
 
@@ -15,28 +16,53 @@ extern "C" {
  * adapter's own per-request object. Every returned string is borrowed and
  * must stay valid until the request is finished. Response calls return 0 on
  * success; the adapter may buffer them and send when the handler returns.
+ *
+ * Set `size` to sizeof(guest_http_ops) (GUEST_HTTP_OPS_INIT does):
+ *
+ *     static const guest_http_ops ops = {
+ *         GUEST_HTTP_OPS_INIT,
+ *         .header = my_header,
+ *         ...
+ *     };
+ *
+ * Members are only ever added at the end. The library reads no further than
+ * `size` bytes and treats the members past it as NULL, so an adapter built
+ * against an older header keeps working with a newer library.
  */
 typedef struct guest_http_ops {
+    /** sizeof(guest_http_ops) as the adapter was compiled; at least
+     * GUEST_HTTP_OPS_MIN_SIZE. */
+    size_t size;
     /** First value of header @p name (case-insensitive), or NULL. */
     const char *(*header)(void *conn, const char *name);
     /** Request method, e.g. "GET". */
     const char *(*method)(void *conn);
     /** Request target: the path with its query string, as received. */
     const char *(*target)(void *conn);
-    /** Client address as text ("127.0.0.1"), or NULL when unknown. */
+    /** Client address as text ("127.0.0.1"), or NULL when unknown (may be
+     * NULL: never known). */
     const char *(*client_addr)(void *conn);
-    /** Nonzero when the request came over HTTPS (may be NULL: never). */
-    int (*is_https)(void *conn);
-    /** The complete request body; may be NULL when the server has none. */
-    int (*body)(void *conn, const char **data, size_t *len);
-
     int (*set_status)(void *conn, int status);
     int (*add_header)(void *conn, const char *name, const char *value);
     int (*write)(void *conn, const void *data, size_t len);
-    /** Optional (NULL: unsupported): forget the status, headers and body
-     * set so far, for an error answer after a handler began a page. */
+    /* Every member from here on is optional (NULL or beyond `size`). */
+    /** Nonzero when the request came over HTTPS (NULL: never). */
+    int (*is_https)(void *conn);
+    /** The complete request body (NULL: the server has none). */
+    int (*body)(void *conn, const char **data, size_t *len);
+    /** Forget the status, headers and body set so far, for an error answer
+     * after a handler began a page (NULL: unsupported). */
     int (*reset)(void *conn);
 } guest_http_ops;
+
+/** The smallest guest_http_ops.size guest_req_new() accepts: the struct up
+ * to and including `write`, the last required member. */
+#define GUEST_HTTP_OPS_MIN_SIZE                                                \
+    (offsetof(guest_http_ops, write) + sizeof(((guest_http_ops *)0)->write))
+
+/** First member of a guest_http_ops initializer: the size of the struct
+ * this adapter is compiled with. */
+#define GUEST_HTTP_OPS_INIT .size = sizeof(guest_http_ops)
 
 /** The plain-text body of an adapter's 400 answer to GUEST_ERR_BAD_HOST. */
 #define GUEST_BAD_HOST_TEXT "Bad Request (invalid Host header)\n"
@@ -45,12 +71,14 @@ typedef struct guest_http_ops {
 typedef void (*guest_handler_fn)(guest_req *req, void *userdata);
 
 /**
- * Starts a request for an adapter. @p ops and @p conn are borrowed for the
- * request's life. Release with guest_req_free(). GUEST_ERR_BAD_HOST (and
+ * Starts a request for an adapter. @p ops is copied (its first
+ * @p ops->size bytes; members beyond count as NULL); @p conn is borrowed for
+ * the request's life. Release with guest_req_free(). GUEST_ERR_BAD_HOST (and
  * no request) when the config's allowed_hosts is set and the Host header
  * is missing, malformed or not allowed: the adapter must then answer 400
  * with GUEST_BAD_HOST_TEXT and run no handler. GUEST_ERR_INVALID for
- * missing callbacks, GUEST_ERR_NOMEM.
+ * an ops size below GUEST_HTTP_OPS_MIN_SIZE or a missing required
+ * callback, GUEST_ERR_NOMEM.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_req_new(guest_ctx *ctx,
                                                      const guest_http_ops *ops,
@@ -83,18 +111,23 @@ GUEST_API const char *guest_req_client_addr(const guest_req *req);
  * request, the nearest proxy), or NULL. Borrowed until the request ends. */
 GUEST_API const char *guest_req_peer_addr(const guest_req *req);
 /** True when the adapter reports HTTPS. */
-GUEST_API bool guest_req_is_https(const guest_req *req);
+GUEST_API GUEST_NODISCARD bool guest_req_is_https(const guest_req *req);
 /** Request body (empty when there is none). Borrowed. */
-GUEST_API guest_status guest_req_body(const guest_req *req, const char **data,
-                                      size_t *len);
+GUEST_API GUEST_NODISCARD guest_status guest_req_body(const guest_req *req,
+                                                      const char **data,
+                                                      size_t *len);
 
 /**
  * The visitor's user, resolved from the session cookie once per request and
  * cached. *user is NULL for an anonymous visitor (no, bad, unknown or expired
  * cookie) and otherwise borrowed until the request ends. Returns
- * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails.
+ * GUEST_ERR_DB_UNAVAILABLE / GUEST_ERR_DB when the database fails, with
+ * libpq's detail in @p err (may be NULL); GUEST_ERR_INVALID for NULL
+ * arguments.
  */
-GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
+GUEST_API GUEST_NODISCARD guest_status guest_req_user(guest_req *req,
+                                                      const guest_user **user,
+                                                      guest_error *err);
 
 /**
  * Makes the visitor a new guest: user, guest and session rows in one round
@@ -108,9 +141,8 @@ GUEST_API guest_status guest_req_user(guest_req *req, const guest_user **user);
  * to wait); with max_guests on, GUEST_ERR_BUSY when that many guests live.
  * Neither writes anything; the visitor stays anonymous.
  */
-GUEST_API guest_status guest_req_create_guest(guest_req *req,
-                                              const guest_user **user,
-                                              guest_error *err);
+GUEST_API GUEST_NODISCARD guest_status guest_req_create_guest(
+    guest_req *req, const guest_user **user, guest_error *err);
 
 /**
  * After a call on @p req returned GUEST_ERR_RATE_LIMITED: the seconds until
@@ -126,15 +158,20 @@ GUEST_API int64_t guest_user_id(const guest_user *user);
 GUEST_API const char *guest_user_name(const guest_user *user);
 /** True for a guest (a guests row exists); false for NULL. The reference's
  * is_guest_user filter. */
-GUEST_API bool guest_is_guest_user(const guest_user *user);
+GUEST_API GUEST_NODISCARD bool guest_is_guest_user(const guest_user *user);
 /** True for a registered (non-guest) user. */
-GUEST_API bool guest_is_regular_user(const guest_user *user);
+GUEST_API GUEST_NODISCARD bool guest_is_regular_user(const guest_user *user);
 
 /* Response building. Each returns GUEST_ERR_INVALID for bad input (a header
- * with CR, LF or NUL) and GUEST_ERR_NOMEM when the adapter fails. */
-GUEST_API guest_status guest_res_status(guest_req *req, int status);
-GUEST_API guest_status guest_res_header(guest_req *req, const char *name,
-                                        const char *value);
+ * with CR, LF or NUL, a status outside 100-999) and GUEST_ERR_NOMEM when the
+ * adapter fails. Adding a header, redirecting and resetting must be checked
+ * (GUEST_NODISCARD): a dropped Set-Cookie, Location or reset changes what
+ * the visitor gets. The status and body calls may be left unchecked where
+ * the handler has no better answer to give. */
+GUEST_API guest_status guest_res_set_status(guest_req *req, int status);
+GUEST_API GUEST_NODISCARD guest_status guest_res_add_header(guest_req *req,
+                                                            const char *name,
+                                                            const char *value);
 GUEST_API guest_status guest_res_write(guest_req *req, const void *data,
                                        size_t len);
 GUEST_API guest_status guest_res_printf(guest_req *req, const char *fmt, ...)
@@ -146,11 +183,12 @@ GUEST_API guest_status guest_res_send(guest_req *req, int status,
                                       const char *content_type,
                                       const char *body);
 /** 302 to @p location (rejected if it holds CR, LF or NUL). */
-GUEST_API guest_status guest_res_redirect(guest_req *req, const char *location);
+GUEST_API GUEST_NODISCARD guest_status guest_res_redirect(guest_req *req,
+                                                          const char *location);
 /** Discards the status, headers and body set so far (Set-Cookie
  * included), back to an empty 200: for an error page after a page was
  * begun. GUEST_ERR_INVALID when the adapter cannot (no reset callback). */
-GUEST_API guest_status guest_res_reset(guest_req *req);
+GUEST_API GUEST_NODISCARD guest_status guest_res_reset(guest_req *req);
 /** Status the handler set so far (200 when none). */
 GUEST_API int guest_res_status_code(const guest_req *req);
 
@@ -164,11 +202,37 @@ typedef struct guest_route {
 } guest_route;
 
 /**
- * A guest_handler_fn that dispatches on a route table: pass an array of
- * guest_route ending with a {NULL} path as @p userdata. Unknown path: 404;
- * known path, other method: 405 with Allow.
+ * Runs the handler of the first route in @p routes (an array of guest_route
+ * ending with a {NULL} path; borrowed for the call) that matches the
+ * request's path and method, with that route's userdata. A route for GET
+ * also answers HEAD. Unknown path: 404; known path, other method: 405 with
+ * Allow. NULL @p routes is an empty table. Thread-safe when the handlers
+ * are.
  */
-GUEST_API void guest_routes_handler(guest_req *req, void *routes);
+GUEST_API void guest_routes_dispatch(guest_req *req, const guest_route *routes);
+
+/**
+ * Defines `void name(guest_req *req, void *userdata)`, a guest_handler_fn
+ * for an adapter that dispatches on @p table (a `const guest_route *` or
+ * array; evaluated once per request) with guest_routes_dispatch(). The
+ * adapter's userdata is not used. Prefix with `static` for a file-local
+ * handler:
+ *
+ *     static const guest_route routes[] = {
+ *         {"GET", "/", home, NULL},
+ *         {NULL, NULL, NULL, NULL},
+ *     };
+ *     static GUEST_ROUTES(app_handler, routes)
+ *     ...
+ *     guest_mhd_new(ctx, app_handler, NULL, &app);
+ */
+#define GUEST_ROUTES(name, table)                                              \
+    void name(guest_req *req, void *userdata);                                 \
+    void name(guest_req *req, void *userdata)                                  \
+    {                                                                          \
+        (void)userdata;                                                        \
+        guest_routes_dispatch(req, (table));                                   \
+    }
 
 #ifdef __cplusplus
 }

@@ -54,14 +54,14 @@ typedef guest_status (*guest_render_fn)(guest_req *req, const guest_page *page,
 
 /** The built-in HTML of every page; a render callback may call it for the
  * pages it does not replace. */
-GUEST_API guest_status guest_render_default(guest_req *req,
-                                            const guest_page *page);
+GUEST_API GUEST_NODISCARD guest_status
+guest_render_default(guest_req *req, const guest_page *page);
 
 /** The built-in page without the document around it (no <html>, <head>,
  * <body> or heading): the text and form only, for a render callback that
  * frames it in the application's own layout. */
-GUEST_API guest_status guest_render_default_content(guest_req *req,
-                                                    const guest_page *page);
+GUEST_API GUEST_NODISCARD guest_status
+guest_render_default_content(guest_req *req, const guest_page *page);
 
 /** The built-in heading of a page ("Log in"...), static storage; "" for an
  * unknown kind. */
@@ -87,7 +87,7 @@ GUEST_API void guest_views_init(guest_views *views);
  * True when the request asks for JSON: an Accept header naming
  * application/json, or a JSON body (Content-Type application/json).
  */
-GUEST_API bool guest_req_wants_json(const guest_req *req);
+GUEST_API GUEST_NODISCARD bool guest_req_wants_json(const guest_req *req);
 
 /*
  * The handlers (guest_handler_fn; userdata: const guest_views * or NULL).

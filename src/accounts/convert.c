@@ -21,33 +21,33 @@ static void check_signup_fields(const guest_signup *signup,
 
 guest_status guest_convert(guest_req *req, const char *username,
                            const char *password1, const char *password2,
-                           guest_form_errors *errors)
+                           guest_form_errors *errors, guest_error *err)
 {
     return guest_convert_with(req, username, password1, password2, NULL, NULL,
-                              errors);
+                              errors, err);
 }
 
 /* Runs inside the open transaction once the guest row is locked: the name
  * check, the update, the application's store, the guest row and sessions.
  * Any failure leaves the caller to roll back. */
-static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
-                                  const char *username, bool name_ok,
-                                  const char *hash,
-                                  const unsigned char *new_hash,
-                                  const guest_signup *signup,
-                                  const guest_form *form,
-                                  guest_form_errors *errors, guest_user *user)
+static guest_status
+write_account(guest_req *req, guest_db *tx, const char *id,
+              const char *username, bool name_ok, const char *hash,
+              const unsigned char *new_hash, const guest_signup *signup,
+              const guest_form *form, guest_form_errors *errors,
+              guest_user *user, guest_error *err)
 {
     bool still_guest;
-    guest_status st = guest__lock_guest(tx, id, &still_guest);
+    guest_status st = guest__lock_guest(tx, id, &still_guest, err);
     if (st != GUEST_OK)
         return st;
     /* A concurrent conversion committed first: the row is gone once its
      * lock is released, and this one changes nothing. */
     if (!still_guest)
-        return GUEST_ERR_NOT_GUEST;
-    st =
-        guest__check_username_free(req->ctx, tx, username, id, name_ok, errors);
+        return guest__fail(err, GUEST_ERR_NOT_GUEST,
+                           "the guest was converted meanwhile");
+    st = guest__check_username_free(req->ctx, tx, username, id, name_ok, errors,
+                                    err);
     if (st != GUEST_OK)
         return st;
 
@@ -64,7 +64,7 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
                                            " password = $3, last_login = now()"
                                            " WHERE id = $1",
                                        .params = &u},
-                        &res, NULL);
+                        &res, err);
     bool dup = guest__sql_state_is(res, "23505");
     PQclear(res);
     if (dup) {
@@ -85,9 +85,13 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
         /* A failed statement aborted the transaction whatever the
          * callback made of it. */
         if (tx->failed != GUEST_OK)
-            return tx->failed;
+            return guest__fail(err, tx->failed,
+                               "a statement of the sign-up store failed: %s",
+                               tx->failed_message);
         if (st != GUEST_OK)
-            return GUEST_ERR_HOOK;
+            return guest__fail(err, GUEST_ERR_HOOK,
+                               "the sign-up store returned %s",
+                               guest_status_name(st));
     }
 
     char age[32];
@@ -105,28 +109,30 @@ static guest_status write_account(guest_req *req, guest_db *tx, const char *id,
                 " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
                 " SELECT $2, user_id, now() + make_interval(secs => $3) FROM g",
         .params = &s};
-    return guest__sql_run(tx->ctx, tx, &move, NULL, NULL);
+    return guest__sql_run(tx->ctx, tx, &move, NULL, err);
 }
 
 static guest_status convert_with(guest_req *req, const char *username,
                                  const char *password1, const char *password2,
                                  const guest_signup *signup,
                                  const guest_form *form,
-                                 guest_form_errors *errors)
+                                 guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
     if (!errors)
         errors = &local;
     errors->count = 0;
     if (!req)
-        return GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     guest_ctx *ctx = req->ctx;
     const guest_user *current;
-    guest_status st = guest_req_user(req, &current);
+    guest_status st = guest_req_user(req, &current, err);
     if (st != GUEST_OK)
         return st;
     if (!current || !current->is_guest)
-        return GUEST_ERR_NOT_GUEST;
+        return guest__fail(err, GUEST_ERR_NOT_GUEST,
+                           current ? "the user is registered already"
+                                   : "the visitor is anonymous");
     char id[32];
     snprintf(id, sizeof id, "%lld", (long long)current->id);
 
@@ -139,7 +145,8 @@ static guest_status convert_with(guest_req *req, const char *username,
         check_signup_fields(signup, form, errors);
         if (signup->validate &&
             signup->validate(form, errors, signup->userdata) != GUEST_OK)
-            return GUEST_ERR_HOOK;
+            return guest__fail(err, GUEST_ERR_HOOK,
+                               "the sign-up validate callback failed");
     }
     /* Hashing is the slow part: done before the transaction so no lock
      * waits on it, and only when nothing is wrong already. */
@@ -155,12 +162,12 @@ static guest_status convert_with(guest_req *req, const char *username,
     st = guest__session_new(token, new_hash);
     if (st == GUEST_OK) {
         guest_db tx;
-        st = guest__tx_begin(ctx, &tx, NULL);
+        st = guest__tx_begin(ctx, &tx, err);
         if (st == GUEST_OK) {
             st = write_account(req, &tx, id, username, name_ok, hash, new_hash,
-                               signup, form, errors, &user);
+                               signup, form, errors, &user, err);
             if (st == GUEST_OK)
-                st = guest__tx_commit(&tx, NULL);
+                st = guest__tx_commit(&tx, err);
             else
                 guest__tx_abort(&tx);
         }
@@ -170,7 +177,10 @@ static guest_status convert_with(guest_req *req, const char *username,
         guest__req_set_user(req, &user);
         /* The rows are committed: a failing header cannot undo them, and
          * the visitor's next request would merely find no session. */
-        guest__set_session_cookie(req, token);
+        if (guest__set_session_cookie(req, token) != GUEST_OK)
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "a conversion was committed but its session cookie "
+                       "could not be set");
     }
     OPENSSL_cleanse(token, sizeof token);
     if (st == GUEST_ERR_NOT_GUEST)
@@ -178,7 +188,9 @@ static guest_status convert_with(guest_req *req, const char *username,
     if (st != GUEST_OK)
         return st;
 
-    guest__csrf_rotate(req);
+    if (guest__csrf_rotate(req) != GUEST_OK)
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not renew the CSRF secret after a conversion");
     const guest_config *c = &ctx->cfg;
     if (c->on_converted)
         c->on_converted(&req->user, c->on_converted_userdata);
@@ -189,13 +201,13 @@ guest_status guest_convert_with(guest_req *req, const char *username,
                                 const char *password1, const char *password2,
                                 const guest_signup *signup,
                                 const guest_form *form,
-                                guest_form_errors *errors)
+                                guest_form_errors *errors, guest_error *err)
 {
     /* Failed conversions count against the address like failed logins:
      * each can cost a password hash, and "taken" answers enumerate
      * usernames. Checked before any of that work. */
     if (req) {
-        guest_status st = guest__limit_convert_check(req);
+        guest_status st = guest__limit_convert_check(req, err);
         if (st != GUEST_OK) {
             if (errors) {
                 errors->count = 0;
@@ -206,8 +218,8 @@ guest_status guest_convert_with(guest_req *req, const char *username,
             return st;
         }
     }
-    guest_status st =
-        convert_with(req, username, password1, password2, signup, form, errors);
+    guest_status st = convert_with(req, username, password1, password2, signup,
+                                   form, errors, err);
     if (req)
         guest__limit_convert_record(req, st);
     return st;

@@ -63,7 +63,8 @@ static guest_status check_password(guest_ctx *ctx, const char *password,
 
 /* Finds an active registered user by name and checks the password. */
 static guest_status authenticate(guest_ctx *ctx, const char *username,
-                                 const char *password, target *t)
+                                 const char *password, target *t,
+                                 guest_error *err)
 {
     guest__params p = {0};
     guest__param_text(&p, username);
@@ -73,7 +74,7 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
                 " WHERE u.username = $1 AND u.is_active AND NOT EXISTS"
                 " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
         .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, NULL);
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -100,7 +101,8 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                                    const target *t, const guest_user *guest,
                                    const char *rehash, bool has_old,
                                    const unsigned char *old_hash,
-                                   const unsigned char *new_hash)
+                                   const unsigned char *new_hash,
+                                   guest_error *err)
 {
     guest_ctx *ctx = req->ctx;
     char id[32];
@@ -116,7 +118,7 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                                               " WHERE id = $1 AND is_active"
                                               " FOR NO KEY UPDATE",
                                       .params = &p},
-                       &res, NULL);
+                       &res, err);
     bool same = st == GUEST_OK && PQntuples(res) == 1 &&
                 !strcmp(PQgetvalue(res, 0, 0), t->encoded);
     PQclear(res);
@@ -131,7 +133,7 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
         guest__params g = {0};
         guest__param_text(&g, gid);
         bool still_guest;
-        st = guest__lock_guest(tx, gid, &still_guest);
+        st = guest__lock_guest(tx, gid, &still_guest, err);
         if (st != GUEST_OK)
             return st;
         /* Converted meanwhile: it is an account now, and stays. */
@@ -141,9 +143,14 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                 guest_status h = c->on_guest_login(guest, &t->user, tx,
                                                    c->on_guest_login_userdata);
                 if (tx->failed != GUEST_OK)
-                    return tx->failed;
+                    return guest__fail(err, tx->failed,
+                                       "a statement of on_guest_login "
+                                       "failed: %s",
+                                       tx->failed_message);
                 if (h != GUEST_OK)
-                    return GUEST_ERR_HOOK;
+                    return guest__fail(err, GUEST_ERR_HOOK,
+                                       "on_guest_login returned %s",
+                                       guest_status_name(h));
             }
             /* Deleting the user cascades to its guests and sessions rows,
              * as cleanup would. */
@@ -151,7 +158,7 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                 tx->ctx, tx,
                 &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
                                .params = &g},
-                NULL, NULL);
+                NULL, err);
             if (st != GUEST_OK)
                 return st;
         }
@@ -168,7 +175,7 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                                       : "UPDATE @.users SET last_login = now()"
                                         " WHERE id = $1",
                        .params = &u},
-        NULL, NULL);
+        NULL, err);
     if (st != GUEST_OK)
         return st;
     if (has_old) {
@@ -179,7 +186,7 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
             &(guest__stmt){.tmpl =
                                "DELETE FROM @.sessions WHERE token_hash = $1",
                            .params = &o},
-            NULL, NULL);
+            NULL, err);
         if (st != GUEST_OK)
             return st;
     }
@@ -195,18 +202,19 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                                " expires_at) VALUES ($1, $2,"
                                " now() + make_interval(secs => $3))",
                        .params = &s},
-        NULL, NULL);
+        NULL, err);
 }
 
 static guest_status login(guest_req *req, const char *username,
-                          const char *password, guest_form_errors *errors)
+                          const char *password, guest_form_errors *errors,
+                          guest_error *err)
 {
     guest_form_errors local;
     if (!errors)
         errors = &local;
     errors->count = 0;
     if (!req)
-        return GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     if (!username || !*username)
         guest_form_errors_add(errors, "username", GUEST__MSG_REQUIRED);
     if (!password || !*password)
@@ -225,7 +233,7 @@ static guest_status login(guest_req *req, const char *username,
         if (st == GUEST_OK)
             st = GUEST_ERR_AUTH;
     } else {
-        st = authenticate(ctx, username, password, &t);
+        st = authenticate(ctx, username, password, &t, err);
     }
     if (st == GUEST_ERR_AUTH)
         guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
@@ -236,7 +244,7 @@ static guest_status login(guest_req *req, const char *username,
     }
 
     const guest_user *current;
-    st = guest_req_user(req, &current);
+    st = guest_req_user(req, &current, err);
     guest_user guest = {0};
     bool was_guest = st == GUEST_OK && current && current->is_guest;
     if (was_guest)
@@ -248,13 +256,13 @@ static guest_status login(guest_req *req, const char *username,
         st = guest__session_new(token, new_hash);
     guest_db tx;
     if (st == GUEST_OK)
-        st = guest__tx_begin(ctx, &tx, NULL);
+        st = guest__tx_begin(ctx, &tx, err);
     if (st == GUEST_OK) {
         st = switch_session(req, &tx, &t, was_guest ? &guest : NULL,
                             *t.rehash ? t.rehash : NULL, has_old, old_hash,
-                            new_hash);
+                            new_hash, err);
         if (st == GUEST_OK)
-            st = guest__tx_commit(&tx, NULL);
+            st = guest__tx_commit(&tx, err);
         else
             guest__tx_abort(&tx);
     }
@@ -262,25 +270,34 @@ static guest_status login(guest_req *req, const char *username,
     OPENSSL_cleanse(t.rehash, sizeof t.rehash);
     if (st == GUEST_OK) {
         guest__req_set_user(req, &t.user);
-        guest__set_session_cookie(req, token);
+        /* The rows are committed: a failing header cannot undo them, and
+         * the visitor's next request would merely find no session. */
+        if (guest__set_session_cookie(req, token) != GUEST_OK)
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "a login was committed but its session cookie could "
+                       "not be set");
     }
     OPENSSL_cleanse(token, sizeof token);
     if (st == GUEST_ERR_AUTH)
         guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
     if (st != GUEST_OK)
         return st;
-    guest__csrf_rotate(req);
+    /* The login stands; the old CSRF secret then stays, and that is told. */
+    if (guest__csrf_rotate(req) != GUEST_OK)
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not renew the CSRF secret after a login");
     return GUEST_OK;
 }
 
 guest_status guest_login(guest_req *req, const char *username,
-                         const char *password, guest_form_errors *errors)
+                         const char *password, guest_form_errors *errors,
+                         guest_error *err)
 {
     /* The login limit: checked before any password hash is computed, so a
      * locked-out guesser costs one indexed read; failures counted after. */
     bool limited = req && username && *username && password && *password;
     if (limited) {
-        guest_status st = guest__limit_login_check(req, username);
+        guest_status st = guest__limit_login_check(req, username, err);
         if (st != GUEST_OK) {
             if (errors) {
                 errors->count = 0;
@@ -291,16 +308,16 @@ guest_status guest_login(guest_req *req, const char *username,
             return st;
         }
     }
-    guest_status st = login(req, username, password, errors);
+    guest_status st = login(req, username, password, errors, err);
     if (limited)
         guest__limit_login_record(req, username, st);
     return st;
 }
 
-guest_status guest_logout(guest_req *req)
+guest_status guest_logout(guest_req *req, guest_error *err)
 {
     if (!req)
-        return GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     unsigned char hash[GUEST__SHA256_BYTES];
     if (guest__req_session_hash(req, hash)) {
         guest__params p = {0};
@@ -310,7 +327,7 @@ guest_status guest_logout(guest_req *req)
             &(guest__stmt){.tmpl =
                                "DELETE FROM @.sessions WHERE token_hash = $1",
                            .params = &p},
-            NULL, NULL);
+            NULL, err);
         if (st != GUEST_OK)
             return st;
     }

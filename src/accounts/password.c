@@ -50,8 +50,12 @@ guest_status guest__password_hash_salt(const char *password, const char *salt,
         return GUEST_ERR_CRYPTO;
     /* Django stores standard base64 with its '=' padding. */
     char b64[4 * ((DK_BYTES + 2) / 3) + 1];
-    EVP_EncodeBlock((unsigned char *)b64, dk, sizeof dk);
+    int encoded = EVP_EncodeBlock((unsigned char *)b64, dk, sizeof dk);
     OPENSSL_cleanse(dk, sizeof dk);
+    if (encoded != (int)sizeof b64 - 1) {
+        OPENSSL_cleanse(b64, sizeof b64);
+        return GUEST_ERR_CRYPTO;
+    }
     int n = snprintf(out, size, ALGORITHM "$%u$%s$%s", iterations, salt, b64);
     OPENSSL_cleanse(b64, sizeof b64);
     if (n < 0 || (size_t)n >= size) {

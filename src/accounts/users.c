@@ -45,7 +45,8 @@ guest_status guest__check_new_account(const guest_ctx *ctx,
 guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
                                         const char *username,
                                         const char *except_id, bool name_ok,
-                                        guest_form_errors *errors)
+                                        guest_form_errors *errors,
+                                        guest_error *err)
 {
     bool taken = false;
     if (name_ok) {
@@ -59,7 +60,7 @@ guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
                               : "SELECT 1 FROM @.users WHERE username = $1",
             .params = &p};
         PGresult *res;
-        guest_status st = guest__sql_run(ctx, tx, &s, &res, NULL);
+        guest_status st = guest__sql_run(ctx, tx, &s, &res, err);
         taken = st == GUEST_OK && PQntuples(res) > 0;
         PQclear(res);
         if (st != GUEST_OK)
@@ -73,7 +74,8 @@ guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
     return GUEST_OK;
 }
 
-guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest)
+guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest,
+                               guest_error *err)
 {
     guest__params p = {0};
     guest__param_text(&p, id);
@@ -81,7 +83,7 @@ guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest)
         .tmpl = "SELECT user_id FROM @.guests WHERE user_id = $1 FOR UPDATE",
         .params = &p};
     PGresult *res;
-    guest_status st = guest__sql_run(tx->ctx, tx, &s, &res, NULL);
+    guest_status st = guest__sql_run(tx->ctx, tx, &s, &res, err);
     *still_guest = st == GUEST_OK && PQntuples(res) == 1;
     PQclear(res);
     return st;
@@ -100,14 +102,14 @@ guest_status guest__hash_password(guest_ctx *ctx, const char *password,
 
 guest_status guest_user_create(guest_ctx *ctx, const char *username,
                                const char *password, int64_t *id_out,
-                               guest_form_errors *errors)
+                               guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
     if (!errors)
         errors = &local;
     errors->count = 0;
     if (!ctx)
-        return GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL context");
     bool name_ok;
     guest_status st = guest__check_new_account(ctx, username, password, NULL,
                                                false, errors, &name_ok);
@@ -115,7 +117,8 @@ guest_status guest_user_create(guest_ctx *ctx, const char *username,
         return st;
     /* Asked even when the password failed, so one answer lists every
      * problem; the INSERT below still decides a race. */
-    st = guest__check_username_free(ctx, NULL, username, NULL, name_ok, errors);
+    st = guest__check_username_free(ctx, NULL, username, NULL, name_ok, errors,
+                                    err);
     if (st != GUEST_OK)
         return st;
     char hash[GUEST_PASSWORD_HASH_BUF];
@@ -134,7 +137,7 @@ guest_status guest_user_create(guest_ctx *ctx, const char *username,
             .tmpl = "INSERT INTO @.users (username, password) VALUES ($1, $2)"
                     " ON CONFLICT (username) DO NOTHING RETURNING id",
             .params = &p},
-        &res, NULL);
+        &res, err);
     if (st == GUEST_OK && PQntuples(res) == 0) {
         guest_form_errors_add(errors, "username", GUEST__MSG_TAKEN);
         st = GUEST_ERR_USERNAME_TAKEN;

@@ -41,13 +41,23 @@ bool guest_req_wants_json(const guest_req *req)
 
 /* ---- responses ---- */
 
-static void no_cache(guest_req *req)
+/* A header the answer cannot do without; when the adapter cannot take it,
+ * the answer becomes a plain 500. False then. */
+static bool header(guest_req *req, const char *name, const char *value)
+{
+    if (guest_res_add_header(req, name, value) == GUEST_OK)
+        return true;
+    guest__respond_error(req);
+    return false;
+}
+
+static bool no_cache(guest_req *req)
 {
     /* Pages with a CSRF token or account data must not be stored by a
      * shared cache or shown framed by another site. */
-    guest_res_header(req, "Cache-Control",
-                     "no-cache, no-store, must-revalidate, private");
-    guest_res_header(req, "X-Frame-Options", "DENY");
+    return header(req, "Cache-Control",
+                  "no-cache, no-store, must-revalidate, private") &&
+           header(req, "X-Frame-Options", "DENY");
 }
 
 static void send_json(guest_req *req, int status, json_t *obj)
@@ -59,11 +69,11 @@ static void send_json(guest_req *req, int status, json_t *obj)
                        "Internal Server Error\n");
         return;
     }
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "application/json");
-    no_cache(req);
-    guest_res_write(req, text, strlen(text));
-    guest_res_write(req, "\n", 1);
+    guest_res_set_status(req, status);
+    if (header(req, "Content-Type", "application/json") && no_cache(req)) {
+        guest_res_write(req, text, strlen(text));
+        guest_res_write(req, "\n", 1);
+    }
     free(text);
 }
 
@@ -102,8 +112,9 @@ static void refuse(guest_req *req, bool json, int status, const char *title,
         send_json(req, status, json_pack("{s:o}", "errors", json_errors(&e)));
         return;
     }
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/plain; charset=utf-8");
+    guest_res_set_status(req, status);
+    if (!header(req, "Content-Type", "text/plain; charset=utf-8"))
+        return;
     guest_res_printf(req, "%s\n", title);
     if (detail)
         guest_res_printf(req, "%s\n", detail);
@@ -123,13 +134,13 @@ static void failure(guest_req *req, bool json, guest_status st)
          * work, so the client is told to come back soon. */
         refuse(req, json, 503, "Service Unavailable",
                "Too many sign-ins at once. Please try again in a moment.");
-        guest_res_header(req, "Retry-After", "1");
+        (void)header(req, "Retry-After", "1");
         return;
     }
     if (st == GUEST_ERR_DB || st == GUEST_ERR_DB_UNAVAILABLE) {
         if (json) {
             refuse(req, true, 503, "Service Unavailable", NULL);
-            guest_res_header(req, "Retry-After", "5");
+            (void)header(req, "Retry-After", "5");
         } else {
             guest__respond_unavailable(req);
         }
@@ -173,7 +184,7 @@ static bool method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
     if ((get && get_ok) || (post && post_ok))
         return true;
     refuse(req, json, 405, "Method Not Allowed", NULL);
-    guest_res_header(req, "Allow", allow);
+    (void)header(req, "Allow", allow);
     return false;
 }
 
@@ -253,16 +264,19 @@ static bool read_next(guest_req *req, bool json, const guest_form *form,
 static void show_status(guest_req *req, const guest_views *v, guest_page *page,
                         int status)
 {
-    guest_res_status(req, status);
-    guest_res_header(req, "Content-Type", "text/html; charset=utf-8");
-    no_cache(req);
+    guest_res_set_status(req, status);
+    if (!header(req, "Content-Type", "text/html; charset=utf-8") ||
+        !no_cache(req))
+        return;
     guest_status st = v->render ? v->render(req, page, v->render_userdata)
                                 : guest_render_default(req, page);
     if (st != GUEST_OK) {
         /* Half a page must not end in an error text: start over when the
          * adapter can (every bundled one can). */
-        guest_res_reset(req);
-        server_error(req, false);
+        if (guest_res_reset(req) == GUEST_OK)
+            server_error(req, false);
+        else
+            guest_res_set_status(req, 500);
     }
 }
 
@@ -353,7 +367,8 @@ static void too_many(guest_req *req, const guest_views *v, bool json,
              (long long)(guest_req_retry_after(req) > 0
                              ? guest_req_retry_after(req)
                              : 1));
-    guest_res_header(req, "Retry-After", secs);
+    if (!header(req, "Retry-After", secs))
+        return;
     if (json)
         send_json(req, 429,
                   json_pack("{s:o}", "errors", json_errors(page->errors)));
@@ -394,7 +409,7 @@ void guest_convert_view(guest_req *req, void *userdata)
     if (!read_next(req, json, form, &next))
         goto out;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u);
+    guest_status st = guest_req_user(req, &u, NULL);
     if (st != GUEST_OK) {
         failure(req, json, st);
         goto out;
@@ -423,18 +438,19 @@ void guest_convert_view(guest_req *req, void *userdata)
     const char *username = guest_form_get(form, "username");
     st = guest_convert_with(req, username, guest_form_get(form, "password1"),
                             guest_form_get(form, "password2"), &v->signup, form,
-                            &errors);
+                            &errors, NULL);
     switch (st) {
     case GUEST_OK:
         if (json)
-            json_success(req, guest_req_user(req, &u) == GUEST_OK ? u : NULL);
+            json_success(req,
+                         guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
         else
             redirect(req, next ? next : c->convert_redirect_url);
         break;
     case GUEST_ERR_NOT_GUEST:
         /* Converted by a concurrent request (or logged out): this one
          * changed nothing and goes where the visitor now belongs. */
-        st = guest_req_user(req, &u);
+        st = guest_req_user(req, &u, NULL);
         if (st != GUEST_OK)
             failure(req, json, st);
         else
@@ -470,7 +486,7 @@ void guest_convert_success_view(guest_req *req, void *userdata)
     if (!method_ok(req, json, true, false, "GET, HEAD"))
         return;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u);
+    guest_status st = guest_req_user(req, &u, NULL);
     if (st != GUEST_OK) {
         failure(req, json, st);
         return;
@@ -513,7 +529,7 @@ void guest_login_view(guest_req *req, void *userdata)
     if (!read_next(req, json, form, &next))
         goto out;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u);
+    guest_status st = guest_req_user(req, &u, NULL);
     if (st != GUEST_OK) {
         failure(req, json, st);
         goto out;
@@ -529,11 +545,13 @@ void guest_login_view(guest_req *req, void *userdata)
         goto out;
     }
     const char *username = guest_form_get(form, "username");
-    st = guest_login(req, username, guest_form_get(form, "password"), &errors);
+    st = guest_login(req, username, guest_form_get(form, "password"), &errors,
+                     NULL);
     switch (st) {
     case GUEST_OK:
         if (json)
-            json_success(req, guest_req_user(req, &u) == GUEST_OK ? u : NULL);
+            json_success(req,
+                         guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
         else
             redirect(req, next ? next : c->login_redirect_url);
         break;
@@ -567,7 +585,7 @@ void guest_logout_view(guest_req *req, void *userdata)
     if (!form)
         return;
     if (csrf_ok(req, json, form)) {
-        guest_status st = guest_logout(req);
+        guest_status st = guest_logout(req, NULL);
         if (st != GUEST_OK)
             failure(req, json, st);
         else if (json)

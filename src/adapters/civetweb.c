@@ -63,7 +63,7 @@ static const char *op_header(void *c, const char *name)
              guest_buf_append(&b, v, strlen(v)) == 0;
     }
     if (!ok) {
-        guest_buf_free(&b);
+        guest_buf_cleanup(&b);
         return NULL;
     }
     r->joined[r->joined_count++] = b.data;
@@ -138,6 +138,7 @@ static int op_reset(void *c)
 }
 
 static const guest_http_ops civetweb_ops = {
+    GUEST_HTTP_OPS_INIT,
     .header = op_header,
     .method = op_method,
     .target = op_target,
@@ -152,9 +153,9 @@ static const guest_http_ops civetweb_ops = {
 
 static void cw_req_free(cw_req *r)
 {
-    guest_response_free(&r->res);
-    guest_buf_free(&r->target);
-    guest_buf_free(&r->body);
+    guest_response_cleanup(&r->res);
+    guest_buf_cleanup(&r->target);
+    guest_buf_cleanup(&r->body);
     for (size_t i = 0; i < r->joined_count; i++)
         free(r->joined[i]);
 }
@@ -411,18 +412,21 @@ guest_status guest_civetweb_start(guest_civetweb *app, const char *bind_addr,
         bind_addr = "127.0.0.1";
     unsigned char addr[16];
     char ports[80];
+    int n;
     if (inet_pton(AF_INET, bind_addr, addr) == 1) {
-        snprintf(ports, sizeof ports, "%s:%u", bind_addr, (unsigned)port);
+        n = snprintf(ports, sizeof ports, "%s:%u", bind_addr, (unsigned)port);
     } else if (inet_pton(AF_INET6, bind_addr, addr) == 1) {
         if (!mg_check_feature(MG_FEATURES_IPV6)) {
             fprintf(stderr, "civetweb: built without IPv6, cannot bind %s\n",
                     bind_addr);
             return GUEST_ERR_CONFIG;
         }
-        snprintf(ports, sizeof ports, "[%s]:%u", bind_addr, (unsigned)port);
+        n = snprintf(ports, sizeof ports, "[%s]:%u", bind_addr, (unsigned)port);
     } else {
         return GUEST_ERR_INVALID;
     }
+    if (n < 0 || (size_t)n >= sizeof ports)
+        return GUEST_ERR_INVALID;
     char threads[16], timeout[16];
     snprintf(threads, sizeof threads, "%u", app->limits.threads);
     /* CivetWeb counts request_timeout_ms from the start of a request to

@@ -116,12 +116,12 @@ static const char *op_header(void *c, const char *name)
     header_scan s = {.name = name};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &s);
     if (s.count <= 1) {
-        guest_buf_free(&s.joined);
+        guest_buf_cleanup(&s.joined);
         return first;
     }
     /* Out of room or memory: no value rather than a partial one. */
     if (s.failed || r->joined_count == sizeof r->joined / sizeof *r->joined) {
-        guest_buf_free(&s.joined);
+        guest_buf_cleanup(&s.joined);
         return NULL;
     }
     r->joined[r->joined_count++] = s.joined.data;
@@ -207,6 +207,7 @@ static int op_reset(void *c)
 }
 
 static const guest_http_ops mhd_ops = {
+    GUEST_HTTP_OPS_INIT,
     .header = op_header,
     .method = op_method,
     .target = op_target,
@@ -222,9 +223,9 @@ static const guest_http_ops mhd_ops = {
 /* Forgets the request in progress; the connection object stays. */
 static void request_clear(mhd_conn *c)
 {
-    guest_response_free(&c->res);
+    guest_response_cleanup(&c->res);
     guest_response_init(&c->res);
-    guest_buf_free(&c->body);
+    guest_buf_cleanup(&c->body);
     c->target.len = 0;
     c->method = NULL;
     c->headers_seen = false;
@@ -257,8 +258,9 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
         free(app);
         return GUEST_ERR_NOMEM;
     }
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&app->wake, &ca);
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&app->wake, &ca);
     pthread_condattr_destroy(&ca);
     if (rc != 0) {
         free(app);
@@ -385,8 +387,8 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
         c->next->prev = c->prev;
     pthread_mutex_unlock(&app->lock);
     request_clear(c);
-    guest_response_free(&c->res);
-    guest_buf_free(&c->target);
+    guest_response_cleanup(&c->res);
+    guest_buf_cleanup(&c->target);
     free(c);
     *socket_context = NULL;
 }

@@ -112,8 +112,9 @@ bool guest__media_type_is(const char *content_type, const char *type);
 guest_status guest__random(void *buf, size_t len);
 /* Uniform random integer in [0, bound). */
 guest_status guest__random_below(uint64_t bound, uint64_t *out);
-void guest__sha256(const void *data, size_t len,
-                   unsigned char out[GUEST__SHA256_BYTES]);
+/* GUEST_ERR_CRYPTO (and @p out zeroed) when OpenSSL fails. */
+GUEST_NODISCARD guest_status guest__sha256(
+    const void *data, size_t len, unsigned char out[GUEST__SHA256_BYTES]);
 /* base64url without padding; out needs 4*ceil(len/3)+1 bytes. */
 void guest__b64url_encode(const unsigned char *in, size_t len, char *out);
 /* Decodes exactly @p outlen bytes; false for any malformed input. */

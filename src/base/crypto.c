@@ -34,16 +34,24 @@ guest_status guest__random_below(uint64_t bound, uint64_t *out)
     }
 }
 
-void guest__sha256(const void *data, size_t len,
-                   unsigned char out[GUEST__SHA256_BYTES])
+guest_status guest__sha256(const void *data, size_t len,
+                           unsigned char out[GUEST__SHA256_BYTES])
 {
     unsigned int n = 0;
-    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 ||
+        n != GUEST__SHA256_BYTES) {
+        /* Never a half-written digest that could match something. */
+        OPENSSL_cleanse(out, GUEST__SHA256_BYTES);
+        return GUEST_ERR_CRYPTO;
+    }
+    return GUEST_OK;
 }
 
 void guest__b64url_encode(const unsigned char *in, size_t len, char *out)
 {
     int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    if (n < 0)
+        n = 0;
     while (n > 0 && out[n - 1] == '=')
         n--;
     out[n] = '\0';

@@ -26,7 +26,7 @@ int guest_buf_append(guest_buf *b, const void *data, size_t len)
     return 0;
 }
 
-void guest_buf_free(guest_buf *b)
+void guest_buf_cleanup(guest_buf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
@@ -88,8 +88,8 @@ void guest_response_reset(guest_response *r, int status)
     r->status = status;
 }
 
-void guest_response_free(guest_response *r)
+void guest_response_cleanup(guest_response *r)
 {
     drop_headers(r);
-    guest_buf_free(&r->body);
+    guest_buf_cleanup(&r->body);
 }

@@ -16,7 +16,10 @@
  * owns it. */
 struct guest_req {
     guest_ctx *ctx;
+    /* The adapter's callbacks: ops points at ops_copy, which holds the
+     * first ops->size bytes the adapter gave and NULL past them. */
     const guest_http_ops *ops;
+    guest_http_ops ops_copy;
     void *conn;
     char *path; /* target without the query string */
     bool user_resolved;
@@ -91,6 +94,9 @@ void guest__req_forget_user(guest_req *req);
 
 /* response.c */
 guest_status guest__respond_unavailable(guest_req *req);
+/* A plain 500 in place of whatever the response held so far (when the
+ * adapter can reset it). */
+guest_status guest__respond_error(guest_req *req);
 
 /* signing.c: cookies signed under cfg.secret_keys. */
 /* GUEST_OK when @p keys (NULL: none) is a usable secret_keys list, else
@@ -158,10 +164,11 @@ const char *guest__req_client_key(guest_req *req);
  * req->retry_after) or a database status; the record calls count a
  * failure (GUEST_ERR_AUTH, resp. GUEST_ERR_VALIDATION / _USERNAME_TAKEN)
  * or reset the username's count after GUEST_OK. */
-guest_status guest__limit_login_check(guest_req *req, const char *username);
+guest_status guest__limit_login_check(guest_req *req, const char *username,
+                                      guest_error *err);
 void guest__limit_login_record(guest_req *req, const char *username,
                                guest_status outcome);
-guest_status guest__limit_convert_check(guest_req *req);
+guest_status guest__limit_convert_check(guest_req *req, guest_error *err);
 void guest__limit_convert_record(guest_req *req, guest_status outcome);
 /* 429 with Retry-After (req->retry_after) and a plain-text body; returns
  * GUEST_ERR_RATE_LIMITED, or the adapter's failure. */

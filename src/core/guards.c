@@ -36,7 +36,7 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
     if (!req || !handler)
         return GUEST_ERR_INVALID;
     const guest_user *user;
-    guest_status st = guest_req_user(req, &user);
+    guest_status st = guest_req_user(req, &user, NULL);
     if (st != GUEST_OK)
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
@@ -68,7 +68,7 @@ guest_status guest_require_guest(guest_req *req, guest_handler_fn handler,
     if (!req || !handler)
         return GUEST_ERR_INVALID;
     const guest_user *user;
-    guest_status st = guest_req_user(req, &user);
+    guest_status st = guest_req_user(req, &user, NULL);
     if (st != GUEST_OK)
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
@@ -111,7 +111,7 @@ guest_status guest_require_regular(guest_req *req, guest_handler_fn handler,
     if (!req || !handler)
         return GUEST_ERR_INVALID;
     const guest_user *user;
-    guest_status st = guest_req_user(req, &user);
+    guest_status st = guest_req_user(req, &user, NULL);
     if (st != GUEST_OK)
         return refuse(req, st);
     if (user && !user->is_guest) {

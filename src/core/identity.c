@@ -22,17 +22,18 @@ bool guest__req_session_hash(guest_req *req,
     return ok;
 }
 
-guest_status guest_req_user(guest_req *req, const guest_user **user)
+guest_status guest_req_user(guest_req *req, const guest_user **user,
+                            guest_error *err)
 {
     if (!req || !user)
-        return GUEST_ERR_INVALID;
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
     if (!req->user_resolved) {
         unsigned char hash[GUEST__SHA256_BYTES];
         guest__vary_cookie(req);
         bool found = false;
         if (guest__req_session_hash(req, hash)) {
             guest_status st =
-                guest__store_resolve(req->ctx, hash, &req->user, &found, NULL);
+                guest__store_resolve(req->ctx, hash, &req->user, &found, err);
             if (st != GUEST_OK) {
                 *user = NULL;
                 return st;

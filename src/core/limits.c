@@ -78,15 +78,16 @@ static unsigned address_limit(const guest_config *c)
 
 /* The username's part of a login_user key: its SHA-256, so any bytes of
  * any length make a fixed-size key. */
-static void subject_of(const char *username,
-                       unsigned char out[GUEST__SHA256_BYTES])
+static guest_status subject_of(const char *username,
+                               unsigned char out[GUEST__SHA256_BYTES])
 {
-    guest__sha256(username, strlen(username), out);
+    return guest__sha256(username, strlen(username), out);
 }
 
 /* One read of the rows that could refuse the attempt; refuses with the
  * longest wait among them. */
-static guest_status check(guest_req *req, const char *username)
+static guest_status check(guest_req *req, const char *username,
+                          guest_error *err)
 {
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
@@ -94,7 +95,9 @@ static guest_status check(guest_req *req, const char *username)
     guest__params p = {0};
     guest__param_text(&p, guest__req_client_key(req));
     if (username) {
-        subject_of(username, subject);
+        guest_status hs = subject_of(username, subject);
+        if (hs != GUEST_OK)
+            return guest__fail(err, hs, "cannot hash the username");
         guest__param_bin(&p, subject, sizeof subject);
     }
     PGresult *res;
@@ -110,7 +113,7 @@ static guest_status check(guest_req *req, const char *username)
                   " WHERE client = $1 AND kind = 'convert'"
                   " AND subject = ''",
         .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, NULL);
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
@@ -134,7 +137,10 @@ static guest_status check(guest_req *req, const char *username)
     PQclear(res);
     if (wait > 0) {
         req->retry_after = wait;
-        return GUEST_ERR_RATE_LIMITED;
+        return guest__fail(err, GUEST_ERR_RATE_LIMITED,
+                           "too many failed attempts from this client; retry "
+                           "in %lld s",
+                           (long long)wait);
     }
     return GUEST_OK;
 }
@@ -150,10 +156,14 @@ static void count_failure(guest_req *req, const char *username)
     guest__params p = {0};
     guest__param_text(&p, guest__req_client_key(req));
     guest__param_text(&p, window);
-    if (username) {
-        subject_of(username, subject);
-        guest__param_bin(&p, subject, sizeof subject);
+    if (username && subject_of(username, subject) != GUEST_OK) {
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "could not count a failed attempt: %s",
+                   guest_strerror(GUEST_ERR_CRYPTO));
+        return;
     }
+    if (username)
+        guest__param_bin(&p, subject, sizeof subject);
     char *values =
         guest__window_values("v.kind", "$1", "v.subject", "$2::integer");
     char *upsert = guest__window_upsert(NULL);
@@ -183,11 +193,12 @@ static void count_failure(guest_req *req, const char *username)
                    "could not count a failed attempt: %s", guest_strerror(st));
 }
 
-guest_status guest__limit_login_check(guest_req *req, const char *username)
+guest_status guest__limit_login_check(guest_req *req, const char *username,
+                                      guest_error *err)
 {
     if (!req->ctx->cfg.login_rate_limit)
         return GUEST_OK;
-    return check(req, username);
+    return check(req, username, err);
 }
 
 void guest__limit_login_record(guest_req *req, const char *username,
@@ -203,7 +214,11 @@ void guest__limit_login_record(guest_req *req, const char *username,
          * starts afresh; the address count stays, so a guesser who also
          * owns one account cannot launder failures with it. */
         unsigned char subject[GUEST__SHA256_BYTES];
-        subject_of(username, subject);
+        if (subject_of(username, subject) != GUEST_OK) {
+            guest__log(ctx, GUEST_LOG_WARNING,
+                       "could not reset a login failure count");
+            return;
+        }
         guest__params p = {0};
         guest__param_text(&p, guest__req_client_key(req));
         guest__param_bin(&p, subject, sizeof subject);
@@ -220,11 +235,11 @@ void guest__limit_login_record(guest_req *req, const char *username,
     }
 }
 
-guest_status guest__limit_convert_check(guest_req *req)
+guest_status guest__limit_convert_check(guest_req *req, guest_error *err)
 {
     if (!req->ctx->cfg.login_rate_limit)
         return GUEST_OK;
-    return check(req, NULL);
+    return check(req, NULL, err);
 }
 
 void guest__limit_convert_record(guest_req *req, guest_status outcome)
@@ -239,9 +254,9 @@ guest_status guest__respond_rate_limited(guest_req *req)
     char secs[32];
     snprintf(secs, sizeof secs, "%lld",
              (long long)(req->retry_after > 0 ? req->retry_after : 1));
-    guest_status st = guest_res_status(req, 429);
+    guest_status st = guest_res_set_status(req, 429);
     if (st == GUEST_OK)
-        st = guest_res_header(req, "Retry-After", secs);
+        st = guest_res_add_header(req, "Retry-After", secs);
     if (st == GUEST_OK)
         st = guest_res_send(req, 429, "text/plain; charset=utf-8",
                             "Too Many Requests\n");

@@ -11,10 +11,20 @@
 guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
                            void *conn, guest_req **out)
 {
-    if (!ctx || !ops || !out || !ops->header || !ops->method || !ops->target ||
-        !ops->set_status || !ops->add_header || !ops->write)
+    if (!ctx || !ops || !out)
         return GUEST_ERR_INVALID;
     *out = NULL;
+    /* An adapter compiled against an older header has a shorter struct:
+     * only its own bytes are read, the members it does not know stay NULL. */
+    if (ops->size < GUEST_HTTP_OPS_MIN_SIZE)
+        return GUEST_ERR_INVALID;
+    guest_http_ops copy = {0};
+    memcpy(&copy, ops, ops->size < sizeof copy ? ops->size : sizeof copy);
+    copy.size = sizeof copy;
+    ops = &copy;
+    if (!ops->header || !ops->method || !ops->target || !ops->set_status ||
+        !ops->add_header || !ops->write)
+        return GUEST_ERR_INVALID;
     /* Refused here rather than in the guards, so that no handler, guarded
      * or not, ever sees a Host the site does not own. */
     const char *host = ops->header(conn, "Host");
@@ -35,7 +45,9 @@ guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
     if (!r)
         return GUEST_ERR_NOMEM;
     r->ctx = ctx;
-    r->ops = ops;
+    r->ops_copy = copy;
+    r->ops = &r->ops_copy;
+    ops = r->ops;
     r->conn = conn;
     r->status = 200;
     const char *target = ops->target(conn);
@@ -132,7 +144,7 @@ guest_status guest_req_body(const guest_req *req, const char **data,
 void guest__vary_cookie(guest_req *req)
 {
     if (!req->vary_cookie_sent &&
-        guest_res_header(req, "Vary", "Cookie") == GUEST_OK)
+        guest_res_add_header(req, "Vary", "Cookie") == GUEST_OK)
         req->vary_cookie_sent = true;
 }
 

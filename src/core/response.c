@@ -5,7 +5,7 @@
 
 #include "core/core.h"
 
-guest_status guest_res_status(guest_req *req, int status)
+guest_status guest_res_set_status(guest_req *req, int status)
 {
     if (!req || status < 100 || status > 999)
         return GUEST_ERR_INVALID;
@@ -28,8 +28,8 @@ guest_status guest_res_reset(guest_req *req)
     return GUEST_OK;
 }
 
-guest_status guest_res_header(guest_req *req, const char *name,
-                              const char *value)
+guest_status guest_res_add_header(guest_req *req, const char *name,
+                                  const char *value)
 {
     /* A CR or LF in a header would let input split the response. */
     if (!req || !name || !value || !*name || guest__has_ctl(name) ||
@@ -116,9 +116,9 @@ guest_status guest_res_write_html(guest_req *req, const char *text)
 guest_status guest_res_send(guest_req *req, int status,
                             const char *content_type, const char *body)
 {
-    guest_status st = guest_res_status(req, status);
+    guest_status st = guest_res_set_status(req, status);
     if (st == GUEST_OK && content_type)
-        st = guest_res_header(req, "Content-Type", content_type);
+        st = guest_res_add_header(req, "Content-Type", content_type);
     if (st == GUEST_OK && body)
         st = guest_res_write(req, body, strlen(body));
     return st;
@@ -128,10 +128,20 @@ guest_status guest_res_redirect(guest_req *req, const char *location)
 {
     if (!location || guest__has_ctl(location))
         return GUEST_ERR_INVALID;
-    guest_status st = guest_res_status(req, 302);
+    guest_status st = guest_res_set_status(req, 302);
     if (st == GUEST_OK)
-        st = guest_res_header(req, "Location", location);
+        st = guest_res_add_header(req, "Location", location);
     return st;
+}
+
+guest_status guest__respond_error(guest_req *req)
+{
+    /* An answer that lost a header it needed must not go out as it is: the
+     * half-built page is dropped for a plain 500. */
+    if (guest_res_reset(req) != GUEST_OK)
+        return guest_res_set_status(req, 500);
+    return guest_res_send(req, 500, "text/plain; charset=utf-8",
+                          "Internal Server Error\n");
 }
 
 guest_status guest__respond_unavailable(guest_req *req)
@@ -139,6 +149,6 @@ guest_status guest__respond_unavailable(guest_req *req)
     guest_status st = guest_res_send(req, 503, "text/plain; charset=utf-8",
                                      "Service Unavailable\n");
     if (st == GUEST_OK)
-        st = guest_res_header(req, "Retry-After", "5");
+        st = guest_res_add_header(req, "Retry-After", "5");
     return st;
 }

@@ -11,7 +11,7 @@ static bool path_matches(const char *pattern, const char *path)
     return strcmp(pattern, path) == 0;
 }
 
-void guest_routes_handler(guest_req *req, void *routes)
+void guest_routes_dispatch(guest_req *req, const guest_route *routes)
 {
     const guest_route *r = routes;
     const char *path = guest_req_path(req);
@@ -34,7 +34,8 @@ void guest_routes_handler(guest_req *req, void *routes)
     if (*allow) {
         guest_res_send(req, 405, "text/plain; charset=utf-8",
                        "Method Not Allowed\n");
-        guest_res_header(req, "Allow", allow);
+        if (guest_res_add_header(req, "Allow", allow) != GUEST_OK)
+            guest__respond_error(req);
         return;
     }
     guest_res_send(req, 404, "text/plain; charset=utf-8", "Not Found\n");

@@ -59,7 +59,7 @@ guest_status guest__session_new(char token[GUEST__TOKEN_CHARS + 1],
     if (st == GUEST_OK) {
         guest__b64url_encode(raw, sizeof raw, enc);
         memcpy(token, enc, GUEST__TOKEN_CHARS + 1);
-        guest__sha256(raw, sizeof raw, hash);
+        st = guest__sha256(raw, sizeof raw, hash);
     }
     /* A bearer token: no copy of it may outlive the call. */
     OPENSSL_cleanse(raw, sizeof raw);
@@ -77,9 +77,10 @@ bool guest__session_hash(const char *token,
         OPENSSL_cleanse(raw, sizeof raw);
         return false;
     }
-    guest__sha256(raw, sizeof raw, hash);
+    /* A token that cannot be hashed cannot be looked up: no session. */
+    bool ok = guest__sha256(raw, sizeof raw, hash) == GUEST_OK;
     OPENSSL_cleanse(raw, sizeof raw);
-    return true;
+    return ok;
 }
 
 /* Separates session signatures from every other use of the keys. */
@@ -132,7 +133,7 @@ guest_status guest__set_cookie(guest_req *req, const char *name,
         c->cookie_samesite, secure ? "; Secure" : "");
     if (!line)
         return GUEST_ERR_NOMEM;
-    guest_status st = guest_res_header(req, "Set-Cookie", line);
+    guest_status st = guest_res_add_header(req, "Set-Cookie", line);
     /* The value may be a session token. */
     OPENSSL_cleanse(line, strlen(line));
     free(line);
@@ -144,7 +145,7 @@ guest_status guest__set_session_cookie(guest_req *req, const char *token)
     /* A response that hands out a session must never be stored by a shared
      * cache, or the next visitor would receive this one's cookie. */
     guest__vary_cookie(req);
-    guest_status st = guest_res_header(req, "Cache-Control", "private");
+    guest_status st = guest_res_add_header(req, "Cache-Control", "private");
     if (st != GUEST_OK)
         return st;
     const guest_config *c = &req->ctx->cfg;

@@ -382,9 +382,8 @@ guest_status guest_get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
 }
 
 guest_status guest_list_guests(guest_ctx *ctx, bool expired_only,
-                               int64_t max_age, size_t limit,
-                               guest_guest_list_fn fn, void *userdata,
-                               guest_error *err)
+                               int64_t max_age, size_t limit, guest_list_fn fn,
+                               void *userdata, guest_error *err)
 {
     if (!ctx || !fn)
         return guest__fail(err, GUEST_ERR_INVALID, "ctx and fn are required");
@@ -421,7 +420,7 @@ guest_status guest_list_guests(guest_ctx *ctx, bool expired_only,
         return st;
     int rows = PQntuples(res);
     for (int i = 0; i < rows; i++) {
-        guest_guest_info g = {
+        guest_info g = {
             .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
             .username = PQgetvalue(res, i, 1),
             .created_at = strtoll(PQgetvalue(res, i, 2), NULL, 10),

@@ -273,14 +273,33 @@ static guest_status run_in(guest_db *tx, const guest__stmt *s, const char *sql,
         return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
     if (tx->failed != GUEST_OK)
         return guest__fail(err, tx->failed,
-                           "an earlier statement of this transaction failed");
+                           "an earlier statement of this transaction "
+                           "failed: %s",
+                           tx->failed_message);
     bool broken = false, sent = false;
+    /* The detail is kept even when this caller does not want it: a later
+     * caller of the same transaction may. */
+    guest_error local = {.message = ""};
+    guest_error *e = err ? err : &local;
     guest_status st =
-        send_on(tx->conn, tx->timeout_ms, s, sql, res, &broken, &sent, err);
+        send_on(tx->conn, tx->timeout_ms, s, sql, res, &broken, &sent, e);
     tx->broken |= broken;
     if (st != GUEST_OK)
-        tx->failed = st;
+        guest__tx_failed(tx, st, e);
     return st;
+}
+
+void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err)
+{
+    if (tx->failed != GUEST_OK)
+        return;
+    tx->failed = st;
+    const char *m = err && *err->message ? err->message : guest_strerror(st);
+    size_t n = strlen(m);
+    if (n >= sizeof tx->failed_message)
+        n = sizeof tx->failed_message - 1;
+    memcpy(tx->failed_message, m, n);
+    tx->failed_message[n] = '\0';
 }
 
 guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
@@ -354,7 +373,8 @@ guest_status guest__tx_commit(guest_db *tx, guest_error *err)
     if (tx->failed != GUEST_OK) {
         guest_status st = tx->failed;
         guest__tx_abort(tx);
-        return guest__fail(err, st, "the transaction had failed");
+        return guest__fail(err, st, "the transaction had failed: %s",
+                           tx->failed_message);
     }
     bool broken = false;
     guest_status st = control(tx->conn, tx->timeout_ms, "COMMIT", &broken, err);
@@ -427,16 +447,22 @@ guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
                            "callback");
     if (db->failed != GUEST_OK)
         return guest__fail(err, db->failed,
-                           "an earlier statement of this transaction failed");
+                           "an earlier statement of this transaction "
+                           "failed: %s",
+                           db->failed_message);
     /* COMMIT or ROLLBACK from a callback would end the library's
      * transaction and leave the rest of the operation in autocommit, half
      * written on a later failure; SET and friends would outlive it on the
      * pooled connection. Refused, and the operation rolls back. */
     if (controls_transaction(sql)) {
-        db->failed = GUEST_ERR_INVALID;
-        return guest__fail(err, GUEST_ERR_INVALID,
-                           "transaction control and session settings are "
-                           "not allowed through guest_db_exec");
+        guest_error e;
+        guest__fail(&e, GUEST_ERR_INVALID,
+                    "transaction control and session settings are not "
+                    "allowed through guest_db_exec");
+        guest__tx_failed(db, e.status, &e);
+        if (err)
+            *err = e;
+        return e.status;
     }
     /* Always the extended protocol, even without parameters: it runs
      * exactly one statement, so no text can smuggle in a second. */
@@ -446,11 +472,14 @@ guest_status guest_db_exec(guest_db *db, const char *sql, int nparams,
     const guest__stmt s = {.sql = sql, .params = &p};
     guest_status st = guest__sql_run(db->ctx, db, &s, NULL, err);
     /* A backstop for what the keyword check cannot see. */
-    if (st == GUEST_OK && PQtransactionStatus(db->conn) != PQTRANS_INTRANS)
-        st = guest__fail(err, GUEST_ERR_INVALID,
+    if (st == GUEST_OK && PQtransactionStatus(db->conn) != PQTRANS_INTRANS) {
+        guest_error e;
+        st = guest__fail(&e, GUEST_ERR_INVALID,
                          "a callback's statement ended the library's "
                          "transaction");
-    if (st != GUEST_OK)
-        db->failed = st;
+        guest__tx_failed(db, st, &e);
+        if (err)
+            *err = e;
+    }
     return st;
 }

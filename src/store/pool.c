@@ -57,17 +57,30 @@ guest_status guest__pool_new(const char *conninfo, unsigned size,
     /* The client gives up on a statement after timeout_ms; the server is
      * told the same, so an abandoned statement stops there too instead of
      * holding its locks on a connection nobody reads any more. */
-    snprintf(p->options, sizeof p->options,
-             "-c statement_timeout=%u -c lock_timeout=%u", timeout_ms,
-             timeout_ms);
-    pthread_mutex_init(&p->lock, NULL);
+    int n = snprintf(p->options, sizeof p->options,
+                     "-c statement_timeout=%u -c lock_timeout=%u", timeout_ms,
+                     timeout_ms);
     /* Waits are measured on the monotonic clock, like every deadline here,
      * so setting the wall clock back cannot stretch them. */
     pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->freed, &attr);
-    pthread_condattr_destroy(&attr);
+    bool attr_ok = pthread_condattr_init(&attr) == 0;
+    bool cond_ok = attr_ok &&
+                   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+                   pthread_cond_init(&p->freed, &attr) == 0;
+    if (attr_ok)
+        pthread_condattr_destroy(&attr);
+    bool mutex_ok = cond_ok && pthread_mutex_init(&p->lock, NULL) == 0;
+    if (n < 0 || (size_t)n >= sizeof p->options || !mutex_ok) {
+        if (mutex_ok)
+            pthread_mutex_destroy(&p->lock);
+        if (cond_ok)
+            pthread_cond_destroy(&p->freed);
+        free(p->slots);
+        free(p->conninfo);
+        free(p);
+        return guest__fail(err, GUEST_ERR_NOMEM,
+                           "cannot set up the connection pool");
+    }
     p->size = size;
     p->timeout_ms = timeout_ms;
     *out = p;

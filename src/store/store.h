@@ -73,9 +73,14 @@ struct guest_db {
     unsigned timeout_ms;
     bool broken;
     /* The first failure inside the transaction; PostgreSQL refuses every
-     * later statement, so it decides the outcome. */
+     * later statement, so it decides the outcome. Its detail (libpq's
+     * message) is kept for the caller's guest_error. */
     guest_status failed;
+    char failed_message[sizeof(((guest_error *)0)->message)];
 };
+
+/* Records the first failure of @p tx with @p err's message (may be NULL). */
+void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err);
 
 /* Runs @p s within the context's db_timeout_ms: inside @p tx when given
  * (its first failure is kept and refuses every later statement), else on a

@@ -105,9 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         guest_form_free(f);
         break;
     }
-    case 3:
-        (void)guest_is_safe_url(s, "example.com", pick & 0x80);
+    case 3: {
+        bool safe = guest_is_safe_url(s, "example.com", pick & 0x80);
+        (void)safe;
         break;
+    }
     case 4: {
         char *url = guest__redirect_with_next("/login/?a=1", "next", s);
         free(url);
@@ -138,10 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)guest__host_allowed(fuzz_ctx(), s);
         break;
     case 9: {
-        static const guest_http_ops ops = {.header = x_header,
-                                           .method = x_text,
-                                           .target = x_text,
-                                           .client_addr = x_peer};
+        static const guest_http_ops ops = {
+            GUEST_HTTP_OPS_INIT, .header = x_header, .method = x_text,
+            .target = x_text, .client_addr = x_peer};
         guest_req req = {.ctx = fuzz_ctx(), .ops = &ops};
         fuzz_xff = s;
         guest__req_find_client(&req);
