@@ -130,13 +130,36 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* @p in with control bytes as \xHH, cut to fit @p size. */
+static void log_safe(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            if (o + 1 >= size)
+                break;
+            out[o++] = (char)*p;
+        } else {
+            if (o + 4 >= size)
+                break;
+            snprintf(out + o, 5, "\\x%02x", *p);
+            o += 4;
+        }
+    }
+    out[o] = '\0';
+}
+
 void demo_handler(guest_req *req, void *userdata)
 {
     (void)userdata;
     double t0 = now_ms();
     guest_routes_dispatch(req, demo_routes());
     const char *addr = guest_req_client_addr(req);
-    fprintf(stderr, "%s %s %s %d %.1fms\n", addr ? addr : "-",
-            guest_req_method(req), guest_req_target(req),
+    /* The target and method are the client's bytes: escape what a terminal
+     * would act on. */
+    char method[32], target[512];
+    log_safe(guest_req_method(req), method, sizeof method);
+    log_safe(guest_req_target(req), target, sizeof target);
+    fprintf(stderr, "%s %s %s %d %.1fms\n", addr ? addr : "-", method, target,
             guest_res_status_code(req), now_ms() - t0);
 }

@@ -56,7 +56,8 @@ GUEST_API guest_status guest_require_regular(
  *         const guest_user *u;
  *         if (guest_req_user(req, &u, NULL) != GUEST_OK)
  *             return;
- *         guest_res_printf(req, "Hello, %s!", guest_user_name(u));
+ *         guest_res_printf(req, "Hello, ");
+ *         guest_res_write_html(req, guest_user_name(u));  (escaped)
  *     }
  */
 #define GUEST__GUARDED(name, call)                                             \
