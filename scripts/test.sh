@@ -3,7 +3,8 @@
 # warnings as errors, the same suite under AddressSanitizer +
 # UndefinedBehaviorSanitizer, and an install whose package the examples are
 # built against out of tree, and the Debian packages (cpack -G DEB) checked
-# and built against. Installs what it needs on Debian first.
+# and built against; first, every C file is checked against .clang-format
+# and src/ against .clang-tidy. Installs what it needs on Debian first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -15,6 +16,13 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   npm ci --prefix tests/e2e --ignore-scripts --no-audit --no-fund
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
+
+echo ">> format (clang-format) and lint (clang-tidy, .clang-tidy)"
+git ls-files -z '*.c' '*.h' ':!tests/e2e/*' | xargs -0 clang-format --dry-run -Werror
+cmake -S . -B build-tidy -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DGUESTUSER_TESTS=OFF \
+  -DGUESTUSER_EXAMPLES=OFF -DGUESTUSER_BENCHMARKS=OFF >/dev/null
+run-clang-tidy -p build-tidy -j "$jobs" -quiet "$PWD/src/" >build-tidy/clang-tidy.log 2>&1 ||
+  { cat build-tidy/clang-tidy.log; echo "clang-tidy found problems (above)"; exit 1; }
 
 echo ">> build + tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGUESTUSER_WERROR=ON >/dev/null

@@ -144,6 +144,12 @@ guest_status guest_csrf_token(guest_req *req, const char **token)
         for (size_t i = 0; i < GUEST__CSRF_SECRET_CHARS; i++) {
             int x = alnum_index(req->csrf_secret[i]);
             int y = alnum_index(mask[i]);
+            /* Both are alphanumeric by construction; anything else must
+             * not become an index. */
+            if (x < 0 || y < 0) {
+                req->csrf_token[0] = '\0';
+                return GUEST_ERR_CRYPTO;
+            }
             req->csrf_token[i] = mask[i];
             req->csrf_token[GUEST__CSRF_SECRET_CHARS + i] = alnum[(x + y) % 62];
         }

@@ -65,22 +65,28 @@ size_t guest_form_count(const guest_form *form)
 static guest_status add(guest_form *form, char *name, char *value, size_t len,
                         guest_error *err)
 {
+    /* Each refusal sets its status here, not through guest__fail's return
+     * value, so the append below is plainly reached only with room. */
     guest_status st = GUEST_OK;
     if (!name || !value) {
-        st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+        st = GUEST_ERR_NOMEM;
+        (void)guest__fail(err, st, "out of memory");
     } else if (find(form, name)) {
         /* Two values for one name leave it unclear which one a check saw
          * and which one the action used; refusing is the only safe read. */
-        st = guest__fail(err, GUEST_ERR_VALIDATION,
-                         "the field \"%.64s\" was sent more than once", name);
+        st = GUEST_ERR_VALIDATION;
+        (void)guest__fail(err, st,
+                          "the field \"%.64s\" was sent more than once", name);
     } else if (form->count >= GUEST_FORM_MAX_FIELDS) {
-        st = guest__fail(err, GUEST_ERR_VALIDATION, "more than %d form fields",
-                         GUEST_FORM_MAX_FIELDS);
-    } else if (form->count == form->cap) {
+        st = GUEST_ERR_VALIDATION;
+        (void)guest__fail(err, st, "more than %d form fields",
+                          GUEST_FORM_MAX_FIELDS);
+    } else if (form->count == form->cap || !form->fields) {
         size_t cap = form->cap ? form->cap * 2 : 8;
         field *grown = realloc(form->fields, cap * sizeof *grown);
         if (!grown) {
-            st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+            st = GUEST_ERR_NOMEM;
+            (void)guest__fail(err, st, "out of memory");
         } else {
             form->fields = grown;
             form->cap = cap;

@@ -219,7 +219,7 @@ static guest_status login(guest_req *req, const char *username,
         guest_form_errors_add(errors, "username", GUEST__MSG_REQUIRED);
     if (!password || !*password)
         guest_form_errors_add(errors, "password", GUEST__MSG_REQUIRED);
-    if (errors->count)
+    if (errors->count || !username || !password)
         return GUEST_ERR_VALIDATION;
     guest_ctx *ctx = req->ctx;
     /* Too long to be anyone's name: refused without a query (and without

@@ -51,12 +51,12 @@ static const char *op_header(void *c, const char *name)
     /* Out of room or memory: no value rather than a partial one. */
     if (r->joined_count == sizeof r->joined / sizeof *r->joined)
         return NULL;
-    const char *sep = strcasecmp(name, "Cookie") ? ", " : "; ";
+    const char *sep = strcasecmp(name, "Cookie") != 0 ? ", " : "; ";
     guest_buf b = {0};
     bool ok = true;
     size_t seen = 0;
     for (int i = 0; ok && i < r->ri->num_headers; i++) {
-        if (!h[i].name || strcasecmp(h[i].name, name))
+        if (!h[i].name || strcasecmp(h[i].name, name) != 0)
             continue;
         const char *v = h[i].value ? h[i].value : "";
         ok = !(seen++ && guest_buf_append(&b, sep, 2) != 0) &&

@@ -92,11 +92,11 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
     s->content_length += !strcasecmp(key, "Content-Length");
     s->transfer_encoding += !strcasecmp(key, "Transfer-Encoding");
     s->host += !strcasecmp(key, "Host");
-    if (!s->name || strcasecmp(key, s->name))
+    if (!s->name || strcasecmp(key, s->name) != 0)
         return MHD_YES;
     /* RFC 9110 5.3: repeated lines of a list field mean their values joined
      * with commas; cookies are joined with "; " as HTTP/2 does. */
-    const char *sep = strcasecmp(key, "Cookie") ? ", " : "; ";
+    const char *sep = strcasecmp(key, "Cookie") != 0 ? ", " : "; ";
     if ((s->count++ && guest_buf_append(&s->joined, sep, 2) != 0) ||
         guest_buf_append(&s->joined, value ? value : "",
                          value ? strlen(value) : 0) != 0)

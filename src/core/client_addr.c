@@ -170,7 +170,7 @@ static bool parse_hop(const char *s, size_t n, unsigned char out[16],
     if (port) {
         size_t plen = (size_t)(s + n - port);
         if (plen < 1 || plen > 5 || strspn(port, "0123456789") < plen ||
-            atol(port) > 65535)
+            strtol(port, NULL, 10) > 65535)
             return false;
     }
     return guest__parse_ip(addr, alen, out, family);

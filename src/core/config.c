@@ -136,9 +136,9 @@ static guest_status check_config(const guest_config *c, guest_error *err)
         return BAD("name_max_attempts must be at least 1");
     if (!valid_token(c->cookie_name))
         return BAD("cookie_name is not a valid cookie name");
-    if (strcmp(c->cookie_samesite, "Lax") &&
-        strcmp(c->cookie_samesite, "Strict") &&
-        strcmp(c->cookie_samesite, "None"))
+    if (strcmp(c->cookie_samesite, "Lax") != 0 &&
+        strcmp(c->cookie_samesite, "Strict") != 0 &&
+        strcmp(c->cookie_samesite, "None") != 0)
         return BAD("cookie_samesite must be Lax, Strict or None");
     if (!strcmp(c->cookie_samesite, "None") && !c->cookie_secure)
         return BAD(

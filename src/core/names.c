@@ -42,7 +42,7 @@ guest_status guest__name_numbered_width(const guest_config *cfg,
         return st;
     const char *prefix = cfg->name_prefix ? cfg->name_prefix : "";
     int w = snprintf(buf, size, "%s%0*llu", prefix, (int)digits,
-                     (unsigned long long)(n + 1));
+                     (unsigned long long)n + 1);
     return (w < 0 || (size_t)w >= size) ? GUEST_ERR_TOO_LARGE : GUEST_OK;
 }
 

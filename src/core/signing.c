@@ -201,6 +201,8 @@ static guest_status parse_keys(const char *path, char *buf, char **keys,
                                size_t *n, guest_error *err)
 {
     unsigned line = 0;
+    if (!buf)
+        return guest__fail(err, GUEST_ERR_INVALID, "no key file text");
     for (char *p = buf; *p;) {
         char *end = strchr(p, '\n');
         char *next = end ? end + 1 : p + strlen(p);

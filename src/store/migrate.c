@@ -89,7 +89,7 @@ guest_status guest__migrate(guest_ctx *ctx, guest_error *err)
                   "SELECT coalesce(max(version), 0) FROM @.schema_migrations",
                   NULL, &res, err)))
         goto rollback;
-    int have = atoi(PQgetvalue(res, 0, 0));
+    int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     res = NULL;
     if (have > MIGRATION_COUNT) {
