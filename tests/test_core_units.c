@@ -342,6 +342,27 @@ START_TEST(unreachable_database_is_reported)
 }
 END_TEST
 
+/* Header lines joined as RFC 9110 combines them, cookies with "; ". */
+START_TEST(header_lines_join_for_adapters)
+{
+    guest_buf b = {0};
+    ck_assert_int_eq(guest_buf_append_field_line(&b, "X-Forwarded-For", "a"),
+                     0);
+    ck_assert_int_eq(guest_buf_append_field_line(&b, "x-forwarded-for", "b"),
+                     0);
+    ck_assert_str_eq(b.data, "a, b");
+    guest_buf_cleanup(&b);
+    ck_assert_int_eq(guest_buf_append_field_line(&b, "Cookie", "a=1"), 0);
+    ck_assert_int_eq(guest_buf_append_field_line(&b, "cookie", "b=2"), 0);
+    ck_assert_int_eq(guest_buf_append_field_line(&b, "Cookie", NULL), 0);
+    ck_assert_str_eq(b.data, "a=1; b=2; ");
+    ck_assert_int_eq(guest_buf_append_field_line(&b, NULL, "x"), -1);
+    ck_assert_int_eq(guest_buf_append_field_line(NULL, "Cookie", "x"), -1);
+    ck_assert_str_eq(b.data, "a=1; b=2; ");
+    guest_buf_cleanup(&b);
+}
+END_TEST
+
 START_TEST(response_collection_for_adapters)
 {
     guest_response r;
@@ -428,6 +449,7 @@ int main(void)
     tcase_add_test(tc, unreachable_database_is_reported);
     tcase_add_test(tc, a_silent_database_times_out);
     tcase_add_test(tc, response_collection_for_adapters);
+    tcase_add_test(tc, header_lines_join_for_adapters);
     tcase_add_test(tc, log_goes_to_callback_and_repeats_are_held_back);
     suite_add_tcase(s, tc);
     return tl_run(s);

@@ -55,6 +55,46 @@ GUEST_API void guest_response_reset(guest_response *r, int status);
  * be reused after guest_response_init(). */
 GUEST_API void guest_response_cleanup(guest_response *r);
 
+/**
+ * Defines the four response callbacks of guest_http_ops, named
+ * PREFIX_set_status, PREFIX_add_header, PREFIX_write and PREFIX_reset, for
+ * an adapter whose per-request struct @p type keeps its guest_response in
+ * @p member. Use at file scope, then in the ops table:
+ *
+ *     GUEST_RESPONSE_CALLBACKS(op, my_req, res)
+ *     ... .set_status = op_set_status, .add_header = op_add_header,
+ *         .write = op_write, .reset = op_reset, ...
+ */
+#define GUEST_RESPONSE_CALLBACKS(prefix, type, member)                         \
+    static int prefix##_set_status(void *c, int status)                        \
+    {                                                                          \
+        return guest_response_set_status(&((type *)c)->member, status);        \
+    }                                                                          \
+    static int prefix##_add_header(void *c, const char *name,                  \
+                                   const char *value)                          \
+    {                                                                          \
+        return guest_response_add_header(&((type *)c)->member, name, value);   \
+    }                                                                          \
+    static int prefix##_write(void *c, const void *data, size_t len)           \
+    {                                                                          \
+        return guest_response_write(&((type *)c)->member, data, len);          \
+    }                                                                          \
+    static int prefix##_reset(void *c)                                         \
+    {                                                                          \
+        guest_response_reset(&((type *)c)->member, 200);                       \
+        return 0;                                                              \
+    }
+
+/**
+ * Appends @p value to @p b as one more line of the header field @p name,
+ * the way RFC 9110 5.3 combines a field sent on several lines: ", " between
+ * values ("; " for Cookie). For an adapter's header callback, so the
+ * library sees every line of X-Forwarded-For, not just the first.
+ * 0, or -1 when out of memory (@p b keeps what it had).
+ */
+GUEST_API GUEST_NODISCARD int
+guest_buf_append_field_line(guest_buf *b, const char *name, const char *value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,17 +51,11 @@ static const char *op_header(void *c, const char *name)
     /* Out of room or memory: no value rather than a partial one. */
     if (r->joined_count == sizeof r->joined / sizeof *r->joined)
         return NULL;
-    const char *sep = strcasecmp(name, "Cookie") != 0 ? ", " : "; ";
     guest_buf b = {0};
     bool ok = true;
-    size_t seen = 0;
-    for (int i = 0; ok && i < r->ri->num_headers; i++) {
-        if (!h[i].name || strcasecmp(h[i].name, name) != 0)
-            continue;
-        const char *v = h[i].value ? h[i].value : "";
-        ok = !(seen++ && guest_buf_append(&b, sep, 2) != 0) &&
-             guest_buf_append(&b, v, strlen(v)) == 0;
-    }
+    for (int i = 0; ok && i < r->ri->num_headers; i++)
+        if (h[i].name && strcasecmp(h[i].name, name) == 0)
+            ok = guest_buf_append_field_line(&b, name, h[i].value) == 0;
     if (!ok) {
         guest_buf_cleanup(&b);
         return NULL;
@@ -116,26 +110,7 @@ static int op_body(void *c, const char **data, size_t *len)
     return 0;
 }
 
-static int op_set_status(void *c, int status)
-{
-    return guest_response_set_status(&((cw_req *)c)->res, status);
-}
-
-static int op_add_header(void *c, const char *name, const char *value)
-{
-    return guest_response_add_header(&((cw_req *)c)->res, name, value);
-}
-
-static int op_write(void *c, const void *data, size_t len)
-{
-    return guest_response_write(&((cw_req *)c)->res, data, len);
-}
-
-static int op_reset(void *c)
-{
-    guest_response_reset(&((cw_req *)c)->res, 200);
-    return 0;
-}
+GUEST_RESPONSE_CALLBACKS(op, cw_req, res)
 
 static const guest_http_ops civetweb_ops = {
     GUEST_HTTP_OPS_INIT,

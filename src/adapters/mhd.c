@@ -94,12 +94,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
     s->host += !strcasecmp(key, "Host");
     if (!s->name || strcasecmp(key, s->name) != 0)
         return MHD_YES;
-    /* RFC 9110 5.3: repeated lines of a list field mean their values joined
-     * with commas; cookies are joined with "; " as HTTP/2 does. */
-    const char *sep = strcasecmp(key, "Cookie") != 0 ? ", " : "; ";
-    if ((s->count++ && guest_buf_append(&s->joined, sep, 2) != 0) ||
-        guest_buf_append(&s->joined, value ? value : "",
-                         value ? strlen(value) : 0) != 0)
+    s->count++;
+    if (guest_buf_append_field_line(&s->joined, key, value) != 0)
         s->failed = true;
     return MHD_YES;
 }
@@ -185,26 +181,7 @@ static int op_body(void *c, const char **data, size_t *len)
     return r->too_large ? -1 : 0;
 }
 
-static int op_set_status(void *c, int status)
-{
-    return guest_response_set_status(&((mhd_conn *)c)->res, status);
-}
-
-static int op_add_header(void *c, const char *name, const char *value)
-{
-    return guest_response_add_header(&((mhd_conn *)c)->res, name, value);
-}
-
-static int op_write(void *c, const void *data, size_t len)
-{
-    return guest_response_write(&((mhd_conn *)c)->res, data, len);
-}
-
-static int op_reset(void *c)
-{
-    guest_response_reset(&((mhd_conn *)c)->res, 200);
-    return 0;
-}
+GUEST_RESPONSE_CALLBACKS(op, mhd_conn, res)
 
 static const guest_http_ops mhd_ops = {
     GUEST_HTTP_OPS_INIT,

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "guestuser/adapter.h"
 
@@ -92,4 +93,24 @@ void guest_response_cleanup(guest_response *r)
 {
     drop_headers(r);
     guest_buf_cleanup(&r->body);
+}
+
+int guest_buf_append_field_line(guest_buf *b, const char *name,
+                                const char *value)
+{
+    if (!b || !name)
+        return -1;
+    const char *sep = strcasecmp(name, "Cookie") != 0 ? ", " : "; ";
+    size_t had = b->len;
+    if (!value)
+        value = "";
+    if ((had && guest_buf_append(b, sep, 2) != 0) ||
+        guest_buf_append(b, value, strlen(value)) != 0) {
+        /* Nothing half-appended stays behind. */
+        b->len = had;
+        if (b->data)
+            b->data[had] = '\0';
+        return -1;
+    }
+    return 0;
 }
