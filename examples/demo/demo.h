@@ -42,7 +42,7 @@ const guest_route *demo_routes(void);
  * per request to stderr. */
 void demo_handler(guest_req *req, void *userdata);
 
-/* account_routes.c (issue 3): the home page and the profile page; the
+/* account_routes.c: the home page and the profile page; the
  * convert, login and logout pages are the library's own handlers. */
 void demo_home(guest_req *req, void *userdata);
 void demo_profile(guest_req *req, void *userdata);
@@ -50,7 +50,7 @@ void demo_profile(guest_req *req, void *userdata);
  * into GUEST_PW_CHECK_* bits; 0, or -1 for an unknown word. */
 int demo_parse_password_checks(const char *list, unsigned *checks);
 
-/* notes.c (issue 5): the notes application. Its table is
+/* notes.c: the notes application. Its table is
  * <library schema>_demo.notes; guide: docs/demo.md. */
 #define DEMO_NOTE_MAX_CHARS 2000
 /* Most notes one user may keep unless --notes-max says otherwise. */

@@ -103,7 +103,7 @@ static const guest_route routes[] = {
     {"GET", "/regular_user_required/", regular_user_required, NULL},
     {"GET", "/whoami", whoami, NULL},
     {"GET", "/healthz", healthz, NULL},
-    /* accounts (issue 3): account_routes.c and the library's handlers,
+    /* accounts: account_routes.c and the library's handlers,
      * mounted for every method so they answer 405 themselves */
     {"GET", "/", demo_home, NULL},
     {NULL, "/convert/", guest_convert_view, (void *)&demo_views},
@@ -112,7 +112,7 @@ static const guest_route routes[] = {
     {NULL, "/accounts/login/", guest_login_view, (void *)&demo_views},
     {"GET", "/accounts/profile/", demo_profile, NULL},
     {NULL, "/accounts/logout/", guest_logout_view, NULL},
-    /* the notes application (issue 5): notes.c; each answers 405 itself */
+    /* the notes application: notes.c; each answers 405 itself */
     {NULL, "/notes/", demo_notes, NULL},
     {NULL, "/notes/delete/", demo_notes_delete, NULL},
     {NULL, NULL, NULL, NULL},
