@@ -321,6 +321,18 @@ static void json_success(guest_req *req, const guest_user *u)
         json_pack("{s:o, s:s}", "user", json_user(u), "csrf_token", token));
 }
 
+/* A form that did its work: JSON says who the visitor is now, HTML goes on
+ * to the safe next URL or the configured page. */
+static void succeeded(guest_req *req, bool json, const char *next,
+                      const char *fallback)
+{
+    const guest_user *u = NULL;
+    if (json)
+        json_success(req, guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
+    else
+        redirect(req, next ? next : fallback);
+}
+
 /* Extra fields must not collide with the built-in ones or break markup. */
 static bool signup_fields_ok(const guest_signup *s, const char *next_field)
 {
@@ -441,11 +453,7 @@ void guest_convert_view(guest_req *req, void *userdata)
                             &errors, NULL);
     switch (st) {
     case GUEST_OK:
-        if (json)
-            json_success(req,
-                         guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
-        else
-            redirect(req, next ? next : c->convert_redirect_url);
+        succeeded(req, json, next, c->convert_redirect_url);
         break;
     case GUEST_ERR_NOT_GUEST:
         /* Converted by a concurrent request (or logged out): this one
@@ -549,20 +557,16 @@ void guest_login_view(guest_req *req, void *userdata)
                      NULL);
     switch (st) {
     case GUEST_OK:
-        if (json)
-            json_success(req,
-                         guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
-        else
-            redirect(req, next ? next : c->login_redirect_url);
+        succeeded(req, json, next, c->login_redirect_url);
         break;
     case GUEST_ERR_AUTH:
     case GUEST_ERR_VALIDATION:
-        page.username = username;
-        show_errors(req, v, json, &page);
-        break;
     case GUEST_ERR_RATE_LIMITED:
         page.username = username;
-        too_many(req, v, json, &page);
+        if (st == GUEST_ERR_RATE_LIMITED)
+            too_many(req, v, json, &page);
+        else
+            show_errors(req, v, json, &page);
         break;
     default:
         failure(req, json, st);
