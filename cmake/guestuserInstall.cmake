@@ -110,6 +110,10 @@ set(GUESTUSER_PC_PREFIX "\${pcfiledir}/${GUESTUSER_PC_UP}")
 configure_file(cmake/guestuser.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+# guestuser-db: the library plus libpq (guestuser/db.h's PGresults).
+configure_file(cmake/guestuser-db.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-db.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-db.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 foreach(_adapter mhd civetweb)
   string(TOUPPER ${_adapter} _upper)
   if(GUESTUSER_WITH_${_upper})

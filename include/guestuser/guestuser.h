@@ -13,6 +13,7 @@
 #include "csrf.h"
 #include "views.h"
 #include "cleanup.h"
+#include "db.h"
 #include "adapter.h"
 
 #endif

@@ -45,7 +45,14 @@ struct guest_req {
      * seconds a limit that refused this request asks to wait. */
     char client_key[GUEST__CLIENT_KEY_BUF];
     int64_t retry_after;
+    /* req_db.c: the connection lent to the handler (NULL: none yet), and
+     * whether it was lost, which fails every later use in this request. */
+    PGconn *db_conn;
+    bool db_lost;
 };
+
+/* req_db.c: gives the request's lent connection back (guest_req_free). */
+void guest__req_db_release(guest_req *req);
 
 /* hosts.c */
 /* Parses allowed_hosts into ctx->hosts; GUEST_ERR_CONFIG naming the bad

@@ -70,6 +70,7 @@ void guest_req_free(guest_req *req)
 {
     if (!req)
         return;
+    guest__req_db_release(req);
     OPENSSL_cleanse(req->csrf_secret, sizeof req->csrf_secret);
     OPENSSL_cleanse(req->csrf_token, sizeof req->csrf_token);
     free(req->path);

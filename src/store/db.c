@@ -213,12 +213,10 @@ char *guest__schema_sql(const char *tmpl, const char *schema)
     return out;
 }
 
-/* Sends @p sql (the text of @p s) on @p conn and waits for its result;
- * *res gets it as guest__sql_run says. */
-static guest_status send_on(PGconn *conn, unsigned timeout_ms,
-                            const guest__stmt *s, const char *sql,
-                            PGresult **res, bool *broken, bool *sent,
-                            guest_error *err)
+guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
+                                const guest__stmt *s, const char *sql,
+                                PGresult **res, bool *broken, bool *sent,
+                                guest_error *err)
 {
     static const guest__params none = {0};
     const guest__params *p = s->params ? s->params : &none;
@@ -254,7 +252,7 @@ static guest_status run_pooled(guest_ctx *ctx, const guest__stmt *s,
         bool broken = false, sent = false;
         int64_t left = deadline - guest__now_ms();
         unsigned budget = left > 1 ? (unsigned)left : 1;
-        st = send_on(conn, budget, s, sql, res, &broken, &sent, err);
+        st = guest__sql_send_on(conn, budget, s, sql, res, &broken, &sent, err);
         guest__pool_release(ctx->pool, conn, broken);
         if (!broken || sent || guest__now_ms() >= deadline)
             return st;
@@ -281,8 +279,8 @@ static guest_status run_in(guest_db *tx, const guest__stmt *s, const char *sql,
      * caller of the same transaction may. */
     guest_error local = {.message = ""};
     guest_error *e = err ? err : &local;
-    guest_status st =
-        send_on(tx->conn, tx->timeout_ms, s, sql, res, &broken, &sent, e);
+    guest_status st = guest__sql_send_on(tx->conn, tx->timeout_ms, s, sql, res,
+                                         &broken, &sent, e);
     tx->broken |= broken;
     if (st != GUEST_OK)
         guest__tx_failed(tx, st, e);
@@ -332,7 +330,8 @@ static guest_status control(PGconn *conn, unsigned timeout_ms, const char *sql,
 {
     bool sent;
     const guest__stmt s = {.sql = sql, .script = true};
-    return send_on(conn, timeout_ms, &s, sql, NULL, broken, &sent, err);
+    return guest__sql_send_on(conn, timeout_ms, &s, sql, NULL, broken, &sent,
+                              err);
 }
 
 guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)

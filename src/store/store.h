@@ -32,11 +32,14 @@ guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
                             const PGconn *conn);
 
 /* db.c: the one way the library runs SQL. */
+/* Room for the most any statement takes: the library's own and the
+ * application's (GUEST_QUERY_MAX_PARAMS). */
+#define GUEST__PARAMS_MAX 16
 typedef struct guest__params {
     int n;
-    const char *values[8];
-    int lengths[8];
-    int formats[8];
+    const char *values[GUEST__PARAMS_MAX];
+    int lengths[GUEST__PARAMS_MAX];
+    int formats[GUEST__PARAMS_MAX];
 } guest__params;
 /* Counts statements sent, so tests can hold the one-round-trip promise. */
 extern _Atomic unsigned long guest__db_round_trips;
@@ -90,12 +93,32 @@ void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err);
  * SQLSTATE); NULL otherwise. */
 guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
                             PGresult **res, guest_error *err);
+/* Sends @p sql (the text of @p s) on @p conn, a connection the caller
+ * holds, and waits at most @p timeout_ms for its result; *res gets it as
+ * guest__sql_run says. *broken: the connection must be dropped; *sent: the
+ * statement left, so it may have run. */
+guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
+                                const guest__stmt *s, const char *sql,
+                                PGresult **res, bool *broken, bool *sent,
+                                guest_error *err);
 /* True when @p res failed with SQLSTATE @p state (e.g. "23505"). */
 bool guest__sql_state_is(const PGresult *res, const char *state);
 guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err);
 guest_status guest__tx_commit(guest_db *tx, guest_error *err);
 /* Rolls back (when still open) and returns the connection to the pool. */
 void guest__tx_abort(guest_db *tx);
+
+/* lend.c: pooled connections lent to the application (guestuser/db.h). */
+/* Lends a pooled connection within db_timeout_ms, in blocking mode. */
+guest_status guest__db_lend(guest_ctx *ctx, PGconn **conn, guest_error *err);
+/* Takes @p conn back: rolls back an open transaction, drops it when
+ * @p broken or unusable. */
+void guest__db_take_back(guest_ctx *ctx, PGconn *conn, bool broken);
+/* One application statement on the lent @p conn within db_timeout_ms;
+ * *broken turns true when the connection must not be used again. */
+guest_status guest__db_query_on(guest_ctx *ctx, PGconn *conn, const char *sql,
+                                int nparams, const char *const *params,
+                                PGresult **res, bool *broken, guest_error *err);
 
 /* migrate.c */
 int guest__schema_version_latest(void);

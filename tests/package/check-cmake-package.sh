@@ -8,6 +8,7 @@
 #    machine without libcivetweb-dev), and COMPONENTS civetweb fails there
 #    with a message naming CivetWeb, which shows the hiding works;
 #  - COMPONENTS civetweb, static and none work when nothing is hidden;
+#    COMPONENTS db (the library plus libpq) links libpq for the caller;
 #  - a second package configured with -DGUESTUSER_WITH_CIVETWEB=OFF:
 #    COMPONENTS civetweb fails, saying the package was built without it;
 #  - find_package leaves no variables but its own in the caller's scope
@@ -71,6 +72,7 @@ refused civetweb-hidden "$work/both" civetweb "civetweb: CivetWeb was not found"
 consumer civetweb "$work/both" civetweb
 consumer both "$work/both" "mhd;civetweb"
 consumer static "$work/both" static
+consumer db "$work/both" "db;mhd" "-DCMAKE_IGNORE_PATH=$hidden"
 consumer core "$work/both" ""
 if grep -qiE 'civetweb|microhttpd|libpq' "$work/core/CMakeCache.txt"; then
   echo "FAIL: find_package(guestuser) without components looked for dependencies" >&2; exit 1

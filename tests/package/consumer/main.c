@@ -8,6 +8,9 @@
 #ifdef CONSUMER_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
 #endif
+#ifdef CONSUMER_DB
+#include <libpq-fe.h>
+#endif
 
 int main(void)
 {
@@ -16,6 +19,11 @@ int main(void)
 #endif
 #ifdef CONSUMER_CIVETWEB
     guest_civetweb_free(NULL);
+#endif
+#ifdef CONSUMER_DB
+    /* libpq's header and library come with the component */
+    printf("libpq %d\n", PQlibVersion());
+    guest_db_return(NULL, NULL);
 #endif
     guest_config cfg;
     guest_config_init(&cfg);
