@@ -52,6 +52,17 @@ typedef guest_status (*guest_login_hook_fn)(const guest_user *guest,
                                             guest_db *db, void *userdata);
 
 /**
+ * Called by guest_delete_expired() after each batch of expired guests was
+ * deleted and committed, with their user ids (@p count of them, borrowed
+ * for the call): remove what the application keeps about them outside
+ * PostgreSQL (files, cache entries, search documents). Runs on the thread
+ * that called guest_delete_expired(), between batches; the rows are gone
+ * already, so it cannot stop or undo the deletion.
+ */
+typedef void (*guest_deleted_fn)(const int64_t *user_ids, size_t count,
+                                 void *userdata);
+
+/**
  * An application password rule: return NULL to accept, or a static message
  * to reject @p password for @p username.
  */
@@ -245,6 +256,10 @@ struct guest_config {
      * and wiped by guest_ctx_free().
      */
     const char *const *secret_keys;
+    /* Cleanup */
+    /** After each batch guest_delete_expired() deletes (NULL: none). */
+    guest_deleted_fn on_guests_deleted;
+    void *on_guests_deleted_userdata;
 };
 
 /** Shortest accepted secret key, bytes. */

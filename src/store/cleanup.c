@@ -44,7 +44,8 @@ static void cleanup_sql_free(cleanup_sql *sql)
     free(sql->count_windows);
 }
 
-static bool cleanup_sql_build(cleanup_sql *sql, const char *schema)
+static bool cleanup_sql_build(cleanup_sql *sql, const char *schema,
+                              bool returning)
 {
     /* The users row of a guest is locked together with its guests row, and
      * locked rows are skipped: a guest being converted, logging in, or
@@ -55,14 +56,17 @@ static bool cleanup_sql_build(cleanup_sql *sql, const char *schema)
      * the application's tables. The batch is handed over as an array, not
      * joined: with a join the planner hashes the whole users table for
      * every batch, which made each batch cost as much as the table is big. */
-    sql->delete_users =
-        guest__schema_sql("DELETE FROM @.users WHERE id = ANY (ARRAY("
-                          "SELECT g.user_id FROM @.guests g"
-                          " JOIN @.users u ON u.id = g.user_id"
-                          " WHERE g.created_at < $1::timestamptz"
-                          " ORDER BY g.created_at LIMIT $2::integer"
-                          " FOR UPDATE OF g, u SKIP LOCKED))",
-                          schema);
+#define DELETE_USERS                                                           \
+    "DELETE FROM @.users WHERE id = ANY (ARRAY("                               \
+    "SELECT g.user_id FROM @.guests g"                                         \
+    " JOIN @.users u ON u.id = g.user_id"                                      \
+    " WHERE g.created_at < $1::timestamptz"                                    \
+    " ORDER BY g.created_at LIMIT $2::integer"                                 \
+    " FOR UPDATE OF g, u SKIP LOCKED))"
+    /* The ids travel back only when on_guests_deleted wants them. */
+    sql->delete_users = guest__schema_sql(
+        returning ? DELETE_USERS " RETURNING id" : DELETE_USERS, schema);
+#undef DELETE_USERS
     sql->delete_sessions = guest__schema_sql(
         "DELETE FROM @.sessions WHERE token_hash = ANY (ARRAY("
         "SELECT token_hash FROM @.sessions"
@@ -223,11 +227,29 @@ static guest_status count_expired(guest_ctx *ctx, const cleanup_sql *sql,
 /* Runs @p sql batch after batch until one deletes fewer rows than a full
  * batch: rows skipped as locked are another process's, not ours to wait
  * for. */
+/* Hands the ids of a batch (the RETURNING column) to on_guests_deleted. */
+static guest_status report_deleted(guest_ctx *ctx, const PGresult *res,
+                                   guest_error *err)
+{
+    int n = PQntuples(res);
+    int64_t *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    if (!ids)
+        return guest__fail(err, GUEST_ERR_NOMEM,
+                           "out of memory for the ids of a deleted batch "
+                           "(the batch itself is deleted)");
+    for (int i = 0; i < n; i++)
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    ctx->cfg.on_guests_deleted(ids, (size_t)n,
+                               ctx->cfg.on_guests_deleted_userdata);
+    free(ids);
+    return GUEST_OK;
+}
+
 static guest_status delete_batches(guest_ctx *ctx, const char *sql,
                                    const char *before,
                                    const guest_cleanup_options *o,
                                    guest_cleanup_result *r, uint64_t *counter,
-                                   guest_error *err)
+                                   bool report, guest_error *err)
 {
     char limit[16];
     snprintf(limit, sizeof limit, "%u", o->batch_size);
@@ -241,6 +263,12 @@ static guest_status delete_batches(guest_ctx *ctx, const char *sql,
         if (st != GUEST_OK)
             return st;
         uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
+        /* Each batch is its own committed statement: by now it is done. */
+        if (report && n > 0 &&
+            (st = report_deleted(ctx, res, err)) != GUEST_OK) {
+            PQclear(res);
+            return st;
+        }
         PQclear(res);
         if (n == 0)
             return GUEST_OK;
@@ -309,7 +337,8 @@ guest_status guest_delete_expired(guest_ctx *ctx,
                            "the cutoff cannot be represented as a date");
 
     cleanup_sql sql;
-    if (!cleanup_sql_build(&sql, ctx->cfg.db_schema))
+    if (!cleanup_sql_build(&sql, ctx->cfg.db_schema,
+                           ctx->cfg.on_guests_deleted != NULL))
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     if (opts->dry_run) {
         st = count_expired(ctx, &sql, cutoff, now, r, err);
@@ -317,13 +346,14 @@ guest_status guest_delete_expired(guest_ctx *ctx,
         /* Guests first: their sessions go with them by cascade, so the
          * session pass only has other users' sessions left to do. */
         st = delete_batches(ctx, sql.delete_users, cutoff, opts, r,
-                            &r->users_deleted, err);
+                            &r->users_deleted,
+                            ctx->cfg.on_guests_deleted != NULL, err);
         if (st == GUEST_OK)
             st = delete_batches(ctx, sql.delete_sessions, now, opts, r,
-                                &r->sessions_deleted, err);
+                                &r->sessions_deleted, false, err);
         if (st == GUEST_OK)
             st = delete_batches(ctx, sql.delete_windows, now, opts, r,
-                                &r->rate_windows_deleted, err);
+                                &r->rate_windows_deleted, false, err);
     }
     cleanup_sql_free(&sql);
     return st;
