@@ -2,45 +2,28 @@
  * <library schema>_demo.notes, whose user_id references the library's users
  * ON DELETE CASCADE: converting a guest keeps them (same user id), cleanup
  * of an expired guest removes them. The demo talks to that table through
- * its own small pool of libpq connections, with parameters only. */
-#include <errno.h>
-#include <pthread.h>
+ * the library's own pool (guestuser/db.h), with parameters only, so its
+ * statements share the library's deadlines and outage answers. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "demo.h"
 #include "layout.h"
 
-#define POOL_CAP 32
-
 static struct {
     bool started;
-    char *conninfo; /* NULL: libpq's PG* environment */
-    char connect_timeout[16];
-    unsigned wait_ms;
     int64_t max_age;
     unsigned notes_max;
     char schema[64]; /* unquoted, for messages */
     char *sql_page, *sql_lock, *sql_add, *sql_delete, *sql_move;
-    pthread_mutex_t lock;
-    pthread_cond_t freed;
-    PGconn *idle[POOL_CAP];
-    unsigned nidle, nopen, max;
-} app = {.lock = PTHREAD_MUTEX_INITIALIZER, .freed = PTHREAD_COND_INITIALIZER};
+} app;
 
 /* ---- database ---- */
-
-static void quiet(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
 
 static char *format(const char *fmt, ...) GUEST_PRINTF(1, 2);
 static char *format(const char *fmt, ...)
@@ -58,118 +41,6 @@ static char *format(const char *fmt, ...)
     return s;
 }
 
-static PGconn *connect_one(char *err, size_t errsize)
-{
-    const char *keys[3] = {"connect_timeout", NULL, NULL};
-    const char *vals[3] = {app.connect_timeout, NULL, NULL};
-    if (app.conninfo && *app.conninfo) {
-        keys[1] = "dbname";
-        vals[1] = app.conninfo;
-    }
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (!c || PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, errsize, "%s", c ? PQerrorMessage(c) : "out of memory");
-        PQfinish(c);
-        return NULL;
-    }
-    PQsetNoticeProcessor(c, quiet, NULL);
-    char ms[16];
-    snprintf(ms, sizeof ms, "%u", app.wait_ms);
-    const char *params[] = {ms};
-    PGresult *r =
-        PQexecParams(c, "SELECT set_config('statement_timeout', $1, false)", 1,
-                     NULL, params, NULL, NULL, 0);
-    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        snprintf(err, errsize, "%s", PQerrorMessage(c));
-    PQclear(r);
-    if (!ok) {
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* A connection from the pool, or NULL when none could be had within the
- * database timeout. */
-static PGconn *pool_get(void)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += app.wait_ms / 1000;
-    until.tv_nsec += (long)(app.wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&app.lock);
-    for (;;) {
-        while (app.nidle) {
-            PGconn *c = app.idle[--app.nidle];
-            /* A connection the server closed while it sat idle (a restart)
-             * shows up here as unreadable or bad: drop it. */
-            if (PQconsumeInput(c) && PQstatus(c) == CONNECTION_OK) {
-                pthread_mutex_unlock(&app.lock);
-                return c;
-            }
-            app.nopen--;
-            PQfinish(c);
-        }
-        if (app.nopen < app.max)
-            break;
-        if (pthread_cond_timedwait(&app.freed, &app.lock, &until) ==
-            ETIMEDOUT) {
-            pthread_mutex_unlock(&app.lock);
-            return NULL;
-        }
-    }
-    app.nopen++;
-    pthread_mutex_unlock(&app.lock);
-    char err[256];
-    PGconn *c = connect_one(err, sizeof err);
-    if (!c) {
-        fprintf(stderr, "notes: cannot connect: %s", err);
-        pthread_mutex_lock(&app.lock);
-        app.nopen--;
-        pthread_cond_signal(&app.freed);
-        pthread_mutex_unlock(&app.lock);
-    }
-    return c;
-}
-
-static void pool_put(PGconn *c)
-{
-    bool keep =
-        PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
-    pthread_mutex_lock(&app.lock);
-    if (keep)
-        app.idle[app.nidle++] = c;
-    else
-        app.nopen--;
-    pthread_cond_signal(&app.freed);
-    pthread_mutex_unlock(&app.lock);
-    if (!keep)
-        PQfinish(c);
-}
-
-/* Runs one statement with text parameters. Returns its result (PQclear
- * it), which may be an SQL error, or NULL when the database could not be
- * reached. */
-static PGresult *run(const char *sql, int nparams, const char *const *params)
-{
-    PGconn *c = pool_get();
-    if (!c)
-        return NULL;
-    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
-    if (!r || PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "notes: %s", PQerrorMessage(c));
-        PQclear(r);
-        r = NULL;
-    }
-    pool_put(c);
-    return r;
-}
-
 static bool sqlstate_is(const PGresult *r, const char *state)
 {
     const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -184,24 +55,23 @@ typedef enum add_result {
     ADD_FAILED,
 } add_result;
 
-/* One statement of add_note(): its result if it ended with @p want, else
- * NULL (the result cleared, *state set from what went wrong). */
-static PGresult *step(PGconn *c, const char *sql, int nparams,
-                      const char *const *params, ExecStatusType want,
-                      add_result *state)
+/* One statement of add_note() on the request's connection: its result, or
+ * NULL with *state set from what went wrong. */
+static PGresult *step(guest_req *req, const char *sql, int nparams,
+                      const char *const *params, add_result *state)
 {
-    PGresult *r =
-        nparams ? PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0)
-                : PQexec(c, sql);
-    if (r && PQresultStatus(r) == want)
+    PGresult *r = NULL;
+    guest_error err;
+    guest_status st = guest_req_query(req, sql, nparams, params, &r, &err);
+    if (st == GUEST_OK)
         return r;
-    if (!r || PQstatus(c) != CONNECTION_OK || sqlstate_is(r, "57014"))
+    if (st == GUEST_ERR_DB_UNAVAILABLE || sqlstate_is(r, "57014"))
         *state = ADD_DOWN; /* gone, or statement_timeout (a lock wait) */
     else if (sqlstate_is(r, "23503"))
         *state = ADD_NO_USER;
     else
         *state = ADD_FAILED;
-    fprintf(stderr, "notes: %s", PQerrorMessage(c));
+    fprintf(stderr, "notes: %s\n", err.message);
     PQclear(r);
     return NULL;
 }
@@ -223,27 +93,27 @@ static PGresult *step(PGconn *c, const char *sql, int nparams,
  * itself and with the library's updates of that row (short), not with the
  * KEY SHARE locks that foreign-key checks take, so sessions and other
  * inserts referencing the user do not wait on it. */
-static add_result add_note(int64_t user, const char *text)
+static add_result add_note(guest_req *req, int64_t user, const char *text)
 {
-    PGconn *c = pool_get();
-    if (!c)
-        return ADD_DOWN;
     char id[24], max[16];
     snprintf(id, sizeof id, "%lld", (long long)user);
     snprintf(max, sizeof max, "%u", app.notes_max);
     const char *params[] = {id, text, max};
     add_result res = ADDED;
-    PGresult *r = step(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, &res);
+    /* The request's connection keeps the three statements in one
+     * transaction; if the handler returned midway, the library would roll
+     * it back when the request ends. */
+    PGresult *r = step(req, "BEGIN", 0, NULL, &res);
     if (r) {
         PQclear(r);
-        r = step(c, app.sql_lock, 1, params, PGRES_TUPLES_OK, &res);
+        r = step(req, app.sql_lock, 1, params, &res);
     }
     if (r) {
         bool exists = PQntuples(r) == 1;
         PQclear(r);
         r = NULL;
         if (exists)
-            r = step(c, app.sql_add, 3, params, PGRES_COMMAND_OK, &res);
+            r = step(req, app.sql_add, 3, params, &res);
         else
             res = ADD_NO_USER;
     }
@@ -251,12 +121,14 @@ static add_result add_note(int64_t user, const char *text)
         if (!strcmp(PQcmdTuples(r), "0"))
             res = ADD_FULL;
         PQclear(r);
-        r = step(c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, &res);
+        r = step(req, "COMMIT", 0, NULL, &res);
         PQclear(r);
+    } else {
+        /* Ends the transaction now rather than when the request ends: the
+         * answer may still take a while to send. */
+        if (res != ADD_DOWN)
+            PQclear(step(req, "ROLLBACK", 0, NULL, &(add_result){ADDED}));
     }
-    if (PQtransactionStatus(c) != PQTRANS_IDLE && PQstatus(c) == CONNECTION_OK)
-        PQclear(PQexec(c, "ROLLBACK"));
-    pool_put(c);
     return res;
 }
 
@@ -284,20 +156,14 @@ void demo_notes_configure(guest_config *cfg)
 
 void demo_notes_stop(void)
 {
-    pthread_mutex_lock(&app.lock);
-    while (app.nidle)
-        PQfinish(app.idle[--app.nidle]);
-    app.nopen = 0;
-    pthread_mutex_unlock(&app.lock);
     app.started = false;
-    free(app.conninfo);
     free(app.sql_page);
     free(app.sql_lock);
     free(app.sql_add);
     free(app.sql_delete);
     free(app.sql_move);
-    app.conninfo = app.sql_page = app.sql_lock = app.sql_add = app.sql_delete =
-        app.sql_move = NULL;
+    app.sql_page = app.sql_lock = app.sql_add = app.sql_delete = app.sql_move =
+        NULL;
     app.schema[0] = '\0';
 }
 
@@ -320,20 +186,16 @@ int demo_notes_start(guest_ctx *ctx, unsigned notes_max, char *err,
         return -1;
     }
     snprintf(app.schema, sizeof app.schema, "%s_demo", c->db_schema);
-    if (c->db_conninfo && !(app.conninfo = strdup(c->db_conninfo))) {
-        snprintf(err, errsize, "out of memory");
-        return -1;
-    }
-    unsigned secs = (c->db_timeout_ms + 999) / 1000;
-    snprintf(app.connect_timeout, sizeof app.connect_timeout, "%u",
-             secs < 2 ? 2 : secs);
-    app.wait_ms = c->db_timeout_ms;
-    app.max = c->db_pool_size < POOL_CAP ? c->db_pool_size : POOL_CAP;
     app.max_age = c->max_age;
 
-    PGconn *conn = connect_one(err, errsize);
-    if (!conn)
+    /* The table is made on one of the library's own connections, lent
+     * for the start-up work. */
+    PGconn *conn = NULL;
+    guest_error gerr;
+    if (guest_db_borrow(ctx, &conn, &gerr) != GUEST_OK) {
+        snprintf(err, errsize, "%s", gerr.message);
         return -1;
+    }
     char *notes = PQescapeIdentifier(conn, app.schema, strlen(app.schema));
     char *lib = PQescapeIdentifier(conn, c->db_schema, strlen(c->db_schema));
     char *ddl = NULL;
@@ -395,7 +257,7 @@ int demo_notes_start(guest_ctx *ctx, unsigned notes_max, char *err,
     if (!ddl || !app.sql_page || !app.sql_lock || !app.sql_add ||
         !app.sql_delete || !app.sql_move) {
         free(ddl);
-        PQfinish(conn);
+        guest_db_return(ctx, conn);
         demo_notes_stop();
         snprintf(err, errsize, "out of memory");
         return -1;
@@ -406,15 +268,12 @@ int demo_notes_start(guest_ctx *ctx, unsigned notes_max, char *err,
         snprintf(err, errsize, "creating %s.notes: %s", app.schema,
                  PQerrorMessage(conn));
         PQclear(r);
-        PQfinish(conn);
+        guest_db_return(ctx, conn);
         demo_notes_stop();
         return -1;
     }
     PQclear(r);
-    pthread_mutex_lock(&app.lock);
-    app.idle[app.nidle++] = conn;
-    app.nopen = 1;
-    pthread_mutex_unlock(&app.lock);
+    guest_db_return(ctx, conn);
     app.started = true;
     return 0;
 }
@@ -570,8 +429,8 @@ static void show_notes(guest_req *req, const guest_user *u, int status,
     snprintf(below, sizeof below, "%lld",
              (long long)(before > 0 ? before : INT64_MAX));
     const char *params[] = {id, below};
-    PGresult *r = run(app.sql_page, 2, params);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PGresult *r = NULL;
+    if (guest_req_query(req, app.sql_page, 2, params, &r, NULL) != GUEST_OK) {
         PQclear(r);
         unavailable(req);
         return;
@@ -741,7 +600,7 @@ static void notes_add(guest_req *req, void *userdata)
         free(text);
         return;
     }
-    switch (add_note(guest_user_id(u), text)) {
+    switch (add_note(req, guest_user_id(u), text)) {
     case ADDED:
         demo_redirect(req, "/notes/");
         break;
@@ -875,10 +734,12 @@ void demo_notes_delete(guest_req *req, void *userdata)
         char uid[24];
         snprintf(uid, sizeof uid, "%lld", (long long)guest_user_id(u));
         const char *params[] = {id, uid};
-        PGresult *r = run(app.sql_delete, 2, params);
-        if (!r)
+        PGresult *r = NULL;
+        guest_status st =
+            guest_req_query(req, app.sql_delete, 2, params, &r, NULL);
+        if (st == GUEST_ERR_DB_UNAVAILABLE)
             unavailable(req);
-        else if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        else if (st != GUEST_OK)
             demo_message_page(req, 500, "Internal Server Error",
                               "The note could not be deleted.", "/notes/",
                               "Your notes");
