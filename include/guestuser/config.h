@@ -94,6 +94,20 @@ typedef enum guest_rate_action {
     GUEST_RATE_ACTION_429
 } guest_rate_action;
 
+/** What sits between the library and PostgreSQL (docs/scaling.md). */
+typedef enum guest_db_pooler {
+    /** As NONE until a server refuses the startup parameter `options`
+     * (PgBouncer does), then as TRANSACTION for the rest of the context. */
+    GUEST_DB_POOLER_AUTO,
+    /** PostgreSQL itself, or a pooler in session mode: timeouts as startup
+     * options, named prepared statements. */
+    GUEST_DB_POOLER_NONE,
+    /** A pooler in transaction mode (PgBouncer pool_mode = transaction): no
+     * startup options, unnamed statements only, timeouts set with SET
+     * LOCAL in each transaction, a statement past db_timeout_ms cancelled. */
+    GUEST_DB_POOLER_TRANSACTION
+} guest_db_pooler;
+
 /** Password validator switches for guest_config.password_checks. */
 enum {
     GUEST_PW_CHECK_MIN_LENGTH = 1 << 0,
@@ -256,6 +270,10 @@ struct guest_config {
      * and wiped by guest_ctx_free().
      */
     const char *const *secret_keys;
+    /* Connection poolers */
+    /** PgBouncer or the like between the library and PostgreSQL
+     * (GUEST_DB_POOLER_AUTO). */
+    guest_db_pooler db_pooler;
     /* Cleanup */
     /** After each batch guest_delete_expired() deletes (NULL: none). */
     guest_deleted_fn on_guests_deleted;

@@ -170,6 +170,12 @@ static guest_status check_config(const guest_config *c, guest_error *err)
     if (c->db_timeout_ms < 100 || c->db_timeout_ms > 3600000)
         return BAD("db_timeout_ms must be 100..3600000 (got %u)",
                    c->db_timeout_ms);
+    if (c->db_pooler != GUEST_DB_POOLER_AUTO &&
+        c->db_pooler != GUEST_DB_POOLER_NONE &&
+        c->db_pooler != GUEST_DB_POOLER_TRANSACTION)
+        return BAD("db_pooler must be GUEST_DB_POOLER_AUTO, _NONE or "
+                   "_TRANSACTION (got %d)",
+                   (int)c->db_pooler);
     if (c->password_iterations < 1)
         return BAD("password_iterations must be at least 1");
     if (c->max_body_size < 1024)
@@ -302,9 +308,7 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         guest__fail(err, st, "out of memory");
         goto fail;
     }
-    if ((st = guest__pool_new(ctx->cfg.db_conninfo, ctx->cfg.db_pool_size,
-                              ctx->cfg.db_timeout_ms, &ctx->pool, err)) !=
-        GUEST_OK)
+    if ((st = guest__pool_new(ctx, &ctx->pool, err)) != GUEST_OK)
         goto fail;
     /* Migrating at start both proves the database is reachable and makes
      * every later statement able to assume the schema exists. */

@@ -4,6 +4,7 @@
  * to application callbacks inside them. */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -119,7 +120,10 @@ static guest_status collect(PGconn *conn, int64_t deadline, unsigned timeout_ms,
     return st;
 timeout:
     /* The connection is mid-statement: it cannot be reused, so it is
-     * dropped (the server cancels the statement when it notices). */
+     * dropped. The server would notice only when it next writes to it, so
+     * it is asked to stop now: behind a transaction-mode pooler there is no
+     * statement_timeout of ours to do it. */
+    guest__pool_cancel_async(conn);
     *broken = true;
     return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
                        "the database did not answer within %u ms", timeout_ms);
@@ -312,6 +316,15 @@ guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
             return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     }
     const char *sql = expanded ? expanded : s->sql;
+    /* Behind a transaction-mode pooler consecutive statements may reach
+     * different server connections, so a named statement prepared on one
+     * is missing on the next: each goes unnamed (parsed every time). */
+    guest__stmt unnamed;
+    if (s->prepared && guest__pool_transaction_mode(ctx->pool)) {
+        unnamed = *s;
+        unnamed.prepared = NULL;
+        s = &unnamed;
+    }
     guest_status st =
         tx ? run_in(tx, s, sql, res, err) : run_pooled(ctx, s, sql, res, err);
     free(expanded);
@@ -342,6 +355,15 @@ guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
     /* A connection can die between the pool's check and BEGIN; BEGIN
      * changes nothing, so it gets one more try, within the same deadline. */
     int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
+    /* Behind a transaction-mode pooler the connection has no timeouts of
+     * ours (no startup options): the transaction sets its own, in the same
+     * round trip as BEGIN, and they end with it. */
+    char begin[128] = "BEGIN";
+    if (guest__pool_transaction_mode(ctx->pool))
+        snprintf(begin, sizeof begin,
+                 "BEGIN; SET LOCAL statement_timeout = %u;"
+                 " SET LOCAL lock_timeout = %u",
+                 ctx->cfg.db_timeout_ms, ctx->cfg.db_timeout_ms);
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     for (int attempt = 0; attempt < 2; attempt++) {
         st = guest__pool_acquire_by(ctx->pool, deadline, &tx->conn, err);
@@ -351,7 +373,7 @@ guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
         }
         int64_t left = deadline - guest__now_ms();
         bool broken = false;
-        st = control(tx->conn, left > 1 ? (unsigned)left : 1, "BEGIN", &broken,
+        st = control(tx->conn, left > 1 ? (unsigned)left : 1, begin, &broken,
                      err);
         if (st == GUEST_OK)
             return GUEST_OK;

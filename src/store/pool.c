@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,11 @@ typedef struct slot {
 } slot;
 
 struct guest__pool {
+    const guest_ctx *ctx; /* for log lines */
+    guest_db_pooler mode;
+    /* Behind a transaction-mode pooler: set from the start, or by AUTO when
+     * a server refused the startup options. Never goes back. */
+    _Atomic bool transaction_mode;
     pthread_mutex_t lock;
     pthread_cond_t freed;
     slot *slots;
@@ -25,10 +31,11 @@ struct guest__pool {
     char options[96];
 };
 
-guest_status guest__pool_new(const char *conninfo, unsigned size,
-                             unsigned timeout_ms, guest__pool **out,
+guest_status guest__pool_new(const guest_ctx *ctx, guest__pool **out,
                              guest_error *err)
 {
+    const char *conninfo = ctx->cfg.db_conninfo;
+    unsigned size = ctx->cfg.db_pool_size, timeout_ms = ctx->cfg.db_timeout_ms;
     guest__pool *p = calloc(1, sizeof *p);
     if (!p)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
@@ -83,6 +90,9 @@ guest_status guest__pool_new(const char *conninfo, unsigned size,
     }
     p->size = size;
     p->timeout_ms = timeout_ms;
+    p->ctx = ctx;
+    p->mode = ctx->cfg.db_pooler;
+    p->transaction_mode = p->mode == GUEST_DB_POOLER_TRANSACTION;
     *out = p;
     return GUEST_OK;
 }
@@ -112,14 +122,22 @@ static void ignore_notice(void *arg, const char *message)
 
 /* Connects without blocking past @p deadline: libpq's connect_timeout counts
  * whole seconds per host, too coarse for a request budget. */
-static PGconn *connect_by(const guest__pool *p, int64_t deadline,
-                          guest_error *err)
+static PGconn *connect_once(const guest__pool *p, int64_t deadline,
+                            guest_error *err)
 {
     /* Ours come first: whatever the caller's conninfo (expanded from
-     * dbname) sets, application_name or options included, wins. */
-    const char *keys[] = {"application_name", "options", "dbname", NULL};
-    const char *vals[] = {"libguestuser", p->options, p->conninfo, NULL};
-    PGconn *c = PQconnectStartParams(keys, vals, 1);
+     * dbname) sets, application_name or options included, wins. A
+     * transaction-mode pooler refuses `options` (and would hand the
+     * settings to whichever client gets that server connection next), so
+     * there the timeouts travel with each transaction instead. */
+    static const char *const with[] = {"application_name", "options", "dbname",
+                                       NULL};
+    static const char *const without[] = {"application_name", "dbname", NULL};
+    bool options = !p->transaction_mode;
+    const char *vals_with[] = {"libguestuser", p->options, p->conninfo, NULL};
+    const char *vals_without[] = {"libguestuser", p->conninfo, NULL};
+    PGconn *c = PQconnectStartParams(options ? with : without,
+                                     options ? vals_with : vals_without, 1);
     if (!c) {
         guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
         return NULL;
@@ -152,6 +170,68 @@ static PGconn *connect_by(const guest__pool *p, int64_t deadline,
     guest__fail_pq(err, GUEST_ERR_DB_UNAVAILABLE, "cannot connect", c);
     PQfinish(c);
     return NULL;
+}
+
+static PGconn *connect_by(guest__pool *p, int64_t deadline, guest_error *err)
+{
+    guest_error local = {.message = ""};
+    guest_error *e = err ? err : &local;
+    PGconn *c = connect_once(p, deadline, e);
+    /* PgBouncer answers the startup parameter `options` with "unsupported
+     * startup parameter: options"; PostgreSQL itself accepts it. */
+    if (!c && p->mode == GUEST_DB_POOLER_AUTO && !p->transaction_mode &&
+        strstr(e->message, "unsupported startup parameter")) {
+        bool was = false;
+        if (atomic_compare_exchange_strong(&p->transaction_mode, &was, true))
+            guest__log(p->ctx, GUEST_LOG_INFO,
+                       "the database refused startup options: a connection "
+                       "pooler in transaction mode is assumed from now on "
+                       "(db_pooler; docs/scaling.md)");
+        c = connect_once(p, deadline, e);
+    }
+    return c;
+}
+
+bool guest__pool_transaction_mode(const guest__pool *p)
+{
+    return p->transaction_mode;
+}
+
+static _Atomic int cancels_running;
+
+static void *cancel_thread(void *arg)
+{
+    PGcancel *c = arg;
+    char buf[256];
+    (void)PQcancel(c, buf, sizeof buf);
+    PQfreeCancel(c);
+    cancels_running--;
+    return NULL;
+}
+
+void guest__pool_cancel_async(PGconn *conn)
+{
+    /* PQcancel opens a new connection and blocks while it does; in its own
+     * thread it cannot hold up the request that gave up. A handful at a
+     * time is enough: past that the database is down, and cancelling
+     * cannot help. */
+    if (++cancels_running > 4) {
+        cancels_running--;
+        return;
+    }
+    PGcancel *c = PQgetCancel(conn);
+    pthread_t t;
+    pthread_attr_t attr;
+    bool started = false;
+    if (c && pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, cancel_thread, c) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        PQfreeCancel(c);
+        cancels_running--;
+    }
 }
 
 static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)

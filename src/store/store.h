@@ -17,14 +17,22 @@ struct guest_user {
 };
 
 /* pool.c: a fixed-size, thread-safe libpq connection pool. */
-guest_status guest__pool_new(const char *conninfo, unsigned size,
-                             unsigned timeout_ms, guest__pool **out,
+/* From @p ctx's db_conninfo, db_pool_size, db_timeout_ms and db_pooler;
+ * logs through @p ctx, which must outlive the pool. */
+guest_status guest__pool_new(const guest_ctx *ctx, guest__pool **out,
                              guest_error *err);
 void guest__pool_free(guest__pool *pool);
 /* A connection, waiting for a free one or connecting until @p deadline
  * (guest__now_ms() time): callers share one deadline per operation. */
 guest_status guest__pool_acquire_by(guest__pool *pool, int64_t deadline,
                                     PGconn **conn, guest_error *err);
+/* True once the pool talks to a transaction-mode pooler (db_pooler): no
+ * named prepared statements, no session state, timeouts per transaction. */
+bool guest__pool_transaction_mode(const guest__pool *pool);
+/* Asks the server, from another thread, to cancel what @p conn is running
+ * (a statement past its deadline behind a pooler, which has no
+ * statement_timeout of ours); at most a few at a time, else skipped. */
+void guest__pool_cancel_async(PGconn *conn);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
 /* @p what + libpq's last message for @p conn, in @p err. */
