@@ -506,6 +506,17 @@ static int cmd_create_user(guest_ctx *ctx, const args *a)
     return EXIT_DB;
 }
 
+/* Warnings and errors only: cron mails whatever reaches standard error,
+ * and news such as a connection pooler detected is not worth a mail. */
+static void log_quietly(guest_log_level level, const char *message,
+                        void *userdata)
+{
+    (void)userdata;
+    if (level != GUEST_LOG_INFO)
+        fprintf(stderr, "guestuser: %s: %s\n",
+                level == GUEST_LOG_ERROR ? "error" : "warning", message);
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -513,17 +524,9 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    /* The schema check at start makes the server send NOTICEs ("already
-     * exists, skipping") that libpq prints on standard error, where cron
-     * would mail them after every run. The user's own PGOPTIONS come after
-     * ours, so they can still ask for notices. */
-    const char *pgopts = getenv("PGOPTIONS");
-    char quiet[1024];
-    snprintf(quiet, sizeof quiet, "-c client_min_messages=warning %s",
-             pgopts ? pgopts : "");
-    if (strlen(quiet) < sizeof quiet - 1)
-        setenv("PGOPTIONS", quiet, 1);
-
+    /* No PGOPTIONS of ours: the library keeps server notices off standard
+     * error itself, and a transaction-mode pooler such as PgBouncer refuses
+     * the startup option it would become. */
     guest_config cfg;
     guest_config_init(&cfg);
     cfg.db_conninfo = a.seen[OPT_DB] ? a.value[OPT_DB] : getenv("GUESTUSER_DB");
@@ -531,6 +534,7 @@ int main(int argc, char **argv)
         cfg.db_schema = a.value[OPT_SCHEMA];
     cfg.db_pool_size = 1;
     cfg.db_timeout_ms = (unsigned)(a.timeout_s * 1000);
+    cfg.log = log_quietly;
 
     guest_ctx *ctx = NULL;
     guest_error err = {0};
