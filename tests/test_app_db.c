@@ -235,13 +235,25 @@ static void loses_connection(guest_req *req, void *ud)
     req_case *rc = ud;
     PGconn *c = NULL;
     rc->st[0] = guest_req_db(req, &c, NULL);
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)",
-             PQbackendPID(c));
-    PGconn *other = tl_db();
-    PQclear(PQexec(other, sql));
-    PQfinish(other);
+    /* Inside a transaction the server process stays the same, also behind
+     * a transaction-mode pooler; pg_backend_pid() names it either way. */
     PGresult *r = NULL;
+    PQclear(r);
+    if (guest_req_query(req, "BEGIN", 0, NULL, &r, NULL) == GUEST_OK) {
+        PQclear(r);
+        r = NULL;
+        if (guest_req_query(req, "SELECT pg_backend_pid()", 0, NULL, &r,
+                            NULL) == GUEST_OK) {
+            char sql[128];
+            snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%s)",
+                     PQgetvalue(r, 0, 0));
+            PGconn *other = tl_db();
+            PQclear(PQexec(other, sql));
+            PQfinish(other);
+        }
+    }
+    PQclear(r);
+    r = NULL;
     rc->st[1] = guest_req_query(req, "SELECT 1", 0, NULL, &r, NULL);
     PQclear(r);
     rc->st[2] = guest_req_query(req, "SELECT 1", 0, NULL, &r, NULL);

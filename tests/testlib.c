@@ -74,6 +74,12 @@ void tl_config(guest_config *cfg, const char *schema)
     /* Generous: under a parallel run on a loaded machine a statement can
      * wait seconds for a CPU; tests of the timeout set their own. */
     cfg->db_timeout_ms = 30000;
+    /* The suites that also run through PgBouncer (tests/CMakeLists.txt)
+     * say so, rather than leaving it to detection, whose log line some
+     * tests would count. */
+    const char *pooler = getenv("GUESTUSER_TEST_DB_POOLER");
+    if (pooler && !strcmp(pooler, "transaction"))
+        cfg->db_pooler = GUEST_DB_POOLER_TRANSACTION;
 }
 
 guest_ctx *tl_ctx_new(const guest_config *cfg)
