@@ -359,6 +359,47 @@ START_TEST(json_mode)
 }
 END_TEST
 
+static guest_status record_kind(guest_req *req, const guest_page *page,
+                                void *ud)
+{
+    *(guest_page_kind *)ud = page->kind;
+    return guest_render_default_content(req, page);
+}
+
+START_TEST(render_callback_draws_both_pages)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    alice a;
+    new_alice(ctx, &a);
+    guest_page_kind seen = GUEST_PAGE_LOGIN;
+    guest_views v;
+    guest_views_init(&v);
+    v.render = record_kind;
+    v.render_userdata = &seen;
+    tl_http h;
+    tl_request(ctx, &h, "GET", PATH, a.session, NULL, NULL,
+               guest_password_change_view, &v);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_int_eq(seen, GUEST_PAGE_PASSWORD_CHANGE);
+    ck_assert_ptr_null(strstr(h.res_body, "<html")); /* content only */
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"new_password2\""));
+    tl_http_free(&h);
+    tl_request(ctx, &h, "POST", PATH, a.cookie, NULL,
+               "old_password=" TL_PASSWORD "&new_password1=" NEW_PASSWORD
+               "&new_password2=" NEW_PASSWORD "&csrfmiddlewaretoken=" TL_CSRF,
+               guest_password_change_view, &v);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_int_eq(seen, GUEST_PAGE_PASSWORD_CHANGE_DONE);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Your password was changed."));
+    tl_http_free(&h);
+    ck_assert_str_eq(guest_page_title(GUEST_PAGE_PASSWORD_CHANGE),
+                     "Password change");
+    ck_assert_str_eq(guest_page_title(GUEST_PAGE_PASSWORD_CHANGE_DONE),
+                     "Password change successful");
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- the plain call ---- */
 
 typedef struct change {
@@ -446,6 +487,7 @@ int main(void)
     tcase_add_test(tc, change_ends_other_sessions_and_rotates_this_one);
     tcase_add_test(tc, refusals_change_nothing);
     tcase_add_test(tc, json_mode);
+    tcase_add_test(tc, render_callback_draws_both_pages);
     tcase_add_test(tc, api_refusals_and_the_login_limit);
     suite_add_tcase(s, tc);
     return tl_run(s);
