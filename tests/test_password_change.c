@@ -278,6 +278,18 @@ START_TEST(refusals_change_nothing)
     ck_assert_int_eq(h.status, 400);
     tl_http_free(&h);
     assert_unchanged(ctx, &a);
+
+    /* deactivated meanwhile: the page is no longer this visitor's */
+    ck_assert_int_eq(guest_user_set_active(ctx, "alice", false, NULL),
+                     GUEST_OK);
+    post(ctx, &h, a.cookie, PATH, TL_PASSWORD, NEW_PASSWORD, NEW_PASSWORD);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"),
+                     "/accounts/login/?next=/accounts/password/");
+    tl_http_free(&h);
+    char now[GUEST_PASSWORD_HASH_BUF];
+    stored_hash(now, sizeof now);
+    ck_assert_str_eq(now, a.hash);
     guest_ctx_free(ctx);
 }
 END_TEST

@@ -1,13 +1,13 @@
 /* Managing users against the fixture database: listing, deleting,
  * setting passwords, deactivating and activating; and a guest's creation
  * and expiry times on guest_user, read without an extra round trip.
- * Static: the library's round-trip counter. */
+ * Static: the library's round-trip counter and hashing slots. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "store/store.h"
+#include "core/core.h"
 #include "testlib.h"
 
 #define SCHEMA "t_users"
@@ -343,6 +343,33 @@ START_TEST(set_password_validates_hashes_and_logs_out)
 }
 END_TEST
 
+static void one_slot(guest_config *c)
+{
+    c->hash_concurrency = 1;
+    c->hash_wait_ms = 0;
+}
+
+START_TEST(set_password_takes_a_hashing_slot)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, one_slot);
+    tl_new_user(ctx, "alice", TL_PASSWORD);
+    char before[GUEST_PASSWORD_HASH_BUF], now[GUEST_PASSWORD_HASH_BUF];
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", before, sizeof before);
+    /* the only slot is taken: refused at once, nothing hashed or written */
+    ck_assert_int_eq(guest__hash_slot_take(ctx), GUEST_OK);
+    ck_assert_int_eq(
+        guest_user_set_password(ctx, "alice", "Brand-New-Horse-77", NULL, NULL),
+        GUEST_ERR_BUSY);
+    tl_text_in(SCHEMA, "SELECT password FROM @.users", now, sizeof now);
+    ck_assert_str_eq(now, before);
+    guest__hash_slot_give(ctx);
+    ck_assert_int_eq(
+        guest_user_set_password(ctx, "alice", "Brand-New-Horse-77", NULL, NULL),
+        GUEST_OK);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- a guest's creation and expiry on guest_user ---- */
 
 typedef struct times {
@@ -474,6 +501,7 @@ int main(void)
     tcase_add_test(tc, delete_user_ends_its_sessions);
     tcase_add_test(tc, deactivation_is_immediate_and_stops_logins);
     tcase_add_test(tc, set_password_validates_hashes_and_logs_out);
+    tcase_add_test(tc, set_password_takes_a_hashing_slot);
     tcase_add_test(tc, guest_user_tells_creation_and_expiry);
     suite_add_tcase(s, tc);
     return tl_run(s);
