@@ -50,7 +50,7 @@ usage_error() {
 run -- --help
 expect_rc 0
 expect_out "Usage: guestuser"
-for c in migrate stats list-guests delete-expired create-user; do
+for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate; do
   run -- "$c" --help
   expect_rc 0
   expect_out "$c"
@@ -67,6 +67,15 @@ usage_error --frob stats
 usage_error stats extra-argument
 usage_error create-user
 usage_error create-user alice bob
+usage_error list-users extra-argument
+usage_error list-users --guests --registered
+usage_error list-users --limit -1
+usage_error list-users --expired
+for c in delete-user set-password deactivate activate; do
+  usage_error "$c"
+  usage_error "$c" alice bob
+  usage_error "$c" alice --limit 3
+done
 usage_error delete-expired --batch-size 0
 usage_error delete-expired --batch-size 100001
 usage_error delete-expired --batch-size abc
@@ -93,6 +102,12 @@ for c in migrate stats list-guests delete-expired; do
 done
 run "secret-pass-123" -- --db "$down" create-user alice
 expect_rc 2
+for c in list-users "delete-user alice" "set-password alice" "deactivate alice" "activate alice"; do
+  # shellcheck disable=SC2086
+  run "secret-pass-123" -- --db "$down" $c
+  expect_rc 2
+  expect_err "port 1 failed"
+done
 # GUESTUSER_DB is used when --db is absent, and --db wins over it
 GUESTUSER_DB=$down run -- stats
 expect_rc 2
@@ -232,6 +247,98 @@ PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE run -- --sch
 expect_rc 0
 expect_out "users: 4"
 export GUESTUSER_DB=$ci
+
+# --- list-users: newest first, guests and registered users ---
+psql_ "WITH u AS (INSERT INTO $schema.users (username, date_joined) VALUES ('guesty', now() + interval '1 minute') RETURNING id)
+INSERT INTO $schema.guests (user_id, created_at) SELECT id, now() - interval '1 day' FROM u;
+UPDATE $schema.users SET last_login = '2030-01-02T03:04:05Z' WHERE username = 'dave'"
+run -- --schema $schema list-users
+expect_rc 0
+expect_eq "$(cut -f1,2,3 "$tmp/out" | tr '\t\n' ' ;')" "username kind active;guesty guest yes;dave registered yes;carol registered yes;alice registered yes;registered registered yes;" "list-users"
+expect_eq "$(grep '^dave' "$tmp/out" | cut -f5,6)" $'2030-01-02T03:04:05Z\t-' "dave's last_login, no expiry"
+expect_eq "$(grep '^alice' "$tmp/out" | cut -f5)" "-" "alice never logged in"
+# a guest expires max_age after its creation
+run -- --schema $schema list-users --guests --max-age 172800
+expect_rc 0
+expect_eq "$(cut -f1 "$tmp/out" | tr '\n' ' ')" "username guesty " "--guests"
+expect_eq "$(cut -f6 "$tmp/out" | tail -n 1)" "$(psql_ "SELECT to_char((g.created_at + interval '2 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM $schema.guests g")" "a guest's expires_at"
+run -- --schema $schema list-users --registered --limit 2
+expect_rc 0
+expect_eq "$(cut -f1 "$tmp/out" | tr '\n' ' ')" "username dave carol " "--registered --limit 2"
+
+# --- deactivate / activate: sessions end at once, login is refused ---
+psql_ "INSERT INTO $schema.sessions (token_hash, user_id, expires_at) SELECT sha256(username::bytea), id, now() + interval '1 day' FROM $schema.users WHERE username IN ('alice', 'dave', 'carol')"
+run -- --schema $schema deactivate dave
+expect_rc 0
+expect_out "deactivated user dave"
+expect_eq "$(psql_ "SELECT is_active FROM $schema.users WHERE username = 'dave'")" f "dave is inactive"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.sessions s JOIN $schema.users u ON u.id = s.user_id WHERE u.username = 'dave'")" 0 "dave's sessions ended"
+run -- --schema $schema list-users --registered --limit 1
+expect_eq "$(tail -n 1 "$tmp/out" | cut -f1,3)" $'dave\tno' "list-users shows the inactive user"
+run -- --schema $schema deactivate dave # idempotent
+expect_rc 0
+run -- --schema $schema activate dave
+expect_rc 0
+expect_out "activated user dave"
+expect_eq "$(psql_ "SELECT is_active FROM $schema.users WHERE username = 'dave'")" t "dave is active again"
+run -- --schema $schema deactivate nobody
+expect_rc 1
+expect_err 'deactivate: no user named "nobody"'
+run -- --schema $schema activate nobody
+expect_rc 1
+expect_err "no user named"
+
+# --- set-password: validated, hashed, every session ended ---
+run $'Brand-New-Horse-77\n' -- --schema $schema set-password alice
+expect_rc 0
+expect_out "password changed for user alice"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.sessions s JOIN $schema.users u ON u.id = s.user_id WHERE u.username = 'alice'")" 0 "alice's sessions ended"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.sessions s JOIN $schema.users u ON u.id = s.user_id WHERE u.username = 'carol'")" 1 "carol's session stays"
+if command -v python3 >/dev/null; then
+  hash=$(psql_ "SELECT password FROM $schema.users WHERE username = 'alice'")
+  python3 - "$hash" 'Brand-New-Horse-77' <<'PY' || fail "the stored hash is not of the new password"
+import base64, hashlib, sys
+algo, it, salt, digest = sys.argv[1].split('$')
+dk = hashlib.pbkdf2_hmac('sha256', sys.argv[2].encode(), salt.encode(), int(it))
+sys.exit(0 if base64.b64encode(dk).decode() == digest else 1)
+PY
+fi
+before=$(psql_ "SELECT password FROM $schema.users WHERE username = 'alice'")
+run $'123\n' -- --schema $schema set-password alice
+expect_rc 1
+expect_err "password: This password is too short"
+expect_err "password: This password is entirely numeric"
+run $'alice7Qz\n' -- --schema $schema set-password alice
+expect_rc 1
+expect_err "password: The password is too similar to the username."
+run -- --schema $schema set-password alice
+expect_rc 1
+expect_err "set-password: no password on standard input"
+expect_eq "$(psql_ "SELECT password FROM $schema.users WHERE username = 'alice'")" "$before" "refused passwords changed nothing"
+run $'Brand-New-Horse-77\n' -- --schema $schema set-password nobody
+expect_rc 1
+expect_err 'set-password: no user named "nobody"'
+run $'Brand-New-Horse-77\n' -- --schema $schema set-password guesty
+expect_rc 1
+expect_err "is a guest"
+expect_eq "$(psql_ "SELECT password FROM $schema.users WHERE username = 'guesty'")" "" "a guest gets no password"
+
+# --- delete-user: guests and registered users, their sessions go too ---
+run -- --schema $schema delete-user carol
+expect_rc 0
+expect_out "deleted user carol (id "
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.users WHERE username = 'carol'")" 0 "carol is gone"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.sessions s WHERE s.token_hash = sha256('carol'::bytea)")" 0 "carol's session is gone"
+run -- --schema $schema delete-user guesty
+expect_rc 0
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.guests")" 0 "the guest is gone"
+run -- --schema $schema delete-user carol
+expect_rc 1
+expect_err 'delete-user: no user named "carol"'
+[ -z "$out" ] || fail "an unknown user printed on stdout"
+run -- --schema $schema delete-user "$(head -c 200 /dev/zero | tr '\0' x)"
+expect_rc 1
+expect_err "no user named"
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"

@@ -91,6 +91,84 @@ START_TEST(a_visitor_signs_up_logs_out_and_in)
 }
 END_TEST
 
+static void three_days(guest_config *c)
+{
+    c->max_age = 3 * 86400;
+}
+
+START_TEST(guest_expiry_and_password_page)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_http h;
+    /* a guest is told when the account expires, on the demo's pages and
+     * the library's pages in its frame */
+    char session[128], cookie[300];
+    dt_get(ctx, &h, "/allow_guest_user/", NULL);
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    tl_cookie_header(cookie, sizeof cookie, session, true);
+    const char *pages[] = {"/", "/convert/"};
+    for (size_t i = 0; i < 2; i++) {
+        dt_get(ctx, &h, pages[i], cookie);
+        ck_assert_int_eq(h.status, 200);
+        ck_assert_msg(strstr(h.res_body, "Your guest account expires in 14 "
+                                         "days unless you sign up."),
+                      "%s", pages[i]);
+        tl_http_free(&h);
+    }
+    /* the password page: registered users only */
+    dt_get(ctx, &h, "/accounts/password/", cookie);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"),
+                     "/convert/?next=/accounts/password/");
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/password/", NULL);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert_str_eq(tl_http_res_header(&h, "Location"),
+                     "/accounts/login/?next=/accounts/password/");
+    tl_http_free(&h);
+
+    /* signed up: no expiry; the profile links to the password page */
+    dt_post(ctx, &h, "/convert/", cookie,
+            "username=demo_user&password1=" TL_PASSWORD
+            "&password2=" TL_PASSWORD "&csrfmiddlewaretoken=" TL_CSRF);
+    ck_assert_int_eq(h.status, 302);
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    tl_cookie_header(cookie, sizeof cookie, session, true);
+    dt_get(ctx, &h, "/accounts/profile/", cookie);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "href=\"/accounts/password/\""));
+    ck_assert_ptr_null(strstr(h.res_body, "guest-expiry"));
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/password/", cookie);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "libguestuser demo"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"old_password\""));
+    tl_http_free(&h);
+    dt_post(ctx, &h, "/accounts/password/", cookie,
+            "old_password=" TL_PASSWORD "&new_password1=Brand-New-Horse-77"
+            "&new_password2=Brand-New-Horse-77&csrfmiddlewaretoken=" TL_CSRF);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Password change successful"));
+    char renewed[128];
+    ck_assert(tl_http_cookie(&h, "sessionid", renewed, sizeof renewed));
+    tl_http_free(&h);
+    ck_assert_int_eq(tl_whoami(ctx, session, NULL), 0);
+    ck_assert_int_gt(tl_whoami(ctx, renewed, NULL), 0);
+    guest_ctx_free(ctx);
+
+    /* the days follow max_age */
+    ctx = tl_ctx(SCHEMA, three_days);
+    dt_get(ctx, &h, "/allow_guest_user/", NULL);
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/", session);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "expires in 3 days"));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(account_flags)
 {
     demo_options o;
@@ -264,6 +342,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
+    tcase_add_test(tc, guest_expiry_and_password_page);
     tcase_add_test(tc, account_flags);
     tcase_add_test(tc, hash_flags);
     tcase_add_test(tc, limit_flags);

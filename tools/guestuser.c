@@ -1,6 +1,8 @@
 /* guestuser: the command-line admin tool (migrate, stats, list-guests,
- * delete-expired, create-user). Exit status: 0 success, 1 usage error or
- * refused input, 2 database (or other runtime) error, 130 interrupted. */
+ * delete-expired, create-user, list-users, delete-user, set-password,
+ * deactivate, activate). Exit status: 0 success, 1 usage error or refused
+ * input (an unknown user too), 2 database (or other runtime) error, 130
+ * interrupted. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -24,7 +26,15 @@ enum {
     CMD_LIST = 1 << 2,
     CMD_DELETE = 1 << 3,
     CMD_CREATE = 1 << 4,
-    CMD_ALL = 0x1F
+    CMD_LIST_USERS = 1 << 5,
+    CMD_DELETE_USER = 1 << 6,
+    CMD_SET_PASSWORD = 1 << 7,
+    CMD_DEACTIVATE = 1 << 8,
+    CMD_ACTIVATE = 1 << 9,
+    CMD_ALL = 0x3FF,
+    /* The commands that take one USERNAME. */
+    CMD_NAMED = CMD_CREATE | CMD_DELETE_USER | CMD_SET_PASSWORD |
+                CMD_DEACTIVATE | CMD_ACTIVATE
 };
 
 typedef struct command {
@@ -60,6 +70,29 @@ static const command commands[] = {
      "Create a registered user. The password is the first line of standard\n"
      "input (asked for without echo on a terminal) and must pass the same\n"
      "checks as conversion; a refused username or password exits 1."},
+    {"list-users", CMD_LIST_USERS,
+     "list-users [--guests|--registered] [--limit N] [--max-age SECONDS]",
+     "List users newest first: username, kind (guest or registered),\n"
+     "active, date_joined, last_login and a guest's expires_at (UTC; - for\n"
+     "none).\n"
+     "  --guests           only guests\n"
+     "  --registered       only registered users\n"
+     "  --limit N          at most N users (50); 0 lists all"},
+    {"delete-user", CMD_DELETE_USER, "delete-user USERNAME",
+     "Delete a user, guest or registered, with its sessions and every row\n"
+     "of yours whose foreign key says ON DELETE CASCADE. An unknown user\n"
+     "exits 1."},
+    {"set-password", CMD_SET_PASSWORD, "set-password USERNAME",
+     "Set a registered user's password and log the user out everywhere.\n"
+     "The password is the first line of standard input (asked for without\n"
+     "echo on a terminal) and must pass the password checks; a refused\n"
+     "password, a guest or an unknown user exits 1."},
+    {"deactivate", CMD_DEACTIVATE, "deactivate USERNAME",
+     "Deactivate a user: its sessions end at once and it cannot log in\n"
+     "until activated again. An unknown user exits 1."},
+    {"activate", CMD_ACTIVATE, "activate USERNAME",
+     "Activate a deactivated user, so it can log in again. An unknown user\n"
+     "exits 1."},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -81,6 +114,8 @@ enum {
     OPT_DRY_RUN,
     OPT_BATCH_SIZE,
     OPT_PROGRESS,
+    OPT_GUESTS,
+    OPT_REGISTERED,
     OPT_COUNT
 };
 
@@ -89,12 +124,15 @@ static const option options[OPT_COUNT] = {
     [OPT_SCHEMA] = {"schema", CMD_ALL, true},
     [OPT_TIMEOUT] = {"timeout", CMD_ALL, true},
     [OPT_HELP] = {"help", CMD_ALL, false},
-    [OPT_MAX_AGE] = {"max-age", CMD_STATS | CMD_LIST | CMD_DELETE, true},
+    [OPT_MAX_AGE] = {"max-age",
+                     CMD_STATS | CMD_LIST | CMD_DELETE | CMD_LIST_USERS, true},
     [OPT_EXPIRED] = {"expired", CMD_LIST, false},
-    [OPT_LIMIT] = {"limit", CMD_LIST, true},
+    [OPT_LIMIT] = {"limit", CMD_LIST | CMD_LIST_USERS, true},
     [OPT_DRY_RUN] = {"dry-run", CMD_DELETE, false},
     [OPT_BATCH_SIZE] = {"batch-size", CMD_DELETE, true},
     [OPT_PROGRESS] = {"progress", CMD_DELETE, false},
+    [OPT_GUESTS] = {"guests", CMD_LIST_USERS, false},
+    [OPT_REGISTERED] = {"registered", CMD_LIST_USERS, false},
 };
 
 typedef struct args {
@@ -250,12 +288,15 @@ static int parse_args(int argc, char **argv, args *a)
         if (a->seen[o] && !(options[o].commands & a->cmd->bit))
             return usage_error(a->cmd, "%s does not take --%s", a->cmd->name,
                                options[o].name);
-    int want = a->cmd->bit == CMD_CREATE ? 1 : 0;
+    int want = a->cmd->bit & CMD_NAMED ? 1 : 0;
     if (a->npositional != want)
         return usage_error(a->cmd,
                            want ? "%s needs exactly one USERNAME"
                                 : "%s takes no arguments",
                            a->cmd->name);
+    if (a->seen[OPT_GUESTS] && a->seen[OPT_REGISTERED])
+        return usage_error(a->cmd,
+                           "--guests and --registered exclude each other");
     if (a->seen[OPT_TIMEOUT] &&
         !parse_number(a->value[OPT_TIMEOUT], 1, 86400, &a->timeout_s))
         return usage_error(a->cmd,
@@ -441,7 +482,7 @@ static void restore_tty_and_die(int sig)
 
 /* Reads the first line of standard input, without echo when it is a
  * terminal. Returns NULL (having said why) when there is none. */
-static char *read_password(void)
+static char *read_password(const char *cmd_name)
 {
     bool tty = isatty(STDIN_FILENO) == 1;
     if (tty) {
@@ -468,7 +509,7 @@ static char *read_password(void)
     if (n > 0 && line[n - 1] == '\r')
         line[--n] = '\0';
     if (n < 0 || n > PASSWORD_MAX) {
-        fprintf(stderr, "guestuser: create-user: %s\n",
+        fprintf(stderr, "guestuser: %s: %s\n", cmd_name,
                 n < 0 ? "no password on standard input (give it as the "
                         "first line)"
                       : "the password is longer than 4096 bytes");
@@ -483,7 +524,7 @@ static char *read_password(void)
 static int cmd_create_user(guest_ctx *ctx, const args *a)
 {
     const char *username = a->positional[0];
-    char *password = read_password();
+    char *password = read_password("create-user");
     if (!password)
         return EXIT_USAGE;
     int64_t id = 0;
@@ -517,6 +558,120 @@ static void log_quietly(guest_log_level level, const char *message,
                 level == GUEST_LOG_ERROR ? "error" : "warning", message);
 }
 
+/* A user's name on one line of output: a tab or newline in it (a custom
+ * name generator's) must not break the format. */
+static void print_name(const char *name)
+{
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
+static void print_time(int64_t unix_s)
+{
+    char when[32];
+    if (unix_s)
+        format_utc(unix_s, when, sizeof when);
+    printf("\t%s", unix_s ? when : "-");
+}
+
+static bool print_user(const guest_user_info *u, void *userdata)
+{
+    (void)userdata;
+    print_name(u->username);
+    printf("\t%s\t%s", u->is_guest ? "guest" : "registered",
+           u->is_active ? "yes" : "no");
+    print_time(u->date_joined);
+    print_time(u->last_login);
+    print_time(u->expires_at);
+    putchar('\n');
+    return true;
+}
+
+static int cmd_list_users(guest_ctx *ctx, const args *a)
+{
+    guest_user_kind kind = a->seen[OPT_GUESTS]       ? GUEST_USERS_GUESTS
+                           : a->seen[OPT_REGISTERED] ? GUEST_USERS_REGISTERED
+                                                     : GUEST_USERS_ALL;
+    guest_error err = {0};
+    printf("username\tkind\tactive\tdate_joined\tlast_login\texpires_at\n");
+    guest_status st =
+        guest_list_users(ctx, kind, (size_t)a->limit, print_user, NULL, &err);
+    if (st != GUEST_OK)
+        return db_error("list-users", st, &err);
+    return EXIT_SUCCESS;
+}
+
+/* The exit status of a command on one user: an unknown user is refused
+ * input (1), like a bad password; the rest is the database's (2). */
+static int user_error(const char *cmd_name, guest_status st,
+                      const guest_error *err)
+{
+    if (st == GUEST_ERR_NOT_FOUND || st == GUEST_ERR_INVALID) {
+        fprintf(stderr, "guestuser: %s: %s\n", cmd_name, err->message);
+        return EXIT_USAGE;
+    }
+    return db_error(cmd_name, st, err);
+}
+
+static int cmd_delete_user(guest_ctx *ctx, const args *a)
+{
+    const char *username = a->positional[0];
+    int64_t id = 0;
+    guest_error err = {0};
+    guest_status st = guest_user_delete(ctx, username, &id, &err);
+    if (st != GUEST_OK)
+        return user_error("delete-user", st, &err);
+    printf("deleted user ");
+    print_name(username);
+    printf(" (id %" PRId64 ")\n", id);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_set_password(guest_ctx *ctx, const args *a)
+{
+    const char *username = a->positional[0];
+    char *password = read_password("set-password");
+    if (!password)
+        return EXIT_USAGE;
+    guest_form_errors errors = {0};
+    guest_error err = {0};
+    guest_status st =
+        guest_user_set_password(ctx, username, password, &errors, &err);
+    explicit_bzero(password, strlen(password));
+    free(password);
+    if (st == GUEST_OK) {
+        printf("password changed for user ");
+        print_name(username);
+        putchar('\n');
+        return EXIT_SUCCESS;
+    }
+    if (st == GUEST_ERR_VALIDATION) {
+        for (size_t i = 0; i < errors.count; i++)
+            fprintf(stderr, "guestuser: %s: %s\n", errors.items[i].field,
+                    errors.items[i].message);
+        return EXIT_USAGE;
+    }
+    if (st == GUEST_ERR_BUSY || st == GUEST_ERR_CONFIG) {
+        fprintf(stderr, "guestuser: set-password: %s\n", guest_strerror(st));
+        return EXIT_DB;
+    }
+    return user_error("set-password", st, &err);
+}
+
+static int cmd_set_active(guest_ctx *ctx, const args *a, bool active)
+{
+    const char *username = a->positional[0];
+    const char *cmd_name = active ? "activate" : "deactivate";
+    guest_error err = {0};
+    guest_status st = guest_user_set_active(ctx, username, active, &err);
+    if (st != GUEST_OK)
+        return user_error(cmd_name, st, &err);
+    printf("%s user ", active ? "activated" : "deactivated");
+    print_name(username);
+    putchar('\n');
+    return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -535,6 +690,9 @@ int main(int argc, char **argv)
     cfg.db_pool_size = 1;
     cfg.db_timeout_ms = (unsigned)(a.timeout_s * 1000);
     cfg.log = log_quietly;
+    /* A guest's expiry, which list-users shows, is its age plus this. */
+    if (a.seen[OPT_MAX_AGE])
+        cfg.max_age = a.max_age;
 
     guest_ctx *ctx = NULL;
     guest_error err = {0};
@@ -557,8 +715,20 @@ int main(int argc, char **argv)
     case CMD_DELETE:
         rc = cmd_delete(ctx, &a);
         break;
-    default:
+    case CMD_CREATE:
         rc = cmd_create_user(ctx, &a);
+        break;
+    case CMD_LIST_USERS:
+        rc = cmd_list_users(ctx, &a);
+        break;
+    case CMD_DELETE_USER:
+        rc = cmd_delete_user(ctx, &a);
+        break;
+    case CMD_SET_PASSWORD:
+        rc = cmd_set_password(ctx, &a);
+        break;
+    default:
+        rc = cmd_set_active(ctx, &a, a.cmd->bit == CMD_ACTIVATE);
         break;
     }
     guest_ctx_free(ctx);

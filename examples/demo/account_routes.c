@@ -1,6 +1,7 @@
 /* The demo's account pages: a home page that knows the three kinds of
  * visitor, and a profile page for registered users. Signing up, logging in
- * and out are the library's ready-made handlers (see routes.c). */
+ * and out and changing the password are the library's ready-made handlers
+ * (see routes.c). */
 #include <string.h>
 
 #include "demo.h"
@@ -63,7 +64,8 @@ REGULAR_REQUIRED(demo_profile)
     guest_res_write_html(req, guest_user_name(u));
     guest_res_printf(req, "</strong> (user %lld)</p>\n",
                      (long long)guest_user_id(u));
-    guest_res_printf(req, "<p><a href=\"/\">Home</a></p>\n");
+    guest_res_printf(req, "<p><a href=\"/accounts/password/\">Change your "
+                          "password</a></p>\n<p><a href=\"/\">Home</a></p>\n");
     page_end(req);
 }
 

@@ -1,5 +1,7 @@
 /* The demo's page frame. The stylesheet is inline so every page is one
  * response and the demo serves no static files. */
+#include <time.h>
+
 #include "layout.h"
 
 static const char *const stylesheet =
@@ -54,6 +56,18 @@ static void logout_button(guest_req *req)
                           "Log out</button></form>");
 }
 
+/* How long a guest has left before cleanup deletes the account, in whole
+ * days rounded up, under the page's heading. */
+static void guest_expiry(guest_req *req, const guest_user *u)
+{
+    long long left = (long long)(guest_user_expires_at(u) - time(NULL));
+    long long days = left > 0 ? (left + 86399) / 86400 : 0;
+    guest_res_printf(req,
+                     "<p class=\"muted\" id=\"guest-expiry\">Your guest "
+                     "account expires in %lld day%s unless you sign up.</p>\n",
+                     days, days == 1 ? "" : "s");
+}
+
 /* The document up to the page's heading, without touching status or
  * headers: shared by demo_page_start() and the library pages' frame. */
 static void page_open(guest_req *req, const char *title)
@@ -95,6 +109,8 @@ static void page_open(guest_req *req, const char *title)
     guest_res_printf(req, "</nav></header>\n<main><h1>");
     guest_res_write_html(req, title);
     guest_res_printf(req, "</h1>\n");
+    if (guest_is_guest_user(u))
+        guest_expiry(req, u);
 }
 
 void demo_header(guest_req *req, const char *name, const char *value)

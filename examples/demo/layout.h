@@ -9,8 +9,9 @@
  * head (viewport meta, stylesheet) and the top bar: the site name, Notes,
  * and for a guest their name with "Sign up" and "Log in", for a registered
  * user their name and a "Log out" button (POST with the CSRF token), for
- * anyone else "Log in". Opens <main> with @p title as its heading. An
- * anonymous visitor gets no cookie from it. */
+ * anyone else "Log in". Opens <main> with @p title as its heading, and
+ * tells a guest in how many days the guest account expires. An anonymous
+ * visitor gets no cookie from it. */
 void demo_page_start(guest_req *req, int status, const char *title);
 
 /* Options for the library's convert and login handlers: their built-in

@@ -111,6 +111,8 @@ static const guest_route routes[] = {
      (void *)&demo_views},
     {NULL, "/accounts/login/", guest_login_view, (void *)&demo_views},
     {"GET", "/accounts/profile/", demo_profile, NULL},
+    {NULL, "/accounts/password/", guest_password_change_view,
+     (void *)&demo_views},
     {NULL, "/accounts/logout/", guest_logout_view, NULL},
     /* the notes application: notes.c; each answers 405 itself */
     {NULL, "/notes/", demo_notes, NULL},

@@ -250,6 +250,35 @@ GUEST_API GUEST_NODISCARD guest_status guest_login(guest_req *req,
 GUEST_API GUEST_NODISCARD guest_status guest_logout(guest_req *req,
                                                     guest_error *err);
 
+/**
+ * The request's registered user changes their password, as Django's
+ * PasswordChangeForm: @p old_password must be the current one, and
+ * @p new_password1 and @p new_password2 equal and accepted by the config's
+ * validators (checked with the username for similarity). The old password
+ * is checked and the new one hashed in one of the context's hashing slots,
+ * like guest_login(). Then in one transaction the new hash is stored
+ * (only while the stored hash is still the one checked), every session of
+ * the user is deleted — other browsers and devices are logged out at
+ * once — and a new session replaces this request's (new cookie). Then the
+ * CSRF secret is renewed. With login_rate_limit on, a wrong old password
+ * counts as a failed login of that username from this address, and past
+ * the limit the call is refused before any hashing.
+ *
+ * GUEST_OK; GUEST_ERR_VALIDATION with every message in @p errors (may be
+ * NULL) for "old_password" ("Your old password was entered incorrectly.
+ * Please enter it again."), "new_password1" and "new_password2"; every
+ * problem is reported at once. GUEST_ERR_AUTH when the visitor is
+ * anonymous or a guest, or the user was deleted or deactivated meanwhile;
+ * GUEST_ERR_RATE_LIMITED (message for "__all__",
+ * guest_req_retry_after()); GUEST_ERR_BUSY when no hashing slot freed
+ * within hash_wait_ms; GUEST_ERR_CONFIG (see guest_password_validate());
+ * database statuses with libpq's detail in @p err (may be NULL). Nothing
+ * is written unless GUEST_OK. Call from the request's thread.
+ */
+GUEST_API GUEST_NODISCARD guest_status guest_password_change(
+    guest_req *req, const char *old_password, const char *new_password1,
+    const char *new_password2, guest_form_errors *errors, guest_error *err);
+
 #ifdef __cplusplus
 }
 #endif

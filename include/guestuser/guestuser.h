@@ -10,6 +10,7 @@
 #include "guards.h"
 #include "form.h"
 #include "accounts.h"
+#include "users.h"
 #include "csrf.h"
 #include "views.h"
 #include "cleanup.h"

@@ -161,6 +161,15 @@ GUEST_API const char *guest_user_name(const guest_user *user);
 GUEST_API GUEST_NODISCARD bool guest_is_guest_user(const guest_user *user);
 /** True for a registered (non-guest) user. */
 GUEST_API GUEST_NODISCARD bool guest_is_regular_user(const guest_user *user);
+/** When the guest was created, Unix time in seconds (rounded down), as the
+ * database's clock saw it; 0 for a registered user or NULL. Read with the
+ * session, no extra query. */
+GUEST_API int64_t guest_user_created_at(const guest_user *user);
+/** When the guest expires: its creation time plus the context's max_age,
+ * Unix seconds, after which guest_delete_expired() may delete it (its
+ * session cookie runs out at about the same time). 0 for a registered user
+ * or NULL: registered accounts do not expire. */
+GUEST_API int64_t guest_user_expires_at(const guest_user *user);
 
 /* Response building. Each returns GUEST_ERR_INVALID for bad input (a header
  * with CR, LF or NUL, a status outside 100-999) and GUEST_ERR_NOMEM when the

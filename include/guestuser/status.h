@@ -29,7 +29,8 @@ extern "C" {
     X(ERR_TOO_LARGE, "input too large")                                        \
     X(ERR_BUSY, "the server is busy, try again later")                         \
     X(ERR_RATE_LIMITED, "too many attempts, try again later")                  \
-    X(ERR_BAD_HOST, "the Host header names no allowed host")
+    X(ERR_BAD_HOST, "the Host header names no allowed host")                   \
+    X(ERR_NOT_FOUND, "no such user")
 
 /** Status returned by every fallible libguestuser call; GUEST_OK is 0. */
 typedef enum guest_status {

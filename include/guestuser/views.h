@@ -12,9 +12,11 @@ extern "C" {
 
 /** Which page a renderer is asked for. */
 typedef enum guest_page_kind {
-    GUEST_PAGE_CONVERT,         /**< sign-up form for a guest */
-    GUEST_PAGE_CONVERT_SUCCESS, /**< after a conversion */
-    GUEST_PAGE_LOGIN            /**< login form */
+    GUEST_PAGE_CONVERT,             /**< sign-up form for a guest */
+    GUEST_PAGE_CONVERT_SUCCESS,     /**< after a conversion */
+    GUEST_PAGE_LOGIN,               /**< login form */
+    GUEST_PAGE_PASSWORD_CHANGE,     /**< password change form (registered) */
+    GUEST_PAGE_PASSWORD_CHANGE_DONE /**< after a password change */
 } guest_page_kind;
 
 /** Everything a page shows; every pointer is borrowed for the call. */
@@ -116,6 +118,20 @@ GUEST_API void guest_login_view(guest_req *req, void *userdata);
 /** POST only (405 otherwise): guest_logout() and 302 to "/" (JSON: 200
  * {"user": null}). */
 GUEST_API void guest_logout_view(guest_req *req, void *userdata);
+
+/**
+ * GET/HEAD/POST, registered users only: anonymous visitors get a 302 to
+ * login_url?next=PATH and guests to convert_url?next=PATH, as
+ * REGULAR_REQUIRED does (JSON: 403 with "errors" and that "redirect").
+ * GET shows the form (old_password, new_password1, new_password2, the CSRF
+ * token, the safe `next`); a valid POST runs guest_password_change() —
+ * every other session of the user ends, this one gets a new cookie and the
+ * CSRF secret is renewed — and answers 302 to the safe `next`, else the
+ * "Password change successful" page (200). A refused form is shown again
+ * with its messages (JSON: 400 {"errors": ...}); the login limit's lockout
+ * is 429 with Retry-After, busy hashing 503.
+ */
+GUEST_API void guest_password_change_view(guest_req *req, void *userdata);
 
 #ifdef __cplusplus
 }

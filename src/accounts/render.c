@@ -1,4 +1,5 @@
-/* The built-in HTML of the convert, convert-success and login pages. */
+/* The built-in HTML of the convert, convert-success, login and password
+ * change pages. */
 #include <string.h>
 
 #include "accounts/accounts.h"
@@ -220,6 +221,38 @@ static guest_status login_page(out *o, const guest_page *page)
     return o->st;
 }
 
+static guest_status password_change_page(out *o, const guest_page *page)
+{
+    static const char *const builtin[] = {"old_password", "new_password1",
+                                          "new_password2", NULL};
+    head(o, guest_page_title(GUEST_PAGE_PASSWORD_CHANGE));
+    raw(o, "<p>Please enter your old password, for security's sake, and then "
+           "enter your new password twice.</p>\n");
+    form_start(o, page);
+    form_errors(o, page, builtin);
+    input(o, "old_password", "Old password", "password", NULL,
+          " autocomplete=\"current-password\" required autofocus",
+          page->errors);
+    input(o, "new_password1", "New password", "password", NULL,
+          " autocomplete=\"new-password\" required", page->errors);
+    input(o, "new_password2", "New password confirmation", "password", NULL,
+          " autocomplete=\"new-password\" required", page->errors);
+    raw(o, "<p><button type=\"submit\">Change my password</button></p>\n"
+           "</form>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status password_done_page(out *o)
+{
+    head(o, guest_page_title(GUEST_PAGE_PASSWORD_CHANGE_DONE));
+    raw(o, "<p>Your password was changed. Other browsers and devices that "
+           "were logged in to your account have been logged out.</p>\n"
+           "<p><a href=\"/\">Continue</a></p>\n");
+    tail(o);
+    return o->st;
+}
+
 const char *guest_page_title(guest_page_kind kind)
 {
     switch (kind) {
@@ -229,6 +262,10 @@ const char *guest_page_title(guest_page_kind kind)
         return "Welcome!";
     case GUEST_PAGE_LOGIN:
         return "Log in";
+    case GUEST_PAGE_PASSWORD_CHANGE:
+        return "Password change";
+    case GUEST_PAGE_PASSWORD_CHANGE_DONE:
+        return "Password change successful";
     }
     return "";
 }
@@ -245,6 +282,10 @@ static guest_status render(guest_req *req, const guest_page *page, bool whole)
         return success_page(&o, page);
     case GUEST_PAGE_LOGIN:
         return login_page(&o, page);
+    case GUEST_PAGE_PASSWORD_CHANGE:
+        return password_change_page(&o, page);
+    case GUEST_PAGE_PASSWORD_CHANGE_DONE:
+        return password_done_page(&o);
     }
     return GUEST_ERR_INVALID;
 }

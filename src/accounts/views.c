@@ -1,4 +1,5 @@
-/* The ready-made convert, convert-success, login and logout handlers. */
+/* The ready-made convert, convert-success, login, logout and password
+ * change handlers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,5 +598,110 @@ void guest_logout_view(guest_req *req, void *userdata)
         else
             redirect(req, "/");
     }
+    guest_form_free(form);
+}
+
+/* A page for registered users only, refused as REGULAR_REQUIRED refuses:
+ * anonymous visitors to the login page, guests to the sign-up page, each
+ * with `next` back here. */
+static void refuse_unregistered(guest_req *req, bool json, const guest_user *u)
+{
+    const guest_config *c = &req->ctx->cfg;
+    char *url = guest__redirect_with_next(u ? c->convert_url : c->login_url,
+                                          c->redirect_field_name,
+                                          guest_req_target(req));
+    if (!url) {
+        server_error(req, json);
+        return;
+    }
+    send_away(req, json, u, url, url,
+              u ? "Create an account to set a password."
+                : "Log in to change your password.");
+    free(url);
+}
+
+void guest_password_change_view(guest_req *req, void *userdata)
+{
+    if (!req)
+        return;
+    const guest_views *v = options(userdata);
+    bool json = guest_req_wants_json(req);
+    if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
+        return;
+    guest_form *form = NULL;
+    char *next = NULL;
+    if (is_post(req)) {
+        if (!(form = read_form(req, json)))
+            return;
+        if (!check_text(req, json, form, "old_password") ||
+            !check_text(req, json, form, "new_password1") ||
+            !check_text(req, json, form, "new_password2") ||
+            !csrf_ok(req, json, form))
+            goto out;
+    }
+    if (!read_next(req, json, form, &next))
+        goto out;
+    const guest_user *u;
+    guest_status st = guest_req_user(req, &u, NULL);
+    if (st != GUEST_OK) {
+        failure(req, json, st);
+        goto out;
+    }
+    if (!u || u->is_guest) {
+        refuse_unregistered(req, json, u);
+        goto out;
+    }
+    guest_form_errors errors = {0};
+    guest_page page = {.kind = GUEST_PAGE_PASSWORD_CHANGE,
+                       .user = u,
+                       .errors = &errors,
+                       .next = next};
+    if (!form) {
+        if (json)
+            json_success(req, u);
+        else
+            show_form(req, v, &page);
+        goto out;
+    }
+    st = guest_password_change(req, guest_form_get(form, "old_password"),
+                               guest_form_get(form, "new_password1"),
+                               guest_form_get(form, "new_password2"), &errors,
+                               NULL);
+    switch (st) {
+    case GUEST_OK:
+        if (json || next) {
+            succeeded(req, json, next, "/");
+            break;
+        }
+        page.kind = GUEST_PAGE_PASSWORD_CHANGE_DONE;
+        page.action = guest_req_path(req);
+        page.csrf_token = "";
+        page.next_field = req->ctx->cfg.redirect_field_name;
+        page.next = "";
+        page.username = "";
+        show(req, v, &page);
+        break;
+    case GUEST_ERR_VALIDATION:
+    case GUEST_ERR_RATE_LIMITED:
+        if (st == GUEST_ERR_RATE_LIMITED)
+            too_many(req, v, json, &page);
+        else
+            show_errors(req, v, json, &page);
+        break;
+    case GUEST_ERR_AUTH:
+        /* Deleted or deactivated meanwhile: where the visitor now
+         * belongs. */
+        st = guest_req_user(req, &u, NULL);
+        if (st != GUEST_OK)
+            failure(req, json, st);
+        else
+            refuse_unregistered(req, json, u);
+        break;
+    default:
+        failure(req, json, st);
+        break;
+    }
+out:
+    free(next);
     guest_form_free(form);
 }

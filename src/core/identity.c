@@ -207,3 +207,13 @@ bool guest_is_regular_user(const guest_user *user)
 {
     return user && !user->is_guest;
 }
+
+int64_t guest_user_created_at(const guest_user *user)
+{
+    return user && user->is_guest ? user->created_at : 0;
+}
+
+int64_t guest_user_expires_at(const guest_user *user)
+{
+    return user && user->is_guest ? user->expires_at : 0;
+}

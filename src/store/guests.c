@@ -64,7 +64,8 @@ static char *create_limited_sql(const guest_config *c)
             " expires_at) SELECT $2, user_id, now() + make_interval(secs =>"
             " $3) FROM g RETURNING user_id)"
             " SELECT u.id, u.username, %s, %s, %s,"
-            " extract(epoch FROM now())::float8"
+            " extract(epoch FROM now())::float8,"
+            " floor(extract(epoch FROM now()))::bigint"
             " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = u.id)"
             " ON true%s",
             cap ? cap_cte : "", rate ? w_cte : "",
@@ -105,11 +106,13 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
             " expires_at) SELECT $2, user_id, now() + make_interval(secs => "
             "$3)"
             " FROM g RETURNING user_id)"
-            " SELECT u.id, u.username FROM u JOIN s ON s.user_id = u.id",
+            " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"
+            " FROM u JOIN s ON s.user_id = u.id",
             schema);
     }
     sql->resolve_session = guest__schema_sql(
-        "SELECT u.id, u.username, g.user_id IS NOT NULL"
+        "SELECT u.id, u.username, g.user_id IS NOT NULL,"
+        " floor(extract(epoch FROM g.created_at))::bigint"
         " FROM @.sessions s"
         " JOIN @.users u ON u.id = s.user_id"
         " LEFT JOIN @.guests g ON g.user_id = u.id"
@@ -131,12 +134,21 @@ void guest__sql_free(guest__sql *sql)
     memset(sql, 0, sizeof *sql);
 }
 
-static void fill_user(guest_user *user, PGresult *res, bool is_guest)
+/* @p created_col: the column of the guest's creation time (Unix seconds;
+ * NULL for a registered user). */
+static void fill_user(const guest_ctx *ctx, guest_user *user, PGresult *res,
+                      bool is_guest, int created_col)
 {
     user->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(user->username, sizeof user->username, "%s",
              PQgetvalue(res, 0, 1));
     user->is_guest = is_guest;
+    user->created_at = user->expires_at = 0;
+    if (is_guest && !PQgetisnull(res, 0, created_col)) {
+        user->created_at = strtoll(PQgetvalue(res, 0, created_col), NULL, 10);
+        /* Cleanup deletes a guest once it is older than max_age. */
+        user->expires_at = user->created_at + ctx->cfg.max_age;
+    }
 }
 
 guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
@@ -167,7 +179,7 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     *retry_after = 0;
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         *outcome = GUEST__CREATED;
-        fill_user(user, res, true);
+        fill_user(ctx, user, res, true, limited ? 9 : 2);
     } else if (limited && PQntuples(res) == 1) {
         if (PQgetvalue(res, 0, 3)[0] == 'f') {
             *outcome = GUEST__AT_CAPACITY;
@@ -210,7 +222,7 @@ guest_status guest__store_resolve(guest_ctx *ctx,
     }
     *found = PQntuples(res) == 1;
     if (*found)
-        fill_user(user, res, PQgetvalue(res, 0, 2)[0] == 't');
+        fill_user(ctx, user, res, PQgetvalue(res, 0, 2)[0] == 't', 3);
     PQclear(res);
     return GUEST_OK;
 }

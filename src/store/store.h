@@ -14,6 +14,10 @@ struct guest_user {
     int64_t id;
     bool is_guest;
     char username[GUEST_USERNAME_BUF];
+    /* A guest's: when its guests row was made and when cleanup may delete
+     * it (created_at + max_age), Unix seconds; 0 for a registered user. */
+    int64_t created_at;
+    int64_t expires_at;
 };
 
 /* pool.c: a fixed-size, thread-safe libpq connection pool. */

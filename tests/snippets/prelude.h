@@ -50,6 +50,7 @@ void log_signup_source(int64_t id, const char *source);
 void show_login_form(guest_req *req, const char *username,
                      const guest_form_errors *errors);
 void show_error(const char *field, const char *message);
+void show_password_form(guest_req *req, const guest_form_errors *errors);
 void save_nickname(guest_req *req, const char *nickname);
 void home(guest_req *req, void *userdata);
 void notes(guest_req *req, void *userdata);
