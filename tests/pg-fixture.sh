@@ -3,6 +3,10 @@
 #   pg-fixture.sh start DIR   initdb + start on a free 127.0.0.1 port; writes DIR/conninfo
 #   pg-fixture.sh stop DIR    stop and remove the cluster
 #   pg-fixture.sh pause DIR / resume DIR   stop / start the same cluster (outage tests)
+#   pg-fixture.sh standby DIR PRIMARY_DIR   a streaming standby of PRIMARY_DIR's cluster
+#                                           (pg_basebackup -R), on its own free port
+#   pg-fixture.sh crash DIR     stop at once (-m immediate), as a failing server does
+#   pg-fixture.sh promote DIR   turn a standby into a primary
 # initdb refuses to run as root, so as root the server runs as user postgres.
 set -euo pipefail
 cmd=${1:?usage: pg-fixture.sh start|stop|pause|resume DIR}
@@ -53,6 +57,30 @@ start)
     fi
   done
   echo "pg-fixture: could not start PostgreSQL:" >&2; cat "$d/server.log" >&2 || true; exit 1 ;;
+standby)
+  primary=${3:?usage: pg-fixture.sh standby DIR PRIMARY_DIR}
+  "$0" stop "$dir" >/dev/null 2>&1 || true
+  d=$(data_dir)
+  rm -rf "${d:?}"/*
+  as_pg "$bindir/pg_basebackup" -h 127.0.0.1 -p "$(cat "$primary/port")" -U postgres \
+    -D "$d" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 ||
+    { cat "$dir/basebackup.log" >&2; exit 1; }
+  for _ in 1 2 3 4 5 6 7 8; do
+    port=$((20000 + RANDOM % 30000))
+    if as_pg "$bindir/pg_ctl" -D "$d" -l "$d/server.log" -w -t 60 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null 2>&1; then
+      echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
+      echo "$port" >"$dir/port"
+      echo "pg-fixture: standby on 127.0.0.1:$port of $primary ($d)"
+      exit 0
+    fi
+  done
+  echo "pg-fixture: could not start the standby:" >&2; cat "$d/server.log" >&2 || true; exit 1 ;;
+crash)
+  as_pg "$bindir/pg_ctl" -D "$(data_dir)" -m immediate -w stop >/dev/null ;;
+promote)
+  as_pg "$bindir/pg_ctl" -D "$(data_dir)" -w -t 60 promote >/dev/null ;;
 pause)
   as_pg "$bindir/pg_ctl" -D "$(data_dir)" -m fast -w stop >/dev/null ;;
 resume)
