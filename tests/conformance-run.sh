@@ -42,11 +42,22 @@ args=(--server "$adapter" --schema "$schema")
 "$server" "${args[@]}" >"$work/out" 2>"$work/err" &
 pid=$!
 cleanup() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Stops the server; its exit status (a sanitizer's report among others)
+# must be 0.
+stop_server() {
+  kill "$pid" 2>/dev/null || true
+  set +e; wait "$pid"; src=$?; set -e
+  pid=
+  if [ "$src" != 0 ]; then
+    cat "$work/err" >&2
+    echo "FAIL: conformance_server exited with $src" >&2
+    exit 1
+  fi
+}
 
 url=
 for _ in $(seq 1200); do # up to 120 s on a loaded machine
@@ -66,6 +77,7 @@ set +e
 rc=$?
 set -e
 cat "$work/report"
+stop_server
 if [ -z "$broken" ]; then
   [ "$rc" = 0 ] || { cat "$work/err" >&2; echo "FAIL: exit $rc" >&2; }
   exit "$rc"

@@ -8,6 +8,8 @@
  * adapter and the table, to show that guestuser-conformance catches it:
  *   one-set-cookie  drops every Set-Cookie after a response's first
  *   no-query        hands the library the target without its query string
+ *   first-line      hands the library only the first line of a header sent
+ *                   on several (the part before the first ", " or "; ")
  */
 #include <signal.h>
 #include <stdio.h>
@@ -107,13 +109,26 @@ static const struct {
 
 typedef struct inner {
     guest_req *outer;
-    int cookies; /* Set-Cookie lines passed on */
-    char *path;  /* the target without its query */
+    int cookies;   /* Set-Cookie lines passed on */
+    char *path;    /* the target without its query */
+    char *cut[16]; /* first-line: the values handed out, freed at the end */
+    int ncut;
 } inner;
 
 static const char *b_header(void *c, const char *name)
 {
     return guest_req_header(((inner *)c)->outer, name);
+}
+static const char *b_header_first_line(void *c, const char *name)
+{
+    inner *in = c;
+    const char *v = guest_req_header(in->outer, name);
+    if (!v || in->ncut == 16)
+        return v;
+    char *cut = strndup(v, strcspn(v, ",;"));
+    if (cut)
+        in->cut[in->ncut++] = cut;
+    return cut;
 }
 static const char *b_method(void *c)
 {
@@ -190,6 +205,8 @@ static void broken_handler(guest_req *outer, void *userdata)
         guest_req_free(req);
     }
     free(in.path);
+    for (int i = 0; i < in.ncut; i++)
+        free(in.cut[i]);
 }
 
 static const char *conninfo(void)
@@ -209,8 +226,9 @@ static const char *conninfo(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: conformance_server --server NAME [--schema NAME] "
-                    "[--broken one-set-cookie|no-query]\n  servers:");
+    fprintf(stderr,
+            "usage: conformance_server --server NAME [--schema NAME] "
+            "[--broken one-set-cookie|no-query|first-line]\n  servers:");
     for (int i = 0; servers[i].name; i++)
         fprintf(stderr, " %s", servers[i].name);
     fprintf(stderr, "\n");
@@ -241,6 +259,8 @@ int main(int argc, char **argv)
             broken_ops.add_header = b_add_header_one_cookie;
         else if (!strcmp(broken, "no-query"))
             broken_ops.target = b_target_cut;
+        else if (!strcmp(broken, "first-line"))
+            broken_ops.header = b_header_first_line;
         else
             return usage();
         s.handler = broken_handler;
