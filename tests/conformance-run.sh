@@ -39,6 +39,9 @@ broken=${1:-}
 work=$(mktemp -d)
 args=(--server "$adapter" --schema "$schema")
 [ -n "$broken" ] && args+=(--broken "$broken")
+# created here: the background shell may open them after the loop's first look
+: >"$work/out"
+: >"$work/err"
 "$server" "${args[@]}" >"$work/out" 2>"$work/err" &
 pid=$!
 cleanup() {
