@@ -3,7 +3,10 @@
 #
 #   runtime       libguestuser.so.0
 #   dev           headers, libguestuser.so, libguestuser.a, guestuser.pc,
-#                 guestuserConfig*.cmake, guestuser(Static)Targets*.cmake
+#                 guestuserConfig*.cmake, guestuser(Static)Targets*.cmake;
+#                 the conformance kit (GUESTUSER_CONFORMANCE): conformance.h,
+#                 libguestuser-conformance.a, guestuser-conformance.pc,
+#                 guestuserConformanceTargets*.cmake, bin/guestuser-conformance
 #   mhd           libguestuser-mhd.so.0           (GUESTUSER_WITH_MHD)
 #   mhd_dev       adapters/mhd.h, libguestuser-mhd.so, guestuser-mhd.pc,
 #                 guestuserMhdTargets*.cmake
@@ -67,7 +70,21 @@ install(TARGETS guestuser_static EXPORT guestuserStaticTargets
 install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
   DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
 install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-  COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE)
+  COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE
+  PATTERN "conformance.h" EXCLUDE)
+
+# The conformance kit's route table: a static library with its own export
+# (the `conformance` component of find_package), installed with the -dev
+# files; tools/conformance/ installs the program.
+if(GUESTUSER_CONFORMANCE)
+  install(TARGETS guestuser_conformance EXPORT guestuserConformanceTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT guestuserConformanceTargets NAMESPACE guestuser::
+    DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
+  install(FILES include/guestuser/conformance.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT dev)
+endif()
 
 foreach(_adapter mhd civetweb)
   string(TOUPPER ${_adapter} _upper)
@@ -114,6 +131,12 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc
 configure_file(cmake/guestuser-db.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-db.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-db.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+if(GUESTUSER_CONFORMANCE)
+  configure_file(cmake/guestuser-conformance.pc.in
+    ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+endif()
 foreach(_adapter mhd civetweb)
   string(TOUPPER ${_adapter} _upper)
   if(GUESTUSER_WITH_${_upper})

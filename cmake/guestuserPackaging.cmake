@@ -2,7 +2,8 @@
 # install component of cmake/guestuserInstall.cmake:
 #
 #   libguestuser0              the shared library
-#   libguestuser-dev           headers, static library, CMake and pkg-config files
+#   libguestuser-dev           headers, static library, CMake and pkg-config files,
+#                              the conformance kit (bin/guestuser-conformance)
 #   libguestuser-mhd0 / -dev   the libmicrohttpd adapter (when built)
 #   libguestuser-civetweb0 / -dev   the CivetWeb adapter (when built)
 #   guestuser-tools            bin/guestuser

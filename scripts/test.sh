@@ -47,7 +47,7 @@ prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install build --prefix "$prefix" >/dev/null
 # the installed programs run from any prefix, without environment variables
-for prog in guestuser guestuser-demo; do
+for prog in guestuser guestuser-demo guestuser-conformance; do
   env -i PATH=/usr/bin:/bin "$prefix/bin/$prog" --help >/dev/null
 done
 cmake -S examples -B "$prefix/examples-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

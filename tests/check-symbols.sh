@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Compares the dynamic symbols a shared library exports with a list.
+# Compares the dynamic symbols a shared library exports (for a static
+# library: the global symbols its objects define) with a list.
 set -euo pipefail
 lib=$1 list=$2
-actual=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sort -u)
+case $lib in
+*.a) table=(nm -g --defined-only "$lib") ;;
+*) table=(nm -D --defined-only "$lib") ;;
+esac
+actual=$("${table[@]}" | awk 'NF == 3 && $2 ~ /^[TDBR]$/ {print $3}' | sort -u)
 expected=$(grep -v '^#' "$list" | sed '/^$/d' | sort -u)
 if [ "$actual" != "$expected" ]; then
   echo "exported symbols differ from $list (< expected, > actual):"

@@ -7,8 +7,9 @@
 #    headers, but every find_path/find_library for CivetWeb fails, as on a
 #    machine without libcivetweb-dev), and COMPONENTS civetweb fails there
 #    with a message naming CivetWeb, which shows the hiding works;
-#  - COMPONENTS civetweb, static and none work when nothing is hidden;
-#    COMPONENTS db (the library plus libpq) links libpq for the caller;
+#  - COMPONENTS civetweb, static, mhd;conformance and none work when
+#    nothing is hidden; COMPONENTS db (the library plus libpq) links libpq
+#    for the caller;
 #  - a second package configured with -DGUESTUSER_WITH_CIVETWEB=OFF:
 #    COMPONENTS civetweb fails, saying the package was built without it;
 #  - find_package leaves no variables but its own in the caller's scope
@@ -73,18 +74,21 @@ consumer civetweb "$work/both" civetweb
 consumer both "$work/both" "mhd;civetweb"
 consumer static "$work/both" static
 consumer db "$work/both" "db;mhd" "-DCMAKE_IGNORE_PATH=$hidden"
+consumer conformance "$work/both" "mhd;conformance"
 consumer core "$work/both" ""
 if grep -qiE 'civetweb|microhttpd|libpq' "$work/core/CMakeCache.txt"; then
   echo "FAIL: find_package(guestuser) without components looked for dependencies" >&2; exit 1
 fi
 
 echo ">> package built without CivetWeb"
-cmake -S "$src" -B "$work/build-mhd-only" -DGUESTUSER_WITH_CIVETWEB=OFF -DGUESTUSER_TESTS=OFF \
+cmake -S "$src" -B "$work/build-mhd-only" -DGUESTUSER_WITH_CIVETWEB=OFF -DGUESTUSER_CONFORMANCE=OFF -DGUESTUSER_TESTS=OFF \
   -DGUESTUSER_EXAMPLES=OFF -DGUESTUSER_TOOLS=OFF -DGUESTUSER_BENCHMARKS=OFF >/dev/null
 cmake --build "$work/build-mhd-only" -j"$jobs" >/dev/null
 cmake --install "$work/build-mhd-only" --prefix "$work/mhd-only" >/dev/null
 consumer mhd-only "$work/mhd-only" mhd
 refused civetweb-from-mhd-only "$work/mhd-only" civetweb \
   "civetweb: this guestuser was built without its CivetWeb adapter"
+refused conformance-from-mhd-only "$work/mhd-only" conformance \
+  "conformance: this guestuser was built without its conformance kit"
 refused unknown-component "$work/both" nginx "nginx: no such component"
 echo ">> CMake package checks passed"

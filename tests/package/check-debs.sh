@@ -62,7 +62,7 @@ echo ">> extracted into a clean prefix"
 root="$work/root"
 for deb in "$out"/*.deb; do dpkg -x "$deb" "$root"; done
 prefix="$root/usr"
-for prog in guestuser guestuser-demo; do
+for prog in guestuser guestuser-demo guestuser-conformance; do
   [ -x "$prefix/bin/$prog" ] || continue
   env -i PATH=/usr/bin:/bin "$prefix/bin/$prog" --help >/dev/null
   echo "$prog --help runs from $prefix/bin with an empty environment"
@@ -79,4 +79,11 @@ PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
   sh -c 'cc "$1/pc.c" -o "$1/pc" $(pkg-config --cflags --libs guestuser) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
 env -i "$work/pc"
 echo "pkg-config guestuser: a program builds and runs"
+if [ -f "$prefix/lib/pkgconfig/guestuser-conformance.pc" ]; then
+  printf '#include <guestuser/conformance.h>\nint main(void){return guest_conformance_routes() ? 0 : 1;}\n' >"$work/conf.c"
+  PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
+    sh -c 'cc "$1/conf.c" -o "$1/conf" $(pkg-config --cflags --libs guestuser-conformance) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
+  env -i "$work/conf"
+  echo "pkg-config guestuser-conformance: a program builds and runs"
+fi
 echo ">> Debian package checks passed"

@@ -11,6 +11,9 @@
 #ifdef CONSUMER_DB
 #include <libpq-fe.h>
 #endif
+#ifdef CONSUMER_CONFORMANCE
+#include <guestuser/conformance.h>
+#endif
 
 int main(void)
 {
@@ -27,6 +30,11 @@ int main(void)
 #endif
     guest_config cfg;
     guest_config_init(&cfg);
+#ifdef CONSUMER_CONFORMANCE
+    guest_conformance_config(&cfg);
+    if (!guest_conformance_routes())
+        return 1;
+#endif
     printf("guestuser %s\n", guest_version());
     return 0;
 }
