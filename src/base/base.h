@@ -51,6 +51,8 @@ struct guest_ctx {
     /* names: when a failed guest creation was last logged (guest__log_every) */
     _Atomic int64_t name_exhausted_logged_ms;
     _Atomic int64_t name_failed_logged_ms;
+    /* store/db.c: when an unreachable database was last logged */
+    _Atomic int64_t db_down_logged_ms;
     /* hashslots.c: bounds the password hashes running at once. */
     guest__hashslots *hash_slots;
     /* client_addr.c: trusted_proxies, parsed */

@@ -304,9 +304,23 @@ void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err)
     tx->failed_message[n] = '\0';
 }
 
+guest_status guest__db_down(const guest_ctx *ctx, guest_status st,
+                            const guest_error *err)
+{
+    if (st == GUEST_ERR_DB_UNAVAILABLE)
+        guest__log_every(ctx, &((guest_ctx *)ctx)->db_down_logged_ms, 10000,
+                         GUEST_LOG_ERROR, "database unavailable: %s",
+                         err && *err->message ? err->message
+                                              : guest_strerror(st));
+    return st;
+}
+
 guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
                             PGresult **res, guest_error *err)
 {
+    guest_error local = {.message = ""};
+    if (!err)
+        err = &local;
     if (res)
         *res = NULL;
     char *expanded = NULL;
@@ -328,7 +342,7 @@ guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
     guest_status st =
         tx ? run_in(tx, s, sql, res, err) : run_pooled(ctx, s, sql, res, err);
     free(expanded);
-    return st;
+    return guest__db_down(ctx, st, err);
 }
 
 bool guest__sql_state_is(const PGresult *res, const char *state)
@@ -369,7 +383,7 @@ guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
         st = guest__pool_acquire_by(ctx->pool, deadline, &tx->conn, err);
         if (st != GUEST_OK) {
             tx->conn = NULL;
-            return st;
+            return guest__db_down(ctx, st, err);
         }
         int64_t left = deadline - guest__now_ms();
         bool broken = false;
@@ -382,7 +396,7 @@ guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err)
         if (!broken || guest__now_ms() >= deadline)
             break;
     }
-    return st;
+    return guest__db_down(ctx, st, err);
 }
 
 guest_status guest__tx_commit(guest_db *tx, guest_error *err)

@@ -60,7 +60,7 @@ guest_status guest__db_lend(guest_ctx *ctx, PGconn **conn, guest_error *err)
     int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
     guest_status st = guest__pool_acquire_by(ctx->pool, deadline, conn, err);
     if (st != GUEST_OK)
-        return st;
+        return guest__db_down(ctx, st, err);
     /* The pool keeps its connections non-blocking for its own deadlines.
      * The application gets libpq's ordinary mode, in which every libpq
      * call (PQputCopyData included) behaves as its manual says; the
@@ -127,5 +127,5 @@ guest_status guest__db_query_on(guest_ctx *ctx, PGconn *conn, const char *sql,
                             &(guest__stmt){.sql = sql, .params = &p}, sql, res,
                             broken, &sent, err);
     drop_unless_sql_error(st, res);
-    return st;
+    return guest__db_down(ctx, st, err);
 }

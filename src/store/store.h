@@ -113,6 +113,11 @@ guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
                                 const guest__stmt *s, const char *sql,
                                 PGresult **res, bool *broken, bool *sent,
                                 guest_error *err);
+/* Passes @p st through; when it is GUEST_ERR_DB_UNAVAILABLE, says so in
+ * the log (at most every 10 s) with @p err's detail (may be NULL): the
+ * operator of a server answering 503 must be able to see why. */
+guest_status guest__db_down(const guest_ctx *ctx, guest_status st,
+                            const guest_error *err);
 /* True when @p res failed with SQLSTATE @p state (e.g. "23505"). */
 bool guest__sql_state_is(const PGresult *res, const char *state);
 guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err);
