@@ -240,10 +240,15 @@ START_TEST(limit_flags)
     ck_assert_uint_eq(o.cfg.guest_rate_window, 60);
     ck_assert_int_eq(o.cfg.guest_rate_limit_action,
                      GUEST_RATE_ACTION_ANONYMOUS);
+    ck_assert_int_eq(o.cfg.db_pooler, GUEST_DB_POOLER_AUTO);
+    char *pooler[] = {"demo", "--db-pooler", "transaction", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, pooler), 0);
+    ck_assert_int_eq(o.cfg.db_pooler, GUEST_DB_POOLER_TRANSACTION);
     const char *bad[][2] = {
         {"--rate-limit", "0/hour"},    {"--rate-limit", "5/day"},
         {"--rate-limit", "x"},         {"--rate-limit-action", "drop"},
-        {"--login-limit", "5/minute"}, {"--max-guests", "-1"}};
+        {"--login-limit", "5/minute"}, {"--max-guests", "-1"},
+        {"--db-pooler", "session"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char *args[] = {"demo", (char *)bad[i][0], (char *)bad[i][1], NULL};
         ck_assert_int_eq(demo_parse_args(&o, 3, args), -1);

@@ -56,7 +56,9 @@ enum {
     OPT_MAX_GUESTS,
     OPT_HELP,
     OPT_NOTES_MAX,
-    OPT_SECRET_KEY_FILE
+    OPT_SECRET_KEY_FILE,
+    OPT_DB_POOLER,
+    OPT_DB_READ
 };
 
 static const struct option longopts[] = {
@@ -109,6 +111,8 @@ static const struct option longopts[] = {
     {"help", no_argument, NULL, OPT_HELP},
     {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
+    {"db-pooler", required_argument, NULL, OPT_DB_POOLER},
+    {"db-read", required_argument, NULL, OPT_DB_READ},
     {NULL, 0, NULL, 0},
 };
 
@@ -148,6 +152,12 @@ void demo_usage(FILE *out, const char *argv0)
         "  --pool-size N             most database connections (8)\n"
         "  --db-timeout-ms N         connect/wait/statement bound in ms "
         "(5000)\n"
+        "  --db-pooler MODE          auto | none | transaction: PgBouncer in "
+        "transaction\n"
+        "                            mode in between (auto: detected)\n"
+        "  --db-read CONNINFO        a read replica that resolves returning "
+        "visitors\n"
+        "                            (misses and failures go to --db)\n"
         "Guests:\n"
         "  --disabled                create no guests (enabled = false)\n"
         "  --max-age SECONDS         guest and session lifetime (1209600)\n"
@@ -502,6 +512,19 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             c->secret_keys = (const char *const *)o->secret_keys;
             break;
         }
+        case OPT_DB_READ:
+            c->db_read_conninfo = optarg;
+            break;
+        case OPT_DB_POOLER:
+            if (!strcmp(optarg, "auto"))
+                c->db_pooler = GUEST_DB_POOLER_AUTO;
+            else if (!strcmp(optarg, "none"))
+                c->db_pooler = GUEST_DB_POOLER_NONE;
+            else if (!strcmp(optarg, "transaction"))
+                c->db_pooler = GUEST_DB_POOLER_TRANSACTION;
+            else
+                goto bad;
+            break;
         default:
             demo_usage(stderr, argv[0]);
             return -1;

@@ -270,10 +270,21 @@ struct guest_config {
      * and wiped by guest_ctx_free().
      */
     const char *const *secret_keys;
-    /* Connection poolers */
+    /* Database topology (docs/scaling.md) */
     /** PgBouncer or the like between the library and PostgreSQL
-     * (GUEST_DB_POOLER_AUTO). */
+     * (GUEST_DB_POOLER_AUTO); db_read_conninfo's connections detect their
+     * own. */
     guest_db_pooler db_pooler;
+    /**
+     * A read replica (streaming standby) that resolves returning visitors'
+     * sessions, libpq conninfo (NULL or "": none, every statement goes to
+     * db_conninfo). A session the replica does not know (a guest made a
+     * moment ago, replication lag) is looked up on the primary, and so is
+     * every session while the replica fails (for 5 s after each failure).
+     * Logout, conversion and deactivation reach visitors resolved there
+     * only after the replica replays them. Its own pool of db_pool_size.
+     */
+    const char *db_read_conninfo;
     /* Cleanup */
     /** After each batch guest_delete_expired() deletes (NULL: none). */
     guest_deleted_fn on_guests_deleted;

@@ -44,6 +44,10 @@ struct guest_ctx {
     regex_t *agent_re;
     size_t agent_count;
     guest__pool *pool;
+    /* db_read_conninfo's pool (NULL: none), and until when (guest__now_ms)
+     * it is skipped after a failure */
+    guest__pool *read_pool;
+    _Atomic int64_t read_pool_skip_until;
     guest__sql sql;
     /* names: the width guest_name_numbered draws at now; starts at
      * name_suffix_digits and grows when that space is full. */

@@ -267,9 +267,12 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
               own_string(ctx, &c->csrf_cookie_name, "csrftoken") &&
               own_string(ctx, &c->secure_proxy_header, NULL) &&
               own_string(ctx, &c->trusted_proxies, NULL) &&
-              own_string(ctx, &c->allowed_hosts, NULL);
+              own_string(ctx, &c->allowed_hosts, NULL) &&
+              own_string(ctx, &c->db_read_conninfo, NULL);
     if (c->cookie_domain && !*c->cookie_domain)
         c->cookie_domain = NULL;
+    if (c->db_read_conninfo && !*c->db_read_conninfo)
+        c->db_read_conninfo = NULL;
     return ok ? GUEST_OK : GUEST_ERR_NOMEM;
 }
 
@@ -308,7 +311,14 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         guest__fail(err, st, "out of memory");
         goto fail;
     }
-    if ((st = guest__pool_new(ctx, &ctx->pool, err)) != GUEST_OK)
+    if ((st = guest__pool_new(ctx, ctx->cfg.db_conninfo, &ctx->pool, err)) !=
+        GUEST_OK)
+        goto fail;
+    /* The replica is not contacted here: it may be down while the primary
+     * serves, which must not stop a start. */
+    if (ctx->cfg.db_read_conninfo &&
+        (st = guest__pool_new(ctx, ctx->cfg.db_read_conninfo, &ctx->read_pool,
+                              err)) != GUEST_OK)
         goto fail;
     /* Migrating at start both proves the database is reachable and makes
      * every later statement able to assume the schema exists. */
@@ -326,6 +336,7 @@ void guest_ctx_free(guest_ctx *ctx)
     if (!ctx)
         return;
     guest__pool_free(ctx->pool);
+    guest__pool_free(ctx->read_pool);
     guest__hashslots_free(ctx->hash_slots);
     guest__sql_free(&ctx->sql);
     guest__keys_free(ctx);

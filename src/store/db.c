@@ -237,9 +237,9 @@ guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
     return st;
 }
 
-static guest_status run_pooled(guest_ctx *ctx, const guest__stmt *s,
-                               const char *sql, PGresult **res,
-                               guest_error *err)
+static guest_status run_pooled(guest_ctx *ctx, guest__pool *pool,
+                               const guest__stmt *s, const char *sql,
+                               PGresult **res, guest_error *err)
 {
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     int64_t deadline = guest__now_ms() + ctx->cfg.db_timeout_ms;
@@ -250,14 +250,14 @@ static guest_status run_pooled(guest_ctx *ctx, const guest__stmt *s,
      * tries share one deadline: an outage answers within db_timeout_ms. */
     for (int attempt = 0; attempt < 2; attempt++) {
         PGconn *conn;
-        st = guest__pool_acquire_by(ctx->pool, deadline, &conn, err);
+        st = guest__pool_acquire_by(pool, deadline, &conn, err);
         if (st != GUEST_OK)
             return st;
         bool broken = false, sent = false;
         int64_t left = deadline - guest__now_ms();
         unsigned budget = left > 1 ? (unsigned)left : 1;
         st = guest__sql_send_on(conn, budget, s, sql, res, &broken, &sent, err);
-        guest__pool_release(ctx->pool, conn, broken);
+        guest__pool_release(pool, conn, broken);
         if (!broken || sent || guest__now_ms() >= deadline)
             return st;
         if (res && *res) {
@@ -333,14 +333,16 @@ guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
     /* Behind a transaction-mode pooler consecutive statements may reach
      * different server connections, so a named statement prepared on one
      * is missing on the next: each goes unnamed (parsed every time). */
+    guest__pool *pool =
+        !tx && s->replica && ctx->read_pool ? ctx->read_pool : ctx->pool;
     guest__stmt unnamed;
-    if (s->prepared && guest__pool_transaction_mode(ctx->pool)) {
+    if (s->prepared && guest__pool_transaction_mode(pool)) {
         unnamed = *s;
         unnamed.prepared = NULL;
         s = &unnamed;
     }
-    guest_status st =
-        tx ? run_in(tx, s, sql, res, err) : run_pooled(ctx, s, sql, res, err);
+    guest_status st = tx ? run_in(tx, s, sql, res, err)
+                         : run_pooled(ctx, pool, s, sql, res, err);
     free(expanded);
     return guest__db_down(ctx, st, err);
 }

@@ -211,16 +211,37 @@ guest_status guest__store_resolve(guest_ctx *ctx,
 {
     guest__params p = {0};
     guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
-    PGresult *res;
-    const guest__stmt s = {.sql = ctx->sql.resolve_session,
-                           .prepared = "guest_resolve",
-                           .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
-    if (st != GUEST_OK) {
-        PQclear(res);
-        return st;
+    PGresult *res = NULL;
+    guest__stmt s = {.sql = ctx->sql.resolve_session,
+                     .prepared = "guest_resolve",
+                     .params = &p};
+    guest_status st = GUEST_ERR_DB_UNAVAILABLE;
+    *found = false;
+    /* The replica first, when there is one and it has not just failed. A
+     * miss there may only be lag (a guest made a moment ago, a login), so
+     * the primary decides it; a failing replica is skipped for a while
+     * rather than costing every visitor its timeout. */
+    if (ctx->read_pool && guest__now_ms() >= ctx->read_pool_skip_until) {
+        s.replica = true;
+        st = guest__sql_run(ctx, NULL, &s, &res, NULL);
+        if (st != GUEST_OK)
+            ctx->read_pool_skip_until = guest__now_ms() + 5000;
+        else if (PQntuples(res) == 1)
+            *found = true;
+        if (!*found) {
+            PQclear(res);
+            res = NULL;
+        }
+        s.replica = false;
     }
-    *found = PQntuples(res) == 1;
+    if (!*found) {
+        st = guest__sql_run(ctx, NULL, &s, &res, err);
+        if (st != GUEST_OK) {
+            PQclear(res);
+            return st;
+        }
+        *found = PQntuples(res) == 1;
+    }
     if (*found)
         fill_user(ctx, user, res, PQgetvalue(res, 0, 2)[0] == 't', 3);
     PQclear(res);

@@ -31,10 +31,9 @@ struct guest__pool {
     char options[96];
 };
 
-guest_status guest__pool_new(const guest_ctx *ctx, guest__pool **out,
-                             guest_error *err)
+guest_status guest__pool_new(const guest_ctx *ctx, const char *conninfo,
+                             guest__pool **out, guest_error *err)
 {
-    const char *conninfo = ctx->cfg.db_conninfo;
     unsigned size = ctx->cfg.db_pool_size, timeout_ms = ctx->cfg.db_timeout_ms;
     guest__pool *p = calloc(1, sizeof *p);
     if (!p)

@@ -23,8 +23,8 @@ struct guest_user {
 /* pool.c: a fixed-size, thread-safe libpq connection pool. */
 /* From @p ctx's db_conninfo, db_pool_size, db_timeout_ms and db_pooler;
  * logs through @p ctx, which must outlive the pool. */
-guest_status guest__pool_new(const guest_ctx *ctx, guest__pool **out,
-                             guest_error *err);
+guest_status guest__pool_new(const guest_ctx *ctx, const char *conninfo,
+                             guest__pool **out, guest_error *err);
 void guest__pool_free(guest__pool *pool);
 /* A connection, waiting for a free one or connecting until @p deadline
  * (guest__now_ms() time): callers share one deadline per operation. */
@@ -78,6 +78,9 @@ typedef struct guest__stmt {
      * and takes no parameters (migrations, BEGIN/COMMIT). Otherwise the
      * extended protocol runs exactly one statement. */
     bool script;
+    /* A read that db_read_conninfo's replica may answer (outside a
+     * transaction, when there is one); the caller falls back itself. */
+    bool replica;
 } guest__stmt;
 
 /* A transaction on one pooled connection; lent to application callbacks
