@@ -9,6 +9,8 @@
 #                 guestuserMhdTargets*.cmake
 #   civetweb      libguestuser-civetweb.so.0      (GUESTUSER_WITH_CIVETWEB)
 #   civetweb_dev  the same for CivetWeb, plus guestuserCivetWeb.cmake
+#   ulfius        libguestuser-ulfius.so.0        (GUESTUSER_WITH_ULFIUS)
+#   ulfius_dev    the same for Ulfius
 #   tools         bin/guestuser (tools/), demo: bin/guestuser-demo (examples/)
 #
 # One export file per CMake package component, so that a user of one
@@ -21,7 +23,7 @@ set(GUESTUSER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/guestuser)
 # instead of the build's PkgConfig::<prefix> names, which a user's project
 # may define differently.
 set(_guestuser_dep_names PQ=libpq UUID=uuid SSL=libcrypto JANSSON=jansson
-  PWQUALITY=pwquality MHD=libmicrohttpd)
+  PWQUALITY=pwquality MHD=libmicrohttpd ULFIUS=libulfius)
 function(guestuser__rename_deps_for_install target)
   get_target_property(libs ${target} INTERFACE_LINK_LIBRARIES)
   if(NOT libs)
@@ -69,13 +71,15 @@ install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
 install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE)
 
-foreach(_adapter mhd civetweb)
+foreach(_adapter mhd civetweb ulfius)
   string(TOUPPER ${_adapter} _upper)
   if(NOT GUESTUSER_WITH_${_upper})
     continue()
   endif()
   if(_adapter STREQUAL "mhd")
     set(_export guestuserMhdTargets)
+  elseif(_adapter STREQUAL "ulfius")
+    set(_export guestuserUlfiusTargets)
   else()
     set(_export guestuserCivetwebTargets)
   endif()
@@ -110,7 +114,7 @@ set(GUESTUSER_PC_PREFIX "\${pcfiledir}/${GUESTUSER_PC_UP}")
 configure_file(cmake/guestuser.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
-foreach(_adapter mhd civetweb)
+foreach(_adapter mhd civetweb ulfius)
   string(TOUPPER ${_adapter} _upper)
   if(GUESTUSER_WITH_${_upper})
     configure_file(cmake/guestuser-${_adapter}.pc.in

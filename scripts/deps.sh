@@ -3,7 +3,7 @@
 # dpkg-dev and file: cpack -G DEB runs dpkg-shlibdeps on the binaries.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
-  libmicrohttpd-dev libcivetweb-dev libjansson-dev libpwquality-dev cracklib-runtime
+  libmicrohttpd-dev libcivetweb-dev libulfius-dev libjansson-dev libpwquality-dev cracklib-runtime
   clang libclang-rt-dev openssl clang-format clang-tidy
   dpkg-dev file"
 # The browser tests (tests/e2e): Debian's Chromium, and node with npm unless

@@ -18,6 +18,9 @@
 #ifdef TEST_WITH_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
 #endif
+#ifdef TEST_WITH_ULFIUS
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 #include "routes.h"
 #include "testlib.h"
@@ -88,9 +91,34 @@ static void civetweb_stop(running *s)
 }
 #endif
 
+#ifdef TEST_WITH_ULFIUS
+static void ulfius_start(running *s, guest_handler_fn handler, void *userdata)
+{
+    guest_ulfius *app = NULL;
+    struct _u_instance *in = NULL;
+    ck_assert_int_eq(guest_ulfius_new(s->ctx, handler, userdata, &app),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_ulfius_start(app, "127.0.0.1", 0, &in), GUEST_OK);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert_ptr_nonnull(di);
+    s->port = di->port;
+    s->app = app;
+    s->server = in;
+}
+
+static void ulfius_stop(running *s)
+{
+    guest_ulfius_free(s->app);
+}
+#endif
+
 static const server_kind kinds[] = {
 #ifdef TEST_WITH_MHD
     {"mhd", "t_srv_mhd", mhd_start, mhd_stop},
+#endif
+#ifdef TEST_WITH_ULFIUS
+    {"ulfius", "t_srv_ulfius", ulfius_start, ulfius_stop},
 #endif
 #ifdef TEST_WITH_CIVETWEB
     {"civetweb", "t_srv_civet", civetweb_start, civetweb_stop},
@@ -756,15 +784,18 @@ START_TEST(body_over_max_body_size_is_413)
     free(chunk);
 
     /* a declared length far over the limit is refused without waiting for
-     * the body, which never comes */
-    int fd = connect_to(s.port);
-    const char *huge = "POST /whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                       "Content-Length: 1000000000\r\n\r\nxxxx";
-    send_all(fd, huge, strlen(huge));
-    raw = read_one(fd, false);
-    ck_assert_int_eq(tl_raw_status(raw), 413);
-    free(raw);
-    close(fd);
+     * the body, which never comes (not with Ulfius, which reads every body
+     * before its endpoints run: test_ulfius.c covers what it does) */
+    if (strcmp(s.kind->name, "ulfius") != 0) {
+        int fd = connect_to(s.port);
+        const char *huge = "POST /whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Length: 1000000000\r\n\r\nxxxx";
+        send_all(fd, huge, strlen(huge));
+        raw = read_one(fd, false);
+        ck_assert_int_eq(tl_raw_status(raw), 413);
+        free(raw);
+        close(fd);
+    }
 
     r = get(&s, "/healthz", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
