@@ -118,8 +118,8 @@ static server ulfius_up(const guest_ulfius_limits *limits)
     if (limits)
         ck_assert_int_eq(guest_ulfius_set_limits(app, limits), GUEST_OK);
     ck_assert_int_eq(guest_ulfius_start(app, "127.0.0.1", 0, &in), GUEST_OK);
-    s.port = MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT)
-                 ->port;
+    s.port =
+        MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
     s.app = app;
     s.handle = in;
     return s;
@@ -624,8 +624,10 @@ START_TEST(ulfius_cuts_off_a_silent_client)
     l.idle_timeout_s = 1;
     server s = ulfius_up(&l);
     int fd = dial(s.port, "127.0.0.1");
-    send_some(fd, "POST /hello HTTP/1.1\r\nHost: x\r\n"
-                  "Content-Length: 100\r\n\r\nabc", 57);
+    send_some(fd,
+              "POST /hello HTTP/1.1\r\nHost: x\r\n"
+              "Content-Length: 100\r\n\r\nabc",
+              57);
     ck_assert_msg(closed_within(fd, WAIT_MS), "the silent client stayed");
     close(fd);
     ck_assert_int_eq(status_of(s.port), 200);

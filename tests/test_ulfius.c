@@ -32,17 +32,16 @@ static void handler(guest_req *req, void *userdata)
     atomic_fetch_add(&handler_runs, 1);
     const char *path = guest_req_path(req);
     if (!strcmp(path, "/cookies")) {
-        ck_assert_int_eq(guest_res_add_header(req, "Set-Cookie",
-                                              "a=1; Path=/; HttpOnly"),
-                         GUEST_OK);
+        ck_assert_int_eq(
+            guest_res_add_header(req, "Set-Cookie", "a=1; Path=/; HttpOnly"),
+            GUEST_OK);
         ck_assert_int_eq(
             guest_res_add_header(req, "Set-Cookie", "b=2; SameSite=Lax"),
             GUEST_OK);
-        ck_assert_int_eq(guest_res_add_header(req, "Set-Cookie",
-                                              "c=; Max-Age=0; Path=/"),
-                         GUEST_OK);
-        ck_assert_int_eq(guest_res_add_header(req, "Vary", "Accept"),
-                         GUEST_OK);
+        ck_assert_int_eq(
+            guest_res_add_header(req, "Set-Cookie", "c=; Max-Age=0; Path=/"),
+            GUEST_OK);
+        ck_assert_int_eq(guest_res_add_header(req, "Vary", "Accept"), GUEST_OK);
         guest_res_send(req, 200, "text/plain", "ok\n");
     } else if (!strcmp(path, "/login")) {
         /* A new session and a new CSRF secret: two cookies. */
@@ -79,8 +78,7 @@ static void start(server *s)
     ck_assert_int_eq(guest_ulfius_new(s->ctx, handler, NULL, &s->app),
                      GUEST_OK);
     struct _u_instance *in = NULL;
-    ck_assert_int_eq(guest_ulfius_start(s->app, "127.0.0.1", 0, &in),
-                     GUEST_OK);
+    ck_assert_int_eq(guest_ulfius_start(s->app, "127.0.0.1", 0, &in), GUEST_OK);
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT);
     ck_assert_ptr_nonnull(di);
@@ -145,8 +143,7 @@ static char *get(const server *s, const char *request)
 }
 
 /* The values of every @p name line of a raw response's head, "|" between. */
-static void lines_of(const char *raw, const char *name, char *out,
-                     size_t size)
+static void lines_of(const char *raw, const char *name, char *out, size_t size)
 {
     out[0] = 0;
     size_t n = strlen(name);
@@ -162,9 +159,10 @@ static void lines_of(const char *raw, const char *name, char *out,
         const char *e = strstr(v, "\r\n");
         if (out[0])
             strncat(out, "|", size - strlen(out) - 1);
-        strncat(out, v, (size_t)(e - v) < size - strlen(out) - 1
-                            ? (size_t)(e - v)
-                            : size - strlen(out) - 1);
+        strncat(out, v,
+                (size_t)(e - v) < size - strlen(out) - 1
+                    ? (size_t)(e - v)
+                    : size - strlen(out) - 1);
     }
 }
 
@@ -323,13 +321,13 @@ END_TEST
  * spelling joined by a bare ",". */
 static void check_request_headers(const server *s, bool own_instance)
 {
-    char *r = get(s, own_instance
-                         ? "GET /echo HTTP/1.1\r\nHost: localhost\r\n"
-                           "X-Test: one\r\nX-Test: two\r\nX-Test: three\r\n"
-                           "Connection: close\r\n\r\n"
-                         : "GET /echo HTTP/1.1\r\nHost: localhost\r\n"
-                           "X-Test: one\r\nx-test: two\r\nX-Test: three\r\n"
-                           "Connection: close\r\n\r\n");
+    char *r =
+        get(s, own_instance ? "GET /echo HTTP/1.1\r\nHost: localhost\r\n"
+                              "X-Test: one\r\nX-Test: two\r\nX-Test: three\r\n"
+                              "Connection: close\r\n\r\n"
+                            : "GET /echo HTTP/1.1\r\nHost: localhost\r\n"
+                              "X-Test: one\r\nx-test: two\r\nX-Test: three\r\n"
+                              "Connection: close\r\n\r\n");
     ck_assert_int_eq(tl_raw_status(r), 200);
     ck_assert_msg(strstr(r, own_instance ? "x-test=one,two,three\n"
                                          : "x-test=one, two, three\n"),
@@ -458,10 +456,8 @@ START_TEST(misuse_is_refused)
     guest_ulfius_limits_init(&l);
     ck_assert_int_eq(guest_ulfius_set_limits(app, &l), GUEST_OK);
     struct _u_instance *in = NULL;
-    ck_assert_int_eq(guest_ulfius_start(NULL, NULL, 0, &in),
-                     GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_ulfius_start(app, NULL, 0, NULL),
-                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_ulfius_start(NULL, NULL, 0, &in), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_ulfius_start(app, NULL, 0, NULL), GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_ulfius_start(app, "localhost", 0, &in),
                      GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_ulfius_attach(NULL, in, NULL), GUEST_ERR_INVALID);
@@ -477,10 +473,8 @@ START_TEST(misuse_is_refused)
                      GUEST_ERR_CONFIG);
     guest_ulfius_free(app2);
     /* One instance per adapter. */
-    ck_assert_int_eq(guest_ulfius_start(app, NULL, 0, &in2),
-                     GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_ulfius_callback(NULL, NULL, app),
-                     U_CALLBACK_ERROR);
+    ck_assert_int_eq(guest_ulfius_start(app, NULL, 0, &in2), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_ulfius_callback(NULL, NULL, app), U_CALLBACK_ERROR);
     /* Stopped by the application first, then freed: both fine. */
     ulfius_stop_framework(in);
     guest_ulfius_free(app);

@@ -85,9 +85,9 @@ static int keep(ul_req *r, guest_buf *b)
 }
 
 typedef struct header_scan {
-    const char *name; /* NULL: count the framing headers only */
-    size_t count;       /* lines of the field */
-    const char *first;  /* the first line's value, borrowed */
+    const char *name;  /* NULL: count the framing headers only */
+    size_t count;      /* lines of the field */
+    const char *first; /* the first line's value, borrowed */
     guest_buf joined;
     bool failed;
     size_t content_length, transfer_encoding, host;
@@ -318,8 +318,7 @@ static int fill(struct _u_response *resp, const guest_response *res)
     }
     if (res->body.len && !bodiless(res->status) &&
         ulfius_set_binary_body_response(resp, (unsigned)res->status,
-                                        res->body.data,
-                                        res->body.len) != U_OK)
+                                        res->body.data, res->body.len) != U_OK)
         return -1;
     resp->status = res->status;
     return 0;

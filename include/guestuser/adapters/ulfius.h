@@ -81,9 +81,8 @@ guest_ulfius_start(guest_ulfius *app, const char *bind_addr, uint16_t port,
  * GUEST_ERR_INVALID for a NULL argument, GUEST_ERR_NOMEM when Ulfius
  * refuses the endpoint.
  */
-GUEST_API GUEST_NODISCARD guest_status
-guest_ulfius_attach(guest_ulfius *app, struct _u_instance *instance,
-                    const char *prefix);
+GUEST_API GUEST_NODISCARD guest_status guest_ulfius_attach(
+    guest_ulfius *app, struct _u_instance *instance, const char *prefix);
 
 /**
  * The Ulfius endpoint callback, with the guest_ulfius as @p user_data
