@@ -8,6 +8,9 @@
 #ifdef CONSUMER_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
 #endif
+#ifdef CONSUMER_ULFIUS
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 int main(void)
 {
@@ -16,6 +19,9 @@ int main(void)
 #endif
 #ifdef CONSUMER_CIVETWEB
     guest_civetweb_free(NULL);
+#endif
+#ifdef CONSUMER_ULFIUS
+    guest_ulfius_free(NULL);
 #endif
     guest_config cfg;
     guest_config_init(&cfg);
