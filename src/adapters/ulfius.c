@@ -56,10 +56,55 @@ typedef struct ul_req {
 static _Thread_local const struct _u_request *tl_request;
 static _Thread_local struct MHD_Connection *tl_conn;
 
+/* Per connection under guest_ulfius_start: the request Ulfius's URI log
+ * made and its completion callback has not freed yet. libmicrohttpd skips
+ * the completion callback for some requests it refuses itself (a header
+ * block too large for its memory pool, a malformed request line), and
+ * Ulfius's request would leak; the connection notification always runs,
+ * so it frees what is left. */
+typedef struct ul_conn {
+    struct connection_info_struct *pending;
+} ul_conn;
+
+static ul_conn *conn_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void release(ul_conn *c, struct MHD_Connection *connection)
+{
+    if (!c || !c->pending)
+        return;
+    void *ci = c->pending;
+    c->pending = NULL;
+    mhd_request_completed(NULL, connection, &ci,
+                          MHD_REQUEST_TERMINATED_WITH_ERROR);
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *connection,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(ul_conn));
+        return;
+    }
+    release(*socket_context, connection);
+    free(*socket_context);
+    *socket_context = NULL;
+}
+
 static void *uri_log(void *cls, const char *uri,
                      struct MHD_Connection *connection)
 {
+    ul_conn *c = conn_of(connection);
+    release(c, connection);
     struct connection_info_struct *ci = ulfius_uri_logger(cls, uri);
+    if (c)
+        c->pending = ci;
     tl_request = ci ? ci->request : NULL;
     tl_conn = ci ? connection : NULL;
     return ci;
@@ -73,6 +118,9 @@ static void completed(void *cls, struct MHD_Connection *connection,
         tl_request = NULL;
         tl_conn = NULL;
     }
+    ul_conn *c = conn_of(connection);
+    if (c && c->pending == ci)
+        c->pending = NULL;
     mhd_request_completed(cls, connection, con_cls, toe);
 }
 
@@ -499,6 +547,7 @@ guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
     }
     const guest_ulfius_limits *l = &app->limits;
     struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
