@@ -472,8 +472,9 @@ START_TEST(misuse_is_refused)
     ck_assert_int_eq(guest_ulfius_start(app2, "127.0.0.1", di->port, &in2),
                      GUEST_ERR_CONFIG);
     guest_ulfius_free(app2);
-    /* One instance per adapter. */
+    /* One instance per adapter; its limits are set. */
     ck_assert_int_eq(guest_ulfius_start(app, NULL, 0, &in2), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_ulfius_set_limits(app, &l), GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_ulfius_callback(NULL, NULL, app), U_CALLBACK_ERROR);
     /* Stopped by the application first, then freed: both fine. */
     ulfius_stop_framework(in);

@@ -471,7 +471,7 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
 guest_status guest_ulfius_set_limits(guest_ulfius *app,
                                      const guest_ulfius_limits *limits)
 {
-    if (!app || !limits || limits->max_connections == 0 ||
+    if (!app || !limits || app->instance || limits->max_connections == 0 ||
         limits->max_connections > 65535 || limits->idle_timeout_s == 0 ||
         limits->idle_timeout_s > 86400)
         return GUEST_ERR_INVALID;

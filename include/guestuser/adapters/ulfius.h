@@ -50,7 +50,8 @@ typedef struct guest_ulfius_limits {
 GUEST_API void guest_ulfius_limits_init(guest_ulfius_limits *limits);
 
 /** Sets the limits guest_ulfius_start() uses; call before it.
- * GUEST_ERR_INVALID for a NULL argument or a value out of range. */
+ * GUEST_ERR_INVALID for a NULL argument, a value out of range, or once the
+ * instance is started. */
 GUEST_API GUEST_NODISCARD guest_status
 guest_ulfius_set_limits(guest_ulfius *app, const guest_ulfius_limits *limits);
 
@@ -59,7 +60,8 @@ guest_ulfius_set_limits(guest_ulfius *app, const guest_ulfius_limits *limits);
  * literal; NULL: 127.0.0.1) and @p port (0: any free port; ask
  * MHD_get_daemon_info((*out)->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT)),
  * attached as guest_ulfius_attach() does with every path served, with the
- * limits of guest_ulfius_set_limits(). @p *out is borrowed from @p app:
+ * limits of guest_ulfius_set_limits(), over plain HTTP (behind a TLS proxy
+ * set guest_config.secure_proxy_header). @p *out is borrowed from @p app:
  * guest_ulfius_free() stops and releases it (ulfius_stop_framework()
  * before that is fine). One instance per adapter.
  * GUEST_ERR_INVALID for a NULL argument, a bad address or a second start,
