@@ -12,6 +12,8 @@
 #                 guestuserMhdTargets*.cmake
 #   civetweb      libguestuser-civetweb.so.0      (GUESTUSER_WITH_CIVETWEB)
 #   civetweb_dev  the same for CivetWeb, plus guestuserCivetWeb.cmake
+#   ulfius        libguestuser-ulfius.so.0        (GUESTUSER_WITH_ULFIUS)
+#   ulfius_dev    the same for Ulfius
 #   tools         bin/guestuser (tools/), demo: bin/guestuser-demo (examples/)
 #
 # One export file per CMake package component, so that a user of one
@@ -24,7 +26,7 @@ set(GUESTUSER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/guestuser)
 # instead of the build's PkgConfig::<prefix> names, which a user's project
 # may define differently.
 set(_guestuser_dep_names PQ=libpq UUID=uuid SSL=libcrypto JANSSON=jansson
-  PWQUALITY=pwquality MHD=libmicrohttpd)
+  PWQUALITY=pwquality MHD=libmicrohttpd ULFIUS=libulfius)
 function(guestuser__rename_deps_for_install target)
   get_target_property(libs ${target} INTERFACE_LINK_LIBRARIES)
   if(NOT libs)
@@ -86,13 +88,15 @@ if(GUESTUSER_CONFORMANCE)
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT dev)
 endif()
 
-foreach(_adapter mhd civetweb)
+foreach(_adapter mhd civetweb ulfius)
   string(TOUPPER ${_adapter} _upper)
   if(NOT GUESTUSER_WITH_${_upper})
     continue()
   endif()
   if(_adapter STREQUAL "mhd")
     set(_export guestuserMhdTargets)
+  elseif(_adapter STREQUAL "ulfius")
+    set(_export guestuserUlfiusTargets)
   else()
     set(_export guestuserCivetwebTargets)
   endif()
@@ -137,7 +141,7 @@ if(GUESTUSER_CONFORMANCE)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 endif()
-foreach(_adapter mhd civetweb)
+foreach(_adapter mhd civetweb ulfius)
   string(TOUPPER ${_adapter} _upper)
   if(GUESTUSER_WITH_${_upper})
     configure_file(cmake/guestuser-${_adapter}.pc.in

@@ -4,7 +4,7 @@
 # pgbouncer: the tests through PgBouncer in transaction pooling mode.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
-  libmicrohttpd-dev libcivetweb-dev libjansson-dev libpwquality-dev cracklib-runtime
+  libmicrohttpd-dev libcivetweb-dev libulfius-dev libjansson-dev libpwquality-dev cracklib-runtime
   pgbouncer
   clang libclang-rt-dev openssl clang-format clang-tidy
   dpkg-dev file"

@@ -1,7 +1,7 @@
 /* A test server for the conformance kit: one in-tree adapter serving the
  * conformance table on a random loopback port, against the test database.
  *
- *   conformance_server --server mhd|civetweb [--schema NAME] [--broken MODE]
+ *   conformance_server --server mhd|civetweb|ulfius [--schema NAME] [--broken MODE]
  *
  * Prints "url http://127.0.0.1:PORT/" once it listens and serves until
  * SIGTERM or SIGINT. --broken puts a deliberately faulty layer between the
@@ -22,6 +22,9 @@
 #endif
 #ifdef TEST_WITH_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
+#endif
+#ifdef TEST_WITH_ULFIUS
+#include <guestuser/adapters/ulfius.h>
 #endif
 
 typedef struct server {
@@ -92,6 +95,35 @@ static guest_status civetweb_start(server *s)
 }
 #endif
 
+#ifdef TEST_WITH_ULFIUS
+static void ulfius_stop(server *s)
+{
+    guest_ulfius_free(s->app);
+}
+
+static guest_status ulfius_start(server *s)
+{
+    guest_ulfius *app = NULL;
+    struct _u_instance *in = NULL;
+    guest_status st = guest_ulfius_new(s->ctx, s->handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_ulfius_start(app, "127.0.0.1", 0, &in);
+    const union MHD_DaemonInfo *di =
+        st == GUEST_OK
+            ? MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT)
+            : NULL;
+    if (!di) {
+        guest_ulfius_free(app);
+        return st == GUEST_OK ? GUEST_ERR_CONFIG : st;
+    }
+    s->port = di->port;
+    s->app = app;
+    s->running = in;
+    s->stop = ulfius_stop;
+    return GUEST_OK;
+}
+#endif
+
 static const struct {
     const char *name;
     guest_status (*start)(server *s);
@@ -101,6 +133,9 @@ static const struct {
 #endif
 #ifdef TEST_WITH_CIVETWEB
     {"civetweb", civetweb_start},
+#endif
+#ifdef TEST_WITH_ULFIUS
+    {"ulfius", ulfius_start},
 #endif
     {NULL, NULL},
 };

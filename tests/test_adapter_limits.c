@@ -20,6 +20,9 @@
 #ifdef TEST_WITH_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
 #endif
+#ifdef TEST_WITH_ULFIUS
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 #include "testlib.h"
 
@@ -105,6 +108,24 @@ static server civetweb_up(const guest_civetweb_limits *limits)
 }
 #endif
 
+#ifdef TEST_WITH_ULFIUS
+static server ulfius_up(const guest_ulfius_limits *limits)
+{
+    server s = {.kind = "ulfius", .ctx = ctx_for("t_lim_ulfius")};
+    guest_ulfius *app;
+    struct _u_instance *in;
+    ck_assert_int_eq(guest_ulfius_new(s.ctx, hello, NULL, &app), GUEST_OK);
+    if (limits)
+        ck_assert_int_eq(guest_ulfius_set_limits(app, limits), GUEST_OK);
+    ck_assert_int_eq(guest_ulfius_start(app, "127.0.0.1", 0, &in), GUEST_OK);
+    s.port =
+        MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
+    s.app = app;
+    s.handle = in;
+    return s;
+}
+#endif
+
 static void down(server *s)
 {
 #ifdef TEST_WITH_MHD
@@ -119,6 +140,10 @@ static void down(server *s)
         guest_civetweb_free(s->app);
     }
 #endif
+#ifdef TEST_WITH_ULFIUS
+    if (!strcmp(s->kind, "ulfius"))
+        guest_ulfius_free(s->app);
+#endif
     guest_ctx_free(s->ctx);
 }
 
@@ -129,6 +154,9 @@ static const char *const kinds[] = {
 #endif
 #ifdef TEST_WITH_CIVETWEB
     "civetweb",
+#endif
+#ifdef TEST_WITH_ULFIUS
+    "ulfius",
 #endif
 };
 #define NKINDS ((int)(sizeof kinds / sizeof *kinds))
@@ -142,6 +170,10 @@ static server up_default(int i)
 #ifdef TEST_WITH_CIVETWEB
     if (!strcmp(kinds[i], "civetweb"))
         return civetweb_up(NULL);
+#endif
+#ifdef TEST_WITH_ULFIUS
+    if (!strcmp(kinds[i], "ulfius"))
+        return ulfius_up(NULL);
 #endif
     ck_abort_msg("no adapter %s", kinds[i]);
     return (server){0};
@@ -582,6 +614,47 @@ START_TEST(civetweb_limits_are_checked)
 END_TEST
 #endif
 
+#ifdef TEST_WITH_ULFIUS
+/* Ulfius has no bound on a whole request: a client that stops sending is
+ * cut by the idle timeout. */
+START_TEST(ulfius_cuts_off_a_silent_client)
+{
+    guest_ulfius_limits l;
+    guest_ulfius_limits_init(&l);
+    l.idle_timeout_s = 1;
+    server s = ulfius_up(&l);
+    int fd = dial(s.port, "127.0.0.1");
+    send_some(fd,
+              "POST /hello HTTP/1.1\r\nHost: x\r\n"
+              "Content-Length: 100\r\n\r\nabc",
+              57);
+    ck_assert_msg(closed_within(fd, WAIT_MS), "the silent client stayed");
+    close(fd);
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+START_TEST(ulfius_one_address_cannot_take_every_connection)
+{
+    guest_ulfius_limits l;
+    guest_ulfius_limits_init(&l);
+    l.max_conns_per_ip = 2;
+    server s = ulfius_up(&l);
+    int a = dial(s.port, "127.0.0.3"), b = dial(s.port, "127.0.0.3");
+    send_some(a, "GET /hello HTTP/1.1\r\n", 21);
+    send_some(b, "GET /hello HTTP/1.1\r\n", 21);
+    int c = dial(s.port, "127.0.0.3");
+    ck_assert(closed_within(c, WAIT_MS));
+    close(c);
+    ck_assert_int_eq(status_of(s.port), 200);
+    close(a);
+    close(b);
+    down(&s);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *s = suite_create("adapter_limits");
@@ -602,6 +675,10 @@ int main(void)
 #ifdef TEST_WITH_CIVETWEB
     tcase_add_test(tc, civetweb_cuts_off_a_client_that_trickles_headers);
     tcase_add_test(tc, civetweb_limits_are_checked);
+#endif
+#ifdef TEST_WITH_ULFIUS
+    tcase_add_test(tc, ulfius_cuts_off_a_silent_client);
+    tcase_add_test(tc, ulfius_one_address_cannot_take_every_connection);
 #endif
     suite_add_tcase(s, tc);
     return tl_run(s);

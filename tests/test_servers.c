@@ -16,6 +16,9 @@
 #ifdef TEST_WITH_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
 #endif
+#ifdef TEST_WITH_ULFIUS
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 #include "routes.h"
 #include "testlib.h"
@@ -86,9 +89,34 @@ static void civetweb_stop(running *s)
 }
 #endif
 
+#ifdef TEST_WITH_ULFIUS
+static void ulfius_start(running *s, guest_handler_fn handler, void *userdata)
+{
+    guest_ulfius *app = NULL;
+    struct _u_instance *in = NULL;
+    ck_assert_int_eq(guest_ulfius_new(s->ctx, handler, userdata, &app),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_ulfius_start(app, "127.0.0.1", 0, &in), GUEST_OK);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert_ptr_nonnull(di);
+    s->port = di->port;
+    s->app = app;
+    s->server = in;
+}
+
+static void ulfius_stop(running *s)
+{
+    guest_ulfius_free(s->app);
+}
+#endif
+
 static const server_kind kinds[] = {
 #ifdef TEST_WITH_MHD
     {"mhd", "t_srv_mhd", mhd_start, mhd_stop},
+#endif
+#ifdef TEST_WITH_ULFIUS
+    {"ulfius", "t_srv_ulfius", ulfius_start, ulfius_stop},
 #endif
 #ifdef TEST_WITH_CIVETWEB
     {"civetweb", "t_srv_civet", civetweb_start, civetweb_stop},

@@ -1,4 +1,5 @@
-/* guestuser-demo: the demo routes served by libmicrohttpd or CivetWeb. */
+/* guestuser-demo: the demo routes served by libmicrohttpd, CivetWeb or
+ * Ulfius. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,9 @@
 #endif
 #ifdef GUESTUSER_DEMO_CIVETWEB
 #include <guestuser/adapters/civetweb.h>
+#endif
+#ifdef GUESTUSER_DEMO_ULFIUS
+#include <guestuser/adapters/ulfius.h>
 #endif
 
 #include "demo.h"
@@ -19,6 +23,9 @@ static const char *const servers[] = {
 #endif
 #ifdef GUESTUSER_DEMO_CIVETWEB
     "civetweb",
+#endif
+#ifdef GUESTUSER_DEMO_ULFIUS
+    "ulfius",
 #endif
     NULL,
 };
@@ -33,6 +40,9 @@ typedef struct demo_server {
 #ifdef GUESTUSER_DEMO_CIVETWEB
     guest_civetweb *civetweb;
     struct mg_context *mg;
+#endif
+#ifdef GUESTUSER_DEMO_ULFIUS
+    guest_ulfius *ulfius; /* owns the instance it starts */
 #endif
 } demo_server;
 
@@ -91,6 +101,26 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
         return true;
     }
 #endif
+#ifdef GUESTUSER_DEMO_ULFIUS
+    if (!strcmp(s->name, "ulfius")) {
+        guest_ulfius_limits l;
+        guest_ulfius_limits_init(&l);
+        if (o->max_connections >= 0)
+            l.max_connections = (unsigned)o->max_connections;
+        if (o->max_conns_per_ip >= 0)
+            l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
+        struct _u_instance *in = NULL;
+        if (guest_ulfius_new(ctx, demo_handler, NULL, &s->ulfius) != GUEST_OK ||
+            guest_ulfius_set_limits(s->ulfius, &l) != GUEST_OK ||
+            guest_ulfius_start(s->ulfius, o->bind, o->port, &in) != GUEST_OK)
+            return false;
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT);
+        if (di)
+            *port = di->port;
+        return true;
+    }
+#endif
     (void)ctx;
     return false;
 }
@@ -107,6 +137,9 @@ static void server_stop(demo_server *s)
     if (s->mg)
         mg_stop(s->mg);
     guest_civetweb_free(s->civetweb);
+#endif
+#ifdef GUESTUSER_DEMO_ULFIUS
+    guest_ulfius_free(s->ulfius);
 #endif
     (void)s;
 }

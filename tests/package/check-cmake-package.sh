@@ -12,6 +12,9 @@
 #    for the caller;
 #  - a second package configured with -DGUESTUSER_WITH_CIVETWEB=OFF:
 #    COMPONENTS civetweb fails, saying the package was built without it;
+#  - when the build has the Ulfius adapter: COMPONENTS ulfius works, and
+#    COMPONENTS mhd looks for no Ulfius; the second package is also built
+#    with -DGUESTUSER_WITH_ULFIUS=OFF and refuses COMPONENTS ulfius;
 #  - find_package leaves no variables but its own in the caller's scope
 #    (tests/package/consumer/CMakeLists.txt checks, for each case).
 # Usage: check-cmake-package.sh BUILD_DIR SOURCE_DIR (exits 77, skipped, unless
@@ -22,6 +25,8 @@ src=$(cd "${2:?}" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 jobs=$(nproc 2>/dev/null || echo 2)
+ulfius=no
+grep -q "^GUESTUSER_WITH_ULFIUS:BOOL=ON" "$build/CMakeCache.txt" && ulfius=yes
 for a in MHD CIVETWEB; do
   if ! grep -q "^GUESTUSER_WITH_$a:BOOL=ON" "$build/CMakeCache.txt"; then
     echo "SKIPPED: $build was configured without GUESTUSER_WITH_$a; these checks need both adapters"
@@ -68,20 +73,28 @@ if grep -qi civetweb "$work/mhd-alone/CMakeCache.txt"; then
   grep -i civetweb "$work/mhd-alone/CMakeCache.txt"
   echo "FAIL: COMPONENTS mhd looked for CivetWeb" >&2; exit 1
 fi
+if grep -qi libulfius "$work/mhd-alone/CMakeCache.txt"; then
+  grep -i libulfius "$work/mhd-alone/CMakeCache.txt"
+  echo "FAIL: COMPONENTS mhd looked for Ulfius" >&2; exit 1
+fi
 refused civetweb-hidden "$work/both" civetweb "civetweb: CivetWeb was not found" \
   "-DCMAKE_IGNORE_PATH=$hidden"
 consumer civetweb "$work/both" civetweb
 consumer both "$work/both" "mhd;civetweb"
+if [ "$ulfius" = yes ]; then
+  consumer ulfius "$work/both" ulfius
+  consumer all-three "$work/both" "mhd;civetweb;ulfius"
+fi
 consumer static "$work/both" static
 consumer db "$work/both" "db;mhd" "-DCMAKE_IGNORE_PATH=$hidden"
 consumer conformance "$work/both" "mhd;conformance"
 consumer core "$work/both" ""
-if grep -qiE 'civetweb|microhttpd|libpq' "$work/core/CMakeCache.txt"; then
+if grep -qiE 'civetweb|microhttpd|libulfius|libpq' "$work/core/CMakeCache.txt"; then
   echo "FAIL: find_package(guestuser) without components looked for dependencies" >&2; exit 1
 fi
 
-echo ">> package built without CivetWeb"
-cmake -S "$src" -B "$work/build-mhd-only" -DGUESTUSER_WITH_CIVETWEB=OFF -DGUESTUSER_CONFORMANCE=OFF -DGUESTUSER_TESTS=OFF \
+echo ">> package built without CivetWeb, Ulfius and the conformance kit"
+cmake -S "$src" -B "$work/build-mhd-only" -DGUESTUSER_WITH_CIVETWEB=OFF -DGUESTUSER_WITH_ULFIUS=OFF -DGUESTUSER_CONFORMANCE=OFF -DGUESTUSER_TESTS=OFF \
   -DGUESTUSER_EXAMPLES=OFF -DGUESTUSER_TOOLS=OFF -DGUESTUSER_BENCHMARKS=OFF >/dev/null
 cmake --build "$work/build-mhd-only" -j"$jobs" >/dev/null
 cmake --install "$work/build-mhd-only" --prefix "$work/mhd-only" >/dev/null
@@ -90,5 +103,7 @@ refused civetweb-from-mhd-only "$work/mhd-only" civetweb \
   "civetweb: this guestuser was built without its CivetWeb adapter"
 refused conformance-from-mhd-only "$work/mhd-only" conformance \
   "conformance: this guestuser was built without its conformance kit"
+refused ulfius-from-mhd-only "$work/mhd-only" ulfius \
+  "ulfius: this guestuser was built without its Ulfius adapter"
 refused unknown-component "$work/both" nginx "nginx: no such component"
 echo ">> CMake package checks passed"

@@ -27,6 +27,8 @@ grep -q '^GUESTUSER_WITH_MHD:BOOL=ON' "$build/CMakeCache.txt" &&
   expected="$expected libguestuser-mhd0 libguestuser-mhd-dev"
 grep -q '^GUESTUSER_WITH_CIVETWEB:BOOL=ON' "$build/CMakeCache.txt" &&
   expected="$expected libguestuser-civetweb0 libguestuser-civetweb-dev"
+grep -q '^GUESTUSER_WITH_ULFIUS:BOOL=ON' "$build/CMakeCache.txt" &&
+  expected="$expected libguestuser-ulfius0 libguestuser-ulfius-dev"
 grep -q '^GUESTUSER_TOOLS:BOOL=ON' "$build/CMakeCache.txt" && expected="$expected guestuser-tools"
 for p in $expected; do
   deb=$(ls "$out/${p}_"*.deb 2>/dev/null | head -n1)
@@ -40,7 +42,7 @@ done
 case $(dpkg-deb -f "$out"/libguestuser0_*.deb Depends) in
   *libpq5*) ;; *) echo "FAIL: libguestuser0 does not depend on libpq5" >&2; exit 1 ;;
 esac
-for p in libguestuser-mhd0 libguestuser-civetweb0 guestuser-tools; do
+for p in libguestuser-mhd0 libguestuser-civetweb0 libguestuser-ulfius0 guestuser-tools; do
   for deb in "$out/${p}_"*.deb; do
     [ -f "$deb" ] || continue
     case $(dpkg-deb -f "$deb" Depends) in

@@ -22,6 +22,9 @@
 #if __has_include(<microhttpd.h>)
 #include <guestuser/adapters/mhd.h>
 #endif
+#if __has_include(<ulfius.h>)
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 /* What a handler or a setup function has at hand. */
 extern guest_ctx *ctx;

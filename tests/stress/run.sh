@@ -3,8 +3,8 @@
 # server it has, on a private PostgreSQL, and prints the figures:
 #   tests/stress/run.sh [BUILD_DIR]
 # Environment: COUNT (requests per abandoned kind, 10000), SLOW_SECONDS
-# (length of the slow-header attack, 30), SLOW_CONNS (600), SERVERS ("mhd
-# civetweb"). With a sanitizer build (-DGUESTUSER_SANITIZE=ON) each demo's
+# (length of the slow-header attack, 30), SLOW_CONNS (600), SERVERS (every
+# server the demo has: "mhd civetweb ulfius"). With a sanitizer build (-DGUESTUSER_SANITIZE=ON) each demo's
 # LeakSanitizer report at shutdown is checked too. When nginx is installed,
 # the slow-header attack is repeated against the last server behind nginx
 # configured with the snippet of docs/deployment.md, so that snippet is
@@ -20,8 +20,9 @@ demo=$build/examples/guestuser-demo
 for bin in "$demo" "$build/tests/stress/stress_abandoned" "$build/tests/stress/stress_slow_clients"; do
   [ -x "$bin" ] || { echo "run.sh: $bin not found; build $build first" >&2; exit 2; }
 done
-help=$("$demo" --help)
-case "$help" in *civetweb*) all_servers="mhd civetweb" ;; *) all_servers=mhd ;; esac
+# The servers this build has, from the demo's refusal of an unknown one.
+all_servers=$("$demo" --server none 2>&1 | sed -n 's/.*(this build has: \(.*\)).*/\1/p')
+[ -n "$all_servers" ] || all_servers=mhd
 servers=${SERVERS:-$all_servers}
 # A sanitizer build's resident memory includes AddressSanitizer's
 # quarantine: its growth is printed, not judged; its leak report is.

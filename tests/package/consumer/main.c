@@ -14,6 +14,9 @@
 #ifdef CONSUMER_CONFORMANCE
 #include <guestuser/conformance.h>
 #endif
+#ifdef CONSUMER_ULFIUS
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 int main(void)
 {
@@ -27,6 +30,9 @@ int main(void)
     /* libpq's header and library come with the component */
     printf("libpq %d\n", PQlibVersion());
     guest_db_return(NULL, NULL);
+#endif
+#ifdef CONSUMER_ULFIUS
+    guest_ulfius_free(NULL);
 #endif
     guest_config cfg;
     guest_config_init(&cfg);

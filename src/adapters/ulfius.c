@@ -1,0 +1,570 @@
+/* Ulfius adapter. Ulfius runs on libmicrohttpd and hands its endpoint
+ * callbacks a request it has already read (headers in a map, the body
+ * whole) and a response it sends when they return. Its maps keep one value
+ * per name, so the adapter collects the answer in a guest_response and
+ * moves it into Ulfius's response at the end.
+ *
+ * What Ulfius hides or changes, and what the adapter does about it:
+ * - Repeated request header lines are joined with "," in one map entry, so
+ *   a Cookie sent on two lines reads "a=1,b=2"; names differing in case
+ *   are separate entries. Two Content-Lengths or Hosts arrive as "3,3".
+ * - The client address is cut to sizeof(struct sockaddr), too short for
+ *   IPv6, and whether the connection is TLS is not said at all.
+ *   Under guest_ulfius_start() the adapter therefore also knows the MHD
+ *   connection of each request (see below) and reads those from it.
+ * - A body past max_post_body_size is cut without a word: the instance's
+ *   limit is set one byte over ours, so a cut body is a body too long.
+ * - The response keeps one value per header name; cookies have their own
+ *   list, one Set-Cookie line each.
+ * - ulfius_set_binary_body_response() refuses an empty body and then leaves
+ *   the status at 200: the status is set directly, the body only if any.
+ * - Ulfius's request leaks when libmicrohttpd skips the completion callback;
+ *   under guest_ulfius_start() a connection notification frees it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "guestuser/adapter.h"
+#include "guestuser/adapters/ulfius.h"
+
+struct guest_ulfius {
+    guest_ctx *ctx;
+    guest_handler_fn handler;
+    void *userdata;
+    size_t max_body;
+    guest_ulfius_limits limits;
+    struct _u_instance *instance; /* made by guest_ulfius_start */
+};
+
+typedef struct ul_req {
+    const struct _u_request *rq;
+    /* The MHD connection, when the instance is ours; NULL otherwise. */
+    struct MHD_Connection *conn;
+    char addr[INET6_ADDRSTRLEN];
+    guest_response res;
+    /* Header values the adapter had to build (op_header). */
+    char *joined[8];
+    size_t joined_count;
+} ul_req;
+
+/* The request each thread of guest_ulfius_start's daemon is reading, and
+ * its connection. libmicrohttpd runs every callback of one connection on
+ * the same thread, the URI log (which starts a request) first, so when the
+ * request pointer matches, the connection is that request's. */
+static _Thread_local const struct _u_request *tl_request;
+static _Thread_local struct MHD_Connection *tl_conn;
+
+/* Per connection under guest_ulfius_start: the request Ulfius's URI log
+ * made and its completion callback has not freed yet. libmicrohttpd skips
+ * the completion callback for some requests it refuses itself (a header
+ * block too large for its memory pool, a malformed request line), and
+ * Ulfius's request would leak; the connection notification always runs,
+ * so it frees what is left. */
+typedef struct ul_conn {
+    struct connection_info_struct *pending;
+} ul_conn;
+
+static ul_conn *conn_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void release(ul_conn *c, struct MHD_Connection *connection)
+{
+    if (!c || !c->pending)
+        return;
+    void *ci = c->pending;
+    c->pending = NULL;
+    mhd_request_completed(NULL, connection, &ci,
+                          MHD_REQUEST_TERMINATED_WITH_ERROR);
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *connection,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(ul_conn));
+        return;
+    }
+    release(*socket_context, connection);
+    free(*socket_context);
+    *socket_context = NULL;
+}
+
+static void *uri_log(void *cls, const char *uri,
+                     struct MHD_Connection *connection)
+{
+    ul_conn *c = conn_of(connection);
+    release(c, connection);
+    struct connection_info_struct *ci = ulfius_uri_logger(cls, uri);
+    if (c)
+        c->pending = ci;
+    tl_request = ci ? ci->request : NULL;
+    tl_conn = ci ? connection : NULL;
+    return ci;
+}
+
+static void completed(void *cls, struct MHD_Connection *connection,
+                      void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct connection_info_struct *ci = *con_cls;
+    if (ci && ci->request == tl_request) {
+        tl_request = NULL;
+        tl_conn = NULL;
+    }
+    ul_conn *c = conn_of(connection);
+    if (c && c->pending == ci)
+        c->pending = NULL;
+    mhd_request_completed(cls, connection, con_cls, toe);
+}
+
+static int keep(ul_req *r, guest_buf *b)
+{
+    if (r->joined_count == sizeof r->joined / sizeof *r->joined)
+        return -1;
+    r->joined[r->joined_count++] = b->data;
+    return 0;
+}
+
+typedef struct header_scan {
+    const char *name;  /* NULL: count the framing headers only */
+    size_t count;      /* lines of the field */
+    const char *first; /* the first line's value, borrowed */
+    guest_buf joined;
+    bool failed;
+    size_t content_length, transfer_encoding, host;
+} header_scan;
+
+/* One header line (from MHD) or one Ulfius map entry, which may hold
+ * several lines joined by ",". */
+static void scan_one(header_scan *s, const char *key, const char *value,
+                     bool from_map)
+{
+    if (!key)
+        return;
+    if (!value)
+        value = "";
+    /* In a map entry a comma means several lines: a Content-Length or Host
+     * never holds one. */
+    size_t lines = from_map && strchr(value, ',') ? 2 : 1;
+    if (!strcasecmp(key, "Content-Length"))
+        s->content_length += lines;
+    else if (!strcasecmp(key, "Transfer-Encoding"))
+        s->transfer_encoding++;
+    else if (!strcasecmp(key, "Host"))
+        s->host += lines;
+    if (!s->name || strcasecmp(key, s->name) != 0)
+        return;
+    if (!s->count++)
+        s->first = value;
+    if (!from_map || strcasecmp(key, "Cookie") != 0 || !strchr(value, ',')) {
+        if (guest_buf_append_field_line(&s->joined, key, value) != 0)
+            s->failed = true;
+        return;
+    }
+    /* Ulfius joined Cookie lines with ","; a cookie value holds no comma
+     * (RFC 6265 4.1.1), so each piece is a line of its own. */
+    s->count++;
+    for (const char *p = value; !s->failed;) {
+        size_t n = strcspn(p, ",");
+        char *piece = strndup(p, n);
+        if (!piece || guest_buf_append_field_line(&s->joined, key, piece) != 0)
+            s->failed = true;
+        free(piece);
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+}
+
+static enum MHD_Result scan_mhd(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value)
+{
+    (void)kind;
+    scan_one(cls, key, value, false);
+    return MHD_YES;
+}
+
+static void scan(const ul_req *r, header_scan *s)
+{
+    if (r->conn) {
+        MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_mhd, s);
+        return;
+    }
+    const struct _u_map *m = r->rq->map_header;
+    for (int i = 0; m && i < m->nb_values; i++)
+        scan_one(s, m->keys[i], m->values[i], true);
+}
+
+/* Every line of a field, joined: reading only the first would let a client
+ * put its own X-Forwarded-For line before a proxy's. */
+static const char *op_header(void *c, const char *name)
+{
+    ul_req *r = c;
+    header_scan s = {.name = name};
+    scan(r, &s);
+    if (s.count <= 1 || (!s.failed && !s.joined.data)) {
+        guest_buf_cleanup(&s.joined);
+        return s.count ? s.first : NULL;
+    }
+    /* Out of room or memory: no value rather than a partial one. */
+    if (s.failed || keep(r, &s.joined) != 0) {
+        guest_buf_cleanup(&s.joined);
+        return NULL;
+    }
+    return r->joined[r->joined_count - 1];
+}
+
+/* Framing a proxy in front might read differently from the server (request
+ * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
+ * or two Hosts. */
+static bool ambiguous_framing(const ul_req *r)
+{
+    header_scan s = {0};
+    scan(r, &s);
+    return s.content_length > 1 || s.host > 1 ||
+           (s.content_length && s.transfer_encoding);
+}
+
+static const char *op_method(void *c)
+{
+    return ((ul_req *)c)->rq->http_verb;
+}
+
+/* Ulfius keeps the request line's target as received (its URI log). */
+static const char *op_target(void *c)
+{
+    return ((ul_req *)c)->rq->http_url;
+}
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t size)
+{
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+                  (socklen_t)size);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+                  (socklen_t)size);
+}
+
+static const char *op_client_addr(void *c)
+{
+    ul_req *r = c;
+    if (!r->addr[0]) {
+        if (r->conn) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+                r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            if (ci && ci->client_addr)
+                addr_text(ci->client_addr, r->addr, sizeof r->addr);
+        } else if (r->rq->client_address &&
+                   r->rq->client_address->sa_family == AF_INET) {
+            /* Ulfius copies only sizeof(struct sockaddr) bytes: enough for
+             * IPv4, cut short for IPv6, which stays unknown. */
+            addr_text(r->rq->client_address, r->addr, sizeof r->addr);
+        }
+    }
+    return r->addr[0] ? r->addr : NULL;
+}
+
+static int op_is_https(void *c)
+{
+    ul_req *r = c;
+    if (!r->conn)
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return ci && ci->tls_session;
+}
+
+static int op_body(void *c, const char **data, size_t *len)
+{
+    const struct _u_request *rq = ((ul_req *)c)->rq;
+    *data = rq->binary_body ? rq->binary_body : "";
+    *len = rq->binary_body ? rq->binary_body_length : 0;
+    return 0;
+}
+
+GUEST_RESPONSE_CALLBACKS(op, ul_req, res)
+
+static const guest_http_ops ulfius_ops = {
+    GUEST_HTTP_OPS_INIT,
+    .header = op_header,
+    .method = op_method,
+    .target = op_target,
+    .client_addr = op_client_addr,
+    .is_https = op_is_https,
+    .body = op_body,
+    .set_status = op_set_status,
+    .add_header = op_add_header,
+    .write = op_write,
+    .reset = op_reset,
+};
+
+/* A Set-Cookie value goes into Ulfius's cookie list whole: the name before
+ * the first "=", the rest (value and attributes) as the value, every other
+ * field empty, which Ulfius writes back as "name=rest". */
+static int put_cookie(struct _u_response *resp, const char *line)
+{
+    const char *eq = strchr(line, '=');
+    if (!eq || eq == line)
+        return -1;
+    char *name = strndup(line, (size_t)(eq - line));
+    if (!name)
+        return -1;
+    int rc = ulfius_add_cookie_to_response(resp, name, eq + 1, NULL, 0, NULL,
+                                           NULL, 0, 0);
+    free(name);
+    return rc == U_OK ? 0 : -1;
+}
+
+/* A second line of any other field joins the first with ", " (RFC 9110
+ * 5.3): Ulfius's map would keep only the last. */
+static int put_header(struct _u_response *resp, const char *name,
+                      const char *value)
+{
+    struct _u_map *m = resp->map_header;
+    for (int i = 0; i < m->nb_values; i++) {
+        if (strcasecmp(m->keys[i], name) != 0)
+            continue;
+        guest_buf b = {0};
+        int rc = guest_buf_append(&b, m->values[i], strlen(m->values[i])) ||
+                 guest_buf_append(&b, ", ", 2) ||
+                 guest_buf_append(&b, value, strlen(value));
+        if (rc == 0)
+            rc = u_map_put(m, m->keys[i], b.data) == U_OK ? 0 : -1;
+        guest_buf_cleanup(&b);
+        return rc;
+    }
+    return u_map_put(m, name, value) == U_OK ? 0 : -1;
+}
+
+static bool bodiless(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* Moves the collected answer into Ulfius's response. The framing is
+ * libmicrohttpd's: a handler's own Content-Length or Transfer-Encoding is
+ * dropped (MHD would refuse them and close the connection). */
+static int fill(struct _u_response *resp, const guest_response *res)
+{
+    for (size_t i = 0; i < res->header_count; i++) {
+        const char *n = res->headers[2 * i], *v = res->headers[2 * i + 1];
+        if (!strcasecmp(n, "Content-Length") ||
+            !strcasecmp(n, "Transfer-Encoding"))
+            continue;
+        int rc = !strcasecmp(n, "Set-Cookie") ? put_cookie(resp, v)
+                                              : put_header(resp, n, v);
+        if (rc != 0)
+            return -1;
+    }
+    if (res->body.len && !bodiless(res->status) &&
+        ulfius_set_binary_body_response(resp, (unsigned)res->status,
+                                        res->body.data, res->body.len) != U_OK)
+        return -1;
+    resp->status = res->status;
+    return 0;
+}
+
+/* The adapter's own short answers. The whole request was read already, so
+ * the connection could stay; it is closed as the other adapters do. */
+static int plain(struct _u_response *resp, int status, const char *text)
+{
+    guest_response r;
+    guest_response_init(&r);
+    int rc = guest_response_set_status(&r, status) ||
+             guest_response_add_header(&r, "Connection", "close") ||
+             guest_response_add_header(&r, "Content-Type",
+                                       "text/plain; charset=utf-8") ||
+             guest_response_write(&r, text, strlen(text));
+    /* Whatever an earlier step put in the response goes. */
+    ulfius_clean_response(resp);
+    ulfius_init_response(resp);
+    if (rc != 0 || fill(resp, &r) != 0)
+        resp->status = 500;
+    guest_response_cleanup(&r);
+    return U_CALLBACK_COMPLETE;
+}
+
+static bool declared_too_long(ul_req *r, size_t max)
+{
+    const char *cl = op_header(r, "Content-Length");
+    if (!cl || *cl < '0' || *cl > '9')
+        return false;
+    errno = 0;
+    unsigned long long n = strtoull(cl, NULL, 10);
+    return errno == ERANGE || n > max;
+}
+
+int guest_ulfius_callback(const struct _u_request *request,
+                          struct _u_response *response, void *user_data)
+{
+    guest_ulfius *app = user_data;
+    if (!app || !request || !response)
+        return U_CALLBACK_ERROR;
+    ul_req r = {.rq = request};
+    if (tl_request == request)
+        r.conn = tl_conn;
+    guest_response_init(&r.res);
+    int ret;
+    if (ambiguous_framing(&r)) {
+        ret = plain(response, 400, "Bad Request\n");
+    } else if (request->binary_body_length > app->max_body ||
+               declared_too_long(&r, app->max_body)) {
+        /* Ulfius cut it at max_post_body_size, or the client said so. */
+        ret = plain(response, 413, "Payload Too Large\n");
+    } else {
+        guest_req *req;
+        guest_status st = guest_req_new(app->ctx, &ulfius_ops, &r, &req);
+        if (st == GUEST_ERR_BAD_HOST) {
+            ret = plain(response, 400, GUEST_BAD_HOST_TEXT);
+        } else if (st != GUEST_OK) {
+            ret = plain(response, 500, "Internal Server Error\n");
+        } else {
+            app->handler(req, app->userdata);
+            guest_req_free(req);
+            ret = fill(response, &r.res) == 0
+                      ? U_CALLBACK_COMPLETE
+                      : plain(response, 500, "Internal Server Error\n");
+        }
+    }
+    guest_response_cleanup(&r.res);
+    for (size_t i = 0; i < r.joined_count; i++)
+        free(r.joined[i]);
+    return ret;
+}
+
+void guest_ulfius_limits_init(guest_ulfius_limits *limits)
+{
+    if (!limits)
+        return;
+    limits->max_connections = 512;
+    limits->max_conns_per_ip = 32;
+    limits->idle_timeout_s = 30;
+}
+
+guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
+                              void *userdata, guest_ulfius **out)
+{
+    if (!ctx || !handler || !out)
+        return GUEST_ERR_INVALID;
+    guest_ulfius *app = calloc(1, sizeof *app);
+    if (!app)
+        return GUEST_ERR_NOMEM;
+    app->ctx = ctx;
+    app->handler = handler;
+    app->userdata = userdata;
+    app->max_body = guest_ctx_config(ctx)->max_body_size;
+    guest_ulfius_limits_init(&app->limits);
+    *out = app;
+    return GUEST_OK;
+}
+
+guest_status guest_ulfius_set_limits(guest_ulfius *app,
+                                     const guest_ulfius_limits *limits)
+{
+    if (!app || !limits || app->instance || limits->max_connections == 0 ||
+        limits->max_connections > 65535 || limits->idle_timeout_s == 0 ||
+        limits->idle_timeout_s > 86400)
+        return GUEST_ERR_INVALID;
+    app->limits = *limits;
+    return GUEST_OK;
+}
+
+void guest_ulfius_free(guest_ulfius *app)
+{
+    if (!app)
+        return;
+    if (app->instance) {
+        if (app->instance->mhd_daemon)
+            ulfius_stop_framework(app->instance);
+        ulfius_clean_instance(app->instance);
+        free(app->instance);
+    }
+    free(app);
+}
+
+guest_status guest_ulfius_attach(guest_ulfius *app,
+                                 struct _u_instance *instance,
+                                 const char *prefix)
+{
+    if (!app || !instance)
+        return GUEST_ERR_INVALID;
+    /* One byte over: a body Ulfius cut is longer than the limit. SIZE_MAX
+     * wraps to 0, Ulfius's "no limit". */
+    instance->max_post_body_size = app->max_body + 1;
+    instance->check_utf8 = 0;
+    instance->allowed_post_processor = U_POST_PROCESS_NONE;
+    if (ulfius_add_endpoint_by_val(instance, "*", prefix, "*", 0,
+                                   guest_ulfius_callback, app) != U_OK)
+        return GUEST_ERR_NOMEM;
+    return GUEST_OK;
+}
+
+guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
+                                uint16_t port, struct _u_instance **out)
+{
+    if (!app || !out || app->instance)
+        return GUEST_ERR_INVALID;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (!bind_addr)
+        bind_addr = "127.0.0.1";
+    if (inet_pton(AF_INET, bind_addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, bind_addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return GUEST_ERR_INVALID;
+    }
+    struct _u_instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return GUEST_ERR_NOMEM;
+    /* Ulfius refuses port 0; the daemon binds to the address below. */
+    if (ulfius_init_instance(in, port ? port : 1, NULL, NULL) != U_OK) {
+        free(in);
+        return GUEST_ERR_NOMEM;
+    }
+    in->port = port;
+    guest_status st = guest_ulfius_attach(app, in, NULL);
+    if (st != GUEST_OK) {
+        ulfius_clean_instance(in);
+        free(in);
+        return st;
+    }
+    const guest_ulfius_limits *l = &app->limits;
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)l->idle_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)l->max_conns_per_ip,
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (ulfius_start_framework_with_mhd_options(in, flags, ops) != U_OK) {
+        ulfius_clean_instance(in);
+        free(in);
+        return GUEST_ERR_CONFIG;
+    }
+    app->instance = in;
+    *out = in;
+    return GUEST_OK;
+}
