@@ -28,12 +28,16 @@ static void usage(FILE *out)
         "HTTP\n"
         "                   only: this client speaks HTTP/1.1 without TLS)\n"
         "  --check NAME     run only this check (may be repeated)\n"
+        "  --skip NAME      leave this check out, reported as skipped (may\n"
+        "                   be repeated): for what a server library cannot\n"
+        "                   do at all, never to hide a defect\n"
         "  --list           list the checks and exit\n"
         "  --timeout SECS   bound on each connect, send and read (30)\n"
         "  --help           this text\n"
         "\n"
-        "Prints 'ok   NAME' or 'FAIL NAME: why' for each check, then\n"
-        "'N passed, M failed'. Exit status: 0 all passed, 1 a check failed,\n"
+        "Prints 'ok   NAME', 'FAIL NAME: why' or 'skip NAME' for each check,\n"
+        "then 'N passed, M failed' (', K skipped' when some were). Exit "
+        "status: 0 all passed, 1 a check failed,\n"
         "2 usage error or the server cannot be reached.\n"
         "The checks create guests and registered users in the server's\n"
         "database: point it at a test database, never a real site.\n");
@@ -44,14 +48,15 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},
         {"check", required_argument, NULL, 'c'},
+        {"skip", required_argument, NULL, 's'},
         {"list", no_argument, NULL, 'l'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL;
-    const char *only[64];
-    size_t nonly = 0;
+    const char *only[64], *skip[64];
+    size_t nonly = 0, nskip = 0;
     bool list = false;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -65,6 +70,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             only[nonly++] = optarg;
+            break;
+        case 's':
+            if (nskip == sizeof skip / sizeof *skip) {
+                fprintf(stderr, "guestuser-conformance: too many --skip\n");
+                return 2;
+            }
+            skip[nskip++] = optarg;
             break;
         case 'l':
             list = true;
@@ -101,14 +113,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    for (size_t k = 0; k < nonly; k++) {
+    for (size_t k = 0; k < nonly + nskip; k++) {
+        const char *name = k < nonly ? only[k] : skip[k - nonly];
         size_t i = 0;
-        while (i < count && strcmp(checks[i].name, only[k]))
+        while (i < count && strcmp(checks[i].name, name))
             i++;
         if (i == count) {
             fprintf(stderr,
                     "guestuser-conformance: no check named '%s' (--list)\n",
-                    only[k]);
+                    name);
             return 2;
         }
     }
@@ -126,13 +139,21 @@ int main(int argc, char **argv)
     }
     close(fd);
 
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < count; i++) {
         bool wanted = nonly == 0;
         for (size_t k = 0; k < nonly; k++)
             wanted |= !strcmp(checks[i].name, only[k]);
         if (!wanted)
             continue;
+        bool skipping = false;
+        for (size_t k = 0; k < nskip; k++)
+            skipping |= !strcmp(checks[i].name, skip[k]);
+        if (skipping) {
+            printf("skip %s\n", checks[i].name);
+            skipped++;
+            continue;
+        }
         why[0] = '\0';
         bool ok = checks[i].run(&t, why, sizeof why);
         cf_checks_release();
@@ -146,6 +167,9 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    if (skipped)
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else
+        printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
