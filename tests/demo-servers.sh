@@ -25,6 +25,11 @@ get() { # port path -> whole response on stdout
 }
 
 for server in "$@"; do
+  # Emptied here, before the server starts: the background shell truncates
+  # them only when it gets to run, and the loop below could first read the
+  # previous server's port.
+  : >"$work/out"
+  : >"$work/log"
   "$demo" --server "$server" --port 0 --db "$conninfo" --schema "t_demo_$server" \
     --db-timeout-ms 30000 >"$work/out" 2>"$work/log" &
   pid=$!
