@@ -97,12 +97,32 @@ static void healthz(guest_req *req, void *userdata)
                        "database unavailable\n");
 }
 
+/* Prometheus scrapes this; no guard, so a scrape makes no guest. Expose it
+ * only where your scraper can reach it (docs/operations.md). */
+static void metrics(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    char *text = NULL;
+    size_t len = 0;
+    if (guest_metrics_text(guest_req_ctx(req), &text, &len, NULL) != GUEST_OK) {
+        guest_res_send(req, 500, "text/plain; charset=utf-8",
+                       "Internal Server Error\n");
+        return;
+    }
+    guest_res_set_status(req, 200);
+    demo_header(req, "Content-Type", "text/plain; version=0.0.4");
+    demo_header(req, "Cache-Control", "no-store");
+    guest_res_write(req, text, len);
+    free(text);
+}
+
 static const guest_route routes[] = {
     {"GET", "/allow_guest_user/", allow_guest_user, NULL},
     {"GET", "/guest_user_required/", guest_user_required, NULL},
     {"GET", "/regular_user_required/", regular_user_required, NULL},
     {"GET", "/whoami", whoami, NULL},
     {"GET", "/healthz", healthz, NULL},
+    {"GET", "/metrics", metrics, NULL},
     /* accounts: account_routes.c and the library's handlers,
      * mounted for every method so they answer 405 themselves */
     {"GET", "/", demo_home, NULL},

@@ -16,5 +16,6 @@
 #include "cleanup.h"
 #include "db.h"
 #include "adapter.h"
+#include "metrics.h"
 
 #endif

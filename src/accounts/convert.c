@@ -188,6 +188,7 @@ static guest_status convert_with(guest_req *req, const char *username,
     if (st != GUEST_OK)
         return st;
 
+    guest__count(ctx, GUEST__C_CONVERSIONS);
     if (guest__csrf_rotate(req) != GUEST_OK)
         guest__log(ctx, GUEST_LOG_WARNING,
                    "could not renew the CSRF secret after a conversion");

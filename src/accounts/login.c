@@ -299,6 +299,7 @@ guest_status guest_login(guest_req *req, const char *username,
     if (limited) {
         guest_status st = guest__limit_login_check(req, username, err);
         if (st != GUEST_OK) {
+            guest__metric_login(req->ctx, st);
             if (errors) {
                 errors->count = 0;
                 if (st == GUEST_ERR_RATE_LIMITED)
@@ -309,6 +310,7 @@ guest_status guest_login(guest_req *req, const char *username,
         }
     }
     guest_status st = login(req, username, password, errors, err);
+    guest__metric_login(req ? req->ctx : NULL, st);
     if (limited)
         guest__limit_login_record(req, username, st);
     return st;
@@ -332,5 +334,6 @@ guest_status guest_logout(guest_req *req, guest_error *err)
             return st;
     }
     guest__req_set_user(req, NULL);
+    guest__count(req->ctx, GUEST__C_LOGOUTS);
     return guest__clear_session_cookie(req);
 }

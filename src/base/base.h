@@ -28,6 +28,43 @@ typedef struct guest__sql {
 typedef struct guest__pool guest__pool;
 typedef struct guest__hashslots guest__hashslots;
 
+/* counters.c: what guest_metrics_get() reports. Every layer counts through
+ * the helpers below: relaxed atomic adds, no lock. */
+typedef enum guest__counter {
+    GUEST__C_GUESTS_CREATED,
+    GUEST__C_CRAWLERS_BLOCKED,
+    GUEST__C_SESSIONS_RESOLVED,
+    GUEST__C_SESSION_CACHE_HITS,
+    GUEST__C_CONVERSIONS,
+    GUEST__C_LOGINS_OK,
+    GUEST__C_LOGINS_FAILED,
+    GUEST__C_LOGINS_LIMITED,
+    GUEST__C_LOGOUTS,
+    GUEST__C_RATE_LIMITED,
+    GUEST__C_CLEANUP_DELETED,
+    GUEST__C_DB_ERRORS,
+    GUEST__C_COUNT
+} guest__counter;
+
+typedef enum guest__hist {
+    GUEST__H_POOL_WAIT,
+    GUEST__H_HASH_WAIT,
+    GUEST__H_COUNT
+} guest__hist;
+
+/* Per bucket, not cumulative: one add per observation. */
+typedef struct guest__histogram {
+    _Atomic uint64_t buckets[GUEST_METRICS_BUCKETS];
+    _Atomic uint64_t sum_us;
+} guest__histogram;
+
+typedef struct guest__metrics {
+    _Atomic uint64_t counters[GUEST__C_COUNT];
+    guest__histogram hists[GUEST__H_COUNT];
+    /* Unix seconds of the last cleanup that succeeded, 0: none yet. */
+    _Atomic int64_t cleanup_last_success;
+} guest__metrics;
+
 /* One trusted_proxies block; IPv4 as IPv4-mapped IPv6 (prefix + 96). */
 typedef struct guest__cidr {
     unsigned char addr[16];
@@ -49,6 +86,8 @@ struct guest_ctx {
     guest__pool *read_pool;
     _Atomic int64_t read_pool_skip_until;
     guest__sql sql;
+    /* counters.c: the metrics (guest_metrics_get) */
+    guest__metrics metrics;
     /* names: the width guest_name_numbered draws at now; starts at
      * name_suffix_digits and grows when that space is full. */
     _Atomic unsigned name_digits;
@@ -113,6 +152,37 @@ size_t guest__percent_decode(const char *s, size_t n, char *out,
 /* True when the media type of Content-Type value @p content_type (leading
  * blanks, parameters and case ignored) is @p type; false for NULL. */
 bool guest__media_type_is(const char *content_type, const char *type);
+
+/* Microseconds on the monotonic clock: waits the metrics measure. */
+int64_t guest__now_us(void);
+
+/* counters.c. They take a const context because the store layer only holds
+ * one; the counters themselves are atomics. */
+/* Adds one to @p c. */
+void guest__count(const guest_ctx *ctx, guest__counter c);
+/* Adds @p n to @p c. */
+void guest__count_n(const guest_ctx *ctx, guest__counter c, uint64_t n);
+/* A session cache hit; the session cache counts its hits with this (and the
+ * resolution itself with GUEST__C_SESSIONS_RESOLVED, as a database hit). */
+void guest__metric_cache_hit(const guest_ctx *ctx);
+/* The outcome of a guest_login(): OK, GUEST_ERR_AUTH (failed) and
+ * GUEST_ERR_RATE_LIMITED (limited) count; any other status does not. NULL
+ * @p ctx counts nothing. */
+void guest__metric_login(const guest_ctx *ctx, guest_status st);
+/* GUEST_ERR_DB and GUEST_ERR_DB_UNAVAILABLE count as database errors; the
+ * status is returned unchanged. */
+guest_status guest__metric_db(const guest_ctx *ctx, guest_status st);
+/* One wait of @p us microseconds (negative counts as 0) into @p h. */
+void guest__observe_us(const guest_ctx *ctx, guest__hist h, int64_t us);
+/* The wait that started at @p start_us (guest__now_us) and ends now. */
+void guest__observe_since(const guest_ctx *ctx, guest__hist h,
+                          int64_t start_us);
+/* A cleanup finished without an error: its wall-clock time is kept. */
+void guest__metric_cleanup_done(const guest_ctx *ctx);
+/* Fills the counter and histogram fields of @p out (not the gauges). */
+void guest__metrics_read(const guest_ctx *ctx, guest_metrics *out);
+/* The upper bound of bucket @p i in microseconds; INT64_MAX for +Inf. */
+int64_t guest__bucket_bound_us(unsigned i);
 
 /* crypto.c */
 guest_status guest__random(void *buf, size_t len);

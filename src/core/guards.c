@@ -30,6 +30,16 @@ static void log_name_failure(guest_ctx *ctx, guest_status st,
                      guest_status_name(st));
 }
 
+/* guest_is_blocked_agent, counted: guest_allow's crawlers stay anonymous. */
+static bool blocked_crawler(guest_req *req)
+{
+    bool blocked =
+        guest_is_blocked_agent(req->ctx, guest_req_header(req, "User-Agent"));
+    if (blocked)
+        guest__count(req->ctx, GUEST__C_CRAWLERS_BLOCKED);
+    return blocked;
+}
+
 guest_status guest_allow(guest_req *req, guest_handler_fn handler,
                          void *userdata)
 {
@@ -40,9 +50,7 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
     if (st != GUEST_OK)
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
-    if (!user && c->enabled &&
-        !guest_is_blocked_agent(req->ctx,
-                                guest_req_header(req, "User-Agent"))) {
+    if (!user && c->enabled && !blocked_crawler(req)) {
         guest_error err = {0};
         bool name_failed = false;
         st = guest__create_guest(req, &user, &name_failed, &err);

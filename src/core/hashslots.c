@@ -88,7 +88,10 @@ void guest__hashslots_release(guest__hashslots *s)
 
 guest_status guest__hash_slot_take(guest_ctx *ctx)
 {
-    if (guest__hashslots_acquire(ctx->hash_slots, ctx->cfg.hash_wait_ms))
+    int64_t waited_from = guest__now_us();
+    bool got = guest__hashslots_acquire(ctx->hash_slots, ctx->cfg.hash_wait_ms);
+    guest__observe_since(ctx, GUEST__H_HASH_WAIT, waited_from);
+    if (got)
         return GUEST_OK;
     guest__log_every(ctx, &ctx->hash_slots->last_busy_log, 10000,
                      GUEST_LOG_WARNING,

@@ -38,6 +38,8 @@ guest_status guest_req_user(guest_req *req, const guest_user **user,
                 *user = NULL;
                 return st;
             }
+            if (found)
+                guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
         }
         req->has_user = found;
         req->user_resolved = true;
@@ -115,6 +117,7 @@ static guest_status create_guest(guest_req *req, const char *token,
         if (st != GUEST_OK)
             return st;
         if (outcome == GUEST__RATE_LIMITED) {
+            guest__count(ctx, GUEST__C_RATE_LIMITED);
             req->retry_after = wait;
             guest__log_every(ctx, &ctx->rate_logged, 60000, GUEST_LOG_WARNING,
                              "guest_rate_limit: client %s created %u guests "
@@ -138,6 +141,7 @@ static guest_status create_guest(guest_req *req, const char *token,
                                (long long)c->max_guests);
         }
         if (outcome == GUEST__CREATED) {
+            guest__count(ctx, GUEST__C_GUESTS_CREATED);
             req->user_resolved = true;
             req->has_user = true;
             *user = &req->user;

@@ -136,6 +136,7 @@ static guest_status check(guest_req *req, const char *username,
     }
     PQclear(res);
     if (wait > 0) {
+        guest__count(ctx, GUEST__C_RATE_LIMITED);
         req->retry_after = wait;
         return guest__fail(err, GUEST_ERR_RATE_LIMITED,
                            "too many failed attempts from this client; retry "

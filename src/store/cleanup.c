@@ -348,6 +348,7 @@ guest_status guest_delete_expired(guest_ctx *ctx,
         st = delete_batches(ctx, sql.delete_users, cutoff, opts, r,
                             &r->users_deleted,
                             ctx->cfg.on_guests_deleted != NULL, err);
+        guest__count_n(ctx, GUEST__C_CLEANUP_DELETED, r->users_deleted);
         if (st == GUEST_OK)
             st = delete_batches(ctx, sql.delete_sessions, now, opts, r,
                                 &r->sessions_deleted, false, err);
@@ -356,6 +357,8 @@ guest_status guest_delete_expired(guest_ctx *ctx,
                                 &r->rate_windows_deleted, false, err);
     }
     cleanup_sql_free(&sql);
+    if (st == GUEST_OK && !opts->dry_run)
+        guest__metric_cleanup_done(ctx);
     return st;
 }
 

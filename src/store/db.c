@@ -307,6 +307,7 @@ void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err)
 guest_status guest__db_down(const guest_ctx *ctx, guest_status st,
                             const guest_error *err)
 {
+    guest__metric_db(ctx, st);
     if (st == GUEST_ERR_DB_UNAVAILABLE)
         guest__log_every(ctx, &((guest_ctx *)ctx)->db_down_logged_ms, 10000,
                          GUEST_LOG_ERROR, "database unavailable: %s",
@@ -415,6 +416,7 @@ guest_status guest__tx_commit(guest_db *tx, guest_error *err)
     }
     bool broken = false;
     guest_status st = control(tx->conn, tx->timeout_ms, "COMMIT", &broken, err);
+    guest__metric_db(tx->ctx, st);
     tx->broken |= broken;
     /* A connection still inside a transaction is closed by the pool. */
     guest__pool_release(tx->ctx->pool, tx->conn, tx->broken);

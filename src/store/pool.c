@@ -290,12 +290,14 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
                                     PGconn **conn, guest_error *err)
 {
     unsigned i;
+    int64_t waited_from = guest__now_us();
     pthread_mutex_lock(&p->lock);
     bool got = wait_for_slot(p, deadline, &i);
     if (got)
         p->slots[i].busy = true;
     PGconn *c = got ? p->slots[i].conn : NULL;
     pthread_mutex_unlock(&p->lock);
+    guest__observe_since(p->ctx, GUEST__H_POOL_WAIT, waited_from);
     if (!got)
         return guest__fail(err, GUEST_ERR_DB_UNAVAILABLE,
                            "no database connection free within %u ms",
@@ -319,6 +321,21 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
         return err ? err->status : GUEST_ERR_DB_UNAVAILABLE;
     *conn = c;
     return GUEST_OK;
+}
+
+void guest__pool_gauges(guest__pool *p, unsigned *size, unsigned *open,
+                        unsigned *busy)
+{
+    unsigned o = 0, b = 0;
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->size; i++) {
+        o += p->slots[i].conn != NULL;
+        b += p->slots[i].busy;
+    }
+    pthread_mutex_unlock(&p->lock);
+    *size = p->size;
+    *open = o;
+    *busy = b;
 }
 
 void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)

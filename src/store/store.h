@@ -39,6 +39,10 @@ bool guest__pool_transaction_mode(const guest__pool *pool);
 void guest__pool_cancel_async(PGconn *conn);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
+/* The pool's size, its open connections and those lent out now (a slot
+ * being connected counts as lent, not yet open). */
+void guest__pool_gauges(guest__pool *pool, unsigned *size, unsigned *open,
+                        unsigned *busy);
 /* @p what + libpq's last message for @p conn, in @p err. */
 guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
                             const PGconn *conn);
@@ -118,7 +122,10 @@ guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
                                 guest_error *err);
 /* Passes @p st through; when it is GUEST_ERR_DB_UNAVAILABLE, says so in
  * the log (at most every 10 s) with @p err's detail (may be NULL): the
- * operator of a server answering 503 must be able to see why. */
+ * operator of a server answering 503 must be able to see why. Counts
+ * GUEST_ERR_DB and GUEST_ERR_DB_UNAVAILABLE in guestuser_db_errors_total:
+ * every end of guest__sql_run, guest__tx_begin and a lent connection
+ * passes here. */
 guest_status guest__db_down(const guest_ctx *ctx, guest_status st,
                             const guest_error *err);
 /* True when @p res failed with SQLSTATE @p state (e.g. "23505"). */
