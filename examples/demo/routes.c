@@ -97,12 +97,21 @@ static void healthz(guest_req *req, void *userdata)
                        "database unavailable\n");
 }
 
+/* No guard and no database: the floor a benchmark compares the guarded
+ * pages with. */
+static void hello(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_res_send(req, 200, "text/plain; charset=utf-8", "hello\n");
+}
+
 static const guest_route routes[] = {
     {"GET", "/allow_guest_user/", allow_guest_user, NULL},
     {"GET", "/guest_user_required/", guest_user_required, NULL},
     {"GET", "/regular_user_required/", regular_user_required, NULL},
     {"GET", "/whoami", whoami, NULL},
     {"GET", "/healthz", healthz, NULL},
+    {"GET", "/hello", hello, NULL},
     /* accounts: account_routes.c and the library's handlers,
      * mounted for every method so they answer 405 themselves */
     {"GET", "/", demo_home, NULL},

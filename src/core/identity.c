@@ -31,13 +31,20 @@ guest_status guest_req_user(guest_req *req, const guest_user **user,
         unsigned char hash[GUEST__SHA256_BYTES];
         guest__vary_cookie(req);
         bool found = false;
-        if (guest__req_session_hash(req, hash)) {
-            guest_status st =
-                guest__store_resolve(req->ctx, hash, &req->user, &found, err);
+        if (guest__req_session_hash(req, hash) &&
+            !(found = guest__session_cache_get(req->ctx, hash, &req->user))) {
+            guest__cache_ticket ticket =
+                guest__session_cache_ticket(req->ctx, hash);
+            int64_t ms_left = 0;
+            guest_status st = guest__store_resolve(req->ctx, hash, &req->user,
+                                                   &found, &ms_left, err);
             if (st != GUEST_OK) {
                 *user = NULL;
                 return st;
             }
+            if (found)
+                guest__session_cache_put(req->ctx, hash, &req->user, ms_left,
+                                         &ticket);
         }
         req->has_user = found;
         req->user_resolved = true;
