@@ -128,6 +128,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return 2;
     }
+    /* The same schema with session_cache_ttl on: a returning visitor's
+     * session comes from memory after its first request. */
+    guest_config cached = cfg;
+    cached.session_cache_ttl = 3600;
+    guest_ctx *cctx;
+    if (guest_ctx_new(&cached, &cctx, &err) != GUEST_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 2;
+    }
     fake lf = {0};
     snprintf(lf.addr, sizeof lf.addr, "10.255.255.255");
     request(lctx, &lf, allow);
@@ -139,6 +148,7 @@ int main(int argc, char **argv)
     fake f = {0}, none = {0};
     request(ctx, &f, allow); /* warm up: prepares the statements */
     fake back = {.cookie = f.set_cookie};
+    request(cctx, &back, allow); /* fills the session cache */
     /* Second baseline: the library's own session lookup, prepared, run by
      * hand over libpq; the gap to it is what the library itself costs. */
     PQclear(PQprepare(raw, "lookup",
@@ -158,7 +168,7 @@ int main(int argc, char **argv)
     PQclear(hr);
     const char *hashp = hash;
     double t_raw = 0, t_lookup = 0, t_create = 0, t_resolve = 0, t_plain = 0,
-           t_limited = 0, t0;
+           t_limited = 0, t_cached = 0, t0;
     int rounds = 10, per = n / rounds;
     n = per * rounds;
     for (int r = 0; r < rounds; r++) {
@@ -177,6 +187,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < per; i++)
             request(ctx, &back, allow); /* returning guest: resolve only */
         t_resolve += now() - t0;
+        t0 = now();
+        for (int i = 0; i < per; i++)
+            request(cctx, &back, allow); /* returning, session cache on */
+        t_cached += now() - t0;
         t0 = now();
         for (int i = 0; i < per; i++) {
             fake fresh = {0};
@@ -208,6 +222,7 @@ int main(int argc, char **argv)
         {"raw libpq round trip (baseline)", t_raw},
         {"raw libpq, the session lookup SQL", t_lookup},
         {"returning guest (GUEST_ALLOW)", t_resolve},
+        {"returning guest, session cache on", t_cached},
         {"new guest created (GUEST_ALLOW)", t_create},
         {"new guest, rate limit + max_guests", t_limited},
         {"unguarded page, no database", t_plain},
@@ -217,6 +232,7 @@ int main(int argc, char **argv)
                rows[i].t / n * 1e6, rows[i].t / t_raw);
     guest_ctx_free(ctx);
     guest_ctx_free(lctx);
+    guest_ctx_free(cctx);
     PQclear(PQexec(raw, "DROP SCHEMA IF EXISTS bench_requests CASCADE"));
     PQclear(PQexec(raw, "DROP SCHEMA IF EXISTS bench_requests_limits CASCADE"));
     PQfinish(raw);

@@ -169,6 +169,24 @@ START_TEST(guest_expiry_and_password_page)
 }
 END_TEST
 
+/* GET /hello: no guard, no database, the floor benchmarks compare with. */
+START_TEST(hello_makes_no_guest)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_http h;
+    dt_get(ctx, &h, "/hello", NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_uint_eq(h.res_len, 6);
+    ck_assert_mem_eq(h.res_body, "hello\n", 6);
+    char session[128];
+    ck_assert(!tl_http_cookie(&h, "sessionid", session, sizeof session));
+    ck_assert_ptr_null(tl_http_res_header(&h, "Vary"));
+    tl_http_free(&h);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(account_flags)
 {
     demo_options o;
@@ -244,11 +262,25 @@ START_TEST(limit_flags)
     char *pooler[] = {"demo", "--db-pooler", "transaction", NULL};
     ck_assert_int_eq(demo_parse_args(&o, 3, pooler), 0);
     ck_assert_int_eq(o.cfg.db_pooler, GUEST_DB_POOLER_TRANSACTION);
-    const char *bad[][2] = {
-        {"--rate-limit", "0/hour"},    {"--rate-limit", "5/day"},
-        {"--rate-limit", "x"},         {"--rate-limit-action", "drop"},
-        {"--login-limit", "5/minute"}, {"--max-guests", "-1"},
-        {"--db-pooler", "session"}};
+    ck_assert_uint_eq(o.cfg.session_cache_ttl, 0);
+    ck_assert_uint_eq(o.cfg.session_cache_size, 10000);
+    char *cache[] = {"demo", "--session-cache-ttl",
+                     "30",   "--session-cache-size",
+                     "500",  NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 5, cache), 0);
+    ck_assert_uint_eq(o.cfg.session_cache_ttl, 30);
+    ck_assert_uint_eq(o.cfg.session_cache_size, 500);
+    const char *bad[][2] = {{"--rate-limit", "0/hour"},
+                            {"--rate-limit", "5/day"},
+                            {"--rate-limit", "x"},
+                            {"--rate-limit-action", "drop"},
+                            {"--login-limit", "5/minute"},
+                            {"--max-guests", "-1"},
+                            {"--db-pooler", "session"},
+                            {"--session-cache-ttl", "3601"},
+                            {"--session-cache-ttl", "-1"},
+                            {"--session-cache-size", "0"},
+                            {"--session-cache-size", "1000001"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char *args[] = {"demo", (char *)bad[i][0], (char *)bad[i][1], NULL};
         ck_assert_int_eq(demo_parse_args(&o, 3, args), -1);
@@ -348,6 +380,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
     tcase_add_test(tc, guest_expiry_and_password_page);
+    tcase_add_test(tc, hello_makes_no_guest);
     tcase_add_test(tc, account_flags);
     tcase_add_test(tc, hash_flags);
     tcase_add_test(tc, limit_flags);

@@ -58,7 +58,9 @@ enum {
     OPT_NOTES_MAX,
     OPT_SECRET_KEY_FILE,
     OPT_DB_POOLER,
-    OPT_DB_READ
+    OPT_DB_READ,
+    OPT_SESSION_CACHE_TTL,
+    OPT_SESSION_CACHE_SIZE
 };
 
 static const struct option longopts[] = {
@@ -113,6 +115,8 @@ static const struct option longopts[] = {
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
     {"db-pooler", required_argument, NULL, OPT_DB_POOLER},
     {"db-read", required_argument, NULL, OPT_DB_READ},
+    {"session-cache-ttl", required_argument, NULL, OPT_SESSION_CACHE_TTL},
+    {"session-cache-size", required_argument, NULL, OPT_SESSION_CACHE_SIZE},
     {NULL, 0, NULL, 0},
 };
 
@@ -124,7 +128,8 @@ void demo_usage(FILE *out, const char *argv0)
         "\n"
         "libguestuser demo server. Routes: / /allow_guest_user/ "
         "/guest_user_required/\n"
-        "/regular_user_required/ /whoami /healthz /convert/ /convert/success/\n"
+        "/regular_user_required/ /whoami /healthz /hello /convert/ "
+        "/convert/success/\n"
         "/accounts/login/ /accounts/profile/ /accounts/logout/ /notes/ "
         "/notes/delete/\n"
         "\n"
@@ -238,7 +243,14 @@ void demo_usage(FILE *out, const char *argv0)
         "                            openssl rand -base64 48 > PATH\n"
         "  --help                    this text\n"
         "Notes application:\n"
-        "  --notes-max N             most notes one user may keep (500)\n",
+        "  --notes-max N             most notes one user may keep (500)\n"
+        "Session cache (off by default; docs/scaling.md):\n"
+        "  --session-cache-ttl SECONDS keep resolved sessions in memory this "
+        "long\n"
+        "                            (0..3600; 0: off); other nodes' logouts "
+        "take\n"
+        "                            up to this long to be seen here\n"
+        "  --session-cache-size N    most sessions kept (10000)\n",
         argv0);
 }
 
@@ -527,6 +539,16 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 c->db_pooler = GUEST_DB_POOLER_TRANSACTION;
             else
                 goto bad;
+            break;
+        case OPT_SESSION_CACHE_TTL:
+            if (!parse_num(optarg, 0, GUEST_SESSION_CACHE_TTL_MAX, &n))
+                goto bad;
+            c->session_cache_ttl = (unsigned)n;
+            break;
+        case OPT_SESSION_CACHE_SIZE:
+            if (!parse_num(optarg, 1, GUEST_SESSION_CACHE_SIZE_MAX, &n))
+                goto bad;
+            c->session_cache_size = (unsigned)n;
             break;
         default:
             demo_usage(stderr, argv[0]);

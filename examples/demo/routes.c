@@ -116,6 +116,14 @@ static void metrics(guest_req *req, void *userdata)
     free(text);
 }
 
+/* No guard and no database: the floor a benchmark compares the guarded
+ * pages with. */
+static void hello(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_res_send(req, 200, "text/plain; charset=utf-8", "hello\n");
+}
+
 static const guest_route routes[] = {
     {"GET", "/allow_guest_user/", allow_guest_user, NULL},
     {"GET", "/guest_user_required/", guest_user_required, NULL},
@@ -123,6 +131,7 @@ static const guest_route routes[] = {
     {"GET", "/whoami", whoami, NULL},
     {"GET", "/healthz", healthz, NULL},
     {"GET", "/metrics", metrics, NULL},
+    {"GET", "/hello", hello, NULL},
     /* accounts: account_routes.c and the library's handlers,
      * mounted for every method so they answer 405 themselves */
     {"GET", "/", demo_home, NULL},

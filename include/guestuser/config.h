@@ -289,7 +289,26 @@ struct guest_config {
     /** After each batch guest_delete_expired() deletes (NULL: none). */
     guest_deleted_fn on_guests_deleted;
     void *on_guests_deleted_userdata;
+    /* Session cache (docs/scaling.md) */
+    /**
+     * Seconds a resolved session is kept in this process, so a returning
+     * visitor costs no database round trip (never longer than the session
+     * itself lives). Logout, login, conversion, password changes and user
+     * management in this process drop entries at once; done by another
+     * process (or context), a logged-out, deactivated or deleted user's
+     * session may still resolve here for up to this long. 0: no cache, every
+     * request asks the database (0). 0..3600.
+     */
+    unsigned session_cache_ttl;
+    /** Most sessions the cache holds (least recently used go first), when
+     * session_cache_ttl is on: 1..1000000 (10000); about 700 bytes each. */
+    unsigned session_cache_size;
 };
+
+/** Longest guest_config.session_cache_ttl, seconds. */
+#define GUEST_SESSION_CACHE_TTL_MAX 3600
+/** Largest guest_config.session_cache_size. */
+#define GUEST_SESSION_CACHE_SIZE_MAX 1000000
 
 /** Shortest accepted secret key, bytes. */
 #define GUEST_SECRET_KEY_MIN_BYTES 32

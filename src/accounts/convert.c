@@ -174,6 +174,8 @@ static guest_status convert_with(guest_req *req, const char *username,
     }
     OPENSSL_cleanse(hash, sizeof hash);
     if (st == GUEST_OK) {
+        /* Every session of the guest ended: none may resolve to it. */
+        guest__session_cache_drop_user(ctx, user.id);
         guest__req_set_user(req, &user);
         /* The rows are committed: a failing header cannot undo them, and
          * the visitor's next request would merely find no session. */
@@ -183,8 +185,11 @@ static guest_status convert_with(guest_req *req, const char *username,
                        "could not be set");
     }
     OPENSSL_cleanse(token, sizeof token);
-    if (st == GUEST_ERR_NOT_GUEST)
+    if (st == GUEST_ERR_NOT_GUEST) {
+        /* Converted by another process: this one's cache was stale. */
+        guest__session_cache_drop_user(ctx, current->id);
         guest__req_forget_user(req);
+    }
     if (st != GUEST_OK)
         return st;
 

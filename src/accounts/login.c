@@ -269,6 +269,11 @@ static guest_status login(guest_req *req, const char *username,
     free(t.encoded);
     OPENSSL_cleanse(t.rehash, sizeof t.rehash);
     if (st == GUEST_OK) {
+        /* The old session is gone, and so is a guest deleted on the way. */
+        if (has_old)
+            guest__session_cache_drop_token(ctx, old_hash);
+        if (was_guest && guest.id != t.user.id)
+            guest__session_cache_drop_user(ctx, guest.id);
         guest__req_set_user(req, &t.user);
         /* The rows are committed: a failing header cannot undo them, and
          * the visitor's next request would merely find no session. */
@@ -332,6 +337,7 @@ guest_status guest_logout(guest_req *req, guest_error *err)
             NULL, err);
         if (st != GUEST_OK)
             return st;
+        guest__session_cache_drop_token(req->ctx, hash);
     }
     guest__req_set_user(req, NULL);
     guest__count(req->ctx, GUEST__C_LOGOUTS);

@@ -157,7 +157,9 @@ static guest_status change(guest_req *req, const guest_user *user,
     if ((st = read_hash(ctx, id, &stored, err)) != GUEST_OK)
         return st;
     if (!stored) {
-        /* Deleted or deactivated since this request's session was read. */
+        /* Deleted or deactivated since this request's session was read
+         * (by another process, when it came from the session cache). */
+        guest__session_cache_drop_user(ctx, user->id);
         guest__req_forget_user(req);
         return guest__fail(err, GUEST_ERR_AUTH,
                            "the user no longer exists or is inactive");
@@ -182,6 +184,9 @@ static guest_status change(guest_req *req, const guest_user *user,
     bool changed = false;
     if (st == GUEST_OK)
         st = store_change(ctx, id, stored, hash, new_session, &changed, err);
+    /* Every session of the user ended, the old ones cached here too. */
+    if (st == GUEST_OK && changed)
+        guest__session_cache_drop_user(ctx, user->id);
     /* Changed meanwhile (another password change, or a login renewing an
      * older hash): the old password checked is no longer the one stored. */
     if (st == GUEST_OK && !changed) {

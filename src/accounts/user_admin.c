@@ -103,10 +103,14 @@ guest_status guest_user_delete(guest_ctx *ctx, const char *username,
                                " RETURNING id",
                        .params = &p},
         &res, err);
-    if (st == GUEST_OK && PQntuples(res) == 0)
+    if (st == GUEST_OK && PQntuples(res) == 0) {
         st = not_found(err, username);
-    else if (st == GUEST_OK && id_out)
-        *id_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    } else if (st == GUEST_OK) {
+        int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        guest__session_cache_drop_user(ctx, id);
+        if (id_out)
+            *id_out = id;
+    }
     PQclear(res);
     return st;
 }
@@ -150,8 +154,12 @@ static guest_status update_user(guest_ctx *ctx, const char *update,
     PQclear(res);
     if (st == GUEST_OK && *found && end)
         st = end_sessions(&tx, id, err);
-    if (st == GUEST_OK)
-        return guest__tx_commit(&tx, err);
+    if (st == GUEST_OK) {
+        st = guest__tx_commit(&tx, err);
+        if (st == GUEST_OK && *found && end)
+            guest__session_cache_drop_user(ctx, strtoll(id, NULL, 10));
+        return st;
+    }
     guest__tx_abort(&tx);
     return st;
 }

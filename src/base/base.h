@@ -27,6 +27,7 @@ typedef struct guest__sql {
 
 typedef struct guest__pool guest__pool;
 typedef struct guest__hashslots guest__hashslots;
+typedef struct guest__session_cache guest__session_cache;
 
 /* counters.c: what guest_metrics_get() reports. Every layer counts through
  * the helpers below: relaxed atomic adds, no lock. */
@@ -114,6 +115,12 @@ struct guest_ctx {
      * on free; none without keys. */
     char **secret_keys;
     size_t secret_key_count;
+    /* core/session_cache.c: resolved sessions (NULL: session_cache_ttl is
+     * off). store/cleanup.c moves session_epoch on after each batch of
+     * deleted users: every entry cached before is then stale (store cannot
+     * reach into core to drop single users). */
+    guest__session_cache *session_cache;
+    _Atomic uint64_t session_epoch;
 };
 
 /* errors.c */

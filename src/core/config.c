@@ -64,6 +64,7 @@ void guest_config_init(guest_config *cfg)
     cfg->max_body_size = 65536;
     cfg->hash_wait_ms = 2000;
     cfg->guest_rate_window = 3600;
+    cfg->session_cache_size = 10000;
 }
 
 const guest_config *guest_ctx_config(const guest_ctx *ctx)
@@ -203,6 +204,16 @@ static guest_status check_config(const guest_config *c, guest_error *err)
                    c->login_address_rate_limit);
     if (c->max_guests < 0)
         return BAD("max_guests must not be negative");
+    if (c->session_cache_ttl > GUEST_SESSION_CACHE_TTL_MAX)
+        return BAD("session_cache_ttl must be 0 (off) or 1..%u seconds (got "
+                   "%u)",
+                   GUEST_SESSION_CACHE_TTL_MAX, c->session_cache_ttl);
+    if (c->session_cache_ttl &&
+        (c->session_cache_size < 1 ||
+         c->session_cache_size > GUEST_SESSION_CACHE_SIZE_MAX))
+        return BAD("session_cache_size must be 1..%u while session_cache_ttl "
+                   "is on (got %u)",
+                   GUEST_SESSION_CACHE_SIZE_MAX, c->session_cache_size);
 #undef BAD
     return guest__check_secret_keys(c->secret_keys, err);
 }
@@ -303,6 +314,12 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         guest__fail(err, st, "cannot create the password-hash slots");
         goto fail;
     }
+    if (ctx->cfg.session_cache_ttl &&
+        (st = guest__session_cache_new(&ctx->cfg, &ctx->session_cache)) !=
+            GUEST_OK) {
+        guest__fail(err, st, "out of memory for the session cache");
+        goto fail;
+    }
     if ((st = guest__keys_copy(ctx)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;
@@ -338,6 +355,7 @@ void guest_ctx_free(guest_ctx *ctx)
     guest__pool_free(ctx->pool);
     guest__pool_free(ctx->read_pool);
     guest__hashslots_free(ctx->hash_slots);
+    guest__session_cache_free(ctx->session_cache);
     guest__sql_free(&ctx->sql);
     guest__keys_free(ctx);
     for (size_t i = 0; i < ctx->agent_count; i++)

@@ -205,6 +205,34 @@ void guest__hashslots_release(guest__hashslots *s);
 guest_status guest__hash_slot_take(guest_ctx *ctx);
 void guest__hash_slot_give(guest_ctx *ctx);
 
+/* session_cache.c: resolved sessions kept for session_cache_ttl seconds
+ * (only positive lookups: a miss always asks the database). Every call is
+ * thread-safe and a no-op (a miss) while the cache is off. */
+guest_status guest__session_cache_new(const guest_config *cfg,
+                                      guest__session_cache **out);
+void guest__session_cache_free(guest__session_cache *c);
+/* Taken before a database lookup, handed to guest__session_cache_put: what
+ * the lookup read is stored only when nothing was dropped meanwhile. */
+typedef struct guest__cache_ticket {
+    uint64_t gen, epoch;
+} guest__cache_ticket;
+guest__cache_ticket guest__session_cache_ticket(guest_ctx *ctx,
+                                                const unsigned char *hash);
+/* True, and *user filled, when @p hash is cached and still fresh. */
+bool guest__session_cache_get(guest_ctx *ctx, const unsigned char *hash,
+                              guest_user *user);
+/* Keeps @p user for @p hash for the ttl, or @p ms_left when the session
+ * ends sooner. */
+void guest__session_cache_put(guest_ctx *ctx, const unsigned char *hash,
+                              const guest_user *user, int64_t ms_left,
+                              const guest__cache_ticket *ticket);
+/* Call after the change is committed: the session @p hash, or every
+ * session of user @p user_id, is asked from the database again. */
+void guest__session_cache_drop_token(guest_ctx *ctx, const unsigned char *hash);
+void guest__session_cache_drop_user(guest_ctx *ctx, int64_t user_id);
+/* Sessions held now (for tests). */
+size_t guest__session_cache_count(guest_ctx *ctx);
+
 /* guards.c: base?field=quote(target), as Django's redirect_to_login.
  * Caller frees. */
 char *guest__redirect_with_next(const char *base, const char *field,

@@ -30,16 +30,27 @@ guest_status guest_req_user(guest_req *req, const guest_user **user,
     if (!req->user_resolved) {
         unsigned char hash[GUEST__SHA256_BYTES];
         guest__vary_cookie(req);
-        bool found = false;
-        if (guest__req_session_hash(req, hash)) {
-            guest_status st =
-                guest__store_resolve(req->ctx, hash, &req->user, &found, err);
+        bool found = false, have_hash = guest__req_session_hash(req, hash);
+        if (have_hash &&
+            (found = guest__session_cache_get(req->ctx, hash, &req->user))) {
+            /* a hit is a resolution too, one that cost no round trip */
+            guest__metric_cache_hit(req->ctx);
+            guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
+        } else if (have_hash) {
+            guest__cache_ticket ticket =
+                guest__session_cache_ticket(req->ctx, hash);
+            int64_t ms_left = 0;
+            guest_status st = guest__store_resolve(req->ctx, hash, &req->user,
+                                                   &found, &ms_left, err);
             if (st != GUEST_OK) {
                 *user = NULL;
                 return st;
             }
-            if (found)
+            if (found) {
                 guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
+                guest__session_cache_put(req->ctx, hash, &req->user, ms_left,
+                                         &ticket);
+            }
         }
         req->has_user = found;
         req->user_resolved = true;

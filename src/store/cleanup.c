@@ -1,5 +1,6 @@
 /* Deleting expired guests in batches, and the counts behind the admin tool. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,7 +250,7 @@ static guest_status delete_batches(guest_ctx *ctx, const char *sql,
                                    const char *before,
                                    const guest_cleanup_options *o,
                                    guest_cleanup_result *r, uint64_t *counter,
-                                   bool report, guest_error *err)
+                                   bool users, bool report, guest_error *err)
 {
     char limit[16];
     snprintf(limit, sizeof limit, "%u", o->batch_size);
@@ -263,7 +264,13 @@ static guest_status delete_batches(guest_ctx *ctx, const char *sql,
         if (st != GUEST_OK)
             return st;
         uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
-        /* Each batch is its own committed statement: by now it is done. */
+        /* Each batch is its own committed statement: by now it is done.
+         * Deleted users must not go on resolving from this process's
+         * session cache; store cannot name them to core, so every entry
+         * cached before goes stale (expired sessions need not: an entry
+         * never outlives its session). */
+        if (n > 0 && users)
+            atomic_fetch_add(&ctx->session_epoch, 1);
         if (report && n > 0 &&
             (st = report_deleted(ctx, res, err)) != GUEST_OK) {
             PQclear(res);
@@ -346,15 +353,15 @@ guest_status guest_delete_expired(guest_ctx *ctx,
         /* Guests first: their sessions go with them by cascade, so the
          * session pass only has other users' sessions left to do. */
         st = delete_batches(ctx, sql.delete_users, cutoff, opts, r,
-                            &r->users_deleted,
+                            &r->users_deleted, true,
                             ctx->cfg.on_guests_deleted != NULL, err);
         guest__count_n(ctx, GUEST__C_CLEANUP_DELETED, r->users_deleted);
         if (st == GUEST_OK)
             st = delete_batches(ctx, sql.delete_sessions, now, opts, r,
-                                &r->sessions_deleted, false, err);
+                                &r->sessions_deleted, false, false, err);
         if (st == GUEST_OK)
             st = delete_batches(ctx, sql.delete_windows, now, opts, r,
-                                &r->rate_windows_deleted, false, err);
+                                &r->rate_windows_deleted, false, false, err);
     }
     cleanup_sql_free(&sql);
     if (st == GUEST_OK && !opts->dry_run)

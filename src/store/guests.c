@@ -112,7 +112,8 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
     }
     sql->resolve_session = guest__schema_sql(
         "SELECT u.id, u.username, g.user_id IS NOT NULL,"
-        " floor(extract(epoch FROM g.created_at))::bigint"
+        " floor(extract(epoch FROM g.created_at))::bigint,"
+        " floor(extract(epoch FROM s.expires_at - now()) * 1000)::bigint"
         " FROM @.sessions s"
         " JOIN @.users u ON u.id = s.user_id"
         " LEFT JOIN @.guests g ON g.user_id = u.id"
@@ -207,7 +208,7 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
 guest_status guest__store_resolve(guest_ctx *ctx,
                                   const unsigned char *token_hash,
                                   guest_user *user, bool *found,
-                                  guest_error *err)
+                                  int64_t *ms_left, guest_error *err)
 {
     guest__params p = {0};
     guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
@@ -242,8 +243,11 @@ guest_status guest__store_resolve(guest_ctx *ctx,
         }
         *found = PQntuples(res) == 1;
     }
-    if (*found)
+    if (*found) {
         fill_user(ctx, user, res, PQgetvalue(res, 0, 2)[0] == 't', 3);
+        if (ms_left)
+            *ms_left = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    }
     PQclear(res);
     return GUEST_OK;
 }

@@ -167,10 +167,13 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
                                        const char *client, guest_user *user,
                                        guest__created *outcome,
                                        int64_t *retry_after, guest_error *err);
+/* The user of the live session @p token_hash (*found false: none);
+ * *ms_left (may be NULL) gets how long the session still lives, by the
+ * database's clock. */
 guest_status guest__store_resolve(guest_ctx *ctx,
                                   const unsigned char *token_hash,
                                   guest_user *user, bool *found,
-                                  guest_error *err);
+                                  int64_t *ms_left, guest_error *err);
 
 /* windows.c: the rate_windows table's sliding-window counters. */
 /* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to
