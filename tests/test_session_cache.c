@@ -78,10 +78,16 @@ START_TEST(a_hit_costs_no_round_trip)
     unsigned long trips;
     ck_assert_int_eq(resolve(ctx, cookie, &trips), id);
     ck_assert_uint_ge(trips, 1); /* the miss fills the cache */
+    guest_metrics before, after;
+    guest_metrics_get(ctx, &before);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(resolve(ctx, cookie, &trips), id);
         ck_assert_uint_eq(trips, 0);
     }
+    /* the metrics count each hit, and as a resolution too */
+    guest_metrics_get(ctx, &after);
+    ck_assert_uint_eq(after.session_cache_hits - before.session_cache_hits, 3);
+    ck_assert_uint_eq(after.sessions_resolved - before.sessions_resolved, 3);
     /* The cached user is the whole user: name, kind, times. */
     tl_http h;
     tl_created seen = {0};
