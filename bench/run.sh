@@ -128,11 +128,19 @@ pgbench_run() {
           NR ? a[int((NR - 1) * 0.5) + 1] / 1000 : 0, NR ? a[int((NR - 1) * 0.99) + 1] / 1000 : 0 }'
 }
 
+# handler_times LOG FROM: the handler times (ms) the demo logged after line FROM
+handler_times() { tail -n +"$(($2 + 1))" "$1" | awk 'NF == 5 && $4 ~ /^[0-9]+$/ { print $5 + 0 }'; }
+lines() { wc -l <"$1"; }
+# percentiles: times on stdin -> "p50/p99"
+percentiles() {
+  sort -n | awk '{ a[NR] = $1 } END { if (!NR) { print "-"; exit }
+    printf "%.1f/%.1f\n", a[int((NR - 1) * 0.5) + 1], a[int((NR - 1) * 0.99) + 1] }'
+}
 rate() { calc "%.0f" "$(field "$1" ops) / $(field "$1" seconds)"; }
 lat() { [ -n "$1" ] && calc "%.3f/%.2f" "$(field "$1" p50_ms), $(field "$1" p99_ms)" || echo -; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "%.2f" "$(rate "$1") / $(rate "$2")" || echo -; }
 
-fmt='%-24s %8s %8s %8s %6s %6s %13s %13s %13s %9s %8s\n'
+fmt='%-24s %8s %8s %8s %6s %6s %13s %11s %13s %13s %9s %8s\n'
 rows=()
 notes=()
 row() {
@@ -144,13 +152,15 @@ row() {
 
 # measure NAME PATH API_CASE PGBENCH_SCRIPT [COOKIE_FILE]: one row
 measure() {
-  local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a="" p="" c0 c1 r0 r1 rt
+  local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a="" p="" c0 c1 r0 r1 rt l0 hl
   note "$name: HTTP"
   r0=$(rss "$demo1")
   c0=$(calls)
   u0=$(users)
+  l0=$(lines "$dir/demo1.log")
   h=$(wrk_run "$port1" "$path" "$wrk_threads" "$conns" "$cookies")
   c1=$(calls)
+  hl=$(handler_times "$dir/demo1.log" "$l0" | percentiles)
   # a cookie that did not resolve would have made a new guest
   [ -z "$cookies" ] || [ "$(users)" = "$u0" ] ||
     notes+=("$name: new users appeared over HTTP (cookies not recognised?)")
@@ -172,7 +182,7 @@ measure() {
   fi
   eval "pgb_$api_case=\$p"
   row "$name" "$(rate "$h")" "${a:+$(rate "$a")}" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" \
-    "$(ratio "$a" "$p")" "$(lat "$h")" "$(lat "$a")" "$(lat "$p")" "$rt" "$((r1 - r0))"
+    "$(ratio "$a" "$p")" "$(lat "$h")" "$hl" "$(lat "$a")" "$(lat "$p")" "$rt" "$((r1 - r0))"
 }
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)
@@ -212,7 +222,7 @@ for c in $cases; do
     if [ "$code" = 200 ]; then
       measure "/hello" /hello "" ""
     else
-      row "/hello: skipped, $code" - - - - - - - - - -
+      row "/hello: skipped, $code" - - - - - - - - - - -
     fi
     ;;
   two)
@@ -231,11 +241,13 @@ for c in $cases; do
       [ "$k" = returning ] && ck=$dir/cookies
       r0=$(($(rss "$demo2") + $(rss "$demo3")))
       c0=$(calls)
+      l2=$(lines "$dir/demo2.log") l3=$(lines "$dir/demo3.log")
       wrk_run "$port2" /allow_guest_user/ 1 $((conns / 2)) "$ck" >"$dir/w1" &
       w1=$!
       wrk_run "$port3" /allow_guest_user/ 1 $((conns / 2)) "$ck" >"$dir/w2"
       wait "$w1"
       c1=$(calls)
+      hl=$({ handler_times "$dir/demo2.log" "$l2"; handler_times "$dir/demo3.log" "$l3"; } | percentiles)
       r1=$(($(rss "$demo2") + $(rss "$demo3")))
       h1=$(cat "$dir/w1") h2=$(cat "$dir/w2")
       ops=$(($(field "$h1" ops) + $(field "$h2" ops)))
@@ -248,7 +260,7 @@ for c in $cases; do
       [ "$pgss" = 1 ] && rt=$(calc "%.2f" "($c1 - $c0) / $ops")
       p=$(eval echo "\${pgb_$k:-}")
       row "2 demos: $k" "$(rate "$h")" "" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" "" \
-        "$(lat "$h")" "" "$(lat "$p")" "$rt" "$((r1 - r0))"
+        "$(lat "$h")" "$hl" "" "$(lat "$p")" "$rt" "$((r1 - r0))"
     done
     kill "$demo2" "$demo3"
     wait "$demo2" "$demo3" 2>/dev/null || true
@@ -290,20 +302,29 @@ for c in $cases; do
     done
     row "cleanup $cleanup_rows expired" "$(calc %.0f "$cleanup_rows / $best_cli")" "" \
       "$(calc %.0f "$cleanup_rows / $best_raw")" "$(calc %.2f "$best_raw / $best_cli")" "" \
-      "${best_cli}s" "" "${best_raw}s" "$([ "$pgss" = 1 ] && echo "$cli_rt/run" || echo -)" -
+      "${best_cli}s" "" "" "${best_raw}s" "$([ "$pgss" = 1 ] && echo "$cli_rt/run" || echo -)" -
     ;;
   *) echo "run.sh: unknown case '$c' in BENCH_CASES" >&2; exit 1 ;;
   esac
 done
 rss_end=$(rss "$demo1")
+# What the demos answered other than 200 (the /hello probe aside), from their
+# request logs ("ADDR METHOD TARGET STATUS TIMEms").
+for log in "$dir"/demo*.log; do
+  other=$(awk 'NF == 5 && $4 ~ /^[0-9]+$/ && $4 != 200 && $3 != "/hello" { n[$4]++ }
+    END { for (s in n) printf "%s%d x %s", (k++ ? ", " : ""), n[s], s }' "$log")
+  [ -z "$other" ] || notes+=("$(basename "$log" .log) answered $other (slowest: $(
+    awk 'NF == 5 { t = $5 + 0; if (t > m) m = t } END { print m }' "$log") ms in the handler)")
+done
 
 echo
 # shellcheck disable=SC2059
-printf "$fmt" case HTTP/s API/s pgbench/s H/pgb A/pgb "HTTP p50/99" "API p50/99" "pgb p50/99" RT/op "RSS+ KB"
+printf "$fmt" case HTTP/s API/s pgbench/s H/pgb A/pgb "HTTP p50/99" "in handler" "API p50/99" "pgb p50/99" RT/op "RSS+ KB"
 printf '%s\n' "${rows[@]}"
 echo
 echo "HTTP: wrk through guestuser-demo --server mhd; API: bench_requests --case, $pool threads in"
-echo "process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms (p50/p99); cleanup:"
+echo "process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms (p50/p99); \"in handler\":"
+echo "the part of the HTTP latency inside the demo's handler (library + database), from its log. Cleanup:"
 echo "guestuser delete-expired (HTTP column) against one raw DELETE (pgbench column), rows/s, best of 2."
 echo "RT/op: statements per request over HTTP (pg_stat_statements) / through the API (library counter)."
 echo "demo RSS: $rss_start KB after warm-up, $rss_end KB after $http_total requests" \
