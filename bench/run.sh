@@ -9,7 +9,8 @@
 # BUILD_DIR defaults to ./build; configure it with -DGUESTUSER_BENCHMARKS=ON
 # (the default for a top-level build). Nothing is built unless BENCH_BUILD=1.
 # The "all" mode reads (see docs/performance.md):
-#   BENCH_SECONDS (8)       length of each measurement
+#   BENCH_SECONDS (8)       length of each measurement, in BENCH_ROUNDS (2)
+#                           turns of HTTP, API and pgbench
 #   BENCH_CASES             any of: new returning healthz hello two cleanup
 #   BENCH_WRK_THREADS (2), BENCH_CONNECTIONS (16)   wrk -t / -c
 #   BENCH_POOL (8)          database connections: the demo's --pool-size, the
@@ -55,6 +56,8 @@ conns=${BENCH_CONNECTIONS:-16}
 pool=${BENCH_POOL:-8}
 ncookies=${BENCH_COOKIES:-500}
 cleanup_rows=${BENCH_CLEANUP_ROWS:-50000}
+rounds=${BENCH_ROUNDS:-2}
+round_s=$((seconds / rounds > 0 ? seconds / rounds : 1))
 demo=$build/examples/guestuser-demo
 api=$build/bench/bench_requests
 cli=$build/tools/guestuser
@@ -151,44 +154,77 @@ row() {
 }
 
 # measure NAME PATH API_CASE PGBENCH_SCRIPT [COOKIE_FILE]: one row
+# combine LINE...: the runs of one measurement as one line: counts and
+# times summed, p50 the mean weighted by requests, p99 the worst round's
+combine() {
+  printf '%s\n' "$@" | awk '
+    { delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      ops += v["ops"]; s += v["seconds"]; p50 += v["p50_ms"] * v["ops"]
+      if (v["p99_ms"] + 0 > p99) p99 = v["p99_ms"] + 0
+      n2 += v["non2xx"]; e += v["errors"]; rt += v["rt_per_op"] * v["ops"] }
+    END { if (ops) printf "ops=%d seconds=%.3f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d rt_per_op=%.2f\n",
+            ops, s, p50 / ops, p99, n2, e, rt / ops }'
+}
+
+# measure NAME PATH API_CASE PGBENCH_SCRIPT [COOKIE_FILE]: one row. The three
+# take turns, in rounds of BENCH_SECONDS / BENCH_ROUNDS (HTTP API pgbench,
+# then pgbench API HTTP, ...), so a neighbour's load drifting over the
+# minute weighs on all three alike.
 measure() {
-  local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a="" p="" c0 c1 r0 r1 rt l0 hl
-  note "$name: HTTP"
-  r0=$(rss "$demo1")
-  c0=$(calls)
-  u0=$(users)
-  l0=$(lines "$dir/demo1.log")
-  h=$(wrk_run "$port1" "$path" "$wrk_threads" "$conns" "$cookies")
-  c1=$(calls)
-  hl=$(handler_times "$dir/demo1.log" "$l0" | percentiles)
-  # a cookie that did not resolve would have made a new guest
-  [ -z "$cookies" ] || [ "$(users)" = "$u0" ] ||
-    notes+=("$name: new users appeared over HTTP (cookies not recognised?)")
-  r1=$(rss "$demo1")
+  local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a p c0 c1 r0 r1 rt l0 hl
+  local hs=() as=() ps=() round order m calls_http=0 rss_http=0
+  : >"$dir/handler_times"
+  for ((round = 0; round < rounds; round++)); do
+    order="http api pgbench"
+    [ $((round % 2)) = 1 ] && order="pgbench api http"
+    for m in $order; do
+      case $m in
+      http)
+        note "$name: HTTP"
+        r0=$(rss "$demo1") c0=$(calls) u0=$(users) l0=$(lines "$dir/demo1.log")
+        h=$(seconds=$round_s wrk_run "$port1" "$path" "$wrk_threads" "$conns" "$cookies")
+        c1=$(calls) r1=$(rss "$demo1")
+        handler_times "$dir/demo1.log" "$l0" >>"$dir/handler_times"
+        # a cookie that did not resolve would have made a new guest
+        [ -z "$cookies" ] || [ "$(users)" = "$u0" ] ||
+          notes+=("$name: new users appeared over HTTP (cookies not recognised?)")
+        calls_http=$((calls_http + c1 - c0)) rss_http=$((rss_http + r1 - r0))
+        hs+=("$h")
+        ;;
+      api)
+        [ -n "$api_case" ] || continue
+        note "$name: API"
+        a=$("$api" "$conninfo" --case "$api_case" --seconds "$round_s" --threads "$pool" \
+          --cookies "$ncookies") || notes+=("$name: the API run reported errors: $a")
+        as+=("$a")
+        ;;
+      pgbench)
+        [ -n "$script" ] || continue
+        note "$name: pgbench"
+        ps+=("$(seconds=$round_s pgbench_run "$script")")
+        ;;
+      esac
+    done
+  done
+  h=$(combine "${hs[@]}") a="" p=""
+  [ ${#as[@]} = 0 ] || a=$(combine "${as[@]}")
+  [ ${#ps[@]} = 0 ] || p=$(combine "${ps[@]}")
+  hl=$(percentiles <"$dir/handler_times")
   http_total=$((http_total + $(field "$h" ops)))
   [ "$(field "$h" non2xx)$(field "$h" errors)" = 00 ] ||
     notes+=("$name: $(field "$h" non2xx) non-2xx answers, $(field "$h" errors) socket errors over HTTP")
   rt=-
-  [ "$pgss" = 1 ] && rt=$(calc "%.2f" "($c1 - $c0) / $(field "$h" ops)")
-  if [ -n "$api_case" ]; then
-    note "$name: API"
-    a=$("$api" "$conninfo" --case "$api_case" --seconds "$seconds" --threads "$pool" --cookies "$ncookies") ||
-      notes+=("$name: the API run reported errors: $a")
-    rt="$rt/$(field "$a" rt_per_op)"
-  fi
-  if [ -n "$script" ]; then
-    note "$name: pgbench"
-    p=$(pgbench_run "$script")
-  fi
+  [ "$pgss" = 1 ] && rt=$(calc "%.2f" "$calls_http / $(field "$h" ops)")
+  [ -z "$a" ] || rt="$rt/$(field "$a" rt_per_op)"
   eval "pgb_$api_case=\$p"
   row "$name" "$(rate "$h")" "${a:+$(rate "$a")}" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" \
-    "$(ratio "$a" "$p")" "$(lat "$h")" "$hl" "$(lat "$a")" "$(lat "$p")" "$rt" "$((r1 - r0))"
+    "$(ratio "$a" "$p")" "$(lat "$h")" "$hl" "$(lat "$a")" "$(lat "$p")" "$rt" "$rss_http"
 }
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)
 echo "libguestuser benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "CPU: ${cpu:-unknown}, $(nproc) cores; load average before the run: $load_before"
-echo "PostgreSQL $(psqlq -c 'SHOW server_version') (private cluster, fsync off); $seconds s per measurement;" \
+echo "PostgreSQL $(psqlq -c 'SHOW server_version') (private cluster, fsync off); $seconds s per measurement ($rounds turns);" \
   "wrk -t$wrk_threads -c$conns; $pool database connections (demo pool, API threads, pgbench -c)"
 
 start_demo demo1 "$pool"
@@ -323,7 +359,8 @@ printf "$fmt" case HTTP/s API/s pgbench/s H/pgb A/pgb "HTTP p50/99" "in handler"
 printf '%s\n' "${rows[@]}"
 echo
 echo "HTTP: wrk through guestuser-demo --server mhd; API: bench_requests --case, $pool threads in"
-echo "process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms (p50/p99); \"in handler\":"
+echo "process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms: p50 (mean of the turns)/"
+echo "p99 (the worst turn's); \"in handler\":"
 echo "the part of the HTTP latency inside the demo's handler (library + database), from its log. Cleanup:"
 echo "guestuser delete-expired (HTTP column) against one raw DELETE (pgbench column), rows/s, best of 2."
 echo "RT/op: statements per request over HTTP (pg_stat_statements) / through the API (library counter)."

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 command -v wrk >/dev/null && [ -x "$bindir/pgbench" ] ||
   { echo "wrk or pgbench missing: skipped"; exit 77; }
-out=$(BENCH_SECONDS=1 BENCH_CASES=healthz BENCH_POOL=2 BENCH_CONNECTIONS=4 \
+out=$(BENCH_SECONDS=1 BENCH_ROUNDS=1 BENCH_CASES=healthz BENCH_POOL=2 BENCH_CONNECTIONS=4 \
   bash "$here/run.sh" "$1" 2>&1) || { echo "$out"; echo "run.sh failed"; exit 1; }
 echo "$out"
 number='[0-9]+'
