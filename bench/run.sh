@@ -70,6 +70,9 @@ for f in wrk curl "$bindir/pgbench" "$bindir/psql"; do
 done
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# the share of time some task waited for a CPU (Linux PSI), when there is one
+psi() { [ -r /proc/pressure/cpu ] && sed -n 's/^some avg10=\([0-9.]*\) avg60=\([0-9.]*\).*/, CPU pressure (PSI some, 10 s\/60 s): \1%\/\2%/p' /proc/pressure/cpu; }
+psi_before=$(psi || true)
 bash "$here/../tests/pg-fixture.sh" start "$dir" >&2
 conninfo=$(cat "$dir/conninfo")
 psqlq() { "$bindir/psql" "$conninfo" -qXAt -v ON_ERROR_STOP=1 "$@"; }
@@ -223,8 +226,8 @@ measure() {
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)
 echo "libguestuser benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "CPU: ${cpu:-unknown}, $(nproc) cores; load average before the run: $load_before"
-echo "PostgreSQL $(psqlq -c 'SHOW server_version') (private cluster, fsync off); $seconds s per measurement ($rounds turns);" \
+echo "CPU: ${cpu:-unknown}, $(nproc) cores; load average before the run: $load_before$psi_before"
+echo "PostgreSQL $(psqlq -c 'SHOW server_version') (private cluster, fsync off); $seconds s per measurement (in $rounds turns);" \
   "wrk -t$wrk_threads -c$conns; $pool database connections (demo pool, API threads, pgbench -c)"
 
 start_demo demo1 "$pool"
@@ -358,13 +361,14 @@ echo
 printf "$fmt" case HTTP/s API/s pgbench/s H/pgb A/pgb "HTTP p50/99" "in handler" "API p50/99" "pgb p50/99" RT/op "RSS+ KB"
 printf '%s\n' "${rows[@]}"
 echo
-echo "HTTP: wrk through guestuser-demo --server mhd; API: bench_requests --case, $pool threads in"
-echo "process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms: p50 (mean of the turns)/"
-echo "p99 (the worst turn's); \"in handler\":"
-echo "the part of the HTTP latency inside the demo's handler (library + database), from its log. Cleanup:"
-echo "guestuser delete-expired (HTTP column) against one raw DELETE (pgbench column), rows/s, best of 2."
-echo "RT/op: statements per request over HTTP (pg_stat_statements) / through the API (library counter)."
+echo "HTTP: wrk -t$wrk_threads -c$conns through guestuser-demo --server mhd (pool $pool); API: bench_requests --case,"
+echo "$pool threads in process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms, p50/p99"
+echo "(p50: mean of the turns, p99: the worst turn's); \"in handler\": the part of the HTTP latency spent in"
+echo "the demo's handler (library + database), from its request log. RT/op: statements per request over"
+echo "HTTP (pg_stat_statements) / through the API (the library's counter). Cleanup: guestuser delete-expired"
+echo "(HTTP column) against one raw DELETE (pgbench column) in rows/s, each the best of 2 on fresh rows;"
+echo "its RT/op is statements per run."
 echo "demo RSS: $rss_start KB after warm-up, $rss_end KB after $http_total requests" \
   "($((rss_end - rss_start)) KB); the two-demo rows: both extra processes' growth"
-echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)$(psi || true)"
 for n in "${notes[@]}"; do echo "NOTE: $n"; done
