@@ -40,6 +40,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if [ "$mode" != all ]; then
   bin=$build/bench/$mode
