@@ -1,7 +1,15 @@
 /* Prints the per-request cost of the library next to the bare database
  * round trip it is built on, measured side by side in one run:
  *   bench_requests [CONNINFO] [N]   (CONNINFO else env GUESTUSER_DB)
- * Uses its own schema (bench_requests), dropped at start. */
+ * Uses its own schema (bench_requests), dropped at start.
+ *
+ * With --case, one case under load from several threads sharing one
+ * context, for bench/run.sh's table (see run_case below):
+ *   bench_requests CONNINFO --case new|returning|ping [--seconds S]
+ *                  [--threads T] [--schema NAME] [--cookies N]
+ * prints one line: ops= seconds= p50_ms= p99_ms= rt_per_op= errors= */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +54,8 @@ static int f_write(void *c, const void *d, size_t n)
 static int f_add_header(void *c, const char *n, const char *v)
 {
     fake *f = c;
-    if (!strcasecmp(n, "Set-Cookie"))
+    /* the session cookie only, not the CSRF cookie */
+    if (!strcasecmp(n, "Set-Cookie") && !strncmp(v, "sessionid=", 10))
         snprintf(f->set_cookie, sizeof f->set_cookie, "%.*s",
                  (int)strcspn(v, ";"), v);
     return 0;
@@ -86,9 +95,182 @@ static void allow(guest_req *req, void *ud)
     guest_allow(req, page, ud);
 }
 
+/* The library's own count of statements sent (src/store/db.c); linked
+ * from the static library, as the tests do. */
+extern _Atomic unsigned long guest__db_round_trips;
+
+enum bench_case { CASE_NEW, CASE_RETURNING, CASE_PING };
+
+typedef struct worker {
+    guest_ctx *ctx;
+    enum bench_case what;
+    char (*cookies)[128];
+    int ncookies, index;
+    double deadline;
+    double *lat; /* seconds per request */
+    size_t n, cap;
+    unsigned long errors;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    int k = w->index;
+    for (;;) {
+        double t0 = now();
+        if (t0 >= w->deadline)
+            break;
+        bool ok;
+        if (w->what == CASE_PING) {
+            guest_error err;
+            ok = guest_ping(w->ctx, &err) == GUEST_OK;
+        } else if (w->what == CASE_NEW) {
+            fake f = {0};
+            ok = request(w->ctx, &f, allow) == 0 && f.set_cookie[0];
+        } else {
+            /* a different guest each time; a cookie that did not resolve
+             * would make a new guest, and so set a cookie */
+            fake f = {.cookie = w->cookies[k]};
+            k = (k + 1) % w->ncookies;
+            ok = request(w->ctx, &f, allow) == 0 && !f.set_cookie[0];
+        }
+        double t = now() - t0;
+        if (!ok)
+            w->errors++;
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? w->cap * 2 : 4096;
+            double *l = realloc(w->lat, cap * sizeof *l);
+            if (!l)
+                break;
+            w->lat = l, w->cap = cap;
+        }
+        w->lat[w->n++] = t;
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One case for `seconds` from `threads` threads on one context whose pool
+ * has as many connections, as a server's worker threads would share it. */
+static int run_case(const char *conninfo, int argc, char **argv)
+{
+    const char *what = NULL, *schema = "guestuser";
+    double seconds = 8;
+    int threads = 8, ncookies = 500;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--case"))
+            what = argv[i + 1];
+        else if (!strcmp(argv[i], "--seconds"))
+            seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--schema"))
+            schema = argv[i + 1];
+        else if (!strcmp(argv[i], "--cookies"))
+            ncookies = atoi(argv[i + 1]);
+        else
+            what = NULL, i = argc;
+    }
+    enum bench_case c = CASE_NEW;
+    if (what && !strcmp(what, "returning"))
+        c = CASE_RETURNING;
+    else if (what && !strcmp(what, "ping"))
+        c = CASE_PING;
+    else if (!what || strcmp(what, "new"))
+        what = NULL;
+    if (!what || seconds <= 0 || threads < 1 || threads > 256 || ncookies < 1 ||
+        ncookies > 100000) {
+        fprintf(stderr, "usage: bench_requests CONNINFO --case "
+                        "new|returning|ping [--seconds S] [--threads T]"
+                        " [--schema NAME] [--cookies N]\n");
+        return 1;
+    }
+    guest_config cfg;
+    guest_config_init(&cfg);
+    cfg.db_conninfo = conninfo;
+    cfg.db_schema = schema;
+    cfg.db_pool_size = (unsigned)threads;
+    guest_ctx *ctx;
+    guest_error err;
+    if (guest_ctx_new(&cfg, &ctx, &err) != GUEST_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 2;
+    }
+    char(*cookies)[128] = calloc((size_t)ncookies, sizeof *cookies);
+    worker *w = calloc((size_t)threads, sizeof *w);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    if (!cookies || !w || !tid)
+        return 2;
+    if (c == CASE_RETURNING)
+        for (int i = 0; i < ncookies; i++) {
+            fake f = {0};
+            if (request(ctx, &f, allow) != 0 || !f.set_cookie[0]) {
+                fprintf(stderr, "bench_requests: could not make a guest\n");
+                return 2;
+            }
+            memcpy(cookies[i], f.set_cookie, sizeof cookies[i]);
+        }
+    /* warm up: every pooled connection opened and its statements
+     * prepared before the clock starts, as in a running server */
+    double start = now();
+    for (int i = 0; i < threads; i++) {
+        w[i] = (worker){.ctx = ctx,
+                        .what = c,
+                        .cookies = cookies,
+                        .ncookies = ncookies,
+                        .index = i * ncookies / threads,
+                        .deadline = start + 0.5};
+        pthread_create(&tid[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(tid[i], NULL);
+    unsigned long rt0 = guest__db_round_trips;
+    start = now();
+    for (int i = 0; i < threads; i++) {
+        w[i].n = 0, w[i].errors = 0, w[i].deadline = start + seconds;
+        pthread_create(&tid[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(tid[i], NULL);
+    double elapsed = now() - start;
+    unsigned long rt = guest__db_round_trips - rt0, errors = 0;
+    size_t total = 0;
+    for (int i = 0; i < threads; i++)
+        total += w[i].n, errors += w[i].errors;
+    double *all = malloc((total ? total : 1) * sizeof *all);
+    if (!all)
+        return 2;
+    size_t k = 0;
+    for (int i = 0; i < threads; i++) {
+        memcpy(all + k, w[i].lat, w[i].n * sizeof *all);
+        k += w[i].n;
+        free(w[i].lat);
+    }
+    qsort(all, total, sizeof *all, cmp_double);
+    double p50 = total ? all[total / 2] : 0,
+           p99 = total ? all[(size_t)((double)(total - 1) * 0.99)] : 0;
+    printf("ops=%zu seconds=%.3f p50_ms=%.3f p99_ms=%.3f rt_per_op=%.2f "
+           "errors=%lu\n",
+           total, elapsed, p50 * 1e3, p99 * 1e3,
+           total ? (double)rt / (double)total : 0.0, errors);
+    free(all);
+    free(w);
+    free(tid);
+    free(cookies);
+    guest_ctx_free(ctx);
+    return errors ? 3 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *conninfo = argc > 1 ? argv[1] : getenv("GUESTUSER_DB");
+    if (conninfo && argc > 2 && !strncmp(argv[2], "--", 2))
+        return run_case(conninfo, argc, argv);
     int n = argc > 2 ? atoi(argv[2]) : 5000;
     if (!conninfo || n <= 0) {
         fprintf(stderr, "usage: %s CONNINFO [N]\n", argv[0]);

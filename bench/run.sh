@@ -1,22 +1,375 @@
 #!/usr/bin/env bash
-# Runs bench_cleanup against a private, throwaway PostgreSQL cluster (the
-# test fixture's: fsync off, so figures compare methods, not disks).
-#   bench/run.sh [BUILD_DIR] [bench_cleanup options...]
+# The benchmarks, against a private, throwaway PostgreSQL cluster (the test
+# fixture's: fsync off, so figures compare methods, not disks).
+#   bench/run.sh [BUILD_DIR] [all]        one table: HTTP, API and pgbench side
+#                                         by side for each case (the default)
+#   bench/run.sh BUILD_DIR bench_cleanup [options...]   (or just the options)
 #   bench/run.sh BUILD_DIR bench_requests [N]
 #   bench/run.sh BUILD_DIR bench_login_flood [SECONDS] [CLIENTS] [ITERATIONS]
 # BUILD_DIR defaults to ./build; configure it with -DGUESTUSER_BENCHMARKS=ON
-# (the default for a top-level build).
+# (the default for a top-level build). Nothing is built unless BENCH_BUILD=1.
+# The "all" mode reads (see docs/performance.md):
+#   BENCH_SECONDS (8)       length of each measurement, in BENCH_ROUNDS (2)
+#                           turns of HTTP, API and pgbench
+#   BENCH_CASES             any of: new returning healthz hello two cleanup
+#   BENCH_WRK_THREADS (2), BENCH_CONNECTIONS (16)   wrk -t / -c
+#   BENCH_POOL (8)          database connections: the demo's --pool-size, the
+#                           API threads and pgbench -c
+#   BENCH_COOKIES (500)     returning visitors that take turns
+#   BENCH_CLEANUP_ROWS (50000)   expired guests per cleanup run
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 [ $# -gt 0 ] && shift
-bench=bench_cleanup
+mode=all
 case "${1:-}" in
-bench_requests | bench_cleanup | bench_login_flood) bench=$1; shift ;;
+bench_requests | bench_cleanup | bench_login_flood) mode=$1; shift ;;
+all) shift ;;
+"") ;;
+*) mode=bench_cleanup ;; # options for bench_cleanup, as before "all" existed
 esac
-bin=$build/bench/$bench
-[ -x "$bin" ] || { echo "run.sh: $bin not found; build with -DGUESTUSER_BENCHMARKS=ON" >&2; exit 1; }
+[ "${BENCH_BUILD:-0}" = 1 ] && cmake --build "$build" -j2 >&2
+
 dir=$(mktemp -d /tmp/guestuser-bench.XXXXXX)
-trap 'bash "$here/../tests/pg-fixture.sh" stop "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  bash "$here/../tests/pg-fixture.sh" stop "$dir" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$mode" != all ]; then
+  bin=$build/bench/$mode
+  [ -x "$bin" ] || { echo "run.sh: $bin not found; build with -DGUESTUSER_BENCHMARKS=ON" >&2; exit 1; }
+  bash "$here/../tests/pg-fixture.sh" start "$dir" >&2
+  "$bin" "$(cat "$dir/conninfo")" "$@"
+  exit
+fi
+
+seconds=${BENCH_SECONDS:-8}
+cases=${BENCH_CASES:-new returning healthz hello two cleanup}
+wrk_threads=${BENCH_WRK_THREADS:-2}
+conns=${BENCH_CONNECTIONS:-16}
+pool=${BENCH_POOL:-8}
+ncookies=${BENCH_COOKIES:-500}
+cleanup_rows=${BENCH_CLEANUP_ROWS:-50000}
+rounds=${BENCH_ROUNDS:-2}
+round_s=$((seconds / rounds > 0 ? seconds / rounds : 1))
+demo=$build/examples/guestuser-demo
+api=$build/bench/bench_requests
+cli=$build/tools/guestuser
+for f in "$demo" "$api" "$cli"; do
+  [ -x "$f" ] || { echo "run.sh: $f not found; build $build first (or BENCH_BUILD=1)" >&2; exit 1; }
+done
+bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+for f in wrk curl "$bindir/pgbench" "$bindir/psql"; do
+  command -v "$f" >/dev/null || { echo "run.sh: $f not found (Debian: wrk, curl, postgresql)" >&2; exit 1; }
+done
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# the share of time some task waited for a CPU (Linux PSI), when there is one
+psi() { [ -r /proc/pressure/cpu ] && sed -n 's/^some avg10=\([0-9.]*\) avg60=\([0-9.]*\).*/, CPU pressure (PSI some, 10 s\/60 s): \1%\/\2%/p' /proc/pressure/cpu; }
+psi_before=$(psi || true)
 bash "$here/../tests/pg-fixture.sh" start "$dir" >&2
-"$bin" "$(cat "$dir/conninfo")" "$@"
+conninfo=$(cat "$dir/conninfo")
+psqlq() { "$bindir/psql" "$conninfo" -qXAt -v ON_ERROR_STOP=1 "$@"; }
+# pg_stat_statements counts the statements every client sends: the round
+# trips per request of the HTTP path. It must be preloaded, so the cluster
+# restarts once (the settings the fixture passes on its command line are
+# kept in postgresql.auto.conf).
+pgss=0
+if psqlq -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" \
+  -c "ALTER SYSTEM SET synchronous_commit = off" -c "ALTER SYSTEM SET full_page_writes = off" &&
+  bash "$here/../tests/pg-fixture.sh" pause "$dir" >&2 && bash "$here/../tests/pg-fixture.sh" resume "$dir" >&2 &&
+  psqlq -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" 2>/dev/null; then
+  pgss=1
+fi
+calls() {
+  if [ "$pgss" = 1 ]; then
+    psqlq -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'"
+  else echo 0; fi
+}
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+note() { echo "run.sh: $*" >&2; }
+users() { psqlq -c "SELECT count(*) FROM guestuser.users"; }
+
+# start_demo NAME POOL: the demo on a free port; sets demo_pid, demo_port
+start_demo() {
+  "$demo" --server mhd --bind 127.0.0.1 --port 0 --db "$conninfo" --pool-size "$2" \
+    >"$dir/$1.out" 2>"$dir/$1.log" &
+  demo_pid=$!
+  pids+=("$demo_pid")
+  demo_port=
+  for _ in $(seq 300); do
+    demo_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/$1.out")
+    [ -n "$demo_port" ] && break
+    kill -0 "$demo_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$demo_port" ] || { cat "$dir/$1.log" >&2; echo "run.sh: the demo did not start" >&2; exit 1; }
+}
+
+# wrk_run PORT PATH THREADS CONNS [COOKIE_FILE]: prints wrk's ops= line
+wrk_run() {
+  wrk -t"$3" -c"$4" -d"${seconds}s" -s "$here/wrk/visit.lua" "http://127.0.0.1:$1$2" \
+    ${5:+-- "$5"} | grep '^ops='
+}
+
+# pgbench_run SCRIPT: prints ops= seconds= p50_ms= p99_ms= from its logs
+pgbench_run() {
+  rm -f "$dir"/pgb.*
+  local out
+  out=$(cd "$dir" && "$bindir/pgbench" -n -M prepared -c "$pool" -j 2 -T "$seconds" \
+    -l --log-prefix="$dir/pgb" -f "$here/pgbench/$1" "$conninfo" 2>&1) ||
+    { echo "$out" >&2; exit 1; }
+  grep -q 'number of failed transactions: 0 ' <<<"$out" || note "pgbench $1: $(grep failed <<<"$out")"
+  cat "$dir"/pgb.* | awk '{print $3}' | sort -n | awk -v s="$seconds" '
+    { a[NR] = $1 }
+    END { printf "ops=%d seconds=%s p50_ms=%.3f p99_ms=%.3f\n", NR, s,
+          NR ? a[int((NR - 1) * 0.5) + 1] / 1000 : 0, NR ? a[int((NR - 1) * 0.99) + 1] / 1000 : 0 }'
+}
+
+# handler_times LOG FROM: the handler times (ms) the demo logged after line FROM
+handler_times() { tail -n +"$(($2 + 1))" "$1" | awk 'NF == 5 && $4 ~ /^[0-9]+$/ { print $5 + 0 }'; }
+lines() { wc -l <"$1"; }
+# percentiles: times on stdin -> "p50/p99"
+percentiles() {
+  sort -n | awk '{ a[NR] = $1 } END { if (!NR) { print "-"; exit }
+    printf "%.1f/%.1f\n", a[int((NR - 1) * 0.5) + 1], a[int((NR - 1) * 0.99) + 1] }'
+}
+rate() { calc "%.0f" "$(field "$1" ops) / $(field "$1" seconds)"; }
+lat() { [ -n "$1" ] && calc "%.3f/%.2f" "$(field "$1" p50_ms), $(field "$1" p99_ms)" || echo -; }
+ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "%.2f" "$(rate "$1") / $(rate "$2")" || echo -; }
+
+fmt='%-24s %8s %8s %8s %6s %6s %13s %11s %13s %13s %9s %8s\n'
+rows=()
+notes=()
+row() {
+  local cells=() v
+  for v in "$@"; do cells+=("${v:--}"); done
+  # shellcheck disable=SC2059
+  rows+=("$(printf "$fmt" "${cells[@]}")")
+}
+
+# measure NAME PATH API_CASE PGBENCH_SCRIPT [COOKIE_FILE]: one row
+# combine LINE...: the runs of one measurement as one line: counts and
+# times summed, p50 the mean weighted by requests, p99 the worst round's
+combine() {
+  printf '%s\n' "$@" | awk '
+    { delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      ops += v["ops"]; s += v["seconds"]; p50 += v["p50_ms"] * v["ops"]
+      if (v["p99_ms"] + 0 > p99) p99 = v["p99_ms"] + 0
+      n2 += v["non2xx"]; e += v["errors"]; rt += v["rt_per_op"] * v["ops"] }
+    END { if (ops) printf "ops=%d seconds=%.3f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d rt_per_op=%.2f\n",
+            ops, s, p50 / ops, p99, n2, e, rt / ops }'
+}
+
+# measure NAME PATH API_CASE PGBENCH_SCRIPT [COOKIE_FILE]: one row. The three
+# take turns, in rounds of BENCH_SECONDS / BENCH_ROUNDS (HTTP API pgbench,
+# then pgbench API HTTP, ...), so a neighbour's load drifting over the
+# minute weighs on all three alike.
+measure() {
+  local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a p c0 c1 r0 r1 rt l0 hl
+  local hs=() as=() ps=() round order m calls_http=0 rss_http=0
+  : >"$dir/handler_times"
+  for ((round = 0; round < rounds; round++)); do
+    order="http api pgbench"
+    [ $((round % 2)) = 1 ] && order="pgbench api http"
+    for m in $order; do
+      case $m in
+      http)
+        note "$name: HTTP"
+        r0=$(rss "$demo1") c0=$(calls) u0=$(users) l0=$(lines "$dir/demo1.log")
+        h=$(seconds=$round_s wrk_run "$port1" "$path" "$wrk_threads" "$conns" "$cookies")
+        c1=$(calls) r1=$(rss "$demo1")
+        handler_times "$dir/demo1.log" "$l0" >>"$dir/handler_times"
+        # a cookie that did not resolve would have made a new guest
+        [ -z "$cookies" ] || [ "$(users)" = "$u0" ] ||
+          notes+=("$name: new users appeared over HTTP (cookies not recognised?)")
+        calls_http=$((calls_http + c1 - c0)) rss_http=$((rss_http + r1 - r0))
+        hs+=("$h")
+        ;;
+      api)
+        [ -n "$api_case" ] || continue
+        note "$name: API"
+        a=$("$api" "$conninfo" --case "$api_case" --seconds "$round_s" --threads "$pool" \
+          --cookies "$ncookies") || notes+=("$name: the API run reported errors: $a")
+        as+=("$a")
+        ;;
+      pgbench)
+        [ -n "$script" ] || continue
+        note "$name: pgbench"
+        ps+=("$(seconds=$round_s pgbench_run "$script")")
+        ;;
+      esac
+    done
+  done
+  h=$(combine "${hs[@]}") a="" p=""
+  [ ${#as[@]} = 0 ] || a=$(combine "${as[@]}")
+  [ ${#ps[@]} = 0 ] || p=$(combine "${ps[@]}")
+  hl=$(percentiles <"$dir/handler_times")
+  http_total=$((http_total + $(field "$h" ops)))
+  [ "$(field "$h" non2xx)$(field "$h" errors)" = 00 ] ||
+    notes+=("$name: $(field "$h" non2xx) non-2xx answers, $(field "$h" errors) socket errors over HTTP")
+  rt=-
+  [ "$pgss" = 1 ] && rt=$(calc "%.2f" "$calls_http / $(field "$h" ops)")
+  [ -z "$a" ] || rt="$rt/$(field "$a" rt_per_op)"
+  eval "pgb_$api_case=\$p"
+  row "$name" "$(rate "$h")" "${a:+$(rate "$a")}" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" \
+    "$(ratio "$a" "$p")" "$(lat "$h")" "$hl" "$(lat "$a")" "$(lat "$p")" "$rt" "$rss_http"
+}
+
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)
+echo "libguestuser benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "CPU: ${cpu:-unknown}, $(nproc) cores; load average before the run: $load_before$psi_before"
+echo "PostgreSQL $(psqlq -c 'SHOW server_version') (private cluster, fsync off); $seconds s per measurement (in $rounds turns);" \
+  "wrk -t$wrk_threads -c$conns; $pool database connections (demo pool, API threads, pgbench -c)"
+
+start_demo demo1 "$pool"
+demo1=$demo_pid port1=$demo_port
+# Warm up: every pooled connection open and its statements prepared, so the
+# RSS figures show growth under load, not start-up.
+note "warming up the demo"
+(seconds=1 wrk_run "$port1" /allow_guest_user/ "$wrk_threads" "$conns" >/dev/null)
+(seconds=1 wrk_run "$port1" /healthz "$wrk_threads" "$conns" >/dev/null)
+rss_start=$(rss "$demo1")
+http_total=0
+# The visitors that come back: the demo's own guests for HTTP, and for
+# pgbench sessions whose tokens it can make itself (bench_requests makes
+# its own through the API).
+curl -s -o /dev/null -D - "http://127.0.0.1:$port1/allow_guest_user/?[1-$ncookies]" |
+  sed -n 's/^Set-Cookie: \(sessionid=[^;]*\);.*/\1/p' >"$dir/cookies"
+psqlq -c "WITH u AS (INSERT INTO guestuser.users (username)
+    SELECT 'pgbench-returning-' || i FROM generate_series(1, 500) i RETURNING id, username),
+  g AS (INSERT INTO guestuser.guests (user_id) SELECT id FROM u RETURNING user_id)
+  INSERT INTO guestuser.sessions (token_hash, user_id, expires_at)
+  SELECT sha256(int8send(-(substr(u.username, 19)::bigint))), u.id, now() + interval '14 days'
+  FROM u" -c "VACUUM ANALYZE"
+
+for c in $cases; do
+  case $c in
+  new) measure "new visitor" /allow_guest_user/ new new_visitor.sql ;;
+  returning) measure "returning ($ncookies cookies)" /allow_guest_user/ returning returning_visitor.sql "$dir/cookies" ;;
+  healthz) measure "/healthz" /healthz ping ping.sql ;;
+  hello)
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port1/hello")
+    if [ "$code" = 200 ]; then
+      measure "/hello" /hello "" ""
+    else
+      row "/hello: skipped, $code" - - - - - - - - - - -
+    fi
+    ;;
+  two)
+    # Two more demos, each with half the connections, so the database sees
+    # as many as in the other rows; the first one idles meanwhile.
+    half=$((pool / 2 > 0 ? pool / 2 : 1))
+    start_demo demo2 "$half"
+    demo2=$demo_pid port2=$demo_port
+    start_demo demo3 "$half"
+    demo3=$demo_pid port3=$demo_port
+    (seconds=1 wrk_run "$port2" /allow_guest_user/ 1 "$conns" >/dev/null)
+    (seconds=1 wrk_run "$port3" /allow_guest_user/ 1 "$conns" >/dev/null)
+    for k in new returning; do
+      note "two demos: $k"
+      ck=""
+      [ "$k" = returning ] && ck=$dir/cookies
+      r0=$(($(rss "$demo2") + $(rss "$demo3")))
+      c0=$(calls)
+      l2=$(lines "$dir/demo2.log") l3=$(lines "$dir/demo3.log")
+      wrk_run "$port2" /allow_guest_user/ 1 $((conns / 2)) "$ck" >"$dir/w1" &
+      w1=$!
+      wrk_run "$port3" /allow_guest_user/ 1 $((conns / 2)) "$ck" >"$dir/w2"
+      wait "$w1"
+      c1=$(calls)
+      hl=$({ handler_times "$dir/demo2.log" "$l2"; handler_times "$dir/demo3.log" "$l3"; } | percentiles)
+      r1=$(($(rss "$demo2") + $(rss "$demo3")))
+      h1=$(cat "$dir/w1") h2=$(cat "$dir/w2")
+      ops=$(($(field "$h1" ops) + $(field "$h2" ops)))
+      # the slower of the two for the time and each percentile
+      worse() { calc "%.3f" "($(field "$h1" "$1") > $(field "$h2" "$1")) ? $(field "$h1" "$1") : $(field "$h2" "$1")"; }
+      h="ops=$ops seconds=$(worse seconds) p50_ms=$(worse p50_ms) p99_ms=$(worse p99_ms)"
+      [ "$(field "$h1" non2xx)$(field "$h1" errors)$(field "$h2" non2xx)$(field "$h2" errors)" = 0000 ] ||
+        notes+=("two demos, $k: non-2xx answers or socket errors: $h1 / $h2")
+      rt=-
+      [ "$pgss" = 1 ] && rt=$(calc "%.2f" "($c1 - $c0) / $ops")
+      p=$(eval echo "\${pgb_$k:-}")
+      row "2 demos: $k" "$(rate "$h")" "" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" "" \
+        "$(lat "$h")" "$hl" "" "$(lat "$p")" "$rt" "$((r1 - r0))"
+    done
+    kill "$demo2" "$demo3"
+    wait "$demo2" "$demo3" 2>/dev/null || true
+    ;;
+  cleanup)
+    # Fresh expired guests for each run (with a session each, as a guest
+    # has); the library's command and one set-based DELETE take turns.
+    populate() {
+      psqlq -c "WITH u AS (INSERT INTO guestuser.users (username)
+          SELECT 'expired-$1-' || i FROM generate_series(1, $cleanup_rows) i RETURNING id),
+        g AS (INSERT INTO guestuser.guests (user_id, created_at)
+          SELECT id, now() - interval '30 days' FROM u RETURNING user_id)
+        INSERT INTO guestuser.sessions (token_hash, user_id, expires_at)
+        SELECT sha256(int8send(-1000000 - user_id)), user_id, now() - interval '16 days' FROM g" \
+        -c "VACUUM ANALYZE guestuser.users, guestuser.guests, guestuser.sessions"
+    }
+    best_cli="" best_raw="" cli_rt=0
+    for round in cli raw raw cli; do
+      note "cleanup: $round"
+      populate "$round$RANDOM"
+      c0=$(calls)
+      t0=$(date +%s.%N)
+      if [ "$round" = cli ]; then
+        out=$("$cli" --db "$conninfo" delete-expired)
+      else
+        out=$("$bindir/psql" "$conninfo" -XAt -v ON_ERROR_STOP=1 -c "DELETE FROM guestuser.users
+          WHERE id IN (SELECT user_id FROM guestuser.guests WHERE created_at < now() - interval '14 days')")
+        out=${out/DELETE/deleted:}
+      fi
+      t=$(calc "%.3f" "$(date +%s.%N) - $t0")
+      c1=$(calls)
+      grep -q "deleted: $cleanup_rows\$" <<<"$out" || notes+=("cleanup $round: expected 'deleted: $cleanup_rows', got: $out")
+      if [ "$round" = cli ]; then
+        cli_rt=$((c1 - c0))
+        [ -z "$best_cli" ] || [ "$(calc %d "$t < $best_cli")" = 1 ] && best_cli=$t
+      else
+        [ -z "$best_raw" ] || [ "$(calc %d "$t < $best_raw")" = 1 ] && best_raw=$t
+      fi
+    done
+    row "cleanup $cleanup_rows expired" "$(calc %.0f "$cleanup_rows / $best_cli")" "" \
+      "$(calc %.0f "$cleanup_rows / $best_raw")" "$(calc %.2f "$best_raw / $best_cli")" "" \
+      "${best_cli}s" "" "" "${best_raw}s" "$([ "$pgss" = 1 ] && echo "$cli_rt/run" || echo -)" -
+    ;;
+  *) echo "run.sh: unknown case '$c' in BENCH_CASES" >&2; exit 1 ;;
+  esac
+done
+rss_end=$(rss "$demo1")
+# What the demos answered other than 200 (the /hello probe aside), from their
+# request logs ("ADDR METHOD TARGET STATUS TIMEms").
+for log in "$dir"/demo*.log; do
+  other=$(awk 'NF == 5 && $4 ~ /^[0-9]+$/ && $4 != 200 && $3 != "/hello" { n[$4]++ }
+    END { for (s in n) printf "%s%d x %s", (k++ ? ", " : ""), n[s], s }' "$log")
+  [ -z "$other" ] || notes+=("$(basename "$log" .log) answered $other (slowest: $(
+    awk 'NF == 5 { t = $5 + 0; if (t > m) m = t } END { print m }' "$log") ms in the handler)")
+done
+
+echo
+# shellcheck disable=SC2059
+printf "$fmt" case HTTP/s API/s pgbench/s H/pgb A/pgb "HTTP p50/99" "in handler" "API p50/99" "pgb p50/99" RT/op "RSS+ KB"
+printf '%s\n' "${rows[@]}"
+echo
+echo "HTTP: wrk -t$wrk_threads -c$conns through guestuser-demo --server mhd (pool $pool); API: bench_requests --case,"
+echo "$pool threads in process; pgbench: bench/pgbench/*.sql, -M prepared -c $pool. Latencies in ms, p50/p99"
+echo "(p50: mean of the turns, p99: the worst turn's); \"in handler\": the part of the HTTP latency spent in"
+echo "the demo's handler (library + database), from its request log. RT/op: statements per request over"
+echo "HTTP (pg_stat_statements) / through the API (the library's counter). Cleanup: guestuser delete-expired"
+echo "(HTTP column) against one raw DELETE (pgbench column) in rows/s, each the best of 2 on fresh rows;"
+echo "its RT/op is statements per run."
+echo "demo RSS: $rss_start KB after warm-up, $rss_end KB after $http_total requests" \
+  "($((rss_end - rss_start)) KB); the two-demo rows: both extra processes' growth"
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)$(psi || true)"
+for n in "${notes[@]}"; do echo "NOTE: $n"; done

@@ -2,10 +2,11 @@
 # when any is missing. Root runs apt-get directly; others go through sudo.
 # dpkg-dev and file: cpack -G DEB runs dpkg-shlibdeps on the binaries.
 # pgbouncer: the tests through PgBouncer in transaction pooling mode.
+# wrk: the HTTP load of bench/run.sh.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
   libmicrohttpd-dev libcivetweb-dev libulfius-dev libjansson-dev libpwquality-dev cracklib-runtime
-  pgbouncer
+  pgbouncer wrk
   clang libclang-rt-dev openssl clang-format clang-tidy
   dpkg-dev file"
 # The browser tests (tests/e2e): Debian's Chromium, and node with npm unless

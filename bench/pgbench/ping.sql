@@ -1,0 +1,2 @@
+-- What /healthz sends (guest_ping).
+SELECT 1;
