@@ -11,7 +11,7 @@
 # The "all" mode reads (see docs/performance.md):
 #   BENCH_SECONDS (8)       length of each measurement, in BENCH_ROUNDS (2)
 #                           turns of HTTP, API and pgbench
-#   BENCH_CASES             any of: new returning healthz hello two cleanup
+#   BENCH_CASES             any of: new returning healthz hello cached two cleanup
 #   BENCH_WRK_THREADS (2), BENCH_CONNECTIONS (16)   wrk -t / -c
 #   BENCH_POOL (8)          database connections: the demo's --pool-size, the
 #                           API threads and pgbench -c
@@ -51,7 +51,7 @@ if [ "$mode" != all ]; then
 fi
 
 seconds=${BENCH_SECONDS:-8}
-cases=${BENCH_CASES:-new returning healthz hello two cleanup}
+cases=${BENCH_CASES:-new returning healthz hello cached two cleanup}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-16}
 pool=${BENCH_POOL:-8}
@@ -99,9 +99,10 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 note() { echo "run.sh: $*" >&2; }
 users() { psqlq -c "SELECT count(*) FROM guestuser.users"; }
 
-# start_demo NAME POOL: the demo on a free port; sets demo_pid, demo_port
+# start_demo NAME POOL [DEMO FLAGS...]: the demo on a free port; sets
+# demo_pid, demo_port
 start_demo() {
-  "$demo" --server mhd --bind 127.0.0.1 --port 0 --db "$conninfo" --pool-size "$2" \
+  "$demo" --server mhd --bind 127.0.0.1 --port 0 --db "$conninfo" --pool-size "$2" "${@:3}" \
     >"$dir/$1.out" 2>"$dir/$1.log" &
   demo_pid=$!
   pids+=("$demo_pid")
@@ -264,6 +265,25 @@ for c in $cases; do
     else
       row "/hello: skipped, $code" - - - - - - - - - - -
     fi
+    ;;
+  cached)
+    # The session cache on, in a demo of its own: the same returning
+    # visitors against /hello, the page with no guard and no database, on
+    # that same demo, in alternating turns.
+    start_demo demo4 "$pool" --session-cache-ttl 60
+    port4=$demo_port
+    (seconds=1 wrk_run "$port4" /allow_guest_user/ "$wrk_threads" "$conns" "$dir/cookies" >/dev/null)
+    cs=() hs4=()
+    for ((round = 0; round < rounds; round++)); do
+      note "session cache: returning, then /hello"
+      cs+=("$(seconds=$round_s wrk_run "$port4" /allow_guest_user/ "$wrk_threads" "$conns" "$dir/cookies")")
+      hs4+=("$(seconds=$round_s wrk_run "$port4" /hello "$wrk_threads" "$conns")")
+    done
+    hc=$(combine "${cs[@]}") hh=$(combine "${hs4[@]}")
+    row "returning, cache on" "$(rate "$hc")" - - - - "$(lat "$hc")" - - - - -
+    row "/hello, same demo" "$(rate "$hh")" - - - - "$(lat "$hh")" - - - - -
+    cached_ratio=$(calc "%.2f" "$(rate "$hc") / $(rate "$hh")")
+    notes+=("session cache: returning visitors at ${cached_ratio}x the same demo's /hello (target 0.8)")
     ;;
   two)
     # Two more demos, each with half the connections, so the database sees
