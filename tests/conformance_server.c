@@ -1,7 +1,8 @@
 /* A test server for the conformance kit: one in-tree adapter serving the
  * conformance table on a random loopback port, against the test database.
  *
- *   conformance_server --server mhd|civetweb|ulfius [--schema NAME] [--broken MODE]
+ *   conformance_server --server mhd|civetweb|ulfius [--schema NAME] [--broken
+ * MODE]
  *
  * Prints "url http://127.0.0.1:PORT/" once it listens and serves until
  * SIGTERM or SIGINT. --broken puts a deliberately faulty layer between the

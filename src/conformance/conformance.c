@@ -225,9 +225,10 @@ static void framing(guest_req *req, void *userdata)
     (void)userdata;
     guest_res_send(req, 200, "text/plain", "abc");
     /* whether the adapter takes or refuses them does not matter */
-    guest_status st = guest_res_add_header(req, "Content-Length", "999");
-    st = guest_res_add_header(req, "Connection", "close");
-    (void)st;
+    bool taken = guest_res_add_header(req, "Content-Length", "999") == GUEST_OK;
+    taken =
+        guest_res_add_header(req, "Connection", "close") == GUEST_OK || taken;
+    (void)taken;
 }
 
 /* 100 headers; the body says how many the adapter took. */
