@@ -148,6 +148,36 @@ START_TEST(borrowed_connection_busy_when_returned_is_closed)
 }
 END_TEST
 
+/* A connection given back twice, or one the pool never lent, is ignored
+ * untouched: the second return of a dropped connection would otherwise
+ * read freed memory, and a foreign one would lose its transaction. */
+START_TEST(foreign_and_repeated_returns_are_ignored)
+{
+    PGconn *c = NULL;
+    ck_assert_int_eq(guest_db_borrow(ctx, &c, NULL), GUEST_OK);
+    ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(0.2)"), 1);
+    guest_db_return(ctx, c); /* busy: closed by the pool */
+    guest_db_return(ctx, c); /* ignored (ASan would see a use after free) */
+
+    PGconn *mine = tl_db();
+    PQclear(PQexec(mine, "BEGIN"));
+    guest_db_return(ctx, mine);
+    ck_assert_int_eq(PQstatus(mine), CONNECTION_OK);
+    ck_assert_int_eq(PQtransactionStatus(mine), PQTRANS_INTRANS);
+    ck_assert_int_eq(PQisnonblocking(mine), 0);
+    PQfinish(mine);
+
+    /* the pool still lends working connections */
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(guest_db_borrow(ctx, &c, NULL), GUEST_OK);
+        PGresult *r = PQexec(c, "SELECT 1");
+        ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+        PQclear(r);
+        guest_db_return(ctx, c);
+    }
+}
+END_TEST
+
 /* ---- the request's connection ---- */
 
 typedef struct req_case {
@@ -329,6 +359,45 @@ START_TEST(request_query_has_the_deadline)
 }
 END_TEST
 
+/* A statement the server cancels (statement_timeout) is that statement's
+ * failure, with its SQLSTATE, on a connection that goes on working. */
+static void server_timeout(guest_req *req, void *ud)
+{
+    req_case *rc = ud;
+    PGresult *r = NULL;
+    rc->st[0] = guest_req_query(req, "BEGIN", 0, NULL, &r, NULL);
+    PQclear(r);
+    r = NULL;
+    rc->st[1] = guest_req_query(req, "SET LOCAL statement_timeout = 50", 0,
+                                NULL, &r, NULL);
+    PQclear(r);
+    r = NULL;
+    rc->st[2] = guest_req_query(req, "SELECT pg_sleep(5)", 0, NULL, &r, NULL);
+    if (r)
+        snprintf(rc->sqlstate, sizeof rc->sqlstate, "%s",
+                 PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    PQclear(r);
+    r = NULL;
+    rc->st[3] = guest_req_query(req, "ROLLBACK", 0, NULL, &r, NULL);
+    PQclear(r);
+    guest_res_send(req, 200, "text/plain", "");
+}
+
+START_TEST(server_side_timeout_is_an_sql_error)
+{
+    req_case rc = {0};
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    tl_http_run(ctx, &h, server_timeout, &rc);
+    ck_assert_int_eq(rc.st[0], GUEST_OK);
+    ck_assert_int_eq(rc.st[1], GUEST_OK);
+    ck_assert_int_eq(rc.st[2], GUEST_ERR_DB);
+    ck_assert_str_eq(rc.sqlstate, "57014");
+    ck_assert_int_eq(rc.st[3], GUEST_OK);
+    tl_http_free(&h);
+}
+END_TEST
+
 static void bad_arguments(guest_req *req, void *ud)
 {
     req_case *rc = ud;
@@ -453,11 +522,13 @@ int main(void)
     tcase_add_test(tc, query_refuses_bad_arguments_and_scripts);
     tcase_add_test(tc, borrowed_connection_rolls_back_what_was_left_open);
     tcase_add_test(tc, borrowed_connection_busy_when_returned_is_closed);
+    tcase_add_test(tc, foreign_and_repeated_returns_are_ignored);
     tcase_add_test(tc, request_connection_is_one_and_rolled_back_at_the_end);
     tcase_add_test(tc, request_transaction_commits);
     tcase_add_test(tc, request_connection_lost_stays_lost);
     tcase_add_test(tc, request_query_has_the_deadline);
     tcase_add_test(tc, request_calls_refuse_bad_arguments);
+    tcase_add_test(tc, server_side_timeout_is_an_sql_error);
     tcase_add_test(tc, cleanup_hook_gets_each_batch_after_commit);
     suite_add_tcase(s, tc);
     return tl_run(s);

@@ -314,6 +314,11 @@ expect_err "password: The password is too similar to the username."
 run -- --schema $schema set-password alice
 expect_rc 1
 expect_err "set-password: no password on standard input"
+# a NUL would cut the password short without a word: refused
+printf 'Quartz-Lantern-63\0garbage\n' | "$tool" --schema $schema set-password alice >"$tmp/out" 2>"$tmp/err"
+rc=$? err=$(cat "$tmp/err") what="guestuser set-password (a NUL in the password)"
+expect_rc 1
+expect_err "the password contains a NUL byte"
 expect_eq "$(psql_ "SELECT password FROM $schema.users WHERE username = 'alice'")" "$before" "refused passwords changed nothing"
 run $'Brand-New-Horse-77\n' -- --schema $schema set-password nobody
 expect_rc 1

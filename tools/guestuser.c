@@ -508,11 +508,15 @@ static char *read_password(const char *cmd_name)
         line[--n] = '\0';
     if (n > 0 && line[n - 1] == '\r')
         line[--n] = '\0';
-    if (n < 0 || n > PASSWORD_MAX) {
+    /* A NUL inside the line would silently cut the password short (the
+     * web forms refuse one too). */
+    bool has_nul = n > 0 && strlen(line) != (size_t)n;
+    if (n < 0 || n > PASSWORD_MAX || has_nul) {
         fprintf(stderr, "guestuser: %s: %s\n", cmd_name,
-                n < 0 ? "no password on standard input (give it as the "
-                        "first line)"
-                      : "the password is longer than 4096 bytes");
+                n < 0     ? "no password on standard input (give it as the "
+                            "first line)"
+                : has_nul ? "the password contains a NUL byte"
+                          : "the password is longer than 4096 bytes");
         if (line)
             explicit_bzero(line, cap);
         free(line);
@@ -548,12 +552,15 @@ static int cmd_create_user(guest_ctx *ctx, const args *a)
 }
 
 /* Warnings and errors only: cron mails whatever reaches standard error,
- * and news such as a connection pooler detected is not worth a mail. */
+ * and news such as a connection pooler detected is not worth a mail. An
+ * unreachable database is left out too: the command reports it itself,
+ * with its exit status. */
 static void log_quietly(guest_log_level level, const char *message,
                         void *userdata)
 {
     (void)userdata;
-    if (level != GUEST_LOG_INFO)
+    if (level != GUEST_LOG_INFO &&
+        strncmp(message, "database unavailable: ", 22) != 0)
         fprintf(stderr, "guestuser: %s: %s\n",
                 level == GUEST_LOG_ERROR ? "error" : "warning", message);
 }

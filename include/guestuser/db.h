@@ -46,7 +46,8 @@ guest_db_query(guest_ctx *ctx, const char *sql, int nparams,
  * Lends one of the pool's connections to the caller (setup work, a
  * background thread), waiting at most db_timeout_ms for it. It is open,
  * in blocking mode, with the server-side statement_timeout and
- * lock_timeout set to db_timeout_ms. The caller owns it until
+ * lock_timeout set to db_timeout_ms (not behind a transaction-mode pooler,
+ * db_pooler, which allows no session settings). The caller owns it until
  * guest_db_return(); do not PQfinish() it. GUEST_ERR_DB_UNAVAILABLE;
  * GUEST_ERR_INVALID for NULL arguments. Thread-safe.
  */
@@ -55,9 +56,11 @@ GUEST_API GUEST_NODISCARD guest_status guest_db_borrow(guest_ctx *ctx,
                                                        guest_error *err);
 
 /**
- * Gives back a connection from guest_db_borrow(). A transaction left open
- * is rolled back first; a connection that failed, or is busy with a
- * statement, is closed instead of being reused. NULL @p conn is a no-op.
+ * Gives back a connection from guest_db_borrow(), exactly once. A
+ * transaction left open is rolled back first; a connection that failed, or
+ * is busy with a statement, is closed instead of being reused. NULL
+ * @p conn is a no-op; a connection this context did not lend, or one given
+ * back already, is left untouched and logged as an error.
  * Session settings changed with SET stay on the connection: use SET LOCAL
  * inside a transaction. Thread-safe.
  */
@@ -76,7 +79,9 @@ GUEST_API void guest_db_return(guest_ctx *ctx, PGconn *conn);
  * GUEST_ERR_DB_UNAVAILABLE (answer 503), also for every call after the
  * connection was lost within this request (a half-done transaction must
  * not go on elsewhere); GUEST_ERR_INVALID for NULL arguments. Call from
- * the request's thread; do not PQfinish() it.
+ * the request's thread; do not PQfinish() it, give it to guest_db_return()
+ * or keep it past the handler. Behind a transaction-mode pooler
+ * (db_pooler) it carries no statement_timeout of the library's.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_req_db(guest_req *req,
                                                     PGconn **conn,

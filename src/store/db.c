@@ -104,9 +104,11 @@ static guest_status collect(PGconn *conn, int64_t deadline, unsigned timeout_ms,
         const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
         st = guest__fail(err, GUEST_ERR_DB, "SQLSTATE %s: %s",
                          state ? state : "?????", msg ? msg : "unknown");
-        /* The server shutting down or a crash recovery is an outage, not
-         * a bad statement: class 57 (operator intervention) and 08. */
-        if (state && (!strncmp(state, "57", 2) || !strncmp(state, "08", 2))) {
+        /* The server shutting down, a crash recovery or a lost connection
+         * is an outage, not a bad statement: class 08 and 57P01..57P05.
+         * 57014 (query_canceled: statement_timeout, a cancel) is the
+         * statement's own failure, on a connection that still works. */
+        if (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3))) {
             *broken = true;
             st = GUEST_ERR_DB_UNAVAILABLE;
             if (err)

@@ -78,6 +78,15 @@ void guest__db_take_back(guest_ctx *ctx, PGconn *conn, bool broken)
 {
     if (!conn)
         return;
+    /* Nothing is read from @p conn before the pool vouches for it: a
+     * connection given back twice may be closed already, and a foreign
+     * one is the application's to keep. */
+    if (!guest__pool_lent(ctx->pool, conn)) {
+        guest__log(ctx, GUEST_LOG_ERROR,
+                   "guest_db_return: a connection this context did not lend, "
+                   "or one given back already: ignored");
+        return;
+    }
     PGTransactionStatusType ts = PQtransactionStatus(conn);
     if (PQstatus(conn) != CONNECTION_OK || ts == PQTRANS_ACTIVE ||
         ts == PQTRANS_UNKNOWN)

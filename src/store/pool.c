@@ -338,6 +338,16 @@ void guest__pool_gauges(guest__pool *p, unsigned *size, unsigned *open,
     *busy = b;
 }
 
+bool guest__pool_lent(guest__pool *p, const PGconn *conn)
+{
+    bool lent = false;
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->size && !lent; i++)
+        lent = p->slots[i].conn == conn && p->slots[i].busy;
+    pthread_mutex_unlock(&p->lock);
+    return lent;
+}
+
 void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
 {
     if (!conn)

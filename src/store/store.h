@@ -37,6 +37,10 @@ bool guest__pool_transaction_mode(const guest__pool *pool);
  * (a statement past its deadline behind a pooler, which has no
  * statement_timeout of ours); at most a few at a time, else skipped. */
 void guest__pool_cancel_async(PGconn *conn);
+/* True when @p conn is one of @p pool's connections and out on loan: what
+ * must hold before anything touches a connection an application gives
+ * back (it may be foreign, or returned twice and already closed). */
+bool guest__pool_lent(guest__pool *pool, const PGconn *conn);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
 /* The pool's size, its open connections and those lent out now (a slot

@@ -897,7 +897,8 @@ static bool chk_body_limit_early(const cf_target *t, char *why, size_t n)
     close(fd);
     if (!got)
         FAIL("Content-Length: 1000000000 with no body: no answer before the "
-             "body (%s)",
+             "body (%s); a server library that reads every body before its "
+             "handlers run cannot pass this (docs/adapters.md: --skip)",
              rwhy);
     if (!status_is(e, 413, "Content-Length: 1000000000", why, n))
         return false;
