@@ -391,6 +391,40 @@ static void too_many(guest_req *req, const guest_views *v, bool json,
 
 /* ---- the handlers ---- */
 
+/* How every form view starts. On POST: the form read, each of @p fields
+ * (NULL-terminated) and then each of @p signup's (may be NULL) checked for
+ * one well-formed value, and the CSRF token; then the safe `next` and the
+ * request's user. False once an answer has gone out; *form and *next are
+ * the caller's to free either way. */
+static bool form_view_start(guest_req *req, bool json,
+                            const char *const *fields,
+                            const guest_signup *signup, guest_form **form,
+                            char **next, const guest_user **u)
+{
+    *form = NULL;
+    *next = NULL;
+    if (is_post(req)) {
+        if (!(*form = read_form(req, json)))
+            return false;
+        for (const char *const *f = fields; *f; f++)
+            if (!check_text(req, json, *form, *f))
+                return false;
+        for (size_t i = 0; signup && i < signup->field_count; i++)
+            if (!check_text(req, json, *form, signup->fields[i].name))
+                return false;
+        if (!csrf_ok(req, json, *form))
+            return false;
+    }
+    if (!read_next(req, json, *form, next))
+        return false;
+    guest_status st = guest_req_user(req, u, NULL);
+    if (st != GUEST_OK) {
+        failure(req, json, st);
+        return false;
+    }
+    return true;
+}
+
 void guest_convert_view(guest_req *req, void *userdata)
 {
     if (!req)
@@ -404,29 +438,13 @@ void guest_convert_view(guest_req *req, void *userdata)
         server_error(req, json);
         return;
     }
-    guest_form *form = NULL;
-    char *next = NULL;
-    if (is_post(req)) {
-        if (!(form = read_form(req, json)))
-            return;
-        if (!check_text(req, json, form, "username") ||
-            !check_text(req, json, form, "password1") ||
-            !check_text(req, json, form, "password2"))
-            goto out;
-        for (size_t i = 0; i < v->signup.field_count; i++)
-            if (!check_text(req, json, form, v->signup.fields[i].name))
-                goto out;
-        if (!csrf_ok(req, json, form))
-            goto out;
-    }
-    if (!read_next(req, json, form, &next))
-        goto out;
+    static const char *const fields[] = {"username", "password1", "password2",
+                                         NULL};
+    guest_form *form;
+    char *next;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u, NULL);
-    if (st != GUEST_OK) {
-        failure(req, json, st);
+    if (!form_view_start(req, json, fields, &v->signup, &form, &next, &u))
         goto out;
-    }
     if (!u || !u->is_guest) {
         send_away(req, json, u, c->login_url, c->login_redirect_url,
                   "Only a guest can create an account here.");
@@ -449,9 +467,9 @@ void guest_convert_view(guest_req *req, void *userdata)
         goto out;
     }
     const char *username = guest_form_get(form, "username");
-    st = guest_convert_with(req, username, guest_form_get(form, "password1"),
-                            guest_form_get(form, "password2"), &v->signup, form,
-                            &errors, NULL);
+    guest_status st = guest_convert_with(
+        req, username, guest_form_get(form, "password1"),
+        guest_form_get(form, "password2"), &v->signup, form, &errors, NULL);
     switch (st) {
     case GUEST_OK:
         succeeded(req, json, next, c->convert_redirect_url);
@@ -525,24 +543,12 @@ void guest_login_view(guest_req *req, void *userdata)
     bool json = guest_req_wants_json(req);
     if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
         return;
-    guest_form *form = NULL;
-    char *next = NULL;
-    if (is_post(req)) {
-        if (!(form = read_form(req, json)))
-            return;
-        if (!check_text(req, json, form, "username") ||
-            !check_text(req, json, form, "password") ||
-            !csrf_ok(req, json, form))
-            goto out;
-    }
-    if (!read_next(req, json, form, &next))
-        goto out;
+    static const char *const fields[] = {"username", "password", NULL};
+    guest_form *form;
+    char *next;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u, NULL);
-    if (st != GUEST_OK) {
-        failure(req, json, st);
+    if (!form_view_start(req, json, fields, NULL, &form, &next, &u))
         goto out;
-    }
     guest_form_errors errors = {0};
     guest_page page = {
         .kind = GUEST_PAGE_LOGIN, .user = u, .errors = &errors, .next = next};
@@ -554,8 +560,8 @@ void guest_login_view(guest_req *req, void *userdata)
         goto out;
     }
     const char *username = guest_form_get(form, "username");
-    st = guest_login(req, username, guest_form_get(form, "password"), &errors,
-                     NULL);
+    guest_status st = guest_login(
+        req, username, guest_form_get(form, "password"), &errors, NULL);
     switch (st) {
     case GUEST_OK:
         succeeded(req, json, next, c->login_redirect_url);
@@ -628,25 +634,13 @@ void guest_password_change_view(guest_req *req, void *userdata)
     bool json = guest_req_wants_json(req);
     if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
         return;
-    guest_form *form = NULL;
-    char *next = NULL;
-    if (is_post(req)) {
-        if (!(form = read_form(req, json)))
-            return;
-        if (!check_text(req, json, form, "old_password") ||
-            !check_text(req, json, form, "new_password1") ||
-            !check_text(req, json, form, "new_password2") ||
-            !csrf_ok(req, json, form))
-            goto out;
-    }
-    if (!read_next(req, json, form, &next))
-        goto out;
+    static const char *const fields[] = {"old_password", "new_password1",
+                                         "new_password2", NULL};
+    guest_form *form;
+    char *next;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u, NULL);
-    if (st != GUEST_OK) {
-        failure(req, json, st);
+    if (!form_view_start(req, json, fields, NULL, &form, &next, &u))
         goto out;
-    }
     if (!u || u->is_guest) {
         refuse_unregistered(req, json, u);
         goto out;
@@ -663,10 +657,10 @@ void guest_password_change_view(guest_req *req, void *userdata)
             show_form(req, v, &page);
         goto out;
     }
-    st = guest_password_change(req, guest_form_get(form, "old_password"),
-                               guest_form_get(form, "new_password1"),
-                               guest_form_get(form, "new_password2"), &errors,
-                               NULL);
+    guest_status st = guest_password_change(
+        req, guest_form_get(form, "old_password"),
+        guest_form_get(form, "new_password1"),
+        guest_form_get(form, "new_password2"), &errors, NULL);
     switch (st) {
     case GUEST_OK:
         if (json || next) {
