@@ -23,26 +23,6 @@ static const char *standby_dir = "failover-standby";
 /* Generous bounds for a loaded machine. */
 #define WAIT_MS 90000
 
-static void pg(const char *what, const char *dir, const char *extra)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "bash \"%s\" %s %s %s >/dev/null",
-             getenv("GUESTUSER_PG_SCRIPT"), what, dir, extra ? extra : "");
-    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-}
-
-static int port_of(const char *dir)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/port", dir);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    int port = 0;
-    ck_assert_int_eq(fscanf(f, "%d", &port), 1);
-    fclose(f);
-    return port;
-}
-
 typedef struct client {
     int port;
     atomic_bool stop;
@@ -115,13 +95,13 @@ static void wait_for(const client *c, atomic_int *counter, int at_least,
 START_TEST(primary_crash_then_promotion)
 {
     signal(SIGPIPE, SIG_IGN);
-    pg("start", primary_dir, NULL);
-    pg("standby", standby_dir, primary_dir);
+    tl_pg("start", primary_dir, NULL);
+    tl_pg("standby", standby_dir, primary_dir);
     char conninfo[256];
     snprintf(conninfo, sizeof conninfo,
              "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres "
              "dbname=postgres target_session_attrs=read-write",
-             port_of(primary_dir), port_of(standby_dir));
+             tl_pg_port(primary_dir), tl_pg_port(standby_dir));
 
     guest_config c;
     guest_config_init(&c);
@@ -138,7 +118,7 @@ START_TEST(primary_crash_then_promotion)
     char standby[128];
     snprintf(standby, sizeof standby,
              "host=127.0.0.1 port=%d user=postgres dbname=postgres",
-             port_of(standby_dir));
+             tl_pg_port(standby_dir));
     long long until = tl_now_ms() + WAIT_MS;
     for (;;) {
         PGconn *sb = PQconnectdb(standby);
@@ -166,10 +146,10 @@ START_TEST(primary_crash_then_promotion)
     ck_assert_int_eq(pthread_create(&t, NULL, run_client, &cl), 0);
 
     wait_for(&cl, &cl.ok, 20, "service on the primary");
-    pg("crash", primary_dir, NULL);
+    tl_pg("crash", primary_dir, NULL);
     /* the standby is read-only: no host takes writes until it is promoted */
     wait_for(&cl, &cl.unavailable, 3, "503s while no primary");
-    pg("promote", standby_dir, NULL);
+    tl_pg("promote", standby_dir, NULL);
     cl.ok_since = 0;
     wait_for(&cl, &cl.ok_since, 20, "service on the promoted standby");
     cl.stop = true;
@@ -204,8 +184,8 @@ START_TEST(primary_crash_then_promotion)
     MHD_stop_daemon(d);
     guest_mhd_free(app);
     guest_ctx_free(ctx);
-    pg("stop", standby_dir, NULL);
-    pg("stop", primary_dir, NULL);
+    tl_pg("stop", standby_dir, NULL);
+    tl_pg("stop", primary_dir, NULL);
 }
 END_TEST
 

@@ -18,27 +18,6 @@ static const char *pg_dir = "outage-pg";
  * long for its answer, and the database gets this long to come back. */
 #define WAIT_MS 60000
 
-static void pg(const char *what)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "bash \"%s\" %s %s >/dev/null",
-             getenv("GUESTUSER_PG_SCRIPT"), what, pg_dir);
-    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-}
-
-static char *conninfo(void)
-{
-    static char buf[256];
-    char path[128];
-    snprintf(path, sizeof path, "%s/conninfo", pg_dir);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert(fgets(buf, sizeof buf, f));
-    fclose(f);
-    buf[strcspn(buf, "\n")] = '\0';
-    return buf;
-}
-
 static char *get(int port, const char *path, const char *cookie, int *status)
 {
     char req[512];
@@ -66,10 +45,12 @@ static void count_down(guest_log_level level, const char *message, void *ud)
 START_TEST(outage_answers_503_then_recovers)
 {
     signal(SIGPIPE, SIG_IGN);
-    pg("start");
+    tl_pg("start", pg_dir, NULL);
     guest_config c;
     guest_config_init(&c);
-    c.db_conninfo = conninfo();
+    char conninfo[256];
+    tl_pg_conninfo(pg_dir, conninfo, sizeof conninfo);
+    c.db_conninfo = conninfo;
     c.db_schema = "t_outage";
     c.db_pool_size = 2;
     /* The stopped cluster refuses connections at once, so the 503s need
@@ -92,7 +73,7 @@ START_TEST(outage_answers_503_then_recovers)
     sc[strcspn(sc, ";")] = '\0';
     free(res);
 
-    pg("pause");
+    tl_pg("pause", pg_dir, NULL);
     const char *paths[] = {"/allow_guest_user/", "/guest_user_required/",
                            "/regular_user_required/", "/whoami", "/healthz"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
@@ -117,7 +98,7 @@ START_TEST(outage_answers_503_then_recovers)
     ck_assert_int_ge(down_lines, 1);
     ck_assert_int_lt(down_lines, 8);
 
-    pg("resume");
+    tl_pg("resume", pg_dir, NULL);
     long long deadline = tl_now_ms() + WAIT_MS;
     for (;;) {
         res = get(port, "/healthz", NULL, &st);
@@ -139,7 +120,7 @@ START_TEST(outage_answers_503_then_recovers)
     guest_mhd_free(app);
     guest_ctx_free(ctx);
     free(sc);
-    pg("stop");
+    tl_pg("stop", pg_dir, NULL);
 }
 END_TEST
 

@@ -15,25 +15,6 @@ static const char *standby_dir = "replica-standby";
 
 #define SCHEMA "t_replica"
 
-static void pg(const char *what, const char *dir, const char *extra)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "bash \"%s\" %s %s %s >/dev/null",
-             getenv("GUESTUSER_PG_SCRIPT"), what, dir, extra ? extra : "");
-    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-}
-
-static void conninfo_of(const char *dir, char *out, size_t size)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/conninfo", dir);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert(fgets(out, (int)size, f));
-    fclose(f);
-    out[strcspn(out, "\n")] = '\0';
-}
-
 static char primary[256], standby[256];
 
 static long long scalar_on(const char *conninfo, const char *sql)
@@ -82,16 +63,16 @@ static guest_ctx *ctx_with_replica(const char *read)
 
 static void setup(void)
 {
-    pg("start", primary_dir, NULL);
-    pg("standby", standby_dir, primary_dir);
-    conninfo_of(primary_dir, primary, sizeof primary);
-    conninfo_of(standby_dir, standby, sizeof standby);
+    tl_pg("start", primary_dir, NULL);
+    tl_pg("standby", standby_dir, primary_dir);
+    tl_pg_conninfo(primary_dir, primary, sizeof primary);
+    tl_pg_conninfo(standby_dir, standby, sizeof standby);
 }
 
 static void teardown(void)
 {
-    pg("stop", standby_dir, NULL);
-    pg("stop", primary_dir, NULL);
+    tl_pg("stop", standby_dir, NULL);
+    tl_pg("stop", primary_dir, NULL);
 }
 
 START_TEST(lag_never_logs_anyone_out)
@@ -144,11 +125,11 @@ START_TEST(replica_down_falls_back_to_the_primary)
     guest_ctx *ctx = ctx_with_replica(standby);
     char cookie[256];
     int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
-    pg("pause", standby_dir, NULL);
+    tl_pg("pause", standby_dir, NULL);
     bool is_guest = false;
     for (int i = 0; i < 20; i++)
         ck_assert_int_eq(tl_whoami(ctx, cookie, &is_guest), id);
-    pg("resume", standby_dir, NULL);
+    tl_pg("resume", standby_dir, NULL);
     guest_ctx_free(ctx);
 
     /* a replica that was never there does not stop a start either */

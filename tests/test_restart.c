@@ -12,24 +12,10 @@
 
 static const char *pg_dir = "restart-pg";
 
-static void pg(const char *what)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "bash \"%s\" %s %s >/dev/null",
-             getenv("GUESTUSER_PG_SCRIPT"), what, pg_dir);
-    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-}
-
 static const char *conninfo(void)
 {
     static char buf[256];
-    char path[128];
-    snprintf(path, sizeof path, "%s/conninfo", pg_dir);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert(fgets(buf, sizeof buf, f));
-    fclose(f);
-    buf[strcspn(buf, "\n")] = '\0';
+    tl_pg_conninfo(pg_dir, buf, sizeof buf);
     return buf;
 }
 
@@ -46,7 +32,7 @@ static guest_ctx *ctx_on_cluster(unsigned pool, unsigned timeout_ms)
 
 START_TEST(idle_connections_survive_a_restart)
 {
-    pg("start");
+    tl_pg("start", pg_dir, NULL);
     guest_ctx *ctx = ctx_on_cluster(4, 30000);
     /* open every connection of the pool, then leave them idle */
     PGconn *held[4];
@@ -57,8 +43,8 @@ START_TEST(idle_connections_survive_a_restart)
     for (int i = 0; i < 4; i++)
         guest__pool_release(ctx->pool, held[i], false);
 
-    pg("pause");
-    pg("resume");
+    tl_pg("pause", pg_dir, NULL);
+    tl_pg("resume", pg_dir, NULL);
     /* Every idle connection is dead now, yet no request may notice. */
     for (int i = 0; i < 6; i++) {
         guest_error err = {0};
@@ -66,13 +52,13 @@ START_TEST(idle_connections_survive_a_restart)
                       err.message);
     }
     guest_ctx_free(ctx);
-    pg("stop");
+    tl_pg("stop", pg_dir, NULL);
 }
 END_TEST
 
 START_TEST(an_abandoned_statement_stops_on_the_server)
 {
-    pg("start");
+    tl_pg("start", pg_dir, NULL);
     guest_ctx *ctx = ctx_on_cluster(2, 500);
     /* A statement far longer than the timeout and than the generous bound
      * below: returning before that bound means it was abandoned. */
@@ -112,7 +98,7 @@ START_TEST(an_abandoned_statement_stops_on_the_server)
     /* and the pool still works */
     ck_assert_int_eq(guest_ping(ctx, NULL), GUEST_OK);
     guest_ctx_free(ctx);
-    pg("stop");
+    tl_pg("stop", pg_dir, NULL);
 }
 END_TEST
 

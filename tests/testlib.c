@@ -507,6 +507,38 @@ const char *tl_raw_body(const char *response)
     return p ? p + 4 : "";
 }
 
+void tl_pg(const char *command, const char *dir, const char *extra)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "bash \"%s\" %s %s %s >/dev/null",
+             getenv("GUESTUSER_PG_SCRIPT"), command, dir, extra ? extra : "");
+    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+/* The first line of DIR/NAME, without its newline, into @p out. */
+static void read_line(const char *dir, const char *name, char *out, size_t size)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    ck_assert(fgets(out, (int)size, f));
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+void tl_pg_conninfo(const char *dir, char *out, size_t size)
+{
+    read_line(dir, "conninfo", out, size);
+}
+
+int tl_pg_port(const char *dir)
+{
+    char buf[16];
+    read_line(dir, "port", buf, sizeof buf);
+    return atoi(buf);
+}
+
 int tl_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

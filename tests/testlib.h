@@ -132,6 +132,15 @@ guest_status tl_slow_store(guest_db *db, const guest_user *user,
                            const guest_form *form, guest_form_errors *errors,
                            void *ud);
 
+/* ---- clusters of a suite's own (tests/pg-fixture.sh) ---- */
+/* Runs `pg-fixture.sh COMMAND DIR [EXTRA]` (start, stop, pause, resume,
+ * standby DIR PRIMARY_DIR, crash, promote); ck_assert on failure. */
+void tl_pg(const char *command, const char *dir, const char *extra);
+/* The conninfo of the cluster in @p dir (DIR/conninfo) into @p out. */
+void tl_pg_conninfo(const char *dir, char *out, size_t size);
+/* Its port (DIR/port). */
+int tl_pg_port(const char *dir);
+
 /* Runs every test of @p s (and frees it); the exit status for main(). */
 int tl_run(Suite *s);
 
