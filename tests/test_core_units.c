@@ -343,6 +343,27 @@ START_TEST(unreachable_database_is_reported)
 END_TEST
 
 /* Header lines joined as RFC 9110 combines them, cookies with "; ". */
+/* The bind address of the MHD and Ulfius adapters' start functions. */
+START_TEST(socket_addresses_for_adapters)
+{
+    struct sockaddr_storage ss;
+    ck_assert_int_eq(guest_sockaddr_parse("10.1.2.3", 8080, &ss), AF_INET);
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
+    ck_assert_int_eq(v4->sin_family, AF_INET);
+    ck_assert_int_eq(ntohs(v4->sin_port), 8080);
+    ck_assert_uint_eq(ntohl(v4->sin_addr.s_addr), 0x0A010203u);
+    ck_assert_int_eq(guest_sockaddr_parse(NULL, 0, &ss), AF_INET);
+    ck_assert_uint_eq(ntohl(v4->sin_addr.s_addr), 0x7F000001u);
+    ck_assert_int_eq(guest_sockaddr_parse("::1", 443, &ss), AF_INET6);
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&ss;
+    ck_assert_int_eq(ntohs(v6->sin6_port), 443);
+    ck_assert(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
+    ck_assert_int_eq(guest_sockaddr_parse("localhost", 80, &ss), 0);
+    ck_assert_int_eq(guest_sockaddr_parse("10.1.2.3:80", 80, &ss), 0);
+    ck_assert_int_eq(guest_sockaddr_parse("", 80, &ss), 0);
+}
+END_TEST
+
 START_TEST(header_lines_join_for_adapters)
 {
     guest_buf b = {0};
@@ -450,6 +471,7 @@ int main(void)
     tcase_add_test(tc, a_silent_database_times_out);
     tcase_add_test(tc, response_collection_for_adapters);
     tcase_add_test(tc, header_lines_join_for_adapters);
+    tcase_add_test(tc, socket_addresses_for_adapters);
     tcase_add_test(tc, log_goes_to_callback_and_repeats_are_held_back);
     suite_add_tcase(s, tc);
     return tl_run(s);

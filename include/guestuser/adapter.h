@@ -6,6 +6,8 @@
 #define GUESTUSER_ADAPTER_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include "status.h"
 
@@ -94,6 +96,16 @@ GUEST_API void guest_response_cleanup(guest_response *r);
  */
 GUEST_API GUEST_NODISCARD int
 guest_buf_append_field_line(guest_buf *b, const char *name, const char *value);
+
+/**
+ * Fills @p out (zeroed first) with the numeric IPv4 or IPv6 address
+ * @p addr (NULL: "127.0.0.1") and @p port, for a server that binds to a
+ * socket address. Returns AF_INET or AF_INET6, or 0 when @p addr is not a
+ * numeric address (host names are not looked up).
+ */
+GUEST_API GUEST_NODISCARD int
+guest_sockaddr_parse(const char *addr, uint16_t port,
+                     struct sockaddr_storage *out);
 
 #ifdef __cplusplus
 }

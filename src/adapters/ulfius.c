@@ -515,23 +515,13 @@ guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
     if (!app || !out || app->instance)
         return GUEST_ERR_INVALID;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (!bind_addr)
-        bind_addr = "127.0.0.1";
-    if (inet_pton(AF_INET, bind_addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, bind_addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        flags |= MHD_USE_IPv6;
-    } else {
+    int family = guest_sockaddr_parse(bind_addr, port, &ss);
+    if (!family)
         return GUEST_ERR_INVALID;
-    }
+    if (family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     struct _u_instance *in = calloc(1, sizeof *in);
     if (!in)
         return GUEST_ERR_NOMEM;

@@ -1,4 +1,6 @@
-/* Response collection shared by the server adapters. */
+/* Response collection and small helpers shared by the server adapters. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +113,27 @@ int guest_buf_append_field_line(guest_buf *b, const char *name,
         if (b->data)
             b->data[had] = '\0';
         return -1;
+    }
+    return 0;
+}
+
+int guest_sockaddr_parse(const char *addr, uint16_t port,
+                         struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!addr)
+        addr = "127.0.0.1";
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return AF_INET6;
     }
     return 0;
 }
