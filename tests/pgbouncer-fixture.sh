@@ -67,7 +67,12 @@ EOF
     [ "$(id -u)" = 0 ] && chown postgres: "$r"/*
     if as_pg pgbouncer -d "$r/pgbouncer.ini" 2>>"$r/start.log"; then
       for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        # Its own log must say it listens: an answer on the port alone may
+        # come from another suite's server that took the port first (the
+        # daemon then exits, having failed to bind).
+        if grep -q "listening on 127.0.0.1:$port\$" "$r/pgbouncer.log" 2>/dev/null &&
+          [ -f "$r/pgbouncer.pid" ] && kill -0 "$(cat "$r/pgbouncer.pid")" 2>/dev/null &&
+          (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
           echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
           echo "pgbouncer-fixture: PgBouncer (transaction pooling) on 127.0.0.1:$port -> $pg_port"
           exit 0
