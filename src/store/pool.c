@@ -271,16 +271,19 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
 static bool still_alive(PGconn *c)
 {
     /* A server that went away left a FATAL message and then the end of the
-     * stream: the first read takes the message, a second one meets the
-     * end. Each read returns at once (the socket is non-blocking). */
+     * stream, so the socket reads as ready; one that is still there has
+     * sent nothing to an idle connection. One poll tells the two apart,
+     * and only a ready socket is read. A few reads at most: the first
+     * takes the message, the next meets the end. */
+    if (PQstatus(c) != CONNECTION_OK)
+        return false;
     for (int reads = 0; reads < 4; reads++) {
-        if (PQstatus(c) != CONNECTION_OK || !PQconsumeInput(c) ||
-            PQstatus(c) != CONNECTION_OK)
-            return false;
         struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
         if (poll(&pfd, 1, 0) <= 0)
             return !PQisBusy(c);
         if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+            return false;
+        if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
             return false;
     }
     return false;
