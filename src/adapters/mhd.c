@@ -541,7 +541,8 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
         return GUEST_ERR_INVALID;
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG;
     int family = guest_sockaddr_parse(bind_addr, port, &ss);
     if (!family)
         return GUEST_ERR_INVALID;
