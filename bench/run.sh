@@ -61,6 +61,7 @@ rounds=${BENCH_ROUNDS:-2}
 round_s=$((seconds / rounds > 0 ? seconds / rounds : 1))
 demo=$build/examples/guestuser-demo
 api=$build/bench/bench_requests
+ceiling=$build/bench/http_ceiling
 cli=$build/tools/guestuser
 for f in "$demo" "$api" "$cli"; do
   [ -x "$f" ] || { echo "run.sh: $f not found; build $build first (or BENCH_BUILD=1)" >&2; exit 1; }
@@ -122,6 +123,24 @@ wrk_run() {
     ${5:+-- "$5"} | grep '^ops='
 }
 
+# start_ceiling CASE: bench/http_ceiling on a free port for that case (new,
+# returning, ping), in place of the one before; sets ceiling_port
+ceiling_pid=
+start_ceiling() {
+  [ -z "$ceiling_pid" ] || { kill "$ceiling_pid"; wait "$ceiling_pid" 2>/dev/null || true; }
+  "$ceiling" "$conninfo" --case "$1" --conns "$pool" >"$dir/ceiling.out" 2>"$dir/ceiling.log" &
+  ceiling_pid=$!
+  pids+=("$ceiling_pid")
+  ceiling_port=
+  for _ in $(seq 300); do
+    ceiling_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/ceiling.out")
+    [ -n "$ceiling_port" ] && break
+    kill -0 "$ceiling_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$ceiling_port" ] || { cat "$dir/ceiling.log" >&2; echo "run.sh: http_ceiling did not start" >&2; exit 1; }
+}
+
 # pgbench_run SCRIPT: prints ops= seconds= p50_ms= p99_ms= from its logs
 pgbench_run() {
   rm -f "$dir"/pgb.*
@@ -148,7 +167,7 @@ rate() { calc "%.0f" "$(field "$1" ops) / $(field "$1" seconds)"; }
 lat() { [ -n "$1" ] && calc "%.3f/%.2f" "$(field "$1" p50_ms), $(field "$1" p99_ms)" || echo -; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "%.2f" "$(rate "$1") / $(rate "$2")" || echo -; }
 
-fmt='%-24s %8s %8s %8s %6s %6s %13s %11s %13s %13s %9s %8s\n'
+fmt='%-24s %8s %8s %8s %8s %6s %6s %6s %6s %13s %11s %13s %13s %9s %8s\n'
 rows=()
 notes=()
 row() {
@@ -177,11 +196,14 @@ combine() {
 # minute weighs on all three alike.
 measure() {
   local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a p c0 c1 r0 r1 rt l0 hl
-  local hs=() as=() ps=() round order m calls_http=0 rss_http=0
+  local hs=() as=() ps=() cs=() round order m calls_http=0 rss_http=0 ceil_case= cc
   : >"$dir/handler_times"
+  # the ceiling's cookies name the sessions made for pgbench
+  [ -x "$ceiling" ] && [ -n "$script" ] && ceil_case=$api_case
+  [ -z "$ceil_case" ] || start_ceiling "$ceil_case"
   for ((round = 0; round < rounds; round++)); do
-    order="http api pgbench"
-    [ $((round % 2)) = 1 ] && order="pgbench api http"
+    order="http ceiling api pgbench"
+    [ $((round % 2)) = 1 ] && order="pgbench api ceiling http"
     for m in $order; do
       case $m in
       http)
@@ -195,6 +217,13 @@ measure() {
           notes+=("$name: new users appeared over HTTP (cookies not recognised?)")
         calls_http=$((calls_http + c1 - c0)) rss_http=$((rss_http + r1 - r0))
         hs+=("$h")
+        ;;
+      ceiling)
+        [ -n "$ceil_case" ] || continue
+        note "$name: ceiling"
+        cc=""
+        [ -z "$cookies" ] || cc=$dir/bcookies
+        cs+=("$(seconds=$round_s wrk_run "$ceiling_port" / "$wrk_threads" "$conns" "$cc")")
         ;;
       api)
         [ -n "$api_case" ] || continue
@@ -211,7 +240,8 @@ measure() {
       esac
     done
   done
-  h=$(combine "${hs[@]}") a="" p=""
+  h=$(combine "${hs[@]}") a="" p="" c=""
+  [ ${#cs[@]} = 0 ] || c=$(combine "${cs[@]}")
   [ ${#as[@]} = 0 ] || a=$(combine "${as[@]}")
   [ ${#ps[@]} = 0 ] || p=$(combine "${ps[@]}")
   hl=$(percentiles <"$dir/handler_times")
@@ -222,8 +252,9 @@ measure() {
   [ "$pgss" = 1 ] && rt=$(calc "%.2f" "$calls_http / $(field "$h" ops)")
   [ -z "$a" ] || rt="$rt/$(field "$a" rt_per_op)"
   eval "pgb_$api_case=\$p"
-  row "$name" "$(rate "$h")" "${a:+$(rate "$a")}" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" \
-    "$(ratio "$a" "$p")" "$(lat "$h")" "$hl" "$(lat "$a")" "$(lat "$p")" "$rt" "$rss_http"
+  row "$name" "$(rate "$h")" "${c:+$(rate "$c")}" "${a:+$(rate "$a")}" "${p:+$(rate "$p")}" \
+    "$(ratio "$h" "$p")" "$(ratio "$c" "$p")" "$(ratio "$h" "$c")" "$(ratio "$a" "$p")" \
+    "$(lat "$h")" "$hl" "$(lat "$a")" "$(lat "$p")" "$rt" "$rss_http"
 }
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)
@@ -252,6 +283,8 @@ psqlq -c "WITH u AS (INSERT INTO guestuser.users (username)
   INSERT INTO guestuser.sessions (token_hash, user_id, expires_at)
   SELECT sha256(int8send(-(substr(u.username, 19)::bigint))), u.id, now() + interval '14 days'
   FROM u" -c "VACUUM ANALYZE"
+# ... and the ceiling's cookies, the numbers of those same sessions
+seq 1 500 | sed 's/^/b=/' >"$dir/bcookies"
 
 for c in $cases; do
   case $c in
@@ -263,7 +296,7 @@ for c in $cases; do
     if [ "$code" = 200 ]; then
       measure "/hello" /hello "" ""
     else
-      row "/hello: skipped, $code" - - - - - - - - - - -
+      row "/hello: skipped, $code" - - - - - - - - - - - - - -
     fi
     ;;
   cached)
@@ -280,8 +313,8 @@ for c in $cases; do
       hs4+=("$(seconds=$round_s wrk_run "$port4" /hello "$wrk_threads" "$conns")")
     done
     hc=$(combine "${cs[@]}") hh=$(combine "${hs4[@]}")
-    row "returning, cache on" "$(rate "$hc")" - - - - "$(lat "$hc")" - - - - -
-    row "/hello, same demo" "$(rate "$hh")" - - - - "$(lat "$hh")" - - - - -
+    row "returning, cache on" "$(rate "$hc")" - - - - - - - "$(lat "$hc")" - - - - -
+    row "/hello, same demo" "$(rate "$hh")" - - - - - - - "$(lat "$hh")" - - - - -
     cached_ratio=$(calc "%.2f" "$(rate "$hc") / $(rate "$hh")")
     notes+=("session cache: returning visitors at ${cached_ratio}x the same demo's /hello (target 0.8)")
     ;;
@@ -319,7 +352,7 @@ for c in $cases; do
       rt=-
       [ "$pgss" = 1 ] && rt=$(calc "%.2f" "($c1 - $c0) / $ops")
       p=$(eval echo "\${pgb_$k:-}")
-      row "2 demos: $k" "$(rate "$h")" "" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" "" \
+      row "2 demos: $k" "$(rate "$h")" "" "" "${p:+$(rate "$p")}" "$(ratio "$h" "$p")" "" "" "" \
         "$(lat "$h")" "$hl" "" "$(lat "$p")" "$rt" "$((r1 - r0))"
     done
     kill "$demo2" "$demo3"
@@ -360,8 +393,8 @@ for c in $cases; do
         [ -z "$best_raw" ] || [ "$(calc %d "$t < $best_raw")" = 1 ] && best_raw=$t
       fi
     done
-    row "cleanup $cleanup_rows expired" "$(calc %.0f "$cleanup_rows / $best_cli")" "" \
-      "$(calc %.0f "$cleanup_rows / $best_raw")" "$(calc %.2f "$best_raw / $best_cli")" "" \
+    row "cleanup $cleanup_rows expired" "$(calc %.0f "$cleanup_rows / $best_cli")" "" "" \
+      "$(calc %.0f "$cleanup_rows / $best_raw")" "$(calc %.2f "$best_raw / $best_cli")" "" "" "" \
       "${best_cli}s" "" "" "${best_raw}s" "$([ "$pgss" = 1 ] && echo "$cli_rt/run" || echo -)" -
     ;;
   *) echo "run.sh: unknown case '$c' in BENCH_CASES" >&2; exit 1 ;;
@@ -379,7 +412,7 @@ done
 
 echo
 # shellcheck disable=SC2059
-printf "$fmt" case HTTP/s API/s pgbench/s H/pgb A/pgb "HTTP p50/99" "in handler" "API p50/99" "pgb p50/99" RT/op "RSS+ KB"
+printf "$fmt" case HTTP/s ceil/s API/s pgbench/s H/pgb C/pgb H/C A/pgb "HTTP p50/99" "in handler" "API p50/99" "pgb p50/99" RT/op "RSS+ KB"
 printf '%s\n' "${rows[@]}"
 echo
 echo "HTTP: wrk -t$wrk_threads -c$conns through guestuser-demo --server mhd (pool $pool); API: bench_requests --case,"
@@ -389,6 +422,9 @@ echo "the demo's handler (library + database), from its request log. RT/op: stat
 echo "HTTP (pg_stat_statements) / through the API (the library's counter). Cleanup: guestuser delete-expired"
 echo "(HTTP column) against one raw DELETE (pgbench column) in rows/s, each the best of 2 on fresh rows;"
 echo "its RT/op is statements per run."
+echo "ceil: bench/http_ceiling, the least an HTTP front end does around the same statements (one epoll"
+echo "thread, non-blocking libpq on $pool connections, no library, a fixed answer) under the same wrk: C/pgb is"
+echo "how near pgbench any HTTP server comes on this machine, H/C how near the demo comes to that ceiling."
 echo "demo RSS: $rss_start KB after warm-up, $rss_end KB after $http_total requests" \
   "($((rss_end - rss_start)) KB); the two-demo rows: both extra processes' growth"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)$(psi || true)"

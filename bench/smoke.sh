@@ -14,8 +14,9 @@ echo "$out"
 number='[0-9]+'
 grep -Eq '^CPU: .*cores; load average before the run: ' <<<"$out" &&
   grep -Eq '^PostgreSQL [0-9]' <<<"$out" &&
-  grep -Eq '^case +HTTP/s +API/s +pgbench/s +H/pgb' <<<"$out" &&
-  grep -Eq "^/healthz +$number +$number +$number +$number\\.$number +$number\\.$number " <<<"$out" ||
+  grep -Eq '^case +HTTP/s +ceil/s +API/s +pgbench/s +H/pgb +C/pgb +H/C +A/pgb' <<<"$out" &&
+  ratio="$number\\.$number" &&
+  grep -Eq "^/healthz +$number +$number +$number +$number +$ratio +$ratio +$ratio +$ratio " <<<"$out" ||
   { echo "the table is not as expected"; exit 1; }
 # NOTE lines (a wrk timeout on a loaded machine, say) are shown above, not
 # failed on: this checks the program, not the machine.

@@ -1,0 +1,293 @@
+/* The ceiling for the HTTP column of bench/run.sh: the least an HTTP front
+ * end can do around one statement per request. One thread, one epoll loop,
+ * libpq in non-blocking mode on a few connections, requests queued when all
+ * are busy; no library, no guard, no cookie signing, a fixed answer.
+ *
+ *   http_ceiling CONNINFO --case returning|new|ping [--conns N] [--port P]
+ *
+ * It prints "listening on http://127.0.0.1:PORT/" and serves until SIGINT
+ * or SIGTERM. The statements are bench/pgbench's: "returning" takes the
+ * number of a session bench/run.sh made for pgbench from the request's
+ * cookie "b=N"; "new" creates a guest under a random name. It is the server
+ * an event-driven design would be at best, so bench/run.sh can show how far
+ * from pgbench any HTTP front end stays on the same machine. Not a server:
+ * no limits, no timeouts, nothing a hostile client could not break. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *const returning_sql =
+    "SELECT u.id, u.username, g.user_id IS NOT NULL,"
+    " floor(extract(epoch FROM g.created_at))::bigint"
+    " FROM guestuser.sessions s"
+    " JOIN guestuser.users u ON u.id = s.user_id"
+    " LEFT JOIN guestuser.guests g ON g.user_id = u.id"
+    " WHERE s.token_hash = sha256(int8send(-($1::bigint)))"
+    " AND s.expires_at > now() AND u.is_active";
+
+static const char *const new_sql =
+    "WITH u AS (INSERT INTO guestuser.users (username)"
+    " VALUES ('ceiling-' || $1) ON CONFLICT (username) DO NOTHING"
+    " RETURNING id, username),"
+    " g AS (INSERT INTO guestuser.guests (user_id) SELECT id FROM u"
+    " RETURNING user_id),"
+    " s AS (INSERT INTO guestuser.sessions (token_hash, user_id, expires_at)"
+    " SELECT sha256(int8send($1::bigint)), user_id,"
+    " now() + make_interval(secs => 1209600) FROM g RETURNING user_id)"
+    " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"
+    " FROM u JOIN s ON s.user_id = u.id";
+
+static const char *const ping_sql = "SELECT 1 WHERE $1::bigint IS NOT NULL";
+
+enum { MAX_DB = 64, BUF = 8192 };
+
+typedef struct client {
+    int fd;
+    size_t len;
+    bool waiting; /* a statement queued or running for it */
+    struct client *next_queued;
+    char buf[BUF];
+} client;
+
+typedef struct {
+    PGconn *conn;
+    client *serving;
+} dbconn;
+
+static volatile sig_atomic_t stop;
+static dbconn db[MAX_DB];
+static int ndb = 8, ep;
+static client *queue_head, *queue_tail;
+static bool from_cookie;
+static const char *sql;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void die(const char *what, const char *why)
+{
+    fprintf(stderr, "http_ceiling: %s: %s\n", what, why);
+    exit(1);
+}
+
+/* Tags in epoll data: clients are pointers (even), databases odd numbers. */
+static uint64_t db_tag(int i)
+{
+    return ((uint64_t)i << 1) | 1;
+}
+
+static void answer(client *c, const char *who)
+{
+    char body[512], out[768];
+    int n = snprintf(body, sizeof body,
+                     "<!doctype html><html><head><meta charset=\"utf-8\">"
+                     "<title>ceiling</title></head><body><p>Hello, %s!</p>"
+                     "</body></html>",
+                     who);
+    int m = snprintf(out, sizeof out,
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                     "Content-Length: %d\r\n\r\n%s",
+                     n, body);
+    /* A small answer to a client that reads: the socket takes it whole. */
+    if (send(c->fd, out, (size_t)m, MSG_NOSIGNAL) != m) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static void finish(client *c)
+{
+    if (c->fd < 0) {
+        free(c);
+        return;
+    }
+    c->waiting = false;
+    /* Drop the request just answered; keep what followed it. */
+    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    size_t used = end ? (size_t)(end + 4 - c->buf) : c->len;
+    memmove(c->buf, c->buf + used, c->len - used);
+    c->len -= used;
+}
+
+static void start_statement(int i, client *c)
+{
+    char param[32];
+    long long n = 0;
+    if (from_cookie) {
+        char *k = memmem(c->buf, c->len, "Cookie: b=", 10);
+        n = k ? strtoll(k + 10, NULL, 10) : 0;
+    } else {
+        uint64_t r;
+        if (getrandom(&r, sizeof r, 0) != sizeof r)
+            r = (uint64_t)rand();
+        n = (long long)(r >> 1);
+    }
+    snprintf(param, sizeof param, "%lld", n);
+    const char *values[1] = {param};
+    db[i].serving = c;
+    if (!PQsendQueryPrepared(db[i].conn, "s", 1, values, NULL, NULL, 0))
+        die("send", PQerrorMessage(db[i].conn));
+    if (PQflush(db[i].conn) < 0)
+        die("flush", PQerrorMessage(db[i].conn));
+}
+
+static void dispatch(client *c)
+{
+    for (int i = 0; i < ndb; i++)
+        if (!db[i].serving) {
+            start_statement(i, c);
+            return;
+        }
+    c->next_queued = NULL;
+    if (queue_tail)
+        queue_tail->next_queued = c;
+    else
+        queue_head = c;
+    queue_tail = c;
+}
+
+static void on_db(int i)
+{
+    PGconn *conn = db[i].conn;
+    if (!PQconsumeInput(conn))
+        die("read", PQerrorMessage(conn));
+    if (PQisBusy(conn))
+        return;
+    client *c = db[i].serving;
+    PGresult *r;
+    char who[64] = "nobody";
+    while ((r = PQgetResult(conn))) {
+        if (PQresultStatus(r) == PGRES_FATAL_ERROR)
+            die("statement", PQresultErrorMessage(r));
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            snprintf(who, sizeof who, "%s", PQgetvalue(r, 0, 1));
+        PQclear(r);
+    }
+    db[i].serving = NULL;
+    if (c->fd >= 0)
+        answer(c, who);
+    finish(c);
+    if (queue_head) {
+        client *next = queue_head;
+        queue_head = next->next_queued;
+        if (!queue_head)
+            queue_tail = NULL;
+        start_statement(i, next);
+    }
+}
+
+static void on_client(client *c)
+{
+    ssize_t n = recv(c->fd, c->buf + c->len, BUF - c->len, 0);
+    if (n <= 0 || (size_t)n == BUF - c->len) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+        if (!c->waiting)
+            free(c);
+        return;
+    }
+    c->len += (size_t)n;
+    if (!c->waiting && memmem(c->buf, c->len, "\r\n\r\n", 4)) {
+        c->waiting = true;
+        dispatch(c);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *conninfo = argc > 1 ? argv[1] : NULL;
+    int port = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--case")) {
+            from_cookie = !strcmp(argv[i + 1], "returning");
+            sql = from_cookie                    ? returning_sql
+                  : !strcmp(argv[i + 1], "new")  ? new_sql
+                  : !strcmp(argv[i + 1], "ping") ? ping_sql
+                                                 : NULL;
+        } else if (!strcmp(argv[i], "--conns")) {
+            ndb = atoi(argv[i + 1]);
+        } else if (!strcmp(argv[i], "--port")) {
+            port = atoi(argv[i + 1]);
+        }
+    }
+    if (!conninfo || !sql || ndb < 1 || ndb > MAX_DB) {
+        fprintf(stderr, "usage: http_ceiling CONNINFO --case "
+                        "returning|new|ping [--conns 1..64] [--port P]\n");
+        return 2;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    ep = epoll_create1(0);
+    for (int i = 0; i < ndb; i++) {
+        db[i].conn = PQconnectdb(conninfo);
+        if (PQstatus(db[i].conn) != CONNECTION_OK)
+            die("connect", PQerrorMessage(db[i].conn));
+        PGresult *r = PQprepare(db[i].conn, "s", sql, 1, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            die("prepare", PQresultErrorMessage(r));
+        PQclear(r);
+        PQsetnonblocking(db[i].conn, 1);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = db_tag(i)};
+        epoll_ctl(ep, EPOLL_CTL_ADD, PQsocket(db[i].conn), &ev);
+    }
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 512) ||
+        getsockname(ls, (struct sockaddr *)&sa, &sl))
+        die("listen", strerror(errno));
+    struct epoll_event lev = {.events = EPOLLIN, .data.u64 = 0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &lev);
+    printf("listening on http://127.0.0.1:%d/\n", ntohs(sa.sin_port));
+    fflush(stdout);
+
+    struct epoll_event evs[64];
+    while (!stop) {
+        int n = epoll_wait(ep, evs, 64, 500);
+        for (int k = 0; k < n; k++) {
+            uint64_t tag = evs[k].data.u64;
+            if (tag == 0) {
+                int fd;
+                while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    client *c = calloc(1, sizeof *c);
+                    if (!c) {
+                        close(fd);
+                        continue;
+                    }
+                    c->fd = fd;
+                    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+                }
+            } else if (tag & 1) {
+                on_db((int)(tag >> 1));
+            } else {
+                on_client(evs[k].data.ptr);
+            }
+        }
+    }
+    for (int i = 0; i < ndb; i++)
+        PQfinish(db[i].conn);
+    return 0;
+}
