@@ -95,6 +95,12 @@ calls() {
   else echo 0; fi
 }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time in clock ticks: the whole machine's busy time (idle and I/O wait
+# left out), and one process's with all its threads
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+cpu_us() { [ "${2:-0}" -gt 0 ] && calc "%.0f" "$1 * 1000000 / $hz / $2" || echo -; }
 field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 note() { echo "run.sh: $*" >&2; }
@@ -170,6 +176,8 @@ ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "%.2f" "$(rate "$1") / $(rate "$2")
 fmt='%-24s %8s %8s %8s %8s %6s %6s %6s %6s %13s %11s %13s %13s %9s %8s\n'
 rows=()
 notes=()
+cpu_fmt='%-24s %12s %12s %12s %12s %12s %12s\n'
+cpu_rows=()
 row() {
   local cells=() v
   for v in "$@"; do cells+=("${v:--}"); done
@@ -196,7 +204,8 @@ combine() {
 # minute weighs on all three alike.
 measure() {
   local name=$1 path=$2 api_case=$3 script=$4 cookies=${5:-} h a p c0 c1 r0 r1 rt l0 hl
-  local hs=() as=() ps=() cs=() round order m calls_http=0 rss_http=0 ceil_case= cc
+  local hs=() as=() ps=() cs=() round order m calls_http=0 rss_http=0 ceil_case='' cc
+  local b0 t0 bh=0 th=0 bc=0 tc=0 ba=0 bp=0
   : >"$dir/handler_times"
   # the ceiling's cookies name the sessions made for pgbench
   [ -x "$ceiling" ] && [ -n "$script" ] && ceil_case=$api_case
@@ -209,7 +218,9 @@ measure() {
       http)
         note "$name: HTTP"
         r0=$(rss "$demo1") c0=$(calls) u0=$(users) l0=$(lines "$dir/demo1.log")
+        b0=$(busy) t0=$(ticks "$demo1")
         h=$(seconds=$round_s wrk_run "$port1" "$path" "$wrk_threads" "$conns" "$cookies")
+        bh=$((bh + $(busy) - b0)) th=$((th + $(ticks "$demo1") - t0))
         c1=$(calls) r1=$(rss "$demo1")
         handler_times "$dir/demo1.log" "$l0" >>"$dir/handler_times"
         # a cookie that did not resolve would have made a new guest
@@ -223,19 +234,25 @@ measure() {
         note "$name: ceiling"
         cc=""
         [ -z "$cookies" ] || cc=$dir/bcookies
+        b0=$(busy) t0=$(ticks "$ceiling_pid")
         cs+=("$(seconds=$round_s wrk_run "$ceiling_port" / "$wrk_threads" "$conns" "$cc")")
+        bc=$((bc + $(busy) - b0)) tc=$((tc + $(ticks "$ceiling_pid") - t0))
         ;;
       api)
         [ -n "$api_case" ] || continue
         note "$name: API"
+        b0=$(busy)
         a=$("$api" "$conninfo" --case "$api_case" --seconds "$round_s" --threads "$pool" \
           --cookies "$ncookies") || notes+=("$name: the API run reported errors: $a")
+        ba=$((ba + $(busy) - b0))
         as+=("$a")
         ;;
       pgbench)
         [ -n "$script" ] || continue
         note "$name: pgbench"
+        b0=$(busy)
         ps+=("$(seconds=$round_s pgbench_run "$script")")
+        bp=$((bp + $(busy) - b0))
         ;;
       esac
     done
@@ -245,6 +262,10 @@ measure() {
   [ ${#as[@]} = 0 ] || a=$(combine "${as[@]}")
   [ ${#ps[@]} = 0 ] || p=$(combine "${ps[@]}")
   hl=$(percentiles <"$dir/handler_times")
+  cpu_rows+=("$(printf "$cpu_fmt" "$name" "$(cpu_us "$bh" "$(field "$h" ops)")" \
+    "$(cpu_us "$th" "$(field "$h" ops)")" "$(cpu_us "$bc" "$(field "$c" ops)")" \
+    "$(cpu_us "$tc" "$(field "$c" ops)")" "$(cpu_us "$ba" "$(field "$a" ops)")" \
+    "$(cpu_us "$bp" "$(field "$p" ops)")")")
   http_total=$((http_total + $(field "$h" ops)))
   [ "$(field "$h" non2xx)$(field "$h" errors)" = 00 ] ||
     notes+=("$name: $(field "$h" non2xx) non-2xx answers, $(field "$h" errors) socket errors over HTTP")
@@ -422,6 +443,14 @@ echo "the demo's handler (library + database), from its request log. RT/op: stat
 echo "HTTP (pg_stat_statements) / through the API (the library's counter). Cleanup: guestuser delete-expired"
 echo "(HTTP column) against one raw DELETE (pgbench column) in rows/s, each the best of 2 on fresh rows;"
 echo "its RT/op is statements per run."
+echo
+echo "CPU time per request in microseconds: the whole machine's (load generator, server, PostgreSQL"
+echo "and any neighbour), and the server process's own. $(nproc) cores give $(nproc),000,000 us per second,"
+echo "so that divided by the machine's figure is the most requests per second that work could reach here."
+# shellcheck disable=SC2059
+printf "$cpu_fmt" case "HTTP machine" "HTTP demo" "ceil machine" "ceil server" "API machine" "pgb machine"
+printf '%s\n' "${cpu_rows[@]}"
+echo
 echo "ceil: bench/http_ceiling, the least an HTTP front end does around the same statements (one epoll"
 echo "thread, non-blocking libpq on $pool connections, no library, a fixed answer) under the same wrk: C/pgb is"
 echo "how near pgbench any HTTP server comes on this machine, H/C how near the demo comes to that ceiling."
