@@ -1,4 +1,5 @@
 /* Randomness, hashing and encodings, all from OpenSSL. */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -34,11 +35,28 @@ guest_status guest__random_below(uint64_t bound, uint64_t *out)
     }
 }
 
+/* OpenSSL 3 looks an algorithm up by name in its provider store on every
+ * call that names it implicitly (EVP_sha256(), a MAC by name): a lock and a
+ * search per request. Fetched once here and kept for the process's life,
+ * they are shared by all threads, which OpenSSL allows. A failed fetch
+ * leaves NULL, and the calls below then fall back to the implicit path. */
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static EVP_MAC *hmac_mac;
+
+static void fetch_algorithms(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 guest_status guest__sha256(const void *data, size_t len,
                            unsigned char out[GUEST__SHA256_BYTES])
 {
     unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 ||
+    pthread_once(&fetch_once, fetch_algorithms);
+    if (EVP_Digest(data, len, out, &n, sha256_md ? sha256_md : EVP_sha256(),
+                   NULL) != 1 ||
         n != GUEST__SHA256_BYTES) {
         /* Never a half-written digest that could match something. */
         OPENSSL_cleanse(out, GUEST__SHA256_BYTES);
@@ -110,8 +128,11 @@ guest_status guest__hmac_sha256(const void *key, size_t keylen,
                                 const char *label, const void *data, size_t len,
                                 unsigned char out[GUEST__SHA256_BYTES])
 {
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *mc = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    pthread_once(&fetch_once, fetch_algorithms);
+    EVP_MAC *mac = hmac_mac ? NULL : EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *mc = hmac_mac ? EVP_MAC_CTX_new(hmac_mac)
+                      : mac    ? EVP_MAC_CTX_new(mac)
+                               : NULL;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(
                                OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                            OSSL_PARAM_construct_end()};
