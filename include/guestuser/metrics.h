@@ -61,6 +61,8 @@ typedef struct guest_metrics {
     unsigned pool_size;
     unsigned pool_open;
     unsigned pool_busy;
+    /** Gauge: threads waiting for a connection right now. */
+    unsigned pool_waiting;
     /** Unix time of the last guest_delete_expired() that finished without
      * an error (dry runs excluded), 0 before the first. */
     int64_t cleanup_last_success;

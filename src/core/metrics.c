@@ -15,7 +15,7 @@ void guest_metrics_get(guest_ctx *ctx, guest_metrics *out)
     memset(out, 0, sizeof *out);
     guest__metrics_read(ctx, out);
     guest__pool_gauges(ctx->pool, &out->pool_size, &out->pool_open,
-                       &out->pool_busy);
+                       &out->pool_busy, &out->pool_waiting);
 }
 
 /* The text under construction; a failed append sticks. */
@@ -139,6 +139,9 @@ static void render(text *t, const guest_metrics *m)
           "Database connections of the pool open now.", m->pool_open);
     gauge(t, "guestuser_db_connections_busy",
           "Database connections of the pool in use now.", m->pool_busy);
+    gauge(t, "guestuser_db_pool_waiting",
+          "Threads waiting for a database connection of the pool now.",
+          m->pool_waiting);
     gauge(t, "guestuser_cleanup_last_success_timestamp_seconds",
           "Unix time of the last guest_delete_expired that succeeded, 0 "
           "before the first.",

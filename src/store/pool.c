@@ -15,6 +15,26 @@ typedef struct slot {
     bool busy;
 } slot;
 
+/* A thread waiting for a slot, on its own stack, in arrival order. */
+typedef struct waiter {
+    struct waiter *next;
+    pthread_cond_t wake;
+    int64_t since_ms;
+    int handed; /* the slot a releasing thread gave it, else -1 */
+} waiter;
+
+/* How long a waiter lets newcomers take freed slots before it. Barging
+ * keeps a hot pool fast: the thread that releases a connection and asks
+ * again at once needs no context switch, while handing every slot to the
+ * oldest waiter made a convoy (measured: 11.7k against 15.9k requests/s).
+ * Pure barging, though, left the tail open: a waiter could lose round after
+ * round (98 ms with 32 threads on 2 connections; once, in a benchmark, a
+ * whole db_timeout_ms). Past this wait the oldest waiter is served first.
+ * Measured with 8 to 32 threads on 2 to 4 connections: the longest wait
+ * fell to 10-13 ms with no loss of throughput; 20 ms left the tail at 20,
+ * and 5 ms cost a sixth of the throughput at 32 threads on 2. */
+#define PATIENCE_MS 10
+
 struct guest__pool {
     const guest_ctx *ctx; /* for log lines */
     guest_db_pooler mode;
@@ -22,7 +42,9 @@ struct guest__pool {
      * a server refused the startup options. Never goes back. */
     _Atomic bool transaction_mode;
     pthread_mutex_t lock;
-    pthread_cond_t freed;
+    pthread_condattr_t clock_attr; /* monotonic, for each waiter's wake */
+    waiter *head, *tail;
+    unsigned waiting; /* threads in that queue */
     slot *slots;
     unsigned size;
     unsigned timeout_ms;
@@ -68,19 +90,15 @@ guest_status guest__pool_new(const guest_ctx *ctx, const char *conninfo,
                      timeout_ms);
     /* Waits are measured on the monotonic clock, like every deadline here,
      * so setting the wall clock back cannot stretch them. */
-    pthread_condattr_t attr;
-    bool attr_ok = pthread_condattr_init(&attr) == 0;
-    bool cond_ok = attr_ok &&
-                   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
-                   pthread_cond_init(&p->freed, &attr) == 0;
-    if (attr_ok)
-        pthread_condattr_destroy(&attr);
-    bool mutex_ok = cond_ok && pthread_mutex_init(&p->lock, NULL) == 0;
+    bool attr_ok = pthread_condattr_init(&p->clock_attr) == 0;
+    bool clock_ok = attr_ok && pthread_condattr_setclock(&p->clock_attr,
+                                                         CLOCK_MONOTONIC) == 0;
+    bool mutex_ok = clock_ok && pthread_mutex_init(&p->lock, NULL) == 0;
     if (n < 0 || (size_t)n >= sizeof p->options || !mutex_ok) {
         if (mutex_ok)
             pthread_mutex_destroy(&p->lock);
-        if (cond_ok)
-            pthread_cond_destroy(&p->freed);
+        if (attr_ok)
+            pthread_condattr_destroy(&p->clock_attr);
         free(p->slots);
         free(p->conninfo);
         free(p);
@@ -104,7 +122,7 @@ void guest__pool_free(guest__pool *p)
         if (p->slots[i].conn)
             PQfinish(p->slots[i].conn);
     pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->freed);
+    pthread_condattr_destroy(&p->clock_attr);
     free(p->slots);
     free(p->conninfo);
     free(p);
@@ -233,25 +251,99 @@ void guest__pool_cancel_async(PGconn *conn)
     }
 }
 
+/* A free slot, preferring an open connection over opening a new one;
+ * -1 when every slot is busy. Called with the lock held. */
+static int free_slot(const guest__pool *p)
+{
+    int empty = -1;
+    for (unsigned i = 0; i < p->size; i++) {
+        if (p->slots[i].busy)
+            continue;
+        if (p->slots[i].conn)
+            return (int)i;
+        if (empty < 0)
+            empty = (int)i;
+    }
+    return empty;
+}
+
+static bool starving(const waiter *w, int64_t now_ms)
+{
+    return w && now_ms - w->since_ms >= PATIENCE_MS;
+}
+
+static void unlink_waiter(guest__pool *p, waiter *w)
+{
+    waiter **at = &p->head, *prev = NULL;
+    while (*at && *at != w) {
+        prev = *at;
+        at = &(*at)->next;
+    }
+    if (!*at)
+        return;
+    p->waiting--;
+    *at = w->next;
+    if (p->tail == w)
+        p->tail = prev;
+}
+
+/* After a waiter left the queue: a slot still free must not wait for a
+ * release that may never come, so the next waiter is woken to take it. */
+static void pass_on(guest__pool *p)
+{
+    if (p->head && free_slot(p) >= 0)
+        pthread_cond_signal(&p->head->wake);
+}
+
+/* Gives slot @p i back (its connection already set or cleared) with the
+ * lock held: straight to the oldest waiter once it has waited past
+ * PATIENCE_MS, else to whoever asks first, the oldest waiter woken. */
+static void give_back(guest__pool *p, unsigned i)
+{
+    waiter *w = p->head;
+    if (w && starving(w, guest__now_ms())) {
+        w->handed = (int)i; /* the slot stays busy: it is w's now */
+        unlink_waiter(p, w);
+        pthread_cond_signal(&w->wake);
+        return;
+    }
+    p->slots[i].busy = false;
+    if (w)
+        pthread_cond_signal(&w->wake);
+}
+
+/* Takes a slot for the caller within @p deadline, with the lock held. */
 static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
 {
+    int i = free_slot(p);
+    /* A newcomer goes ahead of the queue unless its oldest has waited too
+     * long (see PATIENCE_MS). */
+    if (i >= 0 && (!p->head || !starving(p->head, guest__now_ms()))) {
+        *index = (unsigned)i;
+        return true;
+    }
+    waiter w = {.since_ms = guest__now_ms(), .handed = -1};
+    if (pthread_cond_init(&w.wake, &p->clock_attr) != 0)
+        return false;
+    if (p->tail)
+        p->tail->next = &w;
+    else
+        p->head = &w;
+    p->tail = &w;
+    p->waiting++;
+    bool got = false;
     for (;;) {
-        for (unsigned i = 0; i < p->size; i++) {
-            /* Prefer an open connection over opening a new one. */
-            if (!p->slots[i].busy && p->slots[i].conn) {
-                *index = i;
-                return true;
-            }
+        int64_t now = guest__now_ms();
+        if (w.handed < 0 && (p->head == &w || !starving(p->head, now)) &&
+            (i = free_slot(p)) >= 0) {
+            unlink_waiter(p, &w);
+            *index = (unsigned)i;
+            got = true;
+            break;
         }
-        for (unsigned i = 0; i < p->size; i++) {
-            if (!p->slots[i].busy) {
-                *index = i;
-                return true;
-            }
-        }
-        int64_t left = deadline - guest__now_ms();
-        if (left <= 0)
-            return false;
+        if (w.handed >= 0 || now >= deadline)
+            break;
+        int64_t left = deadline - now;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += left / 1000;
@@ -260,8 +352,19 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+        pthread_cond_timedwait(&w.wake, &p->lock, &ts);
     }
+    /* A slot handed over (already unlinked by the giver) counts even when
+     * the deadline passed meanwhile: giving it back would be the same. */
+    if (w.handed >= 0) {
+        *index = (unsigned)w.handed;
+        got = true;
+    } else if (!got) {
+        unlink_waiter(p, &w);
+    }
+    pthread_cond_destroy(&w.wake);
+    pass_on(p);
+    return got;
 }
 
 /* An idle connection whose server went away (restart, failover, idle
@@ -297,7 +400,7 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
     pthread_mutex_lock(&p->lock);
     bool got = wait_for_slot(p, deadline, &i);
     if (got)
-        p->slots[i].busy = true;
+        p->slots[i].busy = true; /* a handed slot already is */
     PGconn *c = got ? p->slots[i].conn : NULL;
     pthread_mutex_unlock(&p->lock);
     guest__observe_since(p->ctx, GUEST__H_POOL_WAIT, waited_from);
@@ -315,10 +418,8 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
         c = connect_by(p, deadline, err);
     pthread_mutex_lock(&p->lock);
     p->slots[i].conn = c;
-    if (!c) {
-        p->slots[i].busy = false;
-        pthread_cond_signal(&p->freed);
-    }
+    if (!c)
+        give_back(p, i);
     pthread_mutex_unlock(&p->lock);
     if (!c)
         return err ? err->status : GUEST_ERR_DB_UNAVAILABLE;
@@ -327,18 +428,20 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
 }
 
 void guest__pool_gauges(guest__pool *p, unsigned *size, unsigned *open,
-                        unsigned *busy)
+                        unsigned *busy, unsigned *waiting)
 {
-    unsigned o = 0, b = 0;
+    unsigned o = 0, b = 0, w;
     pthread_mutex_lock(&p->lock);
     for (unsigned i = 0; i < p->size; i++) {
         o += p->slots[i].conn != NULL;
         b += p->slots[i].busy;
     }
+    w = p->waiting;
     pthread_mutex_unlock(&p->lock);
     *size = p->size;
     *open = o;
     *busy = b;
+    *waiting = w;
 }
 
 bool guest__pool_lent(guest__pool *p, const PGconn *conn)
@@ -363,11 +466,11 @@ void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
         if (p->slots[i].conn == conn) {
             if (drop)
                 p->slots[i].conn = NULL;
-            p->slots[i].busy = false;
+            if (p->slots[i].busy)
+                give_back(p, i);
             break;
         }
     }
-    pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->lock);
     if (drop)
         PQfinish(conn);

@@ -43,10 +43,10 @@ void guest__pool_cancel_async(PGconn *conn);
 bool guest__pool_lent(guest__pool *pool, const PGconn *conn);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
-/* The pool's size, its open connections and those lent out now (a slot
- * being connected counts as lent, not yet open). */
+/* The pool's size, its open connections, those lent out now (a slot being
+ * connected counts as lent, not yet open) and the threads waiting. */
 void guest__pool_gauges(guest__pool *pool, unsigned *size, unsigned *open,
-                        unsigned *busy);
+                        unsigned *busy, unsigned *waiting);
 /* @p what + libpq's last message for @p conn, in @p err. */
 guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
                             const PGconn *conn);
