@@ -5,6 +5,9 @@
 # sending `options` is refused, as there).
 #   pgbouncer-fixture.sh start DIR PG_DIR   on a free 127.0.0.1 port; writes DIR/conninfo
 #   pgbouncer-fixture.sh stop DIR
+# PGBOUNCER_IGNORE (extra_float_digits) and PGBOUNCER_POOL_SIZE (40) change
+# ignore_startup_parameters and default_pool_size: a "lenient" PgBouncer
+# that drops `options` silently, as some sites configure it.
 # PgBouncer refuses to run as root, so as root it runs as user postgres.
 set -euo pipefail
 cmd=${1:?usage: pgbouncer-fixture.sh start DIR PG_DIR | stop DIR}
@@ -58,9 +61,9 @@ unix_socket_dir =
 auth_type = trust
 auth_file = $r/userlist.txt
 pool_mode = transaction
-ignore_startup_parameters = extra_float_digits
+ignore_startup_parameters = ${PGBOUNCER_IGNORE:-extra_float_digits}
 max_client_conn = 1000
-default_pool_size = 40
+default_pool_size = ${PGBOUNCER_POOL_SIZE:-40}
 logfile = $r/pgbouncer.log
 pidfile = $r/pgbouncer.pid
 EOF

@@ -20,10 +20,23 @@ set_tests_properties(pgbouncer_start PROPERTIES FIXTURES_SETUP pgbouncer FIXTURE
 set_tests_properties(pgbouncer_stop PROPERTIES FIXTURES_CLEANUP pgbouncer FIXTURES_REQUIRED pg)
 set(_bouncer_conninfo ${GUESTUSER_TEST_BOUNCER_DIR}/conninfo)
 
+# A second one that ignores `options` instead of refusing it, with two
+# server connections: nothing is refused, so AUTO must find the pooler by
+# what it does to prepared statements.
+set(_lenient_dir ${CMAKE_CURRENT_BINARY_DIR}/testpgbouncer-lenient)
+add_test(NAME pgbouncer_lenient_start COMMAND ${CMAKE_COMMAND} -E env
+  PGBOUNCER_IGNORE=extra_float_digits,options PGBOUNCER_POOL_SIZE=2
+  bash ${_bouncer_script} start ${_lenient_dir} ${GUESTUSER_TEST_PG_DIR})
+add_test(NAME pgbouncer_lenient_stop COMMAND bash ${_bouncer_script} stop ${_lenient_dir})
+set_tests_properties(pgbouncer_lenient_start PROPERTIES FIXTURES_SETUP pgbouncer_lenient
+  FIXTURES_REQUIRED pg)
+set_tests_properties(pgbouncer_lenient_stop PROPERTIES FIXTURES_CLEANUP pgbouncer_lenient
+  FIXTURES_REQUIRED pg)
+
 # Modes, detection and cancelling: against PostgreSQL and PgBouncer both.
 guestuser_add_check_test(test_pooler SOURCES test_pooler.c DB)
-set_tests_properties(test_pooler PROPERTIES FIXTURES_REQUIRED "pg;pgbouncer" ENVIRONMENT
-  "GUESTUSER_TEST_CONNINFO_FILE=${GUESTUSER_TEST_PG_DIR}/conninfo;GUESTUSER_TEST_PGBOUNCER_CONNINFO_FILE=${_bouncer_conninfo};CK_DEFAULT_TIMEOUT=120")
+set_tests_properties(test_pooler PROPERTIES FIXTURES_REQUIRED "pg;pgbouncer;pgbouncer_lenient"
+  ENVIRONMENT "GUESTUSER_TEST_CONNINFO_FILE=${GUESTUSER_TEST_PG_DIR}/conninfo;GUESTUSER_TEST_PGBOUNCER_CONNINFO_FILE=${_bouncer_conninfo};GUESTUSER_TEST_PGBOUNCER_LENIENT_CONNINFO_FILE=${_lenient_dir}/conninfo;CK_DEFAULT_TIMEOUT=120")
 
 foreach(_suite test_guards test_convert test_login test_cleanup test_app_db test_users
     test_password_change

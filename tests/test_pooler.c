@@ -170,10 +170,10 @@ END_TEST
 
 /* ---- through PgBouncer (pool_mode = transaction) ---- */
 
-static const char *bouncer_conninfo(void)
+static const char *conninfo_from(const char *var)
 {
     static char buf[256];
-    const char *path = getenv("GUESTUSER_TEST_PGBOUNCER_CONNINFO_FILE");
+    const char *path = getenv(var);
     if (!path)
         return NULL;
     FILE *f = fopen(path, "r");
@@ -182,6 +182,11 @@ static const char *bouncer_conninfo(void)
     fclose(f);
     buf[strcspn(buf, "\n")] = '\0';
     return buf;
+}
+
+static const char *bouncer_conninfo(void)
+{
+    return conninfo_from("GUESTUSER_TEST_PGBOUNCER_CONNINFO_FILE");
 }
 
 typedef struct log_seen {
@@ -213,6 +218,55 @@ START_TEST(auto_detects_pgbouncer)
     ck_assert_int_eq(seen.infos, 1);
     ck_assert_ptr_nonnull(strstr(seen.last, "pooler"));
     some_requests(ctx);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* A PgBouncer that lists `options` in ignore_startup_parameters refuses
+ * nothing: AUTO sees that the server's statement_timeout is not the one it
+ * sent, switches, and leaves no state on the server connections. */
+START_TEST(auto_detects_pgbouncer_that_ignores_options)
+{
+    const char *bouncer =
+        conninfo_from("GUESTUSER_TEST_PGBOUNCER_LENIENT_CONNINFO_FILE");
+    if (!bouncer)
+        return;
+    log_seen seen = {0};
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.db_conninfo = bouncer;
+    c.password_iterations = 1000;
+    c.log = capture_log;
+    c.log_userdata = &seen;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    ck_assert_int_eq(seen.infos, 1);
+    ck_assert_ptr_nonnull(strstr(seen.last, "ignored startup options"));
+    some_requests(ctx);
+    long long prepared;
+    char timeout[32];
+    session_state(ctx, &prepared, timeout, sizeof timeout);
+    ck_assert_int_eq(prepared, 0);
+    ck_assert_int_eq(seen.infos, 1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* Directly on PostgreSQL the options arrive: AUTO stays as it is. */
+START_TEST(auto_stays_direct_on_postgresql)
+{
+    log_seen seen = {0};
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.password_iterations = 1000;
+    c.log = capture_log;
+    c.log_userdata = &seen;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    some_requests(ctx);
+    long long prepared;
+    char timeout[32];
+    session_state(ctx, &prepared, timeout, sizeof timeout);
+    ck_assert_int_gt(prepared, 0);
+    ck_assert_int_eq(seen.infos, 0);
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -255,6 +309,8 @@ int main(void)
     tcase_add_test(tc, transaction_mode_sets_timeouts_per_transaction);
     tcase_add_test(tc, statement_past_deadline_is_cancelled);
     tcase_add_test(tc, auto_detects_pgbouncer);
+    tcase_add_test(tc, auto_detects_pgbouncer_that_ignores_options);
+    tcase_add_test(tc, auto_stays_direct_on_postgresql);
     tcase_add_test(tc, none_mode_names_the_refusal);
     tcase_add_test(tc, bad_pooler_value_is_a_config_error);
     suite_add_tcase(s, tc);

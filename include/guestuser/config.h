@@ -97,7 +97,9 @@ typedef enum guest_rate_action {
 /** What sits between the library and PostgreSQL (docs/scaling.md). */
 typedef enum guest_db_pooler {
     /** As NONE until a server refuses the startup parameter `options`
-     * (PgBouncer does), then as TRANSACTION for the rest of the context. */
+     * (PgBouncer does) or a new connection shows that they did not arrive
+     * (a pooler that ignores them), then as TRANSACTION for the rest of the
+     * context. */
     GUEST_DB_POOLER_AUTO,
     /** PostgreSQL itself, or a pooler in session mode: timeouts as startup
      * options, named prepared statements. */

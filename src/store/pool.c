@@ -189,21 +189,61 @@ static PGconn *connect_once(const guest__pool *p, int64_t deadline,
     return NULL;
 }
 
+/* AUTO's switch, once: from then on no startup options, no named
+ * statements, timeouts with each transaction. */
+static void switch_to_transaction_mode(guest__pool *p, const char *why)
+{
+    bool was = false;
+    if (atomic_compare_exchange_strong(&p->transaction_mode, &was, true))
+        guest__log(p->ctx, GUEST_LOG_INFO,
+                   "%s: a connection pooler in transaction mode is assumed "
+                   "from now on (db_pooler; docs/scaling.md)",
+                   why);
+}
+
+/* A pooler may also drop `options` without a word (PgBouncer with options
+ * in ignore_startup_parameters): nothing is refused, yet the connection
+ * has none of our timeouts and its statements may move between servers.
+ * The server's own statement_timeout tells whether ours arrived. One
+ * round trip per new connection, under AUTO only, until it switches.
+ * False (with @p err) when the connection failed the check. */
+static bool check_options_arrived(guest__pool *p, PGconn *c, int64_t deadline,
+                                  guest_error *err)
+{
+    static const char sql[] =
+        "SELECT setting FROM pg_settings WHERE name = 'statement_timeout'";
+    const guest__stmt s = {.sql = sql, .script = true};
+    int64_t left = deadline - guest__now_ms();
+    PGresult *res = NULL;
+    bool broken = false, sent = false;
+    if (guest__sql_send_on(c, left > 1 ? (unsigned)left : 1, &s, sql, &res,
+                           &broken, &sent, err) != GUEST_OK ||
+        PQntuples(res) != 1) {
+        PQclear(res);
+        return false;
+    }
+    if (strtoul(PQgetvalue(res, 0, 0), NULL, 10) != p->timeout_ms)
+        switch_to_transaction_mode(p, "the database ignored startup options");
+    PQclear(res);
+    return true;
+}
+
 static PGconn *connect_by(guest__pool *p, int64_t deadline, guest_error *err)
 {
     guest_error local = {.message = ""};
     guest_error *e = err ? err : &local;
+    bool with_options = !p->transaction_mode;
     PGconn *c = connect_once(p, deadline, e);
+    if (c && with_options && p->mode == GUEST_DB_POOLER_AUTO &&
+        !p->transaction_mode && !check_options_arrived(p, c, deadline, e)) {
+        PQfinish(c);
+        return NULL;
+    }
     /* PgBouncer answers the startup parameter `options` with "unsupported
      * startup parameter: options"; PostgreSQL itself accepts it. */
     if (!c && p->mode == GUEST_DB_POOLER_AUTO && !p->transaction_mode &&
         strstr(e->message, "unsupported startup parameter")) {
-        bool was = false;
-        if (atomic_compare_exchange_strong(&p->transaction_mode, &was, true))
-            guest__log(p->ctx, GUEST_LOG_INFO,
-                       "the database refused startup options: a connection "
-                       "pooler in transaction mode is assumed from now on "
-                       "(db_pooler; docs/scaling.md)");
+        switch_to_transaction_mode(p, "the database refused startup options");
         c = connect_once(p, deadline, e);
     }
     return c;
