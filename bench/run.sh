@@ -134,17 +134,19 @@ wrk_run() {
 ceiling_pid=
 start_ceiling() {
   [ -z "$ceiling_pid" ] || { kill "$ceiling_pid"; wait "$ceiling_pid" 2>/dev/null || true; }
-  "$ceiling" "$conninfo" --case "$1" --conns "$pool" >"$dir/ceiling.out" 2>"$dir/ceiling.log" &
+  # a file per case: the shell truncates it in the child, and reading the
+  # last case's port from it before then would reach a stopped server
+  "$ceiling" "$conninfo" --case "$1" --conns "$pool" >"$dir/ceiling-$1.out" 2>"$dir/ceiling-$1.log" &
   ceiling_pid=$!
   pids+=("$ceiling_pid")
   ceiling_port=
   for _ in $(seq 300); do
-    ceiling_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/ceiling.out")
+    ceiling_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/ceiling-$1.out")
     [ -n "$ceiling_port" ] && break
     kill -0 "$ceiling_pid" 2>/dev/null || break
     sleep 0.1
   done
-  [ -n "$ceiling_port" ] || { cat "$dir/ceiling.log" >&2; echo "run.sh: http_ceiling did not start" >&2; exit 1; }
+  [ -n "$ceiling_port" ] || { cat "$dir/ceiling-$1.log" >&2; echo "run.sh: http_ceiling did not start" >&2; exit 1; }
 }
 
 # pgbench_run SCRIPT: prints ops= seconds= p50_ms= p99_ms= from its logs
