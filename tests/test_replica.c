@@ -36,7 +36,10 @@ static void caught_up(void)
 {
     char sql[160];
     PGconn *c = PQconnectdb(primary);
-    PGresult *r = PQexec(c, "SELECT pg_current_wal_lsn()");
+    /* The insert position, not the write position: the fixture commits
+     * asynchronously, so the last commit may be inserted and not yet
+     * written, and waiting for the write position would miss it. */
+    PGresult *r = PQexec(c, "SELECT pg_current_wal_insert_lsn()");
     snprintf(sql, sizeof sql, "SELECT (pg_last_wal_replay_lsn() >= '%s')::int",
              PQgetvalue(r, 0, 0));
     PQclear(r);
