@@ -87,6 +87,53 @@ START_TEST(transaction_mode_leaves_no_session_state)
 }
 END_TEST
 
+/* Behind a pooler the session lookup cannot be a prepared statement; it
+ * calls the schema's function resolve_session(), whose plan the server
+ * keeps. It must answer as the prepared statement does, and must be what
+ * runs: without the function, transaction mode fails and direct does not. */
+static guest_status lookup(guest_ctx *ctx, const char *cookie, int64_t *id)
+{
+    tl_http h;
+    tl_created seen = {0};
+    tl_http_init(&h, "GET", "/");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_run(ctx, &h, tl_whoami_handler, &seen);
+    tl_http_free(&h);
+    *id = seen.id;
+    return seen.st;
+}
+
+START_TEST(transaction_mode_resolves_through_the_schema_function)
+{
+    guest_ctx *direct = ctx_with(GUEST_DB_POOLER_NONE, tl_conninfo());
+    guest_ctx *pooled = ctx_with(GUEST_DB_POOLER_TRANSACTION, tl_conninfo());
+    char cookie[256];
+    int64_t made = tl_new_guest(direct, cookie, sizeof cookie), id = 0;
+    ck_assert_int_eq(lookup(pooled, cookie, &id), GUEST_OK);
+    ck_assert_int_eq(id, made);
+    ck_assert_int_eq(lookup(direct, cookie, &id), GUEST_OK);
+    ck_assert_int_eq(id, made);
+    /* the same row, to the second */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM " SCHEMA ".resolve_session((SELECT "
+             "token_hash FROM " SCHEMA ".sessions WHERE user_id = %lld)) f"
+             " JOIN " SCHEMA ".guests g ON g.user_id = f.out_id"
+             " WHERE f.out_is_guest AND f.out_created ="
+             " floor(extract(epoch FROM g.created_at))"
+             " AND f.out_ms_left > 0",
+             (long long)made);
+    ck_assert_int_eq(tl_scalar(sql), 1);
+
+    tl_exec("DROP FUNCTION " SCHEMA ".resolve_session(bytea)");
+    ck_assert_int_ne(lookup(pooled, cookie, &id), GUEST_OK);
+    ck_assert_int_eq(lookup(direct, cookie, &id), GUEST_OK);
+    ck_assert_int_eq(id, made);
+    guest_ctx_free(pooled);
+    guest_ctx_free(direct);
+}
+END_TEST
+
 /* The library's transactions carry their own timeouts in transaction
  * mode: a signup store callback records what is in force inside one. */
 static guest_status record_timeouts(guest_db *db, const guest_user *user,
@@ -306,6 +353,7 @@ int main(void)
     TCase *tc = tcase_create("pooler");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, transaction_mode_leaves_no_session_state);
+    tcase_add_test(tc, transaction_mode_resolves_through_the_schema_function);
     tcase_add_test(tc, transaction_mode_sets_timeouts_per_transaction);
     tcase_add_test(tc, statement_past_deadline_is_cancelled);
     tcase_add_test(tc, auto_detects_pgbouncer);

@@ -22,6 +22,8 @@
 typedef struct guest__sql {
     char *create_guest;
     char *resolve_session;
+    /* The same through the schema's function (behind a pooler) */
+    char *resolve_session_fn;
     char *ping;
 } guest__sql;
 

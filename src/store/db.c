@@ -343,6 +343,8 @@ guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
         unnamed = *s;
         unnamed.prepared = NULL;
         s = &unnamed;
+        if (unnamed.unprepared)
+            sql = unnamed.unprepared;
     }
     guest_status st = tx ? run_in(tx, s, sql, res, err)
                          : run_pooled(ctx, pool, s, sql, res, err);

@@ -110,17 +110,17 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
             " FROM u JOIN s ON s.user_id = u.id",
             schema);
     }
-    sql->resolve_session = guest__schema_sql(
-        "SELECT u.id, u.username, g.user_id IS NOT NULL,"
-        " floor(extract(epoch FROM g.created_at))::bigint,"
-        " floor(extract(epoch FROM s.expires_at - now()) * 1000)::bigint"
-        " FROM @.sessions s"
-        " JOIN @.users u ON u.id = s.user_id"
-        " LEFT JOIN @.guests g ON g.user_id = u.id"
-        " WHERE s.token_hash = $1 AND s.expires_at > now() AND u.is_active",
-        schema);
+    sql->resolve_session =
+        guest__schema_sql(GUEST__RESOLVE_SESSION_SQL, schema);
+    /* Unnamed, the lookup's three-table join is planned on every call:
+     * about 0.1 ms of server CPU for 0.015 ms of work (measured: 7.4k
+     * against 48k lookups/s). The function's plan stays cached in each
+     * server process, whichever client calls it (22k/s). */
+    sql->resolve_session_fn =
+        guest__schema_sql("SELECT * FROM @.resolve_session($1)", schema);
     sql->ping = guest__strdup("SELECT 1");
-    if (!sql->create_guest || !sql->resolve_session || !sql->ping) {
+    if (!sql->create_guest || !sql->resolve_session ||
+        !sql->resolve_session_fn || !sql->ping) {
         guest__sql_free(sql);
         return GUEST_ERR_NOMEM;
     }
@@ -131,6 +131,7 @@ void guest__sql_free(guest__sql *sql)
 {
     free(sql->create_guest);
     free(sql->resolve_session);
+    free(sql->resolve_session_fn);
     free(sql->ping);
     memset(sql, 0, sizeof *sql);
 }
@@ -215,6 +216,7 @@ guest_status guest__store_resolve(guest_ctx *ctx,
     PGresult *res = NULL;
     guest__stmt s = {.sql = ctx->sql.resolve_session,
                      .prepared = "guest_resolve",
+                     .unprepared = ctx->sql.resolve_session_fn,
                      .params = &p};
     guest_status st = GUEST_ERR_DB_UNAVAILABLE;
     *found = false;

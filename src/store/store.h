@@ -70,6 +70,22 @@ void guest__param_bin(guest__params *p, const void *value, int len);
  * once per context; caller frees (NULL when out of memory). */
 char *guest__schema_sql(const char *tmpl, const char *schema);
 
+/* The session lookup of every returning visitor: token hash in, the
+ * user's id, name, whether a guest, the guest's creation (Unix s) and the
+ * session's time left (ms) out. Run as a prepared statement (guests.c),
+ * and frozen into the schema's function resolve_session() by migration 3
+ * for connections that cannot keep prepared statements (behind a
+ * transaction-mode pooler): a change here needs a migration that
+ * replaces that function. */
+#define GUEST__RESOLVE_SESSION_SQL                                             \
+    "SELECT u.id, u.username, g.user_id IS NOT NULL,"                          \
+    " floor(extract(epoch FROM g.created_at))::bigint,"                        \
+    " floor(extract(epoch FROM s.expires_at - now()) * 1000)::bigint"          \
+    " FROM @.sessions s"                                                       \
+    " JOIN @.users u ON u.id = s.user_id"                                      \
+    " LEFT JOIN @.guests g ON g.user_id = u.id"                                \
+    " WHERE s.token_hash = $1 AND s.expires_at > now() AND u.is_active"
+
 /* One statement for guest__sql_run. Exactly one of tmpl and sql. */
 typedef struct guest__stmt {
     /* The library's SQL: every '@' stands for the quoted schema name. */
@@ -80,6 +96,11 @@ typedef struct guest__stmt {
     /* Runs as this prepared statement, prepared on each connection at its
      * first use: for the statements of every request. */
     const char *prepared;
+    /* Sent instead of a prepared statement where there can be none (behind
+     * a transaction-mode pooler): the same work at less planning, such as
+     * a call of a function whose plan the server keeps. NULL: the text
+     * itself, unnamed. */
+    const char *unprepared;
     /* Parameters (NULL: none). */
     const guest__params *params;
     /* The simple protocol: the text may be a script of several statements
