@@ -87,10 +87,11 @@ START_TEST(transaction_mode_leaves_no_session_state)
 }
 END_TEST
 
-/* Behind a pooler the session lookup cannot be a prepared statement; it
- * calls the schema's function resolve_session(), whose plan the server
- * keeps. It must answer as the prepared statement does, and must be what
- * runs: without the function, transaction mode fails and direct does not. */
+/* Behind a pooler the session lookup and guest creation cannot be prepared
+ * statements; they call the schema's functions resolve_session() and
+ * create_guest(), whose plans the server keeps. They must answer as the
+ * prepared statements do, and must be what runs: without the functions,
+ * transaction mode fails and direct does not. */
 static guest_status lookup(guest_ctx *ctx, const char *cookie, int64_t *id)
 {
     tl_http h;
@@ -101,6 +102,16 @@ static guest_status lookup(guest_ctx *ctx, const char *cookie, int64_t *id)
     tl_http_free(&h);
     *id = seen.id;
     return seen.st;
+}
+
+static guest_status create(guest_ctx *ctx)
+{
+    tl_http h;
+    tl_created made = {0};
+    tl_http_init(&h, "GET", "/");
+    tl_http_run(ctx, &h, tl_create_handler, &made);
+    tl_http_free(&h);
+    return made.st;
 }
 
 START_TEST(transaction_mode_resolves_through_the_schema_function)
@@ -125,11 +136,38 @@ START_TEST(transaction_mode_resolves_through_the_schema_function)
              (long long)made);
     ck_assert_int_eq(tl_scalar(sql), 1);
 
-    tl_exec("DROP FUNCTION " SCHEMA ".resolve_session(bytea)");
-    ck_assert_int_ne(lookup(pooled, cookie, &id), GUEST_OK);
+    /* guest creation too: made through the function, found directly */
+    int64_t made2 = tl_new_guest(pooled, cookie, sizeof cookie);
     ck_assert_int_eq(lookup(direct, cookie, &id), GUEST_OK);
-    ck_assert_int_eq(id, made);
+    ck_assert_int_eq(id, made2);
+
+    tl_exec("DROP FUNCTION " SCHEMA ".resolve_session(bytea)");
+    tl_exec("DROP FUNCTION " SCHEMA ".create_guest(text, bytea, float8)");
+    ck_assert_int_ne(lookup(pooled, cookie, &id), GUEST_OK);
+    ck_assert_int_ne(create(pooled), GUEST_OK);
+    ck_assert_int_eq(lookup(direct, cookie, &id), GUEST_OK);
+    ck_assert_int_eq(id, made2);
+    ck_assert_int_eq(create(direct), GUEST_OK);
     guest_ctx_free(pooled);
+    guest_ctx_free(direct);
+}
+END_TEST
+
+static void rate_limited(guest_config *c)
+{
+    c->db_pooler = GUEST_DB_POOLER_TRANSACTION;
+    c->guest_rate_limit = 1000;
+}
+
+/* With abuse limits the creation statement is built from the settings and
+ * has no function: it goes unnamed, as it is. */
+START_TEST(transaction_mode_creates_limited_guests_without_the_function)
+{
+    guest_ctx *direct = ctx_with(GUEST_DB_POOLER_NONE, tl_conninfo());
+    tl_exec("DROP FUNCTION " SCHEMA ".create_guest(text, bytea, float8)");
+    guest_ctx *limited = tl_ctx(SCHEMA, rate_limited);
+    ck_assert_int_eq(create(limited), GUEST_OK);
+    guest_ctx_free(limited);
     guest_ctx_free(direct);
 }
 END_TEST
@@ -354,6 +392,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, transaction_mode_leaves_no_session_state);
     tcase_add_test(tc, transaction_mode_resolves_through_the_schema_function);
+    tcase_add_test(
+        tc, transaction_mode_creates_limited_guests_without_the_function);
     tcase_add_test(tc, transaction_mode_sets_timeouts_per_transaction);
     tcase_add_test(tc, statement_past_deadline_is_cancelled);
     tcase_add_test(tc, auto_detects_pgbouncer);

@@ -21,6 +21,9 @@
  * (store/guests.c). */
 typedef struct guest__sql {
     char *create_guest;
+    /* The same through the schema's function (behind a pooler; without
+     * abuse limits only, else NULL) */
+    char *create_guest_fn;
     char *resolve_session;
     /* The same through the schema's function (behind a pooler) */
     char *resolve_session_fn;

@@ -97,18 +97,15 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
         sql->create_guest = tmpl ? guest__schema_sql(tmpl, schema) : NULL;
         free(tmpl);
     } else {
-        sql->create_guest = guest__schema_sql(
-            "WITH u AS (INSERT INTO @.users (username) VALUES ($1)"
-            " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
-            " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"
-            " RETURNING user_id),"
-            " s AS (INSERT INTO @.sessions (token_hash, user_id,"
-            " expires_at) SELECT $2, user_id, now() + make_interval(secs => "
-            "$3)"
-            " FROM g RETURNING user_id)"
-            " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"
-            " FROM u JOIN s ON s.user_id = u.id",
-            schema);
+        sql->create_guest = guest__schema_sql(GUEST__CREATE_GUEST_SQL, schema);
+        /* Unnamed, the three inserts are planned on every call (measured:
+         * 6.7k creations/s against 10.5k through the function). */
+        sql->create_guest_fn = guest__schema_sql(
+            "SELECT * FROM @.create_guest($1, $2, $3)", schema);
+        if (!sql->create_guest_fn) {
+            guest__sql_free(sql);
+            return GUEST_ERR_NOMEM;
+        }
     }
     sql->resolve_session =
         guest__schema_sql(GUEST__RESOLVE_SESSION_SQL, schema);
@@ -132,6 +129,7 @@ void guest__sql_free(guest__sql *sql)
     free(sql->create_guest);
     free(sql->resolve_session);
     free(sql->resolve_session_fn);
+    free(sql->create_guest_fn);
     free(sql->ping);
     memset(sql, 0, sizeof *sql);
 }
@@ -170,8 +168,10 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     if (c->guest_rate_limit)
         guest__param_text(&p, client);
     PGresult *res;
-    const guest__stmt s = {
-        .sql = ctx->sql.create_guest, .prepared = "guest_create", .params = &p};
+    const guest__stmt s = {.sql = ctx->sql.create_guest,
+                           .prepared = "guest_create",
+                           .unprepared = ctx->sql.create_guest_fn,
+                           .params = &p};
     guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);

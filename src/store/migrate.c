@@ -46,15 +46,20 @@ static const char *const migrations[] = {
     " counted_at timestamptz NOT NULL);"
     "INSERT INTO @.guest_census (id, live, counted_at)"
     " VALUES (1, 0, '-infinity');",
-    /* 3: the session lookup as a function, for connections that cannot
-     * keep a prepared statement (behind a transaction-mode pooler): a
-     * PL/pgSQL function's plan is cached in the server process. $1 in the
-     * body is the function's argument. */
+    /* 3: the session lookup and guest creation as functions, for
+     * connections that cannot keep a prepared statement (behind a
+     * transaction-mode pooler): a PL/pgSQL function's plans are cached in
+     * the server process. $1... in a body are the function's arguments. */
     "CREATE FUNCTION @.resolve_session(bytea) RETURNS TABLE ("
     " out_id bigint, out_username varchar(150), out_is_guest boolean,"
     " out_created bigint, out_ms_left bigint)"
     " LANGUAGE plpgsql STABLE AS $fn$ BEGIN RETURN "
-    "QUERY " GUEST__RESOLVE_SESSION_SQL "; END $fn$;",
+    "QUERY " GUEST__RESOLVE_SESSION_SQL "; END $fn$;"
+    "CREATE FUNCTION @.create_guest(text, bytea, double precision)"
+    " RETURNS TABLE (out_id bigint, out_username varchar(150),"
+    " out_created bigint)"
+    " LANGUAGE plpgsql AS $fn$ BEGIN RETURN QUERY " GUEST__CREATE_GUEST_SQL
+    "; END $fn$;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))

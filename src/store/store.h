@@ -86,6 +86,22 @@ char *guest__schema_sql(const char *tmpl, const char *schema);
     " LEFT JOIN @.guests g ON g.user_id = u.id"                                \
     " WHERE s.token_hash = $1 AND s.expires_at > now() AND u.is_active"
 
+/* Guest creation without abuse limits: username, token hash and max_age
+ * (seconds) in; the user's id, name and creation (Unix s) out, or no row
+ * on a name clash. Frozen into the schema's function create_guest() by
+ * migration 3, as the lookup above; the limited variants (guests.c) are
+ * built from the configuration and have no function. */
+#define GUEST__CREATE_GUEST_SQL                                                \
+    "WITH u AS (INSERT INTO @.users (username) VALUES ($1)"                    \
+    " ON CONFLICT (username) DO NOTHING RETURNING id, username),"              \
+    " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"                   \
+    " RETURNING user_id),"                                                     \
+    " s AS (INSERT INTO @.sessions (token_hash, user_id,"                      \
+    " expires_at) SELECT $2, user_id, now() + make_interval(secs => $3)"       \
+    " FROM g RETURNING user_id)"                                               \
+    " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"       \
+    " FROM u JOIN s ON s.user_id = u.id"
+
 /* One statement for guest__sql_run. Exactly one of tmpl and sql. */
 typedef struct guest__stmt {
     /* The library's SQL: every '@' stands for the quoted schema name. */
