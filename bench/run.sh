@@ -11,7 +11,8 @@
 # The "all" mode reads (see docs/performance.md):
 #   BENCH_SECONDS (8)       length of each measurement, in BENCH_ROUNDS (2)
 #                           turns of HTTP, API and pgbench
-#   BENCH_CASES             any of: new returning healthz hello cached two cleanup
+#   BENCH_CASES             any of: new returning healthz hello cached two
+#                           pgbouncer cleanup
 #   BENCH_WRK_THREADS (2), BENCH_CONNECTIONS (16)   wrk -t / -c
 #   BENCH_POOL (8)          database connections: the demo's --pool-size, the
 #                           API threads and pgbench -c
@@ -36,6 +37,7 @@ cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -z "${bouncer_dir:-}" ] || bash "$here/../tests/pgbouncer-fixture.sh" stop "$bouncer_dir" >/dev/null 2>&1 || true
   bash "$here/../tests/pg-fixture.sh" stop "$dir" >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
@@ -51,7 +53,7 @@ if [ "$mode" != all ]; then
 fi
 
 seconds=${BENCH_SECONDS:-8}
-cases=${BENCH_CASES:-new returning healthz hello cached two cleanup}
+cases=${BENCH_CASES:-new returning healthz hello cached two pgbouncer cleanup}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-16}
 pool=${BENCH_POOL:-8}
@@ -340,6 +342,48 @@ for c in $cases; do
     row "/hello, same demo" "$(rate "$hh")" - - - - - - - "$(lat "$hh")" - - - - -
     cached_ratio=$(calc "%.2f" "$(rate "$hc") / $(rate "$hh")")
     notes+=("session cache: returning visitors at ${cached_ratio}x the same demo's /hello (target 0.8)")
+    ;;
+  pgbouncer)
+    # The demo through a PgBouncer in transaction mode (the test fixture's,
+    # configured as production runs it) next to the first demo, direct, in
+    # alternating turns: what the pooler's extra hop and unnamed
+    # statements cost. Skipped without pgbouncer.
+    if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+      row "PgBouncer: skipped" - - - - - - - - - - - - - -
+      continue
+    fi
+    PATH=$PATH:/usr/sbin bash "$here/../tests/pgbouncer-fixture.sh" start "$dir/bouncer" "$dir" >&2
+    bouncer_dir=$dir/bouncer
+    start_demo demo5 "$pool" --db "$(cat "$dir/bouncer/conninfo")"
+    demo5=$demo_pid port5=$demo_port
+    (seconds=1 wrk_run "$port5" /allow_guest_user/ "$wrk_threads" "$conns" >/dev/null)
+    curl -s -o /dev/null -D - "http://127.0.0.1:$port5/allow_guest_user/?[1-$ncookies]" |
+      sed -n 's/^Set-Cookie: \(sessionid=[^;]*\);.*/\1/p' >"$dir/cookies5"
+    for k in new returning; do
+      ck="" ck5="" bs=() ds=() cb=0 rb=0
+      [ "$k" = returning ] && ck=$dir/cookies ck5=$dir/cookies5
+      for ((round = 0; round < rounds; round++)); do
+        note "PgBouncer: $k"
+        r0=$(rss "$demo5") c0=$(calls)
+        bs+=("$(seconds=$round_s wrk_run "$port5" /allow_guest_user/ "$wrk_threads" "$conns" "$ck5")")
+        c1=$(calls) r1=$(rss "$demo5")
+        cb=$((cb + c1 - c0)) rb=$((rb + r1 - r0))
+        ds+=("$(seconds=$round_s wrk_run "$port1" /allow_guest_user/ "$wrk_threads" "$conns" "$ck")")
+      done
+      hb=$(combine "${bs[@]}") hd=$(combine "${ds[@]}")
+      [ "$(field "$hb" non2xx)$(field "$hb" errors)" = 00 ] ||
+        notes+=("PgBouncer, $k: $(field "$hb" non2xx) non-2xx answers, $(field "$hb" errors) socket errors")
+      p=$(eval echo "\${pgb_$k:-}")
+      rt=-
+      [ "$pgss" = 1 ] && rt=$(calc "%.2f" "$cb / $(field "$hb" ops)")
+      row "PgBouncer: $k" "$(rate "$hb")" "" "" "${p:+$(rate "$p")}" "$(ratio "$hb" "$p")" "" "" "" \
+        "$(lat "$hb")" - "" "$(lat "$p")" "$rt" "$rb"
+      row "  direct, same turns" "$(rate "$hd")" "" "" "" "$(ratio "$hd" "$p")" "" "" "" "$(lat "$hd")" - "" "" "" ""
+    done
+    kill "$demo5"
+    wait "$demo5" 2>/dev/null || true
+    bash "$here/../tests/pgbouncer-fixture.sh" stop "$bouncer_dir" >&2
+    bouncer_dir=
     ;;
   two)
     # Two more demos, each with half the connections, so the database sees
