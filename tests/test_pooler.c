@@ -356,6 +356,37 @@ START_TEST(auto_stays_direct_on_postgresql)
 }
 END_TEST
 
+/* An `options` of the application's own in the conninfo arrives together
+ * with the library's: its setting and our timeouts both hold, and AUTO
+ * sees no pooler. */
+START_TEST(conninfo_options_arrive_with_ours)
+{
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "%s options='-c work_mem=7MB'",
+             tl_conninfo());
+    log_seen seen = {0};
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.db_conninfo = conninfo;
+    c.password_iterations = 1000;
+    c.log = capture_log;
+    c.log_userdata = &seen;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    some_requests(ctx);
+    PGconn *conn = NULL;
+    ck_assert_int_eq(guest_db_borrow(ctx, &conn, NULL), GUEST_OK);
+    PGresult *r = PQexec(conn, "SELECT current_setting('work_mem'),"
+                               " current_setting('statement_timeout')");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "7MB");
+    ck_assert_str_eq(PQgetvalue(r, 0, 1), "30s");
+    PQclear(r);
+    guest_db_return(ctx, conn);
+    ck_assert_int_eq(seen.infos, 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(none_mode_names_the_refusal)
 {
     const char *bouncer = bouncer_conninfo();
@@ -399,6 +430,7 @@ int main(void)
     tcase_add_test(tc, auto_detects_pgbouncer);
     tcase_add_test(tc, auto_detects_pgbouncer_that_ignores_options);
     tcase_add_test(tc, auto_stays_direct_on_postgresql);
+    tcase_add_test(tc, conninfo_options_arrive_with_ours);
     tcase_add_test(tc, none_mode_names_the_refusal);
     tcase_add_test(tc, bad_pooler_value_is_a_config_error);
     suite_add_tcase(s, tc);

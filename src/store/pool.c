@@ -49,8 +49,9 @@ struct guest__pool {
     unsigned size;
     unsigned timeout_ms;
     char *conninfo;
-    /* "-c statement_timeout=N -c lock_timeout=N" */
-    char options[96];
+    /* "-c statement_timeout=N -c lock_timeout=N -c guestuser.startup=on",
+     * then the conninfo's own options, which win where they overlap */
+    char *options;
 };
 
 guest_status guest__pool_new(const guest_ctx *ctx, const char *conninfo,
@@ -81,24 +82,33 @@ guest_status guest__pool_new(const guest_ctx *ctx, const char *conninfo,
         free(p);
         return GUEST_ERR_CONFIG;
     }
-    PQconninfoFree(opts);
+    const char *theirs = "";
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (!strcmp(o->keyword, "options") && o->val)
+            theirs = o->val;
     /* The client gives up on a statement after timeout_ms; the server is
      * told the same, so an abandoned statement stops there too instead of
-     * holding its locks on a connection nobody reads any more. */
-    int n = snprintf(p->options, sizeof p->options,
-                     "-c statement_timeout=%u -c lock_timeout=%u", timeout_ms,
-                     timeout_ms);
+     * holding its locks on a connection nobody reads any more. The
+     * placeholder setting guestuser.startup only shows, when read back,
+     * that the options arrived (see check_options_arrived). */
+    p->options =
+        guest__asprintf("-c statement_timeout=%u -c lock_timeout=%u"
+                        " -c guestuser.startup=on%s%s",
+                        timeout_ms, timeout_ms, *theirs ? " " : "", theirs);
+    PQconninfoFree(opts);
+    int n = p->options ? 0 : -1;
     /* Waits are measured on the monotonic clock, like every deadline here,
      * so setting the wall clock back cannot stretch them. */
     bool attr_ok = pthread_condattr_init(&p->clock_attr) == 0;
     bool clock_ok = attr_ok && pthread_condattr_setclock(&p->clock_attr,
                                                          CLOCK_MONOTONIC) == 0;
     bool mutex_ok = clock_ok && pthread_mutex_init(&p->lock, NULL) == 0;
-    if (n < 0 || (size_t)n >= sizeof p->options || !mutex_ok) {
+    if (n < 0 || !mutex_ok) {
         if (mutex_ok)
             pthread_mutex_destroy(&p->lock);
         if (attr_ok)
             pthread_condattr_destroy(&p->clock_attr);
+        free(p->options);
         free(p->slots);
         free(p->conninfo);
         free(p);
@@ -123,6 +133,7 @@ void guest__pool_free(guest__pool *p)
             PQfinish(p->slots[i].conn);
     pthread_mutex_destroy(&p->lock);
     pthread_condattr_destroy(&p->clock_attr);
+    free(p->options);
     free(p->slots);
     free(p->conninfo);
     free(p);
@@ -142,16 +153,18 @@ static void ignore_notice(void *arg, const char *message)
 static PGconn *connect_once(const guest__pool *p, int64_t deadline,
                             guest_error *err)
 {
-    /* Ours come first: whatever the caller's conninfo (expanded from
-     * dbname) sets, application_name or options included, wins. A
-     * transaction-mode pooler refuses `options` (and would hand the
-     * settings to whichever client gets that server connection next), so
-     * there the timeouts travel with each transaction instead. */
-    static const char *const with[] = {"application_name", "options", "dbname",
+    /* A later keyword wins over the caller's conninfo (expanded from
+     * dbname), an earlier one loses to it: the caller's application_name
+     * wins; `options` carries ours followed by the caller's own, so both
+     * arrive and theirs win where they overlap. A transaction-mode pooler
+     * refuses `options` (and would hand the settings to whichever client
+     * gets that server connection next), so there the timeouts travel
+     * with each transaction instead. */
+    static const char *const with[] = {"application_name", "dbname", "options",
                                        NULL};
     static const char *const without[] = {"application_name", "dbname", NULL};
     bool options = !p->transaction_mode;
-    const char *vals_with[] = {"libguestuser", p->options, p->conninfo, NULL};
+    const char *vals_with[] = {"libguestuser", p->conninfo, p->options, NULL};
     const char *vals_without[] = {"libguestuser", p->conninfo, NULL};
     PGconn *c = PQconnectStartParams(options ? with : without,
                                      options ? vals_with : vals_without, 1);
@@ -204,28 +217,28 @@ static void switch_to_transaction_mode(guest__pool *p, const char *why)
 /* A pooler may also drop `options` without a word (PgBouncer with options
  * in ignore_startup_parameters): nothing is refused, yet the connection
  * has none of our timeouts and its statements may move between servers.
- * The server's own statement_timeout tells whether ours arrived. One
+ * Our options set the placeholder guestuser.startup, which nothing else
+ * sets: read back, it says whether they arrived. (The value of
+ * statement_timeout could not say: a role's setting may equal ours.) One
  * round trip per new connection, under AUTO only, until it switches.
- * False (with @p err) when the connection failed the check. */
+ * False (with @p err) when the connection failed; a statement refused
+ * (a proxy that cannot run it) decides nothing and keeps the connection. */
 static bool check_options_arrived(guest__pool *p, PGconn *c, int64_t deadline,
                                   guest_error *err)
 {
     static const char sql[] =
-        "SELECT setting FROM pg_settings WHERE name = 'statement_timeout'";
+        "SELECT current_setting('guestuser.startup', true) = 'on'";
     const guest__stmt s = {.sql = sql, .script = true};
     int64_t left = deadline - guest__now_ms();
     PGresult *res = NULL;
     bool broken = false, sent = false;
-    if (guest__sql_send_on(c, left > 1 ? (unsigned)left : 1, &s, sql, &res,
-                           &broken, &sent, err) != GUEST_OK ||
-        PQntuples(res) != 1) {
-        PQclear(res);
-        return false;
-    }
-    if (strtoul(PQgetvalue(res, 0, 0), NULL, 10) != p->timeout_ms)
+    guest_status st = guest__sql_send_on(c, left > 1 ? (unsigned)left : 1, &s,
+                                         sql, &res, &broken, &sent, err);
+    if (st == GUEST_OK && PQntuples(res) == 1 &&
+        PQgetvalue(res, 0, 0)[0] != 't')
         switch_to_transaction_mode(p, "the database ignored startup options");
     PQclear(res);
-    return true;
+    return !broken && PQstatus(c) == CONNECTION_OK;
 }
 
 static PGconn *connect_by(guest__pool *p, int64_t deadline, guest_error *err)
@@ -240,8 +253,9 @@ static PGconn *connect_by(guest__pool *p, int64_t deadline, guest_error *err)
         return NULL;
     }
     /* PgBouncer answers the startup parameter `options` with "unsupported
-     * startup parameter: options"; PostgreSQL itself accepts it. */
-    if (!c && p->mode == GUEST_DB_POOLER_AUTO && !p->transaction_mode &&
+     * startup parameter: options"; PostgreSQL itself accepts it. Every
+     * thread refused so retries, also when another one switched first. */
+    if (!c && p->mode == GUEST_DB_POOLER_AUTO && with_options &&
         strstr(e->message, "unsupported startup parameter")) {
         switch_to_transaction_mode(p, "the database refused startup options");
         c = connect_once(p, deadline, e);
@@ -352,7 +366,8 @@ static void give_back(guest__pool *p, unsigned i)
         pthread_cond_signal(&w->wake);
 }
 
-/* Takes a slot for the caller within @p deadline, with the lock held. */
+/* Takes a slot for the caller within @p deadline and marks it busy, with
+ * the lock held. */
 static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
 {
     int i = free_slot(p);
@@ -360,6 +375,7 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
      * long (see PATIENCE_MS). */
     if (i >= 0 && (!p->head || !starving(p->head, guest__now_ms()))) {
         *index = (unsigned)i;
+        p->slots[i].busy = true;
         return true;
     }
     waiter w = {.since_ms = guest__now_ms(), .handed = -1};
@@ -394,15 +410,24 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
         }
         pthread_cond_timedwait(&w.wake, &p->lock, &ts);
     }
-    /* A slot handed over (already unlinked by the giver) counts even when
-     * the deadline passed meanwhile: giving it back would be the same. */
+    /* A slot handed over (already unlinked by the giver) is this thread's
+     * unless the deadline passed meanwhile: a statement with no time left
+     * would only time out and cost the connection, so it goes to the next
+     * waiter instead. */
     if (w.handed >= 0) {
-        *index = (unsigned)w.handed;
-        got = true;
+        if (guest__now_ms() < deadline) {
+            *index = (unsigned)w.handed;
+            got = true;
+        } else {
+            give_back(p, (unsigned)w.handed);
+        }
     } else if (!got) {
         unlink_waiter(p, &w);
     }
     pthread_cond_destroy(&w.wake);
+    /* Taken before the next waiter looks, so it is not woken for this. */
+    if (got)
+        p->slots[*index].busy = true;
     pass_on(p);
     return got;
 }
@@ -438,9 +463,7 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
     unsigned i;
     int64_t waited_from = guest__now_us();
     pthread_mutex_lock(&p->lock);
-    bool got = wait_for_slot(p, deadline, &i);
-    if (got)
-        p->slots[i].busy = true; /* a handed slot already is */
+    bool got = wait_for_slot(p, deadline, &i); /* marks the slot busy */
     PGconn *c = got ? p->slots[i].conn : NULL;
     pthread_mutex_unlock(&p->lock);
     guest__observe_since(p->ctx, GUEST__H_POOL_WAIT, waited_from);
@@ -449,6 +472,11 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
                            "no database connection free within %u ms",
                            p->timeout_ms);
     if (c && !still_alive(c)) {
+        /* Off the slot before it is freed: a connection opened meanwhile
+         * may get the same address, and release finds slots by address. */
+        pthread_mutex_lock(&p->lock);
+        p->slots[i].conn = NULL;
+        pthread_mutex_unlock(&p->lock);
         PQfinish(c);
         c = NULL;
     }
