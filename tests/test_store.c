@@ -51,6 +51,46 @@ START_TEST(schema_is_created_with_documented_tables)
 }
 END_TEST
 
+/* Column count and types of what @p sql (with '@' for the schema) would
+ * return, as "n:oid,oid,...". */
+static void result_shape(PGconn *db, const char *name, const char *tmpl,
+                         int nparams, char *out, size_t size)
+{
+    char *sql = guest__schema_sql(tmpl, SCHEMA);
+    PGresult *r = PQprepare(db, name, sql, nparams, NULL);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql,
+                  PQresultErrorMessage(r));
+    PQclear(r);
+    free(sql);
+    r = PQdescribePrepared(db, name);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    size_t o = (size_t)snprintf(out, size, "%d:", PQnfields(r));
+    for (int i = 0; i < PQnfields(r) && o < size; i++)
+        o += (size_t)snprintf(out + o, size - o, "%u,", PQftype(r, i));
+    PQclear(r);
+}
+
+/* Migration 3 wrote the session lookup and guest creation into functions
+ * for connections behind a pooler; the library reads their rows by column
+ * number, so each must still answer with its statement's columns. */
+START_TEST(schema_functions_answer_like_the_statements)
+{
+    guest_ctx *ctx = fresh_ctx();
+    PGconn *db = tl_db();
+    char a[256], b[256];
+    result_shape(db, "s1", GUEST__RESOLVE_SESSION_SQL, 1, a, sizeof a);
+    result_shape(db, "f1", "SELECT * FROM @.resolve_session($1)", 1, b,
+                 sizeof b);
+    ck_assert_str_eq(a, b);
+    result_shape(db, "s2", GUEST__CREATE_GUEST_SQL, 3, a, sizeof a);
+    result_shape(db, "f2", "SELECT * FROM @.create_guest($1, $2, $3)", 3, b,
+                 sizeof b);
+    ck_assert_str_eq(a, b);
+    PQfinish(db);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static void *start_ctx(void *arg)
 {
     (void)arg;
@@ -349,6 +389,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, schema_is_created_with_documented_tables);
+    tcase_add_test(tc, schema_functions_answer_like_the_statements);
     tcase_add_test(tc, concurrent_starts_migrate_once);
     tcase_add_test(tc, newer_schema_is_refused);
     tcase_add_test(tc, guest_creation_writes_three_rows_and_token_hash_only);

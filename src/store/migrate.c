@@ -49,17 +49,37 @@ static const char *const migrations[] = {
     /* 3: the session lookup and guest creation as functions, for
      * connections that cannot keep a prepared statement (behind a
      * transaction-mode pooler): a PL/pgSQL function's plans are cached in
-     * the server process. $1... in a body are the function's arguments. */
+     * the server process. $1... in a body are the function's arguments.
+     * The bodies are GUEST__RESOLVE_SESSION_SQL and GUEST__CREATE_GUEST_SQL
+     * (store.h) as of this version, written out so that a later change
+     * there cannot alter this version; test_store checks that each function
+     * still answers with the statement's columns. */
     "CREATE FUNCTION @.resolve_session(bytea) RETURNS TABLE ("
     " out_id bigint, out_username varchar(150), out_is_guest boolean,"
     " out_created bigint, out_ms_left bigint)"
-    " LANGUAGE plpgsql STABLE AS $fn$ BEGIN RETURN "
-    "QUERY " GUEST__RESOLVE_SESSION_SQL "; END $fn$;"
+    " LANGUAGE plpgsql STABLE AS $fn$ BEGIN RETURN QUERY"
+    " SELECT u.id, u.username, g.user_id IS NOT NULL,"
+    " floor(extract(epoch FROM g.created_at))::bigint,"
+    " floor(extract(epoch FROM s.expires_at - now()) * 1000)::bigint"
+    " FROM @.sessions s"
+    " JOIN @.users u ON u.id = s.user_id"
+    " LEFT JOIN @.guests g ON g.user_id = u.id"
+    " WHERE s.token_hash = $1 AND s.expires_at > now() AND u.is_active;"
+    " END $fn$;"
     "CREATE FUNCTION @.create_guest(text, bytea, double precision)"
     " RETURNS TABLE (out_id bigint, out_username varchar(150),"
     " out_created bigint)"
-    " LANGUAGE plpgsql AS $fn$ BEGIN RETURN QUERY " GUEST__CREATE_GUEST_SQL
-    "; END $fn$;",
+    " LANGUAGE plpgsql AS $fn$ BEGIN RETURN QUERY"
+    " WITH u AS (INSERT INTO @.users (username) VALUES ($1)"
+    " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
+    " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"
+    " RETURNING user_id),"
+    " s AS (INSERT INTO @.sessions (token_hash, user_id,"
+    " expires_at) SELECT $2, user_id, now() + make_interval(secs => $3)"
+    " FROM g RETURNING user_id)"
+    " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"
+    " FROM u JOIN s ON s.user_id = u.id;"
+    " END $fn$;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))

@@ -72,10 +72,10 @@ char *guest__schema_sql(const char *tmpl, const char *schema);
 
 /* The session lookup of every returning visitor: token hash in, the
  * user's id, name, whether a guest, the guest's creation (Unix s) and the
- * session's time left (ms) out. Run as a prepared statement (guests.c),
- * and frozen into the schema's function resolve_session() by migration 3
- * for connections that cannot keep prepared statements (behind a
- * transaction-mode pooler): a change here needs a migration that
+ * session's time left (ms) out. Run as a prepared statement (guests.c);
+ * migration 3 wrote the same query into the schema's function
+ * resolve_session() for connections that cannot keep prepared statements
+ * (behind a transaction-mode pooler): a change here needs a migration that
  * replaces that function. */
 #define GUEST__RESOLVE_SESSION_SQL                                             \
     "SELECT u.id, u.username, g.user_id IS NOT NULL,"                          \
@@ -88,7 +88,7 @@ char *guest__schema_sql(const char *tmpl, const char *schema);
 
 /* Guest creation without abuse limits: username, token hash and max_age
  * (seconds) in; the user's id, name and creation (Unix s) out, or no row
- * on a name clash. Frozen into the schema's function create_guest() by
+ * on a name clash. Written into the schema's function create_guest() by
  * migration 3, as the lookup above; the limited variants (guests.c) are
  * built from the configuration and have no function. */
 #define GUEST__CREATE_GUEST_SQL                                                \
