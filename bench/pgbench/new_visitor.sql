@@ -1,4 +1,5 @@
--- The library's guest creation (src/store/guests.c, no abuse limits), with
+-- The library's guest creation (GUEST__CREATE_GUEST_SQL in
+-- src/store/store.h, no abuse limits), with
 -- a random name and token. The library hashes the token itself and sends
 -- the 32 bytes; here sha256() makes them from the random number.
 \set r random(1, 9000000000000000000)
