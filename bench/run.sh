@@ -108,6 +108,21 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 note() { echo "run.sh: $*" >&2; }
 users() { psqlq -c "SELECT count(*) FROM guestuser.users"; }
 
+# listening_port PID OUT LOG WHAT: waits until OUT says "listening on
+# http://127.0.0.1:PORT/" and prints PORT; fails, showing LOG, when PID
+# ended first
+listening_port() {
+  local port=
+  for _ in $(seq 300); do
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$2")
+    [ -n "$port" ] && break
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { cat "$3" >&2; echo "run.sh: $4 did not start" >&2; return 1; }
+  echo "$port"
+}
+
 # start_demo NAME POOL [DEMO FLAGS...]: the demo on a free port; sets
 # demo_pid, demo_port
 start_demo() {
@@ -115,14 +130,7 @@ start_demo() {
     >"$dir/$1.out" 2>"$dir/$1.log" &
   demo_pid=$!
   pids+=("$demo_pid")
-  demo_port=
-  for _ in $(seq 300); do
-    demo_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/$1.out")
-    [ -n "$demo_port" ] && break
-    kill -0 "$demo_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$demo_port" ] || { cat "$dir/$1.log" >&2; echo "run.sh: the demo did not start" >&2; exit 1; }
+  demo_port=$(listening_port "$demo_pid" "$dir/$1.out" "$dir/$1.log" "the demo") || exit 1
 }
 
 # wrk_run PORT PATH THREADS CONNS [COOKIE_FILE]: prints wrk's ops= line
@@ -141,14 +149,8 @@ start_ceiling() {
   "$ceiling" "$conninfo" --case "$1" --conns "$pool" >"$dir/ceiling-$1.out" 2>"$dir/ceiling-$1.log" &
   ceiling_pid=$!
   pids+=("$ceiling_pid")
-  ceiling_port=
-  for _ in $(seq 300); do
-    ceiling_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/ceiling-$1.out")
-    [ -n "$ceiling_port" ] && break
-    kill -0 "$ceiling_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$ceiling_port" ] || { cat "$dir/ceiling-$1.log" >&2; echo "run.sh: http_ceiling did not start" >&2; exit 1; }
+  ceiling_port=$(listening_port "$ceiling_pid" "$dir/ceiling-$1.out" "$dir/ceiling-$1.log" \
+    http_ceiling) || exit 1
 }
 
 # pgbench_run SCRIPT: prints ops= seconds= p50_ms= p99_ms= from its logs

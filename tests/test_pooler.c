@@ -287,19 +287,26 @@ static void capture_log(guest_log_level level, const char *message, void *ud)
     snprintf(l->last, sizeof l->last, "%s", message);
 }
 
+/* A context in AUTO mode on @p conninfo whose log lines land in @p seen. */
+static guest_ctx *ctx_logged(const char *conninfo, log_seen *seen)
+{
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    if (conninfo)
+        c.db_conninfo = conninfo;
+    c.password_iterations = 1000;
+    c.log = capture_log;
+    c.log_userdata = seen;
+    return tl_ctx_new(&c);
+}
+
 START_TEST(auto_detects_pgbouncer)
 {
     const char *bouncer = bouncer_conninfo();
     if (!bouncer)
         return; /* no fixture: the pgbouncer_ variant of this suite runs it */
     log_seen seen = {0};
-    guest_config c;
-    tl_config(&c, SCHEMA);
-    c.db_conninfo = bouncer;
-    c.password_iterations = 1000;
-    c.log = capture_log;
-    c.log_userdata = &seen;
-    guest_ctx *ctx = tl_ctx_new(&c);
+    guest_ctx *ctx = ctx_logged(bouncer, &seen);
     ck_assert_int_eq(seen.infos, 1);
     ck_assert_ptr_nonnull(strstr(seen.last, "pooler"));
     some_requests(ctx);
@@ -317,13 +324,7 @@ START_TEST(auto_detects_pgbouncer_that_ignores_options)
     if (!bouncer)
         return;
     log_seen seen = {0};
-    guest_config c;
-    tl_config(&c, SCHEMA);
-    c.db_conninfo = bouncer;
-    c.password_iterations = 1000;
-    c.log = capture_log;
-    c.log_userdata = &seen;
-    guest_ctx *ctx = tl_ctx_new(&c);
+    guest_ctx *ctx = ctx_logged(bouncer, &seen);
     ck_assert_int_eq(seen.infos, 1);
     ck_assert_ptr_nonnull(strstr(seen.last, "ignored startup options"));
     some_requests(ctx);
@@ -340,12 +341,7 @@ END_TEST
 START_TEST(auto_stays_direct_on_postgresql)
 {
     log_seen seen = {0};
-    guest_config c;
-    tl_config(&c, SCHEMA);
-    c.password_iterations = 1000;
-    c.log = capture_log;
-    c.log_userdata = &seen;
-    guest_ctx *ctx = tl_ctx_new(&c);
+    guest_ctx *ctx = ctx_logged(NULL, &seen);
     some_requests(ctx);
     long long prepared;
     char timeout[32];
@@ -365,13 +361,7 @@ START_TEST(conninfo_options_arrive_with_ours)
     snprintf(conninfo, sizeof conninfo, "%s options='-c work_mem=7MB'",
              tl_conninfo());
     log_seen seen = {0};
-    guest_config c;
-    tl_config(&c, SCHEMA);
-    c.db_conninfo = conninfo;
-    c.password_iterations = 1000;
-    c.log = capture_log;
-    c.log_userdata = &seen;
-    guest_ctx *ctx = tl_ctx_new(&c);
+    guest_ctx *ctx = ctx_logged(conninfo, &seen);
     some_requests(ctx);
     PGconn *conn = NULL;
     ck_assert_int_eq(guest_db_borrow(ctx, &conn, NULL), GUEST_OK);
