@@ -196,20 +196,6 @@ int main(void)
     tcase_set_timeout(tc, 400);
     tcase_add_test(tc, primary_crash_then_promotion);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (failed) {
-        const char *dirs[] = {standby_dir, primary_dir};
-        for (int i = 0; i < 2; i++) {
-            char cmd[512];
-            snprintf(cmd, sizeof cmd, "bash \"%s\" stop %s",
-                     getenv("GUESTUSER_PG_SCRIPT"), dirs[i]);
-            if (system(cmd) != 0)
-                fprintf(stderr, "could not stop %s\n", dirs[i]);
-        }
-    }
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const char *const dirs[] = {standby_dir, primary_dir, NULL};
+    return tl_run_stopping(s, dirs);
 }

@@ -131,17 +131,6 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, outage_answers_503_then_recovers);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (failed) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "bash \"%s\" stop %s",
-                 getenv("GUESTUSER_PG_SCRIPT"), pg_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not stop the outage cluster\n");
-    }
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const char *const dirs[] = {pg_dir, NULL};
+    return tl_run_stopping(s, dirs);
 }

@@ -17,19 +17,6 @@ static const char *standby_dir = "replica-standby";
 
 static char primary[256], standby[256];
 
-static long long scalar_on(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
-                  PQerrorMessage(c));
-    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
 /* Waits (generously) until the standby has replayed everything the
  * primary has written so far. */
 static void caught_up(void)
@@ -45,7 +32,7 @@ static void caught_up(void)
     PQclear(r);
     PQfinish(c);
     long long until = tl_now_ms() + 60000;
-    while (scalar_on(standby, sql) != 1) {
+    while (tl_scalar_on(standby, sql) != 1) {
         ck_assert_msg(tl_now_ms() < until, "the standby did not catch up");
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
@@ -87,8 +74,8 @@ START_TEST(lag_never_logs_anyone_out)
     caught_up();
 
     /* Replay stopped: the replica now lags behind every write. */
-    ck_assert_int_eq(scalar_on(standby, "SELECT count(*) FROM (SELECT "
-                                        "pg_wal_replay_pause()) p"),
+    ck_assert_int_eq(tl_scalar_on(standby, "SELECT count(*) FROM (SELECT "
+                                           "pg_wal_replay_pause()) p"),
                      1);
     /* Guests made from now on are unknown to the replica, and each is still
      * recognised at once: the primary answers the miss. */
@@ -114,8 +101,8 @@ START_TEST(lag_never_logs_anyone_out)
     PQfinish(c);
     ck_assert_int_eq(tl_whoami(ctx, before, &is_guest), id);
 
-    ck_assert_int_eq(scalar_on(standby, "SELECT count(*) FROM (SELECT "
-                                        "pg_wal_replay_resume()) p"),
+    ck_assert_int_eq(tl_scalar_on(standby, "SELECT count(*) FROM (SELECT "
+                                           "pg_wal_replay_resume()) p"),
                      1);
     caught_up();
     ck_assert_int_eq(tl_whoami(ctx, before, &is_guest), 0);

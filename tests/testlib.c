@@ -48,7 +48,14 @@ void tl_exec(const char *sql)
 
 long long tl_scalar(const char *sql)
 {
-    PGconn *c = tl_db();
+    return tl_scalar_on(tl_conninfo(), sql);
+}
+
+long long tl_scalar_on(const char *conninfo, const char *sql)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s",
+                  PQerrorMessage(c));
     PGresult *r = PQexec(c, sql);
     ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
                   PQerrorMessage(c));
@@ -537,6 +544,24 @@ int tl_pg_port(const char *dir)
     char buf[16];
     read_line(dir, "port", buf, sizeof buf);
     return atoi(buf);
+}
+
+int tl_run_stopping(Suite *s, const char *const *dirs)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    /* Not tl_pg: its ck_assert belongs inside a test. */
+    for (; failed && *dirs; dirs++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "bash \"%s\" stop %s",
+                 getenv("GUESTUSER_PG_SCRIPT"), *dirs);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not stop the cluster in %s\n", *dirs);
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int tl_run(Suite *s)

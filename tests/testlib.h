@@ -16,6 +16,8 @@ PGconn *tl_db(void);
 /* Runs @p sql (no parameters) and returns the first column of the first
  * row as a number (0 when no row). */
 long long tl_scalar(const char *sql);
+/* The same on the server of @p conninfo. */
+long long tl_scalar_on(const char *conninfo, const char *sql);
 void tl_exec(const char *sql);
 /* Drops @p schema so a suite starts from nothing. */
 void tl_drop_schema(const char *schema);
@@ -143,6 +145,10 @@ int tl_pg_port(const char *dir);
 
 /* Runs every test of @p s (and frees it); the exit status for main(). */
 int tl_run(Suite *s);
+/* The same in this process (a suite whose test keeps clusters of its own
+ * across steps), stopping the clusters in @p dirs (NULL-terminated) when
+ * a test failed, so no server outlives the run. */
+int tl_run_stopping(Suite *s, const char *const *dirs);
 
 /* Milliseconds on a monotonic clock. */
 long long tl_now_ms(void);
