@@ -94,12 +94,8 @@ END_TEST
  * transaction mode fails and direct does not. */
 static guest_status lookup(guest_ctx *ctx, const char *cookie, int64_t *id)
 {
-    tl_http h;
-    tl_created seen = {0};
-    tl_http_init(&h, "GET", "/");
-    tl_http_add(&h, "Cookie", cookie);
-    tl_http_run(ctx, &h, tl_whoami_handler, &seen);
-    tl_http_free(&h);
+    tl_created seen;
+    tl_resolve(ctx, cookie, &seen);
     *id = seen.id;
     return seen.st;
 }

@@ -384,15 +384,21 @@ void tl_text_in(const char *schema, const char *sql, char *out, size_t size)
     free(s);
 }
 
-int64_t tl_whoami(guest_ctx *ctx, const char *cookie, bool *is_guest)
+void tl_resolve(guest_ctx *ctx, const char *cookie, tl_created *seen)
 {
     tl_http h;
-    tl_created seen = {0};
+    *seen = (tl_created){0};
     tl_http_init(&h, "GET", "/");
     if (cookie && *cookie)
         tl_http_add(&h, "Cookie", cookie);
-    tl_http_run(ctx, &h, tl_whoami_handler, &seen);
+    tl_http_run(ctx, &h, tl_whoami_handler, seen);
     tl_http_free(&h);
+}
+
+int64_t tl_whoami(guest_ctx *ctx, const char *cookie, bool *is_guest)
+{
+    tl_created seen;
+    tl_resolve(ctx, cookie, &seen);
     ck_assert_int_eq(seen.st, GUEST_OK);
     if (is_guest)
         *is_guest = seen.is_guest;

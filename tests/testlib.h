@@ -123,6 +123,9 @@ void tl_text_in(const char *schema, const char *sql, char *out, size_t size);
 /* The id the cookie "sessionid=..." resolves to now (0: anonymous), and
  * whether that user is a guest. */
 int64_t tl_whoami(guest_ctx *ctx, const char *cookie, bool *is_guest);
+/* The same request, whatever its outcome: guest_req_user's status and
+ * user in @p seen. */
+void tl_resolve(guest_ctx *ctx, const char *cookie, tl_created *seen);
 
 /* The value of attribute value="..." of the input named @p name in an HTML
  * page, into @p out; false when not found. */
