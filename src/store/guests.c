@@ -92,7 +92,8 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
     /* One statement creates user, guest marker and session together: the
      * data-modifying CTEs run atomically, and ON CONFLICT turns a name clash
      * into zero rows instead of an error, so the caller just retries. */
-    if (cfg->guest_rate_limit || cfg->max_guests) {
+    bool limited = cfg->guest_rate_limit || cfg->max_guests;
+    if (limited) {
         char *tmpl = create_limited_sql(cfg);
         sql->create_guest = tmpl ? guest__schema_sql(tmpl, schema) : NULL;
         free(tmpl);
@@ -102,10 +103,6 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
          * 6.7k creations/s against 10.5k through the function). */
         sql->create_guest_fn = guest__schema_sql(
             "SELECT * FROM @.create_guest($1, $2, $3)", schema);
-        if (!sql->create_guest_fn) {
-            guest__sql_free(sql);
-            return GUEST_ERR_NOMEM;
-        }
     }
     sql->resolve_session =
         guest__schema_sql(GUEST__RESOLVE_SESSION_SQL, schema);
@@ -116,8 +113,8 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
     sql->resolve_session_fn =
         guest__schema_sql("SELECT * FROM @.resolve_session($1)", schema);
     sql->ping = guest__strdup("SELECT 1");
-    if (!sql->create_guest || !sql->resolve_session ||
-        !sql->resolve_session_fn || !sql->ping) {
+    if (!sql->create_guest || (!limited && !sql->create_guest_fn) ||
+        !sql->resolve_session || !sql->resolve_session_fn || !sql->ping) {
         guest__sql_free(sql);
         return GUEST_ERR_NOMEM;
     }
