@@ -112,6 +112,20 @@ START_TEST(client_keys)
     ck_assert_str_eq(k, "unknown");
     guest__client_key("1.2.3.4:80", k);
     ck_assert_str_eq(k, "unknown");
+    /* the wider keys: IPv6 /56 and /48, and each client's network */
+    guest__client_keys ks;
+    guest__client_keys_of("2001:db8:1:2ff:aaaa::1", &ks);
+    ck_assert_str_eq(ks.addr, "2001:db8:1:2ff::/64");
+    ck_assert_str_eq(ks.p56, "2001:db8:1:200::/56");
+    ck_assert_str_eq(ks.p48, "2001:db8:1::/48");
+    ck_assert_str_eq(ks.network, "2001:db8:1::/48");
+    guest__client_keys_of("203.0.113.7", &ks);
+    ck_assert_str_eq(ks.p56, "");
+    ck_assert_str_eq(ks.p48, "");
+    ck_assert_str_eq(ks.network, "203.0.113.0/24");
+    guest__client_keys_of("bogus", &ks);
+    ck_assert_str_eq(ks.addr, "unknown");
+    ck_assert_str_eq(ks.network, "");
 }
 END_TEST
 
@@ -381,13 +395,21 @@ static void count_cap_lines(guest_log_level level, const char *message,
 static void cap3(guest_config *c)
 {
     c->max_guests = 3;
+    c->max_guests_per_network = 3;
     c->log = count_cap_lines;
 }
 
-/* The census may be up to 2 s old: make the next creation count afresh. */
-static void age_census(void)
+/* What the trigger-kept counts say, against the rows themselves. */
+static void assert_counts_true(void)
 {
-    tl_exec_in(SCHEMA, "UPDATE @.guest_census SET counted_at = '-infinity'");
+    ck_assert_int_eq(count("SELECT sum(live) FROM @.guest_counts"),
+                     count("SELECT count(*) FROM @.guests"));
+    ck_assert_int_eq(
+        count("SELECT count(*) FROM (SELECT network, count(*) AS n FROM"
+              " @.guests WHERE network IS NOT NULL GROUP BY 1) g FULL JOIN"
+              " (SELECT * FROM @.guest_networks WHERE live <> 0) w USING"
+              " (network) WHERE g.n IS DISTINCT FROM w.live"),
+        0);
 }
 
 START_TEST(max_guests_stops_creation_and_logs_once)
@@ -396,16 +418,13 @@ START_TEST(max_guests_stops_creation_and_logs_once)
     /* a registered user is not a guest and does not count */
     tl_new_user(ctx, "someone", TL_PASSWORD);
     cap_lines = 0;
-    for (int i = 0; i < 3; i++) {
-        age_census();
+    for (int i = 0; i < 3; i++)
         ck_assert_int_gt(allow(ctx, "192.0.2.60", NULL), 0);
-    }
-    age_census();
     for (int i = 0; i < 5; i++)
-        ck_assert_int_eq(allow(ctx, i % 2 ? "192.0.2.61" : "192.0.2.62", NULL),
-                         0);
+        ck_assert_int_eq(
+            allow(ctx, i % 2 ? "192.0.2.61" : "198.51.100.62", NULL), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 3);
-    ck_assert_int_eq(count("SELECT live FROM @.guest_census"), 3);
+    assert_counts_true();
     ck_assert_int_eq(cap_lines, 1);
     tl_http h;
     tl_created made = {0};
@@ -414,29 +433,140 @@ START_TEST(max_guests_stops_creation_and_logs_once)
     ck_assert_int_eq(made.st, GUEST_ERR_BUSY);
     tl_http_free(&h);
 
-    /* room again once guests go and the census has counted again */
+    /* room again at once when a guest goes, however it goes: here by hand */
     tl_exec_in(SCHEMA, "DELETE FROM @.users WHERE id IN"
                        " (SELECT user_id FROM @.guests LIMIT 1)");
-    age_census();
+    assert_counts_true();
     ck_assert_int_gt(allow(ctx, "192.0.2.64", NULL), 0);
-    age_census();
     ck_assert_int_eq(allow(ctx, "192.0.2.64", NULL), 0);
+    assert_counts_true();
     guest_ctx_free(ctx);
 }
 END_TEST
 
-START_TEST(max_guests_census_is_counted_once_per_interval)
+static void cap40(guest_config *c)
 {
-    guest_ctx *ctx = ctx_with(cap3);
-    age_census();
-    ck_assert_int_gt(allow(ctx, "192.0.2.65", NULL), 0);
-    /* a fresh census is trusted: a row added behind its back is not seen */
-    tl_exec_in(SCHEMA, "UPDATE @.guest_census SET counted_at = now() + interval"
-                       " '1 hour', live = 3");
-    ck_assert_int_eq(allow(ctx, "192.0.2.65", NULL), 0);
-    tl_exec_in(SCHEMA, "UPDATE @.guest_census SET live = 0");
-    ck_assert_int_gt(allow(ctx, "192.0.2.65", NULL), 0);
-    ck_assert_int_eq(count("SELECT live FROM @.guest_census"), 0);
+    c->max_guests = 40; /* a network's share: 40 / 20 = 2 */
+}
+
+START_TEST(max_guests_keeps_room_for_other_networks)
+{
+    guest_ctx *ctx = ctx_with(cap40);
+    /* one IPv4 /24, many addresses: two guests */
+    ck_assert_int_gt(allow(ctx, "192.0.2.1", NULL), 0);
+    ck_assert_int_gt(allow(ctx, "192.0.2.2", NULL), 0);
+    ck_assert_int_eq(allow(ctx, "192.0.2.3", NULL), 0);
+    /* one IPv6 /48, many /64s: two guests */
+    ck_assert_int_gt(allow(ctx, "2001:db8:5:1::1", NULL), 0);
+    ck_assert_int_gt(allow(ctx, "2001:db8:5:2::1", NULL), 0);
+    ck_assert_int_eq(allow(ctx, "2001:db8:5:ff00::1", NULL), 0);
+    /* everyone else still gets one */
+    ck_assert_int_gt(allow(ctx, "198.51.100.7", NULL), 0);
+    ck_assert_int_gt(allow(ctx, "2001:db8:6::1", NULL), 0);
+    ck_assert_int_eq(count("SELECT live FROM @.guest_networks"
+                           " WHERE network = '192.0.2.0/24'"),
+                     2);
+    ck_assert_int_eq(count("SELECT live FROM @.guest_networks"
+                           " WHERE network = '2001:db8:5::/48'"),
+                     2);
+    assert_counts_true();
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* Every way a guest goes keeps the counts true: conversion, a guest's
+ * login into an account, cleanup, a user deleted by hand, a guest row
+ * inserted by hand. */
+START_TEST(guest_counts_follow_every_change)
+{
+    guest_ctx *ctx = ctx_with(cap40);
+    for (int i = 0; i < 2; i++) {
+        char addr[32];
+        snprintf(addr, sizeof addr, "203.0.113.%d", i + 1);
+        ck_assert_int_gt(allow(ctx, addr, NULL), 0);
+    }
+    char guest[128], cookie[256];
+    tl_new_guest(ctx, guest, sizeof guest);
+    tl_cookie_header(cookie, sizeof cookie, guest, true);
+    assert_counts_true();
+    tl_http h;
+    request(ctx, &h, "198.51.100.20", "POST", "/convert/", cookie,
+            "username=counted&password1=" TL_PASSWORD "&password2=" TL_PASSWORD
+            "&csrfmiddlewaretoken=" TL_CSRF,
+            false, guest_convert_view, NULL);
+    ck_assert_int_eq(h.status, 302);
+    tl_http_free(&h);
+    assert_counts_true();
+    tl_exec_in(SCHEMA, "INSERT INTO @.users (username) VALUES ('byhand')");
+    tl_exec_in(SCHEMA, "INSERT INTO @.guests (user_id, network) SELECT id,"
+                       " '203.0.113.0/24' FROM @.users"
+                       " WHERE username = 'byhand'");
+    assert_counts_true();
+    ck_assert_int_eq(count("SELECT live FROM @.guest_networks"
+                           " WHERE network = '203.0.113.0/24'"),
+                     3);
+    tl_exec_in(SCHEMA, "UPDATE @.guests SET created_at = now() - interval"
+                       " '30 days'");
+    guest_cleanup_options o;
+    guest_cleanup_options_init(&o);
+    o.batch_size = 1;
+    guest_cleanup_result r;
+    ck_assert_int_eq(guest_delete_expired(ctx, &o, &r, NULL), GUEST_OK);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 0);
+    assert_counts_true();
+    ck_assert_int_eq(count("SELECT sum(live) FROM @.guest_counts"), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* 32 visitors from 32 networks at the same instant against a cap of 5:
+ * the overshoot is bounded by the creations that run at once, which the
+ * pool of 4 connections bounds. */
+static void cap5_pool4(guest_config *c)
+{
+    c->max_guests = 5;
+    c->max_guests_per_network = 5;
+    c->db_pool_size = 4;
+}
+
+typedef struct burst {
+    guest_ctx *ctx;
+    pthread_barrier_t *go;
+    int index;
+    int64_t id;
+} burst;
+
+static void *burst_allow(void *arg)
+{
+    burst *b = arg;
+    char addr[32];
+    snprintf(addr, sizeof addr, "10.%d.0.1", b->index);
+    pthread_barrier_wait(b->go);
+    b->id = allow(b->ctx, addr, NULL);
+    return NULL;
+}
+
+START_TEST(max_guests_holds_for_32_at_once)
+{
+    guest_ctx *ctx = ctx_with(cap5_pool4);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 32);
+    burst b[32];
+    pthread_t t[32];
+    for (int i = 0; i < 32; i++) {
+        b[i] = (burst){.ctx = ctx, .go = &go, .index = i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, burst_allow, &b[i]), 0);
+    }
+    int made = 0;
+    for (int i = 0; i < 32; i++) {
+        pthread_join(t[i], NULL);
+        made += b[i].id > 0;
+    }
+    pthread_barrier_destroy(&go);
+    ck_assert_int_ge(made, 5);
+    ck_assert_int_le(made, 5 + 4);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), made);
+    assert_counts_true();
     guest_ctx_free(ctx);
 }
 END_TEST
@@ -646,6 +776,176 @@ START_TEST(login_limit_refuses_before_any_hash)
 }
 END_TEST
 
+/* ---- 32 attempts at the same instant ---- */
+
+static void limit5_wide(guest_config *c)
+{
+    c->login_rate_limit = 5;
+    c->login_address_rate_limit = 5;
+    c->guest_rate_limit = 5;
+    c->hash_concurrency = 32;
+    c->hash_wait_ms = 60000;
+    c->db_pool_size = 8;
+}
+
+typedef struct attempt {
+    guest_ctx *ctx;
+    pthread_barrier_t *go;
+    const char *addr;
+    char username[32];
+    const char *cookie;
+    enum { LOGIN, CONVERT, ALLOW } what;
+    guest_status st;
+    int64_t id;
+} attempt;
+
+static void convert_attempt_handler(guest_req *req, void *ud)
+{
+    attempt *a = ud;
+    a->st =
+        guest_convert(req, a->username, TL_PASSWORD, "mismatch", NULL, NULL);
+}
+
+static void *run_attempt(void *arg)
+{
+    attempt *a = arg;
+    tl_http h;
+    pthread_barrier_wait(a->go);
+    if (a->what == ALLOW) {
+        a->id = allow(a->ctx, a->addr, NULL);
+        return NULL;
+    }
+    login_req l = {.username = a->username, .password = "wrong"};
+    request(a->ctx, &h, a->addr, "POST", "/", a->cookie, NULL, false,
+            a->what == LOGIN ? api_login_handler : convert_attempt_handler,
+            a->what == LOGIN ? (void *)&l : (void *)a);
+    if (a->what == LOGIN)
+        a->st = l.st;
+    tl_http_free(&h);
+    return NULL;
+}
+
+/* Runs 32 attempts released by one barrier; counts outcomes equal to
+ * @p st (or guests made, for ALLOW). */
+static int burst32(guest_ctx *ctx, int what, bool same_name, const char *cookie,
+                   guest_status st)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 32);
+    attempt a[32];
+    pthread_t t[32];
+    for (int i = 0; i < 32; i++) {
+        a[i] = (attempt){.ctx = ctx,
+                         .go = &go,
+                         .addr = "192.0.2.150",
+                         .cookie = cookie,
+                         .what = what};
+        snprintf(a[i].username, sizeof a[i].username, "%s%d",
+                 same_name ? "erin" : "name", same_name ? 0 : i);
+        ck_assert_int_eq(pthread_create(&t[i], NULL, run_attempt, &a[i]), 0);
+    }
+    int n = 0;
+    for (int i = 0; i < 32; i++) {
+        pthread_join(t[i], NULL);
+        n += what == ALLOW ? a[i].id > 0 : a[i].st == st;
+    }
+    pthread_barrier_destroy(&go);
+    return n;
+}
+
+START_TEST(login_limit_holds_for_32_at_once)
+{
+    guest_ctx *ctx = ctx_with(limit5_wide);
+    tl_new_user(ctx, "erin0", TL_PASSWORD);
+    /* one username: 5 passwords checked, 27 refused before a hash */
+    ck_assert_int_eq(burst32(ctx, LOGIN, true, NULL, GUEST_ERR_AUTH), 5);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'login_user'"),
+                     5);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(address_limit_holds_for_32_at_once)
+{
+    guest_ctx *ctx = ctx_with(limit5_wide);
+    /* 32 usernames from one address: the address allows 5 */
+    ck_assert_int_eq(burst32(ctx, LOGIN, false, NULL, GUEST_ERR_AUTH), 5);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'login'"),
+                     5);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(conversion_limit_holds_for_32_at_once)
+{
+    guest_ctx *ctx = ctx_with(limit5_wide);
+    char guest[128], cookie[256];
+    tl_new_guest(ctx, guest, sizeof guest);
+    tl_cookie_header(cookie, sizeof cookie, guest, true);
+    ck_assert_int_eq(burst32(ctx, CONVERT, false, cookie, GUEST_ERR_VALIDATION),
+                     5);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE kind = 'convert'"),
+                     5);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(guest_limit_holds_for_32_at_once)
+{
+    guest_ctx *ctx = ctx_with(limit5_wide);
+    ck_assert_int_eq(burst32(ctx, ALLOW, false, NULL, GUEST_OK), 5);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 5);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- IPv6 prefixes ---- */
+
+static void rate2(guest_config *c)
+{
+    c->guest_rate_limit = 2; /* /56: 8, /48: 16 */
+    c->login_rate_limit = 0;
+    c->login_address_rate_limit = 1; /* /56: 4, /48: 8 */
+}
+
+START_TEST(ipv6_prefixes_have_budgets_of_their_own)
+{
+    guest_ctx *ctx = ctx_with(rate2);
+    /* 20 /64s of one /56: its budget of 8, not 40 */
+    int made = 0;
+    for (int i = 0; i < 20; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "2001:db8:7:%x::1", i);
+        made += allow(ctx, addr, NULL) > 0;
+    }
+    ck_assert_int_eq(made, 8);
+    /* 20 /56s of one /48: its budget of 16 in all (8 taken above) */
+    for (int i = 1; i <= 20; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "2001:db8:7:%x00::1", i);
+        made += allow(ctx, addr, NULL) > 0;
+    }
+    ck_assert_int_eq(made, 16);
+    /* the next /48 is another customer */
+    ck_assert_int_gt(allow(ctx, "2001:db8:8::1", NULL), 0);
+    ck_assert_int_eq(count("SELECT curr_count FROM @.rate_windows"
+                           " WHERE client = '2001:db8:7::/48'"),
+                     16);
+    /* failed logins: 1 per /64, 4 per /56, 8 per /48 */
+    int checked = 0;
+    for (int i = 0; i < 40; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "2001:db8:9:%x::1", i * 0x40);
+        checked += login_status(ctx, addr, "nobody", "wrong") == 200;
+    }
+    ck_assert_int_eq(checked, 8);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- conversion ---- */
 
 static void convert2(guest_config *c)
@@ -754,13 +1054,25 @@ START_TEST(bad_limit_settings_are_refused)
     c.login_rate_limit = 2000000000u;
     ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(err.message, "login_rate_limit"));
-    /* off by default */
+    tl_config(&c, SCHEMA);
+    c.ipv6_prefix48_multiplier = 70000;
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "ipv6_prefix48_multiplier"));
+    tl_config(&c, SCHEMA);
+    c.max_guests_per_network = -1;
+    ck_assert_int_eq(guest_ctx_new(&c, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "max_guests_per_network"));
+    /* guest limits off by default; guessing limits on */
     guest_config_init(&c);
     ck_assert_uint_eq(c.guest_rate_limit, 0);
     ck_assert_uint_eq(c.guest_rate_window, 3600);
     ck_assert_int_eq(c.guest_rate_limit_action, GUEST_RATE_ACTION_ANONYMOUS);
-    ck_assert_uint_eq(c.login_rate_limit, 0);
+    ck_assert_uint_eq(c.login_rate_limit, 5);
+    ck_assert_uint_eq(c.login_address_rate_limit, 100);
+    ck_assert_uint_eq(c.ipv6_prefix56_multiplier, 4);
+    ck_assert_uint_eq(c.ipv6_prefix48_multiplier, 8);
     ck_assert_int_eq(c.max_guests, 0);
+    ck_assert_int_eq(c.max_guests_per_network, 0);
 }
 END_TEST
 
@@ -782,12 +1094,19 @@ int main(void)
     tcase_add_test(t, action_anonymous_runs_the_handler_without_a_user);
     tcase_add_test(t, window_slides_into_the_next_bucket);
     tcase_add_test(t, max_guests_stops_creation_and_logs_once);
-    tcase_add_test(t, max_guests_census_is_counted_once_per_interval);
+    tcase_add_test(t, max_guests_keeps_room_for_other_networks);
+    tcase_add_test(t, guest_counts_follow_every_change);
+    tcase_add_test(t, max_guests_holds_for_32_at_once);
     tcase_add_test(t, limits_add_no_round_trip);
     tcase_add_test(t, login_limit_answers_429_and_success_resets);
     tcase_add_test(t, login_limit_per_address_whatever_the_username);
     tcase_add_test(t, login_limit_refuses_before_any_hash);
     tcase_add_test(t, failed_conversions_count_per_address);
+    tcase_add_test(t, login_limit_holds_for_32_at_once);
+    tcase_add_test(t, address_limit_holds_for_32_at_once);
+    tcase_add_test(t, conversion_limit_holds_for_32_at_once);
+    tcase_add_test(t, guest_limit_holds_for_32_at_once);
+    tcase_add_test(t, ipv6_prefixes_have_budgets_of_their_own);
     tcase_add_test(t, cleanup_deletes_stale_windows);
     tcase_add_test(t, bad_limit_settings_are_refused);
     suite_add_tcase(s, t);

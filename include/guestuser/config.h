@@ -242,26 +242,43 @@ struct guest_config {
     const char *allowed_hosts;
     /* Abuse limits, kept in the database so every node shares them; 0 = off. */
     /** Guests one client address (an IPv4 address, an IPv6 /64) may create
-     * per guest_rate_window seconds; 0: no limit (0). 1..1000000000. */
+     * per guest_rate_window seconds; 0: no limit (0). 1..1000000000. An
+     * IPv6 client's /56 and /48 get budgets of their own too (the
+     * ipv6_prefix*_multiplier fields). The check and the count are one
+     * statement, so concurrent visits cannot pass it together. */
     unsigned guest_rate_limit;
     /** Length of that sliding window, seconds (3600); 1..2592000. */
     unsigned guest_rate_window;
     /** What GUEST_ALLOW does past the limit (GUEST_RATE_ACTION_ANONYMOUS). */
     guest_rate_action guest_rate_limit_action;
-    /** Failed logins per hour for one username from one client address;
-     * past it guest_login answers GUEST_ERR_RATE_LIMITED before any password
-     * hash is computed. A successful login resets that count. 0: no login
-     * limit at all (0). 1..1000000000. */
+    /** Failed logins per hour for one username from one client address
+     * (wrong old passwords in guest_password_change() count too); past it
+     * guest_login answers GUEST_ERR_RATE_LIMITED before any password hash is
+     * computed. Each attempt takes its place before its hash, so concurrent
+     * attempts cannot pass the limit together; a successful login resets
+     * the count. 0: off. 1..1000000000 (5). */
     unsigned login_rate_limit;
-    /** Failed logins (any username) and failed conversions per hour from one
-     * client address; 0: five times login_rate_limit (0). Only in force
-     * while login_rate_limit is on. */
+    /** Failed logins (any username) and failed conversions (a form error or
+     * a taken username) per hour from one client address, counted apart
+     * for logins and conversions; 0: off. 1..1000000000 (100: an office
+     * behind one address can mistype a lot before it is locked out). */
     unsigned login_address_rate_limit;
+    /** The budget of an IPv6 client's /56, as a multiple of the /64's, for
+     * guest_rate_limit and login_address_rate_limit; 0: no /56 budget.
+     * 0..65536 (4). */
+    unsigned ipv6_prefix56_multiplier;
+    /** The same for the client's /48 (8). */
+    unsigned ipv6_prefix48_multiplier;
     /** Most live guests; past it GUEST_ALLOW creates no more (the visitor
-     * stays anonymous) until cleanup or conversions make room. Checked
-     * against a count at most 2 s old: may be overshot by what all nodes
-     * create within 2 s. 0: no cap (0). */
+     * stays anonymous) until cleanup or conversions make room. Counted by
+     * triggers in 32 shard rows, so no guest is counted per request; may
+     * be overshot only by the creations running at the same instant on
+     * all nodes (at most the sum of their db_pool_size). 0: no cap (0). */
     int64_t max_guests;
+    /** Most live guests created from one network (an IPv4 /24, an IPv6
+     * /48) while max_guests is on, so one network cannot fill the cap for
+     * everyone; 0: max_guests / 20 (at least 1), that is 5 %. */
+    int64_t max_guests_per_network;
     /* Signed session and CSRF cookies */
     /**
      * Server secrets that sign the session and CSRF cookies (HMAC-SHA256), as

@@ -211,9 +211,10 @@ guest_status guest_convert_with(guest_req *req, const char *username,
 {
     /* Failed conversions count against the address like failed logins:
      * each can cost a password hash, and "taken" answers enumerate
-     * usernames. Checked before any of that work. */
+     * usernames. The attempt takes its place before any of that work and
+     * gets it back unless it failed that way. */
     if (req) {
-        guest_status st = guest__limit_convert_check(req, err);
+        guest_status st = guest__limit_convert_take(req, err);
         if (st != GUEST_OK) {
             if (errors) {
                 errors->count = 0;
@@ -227,6 +228,6 @@ guest_status guest_convert_with(guest_req *req, const char *username,
     guest_status st = convert_with(req, username, password1, password2, signup,
                                    form, errors, err);
     if (req)
-        guest__limit_convert_record(req, st);
+        guest__limit_convert_done(req, st);
     return st;
 }

@@ -298,11 +298,13 @@ guest_status guest_login(guest_req *req, const char *username,
                          const char *password, guest_form_errors *errors,
                          guest_error *err)
 {
-    /* The login limit: checked before any password hash is computed, so a
-     * locked-out guesser costs one indexed read; failures counted after. */
+    /* The login limits: the attempt takes its place in every window before
+     * any password hash is computed (so a locked-out guesser costs one
+     * statement and concurrent attempts cannot pass a limit together), and
+     * gets it back unless the password was wrong. */
     bool limited = req && username && *username && password && *password;
     if (limited) {
-        guest_status st = guest__limit_login_check(req, username, err);
+        guest_status st = guest__limit_login_take(req, username, err);
         if (st != GUEST_OK) {
             guest__metric_login(req->ctx, st);
             if (errors) {
@@ -317,7 +319,7 @@ guest_status guest_login(guest_req *req, const char *username,
     guest_status st = login(req, username, password, errors, err);
     guest__metric_login(req ? req->ctx : NULL, st);
     if (limited)
-        guest__limit_login_record(req, username, st);
+        guest__limit_login_done(req, username, st);
     return st;
 }
 

@@ -226,11 +226,12 @@ guest_status guest_password_change(guest_req *req, const char *old_password,
                                    : "the visitor is not logged in");
     guest_user user = *current;
     /* A wrong old password is a password guess: it counts against the
-     * login limit of that username from this address, and is refused
-     * before any hash once the limit is reached. */
+     * login limit of that username from this address: it takes its place
+     * before any hash, and gets it back unless the old password was
+     * wrong. */
     bool limited = old_password && *old_password;
     if (limited) {
-        st = guest__limit_login_check(req, user.username, err);
+        st = guest__limit_login_take(req, user.username, err);
         if (st != GUEST_OK) {
             if (st == GUEST_ERR_RATE_LIMITED)
                 guest_form_errors_add(errors, "__all__", GUEST__MSG_LOCKED_OUT);
@@ -240,9 +241,9 @@ guest_status guest_password_change(guest_req *req, const char *old_password,
     bool old_wrong;
     st = change(req, &user, old_password, new_password1, new_password2, errors,
                 &old_wrong, err);
-    if (limited && (st == GUEST_OK || old_wrong))
-        guest__limit_login_record(req, user.username,
-                                  old_wrong ? GUEST_ERR_AUTH : GUEST_OK);
+    if (limited)
+        guest__limit_login_done(req, user.username,
+                                old_wrong ? GUEST_ERR_AUTH : st);
     if (st != GUEST_OK)
         return st;
     if (guest__csrf_rotate(req) != GUEST_OK)

@@ -16,6 +16,16 @@
 #define GUEST__SHA256_BYTES 32
 /* A client's rate-limit key: "a.b.c.d", "xxxx:...::/64" or "unknown". */
 #define GUEST__CLIENT_KEY_BUF 64
+/* A client's rate-limit keys (core/limits.c): the address or IPv6 /64,
+ * the IPv6 /56 and /48 ("" for IPv4), and the network whose share of
+ * max_guests it uses (IPv4 /24, IPv6 /48; "" when unknown). */
+typedef struct guest__client_keys {
+    bool done;
+    char addr[GUEST__CLIENT_KEY_BUF];
+    char p56[GUEST__CLIENT_KEY_BUF];
+    char p48[GUEST__CLIENT_KEY_BUF];
+    char network[GUEST__CLIENT_KEY_BUF];
+} guest__client_keys;
 
 /* SQL texts built once per context with the schema name quoted in
  * (store/guests.c). */

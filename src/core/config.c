@@ -64,6 +64,10 @@ void guest_config_init(guest_config *cfg)
     cfg->max_body_size = 65536;
     cfg->hash_wait_ms = 2000;
     cfg->guest_rate_window = 3600;
+    cfg->login_rate_limit = 5;
+    cfg->login_address_rate_limit = 100;
+    cfg->ipv6_prefix56_multiplier = 4;
+    cfg->ipv6_prefix48_multiplier = 8;
     cfg->session_cache_size = 10000;
 }
 
@@ -202,8 +206,15 @@ static guest_status check_config(const guest_config *c, guest_error *err)
     if (c->login_address_rate_limit > 1000000000u)
         return BAD("login_address_rate_limit must be 0..1000000000 (got %u)",
                    c->login_address_rate_limit);
+    if (c->ipv6_prefix56_multiplier > 65536 ||
+        c->ipv6_prefix48_multiplier > 65536)
+        return BAD("ipv6_prefix56_multiplier and ipv6_prefix48_multiplier "
+                   "must be 0..65536 (got %u, %u)",
+                   c->ipv6_prefix56_multiplier, c->ipv6_prefix48_multiplier);
     if (c->max_guests < 0)
         return BAD("max_guests must not be negative");
+    if (c->max_guests_per_network < 0)
+        return BAD("max_guests_per_network must not be negative");
     if (c->session_cache_ttl > GUEST_SESSION_CACHE_TTL_MAX)
         return BAD("session_cache_ttl must be 0 (off) or 1..%u seconds (got "
                    "%u)",

@@ -41,9 +41,10 @@ struct guest_req {
     char client_buf[46]; /* INET6_ADDRSTRLEN */
     unsigned char client_ip[16];
     int client_family;
-    /* limits.c: the client's key once computed ("" until then), and the
-     * seconds a limit that refused this request asks to wait. */
-    char client_key[GUEST__CLIENT_KEY_BUF];
+    /* limits.c: the client's keys once computed (keys.done false until
+     * then), and the seconds a limit that refused this request asks to
+     * wait. */
+    guest__client_keys keys;
     int64_t retry_after;
     /* req_db.c: the connection lent to the handler (NULL: none yet), and
      * whether it was lost, which fails every later use in this request. */
@@ -165,18 +166,26 @@ guest_status guest__name_numbered_width(const guest_config *cfg,
  * one shared budget): an IPv4 address (also written IPv4-mapped), or the
  * /64 prefix of an IPv6 one. */
 void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF]);
-/* The request's client key, computed once. */
+/* All keys of a client address: the /64 (or IPv4) key as above, for IPv6
+ * the enclosing /56 and /48 too (else ""), and its network for the guest
+ * cap's share: the IPv4 /24 or the IPv6 /48 ("" when unknown). */
+void guest__client_keys_of(const char *addr, guest__client_keys *out);
+/* The request's client keys, computed once. */
+const guest__client_keys *guest__req_keys(guest_req *req);
 const char *guest__req_client_key(guest_req *req);
-/* Login and conversion limits: GUEST_OK, GUEST_ERR_RATE_LIMITED (with
- * req->retry_after) or a database status; the record calls count a
- * failure (GUEST_ERR_AUTH, resp. GUEST_ERR_VALIDATION / _USERNAME_TAKEN)
- * or reset the username's count after GUEST_OK. */
-guest_status guest__limit_login_check(guest_req *req, const char *username,
-                                      guest_error *err);
-void guest__limit_login_record(guest_req *req, const char *username,
-                               guest_status outcome);
-guest_status guest__limit_convert_check(guest_req *req, guest_error *err);
-void guest__limit_convert_record(guest_req *req, guest_status outcome);
+/* Login and conversion limits. A take counts the attempt in every window
+ * of the client before any password is hashed, atomically (one statement),
+ * and answers GUEST_OK, GUEST_ERR_RATE_LIMITED (with req->retry_after) or a
+ * database status. After the attempt, done gives the place back unless the
+ * attempt failed the way a guesser fails (login: GUEST_ERR_AUTH;
+ * conversion: GUEST_ERR_VALIDATION, GUEST_ERR_USERNAME_TAKEN); a
+ * successful login also resets its username's count. */
+guest_status guest__limit_login_take(guest_req *req, const char *username,
+                                     guest_error *err);
+void guest__limit_login_done(guest_req *req, const char *username,
+                             guest_status outcome);
+guest_status guest__limit_convert_take(guest_req *req, guest_error *err);
+void guest__limit_convert_done(guest_req *req, guest_status outcome);
 /* 429 with Retry-After (req->retry_after) and a plain-text body; returns
  * GUEST_ERR_RATE_LIMITED, or the adapter's failure. */
 guest_status guest__respond_rate_limited(guest_req *req);

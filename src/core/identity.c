@@ -121,10 +121,8 @@ static guest_status create_guest(guest_req *req, const char *token,
         }
         guest__created outcome;
         int64_t wait = 0;
-        st = guest__store_create_guest(
-            ctx, name, hash,
-            c->guest_rate_limit ? guest__req_client_key(req) : "", &req->user,
-            &outcome, &wait, err);
+        st = guest__store_create_guest(ctx, name, hash, guest__req_keys(req),
+                                       &req->user, &outcome, &wait, err);
         if (st != GUEST_OK)
             return st;
         if (outcome == GUEST__RATE_LIMITED) {
@@ -143,12 +141,15 @@ static guest_status create_guest(guest_req *req, const char *token,
         }
         if (outcome == GUEST__AT_CAPACITY) {
             guest__log_every(ctx, &ctx->cap_logged, 60000, GUEST_LOG_WARNING,
-                             "max_guests (%lld) reached: no new guests until "
-                             "cleanup or conversions make room (logged once "
-                             "a minute)",
-                             (long long)c->max_guests);
+                             "max_guests (%lld) reached, in all or for the "
+                             "network of client %s: no new guests there "
+                             "until cleanup or conversions make room (logged "
+                             "once a minute)",
+                             (long long)c->max_guests,
+                             guest__req_client_key(req));
             return guest__fail(err, GUEST_ERR_BUSY,
-                               "max_guests (%lld) live guests already",
+                               "max_guests (%lld) live guests already, in all "
+                               "or for this client's network",
                                (long long)c->max_guests);
         }
         if (outcome == GUEST__CREATED) {

@@ -10,27 +10,48 @@
 /* Failed logins and conversions are counted per hour. */
 #define LOGIN_WINDOW 3600
 
-/* The key of a parsed address (IPv4 mapped into out[12..15]). */
-static void key_of(const unsigned char ip[16], int family,
-                   char out[GUEST__CLIENT_KEY_BUF])
+/* An IPv6 prefix of @p bits as "addr/bits". */
+static void prefix_key(const unsigned char ip[16], int bits,
+                       char out[GUEST__CLIENT_KEY_BUF])
 {
+    unsigned char b[16] = {0};
+    memcpy(b, ip, (size_t)bits / 8);
+    char v6[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, b, v6, sizeof v6);
+    snprintf(out, GUEST__CLIENT_KEY_BUF, "%s/%d", v6, bits);
+}
+
+/* The keys of a parsed address (IPv4 mapped into ip[12..15]). */
+static void keys_of(const unsigned char ip[16], int family,
+                    guest__client_keys *k)
+{
+    k->p56[0] = k->p48[0] = '\0';
     if (family == AF_INET) {
-        inet_ntop(AF_INET, ip + 12, out, GUEST__CLIENT_KEY_BUF);
+        inet_ntop(AF_INET, ip + 12, k->addr, sizeof k->addr);
+        snprintf(k->network, sizeof k->network, "%u.%u.%u.0/24", ip[12], ip[13],
+                 ip[14]);
         return;
     }
     /* One subscriber usually gets a whole /64: its addresses are one
-     * client, or rotating through them would multiply the budget. */
-    unsigned char b[16];
-    memcpy(b, ip, 8);
-    memset(b + 8, 0, 8);
-    char v6[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, b, v6, sizeof v6);
-    snprintf(out, GUEST__CLIENT_KEY_BUF, "%s/64", v6);
+     * client, or rotating through them would multiply the budget. But an
+     * ISP hands out a /56 or a /48, so one customer holds 256 to 65,536
+     * /64s: the enclosing prefixes get budgets of their own. */
+    prefix_key(ip, 64, k->addr);
+    prefix_key(ip, 56, k->p56);
+    prefix_key(ip, 48, k->p48);
+    memcpy(k->network, k->p48, sizeof k->network);
 }
 
-void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF])
+static void keys_unknown(guest__client_keys *k)
 {
-    snprintf(out, GUEST__CLIENT_KEY_BUF, "unknown");
+    snprintf(k->addr, sizeof k->addr, "unknown");
+    k->p56[0] = k->p48[0] = k->network[0] = '\0';
+}
+
+void guest__client_keys_of(const char *addr, guest__client_keys *out)
+{
+    keys_unknown(out);
+    out->done = true;
     if (!addr)
         return;
     const char *s = addr;
@@ -45,22 +66,34 @@ void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF])
     unsigned char ip[16];
     int family;
     if (guest__parse_ip(s, n, ip, &family))
-        key_of(ip, family, out);
+        keys_of(ip, family, out);
+}
+
+void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF])
+{
+    guest__client_keys k;
+    guest__client_keys_of(addr, &k);
+    memcpy(out, k.addr, GUEST__CLIENT_KEY_BUF);
 }
 
 /* The address guest_req_new() decided on (trusted proxies considered),
  * parsed there once. */
-const char *guest__req_client_key(guest_req *req)
+const guest__client_keys *guest__req_keys(guest_req *req)
 {
-    if (!req->client_key[0]) {
+    if (!req->keys.done) {
         unsigned char ip[16];
         int family;
+        keys_unknown(&req->keys);
         if (guest__req_client_ip(req, ip, &family))
-            key_of(ip, family, req->client_key);
-        else
-            snprintf(req->client_key, sizeof req->client_key, "unknown");
+            keys_of(ip, family, &req->keys);
+        req->keys.done = true;
     }
-    return req->client_key;
+    return &req->keys;
+}
+
+const char *guest__req_client_key(guest_req *req)
+{
+    return guest__req_keys(req)->addr;
 }
 
 int64_t guest_req_retry_after(const guest_req *req)
@@ -68,186 +101,132 @@ int64_t guest_req_retry_after(const guest_req *req)
     return req ? req->retry_after : 0;
 }
 
-static unsigned address_limit(const guest_config *c)
+/* A budget times a prefix's multiplier, within what the counters hold. */
+static uint64_t scaled(uint64_t limit, unsigned factor)
 {
-    if (c->login_address_rate_limit)
-        return c->login_address_rate_limit;
-    return c->login_rate_limit > 200000000u ? 1000000000u
-                                            : c->login_rate_limit * 5;
+    uint64_t v = limit * factor;
+    return v > 2000000000u ? 2000000000u : v;
 }
 
-/* The username's part of a login_user key: its SHA-256, so any bytes of
- * any length make a fixed-size key. */
-static guest_status subject_of(const char *username,
-                               unsigned char out[GUEST__SHA256_BYTES])
+/* The windows of one login or conversion attempt, narrowest first: the
+ * username at this address (logins only), then the address, its /56 and
+ * its /48. Returns how many. */
+static size_t attempt_windows(guest_req *req, const char *kind,
+                              const unsigned char *subject,
+                              guest__window_limit w[GUEST__WINDOW_LIMITS_MAX])
 {
-    return guest__sha256(username, strlen(username), out);
-}
-
-/* One read of the rows that could refuse the attempt; refuses with the
- * longest wait among them. */
-static guest_status check(guest_req *req, const char *username,
-                          guest_error *err)
-{
-    guest_ctx *ctx = req->ctx;
-    const guest_config *c = &ctx->cfg;
-    unsigned char subject[GUEST__SHA256_BYTES];
-    guest__params p = {0};
-    guest__param_text(&p, guest__req_client_key(req));
-    if (username) {
-        guest_status hs = subject_of(username, subject);
-        if (hs != GUEST_OK)
-            return guest__fail(err, hs, "cannot hash the username");
-        guest__param_bin(&p, subject, sizeof subject);
+    const guest_config *c = &req->ctx->cfg;
+    const guest__client_keys *k = guest__req_keys(req);
+    size_t n = 0;
+    if (subject && c->login_rate_limit)
+        w[n++] = (guest__window_limit){"login_user", k->addr, subject,
+                                       c->login_rate_limit, LOGIN_WINDOW};
+    uint64_t a = c->login_address_rate_limit;
+    if (a) {
+        w[n++] = (guest__window_limit){kind, k->addr, NULL, a, LOGIN_WINDOW};
+        if (*k->p56 && c->ipv6_prefix56_multiplier)
+            w[n++] = (guest__window_limit){
+                kind, k->p56, NULL, scaled(a, c->ipv6_prefix56_multiplier),
+                LOGIN_WINDOW};
+        if (*k->p48 && c->ipv6_prefix48_multiplier)
+            w[n++] = (guest__window_limit){
+                kind, k->p48, NULL, scaled(a, c->ipv6_prefix48_multiplier),
+                LOGIN_WINDOW};
     }
-    PGresult *res;
-    const guest__stmt s = {
-        .tmpl =
-            username
-                ? "SELECT kind, bucket, prev_count, curr_count, window_secs,"
-                  " extract(epoch FROM now())::float8 FROM @.rate_windows"
-                  " WHERE client = $1 AND ((kind = 'login' AND subject = '')"
-                  " OR (kind = 'login_user' AND subject = $2))"
-                : "SELECT kind, bucket, prev_count, curr_count, window_secs,"
-                  " extract(epoch FROM now())::float8 FROM @.rate_windows"
-                  " WHERE client = $1 AND kind = 'convert'"
-                  " AND subject = ''",
-        .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
-    if (st != GUEST_OK) {
-        PQclear(res);
+    return n;
+}
+
+static guest_status take(guest_req *req, const char *kind,
+                         const unsigned char *subject, guest_error *err)
+{
+    guest__window_limit w[GUEST__WINDOW_LIMITS_MAX];
+    size_t n = attempt_windows(req, kind, subject, w);
+    bool admitted;
+    int64_t wait;
+    guest_status st = guest__window_take(req->ctx, w, n, &admitted, &wait, err);
+    if (st != GUEST_OK || admitted)
         return st;
-    }
-    int64_t wait = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
-        int64_t window = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-        if (window != LOGIN_WINDOW)
-            continue;
-        unsigned limit = strcmp(PQgetvalue(res, i, 0), "login_user")
-                             ? address_limit(c)
-                             : c->login_rate_limit;
-        int64_t w =
-            guest__window_wait(strtod(PQgetvalue(res, i, 5), NULL), window,
-                               strtoll(PQgetvalue(res, i, 1), NULL, 10),
-                               strtoll(PQgetvalue(res, i, 2), NULL, 10),
-                               strtoll(PQgetvalue(res, i, 3), NULL, 10), limit);
-        if (w > wait)
-            wait = w;
-    }
-    PQclear(res);
-    if (wait > 0) {
-        guest__count(ctx, GUEST__C_RATE_LIMITED);
-        req->retry_after = wait;
-        return guest__fail(err, GUEST_ERR_RATE_LIMITED,
-                           "too many failed attempts from this client; retry "
-                           "in %lld s",
-                           (long long)wait);
-    }
-    return GUEST_OK;
+    guest__count(req->ctx, GUEST__C_RATE_LIMITED);
+    req->retry_after = wait;
+    return guest__fail(err, GUEST_ERR_RATE_LIMITED,
+                       "too many failed attempts from this client; retry in "
+                       "%lld s",
+                       (long long)wait);
 }
 
-/* Adds one failure to the address row and, for a login, to the
- * username+address row: one statement. */
-static void count_failure(guest_req *req, const char *username)
+/* The place an attempt took, given back; with @p reset_user the
+ * username's window is emptied instead (a successful login). */
+static void give_back(guest_req *req, const char *kind,
+                      const unsigned char *subject, bool reset_user)
 {
-    guest_ctx *ctx = req->ctx;
+    guest__window_limit w[GUEST__WINDOW_LIMITS_MAX];
+    bool reset[GUEST__WINDOW_LIMITS_MAX] = {false};
+    size_t n = attempt_windows(req, kind, subject, w);
+    if (n && subject && req->ctx->cfg.login_rate_limit)
+        reset[0] = reset_user;
+    guest_status st = guest__window_give_back(req->ctx, w, reset, n, NULL);
+    /* The attempt's own outcome stands; a place that could not be given
+     * back is logged (it only makes the limit stricter for a while). */
+    if (st != GUEST_OK)
+        guest__log(req->ctx, GUEST_LOG_WARNING,
+                   "could not give back a rate-limit place: %s",
+                   guest_strerror(st));
+}
+
+static bool login_limited(const guest_config *c)
+{
+    return c->login_rate_limit || c->login_address_rate_limit;
+}
+
+guest_status guest__limit_login_take(guest_req *req, const char *username,
+                                     guest_error *err)
+{
+    if (!login_limited(&req->ctx->cfg))
+        return GUEST_OK;
+    /* The username's part of a login_user key: its SHA-256, so any bytes
+     * of any length make a fixed-size key. */
     unsigned char subject[GUEST__SHA256_BYTES];
-    char window[16];
-    snprintf(window, sizeof window, "%d", LOGIN_WINDOW);
-    guest__params p = {0};
-    guest__param_text(&p, guest__req_client_key(req));
-    guest__param_text(&p, window);
-    if (username && subject_of(username, subject) != GUEST_OK) {
-        guest__log(ctx, GUEST_LOG_WARNING,
-                   "could not count a failed attempt: %s",
+    if (guest__sha256(username, strlen(username), subject) != GUEST_OK)
+        return guest__fail(err, GUEST_ERR_CRYPTO, "cannot hash the username");
+    return take(req, "login", subject, err);
+}
+
+void guest__limit_login_done(guest_req *req, const char *username,
+                             guest_status outcome)
+{
+    if (!login_limited(&req->ctx->cfg) || outcome == GUEST_ERR_AUTH ||
+        outcome == GUEST_ERR_RATE_LIMITED)
+        return;
+    unsigned char subject[GUEST__SHA256_BYTES];
+    if (guest__sha256(username, strlen(username), subject) != GUEST_OK) {
+        guest__log(req->ctx, GUEST_LOG_WARNING,
+                   "could not give back a rate-limit place: %s",
                    guest_strerror(GUEST_ERR_CRYPTO));
         return;
     }
-    if (username)
-        guest__param_bin(&p, subject, sizeof subject);
-    char *values =
-        guest__window_values("v.kind", "$1", "v.subject", "$2::integer");
-    char *upsert = guest__window_upsert(NULL);
-    char *sql = values && upsert
-                    ? guest__asprintf(
-                          "INSERT INTO @.rate_windows AS r (kind, client,"
-                          " subject, bucket, window_secs, prev_count,"
-                          " curr_count, stale_at) %s, (VALUES %s) v(kind,"
-                          " subject) %s",
-                          values,
-                          username ? "('login', ''::bytea), ('login_user', $3)"
-                                   : "('convert', ''::bytea)",
-                          upsert)
-                    : NULL;
-    free(values);
-    free(upsert);
-    guest_status st =
-        sql ? guest__sql_run(ctx, NULL,
-                             &(guest__stmt){.tmpl = sql, .params = &p}, NULL,
-                             NULL)
-            : GUEST_ERR_NOMEM;
-    free(sql);
-    /* The attempt's own outcome stands; a count that could not be written
-     * is logged, not turned into an error page. */
-    if (st != GUEST_OK)
-        guest__log(ctx, GUEST_LOG_WARNING,
-                   "could not count a failed attempt: %s", guest_strerror(st));
+    /* Django-axes' reset on success: the owner who mistyped a few times
+     * starts afresh. The address windows only get this attempt's own place
+     * back, so a guesser who also owns one account cannot launder failures
+     * with it. An attempt that hashed nothing (busy, database down) gives
+     * its place back too. */
+    give_back(req, "login", subject, outcome == GUEST_OK);
 }
 
-guest_status guest__limit_login_check(guest_req *req, const char *username,
-                                      guest_error *err)
+guest_status guest__limit_convert_take(guest_req *req, guest_error *err)
 {
-    if (!req->ctx->cfg.login_rate_limit)
+    if (!req->ctx->cfg.login_address_rate_limit)
         return GUEST_OK;
-    return check(req, username, err);
+    return take(req, "convert", NULL, err);
 }
 
-void guest__limit_login_record(guest_req *req, const char *username,
-                               guest_status outcome)
+void guest__limit_convert_done(guest_req *req, guest_status outcome)
 {
-    guest_ctx *ctx = req->ctx;
-    if (!ctx->cfg.login_rate_limit)
+    if (!req->ctx->cfg.login_address_rate_limit ||
+        outcome == GUEST_ERR_VALIDATION ||
+        outcome == GUEST_ERR_USERNAME_TAKEN ||
+        outcome == GUEST_ERR_RATE_LIMITED)
         return;
-    if (outcome == GUEST_ERR_AUTH) {
-        count_failure(req, username);
-    } else if (outcome == GUEST_OK) {
-        /* Django-axes' reset on success: the owner who mistyped a few times
-         * starts afresh; the address count stays, so a guesser who also
-         * owns one account cannot launder failures with it. */
-        unsigned char subject[GUEST__SHA256_BYTES];
-        if (subject_of(username, subject) != GUEST_OK) {
-            guest__log(ctx, GUEST_LOG_WARNING,
-                       "could not reset a login failure count");
-            return;
-        }
-        guest__params p = {0};
-        guest__param_text(&p, guest__req_client_key(req));
-        guest__param_bin(&p, subject, sizeof subject);
-        if (guest__sql_run(
-                ctx, NULL,
-                &(guest__stmt){
-                    .tmpl =
-                        "DELETE FROM @.rate_windows WHERE kind = 'login_user'"
-                        " AND client = $1 AND subject = $2",
-                    .params = &p},
-                NULL, NULL) != GUEST_OK)
-            guest__log(ctx, GUEST_LOG_WARNING,
-                       "could not reset a login failure count");
-    }
-}
-
-guest_status guest__limit_convert_check(guest_req *req, guest_error *err)
-{
-    if (!req->ctx->cfg.login_rate_limit)
-        return GUEST_OK;
-    return check(req, NULL, err);
-}
-
-void guest__limit_convert_record(guest_req *req, guest_status outcome)
-{
-    if (req->ctx->cfg.login_rate_limit && (outcome == GUEST_ERR_VALIDATION ||
-                                           outcome == GUEST_ERR_USERNAME_TAKEN))
-        count_failure(req, NULL);
+    give_back(req, "convert", NULL, false);
 }
 
 guest_status guest__respond_rate_limited(guest_req *req)

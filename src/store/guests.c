@@ -5,85 +5,141 @@
 
 #include "store/store.h"
 
+/* The windows of a guest creation: the client's address (or /64), then
+ * its /56 and /48 when their multipliers are on. */
+static size_t create_windows(const guest_config *c, unsigned limits[3])
+{
+    size_t n = 0;
+    uint64_t r = c->guest_rate_limit;
+    unsigned f[3] = {1, c->ipv6_prefix56_multiplier,
+                     c->ipv6_prefix48_multiplier};
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t v = r * f[i];
+        limits[i] = f[i] ? (unsigned)(v > 2000000000u ? 2000000000u : v) : 0;
+        n += limits[i] != 0;
+    }
+    return n;
+}
+
 /* The creation statement with the limits the config turns on. Their
- * numbers come from the validated config and go in as literals; only the
- * client key is a parameter ($4). */
+ * numbers come from the validated config and go in as literals; the
+ * client's keys are parameters: $4 its address (or IPv6 /64), $5 and $6
+ * its /56 and /48 (NULL for IPv4), $7 its network (IPv4 /24, IPv6 /48). */
 static char *create_limited_sql(const guest_config *c)
 {
     bool rate = c->guest_rate_limit > 0, cap = c->max_guests > 0;
-    char *cap_cte = NULL, *w_cte = NULL, *values = NULL, *upsert = NULL;
-    char window[16], limit[16];
+    char window[16];
     snprintf(window, sizeof window, "%u", c->guest_rate_window);
-    snprintf(limit, sizeof limit, "%u", c->guest_rate_limit);
-    /* Counting every guest per request is too slow at 100k guests, and a
-     * counter row updated by every creation and deletion would serialize
-     * all creations (across all nodes) on one row lock. Instead the census
-     * row holds a count at most 2 s old: the first creation that finds it
-     * older takes its lock (SKIP LOCKED: one request at a time, nobody
-     * waits), counts all guests, checks against that and stores it; the
-     * others check against the stored count, one indexed read. So the cap
-     * may be overshot by what all nodes create within 2 s, and guests
-     * deleted since the last count still count until the next; the full
-     * count costs at most about max_guests rows, every 2 s at most. */
-    if (cap)
-        cap_cte = guest__asprintf(
-            "stale AS (SELECT id FROM @.guest_census WHERE id = 1"
-            " AND counted_at < now() - interval '2 seconds'"
-            " FOR UPDATE SKIP LOCKED),"
-            " fresh AS (SELECT count(*) AS n FROM @.guests"
-            " WHERE EXISTS (SELECT 1 FROM stale)),"
-            " cap AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM stale)"
-            " THEN (SELECT n FROM fresh) ELSE c.live END < %lld AS ok"
-            " FROM @.guest_census c WHERE c.id = 1),"
-            " census AS (UPDATE @.guest_census"
-            " SET live = (SELECT n FROM fresh), counted_at = now()"
-            " WHERE id IN (SELECT id FROM stale)),",
-            (long long)c->max_guests);
-    /* The check and the count are one upsert: a denied creation changes
-     * nothing (the client's budget refills as the window slides), and a
-     * name clash, retried with another name, is charged like a creation. */
-    if (rate) {
-        values = guest__window_values("'guest'", "$4", "''::bytea", window);
-        upsert = guest__window_upsert(limit);
-        if (values && upsert)
-            w_cte = guest__asprintf(
-                "w AS (INSERT INTO @.rate_windows AS r (kind, client,"
-                " subject, bucket, window_secs, prev_count, curr_count,"
-                " stale_at) %s%s %s RETURNING 1),",
-                values, cap ? " WHERE (SELECT ok FROM cap)" : "", upsert);
+    unsigned limits[3] = {0};
+    if (rate)
+        create_windows(c, limits);
+    /* Why shard rows kept by triggers (migration 4) and not a count: a
+     * count of every guest per request is too slow at 100k guests, and
+     * one counter row would serialize all creations, on all nodes, on its
+     * lock. 32 rows (user_id % 32) spread that lock; reading them is the
+     * check. A creation does not see the ones running at the same instant
+     * on other connections (their rows are not committed yet), so the cap
+     * is overshot by at most as many guests as creations run at once. The
+     * network's row works the same way for its share of the cap. */
+    int64_t per_net = c->max_guests_per_network
+                          ? c->max_guests_per_network
+                          : (c->max_guests / 20 > 0 ? c->max_guests / 20 : 1);
+    char *sql = guest__asprintf(
+        "WITH k AS (SELECT $4::text AS addr, $5::text AS p56,"
+        " $6::text AS p48, $7::text AS net),"
+        " cap AS (SELECT %s AS ok),",
+        cap ? "(SELECT coalesce(sum(live), 0) FROM @.guest_counts) < %1$lld"
+              " AND coalesce((SELECT live FROM @.guest_networks"
+              " WHERE network = (SELECT net FROM k)), 0) < %2$lld"
+            : "true");
+    if (sql && cap) {
+        char *f =
+            guest__asprintf(sql, (long long)c->max_guests, (long long)per_net);
+        free(sql);
+        sql = f;
     }
-    char *sql = NULL;
-    if ((!cap || cap_cte) && (!rate || w_cte))
-        sql = guest__asprintf(
-            "WITH %s%s"
-            " u AS (INSERT INTO @.users (username) SELECT $1 WHERE %s AND %s"
+    /* The check and the count of each window are one upsert: a denied
+     * creation changes nothing in that window (the client's budget refills
+     * as it slides), a name clash, retried with another name, is charged
+     * like a creation, and each window only counts when the narrower one
+     * before it admitted (store/windows.c says why). */
+    const char *key[3] = {"(SELECT addr FROM k)", "(SELECT p56 FROM k)",
+                          "(SELECT p48 FROM k)"};
+    char *ok = guest__strdup("true");
+    int prev = -1;
+    for (int i = 0; sql && ok && i < 3; i++) {
+        if (!limits[i])
+            continue;
+        char limit[16], cond[96];
+        snprintf(limit, sizeof limit, "%u", limits[i]);
+        snprintf(cond, sizeof cond, " AND EXISTS (SELECT 1 FROM w%d)", prev);
+        char *values =
+            guest__window_values("'guest'", key[i], "''::bytea", window);
+        char *upsert = guest__window_upsert(limit);
+        char *next =
+            values && upsert
+                ? guest__asprintf(
+                      "%s w%d AS (INSERT INTO @.rate_windows AS r (kind,"
+                      " client, subject, bucket, window_secs, prev_count,"
+                      " curr_count, stale_at) %s WHERE (SELECT ok FROM cap)"
+                      " AND %s IS NOT NULL%s %s RETURNING 1),",
+                      sql, i, values, key[i], prev >= 0 ? cond : "", upsert)
+                : NULL;
+        char *nok = guest__asprintf("%s AND (%s IS NULL OR EXISTS (SELECT 1"
+                                    " FROM w%d))",
+                                    ok, key[i], i);
+        free(values);
+        free(upsert);
+        free(sql);
+        free(ok);
+        sql = next;
+        ok = nok;
+        prev = i;
+    }
+    char *cols = guest__strdup("");
+    char *joins = guest__strdup("");
+    for (int i = 0; cols && joins && i < 3; i++) {
+        char *nc, *nj;
+        if (limits[i]) {
+            nc = guest__asprintf(
+                "%s, EXISTS (SELECT 1 FROM w%d), win%d.bucket,"
+                " win%d.prev_count, win%d.curr_count, win%d.window_secs",
+                cols, i, i, i, i, i);
+            nj = guest__asprintf("%s LEFT JOIN @.rate_windows win%d ON"
+                                 " win%d.kind = 'guest' AND win%d.client = %s"
+                                 " AND win%d.subject = ''",
+                                 joins, i, i, i, key[i], i);
+        } else {
+            nc = guest__asprintf("%s, true, NULL, NULL, NULL, NULL", cols);
+            nj = guest__strdup(joins);
+        }
+        free(cols);
+        free(joins);
+        cols = nc;
+        joins = nj;
+    }
+    char *full = NULL;
+    if (sql && ok && cols && joins)
+        full = guest__asprintf(
+            "%s u AS (INSERT INTO @.users (username) SELECT $1"
+            " WHERE (SELECT ok FROM cap) AND %s"
             " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
-            " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"
-            " RETURNING user_id),"
+            " g AS (INSERT INTO @.guests (user_id, network)"
+            " SELECT id, (SELECT net FROM k) FROM u RETURNING user_id),"
             " s AS (INSERT INTO @.sessions (token_hash, user_id,"
             " expires_at) SELECT $2, user_id, now() + make_interval(secs =>"
             " $3) FROM g RETURNING user_id)"
-            " SELECT u.id, u.username, %s, %s, %s,"
+            " SELECT u.id, u.username, %s, (SELECT ok FROM cap),"
             " extract(epoch FROM now())::float8,"
-            " floor(extract(epoch FROM now()))::bigint"
+            " floor(extract(epoch FROM now()))::bigint%s"
             " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = u.id)"
             " ON true%s",
-            cap ? cap_cte : "", rate ? w_cte : "",
-            rate ? "EXISTS (SELECT 1 FROM w)" : "true",
-            cap ? "(SELECT ok FROM cap)" : "true",
-            rate ? "EXISTS (SELECT 1 FROM w)" : "true",
-            cap ? "(SELECT ok FROM cap)" : "true",
-            rate ? "win.bucket, win.prev_count, win.curr_count, "
-                   "win.window_secs"
-                 : "NULL, NULL, NULL, NULL",
-            rate ? " LEFT JOIN @.rate_windows win ON win.kind = 'guest'"
-                   " AND win.client = $4 AND win.subject = ''"
-                 : "");
-    free(cap_cte);
-    free(w_cte);
-    free(values);
-    free(upsert);
-    return sql;
+            sql, ok, ok, cols, joins);
+    free(sql);
+    free(ok);
+    free(cols);
+    free(joins);
+    return full;
 }
 
 guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
@@ -150,7 +206,8 @@ static void fill_user(const guest_ctx *ctx, guest_user *user, PGresult *res,
 
 guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
                                        const unsigned char *token_hash,
-                                       const char *client, guest_user *user,
+                                       const guest__client_keys *keys,
+                                       guest_user *user,
                                        guest__created *outcome,
                                        int64_t *retry_after, guest_error *err)
 {
@@ -162,8 +219,12 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     guest__param_text(&p, username);
     guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
     guest__param_text(&p, age);
-    if (c->guest_rate_limit)
-        guest__param_text(&p, client);
+    if (limited) {
+        guest__param_text(&p, keys->addr);
+        guest__param_text(&p, *keys->p56 ? keys->p56 : NULL);
+        guest__param_text(&p, *keys->p48 ? keys->p48 : NULL);
+        guest__param_text(&p, *keys->network ? keys->network : NULL);
+    }
     PGresult *res;
     const guest__stmt s = {.sql = ctx->sql.create_guest,
                            .prepared = "guest_create",
@@ -178,23 +239,32 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     *retry_after = 0;
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         *outcome = GUEST__CREATED;
-        fill_user(ctx, user, res, true, limited ? 9 : 2);
+        fill_user(ctx, user, res, true, limited ? 5 : 2);
     } else if (limited && PQntuples(res) == 1) {
         if (PQgetvalue(res, 0, 3)[0] == 'f') {
             *outcome = GUEST__AT_CAPACITY;
         } else if (PQgetvalue(res, 0, 2)[0] == 'f') {
             *outcome = GUEST__RATE_LIMITED;
             *retry_after = 1;
-            /* The row as this statement saw it, before any concurrent
-             * change: close enough for a Retry-After. */
-            if (!PQgetisnull(res, 0, 4))
-                *retry_after =
-                    guest__window_wait(strtod(PQgetvalue(res, 0, 8), NULL),
-                                       strtoll(PQgetvalue(res, 0, 7), NULL, 10),
-                                       strtoll(PQgetvalue(res, 0, 4), NULL, 10),
-                                       strtoll(PQgetvalue(res, 0, 5), NULL, 10),
-                                       strtoll(PQgetvalue(res, 0, 6), NULL, 10),
-                                       c->guest_rate_limit);
+            unsigned limits[3] = {0};
+            create_windows(c, limits);
+            double now = strtod(PQgetvalue(res, 0, 4), NULL);
+            /* The first window that refused, as this statement saw it
+             * before any concurrent change: close enough for a
+             * Retry-After. */
+            for (int i = 0; i < 3; i++) {
+                int col = 6 + 5 * i;
+                if (PQgetvalue(res, 0, col)[0] == 't')
+                    continue;
+                if (!PQgetisnull(res, 0, col + 1))
+                    *retry_after = guest__window_wait(
+                        now, strtoll(PQgetvalue(res, 0, col + 4), NULL, 10),
+                        strtoll(PQgetvalue(res, 0, col + 1), NULL, 10),
+                        strtoll(PQgetvalue(res, 0, col + 2), NULL, 10),
+                        strtoll(PQgetvalue(res, 0, col + 3), NULL, 10),
+                        limits[i]);
+                break;
+            }
             if (*retry_after < 1)
                 *retry_after = 1;
         }

@@ -80,6 +80,69 @@ static const char *const migrations[] = {
     " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"
     " FROM u JOIN s ON s.user_id = u.id;"
     " END $fn$;",
+    /* 4: counts kept by triggers, so that they hold whoever writes the
+     * rows (the library, the tool, cleanup, SQL by hand).
+     * - guest_counts: live guests in 32 shards (user_id % 32), so that
+     *   creations on many connections rarely wait for one another's row
+     *   lock, and the cap reads 32 small rows instead of counting guests.
+     * - guest_networks: live guests per client network (an IPv4 /24 or an
+     *   IPv6 /48) as guests.network records it at creation.
+     * - site_settings 'password_iterations_max': the most PBKDF2
+     *   iterations of any stored hash, so that a login for an unknown name
+     *   can cost what one for the slowest stored hash costs. It only
+     *   grows. */
+    "ALTER TABLE @.guests ADD COLUMN network text;"
+    "CREATE TABLE @.guest_counts ("
+    " shard smallint PRIMARY KEY CHECK (shard BETWEEN 0 AND 31),"
+    " live bigint NOT NULL);"
+    "INSERT INTO @.guest_counts (shard, live)"
+    " SELECT s, (SELECT count(*) FROM @.guests WHERE user_id % 32 = s)"
+    " FROM generate_series(0, 31) s;"
+    "CREATE TABLE @.guest_networks ("
+    " network text PRIMARY KEY,"
+    " live bigint NOT NULL);"
+    "CREATE FUNCTION @.guests_counted() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " IF TG_OP = 'INSERT' THEN"
+    "  UPDATE @.guest_counts c SET live = c.live + d.n FROM"
+    "  (SELECT user_id % 32 AS shard, count(*) AS n FROM new_rows"
+    "  GROUP BY 1) d WHERE c.shard = d.shard;"
+    "  INSERT INTO @.guest_networks AS w (network, live)"
+    "  SELECT network, count(*) FROM new_rows WHERE network IS NOT NULL"
+    "  GROUP BY 1 ON CONFLICT (network) DO UPDATE"
+    "  SET live = w.live + EXCLUDED.live;"
+    " ELSE"
+    "  UPDATE @.guest_counts c SET live = c.live - d.n FROM"
+    "  (SELECT user_id % 32 AS shard, count(*) AS n FROM old_rows"
+    "  GROUP BY 1) d WHERE c.shard = d.shard;"
+    "  UPDATE @.guest_networks w SET live = w.live - d.n FROM"
+    "  (SELECT network, count(*) AS n FROM old_rows"
+    "  WHERE network IS NOT NULL GROUP BY 1) d WHERE w.network = d.network;"
+    " END IF;"
+    " RETURN NULL; END $fn$;"
+    "CREATE TRIGGER guests_counted_insert AFTER INSERT ON @.guests"
+    " REFERENCING NEW TABLE AS new_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION @.guests_counted();"
+    "CREATE TRIGGER guests_counted_delete AFTER DELETE ON @.guests"
+    " REFERENCING OLD TABLE AS old_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION @.guests_counted();"
+    "CREATE TABLE @.site_settings ("
+    " name text PRIMARY KEY,"
+    " value bigint NOT NULL);"
+    "INSERT INTO @.site_settings (name, value)"
+    " SELECT 'password_iterations_max', coalesce(max("
+    " split_part(password, '$', 2)::bigint), 0) FROM @.users"
+    " WHERE password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]';"
+    "CREATE FUNCTION @.password_iterations_noted() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " UPDATE @.site_settings SET value = split_part(NEW.password, '$', 2)"
+    "::bigint WHERE name = 'password_iterations_max'"
+    " AND value < split_part(NEW.password, '$', 2)::bigint;"
+    " RETURN NULL; END $fn$;"
+    "CREATE TRIGGER users_password_iterations"
+    " AFTER INSERT OR UPDATE OF password ON @.users FOR EACH ROW"
+    " WHEN (NEW.password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]')"
+    " EXECUTE FUNCTION @.password_iterations_noted();",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))

@@ -205,7 +205,8 @@ typedef enum guest__created {
 } guest__created;
 guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
                                        const unsigned char *token_hash,
-                                       const char *client, guest_user *user,
+                                       const guest__client_keys *keys,
+                                       guest_user *user,
                                        guest__created *outcome,
                                        int64_t *retry_after, guest_error *err);
 /* The user of the live session @p token_hash (*found false: none);
@@ -231,5 +232,33 @@ char *guest__window_values(const char *kind, const char *client,
  * @p now; 0 when it admits one now. */
 int64_t guest__window_wait(double now, int64_t window, int64_t bucket,
                            int64_t prev, int64_t curr, int64_t limit);
+
+/* One window of a take: the row (kind, client, subject) and its budget.
+ * @p kind is library text (it goes into the SQL as a literal), @p client
+ * a client key, @p subject NULL or GUEST__SHA256_BYTES bytes. */
+typedef struct guest__window_limit {
+    const char *kind;
+    const char *client;
+    const unsigned char *subject;
+    uint64_t limit;  /* events per window, at least 1 */
+    unsigned window; /* seconds */
+} guest__window_limit;
+/* Most windows one take names. */
+#define GUEST__WINDOW_LIMITS_MAX 4
+/* Counts one event in each of @p n windows, in one statement, only while
+ * every window before it in the list admitted it: each row's check and
+ * count happen under that row's lock, so concurrent takes can never pass a
+ * limit together. *admitted false: *retry_after holds the seconds until the
+ * first full window admits one more (a window listed after the full one
+ * is not charged; one listed before it is). */
+guest_status guest__window_take(guest_ctx *ctx, const guest__window_limit *w,
+                                size_t n, bool *admitted, int64_t *retry_after,
+                                guest_error *err);
+/* Gives back one event taken in this bucket from each of @p n windows, in
+ * one statement; windows whose @p reset is true are emptied instead. */
+guest_status guest__window_give_back(guest_ctx *ctx,
+                                     const guest__window_limit *w,
+                                     const bool *reset, size_t n,
+                                     guest_error *err);
 
 #endif

@@ -2,6 +2,9 @@
  * window and counts one more, and the wait until a full one admits the
  * next. Used by guest creation (guests.c) and the login and conversion
  * limits (core/limits.c). */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "store/store.h"
 
 /* Why a sliding-window counter (one row per limit and client holding the
@@ -87,4 +90,178 @@ int64_t guest__window_wait(double now, int64_t window, int64_t bucket,
         return 1;
     int64_t secs = (int64_t)wait;
     return (double)secs < wait ? secs + 1 : secs;
+}
+
+/* Why one statement of chained upserts, not a read before the work and a
+ * write after it: a read-then-write limit lets every attempt that arrives
+ * before the first write through (32 logins sent at once against a limit
+ * of 5 were all hashed). Here each upsert's WHERE is evaluated on the
+ * latest version of its row under that row's lock, so the Nth concurrent
+ * event sees the N-1 before it. Each window's insert only runs when the one
+ * before it admitted (EXISTS on the previous CTE), so the narrowest window
+ * listed first is the only one charged for an event it refuses; a wider one
+ * is charged by an event a later window refuses, which errs on the strict
+ * side. The last columns are each row as the statement's snapshot saw it,
+ * for a Retry-After. */
+static char *take_sql(const guest__window_limit *w, size_t n)
+{
+    char *sql = guest__strdup("WITH ");
+    for (size_t i = 0; sql && i < n; i++) {
+        char client[16], subject[24], window[16], limit[24], prev[48];
+        snprintf(client, sizeof client, "$%zu::text", 2 * i + 1);
+        snprintf(subject, sizeof subject, "$%zu::bytea", 2 * i + 2);
+        snprintf(window, sizeof window, "%u", w[i].window);
+        snprintf(limit, sizeof limit, "%llu", (unsigned long long)w[i].limit);
+        snprintf(prev, sizeof prev, " WHERE EXISTS (SELECT 1 FROM t%zu)",
+                 i - 1);
+        char *kind = guest__asprintf("'%s'", w[i].kind);
+        char *values =
+            kind ? guest__window_values(kind, client, subject, window) : NULL;
+        char *upsert = guest__window_upsert(limit);
+        char *next =
+            values && upsert
+                ? guest__asprintf(
+                      "%st%zu AS (INSERT INTO @.rate_windows AS r (kind,"
+                      " client, subject, bucket, window_secs, prev_count,"
+                      " curr_count, stale_at) %s%s %s RETURNING 1), ",
+                      sql, i, values, i ? prev : "", upsert)
+                : NULL;
+        free(kind);
+        free(values);
+        free(upsert);
+        free(sql);
+        sql = next;
+    }
+    char *head = sql ? guest__asprintf("%sone AS (SELECT 1) SELECT"
+                                       " extract(epoch FROM now())::float8",
+                                       sql)
+                     : NULL;
+    free(sql);
+    sql = head;
+    for (size_t i = 0; sql && i < n; i++) {
+        char *next = guest__asprintf(
+            "%s, EXISTS (SELECT 1 FROM t%zu), w%zu.bucket, w%zu.prev_count,"
+            " w%zu.curr_count, w%zu.window_secs",
+            sql, i, i, i, i, i);
+        free(sql);
+        sql = next;
+    }
+    char *from = sql ? guest__asprintf("%s FROM one", sql) : NULL;
+    free(sql);
+    sql = from;
+    for (size_t i = 0; sql && i < n; i++) {
+        char *next = guest__asprintf(
+            "%s LEFT JOIN @.rate_windows w%zu ON w%zu.kind = '%s' AND"
+            " w%zu.client = $%zu AND w%zu.subject = $%zu",
+            sql, i, i, w[i].kind, i, 2 * i + 1, i, 2 * i + 2);
+        free(sql);
+        sql = next;
+    }
+    return sql;
+}
+
+static void window_params(const guest__window_limit *w, size_t n,
+                          guest__params *p)
+{
+    for (size_t i = 0; i < n; i++) {
+        guest__param_text(p, w[i].client);
+        if (w[i].subject)
+            guest__param_bin(p, w[i].subject, GUEST__SHA256_BYTES);
+        else
+            guest__param_bin(p, "", 0);
+    }
+}
+
+guest_status guest__window_take(guest_ctx *ctx, const guest__window_limit *w,
+                                size_t n, bool *admitted, int64_t *retry_after,
+                                guest_error *err)
+{
+    *admitted = true;
+    *retry_after = 0;
+    if (n == 0)
+        return GUEST_OK;
+    if (n > GUEST__WINDOW_LIMITS_MAX)
+        return guest__fail(err, GUEST_ERR_INVALID, "too many windows");
+    char *sql = take_sql(w, n);
+    if (!sql)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    guest__params p = {0};
+    window_params(w, n, &p);
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL, &(guest__stmt){.tmpl = sql, .params = &p}, &res, err);
+    free(sql);
+    if (st == GUEST_OK && PQntuples(res) != 1)
+        st = guest__fail(err, GUEST_ERR_DB, "rate window take: no row");
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    double now = strtod(PQgetvalue(res, 0, 0), NULL);
+    for (size_t i = 0; i < n; i++) {
+        int c = 1 + 5 * (int)i;
+        if (PQgetvalue(res, 0, c)[0] == 't')
+            continue;
+        *admitted = false;
+        int64_t wait = 1;
+        if (!PQgetisnull(res, 0, c + 1))
+            wait = guest__window_wait(
+                now, strtoll(PQgetvalue(res, 0, c + 4), NULL, 10),
+                strtoll(PQgetvalue(res, 0, c + 1), NULL, 10),
+                strtoll(PQgetvalue(res, 0, c + 2), NULL, 10),
+                strtoll(PQgetvalue(res, 0, c + 3), NULL, 10),
+                (int64_t)w[i].limit);
+        /* The snapshot may predate the event that filled the row. */
+        *retry_after = wait > 1 ? wait : 1;
+        break;
+    }
+    PQclear(res);
+    return GUEST_OK;
+}
+
+/* A given-back event only comes off the current bucket: one counted in a
+ * bucket that has since ended stays (a slight over-count, on the strict
+ * side). */
+guest_status guest__window_give_back(guest_ctx *ctx,
+                                     const guest__window_limit *w,
+                                     const bool *reset, size_t n,
+                                     guest_error *err)
+{
+    if (n == 0)
+        return GUEST_OK;
+    if (n > GUEST__WINDOW_LIMITS_MAX)
+        return guest__fail(err, GUEST_ERR_INVALID, "too many windows");
+    char *dv = guest__strdup(""), *uv = guest__strdup("");
+    for (size_t i = 0; dv && uv && i < n; i++) {
+        char **to = reset[i] ? &dv : &uv;
+        char *next = guest__asprintf("%s%s('%s', $%zu::text, $%zu::bytea, %u)",
+                                     *to, **to ? ", " : "", w[i].kind,
+                                     2 * i + 1, 2 * i + 2, w[i].window);
+        free(*to);
+        *to = next;
+    }
+    char *sql = NULL;
+    if (dv && uv)
+        sql = guest__asprintf(
+            "WITH d AS (DELETE FROM @.rate_windows r USING (VALUES %s)"
+            " v(kind, client, subject, w) WHERE r.kind = v.kind"
+            " AND r.client = v.client AND r.subject = v.subject)"
+            " UPDATE @.rate_windows r SET curr_count = r.curr_count - 1"
+            " FROM (VALUES %s) v(kind, client, subject, w)"
+            " WHERE r.kind = v.kind AND r.client = v.client"
+            " AND r.subject = v.subject AND r.window_secs = v.w"
+            " AND r.curr_count > 0"
+            " AND r.bucket = floor(extract(epoch FROM now()) / v.w)::bigint",
+            *dv ? dv : "(NULL::text, NULL::text, NULL::bytea, 0)",
+            *uv ? uv : "(NULL::text, NULL::text, NULL::bytea, 0)");
+    free(dv);
+    free(uv);
+    if (!sql)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    guest__params p = {0};
+    window_params(w, n, &p);
+    guest_status st = guest__sql_run(
+        ctx, NULL, &(guest__stmt){.tmpl = sql, .params = &p}, NULL, err);
+    free(sql);
+    return st;
 }
