@@ -1,13 +1,24 @@
-/* GET /metrics of the demo through its route table: Prometheus text, no
- * guard (a scrape makes no guest), and the counts the visits before it
- * made. */
+/* GET /metrics of the demo: Prometheus text, no guard (a scrape makes no
+ * guest), and the counts the visits before it made; only for a client
+ * that came straight from this host, or with --metrics-token-file's token.
+ * Through the route table in process, then over real HTTP against the
+ * guestuser-demo program. */
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "demo_testlib.h"
 
 #define SCHEMA "t_demo_metrics"
+#define TOKEN "3f9c1a7e5b2d8046c1e9a3f7b5d2c8e04a6f1b9d3c7e5a2f8b0d4c6e1a9f3b7d"
 
 /* The value of the sample line for @p name (no labels), or -1. */
 static long long value_of(const char *text, const char *name)
@@ -33,7 +44,7 @@ START_TEST(metrics_route_serves_prometheus_text)
     tl_http_free(&h);
 
     for (int scrape = 0; scrape < 2; scrape++) {
-        dt_get(ctx, &h, "/metrics", NULL);
+        dt_get(ctx, &h, "/metrics", NULL); /* the peer is 127.0.0.1 */
         ck_assert_int_eq(h.status, 200);
         ck_assert_str_eq(tl_http_res_header(&h, "Content-Type"),
                          "text/plain; version=0.0.4");
@@ -56,11 +67,321 @@ START_TEST(metrics_route_serves_prometheus_text)
 }
 END_TEST
 
+/* GET /metrics from @p peer with up to two extra headers (NULL names are
+ * left out); the status. A refusal must look like an unknown path. */
+static int scrape(guest_ctx *ctx, const char *peer, const char *n1,
+                  const char *v1, const char *n2, const char *v2)
+{
+    tl_http h;
+    tl_http_init(&h, "GET", "/metrics");
+    h.peer = peer;
+    tl_http_add(&h, "Host", "testserver");
+    if (n1)
+        tl_http_add(&h, n1, v1);
+    if (n2)
+        tl_http_add(&h, n2, v2);
+    tl_http_run(ctx, &h, dt_handler, NULL);
+    int status = h.status;
+    if (status == 200)
+        ck_assert_ptr_nonnull(strstr(h.res_body, "guestuser_"));
+    else
+        ck_assert_str_eq(h.res_body, "Not Found\n");
+    tl_http_free(&h);
+    return status;
+}
+
+static void trust_loopback(guest_config *cfg)
+{
+    cfg->trusted_proxies = "127.0.0.1/32,::1/128";
+}
+
+START_TEST(only_loopback_clients_without_a_token)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    ck_assert_int_eq(scrape(ctx, "127.0.0.1", NULL, NULL, NULL, NULL), 200);
+    ck_assert_int_eq(scrape(ctx, "127.8.9.10", NULL, NULL, NULL, NULL), 200);
+    ck_assert_int_eq(scrape(ctx, "::1", NULL, NULL, NULL, NULL), 200);
+    ck_assert_int_eq(scrape(ctx, "::ffff:127.0.0.1", NULL, NULL, NULL, NULL),
+                     200);
+    ck_assert_int_eq(scrape(ctx, "203.0.113.5", NULL, NULL, NULL, NULL), 404);
+    ck_assert_int_eq(scrape(ctx, "2001:db8::1", NULL, NULL, NULL, NULL), 404);
+    ck_assert_int_eq(scrape(ctx, "10.0.0.1", NULL, NULL, NULL, NULL), 404);
+    /* No proxy is trusted, so the library ignores the header and the peer
+     * stays the client; claiming loopback changes nothing. */
+    ck_assert_int_eq(
+        scrape(ctx, "203.0.113.5", "X-Forwarded-For", "127.0.0.1", NULL, NULL),
+        404);
+    /* A loopback peer that forwards for someone is a proxy on this host
+     * (nginx without trusted_proxies): every visitor would look local. */
+    ck_assert_int_eq(
+        scrape(ctx, "127.0.0.1", "X-Forwarded-For", "203.0.113.5", NULL, NULL),
+        404);
+    ck_assert_int_eq(
+        scrape(ctx, "127.0.0.1", "Forwarded", "for=203.0.113.5", NULL, NULL),
+        404);
+    ck_assert_int_eq(
+        scrape(ctx, "127.0.0.1", "X-Real-IP", "203.0.113.5", NULL, NULL), 404);
+    /* Without a token configured, no Authorization opens it. */
+    ck_assert_int_eq(scrape(ctx, "203.0.113.5", "Authorization",
+                            "Bearer " TOKEN, NULL, NULL),
+                     404);
+    guest_ctx_free(ctx);
+
+    /* Behind trusted proxies the client the library decided on counts:
+     * the visitor nginx names, not nginx's loopback address. */
+    ctx = tl_ctx(SCHEMA, trust_loopback);
+    ck_assert_int_eq(
+        scrape(ctx, "127.0.0.1", "X-Forwarded-For", "203.0.113.5", NULL, NULL),
+        404);
+    ck_assert_int_eq(
+        scrape(ctx, "::1", "X-Forwarded-For", "2001:db8::7", NULL, NULL), 404);
+    /* Even a visitor the proxy calls local came through the proxy. */
+    ck_assert_int_eq(
+        scrape(ctx, "127.0.0.1", "X-Forwarded-For", "127.0.0.1", NULL, NULL),
+        404);
+    /* A scraper on this host that skips the proxy. */
+    ck_assert_int_eq(scrape(ctx, "127.0.0.1", NULL, NULL, NULL, NULL), 200);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(the_token_opens_it_from_anywhere)
+{
+    ck_assert_int_eq(demo_metrics_set_token(TOKEN), 0);
+    guest_ctx *ctx = tl_ctx(SCHEMA, trust_loopback);
+    const char *far = "203.0.113.5";
+    ck_assert_int_eq(
+        scrape(ctx, far, "Authorization", "Bearer " TOKEN, NULL, NULL), 200);
+    ck_assert_int_eq(
+        scrape(ctx, far, "Authorization", "bearer  " TOKEN " ", NULL, NULL),
+        200);
+    ck_assert_int_eq(scrape(ctx, "127.0.0.1", "X-Forwarded-For", far,
+                            "Authorization", "Bearer " TOKEN),
+                     200);
+    /* Wrong, cut short, longer, another scheme, empty, none. */
+    static const char *const refused[] = {
+        "Bearer " TOKEN "0",
+        "Bearer "
+        "3f9c1a7e5b2d8046c1e9a3f7b5d2c8e04a6f1b9d3c7e5a2f8b0d4c6e1a9f3b7c",
+        "Bearer 3f9c1a7e5b2d8046c1e9a3f7b5d2c8e0",
+        "Bearer " TOKEN TOKEN,
+        "Basic " TOKEN,
+        TOKEN,
+        "Bearer ",
+        "Bearer",
+        "",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        ck_assert_msg(
+            scrape(ctx, far, "Authorization", refused[i], NULL, NULL) == 404,
+            "Authorization: \"%s\" was accepted", refused[i]);
+    ck_assert_int_eq(scrape(ctx, far, NULL, NULL, NULL, NULL), 404);
+    ck_assert_int_eq(scrape(ctx, "127.0.0.1", "X-Forwarded-For", far,
+                            "Authorization", "Bearer wrong"),
+                     404);
+    /* A direct client on this host needs none. */
+    ck_assert_int_eq(scrape(ctx, "127.0.0.1", NULL, NULL, NULL, NULL), 200);
+    guest_ctx_free(ctx);
+    ck_assert_int_eq(demo_metrics_set_token(NULL), 0);
+}
+END_TEST
+
+/* Writes @p text to a new file of mode 0600; its path into @p path. */
+static void token_file(char path[64], const char *text)
+{
+    snprintf(path, 64, "/tmp/guestuser-metrics-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+START_TEST(metrics_token_file_flag)
+{
+    char path[64];
+    token_file(path, "  " TOKEN "\r\n");
+    demo_options o;
+    char *argv[] = {"demo", "--metrics-token-file", path, NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, argv), 0);
+    ck_assert_str_eq(o.metrics_token, TOKEN);
+    demo_options_free(&o);
+    ck_assert_ptr_null(o.metrics_token);
+    unlink(path);
+    static const char *const bad[] = {"", "\n", "short-token\n",
+                                      "two words that are long enough ok\n",
+                                      "3f9c1a7e5b2d8046c1e9a3f7b5d2c8e\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        token_file(path, bad[i]);
+        ck_assert_msg(demo_parse_args(&o, 3, argv) == -1,
+                      "token file \"%s\" was accepted", bad[i]);
+        demo_options_free(&o);
+        unlink(path);
+    }
+    char *missing[] = {"demo", "--metrics-token-file", "/nonexistent/t", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, missing), -1);
+    demo_options_free(&o);
+}
+END_TEST
+
+/* ---- the guestuser-demo program over loopback ---- */
+
+/* The demo program: $GUESTUSER_TEST_DEMO, else where the build puts it
+ * beside the tests (BUILD/examples/ and BUILD/tests/). */
+static void demo_path(char *out, size_t size)
+{
+    const char *env = getenv("GUESTUSER_TEST_DEMO");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    ck_assert_ptr_nonnull(slash);
+    *slash = '\0';
+    snprintf(out, size, "%s/../examples/guestuser-demo", self);
+}
+
+typedef struct demo_proc {
+    pid_t pid;
+    int port;
+    char log[64]; /* its standard error */
+} demo_proc;
+
+/* Starts the demo on a free port with @p extra (NULL-terminated) after the
+ * database flags; waits for its "listening on" line. */
+static void demo_start(demo_proc *d, const char *const *extra)
+{
+    char exe[PATH_MAX + 64];
+    demo_path(exe, sizeof exe);
+    ck_assert_msg(access(exe, X_OK) == 0, "no demo program at %s", exe);
+    snprintf(d->log, sizeof d->log, "/tmp/guestuser-demo-log-XXXXXX");
+    int log = mkstemp(d->log);
+    ck_assert_int_ge(log, 0);
+    const char *argv[32] = {exe,
+                            "--port",
+                            "0",
+                            "--db",
+                            tl_conninfo(),
+                            "--schema",
+                            SCHEMA "_http",
+                            "--db-timeout-ms",
+                            "30000"};
+    int argc = 9;
+    for (; extra && *extra; extra++)
+        argv[argc++] = *extra;
+    argv[argc] = NULL;
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    d->pid = fork();
+    ck_assert_int_ge(d->pid, 0);
+    if (d->pid == 0) {
+        /* A failed assertion ends this test's process: the demo must not
+         * outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(log, STDERR_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(log);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(log);
+    char line[256];
+    size_t len = 0;
+    d->port = 0;
+    long long deadline = tl_now_ms() + 30000;
+    while (!d->port && tl_now_ms() < deadline && len < sizeof line - 1) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        line[len] = '\0';
+        const char *at = strstr(line, "listening on http://127.0.0.1:");
+        if (at && strchr(at, '\n'))
+            d->port = atoi(at + strlen("listening on http://127.0.0.1:"));
+    }
+    close(out[0]);
+    ck_assert_msg(d->port > 0, "the demo did not start (its log: %s)", d->log);
+}
+
+/* SIGTERM, then a clean exit. */
+static void demo_stop(demo_proc *d)
+{
+    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the demo did not exit cleanly (its log: %s)", d->log);
+    unlink(d->log);
+}
+
+/* GET /metrics over real HTTP with @p headers (CRLF-terminated lines, may
+ * be ""); the status. */
+static int http_scrape(const demo_proc *d, const char *headers)
+{
+    char req[1024];
+    snprintf(req, sizeof req,
+             "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
+             "Connection: close\r\n\r\n",
+             headers);
+    char *res = tl_http_raw(d->port, req, 30000);
+    ck_assert_ptr_nonnull(res);
+    int status = tl_raw_status(res);
+    if (status == 200)
+        ck_assert_ptr_nonnull(
+            strstr(tl_raw_body(res), "guestuser_guests_created_total "));
+    else
+        ck_assert_ptr_null(strstr(tl_raw_body(res), "guestuser_"));
+    free(res);
+    return status;
+}
+
+START_TEST(over_http_loopback_proxy_and_token)
+{
+    char path[64];
+    token_file(path, TOKEN "\n");
+    demo_proc d;
+    /* nginx on this host in front, as docs/deployment.md configures it */
+    const char *const extra[] = {"--trusted-proxy", "127.0.0.1/32",
+                                 "--metrics-token-file", path, NULL};
+    demo_start(&d, extra);
+    unlink(path);
+    /* The scraper on this host, straight to the demo. */
+    ck_assert_int_eq(http_scrape(&d, ""), 200);
+    /* A visitor through the proxy: the library's client is theirs. */
+    ck_assert_int_eq(http_scrape(&d, "X-Forwarded-For: 203.0.113.5\r\n"), 404);
+    ck_assert_int_eq(http_scrape(&d, "X-Forwarded-For: 127.0.0.1\r\n"), 404);
+    /* With the token, from anywhere. */
+    ck_assert_int_eq(http_scrape(&d, "X-Forwarded-For: 203.0.113.5\r\n"
+                                     "Authorization: Bearer " TOKEN "\r\n"),
+                     200);
+    ck_assert_int_eq(http_scrape(&d, "X-Forwarded-For: 203.0.113.5\r\n"
+                                     "Authorization: Bearer not-the-token\r\n"),
+                     404);
+    ck_assert_int_eq(http_scrape(&d, "X-Forwarded-For: 203.0.113.5\r\n"
+                                     "Authorization: Bearer " TOKEN "x\r\n"),
+                     404);
+    demo_stop(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_metrics");
     TCase *tc = tcase_create("metrics");
     tcase_add_test(tc, metrics_route_serves_prometheus_text);
+    tcase_add_test(tc, only_loopback_clients_without_a_token);
+    tcase_add_test(tc, the_token_opens_it_from_anywhere);
+    tcase_add_test(tc, metrics_token_file_flag);
+    tcase_add_test(tc, over_http_loopback_proxy_and_token);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

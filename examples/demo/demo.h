@@ -24,6 +24,8 @@ typedef struct demo_options {
     unsigned notes_max;
     /* keys read by --secret-key-file (cfg.secret_keys points here) */
     char **secret_keys;
+    /* the token read by --metrics-token-file, or NULL */
+    char *metrics_token;
 } demo_options;
 
 /* Parses argv into @p o (config defaults first). Returns 0 to run, 1 after
@@ -31,9 +33,17 @@ typedef struct demo_options {
  * @p o with demo_options_free() whatever it returned. */
 int demo_parse_args(demo_options *o, int argc, char **argv);
 void demo_usage(FILE *out, const char *argv0);
-/* Wipes and frees what demo_parse_args() loaded (the secret keys): after
- * guest_ctx_new(), which copies them. */
+/* Wipes and frees what demo_parse_args() loaded (the secret keys and the
+ * metrics token): after guest_ctx_new() and demo_metrics_set_token(),
+ * which copy them. */
 void demo_options_free(demo_options *o);
+
+/* Who may GET /metrics besides a client that came straight from this
+ * host: whoever sends "Authorization: Bearer <token>". Copies @p token
+ * (NULL: nobody else; wipes the previous copy). Returns -1 when out of
+ * memory. Call before serving and after the servers stopped: not
+ * thread-safe. */
+int demo_metrics_set_token(const char *token);
 
 /* The demo's route table ({NULL} terminated), for guest_routes_dispatch. */
 const guest_route *demo_routes(void);

@@ -162,6 +162,12 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (demo_metrics_set_token(o.metrics_token) != 0) {
+        demo_options_free(&o);
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 2;
+    }
+
     /* Block the stop signals before any thread starts, so every server
      * thread inherits the mask and only sigwait() below sees them. */
     sigset_t stop;
@@ -175,7 +181,8 @@ int main(int argc, char **argv)
     guest_error err = {0};
     demo_notes_configure(&o.cfg);
     guest_status st = guest_ctx_new(&o.cfg, &ctx, &err);
-    demo_options_free(&o); /* the context keeps its own copy of the keys */
+    /* The context and the routes keep their own copies of the secrets. */
+    demo_options_free(&o);
     if (st != GUEST_OK) {
         fprintf(stderr, "%s: %s: %s\n", argv[0], guest_strerror(st),
                 err.message);
@@ -210,5 +217,6 @@ int main(int argc, char **argv)
     server_stop(&server);
     demo_notes_stop();
     guest_ctx_free(ctx);
+    (void)demo_metrics_set_token(NULL);
     return 0;
 }

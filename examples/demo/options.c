@@ -1,9 +1,11 @@
 /* Command-line flags of the demo: one per guest_config setting, so every
  * setting can be tried without writing C. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "demo.h"
 
@@ -60,7 +62,8 @@ enum {
     OPT_DB_POOLER,
     OPT_DB_READ,
     OPT_SESSION_CACHE_TTL,
-    OPT_SESSION_CACHE_SIZE
+    OPT_SESSION_CACHE_SIZE,
+    OPT_METRICS_TOKEN_FILE
 };
 
 static const struct option longopts[] = {
@@ -117,6 +120,7 @@ static const struct option longopts[] = {
     {"db-read", required_argument, NULL, OPT_DB_READ},
     {"session-cache-ttl", required_argument, NULL, OPT_SESSION_CACHE_TTL},
     {"session-cache-size", required_argument, NULL, OPT_SESSION_CACHE_SIZE},
+    {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
     {NULL, 0, NULL, 0},
 };
 
@@ -241,6 +245,15 @@ void demo_usage(FILE *out, const char *argv0)
         "signs,\n"
         "                            all verify; make one with\n"
         "                            openssl rand -base64 48 > PATH\n"
+        "Metrics:\n"
+        "  --metrics-token-file PATH GET /metrics also answers requests with\n"
+        "                            \"Authorization: Bearer <the token in "
+        "PATH>\"; without\n"
+        "                            it only clients on this host that "
+        "reach the demo\n"
+        "                            directly (no X-Forwarded-For); make "
+        "one with\n"
+        "                            openssl rand -hex 32 > PATH\n"
         "  --help                    this text\n"
         "Notes application:\n"
         "  --notes-max N             most notes one user may keep (500)\n"
@@ -282,6 +295,66 @@ static bool parse_rate(const char *s, bool minute_ok, unsigned *count,
         return false;
     *count = (unsigned)v;
     return true;
+}
+
+/* Shortest token --metrics-token-file accepts, in characters. */
+#define METRICS_TOKEN_MIN 32
+/* Longest: a header line must hold it. */
+#define METRICS_TOKEN_MAX 1024
+
+/* Reads the token of --metrics-token-file: the file's text without the
+ * blanks around it, METRICS_TOKEN_MIN..METRICS_TOKEN_MAX visible ASCII
+ * characters (what a bearer token may hold). Returns it (malloc'd) or NULL
+ * with the reason printed. */
+static char *read_metrics_token(const char *argv0, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "%s: --metrics-token-file: cannot read %s: %s\n", argv0,
+                path, strerror(errno));
+        return NULL;
+    }
+    /* Anyone who can read the file can read the counters. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        fprintf(stderr,
+                "%s: warning: %s is readable by group or others (mode %04o); "
+                "chmod 600 it\n",
+                argv0, path, (unsigned)(st.st_mode & 07777));
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    buf[n] = '\0';
+    char *p = buf, *end = buf + n;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+                       end[-1] == '\n'))
+        end--;
+    size_t len = (size_t)(end - p);
+    bool visible = true;
+    for (const char *c = p; c < end; c++)
+        visible = visible && *c > ' ' && *c < 0x7f;
+    const char *why = NULL;
+    if (failed)
+        why = "cannot be read";
+    else if (n == sizeof buf - 1 || len > METRICS_TOKEN_MAX)
+        why = "holds a token longer than 1024 characters";
+    else if (!visible)
+        why = "must hold one token of visible ASCII characters";
+    else if (len < METRICS_TOKEN_MIN)
+        why = "holds a token shorter than 32 characters";
+    char *token = why ? NULL : strndup(p, len);
+    if (!why && !token)
+        why = "cannot be read: out of memory";
+    explicit_bzero(buf, sizeof buf);
+    if (why)
+        fprintf(stderr,
+                "%s: --metrics-token-file: %s %s (make one with: openssl rand "
+                "-hex 32 > %s)\n",
+                argv0, path, why, path);
+    return token;
 }
 
 int demo_parse_args(demo_options *o, int argc, char **argv)
@@ -550,6 +623,15 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->session_cache_size = (unsigned)n;
             break;
+        case OPT_METRICS_TOKEN_FILE:
+            if (o->metrics_token) {
+                explicit_bzero(o->metrics_token, strlen(o->metrics_token));
+                free(o->metrics_token);
+            }
+            o->metrics_token = read_metrics_token(argv[0], optarg);
+            if (!o->metrics_token)
+                return -1;
+            break;
         default:
             demo_usage(stderr, argv[0]);
             return -1;
@@ -577,4 +659,9 @@ void demo_options_free(demo_options *o)
     guest_secret_keys_free(o->secret_keys);
     o->secret_keys = NULL;
     o->cfg.secret_keys = NULL;
+    if (o->metrics_token) {
+        explicit_bzero(o->metrics_token, strlen(o->metrics_token));
+        free(o->metrics_token);
+        o->metrics_token = NULL;
+    }
 }

@@ -1,7 +1,10 @@
 /* The demo's routes: the same paths as the reference's own test project,
  * so the two can be compared one to one. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "demo.h"
@@ -97,11 +100,88 @@ static void healthz(guest_req *req, void *userdata)
                        "database unavailable\n");
 }
 
-/* Prometheus scrapes this; no guard, so a scrape makes no guest. Expose it
- * only where your scraper can reach it (docs/operations.md). */
+/* --metrics-token-file's token (NULL: none), a copy this file owns. */
+static char *metrics_token;
+
+int demo_metrics_set_token(const char *token)
+{
+    if (metrics_token) {
+        explicit_bzero(metrics_token, strlen(metrics_token));
+        free(metrics_token);
+        metrics_token = NULL;
+    }
+    if (token && !(metrics_token = strdup(token)))
+        return -1;
+    return 0;
+}
+
+/* 127.0.0.0/8 or ::1, as guest_req_client_addr() writes them (an
+ * IPv4-mapped peer already as IPv4). */
+static bool is_loopback(const char *addr)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (!addr)
+        return false;
+    if (inet_pton(AF_INET, addr, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, addr, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* Whether @p given is the token. The time taken depends on the token's
+ * length and the caller's own input only, never on how many leading
+ * characters matched, so timing cannot guess it piece by piece. */
+static bool token_matches(const char *given, size_t n, const char *token)
+{
+    size_t t = strlen(token);
+    volatile unsigned char diff = n != t;
+    for (size_t i = 0; i < t; i++)
+        diff |= (unsigned char)(token[i] ^ (i < n ? given[i] : 0));
+    return diff == 0;
+}
+
+/* "Authorization: Bearer <token>" with the configured token. */
+static bool has_token(const guest_req *req)
+{
+    const char *h = guest_req_header(req, "Authorization");
+    if (!metrics_token || !h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    size_t n = strlen(h);
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    return n > 0 && token_matches(h, n, metrics_token);
+}
+
+/* Who may read the counters: a client on this host that came straight
+ * to the demo, or anyone with the token. The client is the address the
+ * library decided on, so behind trusted proxies it is the visitor's, not
+ * the proxy's. A request carrying any forwarding header came through a
+ * proxy even when no proxy is trusted (then the peer is the proxy, on
+ * loopback for every visitor of an nginx on this host): loopback counts
+ * only without one. */
+static bool metrics_allowed(const guest_req *req)
+{
+    if (has_token(req))
+        return true;
+    return is_loopback(guest_req_client_addr(req)) &&
+           !guest_req_header(req, "X-Forwarded-For") &&
+           !guest_req_header(req, "Forwarded") &&
+           !guest_req_header(req, "X-Real-IP");
+}
+
+/* Prometheus scrapes this; no guard, so a scrape makes no guest. Refused
+ * with the same 404 as an unknown path, so a stranger cannot tell the page
+ * exists (docs/operations.md). */
 static void metrics(guest_req *req, void *userdata)
 {
     (void)userdata;
+    if (!metrics_allowed(req)) {
+        guest_res_send(req, 404, "text/plain; charset=utf-8", "Not Found\n");
+        return;
+    }
     char *text = NULL;
     size_t len = 0;
     if (guest_metrics_text(guest_req_ctx(req), &text, &len, NULL) != GUEST_OK) {
