@@ -15,53 +15,65 @@ typedef struct target {
     char rehash[GUEST_PASSWORD_HASH_BUF];
 } target;
 
-/* One password hash at the configured count into @p out; false when it
- * could not be made. */
-static bool hash_configured(const guest_ctx *ctx, const char *password,
-                            char out[GUEST_PASSWORD_HASH_BUF])
+/* One password hash at @p iterations into @p out; false when it could not
+ * be made. */
+static bool hash_at(const char *password, unsigned iterations,
+                    char out[GUEST_PASSWORD_HASH_BUF])
 {
-    if (guest_password_hash(password, ctx->cfg.password_iterations, out,
+    if (guest_password_hash(password, iterations, out,
                             GUEST_PASSWORD_HASH_BUF) == GUEST_OK)
         return true;
     OPENSSL_cleanse(out, GUEST_PASSWORD_HASH_BUF);
     return false;
 }
 
-/* One password hash thrown away: what a refused login costs, so it takes
- * as long as checking a right password. */
-static void spend_one_hash(const guest_ctx *ctx, const char *password)
+/* PBKDF2 work of @p iterations thrown away. */
+static void spend(const char *password, unsigned iterations)
 {
     char dummy[GUEST_PASSWORD_HASH_BUF];
-    if (hash_configured(ctx, password, dummy))
+    if (iterations && hash_at(password, iterations, dummy))
         OPENSSL_cleanse(dummy, sizeof dummy);
 }
 
-/* The hashing of a login, inside one hash slot. Every outcome costs at
- * least one hash at the configured count, so response times tell neither
- * which usernames exist nor which have an older, cheaper hash: a stored
- * hash with fewer iterations is verified and then the password hashed at
- * the configured count too (the upgrade on success, thrown away else). */
+/* The hashing of a login, inside one hash slot. Why every refusal costs
+ * the same: a wrong password costs what the stored hash's iteration count
+ * costs, so a site whose users' hashes have other counts than its own
+ * setting (older hashes, hashes written by another tool, a lowered
+ * password_iterations) would tell existing names from unknown ones by the
+ * time they take. So every refused login costs PBKDF2 work of @p target
+ * iterations: the most of the configured count and of the slowest hash
+ * stored (@p site_max, kept by a trigger), a stored hash's own
+ * verification counting towards it. PBKDF2's cost is linear in its
+ * iterations, which makes the padding exact. A success upgrades a cheaper
+ * stored hash to the configured count; a dearer one is kept (a lower
+ * setting never weakens what a stolen table would cost to crack). */
 static guest_status check_password(guest_ctx *ctx, const char *password,
-                                   const char *stored, target *t, bool *ok)
+                                   const char *stored, unsigned site_max,
+                                   target *t, bool *ok)
 {
     *ok = false;
     guest_status st = guest__hash_slot_take(ctx);
     if (st != GUEST_OK)
         return st;
+    unsigned configured = ctx->cfg.password_iterations;
+    unsigned goal = site_max > configured ? site_max : configured;
     unsigned iterations;
     if (stored && guest__password_iterations(stored, &iterations)) {
         *ok = guest_password_verify(password, stored);
-        if (iterations < ctx->cfg.password_iterations &&
-            hash_configured(ctx, password, t->rehash) && !*ok)
-            OPENSSL_cleanse(t->rehash, sizeof t->rehash);
+        if (*ok && iterations < configured)
+            hash_at(password, configured, t->rehash);
+        else if (!*ok && iterations < goal)
+            spend(password, goal - iterations);
     } else {
-        spend_one_hash(ctx, password);
+        spend(password, goal);
     }
     guest__hash_slot_give(ctx);
     return GUEST_OK;
 }
 
-/* Finds an active registered user by name and checks the password. */
+/* Finds an active registered user by name and checks the password. The
+ * same statement reads the slowest stored hash's count, so the refusal of
+ * an unknown name costs what the slowest known one's costs. */
 static guest_status authenticate(guest_ctx *ctx, const char *username,
                                  const char *password, target *t,
                                  guest_error *err)
@@ -70,18 +82,26 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
     guest__param_text(&p, username);
     PGresult *res;
     const guest__stmt s = {
-        .tmpl = "SELECT u.id, u.username, u.password FROM @.users u"
-                " WHERE u.username = $1 AND u.is_active AND NOT EXISTS"
-                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
+        .tmpl = "SELECT u.id, u.username, u.password, m.value"
+                " FROM (SELECT 1) one LEFT JOIN @.users u"
+                " ON u.username = $1 AND u.is_active AND NOT EXISTS"
+                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)"
+                " LEFT JOIN @.site_settings m"
+                " ON m.name = 'password_iterations_max'",
         .params = &p};
     guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
         return st;
     }
-    bool found = PQntuples(res) == 1, ok;
-    st = check_password(ctx, password, found ? PQgetvalue(res, 0, 2) : NULL, t,
-                        &ok);
+    bool found = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0), ok;
+    unsigned long long site_max =
+        PQntuples(res) == 1 && !PQgetisnull(res, 0, 3)
+            ? strtoull(PQgetvalue(res, 0, 3), NULL, 10)
+            : 0;
+    st = check_password(ctx, password, found ? PQgetvalue(res, 0, 2) : NULL,
+                        site_max > UINT32_MAX ? UINT32_MAX : (unsigned)site_max,
+                        t, &ok);
     if (st == GUEST_OK && ok) {
         t->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         t->user.is_guest = false;
@@ -228,8 +248,10 @@ static guest_status login(guest_req *req, const char *username,
     target t = {0};
     if (guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
         !guest__utf8_valid(username, strlen(username))) {
+        /* No such name can exist, and everyone can tell: one hash at the
+         * configured count is enough. */
         bool ok;
-        st = check_password(ctx, password, NULL, &t, &ok);
+        st = check_password(ctx, password, NULL, 0, &t, &ok);
         if (st == GUEST_OK)
             st = GUEST_ERR_AUTH;
     } else {
