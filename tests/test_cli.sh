@@ -111,7 +111,7 @@ done
 # GUESTUSER_DB is used when --db is absent, and --db wins over it
 GUESTUSER_DB=$down run -- stats
 expect_rc 2
-GUESTUSER_DB=$down run -- --db "$ci" --schema $schema stats
+GUESTUSER_DB=$down run -- --db "$ci" --schema $schema migrate
 expect_rc 0
 
 # --- migrate ---
@@ -124,6 +124,54 @@ expect_eq "$(psql_ "SELECT count(*) FROM information_schema.tables WHERE table_s
 run -- migrate --schema $schema --db "$ci" # options after the command; idempotent
 expect_rc 0
 [ -z "$err" ] || fail "a second migrate was not quiet on stderr"
+
+# --- only migrate creates or alters a schema: the others refuse one that
+#     is missing or at another version (exit 2) and change nothing ---
+schemas() { psql_ "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't_cli_%'"; }
+psql_ "DROP SCHEMA IF EXISTS t_cli_nosuch CASCADE; DROP SCHEMA IF EXISTS t_cli_bare CASCADE; DROP SCHEMA IF EXISTS t_cli_old CASCADE"
+before=$(schemas)
+for c in stats list-guests delete-expired "delete-expired --dry-run" list-users "delete-user alice" "deactivate alice" "activate alice"; do
+  # shellcheck disable=SC2086
+  run -- --db "$ci" --schema t_cli_nosuch $c
+  expect_rc 2
+  expect_err 'schema "t_cli_nosuch" does not exist'
+  expect_err "run guestuser migrate"
+  [ -z "$out" ] || fail "printed on stdout without a schema"
+done
+for c in create-user set-password; do
+  run $'Correct-Horse-42\n' -- --db "$ci" --schema t_cli_nosuch $c alice
+  expect_rc 2
+  expect_err "guestuser: $c: schema \"t_cli_nosuch\" does not exist"
+done
+expect_eq "$(schemas)" "$before" "schemas after commands on a missing one"
+expect_eq "$(psql_ "SELECT count(*) FROM pg_namespace WHERE nspname = 't_cli_nosuch'")" 0 "the mistyped schema"
+# a schema that migrate never touched
+psql_ "CREATE SCHEMA t_cli_bare"
+run -- --db "$ci" --schema t_cli_bare stats
+expect_rc 2
+expect_err 'schema "t_cli_bare" has no schema_migrations table'
+expect_err "run guestuser migrate"
+expect_eq "$(psql_ "SELECT count(*) FROM pg_tables WHERE schemaname = 't_cli_bare'")" 0 "tables in the bare schema"
+# an older version is not upgraded behind migrate's back, a newer one is
+# refused too
+run -- --db "$ci" --schema t_cli_old migrate
+expect_rc 0
+latest=$(psql_ "SELECT max(version) FROM t_cli_old.schema_migrations")
+psql_ "DELETE FROM t_cli_old.schema_migrations WHERE version > 1"
+run -- --db "$ci" --schema t_cli_old list-users
+expect_rc 2
+expect_err "schema \"t_cli_old\" is at version 1, this library needs $latest: run guestuser migrate"
+expect_eq "$(psql_ "SELECT max(version) FROM t_cli_old.schema_migrations")" 1 "the old schema's version"
+psql_ "INSERT INTO t_cli_old.schema_migrations (version) SELECT generate_series(2, $latest + 1)"
+run -- --db "$ci" --schema t_cli_old stats
+expect_rc 2
+expect_err "is at version $((latest + 1)), newer than this library knows ($latest)"
+psql_ "DROP SCHEMA t_cli_bare CASCADE; DROP SCHEMA t_cli_old CASCADE"
+# the migrated schema serves every command, as below
+run -- --db "$ci" --schema $schema stats
+expect_rc 0
+expect_out "users: 0"
+[ -z "$err" ] || fail "stats on a migrated schema wrote to stderr"
 
 # --- data: 3 expired guests (one with a session), 2 fresh guests,
 #     1 registered user with an expired and a live session ---

@@ -1,5 +1,7 @@
 /* Session and CSRF cookies signed under secret_keys: forged cookies cost no
- * database statement, rotation, the key file loader and validation. */
+ * database statement, rotation, the key file loader and validation. Also
+ * guest_ctx_new() with auto_migrate off, which the guestuser tool uses
+ * (tests/test_cli.sh checks the tool itself). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,6 +616,81 @@ START_TEST(key_file_refuses_weak_or_missing_keys)
 }
 END_TEST
 
+/* ---- auto_migrate = false: check the schema, never create or alter it */
+
+static guest_status ctx_checking(const char *schema, guest_error *err)
+{
+    guest_config c;
+    tl_config(&c, schema);
+    c.auto_migrate = false;
+    guest_ctx *ctx = NULL;
+    memset(err, 0, sizeof *err);
+    guest_status st = guest_ctx_new(&c, &ctx, err);
+    ck_assert(st == GUEST_OK ? ctx != NULL : ctx == NULL);
+    guest_ctx_free(ctx);
+    return st;
+}
+
+static long long schema_count(const char *schema)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_namespace WHERE nspname = '%s'", schema);
+    return tl_scalar(sql);
+}
+
+START_TEST(without_auto_migrate_a_missing_schema_is_refused)
+{
+    guest_config c;
+    guest_config_init(&c);
+    ck_assert(c.auto_migrate);
+    const char *schema = SCHEMA "_check";
+    tl_drop_schema(schema);
+    guest_error err;
+    ck_assert_int_eq(ctx_checking(schema, &err), GUEST_ERR_DB);
+    char want[128];
+    snprintf(want, sizeof want,
+             "schema \"%s\" does not exist (this library needs version %d)",
+             schema, guest__schema_version_latest());
+    ck_assert_msg(strstr(err.message, want), "message: %s", err.message);
+    ck_assert_ptr_nonnull(strstr(err.message, "run guestuser migrate"));
+    ck_assert_int_eq(schema_count(schema), 0);
+
+    /* Created by a context that migrates, it passes the check. */
+    guest_config m;
+    tl_config(&m, schema);
+    guest_ctx_free(tl_ctx_new(&m));
+    ck_assert_int_eq(ctx_checking(schema, &err), GUEST_OK);
+
+    /* An older version is refused and left as it is. */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM %s.schema_migrations WHERE version > 1", schema);
+    tl_exec(sql);
+    ck_assert_int_eq(ctx_checking(schema, &err), GUEST_ERR_DB);
+    snprintf(want, sizeof want,
+             "schema \"%s\" is at version 1, this library needs %d: run "
+             "guestuser migrate",
+             schema, guest__schema_version_latest());
+    ck_assert_msg(strstr(err.message, want), "message: %s", err.message);
+    snprintf(sql, sizeof sql, "SELECT max(version) FROM %s.schema_migrations",
+             schema);
+    ck_assert_int_eq(tl_scalar(sql), 1);
+    tl_drop_schema(schema);
+
+    /* The database unreachable: unavailable, as with migration. */
+    guest_config down;
+    tl_config(&down, schema);
+    down.db_conninfo = "host=127.0.0.1 port=1 connect_timeout=5";
+    down.db_timeout_ms = 2000;
+    down.auto_migrate = false;
+    guest_ctx *ctx = NULL;
+    ck_assert_int_eq(guest_ctx_new(&down, &ctx, &err),
+                     GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_ptr_null(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("signed");
@@ -636,5 +713,9 @@ int main(void)
     tcase_add_test(units, csrf_old_key_verifies_and_is_resigned);
     tcase_add_test(units, csrf_without_keys_is_unchanged);
     suite_add_tcase(s, units);
+    TCase *check = tcase_create("schema_check");
+    tcase_set_timeout(check, 120);
+    tcase_add_test(check, without_auto_migrate_a_missing_schema_is_refused);
+    suite_add_tcase(s, check);
     return tl_run(s);
 }

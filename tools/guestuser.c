@@ -45,7 +45,9 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"migrate", CMD_MIGRATE, "migrate", "Create or upgrade the schema."},
+    {"migrate", CMD_MIGRATE, "migrate",
+     "Create or upgrade the schema. Every other command only uses a schema\n"
+     "that migrate brought to this version, and exits 2 otherwise."},
     {"stats", CMD_STATS, "stats [--max-age SECONDS]",
      "Count users, guests, expired guests and live sessions."},
     {"list-guests", CMD_LIST,
@@ -697,6 +699,9 @@ int main(int argc, char **argv)
     cfg.db_pool_size = 1;
     cfg.db_timeout_ms = (unsigned)(a.timeout_s * 1000);
     cfg.log = log_quietly;
+    /* Only migrate may create or alter the schema: a mistyped --schema
+     * must be an error, not a new empty schema. */
+    cfg.auto_migrate = a.cmd->bit == CMD_MIGRATE;
     /* A guest's expiry, which list-users shows, is its age plus this. */
     if (a.seen[OPT_MAX_AGE])
         cfg.max_age = a.max_age;
@@ -706,6 +711,12 @@ int main(int argc, char **argv)
     guest_status st = guest_ctx_new(&cfg, &ctx, &err);
     if (st == GUEST_ERR_CONFIG)
         return usage_error(a.cmd, "%s", err.message);
+    if (st == GUEST_ERR_DB && !cfg.auto_migrate) {
+        /* The schema is missing or at another version: the message says
+         * which and what to run. */
+        fprintf(stderr, "guestuser: %s: %s\n", a.cmd->name, err.message);
+        return EXIT_DB;
+    }
     if (st != GUEST_OK)
         return db_error("cannot open the database", st, &err);
 

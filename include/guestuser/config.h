@@ -171,6 +171,15 @@ struct guest_config {
     /** Upper bound for connecting, waiting for a connection and one
      * statement, in milliseconds (5000). */
     unsigned db_timeout_ms;
+    /**
+     * true (the default): guest_ctx_new() creates db_schema or brings it to
+     * this library's version. false: it only checks that the schema exists
+     * at exactly that version, with read-only statements, and otherwise
+     * fails with GUEST_ERR_DB and a message naming the schema, its version
+     * and the fix (run `guestuser migrate`). For programs that must never
+     * create or alter the schema, such as admin tools.
+     */
+    bool auto_migrate;
 
     guest_created_fn on_guest_created;
     void *on_guest_created_userdata;

@@ -56,6 +56,7 @@ void guest_config_init(guest_config *cfg)
     cfg->db_schema = "guestuser";
     cfg->db_pool_size = 8;
     cfg->db_timeout_ms = 5000;
+    cfg->auto_migrate = true;
     /* Django 6.1's PBKDF2PasswordHasher default (current as of 2026). */
     cfg->password_iterations = 1500000;
     cfg->password_min_length = 8;
@@ -348,9 +349,12 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         (st = guest__pool_new(ctx, ctx->cfg.db_read_conninfo, &ctx->read_pool,
                               err)) != GUEST_OK)
         goto fail;
-    /* Migrating at start both proves the database is reachable and makes
-     * every later statement able to assume the schema exists. */
-    if ((st = guest__migrate(ctx, err)) != GUEST_OK)
+    /* Migrating (or checking) at start both proves the database is
+     * reachable and makes every later statement able to assume the schema
+     * exists at this version. */
+    st = ctx->cfg.auto_migrate ? guest__migrate(ctx, err)
+                               : guest__schema_check(ctx, err);
+    if (st != GUEST_OK)
         goto fail;
     *out = ctx;
     return GUEST_OK;

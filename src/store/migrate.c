@@ -213,3 +213,58 @@ rollback:
     guest__tx_abort(&tx);
     return st;
 }
+
+guest_status guest__schema_check(guest_ctx *ctx, guest_error *err)
+{
+    const char *schema = ctx->cfg.db_schema;
+    guest__params p = {0};
+    guest__param_text(&p, schema);
+    /* Looked up by name in the catalog first: a missing schema or table
+     * must be an answer, not an error, and nothing may be created. */
+    const guest__stmt exists = {
+        .tmpl = "SELECT to_regnamespace(format('%I', $1::text)) IS NOT NULL,"
+                " to_regclass(format('%I.schema_migrations', $1::text))"
+                " IS NOT NULL",
+        .params = &p};
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(ctx, NULL, &exists, &res, err);
+    if (st != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    bool have_schema = PQgetvalue(res, 0, 0)[0] == 't';
+    bool have_table = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    res = NULL;
+    if (!have_schema)
+        return guest__fail(err, GUEST_ERR_DB,
+                           "schema \"%s\" does not exist (this library needs "
+                           "version %d): run guestuser migrate, or check the "
+                           "schema name",
+                           schema, MIGRATION_COUNT);
+    if (!have_table)
+        return guest__fail(err, GUEST_ERR_DB,
+                           "schema \"%s\" has no schema_migrations table, so "
+                           "no version (this library needs %d): run "
+                           "guestuser migrate",
+                           schema, MIGRATION_COUNT);
+    const guest__stmt version = {
+        .tmpl = "SELECT coalesce(max(version), 0) FROM @.schema_migrations"};
+    if ((st = guest__sql_run(ctx, NULL, &version, &res, err)) != GUEST_OK) {
+        PQclear(res);
+        return st;
+    }
+    int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (have > MIGRATION_COUNT)
+        return guest__fail(err, GUEST_ERR_DB,
+                           "schema \"%s\" is at version %d, newer than this "
+                           "library knows (%d): use a newer libguestuser",
+                           schema, have, MIGRATION_COUNT);
+    if (have < MIGRATION_COUNT)
+        return guest__fail(err, GUEST_ERR_DB,
+                           "schema \"%s\" is at version %d, this library "
+                           "needs %d: run guestuser migrate",
+                           schema, have, MIGRATION_COUNT);
+    return GUEST_OK;
+}

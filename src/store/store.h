@@ -192,6 +192,8 @@ guest_status guest__db_query_on(guest_ctx *ctx, PGconn *conn, const char *sql,
 int guest__schema_version_latest(void);
 /* Brings cfg.db_schema to the latest version, in one transaction. */
 guest_status guest__migrate(guest_ctx *ctx, guest_error *err);
+/* Checks, reading only, that cfg.db_schema is at the latest version. */
+guest_status guest__schema_check(guest_ctx *ctx, guest_error *err);
 
 /* guests.c: the guest, user and session rows of the request path. */
 /* The creation statement depends on which limits the config turns on. */
