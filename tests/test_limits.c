@@ -515,6 +515,8 @@ START_TEST(guest_counts_follow_every_change)
     ck_assert_int_eq(count("SELECT count(*) FROM @.guests"), 0);
     assert_counts_true();
     ck_assert_int_eq(count("SELECT sum(live) FROM @.guest_counts"), 0);
+    /* and the networks left empty are gone */
+    ck_assert_int_eq(count("SELECT count(*) FROM @.guest_networks"), 0);
     guest_ctx_free(ctx);
 }
 END_TEST
