@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "accounts/accounts.h"
@@ -493,6 +494,42 @@ START_TEST(config_refuses_weak_or_missing_keys)
 }
 END_TEST
 
+/* What people type instead of random bytes, each at least 32 bytes. */
+static const char *const weak_keys[] = {
+    "abcdefghijabcdefghijabcdefghijabcdefghij", /* a 10-byte piece x 4 */
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",         /* 32 x 'a' */
+    "abababababababababababababababababababab",
+    "changemechangemechangemechangeme",
+    "Password1!Password1!Password1!Pass", /* a piece and a bit of it */
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",   /* one byte most of the time */
+    "aaaabbbbccccddddeeeeffffgggghhhh",   /* 8 different bytes in 32 */
+    "0123456789abcde0123456789abcdef0",   /* 16 different, unevenly */
+};
+
+START_TEST(weak_keys_are_refused)
+{
+    guest_error err;
+    for (size_t i = 0; i < sizeof weak_keys / sizeof *weak_keys; i++) {
+        const char *const list[] = {weak_keys[i], NULL};
+        ck_assert_msg(try_keys(list, &err) == GUEST_ERR_CONFIG,
+                      "accepted \"%s\"", weak_keys[i]);
+        ck_assert_ptr_nonnull(strstr(err.message, "not random"));
+        ck_assert_ptr_nonnull(strstr(err.message, "openssl rand"));
+        /* The message never shows the key. */
+        ck_assert_ptr_null(strstr(err.message, weak_keys[i]));
+    }
+    const char *const piece[] = {weak_keys[0], NULL};
+    ck_assert_int_eq(try_keys(piece, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "repeats a shorter piece"));
+    const char *const plain[] = {weak_keys[6], NULL};
+    ck_assert_int_eq(try_keys(plain, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "too little variety"));
+    /* 16 different bytes, each twice: exactly 128 bits, the least. */
+    const char *const least[] = {"0123456789abcdeffedcba9876543210", NULL};
+    ck_assert_int_eq(try_keys(least, &err), GUEST_OK);
+}
+END_TEST
+
 START_TEST(keys_are_copied_from_the_config)
 {
     char *k0 = strdup(KEY_A), *k1 = strdup(KEY_B);
@@ -575,6 +612,92 @@ START_TEST(key_file_is_read_line_by_line)
 }
 END_TEST
 
+/* Made with `openssl rand -base64 48` and `openssl rand -hex 32`. */
+#define KEY_OPENSSL_B64                                                        \
+    "Glgn7D2/amTIsUQ0yL9vRu7Xggpdo2JnUPaCz86aEqfRCo4nBUVLMsaBQ34qoRpm"
+#define KEY_OPENSSL_HEX                                                        \
+    "53952b4a17b58e24b2e5d0ec9321557599a9884fe6d3ce7a681ac8484ad2f898"
+
+START_TEST(random_keys_pass_the_rule)
+{
+    char **keys = NULL;
+    guest_error err;
+    ck_assert_int_eq(
+        LOAD(KEY_OPENSSL_B64 "\n" KEY_OPENSSL_HEX "\n", &keys, &err), GUEST_OK);
+    ck_assert_str_eq(keys[0], KEY_OPENSSL_B64);
+    ck_assert_str_eq(keys[1], KEY_OPENSSL_HEX);
+    guest_secret_keys_free(keys);
+    /* Fresh ones, as the documentation tells to make them: never one
+     * refused. */
+    FILE *p = popen("command -v openssl >/dev/null && for i in $(seq 200); "
+                    "do openssl rand -base64 48; openssl rand -hex 32; "
+                    "openssl rand -base64 32; done",
+                    "r");
+    ck_assert_ptr_nonnull(p);
+    char line[128];
+    int n = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *const list[] = {line, NULL};
+        ck_assert_msg(guest__check_secret_keys(list, &err) == GUEST_OK,
+                      "refused %s: %s", line, err.message);
+        n++;
+    }
+    pclose(p);
+    ck_assert_msg(n == 0 || n == 600, "%d keys from openssl", n);
+}
+END_TEST
+
+/* guest_secret_keys_load() of @p text in a file of mode @p mode; what it
+ * wrote to stderr into @p out. */
+static guest_status load_capturing(const char *text, mode_t mode, char *out,
+                                   size_t size)
+{
+    char path[64];
+    key_file(path, text, strlen(text));
+    ck_assert_int_eq(chmod(path, mode), 0);
+    char log[] = "/tmp/guestuser-stderr-XXXXXX";
+    int fd = mkstemp(log);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    char **keys = NULL;
+    guest_error err;
+    guest_status st = guest_secret_keys_load(path, &keys, &err);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    guest_secret_keys_free(keys);
+    ssize_t n = pread(fd, out, size - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(log);
+    unlink(path);
+    return st;
+}
+
+START_TEST(key_file_readable_by_others_is_warned_about)
+{
+    char said[512];
+    ck_assert_int_eq(load_capturing(KEY_A "\n", 0644, said, sizeof said),
+                     GUEST_OK);
+    ck_assert_msg(strstr(said, "guestuser: warning: /tmp/guestuser-keys-") &&
+                      strstr(said, " is readable by group or others (mode "
+                                   "0644); chmod 600 it\n"),
+                  "stderr: %s", said);
+    ck_assert_int_eq(load_capturing(KEY_A "\n", 0640, said, sizeof said),
+                     GUEST_OK);
+    ck_assert_ptr_nonnull(strstr(said, "(mode 0640)"));
+    ck_assert_int_eq(load_capturing(KEY_A "\n", 0600, said, sizeof said),
+                     GUEST_OK);
+    ck_assert_str_eq(said, "");
+    ck_assert_int_eq(load_capturing(KEY_A "\n", 0400, said, sizeof said),
+                     GUEST_OK);
+    ck_assert_str_eq(said, "");
+}
+END_TEST
+
 START_TEST(key_file_refuses_weak_or_missing_keys)
 {
     char **keys = (char **)1;
@@ -589,6 +712,13 @@ START_TEST(key_file_refuses_weak_or_missing_keys)
         GUEST_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(err.message, "line 1"));
     ck_assert_ptr_nonnull(strstr(err.message, "not random"));
+    ck_assert_int_eq(LOAD("# a placeholder\n"
+                          "abcdefghijabcdefghijabcdefghijabcdefghij\n",
+                          &keys, &err),
+                     GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "line 2"));
+    ck_assert_ptr_nonnull(strstr(err.message, "repeats a shorter piece"));
+    ck_assert_ptr_null(strstr(err.message, "abcdefghij"));
     ck_assert_int_eq(LOAD("# nothing here\n\n   \n", &keys, &err),
                      GUEST_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(err.message, "holds no key"));
@@ -705,6 +835,9 @@ int main(void)
     tcase_add_test(db, keys_are_copied_from_the_config);
     tcase_add_test(db, key_file_is_read_line_by_line);
     tcase_add_test(db, key_file_refuses_weak_or_missing_keys);
+    tcase_add_test(db, weak_keys_are_refused);
+    tcase_add_test(db, random_keys_pass_the_rule);
+    tcase_add_test(db, key_file_readable_by_others_is_warned_about);
     suite_add_tcase(s, db);
     TCase *units = tcase_create("units");
     tcase_add_checked_fixture(units, NULL, fake_teardown);

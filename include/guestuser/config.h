@@ -354,7 +354,13 @@ GUEST_API void guest_config_init(guest_config *cfg);
  * (guest_ctx_new() copies it, so right after that is fine). Returns
  * GUEST_ERR_CONFIG when the file cannot be read, holds no key, more than
  * GUEST_SECRET_KEYS_MAX keys or a weak one (@p err names the line),
- * GUEST_ERR_NOMEM. Thread-safe.
+ * GUEST_ERR_NOMEM. A key is weak, here and in guest_ctx_new(), when it is
+ * shorter than GUEST_SECRET_KEY_MIN_BYTES, when it is a shorter piece
+ * repeated ("abab...", "changeme" x 4), or when its length times the
+ * Shannon entropy of its byte counts is under 128 bits (so 32 bytes need at
+ * least 16 different ones); `openssl rand -base64 48` makes a good one.
+ * Writes one warning line to stderr when the file is readable by group or
+ * others. Thread-safe.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_secret_keys_load(const char *path,
                                                               char ***keys,

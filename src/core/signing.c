@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -10,30 +11,61 @@
 
 /* A key file is a few lines; anything larger is not one. */
 #define KEY_FILE_MAX 65536
-/* Fewer distinct bytes than this is a placeholder ("changeme..."), not
- * random material: random base64 or hex of that length has far more. */
-#define KEY_MIN_DISTINCT 10
+/* Least estimated randomness of a key, in bits: half of what the
+ * HMAC-SHA256 key can hold, as much as a guessed key must resist. */
+#define KEY_MIN_BITS 128
 
 /* The messages below spell both limits out. */
-_Static_assert(GUEST_SECRET_KEY_MIN_BYTES == 32 && KEY_MIN_DISTINCT == 10,
+_Static_assert(GUEST_SECRET_KEY_MIN_BYTES == 32 && KEY_MIN_BITS == 128,
                "update the key messages");
 
-/* Why @p key (@p len bytes) is too weak, or NULL. */
+/* log2(@p x) for 1 <= x <= KEY_FILE_MAX, without libm: the integer part by
+ * halving, then 24 bits of the fraction by squaring (far finer than the
+ * rule needs). */
+static double log2_of(double x)
+{
+    double r = 0;
+    while (x >= 2) {
+        x /= 2;
+        r += 1;
+    }
+    double bit = 0.5;
+    for (int i = 0; i < 24; i++, bit /= 2) {
+        x *= x;
+        if (x >= 2) {
+            x /= 2;
+            r += bit;
+        }
+    }
+    return r;
+}
+
+/* Why @p key (@p len bytes) is too weak, or NULL. The rule catches what
+ * people type instead of random bytes, not every weak key: a random key of
+ * 32 or more characters from `openssl rand` passes it. */
 static const char *key_problem(const char *key, size_t len)
 {
     if (len < GUEST_SECRET_KEY_MIN_BYTES)
         return "is shorter than 32 bytes";
-    bool seen[256] = {false};
-    unsigned distinct = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)key[i];
-        if (!seen[c]) {
-            seen[c] = true;
-            distinct++;
-        }
-    }
-    if (distinct < KEY_MIN_DISTINCT)
-        return "has fewer than 10 different characters, so it is not random";
+    /* A piece written twice or more ("abab...", "changemechangeme...",
+     * "abcdefghij" x 4): as strong as the piece, whatever its length. */
+    for (size_t period = 1; period <= len / 2; period++)
+        if (memcmp(key, key + period, len - period) == 0)
+            return "repeats a shorter piece, so it is not random";
+    /* The length times the Shannon entropy of its byte counts: what the
+     * key would hold if its bytes were drawn at random with those
+     * frequencies. Few different bytes, or one byte most of the time, give
+     * little ("aaaa...ab"); 32 bytes need 16 different ones at least. */
+    size_t count[256] = {0};
+    for (size_t i = 0; i < len; i++)
+        count[(unsigned char)key[i]]++;
+    double bits = 0, log2_len = log2_of((double)len);
+    for (size_t c = 0; c < 256; c++)
+        if (count[c])
+            bits += (double)count[c] * (log2_len - log2_of((double)count[c]));
+    if (bits < KEY_MIN_BITS)
+        return "has too little variety (under 128 bits by the counts of its "
+               "characters), so it is not random";
     return NULL;
 }
 
@@ -160,6 +192,15 @@ static guest_status read_key_file(const char *path, char **out, size_t *len,
     if (!f)
         return guest__fail(err, GUEST_ERR_CONFIG, "cannot read %s: %s", path,
                            strerror(errno));
+    /* As ssh does for a private key, but a warning: refusing would stop
+     * servers that ran until now. There is no context and no log callback
+     * yet, so the warning goes to standard error. */
+    struct stat info;
+    if (fstat(fileno(f), &info) == 0 && (info.st_mode & (S_IRGRP | S_IROTH)))
+        fprintf(stderr,
+                "guestuser: warning: %s is readable by group or others (mode "
+                "%04o); chmod 600 it\n",
+                path, (unsigned)(info.st_mode & 07777));
     char *buf = malloc(KEY_FILE_MAX + 1);
     if (!buf) {
         fclose(f);
