@@ -83,6 +83,11 @@ usage_error delete-expired --batch-size=
 usage_error delete-expired --max-age 0
 usage_error delete-expired --max-age -5
 usage_error delete-expired --dry-run=yes
+usage_error create-user alice --password-iterations 0
+usage_error create-user alice --password-iterations 2147483648
+usage_error set-password alice --password-iterations abc
+usage_error create-user alice --password-iterations
+usage_error stats --password-iterations 1000
 usage_error list-guests --limit -1
 usage_error list-guests --limit 1x
 usage_error stats --dry-run
@@ -395,6 +400,27 @@ expect_err 'delete-user: no user named "carol"'
 run -- --schema $schema delete-user "$(head -c 200 /dev/zero | tr '\0' x)"
 expect_rc 1
 expect_err "no user named"
+
+# --- --password-iterations: the PBKDF2 cost of the new hash ---
+iterations_of() { psql_ "SELECT split_part(password, '\$', 2) FROM $schema.users WHERE username = '$1'"; }
+expect_eq "$(iterations_of alice)" 1500000 "the default iterations"
+run $'Correct-Horse-42\n' -- --schema $schema --password-iterations 1000 create-user erin
+expect_rc 0
+expect_eq "$(iterations_of erin)" 1000 "create-user --password-iterations"
+run $'Brand-New-Horse-78\n' -- --schema $schema set-password erin --password-iterations=2000
+expect_rc 0
+expect_eq "$(iterations_of erin)" 2000 "set-password --password-iterations"
+if command -v python3 >/dev/null; then
+  hash=$(psql_ "SELECT password FROM $schema.users WHERE username = 'erin'")
+  python3 - "$hash" 'Brand-New-Horse-78' <<'PY' || fail "the stored hash does not verify at its iterations"
+import base64, hashlib, sys
+algo, it, salt, digest = sys.argv[1].split('$')
+dk = hashlib.pbkdf2_hmac('sha256', sys.argv[2].encode(), salt.encode(), int(it))
+sys.exit(0 if base64.b64encode(dk).decode() == digest else 1)
+PY
+fi
+run -- --schema $schema delete-user erin
+expect_rc 0
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"

@@ -68,10 +68,12 @@ static const command commands[] = {
      "  --progress         report each batch on standard error (a live line\n"
      "                     on a terminal)\n"
      "  Ctrl-C stops between batches; what was deleted stays deleted."},
-    {"create-user", CMD_CREATE, "create-user USERNAME",
+    {"create-user", CMD_CREATE,
+     "create-user [--password-iterations N] USERNAME",
      "Create a registered user. The password is the first line of standard\n"
      "input (asked for without echo on a terminal) and must pass the same\n"
-     "checks as conversion; a refused username or password exits 1."},
+     "checks as conversion; a refused username or password exits 1.\n"
+     "  --password-iterations N  PBKDF2 iterations of the hash (1500000)"},
     {"list-users", CMD_LIST_USERS,
      "list-users [--guests|--registered] [--limit N] [--max-age SECONDS]",
      "List users newest first: username, kind (guest or registered),\n"
@@ -84,11 +86,13 @@ static const command commands[] = {
      "Delete a user, guest or registered, with its sessions and every row\n"
      "of yours whose foreign key says ON DELETE CASCADE. An unknown user\n"
      "exits 1."},
-    {"set-password", CMD_SET_PASSWORD, "set-password USERNAME",
+    {"set-password", CMD_SET_PASSWORD,
+     "set-password [--password-iterations N] USERNAME",
      "Set a registered user's password and log the user out everywhere.\n"
      "The password is the first line of standard input (asked for without\n"
      "echo on a terminal) and must pass the password checks; a refused\n"
-     "password, a guest or an unknown user exits 1."},
+     "password, a guest or an unknown user exits 1.\n"
+     "  --password-iterations N  PBKDF2 iterations of the hash (1500000)"},
     {"deactivate", CMD_DEACTIVATE, "deactivate USERNAME",
      "Deactivate a user: its sessions end at once and it cannot log in\n"
      "until activated again. An unknown user exits 1."},
@@ -118,6 +122,7 @@ enum {
     OPT_PROGRESS,
     OPT_GUESTS,
     OPT_REGISTERED,
+    OPT_ITERATIONS,
     OPT_COUNT
 };
 
@@ -135,6 +140,8 @@ static const option options[OPT_COUNT] = {
     [OPT_PROGRESS] = {"progress", CMD_DELETE, false},
     [OPT_GUESTS] = {"guests", CMD_LIST_USERS, false},
     [OPT_REGISTERED] = {"registered", CMD_LIST_USERS, false},
+    [OPT_ITERATIONS] = {"password-iterations", CMD_CREATE | CMD_SET_PASSWORD,
+                        true},
 };
 
 typedef struct args {
@@ -144,7 +151,7 @@ typedef struct args {
     bool seen[OPT_COUNT];
     const char *value[OPT_COUNT];
     /* parsed values */
-    long long timeout_s, max_age, limit, batch_size;
+    long long timeout_s, max_age, limit, batch_size, iterations;
 } args;
 
 static void print_usage(FILE *out, const command *only)
@@ -177,6 +184,13 @@ static void print_usage(FILE *out, const command *only)
           "1209600\n"
           "                     (two weeks): pass your application's "
           "max_age\n"
+          "  --password-iterations N\n"
+          "                     create-user, set-password: PBKDF2-SHA256 "
+          "iterations of\n"
+          "                     the new hash, 1..2147483647; default 1500000 "
+          "(Django's):\n"
+          "                     pass your application's "
+          "password_iterations\n"
           "  --help             this text; after a command, that command's\n"
           "\nExit status: 0 success, 1 usage error, 2 database error, 130 "
           "interrupted.\n",
@@ -315,6 +329,11 @@ static int parse_args(int argc, char **argv, args *a)
         return usage_error(a->cmd,
                            "--limit must be a number, 0 or more (got \"%s\")",
                            a->value[OPT_LIMIT]);
+    if (a->seen[OPT_ITERATIONS] &&
+        !parse_number(a->value[OPT_ITERATIONS], 1, INT_MAX, &a->iterations))
+        return usage_error(a->cmd,
+                           "--password-iterations must be 1..%d (got \"%s\")",
+                           INT_MAX, a->value[OPT_ITERATIONS]);
     if (a->seen[OPT_BATCH_SIZE] &&
         !parse_number(a->value[OPT_BATCH_SIZE], 1, GUEST_CLEANUP_BATCH_MAX,
                       &a->batch_size))
@@ -705,6 +724,8 @@ int main(int argc, char **argv)
     /* A guest's expiry, which list-users shows, is its age plus this. */
     if (a.seen[OPT_MAX_AGE])
         cfg.max_age = a.max_age;
+    if (a.seen[OPT_ITERATIONS])
+        cfg.password_iterations = (unsigned)a.iterations;
 
     guest_ctx *ctx = NULL;
     guest_error err = {0};
