@@ -264,6 +264,22 @@ START_TEST(limit_flags)
     ck_assert_int_eq(o.cfg.db_pooler, GUEST_DB_POOLER_TRANSACTION);
     ck_assert_uint_eq(o.cfg.session_cache_ttl, 0);
     ck_assert_uint_eq(o.cfg.session_cache_size, 10000);
+    /* the guessing limits are on unless turned off; the IPv6 prefixes and
+     * the per-network share */
+    ck_assert_uint_eq(o.cfg.login_rate_limit, 5);
+    ck_assert_uint_eq(o.cfg.login_address_rate_limit, 100);
+    char *off[] = {"demo",   "--login-limit",
+                   "0",      "--login-address-limit",
+                   "0/HOUR", "--ipv6-56-multiplier",
+                   "0",      "--ipv6-48-multiplier",
+                   "16",     "--max-guests-per-network",
+                   "7",      NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 11, off), 0);
+    ck_assert_uint_eq(o.cfg.login_rate_limit, 0);
+    ck_assert_uint_eq(o.cfg.login_address_rate_limit, 0);
+    ck_assert_uint_eq(o.cfg.ipv6_prefix56_multiplier, 0);
+    ck_assert_uint_eq(o.cfg.ipv6_prefix48_multiplier, 16);
+    ck_assert_int_eq(o.cfg.max_guests_per_network, 7);
     char *cache[] = {"demo", "--session-cache-ttl",
                      "30",   "--session-cache-size",
                      "500",  NULL};
@@ -271,6 +287,8 @@ START_TEST(limit_flags)
     ck_assert_uint_eq(o.cfg.session_cache_ttl, 30);
     ck_assert_uint_eq(o.cfg.session_cache_size, 500);
     const char *bad[][2] = {{"--rate-limit", "0/hour"},
+                            {"--ipv6-48-multiplier", "70000"},
+                            {"--max-guests-per-network", "-1"},
                             {"--rate-limit", "5/day"},
                             {"--rate-limit", "x"},
                             {"--rate-limit-action", "drop"},

@@ -56,6 +56,9 @@ enum {
     OPT_LOGIN_LIMIT,
     OPT_LOGIN_ADDR_LIMIT,
     OPT_MAX_GUESTS,
+    OPT_MAX_GUESTS_NETWORK,
+    OPT_IPV6_56,
+    OPT_IPV6_48,
     OPT_HELP,
     OPT_NOTES_MAX,
     OPT_SECRET_KEY_FILE,
@@ -113,6 +116,9 @@ static const struct option longopts[] = {
     {"login-limit", required_argument, NULL, OPT_LOGIN_LIMIT},
     {"login-address-limit", required_argument, NULL, OPT_LOGIN_ADDR_LIMIT},
     {"max-guests", required_argument, NULL, OPT_MAX_GUESTS},
+    {"max-guests-per-network", required_argument, NULL, OPT_MAX_GUESTS_NETWORK},
+    {"ipv6-56-multiplier", required_argument, NULL, OPT_IPV6_56},
+    {"ipv6-48-multiplier", required_argument, NULL, OPT_IPV6_48},
     {"help", no_argument, NULL, OPT_HELP},
     {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
@@ -222,8 +228,9 @@ void demo_usage(FILE *out, const char *argv0)
         "  --allowed-hosts LIST      Host names served, e.g. "
         "example.com,.example.org\n"
         "                            (others get 400; default: any Host)\n"
-        "Abuse limits (shared by every node through the database; off by "
-        "default):\n"
+        "Abuse limits (shared by every node through the database; the login "
+        "limits\n"
+        "are on by default, the guest limits off):\n"
         "  --rate-limit N/HOUR       guests one client address (IPv4, IPv6 "
         "/64) may\n"
         "                            create per hour; also N/MINUTE\n"
@@ -232,12 +239,19 @@ void demo_usage(FILE *out, const char *argv0)
         "                            guest, or answer 429 (anonymous)\n"
         "  --login-limit N/HOUR      failed logins per username and address; "
         "past it\n"
-        "                            login answers 429\n"
-        "  --login-address-limit N/HOUR failed logins and conversions per "
-        "address\n"
-        "                            (5 x the login limit)\n"
+        "                            login answers 429 (5/HOUR; 0: off)\n"
+        "  --login-address-limit N/HOUR failed logins, and failed "
+        "conversions, per\n"
+        "                            address (100/HOUR; 0: off)\n"
+        "  --ipv6-56-multiplier N    an IPv6 /56's budget as N x the /64's, "
+        "for the\n"
+        "                            guest and address limits (4; 0: none)\n"
+        "  --ipv6-48-multiplier N    the same for the /48 (8; 0: none)\n"
         "  --max-guests N            most live guests; then visitors stay "
         "anonymous\n"
+        "  --max-guests-per-network N most live guests from one IPv4 /24 or "
+        "IPv6 /48\n"
+        "                            (max-guests / 20)\n"
         "Signed cookies:\n"
         "  --secret-key-file PATH    sign session and CSRF cookies with the "
         "keys in\n"
@@ -562,17 +576,34 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             break;
         case OPT_LOGIN_LIMIT: {
             unsigned window;
-            if (!parse_rate(optarg, false, &c->login_rate_limit, &window))
+            /* On by default, so 0 (or 0/HOUR) turns it off. */
+            if (optarg[0] == '0' && (!optarg[1] || optarg[1] == '/'))
+                c->login_rate_limit = 0;
+            else if (!parse_rate(optarg, false, &c->login_rate_limit, &window))
                 goto bad;
             break;
         }
         case OPT_LOGIN_ADDR_LIMIT: {
             unsigned window;
-            if (!parse_rate(optarg, false, &c->login_address_rate_limit,
-                            &window))
+            if (optarg[0] == '0' && (!optarg[1] || optarg[1] == '/'))
+                c->login_address_rate_limit = 0;
+            else if (!parse_rate(optarg, false, &c->login_address_rate_limit,
+                                 &window))
                 goto bad;
             break;
         }
+        case OPT_IPV6_56:
+        case OPT_IPV6_48:
+            if (!parse_num(optarg, 0, 65536, &n))
+                goto bad;
+            *(opt == OPT_IPV6_56 ? &c->ipv6_prefix56_multiplier
+                                 : &c->ipv6_prefix48_multiplier) = (unsigned)n;
+            break;
+        case OPT_MAX_GUESTS_NETWORK:
+            if (!parse_num(optarg, 0, INT64_MAX, &n))
+                goto bad;
+            c->max_guests_per_network = n;
+            break;
         case OPT_MAX_GUESTS:
             if (!parse_num(optarg, 0, INT64_MAX, &n))
                 goto bad;
