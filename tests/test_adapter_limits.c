@@ -328,12 +328,54 @@ static char *exchange(int port, const char *request)
     return raw;
 }
 
+/* @p count header lines "X-Hn: v\r\n" into @p out. */
+static void header_lines(char *out, size_t size, int count)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < count && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "X-H%d: v\r\n", i);
+}
+
 /* Requests whose length or host a proxy in front could read differently
- * from the server are refused, and nothing after them is answered. */
+ * from the server are refused, and nothing after them is answered: also
+ * when the second Content-Length, the Transfer-Encoding or the second Host
+ * come after an obsolete folded line or after more header lines than
+ * CivetWeb keeps (64), where CivetWeb stops reading without a word. */
 START_TEST(ambiguous_framing_is_refused)
 {
     server s = up_default(_i);
-    static const char *const smuggled[] = {
+    char many[2048], req[3][4096];
+    header_lines(many, sizeof many, 70);
+    snprintf(req[0], sizeof req[0],
+             "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n%s"
+             "Content-Length: 34\r\n\r\n"
+             "GET /hello?SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n",
+             many);
+    snprintf(req[1], sizeof req[1],
+             "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n%s"
+             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+             "GET /hello?SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n",
+             many);
+    snprintf(req[2], sizeof req[2],
+             "GET /hello HTTP/1.1\r\nHost: x\r\n%sHost: evil.example\r\n"
+             "\r\nGET /hello?SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n",
+             many);
+    const char *const smuggled[] = {
+        req[0],
+        req[1],
+        req[2],
+        /* A folded line, then the length of a body that is a request. */
+        "DELETE /hello HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n"
+        "Content-Length: 34\r\n\r\n"
+        "GET /hello?SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n"
+        "Host: evil.example\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        /* Blanks before the colon, a first line starting with one. */
+        "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n"
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /hello HTTP/1.1\r\n Content-Length: 5\r\nHost: x\r\n\r\n"
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
         "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
         "Content-Length: 40\r\n\r\nabcGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
         "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
@@ -348,11 +390,38 @@ START_TEST(ambiguous_framing_is_refused)
                       raw);
         /* One answer only: the bytes after the first request were not
          * taken for a second one. */
-        ck_assert_msg(!strstr(strstr(raw, "HTTP/1.1") + 8, "HTTP/1.1"),
+        ck_assert_msg(!strstr(raw + 8, "HTTP/1."),
                       "%s, case %zu: a second response: %s", s.kind, i, raw);
         free(raw);
     }
     ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+/* As many header lines as CivetWeb keeps are served everywhere; one more
+ * is refused by CivetWeb only, which would not read it, and served by the
+ * others, which do. */
+START_TEST(header_lines_up_to_civetweb_limit)
+{
+    server s = up_default(_i);
+    char many[2048], req[4096];
+    /* With Host and Connection, 64 lines. */
+    header_lines(many, sizeof many, 62);
+    snprintf(req, sizeof req,
+             "GET /hello HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+             many);
+    char *raw = exchange(s.port, req);
+    ck_assert_msg(tl_raw_status(raw) == 200, "%s, 64 lines: %s", s.kind, raw);
+    free(raw);
+    header_lines(many, sizeof many, 63);
+    snprintf(req, sizeof req,
+             "GET /hello HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+             many);
+    raw = exchange(s.port, req);
+    int want = strcmp(s.kind, "civetweb") ? 200 : 400;
+    ck_assert_msg(tl_raw_status(raw) == want, "%s, 65 lines: %s", s.kind, raw);
+    free(raw);
     down(&s);
 }
 END_TEST
@@ -663,6 +732,7 @@ int main(void)
     tcase_add_loop_test(tc, abandoned_requests_leave_nothing_behind, 0, NKINDS);
     tcase_add_loop_test(tc, large_pages_arrive_whole, 0, NKINDS);
     tcase_add_loop_test(tc, ambiguous_framing_is_refused, 0, NKINDS);
+    tcase_add_loop_test(tc, header_lines_up_to_civetweb_limit, 0, NKINDS);
     tcase_add_loop_test(tc, repeated_header_lines_are_joined, 0, NKINDS);
 #ifdef TEST_WITH_MHD
     tcase_add_test(tc, mhd_cuts_off_a_client_that_trickles_headers);

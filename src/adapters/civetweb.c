@@ -2,6 +2,7 @@
  * because the library's handlers may set the status and headers after
  * writing body bytes, while CivetWeb sends headers before the body. */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,64 @@ static const char *op_header(void *c, const char *name)
     }
     r->joined[r->joined_count++] = b.data;
     return b.data;
+}
+
+/* RFC 9110 5.1: a field name is a token. */
+static bool token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+/* Whether CivetWeb took every line of the header block. It parses the
+ * block in place, writing a NUL over each CR, LF and colon, and stops
+ * without a word at a line it does not read as a header (an obsolete
+ * folded line, one starting with ':' or a byte past ASCII) and after
+ * MG_MAX_HEADERS lines; the lines after that are missing from
+ * request_info while still counting as the header block, so a second
+ * Content-Length or a Transfer-Encoding there would escape the checks
+ * below. Where it stopped shows in its buffer: each line must end in two
+ * NULs (CRLF) with the next one right after, and the empty line must
+ * follow the last header. A bare LF leaves one NUL, and then the end of
+ * the last line cannot be told from a hidden one, so it is refused too, as
+ * is a request without any header (whitespace at the start of a first
+ * header line leaves the same NULs as an empty line). */
+static bool headers_complete(const struct mg_connection *conn,
+                             const struct mg_request_info *ri)
+{
+    const struct mg_header *h = ri->http_headers;
+    if (ri->num_headers < 1 || !ri->http_version || !ri->request_method)
+        return false;
+    /* The peek after the last line below stays inside the block when that
+     * line ends in CRLF; after a bare LF it reads the byte past the block,
+     * which this bound keeps inside CivetWeb's buffer of max_request_size
+     * bytes unless blank bytes before the request line (which CivetWeb
+     * skips, and which this cannot see) fill that buffer to its end. */
+    const char *size = mg_get_option(mg_get_context(conn), "max_request_size");
+    uintptr_t limit =
+        (uintptr_t)ri->request_method + (uintptr_t)(size ? atol(size) : 0);
+    const char *end = ri->http_version + strlen(ri->http_version);
+    for (int i = 0; i < ri->num_headers; i++) {
+        if (!h[i].name || !h[i].value || end[0] || end[1] ||
+            h[i].name != end + 2 || !token(h[i].name))
+            return false;
+        /* The colon right after the name, then only blanks. */
+        const char *p = h[i].name + strlen(h[i].name) + 1;
+        while (p < h[i].value && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p != h[i].value)
+            return false;
+        end = h[i].value + strlen(h[i].value);
+    }
+    if ((uintptr_t)end + 3 >= limit || end[0] || end[1])
+        return false;
+    /* A NUL is CivetWeb's mark over the block's last LF. */
+    return !end[2] || (end[2] == '\r' && !end[3]);
 }
 
 /* Framing a proxy in front might read differently from the server (request
@@ -280,7 +339,7 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     int rc;
     if (build_target(&r) != 0) {
         rc = plain(&r, 500, "Internal Server Error\n");
-    } else if (ambiguous_framing(r.ri)) {
+    } else if (!headers_complete(conn, r.ri) || ambiguous_framing(r.ri)) {
         rc = plain(&r, 400, "Bad Request\n");
     } else {
         switch (read_body(&r, app->max_body)) {

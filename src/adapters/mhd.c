@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -80,7 +81,23 @@ typedef struct header_scan {
     guest_buf joined;
     bool failed;
     size_t content_length, transfer_encoding, host;
+    /* The request's header block in MHD's read buffer (framing checks
+     * only; lo 0: not checked), and whether a line is malformed. */
+    uintptr_t lo, hi;
+    bool malformed;
 } header_scan;
+
+/* RFC 9110 5.1: a field name is a token. */
+static bool token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
                                    const char *key, const char *value)
@@ -89,6 +106,13 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
     header_scan *s = cls;
     if (!key)
         return MHD_YES;
+    /* A name with blanks in it is a line MHD took whole that a proxy
+     * would fold into the one before or refuse. */
+    if (!token(key) ||
+        (s->lo &&
+         ((uintptr_t)key < s->lo || (uintptr_t)key >= s->hi || !value ||
+          (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi)))
+        s->malformed = true;
     s->content_length += !strcasecmp(key, "Content-Length");
     s->transfer_encoding += !strcasecmp(key, "Transfer-Encoding");
     s->host += !strcasecmp(key, "Host");
@@ -126,12 +150,28 @@ static const char *op_header(void *c, const char *name)
 
 /* Framing a proxy in front might read differently from the server (request
  * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
- * or two Hosts. */
-static bool ambiguous_framing(struct MHD_Connection *conn)
+ * two Hosts, or an obsolete folded line (RFC 9112 5.2), which a proxy may
+ * join to the line before with a space, or refuse. MHD from 0.9.77 refuses
+ * folded lines itself under the client discipline guest_mhd_start sets.
+ * Before, MHD appends the folded line to the previous header's name, in
+ * a block of its memory pool outside the read buffer where every other
+ * name and value of the header block stays: a name outside the block
+ * gives it away. @p method is MHD's, the start of that block. */
+static bool ambiguous_framing(struct MHD_Connection *conn, const char *method)
 {
     header_scan s = {0};
+#if MHD_VERSION < 0x00097701
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (!ci || !method)
+        return true;
+    s.lo = (uintptr_t)method;
+    s.hi = s.lo + ci->header_size;
+#else
+    (void)method;
+#endif
     MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &s);
-    return s.content_length > 1 || s.host > 1 ||
+    return s.malformed || s.content_length > 1 || s.host > 1 ||
            (s.content_length && s.transfer_encoding);
 }
 
@@ -474,7 +514,7 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         r->headers_seen = true;
         /* The body gets a deadline of its own. */
         arm(r);
-        if (ambiguous_framing(connection)) {
+        if (ambiguous_framing(connection, method)) {
             atomic_store(&r->deadline, 0);
             return plain(r, 400, "Bad Request\n");
         }
@@ -549,14 +589,23 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     const guest_mhd_limits *l = &app->limits;
-    *out = MHD_start_daemon(
-        flags, port, NULL, NULL, guest_mhd_access, app, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_CONNECTION,
-        guest_mhd_connection, app, MHD_OPTION_URI_LOG_CALLBACK,
-        guest_mhd_uri_log, app, MHD_OPTION_NOTIFY_COMPLETED,
-        guest_mhd_completed, app, MHD_OPTION_CONNECTION_TIMEOUT,
-        l->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, l->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->max_conns_per_ip,
-        MHD_OPTION_END);
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)guest_mhd_connection, app},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)guest_mhd_uri_log, app},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)guest_mhd_completed, app},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)l->idle_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)l->max_conns_per_ip,
+         NULL},
+#if MHD_VERSION >= 0x00097701
+        /* Refuses obsolete folded lines and bare LFs (see
+         * ambiguous_framing). */
+        {MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, NULL},
+#endif
+        {MHD_OPTION_END, 0, NULL},
+    };
+    *out = MHD_start_daemon(flags, port, NULL, NULL, guest_mhd_access, app,
+                            MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     return *out ? GUEST_OK : GUEST_ERR_CONFIG;
 }

@@ -10,19 +10,26 @@
  *   are separate entries. Two Content-Lengths or Hosts arrive as "3,3".
  * - The client address is cut to sizeof(struct sockaddr), too short for
  *   IPv6, and whether the connection is TLS is not said at all.
- *   Under guest_ulfius_start() the adapter therefore also knows the MHD
- *   connection of each request (see below) and reads those from it.
  * - A body past max_post_body_size is cut without a word: the instance's
  *   limit is set one byte over ours, so a cut body is a body too long.
+ *   Ulfius reads every body to its end before an endpoint runs, whatever
+ *   its length, with no hook on the way.
  * - The response keeps one value per header name; cookies have their own
  *   list, one Set-Cookie line each.
  * - ulfius_set_binary_body_response() refuses an empty body and then leaves
  *   the status at 200: the status is set directly, the body only if any.
- * - Ulfius's request leaks when libmicrohttpd skips the completion callback;
- *   under guest_ulfius_start() a connection notification frees it. */
+ *
+ * Under guest_ulfius_start() the adapter therefore runs the libmicrohttpd
+ * daemon with an access handler of its own in place of Ulfius's
+ * dispatcher: it refuses bad framing and long bodies while they arrive,
+ * fills Ulfius's request itself and sends Ulfius's response the way Ulfius
+ * does, with the MHD connection at hand for the address and TLS. On an
+ * instance the application runs, Ulfius's dispatcher stays, with what it
+ * hides. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,81 +58,6 @@ typedef struct ul_req {
     size_t joined_count;
 } ul_req;
 
-/* The request each thread of guest_ulfius_start's daemon is reading, and
- * its connection. libmicrohttpd runs every callback of one connection on
- * the same thread, the URI log (which starts a request) first, so when the
- * request pointer matches, the connection is that request's. */
-static _Thread_local const struct _u_request *tl_request;
-static _Thread_local struct MHD_Connection *tl_conn;
-
-/* Per connection under guest_ulfius_start: the request Ulfius's URI log
- * made and its completion callback has not freed yet. libmicrohttpd skips
- * the completion callback for some requests it refuses itself (a header
- * block too large for its memory pool, a malformed request line), and
- * Ulfius's request would leak; the connection notification always runs,
- * so it frees what is left. */
-typedef struct ul_conn {
-    struct connection_info_struct *pending;
-} ul_conn;
-
-static ul_conn *conn_of(struct MHD_Connection *connection)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-static void release(ul_conn *c, struct MHD_Connection *connection)
-{
-    if (!c || !c->pending)
-        return;
-    void *ci = c->pending;
-    c->pending = NULL;
-    mhd_request_completed(NULL, connection, &ci,
-                          MHD_REQUEST_TERMINATED_WITH_ERROR);
-}
-
-static void connection_notify(void *cls, struct MHD_Connection *connection,
-                              void **socket_context,
-                              enum MHD_ConnectionNotificationCode toe)
-{
-    (void)cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(ul_conn));
-        return;
-    }
-    release(*socket_context, connection);
-    free(*socket_context);
-    *socket_context = NULL;
-}
-
-static void *uri_log(void *cls, const char *uri,
-                     struct MHD_Connection *connection)
-{
-    ul_conn *c = conn_of(connection);
-    release(c, connection);
-    struct connection_info_struct *ci = ulfius_uri_logger(cls, uri);
-    if (c)
-        c->pending = ci;
-    tl_request = ci ? ci->request : NULL;
-    tl_conn = ci ? connection : NULL;
-    return ci;
-}
-
-static void completed(void *cls, struct MHD_Connection *connection,
-                      void **con_cls, enum MHD_RequestTerminationCode toe)
-{
-    struct connection_info_struct *ci = *con_cls;
-    if (ci && ci->request == tl_request) {
-        tl_request = NULL;
-        tl_conn = NULL;
-    }
-    ul_conn *c = conn_of(connection);
-    if (c && c->pending == ci)
-        c->pending = NULL;
-    mhd_request_completed(cls, connection, con_cls, toe);
-}
-
 static int keep(ul_req *r, guest_buf *b)
 {
     if (r->joined_count == sizeof r->joined / sizeof *r->joined)
@@ -141,7 +73,23 @@ typedef struct header_scan {
     guest_buf joined;
     bool failed;
     size_t content_length, transfer_encoding, host;
+    /* MHD's header block (lo 0: not checked), and whether a line is
+     * malformed (see framing_refused). */
+    uintptr_t lo, hi;
+    bool malformed;
 } header_scan;
+
+/* RFC 9110 5.1: a field name is a token. */
+static bool token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
 
 /* One header line (from MHD) or one Ulfius map entry, which may hold
  * several lines joined by ",". */
@@ -189,7 +137,12 @@ static enum MHD_Result scan_mhd(void *cls, enum MHD_ValueKind kind,
                                 const char *key, const char *value)
 {
     (void)kind;
-    scan_one(cls, key, value, false);
+    header_scan *s = cls;
+    if (key && s->lo &&
+        (!token(key) || (uintptr_t)key < s->lo || (uintptr_t)key >= s->hi ||
+         !value || (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi))
+        s->malformed = true;
+    scan_one(s, key, value, false);
     return MHD_YES;
 }
 
@@ -404,15 +357,12 @@ static bool declared_too_long(ul_req *r, size_t max)
     return errno == ERANGE || n > max;
 }
 
-int guest_ulfius_callback(const struct _u_request *request,
-                          struct _u_response *response, void *user_data)
+/* One request, with its MHD connection when the daemon is the adapter's
+ * (NULL: Ulfius's dispatcher called). */
+static int serve(guest_ulfius *app, const struct _u_request *request,
+                 struct MHD_Connection *conn, struct _u_response *response)
 {
-    guest_ulfius *app = user_data;
-    if (!app || !request || !response)
-        return U_CALLBACK_ERROR;
-    ul_req r = {.rq = request};
-    if (tl_request == request)
-        r.conn = tl_conn;
+    ul_req r = {.rq = request, .conn = conn};
     guest_response_init(&r.res);
     int ret;
     if (ambiguous_framing(&r)) {
@@ -440,6 +390,15 @@ int guest_ulfius_callback(const struct _u_request *request,
     for (size_t i = 0; i < r.joined_count; i++)
         free(r.joined[i]);
     return ret;
+}
+
+int guest_ulfius_callback(const struct _u_request *request,
+                          struct _u_response *response, void *user_data)
+{
+    guest_ulfius *app = user_data;
+    if (!app || !request || !response)
+        return U_CALLBACK_ERROR;
+    return serve(app, request, NULL, response);
 }
 
 void guest_ulfius_limits_init(guest_ulfius_limits *limits)
@@ -509,6 +468,300 @@ guest_status guest_ulfius_attach(guest_ulfius *app,
     return GUEST_OK;
 }
 
+/* ---- guest_ulfius_start: the adapter's own access handler ---- */
+
+/* Per connection: the request in progress, which the URI log starts and
+ * the completion (or, when libmicrohttpd skips that for a request it
+ * refused itself, the connection's end) frees. */
+typedef struct ul_conn {
+    struct _u_request *rq;
+    size_t cap; /* bytes allocated for rq->binary_body */
+    bool headers_seen;
+} ul_conn;
+
+static void request_clear(ul_conn *c)
+{
+    if (c->rq)
+        ulfius_clean_request_full(c->rq);
+    c->rq = NULL;
+    c->cap = 0;
+    c->headers_seen = false;
+}
+
+static ul_conn *conn_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *connection,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)connection;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(ul_conn));
+        return;
+    }
+    ul_conn *c = *socket_context;
+    if (c)
+        request_clear(c);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* The raw target, as Ulfius's own URI log keeps it, and the path before
+ * its query. */
+static void *uri_log(void *cls, const char *uri,
+                     struct MHD_Connection *connection)
+{
+    (void)cls;
+    ul_conn *c = conn_of(connection);
+    if (!c)
+        return NULL;
+    request_clear(c);
+    struct _u_request *rq = o_malloc(sizeof *rq);
+    if (!rq)
+        return c;
+    if (ulfius_init_request(rq) != U_OK) {
+        o_free(rq);
+        return c;
+    }
+    c->rq = rq;
+    if (!uri)
+        uri = "/";
+    rq->http_url = o_strdup(uri);
+    rq->url_path = o_strndup(uri, strcspn(uri, "?"));
+    if (!rq->http_url || !rq->url_path)
+        request_clear(c);
+    return c;
+}
+
+static void completed(void *cls, struct MHD_Connection *connection,
+                      void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)connection;
+    (void)toe;
+    ul_conn *c = *req_cls;
+    *req_cls = NULL;
+    if (c)
+        request_clear(c);
+}
+
+/* Framing a proxy in front might read differently (see ambiguous_framing),
+ * or a line MHD took its own way: a name that is not a token (blanks
+ * before the colon, a first line starting with a blank), or an obsolete
+ * folded line (RFC 9112 5.2), which a proxy may join to the line before
+ * with a space, or refuse. MHD from 0.9.77 refuses folded lines itself
+ * under the client discipline guest_ulfius_start sets; before, it appends
+ * the folded line to the previous header's name in a block of its memory
+ * pool outside the read buffer, where every other name and value of the
+ * header block (which starts at @p method) stays. */
+static bool framing_refused(struct MHD_Connection *conn, const char *method)
+{
+    header_scan s = {0};
+#if MHD_VERSION < 0x00097701
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (!ci || !method)
+        return true;
+    s.lo = (uintptr_t)method;
+    s.hi = s.lo + ci->header_size;
+#else
+    (void)method;
+    s.lo = 1;
+    s.hi = UINTPTR_MAX;
+#endif
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_mhd, &s);
+    return s.malformed || s.content_length > 1 || s.host > 1 ||
+           (s.content_length && s.transfer_encoding);
+}
+
+/* The adapter's own short answer; every one ends the connection, as the
+ * request was refused or not read to its end. */
+static enum MHD_Result answer(struct MHD_Connection *connection, int status,
+                              const char *text)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Connection", "close");
+    MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+    enum MHD_Result ret =
+        MHD_queue_response(connection, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* libmicrohttpd queues no response while a body is arriving (1.0 neither),
+ * so the 413 for a body that crosses the limit on its way is written to
+ * the socket here, then a FIN, and the access handler returns MHD_NO:
+ * MHD closes the connection without reading the rest. A TLS connection
+ * cannot be written past MHD; it is only closed. */
+static void refuse_arriving_body(struct MHD_Connection *connection)
+{
+    static const char text[] = "HTTP/1.1 413 Payload Too Large\r\n"
+                               "Connection: close\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 18\r\n\r\n"
+                               "Payload Too Large\n";
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if ((tls && tls->tls_session) || !fd)
+        return;
+    if (send(fd->connect_fd, text, sizeof text - 1,
+             MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)(sizeof text - 1))
+        shutdown(fd->connect_fd, SHUT_WR);
+}
+
+/* Repeated lines joined with ",", as Ulfius fills its map. */
+static enum MHD_Result put_request_header(void *cls, enum MHD_ValueKind kind,
+                                          const char *key, const char *value)
+{
+    (void)kind;
+    struct _u_map *m = cls;
+    if (!key)
+        return MHD_YES;
+    if (!value)
+        value = "";
+    const char *had = u_map_get(m, key);
+    if (!had)
+        return u_map_put(m, key, value) == U_OK ? MHD_YES : MHD_NO;
+    guest_buf b = {0};
+    int rc = guest_buf_append(&b, had, strlen(had)) ||
+             guest_buf_append(&b, ",", 1) ||
+             guest_buf_append(&b, value, strlen(value));
+    if (rc == 0)
+        rc = u_map_put(m, key, b.data) == U_OK ? 0 : -1;
+    guest_buf_cleanup(&b);
+    return rc == 0 ? MHD_YES : MHD_NO;
+}
+
+/* What Ulfius's dispatcher puts in a request before any body byte. */
+static bool fill_request(struct _u_request *rq,
+                         struct MHD_Connection *connection, const char *method,
+                         const char *version)
+{
+    rq->http_verb = o_strdup(method);
+    rq->http_protocol = o_strdup(version ? version : "");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!rq->http_verb || !rq->http_protocol || !ci || !ci->client_addr)
+        return false;
+    /* Whole, where Ulfius keeps sizeof(struct sockaddr) bytes. */
+    size_t len = ci->client_addr->sa_family == AF_INET6
+                     ? sizeof(struct sockaddr_in6)
+                     : sizeof(struct sockaddr_in);
+    rq->client_address = o_malloc(sizeof(struct sockaddr_storage));
+    if (!rq->client_address)
+        return false;
+    memset(rq->client_address, 0, sizeof(struct sockaddr_storage));
+    memcpy(rq->client_address, ci->client_addr, len);
+    return MHD_get_connection_values(connection, MHD_HEADER_KIND,
+                                     put_request_header, rq->map_header) >= 0;
+}
+
+/* Sends Ulfius's response as its dispatcher would: the body, each header
+ * of the map, one Set-Cookie line per cookie. fill() is the only writer
+ * of this response and sets a cookie's key and value alone (the value
+ * carries the attributes). */
+static enum MHD_Result send_response(struct MHD_Connection *connection,
+                                     const struct _u_response *resp)
+{
+    struct MHD_Response *mr =
+        resp->binary_body_length
+            ? MHD_create_response_from_buffer(resp->binary_body_length,
+                                              resp->binary_body,
+                                              MHD_RESPMEM_MUST_COPY)
+            : MHD_create_response_from_buffer(0, (void *)"",
+                                              MHD_RESPMEM_PERSISTENT);
+    if (!mr)
+        return MHD_NO;
+    bool ok = true;
+    const struct _u_map *m = resp->map_header;
+    for (int i = 0; ok && m && i < m->nb_values; i++)
+        ok = MHD_add_response_header(mr, m->keys[i], m->values[i]) == MHD_YES;
+    for (unsigned i = 0; ok && i < resp->nb_cookies; i++) {
+        const struct _u_cookie *ck = &resp->map_cookie[i];
+        guest_buf line = {0};
+        ok = guest_buf_append(&line, ck->key, strlen(ck->key)) == 0 &&
+             guest_buf_append(&line, "=", 1) == 0 &&
+             guest_buf_append(&line, ck->value ? ck->value : "",
+                              ck->value ? strlen(ck->value) : 0) == 0 &&
+             MHD_add_response_header(mr, "Set-Cookie", line.data) == MHD_YES;
+        guest_buf_cleanup(&line);
+    }
+    enum MHD_Result ret =
+        ok ? MHD_queue_response(connection, (unsigned)resp->status, mr)
+           : MHD_NO;
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static enum MHD_Result
+access_handler(void *cls, struct MHD_Connection *connection, const char *url,
+               const char *method, const char *version, const char *upload_data,
+               size_t *upload_data_size, void **req_cls)
+{
+    (void)url;
+    guest_ulfius *app = cls;
+    ul_conn *c = *req_cls;
+    /* Without its request (out of memory) the connection just closes. */
+    if (!c || !c->rq)
+        return MHD_NO;
+    struct _u_request *rq = c->rq;
+    /* The first call has the headers only. */
+    if (!c->headers_seen) {
+        c->headers_seen = true;
+        if (framing_refused(connection, method))
+            return answer(connection, 400, "Bad Request\n");
+        const char *cl = MHD_lookup_connection_value(
+            connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && *cl >= '0' && *cl <= '9') {
+            errno = 0;
+            unsigned long long n = strtoull(cl, NULL, 10);
+            if (errno == ERANGE || n > app->max_body)
+                return answer(connection, 413, "Payload Too Large\n");
+        }
+        return fill_request(rq, connection, method, version) ? MHD_YES : MHD_NO;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        if (n > app->max_body - rq->binary_body_length) {
+            refuse_arriving_body(connection);
+            return MHD_NO;
+        }
+        if (rq->binary_body_length + n > c->cap) {
+            size_t cap = c->cap ? c->cap : 1024;
+            while (cap < rq->binary_body_length + n)
+                cap *= 2;
+            void *p = o_realloc(rq->binary_body, cap);
+            if (!p)
+                return MHD_NO;
+            rq->binary_body = p;
+            c->cap = cap;
+        }
+        memcpy((char *)rq->binary_body + rq->binary_body_length, upload_data,
+               n);
+        rq->binary_body_length += n;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    struct _u_response resp;
+    if (ulfius_init_response(&resp) != U_OK)
+        return MHD_NO;
+    serve(app, rq, connection, &resp);
+    enum MHD_Result ret = send_response(connection, &resp);
+    ulfius_clean_response(&resp);
+    return ret;
+}
+
 guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
                                 uint16_t port, struct _u_instance **out)
 {
@@ -525,7 +778,9 @@ guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
     struct _u_instance *in = calloc(1, sizeof *in);
     if (!in)
         return GUEST_ERR_NOMEM;
-    /* Ulfius refuses port 0; the daemon binds to the address below. */
+    /* Ulfius refuses port 0; the daemon binds to the address below. The
+     * instance carries the endpoint as guest_ulfius_attach() sets it, so
+     * that it reads as any other; the daemon's access handler is ours. */
     if (ulfius_init_instance(in, port ? port : 1, NULL, NULL) != U_OK) {
         free(in);
         return GUEST_ERR_NOMEM;
@@ -547,13 +802,22 @@ guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)l->max_conns_per_ip,
          NULL},
+#if MHD_VERSION >= 0x00097701
+        /* Refuses obsolete folded lines and bare LFs (framing_refused). */
+        {MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, NULL},
+#endif
         {MHD_OPTION_END, 0, NULL},
     };
-    if (ulfius_start_framework_with_mhd_options(in, flags, ops) != U_OK) {
+    in->mhd_daemon =
+        MHD_start_daemon(flags, port, NULL, NULL, access_handler, app,
+                         MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    if (!in->mhd_daemon) {
         ulfius_clean_instance(in);
         free(in);
         return GUEST_ERR_CONFIG;
     }
+    /* As ulfius_start_framework() leaves it, for ulfius_stop_framework(). */
+    in->status = U_STATUS_RUNNING;
     app->instance = in;
     *out = in;
     return GUEST_OK;

@@ -66,12 +66,16 @@ guest_civetweb_start(guest_civetweb *app, const char *bind_addr, uint16_t port,
 /**
  * The CivetWeb request handler, for applications that start their own
  * server: mg_set_request_handler(mg_ctx, "/", guest_civetweb_handler, app)
- * serves every path (register a narrower prefix for part of a site). Reads
- * the body up to guest_config.max_body_size (413 beyond), runs the handler
- * and sends the buffered response with a Content-Length. Returns the HTTP
- * status sent. Works with either decode_url setting; with "yes" (CivetWeb's
- * default) the decoded path is percent-encoded again, so "%41" is seen
- * as "A".
+ * serves every path (register a narrower prefix for part of a site).
+ * Answers 400 and closes the connection when CivetWeb did not read every
+ * header line (an obsolete folded line, a line it does not take for a
+ * header, more than MG_MAX_HEADERS lines, lines not ended by CRLF, or no
+ * header line at all) and for ambiguous framing (two Content-Lengths or
+ * Hosts, Content-Length with Transfer-Encoding). Reads the body up to
+ * guest_config.max_body_size (413 beyond), runs the handler and sends the
+ * buffered response with a Content-Length. Returns the HTTP status sent. Works
+ * with either decode_url setting; with "yes" (CivetWeb's default) the decoded
+ * path is percent-encoded again, so "%41" is seen as "A".
  */
 GUEST_API int guest_civetweb_handler(struct mg_connection *conn, void *app);
 

@@ -92,7 +92,11 @@ GUEST_API void guest_mhd_connection(void *cls,
 /** MHD_OPTION_URI_LOG_CALLBACK: keeps the raw request target. */
 GUEST_API void *guest_mhd_uri_log(void *cls, const char *uri,
                                   struct MHD_Connection *connection);
-/** The MHD_AccessHandlerCallback. */
+/** The MHD_AccessHandlerCallback. Answers 400 (and the connection closes)
+ * to ambiguous framing (two Content-Lengths or Hosts, Content-Length with
+ * Transfer-Encoding), a header name that is not a token and an obsolete
+ * folded header line, before any body byte is read; 413 to a declared
+ * length over guest_config.max_body_size at once. */
 GUEST_API enum MHD_Result
 guest_mhd_access(void *cls, struct MHD_Connection *connection, const char *url,
                  const char *method, const char *version,

@@ -61,7 +61,15 @@ guest_ulfius_set_limits(guest_ulfius *app, const guest_ulfius_limits *limits);
  * MHD_get_daemon_info((*out)->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT)),
  * attached as guest_ulfius_attach() does with every path served, with the
  * limits of guest_ulfius_set_limits(), over plain HTTP (behind a TLS proxy
- * set guest_config.secure_proxy_header). @p *out is borrowed from @p app:
+ * set guest_config.secure_proxy_header). Its libmicrohttpd daemon runs an
+ * access handler of the adapter's in place of Ulfius's dispatcher, which
+ * reads every body to its end: ambiguous framing and obsolete folded
+ * header lines get 400 before any body byte is read, a body over
+ * guest_config.max_body_size gets 413 and the connection closes as soon as
+ * the declared length or the bytes received pass the limit; the handler
+ * then runs through guest_ulfius_callback() on a request filled as Ulfius
+ * fills it, and the response goes out as Ulfius sends it. Endpoints added
+ * to the instance are not served. @p *out is borrowed from @p app:
  * guest_ulfius_free() stops and releases it (ulfius_stop_framework()
  * before that is fine). One instance per adapter.
  * GUEST_ERR_INVALID for a NULL argument, a bad address or a second start,
@@ -79,7 +87,11 @@ guest_ulfius_start(guest_ulfius *app, const char *bind_addr, uint16_t port,
  * (so a longer body, which Ulfius would cut silently, is seen and answered
  * 413; do not lower it), check_utf8 off (Ulfius drops headers that are not
  * UTF-8) and allowed_post_processor U_POST_PROCESS_NONE (the library parses
- * forms itself). Call before ulfius_start_framework().
+ * forms itself). Call before ulfius_start_framework(). Ulfius's dispatcher
+ * still reads every request body to its end before the 413 (an endless
+ * chunked body for as long as the client sends) and joins obsolete folded
+ * header lines without a trace: on the internet, put a proxy that limits
+ * bodies and refuses folded lines in front, or use guest_ulfius_start().
  * GUEST_ERR_INVALID for a NULL argument, GUEST_ERR_NOMEM when Ulfius
  * refuses the endpoint.
  */
