@@ -1162,6 +1162,105 @@ static bool chk_many_headers(const cf_target *t, char *why, size_t n)
     return true;
 }
 
+/* ---- framing a proxy in front could read differently ----
+ * Each request carries a second one in what the server should take for its
+ * body, or in the bytes after it; a server that reads the framing another
+ * way than a proxy in front would (request smuggling) answers that second
+ * request. Every such request must get 400 and its connection closed, with
+ * nothing answered after it. */
+
+/* @p req on a connection of its own: 400, then the close. */
+static bool refused(const cf_target *t, const char *what, const char *req,
+                    char *why, size_t n)
+{
+    int fd = cf_connect(t, why, n);
+    if (fd < 0)
+        return false;
+    cf_response *r = on_conn(fd, req, false, what, why, n);
+    bool ok = r && status_is(r, 400, what, why, n);
+    if (ok && !cf_closes(fd))
+        ok = fail(why, n,
+                  "%s: 400, but the connection stayed open or answered "
+                  "again: the request hidden in it may be served",
+                  what);
+    close(fd);
+    return ok;
+}
+
+/* Seventy header lines: more than some servers keep (CivetWeb reads 64 and
+ * drops the rest without a word, which then no check of the adapter
+ * sees). */
+static void seventy_lines(char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < 70 && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, "X-Filler-%d: %d\r\n", i,
+                                i);
+}
+
+#define SMUGGLED "GET /conformance?SMUGGLED HTTP/1.1\r\nHost: %s\r\n\r\n"
+
+static bool chk_folded_line(const cf_target *t, char *why, size_t n)
+{
+    char req[1024], inner[256];
+    int len = snprintf(inner, sizeof inner, SMUGGLED, t->host_header);
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: %s\r\nX-Folded: a\r\n b\r\n"
+             "Content-Length: %d\r\n\r\n%s",
+             t->host_header, len, inner);
+    return refused(t, "an obsolete folded header line (RFC 9112 5.2)", req, why,
+                   n);
+}
+
+static bool chk_late_content_length(const cf_target *t, char *why, size_t n)
+{
+    char req[4096], lines[2048], inner[256];
+    seventy_lines(lines, sizeof lines);
+    int len = snprintf(inner, sizeof inner, SMUGGLED, t->host_header);
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n%s"
+             "Content-Length: %d\r\n\r\n%s",
+             t->host_header, lines, len, inner);
+    return refused(t, "a second Content-Length after 70 header lines", req, why,
+                   n);
+}
+
+static bool chk_late_transfer_encoding(const cf_target *t, char *why, size_t n)
+{
+    char req[4096], lines[2048], inner[256];
+    seventy_lines(lines, sizeof lines);
+    snprintf(inner, sizeof inner, SMUGGLED, t->host_header);
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\n%s"
+             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s",
+             t->host_header, lines, inner);
+    return refused(t, "Content-Length, 70 header lines, then Transfer-Encoding",
+                   req, why, n);
+}
+
+static bool chk_two_hosts(const cf_target *t, char *why, size_t n)
+{
+    char req[1024], inner[256];
+    snprintf(inner, sizeof inner, SMUGGLED, t->host_header);
+    snprintf(req, sizeof req,
+             "GET /conformance HTTP/1.1\r\nHost: %s\r\n"
+             "Host: other.example\r\n\r\n%s",
+             t->host_header, inner);
+    return refused(t, "two Host lines", req, why, n);
+}
+
+static bool chk_two_content_lengths(const cf_target *t, char *why, size_t n)
+{
+    char req[1024], inner[256];
+    int len = snprintf(inner, sizeof inner, SMUGGLED, t->host_header);
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n"
+             "Content-Length: %d\r\n\r\n%s",
+             t->host_header, len, inner);
+    return refused(t, "two Content-Length lines", req, why, n);
+}
+
 static bool chk_logout(const cf_target *t, char *why, size_t n)
 {
     GUEST(cookie, name);
@@ -1226,6 +1325,17 @@ static const cf_check checks[] = {
      "the adapter frames the body, honours Connection: close", chk_framing},
     {"many-headers", "every response header the adapter took is sent",
      chk_many_headers},
+    {"framing-folded-line", "an obsolete folded header line: 400, closed",
+     chk_folded_line},
+    {"framing-late-content-length",
+     "a second Content-Length after 70 header lines: 400, closed",
+     chk_late_content_length},
+    {"framing-late-transfer-encoding",
+     "Content-Length, then Transfer-Encoding after 70 lines: 400, closed",
+     chk_late_transfer_encoding},
+    {"framing-two-hosts", "two Host lines: 400, closed", chk_two_hosts},
+    {"framing-two-content-lengths", "two Content-Length lines: 400, closed",
+     chk_two_content_lengths},
     {"logout", "POST /accounts/logout/ ends the session", chk_logout},
 };
 
