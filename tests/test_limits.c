@@ -125,7 +125,7 @@ START_TEST(client_keys)
     ck_assert_str_eq(ks.network, "203.0.113.0/24");
     guest__client_keys_of("bogus", &ks);
     ck_assert_str_eq(ks.addr, "unknown");
-    ck_assert_str_eq(ks.network, "");
+    ck_assert_str_eq(ks.network, "unknown");
 }
 END_TEST
 
@@ -403,7 +403,8 @@ static void cap3(guest_config *c)
 static void assert_counts_true(void)
 {
     ck_assert_int_eq(count("SELECT sum(live) FROM @.guest_counts"),
-                     count("SELECT count(*) FROM @.guests"));
+                     count("SELECT count(*) FROM @.guests"
+                           " WHERE network IS NOT NULL"));
     ck_assert_int_eq(
         count("SELECT count(*) FROM (SELECT network, count(*) AS n FROM"
               " @.guests WHERE network IS NOT NULL GROUP BY 1) g FULL JOIN"
@@ -505,6 +506,21 @@ START_TEST(guest_counts_follow_every_change)
     ck_assert_int_eq(count("SELECT live FROM @.guest_networks"
                            " WHERE network = '203.0.113.0/24'"),
                      3);
+    /* a guest without a network (made with no limit on) is not counted,
+     * and a network cannot change under the counts */
+    tl_exec_in(SCHEMA, "INSERT INTO @.users (username) VALUES ('nonet')");
+    tl_exec_in(SCHEMA, "INSERT INTO @.guests (user_id) SELECT id FROM"
+                       " @.users WHERE username = 'nonet'");
+    assert_counts_true();
+    ck_assert_int_eq(count("SELECT sum(live) FROM @.guest_counts"),
+                     count("SELECT count(*) FROM @.guests") - 1);
+    PGconn *db = tl_db();
+    PGresult *res = PQexec(db, "UPDATE " SCHEMA ".guests"
+                               " SET network = '198.51.100.0/24'");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    ck_assert_ptr_nonnull(strstr(PQerrorMessage(db), "cannot change"));
+    PQclear(res);
+    PQfinish(db);
     tl_exec_in(SCHEMA, "UPDATE @.guests SET created_at = now() - interval"
                        " '30 days'");
     guest_cleanup_options o;

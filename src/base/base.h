@@ -18,7 +18,7 @@
 #define GUEST__CLIENT_KEY_BUF 64
 /* A client's rate-limit keys (core/limits.c): the address or IPv6 /64,
  * the IPv6 /56 and /48 ("" for IPv4), and the network whose share of
- * max_guests it uses (IPv4 /24, IPv6 /48; "" when unknown). */
+ * max_guests it uses (IPv4 /24, IPv6 /48; "unknown" when unknown). */
 typedef struct guest__client_keys {
     bool done;
     char addr[GUEST__CLIENT_KEY_BUF];

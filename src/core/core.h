@@ -168,7 +168,7 @@ guest_status guest__name_numbered_width(const guest_config *cfg,
 void guest__client_key(const char *addr, char out[GUEST__CLIENT_KEY_BUF]);
 /* All keys of a client address: the /64 (or IPv4) key as above, for IPv6
  * the enclosing /56 and /48 too (else ""), and its network for the guest
- * cap's share: the IPv4 /24 or the IPv6 /48 ("" when unknown). */
+ * cap's share: the IPv4 /24 or the IPv6 /48 ("unknown" when unknown). */
 void guest__client_keys_of(const char *addr, guest__client_keys *out);
 /* The request's client keys, computed once. */
 const guest__client_keys *guest__req_keys(guest_req *req);

@@ -45,7 +45,8 @@ static void keys_of(const unsigned char ip[16], int family,
 static void keys_unknown(guest__client_keys *k)
 {
     snprintf(k->addr, sizeof k->addr, "unknown");
-    k->p56[0] = k->p48[0] = k->network[0] = '\0';
+    snprintf(k->network, sizeof k->network, "unknown");
+    k->p56[0] = k->p48[0] = '\0';
 }
 
 void guest__client_keys_of(const char *addr, guest__client_keys *out)

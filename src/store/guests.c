@@ -24,7 +24,9 @@ static size_t create_windows(const guest_config *c, unsigned limits[3])
 /* The creation statement with the limits the config turns on. Their
  * numbers come from the validated config and go in as literals; the
  * client's keys are parameters: $4 its address (or IPv6 /64), $5 and $6
- * its /56 and /48 (NULL for IPv4), $7 its network (IPv4 /24, IPv6 /48). */
+ * its /56 and /48 (NULL for IPv4), $7 its network (IPv4 /24, IPv6 /48),
+ * which the guest row records: that makes the schema's triggers count it
+ * (migration 4). */
 static char *create_limited_sql(const guest_config *c)
 {
     bool rate = c->guest_rate_limit > 0, cap = c->max_guests > 0;
@@ -223,7 +225,7 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
         guest__param_text(&p, keys->addr);
         guest__param_text(&p, *keys->p56 ? keys->p56 : NULL);
         guest__param_text(&p, *keys->p48 ? keys->p48 : NULL);
-        guest__param_text(&p, *keys->network ? keys->network : NULL);
+        guest__param_text(&p, keys->network);
     }
     PGresult *res;
     const guest__stmt s = {.sql = ctx->sql.create_guest,

@@ -82,11 +82,15 @@ static const char *const migrations[] = {
     " END $fn$;",
     /* 4: counts kept by triggers, so that they hold whoever writes the
      * rows (the library, the tool, cleanup, SQL by hand).
-     * - guest_counts: live guests in 32 shards (user_id % 32), so that
-     *   creations on many connections rarely wait for one another's row
-     *   lock, and the cap reads 32 small rows instead of counting guests.
-     * - guest_networks: live guests per client network (an IPv4 /24 or an
+     * - guest_counts: live guests whose network is recorded, in 32 shards
+     *   (user_id % 32), so that creations on many connections rarely wait
+     *   for one another's row lock, and the cap reads 32 small rows
+     *   instead of counting guests.
+     * - guest_networks: the same per client network (an IPv4 /24 or an
      *   IPv6 /48) as guests.network records it at creation.
+     * A guest without a network (made while no abuse limit was on) is not
+     * counted: the fast path of sites without limits pays nothing, since a
+     * row trigger's WHEN is checked without calling the function.
      * - site_settings 'password_iterations_max': the most PBKDF2
      *   iterations of any stored hash, so that a login for an unknown name
      *   can cost what one for the slowest stored hash costs. It only
@@ -96,36 +100,43 @@ static const char *const migrations[] = {
     " shard smallint PRIMARY KEY CHECK (shard BETWEEN 0 AND 31),"
     " live bigint NOT NULL);"
     "INSERT INTO @.guest_counts (shard, live)"
-    " SELECT s, (SELECT count(*) FROM @.guests WHERE user_id % 32 = s)"
-    " FROM generate_series(0, 31) s;"
+    " SELECT s, 0 FROM generate_series(0, 31) s;"
     "CREATE TABLE @.guest_networks ("
     " network text PRIMARY KEY,"
     " live bigint NOT NULL);"
-    "CREATE FUNCTION @.guests_counted() RETURNS trigger"
+    "CREATE FUNCTION @.guest_counted() RETURNS trigger"
     " LANGUAGE plpgsql AS $fn$ BEGIN"
-    " IF TG_OP = 'INSERT' THEN"
-    "  UPDATE @.guest_counts c SET live = c.live + d.n FROM"
-    "  (SELECT user_id % 32 AS shard, count(*) AS n FROM new_rows"
-    "  GROUP BY 1) d WHERE c.shard = d.shard;"
-    "  INSERT INTO @.guest_networks AS w (network, live)"
-    "  SELECT network, count(*) FROM new_rows WHERE network IS NOT NULL"
-    "  GROUP BY 1 ON CONFLICT (network) DO UPDATE"
-    "  SET live = w.live + EXCLUDED.live;"
-    " ELSE"
-    "  UPDATE @.guest_counts c SET live = c.live - d.n FROM"
-    "  (SELECT user_id % 32 AS shard, count(*) AS n FROM old_rows"
-    "  GROUP BY 1) d WHERE c.shard = d.shard;"
-    "  UPDATE @.guest_networks w SET live = w.live - d.n FROM"
-    "  (SELECT network, count(*) AS n FROM old_rows"
-    "  WHERE network IS NOT NULL GROUP BY 1) d WHERE w.network = d.network;"
-    " END IF;"
+    " UPDATE @.guest_counts SET live = live + 1"
+    " WHERE shard = NEW.user_id % 32;"
+    " INSERT INTO @.guest_networks AS w (network, live)"
+    " VALUES (NEW.network, 1) ON CONFLICT (network) DO UPDATE"
+    " SET live = w.live + 1;"
     " RETURN NULL; END $fn$;"
-    "CREATE TRIGGER guests_counted_insert AFTER INSERT ON @.guests"
-    " REFERENCING NEW TABLE AS new_rows"
-    " FOR EACH STATEMENT EXECUTE FUNCTION @.guests_counted();"
-    "CREATE TRIGGER guests_counted_delete AFTER DELETE ON @.guests"
+    "CREATE TRIGGER guests_counted AFTER INSERT ON @.guests"
+    " FOR EACH ROW WHEN (NEW.network IS NOT NULL)"
+    " EXECUTE FUNCTION @.guest_counted();"
+    /* Deletions come in batches (cleanup), so one call per statement. */
+    "CREATE FUNCTION @.guests_uncounted() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " UPDATE @.guest_counts c SET live = c.live - d.n FROM"
+    " (SELECT user_id % 32 AS shard, count(*) AS n FROM old_rows"
+    " WHERE network IS NOT NULL GROUP BY 1) d WHERE c.shard = d.shard;"
+    " UPDATE @.guest_networks w SET live = w.live - d.n FROM"
+    " (SELECT network, count(*) AS n FROM old_rows"
+    " WHERE network IS NOT NULL GROUP BY 1) d WHERE w.network = d.network;"
+    " RETURN NULL; END $fn$;"
+    "CREATE TRIGGER guests_uncounted AFTER DELETE ON @.guests"
     " REFERENCING OLD TABLE AS old_rows"
-    " FOR EACH STATEMENT EXECUTE FUNCTION @.guests_counted();"
+    " FOR EACH STATEMENT EXECUTE FUNCTION @.guests_uncounted();"
+    /* A changed network (by hand) would make the counts lie: refused. */
+    "CREATE FUNCTION @.guest_network_fixed() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " RAISE EXCEPTION 'guests.network cannot change'; END $fn$;"
+    "CREATE TRIGGER guests_network_fixed BEFORE UPDATE OF network, user_id"
+    " ON @.guests FOR EACH ROW"
+    " WHEN (NEW.network IS DISTINCT FROM OLD.network"
+    " OR NEW.user_id <> OLD.user_id)"
+    " EXECUTE FUNCTION @.guest_network_fixed();"
     "CREATE TABLE @.site_settings ("
     " name text PRIMARY KEY,"
     " value bigint NOT NULL);"
