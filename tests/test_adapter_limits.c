@@ -5,6 +5,8 @@
  * trickles its headers is cut off, one address cannot take every
  * connection, and large pages arrive whole. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -63,12 +65,15 @@ static void hello(guest_req *req, void *userdata)
                      GUEST_OK);
 }
 
+/* The servers' max_body_size; a test that changes it puts it back. */
+static size_t max_body = 4096;
+
 static guest_ctx *ctx_for(const char *schema)
 {
     tl_drop_schema(schema);
     guest_config c;
     tl_config(&c, schema);
-    c.max_body_size = 4096;
+    c.max_body_size = max_body;
     return tl_ctx_new(&c);
 }
 
@@ -451,6 +456,130 @@ START_TEST(repeated_header_lines_are_joined)
 }
 END_TEST
 
+/* What a client that streams a body saw: the status the server answered,
+ * whether it closed, and the body bytes the client had handed to its socket
+ * by then. */
+typedef struct streamed {
+    int status;
+    bool closed;
+    size_t sent;
+} streamed;
+
+/* Sends @p head, then @p frame over and over, as fast as the server takes
+ * it, until the server has closed or STREAM_CAP bytes went out. The send
+ * buffer is kept small, so the bytes sent stay near the bytes the server
+ * took in (its receive buffer aside). */
+#define STREAM_CAP ((size_t)1 << 30)
+static streamed stream_body(int port, const char *head, const char *frame,
+                            size_t frame_len)
+{
+    streamed r = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    int sndbuf = 64 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    size_t head_len = strlen(head), head_off = 0, off = 0;
+    bool can_send = true;
+    char in[4096], answer[64] = "";
+    size_t answer_len = 0;
+    long long deadline = tl_now_ms() + WAIT_MS;
+    while (tl_now_ms() < deadline && r.sent < STREAM_CAP) {
+        struct pollfd p = {.fd = fd,
+                           .events = POLLIN | (can_send ? POLLOUT : 0)};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, in, sizeof in, 0);
+            if (n > 0 && answer_len < sizeof answer - 1) {
+                size_t take = (size_t)n < sizeof answer - 1 - answer_len
+                                  ? (size_t)n
+                                  : sizeof answer - 1 - answer_len;
+                memcpy(answer + answer_len, in, take);
+                answer_len += take;
+                answer[answer_len] = '\0';
+            }
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                r.closed = true;
+                break;
+            }
+        }
+        if (can_send && (p.revents & POLLOUT)) {
+            ssize_t w;
+            if (head_off < head_len) {
+                w = send(fd, head + head_off, head_len - head_off,
+                         MSG_NOSIGNAL);
+                if (w > 0)
+                    head_off += (size_t)w;
+            } else {
+                w = send(fd, frame + off, frame_len - off, MSG_NOSIGNAL);
+                if (w > 0) {
+                    r.sent += (size_t)w;
+                    off = (off + (size_t)w) % frame_len;
+                }
+            }
+            if (w < 0 && errno != EAGAIN && errno != EINTR)
+                can_send = false;
+        }
+    }
+    close(fd);
+    r.status = tl_raw_status(answer);
+    return r;
+}
+
+/* A body over the limit gets 413 and the connection closes while the body
+ * is still arriving: the client gets to send about the limit and what the
+ * sockets' buffers hold, never the rest (a server that reads on sees the
+ * client reach STREAM_CAP, or the timeout). */
+START_TEST(bodies_over_the_limit_are_cut_off_as_they_arrive)
+{
+    enum { LIMIT = 256 * 1024, FRAME = 65536 };
+    max_body = LIMIT;
+    server s = up_default(_i);
+    max_body = 4096;
+    char *frame = malloc(FRAME + 16);
+    ck_assert_ptr_nonnull(frame);
+    int n = snprintf(frame, 16, "%x\r\n", FRAME);
+    memset(frame + n, 'x', FRAME);
+    memcpy(frame + n + FRAME, "\r\n", 2);
+    streamed chunked = stream_body(s.port,
+                                   "POST /hello HTTP/1.1\r\nHost: x\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n",
+                                   frame, (size_t)n + FRAME + 2);
+    memset(frame, 'x', FRAME);
+    streamed announced = stream_body(s.port,
+                                     "POST /hello HTTP/1.1\r\nHost: x\r\n"
+                                     "Content-Length: 2097152000\r\n\r\n",
+                                     frame, FRAME);
+    free(frame);
+    fprintf(stderr,
+            "%s: endless chunked body: %d, closed %d after %zu bytes sent; "
+            "2000 MiB announced: %d, closed %d after %zu bytes sent\n",
+            s.kind, chunked.status, chunked.closed, chunked.sent,
+            announced.status, announced.closed, announced.sent);
+    ck_assert_msg(chunked.status == 413 && chunked.closed,
+                  "%s: endless chunked body: status %d, closed %d", s.kind,
+                  chunked.status, chunked.closed);
+    ck_assert_msg(chunked.sent <= 8 * (size_t)LIMIT,
+                  "%s: the client sent %zu bytes of an endless chunked body "
+                  "before the close, limit %d",
+                  s.kind, chunked.sent, LIMIT);
+    ck_assert_msg(announced.status == 413 && announced.closed,
+                  "%s: 2000 MiB announced: status %d, closed %d", s.kind,
+                  announced.status, announced.closed);
+    ck_assert_msg(announced.sent <= 8 * (size_t)LIMIT,
+                  "%s: the client sent %zu bytes of a 2000 MiB body before "
+                  "the close, limit %d",
+                  s.kind, announced.sent, LIMIT);
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
 #ifdef TEST_WITH_MHD
 /* A client that keeps sending header lines, each soon after the last, so
  * an idle timeout never fires. */
@@ -733,6 +862,8 @@ int main(void)
     tcase_add_loop_test(tc, large_pages_arrive_whole, 0, NKINDS);
     tcase_add_loop_test(tc, ambiguous_framing_is_refused, 0, NKINDS);
     tcase_add_loop_test(tc, header_lines_up_to_civetweb_limit, 0, NKINDS);
+    tcase_add_loop_test(tc, bodies_over_the_limit_are_cut_off_as_they_arrive, 0,
+                        NKINDS);
     tcase_add_loop_test(tc, repeated_header_lines_are_joined, 0, NKINDS);
 #ifdef TEST_WITH_MHD
     tcase_add_test(tc, mhd_cuts_off_a_client_that_trickles_headers);

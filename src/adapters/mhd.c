@@ -55,7 +55,6 @@ struct mhd_conn {
     char addr[INET6_ADDRSTRLEN];
     guest_buf body;
     bool headers_seen;
-    bool too_large;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
     char *joined[8];
@@ -218,7 +217,7 @@ static int op_body(void *c, const char **data, size_t *len)
     mhd_conn *r = c;
     *data = r->body.data ? r->body.data : "";
     *len = r->body.len;
-    return r->too_large ? -1 : 0;
+    return 0;
 }
 
 GUEST_RESPONSE_CALLBACKS(op, mhd_conn, res)
@@ -246,7 +245,6 @@ static void request_clear(mhd_conn *c)
     c->target.len = 0;
     c->method = NULL;
     c->headers_seen = false;
-    c->too_large = false;
     for (size_t i = 0; i < c->joined_count; i++)
         free(c->joined[i]);
     c->joined_count = 0;
@@ -473,6 +471,29 @@ static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
     return queue(r);
 }
 
+/* MHD queues no response while a body is arriving (1.0 neither), so the
+ * 413 for a body that crosses the limit on its way is written to the
+ * socket here, then a FIN, and the access handler returns MHD_NO: MHD
+ * closes the connection without reading the rest. A TLS connection cannot
+ * be written past MHD; it is only closed. */
+static void refuse_arriving_body(struct MHD_Connection *connection)
+{
+    static const char text[] = "HTTP/1.1 413 Payload Too Large\r\n"
+                               "Connection: close\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 18\r\n\r\n"
+                               "Payload Too Large\n";
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if ((tls && tls->tls_session) || !fd)
+        return;
+    if (send(fd->connect_fd, text, sizeof text - 1,
+             MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)(sizeof text - 1))
+        shutdown(fd->connect_fd, SHUT_WR);
+}
+
 /* A daemon started without guest_mhd_connection has nowhere to keep a
  * request that cannot leak: refuse loudly instead of half-working. */
 static enum MHD_Result misconfigured(struct MHD_Connection *connection)
@@ -534,20 +555,18 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         return MHD_YES;
     }
     if (*upload_data_size) {
-        /* Keep reading past the limit (so the client sees our 413 rather
-         * than a reset) but stop storing. */
-        if (!r->too_large) {
-            if (r->body.len + *upload_data_size > app->max_body ||
-                guest_buf_append(&r->body, upload_data, *upload_data_size) != 0)
-                r->too_large = true;
+        if (*upload_data_size > app->max_body - r->body.len) {
+            atomic_store(&r->deadline, 0);
+            refuse_arriving_body(connection);
+            return MHD_NO;
         }
+        if (guest_buf_append(&r->body, upload_data, *upload_data_size) != 0)
+            return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
     /* The request is complete: from here on the time is the handler's. */
     atomic_store(&r->deadline, 0);
-    if (r->too_large)
-        return plain(r, 413, "Payload Too Large\n");
     guest_req *req;
     guest_status st = guest_req_new(app->ctx, &mhd_ops, r, &req);
     if (st == GUEST_ERR_BAD_HOST)

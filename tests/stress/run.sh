@@ -17,7 +17,7 @@ count=${COUNT:-10000}
 slow_seconds=${SLOW_SECONDS:-30}
 slow_conns=${SLOW_CONNS:-600}
 demo=$build/examples/guestuser-demo
-for bin in "$demo" "$build/tests/stress/stress_abandoned" "$build/tests/stress/stress_slow_clients"; do
+for bin in "$demo" "$build/tests/stress/stress_abandoned" "$build/tests/stress/stress_slow_clients" "$build/tests/stress/stress_bodies"; do
   [ -x "$bin" ] || { echo "run.sh: $bin not found; build $build first" >&2; exit 2; }
 done
 # The servers this build has, from the demo's refusal of an unknown one.
@@ -58,6 +58,8 @@ for server in $servers; do
     echo "the demo did not start:"; cat "$dir/$server.err"; status=1; continue
   fi
   "$build/tests/stress/stress_abandoned" "$port" "$demo_pid" "$count" $judge_rss || status=1
+  # Bodies that never end: 413 and the close while they arrive.
+  "$build/tests/stress/stress_bodies" "$port" || status=1
   # CivetWeb has no per-address limit: during the attack its figures are
   # reported, not judged (docs/deployment.md says why it belongs behind a
   # proxy); it must answer again once the attack ends.

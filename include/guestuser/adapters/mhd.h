@@ -96,7 +96,10 @@ GUEST_API void *guest_mhd_uri_log(void *cls, const char *uri,
  * to ambiguous framing (two Content-Lengths or Hosts, Content-Length with
  * Transfer-Encoding), a header name that is not a token and an obsolete
  * folded header line, before any body byte is read; 413 to a declared
- * length over guest_config.max_body_size at once. */
+ * length over guest_config.max_body_size at once, and to a body whose
+ * bytes pass it while they arrive (MHD queues no response then: the
+ * adapter writes the 413 to the socket itself, or over TLS only closes the
+ * connection), without reading the rest. */
 GUEST_API enum MHD_Result
 guest_mhd_access(void *cls, struct MHD_Connection *connection, const char *url,
                  const char *method, const char *version,
