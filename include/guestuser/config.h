@@ -21,6 +21,8 @@ typedef struct guest_req guest_req;
 /** A database connection inside a library transaction, lent to callbacks. */
 typedef struct guest_db guest_db;
 typedef struct guest_config guest_config;
+/** A verified provider identity (identities.h). */
+typedef struct guest_identity guest_identity;
 
 /** Longest username, in characters (as the users.username column). */
 #define GUEST_USERNAME_MAX_CHARS 150
@@ -59,6 +61,16 @@ typedef guest_status (*guest_login_hook_fn)(const guest_user *guest,
  * that called guest_delete_expired(), between batches; the rows are gone
  * already, so it cannot stop or undo the deletion.
  */
+/**
+ * Called after an identity was linked to @p user and committed (a guest
+ * converted, an account made, or linked to a logged-in user) — the
+ * reference's converted_social_account signal. @p identity is borrowed for
+ * the call; its claims_json holds the ID token's claims. Runs in the
+ * request's thread.
+ */
+typedef void (*guest_identity_linked_fn)(const guest_user *user,
+                                         const guest_identity *identity,
+                                         void *userdata);
 typedef void (*guest_deleted_fn)(const int64_t *user_ids, size_t count,
                                  void *userdata);
 
@@ -187,6 +199,14 @@ struct guest_config {
     void *on_converted_userdata;
     guest_login_hook_fn on_guest_login;
     void *on_guest_login_userdata;
+    /** After an identity provider's identity was linked (NULL: none). */
+    guest_identity_linked_fn on_identity_linked;
+    void *on_identity_linked_userdata;
+    /** Whether an anonymous visitor whose provider identity is unknown gets
+     * a new account from guest_identity_sign_in() (true); false: refused
+     * with GUEST_ERR_SIGNUP_CLOSED, and only guests and logged-in users can
+     * link one. */
+    bool identity_signup;
 
     /** Prefill the convert form with the generated username (false). */
     bool convert_prefill_username;

@@ -11,6 +11,7 @@
 #include "form.h"
 #include "accounts.h"
 #include "users.h"
+#include "identities.h"
 #include "csrf.h"
 #include "views.h"
 #include "cleanup.h"

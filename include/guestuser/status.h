@@ -30,7 +30,10 @@ extern "C" {
     X(ERR_BUSY, "the server is busy, try again later")                         \
     X(ERR_RATE_LIMITED, "too many attempts, try again later")                  \
     X(ERR_BAD_HOST, "the Host header names no allowed host")                   \
-    X(ERR_NOT_FOUND, "no such user")
+    X(ERR_NOT_FOUND, "no such user")                                           \
+    X(ERR_IDENTITY_TAKEN, "that identity belongs to another account")          \
+    X(ERR_SIGNUP_CLOSED, "new accounts cannot be made this way")               \
+    X(ERR_LAST_LOGIN, "it is the account's only way to log in")
 
 /** Status returned by every fallible libguestuser call; GUEST_OK is 0. */
 typedef enum guest_status {

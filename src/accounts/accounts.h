@@ -75,6 +75,13 @@ guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest,
 guest_status guest__hash_password(guest_ctx *ctx, const char *password,
                                   char *out, size_t size);
 
+/* login.c */
+/* In @p tx, when @p guest is still a guest: on_guest_login moves its data
+ * to @p user, then the guest user is deleted. GUEST_ERR_HOOK. */
+guest_status guest__absorb_guest(guest_req *req, guest_db *tx,
+                                 const guest_user *guest,
+                                 const guest_user *user, guest_error *err);
+
 /* csrf.c */
 /* A new secret for the CSRF cookie after a login, as Django's
  * rotate_token(): a token an attacker planted before stops working. */

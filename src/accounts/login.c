@@ -116,6 +116,41 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
     return st;
 }
 
+/* The guest's data moves to @p user through on_guest_login, then the
+ * guest user is deleted (its rows cascade, as cleanup would delete them).
+ * A guest converted meanwhile is an account now, and stays. */
+guest_status guest__absorb_guest(guest_req *req, guest_db *tx,
+                                 const guest_user *guest,
+                                 const guest_user *user, guest_error *err)
+{
+    const guest_config *c = &req->ctx->cfg;
+    char gid[32];
+    snprintf(gid, sizeof gid, "%lld", (long long)guest->id);
+    bool still_guest;
+    guest_status st = guest__lock_guest(tx, gid, &still_guest, err);
+    if (st != GUEST_OK || !still_guest)
+        return st;
+    if (c->on_guest_login) {
+        guest_status h =
+            c->on_guest_login(guest, user, tx, c->on_guest_login_userdata);
+        if (tx->failed != GUEST_OK)
+            return guest__fail(err, tx->failed,
+                               "a statement of on_guest_login failed: %s",
+                               tx->failed_message);
+        if (h != GUEST_OK)
+            return guest__fail(err, GUEST_ERR_HOOK,
+                               "on_guest_login returned %s",
+                               guest_status_name(h));
+    }
+    guest__params g = {0};
+    guest__param_text(&g, gid);
+    return guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
+                       .params = &g},
+        NULL, err);
+}
+
 /* The transaction of a login; the caller commits or rolls back. */
 static guest_status switch_session(guest_req *req, guest_db *tx,
                                    const target *t, const guest_user *guest,
@@ -148,40 +183,9 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
         return GUEST_ERR_AUTH;
 
     if (guest && guest->id != t->user.id) {
-        char gid[32];
-        snprintf(gid, sizeof gid, "%lld", (long long)guest->id);
-        guest__params g = {0};
-        guest__param_text(&g, gid);
-        bool still_guest;
-        st = guest__lock_guest(tx, gid, &still_guest, err);
+        st = guest__absorb_guest(req, tx, guest, &t->user, err);
         if (st != GUEST_OK)
             return st;
-        /* Converted meanwhile: it is an account now, and stays. */
-        if (still_guest) {
-            const guest_config *c = &ctx->cfg;
-            if (c->on_guest_login) {
-                guest_status h = c->on_guest_login(guest, &t->user, tx,
-                                                   c->on_guest_login_userdata);
-                if (tx->failed != GUEST_OK)
-                    return guest__fail(err, tx->failed,
-                                       "a statement of on_guest_login "
-                                       "failed: %s",
-                                       tx->failed_message);
-                if (h != GUEST_OK)
-                    return guest__fail(err, GUEST_ERR_HOOK,
-                                       "on_guest_login returned %s",
-                                       guest_status_name(h));
-            }
-            /* Deleting the user cascades to its guests and sessions rows,
-             * as cleanup would. */
-            st = guest__sql_run(
-                tx->ctx, tx,
-                &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
-                               .params = &g},
-                NULL, err);
-            if (st != GUEST_OK)
-                return st;
-        }
     }
 
     guest__params u = {0};

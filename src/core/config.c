@@ -65,6 +65,7 @@ void guest_config_init(guest_config *cfg)
     cfg->max_body_size = 65536;
     cfg->hash_wait_ms = 2000;
     cfg->guest_rate_window = 3600;
+    cfg->identity_signup = true;
     cfg->login_rate_limit = 5;
     cfg->login_address_rate_limit = 100;
     cfg->ipv6_prefix56_multiplier = 4;

@@ -219,6 +219,78 @@ guest_status guest__store_resolve(guest_ctx *ctx,
                                   guest_user *user, bool *found,
                                   int64_t *ms_left, guest_error *err);
 
+/* identities.c: provider identities, pending flows, and the user and
+ * session rows an identity sign-in writes. Each takes a transaction @p tx
+ * (NULL: a pooled connection). */
+/* The user linked to (@p issuer, @p subject): *found, *user_id, and
+ * whether that user is active. In a transaction the identity row is
+ * locked. */
+guest_status guest__store_identity_owner(guest_ctx *ctx, guest_db *tx,
+                                         const char *issuer,
+                                         const char *subject, bool *found,
+                                         int64_t *user_id, bool *active,
+                                         char username[GUEST_USERNAME_BUF],
+                                         guest_error *err);
+/* Links the identity to @p user_id; GUEST_ERR_IDENTITY_TAKEN when
+ * another link holds it (the transaction is then failed). */
+guest_status guest__store_identity_link(guest_db *tx, int64_t user_id,
+                                        const guest_identity *identity,
+                                        guest_error *err);
+/* Notes a login with the identity and the provider's current e-mail. */
+guest_status guest__store_identity_used(guest_db *tx,
+                                        const guest_identity *identity,
+                                        guest_error *err);
+guest_status guest__store_identities_each(guest_ctx *ctx, int64_t user_id,
+                                          guest_identity_list_fn fn,
+                                          void *userdata, guest_error *err);
+/* Deletes the link unless it is the user's only way to log in, in one
+ * transaction that locks the user row. */
+guest_status guest__store_identity_unlink(guest_ctx *ctx, int64_t user_id,
+                                          const char *issuer,
+                                          const char *subject,
+                                          guest_error *err);
+/* *id and whether the user has a usable password; GUEST_ERR_NOT_FOUND. */
+guest_status guest__store_user_lookup(guest_ctx *ctx, const char *username,
+                                      int64_t *id, bool *has_password,
+                                      guest_error *err);
+/* The first of @p n candidate usernames no user holds (*found false:
+ * all are taken), into @p out. */
+guest_status guest__store_free_username(guest_db *tx,
+                                        const char *const *candidates, size_t n,
+                                        char *out, size_t size, bool *found,
+                                        guest_error *err);
+/* Makes the guest @p user_id a registered user named @p username with the
+ * password text @p password, deleting its guests row; GUEST_ERR_NOT_GUEST
+ * when it is no guest any more, GUEST_ERR_USERNAME_TAKEN on a clash (the
+ * transaction is then failed). */
+guest_status guest__store_guest_register(guest_db *tx, int64_t user_id,
+                                         const char *username,
+                                         const char *password,
+                                         guest_error *err);
+/* A new active registered user; *id. GUEST_ERR_USERNAME_TAKEN on a
+ * clash. */
+guest_status guest__store_user_insert(guest_db *tx, const char *username,
+                                      const char *password, int64_t *id,
+                                      guest_error *err);
+/* Replaces the visitor's session: deletes @p old_hash's row (NULL: none),
+ * or every session of @p user_id when @p all, and inserts @p new_hash's
+ * for @p user_id, living @p max_age seconds; sets last_login. */
+guest_status guest__store_session_replace(guest_db *tx, int64_t user_id,
+                                          const unsigned char *old_hash,
+                                          bool all,
+                                          const unsigned char *new_hash,
+                                          int64_t max_age, guest_error *err);
+/* A pending flow, by the hashes of its key and binding. */
+guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,
+                                   const unsigned char *binding,
+                                   const char *payload, unsigned ttl_s,
+                                   guest_error *err);
+/* Deletes the live flow and hands its payload over (caller frees);
+ * GUEST_ERR_NOT_FOUND. */
+guest_status guest__store_flow_take(guest_ctx *ctx, const unsigned char *key,
+                                    const unsigned char *binding,
+                                    char **payload, guest_error *err);
+
 /* windows.c: the rate_windows table's sliding-window counters. */
 /* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to
  * the bucket of the row being inserted and adds one; with @p limit_param

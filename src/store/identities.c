@@ -1,0 +1,404 @@
+/* The rows of sign-ins through identity providers: identities, pending
+ * flows, and the user and session rows such a sign-in writes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+static void param_id(guest__params *p, char buf[32], int64_t id)
+{
+    snprintf(buf, 32, "%lld", (long long)id);
+    guest__param_text(p, buf);
+}
+
+guest_status guest__store_identity_owner(guest_ctx *ctx, guest_db *tx,
+                                         const char *issuer,
+                                         const char *subject, bool *found,
+                                         int64_t *user_id, bool *active,
+                                         char username[GUEST_USERNAME_BUF],
+                                         guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_text(&p, issuer);
+    guest__param_text(&p, subject);
+    PGresult *res = NULL;
+    /* Locked in a transaction, so an unlink cannot slip between finding
+     * the owner and logging in as it. */
+    guest_status st = guest__sql_run(
+        ctx, tx,
+        &(guest__stmt){.tmpl = tx ? "SELECT i.user_id, u.is_active,"
+                                    " u.username FROM @.identities i"
+                                    " JOIN @.users u ON u.id = i.user_id"
+                                    " WHERE i.issuer = $1 AND i.subject = $2"
+                                    " FOR UPDATE OF i"
+                                  : "SELECT i.user_id, u.is_active,"
+                                    " u.username FROM @.identities i"
+                                    " JOIN @.users u ON u.id = i.user_id"
+                                    " WHERE i.issuer = $1 AND i.subject = $2",
+                       .params = &p},
+        &res, err);
+    *found = st == GUEST_OK && PQntuples(res) == 1;
+    if (*found) {
+        *user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *active = PQgetvalue(res, 0, 1)[0] == 't';
+        snprintf(username, GUEST_USERNAME_BUF, "%s", PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    return st;
+}
+
+guest_status guest__store_identity_link(guest_db *tx, int64_t user_id,
+                                        const guest_identity *identity,
+                                        guest_error *err)
+{
+    char id[32];
+    guest__params p = {0};
+    param_id(&p, id, user_id);
+    guest__param_text(&p, identity->issuer);
+    guest__param_text(&p, identity->subject);
+    guest__param_text(&p, identity->email);
+    guest__param_text(&p, identity->email_verified ? "t" : "f");
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "INSERT INTO @.identities (user_id, issuer,"
+                               " subject, email, email_verified, last_login)"
+                               " VALUES ($1, $2, $3, $4, $5, now())",
+                       .params = &p},
+        &res, err);
+    /* A sign-in with the same identity committed first. */
+    bool dup = guest__sql_state_is(res, "23505");
+    PQclear(res);
+    if (dup)
+        return guest__fail(err, GUEST_ERR_IDENTITY_TAKEN,
+                           "the identity was linked meanwhile");
+    return st;
+}
+
+guest_status guest__store_identity_used(guest_db *tx,
+                                        const guest_identity *identity,
+                                        guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_text(&p, identity->issuer);
+    guest__param_text(&p, identity->subject);
+    guest__param_text(&p, identity->email);
+    guest__param_text(&p, identity->email_verified ? "t" : "f");
+    return guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "UPDATE @.identities SET last_login = now(),"
+                               " email = $3, email_verified = $4"
+                               " WHERE issuer = $1 AND subject = $2",
+                       .params = &p},
+        NULL, err);
+}
+
+guest_status guest__store_identities_each(guest_ctx *ctx, int64_t user_id,
+                                          guest_identity_list_fn fn,
+                                          void *userdata, guest_error *err)
+{
+    char id[32];
+    guest__params p = {0};
+    param_id(&p, id, user_id);
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl =
+                           "SELECT issuer, subject, coalesce(email, ''),"
+                           " email_verified,"
+                           " floor(extract(epoch FROM linked_at))::bigint,"
+                           " coalesce(floor(extract(epoch FROM last_login)), 0)"
+                           "::bigint FROM @.identities WHERE user_id = $1"
+                           " ORDER BY linked_at, id",
+                       .params = &p},
+        &res, err);
+    for (int i = 0; st == GUEST_OK && i < PQntuples(res); i++) {
+        guest_identity_info info = {
+            .issuer = PQgetvalue(res, i, 0),
+            .subject = PQgetvalue(res, i, 1),
+            .email = PQgetvalue(res, i, 2),
+            .email_verified = PQgetvalue(res, i, 3)[0] == 't',
+            .linked_at = strtoll(PQgetvalue(res, i, 4), NULL, 10),
+            .last_login = strtoll(PQgetvalue(res, i, 5), NULL, 10)};
+        if (!fn(&info, userdata))
+            break;
+    }
+    PQclear(res);
+    return st;
+}
+
+/* What counts as a usable password: a stored hash (Django marks an
+ * unusable one with a leading '!'; guests have none). */
+#define USABLE_PASSWORD "(u.password <> '' AND left(u.password, 1) <> '!')"
+
+guest_status guest__store_identity_unlink(guest_ctx *ctx, int64_t user_id,
+                                          const char *issuer,
+                                          const char *subject, guest_error *err)
+{
+    char id[32];
+    guest__params p = {0};
+    param_id(&p, id, user_id);
+    guest__params d = p;
+    guest__param_text(&d, issuer);
+    guest__param_text(&d, subject);
+    guest_db tx;
+    guest_status st = guest__tx_begin(ctx, &tx, err);
+    if (st != GUEST_OK)
+        return st;
+    /* The user row's lock serializes unlinks of one user: two at once
+     * could otherwise each see the other identity and remove both. */
+    PGresult *res = NULL;
+    st = guest__sql_run(
+        ctx, &tx,
+        &(guest__stmt){.tmpl = "SELECT " USABLE_PASSWORD ", (SELECT count(*)"
+                               " FROM @.identities WHERE user_id = u.id)"
+                               " FROM @.users u WHERE u.id = $1 FOR UPDATE",
+                       .params = &p},
+        &res, err);
+    bool exists = st == GUEST_OK && PQntuples(res) == 1;
+    bool password = exists && PQgetvalue(res, 0, 0)[0] == 't';
+    long long links = exists ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    PQclear(res);
+    res = NULL;
+    if (st == GUEST_OK && !exists)
+        st = guest__fail(err, GUEST_ERR_NOT_FOUND, "no such user");
+    if (st == GUEST_OK)
+        st = guest__sql_run(
+            ctx, &tx,
+            &(guest__stmt){.tmpl = "DELETE FROM @.identities WHERE"
+                                   " user_id = $1 AND issuer = $2 AND"
+                                   " subject = $3",
+                           .params = &d},
+            &res, err);
+    bool deleted = st == GUEST_OK && atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (st == GUEST_OK && !deleted)
+        st = guest__fail(err, GUEST_ERR_NOT_FOUND,
+                         "the user has no such identity");
+    if (st == GUEST_OK && !password && links <= 1)
+        st = guest__fail(err, GUEST_ERR_LAST_LOGIN,
+                         "the identity is the user's only way to log in");
+    if (st == GUEST_OK)
+        return guest__tx_commit(&tx, err);
+    guest__tx_abort(&tx);
+    return st;
+}
+
+guest_status guest__store_user_lookup(guest_ctx *ctx, const char *username,
+                                      int64_t *id, bool *has_password,
+                                      guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_text(&p, username);
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl = "SELECT u.id, " USABLE_PASSWORD
+                               " FROM @.users u WHERE u.username = $1",
+                       .params = &p},
+        &res, err);
+    if (st == GUEST_OK && PQntuples(res) != 1)
+        st = guest__fail(err, GUEST_ERR_NOT_FOUND, "no user named that");
+    if (st == GUEST_OK) {
+        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (has_password)
+            *has_password = PQgetvalue(res, 0, 1)[0] == 't';
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The candidates as one text[] literal: {"a","b"} with quotes and
+ * backslashes escaped. */
+static char *text_array(const char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(items[i]) + 3;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    char *w = out;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *w++ = ',';
+        *w++ = '"';
+        for (const char *r = items[i]; *r; r++) {
+            if (*r == '"' || *r == '\\')
+                *w++ = '\\';
+            *w++ = *r;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w = '\0';
+    return out;
+}
+
+guest_status guest__store_free_username(guest_db *tx,
+                                        const char *const *candidates, size_t n,
+                                        char *out, size_t size, bool *found,
+                                        guest_error *err)
+{
+    *found = false;
+    char *array = text_array(candidates, n);
+    if (!array)
+        return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    guest__params p = {0};
+    guest__param_text(&p, array);
+    PGresult *res = NULL;
+    /* One round trip for the whole list, in its order. */
+    guest_status st = guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "SELECT c FROM unnest($1::text[])"
+                               " WITH ORDINALITY AS t(c, n) WHERE NOT EXISTS"
+                               " (SELECT 1 FROM @.users u"
+                               " WHERE u.username = t.c) ORDER BY n LIMIT 1",
+                       .params = &p},
+        &res, err);
+    free(array);
+    if (st == GUEST_OK && PQntuples(res) == 1) {
+        *found = true;
+        snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return st;
+}
+
+guest_status guest__store_guest_register(guest_db *tx, int64_t user_id,
+                                         const char *username,
+                                         const char *password, guest_error *err)
+{
+    char id[32];
+    guest__params p = {0};
+    param_id(&p, id, user_id);
+    guest__param_text(&p, username);
+    guest__param_text(&p, password);
+    PGresult *res = NULL;
+    /* The guests row goes first: it is the proof, under its lock, that the
+     * user is still a guest (a concurrent conversion deleted it). */
+    guest_status st = guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "WITH g AS (DELETE FROM @.guests"
+                               " WHERE user_id = $1 RETURNING user_id)"
+                               " UPDATE @.users SET username = $2,"
+                               " password = $3, last_login = now()"
+                               " WHERE id IN (SELECT user_id FROM g)",
+                       .params = &p},
+        &res, err);
+    bool dup = guest__sql_state_is(res, "23505");
+    bool done = st == GUEST_OK && atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (dup)
+        return guest__fail(err, GUEST_ERR_USERNAME_TAKEN,
+                           "the username was taken meanwhile");
+    if (st == GUEST_OK && !done)
+        return guest__fail(err, GUEST_ERR_NOT_GUEST,
+                           "the guest was converted meanwhile");
+    return st;
+}
+
+guest_status guest__store_user_insert(guest_db *tx, const char *username,
+                                      const char *password, int64_t *id,
+                                      guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_text(&p, username);
+    guest__param_text(&p, password);
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){.tmpl = "INSERT INTO @.users (username, password,"
+                               " last_login) VALUES ($1, $2, now())"
+                               " RETURNING id",
+                       .params = &p},
+        &res, err);
+    bool dup = guest__sql_state_is(res, "23505");
+    if (st == GUEST_OK)
+        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (dup)
+        return guest__fail(err, GUEST_ERR_USERNAME_TAKEN,
+                           "the username was taken meanwhile");
+    return st;
+}
+
+guest_status guest__store_session_replace(guest_db *tx, int64_t user_id,
+                                          const unsigned char *old_hash,
+                                          bool all,
+                                          const unsigned char *new_hash,
+                                          int64_t max_age, guest_error *err)
+{
+    char id[32], age[32];
+    snprintf(age, sizeof age, "%lld", (long long)max_age);
+    guest__params p = {0};
+    param_id(&p, id, user_id);
+    guest__param_bin(&p, new_hash, GUEST__SHA256_BYTES);
+    guest__param_text(&p, age);
+    guest__param_bin(&p, old_hash ? old_hash : new_hash, GUEST__SHA256_BYTES);
+    guest__param_text(&p, all ? "t" : "f");
+    return guest__sql_run(
+        tx->ctx, tx,
+        &(guest__stmt){
+            .tmpl = "WITH old AS (DELETE FROM @.sessions WHERE token_hash = $4"
+                    " OR ($5::boolean AND user_id = $1)),"
+                    " seen AS (UPDATE @.users SET last_login = now()"
+                    " WHERE id = $1)"
+                    " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
+                    " VALUES ($2, $1, now() + make_interval(secs => $3))",
+            .params = &p},
+        NULL, err);
+}
+
+guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,
+                                   const unsigned char *binding,
+                                   const char *payload, unsigned ttl_s,
+                                   guest_error *err)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%u", ttl_s);
+    guest__params p = {0};
+    guest__param_bin(&p, key, GUEST__SHA256_BYTES);
+    guest__param_bin(&p, binding, GUEST__SHA256_BYTES);
+    guest__param_text(&p, payload);
+    guest__param_text(&p, ttl);
+    return guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl = "INSERT INTO @.flows (key_hash, binding_hash,"
+                               " payload, expires_at) VALUES ($1, $2, $3,"
+                               " now() + make_interval(secs => $4))",
+                       .params = &p},
+        NULL, err);
+}
+
+guest_status guest__store_flow_take(guest_ctx *ctx, const unsigned char *key,
+                                    const unsigned char *binding,
+                                    char **payload, guest_error *err)
+{
+    *payload = NULL;
+    guest__params p = {0};
+    guest__param_bin(&p, key, GUEST__SHA256_BYTES);
+    guest__param_bin(&p, binding, GUEST__SHA256_BYTES);
+    PGresult *res = NULL;
+    /* Deleting is taking: of two callbacks with the same state, one gets
+     * the row. A wrong binding leaves it for the browser that owns it. */
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl = "DELETE FROM @.flows WHERE key_hash = $1"
+                               " AND binding_hash = $2"
+                               " AND expires_at > now() RETURNING payload",
+                       .params = &p},
+        &res, err);
+    if (st == GUEST_OK && PQntuples(res) != 1)
+        st = guest__fail(err, GUEST_ERR_NOT_FOUND,
+                         "no live flow with that key for this browser");
+    if (st == GUEST_OK) {
+        *payload = guest__strdup(PQgetvalue(res, 0, 0));
+        if (!*payload)
+            st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    }
+    PQclear(res);
+    return st;
+}
