@@ -334,6 +334,45 @@ START_TEST(linked_identity_logs_a_guest_in_as_its_user)
 }
 END_TEST
 
+/* An account made through a provider sets a password without an old
+ * one; then the password logs in too, and the identity may be unlinked. */
+START_TEST(a_user_without_password_sets_one)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_identity id = {
+        .issuer = ISS, .subject = "pw-1", .preferred_username = "kim"};
+    char cookie[128], page_cookie[256];
+    ck_assert_int_eq(run(ctx, "", &id, NULL, cookie, sizeof cookie), GUEST_OK);
+    int64_t uid = tl_whoami(ctx, cookie, NULL);
+    snprintf(page_cookie, sizeof page_cookie, "%s; csrftoken=" TL_CSRF, cookie);
+    tl_http h;
+    tl_request(ctx, &h, "GET", "/accounts/password/", page_cookie, NULL, NULL,
+               guest_password_change_view, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_null(strstr(h.res_body, "name=\"old_password\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "no password yet"));
+    tl_http_free(&h);
+    tl_request(ctx, &h, "POST", "/accounts/password/", page_cookie, NULL,
+               "new_password1=" TL_PASSWORD "&new_password2=" TL_PASSWORD
+               "&csrfmiddlewaretoken=" TL_CSRF,
+               guest_password_change_view, NULL);
+    ck_assert_int_lt(h.status, 400);
+    tl_http_free(&h);
+    char login[128];
+    login_cookie(ctx, "kim", login, sizeof login);
+    ck_assert_int_eq(tl_whoami(ctx, login, NULL), uid);
+    /* now the page asks for the old one */
+    snprintf(page_cookie, sizeof page_cookie, "%s; csrftoken=" TL_CSRF, login);
+    tl_request(ctx, &h, "GET", "/accounts/password/", page_cookie, NULL, NULL,
+               guest_password_change_view, NULL);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"old_password\""));
+    tl_http_free(&h);
+    ck_assert_int_eq(guest_identity_unlink(ctx, uid, ISS, "pw-1", NULL),
+                     GUEST_OK);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static bool collect(const guest_identity_info *info, void *ud)
 {
     char *out = ud;
@@ -498,6 +537,7 @@ int main(void)
     tcase_add_test(t, registered_users_link_and_are_refused_others);
     tcase_add_test(t, linked_identity_logs_a_guest_in_as_its_user);
     tcase_add_test(t, identities_are_listed_and_unlinked_but_not_the_last);
+    tcase_add_test(t, a_user_without_password_sets_one);
     tcase_add_test(t, bad_identities_are_refused);
     tcase_add_test(t, flows_are_single_use_and_bound_to_the_browser);
     tcase_add_test(t, one_identity_eight_times_at_once_makes_one_account);

@@ -43,6 +43,10 @@ typedef struct guest_page {
     const guest_signup_field *fields;
     size_t field_count;
     const guest_form *form;
+    /** Password change page: the user has no usable password yet (an
+     * account made through an identity provider), so no old password is
+     * asked for. */
+    bool no_password;
 } guest_page;
 
 /**

@@ -75,6 +75,12 @@ guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest,
 guest_status guest__hash_password(guest_ctx *ctx, const char *password,
                                   char *out, size_t size);
 
+/* password.c */
+/* Whether a stored password text is a usable hash: not empty (a guest's)
+ * and not starting with '!' (Django's unusable password, an account made
+ * through an identity provider). */
+bool guest__password_usable(const char *stored);
+
 /* login.c */
 /* In @p tx, when @p guest is still a guest: on_guest_login moves its data
  * to @p user, then the guest user is deleted. GUEST_ERR_HOOK. */

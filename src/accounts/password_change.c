@@ -14,10 +14,11 @@
 /* The fields' own checks, no database: each given, the new ones equal and
  * accepted by the validators. */
 static guest_status check_fields(const guest_ctx *ctx, const char *username,
-                                 const char *old_password, const char *new1,
-                                 const char *new2, guest_form_errors *errors)
+                                 bool need_old, const char *old_password,
+                                 const char *new1, const char *new2,
+                                 guest_form_errors *errors)
 {
-    if (!old_password || !*old_password)
+    if (need_old && (!old_password || !*old_password))
         guest_form_errors_add(errors, "old_password", GUEST__MSG_REQUIRED);
     bool have1 = new1 && *new1, have2 = new2 && *new2;
     if (!have1)
@@ -70,7 +71,10 @@ static guest_status hash_step(guest_ctx *ctx, const char *old_password,
     guest_status st = guest__hash_slot_take(ctx);
     if (st != GUEST_OK)
         return st;
-    *old_ok = guest_password_verify(old_password, stored);
+    /* No usable password (an account made through an identity provider):
+     * there is no old one to know. */
+    *old_ok = !guest__password_usable(stored) ||
+              guest_password_verify(old_password, stored);
     if (*old_ok && hash_new)
         st = guest_password_hash(new_password, ctx->cfg.password_iterations,
                                  out, GUEST_PASSWORD_HASH_BUF);
@@ -147,14 +151,9 @@ static guest_status change(guest_req *req, const guest_user *user,
     guest_ctx *ctx = req->ctx;
     char id[32];
     snprintf(id, sizeof id, "%lld", (long long)user->id);
-    guest_status st =
-        check_fields(ctx, user->username, old_password, new1, new2, errors);
-    if (st != GUEST_OK)
-        return st;
-    if (!old_password || !*old_password)
-        return GUEST_ERR_VALIDATION;
     char *stored;
-    if ((st = read_hash(ctx, id, &stored, err)) != GUEST_OK)
+    guest_status st = read_hash(ctx, id, &stored, err);
+    if (st != GUEST_OK)
         return st;
     if (!stored) {
         /* Deleted or deactivated since this request's session was read
@@ -163,6 +162,16 @@ static guest_status change(guest_req *req, const guest_user *user,
         guest__req_forget_user(req);
         return guest__fail(err, GUEST_ERR_AUTH,
                            "the user no longer exists or is inactive");
+    }
+    bool need_old = guest__password_usable(stored);
+    st = check_fields(ctx, user->username, need_old, old_password, new1, new2,
+                      errors);
+    if (st == GUEST_OK && need_old && (!old_password || !*old_password))
+        st = GUEST_ERR_VALIDATION;
+    if (st != GUEST_OK) {
+        OPENSSL_cleanse(stored, strlen(stored));
+        free(stored);
+        return st;
     }
     /* The old password is checked also when a new one was refused, so the
      * answer lists every problem at once, as Django's form does. */

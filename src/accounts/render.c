@@ -226,13 +226,18 @@ static guest_status password_change_page(out *o, const guest_page *page)
     static const char *const builtin[] = {"old_password", "new_password1",
                                           "new_password2", NULL};
     head(o, guest_page_title(GUEST_PAGE_PASSWORD_CHANGE));
-    raw(o, "<p>Please enter your old password, for security's sake, and then "
-           "enter your new password twice.</p>\n");
+    if (page->no_password)
+        raw(o, "<p>Your account has no password yet: set one to log in "
+               "with your username too. Enter it twice.</p>\n");
+    else
+        raw(o, "<p>Please enter your old password, for security's sake, "
+               "and then enter your new password twice.</p>\n");
     form_start(o, page);
     form_errors(o, page, builtin);
-    input(o, "old_password", "Old password", "password", NULL,
-          " autocomplete=\"current-password\" required autofocus",
-          page->errors);
+    if (!page->no_password)
+        input(o, "old_password", "Old password", "password", NULL,
+              " autocomplete=\"current-password\" required autofocus",
+              page->errors);
     input(o, "new_password1", "New password", "password", NULL,
           " autocomplete=\"new-password\" required", page->errors);
     input(o, "new_password2", "New password confirmation", "password", NULL,

@@ -646,10 +646,18 @@ void guest_password_change_view(guest_req *req, void *userdata)
         goto out;
     }
     guest_form_errors errors = {0};
+    /* An account made through an identity provider has no password to
+     * ask for; a failed look-up just shows the usual form. */
+    int64_t uid;
+    bool has_password = true;
+    if (guest__store_user_lookup(req->ctx, u->username, &uid, &has_password,
+                                 NULL) != GUEST_OK)
+        has_password = true;
     guest_page page = {.kind = GUEST_PAGE_PASSWORD_CHANGE,
                        .user = u,
                        .errors = &errors,
-                       .next = next};
+                       .next = next,
+                       .no_password = !has_password};
     if (!form) {
         if (json)
             json_success(req, u);
