@@ -50,7 +50,7 @@ usage_error() {
 run -- --help
 expect_rc 0
 expect_out "Usage: guestuser"
-for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate; do
+for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate list-identities unlink-identity; do
   run -- "$c" --help
   expect_rc 0
   expect_out "$c"
@@ -420,6 +420,40 @@ sys.exit(0 if base64.b64encode(dk).decode() == digest else 1)
 PY
 fi
 run -- --schema $schema delete-user erin
+expect_rc 0
+
+# --- identities from providers: list and unlink ---
+run $'Correct-Horse-42\n' -- --schema $schema --password-iterations 1000 create-user ivy
+expect_rc 0
+psql_ "INSERT INTO $schema.identities (user_id, issuer, subject, email, email_verified)
+       SELECT id, 'https://id.example.test', 'ivy-1', 'ivy@example.test', true
+       FROM $schema.users WHERE username = 'ivy'"
+psql_ "INSERT INTO $schema.identities (user_id, issuer, subject)
+       SELECT id, 'https://other.example.test', 'ivy-2' FROM $schema.users WHERE username = 'ivy'"
+run -- --schema $schema list-identities ivy
+expect_rc 0
+expect_out $'https://id.example.test\tivy-1\tivy@example.test\tverified'
+expect_out $'https://other.example.test\tivy-2\t-\tunverified'
+[ "$(wc -l <"$tmp/out")" = 2 ] || fail "two identities, two lines"
+run -- --schema $schema unlink-identity ivy https://id.example.test ivy-1
+expect_rc 0
+expect_out "unlinked https://id.example.test ivy-1 from user ivy"
+run -- --schema $schema unlink-identity ivy https://id.example.test ivy-1
+expect_rc 1
+expect_err "no such identity"
+# without a usable password the last identity stays
+psql_ "UPDATE $schema.users SET password = '!unusable' WHERE username = 'ivy'"
+run -- --schema $schema unlink-identity ivy https://other.example.test ivy-2
+expect_rc 1
+expect_err "only way to log in"
+run -- --schema $schema list-identities ivy
+expect_rc 0
+expect_out "ivy-2"
+run -- --schema $schema list-identities nobody-here
+expect_rc 1
+usage_error --schema $schema unlink-identity ivy https://other.example.test
+usage_error --schema $schema list-identities
+run -- --schema $schema delete-user ivy
 expect_rc 0
 
 if [ "$failures" -gt 0 ]; then

@@ -468,6 +468,12 @@ START_TEST(flows_are_single_use_and_bound_to_the_browser)
                        " '1 second'");
     ck_assert_int_eq(guest_flow_take(ctx, "state-2", "b", &payload, NULL),
                      GUEST_ERR_NOT_FOUND);
+    /* cleanup removes what never came back */
+    guest_cleanup_options o;
+    guest_cleanup_options_init(&o);
+    guest_cleanup_result r;
+    ck_assert_int_eq(guest_delete_expired(ctx, &o, &r, NULL), GUEST_OK);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.flows"), 0);
     /* only hashes are stored */
     ck_assert_int_eq(count("SELECT count(*) FROM @.flows WHERE"
                            " position('state-2' in encode(key_hash,"

@@ -1,8 +1,8 @@
 /* guestuser: the command-line admin tool (migrate, stats, list-guests,
  * delete-expired, create-user, list-users, delete-user, set-password,
- * deactivate, activate). Exit status: 0 success, 1 usage error or refused
- * input (an unknown user too), 2 database (or other runtime) error, 130
- * interrupted. */
+ * deactivate, activate, list-identities, unlink-identity). Exit status: 0
+ * success, 1 usage error or refused input (an unknown user too), 2 database (or
+ * other runtime) error, 130 interrupted. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -31,7 +31,9 @@ enum {
     CMD_SET_PASSWORD = 1 << 7,
     CMD_DEACTIVATE = 1 << 8,
     CMD_ACTIVATE = 1 << 9,
-    CMD_ALL = 0x3FF,
+    CMD_LIST_IDENTITIES = 1 << 10,
+    CMD_UNLINK_IDENTITY = 1 << 11,
+    CMD_ALL = 0xFFF,
     /* The commands that take one USERNAME. */
     CMD_NAMED = CMD_CREATE | CMD_DELETE_USER | CMD_SET_PASSWORD |
                 CMD_DEACTIVATE | CMD_ACTIVATE
@@ -99,6 +101,15 @@ static const command commands[] = {
     {"activate", CMD_ACTIVATE, "activate USERNAME",
      "Activate a deactivated user, so it can log in again. An unknown user\n"
      "exits 1."},
+    {"list-identities", CMD_LIST_IDENTITIES, "list-identities USERNAME",
+     "List the identity-provider identities linked to a user, oldest first:\n"
+     "issuer, subject, e-mail (- for none), verified, linked_at and\n"
+     "last_login (UTC; - for never). An unknown user exits 1."},
+    {"unlink-identity", CMD_UNLINK_IDENTITY,
+     "unlink-identity USERNAME ISSUER SUBJECT",
+     "Unlink an identity from a user, unless it is the user's only way to\n"
+     "log in (no usable password and no other identity): that, an unknown\n"
+     "user or an identity the user does not have exits 1."},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -304,11 +315,14 @@ static int parse_args(int argc, char **argv, args *a)
         if (a->seen[o] && !(options[o].commands & a->cmd->bit))
             return usage_error(a->cmd, "%s does not take --%s", a->cmd->name,
                                options[o].name);
-    int want = a->cmd->bit & CMD_NAMED ? 1 : 0;
+    int want = a->cmd->bit & (CMD_NAMED | CMD_LIST_IDENTITIES) ? 1
+               : a->cmd->bit == CMD_UNLINK_IDENTITY            ? 3
+                                                               : 0;
     if (a->npositional != want)
         return usage_error(a->cmd,
-                           want ? "%s needs exactly one USERNAME"
-                                : "%s takes no arguments",
+                           want == 3   ? "%s needs USERNAME ISSUER SUBJECT"
+                           : want == 1 ? "%s needs exactly one USERNAME"
+                                       : "%s takes no arguments",
                            a->cmd->name);
     if (a->seen[OPT_GUESTS] && a->seen[OPT_REGISTERED])
         return usage_error(a->cmd,
@@ -700,6 +714,50 @@ static int cmd_set_active(guest_ctx *ctx, const args *a, bool active)
     return EXIT_SUCCESS;
 }
 
+static bool print_identity(const guest_identity_info *i, void *userdata)
+{
+    (void)userdata;
+    print_name(i->issuer);
+    putchar('\t');
+    print_name(i->subject);
+    putchar('\t');
+    print_name(*i->email ? i->email : "-");
+    printf("\t%s", i->email_verified ? "verified" : "unverified");
+    print_time(i->linked_at);
+    print_time(i->last_login);
+    putchar('\n');
+    return true;
+}
+
+static int cmd_identities(guest_ctx *ctx, const args *a)
+{
+    const char *cmd_name = a->cmd->name;
+    int64_t id;
+    guest_error err = {0};
+    guest_status st = guest_user_lookup(ctx, a->positional[0], &id, NULL, &err);
+    if (st == GUEST_OK && a->cmd->bit == CMD_LIST_IDENTITIES)
+        st = guest_identities_list(ctx, id, print_identity, NULL, &err);
+    else if (st == GUEST_OK)
+        st = guest_identity_unlink(ctx, id, a->positional[1], a->positional[2],
+                                   &err);
+    if (st == GUEST_ERR_LAST_LOGIN) {
+        fprintf(stderr, "guestuser: %s: %s\n", cmd_name, err.message);
+        return EXIT_USAGE;
+    }
+    if (st != GUEST_OK)
+        return user_error(cmd_name, st, &err);
+    if (a->cmd->bit == CMD_UNLINK_IDENTITY) {
+        printf("unlinked ");
+        print_name(a->positional[1]);
+        putchar(' ');
+        print_name(a->positional[2]);
+        printf(" from user ");
+        print_name(a->positional[0]);
+        putchar('\n');
+    }
+    return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -765,6 +823,10 @@ int main(int argc, char **argv)
         break;
     case CMD_SET_PASSWORD:
         rc = cmd_set_password(ctx, &a);
+        break;
+    case CMD_LIST_IDENTITIES:
+    case CMD_UNLINK_IDENTITY:
+        rc = cmd_identities(ctx, &a);
         break;
     default:
         rc = cmd_set_active(ctx, &a, a.cmd->bit == CMD_ACTIVATE);

@@ -363,13 +363,19 @@ guest_status guest_delete_expired(guest_ctx *ctx,
             st = delete_batches(ctx, sql.delete_windows, now, opts, r,
                                 &r->rate_windows_deleted, false, false, err);
         /* A network whose guests are all gone keeps a row of 0 (the
-         * trigger only subtracts); a row is small, but one per network
-         * that ever visited would grow without end. */
+         * trigger only subtracts), and a sign-in that never came back
+         * leaves its flow: small rows, but they would grow without end. */
         if (st == GUEST_OK)
             st = guest__sql_run(
                 ctx, NULL,
                 &(guest__stmt){.tmpl = "DELETE FROM @.guest_networks"
                                        " WHERE live <= 0"},
+                NULL, err);
+        if (st == GUEST_OK)
+            st = guest__sql_run(
+                ctx, NULL,
+                &(guest__stmt){.tmpl = "DELETE FROM @.flows"
+                                       " WHERE expires_at <= now()"},
                 NULL, err);
     }
     cleanup_sql_free(&sql);
