@@ -67,7 +67,7 @@ static guest_status pick_username(guest_db *tx, const guest_identity *id,
                                   char out[GUEST_USERNAME_BUF],
                                   guest_error *err)
 {
-    char base[GUEST_USERNAME_BUF];
+    char base[BASE_MAX_BYTES + 1];
     base_name(id, base, sizeof base);
     enum { N = 1 + NUMBERED_CANDIDATES + RANDOM_CANDIDATES };
     char names[N][GUEST_USERNAME_BUF];
