@@ -191,6 +191,13 @@ START_TEST(log_goes_to_callback_and_repeats_are_held_back)
     ck_assert_int_eq(cap.calls, 1);
     ck_assert_int_eq(cap.level, GUEST_LOG_WARNING);
     ck_assert_str_eq(cap.last, "value 42");
+    /* one message, one line: libpq's "\n\t" hints and trailing newline */
+    guest__log(&fake, GUEST_LOG_ERROR, "%s",
+               "could not connect\n\tIs the server running?\n");
+    ck_assert_str_eq(cap.last, "could not connect Is the server running?");
+    guest__log(&fake, GUEST_LOG_ERROR, "a\r\nb\x1b[31mc\x7f");
+    ck_assert_str_eq(cap.last, "a b [31mc");
+    cap.calls = 1;
 
     _Atomic int64_t last = 0;
     /* An hour-long interval: only the first of many calls logs. */

@@ -10,6 +10,22 @@ static void vlog(const guest_ctx *ctx, guest_log_level level, const char *fmt,
 {
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
+    /* One message, one line: libpq's messages end in a newline and carry
+     * "\n\t" hints, and a client's bytes may reach a message too. Runs of
+     * control characters become one space; trailing blanks go. */
+    size_t w = 0;
+    for (size_t r = 0; line[r]; r++) {
+        unsigned char c = (unsigned char)line[r];
+        if (c < 0x20 || c == 0x7f) {
+            if (w && line[w - 1] != ' ')
+                line[w++] = ' ';
+        } else {
+            line[w++] = (char)c;
+        }
+    }
+    while (w && line[w - 1] == ' ')
+        w--;
+    line[w] = '\0';
     if (ctx && ctx->cfg.log) {
         ctx->cfg.log(level, line, ctx->cfg.log_userdata);
         return;
