@@ -682,6 +682,13 @@ START_TEST(json_mode)
                      "jsonuser");
     ck_assert_int_eq(json_integer_value(json_object_get(user, "id")), v.id);
     ck_assert(json_is_false(json_object_get(user, "is_guest")));
+    /* one Cache-Control, the strict one, though a session was set */
+    int cache_controls = 0;
+    for (int i = 0; i < h.nres_headers; i++)
+        cache_controls += !strcasecmp(h.res_headers[i][0], "Cache-Control");
+    ck_assert_int_eq(cache_controls, 1);
+    ck_assert_str_eq(tl_http_res_header(&h, "Cache-Control"),
+                     "no-cache, no-store, must-revalidate, private");
     /* a token for the new CSRF secret */
     ck_assert_str_ne(json_string_value(json_object_get(j, "csrf_token")), tok);
     json_decref(j);

@@ -56,9 +56,11 @@ static bool no_cache(guest_req *req)
 {
     /* Pages with a CSRF token or account data must not be stored by a
      * shared cache or shown framed by another site. */
-    return header(req, "Cache-Control",
-                  "no-cache, no-store, must-revalidate, private") &&
-           header(req, "X-Frame-Options", "DENY");
+    if (guest__res_cache_control(req, true) != GUEST_OK) {
+        guest__respond_error(req);
+        return false;
+    }
+    return header(req, "X-Frame-Options", "DENY");
 }
 
 static void send_json(guest_req *req, int status, json_t *obj)
@@ -403,6 +405,12 @@ static bool form_view_start(guest_req *req, bool json,
 {
     *form = NULL;
     *next = NULL;
+    /* Before any work that may set a session cookie (whose "private"
+     * would otherwise come first): the page's one Cache-Control. */
+    if (guest__res_cache_control(req, true) != GUEST_OK) {
+        guest__respond_error(req);
+        return false;
+    }
     if (is_post(req)) {
         if (!(*form = read_form(req, json)))
             return false;

@@ -46,6 +46,9 @@ struct guest_req {
      * wait. */
     guest__client_keys keys;
     int64_t retry_after;
+    /* response.c: the Cache-Control the library sent (0: none, 1: private,
+     * 2: no-store), so a response carries one. */
+    unsigned char cache_sent;
     /* req_db.c: the connection lent to the handler (NULL: none yet), and
      * whether it was lost, which fails every later use in this request. */
     PGconn *db_conn;
@@ -189,6 +192,12 @@ void guest__limit_convert_done(guest_req *req, guest_status outcome);
 /* 429 with Retry-After (req->retry_after) and a plain-text body; returns
  * GUEST_ERR_RATE_LIMITED, or the adapter's failure. */
 guest_status guest__respond_rate_limited(guest_req *req);
+/* response.c: Cache-Control "private" (a response that sets a session),
+ * or with @p no_store "no-cache, no-store, must-revalidate, private" (a
+ * page with a CSRF token or account data); sent once per response, the
+ * first call deciding, so a view that asks for no-store before its work
+ * is not followed by a second, weaker header. */
+guest_status guest__res_cache_control(guest_req *req, bool no_store);
 
 /* identity.c: who the request's user is, and making a guest. */
 /* SHA-256 of the request's well-formed session cookie; false when none. */

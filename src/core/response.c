@@ -152,3 +152,18 @@ guest_status guest__respond_unavailable(guest_req *req)
         st = guest_res_add_header(req, "Retry-After", "5");
     return st;
 }
+
+guest_status guest__res_cache_control(guest_req *req, bool no_store)
+{
+    unsigned char want = no_store ? 2 : 1;
+    if (req->cache_sent >= want)
+        return GUEST_OK;
+    /* A weaker value went out already: adding the stronger one would make
+     * two headers, which caches read differently; the views ask first. */
+    if (req->cache_sent)
+        return GUEST_OK;
+    req->cache_sent = want;
+    return guest_res_add_header(
+        req, "Cache-Control",
+        no_store ? "no-cache, no-store, must-revalidate, private" : "private");
+}

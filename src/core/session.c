@@ -145,7 +145,7 @@ guest_status guest__set_session_cookie(guest_req *req, const char *token)
     /* A response that hands out a session must never be stored by a shared
      * cache, or the next visitor would receive this one's cookie. */
     guest__vary_cookie(req);
-    guest_status st = guest_res_add_header(req, "Cache-Control", "private");
+    guest_status st = guest__res_cache_control(req, false);
     if (st != GUEST_OK)
         return st;
     const guest_config *c = &req->ctx->cfg;
