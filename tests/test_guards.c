@@ -179,6 +179,39 @@ START_TEST(crawlers_get_no_guest)
 }
 END_TEST
 
+/* HEAD, OPTIONS and other methods run the page for an anonymous visitor
+ * and make no guest (uptime monitors would fill the table); GET and POST
+ * do. */
+START_TEST(only_get_and_post_make_guests)
+{
+    guest_ctx *ctx = ctx_for(NULL);
+    const char *methods[] = {"HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"};
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        tl_http h;
+        seen s = {0};
+        tl_http_init(&h, methods[i], "/");
+        tl_http_run(ctx, &h, allow_view, &s);
+        ck_assert_int_eq(s.calls, 1);
+        ck_assert_int_eq(s.id, 0);
+        ck_assert_ptr_null(tl_http_res_header(&h, "Set-Cookie"));
+        tl_http_free(&h);
+    }
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_guards.users"), 0);
+    const char *makers[] = {"GET", "POST"};
+    for (size_t i = 0; i < 2; i++) {
+        tl_http h;
+        seen s = {0};
+        tl_http_init(&h, makers[i], "/");
+        tl_http_run(ctx, &h, allow_view, &s);
+        ck_assert_int_gt(s.id, 0);
+        ck_assert(s.guest);
+        tl_http_free(&h);
+    }
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM t_guards.users"), 2);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static void custom_agents(guest_config *c)
 {
     static const char *const agents[] = {"^curl/", "MyCrawler[0-9]+", NULL};
@@ -754,6 +787,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, allow_makes_an_anonymous_visitor_a_guest);
     tcase_add_test(tc, crawlers_get_no_guest);
+    tcase_add_test(tc, only_get_and_post_make_guests);
     tcase_add_test(tc, blocked_agents_are_configurable);
     tcase_add_test(tc, disabled_leaves_visitors_anonymous);
     tcase_add_test(tc, guest_created_hook_sees_user_and_request);

@@ -40,6 +40,15 @@ static bool blocked_crawler(guest_req *req)
     return blocked;
 }
 
+/* Only a page view or a form post makes a guest: HEAD (uptime monitors,
+ * link checkers), OPTIONS and the like would fill the table with guests
+ * nobody ever sees. The handler still runs, for an anonymous visitor. */
+static bool creates_guests(const guest_req *req)
+{
+    const char *m = guest_req_method(req);
+    return m && (!strcmp(m, "GET") || !strcmp(m, "POST"));
+}
+
 guest_status guest_allow(guest_req *req, guest_handler_fn handler,
                          void *userdata)
 {
@@ -50,7 +59,7 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
     if (st != GUEST_OK)
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
-    if (!user && c->enabled && !blocked_crawler(req)) {
+    if (!user && c->enabled && creates_guests(req) && !blocked_crawler(req)) {
         guest_error err = {0};
         bool name_failed = false;
         st = guest__create_guest(req, &user, &name_failed, &err);
