@@ -50,7 +50,7 @@ usage_error() {
 run -- --help
 expect_rc 0
 expect_out "Usage: guestuser"
-for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate list-identities unlink-identity; do
+for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate list-identities unlink-identity rate-limits; do
   run -- "$c" --help
   expect_rc 0
   expect_out "$c"
@@ -455,6 +455,44 @@ usage_error --schema $schema unlink-identity ivy https://other.example.test
 usage_error --schema $schema list-identities
 run -- --schema $schema delete-user ivy
 expect_rc 0
+
+# --- rate-limits: see who is limited, lift a lock-out ---
+now_bucket="floor(extract(epoch FROM now()) / 3600)::bigint"
+psql_ "INSERT INTO $schema.rate_windows (kind, client, subject, bucket, window_secs, curr_count, stale_at) VALUES
+  ('login', '203.0.113.9', '', $now_bucket, 3600, 100, now() + interval '2 hours'),
+  ('login', '2001:db8:1:2::/64', '', $now_bucket, 3600, 7, now() + interval '2 hours'),
+  ('login', '2001:db8:1::/56', '', $now_bucket, 3600, 7, now() + interval '2 hours'),
+  ('login', '2001:db8:1::/48', '', $now_bucket, 3600, 7, now() + interval '2 hours'),
+  ('login_user', '198.51.100.4', sha256('mallory'::bytea), $now_bucket, 3600, 5, now() + interval '2 hours'),
+  ('login_user', '198.51.100.5', sha256('mallory'::bytea), $now_bucket, 3600, 5, now() + interval '2 hours'),
+  ('guest', '192.0.2.1', '', $now_bucket - 5, 3600, 9, now() - interval '1 hour')"
+run -- --schema $schema rate-limits list
+expect_rc 0
+expect_out $'login\t203.0.113.9\t100.0\t3600'
+expect_out $'login_user\t198.51.100.4\t5.0'
+grep -q "192.0.2.1" "$tmp/out" && fail "a stale counter was listed"
+[ "$(head -n 1 "$tmp/out" | cut -f2)" = 203.0.113.9 ] || fail "the highest count comes first"
+run -- --schema $schema rate-limits list --limit 2
+expect_rc 0
+[ "$(wc -l <"$tmp/out")" = 2 ] || fail "--limit 2 lists two"
+run -- --schema $schema rate-limits reset 203.0.113.9
+expect_rc 0
+expect_last "reset: 1 counters"
+run -- --schema $schema rate-limits reset 2001:db8:1:2::99
+expect_rc 0
+expect_last "reset: 3 counters"
+run -- --schema $schema rate-limits reset mallory
+expect_rc 0
+expect_last "reset: 2 counters"
+run -- --schema $schema rate-limits reset nobody-at-all
+expect_rc 0
+expect_last "reset: 0 counters"
+expect_eq "$(psql_ "SELECT string_agg(kind || ' ' || client, ',') FROM $schema.rate_windows WHERE client IN ('203.0.113.9', '2001:db8:1:2::/64', '2001:db8:1::/56', '2001:db8:1::/48', '198.51.100.4', '198.51.100.5')")" "" "what reset left"
+usage_error --schema $schema rate-limits
+usage_error --schema $schema rate-limits reset
+usage_error --schema $schema rate-limits reset a b
+usage_error --schema $schema rate-limits reset 1.2.3.4 --limit 3
+psql_ "DELETE FROM $schema.rate_windows"
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"

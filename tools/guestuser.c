@@ -1,8 +1,8 @@
 /* guestuser: the command-line admin tool (migrate, stats, list-guests,
  * delete-expired, create-user, list-users, delete-user, set-password,
- * deactivate, activate, list-identities, unlink-identity). Exit status: 0
- * success, 1 usage error or refused input (an unknown user too), 2 database (or
- * other runtime) error, 130 interrupted. */
+ * deactivate, activate, list-identities, unlink-identity, rate-limits). Exit
+ * status: 0 success, 1 usage error or refused input (an unknown user too), 2
+ * database (or other runtime) error, 130 interrupted. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -33,7 +33,8 @@ enum {
     CMD_ACTIVATE = 1 << 9,
     CMD_LIST_IDENTITIES = 1 << 10,
     CMD_UNLINK_IDENTITY = 1 << 11,
-    CMD_ALL = 0xFFF,
+    CMD_RATE_LIMITS = 1 << 12,
+    CMD_ALL = 0x1FFF,
     /* The commands that take one USERNAME. */
     CMD_NAMED = CMD_CREATE | CMD_DELETE_USER | CMD_SET_PASSWORD |
                 CMD_DEACTIVATE | CMD_ACTIVATE
@@ -110,6 +111,15 @@ static const command commands[] = {
      "Unlink an identity from a user, unless it is the user's only way to\n"
      "log in (no usable password and no other identity): that, an unknown\n"
      "user or an identity the user does not have exits 1."},
+    {"rate-limits", CMD_RATE_LIMITS, "rate-limits list [--limit N] | reset WHO",
+     "list: the abuse limits' counters that still count, highest first:\n"
+     "kind (guest, login, login_user, convert), client (an address, an IPv6\n"
+     "prefix or unknown), count in the window, window seconds, stale_at.\n"
+     "reset WHO: lift a lock-out on every node at once. WHO is an IP address\n"
+     "(its counters, and for IPv6 its /64, /56 and /48), a client as listed,\n"
+     "or a username (its failed-login counters from every address). The last\n"
+     "line is `reset: N counters`.\n"
+     "  --limit N          list at most N counters (50); 0 lists all"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -145,7 +155,7 @@ static const option options[OPT_COUNT] = {
     [OPT_MAX_AGE] = {"max-age",
                      CMD_STATS | CMD_LIST | CMD_DELETE | CMD_LIST_USERS, true},
     [OPT_EXPIRED] = {"expired", CMD_LIST, false},
-    [OPT_LIMIT] = {"limit", CMD_LIST | CMD_LIST_USERS, true},
+    [OPT_LIMIT] = {"limit", CMD_LIST | CMD_LIST_USERS | CMD_RATE_LIMITS, true},
     [OPT_DRY_RUN] = {"dry-run", CMD_DELETE, false},
     [OPT_BATCH_SIZE] = {"batch-size", CMD_DELETE, true},
     [OPT_PROGRESS] = {"progress", CMD_DELETE, false},
@@ -318,6 +328,16 @@ static int parse_args(int argc, char **argv, args *a)
     int want = a->cmd->bit & (CMD_NAMED | CMD_LIST_IDENTITIES) ? 1
                : a->cmd->bit == CMD_UNLINK_IDENTITY            ? 3
                                                                : 0;
+    if (a->cmd->bit == CMD_RATE_LIMITS) {
+        bool list = a->npositional == 1 && !strcmp(a->positional[0], "list");
+        bool reset = a->npositional == 2 && !strcmp(a->positional[0], "reset");
+        if (!list && !reset)
+            return usage_error(a->cmd, "rate-limits needs list, or reset WHO");
+        if (reset && a->seen[OPT_LIMIT])
+            return usage_error(a->cmd, "rate-limits reset does not take "
+                                       "--limit");
+        want = a->npositional;
+    }
     if (a->npositional != want)
         return usage_error(a->cmd,
                            want == 3   ? "%s needs USERNAME ISSUER SUBJECT"
@@ -729,6 +749,35 @@ static bool print_identity(const guest_identity_info *i, void *userdata)
     return true;
 }
 
+static bool print_rate_limit(const guest_rate_limit_info *r, void *userdata)
+{
+    (void)userdata;
+    printf("%s\t", r->kind);
+    print_name(r->client);
+    printf("\t%.1f\t%u", r->count, r->window_s);
+    print_time(r->stale_at);
+    putchar('\n');
+    return true;
+}
+
+static int cmd_rate_limits(guest_ctx *ctx, const args *a)
+{
+    guest_error err = {0};
+    if (!strcmp(a->positional[0], "list")) {
+        guest_status st = guest_rate_limits_list(
+            ctx, a->seen[OPT_LIMIT] ? (size_t)a->limit : 50, print_rate_limit,
+            NULL, &err);
+        return st == GUEST_OK ? EXIT_SUCCESS
+                              : db_error("rate-limits list", st, &err);
+    }
+    uint64_t n = 0;
+    guest_status st = guest_rate_limits_reset(ctx, a->positional[1], &n, &err);
+    if (st != GUEST_OK)
+        return db_error("rate-limits reset", st, &err);
+    printf("reset: %" PRIu64 " counters\n", n);
+    return EXIT_SUCCESS;
+}
+
 static int cmd_identities(guest_ctx *ctx, const args *a)
 {
     const char *cmd_name = a->cmd->name;
@@ -827,6 +876,9 @@ int main(int argc, char **argv)
     case CMD_LIST_IDENTITIES:
     case CMD_UNLINK_IDENTITY:
         rc = cmd_identities(ctx, &a);
+        break;
+    case CMD_RATE_LIMITS:
+        rc = cmd_rate_limits(ctx, &a);
         break;
     default:
         rc = cmd_set_active(ctx, &a, a.cmd->bit == CMD_ACTIVATE);

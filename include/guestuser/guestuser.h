@@ -12,6 +12,7 @@
 #include "accounts.h"
 #include "users.h"
 #include "identities.h"
+#include "ratelimits.h"
 #include "csrf.h"
 #include "views.h"
 #include "cleanup.h"

@@ -243,3 +243,39 @@ guest_status guest__respond_rate_limited(guest_req *req)
                             "Too Many Requests\n");
     return st == GUEST_OK ? GUEST_ERR_RATE_LIMITED : st;
 }
+
+guest_status guest_rate_limits_list(guest_ctx *ctx, size_t limit,
+                                    guest_rate_limit_list_fn fn, void *userdata,
+                                    guest_error *err)
+{
+    if (!ctx || !fn)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx or fn");
+    return guest__windows_each(ctx, limit, fn, userdata, err);
+}
+
+guest_status guest_rate_limits_reset(guest_ctx *ctx, const char *who,
+                                     uint64_t *deleted, guest_error *err)
+{
+    if (deleted)
+        *deleted = 0;
+    if (!ctx || !who || !*who)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL or empty argument");
+    /* An address lifts every counter it is counted in (for IPv6 its /64,
+     * /56 and /48 too); a key as listed, that row's client; anything else
+     * is a username, whose per-name counters hold only its hash. */
+    guest__client_keys k;
+    guest__client_keys_of(who, &k);
+    if (strcmp(k.addr, "unknown") != 0) {
+        const char *keys[3] = {k.addr, *k.p56 ? k.p56 : k.addr,
+                               *k.p48 ? k.p48 : k.addr};
+        return guest__windows_delete(ctx, keys, 3, NULL, deleted, err);
+    }
+    if (strchr(who, '/') || !strcmp(who, "unknown")) {
+        const char *keys[1] = {who};
+        return guest__windows_delete(ctx, keys, 1, NULL, deleted, err);
+    }
+    unsigned char subject[GUEST__SHA256_BYTES];
+    if (guest__sha256(who, strlen(who), subject) != GUEST_OK)
+        return guest__fail(err, GUEST_ERR_CRYPTO, "cannot hash the username");
+    return guest__windows_delete(ctx, NULL, 0, subject, deleted, err);
+}

@@ -307,6 +307,16 @@ char *guest__window_values(const char *kind, const char *client,
 int64_t guest__window_wait(double now, int64_t window, int64_t bucket,
                            int64_t prev, int64_t curr, int64_t limit);
 
+/* Each row that still counts, highest estimate first, at most @p limit
+ * (0: all). */
+guest_status guest__windows_each(guest_ctx *ctx, size_t limit,
+                                 guest_rate_limit_list_fn fn, void *userdata,
+                                 guest_error *err);
+/* Deletes the rows of the @p n client keys, or with @p subject those
+ * per-username rows of any client; *deleted. */
+guest_status guest__windows_delete(guest_ctx *ctx, const char *const *clients,
+                                   size_t n, const unsigned char *subject,
+                                   uint64_t *deleted, guest_error *err);
 /* One window of a take: the row (kind, client, subject) and its budget.
  * @p kind is library text (it goes into the SQL as a literal), @p client
  * a client key, @p subject NULL or GUEST__SHA256_BYTES bytes. */

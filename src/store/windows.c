@@ -265,3 +265,75 @@ guest_status guest__window_give_back(guest_ctx *ctx,
     free(sql);
     return st;
 }
+
+/* The estimate of a row now, as the limits compute it (a row written with
+ * another window length counts as written). */
+#define ESTIMATE_NOW                                                           \
+    "CASE WHEN bucket = floor(extract(epoch FROM now()) / window_secs)"        \
+    " THEN prev_count * (1 - (extract(epoch FROM now())"                       \
+    " - bucket * window_secs) / window_secs) + curr_count"                     \
+    " WHEN bucket = floor(extract(epoch FROM now()) / window_secs) - 1"        \
+    " THEN curr_count * (1 - (extract(epoch FROM now())"                       \
+    " - (bucket + 1) * window_secs) / window_secs) ELSE 0 END"
+
+guest_status guest__windows_each(guest_ctx *ctx, size_t limit,
+                                 guest_rate_limit_list_fn fn, void *userdata,
+                                 guest_error *err)
+{
+    char lim[32];
+    snprintf(lim, sizeof lim, "%zu", limit);
+    guest__params p = {0};
+    guest__param_text(&p, limit ? lim : NULL);
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl =
+                           "SELECT kind, client, e, window_secs,"
+                           " floor(extract(epoch FROM stale_at))::bigint FROM"
+                           " (SELECT *, (" ESTIMATE_NOW ")::float8 AS e"
+                           " FROM @.rate_windows) w WHERE e > 0"
+                           " ORDER BY e DESC, kind, client LIMIT $1::bigint",
+                       .params = &p},
+        &res, err);
+    for (int i = 0; st == GUEST_OK && i < PQntuples(res); i++) {
+        guest_rate_limit_info info = {
+            .kind = PQgetvalue(res, i, 0),
+            .client = PQgetvalue(res, i, 1),
+            .count = strtod(PQgetvalue(res, i, 2), NULL),
+            .window_s = (unsigned)strtoul(PQgetvalue(res, i, 3), NULL, 10),
+            .stale_at = strtoll(PQgetvalue(res, i, 4), NULL, 10)};
+        if (!fn(&info, userdata))
+            break;
+    }
+    PQclear(res);
+    return st;
+}
+
+guest_status guest__windows_delete(guest_ctx *ctx, const char *const *clients,
+                                   size_t n, const unsigned char *subject,
+                                   uint64_t *deleted, guest_error *err)
+{
+    guest__params p = {0};
+    const guest__stmt by_subject = {
+        .tmpl = "DELETE FROM @.rate_windows WHERE kind = 'login_user'"
+                " AND subject = $1",
+        .params = &p};
+    const guest__stmt by_client = {.tmpl = "DELETE FROM @.rate_windows"
+                                           " WHERE client IN ($1, $2, $3)",
+                                   .params = &p};
+    if (subject) {
+        guest__param_bin(&p, subject, GUEST__SHA256_BYTES);
+    } else {
+        if (n < 1 || n > 3)
+            return guest__fail(err, GUEST_ERR_INVALID, "1..3 client keys");
+        for (size_t i = 0; i < 3; i++)
+            guest__param_text(&p, clients[i < n ? i : 0]);
+    }
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL, subject ? &by_subject : &by_client, &res, err);
+    if (st == GUEST_OK && deleted)
+        *deleted = strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return st;
+}
