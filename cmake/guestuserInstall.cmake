@@ -14,6 +14,9 @@
 #   civetweb_dev  the same for CivetWeb, plus guestuserCivetWeb.cmake
 #   ulfius        libguestuser-ulfius.so.0        (GUESTUSER_WITH_ULFIUS)
 #   ulfius_dev    the same for Ulfius
+#   oidc          libguestuser-oidc.so.0          (GUESTUSER_OIDC)
+#   oidc_dev      oidc.h, libguestuser-oidc.so, guestuser-oidc.pc,
+#                 guestuserOidcTargets*.cmake
 #   tools         bin/guestuser (tools/), demo: bin/guestuser-demo (examples/)
 #
 # One export file per CMake package component, so that a user of one
@@ -73,7 +76,7 @@ install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
   DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
 install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE
-  PATTERN "conformance.h" EXCLUDE)
+  PATTERN "conformance.h" EXCLUDE PATTERN "oidc.h" EXCLUDE)
 
 # The conformance kit's route table: a static library with its own export
 # (the `conformance` component of find_package), installed with the -dev
@@ -110,6 +113,18 @@ foreach(_adapter mhd civetweb ulfius)
   install(FILES include/guestuser/adapters/${_adapter}.h
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser/adapters COMPONENT ${_adapter}_dev)
 endforeach()
+# libguestuser-oidc: its dependencies (libcurl, cjose, jansson, libcrypto)
+# are private to the shared library, so its export names none of them.
+if(GUESTUSER_OIDC)
+  install(TARGETS guestuser_oidc EXPORT guestuserOidcTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT oidc
+      NAMELINK_COMPONENT oidc_dev
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT guestuserOidcTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
+    COMPONENT oidc_dev)
+  install(FILES include/guestuser/oidc.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT oidc_dev)
+endif()
 if(GUESTUSER_WITH_CIVETWEB)
   install(FILES cmake/guestuserCivetWeb.cmake DESTINATION ${GUESTUSER_CMAKE_DIR}
     COMPONENT civetweb_dev)
@@ -140,6 +155,11 @@ if(GUESTUSER_CONFORMANCE)
     ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc @ONLY)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+endif()
+if(GUESTUSER_OIDC)
+  configure_file(cmake/guestuser-oidc.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-oidc.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-oidc.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT oidc_dev)
 endif()
 foreach(_adapter mhd civetweb ulfius)
   string(TOUPPER ${_adapter} _upper)

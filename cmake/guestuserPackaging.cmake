@@ -7,6 +7,7 @@
 #   libguestuser-mhd0 / -dev   the libmicrohttpd adapter (when built)
 #   libguestuser-civetweb0 / -dev   the CivetWeb adapter (when built)
 #   libguestuser-ulfius0 / -dev     the Ulfius adapter (when built)
+#   libguestuser-oidc0 / -dev  OpenID Connect sign-in (when built)
 #   guestuser-tools            bin/guestuser
 #   guestuser-demo             bin/guestuser-demo
 #
@@ -33,7 +34,7 @@ if(GUESTUSER_DPKG_SHLIBDEPS)
   # Our own libraries come from the packages named by the component
   # DEPENDS; dpkg-shlibdeps finds them in the build tree.
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "")
-  foreach(t guestuser guestuser_mhd guestuser_civetweb guestuser_ulfius)
+  foreach(t guestuser guestuser_mhd guestuser_civetweb guestuser_ulfius guestuser_oidc)
     if(TARGET ${t})
       get_target_property(_dir ${t} BINARY_DIR)
       list(APPEND CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${_dir})
@@ -69,6 +70,21 @@ if(GUESTUSER_WITH_MHD)
     "libguestuser adapter for GNU libmicrohttpd - development files")
   set(CPACK_COMPONENT_MHD_DEV_DEPENDS mhd dev)
   set(CPACK_DEBIAN_MHD_DEV_PACKAGE_DEPENDS "libmicrohttpd-dev")
+endif()
+if(GUESTUSER_OIDC)
+  list(APPEND CPACK_COMPONENTS_ALL oidc oidc_dev)
+  set(CPACK_DEBIAN_OIDC_PACKAGE_NAME libguestuser-oidc0)
+  set(CPACK_DEBIAN_OIDC_PACKAGE_SECTION libs)
+  set(CPACK_COMPONENT_OIDC_DESCRIPTION "libguestuser sign-in through OpenID Connect providers")
+  set(CPACK_COMPONENT_OIDC_DEPENDS runtime)
+  set(CPACK_DEBIAN_OIDC_DEV_PACKAGE_NAME libguestuser-oidc-dev)
+  set(CPACK_DEBIAN_OIDC_DEV_PACKAGE_SECTION libdevel)
+  set(CPACK_COMPONENT_OIDC_DEV_DESCRIPTION
+    "libguestuser sign-in through OpenID Connect providers - development files")
+  set(CPACK_COMPONENT_OIDC_DEV_DEPENDS oidc dev)
+  # guestuser-oidc.pc's Requires.private.
+  set(CPACK_DEBIAN_OIDC_DEV_PACKAGE_DEPENDS
+    "libcurl4-gnutls-dev | libcurl-dev, libcjose-dev, libjansson-dev, libssl-dev (>= 3.0)")
 endif()
 if(GUESTUSER_WITH_CIVETWEB)
   list(APPEND CPACK_COMPONENTS_ALL civetweb civetweb_dev)
