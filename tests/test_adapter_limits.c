@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,12 +69,42 @@ static void hello(guest_req *req, void *userdata)
 /* The servers' max_body_size; a test that changes it puts it back. */
 static size_t max_body = 4096;
 
+/* The library's log lines, while a test captures them. */
+static struct {
+    pthread_mutex_t lock;
+    int lines;
+    char text[256][320];
+} logged = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static bool capture_logs;
+
+static void capture_log(guest_log_level level, const char *message,
+                        void *userdata)
+{
+    (void)level;
+    (void)userdata;
+    pthread_mutex_lock(&logged.lock);
+    if (logged.lines < 256)
+        snprintf(logged.text[logged.lines], sizeof logged.text[0], "%s",
+                 message);
+    logged.lines++;
+    pthread_mutex_unlock(&logged.lock);
+}
+
+static void logged_reset(void)
+{
+    pthread_mutex_lock(&logged.lock);
+    logged.lines = 0;
+    pthread_mutex_unlock(&logged.lock);
+}
+
 static guest_ctx *ctx_for(const char *schema)
 {
     tl_drop_schema(schema);
     guest_config c;
     tl_config(&c, schema);
     c.max_body_size = max_body;
+    if (capture_logs)
+        c.log = capture_log;
     return tl_ctx_new(&c);
 }
 
@@ -580,6 +611,207 @@ START_TEST(bodies_over_the_limit_are_cut_off_as_they_arrive)
 }
 END_TEST
 
+/* Of the captured lines that contain @p what: how many, and the messages
+ * they stand for (each line one, plus the "(N more like this" it
+ * reports). */
+static void logged_count(const char *what, int *lines, unsigned long *total)
+{
+    *lines = 0;
+    *total = 0;
+    pthread_mutex_lock(&logged.lock);
+    ck_assert_int_le(logged.lines, 256);
+    for (int i = 0; i < logged.lines; i++) {
+        const char *t = logged.text[i];
+        if (!strstr(t, what))
+            continue;
+        ++*lines;
+        /* The line at the end reports held messages only. */
+        if (!strstr(t, ", not shown)"))
+            ++*total;
+        const char *more = strstr(t, " (");
+        unsigned long n;
+        if (more && sscanf(more, " (%lu more like this", &n) == 1)
+            *total += n;
+    }
+    pthread_mutex_unlock(&logged.lock);
+}
+
+static const char *const flood_kinds[] = {"kind-a", "kind-b", "kind-c"};
+
+static void *flood_main(void *arg)
+{
+    guest_log_limiter *lim = arg;
+    for (int i = 0; i < 3750; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s: connection %d closed",
+                 flood_kinds[i % 3], i);
+        guest_log_limited(lim, GUEST_LOG_WARNING, flood_kinds[i % 3], msg);
+    }
+    return NULL;
+}
+
+/* Eight threads log 30,000 messages of three kinds at once: a line per kind
+ * and interval goes out, and every message held back is counted in a later
+ * line of its kind, the last ones when the limiter is freed. */
+START_TEST(log_limiter_bounds_a_flood)
+{
+    capture_logs = true;
+    guest_ctx *ctx = ctx_for("t_lim_log");
+    capture_logs = false;
+    logged_reset();
+    guest_log_limiter *lim;
+    ck_assert_int_eq(guest_log_limiter_new(NULL, "x", 1, &lim),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_log_limiter_new(ctx, "flood", 1, &lim), GUEST_OK);
+    ck_assert(!guest_log_limited(NULL, GUEST_LOG_WARNING, "k", "m"));
+    ck_assert(!guest_log_limited(lim, GUEST_LOG_WARNING, "k", NULL));
+    long long start = tl_now_ms();
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, flood_main, lim), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    long long seconds = (tl_now_ms() - start) / 1000 + 1;
+    int lines;
+    unsigned long total;
+    logged_count("flood: ", &lines, &total);
+    ck_assert_msg(lines >= 3 && lines <= 3 * seconds,
+                  "%d lines for 30000 messages of 3 kinds in %lld s", lines,
+                  seconds);
+    /* After the interval, the next message of a kind says how many of its
+     * kind were held back. */
+    struct timespec pause = {1, 100 * 1000000L};
+    nanosleep(&pause, NULL);
+    ck_assert(guest_log_limited(lim, GUEST_LOG_WARNING, "kind-a",
+                                "kind-a: connection 99999 closed"));
+    pthread_mutex_lock(&logged.lock);
+    char last[320];
+    snprintf(last, sizeof last, "%s", logged.text[logged.lines - 1]);
+    pthread_mutex_unlock(&logged.lock);
+    ck_assert_msg(strstr(last, "flood: kind-a: connection 99999 closed (") &&
+                      strstr(last, " more like this in the last "),
+                  "%s", last);
+    guest_log_limiter_free(lim);
+    guest_log_limiter_free(NULL);
+    /* Each kind: every message a line or counted in one. */
+    for (int k = 0; k < 3; k++) {
+        logged_count(flood_kinds[k], &lines, &total);
+        ck_assert_msg(total == 10000u + (k == 0),
+                      "%s: %lu messages accounted for, want %d", flood_kinds[k],
+                      total, 10000 + (k == 0));
+    }
+    /* Without a kind, the text is the kind, its digits left out. */
+    logged_reset();
+    ck_assert_int_eq(guest_log_limiter_new(ctx, NULL, 0, &lim), GUEST_OK);
+    ck_assert(guest_log_limited(lim, GUEST_LOG_ERROR, NULL,
+                                "peer 10.0.0.1:80 gone\n"));
+    ck_assert(!guest_log_limited(lim, GUEST_LOG_ERROR, NULL,
+                                 "peer 10.0.0.2:443 gone"));
+    ck_assert(guest_log_limited(lim, GUEST_LOG_ERROR, NULL, "other"));
+    guest_log_limiter_free(lim);
+    pthread_mutex_lock(&logged.lock);
+    ck_assert_int_eq(logged.lines, 3);
+    ck_assert_str_eq(logged.text[0], "peer 10.0.0.1:80 gone");
+    ck_assert_msg(strstr(logged.text[2],
+                         "peer 10.0.0.2:443 gone (1 more like this in the "
+                         "last "),
+                  "%s", logged.text[2]);
+    pthread_mutex_unlock(&logged.lock);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+#ifdef TEST_WITH_CIVETWEB
+/* Logs through CivetWeb's own error log, as CivetWeb does its errors. */
+static int cry_handler(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    for (int i = 0; i < 2000; i++)
+        mg_cry(conn, "client 192.0.2.%d:%d went away", i % 250, 40000 + i);
+    mg_send_http_ok(conn, "text/plain", 3);
+    mg_write(conn, "ok\n", 3);
+    return 200;
+}
+#endif
+
+/* The servers' own error logs reach the library's log rate-limited: a
+ * thousand connections over the per-address limit (libmicrohttpd, and
+ * Ulfius on it) or two thousand messages of CivetWeb's make a line or two,
+ * and the count of the rest is logged when the adapter is freed. */
+START_TEST(server_log_floods_are_rate_limited)
+{
+    capture_logs = true;
+    server s = {0};
+    const char *what = NULL;
+#ifdef TEST_WITH_MHD
+    if (!strcmp(kinds[_i], "mhd")) {
+        guest_mhd_limits l;
+        guest_mhd_limits_init(&l);
+        l.max_conns_per_ip = 2;
+        s = mhd_up(&l);
+        what = "mhd: Server reached connection limit";
+    }
+#endif
+#ifdef TEST_WITH_ULFIUS
+    if (!strcmp(kinds[_i], "ulfius")) {
+        guest_ulfius_limits l;
+        guest_ulfius_limits_init(&l);
+        l.max_conns_per_ip = 2;
+        s = ulfius_up(&l);
+        what = "ulfius: Server reached connection limit";
+    }
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    if (!strcmp(kinds[_i], "civetweb")) {
+        s = civetweb_up(NULL);
+        mg_set_request_handler(s.handle, "/cry", cry_handler, NULL);
+        what = "civetweb: client 192.0.2.";
+    }
+#endif
+    capture_logs = false;
+    ck_assert_ptr_nonnull(what);
+    logged_reset();
+    long long start = tl_now_ms();
+    int messages;
+    if (!strcmp(s.kind, "civetweb")) {
+        char *raw = tl_http_raw(s.port,
+                                "GET /cry HTTP/1.1\r\nHost: x\r\n"
+                                "Connection: close\r\n\r\n",
+                                WAIT_MS);
+        ck_assert_ptr_nonnull(raw);
+        ck_assert_int_eq(tl_raw_status(raw), 200);
+        free(raw);
+        messages = 2000;
+    } else {
+        /* Two connections take the address's share; the rest are
+         * refused, each with a line of libmicrohttpd's. */
+        int a = dial(s.port, "127.0.0.1"), b = dial(s.port, "127.0.0.1");
+        send_some(a, "GET /hello HTTP/1.1\r\n", 21);
+        send_some(b, "GET /hello HTTP/1.1\r\n", 21);
+        for (int i = 0; i < 1000; i++) {
+            int fd = dial(s.port, "127.0.0.1");
+            closed_within(fd, WAIT_MS);
+            close(fd);
+        }
+        close(a);
+        close(b);
+        messages = 1000;
+    }
+    long long intervals =
+        (tl_now_ms() - start) / (GUEST_LOG_LIMIT_INTERVAL_S * 1000) + 1;
+    int lines;
+    unsigned long total;
+    logged_count(what, &lines, &total);
+    ck_assert_msg(lines >= 1 && lines <= intervals,
+                  "%s: %d lines for %d messages", s.kind, lines, messages);
+    down(&s);
+    logged_count(what, &lines, &total);
+    ck_assert_msg(total >= (unsigned long)messages,
+                  "%s: %lu of %d messages accounted for", s.kind, total,
+                  messages);
+}
+END_TEST
+
 #ifdef TEST_WITH_MHD
 /* A client that keeps sending header lines, each soon after the last, so
  * an idle timeout never fires. */
@@ -864,6 +1096,8 @@ int main(void)
     tcase_add_loop_test(tc, header_lines_up_to_civetweb_limit, 0, NKINDS);
     tcase_add_loop_test(tc, bodies_over_the_limit_are_cut_off_as_they_arrive, 0,
                         NKINDS);
+    tcase_add_test(tc, log_limiter_bounds_a_flood);
+    tcase_add_loop_test(tc, server_log_floods_are_rate_limited, 0, NKINDS);
     tcase_add_loop_test(tc, repeated_header_lines_are_joined, 0, NKINDS);
 #ifdef TEST_WITH_MHD
     tcase_add_test(tc, mhd_cuts_off_a_client_that_trickles_headers);

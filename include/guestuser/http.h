@@ -243,6 +243,49 @@ GUEST_API void guest_routes_dispatch(guest_req *req, const guest_route *routes);
         guest_routes_dispatch(req, (table));                                   \
     }
 
+/**
+ * Forwards a server library's own log messages (its error-log callback) to
+ * the library's log (guest_config.log, else stderr), at most one line per
+ * kind of message per interval. The lines of a kind past the first are
+ * counted, and the next one that goes out says how many were held back
+ * ("... (1234 more like this in the last 10 s)"): a flood of connection
+ * errors from slow or hostile clients costs a line per interval instead of
+ * one per connection. The in-tree adapters keep one each, with
+ * GUEST_LOG_LIMIT_INTERVAL_S. All calls on one limiter are thread-safe.
+ */
+typedef struct guest_log_limiter guest_log_limiter;
+
+/** The adapters' interval, in seconds, between two lines of one kind. */
+#define GUEST_LOG_LIMIT_INTERVAL_S 10
+
+/**
+ * Makes a limiter writing to @p ctx's log (borrowed: it must outlive the
+ * limiter), each line starting with "@p source: " (copied; NULL: no
+ * prefix), at most one line of a kind per @p interval_s seconds (0:
+ * GUEST_LOG_LIMIT_INTERVAL_S). Free with guest_log_limiter_free().
+ * GUEST_ERR_INVALID for a NULL @p ctx or @p out, GUEST_ERR_NOMEM.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_log_limiter_new(guest_ctx *ctx, const char *source, unsigned interval_s,
+                      guest_log_limiter **out);
+
+/**
+ * Logs @p message (one line; a trailing newline is dropped) at @p level,
+ * unless a message of the same @p kind went out less than the interval
+ * ago, in which case it is only counted. @p kind names what the message is
+ * about, e.g. the printf format a server logged it with; NULL: the message
+ * itself with its digits left out, so that addresses and counts do not
+ * make new kinds. The first 16 kinds are kept apart, later ones share one
+ * count. True when a line went out; false when counted, or for a NULL
+ * @p lim or @p message.
+ */
+GUEST_API bool guest_log_limited(guest_log_limiter *lim, guest_log_level level,
+                                 const char *kind, const char *message);
+
+/** Logs the counts not yet reported (one line per kind), then frees
+ * @p lim; NULL is a no-op. No other call on @p lim may be running. */
+GUEST_API void guest_log_limiter_free(guest_log_limiter *lim);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,8 @@ struct guest_civetweb {
     void *userdata;
     size_t max_body;
     guest_civetweb_limits limits;
+    /* CivetWeb's error log, at most a line per kind per interval. */
+    guest_log_limiter *log;
 };
 
 typedef struct cw_req {
@@ -388,7 +390,13 @@ guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
      * the features it initialised, so ask for some (never TLS, which would
      * load OpenSSL behind the application's back) to tell failure apart. */
     unsigned features = mg_check_feature(0xFFu & ~MG_FEATURES_TLS);
+    if (guest_log_limiter_new(ctx, "civetweb", GUEST_LOG_LIMIT_INTERVAL_S,
+                              &app->log) != GUEST_OK) {
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
     if (mg_init_library(features) != features) {
+        guest_log_limiter_free(app->log);
         free(app);
         return GUEST_ERR_CONFIG;
     }
@@ -426,13 +434,19 @@ void guest_civetweb_free(guest_civetweb *app)
     if (!app)
         return;
     mg_exit_library();
+    guest_log_limiter_free(app->log);
     free(app);
 }
 
+/* CivetWeb's error log, which it may write for every connection: slow or
+ * hostile clients would fill the disk. It gives the message only, so the
+ * message with its digits left out tells one kind from another. */
 static int log_message(const struct mg_connection *conn, const char *message)
 {
-    (void)conn;
-    fprintf(stderr, "civetweb: %s\n", message);
+    const guest_civetweb *app = mg_get_user_data(mg_get_context(conn));
+    if (!app)
+        return 0;
+    guest_log_limited(app->log, GUEST_LOG_WARNING, NULL, message);
     return 1;
 }
 

@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +32,8 @@ struct guest_mhd {
     void *userdata;
     size_t max_body;
     guest_mhd_limits limits;
+    /* MHD's error log, at most a line per kind of message per interval. */
+    guest_log_limiter *log;
     /* The header-timeout watchdog and the live connections it watches. */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -286,6 +290,13 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
         free(app);
         return GUEST_ERR_NOMEM;
     }
+    if (guest_log_limiter_new(ctx, "mhd", GUEST_LOG_LIMIT_INTERVAL_S,
+                              &app->log) != GUEST_OK) {
+        pthread_mutex_destroy(&app->lock);
+        pthread_cond_destroy(&app->wake);
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
@@ -327,6 +338,7 @@ void guest_mhd_free(guest_mhd *app)
         pthread_join(app->watchdog, NULL);
     pthread_mutex_destroy(&app->lock);
     pthread_cond_destroy(&app->wake);
+    guest_log_limiter_free(app->log);
     free(app);
 }
 
@@ -593,6 +605,17 @@ void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
     arm(r);
 }
 
+/* MHD logs a line for every connection it refuses or loses (the connection
+ * limit, a client gone mid-request): slow or hostile clients would fill the
+ * disk. Its format string tells one kind of message from another. */
+__attribute__((format(printf, 2, 0))) static void
+log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    guest_log_limited(((guest_mhd *)cls)->log, GUEST_LOG_WARNING, fmt, line);
+}
+
 guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
                              uint16_t port, struct MHD_Daemon **out)
 {
@@ -609,6 +632,8 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
         flags |= MHD_USE_IPv6;
     const guest_mhd_limits *l = &app->limits;
     struct MHD_OptionItem ops[] = {
+        /* First, or MHD logs a warning of its own on stderr. */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_mhd, app},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)guest_mhd_connection, app},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)guest_mhd_uri_log, app},

@@ -29,7 +29,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,6 +47,8 @@ struct guest_ulfius {
     size_t max_body;
     guest_ulfius_limits limits;
     struct _u_instance *instance; /* made by guest_ulfius_start */
+    /* Its daemon's error log, at most a line per kind per interval. */
+    guest_log_limiter *log;
 };
 
 typedef struct ul_req {
@@ -418,6 +422,11 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_ulfius *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
+    if (guest_log_limiter_new(ctx, "ulfius", GUEST_LOG_LIMIT_INTERVAL_S,
+                              &app->log) != GUEST_OK) {
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
@@ -448,6 +457,7 @@ void guest_ulfius_free(guest_ulfius *app)
         ulfius_clean_instance(app->instance);
         free(app->instance);
     }
+    guest_log_limiter_free(app->log);
     free(app);
 }
 
@@ -762,6 +772,17 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
     return ret;
 }
 
+/* libmicrohttpd logs a line for every connection it refuses or loses (the
+ * connection limit, a client gone mid-request): slow or hostile clients
+ * would fill the disk. Its format string tells one kind from another. */
+__attribute__((format(printf, 2, 0))) static void
+log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    guest_log_limited(((guest_ulfius *)cls)->log, GUEST_LOG_WARNING, fmt, line);
+}
+
 guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
                                 uint16_t port, struct _u_instance **out)
 {
@@ -794,6 +815,8 @@ guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
     }
     const guest_ulfius_limits *l = &app->limits;
     struct MHD_OptionItem ops[] = {
+        /* First, or MHD logs a warning of its own on stderr. */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_mhd, app},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, NULL},

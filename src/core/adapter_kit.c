@@ -1,11 +1,14 @@
 /* Response collection and small helpers shared by the server adapters. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/core.h"
 #include "guestuser/adapter.h"
 
 int guest_buf_append(guest_buf *b, const void *data, size_t len)
@@ -136,4 +139,140 @@ int guest_sockaddr_parse(const char *addr, uint16_t port,
         return AF_INET6;
     }
     return 0;
+}
+
+/* ---- guest_log_limiter ---- */
+
+#define LOG_KINDS 16
+#define LOG_KEY 96
+#define LOG_LAST 256
+
+typedef struct log_kind {
+    char key[LOG_KEY];     /* "" while free */
+    int64_t since;         /* when its last line went out, ms */
+    unsigned long held;    /* messages counted since then */
+    char last[LOG_LAST];   /* the latest of them, for the line at the end */
+    guest_log_level level; /* and its level */
+} log_kind;
+
+struct guest_log_limiter {
+    guest_ctx *ctx;
+    char source[32];
+    int64_t interval_ms;
+    /* Servers log from every connection thread; a message costs a lookup
+     * among a few keys, so one lock is enough. */
+    pthread_mutex_t lock;
+    log_kind kinds[LOG_KINDS];
+    log_kind others; /* every kind past LOG_KINDS */
+};
+
+guest_status guest_log_limiter_new(guest_ctx *ctx, const char *source,
+                                   unsigned interval_s, guest_log_limiter **out)
+{
+    if (!ctx || !out)
+        return GUEST_ERR_INVALID;
+    *out = NULL;
+    guest_log_limiter *l = calloc(1, sizeof *l);
+    if (!l)
+        return GUEST_ERR_NOMEM;
+    if (pthread_mutex_init(&l->lock, NULL) != 0) {
+        free(l);
+        return GUEST_ERR_NOMEM;
+    }
+    l->ctx = ctx;
+    if (source)
+        snprintf(l->source, sizeof l->source, "%s: ", source);
+    l->interval_ms =
+        (int64_t)(interval_s ? interval_s : GUEST_LOG_LIMIT_INTERVAL_S) * 1000;
+    *out = l;
+    return GUEST_OK;
+}
+
+/* @p text without its line end, at most @p size - 1 bytes; with @p digits
+ * false every run of digits becomes one '#', so that the addresses,
+ * ports and counts in a message do not make a new kind of it. */
+static void log_text(char *out, size_t size, const char *text, bool digits)
+{
+    size_t n = 0;
+    for (const char *p = text; *p && n + 1 < size; p++) {
+        if (!digits && *p >= '0' && *p <= '9') {
+            if (n == 0 || out[n - 1] != '#')
+                out[n++] = '#';
+            continue;
+        }
+        out[n++] = *p;
+    }
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        n--;
+    out[n] = '\0';
+}
+
+static log_kind *log_kind_of(guest_log_limiter *l, const char *key)
+{
+    for (int i = 0; i < LOG_KINDS; i++) {
+        log_kind *k = &l->kinds[i];
+        if (!k->key[0]) {
+            snprintf(k->key, sizeof k->key, "%s", key);
+            return k;
+        }
+        if (!strcmp(k->key, key))
+            return k;
+    }
+    return &l->others;
+}
+
+/* Whole seconds, rounded up, for "in the last N s". */
+static long long log_seconds(int64_t ms)
+{
+    return (long long)((ms + 999) / 1000);
+}
+
+bool guest_log_limited(guest_log_limiter *l, guest_log_level level,
+                       const char *kind, const char *message)
+{
+    if (!l || !message)
+        return false;
+    char key[LOG_KEY], line[LOG_LAST];
+    log_text(key, sizeof key, kind ? kind : message, kind != NULL);
+    log_text(line, sizeof line, message, true);
+    int64_t now = guest__now_ms();
+    pthread_mutex_lock(&l->lock);
+    log_kind *k = log_kind_of(l, key);
+    if (k->since && now - k->since < l->interval_ms) {
+        k->held++;
+        memcpy(k->last, line, sizeof line);
+        k->level = level;
+        pthread_mutex_unlock(&l->lock);
+        return false;
+    }
+    unsigned long held = k->held;
+    int64_t since = k->since;
+    k->held = 0;
+    k->since = now;
+    pthread_mutex_unlock(&l->lock);
+    if (held)
+        guest__log(l->ctx, level,
+                   "%s%s (%lu more like this in the last %lld s)", l->source,
+                   line, held, log_seconds(now - since));
+    else
+        guest__log(l->ctx, level, "%s%s", l->source, line);
+    return true;
+}
+
+void guest_log_limiter_free(guest_log_limiter *l)
+{
+    if (!l)
+        return;
+    int64_t now = guest__now_ms();
+    for (int i = 0; i <= LOG_KINDS; i++) {
+        const log_kind *k = i < LOG_KINDS ? &l->kinds[i] : &l->others;
+        if (k->held)
+            guest__log(l->ctx, k->level,
+                       "%s%s (%lu more like this in the last %lld s, not "
+                       "shown)",
+                       l->source, k->last, k->held,
+                       log_seconds(now - k->since));
+    }
+    pthread_mutex_destroy(&l->lock);
+    free(l);
 }
