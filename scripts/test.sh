@@ -15,6 +15,7 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   echo ">> npm ci --prefix tests/e2e"
   npm ci --prefix tests/e2e --ignore-scripts --no-audit --no-fund
 fi
+[ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] || npm ci --prefix tests/oidc --ignore-scripts --no-audit --no-fund
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo ">> format (clang-format) and lint (clang-tidy, .clang-tidy)"
