@@ -445,6 +445,11 @@ START_TEST(login_page_and_csrf)
                guest_oidc_view, o);
     ck_assert_int_eq(h.status, 405);
     tl_http_free(&h);
+    tl_request(ctx, &h, "HEAD", LOGIN "op/callback/?state=x&code=y", NULL, NULL,
+               NULL, guest_oidc_view, o);
+    ck_assert_int_eq(h.status, 405);
+    ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET");
+    tl_http_free(&h);
     /* The authorization request. */
     browser b = {0};
     char *auth = start(ctx, o, "op", &b, NULL);

@@ -116,7 +116,8 @@ GUEST_API void guest_oidc_view(guest_req *req, void *userdata);
 GUEST_API void guest_oidc_login_view(guest_req *req, void *userdata);
 
 /**
- * PREFIX/NAME/callback/, GET/HEAD: finishes the flow the provider sends
+ * PREFIX/NAME/callback/, GET only (HEAD is 405: a prefetcher must not
+ * use up the flow): finishes the flow the provider sends
  * the browser back with: takes it (once, this browser only), checks the
  * RFC 9207 iss parameter when present, exchanges the code (with the PKCE
  * verifier; client_secret_basic, or client_secret_post when that is all

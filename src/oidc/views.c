@@ -512,12 +512,14 @@ void guest_oidc_callback_view(guest_req *req, void *userdata)
         return;
     bool json = guest_req_wants_json(req);
     guest__oidc_provider *p = o ? route(o, req, "callback") : NULL;
+    /* GET only: a HEAD from a link checker or prefetcher must not use up
+     * the flow that the browser's GET comes to finish. */
     if (!p)
         unknown(req, json);
-    else if (is_get(req))
+    else if (is_method(req, "GET"))
         finish_flow(o, req, json, p);
     else
-        not_allowed(req, json, "GET, HEAD");
+        not_allowed(req, json, "GET");
 }
 
 void guest_oidc_view(guest_req *req, void *userdata)
