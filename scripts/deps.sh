@@ -3,12 +3,14 @@
 # dpkg-dev and file: cpack -G DEB runs dpkg-shlibdeps on the binaries.
 # pgbouncer: the tests through PgBouncer in transaction pooling mode.
 # wrk: the HTTP load of bench/run.sh.
-# libcurl4-gnutls-dev: the OIDC tests' HTTP client (tests/oidc); the GnuTLS
-# flavour, as libulfius-dev depends on it and the OpenSSL one conflicts.
+# libcurl4-gnutls-dev: the OIDC tests' HTTP client (tests/oidc) and
+# libguestuser-oidc's; the GnuTLS flavour, as libulfius-dev depends on it and
+# the OpenSSL one conflicts. libcjose-dev: libguestuser-oidc's JWKS and
+# signature checks.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
   libmicrohttpd-dev libcivetweb-dev libulfius-dev libjansson-dev libpwquality-dev cracklib-runtime
-  pgbouncer wrk libcurl4-gnutls-dev
+  pgbouncer wrk libcurl4-gnutls-dev libcjose-dev
   clang libclang-rt-dev openssl clang-format clang-tidy
   dpkg-dev file"
 # The browser tests (tests/e2e): Debian's Chromium, and node with npm unless
