@@ -498,6 +498,93 @@ START_TEST(next_carried)
 }
 END_TEST
 
+static void buttons_handler(guest_req *req, void *ud)
+{
+    guest_res_set_status(req, 200);
+    ck_assert_int_eq(guest_oidc_write_buttons(req, ud, "/notes/"), GUEST_OK);
+}
+
+static void buttons_unsafe_next(guest_req *req, void *ud)
+{
+    guest_res_set_status(req, 200);
+    ck_assert_int_eq(guest_oidc_write_buttons(req, ud, "https://evil.example/"),
+                     GUEST_OK);
+}
+
+/* The buttons other pages show, and the views' JSON mode. */
+START_TEST(buttons_and_json)
+{
+    guest_ctx *ctx = new_ctx(NULL);
+    guest_oidc *o = new_oidc(ctx, 0);
+    tl_http h;
+    tl_request(ctx, &h, "GET", "/convert/", NULL, NULL, NULL, buttons_handler,
+               o);
+    for (size_t i = 0; i < 4; i++) {
+        char action[128];
+        snprintf(action, sizeof action, "action=\"" LOGIN "%s/login/\"",
+                 guest_oidc_provider_name(o, i));
+        ck_assert_ptr_nonnull(strstr(h.res_body, action));
+    }
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Continue with ps"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "value=\"/notes/\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, GUEST_CSRF_FIELD));
+    tl_http_free(&h);
+    tl_request(ctx, &h, "GET", "/convert/", NULL, NULL, NULL,
+               buttons_unsafe_next, o);
+    ck_assert_ptr_null(strstr(h.res_body, "evil"));
+    tl_http_free(&h);
+
+    /* JSON: the login POST answers the URL, the callback who and what. */
+    int64_t gid;
+    browser b = guest_browser(ctx, &gid);
+    char cookie[600];
+    cookies(&b, cookie, sizeof cookie);
+    tl_http_init(&h, "POST", LOGIN "op/login/");
+    tl_http_add(&h, "Host", "testserver");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_add(&h, "Content-Type", "application/json");
+    tl_http_add(&h, "X-CSRFToken", TL_CSRF);
+    h.body = "{}";
+    tl_http_run(ctx, &h, guest_oidc_view, o);
+    ck_assert_int_eq(h.status, 200);
+    const char *loc = strstr(h.res_body, "\"location\":\"");
+    ck_assert_ptr_nonnull(loc);
+    loc += strlen("\"location\":\"");
+    char auth[2048];
+    size_t n = strcspn(loc, "\"");
+    ck_assert_uint_lt(n, sizeof auth);
+    /* Taken as it is: jansson escapes no '/' by default, and nothing else
+     * in the URL needs escaping. */
+    memcpy(auth, loc, n);
+    auth[n] = '\0';
+    keep(&b, &h);
+    tl_http_free(&h);
+    char cb[4096];
+    ck_assert_int_eq(oidc_browser_login(auth, "alice", cb, sizeof cb), 0);
+    cookies(&b, cookie, sizeof cookie);
+    tl_http_init(&h, "GET", strstr(cb, LOGIN));
+    tl_http_add(&h, "Host", "testserver");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_add(&h, "Accept", "application/json");
+    tl_http_run(ctx, &h, guest_oidc_view, o);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "\"outcome\":\"converted\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "\"username\":\"alice\""));
+    tl_http_free(&h);
+    /* A JSON refusal. */
+    tl_http_init(&h, "GET", strstr(cb, LOGIN));
+    tl_http_add(&h, "Host", "testserver");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_add(&h, "Accept", "application/json");
+    tl_http_run(ctx, &h, guest_oidc_view, o);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "\"errors\""));
+    tl_http_free(&h);
+    guest_oidc_free(o);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 /* The visitor is unchanged and nothing was written. */
 static void unchanged(guest_ctx *ctx, const browser *b, int64_t gid)
 {
@@ -977,6 +1064,7 @@ int main(void)
     tcase_add_test(t, signup_closed);
     tcase_add_test(t, client_kinds);
     tcase_add_test(t, next_carried);
+    tcase_add_test(t, buttons_and_json);
     tcase_add_test(t, replay_other_browser_expired_denied);
     tcase_add_loop_test(t, hostile_refused, 0,
                         (int)(sizeof refused / sizeof *refused));

@@ -103,6 +103,8 @@ guest__oidc_fault guest__oidc_discover(guest_oidc *o, guest__oidc_provider *p,
                  * default); post only when it is all there is. */
                 p->auth_post =
                     methods && !array_has(methods, "client_secret_basic");
+                p->iss_required = json_is_true(json_object_get(
+                    doc, "authorization_response_iss_parameter_supported"));
                 p->discovered = true;
             }
             pthread_mutex_unlock(&o->mu);
@@ -185,21 +187,21 @@ guest__oidc_fault guest__oidc_jwks_get(guest_oidc *o, guest__oidc_provider *p,
     int64_t now = guest__oidc_now_ms();
     pthread_mutex_lock(&o->mu);
     const char *uri = p->jwks_uri;
-    bool fetch =
-        !p->jwks ||
-        (refresh && (p->jwks_fetched_ms == 0 ||
-                     now - p->jwks_fetched_ms >= GUEST__OIDC_JWKS_REFETCH_MS));
+    bool fetch = !p->jwks || (refresh && (p->jwks_refetched_ms == 0 ||
+                                          now - p->jwks_refetched_ms >=
+                                              GUEST__OIDC_JWKS_REFETCH_MS));
     if (!fetch) {
         p->jwks->refs++;
         *out = p->jwks;
         pthread_mutex_unlock(&o->mu);
         return GUEST__OIDC_OK;
     }
-    /* Counted from the attempt, so a provider that keeps failing or a
-     * stream of tokens with unknown kids costs one fetch a minute. A first
-     * fetch that failed is retried, though: there is nothing to use. */
+    /* Counted from the attempt, so a stream of tokens with unknown kids,
+     * or a provider that fails, costs one fetch a minute. A rotation right
+     * after the first fetch still gets its refetch: that one is not
+     * counted. */
     if (p->jwks)
-        p->jwks_fetched_ms = now;
+        p->jwks_refetched_ms = now;
     pthread_mutex_unlock(&o->mu);
     guest__oidc_response res;
     guest__oidc_fault f = guest__oidc_http(o, uri, NULL, NULL, NULL, &res, why);
@@ -215,7 +217,6 @@ guest__oidc_fault guest__oidc_jwks_get(guest_oidc *o, guest__oidc_provider *p,
     pthread_mutex_lock(&o->mu);
     guest__oidc_jwks *old = p->jwks;
     p->jwks = k;
-    p->jwks_fetched_ms = guest__oidc_now_ms();
     k->refs = 2; /* the provider's and the caller's */
     bool free_old = old && --old->refs == 0;
     pthread_mutex_unlock(&o->mu);

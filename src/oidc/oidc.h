@@ -57,11 +57,12 @@ typedef struct guest__oidc_provider {
     char *authorization_endpoint;
     char *token_endpoint;
     char *jwks_uri;
-    bool auth_post; /* client_secret_post: basic is not offered */
-    /* The current keys, and when they were last fetched (monotonic ms; 0:
-     * never), under guest_oidc.mu. */
+    bool auth_post;    /* client_secret_post: basic is not offered */
+    bool iss_required; /* authorization_response_iss_parameter_supported */
+    /* The current keys, and when a token's unknown kid last made us fetch
+     * them again (monotonic ms; 0: never), under guest_oidc.mu. */
     guest__oidc_jwks *jwks;
-    int64_t jwks_fetched_ms;
+    int64_t jwks_refetched_ms;
 } guest__oidc_provider;
 
 struct guest_oidc {
@@ -140,7 +141,8 @@ guest__oidc_fault guest__oidc_discover(guest_oidc *o, guest__oidc_provider *p,
                                        guest__oidc_why *why);
 /* The provider's current keys (a reference: release with
  * guest__oidc_jwks_release), fetching them when there are none yet or,
- * with @p refresh, when the last fetch is at least a minute old. */
+ * with @p refresh (a token named a kid they lack), when no such refetch
+ * happened in the last minute. */
 guest__oidc_fault guest__oidc_jwks_get(guest_oidc *o, guest__oidc_provider *p,
                                        bool refresh, guest__oidc_jwks **out,
                                        guest__oidc_why *why);

@@ -475,8 +475,20 @@ static void finish_flow(guest_oidc *o, guest_req *req, bool json,
         fault_page(o, req, json, p, &why, NULL);
         goto out;
     }
+    if (guest__oidc_discover(o, p, &why) != GUEST__OIDC_OK) {
+        fault_page(o, req, json, p, &why, NULL);
+        goto out;
+    }
     /* RFC 9207: an authorization response from another issuer (a mix-up
-     * attack) is refused; its absence is allowed. */
+     * attack) is refused; its absence only when the provider does not say
+     * it sends one. */
+    if (!iss && p->iss_required) {
+        guest__oidc_fail(&why, GUEST__OIDC_REFUSED, "iss-param",
+                         "authorization response without the iss its "
+                         "discovery document promises");
+        fault_page(o, req, json, p, &why, NULL);
+        goto out;
+    }
     if (iss && strcmp(iss, p->issuer)) {
         guest__oidc_fail(&why, GUEST__OIDC_REFUSED, "iss-param",
                          "authorization response iss \"%.80s\" is not %s", iss,
@@ -484,8 +496,7 @@ static void finish_flow(guest_oidc *o, guest_req *req, bool json,
         fault_page(o, req, json, p, &why, NULL);
         goto out;
     }
-    if (guest__oidc_discover(o, p, &why) != GUEST__OIDC_OK ||
-        guest__oidc_exchange(o, p, code, flow.verifier, &id_token, &why) !=
+    if (guest__oidc_exchange(o, p, code, flow.verifier, &id_token, &why) !=
             GUEST__OIDC_OK ||
         guest__oidc_verify(o, p, id_token, flow.nonce, &claims, &why) !=
             GUEST__OIDC_OK) {
