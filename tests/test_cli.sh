@@ -421,6 +421,15 @@ PY
 fi
 run -- --schema $schema delete-user erin
 expect_rc 0
+# without the flag, the count the site recorded (a site's guest_ctx_new does)
+psql_ "INSERT INTO $schema.site_settings (name, value) VALUES ('password_iterations', 3000)
+       ON CONFLICT (name) DO UPDATE SET value = 3000"
+run $'Correct-Horse-42\n' -- --schema $schema create-user fay
+expect_rc 0
+expect_eq "$(iterations_of fay)" 3000 "create-user at the site's recorded count"
+run -- --schema $schema delete-user fay
+expect_rc 0
+psql_ "DELETE FROM $schema.site_settings WHERE name = 'password_iterations'"
 
 # --- identities from providers: list and unlink ---
 run $'Correct-Horse-42\n' -- --schema $schema --password-iterations 1000 create-user ivy

@@ -82,9 +82,8 @@ START_TEST(every_refusal_spends_what_the_slowest_stored_hash_costs)
     tl_new_user(ctx, "broken", TL_PASSWORD);
     tl_exec_in(SCHEMA, "UPDATE @.users SET password = '!' || password"
                        " WHERE username = 'broken'");
-    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT value FROM @.site_settings"
-                                          " WHERE name ="
-                                          " 'password_iterations_max'"),
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT max(iterations) FROM"
+                                          " @.password_costs WHERE users > 0"),
                      5000);
     char long_name[GUEST_USERNAME_MAX_CHARS + 2];
     memset(long_name, 'a', sizeof long_name - 1);
@@ -138,6 +137,14 @@ START_TEST(every_refusal_spends_what_the_slowest_stored_hash_costs)
                        " 'pbkdf2_sha256$7000$salt$hash' WHERE username ="
                        " 'broken'");
     ck_assert_uint_eq(login_cost(ctx, "nobody", TL_PASSWORD, &st), 7000);
+    /* and the cost follows what is stored: gone, it costs no more */
+    tl_exec_in(SCHEMA, "DELETE FROM @.users WHERE username IN ('broken',"
+                       " 'high')");
+    ck_assert_uint_eq(login_cost(ctx, "nobody", TL_PASSWORD, &st), 1000);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT sum(users) FROM"
+                                          " @.password_costs"),
+                     tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users WHERE"
+                                          " password LIKE 'pbkdf2_sha256$%'"));
     guest_ctx_free(ctx);
 }
 END_TEST

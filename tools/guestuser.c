@@ -76,7 +76,7 @@ static const command commands[] = {
      "Create a registered user. The password is the first line of standard\n"
      "input (asked for without echo on a terminal) and must pass the same\n"
      "checks as conversion; a refused username or password exits 1.\n"
-     "  --password-iterations N  PBKDF2 iterations of the hash (1500000)"},
+     "  --password-iterations N  PBKDF2 iterations of the hash (the site's)"},
     {"list-users", CMD_LIST_USERS,
      "list-users [--guests|--registered] [--limit N] [--max-age SECONDS]",
      "List users newest first: username, kind (guest or registered),\n"
@@ -95,7 +95,7 @@ static const command commands[] = {
      "The password is the first line of standard input (asked for without\n"
      "echo on a terminal) and must pass the password checks; a refused\n"
      "password, a guest or an unknown user exits 1.\n"
-     "  --password-iterations N  PBKDF2 iterations of the hash (1500000)"},
+     "  --password-iterations N  PBKDF2 iterations of the hash (the site's)"},
     {"deactivate", CMD_DEACTIVATE, "deactivate USERNAME",
      "Deactivate a user: its sessions end at once and it cannot log in\n"
      "until activated again. An unknown user exits 1."},
@@ -208,10 +208,10 @@ static void print_usage(FILE *out, const command *only)
           "  --password-iterations N\n"
           "                     create-user, set-password: PBKDF2-SHA256 "
           "iterations of\n"
-          "                     the new hash, 1..2147483647; default 1500000 "
-          "(Django's):\n"
-          "                     pass your application's "
-          "password_iterations\n"
+          "                     the new hash, 1..2147483647; default: the "
+          "count the\n"
+          "                     site recorded in the schema (1500000 when "
+          "none)\n"
           "  --help             this text; after a command, that command's\n"
           "\nExit status: 0 success, 1 usage error, 2 database error, 130 "
           "interrupted.\n",
@@ -831,8 +831,11 @@ int main(int argc, char **argv)
     /* A guest's expiry, which list-users shows, is its age plus this. */
     if (a.seen[OPT_MAX_AGE])
         cfg.max_age = a.max_age;
-    if (a.seen[OPT_ITERATIONS])
-        cfg.password_iterations = (unsigned)a.iterations;
+    /* Without the flag, the count the site recorded in the schema: hashes
+     * dearer than the site's would make every refused login cost more
+     * (docs/accounts.md). */
+    cfg.password_iterations =
+        a.seen[OPT_ITERATIONS] ? (unsigned)a.iterations : 0;
 
     guest_ctx *ctx = NULL;
     guest_error err = {0};

@@ -210,8 +210,10 @@ struct guest_config {
 
     /** Prefill the convert form with the generated username (false). */
     bool convert_prefill_username;
-    /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django 6.1).
-     */
+    /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django
+     * 6.1). guest_ctx_new() with auto_migrate records it in the schema for
+     * the tools; 0 takes the count recorded there (1500000 when none), as
+     * the `guestuser` tool does. 0..2147483647. */
     unsigned password_iterations;
     /** Minimum password length (8). */
     unsigned password_min_length;

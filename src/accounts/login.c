@@ -42,7 +42,7 @@ static void spend(const char *password, unsigned iterations)
  * password_iterations) would tell existing names from unknown ones by the
  * time they take. So every refused login costs PBKDF2 work of @p target
  * iterations: the most of the configured count and of the slowest hash
- * stored (@p site_max, kept by a trigger), a stored hash's own
+ * stored (@p site_max, counted by triggers), a stored hash's own
  * verification counting towards it. PBKDF2's cost is linear in its
  * iterations, which makes the padding exact. A success upgrades a cheaper
  * stored hash to the configured count; a dearer one is kept (a lower
@@ -72,8 +72,9 @@ static guest_status check_password(guest_ctx *ctx, const char *password,
 }
 
 /* Finds an active registered user by name and checks the password. The
- * same statement reads the slowest stored hash's count, so the refusal of
- * an unknown name costs what the slowest known one's costs. */
+ * same statement reads the slowest stored hash's count (password_costs,
+ * kept by triggers), so the refusal of an unknown name costs what the
+ * slowest known one's costs. */
 static guest_status authenticate(guest_ctx *ctx, const char *username,
                                  const char *password, target *t,
                                  guest_error *err)
@@ -82,12 +83,12 @@ static guest_status authenticate(guest_ctx *ctx, const char *username,
     guest__param_text(&p, username);
     PGresult *res;
     const guest__stmt s = {
-        .tmpl = "SELECT u.id, u.username, u.password, m.value"
+        .tmpl = "SELECT u.id, u.username, u.password,"
+                " (SELECT max(iterations) FROM @.password_costs"
+                " WHERE users > 0)"
                 " FROM (SELECT 1) one LEFT JOIN @.users u"
                 " ON u.username = $1 AND u.is_active AND NOT EXISTS"
-                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)"
-                " LEFT JOIN @.site_settings m"
-                " ON m.name = 'password_iterations_max'",
+                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
         .params = &p};
     guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {

@@ -183,8 +183,8 @@ static guest_status check_config(const guest_config *c, guest_error *err)
         return BAD("db_pooler must be GUEST_DB_POOLER_AUTO, _NONE or "
                    "_TRANSACTION (got %d)",
                    (int)c->db_pooler);
-    if (c->password_iterations < 1)
-        return BAD("password_iterations must be at least 1");
+    if (c->password_iterations > 2147483647u)
+        return BAD("password_iterations must be 0..2147483647");
     if (c->max_body_size < 1024)
         return BAD("max_body_size must be at least 1024");
     if (c->hash_concurrency > GUEST__HASH_CONCURRENCY_MAX)
@@ -355,6 +355,10 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
      * exists at this version. */
     st = ctx->cfg.auto_migrate ? guest__migrate(ctx, err)
                                : guest__schema_check(ctx, err);
+    /* A site records its hashing cost for the tool; the tool (0) takes
+     * it, so that the hashes it writes cost what the site's do. */
+    if (st == GUEST_OK)
+        st = guest__store_site_iterations(ctx, ctx->cfg.auto_migrate, err);
     if (st != GUEST_OK)
         goto fail;
     *out = ctx;

@@ -91,10 +91,12 @@ static const char *const migrations[] = {
      * A guest without a network (made while no abuse limit was on) is not
      * counted: the fast path of sites without limits pays nothing, since a
      * row trigger's WHEN is checked without calling the function.
-     * - site_settings 'password_iterations_max': the most PBKDF2
-     *   iterations of any stored hash, so that a login for an unknown name
-     *   can cost what one for the slowest stored hash costs. It only
-     *   grows. */
+     * - password_costs: how many stored hashes have each PBKDF2 iteration
+     *   count, so that a login for an unknown name can cost what one for
+     *   the slowest stored hash costs, and stops costing it once that hash
+     *   is gone or rehashed.
+     * - site_settings: what a site records for the tool, such as the
+     *   iteration count it hashes with ('password_iterations'). */
     "ALTER TABLE @.guests ADD COLUMN network text;"
     "CREATE TABLE @.guest_counts ("
     " shard smallint PRIMARY KEY CHECK (shard BETWEEN 0 AND 31),"
@@ -140,20 +142,37 @@ static const char *const migrations[] = {
     "CREATE TABLE @.site_settings ("
     " name text PRIMARY KEY,"
     " value bigint NOT NULL);"
-    "INSERT INTO @.site_settings (name, value)"
-    " SELECT 'password_iterations_max', coalesce(max("
-    " split_part(password, '$', 2)::bigint), 0) FROM @.users"
-    " WHERE password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]';"
-    "CREATE FUNCTION @.password_iterations_noted() RETURNS trigger"
+    "CREATE TABLE @.password_costs ("
+    " iterations integer PRIMARY KEY,"
+    " users bigint NOT NULL);"
+    "INSERT INTO @.password_costs (iterations, users)"
+    " SELECT split_part(password, '$', 2)::integer, count(*) FROM @.users"
+    " WHERE password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]' GROUP BY 1;"
+    "CREATE FUNCTION @.password_costs_kept() RETURNS trigger"
     " LANGUAGE plpgsql AS $fn$ BEGIN"
-    " UPDATE @.site_settings SET value = split_part(NEW.password, '$', 2)"
-    "::bigint WHERE name = 'password_iterations_max'"
-    " AND value < split_part(NEW.password, '$', 2)::bigint;"
+    " IF TG_OP <> 'INSERT'"
+    "  AND OLD.password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]' THEN"
+    "  UPDATE @.password_costs SET users = users - 1 WHERE iterations ="
+    "  split_part(OLD.password, '$', 2)::integer;"
+    " END IF;"
+    " IF TG_OP <> 'DELETE'"
+    "  AND NEW.password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]' THEN"
+    "  INSERT INTO @.password_costs AS c (iterations, users) VALUES"
+    "  (split_part(NEW.password, '$', 2)::integer, 1)"
+    "  ON CONFLICT (iterations) DO UPDATE SET users = c.users + 1;"
+    " END IF;"
     " RETURN NULL; END $fn$;"
-    "CREATE TRIGGER users_password_iterations"
-    " AFTER INSERT OR UPDATE OF password ON @.users FOR EACH ROW"
-    " WHEN (NEW.password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]')"
-    " EXECUTE FUNCTION @.password_iterations_noted();",
+    /* Guests have no password: their rows never call the function. */
+    "CREATE TRIGGER users_password_costs_insert AFTER INSERT ON @.users"
+    " FOR EACH ROW WHEN (NEW.password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]')"
+    " EXECUTE FUNCTION @.password_costs_kept();"
+    "CREATE TRIGGER users_password_costs_delete AFTER DELETE ON @.users"
+    " FOR EACH ROW WHEN (OLD.password ~ '^pbkdf2_sha256[$][0-9]{1,9}[$]')"
+    " EXECUTE FUNCTION @.password_costs_kept();"
+    "CREATE TRIGGER users_password_costs_update"
+    " AFTER UPDATE OF password ON @.users FOR EACH ROW"
+    " WHEN (OLD.password IS DISTINCT FROM NEW.password)"
+    " EXECUTE FUNCTION @.password_costs_kept();",
     /* 5: accounts signed in through identity providers, and the pending
      * sign-ins that leave the site and come back (single use). */
     "CREATE TABLE @.identities ("

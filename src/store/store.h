@@ -195,6 +195,12 @@ guest_status guest__migrate(guest_ctx *ctx, guest_error *err);
 /* Checks, reading only, that cfg.db_schema is at the latest version. */
 guest_status guest__schema_check(guest_ctx *ctx, guest_error *err);
 
+/* settings.c: with @p record, stores the context's password_iterations as
+ * the site's; when it is 0 (a tool), reads the site's into the context
+ * (1500000 when none is recorded). */
+guest_status guest__store_site_iterations(guest_ctx *ctx, bool record,
+                                          guest_error *err);
+
 /* guests.c: the guest, user and session rows of the request path. */
 /* The creation statement depends on which limits the config turns on. */
 guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg);
