@@ -13,11 +13,16 @@
 
 #define SCHEMA "t_signed"
 
-#define KEY_A "0123456789abcdefghijklmnopqrstuvwxyzABCD"
+#define KEY_A "Rj8tQw2LzN5vXc7BmP0kHs4GdY9fAe1UoTi6WnKq"
+/* The known-answer vectors' key: copied without the strength check, which
+ * refuses it now (a run through the alphabet). */
+#define KEY_KAT "0123456789abcdefghijklmnopqrstuvwxyzABCD"
 #define KEY_B "Zq3xV9pL2mN8rT4wY6uI1oP5aS7dF0gHjKlXcBnM"
 #define KEY_C "kG5hJ8lZ2xC4vB6nM1qW3eR7tY9uI0oPaSdFgHjK"
 
 static const char *const keys_a[] = {KEY_A, NULL};
+static const char *const keys_kat[] = {KEY_KAT, NULL};
+static const char *const keys_b_kat[] = {KEY_B, KEY_KAT, NULL};
 static const char *const keys_b[] = {KEY_B, NULL};
 static const char *const keys_ba[] = {KEY_B, KEY_A, NULL};
 
@@ -263,11 +268,11 @@ static void fake_teardown(void)
 
 START_TEST(session_cookie_known_answer)
 {
-    fake_keys(keys_a);
+    fake_keys(keys_kat);
     const char *tok = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     char v[GUEST__SIGNED_TOKEN_CHARS + 1];
     ck_assert_int_eq(guest__session_cookie_make(&fake, tok, v), GUEST_OK);
-    /* HMAC-SHA256(KEY_A, "guestuser.session.v1\0" + token), base64url */
+    /* HMAC-SHA256(KEY_KAT, "guestuser.session.v1\0" + token), base64url */
     ck_assert_str_eq(v, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA."
                         "Wikwj_zcoam_MN-AN7d3pGlzWgmnQqrAoO_JSzi0gFM");
     unsigned char h1[GUEST__SHA256_BYTES], h2[GUEST__SHA256_BYTES];
@@ -278,7 +283,7 @@ START_TEST(session_cookie_known_answer)
     ck_assert_int_eq(guest__session_cookie_make(&fake, "short", v),
                      GUEST_ERR_INVALID);
     /* Every key verifies, each by its index. */
-    fake_keys(keys_ba);
+    fake_keys(keys_b_kat);
     ck_assert_int_eq(
         guest__verify(&fake, "guestuser.session.v1", tok, 43, v + 44, 43), 1);
     ck_assert(guest__session_cookie_hash(&fake, v, h1));
@@ -298,7 +303,7 @@ END_TEST
 /* ---- CSRF ---- */
 
 #define CSRF_SECRET "abcdefghijklmnopqrstuvwxyzABCDEF"
-/* HMAC-SHA256(KEY_A, "guestuser.csrf.v1\0" + secret), base64url */
+/* HMAC-SHA256(KEY_KAT, "guestuser.csrf.v1\0" + secret), base64url */
 #define CSRF_TAG_A "FdJzCS36rFtbQ7KAUs7qWI_P1DWIQEbCTkCB23dPwq8"
 
 typedef struct csrf_case {
@@ -357,7 +362,7 @@ static void csrf_get(const char *cookie, csrf_case *c, char *set, size_t size)
 
 START_TEST(csrf_cookie_is_signed_and_forgeries_refused)
 {
-    fake_keys(keys_a);
+    fake_keys(keys_kat);
     csrf_case c;
     char set[160];
     csrf_get(NULL, &c, set, sizeof set);
@@ -414,7 +419,7 @@ END_TEST
 
 START_TEST(csrf_old_key_verifies_and_is_resigned)
 {
-    fake_keys(keys_ba);
+    fake_keys(keys_b_kat);
     const char *under_a = "csrftoken=" CSRF_SECRET "." CSRF_TAG_A;
     csrf_case c;
     ck_assert_int_eq(csrf_post(under_a, CSRF_SECRET, &c), GUEST_OK);
@@ -525,8 +530,26 @@ START_TEST(weak_keys_are_refused)
     ck_assert_int_eq(try_keys(plain, &err), GUEST_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(err.message, "too little variety"));
     /* 16 different bytes, each twice: exactly 128 bits, the least. */
-    const char *const least[] = {"0123456789abcdeffedcba9876543210", NULL};
+    const char *const least[] = {"3f9a0c7e1b5d2864d4a7f0e3c96b1285", NULL};
     ck_assert_int_eq(try_keys(least, &err), GUEST_OK);
+    /* the same bytes in order are a run through the alphabet */
+    const char *const run[] = {"0123456789abcdeffedcba9876543210", NULL};
+    ck_assert_int_eq(try_keys(run, &err), GUEST_ERR_CONFIG);
+    /* what the review got past the first rule: a piece repeated and one
+     * more byte, the alphabet, and pairs in a run */
+    const char *const nearly[][2] = {
+        {"abcdefghijabcdefghijabcdefghijabcdefghijk", "mostly a shorter"},
+        {"abcdefghijklmnopqrstuvwxyzABCDEF", "alphabet"},
+        {"0123456789abcdefghijklmnopqrstuvwxyz", "alphabet"},
+        {"aabbccddeeffgghhiijjkkllmmnnooppqqrrsstt", "alphabet"},
+    };
+    for (size_t i = 0; i < sizeof nearly / sizeof *nearly; i++) {
+        const char *const list[] = {nearly[i][0], NULL};
+        ck_assert_msg(try_keys(list, &err) == GUEST_ERR_CONFIG,
+                      "accepted \"%s\"", nearly[i][0]);
+        ck_assert_msg(strstr(err.message, nearly[i][1]), "%s: %s", nearly[i][0],
+                      err.message);
+    }
 }
 END_TEST
 

@@ -40,6 +40,18 @@ static double log2_of(double x)
     return r;
 }
 
+/* @p n samples with these counts, times the Shannon entropy of the
+ * counts: bits, if the samples were drawn at random with those
+ * frequencies. */
+static double count_bits(const size_t count[256], size_t n)
+{
+    double bits = 0, log2_n = log2_of((double)n);
+    for (size_t c = 0; c < 256; c++)
+        if (count[c])
+            bits += (double)count[c] * (log2_n - log2_of((double)count[c]));
+    return bits;
+}
+
 /* Why @p key (@p len bytes) is too weak, or NULL. The rule catches what
  * people type instead of random bytes, not every weak key: a random key of
  * 32 or more characters from `openssl rand` passes it. */
@@ -59,13 +71,29 @@ static const char *key_problem(const char *key, size_t len)
     size_t count[256] = {0};
     for (size_t i = 0; i < len; i++)
         count[(unsigned char)key[i]]++;
-    double bits = 0, log2_len = log2_of((double)len);
-    for (size_t c = 0; c < 256; c++)
-        if (count[c])
-            bits += (double)count[c] * (log2_len - log2_of((double)count[c]));
-    if (bits < KEY_MIN_BITS)
+    if (count_bits(count, len) < KEY_MIN_BITS)
         return "has too little variety (under 128 bits by the counts of its "
                "characters), so it is not random";
+    /* Mostly a repetition ("abcdefghij" x 4 and one more byte): three in
+     * four bytes equal the one a period before. A random key's chance per
+     * byte is 1 in 64 or so. */
+    for (size_t period = 1; period <= len / 2; period++) {
+        size_t same = 0;
+        for (size_t i = period; i < len; i++)
+            same += key[i] == key[i - period];
+        if (4 * same >= 3 * (len - period))
+            return "is mostly a shorter piece repeated, so it is not random";
+    }
+    /* A run through the alphabet ("abcdef...", "0123...xyz", "aabbcc..."):
+     * its steps from byte to byte are few and alike, which the counts of
+     * its characters cannot see. A random key's steps are as varied as its
+     * bytes; half the 128 bits leaves room for a short one's chance
+     * repeats. */
+    size_t steps[256] = {0};
+    for (size_t i = 1; i < len; i++)
+        steps[(unsigned char)(key[i] - key[i - 1])]++;
+    if (count_bits(steps, len - 1) < KEY_MIN_BITS / 2)
+        return "runs through the alphabet, so it is not random";
     return NULL;
 }
 
