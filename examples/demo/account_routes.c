@@ -56,16 +56,62 @@ void demo_home(guest_req *req, void *userdata)
     page_end(req);
 }
 
+/* One <li> per identity linked to the user. */
+struct identity_list {
+    guest_req *req;
+    int n;
+};
+
+static bool identity_item(const guest_identity_info *id, void *userdata)
+{
+    struct identity_list *l = userdata;
+    guest_req *req = l->req;
+    l->n++;
+    guest_res_printf(req, "<li class=\"identity\"><code>");
+    guest_res_write_html(req, id->issuer);
+    guest_res_printf(req, "</code> as <code>");
+    guest_res_write_html(req, id->subject);
+    guest_res_printf(req, "</code>");
+    if (*id->email) {
+        guest_res_printf(req, " (");
+        guest_res_write_html(req, id->email);
+        guest_res_printf(req, "%s)", id->email_verified ? "" : ", unverified");
+    }
+    guest_res_printf(req, "</li>\n");
+    return true;
+}
+
 REGULAR_REQUIRED(demo_profile)
 {
     const guest_user *u = demo_current_user(req);
+    guest_ctx *ctx = guest_req_ctx(req);
+    bool has_password = true;
+    if (guest_user_lookup(ctx, guest_user_name(u), &(int64_t){0},
+                          &has_password, NULL) != GUEST_OK)
+        has_password = true; /* the usual wording */
     page_start(req, "Your profile");
     guest_res_printf(req, "<p>Username: <strong>");
     guest_res_write_html(req, guest_user_name(u));
     guest_res_printf(req, "</strong> (user %lld)</p>\n",
                      (long long)guest_user_id(u));
-    guest_res_printf(req, "<p><a href=\"/accounts/password/\">Change your "
-                          "password</a></p>\n<p><a href=\"/\">Home</a></p>\n");
+    /* The identity providers this account signs in with. */
+    guest_res_printf(req, "<h2>Signed in with</h2>\n<ul id=\"identities\">\n");
+    struct identity_list l = {.req = req};
+    if (guest_identities_list(ctx, guest_user_id(u), identity_item, &l,
+                              NULL) != GUEST_OK)
+        guest_res_printf(req, "<li>(the list cannot be read right now)</li>\n");
+    else if (l.n == 0)
+        guest_res_printf(req, "<li id=\"no-identities\">No identity "
+                              "provider: your password only</li>\n");
+    guest_res_printf(req, "</ul>\n");
+    if (demo_oidc_enabled())
+        guest_res_printf(req, "<p><a href=\"/accounts/identities/\">Manage "
+                              "linked identities</a></p>\n");
+    guest_res_printf(req,
+                     "<p><a href=\"/accounts/password/\">%s</a></p>\n"
+                     "<p><a href=\"/\">Home</a></p>\n",
+                     has_password ? "Change your password"
+                                  : "Set a password (you have none yet)");
     page_end(req);
 }
 

@@ -2,10 +2,21 @@
 #ifndef GUESTUSER_DEMO_H
 #define GUESTUSER_DEMO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include <guestuser/guestuser.h>
+
+/* Most --oidc flags one run takes. */
+#define DEMO_OIDC_MAX 16
+
+/* One --oidc NAME,ISSUER_URL,CLIENT_ID,CLIENT_SECRET_FILE. */
+typedef struct demo_oidc_provider {
+    char *spec; /* a copy of the flag's value, cut at the commas */
+    const char *name, *issuer, *client_id; /* point into spec */
+    char *secret; /* the file's text without the blanks around it */
+} demo_oidc_provider;
 
 typedef struct demo_options {
     guest_config cfg;
@@ -26,6 +37,11 @@ typedef struct demo_options {
     char **secret_keys;
     /* the token read by --metrics-token-file, or NULL */
     char *metrics_token;
+    /* --public-url, or NULL: http://BIND:PORT as bound */
+    const char *public_url;
+    /* the --oidc flags, in order; each secret read from its file */
+    demo_oidc_provider oidc[DEMO_OIDC_MAX];
+    int noidc;
 } demo_options;
 
 /* Parses argv into @p o (config defaults first). Returns 0 to run, 1 after
@@ -33,9 +49,10 @@ typedef struct demo_options {
  * @p o with demo_options_free() whatever it returned. */
 int demo_parse_args(demo_options *o, int argc, char **argv);
 void demo_usage(FILE *out, const char *argv0);
-/* Wipes and frees what demo_parse_args() loaded (the secret keys and the
- * metrics token): after guest_ctx_new() and demo_metrics_set_token(),
- * which copy them. */
+/* Wipes and frees what demo_parse_args() loaded (the secret keys, the
+ * metrics token, the --oidc values and client secrets): after
+ * guest_ctx_new(), demo_metrics_set_token() and demo_oidc_start(), which
+ * copy them. */
 void demo_options_free(demo_options *o);
 
 /* Who may GET /metrics besides a client that came straight from this
@@ -51,6 +68,30 @@ const guest_route *demo_routes(void);
 /* The handler servers run: dispatches on demo_routes() and logs one line
  * per request to stderr. */
 void demo_handler(guest_req *req, void *userdata);
+
+/* oidc.c: "Continue with NAME" through the --oidc providers, when the demo
+ * is built with libguestuser-oidc (GUESTUSER_DEMO_OIDC); without it these
+ * do nothing and the routes are not mounted. */
+/* Whether this build has libguestuser-oidc. */
+bool demo_oidc_built(void);
+/* Makes the providers' registry of @p o's --oidc flags for @p ctx, with
+ * @p public_url as the site's external base URL; nothing when there are
+ * none. Returns 0, or -1 with a message in @p err. Call once; the views
+ * use it from then on. */
+int demo_oidc_start(guest_ctx *ctx, const demo_options *o,
+                    const char *public_url, char *err, size_t errsize);
+/* Releases it; call once no request is in flight. */
+void demo_oidc_stop(void);
+/* Whether demo_oidc_start() configured at least one provider. */
+bool demo_oidc_enabled(void);
+/* /accounts/oidc/NAME/login/ and /accounts/oidc/NAME/callback/, and
+ * /accounts/identities/: the component's views with the registry; 404
+ * without one. */
+void demo_oidc_routes(guest_req *req, void *userdata);
+void demo_identities(guest_req *req, void *userdata);
+/* The "Continue with NAME" buttons for a page that carries @p next (may
+ * be NULL); nothing without providers. */
+void demo_oidc_buttons(guest_req *req, const char *next);
 
 /* account_routes.c: the home page and the profile page; the
  * convert, login and logout pages are the library's own handlers. */

@@ -2,6 +2,7 @@
  * response and the demo serves no static files. */
 #include <time.h>
 
+#include "demo.h"
 #include "layout.h"
 
 static const char *const stylesheet =
@@ -38,6 +39,7 @@ static const char *const stylesheet =
     ".note p{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}"
     ".note time{display:block;color:#52606d;font-size:.85rem}"
     ".muted{color:#52606d}"
+    ".providers{margin:1.5rem 0 0}.providers form{margin:0 0 .5rem}"
     ".pager{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;margin:1rem 0}"
     ".pager #older-notes{margin-left:auto}"
     "@media (max-width:32rem){body{font-size:15px}"
@@ -143,13 +145,18 @@ void demo_page_start(guest_req *req, int status, const char *title)
 }
 
 /* The library's convert and login pages inside the demo's frame; the
- * library has set the status and headers already. */
+ * library has set the status and headers already. The sign-up and login
+ * forms are followed by a "Continue with NAME" button per --oidc
+ * provider, carrying the same `next`. */
 static guest_status render_framed(guest_req *req, const guest_page *page,
                                   void *userdata)
 {
     (void)userdata;
     page_open(req, guest_page_title(page->kind));
     guest_status st = guest_render_default_content(req, page);
+    if (st == GUEST_OK &&
+        (page->kind == GUEST_PAGE_CONVERT || page->kind == GUEST_PAGE_LOGIN))
+        demo_oidc_buttons(req, page->next);
     demo_page_end(req);
     return st;
 }

@@ -181,33 +181,77 @@ int main(int argc, char **argv)
     guest_error err = {0};
     demo_notes_configure(&o.cfg);
     guest_status st = guest_ctx_new(&o.cfg, &ctx, &err);
-    /* The context and the routes keep their own copies of the secrets. */
-    demo_options_free(&o);
+    /* The context keeps its own copies of the secrets. */
     if (st != GUEST_OK) {
+        demo_options_free(&o);
         fprintf(stderr, "%s: %s: %s\n", argv[0], guest_strerror(st),
                 err.message);
         return 2;
     }
     char notes_err[512];
     if (demo_notes_start(ctx, o.notes_max, notes_err, sizeof notes_err) != 0) {
+        demo_options_free(&o);
         fprintf(stderr, "%s: notes: %s\n", argv[0], notes_err);
         guest_ctx_free(ctx);
         return 2;
+    }
+    /* The identity providers need the site's public URL: --public-url, or
+     * http://BIND:PORT, known before listening unless --port 0 lets the
+     * kernel pick; then they start right after, before the address is
+     * printed (until then nobody knows where to send a request). */
+    const char *host = strchr(o.bind, ':') ? "[::1]" : o.bind;
+    if (!strcmp(o.bind, "0.0.0.0"))
+        host = "127.0.0.1";
+    char public_url[512], oidc_err[1024];
+    bool oidc_started = false;
+    if (o.public_url || o.port != 0) {
+        if (o.public_url)
+            snprintf(public_url, sizeof public_url, "%s", o.public_url);
+        else
+            snprintf(public_url, sizeof public_url, "http://%s:%u", host,
+                     (unsigned)o.port);
+        if (demo_oidc_start(ctx, &o, public_url, oidc_err, sizeof oidc_err) !=
+            0) {
+            demo_options_free(&o);
+            fprintf(stderr, "%s: %s\n", argv[0], oidc_err);
+            demo_notes_stop();
+            guest_ctx_free(ctx);
+            return 2;
+        }
+        oidc_started = true;
     }
     demo_server server = {.name = o.server};
     unsigned port;
     if (!server_start(&server, ctx, &o, &port)) {
         fprintf(stderr, "%s: cannot listen on %s port %u\n", argv[0], o.bind,
                 (unsigned)o.port);
+        demo_options_free(&o);
         server_stop(&server);
+        demo_oidc_stop();
         demo_notes_stop();
         guest_ctx_free(ctx);
         return 2;
     }
-    const char *host = strchr(o.bind, ':') ? "[::1]" : o.bind;
-    if (!strcmp(o.bind, "0.0.0.0"))
-        host = "127.0.0.1";
+    if (!oidc_started) {
+        snprintf(public_url, sizeof public_url, "http://%s:%u", host, port);
+        if (demo_oidc_start(ctx, &o, public_url, oidc_err, sizeof oidc_err) !=
+            0) {
+            demo_options_free(&o);
+            fprintf(stderr, "%s: %s\n", argv[0], oidc_err);
+            server_stop(&server);
+            demo_notes_stop();
+            guest_ctx_free(ctx);
+            return 2;
+        }
+    }
+    /* The routes keep their own copies of the client secrets too. */
+    demo_options_free(&o);
     fprintf(stderr, "guestuser-demo: serving with %s\n", server.name);
+    if (demo_oidc_enabled())
+        fprintf(stderr,
+                "guestuser-demo: identity providers' redirect URIs: "
+                "%s/accounts/oidc/NAME/callback/\n",
+                public_url);
     printf("guestuser-demo listening on http://%s:%u/\n", host, port);
     fflush(stdout);
 
@@ -215,6 +259,7 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "guestuser-demo: stopping on signal %d\n", sig);
     server_stop(&server);
+    demo_oidc_stop();
     demo_notes_stop();
     guest_ctx_free(ctx);
     (void)demo_metrics_set_token(NULL);

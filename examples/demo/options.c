@@ -2,6 +2,7 @@
  * setting can be tried without writing C. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -66,7 +67,10 @@ enum {
     OPT_DB_READ,
     OPT_SESSION_CACHE_TTL,
     OPT_SESSION_CACHE_SIZE,
-    OPT_METRICS_TOKEN_FILE
+    OPT_METRICS_TOKEN_FILE,
+    OPT_PUBLIC_URL,
+    OPT_OIDC,
+    OPT_IDENTITY_SIGNUP
 };
 
 static const struct option longopts[] = {
@@ -127,6 +131,9 @@ static const struct option longopts[] = {
     {"session-cache-ttl", required_argument, NULL, OPT_SESSION_CACHE_TTL},
     {"session-cache-size", required_argument, NULL, OPT_SESSION_CACHE_SIZE},
     {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+    {"oidc", required_argument, NULL, OPT_OIDC},
+    {"identity-signup", required_argument, NULL, OPT_IDENTITY_SIGNUP},
     {NULL, 0, NULL, 0},
 };
 
@@ -142,6 +149,8 @@ void demo_usage(FILE *out, const char *argv0)
         "/convert/success/\n"
         "/accounts/login/ /accounts/profile/ /accounts/logout/ "
         "/accounts/password/ /notes/ /notes/delete/\n"
+        "/accounts/oidc/NAME/login/ /accounts/oidc/NAME/callback/ "
+        "/accounts/identities/ (with --oidc)\n"
         "\n"
         "Server:\n"
         "  --bind ADDR               address to listen on (127.0.0.1)\n"
@@ -277,7 +286,21 @@ void demo_usage(FILE *out, const char *argv0)
         "                            (0..3600; 0: off); other nodes' logouts "
         "take\n"
         "                            up to this long to be seen here\n"
-        "  --session-cache-size N    most sessions kept (10000)\n",
+        "  --session-cache-size N    most sessions kept (10000)\n"
+        "Identity providers (OpenID Connect; docs/identity-providers.md):\n"
+        "  --oidc NAME,ISSUER_URL,CLIENT_ID,CLIENT_SECRET_FILE\n"
+        "                            \"Continue with NAME\" on the sign-up and "
+        "login pages\n"
+        "                            (repeatable); the secret alone in the "
+        "file; register\n"
+        "                            PUBLIC_URL/accounts/oidc/NAME/callback/ at "
+        "the provider\n"
+        "  --public-url URL          the site's external base URL, for the "
+        "redirect URIs\n"
+        "                            (http://BIND:PORT as bound)\n"
+        "  --identity-signup on|off  an unknown identity of an anonymous "
+        "visitor makes\n"
+        "                            an account (on)\n",
         argv0);
 }
 
@@ -313,22 +336,23 @@ static bool parse_rate(const char *s, bool minute_ok, unsigned *count,
 
 /* Shortest token --metrics-token-file accepts, in characters. */
 #define METRICS_TOKEN_MIN 32
-/* Longest: a header line must hold it. */
-#define METRICS_TOKEN_MAX 1024
+/* Longest secret a file may hold: a header line must hold a token. */
+#define SECRET_MAX 1024
 
-/* Reads the token of --metrics-token-file: the file's text without the
- * blanks around it, METRICS_TOKEN_MIN..METRICS_TOKEN_MAX visible ASCII
- * characters (what a bearer token may hold). Returns it (malloc'd) or NULL
- * with the reason printed. */
-static char *read_metrics_token(const char *argv0, const char *path)
+/* Reads the secret of a --...-file flag: the file's text without the
+ * blanks around it, @p min..SECRET_MAX visible ASCII characters (what a
+ * bearer token or a client secret may hold). Returns it (malloc'd) or NULL
+ * with the reason printed, ending with @p hint. */
+static char *read_secret_file(const char *argv0, const char *flag,
+                              const char *path, size_t min, const char *hint)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "%s: --metrics-token-file: cannot read %s: %s\n", argv0,
-                path, strerror(errno));
+        fprintf(stderr, "%s: --%s: cannot read %s: %s\n", argv0, flag, path,
+                strerror(errno));
         return NULL;
     }
-    /* Anyone who can read the file can read the counters. */
+    /* Anyone who can read the file can use the secret. */
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
         fprintf(stderr,
@@ -351,24 +375,106 @@ static char *read_metrics_token(const char *argv0, const char *path)
     for (const char *c = p; c < end; c++)
         visible = visible && *c > ' ' && *c < 0x7f;
     const char *why = NULL;
+    char too_short[64];
     if (failed)
         why = "cannot be read";
-    else if (n == sizeof buf - 1 || len > METRICS_TOKEN_MAX)
-        why = "holds a token longer than 1024 characters";
+    else if (n == sizeof buf - 1 || len > SECRET_MAX)
+        why = "holds a secret longer than 1024 characters";
+    else if (len == 0)
+        why = "is empty";
     else if (!visible)
-        why = "must hold one token of visible ASCII characters";
-    else if (len < METRICS_TOKEN_MIN)
-        why = "holds a token shorter than 32 characters";
-    char *token = why ? NULL : strndup(p, len);
-    if (!why && !token)
+        why = "must hold one secret of visible ASCII characters";
+    else if (len < min) {
+        snprintf(too_short, sizeof too_short,
+                 "holds a secret shorter than %zu characters", min);
+        why = too_short;
+    }
+    char *secret = why ? NULL : strndup(p, len);
+    if (!why && !secret)
         why = "cannot be read: out of memory";
     explicit_bzero(buf, sizeof buf);
     if (why)
+        fprintf(stderr, "%s: --%s: %s %s (%s)\n", argv0, flag, path, why,
+                hint);
+    return secret;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* --oidc NAME,ISSUER_URL,CLIENT_ID,CLIENT_SECRET_FILE into the next slot
+ * of @p o: the first three commas split it (a file path may hold more).
+ * Returns false with the reason printed. */
+static bool parse_oidc(demo_options *o, const char *argv0, const char *value)
+{
+    static const char usage[] =
+        "expected --oidc NAME,ISSUER_URL,CLIENT_ID,CLIENT_SECRET_FILE";
+    if (!demo_oidc_built()) {
         fprintf(stderr,
-                "%s: --metrics-token-file: %s %s (make one with: openssl rand "
-                "-hex 32 > %s)\n",
-                argv0, path, why, path);
-    return token;
+                "%s: --oidc: this guestuser-demo was built without "
+                "libguestuser-oidc (configure with -DGUESTUSER_OIDC=ON; it "
+                "needs libcurl and cjose)\n",
+                argv0);
+        return false;
+    }
+    if (o->noidc >= DEMO_OIDC_MAX) {
+        fprintf(stderr, "%s: --oidc: at most %d providers\n", argv0,
+                DEMO_OIDC_MAX);
+        return false;
+    }
+    char *spec = strdup(value);
+    if (!spec) {
+        fprintf(stderr, "%s: --oidc: out of memory\n", argv0);
+        return false;
+    }
+    char *part[4] = {spec, NULL, NULL, NULL};
+    for (int i = 1; i < 4; i++) {
+        char *comma = strchr(part[i - 1], ',');
+        if (!comma)
+            break;
+        *comma = '\0';
+        part[i] = comma + 1;
+    }
+    const char *why = NULL;
+    if (!part[3])
+        why = "four comma-separated values are needed";
+    else if (!*part[0] || strlen(part[0]) > 32 ||
+             strspn(part[0], "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                 strlen(part[0]))
+        why = "NAME must be 1 to 32 of a-z, 0-9, '_' and '-'";
+    else if (strncmp(part[1], "https://", 8) && strncmp(part[1], "http://", 7))
+        why = "ISSUER_URL must start with https:// (http:// on loopback)";
+    else if (!*part[2])
+        why = "CLIENT_ID is empty";
+    else if (!*part[3])
+        why = "CLIENT_SECRET_FILE is empty";
+    for (int i = 0; !why && i < o->noidc; i++)
+        if (!strcmp(o->oidc[i].name, part[0]))
+            why = "NAME is given twice";
+    if (why) {
+        fprintf(stderr, "%s: --oidc '%s': %s (%s)\n", argv0, value, why, usage);
+        free(spec);
+        return false;
+    }
+    char *secret = read_secret_file(
+        argv0, "oidc", part[3], 1,
+        "the client secret the provider issued, alone in the file");
+    if (!secret) {
+        free(spec);
+        return false;
+    }
+    demo_oidc_provider *p = &o->oidc[o->noidc++];
+    p->spec = spec;
+    p->name = part[0];
+    p->issuer = part[1];
+    p->client_id = part[2];
+    p->secret = secret;
+    return true;
 }
 
 int demo_parse_args(demo_options *o, int argc, char **argv)
@@ -655,13 +761,38 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             c->session_cache_size = (unsigned)n;
             break;
         case OPT_METRICS_TOKEN_FILE:
-            if (o->metrics_token) {
-                explicit_bzero(o->metrics_token, strlen(o->metrics_token));
-                free(o->metrics_token);
-            }
-            o->metrics_token = read_metrics_token(argv[0], optarg);
+        {
+            char hint[PATH_MAX + 64];
+            snprintf(hint, sizeof hint,
+                     "make one with: openssl rand -hex 32 > %s", optarg);
+            wipe_free(o->metrics_token);
+            o->metrics_token = read_secret_file(argv[0], "metrics-token-file",
+                                                optarg, METRICS_TOKEN_MIN, hint);
             if (!o->metrics_token)
                 return -1;
+            break;
+        }
+        case OPT_PUBLIC_URL: {
+            /* guest_oidc_new() checks the rest (no query or fragment) */
+            size_t scheme = !strncmp(optarg, "https://", 8)  ? 8
+                            : !strncmp(optarg, "http://", 7) ? 7
+                                                             : 0;
+            if (!scheme || !optarg[scheme] || optarg[scheme] == '/')
+                goto bad;
+            o->public_url = optarg;
+            break;
+        }
+        case OPT_OIDC:
+            if (!parse_oidc(o, argv[0], optarg))
+                return -1;
+            break;
+        case OPT_IDENTITY_SIGNUP:
+            if (!strcmp(optarg, "on"))
+                c->identity_signup = true;
+            else if (!strcmp(optarg, "off"))
+                c->identity_signup = false;
+            else
+                goto bad;
             break;
         default:
             demo_usage(stderr, argv[0]);
@@ -690,9 +821,12 @@ void demo_options_free(demo_options *o)
     guest_secret_keys_free(o->secret_keys);
     o->secret_keys = NULL;
     o->cfg.secret_keys = NULL;
-    if (o->metrics_token) {
-        explicit_bzero(o->metrics_token, strlen(o->metrics_token));
-        free(o->metrics_token);
-        o->metrics_token = NULL;
+    wipe_free(o->metrics_token);
+    o->metrics_token = NULL;
+    for (int i = 0; i < o->noidc; i++) {
+        wipe_free(o->oidc[i].secret);
+        wipe_free(o->oidc[i].spec);
+        o->oidc[i] = (demo_oidc_provider){0};
     }
+    o->noidc = 0;
 }

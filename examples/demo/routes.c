@@ -223,6 +223,10 @@ static const guest_route routes[] = {
     {NULL, "/accounts/password/", guest_password_change_view,
      (void *)&demo_views},
     {NULL, "/accounts/logout/", guest_logout_view, NULL},
+    /* "Continue with NAME" (oidc.c): the --oidc providers' login and
+     * callback views, and the linked identities; 404 without --oidc */
+    {NULL, "/accounts/oidc/*", demo_oidc_routes, NULL},
+    {NULL, "/accounts/identities/", demo_identities, NULL},
     /* the notes application: notes.c; each answers 405 itself */
     {NULL, "/notes/", demo_notes, NULL},
     {NULL, "/notes/delete/", demo_notes_delete, NULL},
