@@ -390,6 +390,127 @@ START_TEST(demo_flags_set_allowed_hosts_and_trusted_proxies)
 }
 END_TEST
 
+/* --oidc, --public-url and --identity-signup; with libguestuser-oidc the
+ * providers' buttons on the sign-up and login pages and their routes. */
+START_TEST(identity_provider_flags)
+{
+    char secret[64] = "/tmp/guestuser-oidc-secret-XXXXXX";
+    int fd = mkstemp(secret);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "  s3cr3t-value\r\n", 16), 16);
+    close(fd);
+    char spec[256], spec2[256];
+    snprintf(spec, sizeof spec, "op,http://127.0.0.1:9/,client-1,%s", secret);
+    snprintf(spec2, sizeof spec2, "other_2,https://idp.example,c2,%s", secret);
+    demo_options o;
+    char *argv[] = {"demo",          "--public-url", "https://site.example",
+                    "--oidc",        spec,           "--oidc",
+                    spec2,           "--identity-signup", "off",
+                    NULL};
+    char *defaults[] = {"demo", NULL};
+#ifdef GUESTUSER_DEMO_OIDC
+    ck_assert(demo_oidc_built());
+    ck_assert_int_eq(demo_parse_args(&o, 9, argv), 0);
+    ck_assert_str_eq(o.public_url, "https://site.example");
+    ck_assert(!o.cfg.identity_signup);
+    ck_assert_int_eq(o.noidc, 2);
+    ck_assert_str_eq(o.oidc[0].name, "op");
+    ck_assert_str_eq(o.oidc[0].issuer, "http://127.0.0.1:9/");
+    ck_assert_str_eq(o.oidc[0].client_id, "client-1");
+    ck_assert_str_eq(o.oidc[0].secret, "s3cr3t-value"); /* trimmed */
+    ck_assert_str_eq(o.oidc[1].name, "other_2");
+
+    /* the registry from those flags: buttons carrying `next`, routes */
+    o.cfg.db_conninfo = tl_conninfo();
+    o.cfg.db_schema = SCHEMA;
+    o.cfg.db_timeout_ms = 30000;
+    guest_ctx *ctx = tl_ctx_new(&o.cfg);
+    char err[512];
+    ck_assert_int_eq(demo_oidc_start(ctx, &o, "http://127.0.0.1:8080", err,
+                                     sizeof err),
+                     0);
+    demo_options_free(&o);
+    ck_assert(demo_oidc_enabled());
+    tl_http h;
+    dt_get(ctx, &h, "/accounts/login/?next=/notes/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Continue with op"));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "Continue with other_2"));
+    ck_assert_ptr_nonnull(
+        strstr(h.res_body, "action=\"/accounts/oidc/op/login/\""));
+    ck_assert_ptr_nonnull(strstr(h.res_body, "value=\"/notes/\""));
+    tl_http_free(&h);
+    /* the login page of a provider: a CSRF-protected POST form */
+    dt_get(ctx, &h, "/accounts/oidc/op/login/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"csrfmiddlewaretoken\""));
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/oidc/nobody/login/", NULL);
+    ck_assert_int_eq(h.status, 404);
+    tl_http_free(&h);
+    /* the identities page is for registered users */
+    dt_get(ctx, &h, "/accounts/identities/", NULL);
+    ck_assert_int_eq(h.status, 302);
+    tl_http_free(&h);
+    demo_oidc_stop();
+    ck_assert(!demo_oidc_enabled());
+    /* a public URL the component refuses */
+    ck_assert_int_eq(demo_parse_args(&o, 9, argv), 0);
+    ck_assert_int_eq(demo_oidc_start(ctx, &o, "http://x/?q=1", err, sizeof err),
+                     -1);
+    ck_assert_ptr_nonnull(strstr(err, "--public-url"));
+    demo_options_free(&o);
+    ck_assert_int_eq(o.noidc, 0);
+    guest_ctx_free(ctx);
+
+    /* usage errors, each with its reason */
+    char three[256], badname[256], empty[256], empty_file[64], missing[256];
+    snprintf(three, sizeof three, "op,http://127.0.0.1:9/,%s", secret);
+    snprintf(badname, sizeof badname, "Google,https://a.example,c,%s", secret);
+    snprintf(missing, sizeof missing, "op,https://a.example,c,/nonexistent/s");
+    snprintf(empty_file, sizeof empty_file, "/tmp/guestuser-oidc-empty-XXXXXX");
+    fd = mkstemp(empty_file);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, " \n", 2), 2);
+    close(fd);
+    snprintf(empty, sizeof empty, "op,https://a.example,c,%s", empty_file);
+    const char *bad[][2] = {
+        {"--oidc", three},
+        {"--oidc", badname},
+        {"--oidc", missing},
+        {"--oidc", empty}, /* an empty secret file */
+        {"--oidc", "op,ftp://a.example,c,/etc/hostname"},
+        {"--oidc", "op,https://a.example,,/etc/hostname"},
+        {"--public-url", "example.com"},
+        {"--public-url", "https://"},
+        {"--identity-signup", "maybe"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *args[] = {"demo", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        ck_assert_msg(demo_parse_args(&o, 3, args) == -1, "%s %s accepted",
+                      bad[i][0], bad[i][1]);
+        demo_options_free(&o);
+    }
+    char *dup[] = {"demo", "--oidc", spec, "--oidc", spec, NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 5, dup), -1);
+    demo_options_free(&o);
+    unlink(empty_file);
+#else
+    ck_assert(!demo_oidc_built());
+    char *one[] = {"demo", "--oidc", spec, NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, one), -1);
+    demo_options_free(&o);
+    (void)argv;
+#endif
+    ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
+    ck_assert(o.cfg.identity_signup);
+    ck_assert_ptr_null(o.public_url);
+    ck_assert_int_eq(o.noidc, 0);
+    demo_options_free(&o);
+    unlink(secret);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_accounts");
@@ -404,6 +525,7 @@ int main(void)
     tcase_add_test(tc, limit_flags);
     tcase_add_test(tc, secret_key_file_flag);
     tcase_add_test(tc, demo_flags_set_allowed_hosts_and_trusted_proxies);
+    tcase_add_test(tc, identity_provider_flags);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
