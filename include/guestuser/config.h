@@ -71,6 +71,16 @@ typedef guest_status (*guest_login_hook_fn)(const guest_user *guest,
 typedef void (*guest_identity_linked_fn)(const guest_user *user,
                                          const guest_identity *identity,
                                          void *userdata);
+/** What a mail says and what a renderer writes (email.h). */
+typedef enum guest_mail_kind guest_mail_kind;
+typedef struct guest_mail_vars guest_mail_vars;
+typedef struct guest_mail_content guest_mail_content;
+/** Writes a mail's subject and bodies (guest_config.render_mail; see
+ * email.h). Return GUEST_OK, or an error to send nothing (the request then
+ * fails). */
+typedef guest_status (*guest_mail_render_fn)(const guest_mail_vars *vars,
+                                             guest_mail_content *out,
+                                             void *userdata);
 typedef void (*guest_deleted_fn)(const int64_t *user_ids, size_t count,
                                  void *userdata);
 
@@ -202,6 +212,32 @@ struct guest_config {
     /** After an identity provider's identity was linked (NULL: none). */
     guest_identity_linked_fn on_identity_linked;
     void *on_identity_linked_userdata;
+    /* E-mail (docs/email.md) */
+    /** The From of every mail, "Site <noreply@example.com>" (NULL: the
+     * library sends no mail, and the flows that need one are refused with
+     * GUEST_ERR_CONFIG). */
+    const char *mail_from;
+    /** The site's external base URL, "https://example.com", from which
+     * links in mails are made (NULL: as for mail_from). */
+    const char *public_url;
+    /** Seconds a password-reset link works (3600). 60..604800. */
+    unsigned password_reset_timeout;
+    /** Seconds an address-verification link works (259200, 3 days).
+     * 60..2592000. */
+    unsigned email_verify_timeout;
+    /** Reset requests per hour from one client address (10); 0: none. */
+    unsigned password_reset_rate_limit;
+    /** Reset mails per hour to one address (3); 0: no limit. */
+    unsigned password_reset_email_limit;
+    /** Writes the mails (NULL: guest_mail_render_default()). */
+    guest_mail_render_fn render_mail;
+    void *render_mail_userdata;
+    /** How often a mail sender looks for mails queued by other processes
+     * and for retries, milliseconds (1000). 10..60000. */
+    unsigned mail_poll_ms;
+    /** Deliveries of one mail before it is kept as failed (12, about a
+     * day of growing waits). 1..100. */
+    unsigned mail_max_attempts;
     /** Whether an anonymous visitor whose provider identity is unknown gets
      * a new account from guest_identity_sign_in() (true); false: refused
      * with GUEST_ERR_SIGNUP_CLOSED, and only guests and logged-in users can

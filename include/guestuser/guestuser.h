@@ -13,6 +13,8 @@
 #include "users.h"
 #include "identities.h"
 #include "ratelimits.h"
+#include "mail.h"
+#include "email.h"
 #include "csrf.h"
 #include "views.h"
 #include "cleanup.h"

@@ -66,6 +66,12 @@ void guest_config_init(guest_config *cfg)
     cfg->hash_wait_ms = 2000;
     cfg->guest_rate_window = 3600;
     cfg->identity_signup = true;
+    cfg->password_reset_timeout = 3600;
+    cfg->email_verify_timeout = 259200;
+    cfg->password_reset_rate_limit = 10;
+    cfg->password_reset_email_limit = 3;
+    cfg->mail_poll_ms = 1000;
+    cfg->mail_max_attempts = 12;
     cfg->login_rate_limit = 5;
     cfg->login_address_rate_limit = 100;
     cfg->ipv6_prefix56_multiplier = 4;
@@ -217,6 +223,20 @@ static guest_status check_config(const guest_config *c, guest_error *err)
         return BAD("max_guests must not be negative");
     if (c->max_guests_per_network < 0)
         return BAD("max_guests_per_network must not be negative");
+    if (c->password_reset_timeout < 60 || c->password_reset_timeout > 604800)
+        return BAD("password_reset_timeout must be 60..604800 s (got %u)",
+                   c->password_reset_timeout);
+    if (c->email_verify_timeout < 60 || c->email_verify_timeout > 2592000)
+        return BAD("email_verify_timeout must be 60..2592000 s (got %u)",
+                   c->email_verify_timeout);
+    if (c->mail_poll_ms < 10 || c->mail_poll_ms > 60000)
+        return BAD("mail_poll_ms must be 10..60000 (got %u)", c->mail_poll_ms);
+    if (c->mail_max_attempts < 1 || c->mail_max_attempts > 100)
+        return BAD("mail_max_attempts must be 1..100 (got %u)",
+                   c->mail_max_attempts);
+    if (c->password_reset_rate_limit > 1000000000u ||
+        c->password_reset_email_limit > 1000000000u)
+        return BAD("password reset limits must be 0..1000000000");
     if (c->session_cache_ttl > GUEST_SESSION_CACHE_TTL_MAX)
         return BAD("session_cache_ttl must be 0 (off) or 1..%u seconds (got "
                    "%u)",
@@ -292,7 +312,13 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
               own_string(ctx, &c->secure_proxy_header, NULL) &&
               own_string(ctx, &c->trusted_proxies, NULL) &&
               own_string(ctx, &c->allowed_hosts, NULL) &&
-              own_string(ctx, &c->db_read_conninfo, NULL);
+              own_string(ctx, &c->db_read_conninfo, NULL) &&
+              own_string(ctx, &c->mail_from, NULL) &&
+              own_string(ctx, &c->public_url, NULL);
+    if (c->mail_from && !*c->mail_from)
+        c->mail_from = NULL;
+    if (c->public_url && !*c->public_url)
+        c->public_url = NULL;
     if (c->cookie_domain && !*c->cookie_domain)
         c->cookie_domain = NULL;
     if (c->db_read_conninfo && !*c->db_read_conninfo)

@@ -192,6 +192,41 @@ static const char *const migrations[] = {
     " payload text NOT NULL,"
     " expires_at timestamptz NOT NULL);"
     "CREATE INDEX flows_expires_at_idx ON @.flows (expires_at);",
+    /* 6: e-mail on accounts. An address is unique whatever its case; the
+     * links sent by mail (verification, password reset) are stored as
+     * hashes; a reset link also keeps a fingerprint of the password it
+     * replaces, so any password change kills it. Every mail goes through
+     * the outbox, written in the transaction that causes it. */
+    "ALTER TABLE @.users ADD COLUMN email text,"
+    " ADD COLUMN email_verified_at timestamptz;"
+    "CREATE UNIQUE INDEX users_email_key ON @.users (lower(email))"
+    " WHERE email IS NOT NULL;"
+    "CREATE TABLE @.email_tokens ("
+    " token_hash bytea PRIMARY KEY CHECK (octet_length(token_hash) = 32),"
+    " kind text NOT NULL CHECK (kind IN ('verify', 'reset')),"
+    " user_id bigint NOT NULL REFERENCES @.users(id) ON DELETE CASCADE,"
+    " email text NOT NULL,"
+    " password_fp bytea,"
+    " created_at timestamptz NOT NULL DEFAULT now(),"
+    " expires_at timestamptz NOT NULL,"
+    " used_at timestamptz);"
+    "CREATE INDEX email_tokens_user_id_idx ON @.email_tokens (user_id);"
+    "CREATE INDEX email_tokens_expires_at_idx ON @.email_tokens (expires_at);"
+    "CREATE TABLE @.outbox ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " message_id text NOT NULL,"
+    " to_addr text NOT NULL,"
+    " subject text NOT NULL,"
+    " body_text text NOT NULL,"
+    " body_html text,"
+    " created_at timestamptz NOT NULL DEFAULT now(),"
+    " attempts integer NOT NULL DEFAULT 0,"
+    " next_attempt_at timestamptz NOT NULL DEFAULT now(),"
+    " sent_at timestamptz,"
+    " failed_at timestamptz,"
+    " last_error text);"
+    "CREATE INDEX outbox_due_idx ON @.outbox (next_attempt_at)"
+    " WHERE sent_at IS NULL AND failed_at IS NULL;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))

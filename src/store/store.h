@@ -297,6 +297,79 @@ guest_status guest__store_flow_take(guest_ctx *ctx, const unsigned char *key,
                                     const unsigned char *binding,
                                     char **payload, guest_error *err);
 
+/* outbox.c: mails queued in a transaction, taken by one sender. */
+guest_status guest__outbox_put(guest_db *tx, const char *to,
+                               const char *subject, const char *text,
+                               const char *html, guest_error *err);
+typedef struct guest__outbox_mail {
+    int64_t id;
+    const char *message_id, *to, *subject, *text, *html;
+    int attempts;
+} guest__outbox_mail;
+typedef void (*guest__outbox_fn)(const guest__outbox_mail *mail,
+                                 void *userdata);
+/* Takes up to @p limit due mails (0: 100), leases them to this caller and
+ * hands each to @p fn; *taken (may be NULL) says how many. */
+guest_status guest__outbox_take(guest_ctx *ctx, size_t limit,
+                                guest__outbox_fn fn, void *userdata,
+                                size_t *taken, guest_error *err);
+typedef enum guest__outbox_outcome {
+    GUEST__OUTBOX_SENT,
+    GUEST__OUTBOX_RETRY, /* after @p retry_in_s */
+    GUEST__OUTBOX_FAILED
+} guest__outbox_outcome;
+guest_status guest__outbox_done(guest_ctx *ctx, int64_t id,
+                                guest__outbox_outcome outcome,
+                                unsigned retry_in_s, const char *error,
+                                guest_error *err);
+
+/* email.c: addresses on users and the links sent to them. */
+/* The user a reset link for @p email would go to (*found). */
+guest_status guest__store_reset_target(guest_db *tx, const char *email,
+                                       bool *found, int64_t *user_id,
+                                       char username[GUEST_USERNAME_BUF],
+                                       guest_error *err);
+/* A link of @p kind ("verify", "reset") for user @p user_id to @p email,
+ * by its hash, living @p ttl_s. */
+guest_status guest__store_token_put(guest_db *tx, const unsigned char *hash,
+                                    const char *kind, int64_t user_id,
+                                    const char *email, unsigned ttl_s,
+                                    guest_error *err);
+/* Whether the link is live, without using it. */
+guest_status guest__store_token_peek(guest_ctx *ctx, const unsigned char *hash,
+                                     const char *kind, bool *found,
+                                     char username[GUEST_USERNAME_BUF],
+                                     guest_error *err);
+typedef struct guest__token_use {
+    bool found;
+    int64_t user_id;
+    char username[GUEST_USERNAME_BUF];
+    char email[GUEST_EMAIL_MAX + 1];     /* the link's address */
+    char old_email[GUEST_EMAIL_MAX + 1]; /* the user's before */
+    bool old_verified;
+} guest__token_use;
+/* Uses a live link up, locking it and its user. */
+guest_status guest__store_token_use(guest_db *tx, const unsigned char *hash,
+                                    const char *kind, guest__token_use *out,
+                                    guest_error *err);
+/* A new password hash, every session of the user ended. */
+guest_status guest__store_password_reset(guest_db *tx, int64_t user_id,
+                                         const char *hash, guest_error *err);
+/* The user's address, verified now or not; GUEST_ERR_VALIDATION when
+ * another user has it (the transaction is then failed). */
+guest_status guest__store_email_set(guest_db *tx, int64_t user_id,
+                                    const char *email, bool verified,
+                                    guest_error *err);
+guest_status guest__store_email_taken(guest_db *tx, const char *email,
+                                      int64_t except_user, bool *taken,
+                                      guest_error *err);
+guest_status guest__store_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
+                                     size_t size, bool *verified,
+                                     guest_error *err);
+/* The active user's stored password text (caller frees); GUEST_ERR_AUTH. */
+guest_status guest__store_user_password(guest_ctx *ctx, int64_t user_id,
+                                        char **password, guest_error *err);
+
 /* windows.c: the rate_windows table's sliding-window counters. */
 /* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to
  * the bucket of the row being inserted and adds one; with @p limit_param
