@@ -6,7 +6,10 @@
 //
 // Environment (tests/CMakeLists.txt sets it): GUESTUSER_DEMO (the demo
 // binary), GUESTUSER_TOOL (the guestuser tool), GUESTUSER_TEST_CONNINFO_FILE,
-// E2E_SERVERS ("mhd civetweb"), E2E_RESULTS (screenshot folder).
+// E2E_SERVERS ("mhd civetweb"), E2E_RESULTS (screenshot folder), OIDC_ENV_FILE
+// (the `oidc` fixture's env file, tests/oidc/README.md: the demo runs with
+// --oidc op,OIDC_ISSUER,OIDC_CLIENT_ID,OIDC_CLIENT_SECRET_FILE; without it
+// journey d is skipped).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -37,6 +40,22 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
                '--no-first-run', '--disable-background-networking',
                '--disable-component-update', '--disable-sync'];
 const PASSWORD = 'Quartz-Lantern-58';
+
+// The oidc fixture's KEY=VALUE lines (the value: everything after the
+// first '='), or null when ctest did not say where they are.
+function oidcEnv() {
+  const file = process.env.OIDC_ENV_FILE;
+  if (!file) return null;
+  const env = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  for (const key of ['OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET_FILE'])
+    if (!env[key]) throw new Error(`${key} missing from ${file}: is the oidc fixture running?`);
+  return env;
+}
+const OIDC = oidcEnv();
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 
 // Only this run's pictures: a failed run leaves no older ones to mislead.
@@ -70,8 +89,11 @@ function notesOf(schema, userId) {
 async function startDemo(server, schema) {
   sql(`SET client_min_messages = warning;
        DROP SCHEMA IF EXISTS ${schema}_demo CASCADE; DROP SCHEMA IF EXISTS ${schema} CASCADE;`);
+  // "Continue with op": the fixture's real OpenID Provider (oidc-provider).
+  const oidc = OIDC ? ['--oidc', `op,${OIDC.OIDC_ISSUER},${OIDC.OIDC_CLIENT_ID},` +
+                                 OIDC.OIDC_CLIENT_SECRET_FILE] : [];
   const proc = spawn(DEMO, ['--server', server, '--port', '0', '--db', CONNINFO,
-                            '--schema', schema],
+                            '--schema', schema, ...oidc],
                      { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log += d; });
@@ -310,6 +332,81 @@ for (const server of SERVERS) {
         assert.notEqual((await cookie(b, 'sessionid')).value, oldSession);
         assert.equal(await page.locator('.note').count(), 0);
         assert.equal(await page.locator('#no-notes').count(), 1);
+      } finally {
+        await b.close();
+      }
+    });
+
+    test('d: a guest continues with an identity provider and keeps the notes; another browser logs into that account', { skip: !OIDC && 'OIDC_ENV_FILE not set (ctest sets it with the oidc fixture)' }, async () => {
+      const url = demo.url;
+      // At the provider (oidc-provider's interaction page): log in as alice.
+      async function atProvider(b, label) {
+        const { page } = b;
+        await page.waitForURL((u) => u.href.startsWith(`${OIDC.OIDC_ISSUER}/interaction/`));
+        await page.waitForSelector('input#login');
+        await b.shot(label);
+        await page.fill('input#login', 'alice');
+        await Promise.all([page.waitForURL(`${url}/accounts/profile/`),
+                           page.click('button:has-text("Sign in")')]);
+      }
+
+      const a = await browse(`${server}-d-oidc-first`);
+      let alice;
+      const note = `Written as a guest on ${server}, kept by alice`;
+      try {
+        const { page } = a;
+        await page.goto(`${url}/notes/`);
+        const guest = await whoami(a, url);
+        assert.equal(guest.guest, true);
+        await addNote(page, note);
+        await a.shot('notes-guest');
+
+        // the sign-up page offers the provider beside the password form
+        await Promise.all([page.waitForURL(`${url}/convert/`),
+                           page.click('.top a:has-text("Sign up")')]);
+        await a.shot('convert');
+        const button = page.locator('button:has-text("Continue with op")');
+        assert.equal(await button.count(), 1);
+        await button.click();
+        await atProvider(a, 'provider-login');
+        await a.shot('profile');
+
+        // the same user, no longer a guest, named after the identity
+        alice = await whoami(a, url);
+        assert.deepEqual(alice, { authenticated: true, guest: false, id: guest.id,
+                                  username: 'alice' });
+        assert.ok((await page.locator('#identities').textContent()).includes(OIDC.OIDC_ISSUER),
+                  'the profile does not list the identity');
+        await Promise.all([page.waitForURL(`${url}/notes/`), page.click('.top a[href="/notes/"]')]);
+        await a.shot('notes-alice');
+        assert.deepEqual(await noteTexts(page), [note]);
+        assert.equal(await page.locator('.top .who').textContent(), 'Signed in as alice');
+      } finally {
+        await a.close();
+      }
+
+      // another browser: a guest with a note of their own logs in with alice's identity
+      const b = await browse(`${server}-d-oidc-second`);
+      try {
+        const { page } = b;
+        await page.goto(`${url}/notes/`);
+        const guest2 = await whoami(b, url);
+        assert.equal(guest2.guest, true);
+        assert.notEqual(guest2.id, alice.id);
+        const note2 = `Written by a second guest on ${server}`;
+        await addNote(page, note2);
+        await Promise.all([page.waitForURL(`${url}/accounts/login/`),
+                           page.click('.top a:has-text("Log in")')]);
+        await b.shot('login');
+        await page.click('button:has-text("Continue with op")');
+        await atProvider(b, 'provider-login');
+        assert.deepEqual(await whoami(b, url), alice);
+        await Promise.all([page.waitForURL(`${url}/notes/`), page.click('.top a[href="/notes/"]')]);
+        await b.shot('notes-alice');
+        // alice's note, and the guest's, which moved with them (on_guest_login)
+        assert.deepEqual((await noteTexts(page)).sort(), [note, note2].sort());
+        assert.equal(notesOf(schema, guest2.id), 0);
+        assert.equal(notesOf(schema, alice.id), 2);
       } finally {
         await b.close();
       }
