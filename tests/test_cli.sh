@@ -50,7 +50,7 @@ usage_error() {
 run -- --help
 expect_rc 0
 expect_out "Usage: guestuser"
-for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate list-identities unlink-identity rate-limits; do
+for c in migrate stats list-guests delete-expired create-user list-users delete-user set-password deactivate activate list-identities unlink-identity rate-limits mail-queue mail-retry; do
   run -- "$c" --help
   expect_rc 0
   expect_out "$c"
@@ -502,6 +502,28 @@ usage_error --schema $schema rate-limits reset
 usage_error --schema $schema rate-limits reset a b
 usage_error --schema $schema rate-limits reset 1.2.3.4 --limit 3
 psql_ "DELETE FROM $schema.rate_windows"
+
+# --- the mail outbox: what is pending or failed, and requeueing ---
+psql_ "INSERT INTO $schema.outbox (message_id, to_addr, subject, body_text, attempts, next_attempt_at, failed_at, last_error, sent_at) VALUES
+  ('<1@t>', 'p' || chr(64) || 'example.test', 'Pending one', 'b', 1, now() + interval '1 minute', NULL, '451 later', NULL),
+  ('<2@t>', 'f' || chr(64) || 'example.test', 'Failed one', 'b', 12, now(), now(), '550 no such user', NULL),
+  ('<3@t>', 's' || chr(64) || 'example.test', 'Sent one', 'b', 1, now(), NULL, NULL, now())"
+run -- --schema $schema mail-queue
+expect_rc 0
+expect_out $'\tpending\t1\t'
+expect_out $'\tfailed\t12\t'
+expect_out "550 no such user"
+grep -q "Sent one" "$tmp/out" && fail "a delivered mail was listed"
+run -- --schema $schema mail-queue --limit 1
+[ "$(wc -l <"$tmp/out")" = 1 ] || fail "--limit 1 lists one"
+run -- --schema $schema mail-retry
+expect_rc 0
+expect_last "requeued: 1"
+expect_eq "$(psql_ "SELECT count(*) FROM $schema.outbox WHERE failed_at IS NULL AND sent_at IS NULL AND attempts = 0")" 1 "the failed mail is due again"
+run -- --schema $schema mail-retry
+expect_last "requeued: 0"
+usage_error --schema $schema mail-retry extra
+psql_ "DELETE FROM $schema.outbox"
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"

@@ -559,6 +559,16 @@ START_TEST(two_senders_deliver_each_mail_once)
             ck_assert_msg(cap.ids[i] != cap.ids[j], "mail %lld twice",
                           (long long)cap.ids[i]);
     ck_assert_int_eq(count("SELECT max(attempts) FROM @.outbox"), 1);
+    /* cleanup keeps delivered mails a week, then deletes them */
+    guest_cleanup_options o;
+    guest_cleanup_options_init(&o);
+    guest_cleanup_result r;
+    ck_assert_int_eq(guest_delete_expired(a, &o, &r, NULL), GUEST_OK);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.outbox"), 200);
+    tl_exec_in(SCHEMA, "UPDATE @.outbox SET sent_at = now() - interval"
+                       " '8 days' WHERE id % 2 = 0");
+    ck_assert_int_eq(guest_delete_expired(a, &o, &r, NULL), GUEST_OK);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.outbox"), 100);
     guest_ctx_free(a);
     guest_ctx_free(b);
 }

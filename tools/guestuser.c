@@ -1,6 +1,7 @@
 /* guestuser: the command-line admin tool (migrate, stats, list-guests,
  * delete-expired, create-user, list-users, delete-user, set-password,
- * deactivate, activate, list-identities, unlink-identity, rate-limits). Exit
+ * deactivate, activate, list-identities, unlink-identity, rate-limits,
+ * mail-queue, mail-retry). Exit
  * status: 0 success, 1 usage error or refused input (an unknown user too), 2
  * database (or other runtime) error, 130 interrupted. */
 #include <errno.h>
@@ -34,7 +35,9 @@ enum {
     CMD_LIST_IDENTITIES = 1 << 10,
     CMD_UNLINK_IDENTITY = 1 << 11,
     CMD_RATE_LIMITS = 1 << 12,
-    CMD_ALL = 0x1FFF,
+    CMD_MAIL_QUEUE = 1 << 13,
+    CMD_MAIL_RETRY = 1 << 14,
+    CMD_ALL = 0x7FFF,
     /* The commands that take one USERNAME. */
     CMD_NAMED = CMD_CREATE | CMD_DELETE_USER | CMD_SET_PASSWORD |
                 CMD_DEACTIVATE | CMD_ACTIVATE
@@ -120,6 +123,15 @@ static const command commands[] = {
      "or a username (its failed-login counters from every address). The last\n"
      "line is `reset: N counters`.\n"
      "  --limit N          list at most N counters (50); 0 lists all"},
+    {"mail-queue", CMD_MAIL_QUEUE, "mail-queue [--limit N]",
+     "List the mails not delivered yet, oldest first: id, pending or\n"
+     "failed, attempts, created_at, next attempt (UTC), to, subject, last\n"
+     "error.\n"
+     "  --limit N          at most N mails (50); 0 lists all"},
+    {"mail-retry", CMD_MAIL_RETRY, "mail-retry",
+     "Queue every failed mail again (after the mail server was fixed); the\n"
+     "senders deliver them at their next pass. The last line is\n"
+     "`requeued: N`."},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -155,7 +167,9 @@ static const option options[OPT_COUNT] = {
     [OPT_MAX_AGE] = {"max-age",
                      CMD_STATS | CMD_LIST | CMD_DELETE | CMD_LIST_USERS, true},
     [OPT_EXPIRED] = {"expired", CMD_LIST, false},
-    [OPT_LIMIT] = {"limit", CMD_LIST | CMD_LIST_USERS | CMD_RATE_LIMITS, true},
+    [OPT_LIMIT] = {"limit",
+                   CMD_LIST | CMD_LIST_USERS | CMD_RATE_LIMITS | CMD_MAIL_QUEUE,
+                   true},
     [OPT_DRY_RUN] = {"dry-run", CMD_DELETE, false},
     [OPT_BATCH_SIZE] = {"batch-size", CMD_DELETE, true},
     [OPT_PROGRESS] = {"progress", CMD_DELETE, false},
@@ -778,6 +792,43 @@ static int cmd_rate_limits(guest_ctx *ctx, const args *a)
     return EXIT_SUCCESS;
 }
 
+static bool print_mail(const guest_mail_info *m, void *userdata)
+{
+    (void)userdata;
+    printf("%" PRId64 "\t%s\t%d", m->id, m->failed ? "failed" : "pending",
+           m->attempts);
+    print_time(m->created_at);
+    if (m->failed)
+        printf("\t-");
+    else
+        print_time(m->next_attempt_at);
+    putchar('\t');
+    print_name(m->to);
+    putchar('\t');
+    print_name(m->subject);
+    putchar('\t');
+    print_name(*m->last_error ? m->last_error : "-");
+    putchar('\n');
+    return true;
+}
+
+static int cmd_mail(guest_ctx *ctx, const args *a)
+{
+    guest_error err = {0};
+    if (a->cmd->bit == CMD_MAIL_QUEUE) {
+        guest_status st = guest_mail_queue_list(
+            ctx, a->seen[OPT_LIMIT] ? (size_t)a->limit : 50, print_mail, NULL,
+            &err);
+        return st == GUEST_OK ? EXIT_SUCCESS : db_error("mail-queue", st, &err);
+    }
+    uint64_t n = 0;
+    guest_status st = guest_mail_retry_failed(ctx, &n, &err);
+    if (st != GUEST_OK)
+        return db_error("mail-retry", st, &err);
+    printf("requeued: %" PRIu64 "\n", n);
+    return EXIT_SUCCESS;
+}
+
 static int cmd_identities(guest_ctx *ctx, const args *a)
 {
     const char *cmd_name = a->cmd->name;
@@ -882,6 +933,10 @@ int main(int argc, char **argv)
         break;
     case CMD_RATE_LIMITS:
         rc = cmd_rate_limits(ctx, &a);
+        break;
+    case CMD_MAIL_QUEUE:
+    case CMD_MAIL_RETRY:
+        rc = cmd_mail(ctx, &a);
         break;
     default:
         rc = cmd_set_active(ctx, &a, a.cmd->bit == CMD_ACTIVATE);

@@ -238,6 +238,9 @@ struct guest_config {
     /** Deliveries of one mail before it is kept as failed (12, about a
      * day of growing waits). 1..100. */
     unsigned mail_max_attempts;
+    /** Seconds a delivered mail stays in the outbox before cleanup deletes
+     * it (604800, a week). */
+    unsigned mail_keep_sent_s;
     /** Whether an anonymous visitor whose provider identity is unknown gets
      * a new account from guest_identity_sign_in() (true); false: refused
      * with GUEST_ERR_SIGNUP_CLOSED, and only guests and logged-in users can

@@ -51,6 +51,39 @@ typedef struct guest_mail_transport {
     void *userdata;
 } guest_mail_transport;
 
+/** A mail as the outbox holds it (guest_mail_queue_list()). */
+typedef struct guest_mail_info {
+    int64_t id;
+    /** Borrowed: valid only during the callback. */
+    const char *to;
+    const char *subject;
+    int attempts;
+    int64_t created_at;      /**< Unix seconds */
+    int64_t next_attempt_at; /**< pending: when it is tried next */
+    bool failed;             /**< kept as failed: no more attempts */
+    const char *last_error;  /**< "" when none */
+} guest_mail_info;
+
+/** Receives one mail; return true for the next, false to stop. */
+typedef bool (*guest_mail_list_fn)(const guest_mail_info *mail, void *userdata);
+
+/**
+ * Calls @p fn for each mail not delivered yet, pending and failed, oldest
+ * first, at most @p limit (0: all). GUEST_ERR_INVALID for NULL @p ctx or
+ * @p fn; database statuses with @p err (may be NULL). Thread-safe.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_mail_queue_list(guest_ctx *ctx, size_t limit, guest_mail_list_fn fn,
+                      void *userdata, guest_error *err);
+
+/**
+ * Queues every failed mail again, due now with its attempts reset (after
+ * the mail server was fixed); *count (may be NULL) says how many.
+ * Thread-safe.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_mail_retry_failed(guest_ctx *ctx, uint64_t *count, guest_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -72,6 +72,7 @@ void guest_config_init(guest_config *cfg)
     cfg->password_reset_email_limit = 3;
     cfg->mail_poll_ms = 1000;
     cfg->mail_max_attempts = 12;
+    cfg->mail_keep_sent_s = 604800;
     cfg->login_rate_limit = 5;
     cfg->login_address_rate_limit = 100;
     cfg->ipv6_prefix56_multiplier = 4;

@@ -377,6 +377,27 @@ guest_status guest_delete_expired(guest_ctx *ctx,
                 &(guest__stmt){.tmpl = "DELETE FROM @.flows"
                                        " WHERE expires_at <= now()"},
                 NULL, err);
+        /* Dead mail links, and delivered mails kept mail_keep_sent_s for
+         * an operator to look at; failed ones stay until retried or
+         * deleted by hand (guestuser mail-queue shows them). */
+        if (st == GUEST_OK)
+            st = guest__sql_run(
+                ctx, NULL,
+                &(guest__stmt){.tmpl = "DELETE FROM @.email_tokens"
+                                       " WHERE expires_at <= now()"},
+                NULL, err);
+        char keep[16];
+        snprintf(keep, sizeof keep, "%u", ctx->cfg.mail_keep_sent_s);
+        guest__params kp = {0};
+        guest__param_text(&kp, keep);
+        if (st == GUEST_OK)
+            st = guest__sql_run(
+                ctx, NULL,
+                &(guest__stmt){.tmpl = "DELETE FROM @.outbox WHERE sent_at"
+                                       " < now() - make_interval(secs =>"
+                                       " $1::integer)",
+                               .params = &kp},
+                NULL, err);
     }
     cleanup_sql_free(&sql);
     if (st == GUEST_OK && !opts->dry_run)

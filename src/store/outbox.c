@@ -114,3 +114,57 @@ guest_status guest__outbox_done(guest_ctx *ctx, int64_t id,
                           &(guest__stmt){.tmpl = sql[outcome], .params = &p},
                           NULL, err);
 }
+
+guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
+                                guest_mail_list_fn fn, void *userdata,
+                                guest_error *err)
+{
+    char lim[32];
+    snprintf(lim, sizeof lim, "%zu", limit);
+    guest__params p = {0};
+    guest__param_text(&p, limit ? lim : NULL);
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){
+            .tmpl = "SELECT id, to_addr, subject, attempts,"
+                    " floor(extract(epoch FROM created_at))::bigint,"
+                    " floor(extract(epoch FROM next_attempt_at))::bigint,"
+                    " failed_at IS NOT NULL, coalesce(last_error, '')"
+                    " FROM @.outbox WHERE sent_at IS NULL ORDER BY id"
+                    " LIMIT $1::bigint",
+            .params = &p},
+        &res, err);
+    for (int i = 0; st == GUEST_OK && i < PQntuples(res); i++) {
+        guest_mail_info m = {
+            .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+            .to = PQgetvalue(res, i, 1),
+            .subject = PQgetvalue(res, i, 2),
+            .attempts = atoi(PQgetvalue(res, i, 3)),
+            .created_at = strtoll(PQgetvalue(res, i, 4), NULL, 10),
+            .next_attempt_at = strtoll(PQgetvalue(res, i, 5), NULL, 10),
+            .failed = PQgetvalue(res, i, 6)[0] == 't',
+            .last_error = PQgetvalue(res, i, 7)};
+        if (!fn(&m, userdata))
+            break;
+    }
+    PQclear(res);
+    return st;
+}
+
+guest_status guest__outbox_retry_failed(guest_ctx *ctx, uint64_t *count,
+                                        guest_error *err)
+{
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(
+        ctx, NULL,
+        &(guest__stmt){.tmpl = "UPDATE @.outbox SET failed_at = NULL,"
+                               " attempts = 0, next_attempt_at = now()"
+                               " WHERE failed_at IS NOT NULL"
+                               " AND sent_at IS NULL"},
+        &res, err);
+    if (count)
+        *count = st == GUEST_OK ? strtoull(PQcmdTuples(res), NULL, 10) : 0;
+    PQclear(res);
+    return st;
+}

@@ -318,6 +318,11 @@ typedef enum guest__outbox_outcome {
     GUEST__OUTBOX_RETRY, /* after @p retry_in_s */
     GUEST__OUTBOX_FAILED
 } guest__outbox_outcome;
+guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
+                                guest_mail_list_fn fn, void *userdata,
+                                guest_error *err);
+guest_status guest__outbox_retry_failed(guest_ctx *ctx, uint64_t *count,
+                                        guest_error *err);
 guest_status guest__outbox_done(guest_ctx *ctx, int64_t id,
                                 guest__outbox_outcome outcome,
                                 unsigned retry_in_s, const char *error,
