@@ -17,6 +17,9 @@
 #   oidc          libguestuser-oidc.so.0          (GUESTUSER_OIDC)
 #   oidc_dev      oidc.h, libguestuser-oidc.so, guestuser-oidc.pc,
 #                 guestuserOidcTargets*.cmake
+#   mail          libguestuser-mail.so.0          (GUESTUSER_MAIL)
+#   mail_dev      smtp.h, libguestuser-mail.so, guestuser-mail.pc,
+#                 guestuserMailTargets*.cmake
 #   tools         bin/guestuser (tools/), demo: bin/guestuser-demo (examples/)
 #
 # One export file per CMake package component, so that a user of one
@@ -76,7 +79,7 @@ install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
   DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
 install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE
-  PATTERN "conformance.h" EXCLUDE PATTERN "oidc.h" EXCLUDE)
+  PATTERN "conformance.h" EXCLUDE PATTERN "oidc.h" EXCLUDE PATTERN "smtp.h" EXCLUDE)
 
 # The conformance kit's route table: a static library with its own export
 # (the `conformance` component of find_package), installed with the -dev
@@ -125,6 +128,18 @@ if(GUESTUSER_OIDC)
   install(FILES include/guestuser/oidc.h
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT oidc_dev)
 endif()
+# libguestuser-mail: libcurl is private to the shared library, so its
+# export names nothing else.
+if(GUESTUSER_MAIL)
+  install(TARGETS guestuser_mail EXPORT guestuserMailTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT mail
+      NAMELINK_COMPONENT mail_dev
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT guestuserMailTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
+    COMPONENT mail_dev)
+  install(FILES include/guestuser/smtp.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT mail_dev)
+endif()
 if(GUESTUSER_WITH_CIVETWEB)
   install(FILES cmake/guestuserCivetWeb.cmake DESTINATION ${GUESTUSER_CMAKE_DIR}
     COMPONENT civetweb_dev)
@@ -160,6 +175,11 @@ if(GUESTUSER_OIDC)
   configure_file(cmake/guestuser-oidc.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-oidc.pc @ONLY)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-oidc.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT oidc_dev)
+endif()
+if(GUESTUSER_MAIL)
+  configure_file(cmake/guestuser-mail.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-mail.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-mail.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT mail_dev)
 endif()
 foreach(_adapter mhd civetweb ulfius)
   string(TOUPPER ${_adapter} _upper)

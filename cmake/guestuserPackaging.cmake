@@ -8,6 +8,7 @@
 #   libguestuser-civetweb0 / -dev   the CivetWeb adapter (when built)
 #   libguestuser-ulfius0 / -dev     the Ulfius adapter (when built)
 #   libguestuser-oidc0 / -dev  OpenID Connect sign-in (when built)
+#   libguestuser-mail0 / -dev  SMTP delivery of the mail outbox (when built)
 #   guestuser-tools            bin/guestuser
 #   guestuser-demo             bin/guestuser-demo
 #
@@ -34,7 +35,8 @@ if(GUESTUSER_DPKG_SHLIBDEPS)
   # Our own libraries come from the packages named by the component
   # DEPENDS; dpkg-shlibdeps finds them in the build tree.
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "")
-  foreach(t guestuser guestuser_mhd guestuser_civetweb guestuser_ulfius guestuser_oidc)
+  foreach(t guestuser guestuser_mhd guestuser_civetweb guestuser_ulfius guestuser_oidc
+    guestuser_mail)
     if(TARGET ${t})
       get_target_property(_dir ${t} BINARY_DIR)
       list(APPEND CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${_dir})
@@ -85,6 +87,20 @@ if(GUESTUSER_OIDC)
   # guestuser-oidc.pc's Requires.private.
   set(CPACK_DEBIAN_OIDC_DEV_PACKAGE_DEPENDS
     "libcurl4-gnutls-dev | libcurl-dev, libcjose-dev, libjansson-dev, libssl-dev (>= 3.0)")
+endif()
+if(GUESTUSER_MAIL)
+  list(APPEND CPACK_COMPONENTS_ALL mail mail_dev)
+  set(CPACK_DEBIAN_MAIL_PACKAGE_NAME libguestuser-mail0)
+  set(CPACK_DEBIAN_MAIL_PACKAGE_SECTION libs)
+  set(CPACK_COMPONENT_MAIL_DESCRIPTION "libguestuser delivery of mail over SMTP")
+  set(CPACK_COMPONENT_MAIL_DEPENDS runtime)
+  set(CPACK_DEBIAN_MAIL_DEV_PACKAGE_NAME libguestuser-mail-dev)
+  set(CPACK_DEBIAN_MAIL_DEV_PACKAGE_SECTION libdevel)
+  set(CPACK_COMPONENT_MAIL_DEV_DESCRIPTION
+    "libguestuser delivery of mail over SMTP - development files")
+  set(CPACK_COMPONENT_MAIL_DEV_DEPENDS mail dev)
+  # guestuser-mail.pc's Requires.private.
+  set(CPACK_DEBIAN_MAIL_DEV_PACKAGE_DEPENDS "libcurl4-gnutls-dev | libcurl-dev")
 endif()
 if(GUESTUSER_WITH_CIVETWEB)
   list(APPEND CPACK_COMPONENTS_ALL civetweb civetweb_dev)

@@ -2,9 +2,9 @@
 # Checks the layers of src/ (docs/architecture.md): every #include "..." of a
 # file points to its own layer or one below, each layer folder holds one
 # header, named for the layer, and adapters, the conformance kit's route
-# table (conformance/, an application of the library) and the OpenID
-# Connect component (oidc/) see the public API only (and their own
-# folder's header).
+# table (conformance/, an application of the library), the OpenID
+# Connect component (oidc/) and the SMTP component (mail/) see the public
+# API only (and their own folder's header).
 # Usage: tests/check-layers.sh [SRC_DIR]   (default: src next to tests/)
 set -euo pipefail
 src=${1:-$(dirname "$0")/../src}
@@ -35,9 +35,9 @@ for f in "$src"/*/*.c "$src"/*/*.h; do
   rel=${f#"$src"/}
   layer=${rel%%/*}
   own=$(rank "$layer")
-  case $layer in adapters | conformance | oidc) public_only=1 ;; *) public_only=0 ;; esac
+  case $layer in adapters | conformance | oidc | mail) public_only=1 ;; *) public_only=0 ;; esac
   if [ "$public_only" = 0 ] && [ "$own" -lt 0 ]; then
-    fail "$rel: folder $layer is no layer (${layers[*]} adapters conformance oidc)"
+    fail "$rel: folder $layer is no layer (${layers[*]} adapters conformance oidc mail)"
     continue
   fi
   while IFS= read -r inc; do
@@ -61,5 +61,5 @@ for f in "$src"/*/*.c "$src"/*/*.h; do
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
 done
 
-[ "$bad" = 0 ] && echo "check-layers: includes point down (${layers[*]}; adapters, conformance and oidc on top)"
+[ "$bad" = 0 ] && echo "check-layers: includes point down (${layers[*]}; adapters, conformance, oidc and mail on top)"
 exit "$bad"
