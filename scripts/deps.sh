@@ -6,11 +6,12 @@
 # libcurl4-gnutls-dev: the OIDC tests' HTTP client (tests/oidc) and
 # libguestuser-oidc's; the GnuTLS flavour, as libulfius-dev depends on it and
 # the OpenSSL one conflicts. libcjose-dev: libguestuser-oidc's JWKS and
-# signature checks.
+# signature checks. python3-aiosmtpd: the tests' SMTP server (tests/smtp),
+# which libguestuser-mail (same libcurl) delivers to.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
   libmicrohttpd-dev libcivetweb-dev libulfius-dev libjansson-dev libpwquality-dev cracklib-runtime
-  pgbouncer wrk libcurl4-gnutls-dev libcjose-dev
+  pgbouncer wrk libcurl4-gnutls-dev libcjose-dev python3-aiosmtpd
   clang libclang-rt-dev openssl clang-format clang-tidy
   dpkg-dev file"
 # The browser tests (tests/e2e): Debian's Chromium, and node with npm unless
