@@ -2,6 +2,7 @@
  * because the library's handlers may set the status and headers after
  * writing body bytes, while CivetWeb sends headers before the body. */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,21 +126,71 @@ static bool headers_complete(const struct mg_connection *conn,
     return !end[2] || (end[2] == '\r' && !end[3]);
 }
 
+/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
+ * around it; anything else (a sign, a list, hex, bytes after the digits)
+ * is a framing error a proxy may read another way. 0 with the length in
+ * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
+ * the rest (400). CivetWeb itself takes the leading digits ("0, 43" is 0)
+ * and answers 411 only when there are none. */
+static int parse_length(const char *v, unsigned long long *n)
+{
+    unsigned long long x = 0;
+    bool over = false;
+    v += strspn(v, " \t");
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        unsigned d = (unsigned)(*v - '0');
+        if (x > (ULLONG_MAX - d) / 10)
+            over = true;
+        else
+            x = x * 10 + d;
+    }
+    v += strspn(v, " \t");
+    if (*v)
+        return -1;
+    *n = x;
+    return over ? 1 : 0;
+}
+
+/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
+ * the server decodes, so the value must be "chunked" (any case) and
+ * nothing else: the server skips the blanks before a value, not those
+ * after it. CivetWeb refuses it with blanks after it itself, and ignores
+ * "identity", reading the body by Content-Length or as empty. */
+static bool chunked_only(const char *v)
+{
+    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
+}
+
 /* Framing a proxy in front might read differently from the server (request
  * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
- * or two Hosts. */
+ * two Hosts, a Content-Length that is not a plain number, a
+ * Transfer-Encoding other than one line of "chunked", or one in a request
+ * older than HTTP/1.1 (RFC 9112 6.1: faulty framing; CivetWeb would decode
+ * it and keep the connection). CivetWeb reads only the first of two
+ * Transfer-Encoding lines. */
 static bool ambiguous_framing(const struct mg_request_info *ri)
 {
     size_t cl = 0, te = 0, host = 0;
+    bool bad = false;
     for (int i = 0; i < ri->num_headers; i++) {
         const char *n = ri->http_headers[i].name;
+        const char *v = ri->http_headers[i].value;
+        unsigned long long len;
         if (!n)
             continue;
-        cl += !strcasecmp(n, "Content-Length");
-        te += !strcasecmp(n, "Transfer-Encoding");
+        if (!strcasecmp(n, "Content-Length")) {
+            cl++;
+            bad = bad || !v || parse_length(v, &len) < 0;
+        } else if (!strcasecmp(n, "Transfer-Encoding")) {
+            te++;
+            bad = bad || !v || !chunked_only(v);
+        }
         host += !strcasecmp(n, "Host");
     }
-    return cl > 1 || host > 1 || (cl && te);
+    return bad || cl > 1 || host > 1 || te > 1 || (cl && te) ||
+           (te && (!ri->http_version || strcmp(ri->http_version, "1.1")));
 }
 
 static const char *op_method(void *c)
@@ -450,6 +501,29 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* CivetWeb refuses a Content-Length without leading digits ("-1", "abc")
+ * itself, before any handler, with 411 Length Required; the other
+ * adapters, and this one for the values CivetWeb lets through, answer a
+ * malformed length with 400 (RFC 9112 6.3). 411 comes from nowhere else
+ * on a server (CivetWeb's client side aside), so it is answered as 400
+ * here, and the connection closes as after any request CivetWeb could not
+ * read. */
+static int http_error(struct mg_connection *conn, int status,
+                      const char *errmsg)
+{
+    (void)errmsg;
+    if (status != 411)
+        return 1;
+    static const char text[] = "HTTP/1.1 400 Bad Request\r\n"
+                               "Connection: close\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 12\r\n\r\n"
+                               "Bad Request\n";
+    mg_disable_connection_keep_alive(conn);
+    mg_write(conn, text, sizeof text - 1);
+    return 0;
+}
+
 guest_status guest_civetweb_start(guest_civetweb *app, const char *bind_addr,
                                   uint16_t port, struct mg_context **out)
 {
@@ -494,6 +568,7 @@ guest_status guest_civetweb_start(guest_civetweb *app, const char *bind_addr,
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.log_message = log_message;
+    callbacks.http_error = http_error;
     struct mg_context *mg = mg_start(&callbacks, app, options);
     if (!mg)
         return GUEST_ERR_CONFIG;

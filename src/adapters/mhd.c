@@ -8,7 +8,7 @@
  * request would leak then. The connection notification always runs, so
  * nothing here depends on a callback MHD may skip. */
 #include <arpa/inet.h>
-#include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -102,6 +102,44 @@ static bool token(const char *s)
     return true;
 }
 
+/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
+ * around it; anything else (a sign, a list, hex, bytes after the digits)
+ * is a framing error a proxy may read another way. 0 with the length in
+ * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
+ * the rest (400). libmicrohttpd 0.9.75 refuses such values itself before
+ * the access handler; this holds whatever version is linked to it. */
+static int parse_length(const char *v, unsigned long long *n)
+{
+    unsigned long long x = 0;
+    bool over = false;
+    v += strspn(v, " \t");
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        unsigned d = (unsigned)(*v - '0');
+        if (x > (ULLONG_MAX - d) / 10)
+            over = true;
+        else
+            x = x * 10 + d;
+    }
+    v += strspn(v, " \t");
+    if (*v)
+        return -1;
+    *n = x;
+    return over ? 1 : 0;
+}
+
+/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
+ * the server decodes, so the value must be "chunked" (any case) and
+ * nothing else: the server skips the blanks before a value, not those
+ * after it. libmicrohttpd 0.9.75 reads any other value
+ * (blanks after "chunked" too) as a body that ends with the connection,
+ * and so answers nothing until the client leaves or the timeout. */
+static bool chunked_only(const char *v)
+{
+    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
+}
+
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
                                    const char *key, const char *value)
 {
@@ -116,8 +154,16 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
          ((uintptr_t)key < s->lo || (uintptr_t)key >= s->hi || !value ||
           (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi)))
         s->malformed = true;
-    s->content_length += !strcasecmp(key, "Content-Length");
-    s->transfer_encoding += !strcasecmp(key, "Transfer-Encoding");
+    unsigned long long len;
+    if (!strcasecmp(key, "Content-Length")) {
+        s->content_length++;
+        if (!value || parse_length(value, &len) < 0)
+            s->malformed = true;
+    } else if (!strcasecmp(key, "Transfer-Encoding")) {
+        s->transfer_encoding++;
+        if (!value || !chunked_only(value))
+            s->malformed = true;
+    }
     s->host += !strcasecmp(key, "Host");
     if (!s->name || strcasecmp(key, s->name) != 0)
         return MHD_YES;
@@ -153,14 +199,19 @@ static const char *op_header(void *c, const char *name)
 
 /* Framing a proxy in front might read differently from the server (request
  * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
- * two Hosts, or an obsolete folded line (RFC 9112 5.2), which a proxy may
+ * two Hosts, a Content-Length that is not a plain number, a
+ * Transfer-Encoding other than one line of "chunked" (MHD reads the first
+ * of two lines), one in a request older than HTTP/1.1 (RFC 9112 6.1:
+ * faulty framing; MHD would decode it and keep the connection), or an
+ * obsolete folded line (RFC 9112 5.2), which a proxy may
  * join to the line before with a space, or refuse. MHD from 0.9.77 refuses
  * folded lines itself under the client discipline guest_mhd_start sets.
  * Before, MHD appends the folded line to the previous header's name, in
  * a block of its memory pool outside the read buffer where every other
  * name and value of the header block stays: a name outside the block
  * gives it away. @p method is MHD's, the start of that block. */
-static bool ambiguous_framing(struct MHD_Connection *conn, const char *method)
+static bool ambiguous_framing(struct MHD_Connection *conn, const char *method,
+                              const char *version)
 {
     header_scan s = {0};
 #if MHD_VERSION < 0x00097701
@@ -175,7 +226,9 @@ static bool ambiguous_framing(struct MHD_Connection *conn, const char *method)
 #endif
     MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &s);
     return s.malformed || s.content_length > 1 || s.host > 1 ||
-           (s.content_length && s.transfer_encoding);
+           s.transfer_encoding > 1 ||
+           (s.content_length && s.transfer_encoding) ||
+           (s.transfer_encoding && (!version || strcmp(version, "HTTP/1.1")));
 }
 
 static const char *op_method(void *c)
@@ -527,7 +580,6 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
                                  const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **req_cls)
 {
-    (void)version;
     guest_mhd *app = cls;
     mhd_conn *r = *req_cls;
     if (!r) {
@@ -547,7 +599,7 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         r->headers_seen = true;
         /* The body gets a deadline of its own. */
         arm(r);
-        if (ambiguous_framing(connection, method)) {
+        if (ambiguous_framing(connection, method, version)) {
             atomic_store(&r->deadline, 0);
             return plain(r, 400, "Bad Request\n");
         }
@@ -556,13 +608,10 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
          * MHD closes the connection after this answer. */
         const char *cl = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && *cl >= '0' && *cl <= '9') {
-            errno = 0;
-            unsigned long long n = strtoull(cl, NULL, 10);
-            if (errno == ERANGE || n > app->max_body) {
-                atomic_store(&r->deadline, 0);
-                return plain(r, 413, "Payload Too Large\n");
-            }
+        unsigned long long n = 0;
+        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body)) {
+            atomic_store(&r->deadline, 0);
+            return plain(r, 413, "Payload Too Large\n");
         }
         return MHD_YES;
     }

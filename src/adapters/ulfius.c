@@ -27,7 +27,7 @@
  * instance the application runs, Ulfius's dispatcher stays, with what it
  * hides. */
 #include <arpa/inet.h>
-#include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -77,6 +77,9 @@ typedef struct header_scan {
     guest_buf joined;
     bool failed;
     size_t content_length, transfer_encoding, host;
+    /* A Content-Length or Transfer-Encoding value the server may read
+     * another way than a proxy (parse_length, chunked_only). */
+    bool bad_framing;
     /* MHD's header block (lo 0: not checked), and whether a line is
      * malformed (see framing_refused). */
     uintptr_t lo, hi;
@@ -95,6 +98,46 @@ static bool token(const char *s)
     return true;
 }
 
+/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
+ * around it; anything else (a sign, a list, hex, bytes after the digits)
+ * is a framing error a proxy may read another way. 0 with the length in
+ * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
+ * the rest (400). libmicrohttpd 0.9.75 refuses such values itself before
+ * any handler; this holds whatever version is linked. */
+static int parse_length(const char *v, unsigned long long *n)
+{
+    unsigned long long x = 0;
+    bool over = false;
+    v += strspn(v, " \t");
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        unsigned d = (unsigned)(*v - '0');
+        if (x > (ULLONG_MAX - d) / 10)
+            over = true;
+        else
+            x = x * 10 + d;
+    }
+    v += strspn(v, " \t");
+    if (*v)
+        return -1;
+    *n = x;
+    return over ? 1 : 0;
+}
+
+/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
+ * the server decodes, so the value must be "chunked" (any case) and
+ * nothing else: the server skips the blanks before a value, not those
+ * after it. Two lines joined in Ulfius's map
+ * ("chunked,identity") are not it. libmicrohttpd 0.9.75 reads any other
+ * value (blanks after "chunked" too) as a body that ends with the
+ * connection, and so answers nothing until the client leaves or the
+ * timeout. */
+static bool chunked_only(const char *v)
+{
+    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
+}
+
 /* One header line (from MHD) or one Ulfius map entry, which may hold
  * several lines joined by ",". */
 static void scan_one(header_scan *s, const char *key, const char *value,
@@ -107,11 +150,14 @@ static void scan_one(header_scan *s, const char *key, const char *value,
     /* In a map entry a comma means several lines: a Content-Length or Host
      * never holds one. */
     size_t lines = from_map && strchr(value, ',') ? 2 : 1;
-    if (!strcasecmp(key, "Content-Length"))
+    unsigned long long len;
+    if (!strcasecmp(key, "Content-Length")) {
         s->content_length += lines;
-    else if (!strcasecmp(key, "Transfer-Encoding"))
+        s->bad_framing = s->bad_framing || parse_length(value, &len) < 0;
+    } else if (!strcasecmp(key, "Transfer-Encoding")) {
         s->transfer_encoding++;
-    else if (!strcasecmp(key, "Host"))
+        s->bad_framing = s->bad_framing || !chunked_only(value);
+    } else if (!strcasecmp(key, "Host"))
         s->host += lines;
     if (!s->name || strcasecmp(key, s->name) != 0)
         return;
@@ -180,15 +226,29 @@ static const char *op_header(void *c, const char *name)
     return r->joined[r->joined_count - 1];
 }
 
+/* The checks both paths make on the counts and values of a scan, for a
+ * request of protocol @p version ("HTTP/1.1"). */
+static bool scan_refused(const header_scan *s, const char *version)
+{
+    return s->bad_framing || s->content_length > 1 || s->host > 1 ||
+           s->transfer_encoding > 1 ||
+           (s->content_length && s->transfer_encoding) ||
+           (s->transfer_encoding && (!version || strcmp(version, "HTTP/1.1")));
+}
+
 /* Framing a proxy in front might read differently from the server (request
  * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
- * or two Hosts. */
+ * two Hosts, a Content-Length that is not a plain number, a
+ * Transfer-Encoding other than one line of "chunked" (MHD reads the first
+ * of two lines), or one in a request older than HTTP/1.1 (RFC 9112 6.1:
+ * faulty framing; MHD would decode it and keep the connection). Under
+ * Ulfius's own dispatcher this comes after libmicrohttpd read the body its
+ * way; the 400 still closes the connection. */
 static bool ambiguous_framing(const ul_req *r)
 {
     header_scan s = {0};
     scan(r, &s);
-    return s.content_length > 1 || s.host > 1 ||
-           (s.content_length && s.transfer_encoding);
+    return scan_refused(&s, r->rq->http_protocol);
 }
 
 static const char *op_method(void *c)
@@ -354,11 +414,8 @@ static int plain(struct _u_response *resp, int status, const char *text)
 static bool declared_too_long(ul_req *r, size_t max)
 {
     const char *cl = op_header(r, "Content-Length");
-    if (!cl || *cl < '0' || *cl > '9')
-        return false;
-    errno = 0;
-    unsigned long long n = strtoull(cl, NULL, 10);
-    return errno == ERANGE || n > max;
+    unsigned long long n = 0;
+    return cl && (parse_length(cl, &n) != 0 || n > max);
 }
 
 /* One request, with its MHD connection when the daemon is the adapter's
@@ -570,7 +627,8 @@ static void completed(void *cls, struct MHD_Connection *connection,
  * the folded line to the previous header's name in a block of its memory
  * pool outside the read buffer, where every other name and value of the
  * header block (which starts at @p method) stays. */
-static bool framing_refused(struct MHD_Connection *conn, const char *method)
+static bool framing_refused(struct MHD_Connection *conn, const char *method,
+                            const char *version)
 {
     header_scan s = {0};
 #if MHD_VERSION < 0x00097701
@@ -586,8 +644,7 @@ static bool framing_refused(struct MHD_Connection *conn, const char *method)
     s.hi = UINTPTR_MAX;
 #endif
     MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_mhd, &s);
-    return s.malformed || s.content_length > 1 || s.host > 1 ||
-           (s.content_length && s.transfer_encoding);
+    return s.malformed || scan_refused(&s, version);
 }
 
 /* The adapter's own short answer; every one ends the connection, as the
@@ -729,16 +786,13 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
     /* The first call has the headers only. */
     if (!c->headers_seen) {
         c->headers_seen = true;
-        if (framing_refused(connection, method))
+        if (framing_refused(connection, method, version))
             return answer(connection, 400, "Bad Request\n");
         const char *cl = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && *cl >= '0' && *cl <= '9') {
-            errno = 0;
-            unsigned long long n = strtoull(cl, NULL, 10);
-            if (errno == ERANGE || n > app->max_body)
-                return answer(connection, 413, "Payload Too Large\n");
-        }
+        unsigned long long n = 0;
+        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body))
+            return answer(connection, 413, "Payload Too Large\n");
         return fill_request(rq, connection, method, version) ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size) {
