@@ -407,6 +407,21 @@ long cf_drain(int fd)
     return got < 0 ? -1 : (long)b.n;
 }
 
+long cf_read_all(int fd, char **out)
+{
+    long long deadline = now_ms() + cf_timeout_ms;
+    rbuf b = {0};
+    long got;
+    while ((got = fill(fd, &b, deadline)) > 0)
+        ;
+    if (!b.d)
+        b.d = calloc(1, 1);
+    *out = b.d;
+    if (!b.d)
+        return -1;
+    return got < 0 ? -1 : (long)b.n;
+}
+
 static void local_addr(int fd, char *out, size_t size)
 {
     struct sockaddr_storage ss;

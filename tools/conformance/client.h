@@ -54,6 +54,12 @@ bool cf_closes(int fd);
  * -1 when it never closes. */
 long cf_drain(int fd);
 
+/** Everything the server sends on @p fd until it closes it, NUL-terminated
+ * in *@p out (free it; NULL when out of memory): the byte count, or -1
+ * when the server did not close within the timeout (*@p out then holds
+ * what arrived). */
+long cf_read_all(int fd, char **out);
+
 /** Connects, sends @p request verbatim, reads one response, closes. */
 bool cf_exchange(const cf_target *t, const char *request, bool head,
                  cf_response *r, char *why, size_t n);
