@@ -360,6 +360,12 @@ static void check_request_headers(const server *s, bool own_instance)
         "Connection: close\r\n\r\n",
         "GET /echo HTTP/1.1\r\nHost: localhost\r\nhost: evil.example\r\n"
         "Connection: close\r\n\r\n",
+        /* libmicrohttpd reads the first line; Ulfius's map joins them. */
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"
+        "Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.0\r\nHost: localhost\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof ambiguous / sizeof *ambiguous; i++) {
         r = get(s, ambiguous[i]);
