@@ -12,11 +12,20 @@ extern "C" {
 
 /** Which page a renderer is asked for. */
 typedef enum guest_page_kind {
-    GUEST_PAGE_CONVERT,             /**< sign-up form for a guest */
-    GUEST_PAGE_CONVERT_SUCCESS,     /**< after a conversion */
-    GUEST_PAGE_LOGIN,               /**< login form */
-    GUEST_PAGE_PASSWORD_CHANGE,     /**< password change form (registered) */
-    GUEST_PAGE_PASSWORD_CHANGE_DONE /**< after a password change */
+    GUEST_PAGE_CONVERT,              /**< sign-up form for a guest */
+    GUEST_PAGE_CONVERT_SUCCESS,      /**< after a conversion */
+    GUEST_PAGE_LOGIN,                /**< login form */
+    GUEST_PAGE_PASSWORD_CHANGE,      /**< password change form (registered) */
+    GUEST_PAGE_PASSWORD_CHANGE_DONE, /**< after a password change */
+    GUEST_PAGE_PASSWORD_RESET,       /**< "forgot your password": an address */
+    GUEST_PAGE_PASSWORD_RESET_SENT,  /**< "if an account has it, a link..." */
+    GUEST_PAGE_PASSWORD_RESET_CONFIRM, /**< a live reset link: new password */
+    GUEST_PAGE_PASSWORD_RESET_DONE,    /**< password set, sessions ended */
+    GUEST_PAGE_LINK_INVALID,  /**< a reset or verification link that is dead */
+    GUEST_PAGE_EMAIL,         /**< the address and a form for a new one */
+    GUEST_PAGE_EMAIL_SENT,    /**< a verification link went to `email` */
+    GUEST_PAGE_EMAIL_VERIFY,  /**< one button that verifies the address */
+    GUEST_PAGE_EMAIL_VERIFIED /**< `email` is the user's, verified */
 } guest_page_kind;
 
 /** Everything a page shows; every pointer is borrowed for the call. */
@@ -47,6 +56,15 @@ typedef struct guest_page {
      * account made through an identity provider), so no old password is
      * asked for. */
     bool no_password;
+    /** E-mail pages: the address entered, asked for, or the user's ("" for
+     * none); never NULL on them. */
+    const char *email;
+    /** GUEST_PAGE_EMAIL: whether the user's address is verified. */
+    bool email_verified;
+    /** GUEST_PAGE_PASSWORD_RESET_DONE: the login URL (config login_url);
+     * "" elsewhere on the e-mail pages. (The reset form has the username
+     * the link is for in `username`.) */
+    const char *link;
 } guest_page;
 
 /**
@@ -136,6 +154,50 @@ GUEST_API void guest_logout_view(guest_req *req, void *userdata);
  * is 429 with Retry-After, busy hashing 503.
  */
 GUEST_API void guest_password_change_view(guest_req *req, void *userdata);
+
+/*
+ * The e-mail pages (docs/email.md; userdata: const guest_views * or NULL).
+ * The two link pages read TOKEN from the request path: the segment after
+ * the last "/accounts/password/reset/" or "/accounts/email/verify/" in it
+ * (the paths of the links in the mails; a site mounted below a prefix
+ * works too), a trailing slash optional. A link that is unknown, used,
+ * expired or malformed gets the GUEST_PAGE_LINK_INVALID page with status
+ * 400 (JSON: 400 {"errors": {"token": [...]}}). Every POST needs the CSRF
+ * token; the usual 405, 413, 400, 403, 503 as above.
+ */
+
+/** GET/HEAD/POST /accounts/password/reset/: a form asking for an address;
+ * a POST runs guest_password_reset_request() and answers the same
+ * GUEST_PAGE_PASSWORD_RESET_SENT page (200; JSON: 200 {"sent": true})
+ * whatever the address, 429 with Retry-After when rate-limited. Without
+ * mail_from or public_url: 503. */
+GUEST_API void guest_password_reset_view(guest_req *req, void *userdata);
+
+/** GET/HEAD/POST /accounts/password/reset/TOKEN/, every answer with
+ * Referrer-Policy: no-referrer. GET: guest_password_reset_check() (the
+ * link is not used up) and the form for the new password twice
+ * (new_password1, new_password2). POST: guest_password_reset_confirm();
+ * then GUEST_PAGE_PASSWORD_RESET_DONE (every session of the user ended, a
+ * link to login_url; JSON: 200 {"done": true, "login_url": ...}), or the
+ * form again with its messages (JSON: 400). */
+GUEST_API void guest_password_reset_confirm_view(guest_req *req,
+                                                 void *userdata);
+
+/** GET/HEAD/POST /accounts/email/, registered users only (others are sent
+ * away as by guest_password_change_view()): the address and whether it is
+ * verified, and a form for a new one ("email", and "password" when the
+ * user has a usable password; JSON GET: {"user", "csrf_token", "email",
+ * "email_verified", "has_password"}). POST: guest_email_change(), then
+ * GUEST_PAGE_EMAIL_SENT (JSON: 200 {"sent": true, "email": NEW}), or the
+ * form again with its messages (JSON: 400). */
+GUEST_API void guest_email_view(guest_req *req, void *userdata);
+
+/** GET/HEAD/POST /accounts/email/verify/TOKEN/: GET shows one button, a
+ * POST form with the CSRF token (mail scanners open links, so GET changes
+ * nothing); POST: guest_email_verify(), then GUEST_PAGE_EMAIL_VERIFIED
+ * (JSON: 200 {"email": ADDRESS, "verified": true}); an address another
+ * user verified first: 400 with the message. */
+GUEST_API void guest_email_verify_view(guest_req *req, void *userdata);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
-/* The built-in HTML of the convert, convert-success, login and password
- * change pages. */
+/* The built-in HTML of the convert, convert-success, login, password
+ * change, password reset and e-mail pages. */
 #include <string.h>
 
 #include "accounts/accounts.h"
@@ -258,6 +258,135 @@ static guest_status password_done_page(out *o)
     return o->st;
 }
 
+static guest_status reset_page(out *o, const guest_page *page)
+{
+    static const char *const builtin[] = {"email", NULL};
+    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET));
+    raw(o, "<p>Forgotten your password? Enter your email address below, and "
+           "we'll email instructions for setting a new one.</p>\n");
+    form_start(o, page);
+    form_errors(o, page, builtin);
+    input(o, "email", "Email", "email", page->email,
+          " maxlength=\"254\" autocomplete=\"email\" required autofocus",
+          page->errors);
+    raw(o, "<p><button type=\"submit\">Reset my password</button></p>\n"
+           "</form>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status reset_sent_page(out *o)
+{
+    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_SENT));
+    raw(o, "<p>If an account has that verified address, a link to set a new "
+           "password is on its way. It should arrive in a few minutes; "
+           "check your spam folder if it does not.</p>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status reset_confirm_page(out *o, const guest_page *page)
+{
+    static const char *const builtin[] = {"new_password1", "new_password2",
+                                          NULL};
+    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_CONFIRM));
+    raw(o, "<p>Please enter a new password for <strong>");
+    esc(o, page->username);
+    raw(o, "</strong> twice.</p>\n");
+    form_start(o, page);
+    form_errors(o, page, builtin);
+    input(o, "new_password1", "New password", "password", NULL,
+          " autocomplete=\"new-password\" required autofocus", page->errors);
+    input(o, "new_password2", "New password confirmation", "password", NULL,
+          " autocomplete=\"new-password\" required", page->errors);
+    raw(o, "<p><button type=\"submit\">Set my password</button></p>\n"
+           "</form>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status reset_done_page(out *o, const guest_page *page)
+{
+    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_DONE));
+    raw(o, "<p>Your password was set. Every session of your account was "
+           "ended: log in with the new password.</p>\n<p><a href=\"");
+    esc(o, page->link && *page->link ? page->link : "/");
+    raw(o, "\">Log in</a></p>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status link_invalid_page(out *o)
+{
+    head(o, guest_page_title(GUEST_PAGE_LINK_INVALID));
+    raw(o, "<p>This link is invalid or was used. Links work once, for a "
+           "limited time; ask for a new one.</p>\n"
+           "<p><a href=\"/\">Continue</a></p>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status email_page(out *o, const guest_page *page)
+{
+    static const char *const builtin[] = {"email", "password", NULL};
+    head(o, guest_page_title(GUEST_PAGE_EMAIL));
+    if (page->email && *page->email) {
+        raw(o, "<p>Your address: <strong>");
+        esc(o, page->email);
+        raw(o, page->email_verified ? "</strong> (verified)</p>\n"
+                                    : "</strong> (not verified)</p>\n");
+    } else {
+        raw(o, "<p>Your account has no email address.</p>\n");
+    }
+    raw(o, "<p>Enter a new address: a link to confirm it will be sent there. "
+           "It takes effect once the link is opened.</p>\n");
+    form_start(o, page);
+    form_errors(o, page, builtin);
+    input(o, "email", "New email address", "email", NULL,
+          " maxlength=\"254\" autocomplete=\"email\" required autofocus",
+          page->errors);
+    if (!page->no_password)
+        input(o, "password", "Password", "password", NULL,
+              " autocomplete=\"current-password\" required", page->errors);
+    raw(o, "<p><button type=\"submit\">Change my address</button></p>\n"
+           "</form>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status email_sent_page(out *o, const guest_page *page)
+{
+    head(o, guest_page_title(GUEST_PAGE_EMAIL_SENT));
+    raw(o, "<p>A link is on its way to <strong>");
+    esc(o, page->email);
+    raw(o, "</strong>. Open it to confirm the address.</p>\n"
+           "<p><a href=\"/\">Continue</a></p>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status email_verify_page(out *o, const guest_page *page)
+{
+    head(o, guest_page_title(GUEST_PAGE_EMAIL_VERIFY));
+    raw(o, "<p>Confirm that this address is yours.</p>\n");
+    form_start(o, page);
+    form_errors(o, page, (const char *const[]){NULL});
+    raw(o, "<p><button type=\"submit\">Confirm my address</button></p>\n"
+           "</form>\n");
+    tail(o);
+    return o->st;
+}
+
+static guest_status email_verified_page(out *o, const guest_page *page)
+{
+    head(o, guest_page_title(GUEST_PAGE_EMAIL_VERIFIED));
+    raw(o, "<p>Your address <strong>");
+    esc(o, page->email);
+    raw(o, "</strong> is verified.</p>\n<p><a href=\"/\">Continue</a></p>\n");
+    tail(o);
+    return o->st;
+}
+
 const char *guest_page_title(guest_page_kind kind)
 {
     switch (kind) {
@@ -271,6 +400,24 @@ const char *guest_page_title(guest_page_kind kind)
         return "Password change";
     case GUEST_PAGE_PASSWORD_CHANGE_DONE:
         return "Password change successful";
+    case GUEST_PAGE_PASSWORD_RESET:
+        return "Password reset";
+    case GUEST_PAGE_PASSWORD_RESET_SENT:
+        return "Password reset sent";
+    case GUEST_PAGE_PASSWORD_RESET_CONFIRM:
+        return "Enter new password";
+    case GUEST_PAGE_PASSWORD_RESET_DONE:
+        return "Password reset complete";
+    case GUEST_PAGE_LINK_INVALID:
+        return "Invalid link";
+    case GUEST_PAGE_EMAIL:
+        return "Email address";
+    case GUEST_PAGE_EMAIL_SENT:
+        return "Confirm your address";
+    case GUEST_PAGE_EMAIL_VERIFY:
+        return "Confirm your address";
+    case GUEST_PAGE_EMAIL_VERIFIED:
+        return "Address verified";
     }
     return "";
 }
@@ -291,6 +438,24 @@ static guest_status render(guest_req *req, const guest_page *page, bool whole)
         return password_change_page(&o, page);
     case GUEST_PAGE_PASSWORD_CHANGE_DONE:
         return password_done_page(&o);
+    case GUEST_PAGE_PASSWORD_RESET:
+        return reset_page(&o, page);
+    case GUEST_PAGE_PASSWORD_RESET_SENT:
+        return reset_sent_page(&o);
+    case GUEST_PAGE_PASSWORD_RESET_CONFIRM:
+        return reset_confirm_page(&o, page);
+    case GUEST_PAGE_PASSWORD_RESET_DONE:
+        return reset_done_page(&o, page);
+    case GUEST_PAGE_LINK_INVALID:
+        return link_invalid_page(&o);
+    case GUEST_PAGE_EMAIL:
+        return email_page(&o, page);
+    case GUEST_PAGE_EMAIL_SENT:
+        return email_sent_page(&o, page);
+    case GUEST_PAGE_EMAIL_VERIFY:
+        return email_verify_page(&o, page);
+    case GUEST_PAGE_EMAIL_VERIFIED:
+        return email_verified_page(&o, page);
     }
     return GUEST_ERR_INVALID;
 }
