@@ -86,19 +86,36 @@ REGULAR_REQUIRED(demo_profile)
     const guest_user *u = demo_current_user(req);
     guest_ctx *ctx = guest_req_ctx(req);
     bool has_password = true;
-    if (guest_user_lookup(ctx, guest_user_name(u), &(int64_t){0},
-                          &has_password, NULL) != GUEST_OK)
+    if (guest_user_lookup(ctx, guest_user_name(u), &(int64_t){0}, &has_password,
+                          NULL) != GUEST_OK)
         has_password = true; /* the usual wording */
     page_start(req, "Your profile");
     guest_res_printf(req, "<p>Username: <strong>");
     guest_res_write_html(req, guest_user_name(u));
     guest_res_printf(req, "</strong> (user %lld)</p>\n",
                      (long long)guest_user_id(u));
+    /* The address (docs/email.md) and whether it is verified. */
+    char email[GUEST_EMAIL_MAX + 1] = "";
+    bool verified = false;
+    if (guest_user_email(ctx, guest_user_id(u), email, sizeof email, &verified,
+                         NULL) != GUEST_OK)
+        guest_res_printf(req, "<p id=\"email\">Email: (cannot be read right "
+                              "now)");
+    else if (!*email)
+        guest_res_printf(req, "<p id=\"email\">Email: none");
+    else {
+        guest_res_printf(req, "<p id=\"email\">Email: <strong>");
+        guest_res_write_html(req, email);
+        guest_res_printf(req, "</strong> (%s)",
+                         verified ? "verified" : "not verified");
+    }
+    guest_res_printf(req, " <a href=\"/accounts/email/\">Change your "
+                          "address</a></p>\n");
     /* The identity providers this account signs in with. */
     guest_res_printf(req, "<h2>Signed in with</h2>\n<ul id=\"identities\">\n");
     struct identity_list l = {.req = req};
-    if (guest_identities_list(ctx, guest_user_id(u), identity_item, &l,
-                              NULL) != GUEST_OK)
+    if (guest_identities_list(ctx, guest_user_id(u), identity_item, &l, NULL) !=
+        GUEST_OK)
         guest_res_printf(req, "<li>(the list cannot be read right now)</li>\n");
     else if (l.n == 0)
         guest_res_printf(req, "<li id=\"no-identities\">No identity "
