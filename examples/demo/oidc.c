@@ -8,6 +8,16 @@
 
 #include "demo.h"
 
+/* --oidc-timeout-ms (options.c; 0: the library's default), set while the
+ * arguments are parsed, before demo_oidc_start(). */
+void demo_oidc_set_timeout_ms(unsigned ms);
+static unsigned oidc_timeout_ms;
+
+void demo_oidc_set_timeout_ms(unsigned ms)
+{
+    oidc_timeout_ms = ms;
+}
+
 #ifdef GUESTUSER_DEMO_OIDC
 #include <guestuser/oidc.h>
 
@@ -28,6 +38,8 @@ int demo_oidc_start(guest_ctx *ctx, const demo_options *o,
     guest_oidc_config cfg;
     guest_oidc_config_init(&cfg);
     cfg.public_url = public_url;
+    if (oidc_timeout_ms)
+        cfg.http_timeout_ms = oidc_timeout_ms;
     guest_oidc *oidc = NULL;
     guest_error e = {0};
     guest_status st = guest_oidc_new(ctx, &cfg, &oidc, &e);

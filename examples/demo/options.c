@@ -10,6 +10,11 @@
 
 #include "demo.h"
 
+/* oidc.c: --oidc-timeout-ms, the deadline of each call to a provider
+ * (guest_oidc_config.http_timeout_ms) that demo_oidc_start() uses; 0, as
+ * at start, keeps the library's default. */
+void demo_oidc_set_timeout_ms(unsigned ms);
+
 enum {
     OPT_BIND = 256,
     OPT_PORT,
@@ -70,6 +75,7 @@ enum {
     OPT_METRICS_TOKEN_FILE,
     OPT_PUBLIC_URL,
     OPT_OIDC,
+    OPT_OIDC_TIMEOUT,
     OPT_IDENTITY_SIGNUP
 };
 
@@ -133,6 +139,7 @@ static const struct option longopts[] = {
     {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
     {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"oidc", required_argument, NULL, OPT_OIDC},
+    {"oidc-timeout-ms", required_argument, NULL, OPT_OIDC_TIMEOUT},
     {"identity-signup", required_argument, NULL, OPT_IDENTITY_SIGNUP},
     {NULL, 0, NULL, 0},
 };
@@ -298,6 +305,9 @@ void demo_usage(FILE *out, const char *argv0)
         "  --public-url URL          the site's external base URL, for the "
         "redirect URIs\n"
         "                            (http://BIND:PORT as bound)\n"
+        "  --oidc-timeout-ms N       deadline of each call to a provider "
+        "(discovery, JWKS,\n"
+        "                            token), 1..120000 ms (10000)\n"
         "  --identity-signup on|off  an unknown identity of an anonymous "
         "visitor makes\n"
         "                            an account (on)\n",
@@ -785,6 +795,11 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
         case OPT_OIDC:
             if (!parse_oidc(o, argv[0], optarg))
                 return -1;
+            break;
+        case OPT_OIDC_TIMEOUT:
+            if (!parse_num(optarg, 1, 120000, &n))
+                goto bad;
+            demo_oidc_set_timeout_ms((unsigned)n);
             break;
         case OPT_IDENTITY_SIGNUP:
             if (!strcmp(optarg, "on"))
