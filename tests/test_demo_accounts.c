@@ -403,10 +403,9 @@ START_TEST(identity_provider_flags)
     snprintf(spec, sizeof spec, "op,http://127.0.0.1:9/,client-1,%s", secret);
     snprintf(spec2, sizeof spec2, "other_2,https://idp.example,c2,%s", secret);
     demo_options o;
-    char *argv[] = {"demo",          "--public-url", "https://site.example",
-                    "--oidc",        spec,           "--oidc",
-                    spec2,           "--identity-signup", "off",
-                    NULL};
+    char *argv[] = {
+        "demo",   "--public-url", "https://site.example", "--oidc", spec,
+        "--oidc", spec2,          "--identity-signup",    "off",    NULL};
     char *defaults[] = {"demo", NULL};
 #ifdef GUESTUSER_DEMO_OIDC
     ck_assert(demo_oidc_built());
@@ -426,9 +425,8 @@ START_TEST(identity_provider_flags)
     o.cfg.db_timeout_ms = 30000;
     guest_ctx *ctx = tl_ctx_new(&o.cfg);
     char err[512];
-    ck_assert_int_eq(demo_oidc_start(ctx, &o, "http://127.0.0.1:8080", err,
-                                     sizeof err),
-                     0);
+    ck_assert_int_eq(
+        demo_oidc_start(ctx, &o, "http://127.0.0.1:8080", err, sizeof err), 0);
     demo_options_free(&o);
     ck_assert(demo_oidc_enabled());
     tl_http h;
@@ -511,6 +509,98 @@ START_TEST(identity_provider_flags)
 }
 END_TEST
 
+/* --smtp-url, --smtp-credentials-file, --smtp-starttls, --mail-from and
+ * --password-reset-timeout; the e-mail pages mounted, the login page's
+ * link to the reset form. */
+START_TEST(mail_flags)
+{
+    demo_options o;
+    char *argv[] = {"demo",
+                    "--smtp-url",
+                    "smtp://127.0.0.1:2525",
+                    "--smtp-credentials-file",
+                    "/nonexistent/cred",
+                    "--smtp-starttls",
+                    "off",
+                    "--mail-from",
+                    "Site <noreply@example.test>",
+                    "--password-reset-timeout",
+                    "600",
+                    NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 11, argv), 0);
+    ck_assert_str_eq(o.smtp_url, "smtp://127.0.0.1:2525");
+    ck_assert_str_eq(o.smtp_credentials_file, "/nonexistent/cred");
+    ck_assert_int_eq(o.smtp_starttls, 2);
+    ck_assert_str_eq(o.cfg.mail_from, "Site <noreply@example.test>");
+    ck_assert_uint_eq(o.cfg.password_reset_timeout, 600);
+    demo_options_free(&o);
+    char *optional[] = {"demo", "--smtp-starttls", "optional", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, optional), 0);
+    ck_assert_int_eq(o.smtp_starttls, 1);
+    demo_options_free(&o);
+    char *defaults[] = {"demo", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
+    ck_assert_ptr_null(o.smtp_url);
+    ck_assert_ptr_null(o.smtp_credentials_file);
+    ck_assert_int_eq(o.smtp_starttls, 0); /* required */
+    ck_assert_ptr_null(o.cfg.mail_from);
+    ck_assert_uint_eq(o.cfg.password_reset_timeout, 3600);
+    /* no --smtp-url: no sender, nothing to start */
+    char err[256] = "";
+    ck_assert_int_eq(demo_mail_start(NULL, &o, err, sizeof err), 0);
+    demo_mail_stop();
+    demo_options_free(&o);
+    static const char *const bad[][2] = {
+        {"--smtp-url", "http://mail.example"},
+        {"--smtp-url", "mail.example:25"},
+        {"--smtp-starttls", "maybe"},
+        {"--mail-from", ""},
+        {"--mail-from", "a@b\r\nBcc: x@y"},
+        {"--password-reset-timeout", "0"},
+        {"--password-reset-timeout", "abc"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *args[] = {"demo", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        ck_assert_msg(demo_parse_args(&o, 3, args) == -1, "%s %s accepted",
+                      bad[i][0], bad[i][1]);
+        demo_options_free(&o);
+    }
+#ifdef GUESTUSER_DEMO_MAIL
+    ck_assert(demo_mail_built());
+#else
+    ck_assert(!demo_mail_built());
+    char *smtp[] = {"demo", "--smtp-url", "smtp://127.0.0.1:2525", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, smtp), 0);
+    ck_assert_int_eq(demo_mail_start(NULL, &o, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "libguestuser-mail"));
+    demo_options_free(&o);
+#endif
+
+    /* the pages, through the demo's routes */
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_http h;
+    dt_get(ctx, &h, "/accounts/login/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "/accounts/password/reset/"));
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/password/reset/", NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"email\""));
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/password/reset/not-a-token/", NULL);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/email/verify/not-a-token/", NULL);
+    ck_assert_int_eq(h.status, 400);
+    tl_http_free(&h);
+    dt_get(ctx, &h, "/accounts/email/", NULL);
+    ck_assert_int_eq(h.status, 302);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("demo_accounts");
@@ -526,6 +616,7 @@ int main(void)
     tcase_add_test(tc, secret_key_file_flag);
     tcase_add_test(tc, demo_flags_set_allowed_hosts_and_trusted_proxies);
     tcase_add_test(tc, identity_provider_flags);
+    tcase_add_test(tc, mail_flags);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

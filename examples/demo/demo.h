@@ -42,6 +42,12 @@ typedef struct demo_options {
     /* the --oidc flags, in order; each secret read from its file */
     demo_oidc_provider oidc[DEMO_OIDC_MAX];
     int noidc;
+    /* --smtp-url (NULL: no sender in this process), its
+     * --smtp-credentials-file and --smtp-starttls (0 required, 1 optional,
+     * 2 off: guest_smtp_starttls) */
+    const char *smtp_url;
+    const char *smtp_credentials_file;
+    int smtp_starttls;
 } demo_options;
 
 /* Parses argv into @p o (config defaults first). Returns 0 to run, 1 after
@@ -92,6 +98,19 @@ void demo_identities(guest_req *req, void *userdata);
 /* The "Continue with NAME" buttons for a page that carries @p next (may
  * be NULL); nothing without providers. */
 void demo_oidc_buttons(guest_req *req, const char *next);
+
+/* mail.c: the outbox's sender through --smtp-url, when the demo is built
+ * with libguestuser-mail (GUESTUSER_DEMO_MAIL); without it --smtp-url is
+ * refused. */
+/* Whether this build has libguestuser-mail. */
+bool demo_mail_built(void);
+/* Starts a guest_mail_sender delivering @p ctx's outbox to @p o's
+ * --smtp-url; nothing without one. Returns 0, or -1 with a message in
+ * @p err. */
+int demo_mail_start(guest_ctx *ctx, const demo_options *o, char *err,
+                    size_t errsize);
+/* Stops it (before guest_ctx_free()); nothing when not started. */
+void demo_mail_stop(void);
 
 /* account_routes.c: the home page and the profile page; the
  * convert, login and logout pages are the library's own handlers. */

@@ -157,6 +157,10 @@ static guest_status render_framed(guest_req *req, const guest_page *page,
     if (st == GUEST_OK &&
         (page->kind == GUEST_PAGE_CONVERT || page->kind == GUEST_PAGE_LOGIN))
         demo_oidc_buttons(req, page->next);
+    if (st == GUEST_OK && page->kind == GUEST_PAGE_LOGIN)
+        st = guest_res_printf(req, "<p><a id=\"password-reset\" "
+                                   "href=\"/accounts/password/reset/\">"
+                                   "Forgot your password?</a></p>\n");
     demo_page_end(req);
     return st;
 }

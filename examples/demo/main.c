@@ -180,6 +180,23 @@ int main(int argc, char **argv)
     guest_ctx *ctx = NULL;
     guest_error err = {0};
     demo_notes_configure(&o.cfg);
+    /* Mail: links are made from --public-url, else http://BIND:PORT (not
+     * known before listening with --port 0: give --public-url then); with
+     * --smtp-url and no --mail-from, a From of the demo's own. */
+    char mail_base[512];
+    if (!o.cfg.public_url && (o.public_url || o.port != 0)) {
+        const char *h = strchr(o.bind, ':') ? "[::1]" : o.bind;
+        if (!strcmp(o.bind, "0.0.0.0"))
+            h = "127.0.0.1";
+        if (o.public_url)
+            snprintf(mail_base, sizeof mail_base, "%s", o.public_url);
+        else
+            snprintf(mail_base, sizeof mail_base, "http://%s:%u", h,
+                     (unsigned)o.port);
+        o.cfg.public_url = mail_base;
+    }
+    if (o.smtp_url && !o.cfg.mail_from)
+        o.cfg.mail_from = "libguestuser demo <noreply@localhost>";
     guest_status st = guest_ctx_new(&o.cfg, &ctx, &err);
     /* The context keeps its own copies of the secrets. */
     if (st != GUEST_OK) {
@@ -192,6 +209,14 @@ int main(int argc, char **argv)
     if (demo_notes_start(ctx, o.notes_max, notes_err, sizeof notes_err) != 0) {
         demo_options_free(&o);
         fprintf(stderr, "%s: notes: %s\n", argv[0], notes_err);
+        guest_ctx_free(ctx);
+        return 2;
+    }
+    if (demo_mail_start(ctx, &o, notes_err, sizeof notes_err) != 0) {
+        demo_options_free(&o);
+        fprintf(stderr, "%s: %s\n", argv[0], notes_err);
+        demo_notes_stop();
+        demo_mail_stop();
         guest_ctx_free(ctx);
         return 2;
     }
@@ -215,6 +240,7 @@ int main(int argc, char **argv)
             demo_options_free(&o);
             fprintf(stderr, "%s: %s\n", argv[0], oidc_err);
             demo_notes_stop();
+            demo_mail_stop();
             guest_ctx_free(ctx);
             return 2;
         }
@@ -229,6 +255,7 @@ int main(int argc, char **argv)
         server_stop(&server);
         demo_oidc_stop();
         demo_notes_stop();
+        demo_mail_stop();
         guest_ctx_free(ctx);
         return 2;
     }
@@ -240,6 +267,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", argv[0], oidc_err);
             server_stop(&server);
             demo_notes_stop();
+            demo_mail_stop();
             guest_ctx_free(ctx);
             return 2;
         }
@@ -261,6 +289,7 @@ int main(int argc, char **argv)
     server_stop(&server);
     demo_oidc_stop();
     demo_notes_stop();
+    demo_mail_stop();
     guest_ctx_free(ctx);
     (void)demo_metrics_set_token(NULL);
     return 0;

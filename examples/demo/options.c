@@ -17,6 +17,11 @@ void demo_oidc_set_timeout_ms(unsigned ms);
 
 enum {
     OPT_BIND = 256,
+    OPT_SMTP_URL,
+    OPT_SMTP_CREDENTIALS,
+    OPT_SMTP_STARTTLS,
+    OPT_MAIL_FROM,
+    OPT_PASSWORD_RESET_TIMEOUT,
     OPT_PORT,
     OPT_DB,
     OPT_SCHEMA,
@@ -82,6 +87,12 @@ enum {
 static const struct option longopts[] = {
     {"bind", required_argument, NULL, OPT_BIND},
     {"port", required_argument, NULL, OPT_PORT},
+    {"smtp-url", required_argument, NULL, OPT_SMTP_URL},
+    {"smtp-credentials-file", required_argument, NULL, OPT_SMTP_CREDENTIALS},
+    {"smtp-starttls", required_argument, NULL, OPT_SMTP_STARTTLS},
+    {"mail-from", required_argument, NULL, OPT_MAIL_FROM},
+    {"password-reset-timeout", required_argument, NULL,
+     OPT_PASSWORD_RESET_TIMEOUT},
     {"db", required_argument, NULL, OPT_DB},
     {"schema", required_argument, NULL, OPT_SCHEMA},
     {"server", required_argument, NULL, OPT_SERVER},
@@ -285,6 +296,23 @@ void demo_usage(FILE *out, const char *argv0)
         "one with\n"
         "                            openssl rand -hex 32 > PATH\n"
         "  --help                    this text\n"
+        "E-mail (password reset, address change; docs/email.md):\n"
+        "  --smtp-url URL            deliver the outbox here: "
+        "smtp://HOST[:PORT] or\n"
+        "                            smtps://HOST[:PORT] (none: mails wait "
+        "in the outbox)\n"
+        "  --smtp-credentials-file PATH one line USER:PASSWORD for "
+        "AUTH\n"
+        "  --smtp-starttls required|optional|off STARTTLS on smtp:// "
+        "(required)\n"
+        "  --mail-from ADDRESS       From of every mail, \"Site "
+        "<noreply@example.com>\"\n"
+        "                            (with --smtp-url: libguestuser demo "
+        "<noreply@localhost>);\n"
+        "                            links use --public-url, else "
+        "http://BIND:PORT\n"
+        "  --password-reset-timeout SECONDS how long a reset link works "
+        "(3600)\n"
         "Notes application:\n"
         "  --notes-max N             most notes one user may keep (500)\n"
         "Session cache (off by default; docs/scaling.md):\n"
@@ -300,7 +328,8 @@ void demo_usage(FILE *out, const char *argv0)
         "login pages\n"
         "                            (repeatable); the secret alone in the "
         "file; register\n"
-        "                            PUBLIC_URL/accounts/oidc/NAME/callback/ at "
+        "                            PUBLIC_URL/accounts/oidc/NAME/callback/ "
+        "at "
         "the provider\n"
         "  --public-url URL          the site's external base URL, for the "
         "redirect URIs\n"
@@ -404,8 +433,7 @@ static char *read_secret_file(const char *argv0, const char *flag,
         why = "cannot be read: out of memory";
     explicit_bzero(buf, sizeof buf);
     if (why)
-        fprintf(stderr, "%s: --%s: %s %s (%s)\n", argv0, flag, path, why,
-                hint);
+        fprintf(stderr, "%s: --%s: %s %s (%s)\n", argv0, flag, path, why, hint);
     return secret;
 }
 
@@ -728,6 +756,35 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
         case OPT_HELP:
             demo_usage(stdout, argv[0]);
             return 1;
+        case OPT_SMTP_URL:
+            if (strncmp(optarg, "smtp://", 7) != 0 &&
+                strncmp(optarg, "smtps://", 8) != 0)
+                goto bad;
+            o->smtp_url = optarg;
+            break;
+        case OPT_SMTP_CREDENTIALS:
+            o->smtp_credentials_file = optarg;
+            break;
+        case OPT_SMTP_STARTTLS:
+            if (!strcmp(optarg, "required"))
+                o->smtp_starttls = 0;
+            else if (!strcmp(optarg, "optional"))
+                o->smtp_starttls = 1;
+            else if (!strcmp(optarg, "off"))
+                o->smtp_starttls = 2;
+            else
+                goto bad;
+            break;
+        case OPT_MAIL_FROM:
+            if (!*optarg || strpbrk(optarg, "\r\n"))
+                goto bad;
+            c->mail_from = optarg;
+            break;
+        case OPT_PASSWORD_RESET_TIMEOUT:
+            if (!parse_num(optarg, 60, 604800, &n))
+                goto bad;
+            c->password_reset_timeout = (unsigned)n;
+            break;
         case OPT_NOTES_MAX:
             if (!parse_num(optarg, 1, 1000000, &n))
                 goto bad;
@@ -770,14 +827,13 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->session_cache_size = (unsigned)n;
             break;
-        case OPT_METRICS_TOKEN_FILE:
-        {
+        case OPT_METRICS_TOKEN_FILE: {
             char hint[PATH_MAX + 64];
             snprintf(hint, sizeof hint,
                      "make one with: openssl rand -hex 32 > %s", optarg);
             wipe_free(o->metrics_token);
-            o->metrics_token = read_secret_file(argv[0], "metrics-token-file",
-                                                optarg, METRICS_TOKEN_MIN, hint);
+            o->metrics_token = read_secret_file(
+                argv[0], "metrics-token-file", optarg, METRICS_TOKEN_MIN, hint);
             if (!o->metrics_token)
                 return -1;
             break;

@@ -223,6 +223,15 @@ static const guest_route routes[] = {
     {NULL, "/accounts/password/", guest_password_change_view,
      (void *)&demo_views},
     {NULL, "/accounts/logout/", guest_logout_view, NULL},
+    /* e-mail: password reset and the address (docs/email.md); the links
+     * in the mails lead to the two TOKEN pages */
+    {NULL, "/accounts/password/reset/", guest_password_reset_view,
+     (void *)&demo_views},
+    {NULL, "/accounts/password/reset/*", guest_password_reset_confirm_view,
+     (void *)&demo_views},
+    {NULL, "/accounts/email/", guest_email_view, (void *)&demo_views},
+    {NULL, "/accounts/email/verify/*", guest_email_verify_view,
+     (void *)&demo_views},
     /* "Continue with NAME" (oidc.c): the --oidc providers' login and
      * callback views, and the linked identities; 404 without --oidc */
     {NULL, "/accounts/oidc/*", demo_oidc_routes, NULL},
