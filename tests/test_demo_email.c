@@ -1,0 +1,308 @@
+/* Password reset in the guestuser-demo program over real HTTP, with each
+ * --server it has (DEMO_EMAIL_SERVERS, comma-separated), the outbox
+ * delivered by its own --smtp-url sender to the `smtp` fixture's real
+ * server: the reset form, the mail as received, its link, the new
+ * password, the old session gone and a login with the new password. */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "smtp_env.h"
+#include "testlib.h"
+
+#define NEW_PASSWORD "Brand-New-Horse-77"
+#define CSRF_COOKIE "csrftoken=" TL_CSRF
+#define CSRF_FIELD "csrfmiddlewaretoken=" TL_CSRF
+
+static void demo_path(char *out, size_t size)
+{
+    const char *e = getenv("GUESTUSER_TEST_DEMO");
+    if (e && *e) {
+        snprintf(out, size, "%s", e);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    ck_assert_ptr_nonnull(slash);
+    *slash = '\0';
+    snprintf(out, size, "%s/../examples/guestuser-demo", self);
+}
+
+/* A port free now (the links in the mails need it before the demo
+ * listens). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+typedef struct demo_proc {
+    pid_t pid;
+    int port;
+    char log[64];
+} demo_proc;
+
+static void demo_start(demo_proc *d, const char *server, const char *schema)
+{
+    char exe[PATH_MAX + 64];
+    demo_path(exe, sizeof exe);
+    ck_assert_msg(access(exe, X_OK) == 0, "no demo program at %s", exe);
+    char drop[256];
+    snprintf(drop, sizeof drop, "%s_demo", schema);
+    tl_drop_schema(drop);
+    tl_drop_schema(schema);
+    const char *smtp_url = smtp_server_env(smtp_fixture(), "SMTP_URL");
+    ck_assert_ptr_nonnull(smtp_url);
+    char port[16];
+    d->port = free_port();
+    snprintf(port, sizeof port, "%d", d->port);
+    const char *argv[] = {exe,
+                          "--server",
+                          server,
+                          "--port",
+                          port,
+                          "--db",
+                          tl_conninfo(),
+                          "--schema",
+                          schema,
+                          "--db-timeout-ms",
+                          "30000",
+                          "--smtp-url",
+                          smtp_url,
+                          "--smtp-starttls",
+                          "off",
+                          "--mail-from",
+                          "Demo <noreply@example.test>",
+                          "--password-reset-timeout",
+                          "900",
+                          NULL};
+    snprintf(d->log, sizeof d->log, "/tmp/guestuser-demo-email-XXXXXX");
+    int log = mkstemp(d->log);
+    ck_assert_int_ge(log, 0);
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    d->pid = fork();
+    ck_assert_int_ge(d->pid, 0);
+    if (d->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(log, STDERR_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(log);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(log);
+    char line[256];
+    size_t len = 0;
+    bool up = false;
+    long long deadline = tl_now_ms() + 30000;
+    while (!up && tl_now_ms() < deadline && len < sizeof line - 1) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        line[len] = '\0';
+        up = strstr(line, "listening on") && strchr(line, '\n');
+    }
+    close(out[0]);
+    ck_assert_msg(up, "the demo did not start (its log: %s)", d->log);
+}
+
+static void demo_stop(demo_proc *d)
+{
+    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the demo did not exit cleanly (its log: %s)", d->log);
+    FILE *f = fopen(d->log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        ck_assert_msg(!strstr(line, " 500 "), "a 500 answer: %s (log %s)", line,
+                      d->log);
+    fclose(f);
+    unlink(d->log);
+}
+
+/* One request; the whole response (caller frees). */
+static char *http(const demo_proc *d, const char *method, const char *path,
+                  const char *cookie, const char *body)
+{
+    char head[1024], req[4096];
+    snprintf(head, sizeof head,
+             "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
+             method, path, d->port);
+    size_t n = strlen(head);
+    if (cookie)
+        n += (size_t)snprintf(head + n, sizeof head - n, "Cookie: %s\r\n",
+                              cookie);
+    if (body)
+        snprintf(req, sizeof req,
+                 "%sContent-Type: application/x-www-form-urlencoded\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 head, strlen(body), body);
+    else
+        snprintf(req, sizeof req, "%s\r\n", head);
+    char *res = tl_http_raw(d->port, req, 30000);
+    ck_assert_msg(res != NULL, "no answer to %s %s", method, path);
+    return res;
+}
+
+static void login_handler(guest_req *req, void *ud)
+{
+    const char **up = ud;
+    guest_status st = guest_login(req, up[0], up[1], NULL, NULL);
+    ck_assert_int_eq(st, up[2] ? GUEST_OK : GUEST_ERR_AUTH);
+}
+
+/* A login through the library on the demo's schema: the session into
+ * @p session ("sessionid=..."), or a refused one. */
+static void login(guest_ctx *ctx, const char *name, const char *password,
+                  char *session, size_t size, bool ok)
+{
+    tl_http h;
+    const char *up[3] = {name, password, ok ? "" : NULL};
+    tl_request(ctx, &h, "POST", "/login/", NULL, NULL, NULL, login_handler,
+               (void *)up);
+    if (ok)
+        ck_assert(tl_http_cookie(&h, "sessionid", session, size));
+    tl_http_free(&h);
+}
+
+static void reset_on(const char *server)
+{
+    char schema[64], user[64], rcpt[96], sql[512];
+    snprintf(schema, sizeof schema, "t_demo_email_%s", server);
+    snprintf(user, sizeof user, "reset_%s", server);
+    snprintf(rcpt, sizeof rcpt, "reset-%s-%d@example.test", server,
+             (int)getpid());
+    demo_proc d;
+    demo_start(&d, server, schema);
+    guest_ctx *ctx = tl_ctx(schema, NULL);
+    int64_t id = tl_new_user(ctx, user, TL_PASSWORD);
+    const char *at = strchr(rcpt, '@');
+    snprintf(sql, sizeof sql,
+             "UPDATE @.users SET email = '%.*s' || chr(64) || '%s',"
+             " email_verified_at = now() WHERE id = %lld",
+             (int)(at - rcpt), rcpt, at + 1, (long long)id);
+    tl_exec_in(schema, sql);
+    char old_session[128];
+    login(ctx, user, TL_PASSWORD, old_session, sizeof old_session, true);
+
+    /* the login page links to the form; the form; the answer */
+    char *res = http(&d, "GET", "/accounts/login/", NULL, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    ck_assert_ptr_nonnull(strstr(res, "/accounts/password/reset/"));
+    free(res);
+    res = http(&d, "GET", "/accounts/password/reset/", NULL, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    free(res);
+    char body[512];
+    snprintf(body, sizeof body, "email=%.*s%%40%s&" CSRF_FIELD,
+             (int)(at - rcpt), rcpt, at + 1);
+    res = http(&d, "POST", "/accounts/password/reset/", CSRF_COOKIE, body);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(res), "a link"));
+    free(res);
+
+    /* the mail, as the SMTP server got it */
+    smtp_message *msgs = NULL;
+    size_t n = smtp_wait_messages(smtp_fixture(), rcpt, 1, 30000, &msgs);
+    ck_assert_uint_eq(n, 1);
+    char *text = smtp_inspect(msgs[0].path, "text");
+    ck_assert_ptr_nonnull(text);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix,
+             "http://127.0.0.1:%d/accounts/password/reset/", d.port);
+    const char *link = strstr(text, prefix);
+    ck_assert_msg(link != NULL, "no link in: %s", text);
+    char path[160];
+    const char *p = strstr(link, "/accounts/");
+    size_t pn = strcspn(p, " \r\n\t");
+    ck_assert_uint_lt(pn, sizeof path);
+    memcpy(path, p, pn);
+    path[pn] = '\0';
+    free(text);
+    smtp_messages_free(msgs, n);
+
+    /* the link: the form, twice, never referring */
+    for (int i = 0; i < 2; i++) {
+        res = http(&d, "GET", path, NULL, NULL);
+        ck_assert_int_eq(tl_raw_status(res), 200);
+        char *rp = tl_raw_header(res, "Referrer-Policy");
+        ck_assert_ptr_nonnull(rp);
+        ck_assert_str_eq(rp, "no-referrer");
+        free(rp);
+        ck_assert_ptr_nonnull(strstr(res, "new_password1"));
+        free(res);
+    }
+    res = http(&d, "POST", path, CSRF_COOKIE,
+               "new_password1=" NEW_PASSWORD "&new_password2=" NEW_PASSWORD
+               "&" CSRF_FIELD);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    ck_assert_ptr_nonnull(strstr(res, "Your password was set"));
+    free(res);
+    /* used up */
+    res = http(&d, "GET", path, NULL, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 400);
+    free(res);
+    /* the old session is gone, the old password refused, the new works */
+    ck_assert_int_eq(tl_whoami(ctx, old_session, NULL), 0);
+    char s2[128];
+    login(ctx, user, TL_PASSWORD, s2, sizeof s2, false);
+    login(ctx, user, NEW_PASSWORD, s2, sizeof s2, true);
+    guest_ctx_free(ctx);
+    demo_stop(&d);
+}
+
+START_TEST(reset_on_each_server)
+{
+    const char *list = getenv("DEMO_EMAIL_SERVERS");
+    char servers[128];
+    snprintf(servers, sizeof servers, "%s", list && *list ? list : "mhd");
+    int done = 0;
+    for (char *save, *s = strtok_r(servers, ",", &save); s;
+         s = strtok_r(NULL, ",", &save)) {
+        reset_on(s);
+        done++;
+    }
+    ck_assert_int_gt(done, 0);
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("demo_email");
+    TCase *t = tcase_create("demo");
+    tcase_set_timeout(t, 240);
+    tcase_add_test(t, reset_on_each_server);
+    suite_add_tcase(s, t);
+    return tl_run(s);
+}
