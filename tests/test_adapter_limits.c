@@ -509,6 +509,9 @@ START_TEST(faulty_framing_is_refused_and_closed)
              "Transfer-Encoding: chunked\r\n"
              "Transfer-Encoding: chunked\r\n");
     snprintf(heads[nh++], 128, "Transfer-Encoding: xchunked\r\n");
+    /* a bare CR ends a line for a proxy that honours it: the length
+     * behind it must not hide */
+    snprintf(heads[nh++], 128, "X-A: b\rContent-Length: %zu\r\n", len);
     for (size_t i = 0; i <= nh; i++) {
         char req[1024];
         if (i < nh)

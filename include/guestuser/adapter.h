@@ -98,6 +98,14 @@ GUEST_API GUEST_NODISCARD int
 guest_buf_append_field_line(guest_buf *b, const char *name, const char *value);
 
 /**
+ * 0 when a header value as the server library parsed it holds no control
+ * byte but horizontal tab, -1 otherwise: a bare CR a server kept inside a
+ * value is a line end to a proxy that honours it, and the header behind it
+ * would hide from the adapter's framing checks (answer 400 and close).
+ */
+GUEST_API GUEST_NODISCARD int guest_header_value_ok(const char *value);
+
+/**
  * Fills @p out (zeroed first) with the numeric IPv4 or IPv6 address
  * @p addr (NULL: "127.0.0.1") and @p port, for a server that binds to a
  * socket address. Returns AF_INET or AF_INET6, or 0 when @p addr is not a

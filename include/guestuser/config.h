@@ -149,6 +149,23 @@ enum {
 struct guest_config {
     /** false: GUEST_ALLOW creates nobody, handlers see an anonymous visitor. */
     bool enabled;
+    /* The bools together: the struct keeps little padding. */
+    /**
+     * true (the default): guest_ctx_new() creates db_schema or brings it to
+     * this library's version. false: it only checks that the schema exists
+     * at exactly that version, with read-only statements, and otherwise
+     * fails with GUEST_ERR_DB and a message naming the schema, its version
+     * and the fix (run `guestuser migrate`). For programs that must never
+     * create or alter the schema, such as admin tools.
+     */
+    bool auto_migrate;
+    /** Whether an anonymous visitor whose provider identity is unknown gets
+     * a new account from guest_identity_sign_in() (true); false: refused
+     * with GUEST_ERR_SIGNUP_CLOSED, and only guests and logged-in users can
+     * link one. */
+    bool identity_signup;
+    /** Prefill the convert form with the generated username (false). */
+    bool convert_prefill_username;
     /** Guest lifetime and session/cookie lifetime, seconds (1209600). */
     int64_t max_age;
 
@@ -193,15 +210,6 @@ struct guest_config {
     /** Upper bound for connecting, waiting for a connection and one
      * statement, in milliseconds (5000). */
     unsigned db_timeout_ms;
-    /**
-     * true (the default): guest_ctx_new() creates db_schema or brings it to
-     * this library's version. false: it only checks that the schema exists
-     * at exactly that version, with read-only statements, and otherwise
-     * fails with GUEST_ERR_DB and a message naming the schema, its version
-     * and the fix (run `guestuser migrate`). For programs that must never
-     * create or alter the schema, such as admin tools.
-     */
-    bool auto_migrate;
 
     guest_created_fn on_guest_created;
     void *on_guest_created_userdata;
@@ -241,14 +249,7 @@ struct guest_config {
     /** Seconds a delivered mail stays in the outbox before cleanup deletes
      * it (604800, a week). */
     unsigned mail_keep_sent_s;
-    /** Whether an anonymous visitor whose provider identity is unknown gets
-     * a new account from guest_identity_sign_in() (true); false: refused
-     * with GUEST_ERR_SIGNUP_CLOSED, and only guests and logged-in users can
-     * link one. */
-    bool identity_signup;
 
-    /** Prefill the convert form with the generated username (false). */
-    bool convert_prefill_username;
     /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django
      * 6.1). guest_ctx_new() with auto_migrate records it in the schema for
      * the tools; 0 takes the count recorded there (1500000 when none), as

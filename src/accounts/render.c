@@ -413,7 +413,6 @@ const char *guest_page_title(guest_page_kind kind)
     case GUEST_PAGE_EMAIL:
         return "Email address";
     case GUEST_PAGE_EMAIL_SENT:
-        return "Confirm your address";
     case GUEST_PAGE_EMAIL_VERIFY:
         return "Confirm your address";
     case GUEST_PAGE_EMAIL_VERIFIED:

@@ -105,8 +105,8 @@ static bool headers_complete(const struct mg_connection *conn,
      * bytes unless blank bytes before the request line (which CivetWeb
      * skips, and which this cannot see) fill that buffer to its end. */
     const char *size = mg_get_option(mg_get_context(conn), "max_request_size");
-    uintptr_t limit =
-        (uintptr_t)ri->request_method + (uintptr_t)(size ? atol(size) : 0);
+    uintptr_t limit = (uintptr_t)ri->request_method +
+                      (uintptr_t)(size ? strtol(size, NULL, 10) : 0);
     const char *end = ri->http_version + strlen(ri->http_version);
     for (int i = 0; i < ri->num_headers; i++) {
         if (!h[i].name || !h[i].value || end[0] || end[1] ||
@@ -190,7 +190,7 @@ static bool ambiguous_framing(const struct mg_request_info *ri)
         host += !strcasecmp(n, "Host");
     }
     return bad || cl > 1 || host > 1 || te > 1 || (cl && te) ||
-           (te && (!ri->http_version || strcmp(ri->http_version, "1.1")));
+           (te && (!ri->http_version || strcmp(ri->http_version, "1.1") != 0));
 }
 
 static const char *op_method(void *c)

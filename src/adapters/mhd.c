@@ -148,8 +148,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
     if (!key)
         return MHD_YES;
     /* A name with blanks in it is a line MHD took whole that a proxy
-     * would fold into the one before or refuse. */
-    if (!token(key) ||
+     * would fold into the one before or refuse; a bare CR (or another
+     * control byte) in a value is a line end MHD kept that a proxy may
+     * honour, so a Content-Length behind it would hide. */
+    if (!token(key) || (value && guest_header_value_ok(value) != 0) ||
         (s->lo &&
          ((uintptr_t)key < s->lo || (uintptr_t)key >= s->hi || !value ||
           (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi)))
@@ -228,7 +230,8 @@ static bool ambiguous_framing(struct MHD_Connection *conn, const char *method,
     return s.malformed || s.content_length > 1 || s.host > 1 ||
            s.transfer_encoding > 1 ||
            (s.content_length && s.transfer_encoding) ||
-           (s.transfer_encoding && (!version || strcmp(version, "HTTP/1.1")));
+           (s.transfer_encoding &&
+            (!version || strcmp(version, "HTTP/1.1") != 0));
 }
 
 static const char *op_method(void *c)

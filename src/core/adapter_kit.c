@@ -276,3 +276,11 @@ void guest_log_limiter_free(guest_log_limiter *l)
     pthread_mutex_destroy(&l->lock);
     free(l);
 }
+
+int guest_header_value_ok(const char *value)
+{
+    for (const unsigned char *p = (const unsigned char *)value; p && *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return -1;
+    return 0;
+}

@@ -92,7 +92,7 @@ static const char *key_problem(const char *key, size_t len)
     size_t steps[256] = {0};
     for (size_t i = 1; i < len; i++)
         steps[(unsigned char)(key[i] - key[i - 1])]++;
-    if (count_bits(steps, len - 1) < KEY_MIN_BITS / 2)
+    if (count_bits(steps, len - 1) < KEY_MIN_BITS / 2.0)
         return "runs through the alphabet, so it is not random";
     return NULL;
 }

@@ -96,19 +96,17 @@ static guest_status check_url(const char *url, bool *implicit_tls,
         return fail(err, GUEST_ERR_NOMEM, "out of memory");
     char *scheme = NULL, *host = NULL;
     guest_status st = GUEST_OK;
+    /* libcurl reads "smtp:///host" as "smtp://host"; a typo, surely. */
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host ||
+        strstr(url, ":///")) {
         st = fail(err, GUEST_ERR_CONFIG,
                   "smtp url: not a URL with a host: %.100s", url);
     } else if (strcasecmp(scheme, "smtp") != 0 &&
                strcasecmp(scheme, "smtps") != 0) {
         st = fail(err, GUEST_ERR_CONFIG,
                   "smtp url: the scheme must be smtp or smtps: %.100s", url);
-    } else if (strstr(url, ":///")) {
-        /* libcurl reads "smtp:///host" as "smtp://host"; a typo, surely. */
-        st = fail(err, GUEST_ERR_CONFIG,
-                  "smtp url: not a URL with a host: %.100s", url);
     } else {
         *implicit_tls = strcasecmp(scheme, "smtps") == 0;
         *loopback = is_loopback(host);

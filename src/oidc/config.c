@@ -105,7 +105,8 @@ out:
 
 static bool public_url_ok(const char *url)
 {
-    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+    if (!url ||
+        (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
         return false;
     CURLU *u = curl_url();
     char *part = NULL;

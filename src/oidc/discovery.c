@@ -63,7 +63,8 @@ guest__oidc_fault guest__oidc_discover(guest_oidc *o, guest__oidc_provider *p,
         f = guest__oidc_fail(why, GUEST__OIDC_UPSTREAM, "discovery",
                              "%s: HTTP %ld, not a JSON object", url,
                              res.status);
-    } else if (!str(doc, "issuer") || strcmp(str(doc, "issuer"), p->issuer)) {
+    } else if (!str(doc, "issuer") ||
+               strcmp(str(doc, "issuer"), p->issuer) != 0) {
         /* Discovery 4.3: an issuer other than the one configured means the
          * document is not that provider's. */
         f = guest__oidc_fail(why, GUEST__OIDC_UPSTREAM, "discovery",
@@ -150,7 +151,8 @@ static guest__oidc_jwks *parse_jwks(const json_t *doc)
     guest__oidc_jwks *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
-    k->keys = calloc(MAX_KEYS, sizeof *k->keys);
+    /* An array of cjose's key handles, not of keys. */
+    k->keys = calloc(MAX_KEYS, sizeof(cjose_jwk_t *));
     k->algs = calloc(MAX_KEYS, sizeof *k->algs);
     if (!k->keys || !k->algs) {
         guest__oidc_jwks_free(k);
@@ -163,8 +165,8 @@ static guest__oidc_jwks *parse_jwks(const json_t *doc)
         if (k->count == MAX_KEYS)
             break;
         const char *kty = str(key, "kty"), *use = str(key, "use");
-        if (!kty || (strcmp(kty, "RSA") && strcmp(kty, "EC")) ||
-            (use && strcmp(use, "sig")))
+        if (!kty || (strcmp(kty, "RSA") != 0 && strcmp(kty, "EC") != 0) ||
+            (use && strcmp(use, "sig") != 0))
             continue;
         char *text = json_dumps(key, JSON_COMPACT);
         cjose_jwk_t *jwk =

@@ -220,7 +220,7 @@ void guest_oidc_identities_view(guest_req *req, void *userdata)
     bool json = guest_req_wants_json(req);
     const char *m = guest_req_method(req);
     bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
-    if (!get && strcmp(m, "POST")) {
+    if (!get && strcmp(m, "POST") != 0) {
         guest__oidc_page(req, json, 405, "Method Not Allowed", NULL);
         guest__oidc_header(req, "Allow", "GET, HEAD, POST");
         return;
@@ -235,18 +235,18 @@ void guest_oidc_identities_view(guest_req *req, void *userdata)
     }
     if (!guest_is_regular_user(u)) {
         char *url = away_url(req, u);
-        if (!url) {
-            guest__oidc_page(req, json, 500, "Internal Server Error", NULL);
-        } else if (json) {
+        bool failed = !url;
+        if (url && json)
             guest__oidc_send_json(
                 req, 403,
                 json_pack("{s:{s:[s]}, s:s}", "errors", "__all__",
                           u ? "Create an account to link other accounts."
                             : "Log in to see your linked accounts.",
                           "redirect", url));
-        } else if (guest_res_redirect(req, url) != GUEST_OK) {
+        else if (url)
+            failed = guest_res_redirect(req, url) != GUEST_OK;
+        if (failed)
             guest__oidc_page(req, json, 500, "Internal Server Error", NULL);
-        }
         free(url);
         return;
     }

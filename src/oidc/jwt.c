@@ -12,7 +12,7 @@
 static bool key_fits(const char *alg, const cjose_jwk_t *jwk,
                      const char *key_alg)
 {
-    if (key_alg && strcmp(key_alg, alg))
+    if (key_alg && strcmp(key_alg, alg) != 0)
         return false;
     cjose_jwk_kty_t kty = cjose_jwk_get_kty(jwk, NULL);
     if (!strcmp(alg, "RS256") || !strcmp(alg, "PS256"))
@@ -57,7 +57,7 @@ guest__oidc_fault guest__oidc_check_claims(const guest__oidc_provider *p,
                                            guest__oidc_why *why)
 {
     const char *iss = str(claims, "iss");
-    if (!iss || strcmp(iss, p->issuer))
+    if (!iss || strcmp(iss, p->issuer) != 0)
         return guest__oidc_fail(why, GUEST__OIDC_REFUSED, "token-iss",
                                 "ID token iss \"%.80s\" is not %s",
                                 iss ? iss : "", p->issuer);
@@ -84,7 +84,7 @@ guest__oidc_fault guest__oidc_check_claims(const guest__oidc_provider *p,
                                 p->client_id);
     const char *azp = str(claims, "azp");
     if ((audiences > 1 || json_object_get(claims, "azp")) &&
-        (!azp || strcmp(azp, p->client_id)))
+        (!azp || strcmp(azp, p->client_id) != 0))
         return guest__oidc_fail(why, GUEST__OIDC_REFUSED, "token-azp",
                                 "ID token azp \"%.80s\" is not %s",
                                 azp ? azp : "", p->client_id);
@@ -103,7 +103,7 @@ guest__oidc_fault guest__oidc_check_claims(const guest__oidc_provider *p,
                                 "now %lld)",
                                 json_number_value(iat), (long long)now);
     const char *got = str(claims, "nonce");
-    if (!got || strcmp(got, nonce))
+    if (!got || strcmp(got, nonce) != 0)
         return guest__oidc_fail(why, GUEST__OIDC_REFUSED, "token-nonce",
                                 "ID token nonce does not match the flow's");
     const char *sub = str(claims, "sub");
@@ -127,8 +127,8 @@ guest__oidc_fault guest__oidc_verify(guest_oidc *o, guest__oidc_provider *p,
     cjose_header_t *hdr = cjose_jws_get_protected(jws);
     const char *alg = hdr ? cjose_header_get(hdr, CJOSE_HDR_ALG, NULL) : NULL;
     const char *kid = hdr ? cjose_header_get(hdr, CJOSE_HDR_KID, NULL) : NULL;
-    if (!alg || (strcmp(alg, "RS256") && strcmp(alg, "PS256") &&
-                 strcmp(alg, "ES256"))) {
+    if (!alg || (strcmp(alg, "RS256") != 0 && strcmp(alg, "PS256") != 0 &&
+                 strcmp(alg, "ES256") != 0)) {
         f = guest__oidc_fail(why, GUEST__OIDC_REFUSED, "token-alg",
                              "ID token alg \"%.20s\" refused (RS256, PS256, "
                              "ES256 only)",

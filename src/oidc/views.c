@@ -29,13 +29,14 @@ static guest__oidc_provider *route(const guest_oidc *o, const guest_req *req,
 {
     const char *path = guest_req_path(req);
     size_t plen = strlen(o->prefix);
-    if (!path || strncmp(path, o->prefix, plen))
+    if (!path || strncmp(path, o->prefix, plen) != 0)
         return NULL;
     const char *name = path + plen, *slash = strchr(name, '/');
     if (!slash)
         return NULL;
     size_t alen = strlen(action);
-    if (strncmp(slash + 1, action, alen) || strcmp(slash + 1 + alen, "/"))
+    if (strncmp(slash + 1, action, alen) != 0 ||
+        strcmp(slash + 1 + alen, "/") != 0)
         return NULL;
     return guest__oidc_find(o, name, (size_t)(slash - name));
 }
@@ -451,7 +452,7 @@ static void finish_flow(guest_oidc *o, guest_req *req, bool json,
         goto out;
     }
     if (!guest__oidc_flow_decode(payload, &flow) ||
-        strcmp(flow.provider, p->name)) {
+        strcmp(flow.provider, p->name) != 0) {
         guest__oidc_fail(&why, GUEST__OIDC_REFUSED, "no-flow",
                          "the flow was started for another provider");
         fault_page(o, req, json, p, &why,
@@ -489,7 +490,7 @@ static void finish_flow(guest_oidc *o, guest_req *req, bool json,
         fault_page(o, req, json, p, &why, NULL);
         goto out;
     }
-    if (iss && strcmp(iss, p->issuer)) {
+    if (iss && strcmp(iss, p->issuer) != 0) {
         guest__oidc_fail(&why, GUEST__OIDC_REFUSED, "iss-param",
                          "authorization response iss \"%.80s\" is not %s", iss,
                          p->issuer);

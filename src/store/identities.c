@@ -171,7 +171,7 @@ guest_status guest__store_identity_unlink(guest_ctx *ctx, int64_t user_id,
                                    " subject = $3",
                            .params = &d},
             &res, err);
-    bool deleted = st == GUEST_OK && atoi(PQcmdTuples(res)) == 1;
+    bool deleted = st == GUEST_OK && strtol(PQcmdTuples(res), NULL, 10) == 1;
     PQclear(res);
     if (st == GUEST_OK && !deleted)
         st = guest__fail(err, GUEST_ERR_NOT_FOUND,
@@ -289,7 +289,7 @@ guest_status guest__store_guest_register(guest_db *tx, int64_t user_id,
                        .params = &p},
         &res, err);
     bool dup = guest__sql_state_is(res, "23505");
-    bool done = st == GUEST_OK && atoi(PQcmdTuples(res)) == 1;
+    bool done = st == GUEST_OK && strtol(PQcmdTuples(res), NULL, 10) == 1;
     PQclear(res);
     if (dup)
         return guest__fail(err, GUEST_ERR_USERNAME_TAKEN,

@@ -79,7 +79,7 @@ guest_status guest__outbox_take(guest_ctx *ctx, size_t limit,
             .subject = PQgetvalue(res, i, 3),
             .text = PQgetvalue(res, i, 4),
             .html = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5),
-            .attempts = atoi(PQgetvalue(res, i, 6))};
+            .attempts = (int)strtol(PQgetvalue(res, i, 6), NULL, 10)};
         fn(&m, userdata);
     }
     PQclear(res);
@@ -140,7 +140,7 @@ guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
             .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
             .to = PQgetvalue(res, i, 1),
             .subject = PQgetvalue(res, i, 2),
-            .attempts = atoi(PQgetvalue(res, i, 3)),
+            .attempts = (int)strtol(PQgetvalue(res, i, 3), NULL, 10),
             .created_at = strtoll(PQgetvalue(res, i, 4), NULL, 10),
             .next_attempt_at = strtoll(PQgetvalue(res, i, 5), NULL, 10),
             .failed = PQgetvalue(res, i, 6)[0] == 't',
