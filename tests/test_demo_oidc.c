@@ -65,8 +65,8 @@ static void demo_path(char *out, size_t size)
 typedef struct demo_proc {
     pid_t pid;
     int port;
-    char base[64];  /* http://127.0.0.1:PORT */
-    char log[64];   /* its standard error */
+    char base[64]; /* http://127.0.0.1:PORT */
+    char log[64];  /* its standard error */
     char schema[64];
 } demo_proc;
 
@@ -96,14 +96,14 @@ static void demo_start(demo_proc *d, const char *server, const char *schema,
     tl_drop_schema(schema);
 
     static char flags[32][1024];
-    const char *argv[64] = {exe,         "--server", server, "--port", "0",
-                            "--db",      tl_conninfo(), "--schema", schema,
-                            "--db-timeout-ms", "30000"};
+    const char *argv[64] = {
+        exe,           "--server", server, "--port",          "0",    "--db",
+        tl_conninfo(), "--schema", schema, "--db-timeout-ms", "30000"};
     int argc = 11, nf = 0;
     argv[argc++] = "--oidc";
-    argv[argc++] = oidc_flag(flags[nf], sizeof flags[nf], "op",
-                             env("OIDC_ISSUER"), env("OIDC_CLIENT_ID"),
-                             env("OIDC_CLIENT_SECRET_FILE"));
+    argv[argc++] =
+        oidc_flag(flags[nf], sizeof flags[nf], "op", env("OIDC_ISSUER"),
+                  env("OIDC_CLIENT_ID"), env("OIDC_CLIENT_SECRET_FILE"));
     nf++;
     for (; modes && *modes; modes++, nf++) {
         char issuer[256], name[64];
@@ -175,8 +175,8 @@ static void demo_stop(demo_proc *d)
     ck_assert_ptr_nonnull(f);
     char line[1024];
     while (fgets(line, sizeof line, f))
-        ck_assert_msg(!strstr(line, " 500 "), "a 500 answer: %s (log %s)",
-                      line, d->log);
+        ck_assert_msg(!strstr(line, " 500 "), "a 500 answer: %s (log %s)", line,
+                      d->log);
     fclose(f);
     unlink(d->log);
 }
@@ -254,8 +254,7 @@ static void response_free(response *r)
 }
 
 /* GET @p url (absolute), or POST @p form (urlencoded) when not NULL. */
-static void request(browser *b, const char *url, const char *form,
-                    response *r)
+static void request(browser *b, const char *url, const char *form, response *r)
 {
     memset(r, 0, sizeof *r);
     curl_easy_setopt(b->curl, CURLOPT_URL, url);
@@ -408,7 +407,8 @@ static void start_flow(browser *b, const demo_proc *d, const char *provider,
     snprintf(button, sizeof button, "Continue with %s", provider);
     ck_assert_msg(strstr(r.body, button), "%s has no button: %s", path, r.body);
     ck_assert_msg(strstr(r.body, "method=\"post\""), "%s: no POST form", path);
-    ck_assert(tl_input_value(r.body, "csrfmiddlewaretoken", token, sizeof token));
+    ck_assert(
+        tl_input_value(r.body, "csrfmiddlewaretoken", token, sizeof token));
     response_free(&r);
     snprintf(form, sizeof form, "csrfmiddlewaretoken=%s%s", token,
              next_field ? next_field : "");
@@ -515,7 +515,8 @@ START_TEST(pages_and_csrf)
     who guest = become_guest(&v, &d);
     response r;
     get(&v, &d, "/convert/", &r);
-    ck_assert_ptr_nonnull(strstr(r.body, "action=\"/accounts/oidc/op/login/\""));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "action=\"/accounts/oidc/op/login/\""));
     ck_assert_ptr_nonnull(strstr(r.body, "Continue with op"));
     ck_assert_ptr_nonnull(strstr(r.body, "Continue with h-alg-none"));
     response_free(&r);
@@ -774,8 +775,8 @@ START_TEST(hostile_refused)
     const char *modes[HOSTILE_PER_DEMO + 1] = {0};
     for (int i = first; i < last; i++)
         modes[i - first] = hostile[i].mode;
-    static const char *const extra[] = {"--oidc-timeout-ms",
-                                        HOSTILE_TIMEOUT_MS, NULL};
+    static const char *const extra[] = {"--oidc-timeout-ms", HOSTILE_TIMEOUT_MS,
+                                        NULL};
     demo_proc d;
     char what[32];
     snprintf(what, sizeof what, "hostile%d", _i);

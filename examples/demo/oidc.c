@@ -131,9 +131,7 @@ int demo_oidc_start(guest_ctx *ctx, const demo_options *o,
     return -1;
 }
 
-void demo_oidc_stop(void)
-{
-}
+void demo_oidc_stop(void) {}
 
 bool demo_oidc_enabled(void)
 {
