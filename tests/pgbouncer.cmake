@@ -39,7 +39,7 @@ set_tests_properties(test_pooler PROPERTIES FIXTURES_REQUIRED "pg;pgbouncer;pgbo
   ENVIRONMENT "GUESTUSER_TEST_CONNINFO_FILE=${GUESTUSER_TEST_PG_DIR}/conninfo;GUESTUSER_TEST_PGBOUNCER_CONNINFO_FILE=${_bouncer_conninfo};GUESTUSER_TEST_PGBOUNCER_LENIENT_CONNINFO_FILE=${_lenient_dir}/conninfo;CK_DEFAULT_TIMEOUT=120")
 
 foreach(_suite test_guards test_convert test_login test_cleanup test_app_db test_users
-    test_password_change test_identities test_email test_email_views
+    test_password_change test_identities test_email test_email_views test_email_signup
     test_demo_notes test_demo_accounts)
   if(NOT TEST ${_suite})
     continue()

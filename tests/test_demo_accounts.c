@@ -538,6 +538,10 @@ START_TEST(mail_flags)
     ck_assert_int_eq(demo_parse_args(&o, 3, optional), 0);
     ck_assert_int_eq(o.smtp_starttls, 1);
     demo_options_free(&o);
+    char *by_email[] = {"demo", "--login-with-email", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 2, by_email), 0);
+    ck_assert(o.cfg.login_with_email);
+    demo_options_free(&o);
     char *defaults[] = {"demo", NULL};
     ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
     ck_assert_ptr_null(o.smtp_url);
@@ -545,6 +549,7 @@ START_TEST(mail_flags)
     ck_assert_int_eq(o.smtp_starttls, 0); /* required */
     ck_assert_ptr_null(o.cfg.mail_from);
     ck_assert_uint_eq(o.cfg.password_reset_timeout, 3600);
+    ck_assert(!o.cfg.login_with_email);
     /* no --smtp-url: no sender, nothing to start */
     char err[256] = "";
     ck_assert_int_eq(demo_mail_start(NULL, &o, err, sizeof err), 0);

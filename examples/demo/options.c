@@ -54,6 +54,7 @@ enum {
     OPT_TIMEOUT,
     OPT_MAX_BODY,
     OPT_PREFILL,
+    OPT_LOGIN_WITH_EMAIL,
     OPT_ITERATIONS,
     OPT_MIN_LENGTH,
     OPT_CHECKS,
@@ -124,6 +125,7 @@ static const struct option longopts[] = {
     {"db-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"max-body-size", required_argument, NULL, OPT_MAX_BODY},
     {"prefill-username", no_argument, NULL, OPT_PREFILL},
+    {"login-with-email", no_argument, NULL, OPT_LOGIN_WITH_EMAIL},
     {"password-iterations", required_argument, NULL, OPT_ITERATIONS},
     {"password-min-length", required_argument, NULL, OPT_MIN_LENGTH},
     {"password-checks", required_argument, NULL, OPT_CHECKS},
@@ -313,6 +315,8 @@ void demo_usage(FILE *out, const char *argv0)
         "http://BIND:PORT\n"
         "  --password-reset-timeout SECONDS how long a reset link works "
         "(3600)\n"
+        "  --login-with-email        the login form also takes a verified "
+        "address\n"
         "Notes application:\n"
         "  --notes-max N             most notes one user may keep (500)\n"
         "Session cache (off by default; docs/scaling.md):\n"
@@ -671,6 +675,9 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             break;
         case OPT_PREFILL:
             c->convert_prefill_username = true;
+            break;
+        case OPT_LOGIN_WITH_EMAIL:
+            c->login_with_email = true;
             break;
         case OPT_ITERATIONS:
             if (!parse_num(optarg, 1, 2147483647, &n))

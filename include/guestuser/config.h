@@ -166,6 +166,9 @@ struct guest_config {
     bool identity_signup;
     /** Prefill the convert form with the generated username (false). */
     bool convert_prefill_username;
+    /** The login form also takes a verified e-mail address in place of the
+     * username (false). An unverified address never logs in. */
+    bool login_with_email;
     /** Guest lifetime and session/cookie lifetime, seconds (1209600). */
     int64_t max_age;
 

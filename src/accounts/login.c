@@ -76,20 +76,29 @@ static guest_status check_password(guest_ctx *ctx, const char *password,
  * kept by triggers), so the refusal of an unknown name costs what the
  * slowest known one's costs. */
 static guest_status authenticate(guest_ctx *ctx, const char *username,
-                                 const char *password, target *t,
+                                 const char *password, bool by_email, target *t,
                                  guest_error *err)
 {
     guest__params p = {0};
     guest__param_text(&p, username);
     PGresult *res;
-    const guest__stmt s = {
-        .tmpl = "SELECT u.id, u.username, u.password,"
-                " (SELECT max(iterations) FROM @.password_costs"
-                " WHERE users > 0)"
-                " FROM (SELECT 1) one LEFT JOIN @.users u"
-                " ON u.username = $1 AND u.is_active AND NOT EXISTS"
-                " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)",
-        .params = &p};
+    /* By e-mail (login_with_email and an '@' typed): only a verified
+     * address, in one statement as by name, so both cost the same. */
+    static const char by_name[] =
+        "SELECT u.id, u.username, u.password,"
+        " (SELECT max(iterations) FROM @.password_costs WHERE users > 0)"
+        " FROM (SELECT 1) one LEFT JOIN @.users u"
+        " ON u.username = $1 AND u.is_active AND NOT EXISTS"
+        " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)";
+    static const char by_address[] =
+        "SELECT u.id, u.username, u.password,"
+        " (SELECT max(iterations) FROM @.password_costs WHERE users > 0)"
+        " FROM (SELECT 1) one LEFT JOIN @.users u"
+        " ON lower(u.email) = lower($1) AND u.email_verified_at IS NOT NULL"
+        " AND u.is_active AND NOT EXISTS"
+        " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)";
+    const guest__stmt s = {.tmpl = by_email ? by_address : by_name,
+                           .params = &p};
     guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
     if (st != GUEST_OK) {
         PQclear(res);
@@ -251,7 +260,9 @@ static guest_status login(guest_req *req, const char *username,
      * sending PostgreSQL bytes it would reject as bad UTF-8). */
     guest_status st;
     target t = {0};
-    if (guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
+    bool by_email = ctx->cfg.login_with_email && strchr(username, '@');
+    if ((by_email ? strlen(username) > GUEST_EMAIL_MAX
+                  : guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS) ||
         !guest__utf8_valid(username, strlen(username))) {
         /* No such name can exist, and everyone can tell: one hash at the
          * configured count is enough. */
@@ -260,7 +271,7 @@ static guest_status login(guest_req *req, const char *username,
         if (st == GUEST_OK)
             st = GUEST_ERR_AUTH;
     } else {
-        st = authenticate(ctx, username, password, &t, err);
+        st = authenticate(ctx, username, password, by_email, &t, err);
     }
     if (st == GUEST_ERR_AUTH)
         guest_form_errors_add(errors, "__all__", GUEST__MSG_LOGIN);
