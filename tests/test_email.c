@@ -526,6 +526,53 @@ START_TEST(a_mail_is_retried_then_kept_as_failed)
 }
 END_TEST
 
+/* The mail counters and the queued gauge after send passes. */
+START_TEST(mail_metrics_count_sent_failed_and_queued)
+{
+    cap_reset();
+    guest_ctx *ctx = tl_ctx(SCHEMA, mail_on);
+    guest_metrics m;
+    guest_metrics_get(ctx, &m);
+    ck_assert_uint_eq(m.mail_sent, 0);
+    ck_assert_uint_eq(m.mail_failed, 0);
+    ck_assert_int_eq(m.mail_queued, 0);
+    queue(ctx, 3);
+    /* a retry counts as neither; the three stay queued */
+    cap.answer = GUEST_MAIL_RETRY;
+    ck_assert_uint_eq(deliver(ctx), 0);
+    guest_metrics_get(ctx, &m);
+    ck_assert_uint_eq(m.mail_sent, 0);
+    ck_assert_uint_eq(m.mail_failed, 0);
+    ck_assert_int_eq(m.mail_queued, 3);
+    /* one refused for good, two delivered */
+    tl_exec_in(SCHEMA, "UPDATE @.outbox SET next_attempt_at = now() + "
+                       "interval '1 hour' WHERE id > (SELECT min(id)"
+                       " FROM @.outbox)");
+    tl_exec_in(SCHEMA, "UPDATE @.outbox SET next_attempt_at = now()"
+                       " WHERE id = (SELECT min(id) FROM @.outbox)");
+    cap.answer = GUEST_MAIL_PERMANENT;
+    ck_assert_uint_eq(deliver(ctx), 0);
+    guest_metrics_get(ctx, &m);
+    ck_assert_uint_eq(m.mail_failed, 1);
+    ck_assert_int_eq(m.mail_queued, 2);
+    tl_exec_in(SCHEMA, "UPDATE @.outbox SET next_attempt_at = now()");
+    cap.answer = GUEST_MAIL_SENT;
+    ck_assert_uint_eq(deliver(ctx), 2);
+    guest_metrics_get(ctx, &m);
+    ck_assert_uint_eq(m.mail_sent, 2);
+    ck_assert_uint_eq(m.mail_failed, 1);
+    ck_assert_int_eq(m.mail_queued, 0);
+    char *text = NULL;
+    ck_assert_int_eq(guest_metrics_text(ctx, &text, NULL, NULL), GUEST_OK);
+    ck_assert_ptr_nonnull(strstr(text, "\nguestuser_mail_sent_total 2\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\nguestuser_mail_failed_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE guestuser_mail_queued gauge\n"
+                                       "guestuser_mail_queued 0\n"));
+    free(text);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static void fast_poll(guest_config *c)
 {
     mail_on(c);
@@ -619,6 +666,7 @@ int main(void)
     tcase_add_test(t, an_address_changes_only_when_verified);
     tcase_add_test(t, without_mail_settings_nothing_is_sent);
     tcase_add_test(t, a_mail_is_retried_then_kept_as_failed);
+    tcase_add_test(t, mail_metrics_count_sent_failed_and_queued);
     tcase_add_test(t, two_senders_deliver_each_mail_once);
     tcase_add_test(t, a_subject_with_a_line_break_sends_nothing);
     suite_add_tcase(s, t);

@@ -66,6 +66,14 @@ typedef struct guest_metrics {
     /** Unix time of the last guest_delete_expired() that finished without
      * an error (dry runs excluded), 0 before the first. */
     int64_t cleanup_last_success;
+    /** Mails this process's senders delivered (guest_mail_send_due). */
+    uint64_t mail_sent;
+    /** Mails this process's senders gave up on: refused for good or out of
+     * mail_max_attempts (a retry still to come is not counted). */
+    uint64_t mail_failed;
+    /** Gauge: mails pending in the outbox (not delivered, not failed), as
+     * this process's last send pass found them; 0 before the first. */
+    int64_t mail_queued;
 } guest_metrics;
 
 /**

@@ -52,10 +52,13 @@ static void deliver(const guest__outbox_mail *m, void *userdata)
         o = GUEST__OUTBOX_RETRY;
     else if (r != GUEST_MAIL_SENT)
         o = GUEST__OUTBOX_FAILED;
-    if (o == GUEST__OUTBOX_SENT)
+    if (o == GUEST__OUTBOX_SENT) {
         p->sent++;
+        guest__count(p->ctx, GUEST__C_MAILS_SENT);
+    }
     if (o == GUEST__OUTBOX_FAILED) {
         p->failed++;
+        guest__count(p->ctx, GUEST__C_MAILS_FAILED);
         guest__log(p->ctx, GUEST_LOG_WARNING,
                    "mail %lld to %s failed for good after %d attempts: %s",
                    (long long)m->id, m->to, m->attempts, why);
@@ -67,6 +70,13 @@ static void deliver(const guest__outbox_mail *m, void *userdata)
     if (st != GUEST_OK && p->st == GUEST_OK)
         p->st = guest__fail(p->err, st, "could not mark mail %lld",
                             (long long)m->id);
+}
+
+static bool count_pending(const guest_mail_info *mail, void *userdata)
+{
+    if (!mail->failed)
+        ++*(int64_t *)userdata;
+    return true;
 }
 
 guest_status guest_mail_send_due(guest_ctx *ctx,
@@ -97,6 +107,11 @@ guest_status guest_mail_send_due(guest_ctx *ctx,
         if (taken < want || p.st != GUEST_OK)
             break;
     }
+    /* The gauge: what is still pending once this pass is done (a failure
+     * to count leaves the last value). */
+    int64_t queued = 0;
+    if (guest__outbox_each(ctx, 0, count_pending, &queued, NULL) == GUEST_OK)
+        guest__metric_mail_queued(ctx, queued);
     if (sent)
         *sent = p.sent;
     if (failed)

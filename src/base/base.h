@@ -59,6 +59,8 @@ typedef enum guest__counter {
     GUEST__C_RATE_LIMITED,
     GUEST__C_CLEANUP_DELETED,
     GUEST__C_DB_ERRORS,
+    GUEST__C_MAILS_SENT,
+    GUEST__C_MAILS_FAILED,
     GUEST__C_COUNT
 } guest__counter;
 
@@ -79,6 +81,8 @@ typedef struct guest__metrics {
     guest__histogram hists[GUEST__H_COUNT];
     /* Unix seconds of the last cleanup that succeeded, 0: none yet. */
     _Atomic int64_t cleanup_last_success;
+    /* Mails pending in the outbox at this process's last send pass. */
+    _Atomic int64_t mail_queued;
 } guest__metrics;
 
 /* One trusted_proxies block; IPv4 as IPv4-mapped IPv6 (prefix + 96). */
@@ -201,6 +205,8 @@ void guest__observe_since(const guest_ctx *ctx, guest__hist h,
                           int64_t start_us);
 /* A cleanup finished without an error: its wall-clock time is kept. */
 void guest__metric_cleanup_done(const guest_ctx *ctx);
+/* The outbox's pending mails, as a send pass found them. */
+void guest__metric_mail_queued(const guest_ctx *ctx, int64_t n);
 /* Fills the counter and histogram fields of @p out (not the gauges). */
 void guest__metrics_read(const guest_ctx *ctx, guest_metrics *out);
 /* The upper bound of bucket @p i in microseconds; INT64_MAX for +Inf. */

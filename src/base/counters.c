@@ -80,6 +80,12 @@ void guest__metric_cleanup_done(const guest_ctx *ctx)
                           (int64_t)time(NULL), memory_order_relaxed);
 }
 
+void guest__metric_mail_queued(const guest_ctx *ctx, int64_t n)
+{
+    atomic_store_explicit(&metrics_of(ctx)->mail_queued, n,
+                          memory_order_relaxed);
+}
+
 static uint64_t load(const _Atomic uint64_t *v)
 {
     return atomic_load_explicit(v, memory_order_relaxed);
@@ -118,4 +124,8 @@ void guest__metrics_read(const guest_ctx *ctx, guest_metrics *out)
     read_hist(&m->hists[GUEST__H_HASH_WAIT], &out->hash_wait);
     out->cleanup_last_success =
         atomic_load_explicit(&m->cleanup_last_success, memory_order_relaxed);
+    out->mail_sent = load(&c[GUEST__C_MAILS_SENT]);
+    out->mail_failed = load(&c[GUEST__C_MAILS_FAILED]);
+    out->mail_queued =
+        atomic_load_explicit(&m->mail_queued, memory_order_relaxed);
 }

@@ -27,13 +27,13 @@ typedef struct text {
 static void put(text *t, const char *fmt, ...) GUEST_PRINTF(2, 3);
 static void put(text *t, const char *fmt, ...)
 {
-    if (t->failed)
-        return;
     char line[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    int n = t->failed ? -1 : vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (t->failed)
+        return;
     /* Every line is library text of known shape; longer would be a bug. */
     if (n < 0 || (size_t)n >= sizeof line ||
         guest_buf_append(&t->buf, line, (size_t)n) != 0)
@@ -146,6 +146,16 @@ static void render(text *t, const guest_metrics *m)
           "Unix time of the last guest_delete_expired that succeeded, 0 "
           "before the first.",
           m->cleanup_last_success);
+    counter(t, "guestuser_mail_sent_total",
+            "Mails delivered by the senders of this process.", m->mail_sent);
+    counter(t, "guestuser_mail_failed_total",
+            "Mails the senders of this process gave up on (refused for good "
+            "or out of mail_max_attempts).",
+            m->mail_failed);
+    gauge(t, "guestuser_mail_queued",
+          "Mails pending in the outbox (neither delivered nor failed) at "
+          "this process's last send pass.",
+          m->mail_queued);
 }
 
 guest_status guest_metrics_text(guest_ctx *ctx, char **out, size_t *len,
