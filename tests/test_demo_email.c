@@ -2,7 +2,9 @@
  * --server it has (DEMO_EMAIL_SERVERS, comma-separated), the outbox
  * delivered by its own --smtp-url sender to the `smtp` fixture's real
  * server: the reset form, the mail as received, its link, the new
- * password, the old session gone and a login with the new password. */
+ * password, the old session gone and a login with the new password; and
+ * the address change: the form, the verification mail, its link's button,
+ * the address verified on the profile, the old address told. */
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -281,6 +283,142 @@ static void reset_on(const char *server)
     demo_stop(&d);
 }
 
+/* The sessionid cookie ("sessionid=...") a response sets, or false. */
+static bool set_session(const char *res, char *out, size_t size)
+{
+    for (const char *h = res; (h = strstr(h, "\nSet-Cookie: sessionid="));
+         h++) {
+        const char *v = h + strlen("\nSet-Cookie: ");
+        size_t n = strcspn(v, ";\r\n");
+        if (n >= size || n == strlen("sessionid="))
+            continue;
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* The path of the first link after @p path on the demo in mail text. */
+static void mail_link(const demo_proc *d, const char *text, const char *path,
+                      char *out, size_t size)
+{
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "http://127.0.0.1:%d%s", d->port, path);
+    const char *link = strstr(text, prefix);
+    ck_assert_msg(link != NULL, "no link in: %s", text);
+    const char *p = strstr(link, path);
+    size_t pn = strcspn(p, " \r\n\t");
+    ck_assert_uint_lt(pn, size);
+    memcpy(out, p, pn);
+    out[pn] = '\0';
+}
+
+/* Changes the address of the user logged in as @p cookies (session and
+ * CSRF) to @p local@example.test and verifies it through the mailed link;
+ * the profile then shows it verified. */
+static void change_address(const demo_proc *d, const char *cookies,
+                           const char *local)
+{
+    char rcpt[128], body[512], path[256];
+    snprintf(rcpt, sizeof rcpt, "%s@example.test", local);
+    char *res = http(d, "GET", "/accounts/email/", cookies, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    free(res);
+    snprintf(body, sizeof body,
+             "email=%s%%40example.test&password=%s&" CSRF_FIELD, local,
+             TL_PASSWORD);
+    res = http(d, "POST", "/accounts/email/", cookies, body);
+    ck_assert_msg(tl_raw_status(res) == 200, "%s", res);
+    free(res);
+    smtp_message *msgs = NULL;
+    size_t n = smtp_wait_messages(smtp_fixture(), rcpt, 1, 30000, &msgs);
+    ck_assert_uint_eq(n, 1);
+    char *subject = smtp_inspect(msgs[0].path, "subject");
+    ck_assert_ptr_nonnull(subject);
+    ck_assert_ptr_nonnull(strstr(subject, "Confirm your e-mail address"));
+    free(subject);
+    char *text = smtp_inspect(msgs[0].path, "text");
+    ck_assert_ptr_nonnull(text);
+    mail_link(d, text, "/accounts/email/verify/", path, sizeof path);
+    free(text);
+    smtp_messages_free(msgs, n);
+    /* the link shows a button and uses up nothing */
+    for (int i = 0; i < 2; i++) {
+        res = http(d, "GET", path, NULL, NULL);
+        ck_assert_int_eq(tl_raw_status(res), 200);
+        ck_assert_ptr_nonnull(strstr(res, "<button"));
+        free(res);
+    }
+    /* not yet: the profile does not show the new address as verified */
+    res = http(d, "GET", "/accounts/profile/", cookies, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    char shown[256];
+    snprintf(shown, sizeof shown, "<strong>%s</strong> (verified)", rcpt);
+    ck_assert_ptr_null(strstr(res, shown));
+    free(res);
+    res = http(d, "POST", path, CSRF_COOKIE, CSRF_FIELD);
+    ck_assert_msg(tl_raw_status(res) == 200, "%s", res);
+    free(res);
+    /* used up */
+    res = http(d, "POST", path, CSRF_COOKIE, CSRF_FIELD);
+    ck_assert_int_eq(tl_raw_status(res), 400);
+    free(res);
+    res = http(d, "GET", "/accounts/profile/", cookies, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    ck_assert_msg(strstr(res, shown) != NULL, "not %s in: %s", shown, res);
+    free(res);
+}
+
+static void change_on(const char *server)
+{
+    char schema[64], user[64], first[96], second[96], old[128];
+    snprintf(schema, sizeof schema, "t_demo_email_change_%s", server);
+    snprintf(user, sizeof user, "change_%s", server);
+    snprintf(first, sizeof first, "first-%s-%d", server, (int)getpid());
+    snprintf(second, sizeof second, "second-%s-%d", server, (int)getpid());
+    demo_proc d;
+    demo_start(&d, server, schema);
+    guest_ctx *ctx = tl_ctx(schema, NULL);
+    (void)tl_new_user(ctx, user, TL_PASSWORD);
+    guest_ctx_free(ctx);
+
+    /* logged in through the demo's own form */
+    char body[512], session[256], cookies[512];
+    snprintf(body, sizeof body, "username=%s&password=%s&" CSRF_FIELD, user,
+             TL_PASSWORD);
+    char *res = http(&d, "POST", "/accounts/login/", CSRF_COOKIE, body);
+    ck_assert_msg(tl_raw_status(res) == 302, "%s", res);
+    ck_assert(set_session(res, session, sizeof session));
+    free(res);
+    snprintf(cookies, sizeof cookies, "%s; " CSRF_COOKIE, session);
+
+    /* a first address: nobody to tell */
+    change_address(&d, cookies, first);
+    /* a second: the first, verified, is told */
+    change_address(&d, cookies, second);
+    snprintf(old, sizeof old, "%s@example.test", first);
+    smtp_message *msgs = NULL;
+    size_t n = smtp_wait_messages(smtp_fixture(), old, 2, 30000, &msgs);
+    ck_assert_uint_eq(n, 2);
+    bool told = false;
+    for (size_t i = 0; i < n; i++) {
+        char *subject = smtp_inspect(msgs[i].path, "subject");
+        ck_assert_ptr_nonnull(subject);
+        if (strstr(subject, "Your e-mail address was changed")) {
+            char *text = smtp_inspect(msgs[i].path, "text");
+            ck_assert_ptr_nonnull(text);
+            ck_assert_msg(strstr(text, second) != NULL, "%s", text);
+            free(text);
+            told = true;
+        }
+        free(subject);
+    }
+    ck_assert(told);
+    smtp_messages_free(msgs, n);
+    demo_stop(&d);
+}
+
 START_TEST(reset_on_each_server)
 {
     const char *list = getenv("DEMO_EMAIL_SERVERS");
@@ -296,6 +434,21 @@ START_TEST(reset_on_each_server)
 }
 END_TEST
 
+START_TEST(address_change_on_each_server)
+{
+    const char *list = getenv("DEMO_EMAIL_SERVERS");
+    char servers[128];
+    snprintf(servers, sizeof servers, "%s", list && *list ? list : "mhd");
+    int done = 0;
+    for (char *save, *s = strtok_r(servers, ",", &save); s;
+         s = strtok_r(NULL, ",", &save)) {
+        change_on(s);
+        done++;
+    }
+    ck_assert_int_gt(done, 0);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -303,6 +456,7 @@ int main(void)
     TCase *t = tcase_create("demo");
     tcase_set_timeout(t, 240);
     tcase_add_test(t, reset_on_each_server);
+    tcase_add_test(t, address_change_on_each_server);
     suite_add_tcase(s, t);
     return tl_run(s);
 }
