@@ -542,6 +542,14 @@ START_TEST(mail_flags)
     ck_assert_int_eq(demo_parse_args(&o, 2, by_email), 0);
     ck_assert(o.cfg.login_with_email);
     demo_options_free(&o);
+    char *required[] = {"demo", "--signup-email", "required", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, required), 0);
+    ck_assert_int_eq(o.cfg.signup_email, GUEST_EMAIL_REQUIRED);
+    demo_options_free(&o);
+    char *opt_email[] = {"demo", "--signup-email", "optional", NULL};
+    ck_assert_int_eq(demo_parse_args(&o, 3, opt_email), 0);
+    ck_assert_int_eq(o.cfg.signup_email, GUEST_EMAIL_OPTIONAL);
+    demo_options_free(&o);
     char *defaults[] = {"demo", NULL};
     ck_assert_int_eq(demo_parse_args(&o, 1, defaults), 0);
     ck_assert_ptr_null(o.smtp_url);
@@ -550,6 +558,7 @@ START_TEST(mail_flags)
     ck_assert_ptr_null(o.cfg.mail_from);
     ck_assert_uint_eq(o.cfg.password_reset_timeout, 3600);
     ck_assert(!o.cfg.login_with_email);
+    ck_assert_int_eq(o.cfg.signup_email, GUEST_EMAIL_OFF);
     /* no --smtp-url: no sender, nothing to start */
     char err[256] = "";
     ck_assert_int_eq(demo_mail_start(NULL, &o, err, sizeof err), 0);
@@ -559,6 +568,7 @@ START_TEST(mail_flags)
         {"--smtp-url", "http://mail.example"},
         {"--smtp-url", "mail.example:25"},
         {"--smtp-starttls", "maybe"},
+        {"--signup-email", "maybe"},
         {"--mail-from", ""},
         {"--mail-from", "a@b\r\nBcc: x@y"},
         {"--password-reset-timeout", "0"},

@@ -55,6 +55,7 @@ enum {
     OPT_MAX_BODY,
     OPT_PREFILL,
     OPT_LOGIN_WITH_EMAIL,
+    OPT_SIGNUP_EMAIL,
     OPT_ITERATIONS,
     OPT_MIN_LENGTH,
     OPT_CHECKS,
@@ -126,6 +127,7 @@ static const struct option longopts[] = {
     {"max-body-size", required_argument, NULL, OPT_MAX_BODY},
     {"prefill-username", no_argument, NULL, OPT_PREFILL},
     {"login-with-email", no_argument, NULL, OPT_LOGIN_WITH_EMAIL},
+    {"signup-email", required_argument, NULL, OPT_SIGNUP_EMAIL},
     {"password-iterations", required_argument, NULL, OPT_ITERATIONS},
     {"password-min-length", required_argument, NULL, OPT_MIN_LENGTH},
     {"password-checks", required_argument, NULL, OPT_CHECKS},
@@ -317,6 +319,8 @@ void demo_usage(FILE *out, const char *argv0)
         "(3600)\n"
         "  --login-with-email        the login form also takes a verified "
         "address\n"
+        "  --signup-email off|optional|required ask for an address on "
+        "sign-up (off)\n"
         "Notes application:\n"
         "  --notes-max N             most notes one user may keep (500)\n"
         "Session cache (off by default; docs/scaling.md):\n"
@@ -678,6 +682,16 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             break;
         case OPT_LOGIN_WITH_EMAIL:
             c->login_with_email = true;
+            break;
+        case OPT_SIGNUP_EMAIL:
+            if (!strcmp(optarg, "off"))
+                c->signup_email = GUEST_EMAIL_OFF;
+            else if (!strcmp(optarg, "optional"))
+                c->signup_email = GUEST_EMAIL_OPTIONAL;
+            else if (!strcmp(optarg, "required"))
+                c->signup_email = GUEST_EMAIL_REQUIRED;
+            else
+                goto bad;
             break;
         case OPT_ITERATIONS:
             if (!parse_num(optarg, 1, 2147483647, &n))

@@ -141,6 +141,14 @@ enum {
     GUEST_PW_CHECK_ALL = 0xF
 };
 
+/** Whether conversion and sign-up ask for an e-mail address
+ * (guest_config.signup_email). */
+typedef enum guest_email_mode {
+    GUEST_EMAIL_OFF = 0,  /**< no address asked for (the default) */
+    GUEST_EMAIL_OPTIONAL, /**< asked for; may be left empty */
+    GUEST_EMAIL_REQUIRED  /**< asked for and required */
+} guest_email_mode;
+
 /**
  * Library settings. Fill with guest_config_init(), then override fields.
  * guest_ctx_new() copies everything it needs: the struct and its strings may
@@ -252,6 +260,10 @@ struct guest_config {
     /** Seconds a delivered mail stays in the outbox before cleanup deletes
      * it (604800, a week). */
     unsigned mail_keep_sent_s;
+    /** Whether conversion asks for an address (GUEST_EMAIL_OFF). A given
+     * address is stored unverified and gets a verification link; it then
+     * needs mail_from and public_url. */
+    guest_email_mode signup_email;
 
     /** PBKDF2-SHA256 iterations for new password hashes (1500000, Django
      * 6.1). guest_ctx_new() with auto_migrate records it in the schema for

@@ -91,6 +91,21 @@ GUEST_API GUEST_NODISCARD guest_status guest_password_reset_confirm(
     const char *new_password2, guest_form_errors *errors, guest_error *err);
 
 /**
+ * guest_convert() with an e-mail address, as guest_config.signup_email
+ * asks: GUEST_EMAIL_OFF ignores @p email; GUEST_EMAIL_REQUIRED refuses an
+ * empty one ("email": "This field is required."). A malformed address or
+ * one another user has (whatever its case) is a GUEST_ERR_VALIDATION with
+ * a message for "email". A given address is stored unverified and a
+ * verification link is queued in the conversion's transaction;
+ * GUEST_ERR_CONFIG when one is given without mail_from or public_url.
+ * The convert view and guest_convert_with() read the form's "email".
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_convert_email(guest_req *req, const char *username, const char *email,
+                    const char *password1, const char *password2,
+                    guest_form_errors *errors, guest_error *err);
+
+/**
  * The request's registered user asks for a new address @p email: checked
  * (messages for "email" in @p errors) and, when the user has a usable
  * password, @p password must be it ("password"). A verification link goes

@@ -88,6 +88,20 @@ guest_status guest__absorb_guest(guest_req *req, guest_db *tx,
                                  const guest_user *guest,
                                  const guest_user *user, guest_error *err);
 
+/* email.c */
+#define GUEST__MSG_BAD_EMAIL "Enter a valid email address."
+#define GUEST__MSG_EMAIL_TAKEN "A user with that email address already exists."
+/* Whether @p s is an address a mail server takes (loose; never a byte
+ * that could reach a mail header). */
+bool guest__email_ok(const char *s);
+/* GUEST_ERR_CONFIG without mail_from or public_url. */
+guest_status guest__email_need_mail(const guest_config *c, guest_error *err);
+/* In @p tx: a 'verify' token for @p email of the user and its mail queued
+ * (the caller has checked that nobody else has the address). */
+guest_status guest__email_queue_verify(guest_db *tx, int64_t user_id,
+                                       const char *username, const char *email,
+                                       guest_error *err);
+
 /* csrf.c */
 /* A new secret for the CSRF cookie after a login, as Django's
  * rotate_token(): a token an attacker planted before stops working. */

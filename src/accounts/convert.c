@@ -27,15 +27,37 @@ guest_status guest_convert(guest_req *req, const char *username,
                               errors, err);
 }
 
+/* The address of a conversion after its checks: NULL when none is to be
+ * stored (signup_email off, or left empty). */
+static const char *check_email(const guest_config *c, const char *email,
+                               guest_form_errors *errors, guest_status *st,
+                               guest_error *err)
+{
+    *st = GUEST_OK;
+    if (c->signup_email == GUEST_EMAIL_OFF)
+        return NULL;
+    if (!email || !*email) {
+        if (c->signup_email == GUEST_EMAIL_REQUIRED)
+            guest_form_errors_add(errors, "email", GUEST__MSG_REQUIRED);
+        return NULL;
+    }
+    if (!guest__email_ok(email)) {
+        guest_form_errors_add(errors, "email", GUEST__MSG_BAD_EMAIL);
+        return NULL;
+    }
+    *st = guest__email_need_mail(c, err);
+    return email;
+}
+
 /* Runs inside the open transaction once the guest row is locked: the name
  * check, the update, the application's store, the guest row and sessions.
  * Any failure leaves the caller to roll back. */
 static guest_status
 write_account(guest_req *req, guest_db *tx, const char *id,
               const char *username, bool name_ok, const char *hash,
-              const unsigned char *new_hash, const guest_signup *signup,
-              const guest_form *form, guest_form_errors *errors,
-              guest_user *user, guest_error *err)
+              const unsigned char *new_hash, const char *email,
+              const guest_signup *signup, const guest_form *form,
+              guest_form_errors *errors, guest_user *user, guest_error *err)
 {
     bool still_guest;
     guest_status st = guest__lock_guest(tx, id, &still_guest, err);
@@ -77,6 +99,22 @@ write_account(guest_req *req, guest_db *tx, const char *id,
     user->id = strtoll(id, NULL, 10);
     user->is_guest = false;
     snprintf(user->username, sizeof user->username, "%s", username);
+    if (email) {
+        /* The address is the account's unverified until its link is
+         * opened; the link's mail is queued with the conversion. */
+        bool taken;
+        st = guest__store_email_taken(tx, email, user->id, &taken, err);
+        if (st == GUEST_OK && taken) {
+            guest_form_errors_add(errors, "email", GUEST__MSG_EMAIL_TAKEN);
+            return GUEST_ERR_VALIDATION;
+        }
+        if (st == GUEST_OK)
+            st = guest__store_email_set(tx, user->id, email, false, err);
+        if (st == GUEST_OK)
+            st = guest__email_queue_verify(tx, user->id, username, email, err);
+        if (st != GUEST_OK)
+            return st;
+    }
     if (signup && signup->store) {
         size_t before = errors->count;
         st = signup->store(tx, user, form, errors, signup->userdata);
@@ -113,7 +151,8 @@ write_account(guest_req *req, guest_db *tx, const char *id,
 }
 
 static guest_status convert_with(guest_req *req, const char *username,
-                                 const char *password1, const char *password2,
+                                 const char *email, const char *password1,
+                                 const char *password2,
                                  const guest_signup *signup,
                                  const guest_form *form,
                                  guest_form_errors *errors, guest_error *err)
@@ -141,6 +180,9 @@ static guest_status convert_with(guest_req *req, const char *username,
                                   errors, &name_ok);
     if (st != GUEST_OK && st != GUEST_ERR_VALIDATION)
         return st;
+    email = check_email(&ctx->cfg, email, errors, &st, err);
+    if (st != GUEST_OK)
+        return st;
     if (signup) {
         check_signup_fields(signup, form, errors);
         if (signup->validate &&
@@ -165,7 +207,7 @@ static guest_status convert_with(guest_req *req, const char *username,
         st = guest__tx_begin(ctx, &tx, err);
         if (st == GUEST_OK) {
             st = write_account(req, &tx, id, username, name_ok, hash, new_hash,
-                               signup, form, errors, &user, err);
+                               email, signup, form, errors, &user, err);
             if (st == GUEST_OK)
                 st = guest__tx_commit(&tx, err);
             else
@@ -203,11 +245,12 @@ static guest_status convert_with(guest_req *req, const char *username,
     return GUEST_OK;
 }
 
-guest_status guest_convert_with(guest_req *req, const char *username,
-                                const char *password1, const char *password2,
-                                const guest_signup *signup,
-                                const guest_form *form,
-                                guest_form_errors *errors, guest_error *err)
+static guest_status limited_convert(guest_req *req, const char *username,
+                                    const char *email, const char *password1,
+                                    const char *password2,
+                                    const guest_signup *signup,
+                                    const guest_form *form,
+                                    guest_form_errors *errors, guest_error *err)
 {
     /* Failed conversions count against the address like failed logins:
      * each can cost a password hash, and "taken" answers enumerate
@@ -225,9 +268,29 @@ guest_status guest_convert_with(guest_req *req, const char *username,
             return st;
         }
     }
-    guest_status st = convert_with(req, username, password1, password2, signup,
-                                   form, errors, err);
+    guest_status st = convert_with(req, username, email, password1, password2,
+                                   signup, form, errors, err);
     if (req)
         guest__limit_convert_done(req, st);
     return st;
+}
+
+guest_status guest_convert_with(guest_req *req, const char *username,
+                                const char *password1, const char *password2,
+                                const guest_signup *signup,
+                                const guest_form *form,
+                                guest_form_errors *errors, guest_error *err)
+{
+    return limited_convert(req, username,
+                           form ? guest_form_get(form, "email") : NULL,
+                           password1, password2, signup, form, errors, err);
+}
+
+guest_status guest_convert_email(guest_req *req, const char *username,
+                                 const char *email, const char *password1,
+                                 const char *password2,
+                                 guest_form_errors *errors, guest_error *err)
+{
+    return limited_convert(req, username, email, password1, password2, NULL,
+                           NULL, errors, err);
 }

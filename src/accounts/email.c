@@ -10,8 +10,8 @@
 
 #include "accounts/accounts.h"
 
-#define MSG_BAD_EMAIL "Enter a valid email address."
-#define MSG_EMAIL_TAKEN "A user with that email address already exists."
+#define MSG_BAD_EMAIL GUEST__MSG_BAD_EMAIL
+#define MSG_EMAIL_TAKEN GUEST__MSG_EMAIL_TAKEN
 #define MSG_PASSWORD_WRONG                                                     \
     "Your password was entered incorrectly. Please enter it again."
 /* The per-address reset limit counts every address in one row family. */
@@ -21,7 +21,7 @@
  * domain, printable, no blanks or brackets; at most GUEST_EMAIL_MAX bytes.
  * Deliberately loose (the link proves the address), but never a byte that
  * could reach a mail header. */
-static bool email_ok(const char *s)
+bool guest__email_ok(const char *s)
 {
     if (!s)
         return false;
@@ -44,7 +44,7 @@ static void lower_ascii(const char *s, char *out, size_t size)
     out[i] = '\0';
 }
 
-static guest_status need_mail(const guest_config *c, guest_error *err)
+guest_status guest__email_need_mail(const guest_config *c, guest_error *err)
 {
     if (!c->mail_from || !c->public_url)
         return guest__fail(err, GUEST_ERR_CONFIG,
@@ -131,11 +131,11 @@ guest_status guest_password_reset_request(guest_req *req, const char *email,
         return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
-    guest_status st = need_mail(c, err);
+    guest_status st = guest__email_need_mail(c, err);
     if (st != GUEST_OK)
         return st;
     /* Not an address anyone can have: the same answer, and no work. */
-    if (!email_ok(email))
+    if (!guest__email_ok(email))
         return GUEST_OK;
     if ((st = take_reset_places(req, email, err)) != GUEST_OK)
         return st;
@@ -324,7 +324,7 @@ guest_status guest_email_change(guest_req *req, const char *email,
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
-    guest_status st = need_mail(c, err);
+    guest_status st = guest__email_need_mail(c, err);
     if (st != GUEST_OK)
         return st;
     const guest_user *current;
@@ -336,17 +336,12 @@ guest_status guest_email_change(guest_req *req, const char *email,
     guest_user user = *current;
     if (!email || !*email)
         guest_form_errors_add(errors, "email", GUEST__MSG_REQUIRED);
-    else if (!email_ok(email))
+    else if (!guest__email_ok(email))
         guest_form_errors_add(errors, "email", MSG_BAD_EMAIL);
     st = check_own_password(req, &user, password, errors, err);
     if (st != GUEST_OK || errors->count)
         return st != GUEST_OK ? st : GUEST_ERR_VALIDATION;
-    char token[GUEST__TOKEN_CHARS + 1];
-    unsigned char hash[GUEST__SHA256_BYTES];
-    if ((st = guest__session_new(token, hash)) != GUEST_OK)
-        return guest__fail(err, st, "no random bytes");
     guest_db tx;
-    char *link = NULL;
     if ((st = guest__tx_begin(ctx, &tx, err)) == GUEST_OK) {
         bool taken;
         st = guest__store_email_taken(&tx, email, user.id, &taken, err);
@@ -355,24 +350,40 @@ guest_status guest_email_change(guest_req *req, const char *email,
             st = GUEST_ERR_VALIDATION;
         }
         if (st == GUEST_OK)
-            st = guest__store_token_put(&tx, hash, "verify", user.id, email,
-                                        c->email_verify_timeout, err);
-        if (st == GUEST_OK &&
-            !(link = link_to(c, "/accounts/email/verify/", token)))
-            st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-        if (st == GUEST_OK) {
-            guest_mail_vars v = {.kind = GUEST_MAIL_VERIFY,
-                                 .username = user.username,
-                                 .address = email,
-                                 .link = link,
-                                 .valid_s = c->email_verify_timeout,
-                                 .new_address = ""};
-            st = queue_mail(&tx, &v, err);
-        }
+            st = guest__email_queue_verify(&tx, user.id, user.username, email,
+                                           err);
         if (st == GUEST_OK)
             st = guest__tx_commit(&tx, err);
         else
             guest__tx_abort(&tx);
+    }
+    return st;
+}
+
+guest_status guest__email_queue_verify(guest_db *tx, int64_t user_id,
+                                       const char *username, const char *email,
+                                       guest_error *err)
+{
+    const guest_config *c = &tx->ctx->cfg;
+    char token[GUEST__TOKEN_CHARS + 1];
+    unsigned char hash[GUEST__SHA256_BYTES];
+    guest_status st = guest__session_new(token, hash);
+    if (st != GUEST_OK)
+        return guest__fail(err, st, "no random bytes");
+    char *link = NULL;
+    st = guest__store_token_put(tx, hash, "verify", user_id, email,
+                                c->email_verify_timeout, err);
+    if (st == GUEST_OK &&
+        !(link = link_to(c, "/accounts/email/verify/", token)))
+        st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    if (st == GUEST_OK) {
+        guest_mail_vars v = {.kind = GUEST_MAIL_VERIFY,
+                             .username = username,
+                             .address = email,
+                             .link = link,
+                             .valid_s = c->email_verify_timeout,
+                             .new_address = ""};
+        st = queue_mail(tx, &v, err);
     }
     if (link) {
         OPENSSL_cleanse(link, strlen(link));

@@ -160,7 +160,8 @@ static void signup_field(out *o, const guest_page *page,
 static guest_status convert_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"username", "password1", "password2",
-                                          NULL};
+                                          "email", NULL};
+    guest_email_mode mode = o->req->ctx->cfg.signup_email;
     head(o, guest_page_title(GUEST_PAGE_CONVERT));
     raw(o, "<p>You are using this site as a guest");
     if (page->user) {
@@ -177,6 +178,15 @@ static guest_status convert_page(out *o, const guest_page *page)
           page->errors);
     raw(o, "<p class=\"help\">150 characters or fewer. Letters, digits and "
            "@/./+/-/_ only.</p>\n");
+    if (mode != GUEST_EMAIL_OFF) {
+        const char *email =
+            page->form ? guest_form_get(page->form, "email") : NULL;
+        input(o, "email", "Email address", "email", email ? email : "",
+              mode == GUEST_EMAIL_REQUIRED
+                  ? " maxlength=\"254\" autocomplete=\"email\" required"
+                  : " maxlength=\"254\" autocomplete=\"email\"",
+              page->errors);
+    }
     input(o, "password1", "Password", "password", NULL,
           " autocomplete=\"new-password\" required", page->errors);
     input(o, "password2", "Password confirmation", "password", NULL,

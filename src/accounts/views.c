@@ -447,7 +447,7 @@ void guest_convert_view(guest_req *req, void *userdata)
         return;
     }
     static const char *const fields[] = {"username", "password1", "password2",
-                                         NULL};
+                                         "email", NULL};
     guest_form *form;
     char *next;
     const guest_user *u;
