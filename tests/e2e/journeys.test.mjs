@@ -9,12 +9,16 @@
 // E2E_SERVERS ("mhd civetweb"), E2E_RESULTS (screenshot folder), OIDC_ENV_FILE
 // (the `oidc` fixture's env file, tests/oidc/README.md: the demo runs with
 // --oidc op,OIDC_ISSUER,OIDC_CLIENT_ID,OIDC_CLIENT_SECRET_FILE; without it
-// journey d is skipped).
+// journey d is skipped), SMTP_ENV_FILE (the `smtp` fixture's env file,
+// tests/smtp/README.md: journey e's demo sends through SMTP_URL and the
+// journey reads the mail the fixture saved under SMTP_DIR; without it
+// journey e is skipped).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +60,51 @@ function oidcEnv() {
   return env;
 }
 const OIDC = oidcEnv();
+
+// The smtp fixture's KEY=VALUE lines, or null without SMTP_ENV_FILE.
+function smtpEnv() {
+  const file = process.env.SMTP_ENV_FILE;
+  if (!file) return null;
+  const env = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  for (const key of ['SMTP_URL', 'SMTP_DIR'])
+    if (!env[key]) throw new Error(`${key} missing from ${file}: is the smtp fixture running?`);
+  return env;
+}
+const SMTP = smtpEnv();
+const INSPECT = path.join(here, '..', 'smtp', 'smtp-inspect.py');
+
+// A loopback port free now (the links in the mails need it before the
+// demo listens).
+async function freePort() {
+  const srv = net.createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+// Waits for the first mail the smtp fixture saved for RCPT; its decoded
+// FIELD (tests/smtp/smtp-inspect.py).
+async function receivedMail(rcpt, field) {
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    for (const name of readdirSync(SMTP.SMTP_DIR).filter((n) => n.endsWith('.envelope'))) {
+      const env = readFileSync(path.join(SMTP.SMTP_DIR, name), 'utf8');
+      const m = env.match(/^RCPT_TO=(.*)$/m);
+      const eml = path.join(SMTP.SMTP_DIR, name.replace(/\.envelope$/, '.eml'));
+      if (m && m[1].split(',').includes(rcpt) && existsSync(eml))
+        return execFileSync('python3', [INSPECT, eml, field], { encoding: 'utf8' });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no mail to ${rcpt} reached the smtp fixture within 30 s`);
+}
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 
 // Only this run's pictures: a failed run leaves no older ones to mislead.
@@ -86,14 +135,14 @@ function notesOf(schema, userId) {
 }
 
 // Starts guestuser-demo on a free port with its own, emptied schemas.
-async function startDemo(server, schema) {
+async function startDemo(server, schema, extra = [], port = 0) {
   sql(`SET client_min_messages = warning;
        DROP SCHEMA IF EXISTS ${schema}_demo CASCADE; DROP SCHEMA IF EXISTS ${schema} CASCADE;`);
   // "Continue with op": the fixture's real OpenID Provider (oidc-provider).
   const oidc = OIDC ? ['--oidc', `op,${OIDC.OIDC_ISSUER},${OIDC.OIDC_CLIENT_ID},` +
                                  OIDC.OIDC_CLIENT_SECRET_FILE] : [];
-  const proc = spawn(DEMO, ['--server', server, '--port', '0', '--db', CONNINFO,
-                            '--schema', schema, ...oidc],
+  const proc = spawn(DEMO, ['--server', server, '--port', String(port), '--db', CONNINFO,
+                            '--schema', schema, ...oidc, ...extra],
                      { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log += d; });
@@ -409,6 +458,90 @@ for (const server of SERVERS) {
         assert.equal(notesOf(schema, alice.id), 2);
       } finally {
         await b.close();
+      }
+    });
+
+    // TODO (issue 18): the reset link's page sends Referrer-Policy:
+    // no-referrer, so Chromium posts its form with "Origin: null" (Fetch:
+    // a no-referrer policy serializes the Origin of a POST as null) and the
+    // CSRF check answers 403 "Origin checking failed - null does not match
+    // any trusted origins". With the header answered as same-origin instead
+    // (tried by rewriting it in the browser) the whole journey passes on
+    // every server. Drop the todo once the page no longer breaks its own form.
+    test('e: a user who forgot their password gets a link by mail, sets a new one and logs in with it', {
+      skip: !SMTP && 'SMTP_ENV_FILE not set (ctest sets it with the smtp fixture)',
+      todo: 'the reset form is refused in a browser: Referrer-Policy no-referrer makes Origin null (issue 18)',
+    }, async () => {
+      // a demo of its own that sends mail, its links to its own port
+      const port = await freePort();
+      const mailDemo = await startDemo(server, `${schema}_mail`, [
+        '--smtp-url', SMTP.SMTP_URL, '--smtp-starttls', 'off',
+        '--mail-from', 'Demo <noreply@example.test>',
+        '--public-url', `http://127.0.0.1:${port}`], port);
+      const url = mailDemo.url;
+      const b = await browse(`${server}-e-reset`);
+      const { page } = b;
+      const NEW_PASSWORD = 'Copper-Harbour-93';
+      try {
+        // a registered user with a verified address
+        const username = `e2e_reset_${server}_${Date.now()}`;
+        const address = `${username}@example.test`;
+        await page.goto(`${url}/notes/`);
+        await page.goto(`${url}/convert/`);
+        await page.fill('#id_username', username);
+        await page.fill('#id_password1', PASSWORD);
+        await page.fill('#id_password2', PASSWORD);
+        await Promise.all([page.waitForURL(`${url}/convert/success/`),
+                           page.click('button:has-text("Sign up")')]);
+        const user = await whoami(b, url);
+        sql(`UPDATE ${schema}_mail.users SET email = :'addr', email_verified_at = now()
+             WHERE id = :'uid';`, { addr: address, uid: user.id });
+        await Promise.all([page.waitForURL(`${url}/`),
+                           page.click('.top button:has-text("Log out")')]);
+
+        // forgot the password: the login page's link, the form, the answer
+        await page.goto(`${url}/accounts/login/`);
+        await Promise.all([page.waitForURL(`${url}/accounts/password/reset/`),
+                           page.click('a[href="/accounts/password/reset/"]')]);
+        await b.shot('reset-form');
+        await page.fill('#id_email', address);
+        await Promise.all([page.waitForNavigation(),
+                           page.click('button:has-text("Reset my password")')]);
+        await b.shot('reset-sent');
+        assert.match(await page.content(), /a link/);
+
+        // the link from the mail as the SMTP server received it
+        const text = await receivedMail(address, 'text');
+        const link = text.match(new RegExp(`http://127\\.0\\.0\\.1:${port}/accounts/password/reset/\\S+`));
+        assert.ok(link, `no reset link in the mail:\n${text}`);
+        await page.goto(link[0]);
+        await b.shot('reset-link');
+        await page.fill('#id_new_password1', NEW_PASSWORD);
+        await page.fill('#id_new_password2', NEW_PASSWORD);
+        await Promise.all([page.waitForNavigation(),
+                           page.click('button:has-text("Set my password")')]);
+        await b.shot('reset-done');
+        assert.match(await page.content(), /Your password was set/);
+
+        // the old password is refused, the new one logs in
+        await page.goto(`${url}/accounts/login/`);
+        await page.fill('#id_username', username);
+        await page.fill('#id_password', PASSWORD);
+        await Promise.all([page.waitForNavigation(),
+                           page.click('button:has-text("Log in")')]);
+        assert.notEqual((await whoami(b, url)).id, user.id);
+        await page.goto(`${url}/accounts/login/`);
+        await page.fill('#id_username', username);
+        await page.fill('#id_password', NEW_PASSWORD);
+        await Promise.all([page.waitForURL(`${url}/accounts/profile/`),
+                           page.click('button:has-text("Log in")')]);
+        await b.shot('logged-in-new-password');
+        const me = await whoami(b, url);
+        assert.equal(me.authenticated, true);
+        assert.equal(me.id, user.id);
+      } finally {
+        await b.close();
+        await stopDemo(mailDemo);
       }
     });
   });
