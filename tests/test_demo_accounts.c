@@ -604,7 +604,7 @@ START_TEST(mail_flags)
     tl_http_free(&h);
     dt_get(ctx, &h, "/accounts/password/reset/not-a-token/", NULL);
     ck_assert_int_eq(h.status, 400);
-    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     dt_get(ctx, &h, "/accounts/email/verify/not-a-token/", NULL);
     ck_assert_int_eq(h.status, 400);

@@ -259,7 +259,7 @@ static void reset_on(const char *server)
         ck_assert_int_eq(tl_raw_status(res), 200);
         char *rp = tl_raw_header(res, "Referrer-Policy");
         ck_assert_ptr_nonnull(rp);
-        ck_assert_str_eq(rp, "no-referrer");
+        ck_assert_str_eq(rp, "same-origin");
         free(rp);
         ck_assert_ptr_nonnull(strstr(res, "new_password1"));
         free(res);

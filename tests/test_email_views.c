@@ -249,7 +249,7 @@ START_TEST(reset_flow_end_to_end)
                    guest_password_reset_confirm_view, NULL);
         ck_assert_int_eq(h.status, 200);
         ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"),
-                         "no-referrer");
+                         "same-origin");
         ck_assert_ptr_nonnull(strstr(h.res_body, "name=\"new_password1\""));
         ck_assert_ptr_nonnull(strstr(h.res_body, "alice"));
         tl_http_free(&h);
@@ -259,7 +259,7 @@ START_TEST(reset_flow_end_to_end)
                "new_password1=" NEW_PASSWORD "&new_password2=" NEW_PASSWORD,
                guest_password_reset_confirm_view, NULL);
     ck_assert_int_eq(h.status, 403);
-    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     /* passwords that differ: the form again with its message */
     tl_request(ctx, &h, "POST", target, csrf_only(), NULL,
@@ -267,7 +267,7 @@ START_TEST(reset_flow_end_to_end)
                guest_password_reset_confirm_view, NULL);
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "errorlist"));
-    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     /* set */
     tl_request(ctx, &h, "POST", target, csrf_only(), NULL,
@@ -277,7 +277,7 @@ START_TEST(reset_flow_end_to_end)
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(strstr(h.res_body, "Your password was set"));
     ck_assert_ptr_nonnull(strstr(h.res_body, "/accounts/login/"));
-    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     /* old session gone, old password refused, new one works */
     char session[128];
@@ -291,7 +291,7 @@ START_TEST(reset_flow_end_to_end)
                guest_password_reset_confirm_view, NULL);
     ck_assert_int_eq(h.status, 400);
     ck_assert_ptr_nonnull(strstr(h.res_body, "invalid or was used"));
-    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     tl_request(ctx, &h, "POST", target, csrf_only(), NULL,
                "new_password1=" NEW_PASSWORD
@@ -508,7 +508,7 @@ START_TEST(json_mode)
     ck_assert_str_eq(json_string_value(json_object_get(j, "username")),
                      "carol");
     json_decref(j);
-    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     json_req(ctx, &h, "POST", target, csrf_only(),
              "{\"new_password1\": \"" NEW_PASSWORD

@@ -174,12 +174,13 @@ GUEST_API void guest_password_change_view(guest_req *req, void *userdata);
 GUEST_API void guest_password_reset_view(guest_req *req, void *userdata);
 
 /** GET/HEAD/POST /accounts/password/reset/TOKEN/, every answer with
- * Referrer-Policy: no-referrer. GET: guest_password_reset_check() (the
- * link is not used up) and the form for the new password twice
- * (new_password1, new_password2). POST: guest_password_reset_confirm();
- * then GUEST_PAGE_PASSWORD_RESET_DONE (every session of the user ended, a
- * link to login_url; JSON: 200 {"done": true, "login_url": ...}), or the
- * form again with its messages (JSON: 400). */
+ * Referrer-Policy: same-origin (the token never goes to another site; a
+ * no-referrer page would post its own form with Origin: null). GET:
+ * guest_password_reset_check() (the link is not used up) and the form for the
+ * new password twice (new_password1, new_password2). POST:
+ * guest_password_reset_confirm(); then GUEST_PAGE_PASSWORD_RESET_DONE (every
+ * session of the user ended, a link to login_url; JSON: 200 {"done": true,
+ * "login_url": ...}), or the form again with its messages (JSON: 400). */
 GUEST_API void guest_password_reset_confirm_view(guest_req *req,
                                                  void *userdata);
 

@@ -377,8 +377,12 @@ void guest_password_reset_confirm_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    /* The path holds the token: no link on any answer may send it on. */
-    if (guest_res_add_header(req, "Referrer-Policy", "no-referrer") !=
+    /* The path holds the token: no link on any answer may send it to
+     * another site. Why same-origin, not no-referrer: under no-referrer a
+     * browser posts the page's own form with "Origin: null", which the
+     * CSRF check rightly refuses, so nobody could set a password (a
+     * browser journey found it). Our own site knows the token anyway. */
+    if (guest_res_add_header(req, "Referrer-Policy", "same-origin") !=
         GUEST_OK) {
         guest__respond_error(req);
         return;

@@ -461,16 +461,11 @@ for (const server of SERVERS) {
       }
     });
 
-    // TODO (issue 18): the reset link's page sends Referrer-Policy:
-    // no-referrer, so Chromium posts its form with "Origin: null" (Fetch:
-    // a no-referrer policy serializes the Origin of a POST as null) and the
-    // CSRF check answers 403 "Origin checking failed - null does not match
-    // any trusted origins". With the header answered as same-origin instead
-    // (tried by rewriting it in the browser) the whole journey passes on
-    // every server. Drop the todo once the page no longer breaks its own form.
+    // The reset link's page sends Referrer-Policy: same-origin: under
+    // no-referrer Chromium posts its form with "Origin: null" and the CSRF
+    // check refuses it (this journey found that).
     test('e: a user who forgot their password gets a link by mail, sets a new one and logs in with it', {
       skip: !SMTP && 'SMTP_ENV_FILE not set (ctest sets it with the smtp fixture)',
-      todo: 'the reset form is refused in a browser: Referrer-Policy no-referrer makes Origin null (issue 18)',
     }, async () => {
       // a demo of its own that sends mail, its links to its own port
       const port = await freePort();
