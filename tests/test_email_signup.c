@@ -190,6 +190,14 @@ END_TEST
 
 START_TEST(signup_email_required)
 {
+    /* a mode that is none of the three is refused */
+    guest_config bad;
+    tl_config(&bad, SCHEMA);
+    bad.signup_email = (guest_email_mode)7;
+    guest_ctx *none = NULL;
+    guest_error err;
+    ck_assert_int_eq(guest_ctx_new(&bad, &none, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "signup_email"));
     guest_ctx *ctx = tl_ctx(SCHEMA, mode_required);
     static char page[16384];
     ck_assert_int_eq(convert_post(ctx, "jo", "", page, sizeof page), 200);

@@ -235,6 +235,10 @@ static guest_status check_config(const guest_config *c, guest_error *err)
     if (c->mail_max_attempts < 1 || c->mail_max_attempts > 100)
         return BAD("mail_max_attempts must be 1..100 (got %u)",
                    c->mail_max_attempts);
+    if ((unsigned)c->signup_email > GUEST_EMAIL_REQUIRED)
+        return BAD("signup_email must be GUEST_EMAIL_OFF, _OPTIONAL or "
+                   "_REQUIRED (got %d)",
+                   (int)c->signup_email);
     if (c->password_reset_rate_limit > 1000000000u ||
         c->password_reset_email_limit > 1000000000u)
         return BAD("password reset limits must be 0..1000000000");
