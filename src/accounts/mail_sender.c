@@ -72,13 +72,6 @@ static void deliver(const guest__outbox_mail *m, void *userdata)
                             (long long)m->id);
 }
 
-static bool count_pending(const guest_mail_info *mail, void *userdata)
-{
-    if (!mail->failed)
-        ++*(int64_t *)userdata;
-    return true;
-}
-
 guest_status guest_mail_send_due(guest_ctx *ctx,
                                  const guest_mail_transport *transport,
                                  size_t limit, unsigned *sent, unsigned *failed,
@@ -110,7 +103,7 @@ guest_status guest_mail_send_due(guest_ctx *ctx,
     /* The gauge: what is still pending once this pass is done (a failure
      * to count leaves the last value). */
     int64_t queued = 0;
-    if (guest__outbox_each(ctx, 0, count_pending, &queued, NULL) == GUEST_OK)
+    if (guest__outbox_pending(ctx, &queued, NULL) == GUEST_OK)
         guest__metric_mail_queued(ctx, queued);
     if (sent)
         *sent = p.sent;

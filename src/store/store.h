@@ -323,6 +323,9 @@ guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
                                 guest_error *err);
 guest_status guest__outbox_retry_failed(guest_ctx *ctx, uint64_t *count,
                                         guest_error *err);
+/* How many mails are pending (neither sent nor failed). */
+guest_status guest__outbox_pending(guest_ctx *ctx, int64_t *count,
+                                   guest_error *err);
 guest_status guest__outbox_done(guest_ctx *ctx, int64_t id,
                                 guest__outbox_outcome outcome,
                                 unsigned retry_in_s, const char *error,
