@@ -5,19 +5,13 @@
  * password, the old session gone and a login with the new password; and
  * the address change: the form, the verification mail, its link's button,
  * the address verified on the profile, the old address told. */
-#include <arpa/inet.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "demo_proc.h"
 #include "smtp_env.h"
 #include "testlib.h"
 
@@ -25,70 +19,13 @@
 #define CSRF_COOKIE "csrftoken=" TL_CSRF
 #define CSRF_FIELD "csrfmiddlewaretoken=" TL_CSRF
 
-static void demo_path(char *out, size_t size)
-{
-    const char *e = getenv("GUESTUSER_TEST_DEMO");
-    if (e && *e) {
-        snprintf(out, size, "%s", e);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    ck_assert_int_gt(n, 0);
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    ck_assert_ptr_nonnull(slash);
-    *slash = '\0';
-    snprintf(out, size, "%s/../examples/guestuser-demo", self);
-}
-
-/* A port free now (the links in the mails need it before the demo
- * listens). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-typedef struct demo_proc {
-    pid_t pid;
-    int port;
-    char log[64];
-} demo_proc;
-
+/* The demo on @p server and @p schema with its sender on the smtp
+ * fixture. */
 static void demo_start(demo_proc *d, const char *server, const char *schema)
 {
-    char exe[PATH_MAX + 64];
-    demo_path(exe, sizeof exe);
-    ck_assert_msg(access(exe, X_OK) == 0, "no demo program at %s", exe);
-    char drop[256];
-    snprintf(drop, sizeof drop, "%s_demo", schema);
-    tl_drop_schema(drop);
-    tl_drop_schema(schema);
     const char *smtp_url = smtp_server_env(smtp_fixture(), "SMTP_URL");
     ck_assert_ptr_nonnull(smtp_url);
-    char port[16];
-    d->port = free_port();
-    snprintf(port, sizeof port, "%d", d->port);
-    const char *argv[] = {exe,
-                          "--server",
-                          server,
-                          "--port",
-                          port,
-                          "--db",
-                          tl_conninfo(),
-                          "--schema",
-                          schema,
-                          "--db-timeout-ms",
-                          "30000",
-                          "--smtp-url",
+    const char *more[] = {"--smtp-url",
                           smtp_url,
                           "--smtp-starttls",
                           "off",
@@ -97,83 +34,18 @@ static void demo_start(demo_proc *d, const char *server, const char *schema)
                           "--password-reset-timeout",
                           "900",
                           NULL};
-    snprintf(d->log, sizeof d->log, "/tmp/guestuser-demo-email-XXXXXX");
-    int log = mkstemp(d->log);
-    ck_assert_int_ge(log, 0);
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    d->pid = fork();
-    ck_assert_int_ge(d->pid, 0);
-    if (d->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
-        close(log);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(log);
-    char line[256];
-    size_t len = 0;
-    bool up = false;
-    long long deadline = tl_now_ms() + 30000;
-    while (!up && tl_now_ms() < deadline && len < sizeof line - 1) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        line[len] = '\0';
-        up = strstr(line, "listening on") && strchr(line, '\n');
-    }
-    close(out[0]);
-    ck_assert_msg(up, "the demo did not start (its log: %s)", d->log);
+    demo_proc_start_on(d, server, schema, more);
 }
 
 static void demo_stop(demo_proc *d)
 {
-    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-    int status = 0;
-    ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the demo did not exit cleanly (its log: %s)", d->log);
-    FILE *f = fopen(d->log, "r");
-    ck_assert_ptr_nonnull(f);
-    char line[1024];
-    while (fgets(line, sizeof line, f))
-        ck_assert_msg(!strstr(line, " 500 "), "a 500 answer: %s (log %s)", line,
-                      d->log);
-    fclose(f);
-    unlink(d->log);
+    demo_proc_stop(d, true);
 }
 
-/* One request; the whole response (caller frees). */
 static char *http(const demo_proc *d, const char *method, const char *path,
                   const char *cookie, const char *body)
 {
-    char head[1024], req[4096];
-    snprintf(head, sizeof head,
-             "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
-             method, path, d->port);
-    size_t n = strlen(head);
-    if (cookie)
-        n += (size_t)snprintf(head + n, sizeof head - n, "Cookie: %s\r\n",
-                              cookie);
-    if (body)
-        snprintf(req, sizeof req,
-                 "%sContent-Type: application/x-www-form-urlencoded\r\n"
-                 "Content-Length: %zu\r\n\r\n%s",
-                 head, strlen(body), body);
-    else
-        snprintf(req, sizeof req, "%s\r\n", head);
-    char *res = tl_http_raw(d->port, req, 30000);
-    ck_assert_msg(res != NULL, "no answer to %s %s", method, path);
-    return res;
+    return demo_proc_http(d, method, path, cookie, body);
 }
 
 static void login_handler(guest_req *req, void *ud)
@@ -239,17 +111,8 @@ static void reset_on(const char *server)
     ck_assert_uint_eq(n, 1);
     char *text = smtp_inspect(msgs[0].path, "text");
     ck_assert_ptr_nonnull(text);
-    char prefix[128];
-    snprintf(prefix, sizeof prefix,
-             "http://127.0.0.1:%d/accounts/password/reset/", d.port);
-    const char *link = strstr(text, prefix);
-    ck_assert_msg(link != NULL, "no link in: %s", text);
     char path[160];
-    const char *p = strstr(link, "/accounts/");
-    size_t pn = strcspn(p, " \r\n\t");
-    ck_assert_uint_lt(pn, sizeof path);
-    memcpy(path, p, pn);
-    path[pn] = '\0';
+    demo_proc_link(&d, text, "/accounts/password/reset/", path, sizeof path);
     free(text);
     smtp_messages_free(msgs, n);
 
@@ -283,37 +146,6 @@ static void reset_on(const char *server)
     demo_stop(&d);
 }
 
-/* The sessionid cookie ("sessionid=...") a response sets, or false. */
-static bool set_session(const char *res, char *out, size_t size)
-{
-    for (const char *h = res; (h = strstr(h, "\nSet-Cookie: sessionid="));
-         h++) {
-        const char *v = h + strlen("\nSet-Cookie: ");
-        size_t n = strcspn(v, ";\r\n");
-        if (n >= size || n == strlen("sessionid="))
-            continue;
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return true;
-    }
-    return false;
-}
-
-/* The path of the first link after @p path on the demo in mail text. */
-static void mail_link(const demo_proc *d, const char *text, const char *path,
-                      char *out, size_t size)
-{
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "http://127.0.0.1:%d%s", d->port, path);
-    const char *link = strstr(text, prefix);
-    ck_assert_msg(link != NULL, "no link in: %s", text);
-    const char *p = strstr(link, path);
-    size_t pn = strcspn(p, " \r\n\t");
-    ck_assert_uint_lt(pn, size);
-    memcpy(out, p, pn);
-    out[pn] = '\0';
-}
-
 /* Changes the address of the user logged in as @p cookies (session and
  * CSRF) to @p local@example.test and verifies it through the mailed link;
  * the profile then shows it verified. */
@@ -340,7 +172,7 @@ static void change_address(const demo_proc *d, const char *cookies,
     free(subject);
     char *text = smtp_inspect(msgs[0].path, "text");
     ck_assert_ptr_nonnull(text);
-    mail_link(d, text, "/accounts/email/verify/", path, sizeof path);
+    demo_proc_link(d, text, "/accounts/email/verify/", path, sizeof path);
     free(text);
     smtp_messages_free(msgs, n);
     /* the link shows a button and uses up nothing */
@@ -363,6 +195,10 @@ static void change_address(const demo_proc *d, const char *cookies,
     /* used up */
     res = http(d, "POST", path, CSRF_COOKIE, CSRF_FIELD);
     ck_assert_int_eq(tl_raw_status(res), 400);
+    free(res);
+    res = http(d, "GET", path, NULL, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 400);
+    ck_assert_ptr_null(strstr(res, "<button"));
     free(res);
     res = http(d, "GET", "/accounts/profile/", cookies, NULL);
     ck_assert_int_eq(tl_raw_status(res), 200);
@@ -389,7 +225,7 @@ static void change_on(const char *server)
              TL_PASSWORD);
     char *res = http(&d, "POST", "/accounts/login/", CSRF_COOKIE, body);
     ck_assert_msg(tl_raw_status(res) == 302, "%s", res);
-    ck_assert(set_session(res, session, sizeof session));
+    ck_assert(demo_proc_cookie(res, "sessionid", session, sizeof session));
     free(res);
     snprintf(cookies, sizeof cookies, "%s; " CSRF_COOKIE, session);
 

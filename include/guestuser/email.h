@@ -134,6 +134,14 @@ GUEST_API GUEST_NODISCARD guest_status guest_email_verify(guest_ctx *ctx,
                                                           guest_error *err);
 
 /**
+ * Whether @p token is a live verification link: GUEST_OK, or
+ * GUEST_ERR_NOT_FOUND when unknown, used or expired (a page opening the
+ * link says so before offering its button). Uses nothing up. Thread-safe.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_email_verify_check(guest_ctx *ctx, const char *token, guest_error *err);
+
+/**
  * User @p user_id's address into @p buf (@p size bytes; "" when none) and
  * whether it is verified. GUEST_ERR_NOT_FOUND for an unknown user.
  */

@@ -189,18 +189,20 @@ static bool token_hash(const char *token, unsigned char hash[32])
     return token && guest__session_hash(token, hash);
 }
 
-guest_status guest_password_reset_check(guest_ctx *ctx, const char *token,
-                                        char *username, guest_error *err)
+/* Whether a link of @p kind is live, its user's name into @p username. */
+static guest_status link_check(guest_ctx *ctx, const char *token,
+                               const char *kind, char *username,
+                               guest_error *err)
 {
     if (!ctx)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx");
     unsigned char hash[GUEST__SHA256_BYTES];
     if (!token_hash(token, hash))
-        return guest__fail(err, GUEST_ERR_NOT_FOUND, "not a reset link");
+        return guest__fail(err, GUEST_ERR_NOT_FOUND, "not a link of ours");
     bool found;
     char name[GUEST_USERNAME_BUF];
     guest_status st =
-        guest__store_token_peek(ctx, hash, "reset", &found, name, err);
+        guest__store_token_peek(ctx, hash, kind, &found, name, err);
     if (st == GUEST_OK && !found)
         st = guest__fail(err, GUEST_ERR_NOT_FOUND,
                          "the link is unknown, used, expired, or the "
@@ -208,6 +210,18 @@ guest_status guest_password_reset_check(guest_ctx *ctx, const char *token,
     if (st == GUEST_OK && username)
         snprintf(username, GUEST_USERNAME_BUF, "%s", name);
     return st;
+}
+
+guest_status guest_password_reset_check(guest_ctx *ctx, const char *token,
+                                        char *username, guest_error *err)
+{
+    return link_check(ctx, token, "reset", username, err);
+}
+
+guest_status guest_email_verify_check(guest_ctx *ctx, const char *token,
+                                      guest_error *err)
+{
+    return link_check(ctx, token, "verify", NULL, err);
 }
 
 guest_status guest_password_reset_confirm(guest_req *req, const char *token,

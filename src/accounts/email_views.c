@@ -593,8 +593,15 @@ void guest_email_verify_view(guest_req *req, void *userdata)
     }
     guest_page page = {.kind = GUEST_PAGE_EMAIL_VERIFY, .user = u};
     if (!form) {
-        /* Nothing is used up here: mail scanners open links. */
-        if (json)
+        /* Nothing is used up here: mail scanners open links. A dead link
+         * says so at once rather than offering a button that cannot
+         * work. */
+        guest_status live = guest_email_verify_check(req->ctx, token, NULL);
+        if (live == GUEST_ERR_NOT_FOUND)
+            dead_link(req, v, json);
+        else if (live != GUEST_OK)
+            failure(req, json, live);
+        else if (json)
             json_form(req, u, NULL);
         else
             show_form_status(req, v, &page, 200);
