@@ -121,6 +121,7 @@ void demo_proc_start_on(demo_proc *d, const char *server, const char *schema,
     }
     args[n] = NULL;
     demo_proc_start(d, args);
+    snprintf(d->schema, sizeof d->schema, "%s", schema);
 }
 
 void demo_proc_stop(demo_proc *d, bool no_500)

@@ -10,8 +10,9 @@
 typedef struct demo_proc {
     pid_t pid;
     int port;
-    char base[64]; /* http://127.0.0.1:PORT */
-    char log[64];  /* its standard error */
+    char base[64];   /* http://127.0.0.1:PORT */
+    char log[64];    /* its standard error */
+    char schema[64]; /* demo_proc_start_on()'s */
 } demo_proc;
 
 /* The demo program: $GUESTUSER_TEST_DEMO (ctest sets it), else where the

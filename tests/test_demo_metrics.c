@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "demo_proc.h"
 #include "demo_testlib.h"
 
 #define SCHEMA "t_demo_metrics"
@@ -225,102 +226,23 @@ END_TEST
 
 /* ---- the guestuser-demo program over loopback ---- */
 
-/* The demo program: $GUESTUSER_TEST_DEMO, else where the build puts it
- * beside the tests (BUILD/examples/ and BUILD/tests/). */
-static void demo_path(char *out, size_t size)
-{
-    const char *env = getenv("GUESTUSER_TEST_DEMO");
-    if (env && *env) {
-        snprintf(out, size, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    ck_assert_int_gt(n, 0);
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    ck_assert_ptr_nonnull(slash);
-    *slash = '\0';
-    snprintf(out, size, "%s/../examples/guestuser-demo", self);
-}
-
-typedef struct demo_proc {
-    pid_t pid;
-    int port;
-    char log[64]; /* its standard error */
-} demo_proc;
-
 /* Starts the demo on a free port with @p extra (NULL-terminated) after the
- * database flags; waits for its "listening on" line. */
+ * database flags. */
 static void demo_start(demo_proc *d, const char *const *extra)
 {
-    char exe[PATH_MAX + 64];
-    demo_path(exe, sizeof exe);
-    ck_assert_msg(access(exe, X_OK) == 0, "no demo program at %s", exe);
-    snprintf(d->log, sizeof d->log, "/tmp/guestuser-demo-log-XXXXXX");
-    int log = mkstemp(d->log);
-    ck_assert_int_ge(log, 0);
-    const char *argv[32] = {exe,
-                            "--port",
-                            "0",
-                            "--db",
-                            tl_conninfo(),
-                            "--schema",
-                            SCHEMA "_http",
-                            "--db-timeout-ms",
-                            "30000"};
-    int argc = 9;
+    const char *args[32] = {"--port",          "0",        "--db",
+                            tl_conninfo(),     "--schema", SCHEMA "_http",
+                            "--db-timeout-ms", "30000"};
+    int argc = 8;
     for (; extra && *extra; extra++)
-        argv[argc++] = *extra;
-    argv[argc] = NULL;
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    d->pid = fork();
-    ck_assert_int_ge(d->pid, 0);
-    if (d->pid == 0) {
-        /* A failed assertion ends this test's process: the demo must not
-         * outlive it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
-        close(log);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(log);
-    char line[256];
-    size_t len = 0;
-    d->port = 0;
-    long long deadline = tl_now_ms() + 30000;
-    while (!d->port && tl_now_ms() < deadline && len < sizeof line - 1) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        line[len] = '\0';
-        const char *at = strstr(line, "listening on http://127.0.0.1:");
-        if (at && strchr(at, '\n'))
-            d->port = atoi(at + strlen("listening on http://127.0.0.1:"));
-    }
-    close(out[0]);
-    ck_assert_msg(d->port > 0, "the demo did not start (its log: %s)", d->log);
+        args[argc++] = *extra;
+    args[argc] = NULL;
+    demo_proc_start(d, args);
 }
 
-/* SIGTERM, then a clean exit. */
 static void demo_stop(demo_proc *d)
 {
-    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-    int status = 0;
-    ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the demo did not exit cleanly (its log: %s)", d->log);
-    unlink(d->log);
+    demo_proc_stop(d, false);
 }
 
 /* GET /metrics over real HTTP with @p headers (CRLF-terminated lines, may

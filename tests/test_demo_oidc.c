@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "demo_proc.h"
 #include "oidc_browser.h"
 #include "oidc_env.h"
 #include "testlib.h"
@@ -43,32 +44,6 @@ static const char *env(const char *key)
 }
 
 /* ---- the demo program ---- */
-
-/* $GUESTUSER_TEST_DEMO (ctest sets it), else BUILD/examples/. */
-static void demo_path(char *out, size_t size)
-{
-    const char *e = getenv("GUESTUSER_TEST_DEMO");
-    if (e && *e) {
-        snprintf(out, size, "%s", e);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    ck_assert_int_gt(n, 0);
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    ck_assert_ptr_nonnull(slash);
-    *slash = '\0';
-    snprintf(out, size, "%s/../examples/guestuser-demo", self);
-}
-
-typedef struct demo_proc {
-    pid_t pid;
-    int port;
-    char base[64]; /* http://127.0.0.1:PORT */
-    char log[64];  /* its standard error */
-    char schema[64];
-} demo_proc;
 
 /* The --oidc value NAME,ISSUER,CLIENT_ID,SECRET_FILE into @p out. */
 static const char *oidc_flag(char *out, size_t size, const char *name,
@@ -86,22 +61,11 @@ static const char *oidc_flag(char *out, size_t size, const char *name,
 static void demo_start(demo_proc *d, const char *server, const char *schema,
                        const char *const *modes, const char *const *extra)
 {
-    char exe[PATH_MAX + 64];
-    demo_path(exe, sizeof exe);
-    ck_assert_msg(access(exe, X_OK) == 0, "no demo program at %s", exe);
-    snprintf(d->schema, sizeof d->schema, "%s", schema);
-    char drop[256];
-    snprintf(drop, sizeof drop, "%s_demo", schema);
-    tl_drop_schema(drop);
-    tl_drop_schema(schema);
-
     static char flags[32][1024];
-    const char *argv[64] = {
-        exe,           "--server", server, "--port",          "0",    "--db",
-        tl_conninfo(), "--schema", schema, "--db-timeout-ms", "30000"};
-    int argc = 11, nf = 0;
-    argv[argc++] = "--oidc";
-    argv[argc++] =
+    const char *more[64];
+    int argc = 0, nf = 0;
+    more[argc++] = "--oidc";
+    more[argc++] =
         oidc_flag(flags[nf], sizeof flags[nf], "op", env("OIDC_ISSUER"),
                   env("OIDC_CLIENT_ID"), env("OIDC_CLIENT_SECRET_FILE"));
     nf++;
@@ -110,75 +74,20 @@ static void demo_start(demo_proc *d, const char *server, const char *schema,
         ck_assert_ptr_nonnull(
             oidc_hostile_issuer(*modes, server, issuer, sizeof issuer));
         snprintf(name, sizeof name, "h-%s", *modes);
-        argv[argc++] = "--oidc";
-        argv[argc++] = oidc_flag(flags[nf], sizeof flags[nf], name, issuer,
+        more[argc++] = "--oidc";
+        more[argc++] = oidc_flag(flags[nf], sizeof flags[nf], name, issuer,
                                  env("HOSTILE_CLIENT_ID"),
                                  env("HOSTILE_CLIENT_SECRET_FILE"));
     }
     for (; extra && *extra; extra++)
-        argv[argc++] = *extra;
-    argv[argc] = NULL;
-
-    snprintf(d->log, sizeof d->log, "/tmp/guestuser-demo-oidc-XXXXXX");
-    int log = mkstemp(d->log);
-    ck_assert_int_ge(log, 0);
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    d->pid = fork();
-    ck_assert_int_ge(d->pid, 0);
-    if (d->pid == 0) {
-        /* A failed assertion ends this test's process: the demo must not
-         * outlive it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
-        close(log);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(log);
-    char line[256];
-    size_t len = 0;
-    d->port = 0;
-    long long deadline = tl_now_ms() + 30000;
-    static const char prefix[] = "listening on http://127.0.0.1:";
-    while (!d->port && tl_now_ms() < deadline && len < sizeof line - 1) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        line[len] = '\0';
-        const char *at = strstr(line, prefix);
-        if (at && strchr(at, '\n'))
-            d->port = atoi(at + strlen(prefix));
-    }
-    close(out[0]);
-    ck_assert_msg(d->port > 0, "the demo did not start (its log: %s)", d->log);
-    snprintf(d->base, sizeof d->base, "http://127.0.0.1:%d", d->port);
+        more[argc++] = *extra;
+    more[argc] = NULL;
+    demo_proc_start_on(d, server, schema, more);
 }
 
-/* SIGTERM, then a clean exit; the log must hold no 500 answer. */
 static void demo_stop(demo_proc *d)
 {
-    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-    int status = 0;
-    ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the demo did not exit cleanly (its log: %s)", d->log);
-    FILE *f = fopen(d->log, "r");
-    ck_assert_ptr_nonnull(f);
-    char line[1024];
-    while (fgets(line, sizeof line, f))
-        ck_assert_msg(!strstr(line, " 500 "), "a 500 answer: %s (log %s)", line,
-                      d->log);
-    fclose(f);
-    unlink(d->log);
+    demo_proc_stop(d, true);
 }
 
 /* ---- a browser: one libcurl handle, its own cookie jar ---- */
