@@ -2,14 +2,17 @@
  * --server it has (DEMO_EMAIL_SERVERS), the mail delivered by the demo's
  * own sender to the `smtp` fixture's real server:
  * - sign-up with an address (--signup-email required): a guest converts
- *   with one, and verifies it through the mailed link;
+ *   with one, and verifies it through the mailed link; with
+ *   --login-with-email the address logs in once verified, not before;
  * - links that must not work: a changed, a verification link used for a
  *   reset and the other way round, an expired one, and one sent before
  *   the password changed; the same answer for a known and an unknown
  *   address;
  * - the reset limits, each hit by 32 requests at the same instant: one
  *   client address (10 an hour) and one e-mail address (3 mails an hour,
- *   from 32 client addresses). */
+ *   from 32 client addresses);
+ * - a mail server outage under two demo processes sharing one outbox:
+ *   pages answered, every mail delivered once when it is back. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -137,7 +140,8 @@ static void signup_on(const char *server)
     snprintf(rcpt, sizeof rcpt, "signup-%s-%d@example.test", server,
              (int)getpid());
     form_address(rcpt, addr, sizeof addr);
-    const char *extra[] = {"--signup-email", "required", NULL};
+    const char *extra[] = {"--signup-email", "required", "--login-with-email",
+                           NULL};
     demo_proc d;
     demo_start(&d, server, schema, extra);
 
@@ -180,6 +184,11 @@ static void signup_on(const char *server)
     ck_assert_ptr_nonnull(strstr(res, "(not verified)"));
     free(res);
     mail_link(&d, rcpt, 1, "/accounts/email/verify/", path, sizeof path);
+    /* an unverified address does not log in */
+    snprintf(body, sizeof body, "username=%s&password=%s&" CSRF_FIELD, addr,
+             TL_PASSWORD);
+    ck_assert_int_ne(
+        status_of(&d, "POST", "/accounts/login/", CSRF_COOKIE, body), 302);
 
     /* the link's button verifies it */
     ck_assert_int_eq(status_of(&d, "POST", path, CSRF_COOKIE, CSRF_FIELD), 200);
@@ -189,6 +198,9 @@ static void signup_on(const char *server)
     snprintf(shown, sizeof shown, "<strong>%s</strong> (verified)", rcpt);
     ck_assert_msg(strstr(res, shown) != NULL, "not %s in: %s", shown, res);
     free(res);
+    /* --login-with-email: the verified address logs in */
+    char again[512];
+    form_login(&d, addr, TL_PASSWORD, again, sizeof again);
     demo_proc_stop(&d, true);
 }
 
@@ -411,6 +423,110 @@ static void limits_on(const char *server)
     demo_proc_stop(&d, true);
 }
 
+/* Two demos on one schema, sharing its outbox, and a mail server of their
+ * own that goes away while resets are asked of both: every page answers
+ * (its time printed), nothing is sent, and once the server is back every
+ * mail arrives, once. */
+#define OUTAGE_USERS 8
+static void outage_on(const char *server)
+{
+    char schema[64], name[64], user[64];
+    snprintf(schema, sizeof schema, "t_demo_email_outage_%s", server);
+    snprintf(name, sizeof name, "outage-%s", server);
+    smtp_server *srv = smtp_private_start(name);
+    ck_assert_ptr_nonnull(srv);
+    const char *url = smtp_server_env(srv, "SMTP_URL");
+    ck_assert_ptr_nonnull(url);
+    const char *mail[] = {
+        "--smtp-url", url,           "--smtp-starttls",
+        "off",        "--mail-from", "Demo <noreply@example.test>",
+        NULL};
+    demo_proc d[2];
+    demo_proc_start_on(&d[0], server, schema, mail);
+    /* the second joins the first's schema as it is */
+    char port[16];
+    snprintf(port, sizeof port, "%d", demo_proc_free_port());
+    const char *args[] = {"--server",
+                          server,
+                          "--port",
+                          port,
+                          "--db",
+                          tl_conninfo(),
+                          "--schema",
+                          schema,
+                          "--db-timeout-ms",
+                          "30000",
+                          "--smtp-url",
+                          url,
+                          "--smtp-starttls",
+                          "off",
+                          "--mail-from",
+                          "Demo <noreply@example.test>",
+                          NULL};
+    demo_proc_start(&d[1], args);
+    char rcpt[OUTAGE_USERS][96];
+    for (int i = 0; i < OUTAGE_USERS; i++) {
+        snprintf(user, sizeof user, "outage%d_%s", i, server);
+        snprintf(rcpt[i], sizeof rcpt[i], "outage%d-%s@example.test", i,
+                 server);
+        verified_user(schema, user, rcpt[i]);
+    }
+
+    ck_assert(smtp_server_stop(srv));
+    long long slowest = 0;
+    for (int i = 0; i < OUTAGE_USERS; i++) {
+        char addr[128], body[256];
+        form_address(rcpt[i], addr, sizeof addr);
+        snprintf(body, sizeof body, "email=%s&" CSRF_FIELD, addr);
+        long long t0 = tl_now_ms();
+        ck_assert_int_eq(status_of(&d[i % 2], "POST",
+                                   "/accounts/password/reset/", CSRF_COOKIE,
+                                   body),
+                         200);
+        long long took = tl_now_ms() - t0;
+        slowest = took > slowest ? took : slowest;
+    }
+    printf("%s: %d reset pages with the mail server down, slowest %lld ms\n",
+           server, OUTAGE_USERS, slowest);
+    /* both senders try and keep every mail */
+    long long deadline = tl_now_ms() + 60000;
+    while (tl_scalar_in(schema, "SELECT count(*) FROM @.outbox"
+                                " WHERE attempts > 0") < OUTAGE_USERS &&
+           tl_now_ms() < deadline)
+        usleep(100 * 1000);
+    ck_assert_int_eq(tl_scalar_in(schema, "SELECT count(*) FROM @.outbox"
+                                          " WHERE sent_at IS NULL AND"
+                                          " failed_at IS NULL"),
+                     OUTAGE_USERS);
+    smtp_message *got = NULL;
+    ck_assert_uint_eq(smtp_messages(srv, NULL, &got), 0);
+
+    /* back: the backoff is cut short so the test need not sit it out */
+    ck_assert(smtp_server_resume(srv));
+    tl_exec_in(schema, "UPDATE @.outbox SET next_attempt_at = now()"
+                       " WHERE sent_at IS NULL");
+    size_t n = smtp_wait_messages(srv, NULL, OUTAGE_USERS, 60000, &got);
+    smtp_messages_free(got, n);
+    ck_assert_uint_eq(n, OUTAGE_USERS);
+    deadline = tl_now_ms() + 30000;
+    while (tl_scalar_in(schema, "SELECT count(*) FROM @.outbox"
+                                " WHERE sent_at IS NULL") > 0 &&
+           tl_now_ms() < deadline)
+        usleep(50 * 1000);
+    demo_proc_stop(&d[0], true);
+    demo_proc_stop(&d[1], true);
+    /* with both senders stopped, what arrived is final: one each */
+    for (int i = 0; i < OUTAGE_USERS; i++) {
+        n = smtp_messages(srv, rcpt[i], &got);
+        smtp_messages_free(got, n);
+        ck_assert_msg(n == 1, "%s got %zu mails", rcpt[i], n);
+    }
+    ck_assert_int_eq(tl_scalar_in(schema, "SELECT count(*) FROM @.outbox"
+                                          " WHERE sent_at IS NOT NULL"),
+                     OUTAGE_USERS);
+    smtp_private_free(srv);
+}
+
 typedef void (*per_server_fn)(const char *server);
 
 static void each_server(per_server_fn fn)
@@ -445,6 +561,12 @@ START_TEST(reset_limits_on_each_server)
 }
 END_TEST
 
+START_TEST(outage_on_each_server)
+{
+    each_server(outage_on);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -454,6 +576,7 @@ int main(void)
     tcase_add_test(t, signup_with_address_on_each_server);
     tcase_add_test(t, dead_links_on_each_server);
     tcase_add_test(t, reset_limits_on_each_server);
+    tcase_add_test(t, outage_on_each_server);
     suite_add_tcase(s, t);
     return tl_run(s);
 }
