@@ -268,43 +268,6 @@ bool guest__pool_transaction_mode(const guest__pool *p)
     return p->transaction_mode;
 }
 
-static _Atomic int cancels_running;
-
-static void *cancel_thread(void *arg)
-{
-    PGcancel *c = arg;
-    char buf[256];
-    (void)PQcancel(c, buf, sizeof buf);
-    PQfreeCancel(c);
-    cancels_running--;
-    return NULL;
-}
-
-void guest__pool_cancel_async(PGconn *conn)
-{
-    /* PQcancel opens a new connection and blocks while it does; in its own
-     * thread it cannot hold up the request that gave up. A handful at a
-     * time is enough: past that the database is down, and cancelling
-     * cannot help. */
-    if (++cancels_running > 4) {
-        cancels_running--;
-        return;
-    }
-    PGcancel *c = PQgetCancel(conn);
-    pthread_t t;
-    pthread_attr_t attr;
-    bool started = false;
-    if (c && pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        started = pthread_create(&t, &attr, cancel_thread, c) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!started) {
-        PQfreeCancel(c);
-        cancels_running--;
-    }
-}
-
 /* A free slot, preferring an open connection over opening a new one;
  * -1 when every slot is busy. Called with the lock held. */
 static int free_slot(const guest__pool *p)
@@ -542,16 +505,4 @@ void guest__pool_release(guest__pool *p, PGconn *conn, bool broken)
     pthread_mutex_unlock(&p->lock);
     if (drop)
         PQfinish(conn);
-}
-
-guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
-                            const PGconn *conn)
-{
-    /* libpq's messages end in a newline (sometimes two lines); keep the
-     * text, drop the trailing line break. */
-    const char *msg = conn ? PQerrorMessage(conn) : "";
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        n--;
-    return guest__fail(err, st, "%s: %.*s", what, (int)n, msg);
 }

@@ -33,10 +33,6 @@ guest_status guest__pool_acquire_by(guest__pool *pool, int64_t deadline,
 /* True once the pool talks to a transaction-mode pooler (db_pooler): no
  * named prepared statements, no session state, timeouts per transaction. */
 bool guest__pool_transaction_mode(const guest__pool *pool);
-/* Asks the server, from another thread, to cancel what @p conn is running
- * (a statement past its deadline behind a pooler, which has no
- * statement_timeout of ours); at most a few at a time, else skipped. */
-void guest__pool_cancel_async(PGconn *conn);
 /* True when @p conn is one of @p pool's connections and out on loan: what
  * must hold before anything touches a connection an application gives
  * back (it may be foreign, or returned twice and already closed). */
@@ -47,9 +43,15 @@ void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
  * connected counts as lent, not yet open) and the threads waiting. */
 void guest__pool_gauges(guest__pool *pool, unsigned *size, unsigned *open,
                         unsigned *busy, unsigned *waiting);
+
+/* wire.c: one statement on one connection, below the pool and db.c. */
 /* @p what + libpq's last message for @p conn, in @p err. */
 guest_status guest__fail_pq(guest_error *err, guest_status st, const char *what,
                             const PGconn *conn);
+/* Asks the server, from another thread, to cancel what @p conn is running
+ * (a statement past its deadline behind a pooler, which has no
+ * statement_timeout of ours); at most a few at a time, else skipped. */
+void guest__conn_cancel_async(PGconn *conn);
 
 /* db.c: the one way the library runs SQL. */
 /* Room for the most any statement takes: the library's own and the
@@ -153,7 +155,7 @@ void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err);
  * SQLSTATE); NULL otherwise. */
 guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
                             PGresult **res, guest_error *err);
-/* Sends @p sql (the text of @p s) on @p conn, a connection the caller
+/* wire.c: sends @p sql (the text of @p s) on @p conn, a connection the caller
  * holds, and waits at most @p timeout_ms for its result; *res gets it as
  * guest__sql_run says. *broken: the connection must be dropped; *sent: the
  * statement left, so it may have run. */
