@@ -111,10 +111,21 @@ void demo_proc_start_on(demo_proc *d, const char *server, const char *schema,
     tl_drop_schema(schema);
     char port[16];
     snprintf(port, sizeof port, "%d", demo_proc_free_port());
-    const char *args[80] = {
-        "--server", server, "--port",          port,   "--db", tl_conninfo(),
-        "--schema", schema, "--db-timeout-ms", "30000"};
-    size_t n = 10;
+    /* Few iterations: a sanitizer build on a busy machine takes seconds
+     * for the default's, and the tests are about the pages. */
+    const char *args[80] = {"--server",
+                            server,
+                            "--port",
+                            port,
+                            "--db",
+                            tl_conninfo(),
+                            "--schema",
+                            schema,
+                            "--db-timeout-ms",
+                            "30000",
+                            "--password-iterations",
+                            "20000"};
+    size_t n = 12;
     for (; more && *more; more++) {
         ck_assert_uint_lt(n, sizeof args / sizeof *args - 1);
         args[n++] = *more;
@@ -166,7 +177,7 @@ char *demo_proc_http(const demo_proc *d, const char *method, const char *path,
                 head, blen, body);
     else
         sprintf(req, "%s\r\n", head);
-    char *res = tl_http_raw(d->port, req, 30000);
+    char *res = tl_http_raw(d->port, req, 120000);
     free(req);
     ck_assert_msg(res != NULL, "no answer to %s %s", method, path);
     return res;

@@ -30,7 +30,8 @@ void demo_proc_start(demo_proc *d, const char *const *args);
 
 /* demo_proc_start() with --server @p server on a port chosen first (its
  * links need it), the test database, schema @p schema (emptied first, with
- * the demo's notes schema), --db-timeout-ms 30000, then @p more
+ * the demo's notes schema), --db-timeout-ms 30000, --password-iterations
+ * 20000, then @p more
  * (NULL-terminated, may be NULL). */
 void demo_proc_start_on(demo_proc *d, const char *server, const char *schema,
                         const char *const *more);
