@@ -4,6 +4,8 @@
 #ifndef GUESTUSER_ACCOUNTS_INTERNAL_H
 #define GUESTUSER_ACCOUNTS_INTERNAL_H
 
+#include <jansson.h>
+
 #include "core/core.h"
 
 #define GUEST__CSRF_SECRET_CHARS 32
@@ -116,5 +118,57 @@ char *guest__query_param(const guest_req *req, const char *name, size_t *len,
 /* Percent-encodes spaces and non-ASCII bytes for a Location header, as
  * Django's iri_to_uri; caller frees. */
 char *guest__iri_to_uri(const char *url);
+
+/* view_kit.c: what every ready-made page shares. Each function that
+ * answers leaves the request answered, whatever went wrong. */
+/* The guest_views a handler's userdata points to, or the defaults. */
+const guest_views *guest__view_options(void *userdata);
+/* A header the answer cannot do without; false after a plain 500. */
+bool guest__view_header(guest_req *req, const char *name, const char *value);
+/* The page's one Cache-Control (no store) and X-Frame-Options: DENY. */
+bool guest__view_no_cache(guest_req *req);
+/* Sends @p obj (taken) as the JSON answer with @p status. */
+void guest__view_json(guest_req *req, int status, json_t *obj);
+/* {"id", "username", "is_guest"} of @p u, or null. */
+json_t *guest__view_json_user(const guest_user *u);
+/* {"field": ["message", ...], ...} of @p e. */
+json_t *guest__view_json_errors(const guest_form_errors *e);
+/* A refusal: plain text @p title and @p detail (may be NULL) for a
+ * browser, {"errors": {field: [detail or title]}} for a script. */
+void guest__view_refuse_field(guest_req *req, bool json, int status,
+                              const char *field, const char *title,
+                              const char *detail);
+/* guest__view_refuse_field() for "__all__". */
+void guest__view_refuse(guest_req *req, bool json, int status,
+                        const char *title, const char *detail);
+void guest__view_server_error(guest_req *req, bool json);
+/* The answer for a library status: 503 with Retry-After for busy hashing
+ * and the database, 503 for a site that cannot send mail, else 500. */
+void guest__view_failure(guest_req *req, bool json, guest_status st);
+/* A redirect to @p url (an IRI made a URI). */
+void guest__view_redirect(guest_req *req, const char *url);
+/* The POST body as a form; NULL after answering 413, 415 or 400. */
+guest_form *guest__view_read_form(guest_req *req, bool json);
+/* @p page with @p status through the views' renderer (or the default);
+ * NULL fields of the page become "" first. */
+void guest__view_show(guest_req *req, const guest_views *v, guest_page *page,
+                      int status);
+/* guest__view_show() of a page with a form, its CSRF token made here. */
+void guest__view_show_form(guest_req *req, const guest_views *v,
+                           guest_page *page, int status);
+/* A limit reached: 429 with Retry-After, the form again with the
+ * page's errors (JSON: the errors). */
+void guest__view_too_many(guest_req *req, const guest_views *v, bool json,
+                          guest_page *page);
+/* A visitor the page is not for: a redirect to @p url, or for a script
+ * 403 with @p why, the URL and who they are. */
+void guest__view_send_away(guest_req *req, bool json, const guest_user *u,
+                           const char *url, const char *why);
+/* A page for registered users only, refused as REGULAR_REQUIRED refuses:
+ * guests to the sign-up page (@p to_guest in JSON), anonymous visitors to
+ * the login page (@p to_anonymous), with `next` back here. */
+void guest__view_refuse_unregistered(guest_req *req, bool json,
+                                     const guest_user *u, const char *to_guest,
+                                     const char *to_anonymous);
 
 #endif
