@@ -50,7 +50,12 @@ void demo_proc_start(demo_proc *d, const char *const *args)
 {
     char exe[PATH_MAX + 64];
     demo_proc_path(exe, sizeof exe);
-    ck_assert_msg(access(exe, X_OK) == 0, "no demo program at %s", exe);
+    demo_proc_start_exe(d, exe, args);
+}
+
+void demo_proc_start_exe(demo_proc *d, const char *exe, const char *const *args)
+{
+    ck_assert_msg(access(exe, X_OK) == 0, "no program at %s", exe);
     const char *argv[96] = {exe};
     size_t argc = 1;
     for (; args && *args; args++) {

@@ -27,6 +27,9 @@ int demo_proc_free_port(void);
  * name; "--port 0" lets it choose) and waits up to 30 s for its
  * "listening on" line, which gives d->port. Fails the test otherwise. */
 void demo_proc_start(demo_proc *d, const char *const *args);
+/* demo_proc_start() of another program, @p exe (an example). */
+void demo_proc_start_exe(demo_proc *d, const char *exe,
+                         const char *const *args);
 
 /* demo_proc_start() with --server @p server on a port chosen first (its
  * links need it), the test database, schema @p schema (emptied first, with

@@ -318,6 +318,24 @@ run -- --schema $schema list-users --guests --max-age 172800
 expect_rc 0
 expect_eq "$(cut -f1 "$tmp/out" | tr '\n' ' ')" "username guesty " "--guests"
 expect_eq "$(cut -f6 "$tmp/out" | tail -n 1)" "$(psql_ "SELECT to_char((g.created_at + interval '2 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM $schema.guests g")" "a guest's expires_at"
+# without --max-age, the age the site recorded in its schema, else
+# $GUESTUSER_MAX_AGE wins over it, and the flag over both
+expires_after() { psql_ "SELECT to_char((g.created_at + interval '$1 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM $schema.guests g"; }
+psql_ "INSERT INTO $schema.site_settings (name, value) VALUES ('max_age', 259200)
+       ON CONFLICT (name) DO UPDATE SET value = 259200"
+run -- --schema $schema list-users --guests
+expect_rc 0
+expect_eq "$(cut -f6 "$tmp/out" | tail -n 1)" "$(expires_after 259200)" "expiry at the site's recorded max_age"
+GUESTUSER_MAX_AGE=345600 run -- --schema $schema list-users --guests
+expect_rc 0
+expect_eq "$(cut -f6 "$tmp/out" | tail -n 1)" "$(expires_after 345600)" "expiry at GUESTUSER_MAX_AGE"
+GUESTUSER_MAX_AGE=345600 run -- --schema $schema list-users --guests --max-age 172800
+expect_rc 0
+expect_eq "$(cut -f6 "$tmp/out" | tail -n 1)" "$(expires_after 172800)" "--max-age over GUESTUSER_MAX_AGE"
+GUESTUSER_MAX_AGE=soon run -- --schema $schema list-users --guests
+expect_rc 1
+expect_err "GUESTUSER_MAX_AGE"
+psql_ "DELETE FROM $schema.site_settings WHERE name = 'max_age'"
 run -- --schema $schema list-users --registered --limit 2
 expect_rc 0
 expect_eq "$(cut -f1 "$tmp/out" | tr '\n' ' ')" "username dave carol " "--registered --limit 2"

@@ -212,13 +212,16 @@ static void print_usage(FILE *out, const command *only)
           "$GUESTUSER_DB,\n"
           "                     else libpq's PGHOST, PGDATABASE... "
           "environment\n"
-          "  --schema NAME      schema of the library's tables (guestuser)\n"
+          "  --schema NAME      schema of the library's tables; default: "
+          "$GUESTUSER_SCHEMA,\n"
+          "                     else guestuser\n"
           "  --timeout SECONDS  limit for connecting and for each statement "
           "(30)\n"
-          "  --max-age SECONDS  guests older than this are expired; default "
-          "1209600\n"
-          "                     (two weeks): pass your application's "
-          "max_age\n"
+          "  --max-age SECONDS  guests older than this are expired; default: "
+          "$GUESTUSER_MAX_AGE,\n"
+          "                     else the max_age the site recorded in the "
+          "schema\n"
+          "                     (1209600, two weeks, when none)\n"
           "  --password-iterations N\n"
           "                     create-user, set-password: PBKDF2-SHA256 "
           "iterations of\n"
@@ -226,6 +229,9 @@ static void print_usage(FILE *out, const command *only)
           "count the\n"
           "                     site recorded in the schema (1500000 when "
           "none)\n"
+          "\nEnvironment: GUESTUSER_DB, GUESTUSER_SCHEMA, GUESTUSER_MAX_AGE,\n"
+          "GUESTUSER_PASSWORD_ITERATIONS, GUESTUSER_DB_TIMEOUT_MS "
+          "(guest_config_from_env()).\n"
           "  --help             this text; after a command, that command's\n"
           "\nExit status: 0 success, 1 usage error, 2 database error, 130 "
           "interrupted.\n",
@@ -870,11 +876,20 @@ int main(int argc, char **argv)
      * the startup option it would become. */
     guest_config cfg;
     guest_config_init(&cfg);
-    cfg.db_conninfo = a.seen[OPT_DB] ? a.value[OPT_DB] : getenv("GUESTUSER_DB");
+    /* The age and the hashing cost: the site's, recorded in its schema
+     * (0), unless the environment or a flag says otherwise. */
+    cfg.max_age = 0;
+    cfg.password_iterations = 0;
+    guest_error env_err = {0};
+    if (guest_config_from_env(&cfg, &env_err) != GUEST_OK)
+        return usage_error(a.cmd, "%s", env_err.message);
+    if (a.seen[OPT_DB])
+        cfg.db_conninfo = a.value[OPT_DB];
     if (a.seen[OPT_SCHEMA])
         cfg.db_schema = a.value[OPT_SCHEMA];
     cfg.db_pool_size = 1;
-    cfg.db_timeout_ms = (unsigned)(a.timeout_s * 1000);
+    if (a.seen[OPT_TIMEOUT] || !getenv("GUESTUSER_DB_TIMEOUT_MS"))
+        cfg.db_timeout_ms = (unsigned)(a.timeout_s * 1000);
     cfg.log = log_quietly;
     /* Only migrate may create or alter the schema: a mistyped --schema
      * must be an error, not a new empty schema. */
@@ -885,8 +900,8 @@ int main(int argc, char **argv)
     /* Without the flag, the count the site recorded in the schema: hashes
      * dearer than the site's would make every refused login cost more
      * (docs/accounts.md). */
-    cfg.password_iterations =
-        a.seen[OPT_ITERATIONS] ? (unsigned)a.iterations : 0;
+    if (a.seen[OPT_ITERATIONS])
+        cfg.password_iterations = (unsigned)a.iterations;
 
     guest_ctx *ctx = NULL;
     guest_error err = {0};

@@ -177,7 +177,10 @@ struct guest_config {
     /** The login form also takes a verified e-mail address in place of the
      * username (false). An unverified address never logs in. */
     bool login_with_email;
-    /** Guest lifetime and session/cookie lifetime, seconds (1209600). */
+    /** Guest lifetime and session/cookie lifetime, seconds (1209600).
+     * guest_ctx_new() with auto_migrate records it in the schema for the
+     * tools; 0 takes the age recorded there (1209600 when none), as the
+     * `guestuser` tool does. */
     int64_t max_age;
 
     /** Username generator (guest_name_uuid) and its user data. */
@@ -422,6 +425,20 @@ struct guest_config {
 
 /** Fills @p cfg with the defaults listed on each field. */
 GUEST_API void guest_config_init(guest_config *cfg);
+
+/**
+ * Overrides fields of @p cfg from environment variables, so that a site,
+ * the `guestuser` tool and the demo can share one set: GUESTUSER_DB
+ * (db_conninfo), GUESTUSER_DB_READ (db_read_conninfo), GUESTUSER_SCHEMA
+ * (db_schema), GUESTUSER_DB_POOL_SIZE, GUESTUSER_DB_TIMEOUT_MS,
+ * GUESTUSER_MAX_AGE and GUESTUSER_PASSWORD_ITERATIONS (decimal numbers).
+ * An unset or empty variable leaves its field alone. The string fields
+ * point into the environment: call guest_ctx_new() before changing it.
+ * GUEST_ERR_CONFIG, naming the variable, for a value that is not a number
+ * in range (the field is then unchanged).
+ */
+GUEST_API GUEST_NODISCARD guest_status guest_config_from_env(guest_config *cfg,
+                                                             guest_error *err);
 
 /**
  * Reads secret keys for guest_config.secret_keys from the file @p path: one

@@ -1,5 +1,7 @@
 /* Defaults, validation and the shared context's life cycle. */
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,63 @@ static const char *const default_agents[] = {"Googlebot",
 const char *const *guest_default_blocked_agents(void)
 {
     return default_agents;
+}
+
+/* One number from the environment into *out, when set: @p min..@p max. */
+static guest_status env_number(const char *name, long long min, long long max,
+                               long long *out, bool *set, guest_error *err)
+{
+    const char *v = getenv(name);
+    *set = v && *v;
+    if (!*set)
+        return GUEST_OK;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || end == v || n < min || n > max)
+        return guest__fail(err, GUEST_ERR_CONFIG,
+                           "%s must be a number %lld..%lld (got \"%.40s\")",
+                           name, min, max, v);
+    *out = n;
+    return GUEST_OK;
+}
+
+static const char *env_text(const char *name, const char *keep)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : keep;
+}
+
+guest_status guest_config_from_env(guest_config *cfg, guest_error *err)
+{
+    if (!cfg)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL cfg");
+    /* The numbers first, all checked before any field changes. */
+    long long pool = 0, timeout = 0, age = 0, iterations = 0;
+    bool has_pool, has_timeout, has_age, has_iterations;
+    guest_status st;
+    if ((st = env_number("GUESTUSER_DB_POOL_SIZE", 1, 1000, &pool, &has_pool,
+                         err)) != GUEST_OK ||
+        (st = env_number("GUESTUSER_DB_TIMEOUT_MS", 1, 86400000, &timeout,
+                         &has_timeout, err)) != GUEST_OK ||
+        (st = env_number("GUESTUSER_MAX_AGE", 0, INT64_MAX / 1000000, &age,
+                         &has_age, err)) != GUEST_OK ||
+        (st = env_number("GUESTUSER_PASSWORD_ITERATIONS", 0, 2147483647,
+                         &iterations, &has_iterations, err)) != GUEST_OK)
+        return st;
+    cfg->db_conninfo = env_text("GUESTUSER_DB", cfg->db_conninfo);
+    cfg->db_read_conninfo =
+        env_text("GUESTUSER_DB_READ", cfg->db_read_conninfo);
+    cfg->db_schema = env_text("GUESTUSER_SCHEMA", cfg->db_schema);
+    if (has_pool)
+        cfg->db_pool_size = (unsigned)pool;
+    if (has_timeout)
+        cfg->db_timeout_ms = (unsigned)timeout;
+    if (has_age)
+        cfg->max_age = age;
+    if (has_iterations)
+        cfg->password_iterations = (unsigned)iterations;
+    return GUEST_OK;
 }
 
 const char *guest_version(void)
@@ -139,8 +198,9 @@ static unsigned auto_hash_concurrency(void)
 static guest_status check_config(const guest_config *c, guest_error *err)
 {
 #define BAD(...) guest__fail(err, GUEST_ERR_CONFIG, __VA_ARGS__)
-    if (c->max_age <= 0)
-        return BAD("max_age must be a positive number of seconds");
+    if (c->max_age < 0)
+        return BAD("max_age must be a positive number of seconds, or 0 for "
+                   "the one the site recorded");
     if (!c->name_generator)
         return BAD("name_generator must not be NULL");
     if (c->name_suffix_digits < 1 || c->name_suffix_digits > 18)
@@ -386,10 +446,11 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
      * exists at this version. */
     st = ctx->cfg.auto_migrate ? guest__migrate(ctx, err)
                                : guest__schema_check(ctx, err);
-    /* A site records its hashing cost for the tool; the tool (0) takes
-     * it, so that the hashes it writes cost what the site's do. */
+    /* A site records its hashing cost and guest age for the tool; the
+     * tool (0) takes them, so that the hashes it writes cost what the
+     * site's do and its cleanup keeps what the site still honours. */
     if (st == GUEST_OK)
-        st = guest__store_site_iterations(ctx, ctx->cfg.auto_migrate, err);
+        st = guest__store_site_settings(ctx, ctx->cfg.auto_migrate, err);
     if (st != GUEST_OK)
         goto fail;
     *out = ctx;

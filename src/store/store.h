@@ -197,11 +197,12 @@ guest_status guest__migrate(guest_ctx *ctx, guest_error *err);
 /* Checks, reading only, that cfg.db_schema is at the latest version. */
 guest_status guest__schema_check(guest_ctx *ctx, guest_error *err);
 
-/* settings.c: with @p record, stores the context's password_iterations as
- * the site's; when it is 0 (a tool), reads the site's into the context
- * (1500000 when none is recorded). */
-guest_status guest__store_site_iterations(guest_ctx *ctx, bool record,
-                                          guest_error *err);
+/* settings.c: with @p write and both set, records the context's
+ * password_iterations and max_age as the site's; a value that is 0 (a
+ * tool's) is read from the site's record instead (1500000 and 1209600 when
+ * none is recorded), and nothing is written. */
+guest_status guest__store_site_settings(guest_ctx *ctx, bool write,
+                                        guest_error *err);
 
 /* guests.c: the guest, user and session rows of the request path. */
 /* The creation statement depends on which limits the config turns on. */

@@ -1,0 +1,90 @@
+/* The minimal examples (examples/minimal/), each program in
+ * HELLO_PROGRAMS (comma-separated paths) run as a user would: the database
+ * from GUESTUSER_DB and GUESTUSER_SCHEMA, a port, real HTTP. A first visit
+ * to / makes a guest; /guest/ lets the guest in and sends a stranger to
+ * log in; /account/ sends the guest to sign up; SIGTERM ends it cleanly. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "demo_proc.h"
+#include "testlib.h"
+
+static void run_example(const char *exe)
+{
+    const char *name = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+    char schema[64], port[16];
+    snprintf(schema, sizeof schema, "t_example_%.40s", name);
+    for (char *c = schema; *c; c++)
+        if (*c == '-')
+            *c = '_';
+    tl_drop_schema(schema);
+    setenv("GUESTUSER_DB", tl_conninfo(), 1);
+    setenv("GUESTUSER_SCHEMA", schema, 1);
+    snprintf(port, sizeof port, "%d", demo_proc_free_port());
+    const char *args[] = {port, NULL};
+    demo_proc d;
+    demo_proc_start_exe(&d, exe, args);
+
+    char *res = demo_proc_http(&d, "GET", "/", NULL, NULL);
+    ck_assert_msg(tl_raw_status(res) == 200, "%s: %s", name, res);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(res), "Hello, "));
+    ck_assert_int_gt(strlen(tl_raw_body(res)), strlen("Hello, !\n"));
+    char session[256];
+    ck_assert(demo_proc_cookie(res, "sessionid", session, sizeof session));
+    free(res);
+    ck_assert_int_eq(tl_scalar_in(schema, "SELECT count(*) FROM @.guests"), 1);
+
+    res = demo_proc_http(&d, "GET", "/guest/", session, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 200);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(res), "You are a guest."));
+    free(res);
+    res = demo_proc_http(&d, "GET", "/guest/", NULL, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 302);
+    char *to = tl_raw_header(res, "Location");
+    ck_assert_ptr_nonnull(to);
+    ck_assert_ptr_nonnull(strstr(to, "/accounts/login/"));
+    free(to);
+    free(res);
+    res = demo_proc_http(&d, "GET", "/account/", session, NULL);
+    ck_assert_int_eq(tl_raw_status(res), 302);
+    to = tl_raw_header(res, "Location");
+    ck_assert_ptr_nonnull(to);
+    ck_assert_ptr_nonnull(strstr(to, "/convert/"));
+    free(to);
+    free(res);
+    /* still one guest: the cookie was honoured */
+    ck_assert_int_eq(tl_scalar_in(schema, "SELECT count(*) FROM @.guests"), 1);
+    demo_proc_stop(&d, false);
+    unsetenv("GUESTUSER_DB");
+    unsetenv("GUESTUSER_SCHEMA");
+}
+
+START_TEST(each_minimal_example_serves_guests)
+{
+    const char *list = getenv("HELLO_PROGRAMS");
+    ck_assert_msg(list && *list, "HELLO_PROGRAMS is not set");
+    char *copy = strdup(list);
+    ck_assert_ptr_nonnull(copy);
+    int done = 0;
+    for (char *save, *p = strtok_r(copy, ",", &save); p;
+         p = strtok_r(NULL, ",", &save)) {
+        run_example(p);
+        done++;
+    }
+    free(copy);
+    ck_assert_int_gt(done, 0);
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("examples");
+    TCase *t = tcase_create("examples");
+    tcase_set_timeout(t, 240);
+    tcase_add_test(t, each_minimal_example_serves_guests);
+    suite_add_tcase(s, t);
+    return tl_run(s);
+}
