@@ -213,8 +213,8 @@ START_TEST(changes_by_hand_reach_the_cache)
         usleep(5 * 1000);
     ck_assert(!is_guest);
 
-    /* Sessions deleted in SQL, one and then more than a payload lists
-     * (sent as "flush"). */
+    /* Sessions deleted in SQL, one and then many (one notification per
+     * row, which the listener may take as one flush). */
     g = tl_new_guest(a, cookie, sizeof cookie);
     warm(b, cookie, g);
     snprintf(sql, sizeof sql, "DELETE FROM @.sessions WHERE user_id = %lld",
