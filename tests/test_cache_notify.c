@@ -382,6 +382,38 @@ START_TEST(a_context_whose_listener_cannot_connect_is_freed_at_once)
 }
 END_TEST
 
+static void behind_pooler(guest_config *c)
+{
+    cached(c);
+    c->db_pooler = GUEST_DB_POOLER_TRANSACTION;
+}
+
+/* A transaction-mode pooler cannot LISTEN: without a conninfo of its own
+ * the cache stays off (every lookup asks the database); with one naming
+ * PostgreSQL it works. (The fixture is PostgreSQL itself, told it is a
+ * pooler: the library goes by db_pooler.) */
+START_TEST(behind_a_transaction_pooler_the_cache_needs_its_own_conninfo)
+{
+    guest_ctx *a = tl_ctx(SCHEMA, behind_pooler);
+    ck_assert_uint_eq(metrics(a).session_cache_listening, 0);
+    char cookie[128];
+    int64_t g = tl_new_guest(a, cookie, sizeof cookie);
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(tl_whoami(a, cookie, NULL), g);
+    ck_assert_uint_eq(metrics(a).session_cache_hits, 0);
+    guest_ctx_free(a);
+
+    snprintf(listen_conninfo, sizeof listen_conninfo, "%s", tl_conninfo());
+    guest_ctx *b = tl_ctx(SCHEMA, behind_pooler);
+    listen_conninfo[0] = '\0';
+    ck_assert_uint_eq(metrics(b).session_cache_listening, 1);
+    warm(b, cookie, g);
+    tl_exec_in(SCHEMA, "DELETE FROM @.sessions");
+    ck_assert(refused_soon(b, cookie));
+    guest_ctx_free(b);
+}
+END_TEST
+
 START_TEST(a_malformed_listen_conninfo_is_a_config_error)
 {
     guest_config c;
@@ -411,6 +443,8 @@ int main(void)
     tcase_add_test(tc, two_schemas_do_not_invalidate_each_other);
     tcase_add_test(tc,
                    a_context_whose_listener_cannot_connect_is_freed_at_once);
+    tcase_add_test(
+        tc, behind_a_transaction_pooler_the_cache_needs_its_own_conninfo);
     tcase_add_test(tc, a_malformed_listen_conninfo_is_a_config_error);
     suite_add_tcase(s, tc);
     return tl_run(s);

@@ -98,6 +98,16 @@ static int wait_for(const guest__listener *l, int fd, short events,
     }
 }
 
+/* libpq's message without its line breaks at the end: a log line is one
+ * line. */
+static int msg_len(const char *m)
+{
+    size_t n = strlen(m);
+    while (n && (m[n - 1] == '\n' || m[n - 1] == '\r'))
+        n--;
+    return (int)n;
+}
+
 /* Connects without blocking on the network, giving up at @p deadline or
  * when asked to stop. NULL on failure (the last message logged by the
  * caller). */
@@ -119,15 +129,20 @@ static PGconn *connect_listener(guest__listener *l, int64_t deadline)
         int rc =
             wait_for(l, PQsocket(c),
                      ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
-        if (rc <= 0)
+        if (rc < 0) { /* stopping: nothing to report */
+            PQfinish(c);
+            return NULL;
+        }
+        if (rc == 0)
             break;
         ps = PQconnectPoll(c);
     }
+    const char *why =
+        PQstatus(c) == CONNECTION_BAD ? PQerrorMessage(c) : "timed out";
     guest__log_every(l->ctx, &l->down_logged, 10000, GUEST_LOG_WARNING,
-                     "session cache off: cannot connect its LISTEN connection"
-                     " (retrying): %s",
-                     PQstatus(c) == CONNECTION_BAD ? PQerrorMessage(c)
-                                                   : "timed out\n");
+                     "session cache off: its LISTEN connection cannot "
+                     "connect (retrying): %.*s",
+                     msg_len(why), why);
     PQfinish(c);
     return NULL;
 }
@@ -226,8 +241,8 @@ static bool listen_once(guest__listener *l, PGconn *c)
         deadline = guest__now_ms() + l->timeout_ms;
         next_beat = guest__now_ms() + HEARTBEAT_MS;
     }
-    /* Whatever arrived before the end still counts, though the cache is
-     * about to be emptied anyway. */
+    /* At once, before any log line or reconnect: from now on a change may
+     * go unheard. */
     l->fn(l->arg, GUEST__LISTEN_DOWN, NULL);
     return true;
 }
@@ -239,24 +254,23 @@ static void *run(void *arg)
     while (!stopping(l)) {
         PGconn *c = connect_listener(l, guest__now_ms() + l->timeout_ms);
         bool was_up = c && listen_once(l, c);
-        if (c && !was_up && !stopping(l))
+        const char *why = !c ? ""
+                          : was_up && PQstatus(c) == CONNECTION_OK
+                              ? "no answer in time"
+                              : PQerrorMessage(c);
+        if (c && !stopping(l))
             guest__log_every(l->ctx, &l->down_logged, 10000, GUEST_LOG_WARNING,
-                             "session cache off: LISTEN failed (retrying): %s",
-                             PQerrorMessage(c));
-        else if (was_up && !stopping(l))
-            guest__log_every(
-                l->ctx, &l->down_logged, 10000, GUEST_LOG_WARNING,
-                "session cache off until its LISTEN connection is back: %s",
-                PQstatus(c) == CONNECTION_OK ? "no answer in time"
-                                             : PQerrorMessage(c));
+                             "session cache off until its LISTEN connection "
+                             "is back (retrying): %.*s",
+                             msg_len(why), why);
         PQfinish(c);
         if (!was_up)
             first_outcome(l, -1);
-        backoff = was_up ? BACKOFF_MIN_MS
-                         : (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                         : backoff * 2);
+        if (was_up)
+            backoff = BACKOFF_MIN_MS;
         if (wait_for(l, -1, 0, guest__now_ms() + backoff) < 0)
             break;
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     return NULL;
 }
