@@ -238,10 +238,10 @@ static const char *const migrations[] = {
      * - A live session deleted (logout, password change, a user deleted,
      *   by hand) or cut short. Row triggers whose WHEN leaves out expired
      *   sessions: cleanup's bulk deletes (of expired sessions, and of
-     *   expired guests, whose sessions cascade one user at a time) then
-     *   queue nothing and call nothing. (Statement triggers with
-     *   transition tables would not batch there: the cascade deletes one
-     *   user's sessions per statement, so they would run once per user.)
+     *   expired guests, whose sessions expired with them and cascade one
+     *   user at a time) then queue nothing and call nothing. Statement
+     *   triggers with transition tables would not batch there: the
+     *   cascade deletes one user's sessions per statement.
      * - A user's name, password or is_active changed (conversion,
      *   deactivation, password change; not last_login: a login does not
      *   notify).
