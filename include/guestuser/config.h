@@ -401,16 +401,24 @@ struct guest_config {
     /**
      * Seconds a resolved session is kept in this process, so a returning
      * visitor costs no database round trip (never longer than the session
-     * itself lives). Logout, login, conversion, password changes and user
-     * management in this process drop entries at once; done by another
-     * process (or context), a logged-out, deactivated or deleted user's
-     * session may still resolve here for up to this long. 0: no cache, every
-     * request asks the database (0). 0..3600.
+     * itself lives). Logout, login, conversion, password changes,
+     * deactivation and deletion drop entries at once in this process, and
+     * in every other process through PostgreSQL LISTEN/NOTIFY (triggers of
+     * the schema, so also for the tool, cleanup and SQL by hand), within
+     * milliseconds. Each context keeps one more connection for that, on a
+     * thread of its own; while it is down the cache is empty and every
+     * request asks the database. 0: no cache, every request asks the
+     * database (0). 0..3600.
      */
     unsigned session_cache_ttl;
     /** Most sessions the cache holds (least recently used go first), when
      * session_cache_ttl is on: 1..1000000 (10000); about 700 bytes each. */
     unsigned session_cache_size;
+    /** libpq conninfo of the cache's LISTEN connection (NULL or "":
+     * db_conninfo). Behind PgBouncer in transaction mode, which cannot
+     * LISTEN, name PostgreSQL itself here; without it the cache stays off
+     * there (logged). */
+    const char *session_cache_listen_conninfo;
 };
 
 /** Longest guest_config.session_cache_ttl, seconds. */

@@ -74,6 +74,14 @@ typedef struct guest_metrics {
     /** Gauge: mails pending in the outbox (not delivered, not failed), as
      * this process's last send pass found them; 0 before the first. */
     int64_t mail_queued;
+    /** Notifications the session cache heard from the database (each
+     * drops sessions, a user's sessions or everything; see
+     * docs/scaling.md), from any process or by hand. */
+    uint64_t session_cache_invalidations;
+    /** Gauge: 1 while the session cache's LISTEN connection is up and the
+     * cache answers; 0 while it is down (every lookup asks the database)
+     * or session_cache_ttl is off. */
+    unsigned session_cache_listening;
 } guest_metrics;
 
 /**

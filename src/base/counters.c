@@ -112,6 +112,8 @@ void guest__metrics_read(const guest_ctx *ctx, guest_metrics *out)
     out->crawlers_blocked = load(&c[GUEST__C_CRAWLERS_BLOCKED]);
     out->sessions_resolved = load(&c[GUEST__C_SESSIONS_RESOLVED]);
     out->session_cache_hits = load(&c[GUEST__C_SESSION_CACHE_HITS]);
+    out->session_cache_invalidations =
+        load(&c[GUEST__C_SESSION_CACHE_INVALIDATIONS]);
     out->conversions = load(&c[GUEST__C_CONVERSIONS]);
     out->logins_ok = load(&c[GUEST__C_LOGINS_OK]);
     out->logins_failed = load(&c[GUEST__C_LOGINS_FAILED]);

@@ -379,7 +379,8 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
               own_string(ctx, &c->allowed_hosts, NULL) &&
               own_string(ctx, &c->db_read_conninfo, NULL) &&
               own_string(ctx, &c->mail_from, NULL) &&
-              own_string(ctx, &c->public_url, NULL);
+              own_string(ctx, &c->public_url, NULL) &&
+              own_string(ctx, &c->session_cache_listen_conninfo, NULL);
     if (c->mail_from && !*c->mail_from)
         c->mail_from = NULL;
     if (c->public_url && !*c->public_url)
@@ -388,6 +389,8 @@ static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
         c->cookie_domain = NULL;
     if (c->db_read_conninfo && !*c->db_read_conninfo)
         c->db_read_conninfo = NULL;
+    if (c->session_cache_listen_conninfo && !*c->session_cache_listen_conninfo)
+        c->session_cache_listen_conninfo = NULL;
     return ok ? GUEST_OK : GUEST_ERR_NOMEM;
 }
 
@@ -451,6 +454,11 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
      * site's do and its cleanup keeps what the site still honours. */
     if (st == GUEST_OK)
         st = guest__store_site_settings(ctx, ctx->cfg.auto_migrate, err);
+    /* After the schema check: the triggers that notify the cache are part
+     * of the schema. A pooler detected by now (db_pooler AUTO) counts. */
+    if (st == GUEST_OK)
+        st = guest__session_cache_listen(
+            ctx, guest__pool_transaction_mode(ctx->pool), err);
     if (st != GUEST_OK)
         goto fail;
     *out = ctx;
@@ -464,6 +472,8 @@ void guest_ctx_free(guest_ctx *ctx)
 {
     if (!ctx)
         return;
+    /* First: its thread uses the cache, the counters and the config. */
+    guest__session_cache_unlisten(ctx);
     guest__pool_free(ctx->pool);
     guest__pool_free(ctx->read_pool);
     guest__hashslots_free(ctx->hash_slots);

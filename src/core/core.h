@@ -250,6 +250,17 @@ void guest__session_cache_drop_token(guest_ctx *ctx, const unsigned char *hash);
 void guest__session_cache_drop_user(guest_ctx *ctx, int64_t user_id);
 /* Sessions held now (for tests). */
 size_t guest__session_cache_count(guest_ctx *ctx);
+/* Starts the cache's LISTEN connection (session_cache_listen_conninfo, or
+ * db_conninfo) after the schema is in place; until it is up, and whenever
+ * it is down, the cache is empty and every lookup asks the database. With
+ * @p behind_pooler and no listen conninfo it is not started (logged).
+ * A no-op without a cache. */
+guest_status guest__session_cache_listen(guest_ctx *ctx, bool behind_pooler,
+                                         guest_error *err);
+/* Stops it (promptly, whatever the database does); the cache is off. */
+void guest__session_cache_unlisten(guest_ctx *ctx);
+/* Whether the cache answers now (its LISTEN connection is up). */
+bool guest__session_cache_listening(guest_ctx *ctx);
 
 /* guards.c: base?field=quote(target), as Django's redirect_to_login.
  * Caller frees. */

@@ -16,6 +16,7 @@ void guest_metrics_get(guest_ctx *ctx, guest_metrics *out)
     guest__metrics_read(ctx, out);
     guest__pool_gauges(ctx->pool, &out->pool_size, &out->pool_open,
                        &out->pool_busy, &out->pool_waiting);
+    out->session_cache_listening = guest__session_cache_listening(ctx);
 }
 
 /* The text under construction; a failed append sticks. */
@@ -106,6 +107,14 @@ static void render(text *t, const guest_metrics *m)
     counter(t, "guestuser_session_cache_hits_total",
             "Resolved sessions answered without the database.",
             m->session_cache_hits);
+    counter(t, "guestuser_session_cache_invalidations_total",
+            "Notifications of changed sessions or users the session cache "
+            "heard from the database.",
+            m->session_cache_invalidations);
+    gauge(t, "guestuser_session_cache_listening",
+          "1 while the session cache's LISTEN connection is up and the "
+          "cache answers, else 0.",
+          m->session_cache_listening);
     counter(t, "guestuser_conversions_total",
             "Guests converted into registered users.", m->conversions);
     family(t, "guestuser_logins_total", "counter",

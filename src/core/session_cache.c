@@ -1,5 +1,8 @@
 /* Resolved sessions kept in this process for session_cache_ttl seconds, so
- * a returning visitor costs no database round trip. */
+ * a returning visitor costs no database round trip. What other processes
+ * change is heard through the schema's notifications (store/listen.c); the
+ * cache answers only while that connection is listening. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -41,7 +44,11 @@ typedef struct shard {
 struct guest__session_cache {
     shard *shards;
     unsigned nshards;
+    /* True only while the LISTEN connection is up: then no change made
+     * elsewhere can go unheard. Off, every lookup asks the database. */
+    _Atomic bool live;
     int64_t ttl_ms;
+    guest__listener *listener;
 };
 
 static uint64_t key_of(const unsigned char *hash)
@@ -116,6 +123,7 @@ void guest__session_cache_free(guest__session_cache *c)
 {
     if (!c)
         return;
+    guest__listener_stop(c->listener);
     for (unsigned i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         pthread_mutex_destroy(&s->mu);
@@ -204,7 +212,7 @@ bool guest__session_cache_get(guest_ctx *ctx, const unsigned char *hash,
                               guest_user *user)
 {
     guest__session_cache *c = ctx->session_cache;
-    if (!c)
+    if (!c || !atomic_load(&c->live))
         return false;
     uint64_t k = key_of(hash);
     shard *s = shard_of(c, k);
@@ -234,7 +242,7 @@ void guest__session_cache_put(guest_ctx *ctx, const unsigned char *hash,
                               const guest__cache_ticket *ticket)
 {
     guest__session_cache *c = ctx->session_cache;
-    if (!c || ms_left <= 0)
+    if (!c || ms_left <= 0 || !atomic_load(&c->live))
         return;
     uint64_t k = key_of(hash);
     shard *s = shard_of(c, k);
@@ -319,4 +327,125 @@ size_t guest__session_cache_count(guest_ctx *ctx)
         pthread_mutex_unlock(&s->mu);
     }
     return total;
+}
+
+/* Every entry stale, and every lookup running now kept from storing what
+ * it read: the epoch is part of each entry and of each ticket. */
+static void flush(guest_ctx *ctx)
+{
+    atomic_fetch_add(&ctx->session_epoch, 1);
+}
+
+/* More users than this in one notification: one flush instead of a walk
+ * of the whole cache per user. */
+#define USERS_WALKED_MAX 8
+
+static void drop_tokens(guest_ctx *ctx, const char *p)
+{
+    while (*p) {
+        unsigned char hash[GUEST__SHA256_BYTES];
+        for (size_t i = 0; i < sizeof hash; i++) {
+            int hi = guest__hex_value(p[2 * i]);
+            int lo = hi < 0 ? -1 : guest__hex_value(p[2 * i + 1]);
+            if (lo < 0) {
+                flush(ctx); /* not what the triggers send: trust nothing */
+                return;
+            }
+            hash[i] = (unsigned char)(hi << 4 | lo);
+        }
+        guest__session_cache_drop_token(ctx, hash);
+        p += 2 * sizeof hash;
+        if (*p == ',')
+            p++;
+        else if (*p) {
+            flush(ctx);
+            return;
+        }
+    }
+}
+
+static void drop_users(guest_ctx *ctx, const char *p)
+{
+    int64_t ids[USERS_WALKED_MAX];
+    size_t n = 0;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long id = strtoll(p, &end, 10);
+        if (end == p || errno || (*end && *end != ',') ||
+            n == USERS_WALKED_MAX) {
+            flush(ctx);
+            return;
+        }
+        ids[n++] = id;
+        p = *end ? end + 1 : end;
+    }
+    for (size_t i = 0; i < n; i++)
+        guest__session_cache_drop_user(ctx, ids[i]);
+}
+
+/* On the listener's thread. */
+static void on_listen(void *arg, guest__listen_event ev, const char *payload)
+{
+    guest_ctx *ctx = arg;
+    guest__session_cache *c = ctx->session_cache;
+    switch (ev) {
+    case GUEST__LISTEN_UP:
+        /* What was cached before LISTEN took effect may have missed a
+         * change: emptied first, then trusted again. */
+        flush(ctx);
+        atomic_store(&c->live, true);
+        break;
+    case GUEST__LISTEN_DOWN:
+        atomic_store(&c->live, false);
+        flush(ctx);
+        break;
+    case GUEST__LISTEN_PAYLOAD:
+        guest__count(ctx, GUEST__C_SESSION_CACHE_INVALIDATIONS);
+        if (!strncmp(payload, "s:", 2))
+            drop_tokens(ctx, payload + 2);
+        else if (!strncmp(payload, "u:", 2))
+            drop_users(ctx, payload + 2);
+        else /* "flush", or anything this version does not know */
+            flush(ctx);
+        break;
+    }
+}
+
+guest_status guest__session_cache_listen(guest_ctx *ctx, bool behind_pooler,
+                                         guest_error *err)
+{
+    guest__session_cache *c = ctx->session_cache;
+    if (!c)
+        return GUEST_OK;
+    const char *conninfo = ctx->cfg.session_cache_listen_conninfo;
+    if (!conninfo && behind_pooler) {
+        /* A transaction-mode pooler passes LISTEN to whichever server
+         * connection is free and then hands that to other clients: the
+         * listener would think itself up and hear nothing. */
+        guest__log(ctx, GUEST_LOG_WARNING,
+                   "session cache off: behind a transaction-mode pooler it "
+                   "needs session_cache_listen_conninfo naming PostgreSQL "
+                   "itself (docs/scaling.md)");
+        return GUEST_OK;
+    }
+    return guest__listener_start(ctx,
+                                 conninfo ? conninfo : ctx->cfg.db_conninfo,
+                                 on_listen, ctx, &c->listener, err);
+}
+
+void guest__session_cache_unlisten(guest_ctx *ctx)
+{
+    guest__session_cache *c = ctx->session_cache;
+    if (!c)
+        return;
+    guest__listener_stop(c->listener);
+    c->listener = NULL;
+    atomic_store(&c->live, false);
+}
+
+bool guest__session_cache_listening(guest_ctx *ctx)
+{
+    guest__session_cache *c = ctx->session_cache;
+    return c && atomic_load(&c->live);
 }

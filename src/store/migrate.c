@@ -227,6 +227,68 @@ static const char *const migrations[] = {
     " last_error text);"
     "CREATE INDEX outbox_due_idx ON @.outbox (next_attempt_at)"
     " WHERE sent_at IS NULL AND failed_at IS NULL;",
+    /* 7: what makes a cached session wrong is announced on the schema's
+     * channel (store/listen.c, guest__listen_channel), by triggers, so
+     * that every process's session cache hears it whoever made the change:
+     * the library on another node, the tool, cleanup, SQL by hand.
+     * Payloads: "s:" and a session's token hash in hex, or "u:" and a user
+     * id (far below PostgreSQL's 8000 bytes). A notification leaves at
+     * COMMIT, and not at all on rollback; the same payload twice in one
+     * transaction is sent once.
+     * - A live session deleted (logout, password change, a user deleted,
+     *   by hand) or cut short. Row triggers whose WHEN leaves out expired
+     *   sessions: cleanup's bulk deletes (of expired sessions, and of
+     *   expired guests, whose sessions expired with them and cascade one
+     *   user at a time) then queue nothing and call nothing. Statement
+     *   triggers with transition tables would not batch there: the
+     *   cascade deletes one user's sessions per statement.
+     * - A user's name, password or is_active changed (conversion,
+     *   deactivation, password change; not last_login: a login does not
+     *   notify).
+     * - A guests row deleted by a statement of its own (a conversion; not
+     *   a cascade from its user, whose sessions speak for it), or changed.
+     * Many at once (a bulk change by hand) arrive as many notifications,
+     * which the listener turns into one flush. */
+    "CREATE FUNCTION @.cache_notify(schema_name name, payload text)"
+    " RETURNS void LANGUAGE sql AS $fn$ SELECT pg_notify('guestuser_cache_'"
+    " || left(encode(sha256(convert_to(schema_name::text, 'UTF8')), 'hex'),"
+    " 32), payload) $fn$;"
+    "CREATE FUNCTION @.sessions_cache_notify() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " PERFORM @.cache_notify(TG_TABLE_SCHEMA,"
+    " 's:' || encode(OLD.token_hash, 'hex'));"
+    " RETURN NULL; END $fn$;"
+    "CREATE TRIGGER sessions_cache_delete AFTER DELETE ON @.sessions"
+    " FOR EACH ROW WHEN (OLD.expires_at > now())"
+    " EXECUTE FUNCTION @.sessions_cache_notify();"
+    "CREATE TRIGGER sessions_cache_update AFTER UPDATE ON @.sessions"
+    " FOR EACH ROW WHEN (OLD.expires_at > now()"
+    " AND (OLD.token_hash <> NEW.token_hash OR OLD.user_id <> NEW.user_id"
+    " OR NEW.expires_at < OLD.expires_at))"
+    " EXECUTE FUNCTION @.sessions_cache_notify();"
+    "CREATE FUNCTION @.users_cache_notify() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " PERFORM @.cache_notify(TG_TABLE_SCHEMA, 'u:' || OLD.id);"
+    " RETURN NULL; END $fn$;"
+    "CREATE TRIGGER users_cache_update AFTER UPDATE ON @.users"
+    " FOR EACH ROW WHEN (OLD.id <> NEW.id"
+    " OR OLD.username IS DISTINCT FROM NEW.username"
+    " OR OLD.password IS DISTINCT FROM NEW.password"
+    " OR OLD.is_active IS DISTINCT FROM NEW.is_active)"
+    " EXECUTE FUNCTION @.users_cache_notify();"
+    "CREATE FUNCTION @.guests_cache_notify() RETURNS trigger"
+    " LANGUAGE plpgsql AS $fn$ BEGIN"
+    " PERFORM @.cache_notify(TG_TABLE_SCHEMA, 'u:' || OLD.user_id);"
+    " RETURN NULL; END $fn$;"
+    /* pg_trigger_depth() is 0 for a statement of its own and 1 inside the
+     * foreign key's cascade from users. */
+    "CREATE TRIGGER guests_cache_delete AFTER DELETE ON @.guests"
+    " FOR EACH ROW WHEN (pg_trigger_depth() = 0)"
+    " EXECUTE FUNCTION @.guests_cache_notify();"
+    "CREATE TRIGGER guests_cache_update AFTER UPDATE ON @.guests"
+    " FOR EACH ROW WHEN (OLD.user_id <> NEW.user_id"
+    " OR OLD.created_at IS DISTINCT FROM NEW.created_at)"
+    " EXECUTE FUNCTION @.guests_cache_notify();",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof *migrations))

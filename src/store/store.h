@@ -190,6 +190,34 @@ guest_status guest__db_query_on(guest_ctx *ctx, PGconn *conn, const char *sql,
                                 int nparams, const char *const *params,
                                 PGresult **res, bool *broken, guest_error *err);
 
+/* listen.c: the session cache's LISTEN connection, on a thread of its
+ * own (not a pooled connection). */
+typedef struct guest__listener guest__listener;
+typedef enum guest__listen_event {
+    GUEST__LISTEN_UP,     /* LISTEN took effect: changes are heard from now */
+    GUEST__LISTEN_DOWN,   /* the connection is gone: changes may be missed */
+    GUEST__LISTEN_PAYLOAD /* a notification's payload ("flush" for many) */
+} guest__listen_event;
+/* Called on the listener's thread; @p payload is borrowed for the call
+ * (NULL but for GUEST__LISTEN_PAYLOAD). */
+typedef void (*guest__listen_fn)(void *arg, guest__listen_event ev,
+                                 const char *payload);
+/* "guestuser_cache_" and 32 hex digits of SHA-256 of the schema name. */
+#define GUEST__LISTEN_CHANNEL_BUF 64
+/* The channel the schema's triggers (migration 7) notify. */
+void guest__listen_channel(const char *schema,
+                           char out[GUEST__LISTEN_CHANNEL_BUF]);
+/* Starts the thread, which connects to @p conninfo, listens on the
+ * channel of ctx's schema and reconnects with backoff; waits up to
+ * db_timeout_ms for its first attempt (whose failure is no error).
+ * GUEST_ERR_CONFIG for a malformed conninfo. */
+guest_status guest__listener_start(const guest_ctx *ctx, const char *conninfo,
+                                   guest__listen_fn fn, void *arg,
+                                   guest__listener **out, guest_error *err);
+/* Stops the thread promptly (no call of fn after it returns) and frees
+ * it; NULL is a no-op. */
+void guest__listener_stop(guest__listener *l);
+
 /* migrate.c */
 int guest__schema_version_latest(void);
 /* Brings cfg.db_schema to the latest version, in one transaction. */
