@@ -42,7 +42,7 @@ endfunction()
 if(TARGET guestuser_mail)
   guestuser_add_check_test(test_smtp SOURCES test_smtp.c LIBS guestuser::mail)
   guestuser_smtp_test(test_smtp)
-  set_tests_properties(test_smtp PROPERTIES TIMEOUT 300)
+  set_tests_properties(test_smtp PROPERTIES TIMEOUT 900)
   # The outbox end to end: resets requested while a real SMTP server is
   # down arrive once after it is back, through two senders.
   guestuser_add_check_test(test_email_smtp SOURCES test_email_smtp.c

@@ -716,7 +716,7 @@ int main(void)
     tcase_add_test(tc, server_down_then_back);
     tcase_add_test(tc, header_injection_is_refused_before_sending);
     tcase_add_test(tc, threads_share_one_handle);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
