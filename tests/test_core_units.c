@@ -14,10 +14,21 @@
 
 START_TEST(status_strings_cover_every_value)
 {
-    for (int s = 0; s < GUEST__STATUS_COUNT; s++) {
+    /* the values are pinned: 0..N-1 in the order of the map, each named */
+    int n = 0;
+#define COUNT(name, value, msg)                                                \
+    ck_assert_int_eq(GUEST_##name, value);                                     \
+    ck_assert_int_eq(value, n++);
+    GUEST_STATUS_MAP(COUNT)
+#undef COUNT
+    ck_assert_int_eq(n, 23);
+    ck_assert_int_eq(GUEST_ERR_DB, 5);
+    ck_assert_int_eq(GUEST_ERR_LAST_LOGIN, 22);
+    for (int s = 0; s < n; s++) {
         ck_assert_str_ne(guest_strerror((guest_status)s), "unknown status");
         ck_assert_str_ne(guest_status_name((guest_status)s), "GUEST_UNKNOWN");
     }
+    ck_assert_str_eq(guest_status_name((guest_status)n), "GUEST_UNKNOWN");
     ck_assert_str_eq(guest_status_name(GUEST_ERR_DB), "GUEST_ERR_DB");
     ck_assert_str_eq(guest_strerror(GUEST_OK), "success");
     ck_assert_str_eq(guest_strerror((guest_status)999), "unknown status");
@@ -297,7 +308,7 @@ static void t_ctl(guest_config *c)
 }
 static void t_age(guest_config *c)
 {
-    c->max_age = 0;
+    c->max_age = -1; /* 0 is "the recorded one" */
 }
 static void t_syntax(guest_config *c)
 {

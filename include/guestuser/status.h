@@ -11,36 +11,35 @@ extern "C" {
 /* One list generates the enum, guest_status_name() and guest_strerror(),
  * so the three cannot drift apart. */
 #define GUEST_STATUS_MAP(X)                                                    \
-    X(OK, "success")                                                           \
-    X(ERR_INVALID, "invalid argument")                                         \
-    X(ERR_NOMEM, "out of memory")                                              \
-    X(ERR_CONFIG, "invalid configuration")                                     \
-    X(ERR_DB_UNAVAILABLE, "database unavailable")                              \
-    X(ERR_DB, "database error")                                                \
-    X(ERR_NAME_EXHAUSTED, "could not generate a unique guest name")            \
-    X(ERR_NOT_GUEST, "the user is not a guest")                                \
-    X(ERR_USERNAME_TAKEN, "a user with that username already exists")          \
-    X(ERR_VALIDATION, "invalid input")                                         \
-    X(ERR_AUTH, "invalid credentials")                                         \
-    X(ERR_CSRF, "CSRF verification failed")                                    \
-    X(ERR_CRYPTO, "cryptographic library failure")                             \
-    X(ERR_HOOK, "an application callback reported failure")                    \
-    X(ERR_CANCELLED, "cancelled by the caller")                                \
-    X(ERR_TOO_LARGE, "input too large")                                        \
-    X(ERR_BUSY, "the server is busy, try again later")                         \
-    X(ERR_RATE_LIMITED, "too many attempts, try again later")                  \
-    X(ERR_BAD_HOST, "the Host header names no allowed host")                   \
-    X(ERR_NOT_FOUND, "no such user")                                           \
-    X(ERR_IDENTITY_TAKEN, "that identity belongs to another account")          \
-    X(ERR_SIGNUP_CLOSED, "new accounts cannot be made this way")               \
-    X(ERR_LAST_LOGIN, "it is the account's only way to log in")
+    X(OK, 0, "success")                                                        \
+    X(ERR_INVALID, 1, "invalid argument")                                      \
+    X(ERR_NOMEM, 2, "out of memory")                                           \
+    X(ERR_CONFIG, 3, "invalid configuration")                                  \
+    X(ERR_DB_UNAVAILABLE, 4, "database unavailable")                           \
+    X(ERR_DB, 5, "database error")                                             \
+    X(ERR_NAME_EXHAUSTED, 6, "could not generate a unique guest name")         \
+    X(ERR_NOT_GUEST, 7, "the user is not a guest")                             \
+    X(ERR_USERNAME_TAKEN, 8, "a user with that username already exists")       \
+    X(ERR_VALIDATION, 9, "invalid input")                                      \
+    X(ERR_AUTH, 10, "invalid credentials")                                     \
+    X(ERR_CSRF, 11, "CSRF verification failed")                                \
+    X(ERR_CRYPTO, 12, "cryptographic library failure")                         \
+    X(ERR_HOOK, 13, "an application callback reported failure")                \
+    X(ERR_CANCELLED, 14, "cancelled by the caller")                            \
+    X(ERR_TOO_LARGE, 15, "input too large")                                    \
+    X(ERR_BUSY, 16, "the server is busy, try again later")                     \
+    X(ERR_RATE_LIMITED, 17, "too many attempts, try again later")              \
+    X(ERR_BAD_HOST, 18, "the Host header names no allowed host")               \
+    X(ERR_NOT_FOUND, 19, "no such user")                                       \
+    X(ERR_IDENTITY_TAKEN, 20, "that identity belongs to another account")      \
+    X(ERR_SIGNUP_CLOSED, 21, "new accounts cannot be made this way")           \
+    X(ERR_LAST_LOGIN, 22, "it is the account's only way to log in")
 
 /** Status returned by every fallible libguestuser call; GUEST_OK is 0. */
 typedef enum guest_status {
-#define GUEST__STATUS_ENUM(name, msg) GUEST_##name,
+#define GUEST__STATUS_ENUM(name, value, msg) GUEST_##name = value,
     GUEST_STATUS_MAP(GUEST__STATUS_ENUM)
 #undef GUEST__STATUS_ENUM
-        GUEST__STATUS_COUNT
 } guest_status;
 
 /** Human-readable message for @p status; never NULL, static storage. */

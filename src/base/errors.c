@@ -7,7 +7,7 @@
 const char *guest_strerror(guest_status status)
 {
     switch (status) {
-#define GUEST__MSG(name, msg)                                                  \
+#define GUEST__MSG(name, value, msg)                                           \
     case GUEST_##name:                                                         \
         return msg;
         GUEST_STATUS_MAP(GUEST__MSG)
@@ -20,7 +20,7 @@ const char *guest_strerror(guest_status status)
 const char *guest_status_name(guest_status status)
 {
     switch (status) {
-#define GUEST__NAME(name, msg)                                                 \
+#define GUEST__NAME(name, value, msg)                                          \
     case GUEST_##name:                                                         \
         return "GUEST_" #name;
         GUEST_STATUS_MAP(GUEST__NAME)
