@@ -80,6 +80,38 @@ START_TEST(a_bad_number_names_its_variable_and_changes_nothing)
 }
 END_TEST
 
+/* A struct not filled by guest_config_init(), or from a newer program,
+ * is refused with a message that says what to do; a newer program's
+ * larger struct gets its known part filled and the rest zeroed. */
+START_TEST(a_config_of_the_wrong_size_is_refused)
+{
+    guest_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.db_conninfo = tl_conninfo();
+    guest_ctx *ctx = NULL;
+    guest_error err = {0};
+    ck_assert_int_eq(guest_ctx_new(&cfg, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_config_init()"));
+
+    unsigned char big[sizeof(guest_config) + 16];
+    memset(big, 0xAB, sizeof big);
+    guest_config_init_size((guest_config *)(void *)big, sizeof big);
+    guest_config *b = (guest_config *)(void *)big;
+    ck_assert_uint_eq(b->size, sizeof big);
+    ck_assert_int_eq(b->max_age, 1209600);
+    for (size_t i = sizeof(guest_config); i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0);
+    b->db_conninfo = tl_conninfo();
+    ck_assert_int_eq(guest_ctx_new(b, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_config.size"));
+
+    /* the macro records the program's own size */
+    guest_config_init(&cfg);
+    ck_assert_uint_eq(cfg.size, sizeof cfg);
+}
+END_TEST
+
 static void site(guest_config *c)
 {
     c->max_age = 5;
@@ -149,6 +181,7 @@ int main(void)
     tcase_add_test(tc, environment_overrides_what_it_sets);
     tcase_add_test(tc, a_bad_number_names_its_variable_and_changes_nothing);
     tcase_add_test(tc, a_tool_takes_the_age_and_cost_the_site_recorded);
+    tcase_add_test(tc, a_config_of_the_wrong_size_is_refused);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -53,6 +53,10 @@ typedef bool (*guest_cleanup_progress_fn)(const guest_cleanup_result *so_far,
 /** How guest_delete_expired() runs. Fill with guest_cleanup_options_init(),
  * then override fields. */
 typedef struct guest_cleanup_options {
+    /** sizeof(guest_cleanup_options) where the program was compiled, set
+     * by guest_cleanup_options_init() (fields a 1.x library added later
+     * take their defaults). */
+    size_t size;
     /** Guests older than this many seconds are expired; 0: the context's
      * max_age. Ignored when cutoff is set. */
     int64_t max_age;
@@ -70,8 +74,13 @@ typedef struct guest_cleanup_options {
     void *progress_userdata;
 } guest_cleanup_options;
 
-/** Fills @p opts with the defaults listed on each field. NULL is a no-op. */
-GUEST_API void guest_cleanup_options_init(guest_cleanup_options *opts);
+/** Fills @p opts with the defaults listed on each field, and its size.
+ * NULL is a no-op. */
+#define guest_cleanup_options_init(opts)                                       \
+    guest_cleanup_options_init_size((opts), sizeof(guest_cleanup_options))
+/** guest_cleanup_options_init() for a struct of @p size bytes. */
+GUEST_API void guest_cleanup_options_init_size(guest_cleanup_options *opts,
+                                               size_t size);
 
 /**
  * Deletes every expired guest by deleting its users row, so that whatever
@@ -97,10 +106,17 @@ GUEST_API void guest_cleanup_options_init(guest_cleanup_options *opts);
  * GUEST_ERR_DB_UNAVAILABLE when the database cannot be reached or a batch
  * outlived db_timeout_ms. @p err (may be NULL) then says what happened.
  * Thread-safe: uses the context's connection pool.
+ *
+ * A macro: the program's sizeof(guest_cleanup_result) goes with the call,
+ * so a larger result of a later 1.x library is never written past it.
  */
-GUEST_API GUEST_NODISCARD guest_status
-guest_delete_expired(guest_ctx *ctx, const guest_cleanup_options *opts,
-                     guest_cleanup_result *result, guest_error *err);
+#define guest_delete_expired(ctx, opts, result, err)                           \
+    guest_delete_expired_size((ctx), (opts), (result),                         \
+                              sizeof(guest_cleanup_result), (err))
+/** guest_delete_expired() with @p result of @p result_size bytes. */
+GUEST_API GUEST_NODISCARD guest_status guest_delete_expired_size(
+    guest_ctx *ctx, const guest_cleanup_options *opts,
+    guest_cleanup_result *result, size_t result_size, guest_error *err);
 
 /** Counts for an admin screen, from one consistent snapshot. */
 typedef struct guest_stats {
@@ -120,10 +136,15 @@ typedef struct guest_stats {
  * GUEST_ERR_INVALID for NULL arguments or a negative @p max_age, or a
  * database status with @p err (may be NULL) filled. Thread-safe.
  */
-GUEST_API GUEST_NODISCARD guest_status guest_get_stats(guest_ctx *ctx,
-                                                       int64_t max_age,
-                                                       guest_stats *out,
-                                                       guest_error *err);
+#define guest_get_stats(ctx, max_age, out, err)                                \
+    guest_get_stats_size((ctx), (max_age), (out), sizeof(guest_stats), (err))
+/** guest_get_stats() with @p out of @p out_size bytes (the program's
+ * sizeof: a later 1.x library never writes past it). */
+GUEST_API GUEST_NODISCARD guest_status guest_get_stats_size(guest_ctx *ctx,
+                                                            int64_t max_age,
+                                                            guest_stats *out,
+                                                            size_t out_size,
+                                                            guest_error *err);
 
 /** One guest as guest_list_guests() reports it. */
 typedef struct guest_info {

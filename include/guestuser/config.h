@@ -155,6 +155,11 @@ typedef enum guest_email_mode {
  * be freed right after. NULL string fields mean "the default".
  */
 struct guest_config {
+    /** sizeof(guest_config) where the program was compiled, set by
+     * guest_config_init(): a program built against 1.0 keeps working with
+     * a 1.x library whose struct grew (the new fields take their
+     * defaults). */
+    size_t size;
     /** false: GUEST_ALLOW creates nobody, handlers see an anonymous visitor. */
     bool enabled;
     /* The bools together: the struct keeps little padding. */
@@ -431,8 +436,12 @@ struct guest_config {
 /** Most keys guest_config.secret_keys may list. */
 #define GUEST_SECRET_KEYS_MAX 16
 
-/** Fills @p cfg with the defaults listed on each field. */
-GUEST_API void guest_config_init(guest_config *cfg);
+/** Fills @p cfg with the defaults listed on each field, and its size. */
+#define guest_config_init(cfg)                                                 \
+    guest_config_init_size((cfg), sizeof(guest_config))
+/** guest_config_init() for a struct of @p size bytes (the program's
+ * sizeof). */
+GUEST_API void guest_config_init_size(guest_config *cfg, size_t size);
 
 /**
  * Overrides fields of @p cfg from environment variables, so that a site,

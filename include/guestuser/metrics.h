@@ -90,7 +90,12 @@ typedef struct guest_metrics {
  * and not yet in another. Does nothing when either argument is NULL.
  * Thread-safe; takes no lock but the pool's, briefly, for the gauges.
  */
-GUEST_API void guest_metrics_get(guest_ctx *ctx, guest_metrics *out);
+#define guest_metrics_get(ctx, out)                                            \
+    guest_metrics_get_size((ctx), (out), sizeof(guest_metrics))
+/** guest_metrics_get() into @p out of @p out_size bytes (the program's
+ * sizeof: counters a later 1.x library added are left out). */
+GUEST_API void guest_metrics_get_size(guest_ctx *ctx, guest_metrics *out,
+                                      size_t out_size);
 
 /**
  * The counters of @p ctx as Prometheus text exposition format 0.0.4 (serve

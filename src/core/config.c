@@ -92,11 +92,11 @@ const char *guest_version(void)
     return GUESTUSER_VERSION_STRING;
 }
 
-void guest_config_init(guest_config *cfg)
+/* The defaults, into a whole struct of this library's size. */
+static void config_defaults(guest_config *cfg)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
     cfg->enabled = true;
     cfg->max_age = 1209600;
     cfg->name_generator = guest_name_uuid;
@@ -137,6 +137,27 @@ void guest_config_init(guest_config *cfg)
     cfg->ipv6_prefix56_multiplier = 4;
     cfg->ipv6_prefix48_multiplier = 8;
     cfg->session_cache_size = 10000;
+}
+
+/* The size of guest_config in 1.0, the smallest a program can have: 1.x
+ * appends fields only. */
+#define CONFIG_SIZE_1_0                                                        \
+    (offsetof(guest_config, session_cache_listen_conninfo) +                   \
+     sizeof(const char *))
+
+#undef guest_config_init
+void guest_config_init_size(guest_config *cfg, size_t size)
+{
+    if (!cfg || size < sizeof cfg->size)
+        return;
+    guest_config d;
+    config_defaults(&d);
+    d.size = size;
+    /* A program built against a newer library has a larger struct: the
+     * tail we do not know is zeroed, and guest_ctx_new() refuses it. */
+    memcpy(cfg, &d, size < sizeof d ? size : sizeof d);
+    if (size > sizeof d)
+        memset((char *)cfg + sizeof d, 0, size - sizeof d);
 }
 
 const guest_config *guest_ctx_config(const guest_ctx *ctx)
@@ -358,7 +379,10 @@ bool guest_is_blocked_agent(const guest_ctx *ctx, const char *user_agent)
 static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
 {
     guest_config *c = &ctx->cfg;
-    *c = *in;
+    /* The program's fields over the defaults of any it does not have. */
+    config_defaults(c);
+    memcpy(c, in, in->size);
+    c->size = sizeof *c;
     bool ok = own_string(ctx, &c->name_prefix, "Guest") &&
               own_string(ctx, &c->login_url, "/accounts/login/") &&
               own_string(ctx, &c->login_redirect_url, "/accounts/profile/") &&
@@ -403,8 +427,17 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
     guest_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-    guest_status st = copy_config(ctx, cfg);
-    if (st != GUEST_OK) {
+    guest_status st;
+    if (cfg->size < CONFIG_SIZE_1_0 || cfg->size > sizeof(guest_config)) {
+        st = guest__fail(err, GUEST_ERR_CONFIG,
+                         "guest_config.size is %zu, not %zu..%zu: fill the "
+                         "struct with guest_config_init() (and build "
+                         "against this library's headers)",
+                         cfg->size, (size_t)CONFIG_SIZE_1_0,
+                         sizeof(guest_config));
+        goto fail;
+    }
+    if ((st = copy_config(ctx, cfg)) != GUEST_OK) {
         guest__fail(err, st, "out of memory");
         goto fail;
     }

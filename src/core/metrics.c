@@ -8,15 +8,27 @@
 
 #include "core/core.h"
 
-void guest_metrics_get(guest_ctx *ctx, guest_metrics *out)
+/* The whole struct of this library's size. */
+static void metrics_read(guest_ctx *ctx, guest_metrics *out)
 {
-    if (!ctx || !out)
-        return;
     memset(out, 0, sizeof *out);
     guest__metrics_read(ctx, out);
     guest__pool_gauges(ctx->pool, &out->pool_size, &out->pool_open,
                        &out->pool_busy, &out->pool_waiting);
     out->session_cache_listening = guest__session_cache_listening(ctx);
+}
+
+#undef guest_metrics_get
+void guest_metrics_get_size(guest_ctx *ctx, guest_metrics *out, size_t out_size)
+{
+    if (!ctx || !out || !out_size)
+        return;
+    guest_metrics all;
+    metrics_read(ctx, &all);
+    /* A program built against a later library (a larger struct) gets the
+     * counters this one has and zeros for the rest. */
+    memset(out, 0, out_size);
+    memcpy(out, &all, out_size < sizeof all ? out_size : sizeof all);
 }
 
 /* The text under construction; a failed append sticks. */
@@ -177,7 +189,7 @@ guest_status guest_metrics_text(guest_ctx *ctx, char **out, size_t *len,
     if (!ctx || !out)
         return guest__fail(err, GUEST_ERR_INVALID, "ctx and text are required");
     guest_metrics m;
-    guest_metrics_get(ctx, &m);
+    metrics_read(ctx, &m);
     text t = {{0}, false};
     render(&t, &m);
     if (t.failed) {

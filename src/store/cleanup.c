@@ -1,5 +1,6 @@
 /* Deleting expired guests in batches, and the counts behind the admin tool. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,27 @@
 /* "YYYY-MM-DD HH:MM:SS.ffffff+00" plus room to spare */
 #define TS_BUF 48
 
-void guest_cleanup_options_init(guest_cleanup_options *opts)
+/* The options of 1.0, the smallest struct a program can have. */
+#define OPTIONS_SIZE_1_0                                                       \
+    (offsetof(guest_cleanup_options, progress_userdata) + sizeof(void *))
+
+static void options_defaults(guest_cleanup_options *o)
 {
-    if (!opts)
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->batch_size = GUEST_CLEANUP_BATCH_DEFAULT;
+}
+
+#undef guest_cleanup_options_init
+void guest_cleanup_options_init_size(guest_cleanup_options *opts, size_t size)
+{
+    if (!opts || size < sizeof opts->size)
         return;
-    memset(opts, 0, sizeof *opts);
-    opts->batch_size = GUEST_CLEANUP_BATCH_DEFAULT;
+    guest_cleanup_options d;
+    options_defaults(&d);
+    d.size = size;
+    memset(opts, 0, size);
+    memcpy(opts, &d, size < sizeof d ? size : sizeof d);
 }
 
 /* Statement texts for one call. They are built per call rather than per
@@ -310,19 +326,41 @@ static guest_status check_options(const guest_cleanup_options *o,
     return GUEST_OK;
 }
 
-guest_status guest_delete_expired(guest_ctx *ctx,
-                                  const guest_cleanup_options *opts,
-                                  guest_cleanup_result *result,
-                                  guest_error *err)
+static guest_status delete_expired(guest_ctx *ctx,
+                                   const guest_cleanup_options *opts,
+                                   guest_cleanup_result *r, guest_error *err);
+
+#undef guest_delete_expired
+guest_status guest_delete_expired_size(guest_ctx *ctx,
+                                       const guest_cleanup_options *opts,
+                                       guest_cleanup_result *result,
+                                       size_t result_size, guest_error *err)
 {
-    guest_cleanup_result local;
-    guest_cleanup_result *r = result ? result : &local;
-    memset(r, 0, sizeof *r);
-    guest_cleanup_options defaults;
-    if (!opts) {
-        guest_cleanup_options_init(&defaults);
-        opts = &defaults;
+    guest_cleanup_options o;
+    options_defaults(&o);
+    if (opts && (opts->size < OPTIONS_SIZE_1_0 || opts->size > sizeof o))
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "guest_cleanup_options.size is %zu, not %zu..%zu:"
+                           " fill it with guest_cleanup_options_init()",
+                           opts->size, (size_t)OPTIONS_SIZE_1_0, sizeof o);
+    if (opts)
+        memcpy(&o, opts, opts->size);
+    /* The whole result here (the progress callback reads it); the
+     * program's part of it copied out as far as the call got. */
+    guest_cleanup_result r;
+    memset(&r, 0, sizeof r);
+    guest_status st = delete_expired(ctx, &o, &r, err);
+    if (result && result_size) {
+        memset(result, 0, result_size);
+        memcpy(result, &r, result_size < sizeof r ? result_size : sizeof r);
     }
+    return st;
+}
+
+static guest_status delete_expired(guest_ctx *ctx,
+                                   const guest_cleanup_options *opts,
+                                   guest_cleanup_result *r, guest_error *err)
+{
     if (!ctx)
         return guest__fail(err, GUEST_ERR_INVALID, "ctx is NULL");
     guest_status st = check_options(opts, err);
@@ -422,11 +460,27 @@ static guest_status expiry_cutoff(guest_ctx *ctx, int64_t max_age,
     return GUEST_OK;
 }
 
-guest_status guest_get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
-                             guest_error *err)
+static guest_status get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
+                              guest_error *err);
+
+#undef guest_get_stats
+guest_status guest_get_stats_size(guest_ctx *ctx, int64_t max_age,
+                                  guest_stats *out, size_t out_size,
+                                  guest_error *err)
 {
-    if (!ctx || !out)
+    if (!ctx || !out || !out_size)
         return guest__fail(err, GUEST_ERR_INVALID, "ctx and out are required");
+    guest_stats all;
+    guest_status st = get_stats(ctx, max_age, &all, err);
+    memset(out, 0, out_size);
+    if (st == GUEST_OK)
+        memcpy(out, &all, out_size < sizeof all ? out_size : sizeof all);
+    return st;
+}
+
+static guest_status get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
+                              guest_error *err)
+{
     if (max_age < 0)
         return guest__fail(err, GUEST_ERR_INVALID,
                            "max_age must not be negative");

@@ -1,0 +1,94 @@
+/* Public structs that grow carry their size (docs/abi.md): a program built
+ * against an older 1.x passes a smaller struct, and the library neither
+ * reads nor writes past it; one not filled by its _init() is refused. */
+#include <stddef.h>
+#include <string.h>
+
+#include "testlib.h"
+
+#define SCHEMA "t_struct_sizes"
+
+START_TEST(outputs_stop_at_the_programs_size)
+{
+    tl_drop_schema(SCHEMA);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    char cookie[256];
+    (void)tl_new_guest(ctx, cookie, sizeof cookie);
+
+    /* guest_metrics: an older, shorter struct keeps its tail */
+    unsigned char m[sizeof(guest_metrics)];
+    memset(m, 0xAB, sizeof m);
+    size_t half = offsetof(guest_metrics, guests_created) + sizeof(uint64_t);
+    guest_metrics_get_size(ctx, (guest_metrics *)(void *)m, half);
+    ck_assert_uint_eq(((guest_metrics *)(void *)m)->guests_created, 1);
+    for (size_t i = half; i < sizeof m; i++)
+        ck_assert_uint_eq(m[i], 0xAB);
+
+    /* guest_stats */
+    unsigned char st[sizeof(guest_stats)];
+    memset(st, 0xAB, sizeof st);
+    size_t two = offsetof(guest_stats, guests) + sizeof(uint64_t);
+    ck_assert_int_eq(
+        guest_get_stats_size(ctx, 0, (guest_stats *)(void *)st, two, NULL),
+        GUEST_OK);
+    ck_assert_uint_eq(((guest_stats *)(void *)st)->users, 1);
+    ck_assert_uint_eq(((guest_stats *)(void *)st)->guests, 1);
+    for (size_t i = two; i < sizeof st; i++)
+        ck_assert_uint_eq(st[i], 0xAB);
+
+    /* guest_cleanup_result */
+    unsigned char r[sizeof(guest_cleanup_result)];
+    memset(r, 0xAB, sizeof r);
+    size_t first = sizeof(uint64_t);
+    ck_assert_int_eq(
+        guest_delete_expired_size(ctx, NULL, (guest_cleanup_result *)(void *)r,
+                                  first, NULL),
+        GUEST_OK);
+    ck_assert_uint_eq(((guest_cleanup_result *)(void *)r)->users_deleted, 0);
+    for (size_t i = first; i < sizeof r; i++)
+        ck_assert_uint_eq(r[i], 0xAB);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(inputs_not_from_their_init_are_refused)
+{
+    tl_drop_schema(SCHEMA);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_cleanup_options o;
+    memset(&o, 0, sizeof o);
+    o.batch_size = 10;
+    guest_error err = {0};
+    ck_assert_int_eq(guest_delete_expired(ctx, &o, NULL, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_cleanup_options_init"));
+    guest_cleanup_options_init(&o);
+    ck_assert_uint_eq(o.size, sizeof o);
+    ck_assert_uint_eq(o.batch_size, GUEST_CLEANUP_BATCH_DEFAULT);
+    o.dry_run = true;
+    ck_assert_int_eq(guest_delete_expired(ctx, &o, NULL, &err), GUEST_OK);
+    /* a newer program's larger struct: its known part filled, the tail
+     * zeroed, and refused by this library */
+    unsigned char big[sizeof(guest_cleanup_options) + 8];
+    memset(big, 0xAB, sizeof big);
+    guest_cleanup_options_init_size((guest_cleanup_options *)(void *)big,
+                                    sizeof big);
+    for (size_t i = sizeof(guest_cleanup_options); i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0);
+    ck_assert_int_eq(guest_delete_expired(
+                         ctx, (guest_cleanup_options *)(void *)big, NULL, &err),
+                     GUEST_ERR_INVALID);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("struct_sizes");
+    TCase *tc = tcase_create("sizes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, outputs_stop_at_the_programs_size);
+    tcase_add_test(tc, inputs_not_from_their_init_are_refused);
+    suite_add_tcase(s, tc);
+    return tl_run(s);
+}
