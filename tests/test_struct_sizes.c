@@ -82,6 +82,39 @@ START_TEST(inputs_not_from_their_init_are_refused)
 }
 END_TEST
 
+/* guest_views: an older program's smaller struct and one zeroed by hand
+ * both render with the defaults for what they lack. */
+static int renders;
+static guest_status count_render(guest_req *req, const guest_page *page,
+                                 void *userdata)
+{
+    (void)userdata;
+    renders++;
+    return guest_render_default(req, page);
+}
+
+START_TEST(views_of_any_known_size_are_read)
+{
+    tl_drop_schema(SCHEMA);
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_views v;
+    guest_views_init(&v);
+    ck_assert_uint_eq(v.size, sizeof v);
+    v.render = count_render;
+    size_t sizes[] = {0, offsetof(guest_views, render_userdata), sizeof v};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        v.size = sizes[i];
+        tl_http h;
+        tl_request(ctx, &h, "GET", "/accounts/login/", NULL, NULL, NULL,
+                   guest_login_view, &v);
+        ck_assert_int_eq(h.status, 200);
+        tl_http_free(&h);
+    }
+    ck_assert_int_eq(renders, 3);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("struct_sizes");
@@ -89,6 +122,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, outputs_stop_at_the_programs_size);
     tcase_add_test(tc, inputs_not_from_their_init_are_refused);
+    tcase_add_test(tc, views_of_any_known_size_are_read);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

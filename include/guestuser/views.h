@@ -97,6 +97,10 @@ GUEST_API const char *guest_page_title(guest_page_kind kind);
  * server; may be shared by all threads.
  */
 typedef struct guest_views {
+    /** sizeof(guest_views) where the program was compiled, set by
+     * guest_views_init(); 0 (a struct zeroed by hand) counts as 1.0's. A
+     * smaller struct from an older program gets defaults for the rest. */
+    size_t size;
     /** Page renderer (NULL: guest_render_default) and its user data. */
     guest_render_fn render;
     void *render_userdata;
@@ -104,8 +108,11 @@ typedef struct guest_views {
     guest_signup signup;
 } guest_views;
 
-/** Fills @p views with the defaults (all NULL / 0). */
-GUEST_API void guest_views_init(guest_views *views);
+/** Fills @p views with the defaults (all NULL / 0) and its size. */
+#define guest_views_init(views)                                                \
+    guest_views_init_size((views), sizeof(guest_views))
+/** guest_views_init() for a struct of @p size bytes. */
+GUEST_API void guest_views_init_size(guest_views *views, size_t size);
 
 /**
  * True when the request asks for JSON: an Accept header naming

@@ -122,7 +122,8 @@ void guest_password_reset_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
     static const char *const fields[] = {"email", NULL};
     guest_form *form;
@@ -184,7 +185,8 @@ void guest_password_reset_confirm_view(guest_req *req, void *userdata)
         guest__respond_error(req);
         return;
     }
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
     static const char *const fields[] = {"new_password1", "new_password2",
                                          NULL};
@@ -261,7 +263,8 @@ void guest_email_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
     static const char *const fields[] = {"email", "password", NULL};
     guest_form *form;
@@ -354,7 +357,8 @@ void guest_email_verify_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
     static const char *const fields[] = {NULL};
     guest_form *form;

@@ -10,10 +10,20 @@
 
 #include "accounts/accounts.h"
 
-const guest_views *guest__view_options(void *userdata)
+const guest_views *guest__view_options(void *userdata, guest_views *local)
 {
-    static const guest_views defaults = {0};
-    return userdata ? userdata : &defaults;
+    static const guest_views defaults = {.size = sizeof(guest_views)};
+    const guest_views *v = userdata;
+    if (!v)
+        return &defaults;
+    /* An older program's smaller struct: its fields over the defaults;
+     * 0 (zeroed by hand) and this size or more are read as they are. */
+    if (v->size && v->size < sizeof *v) {
+        *local = defaults;
+        memcpy(local, v, v->size);
+        return local;
+    }
+    return v;
 }
 
 /* A header the answer cannot do without; when the adapter cannot take it,

@@ -9,10 +9,13 @@
 
 #include "accounts/accounts.h"
 
-void guest_views_init(guest_views *views)
+#undef guest_views_init
+void guest_views_init_size(guest_views *views, size_t size)
 {
-    if (views)
-        memset(views, 0, sizeof *views);
+    if (!views || size < sizeof views->size)
+        return;
+    memset(views, 0, size);
+    views->size = size;
 }
 
 static bool contains_ci(const char *haystack, const char *needle)
@@ -212,7 +215,8 @@ void guest_convert_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     const guest_config *c = &req->ctx->cfg;
     bool json = guest_req_wants_json(req);
     if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
@@ -293,7 +297,8 @@ void guest_convert_success_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
     if (!method_ok(req, json, true, false, "GET, HEAD"))
         return;
@@ -324,7 +329,8 @@ void guest_login_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     const guest_config *c = &req->ctx->cfg;
     bool json = guest_req_wants_json(req);
     if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
@@ -397,7 +403,8 @@ void guest_password_change_view(guest_req *req, void *userdata)
 {
     if (!req)
         return;
-    const guest_views *v = guest__view_options(userdata);
+    guest_views local;
+    const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
     if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
         return;
