@@ -33,7 +33,9 @@ typedef struct guest_http_ops {
     /** sizeof(guest_http_ops) as the adapter was compiled; at least
      * GUEST_HTTP_OPS_MIN_SIZE. */
     size_t size;
-    /** First value of header @p name (case-insensitive), or NULL. */
+    /** Header @p name (case-insensitive), or NULL: every line of it
+     * joined in order, with "; " for Cookie and ", " otherwise
+     * (guest_buf_append_field_line() does it). */
     const char *(*header)(void *conn, const char *name);
     /** Request method, e.g. "GET". */
     const char *(*method)(void *conn);
