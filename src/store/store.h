@@ -67,6 +67,29 @@ typedef struct guest__params {
 extern _Atomic unsigned long guest__db_round_trips;
 void guest__param_text(guest__params *p, const char *value);
 void guest__param_bin(guest__params *p, const void *value, int len);
+/* Room for an int64_t as decimal text, sign and NUL included. */
+#define GUEST__INT_BUF 24
+/* @p value as a text parameter, written into @p buf (which must live until
+ * the statement ran). */
+void guest__param_int(guest__params *p, char buf[GUEST__INT_BUF],
+                      int64_t value);
+
+/* rows.c: a result's columns, each read at the position that an enum next
+ * to its statement names. */
+/* The number of rows (0 for NULL). */
+int guest__rows(const PGresult *res);
+bool guest__col_null(const PGresult *res, int row, int col);
+/* The column as an integer; 0 when NULL. */
+int64_t guest__col_int(const PGresult *res, int row, int col);
+/* True when the boolean column is true (NULL: false). */
+bool guest__col_bool(const PGresult *res, int row, int col);
+/* The column's text, borrowed from @p res ("" when NULL). */
+const char *guest__col_text(const PGresult *res, int row, int col);
+/* The column's text into @p out, cut to @p size. */
+void guest__col_copy(const PGresult *res, int row, int col, char *out,
+                     size_t size);
+/* The column's text, malloc'd (caller frees); NULL when out of memory. */
+char *guest__col_dup(const PGresult *res, int row, int col);
 
 /* @p tmpl with every '@' replaced by the quoted schema name: for SQL built
  * once per context; caller frees (NULL when out of memory). */
