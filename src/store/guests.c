@@ -128,14 +128,15 @@ static char *create_limited_sql(const guest_config *c)
             " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
             " g AS (INSERT INTO @.guests (user_id, network)"
             " SELECT id, (SELECT net FROM k) FROM u RETURNING user_id),"
-            " s AS (INSERT INTO @.sessions (token_hash, user_id,"
-            " expires_at) SELECT $2, user_id, now() + make_interval(secs =>"
-            " $3) FROM g RETURNING user_id)"
-            " SELECT u.id, u.username, %s, (SELECT ok FROM cap),"
-            " extract(epoch FROM now())::float8,"
-            " floor(extract(epoch FROM now()))::bigint%s"
-            " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = u.id)"
-            " ON true%s",
+            " s AS (" GUEST__SESSION_INSERT
+            " SELECT $2, user_id, " GUEST__SESSION_EXPIRES(
+                "$3") " FROM g RETURNING user_id)"
+                      " SELECT u.id, u.username, %s, (SELECT ok FROM cap),"
+                      " extract(epoch FROM now())::float8,"
+                      " floor(extract(epoch FROM now()))::bigint%s"
+                      " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = "
+                      "u.id)"
+                      " ON true%s",
             sql, ok, ok, cols, joins);
     free(sql);
     free(ok);
@@ -321,6 +322,22 @@ guest_status guest__store_resolve(guest_ctx *ctx,
     }
     PQclear(res);
     return GUEST_OK;
+}
+
+guest_status guest__store_guest_lock(guest_db *tx, int64_t user_id,
+                                     bool *still_guest, guest_error *err)
+{
+    char id[GUEST__INT_BUF];
+    guest__params p = {0};
+    guest__param_int(&p, id, user_id);
+    const guest__stmt s = {
+        .tmpl = "SELECT user_id FROM @.guests WHERE user_id = $1 FOR UPDATE",
+        .params = &p};
+    PGresult *res;
+    guest_status st = guest__sql_run(tx->ctx, tx, &s, &res, err);
+    *still_guest = st == GUEST_OK && guest__rows(res) == 1;
+    PQclear(res);
+    return st;
 }
 
 guest_status guest_ping(guest_ctx *ctx, guest_error *err)
