@@ -351,14 +351,11 @@ guest_status guest__store_resolve(guest_ctx *ctx,
 guest_status guest__store_guest_lock(guest_db *tx, int64_t user_id,
                                      bool *still_guest, guest_error *err)
 {
-    char id[GUEST__INT_BUF];
-    guest__params p = {0};
-    guest__param_int(&p, id, user_id);
-    const guest__stmt s = {
-        .tmpl = "SELECT user_id FROM @.guests WHERE user_id = $1 FOR UPDATE",
-        .params = &p};
     PGresult *res;
-    guest_status st = guest__sql_run(tx->ctx, tx, &s, &res, err);
+    guest_status st = guest__sql_run_id(
+        tx->ctx, tx,
+        "SELECT user_id FROM @.guests WHERE user_id = $1 FOR UPDATE", user_id,
+        &res, err);
     *still_guest = st == GUEST_OK && guest__rows(res) == 1;
     PQclear(res);
     return st;

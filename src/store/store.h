@@ -186,6 +186,10 @@ void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err);
  * SQLSTATE); NULL otherwise. */
 guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
                             PGresult **res, guest_error *err);
+/* guest__sql_run of library SQL @p tmpl whose one parameter, $1, is
+ * @p id (a user's, mostly). */
+guest_status guest__sql_run_id(guest_ctx *ctx, guest_db *tx, const char *tmpl,
+                               int64_t id, PGresult **res, guest_error *err);
 /* wire.c: sends @p sql (the text of @p s) on @p conn, a connection the caller
  * holds, and waits at most @p timeout_ms for its result; *res gets it as
  * guest__sql_run says. *broken: the connection must be dropped; *sent: the

@@ -109,21 +109,15 @@ guest_status guest__store_user_password_read(guest_ctx *ctx, guest_db *tx,
                                              guest_error *err)
 {
     *password = NULL;
-    char id[GUEST__INT_BUF];
-    guest__params p = {0};
-    guest__param_int(&p, id, user_id);
     PGresult *res;
     /* In a transaction the row stays locked: a password changed (or the
      * user disabled or deleted) after this read waits for its end. */
-    guest_status st = guest__sql_run(
+    guest_status st = guest__sql_run_id(
         ctx, tx,
-        &(guest__stmt){.tmpl = tx ? "SELECT password FROM @.users"
-                                    " WHERE id = $1 AND is_active"
-                                    " FOR NO KEY UPDATE"
-                                  : "SELECT password FROM @.users"
-                                    " WHERE id = $1 AND is_active",
-                       .params = &p},
-        &res, err);
+        tx ? "SELECT password FROM @.users WHERE id = $1 AND is_active"
+             " FOR NO KEY UPDATE"
+           : "SELECT password FROM @.users WHERE id = $1 AND is_active",
+        user_id, &res, err);
     if (st == GUEST_OK && guest__rows(res) == 1 &&
         !(*password = guest__col_dup(res, 0, 0)))
         st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
@@ -159,28 +153,38 @@ guest_status guest__store_user_logged_in(guest_db *tx, int64_t user_id,
         NULL, err);
 }
 
+/* @p tmpl in @p tx with $1 = @p user_id, $2 = @p a and $3 = @p b. *one
+ * (may be NULL): it returned exactly one row; *dup (may be NULL): it
+ * failed on a unique index (23505). */
+static guest_status run_id2(guest_db *tx, const char *tmpl, int64_t user_id,
+                            const char *a, const char *b, bool *one, bool *dup,
+                            guest_error *err)
+{
+    char id[GUEST__INT_BUF];
+    guest__params p = {0};
+    guest__param_int(&p, id, user_id);
+    guest__param_text(&p, a);
+    guest__param_text(&p, b);
+    PGresult *res;
+    guest_status st = guest__sql_run(
+        tx->ctx, tx, &(guest__stmt){.tmpl = tmpl, .params = &p}, &res, err);
+    if (one)
+        *one = st == GUEST_OK && guest__rows(res) == 1;
+    if (dup)
+        *dup = guest__sql_state_is(res, "23505");
+    PQclear(res);
+    return st;
+}
+
 guest_status guest__store_user_password_swap(guest_db *tx, int64_t user_id,
                                              const char *password,
                                              const char *old, bool *changed,
                                              guest_error *err)
 {
-    char id[GUEST__INT_BUF];
-    guest__params p = {0};
-    guest__param_int(&p, id, user_id);
-    guest__param_text(&p, password);
-    guest__param_text(&p, old);
-    PGresult *res;
-    guest_status st =
-        guest__sql_run(tx->ctx, tx,
-                       &(guest__stmt){.tmpl = "UPDATE @.users SET password ="
-                                              " $2 WHERE id = $1 AND"
-                                              " password = $3 AND is_active"
-                                              " RETURNING id",
-                                      .params = &p},
-                       &res, err);
-    *changed = st == GUEST_OK && guest__rows(res) == 1;
-    PQclear(res);
-    return st;
+    return run_id2(tx,
+                   "UPDATE @.users SET password = $2 WHERE id = $1"
+                   " AND password = $3 AND is_active RETURNING id",
+                   user_id, password, old, changed, NULL, err);
 }
 
 guest_status guest__store_user_rename(guest_db *tx, int64_t user_id,
@@ -188,37 +192,19 @@ guest_status guest__store_user_rename(guest_db *tx, int64_t user_id,
                                       const char *password, bool *taken,
                                       guest_error *err)
 {
-    char id[GUEST__INT_BUF];
-    guest__params p = {0};
-    guest__param_int(&p, id, user_id);
-    guest__param_text(&p, username);
-    guest__param_text(&p, password);
-    PGresult *res;
     /* Another guest claiming the same name waits here on the unique index
      * until this transaction ends, then fails with 23505. */
-    guest_status st = guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){.tmpl = "UPDATE @.users SET username = $2,"
-                               " password = $3, last_login = now()"
-                               " WHERE id = $1",
-                       .params = &p},
-        &res, err);
-    *taken = guest__sql_state_is(res, "23505");
-    PQclear(res);
-    return st;
+    return run_id2(tx,
+                   "UPDATE @.users SET username = $2,"
+                   " password = $3, last_login = now() WHERE id = $1",
+                   user_id, username, password, NULL, taken, err);
 }
 
 guest_status guest__store_user_delete_id(guest_db *tx, int64_t user_id,
                                          guest_error *err)
 {
-    char id[GUEST__INT_BUF];
-    guest__params p = {0};
-    guest__param_int(&p, id, user_id);
-    return guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
-                       .params = &p},
-        NULL, err);
+    return guest__sql_run_id(tx->ctx, tx, "DELETE FROM @.users WHERE id = $1",
+                             user_id, NULL, err);
 }
 
 /* The columns of the listing. */
@@ -286,21 +272,30 @@ guest_status guest_list_users(guest_ctx *ctx, guest_user_kind kind,
     return st;
 }
 
+/* @p tmpl with $1 = @p username on a pooled connection; *one: it returned
+ * exactly one row, which *res holds (the caller clears it). */
+static guest_status by_name(guest_ctx *ctx, const char *tmpl,
+                            const char *username, PGresult **res, bool *one,
+                            guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_text(&p, username);
+    guest_status st = guest__sql_run(
+        ctx, NULL, &(guest__stmt){.tmpl = tmpl, .params = &p}, res, err);
+    *one = st == GUEST_OK && guest__rows(*res) == 1;
+    return st;
+}
+
 guest_status guest__store_user_delete(guest_ctx *ctx, const char *username,
                                       bool *found, int64_t *id,
                                       guest_error *err)
 {
-    guest__params p = {0};
-    guest__param_text(&p, username);
     PGresult *res;
     /* The foreign keys cascade to the guests and sessions rows. */
-    guest_status st = guest__sql_run(
-        ctx, NULL,
-        &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE username = $1"
-                               " RETURNING id",
-                       .params = &p},
-        &res, err);
-    *found = st == GUEST_OK && guest__rows(res) == 1;
+    guest_status st = by_name(ctx,
+                              "DELETE FROM @.users WHERE username = $1"
+                              " RETURNING id",
+                              username, &res, found, err);
     if (*found)
         *id = guest__col_int(res, 0, 0);
     PQclear(res);
@@ -311,17 +306,12 @@ guest_status guest__store_user_is_guest(guest_ctx *ctx, const char *username,
                                         bool *found, bool *guest,
                                         guest_error *err)
 {
-    guest__params p = {0};
-    guest__param_text(&p, username);
     PGresult *res;
-    guest_status st = guest__sql_run(
-        ctx, NULL,
-        &(guest__stmt){.tmpl = "SELECT EXISTS (SELECT 1 FROM @.guests g"
-                               " WHERE g.user_id = u.id)"
-                               " FROM @.users u WHERE u.username = $1",
-                       .params = &p},
-        &res, err);
-    *found = st == GUEST_OK && guest__rows(res) == 1;
+    guest_status st = by_name(ctx,
+                              "SELECT EXISTS (SELECT 1 FROM @.guests g"
+                              " WHERE g.user_id = u.id)"
+                              " FROM @.users u WHERE u.username = $1",
+                              username, &res, found, err);
     *guest = *found && guest__col_bool(res, 0, 0);
     PQclear(res);
     return st;
