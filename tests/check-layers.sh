@@ -4,7 +4,9 @@
 # header, named for the layer, and adapters, the conformance kit's route
 # table (conformance/, an application of the library), the OpenID
 # Connect component (oidc/) and the SMTP component (mail/) see the public
-# API only (and their own folder's header).
+# API only (and their own folder's header). libpq is store/'s: no file
+# elsewhere calls a PQ function or names a PGresult (except the lending
+# API, core/req_db.c).
 # Usage: tests/check-layers.sh [SRC_DIR]   (default: src next to tests/)
 set -euo pipefail
 src=${1:-$(dirname "$0")/../src}
@@ -61,5 +63,22 @@ for f in "$src"/*/*.c "$src"/*/*.h; do
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
 done
 
-[ "$bad" = 0 ] && echo "check-layers: includes point down (${layers[*]}; adapters, conformance, oidc and mail on top)"
+# libpq stays in store/: no file elsewhere calls a PQ function, and only
+# the lending API names a PGresult (core/req_db.c hands the application
+# the result of its own query; it calls nothing of libpq).
+pgresult_ok=(core/req_db.c)
+for f in "$src"/*/*.c "$src"/*/*.h; do
+  [ -e "$f" ] || continue
+  rel=${f#"$src"/}
+  [ "${rel%%/*}" = store ] && continue
+  while IFS= read -r hit; do
+    fail "$rel:${hit%%:*}: libpq call outside store/ (give the table a typed function in store/)"
+  done < <(grep -nE '\bPQ[A-Za-z]+[[:space:]]*\(' "$f" || true)
+  case " ${pgresult_ok[*]} " in *" $rel "*) continue ;; esac
+  while IFS= read -r hit; do
+    fail "$rel:${hit%%:*}: PGresult outside store/ (results come back as C values)"
+  done < <(grep -nE '\bPGresult\b' "$f" || true)
+done
+
+[ "$bad" = 0 ] && echo "check-layers: includes point down (${layers[*]}; adapters, conformance, oidc and mail on top); libpq only in store/"
 exit "$bad"

@@ -59,19 +59,15 @@ guest_status guest__check_new_account(const guest_ctx *ctx,
                                       const char *password2, bool two_fields,
                                       guest_form_errors *errors, bool *name_ok);
 /* The database half of those checks, in @p tx when given: when @p name_ok,
- * adds "username taken" to @p errors if a user other than @p except_id
+ * adds "username taken" to @p errors if a user other than *@p except_id
  * (NULL: none) holds @p username. Then the outcome: GUEST_OK,
  * GUEST_ERR_USERNAME_TAKEN (the only problem), GUEST_ERR_VALIDATION, or a
  * database status. */
 guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
                                         const char *username,
-                                        const char *except_id, bool name_ok,
+                                        const int64_t *except_id, bool name_ok,
                                         guest_form_errors *errors,
                                         guest_error *err);
-/* Locks guest @p id's guests row FOR UPDATE in @p tx; *still_guest says
- * whether it is still a guest (a concurrent conversion removes the row). */
-guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest,
-                               guest_error *err);
 /* PBKDF2 of @p password at the configured iterations, within a hash slot
  * (GUEST_ERR_BUSY when none frees in time). */
 guest_status guest__hash_password(guest_ctx *ctx, const char *password,

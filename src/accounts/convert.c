@@ -53,14 +53,14 @@ static const char *check_email(const guest_config *c, const char *email,
  * check, the update, the application's store, the guest row and sessions.
  * Any failure leaves the caller to roll back. */
 static guest_status
-write_account(guest_req *req, guest_db *tx, const char *id,
-              const char *username, bool name_ok, const char *hash,
-              const unsigned char *new_hash, const char *email,
-              const guest_signup *signup, const guest_form *form,
-              guest_form_errors *errors, guest_user *user, guest_error *err)
+write_account(guest_req *req, guest_db *tx, int64_t id, const char *username,
+              bool name_ok, const char *hash, const unsigned char *new_hash,
+              const char *email, const guest_signup *signup,
+              const guest_form *form, guest_form_errors *errors,
+              guest_user *user, guest_error *err)
 {
     bool still_guest;
-    guest_status st = guest__lock_guest(tx, id, &still_guest, err);
+    guest_status st = guest__store_guest_lock(tx, id, &still_guest, err);
     if (st != GUEST_OK)
         return st;
     /* A concurrent conversion committed first: the row is gone once its
@@ -68,27 +68,13 @@ write_account(guest_req *req, guest_db *tx, const char *id,
     if (!still_guest)
         return guest__fail(err, GUEST_ERR_NOT_GUEST,
                            "the guest was converted meanwhile");
-    st = guest__check_username_free(req->ctx, tx, username, id, name_ok, errors,
-                                    err);
+    st = guest__check_username_free(req->ctx, tx, username, &id, name_ok,
+                                    errors, err);
     if (st != GUEST_OK)
         return st;
 
-    guest__params u = {0};
-    guest__param_text(&u, id);
-    guest__param_text(&u, username);
-    guest__param_text(&u, hash);
-    PGresult *res;
-    /* Another guest claiming the same name waits here on the unique index
-     * until this transaction ends, then fails with 23505. */
-    st = guest__sql_run(tx->ctx, tx,
-                        &(guest__stmt){.tmpl =
-                                           "UPDATE @.users SET username = $2,"
-                                           " password = $3, last_login = now()"
-                                           " WHERE id = $1",
-                                       .params = &u},
-                        &res, err);
-    bool dup = guest__sql_state_is(res, "23505");
-    PQclear(res);
+    bool dup;
+    st = guest__store_user_rename(tx, id, username, hash, &dup, err);
     if (dup) {
         guest_form_errors_add(errors, "username", GUEST__MSG_TAKEN);
         return GUEST_ERR_USERNAME_TAKEN;
@@ -96,7 +82,7 @@ write_account(guest_req *req, guest_db *tx, const char *id,
     if (st != GUEST_OK)
         return st;
 
-    user->id = strtoll(id, NULL, 10);
+    user->id = id;
     user->is_guest = false;
     snprintf(user->username, sizeof user->username, "%s", username);
     if (email) {
@@ -132,22 +118,10 @@ write_account(guest_req *req, guest_db *tx, const char *id,
                                guest_status_name(st));
     }
 
-    char age[32];
-    snprintf(age, sizeof age, "%lld", (long long)req->ctx->cfg.max_age);
-    guest__params s = {0};
-    guest__param_text(&s, id);
-    guest__param_bin(&s, new_hash, GUEST__SHA256_BYTES);
-    guest__param_text(&s, age);
     /* Every session of the guest goes, so a token copied before the
      * conversion never reaches the account. */
-    const guest__stmt move = {
-        .tmpl = "WITH g AS (DELETE FROM @.guests WHERE user_id = $1"
-                " RETURNING user_id),"
-                " old AS (DELETE FROM @.sessions WHERE user_id = $1)"
-                " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
-                " SELECT $2, user_id, now() + make_interval(secs => $3) FROM g",
-        .params = &s};
-    return guest__sql_run(tx->ctx, tx, &move, NULL, err);
+    return guest__store_sessions_convert(tx, id, new_hash,
+                                         req->ctx->cfg.max_age, err);
 }
 
 static guest_status convert_with(guest_req *req, const char *username,
@@ -172,9 +146,6 @@ static guest_status convert_with(guest_req *req, const char *username,
         return guest__fail(err, GUEST_ERR_NOT_GUEST,
                            current ? "the user is registered already"
                                    : "the visitor is anonymous");
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)current->id);
-
     bool name_ok;
     st = guest__check_new_account(ctx, username, password1, password2, true,
                                   errors, &name_ok);
@@ -206,8 +177,9 @@ static guest_status convert_with(guest_req *req, const char *username,
         guest_db tx;
         st = guest__tx_begin(ctx, &tx, err);
         if (st == GUEST_OK) {
-            st = write_account(req, &tx, id, username, name_ok, hash, new_hash,
-                               email, signup, form, errors, &user, err);
+            st = write_account(req, &tx, current->id, username, name_ok, hash,
+                               new_hash, email, signup, form, errors, &user,
+                               err);
             if (st == GUEST_OK)
                 st = guest__tx_commit(&tx, err);
             else

@@ -71,58 +71,31 @@ static guest_status check_password(guest_ctx *ctx, const char *password,
     return GUEST_OK;
 }
 
-/* Finds an active registered user by name and checks the password. The
- * same statement reads the slowest stored hash's count (password_costs,
- * kept by triggers), so the refusal of an unknown name costs what the
+/* Finds an active registered user by name (or verified address) and
+ * checks the password. The lookup reads the slowest stored hash's count in
+ * the same statement, so the refusal of an unknown name costs what the
  * slowest known one's costs. */
 static guest_status authenticate(guest_ctx *ctx, const char *username,
                                  const char *password, bool by_email, target *t,
                                  guest_error *err)
 {
-    guest__params p = {0};
-    guest__param_text(&p, username);
-    PGresult *res;
-    /* By e-mail (login_with_email and an '@' typed): only a verified
-     * address, in one statement as by name, so both cost the same. */
-    static const char by_name[] =
-        "SELECT u.id, u.username, u.password,"
-        " (SELECT max(iterations) FROM @.password_costs WHERE users > 0)"
-        " FROM (SELECT 1) one LEFT JOIN @.users u"
-        " ON u.username = $1 AND u.is_active AND NOT EXISTS"
-        " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)";
-    static const char by_address[] =
-        "SELECT u.id, u.username, u.password,"
-        " (SELECT max(iterations) FROM @.password_costs WHERE users > 0)"
-        " FROM (SELECT 1) one LEFT JOIN @.users u"
-        " ON lower(u.email) = lower($1) AND u.email_verified_at IS NOT NULL"
-        " AND u.is_active AND NOT EXISTS"
-        " (SELECT 1 FROM @.guests g WHERE g.user_id = u.id)";
-    const guest__stmt s = {.tmpl = by_email ? by_address : by_name,
-                           .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
-    if (st != GUEST_OK) {
-        PQclear(res);
+    guest__login_row row;
+    guest_status st =
+        guest__store_login_lookup(ctx, username, by_email, &row, err);
+    if (st != GUEST_OK)
         return st;
-    }
-    bool found = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0), ok;
-    unsigned long long site_max =
-        PQntuples(res) == 1 && !PQgetisnull(res, 0, 3)
-            ? strtoull(PQgetvalue(res, 0, 3), NULL, 10)
-            : 0;
-    st = check_password(ctx, password, found ? PQgetvalue(res, 0, 2) : NULL,
-                        site_max > UINT32_MAX ? UINT32_MAX : (unsigned)site_max,
-                        t, &ok);
+    bool ok;
+    st = check_password(ctx, password, row.password, row.site_max, t, &ok);
     if (st == GUEST_OK && ok) {
-        t->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        t->user.id = row.id;
         t->user.is_guest = false;
-        snprintf(t->user.username, sizeof t->user.username, "%s",
-                 PQgetvalue(res, 0, 1));
-        t->encoded = guest__strdup(PQgetvalue(res, 0, 2));
-        st = t->encoded ? GUEST_OK : GUEST_ERR_NOMEM;
+        snprintf(t->user.username, sizeof t->user.username, "%s", row.username);
+        t->encoded = row.password;
+        row.password = NULL;
     } else if (st == GUEST_OK) {
         st = GUEST_ERR_AUTH;
     }
-    PQclear(res);
+    free(row.password);
     return st;
 }
 
@@ -134,10 +107,8 @@ guest_status guest__absorb_guest(guest_req *req, guest_db *tx,
                                  const guest_user *user, guest_error *err)
 {
     const guest_config *c = &req->ctx->cfg;
-    char gid[32];
-    snprintf(gid, sizeof gid, "%lld", (long long)guest->id);
     bool still_guest;
-    guest_status st = guest__lock_guest(tx, gid, &still_guest, err);
+    guest_status st = guest__store_guest_lock(tx, guest->id, &still_guest, err);
     if (st != GUEST_OK || !still_guest)
         return st;
     if (c->on_guest_login) {
@@ -152,13 +123,7 @@ guest_status guest__absorb_guest(guest_req *req, guest_db *tx,
                                "on_guest_login returned %s",
                                guest_status_name(h));
     }
-    guest__params g = {0};
-    guest__param_text(&g, gid);
-    return guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){.tmpl = "DELETE FROM @.users WHERE id = $1",
-                       .params = &g},
-        NULL, err);
+    return guest__store_user_delete_id(tx, guest->id, err);
 }
 
 /* The transaction of a login; the caller commits or rolls back. */
@@ -170,23 +135,13 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
                                    guest_error *err)
 {
     guest_ctx *ctx = req->ctx;
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)t->user.id);
-    guest__params p = {0};
-    guest__param_text(&p, id);
-    PGresult *res;
     /* The hash is read again under lock: a password changed (or the user
      * disabled or deleted) since it was verified must not let this in. */
+    char *stored;
     guest_status st =
-        guest__sql_run(tx->ctx, tx,
-                       &(guest__stmt){.tmpl = "SELECT password FROM @.users"
-                                              " WHERE id = $1 AND is_active"
-                                              " FOR NO KEY UPDATE",
-                                      .params = &p},
-                       &res, err);
-    bool same = st == GUEST_OK && PQntuples(res) == 1 &&
-                !strcmp(PQgetvalue(res, 0, 0), t->encoded);
-    PQclear(res);
+        guest__store_user_password_read(ctx, tx, t->user.id, &stored, err);
+    bool same = st == GUEST_OK && stored && strcmp(stored, t->encoded) == 0;
+    free(stored);
     if (st != GUEST_OK)
         return st;
     if (!same)
@@ -198,45 +153,16 @@ static guest_status switch_session(guest_req *req, guest_db *tx,
             return st;
     }
 
-    guest__params u = {0};
-    guest__param_text(&u, id);
-    if (rehash)
-        guest__param_text(&u, rehash);
-    st = guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){.tmpl = rehash ? "UPDATE @.users SET last_login = now(),"
-                                        " password = $2 WHERE id = $1"
-                                      : "UPDATE @.users SET last_login = now()"
-                                        " WHERE id = $1",
-                       .params = &u},
-        NULL, err);
+    st = guest__store_user_logged_in(tx, t->user.id, rehash, err);
     if (st != GUEST_OK)
         return st;
     if (has_old) {
-        guest__params o = {0};
-        guest__param_bin(&o, old_hash, GUEST__SHA256_BYTES);
-        st = guest__sql_run(
-            tx->ctx, tx,
-            &(guest__stmt){.tmpl =
-                               "DELETE FROM @.sessions WHERE token_hash = $1",
-                           .params = &o},
-            NULL, err);
+        st = guest__store_session_delete(ctx, tx, old_hash, err);
         if (st != GUEST_OK)
             return st;
     }
-    char age[32];
-    snprintf(age, sizeof age, "%lld", (long long)ctx->cfg.max_age);
-    guest__params s = {0};
-    guest__param_bin(&s, new_hash, GUEST__SHA256_BYTES);
-    guest__param_text(&s, id);
-    guest__param_text(&s, age);
-    return guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){.tmpl = "INSERT INTO @.sessions (token_hash, user_id,"
-                               " expires_at) VALUES ($1, $2,"
-                               " now() + make_interval(secs => $3))",
-                       .params = &s},
-        NULL, err);
+    return guest__store_session_insert(tx, t->user.id, new_hash,
+                                       ctx->cfg.max_age, err);
 }
 
 static guest_status login(guest_req *req, const char *username,
@@ -367,14 +293,8 @@ guest_status guest_logout(guest_req *req, guest_error *err)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     unsigned char hash[GUEST__SHA256_BYTES];
     if (guest__req_session_hash(req, hash)) {
-        guest__params p = {0};
-        guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
-        guest_status st = guest__sql_run(
-            req->ctx, NULL,
-            &(guest__stmt){.tmpl =
-                               "DELETE FROM @.sessions WHERE token_hash = $1",
-                           .params = &p},
-            NULL, err);
+        guest_status st =
+            guest__store_session_delete(req->ctx, NULL, hash, err);
         if (st != GUEST_OK)
             return st;
         guest__session_cache_drop_token(req->ctx, hash);

@@ -37,30 +37,6 @@ static guest_status check_fields(const guest_ctx *ctx, const char *username,
     return GUEST_OK;
 }
 
-/* The stored hash of active user @p id into a malloc'd *stored (NULL when
- * the user is gone or inactive). */
-static guest_status read_hash(guest_ctx *ctx, const char *id, char **stored,
-                              guest_error *err)
-{
-    *stored = NULL;
-    guest__params p = {0};
-    guest__param_text(&p, id);
-    PGresult *res;
-    guest_status st =
-        guest__sql_run(ctx, NULL,
-                       &(guest__stmt){.tmpl = "SELECT password FROM @.users"
-                                              " WHERE id = $1 AND is_active",
-                                      .params = &p},
-                       &res, err);
-    if (st == GUEST_OK && PQntuples(res) == 1) {
-        *stored = guest__strdup(PQgetvalue(res, 0, 0));
-        if (!*stored)
-            st = GUEST_ERR_NOMEM;
-    }
-    PQclear(res);
-    return st;
-}
-
 /* In one hashing slot: checks @p old_password against @p stored and, when
  * it is right and @p hash_new, hashes @p new_password into @p out. */
 static guest_status hash_step(guest_ctx *ctx, const char *old_password,
@@ -85,7 +61,7 @@ static guest_status hash_step(guest_ctx *ctx, const char *old_password,
 /* The transaction: the new hash, only while the stored one is still the
  * one verified; every session of the user ended; a new one for this
  * request. *changed is false when the password changed meanwhile. */
-static guest_status store_change(guest_ctx *ctx, const char *id,
+static guest_status store_change(guest_ctx *ctx, int64_t user_id,
                                  const char *stored, const char *hash,
                                  const unsigned char *new_session,
                                  bool *changed, guest_error *err)
@@ -94,46 +70,16 @@ static guest_status store_change(guest_ctx *ctx, const char *id,
     guest_status st = guest__tx_begin(ctx, &tx, err);
     if (st != GUEST_OK)
         return st;
-    guest__params u = {0};
-    guest__param_text(&u, id);
-    guest__param_text(&u, hash);
-    guest__param_text(&u, stored);
-    PGresult *res;
-    st = guest__sql_run(ctx, &tx,
-                        &(guest__stmt){.tmpl = "UPDATE @.users SET password ="
-                                               " $2 WHERE id = $1 AND"
-                                               " password = $3 AND is_active"
-                                               " RETURNING id",
-                                       .params = &u},
-                        &res, err);
-    *changed = st == GUEST_OK && PQntuples(res) == 1;
-    PQclear(res);
-    if (st == GUEST_OK && *changed) {
-        /* A statement of its own after the row lock: it also sees a
-         * session that a concurrent login committed while we waited. */
-        guest__params d = {0};
-        guest__param_text(&d, id);
-        st = guest__sql_run(
-            ctx, &tx,
-            &(guest__stmt){.tmpl = "DELETE FROM @.sessions WHERE user_id = $1",
-                           .params = &d},
-            NULL, err);
-    }
-    if (st == GUEST_OK && *changed) {
-        char age[32];
-        snprintf(age, sizeof age, "%lld", (long long)ctx->cfg.max_age);
-        guest__params s = {0};
-        guest__param_bin(&s, new_session, GUEST__SHA256_BYTES);
-        guest__param_text(&s, id);
-        guest__param_text(&s, age);
-        st = guest__sql_run(
-            ctx, &tx,
-            &(guest__stmt){.tmpl = "INSERT INTO @.sessions (token_hash,"
-                                   " user_id, expires_at) VALUES ($1, $2,"
-                                   " now() + make_interval(secs => $3))",
-                           .params = &s},
-            NULL, err);
-    }
+    st = guest__store_user_password_swap(&tx, user_id, hash, stored, changed,
+                                         err);
+    /* The sessions go in a statement of their own after the row lock: it
+     * also sees a session that a concurrent login committed while we
+     * waited. */
+    if (st == GUEST_OK && *changed)
+        st = guest__store_sessions_end(&tx, user_id, err);
+    if (st == GUEST_OK && *changed)
+        st = guest__store_session_insert(&tx, user_id, new_session,
+                                         ctx->cfg.max_age, err);
     if (st == GUEST_OK && *changed)
         return guest__tx_commit(&tx, err);
     guest__tx_abort(&tx);
@@ -149,10 +95,9 @@ static guest_status change(guest_req *req, const guest_user *user,
 {
     *old_wrong = false;
     guest_ctx *ctx = req->ctx;
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)user->id);
     char *stored;
-    guest_status st = read_hash(ctx, id, &stored, err);
+    guest_status st =
+        guest__store_user_password_read(ctx, NULL, user->id, &stored, err);
     if (st != GUEST_OK)
         return st;
     if (!stored) {
@@ -192,7 +137,8 @@ static guest_status change(guest_req *req, const guest_user *user,
         st = guest__session_new(token, new_session);
     bool changed = false;
     if (st == GUEST_OK)
-        st = store_change(ctx, id, stored, hash, new_session, &changed, err);
+        st = store_change(ctx, user->id, stored, hash, new_session, &changed,
+                          err);
     /* Every session of the user ended, the old ones cached here too. */
     if (st == GUEST_OK && changed)
         guest__session_cache_drop_user(ctx, user->id);

@@ -1,5 +1,5 @@
-/* Registered users made directly, the checks every new account passes,
- * and the account queries that converting and logging in share. */
+/* Registered users made directly, and the checks every new account
+ * passes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,25 +44,14 @@ guest_status guest__check_new_account(const guest_ctx *ctx,
 
 guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
                                         const char *username,
-                                        const char *except_id, bool name_ok,
+                                        const int64_t *except_id, bool name_ok,
                                         guest_form_errors *errors,
                                         guest_error *err)
 {
     bool taken = false;
     if (name_ok) {
-        guest__params p = {0};
-        guest__param_text(&p, username);
-        if (except_id)
-            guest__param_text(&p, except_id);
-        const guest__stmt s = {
-            .tmpl = except_id ? "SELECT 1 FROM @.users WHERE username = $1"
-                                " AND id <> $2"
-                              : "SELECT 1 FROM @.users WHERE username = $1",
-            .params = &p};
-        PGresult *res;
-        guest_status st = guest__sql_run(ctx, tx, &s, &res, err);
-        taken = st == GUEST_OK && PQntuples(res) > 0;
-        PQclear(res);
+        guest_status st = guest__store_username_taken(ctx, tx, username,
+                                                      except_id, &taken, err);
         if (st != GUEST_OK)
             return st;
         if (taken)
@@ -72,21 +61,6 @@ guest_status guest__check_username_free(guest_ctx *ctx, guest_db *tx,
         return taken && errors->count == 1 ? GUEST_ERR_USERNAME_TAKEN
                                            : GUEST_ERR_VALIDATION;
     return GUEST_OK;
-}
-
-guest_status guest__lock_guest(guest_db *tx, const char *id, bool *still_guest,
-                               guest_error *err)
-{
-    guest__params p = {0};
-    guest__param_text(&p, id);
-    const guest__stmt s = {
-        .tmpl = "SELECT user_id FROM @.guests WHERE user_id = $1 FOR UPDATE",
-        .params = &p};
-    PGresult *res;
-    guest_status st = guest__sql_run(tx->ctx, tx, &s, &res, err);
-    *still_guest = st == GUEST_OK && PQntuples(res) == 1;
-    PQclear(res);
-    return st;
 }
 
 guest_status guest__hash_password(guest_ctx *ctx, const char *password,
@@ -125,25 +99,14 @@ guest_status guest_user_create(guest_ctx *ctx, const char *username,
     st = guest__hash_password(ctx, password, hash, sizeof hash);
     if (st != GUEST_OK)
         return st;
-    guest__params p = {0};
-    guest__param_text(&p, username);
-    guest__param_text(&p, hash);
-    PGresult *res;
-    /* ON CONFLICT turns a name claimed meanwhile into zero rows, not an
-     * error, and leaves nothing behind. */
-    st = guest__sql_run(
-        ctx, NULL,
-        &(guest__stmt){
-            .tmpl = "INSERT INTO @.users (username, password) VALUES ($1, $2)"
-                    " ON CONFLICT (username) DO NOTHING RETURNING id",
-            .params = &p},
-        &res, err);
-    if (st == GUEST_OK && PQntuples(res) == 0) {
+    bool created;
+    int64_t id;
+    st = guest__store_user_create(ctx, username, hash, &created, &id, err);
+    if (st == GUEST_OK && !created) {
         guest_form_errors_add(errors, "username", GUEST__MSG_TAKEN);
         st = GUEST_ERR_USERNAME_TAKEN;
     } else if (st == GUEST_OK && id_out) {
-        *id_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *id_out = id;
     }
-    PQclear(res);
     return st;
 }

@@ -147,6 +147,16 @@ guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
     return guest__db_down(ctx, st, err);
 }
 
+guest_status guest__sql_run_id(guest_ctx *ctx, guest_db *tx, const char *tmpl,
+                               int64_t id, PGresult **res, guest_error *err)
+{
+    char buf[GUEST__INT_BUF];
+    guest__params p = {0};
+    guest__param_int(&p, buf, id);
+    return guest__sql_run(ctx, tx, &(guest__stmt){.tmpl = tmpl, .params = &p},
+                          res, err);
+}
+
 bool guest__sql_state_is(const PGresult *res, const char *state)
 {
     const char *got = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

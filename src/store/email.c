@@ -230,26 +230,3 @@ guest_status guest__store_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
     PQclear(res);
     return st;
 }
-
-guest_status guest__store_user_password(guest_ctx *ctx, int64_t user_id,
-                                        char **password, guest_error *err)
-{
-    *password = NULL;
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)user_id);
-    guest__params p = {0};
-    guest__param_text(&p, id);
-    PGresult *res = NULL;
-    guest_status st =
-        guest__sql_run(ctx, NULL,
-                       &(guest__stmt){.tmpl = "SELECT password FROM @.users"
-                                              " WHERE id = $1 AND is_active",
-                                      .params = &p},
-                       &res, err);
-    if (st == GUEST_OK && PQntuples(res) != 1)
-        st = guest__fail(err, GUEST_ERR_AUTH, "no such active user");
-    if (st == GUEST_OK && !(*password = guest__strdup(PQgetvalue(res, 0, 0))))
-        st = guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-    PQclear(res);
-    return st;
-}

@@ -98,6 +98,7 @@ static char *create_limited_sql(const guest_config *c)
         ok = nok;
         prev = i;
     }
+    /* The windows' columns, in the order of the WIN_ enum below. */
     char *cols = guest__strdup("");
     char *joins = guest__strdup("");
     for (int i = 0; cols && joins && i < 3; i++) {
@@ -121,6 +122,7 @@ static char *create_limited_sql(const guest_config *c)
         joins = nj;
     }
     char *full = NULL;
+    /* Its columns: the LIMITED_ enum below. */
     if (sql && ok && cols && joins)
         full = guest__asprintf(
             "%s u AS (INSERT INTO @.users (username) SELECT $1"
@@ -128,14 +130,15 @@ static char *create_limited_sql(const guest_config *c)
             " ON CONFLICT (username) DO NOTHING RETURNING id, username),"
             " g AS (INSERT INTO @.guests (user_id, network)"
             " SELECT id, (SELECT net FROM k) FROM u RETURNING user_id),"
-            " s AS (INSERT INTO @.sessions (token_hash, user_id,"
-            " expires_at) SELECT $2, user_id, now() + make_interval(secs =>"
-            " $3) FROM g RETURNING user_id)"
-            " SELECT u.id, u.username, %s, (SELECT ok FROM cap),"
-            " extract(epoch FROM now())::float8,"
-            " floor(extract(epoch FROM now()))::bigint%s"
-            " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = u.id)"
-            " ON true%s",
+            " s AS (" GUEST__SESSION_INSERT
+            " SELECT $2, user_id, " GUEST__SESSION_EXPIRES(
+                "$3") " FROM g RETURNING user_id)"
+                      " SELECT u.id, u.username, %s, (SELECT ok FROM cap),"
+                      " extract(epoch FROM now())::float8,"
+                      " floor(extract(epoch FROM now()))::bigint%s"
+                      " FROM (SELECT 1) one LEFT JOIN (u JOIN s ON s.user_id = "
+                      "u.id)"
+                      " ON true%s",
             sql, ok, ok, cols, joins);
     free(sql);
     free(ok);
@@ -189,18 +192,38 @@ void guest__sql_free(guest__sql *sql)
     memset(sql, 0, sizeof *sql);
 }
 
+/* The columns of the statements below. Each that returns a user begins
+ * with its id and name. */
+enum { USER_ID, USER_NAME, USER_COLS };
+/* GUEST__CREATE_GUEST_SQL and the schema's create_guest(). */
+enum { PLAIN_CREATED = USER_COLS };
+/* create_limited_sql's: whether every window admitted, whether the cap
+ * did, the database's clock (epoch seconds, float), the creation, then
+ * WIN_COLS for each of the three windows (create_windows' order). */
+enum {
+    LIMITED_ADMITTED = USER_COLS,
+    LIMITED_CAP_OK,
+    LIMITED_NOW,
+    LIMITED_CREATED,
+    LIMITED_WINDOWS
+};
+/* A window's: whether it admitted (true when it is off), then its row as
+ * the statement saw it (NULL when it had none). */
+enum { WIN_ADMITTED, WIN_BUCKET, WIN_PREV, WIN_CURR, WIN_SECS, WIN_COLS };
+/* GUEST__RESOLVE_SESSION_SQL and the schema's resolve_session(). */
+enum { RESOLVE_IS_GUEST = USER_COLS, RESOLVE_CREATED, RESOLVE_MS_LEFT };
+
 /* @p created_col: the column of the guest's creation time (Unix seconds;
  * NULL for a registered user). */
-static void fill_user(const guest_ctx *ctx, guest_user *user, PGresult *res,
-                      bool is_guest, int created_col)
+static void fill_user(const guest_ctx *ctx, guest_user *user,
+                      const PGresult *res, bool is_guest, int created_col)
 {
-    user->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    snprintf(user->username, sizeof user->username, "%s",
-             PQgetvalue(res, 0, 1));
+    user->id = guest__col_int(res, 0, USER_ID);
+    guest__col_copy(res, 0, USER_NAME, user->username, sizeof user->username);
     user->is_guest = is_guest;
     user->created_at = user->expires_at = 0;
-    if (is_guest && !PQgetisnull(res, 0, created_col)) {
-        user->created_at = strtoll(PQgetvalue(res, 0, created_col), NULL, 10);
+    if (is_guest && !guest__col_null(res, 0, created_col)) {
+        user->created_at = guest__col_int(res, 0, created_col);
         /* Cleanup deletes a guest once it is older than max_age. */
         user->expires_at = user->created_at + ctx->cfg.max_age;
     }
@@ -239,32 +262,33 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
     }
     *outcome = GUEST__NAME_CLASH;
     *retry_after = 0;
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+    bool one = guest__rows(res) == 1;
+    if (one && !guest__col_null(res, 0, USER_ID)) {
         *outcome = GUEST__CREATED;
-        fill_user(ctx, user, res, true, limited ? 5 : 2);
-    } else if (limited && PQntuples(res) == 1) {
-        if (PQgetvalue(res, 0, 3)[0] == 'f') {
+        fill_user(ctx, user, res, true,
+                  limited ? LIMITED_CREATED : PLAIN_CREATED);
+    } else if (limited && one) {
+        if (!guest__col_bool(res, 0, LIMITED_CAP_OK)) {
             *outcome = GUEST__AT_CAPACITY;
-        } else if (PQgetvalue(res, 0, 2)[0] == 'f') {
+        } else if (!guest__col_bool(res, 0, LIMITED_ADMITTED)) {
             *outcome = GUEST__RATE_LIMITED;
             *retry_after = 1;
             unsigned limits[3] = {0};
             create_windows(c, limits);
-            double now = strtod(PQgetvalue(res, 0, 4), NULL);
+            double now = strtod(guest__col_text(res, 0, LIMITED_NOW), NULL);
             /* The first window that refused, as this statement saw it
              * before any concurrent change: close enough for a
              * Retry-After. */
             for (int i = 0; i < 3; i++) {
-                int col = 6 + 5 * i;
-                if (PQgetvalue(res, 0, col)[0] == 't')
+                int w = LIMITED_WINDOWS + WIN_COLS * i;
+                if (guest__col_bool(res, 0, w + WIN_ADMITTED))
                     continue;
-                if (!PQgetisnull(res, 0, col + 1))
+                if (!guest__col_null(res, 0, w + WIN_BUCKET))
                     *retry_after = guest__window_wait(
-                        now, strtoll(PQgetvalue(res, 0, col + 4), NULL, 10),
-                        strtoll(PQgetvalue(res, 0, col + 1), NULL, 10),
-                        strtoll(PQgetvalue(res, 0, col + 2), NULL, 10),
-                        strtoll(PQgetvalue(res, 0, col + 3), NULL, 10),
-                        limits[i]);
+                        now, guest__col_int(res, 0, w + WIN_SECS),
+                        guest__col_int(res, 0, w + WIN_BUCKET),
+                        guest__col_int(res, 0, w + WIN_PREV),
+                        guest__col_int(res, 0, w + WIN_CURR), limits[i]);
                 break;
             }
             if (*retry_after < 1)
@@ -298,7 +322,7 @@ guest_status guest__store_resolve(guest_ctx *ctx,
         st = guest__sql_run(ctx, NULL, &s, &res, NULL);
         if (st != GUEST_OK)
             ctx->read_pool_skip_until = guest__now_ms() + 5000;
-        else if (PQntuples(res) == 1)
+        else if (guest__rows(res) == 1)
             *found = true;
         if (!*found) {
             PQclear(res);
@@ -312,15 +336,29 @@ guest_status guest__store_resolve(guest_ctx *ctx,
             PQclear(res);
             return st;
         }
-        *found = PQntuples(res) == 1;
+        *found = guest__rows(res) == 1;
     }
     if (*found) {
-        fill_user(ctx, user, res, PQgetvalue(res, 0, 2)[0] == 't', 3);
+        fill_user(ctx, user, res, guest__col_bool(res, 0, RESOLVE_IS_GUEST),
+                  RESOLVE_CREATED);
         if (ms_left)
-            *ms_left = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+            *ms_left = guest__col_int(res, 0, RESOLVE_MS_LEFT);
     }
     PQclear(res);
     return GUEST_OK;
+}
+
+guest_status guest__store_guest_lock(guest_db *tx, int64_t user_id,
+                                     bool *still_guest, guest_error *err)
+{
+    PGresult *res;
+    guest_status st = guest__sql_run_id(
+        tx->ctx, tx,
+        "SELECT user_id FROM @.guests WHERE user_id = $1 FOR UPDATE", user_id,
+        &res, err);
+    *still_guest = st == GUEST_OK && guest__rows(res) == 1;
+    PQclear(res);
+    return st;
 }
 
 guest_status guest_ping(guest_ctx *ctx, guest_error *err)

@@ -1,16 +1,11 @@
 /* The rows of sign-ins through identity providers: identities, pending
- * flows, and the user and session rows such a sign-in writes. */
+ * flows, and the user rows such a sign-in writes (its session row:
+ * sessions.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/store.h"
-
-static void param_id(guest__params *p, char buf[32], int64_t id)
-{
-    snprintf(buf, 32, "%lld", (long long)id);
-    guest__param_text(p, buf);
-}
 
 guest_status guest__store_identity_owner(guest_ctx *ctx, guest_db *tx,
                                          const char *issuer,
@@ -52,9 +47,9 @@ guest_status guest__store_identity_link(guest_db *tx, int64_t user_id,
                                         const guest_identity *identity,
                                         guest_error *err)
 {
-    char id[32];
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    param_id(&p, id, user_id);
+    guest__param_int(&p, id, user_id);
     guest__param_text(&p, identity->issuer);
     guest__param_text(&p, identity->subject);
     guest__param_text(&p, identity->email);
@@ -98,9 +93,9 @@ guest_status guest__store_identities_each(guest_ctx *ctx, int64_t user_id,
                                           guest_identity_list_fn fn,
                                           void *userdata, guest_error *err)
 {
-    char id[32];
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    param_id(&p, id, user_id);
+    guest__param_int(&p, id, user_id);
     PGresult *res = NULL;
     guest_status st = guest__sql_run(
         ctx, NULL,
@@ -136,9 +131,9 @@ guest_status guest__store_identity_unlink(guest_ctx *ctx, int64_t user_id,
                                           const char *issuer,
                                           const char *subject, guest_error *err)
 {
-    char id[32];
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    param_id(&p, id, user_id);
+    guest__param_int(&p, id, user_id);
     guest__params d = p;
     guest__param_text(&d, issuer);
     guest__param_text(&d, subject);
@@ -271,9 +266,9 @@ guest_status guest__store_guest_register(guest_db *tx, int64_t user_id,
                                          const char *username,
                                          const char *password, guest_error *err)
 {
-    char id[32];
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    param_id(&p, id, user_id);
+    guest__param_int(&p, id, user_id);
     guest__param_text(&p, username);
     guest__param_text(&p, password);
     PGresult *res = NULL;
@@ -323,33 +318,6 @@ guest_status guest__store_user_insert(guest_db *tx, const char *username,
         return guest__fail(err, GUEST_ERR_USERNAME_TAKEN,
                            "the username was taken meanwhile");
     return st;
-}
-
-guest_status guest__store_session_replace(guest_db *tx, int64_t user_id,
-                                          const unsigned char *old_hash,
-                                          bool all,
-                                          const unsigned char *new_hash,
-                                          int64_t max_age, guest_error *err)
-{
-    char id[32], age[32];
-    snprintf(age, sizeof age, "%lld", (long long)max_age);
-    guest__params p = {0};
-    param_id(&p, id, user_id);
-    guest__param_bin(&p, new_hash, GUEST__SHA256_BYTES);
-    guest__param_text(&p, age);
-    guest__param_bin(&p, old_hash ? old_hash : new_hash, GUEST__SHA256_BYTES);
-    guest__param_text(&p, all ? "t" : "f");
-    return guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){
-            .tmpl = "WITH old AS (DELETE FROM @.sessions WHERE token_hash = $4"
-                    " OR ($5::boolean AND user_id = $1)),"
-                    " seen AS (UPDATE @.users SET last_login = now()"
-                    " WHERE id = $1)"
-                    " INSERT INTO @.sessions (token_hash, user_id, expires_at)"
-                    " VALUES ($2, $1, now() + make_interval(secs => $3))",
-            .params = &p},
-        NULL, err);
 }
 
 guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,

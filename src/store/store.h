@@ -67,6 +67,36 @@ typedef struct guest__params {
 extern _Atomic unsigned long guest__db_round_trips;
 void guest__param_text(guest__params *p, const char *value);
 void guest__param_bin(guest__params *p, const void *value, int len);
+/* Room for an int64_t as decimal text, sign and NUL included. */
+#define GUEST__INT_BUF 24
+/* @p value as a text parameter, written into @p buf (which must live until
+ * the statement ran). */
+void guest__param_int(guest__params *p, char buf[GUEST__INT_BUF],
+                      int64_t value);
+
+/* rows.c: a result's columns, each read at the position that an enum next
+ * to its statement names. */
+/* The number of rows (0 for NULL). */
+int guest__rows(const PGresult *res);
+bool guest__col_null(const PGresult *res, int row, int col);
+/* The column as an integer; 0 when NULL. */
+int64_t guest__col_int(const PGresult *res, int row, int col);
+/* True when the boolean column is true (NULL: false). */
+bool guest__col_bool(const PGresult *res, int row, int col);
+/* The column's text, borrowed from @p res ("" when NULL). */
+const char *guest__col_text(const PGresult *res, int row, int col);
+/* The column's text into @p out, cut to @p size. */
+void guest__col_copy(const PGresult *res, int row, int col, char *out,
+                     size_t size);
+/* The column's text, malloc'd (caller frees); NULL when out of memory. */
+char *guest__col_dup(const PGresult *res, int row, int col);
+
+/* sessions.c: the sessions table. The one text that inserts a session row,
+ * for every statement that writes one: follow it with VALUES or a SELECT
+ * of (token_hash, user_id, GUEST__SESSION_EXPIRES(max_age seconds)). */
+#define GUEST__SESSION_INSERT                                                  \
+    "INSERT INTO @.sessions (token_hash, user_id, expires_at)"
+#define GUEST__SESSION_EXPIRES(secs) "now() + make_interval(secs => " secs ")"
 
 /* @p tmpl with every '@' replaced by the quoted schema name: for SQL built
  * once per context; caller frees (NULL when out of memory). */
@@ -98,11 +128,12 @@ char *guest__schema_sql(const char *tmpl, const char *schema);
     " ON CONFLICT (username) DO NOTHING RETURNING id, username),"              \
     " g AS (INSERT INTO @.guests (user_id) SELECT id FROM u"                   \
     " RETURNING user_id),"                                                     \
-    " s AS (INSERT INTO @.sessions (token_hash, user_id,"                      \
-    " expires_at) SELECT $2, user_id, now() + make_interval(secs => $3)"       \
-    " FROM g RETURNING user_id)"                                               \
-    " SELECT u.id, u.username, floor(extract(epoch FROM now()))::bigint"       \
-    " FROM u JOIN s ON s.user_id = u.id"
+    " s AS (" GUEST__SESSION_INSERT                                            \
+    " SELECT $2, user_id, " GUEST__SESSION_EXPIRES(                            \
+        "$3") " FROM g RETURNING user_id)"                                     \
+              " SELECT u.id, u.username, floor(extract(epoch FROM "            \
+              "now()))::bigint"                                                \
+              " FROM u JOIN s ON s.user_id = u.id"
 
 /* One statement for guest__sql_run. Exactly one of tmpl and sql. */
 typedef struct guest__stmt {
@@ -155,6 +186,10 @@ void guest__tx_failed(guest_db *tx, guest_status st, const guest_error *err);
  * SQLSTATE); NULL otherwise. */
 guest_status guest__sql_run(guest_ctx *ctx, guest_db *tx, const guest__stmt *s,
                             PGresult **res, guest_error *err);
+/* guest__sql_run of library SQL @p tmpl whose one parameter, $1, is
+ * @p id (a user's, mostly). */
+guest_status guest__sql_run_id(guest_ctx *ctx, guest_db *tx, const char *tmpl,
+                               int64_t id, PGresult **res, guest_error *err);
 /* wire.c: sends @p sql (the text of @p s) on @p conn, a connection the caller
  * holds, and waits at most @p timeout_ms for its result; *res gets it as
  * guest__sql_run says. *broken: the connection must be dropped; *sent: the
@@ -256,6 +291,114 @@ guest_status guest__store_resolve(guest_ctx *ctx,
                                   guest_user *user, bool *found,
                                   int64_t *ms_left, guest_error *err);
 
+/* guests.c: the guests table. Locks guest @p user_id's row FOR UPDATE;
+ * *still_guest says whether it is still a guest (a concurrent conversion
+ * removes the row). */
+guest_status guest__store_guest_lock(guest_db *tx, int64_t user_id,
+                                     bool *still_guest, guest_error *err);
+
+/* sessions.c: the session rows, each statement in one round trip. */
+/* A new session @p token_hash for @p user_id, living @p max_age s. */
+guest_status guest__store_session_insert(guest_db *tx, int64_t user_id,
+                                         const unsigned char *token_hash,
+                                         int64_t max_age, guest_error *err);
+/* Deletes the session @p token_hash, in @p tx (NULL: pooled). */
+guest_status guest__store_session_delete(guest_ctx *ctx, guest_db *tx,
+                                         const unsigned char *token_hash,
+                                         guest_error *err);
+/* Deletes every session of @p user_id. */
+guest_status guest__store_sessions_end(guest_db *tx, int64_t user_id,
+                                       guest_error *err);
+/* Replaces the visitor's session: deletes @p old_hash's row (NULL: none),
+ * or every session of @p user_id when @p all, and inserts @p new_hash's
+ * for @p user_id, living @p max_age seconds; sets last_login. */
+guest_status guest__store_session_replace(guest_db *tx, int64_t user_id,
+                                          const unsigned char *old_hash,
+                                          bool all,
+                                          const unsigned char *new_hash,
+                                          int64_t max_age, guest_error *err);
+/* A converted guest's: deletes @p user_id's guests row and every session
+ * and inserts @p new_hash's, living @p max_age seconds (none when the
+ * guests row was gone). */
+guest_status guest__store_sessions_convert(guest_db *tx, int64_t user_id,
+                                           const unsigned char *new_hash,
+                                           int64_t max_age, guest_error *err);
+
+/* users.c: the users table. */
+/* *taken: a user other than *@p except_id (NULL: anyone) holds
+ * @p username. In @p tx when given. */
+guest_status guest__store_username_taken(guest_ctx *ctx, guest_db *tx,
+                                         const char *username,
+                                         const int64_t *except_id, bool *taken,
+                                         guest_error *err);
+/* A new registered user with the password text @p password, outside a
+ * transaction; *created false when the name is taken, else *id. */
+guest_status guest__store_user_create(guest_ctx *ctx, const char *username,
+                                      const char *password, bool *created,
+                                      int64_t *id, guest_error *err);
+/* What a login reads of the user it names. */
+typedef struct guest__login_row {
+    bool found; /* an active registered user of that name or address */
+    int64_t id;
+    char username[GUEST_USERNAME_BUF];
+    char *password; /* stored text, malloc'd (caller frees); NULL: !found */
+    /* The most iterations of any stored hash (0: none), at most
+     * UINT32_MAX. */
+    unsigned site_max;
+} guest__login_row;
+/* The active registered user named @p name, or with the verified address
+ * @p name when @p by_email, and the slowest stored hash: one statement
+ * either way. */
+guest_status guest__store_login_lookup(guest_ctx *ctx, const char *name,
+                                       bool by_email, guest__login_row *row,
+                                       guest_error *err);
+/* The active user's stored password text (caller frees; NULL when the
+ * user is gone or inactive). In @p tx (NULL: pooled) the row is locked
+ * FOR NO KEY UPDATE. */
+guest_status guest__store_user_password_read(guest_ctx *ctx, guest_db *tx,
+                                             int64_t user_id, char **password,
+                                             guest_error *err);
+/* As guest__store_user_password_read, GUEST_ERR_AUTH when none. */
+guest_status guest__store_user_password(guest_ctx *ctx, int64_t user_id,
+                                        char **password, guest_error *err);
+/* Sets last_login, and the password text to @p rehash unless NULL. */
+guest_status guest__store_user_logged_in(guest_db *tx, int64_t user_id,
+                                         const char *rehash, guest_error *err);
+/* Sets the password text to @p password while the active user's is still
+ * @p old; *changed. */
+guest_status guest__store_user_password_swap(guest_db *tx, int64_t user_id,
+                                             const char *password,
+                                             const char *old, bool *changed,
+                                             guest_error *err);
+/* Names the user @p username with the password text @p password and sets
+ * last_login; *taken on a clash (the transaction is then failed). */
+guest_status guest__store_user_rename(guest_db *tx, int64_t user_id,
+                                      const char *username,
+                                      const char *password, bool *taken,
+                                      guest_error *err);
+/* Deletes user @p user_id; its rows cascade. */
+guest_status guest__store_user_delete_id(guest_db *tx, int64_t user_id,
+                                         guest_error *err);
+/* Deletes the user named @p username; *found, then *id. */
+guest_status guest__store_user_delete(guest_ctx *ctx, const char *username,
+                                      bool *found, int64_t *id,
+                                      guest_error *err);
+/* Whether a user named @p username exists (*found) and is a guest. */
+guest_status guest__store_user_is_guest(guest_ctx *ctx, const char *username,
+                                        bool *found, bool *guest,
+                                        guest_error *err);
+/* What guest__store_user_update sets. */
+typedef enum guest__user_field {
+    GUEST__USER_ACTIVE,  /* is_active, from "true" or "false" */
+    GUEST__USER_PASSWORD /* the password text; never a guest's */
+} guest__user_field;
+/* Sets @p field of the user named @p username to @p value; *found, then
+ * *id. */
+guest_status guest__store_user_update(guest_db *tx, guest__user_field field,
+                                      const char *username, const char *value,
+                                      bool *found, int64_t *id,
+                                      guest_error *err);
+
 /* identities.c: provider identities, pending flows, and the user and
  * session rows an identity sign-in writes. Each takes a transaction @p tx
  * (NULL: a pooled connection). */
@@ -309,14 +452,6 @@ guest_status guest__store_guest_register(guest_db *tx, int64_t user_id,
 guest_status guest__store_user_insert(guest_db *tx, const char *username,
                                       const char *password, int64_t *id,
                                       guest_error *err);
-/* Replaces the visitor's session: deletes @p old_hash's row (NULL: none),
- * or every session of @p user_id when @p all, and inserts @p new_hash's
- * for @p user_id, living @p max_age seconds; sets last_login. */
-guest_status guest__store_session_replace(guest_db *tx, int64_t user_id,
-                                          const unsigned char *old_hash,
-                                          bool all,
-                                          const unsigned char *new_hash,
-                                          int64_t max_age, guest_error *err);
 /* A pending flow, by the hashes of its key and binding. */
 guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,
                                    const unsigned char *binding,
@@ -405,9 +540,6 @@ guest_status guest__store_email_taken(guest_db *tx, const char *email,
 guest_status guest__store_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
                                      size_t size, bool *verified,
                                      guest_error *err);
-/* The active user's stored password text (caller frees); GUEST_ERR_AUTH. */
-guest_status guest__store_user_password(guest_ctx *ctx, int64_t user_id,
-                                        char **password, guest_error *err);
 
 /* windows.c: the rate_windows table's sliding-window counters. */
 /* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to

@@ -80,6 +80,12 @@ void guest__param_bin(guest__params *p, const void *value, int len)
     p->n++;
 }
 
+void guest__param_int(guest__params *p, char buf[GUEST__INT_BUF], int64_t value)
+{
+    snprintf(buf, GUEST__INT_BUF, "%lld", (long long)value);
+    guest__param_text(p, buf);
+}
+
 static bool wait_socket(PGconn *conn, short events, int64_t deadline)
 {
     for (;;) {
