@@ -84,8 +84,8 @@ START_TEST(query_refuses_bad_arguments_and_scripts)
                      GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_db_query(ctx, "SELECT 1", 1, NULL, &r, &err),
                      GUEST_ERR_INVALID);
-    const char *many[GUEST_QUERY_MAX_PARAMS + 1] = {0};
-    ck_assert_int_eq(guest_db_query(ctx, "SELECT 1", GUEST_QUERY_MAX_PARAMS + 1,
+    const char *many[GUEST_DB_MAX_PARAMS + 1] = {0};
+    ck_assert_int_eq(guest_db_query(ctx, "SELECT 1", GUEST_DB_MAX_PARAMS + 1,
                                     many, &r, &err),
                      GUEST_ERR_INVALID);
     /* exactly one statement: a second one cannot ride along */

@@ -1,4 +1,4 @@
-/* guest_delete_expired, guest_get_stats and guest_list_guests against the
+/* guest_delete_expired, guest_stats_get and guest_guests_list against the
  * fixture cluster. */
 #include <pthread.h>
 #include <stdio.h>
@@ -178,10 +178,10 @@ START_TEST(bad_arguments_are_rejected_without_deleting)
     ck_assert_int_eq(count(SCHEMA ".guests"), 1);
 
     guest_stats s;
-    ck_assert_int_eq(guest_get_stats(NULL, 0, &s, NULL), GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_get_stats(ctx, 0, NULL, NULL), GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_get_stats(ctx, -1, &s, NULL), GUEST_ERR_INVALID);
-    ck_assert_int_eq(guest_list_guests(ctx, false, 0, 10, NULL, NULL, NULL),
+    ck_assert_int_eq(guest_stats_get(NULL, 0, &s, NULL), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_stats_get(ctx, 0, NULL, NULL), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_stats_get(ctx, -1, &s, NULL), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_guests_list(ctx, false, 0, 10, NULL, NULL, NULL),
                      GUEST_ERR_INVALID);
     guest_ctx_free(ctx);
 }
@@ -698,7 +698,7 @@ START_TEST(database_errors_are_reported)
     ck_assert_int_eq(guest_delete_expired(ctx, &o, &r, &err), GUEST_ERR_DB);
     ck_assert_msg(strstr(err.message, "does not exist"), "%s", err.message);
     guest_stats s;
-    ck_assert_int_eq(guest_get_stats(ctx, 0, &s, &err), GUEST_ERR_DB);
+    ck_assert_int_eq(guest_stats_get(ctx, 0, &s, &err), GUEST_ERR_DB);
     ck_assert_int_eq(err.status, GUEST_ERR_DB);
     guest_ctx_free(ctx);
 }
@@ -708,7 +708,7 @@ START_TEST(stats_count_users_guests_expired_and_live_sessions)
 {
     guest_ctx *ctx = fresh_ctx_age(86400);
     guest_stats s;
-    ck_assert_int_eq(guest_get_stats(ctx, 0, &s, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_stats_get(ctx, 0, &s, NULL), GUEST_OK);
     ck_assert_uint_eq(s.users, 0);
     ck_assert_uint_eq(s.live_sessions, 0);
 
@@ -721,12 +721,12 @@ START_TEST(stats_count_users_guests_expired_and_live_sessions)
     add_guest("g3", "now()");
     add_session(g1, "g1-live", "now() + interval '1 hour'");
 
-    ck_assert_int_eq(guest_get_stats(ctx, 0, &s, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_stats_get(ctx, 0, &s, NULL), GUEST_OK);
     ck_assert_uint_eq(s.users, 5);
     ck_assert_uint_eq(s.guests, 3);
     ck_assert_uint_eq(s.expired_guests, 1);
     ck_assert_uint_eq(s.live_sessions, 2);
-    ck_assert_int_eq(guest_get_stats(ctx, 600, &s, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_stats_get(ctx, 600, &s, NULL), GUEST_OK);
     ck_assert_uint_eq(s.expired_guests, 2);
     guest_ctx_free(ctx);
 }
@@ -761,7 +761,7 @@ START_TEST(list_guests_newest_first_with_limit_and_filter)
     add_guest("g3", "now()");
 
     listing l = {0};
-    ck_assert_int_eq(guest_list_guests(ctx, false, 0, 0, collect, &l, NULL),
+    ck_assert_int_eq(guest_guests_list(ctx, false, 0, 0, collect, &l, NULL),
                      GUEST_OK);
     ck_assert_int_eq(l.n, 3);
     ck_assert_str_eq(l.names[0], "g3");
@@ -774,19 +774,19 @@ START_TEST(list_guests_newest_first_with_limit_and_filter)
     ck_assert_int_ge(l.created_at[0], now - 60);
 
     memset(&l, 0, sizeof l);
-    ck_assert_int_eq(guest_list_guests(ctx, false, 0, 2, collect, &l, NULL),
+    ck_assert_int_eq(guest_guests_list(ctx, false, 0, 2, collect, &l, NULL),
                      GUEST_OK);
     ck_assert_int_eq(l.n, 2);
     ck_assert_str_eq(l.names[1], "g2");
 
     memset(&l, 0, sizeof l);
-    ck_assert_int_eq(guest_list_guests(ctx, true, 0, 0, collect, &l, NULL),
+    ck_assert_int_eq(guest_guests_list(ctx, true, 0, 0, collect, &l, NULL),
                      GUEST_OK);
     ck_assert_int_eq(l.n, 1);
     ck_assert_str_eq(l.names[0], "g1");
 
     memset(&l, 0, sizeof l);
-    ck_assert_int_eq(guest_list_guests(ctx, true, 600, 50, collect, &l, NULL),
+    ck_assert_int_eq(guest_guests_list(ctx, true, 600, 50, collect, &l, NULL),
                      GUEST_OK);
     ck_assert_int_eq(l.n, 2);
     ck_assert_str_eq(l.names[0], "g2");
@@ -795,14 +795,14 @@ START_TEST(list_guests_newest_first_with_limit_and_filter)
     /* the callback can stop early */
     memset(&l, 0, sizeof l);
     l.stop_after = 1;
-    ck_assert_int_eq(guest_list_guests(ctx, false, 0, 0, collect, &l, NULL),
+    ck_assert_int_eq(guest_guests_list(ctx, false, 0, 0, collect, &l, NULL),
                      GUEST_OK);
     ck_assert_int_eq(l.n, 1);
 
     /* a limit beyond bigint means no limit */
     memset(&l, 0, sizeof l);
     ck_assert_int_eq(
-        guest_list_guests(ctx, false, 0, SIZE_MAX, collect, &l, NULL),
+        guest_guests_list(ctx, false, 0, SIZE_MAX, collect, &l, NULL),
         GUEST_OK);
     ck_assert_int_eq(l.n, 3);
     guest_ctx_free(ctx);

@@ -128,7 +128,7 @@ static void tool(guest_config *c)
 static uint64_t expired(guest_ctx *ctx)
 {
     guest_stats s;
-    ck_assert_int_eq(guest_get_stats(ctx, 0, &s, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_stats_get(ctx, 0, &s, NULL), GUEST_OK);
     return s.expired_guests;
 }
 

@@ -29,7 +29,7 @@ START_TEST(outputs_stop_at_the_programs_size)
     memset(st, 0xAB, sizeof st);
     size_t two = offsetof(guest_stats, guests) + sizeof(uint64_t);
     ck_assert_int_eq(
-        guest_get_stats_size(ctx, 0, (guest_stats *)(void *)st, two, NULL),
+        guest_stats_get_size(ctx, 0, (guest_stats *)(void *)st, two, NULL),
         GUEST_OK);
     ck_assert_uint_eq(((guest_stats *)(void *)st)->users, 1);
     ck_assert_uint_eq(((guest_stats *)(void *)st)->guests, 1);

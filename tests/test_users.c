@@ -22,7 +22,7 @@ static long long count(const char *sql)
     return tl_scalar_in(SCHEMA, sql);
 }
 
-/* ---- guest_list_users ---- */
+/* ---- guest_users_list ---- */
 
 typedef struct listed {
     int n;
@@ -48,7 +48,7 @@ static void list(guest_ctx *ctx, guest_user_kind kind, size_t limit, listed *l)
     memset(l, 0, sizeof *l);
     l->stop_after = stop;
     guest_error err = {0};
-    guest_status st = guest_list_users(ctx, kind, limit, collect, l, &err);
+    guest_status st = guest_users_list(ctx, kind, limit, collect, l, &err);
     ck_assert_msg(st == GUEST_OK, "%s", err.message);
 }
 
@@ -106,13 +106,13 @@ START_TEST(list_users_newest_first_by_kind)
 
     guest_error err = {0};
     ck_assert_int_eq(
-        guest_list_users(ctx, (guest_user_kind)7, 0, collect, &l, &err),
+        guest_users_list(ctx, (guest_user_kind)7, 0, collect, &l, &err),
         GUEST_ERR_INVALID);
     ck_assert_int_eq(
-        guest_list_users(ctx, GUEST_USERS_ALL, 0, NULL, NULL, &err),
+        guest_users_list(ctx, GUEST_USERS_ALL, 0, NULL, NULL, &err),
         GUEST_ERR_INVALID);
     ck_assert_int_eq(
-        guest_list_users(NULL, GUEST_USERS_ALL, 0, collect, &l, &err),
+        guest_users_list(NULL, GUEST_USERS_ALL, 0, collect, &l, &err),
         GUEST_ERR_INVALID);
     guest_ctx_free(ctx);
 }

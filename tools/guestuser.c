@@ -422,7 +422,7 @@ static int cmd_stats(guest_ctx *ctx, const args *a)
 {
     guest_stats s;
     guest_error err = {0};
-    guest_status st = guest_get_stats(ctx, a->max_age, &s, &err);
+    guest_status st = guest_stats_get(ctx, a->max_age, &s, &err);
     if (st != GUEST_OK)
         return db_error("stats", st, &err);
     printf("users: %" PRIu64 "\n"
@@ -451,7 +451,7 @@ static int cmd_list(guest_ctx *ctx, const args *a)
     guest_error err = {0};
     printf("username\tcreated_at\texpired\n");
     guest_status st =
-        guest_list_guests(ctx, a->seen[OPT_EXPIRED], a->max_age,
+        guest_guests_list(ctx, a->seen[OPT_EXPIRED], a->max_age,
                           (size_t)a->limit, print_guest, NULL, &err);
     if (st != GUEST_OK)
         return db_error("list-guests", st, &err);
@@ -677,7 +677,7 @@ static int cmd_list_users(guest_ctx *ctx, const args *a)
     guest_error err = {0};
     printf("username\tkind\tactive\tdate_joined\tlast_login\texpires_at\n");
     guest_status st =
-        guest_list_users(ctx, kind, (size_t)a->limit, print_user, NULL, &err);
+        guest_users_list(ctx, kind, (size_t)a->limit, print_user, NULL, &err);
     if (st != GUEST_OK)
         return db_error("list-users", st, &err);
     return EXIT_SUCCESS;

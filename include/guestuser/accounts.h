@@ -97,8 +97,9 @@ GUEST_API GUEST_NODISCARD guest_status guest_password_validate(
 
 /* ---- the database handle lent to callbacks ---- */
 
-/** Most parameters one guest_db_exec() statement may have. */
-#define GUEST_DB_MAX_PARAMS 8
+/** Most parameters of one statement: guest_db_exec(), guest_db_query(),
+ * guest_req_query() (also defined in db.h). */
+#define GUEST_DB_MAX_PARAMS 16
 
 /**
  * Runs one SQL statement inside the library's open transaction, with

@@ -124,7 +124,7 @@ typedef struct guest_stats {
     uint64_t users;
     /** Users that are guests (have a guests row). */
     uint64_t guests;
-    /** Guests older than the max_age given to guest_get_stats(). */
+    /** Guests older than the max_age given to guest_stats_get(). */
     uint64_t expired_guests;
     /** Session rows that have not expired. */
     uint64_t live_sessions;
@@ -136,24 +136,24 @@ typedef struct guest_stats {
  * GUEST_ERR_INVALID for NULL arguments or a negative @p max_age, or a
  * database status with @p err (may be NULL) filled. Thread-safe.
  */
-#define guest_get_stats(ctx, max_age, out, err)                                \
-    guest_get_stats_size((ctx), (max_age), (out), sizeof(guest_stats), (err))
-/** guest_get_stats() with @p out of @p out_size bytes (the program's
+#define guest_stats_get(ctx, max_age, out, err)                                \
+    guest_stats_get_size((ctx), (max_age), (out), sizeof(guest_stats), (err))
+/** guest_stats_get() with @p out of @p out_size bytes (the program's
  * sizeof: a later 1.x library never writes past it). */
-GUEST_API GUEST_NODISCARD guest_status guest_get_stats_size(guest_ctx *ctx,
+GUEST_API GUEST_NODISCARD guest_status guest_stats_get_size(guest_ctx *ctx,
                                                             int64_t max_age,
                                                             guest_stats *out,
                                                             size_t out_size,
                                                             guest_error *err);
 
-/** One guest as guest_list_guests() reports it. */
+/** One guest as guest_guests_list() reports it. */
 typedef struct guest_info {
     int64_t id;
     /** Borrowed: valid only during the callback. */
     const char *username;
     /** When the guest was created, Unix time in seconds (rounded down). */
     int64_t created_at;
-    /** True when older than the max_age given to guest_list_guests(). */
+    /** True when older than the max_age given to guest_guests_list(). */
     bool expired;
 } guest_info;
 
@@ -169,7 +169,7 @@ typedef bool (*guest_list_fn)(const guest_info *guest, void *userdata);
  * @p err (may be NULL) filled; GUEST_OK also when @p fn stopped early.
  * Thread-safe.
  */
-GUEST_API GUEST_NODISCARD guest_status guest_list_guests(
+GUEST_API GUEST_NODISCARD guest_status guest_guests_list(
     guest_ctx *ctx, bool expired_only, int64_t max_age, size_t limit,
     guest_list_fn fn, void *userdata, guest_error *err);
 

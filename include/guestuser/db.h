@@ -19,8 +19,9 @@ extern "C" {
 typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;
 
-/** Most parameters of one guest_db_query() / guest_req_query() statement. */
-#define GUEST_QUERY_MAX_PARAMS 16
+/** Most parameters of one statement: guest_db_query(), guest_req_query(),
+ * guest_db_exec() (also defined in accounts.h). */
+#define GUEST_DB_MAX_PARAMS 16
 
 /**
  * Runs one SQL statement on a pooled connection: @p nparams text
@@ -36,7 +37,7 @@ typedef struct pg_result PGresult;
  * caller PQclear()s it in every case (NULL is fine). GUEST_ERR_DB with
  * "SQLSTATE xxxxx: message" in @p err; GUEST_ERR_DB_UNAVAILABLE (no
  * connection or no answer in time: answer 503); GUEST_ERR_INVALID for NULL
- * arguments or more than GUEST_QUERY_MAX_PARAMS parameters. Thread-safe.
+ * arguments or more than GUEST_DB_MAX_PARAMS parameters. Thread-safe.
  */
 GUEST_API GUEST_NODISCARD guest_status
 guest_db_query(guest_ctx *ctx, const char *sql, int nparams,

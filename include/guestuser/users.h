@@ -15,14 +15,14 @@
 extern "C" {
 #endif
 
-/** Which users guest_list_users() reports. */
+/** Which users guest_users_list() reports. */
 typedef enum guest_user_kind {
     GUEST_USERS_ALL,       /**< guests and registered users */
     GUEST_USERS_GUESTS,    /**< users with a guests row */
     GUEST_USERS_REGISTERED /**< everyone else */
 } guest_user_kind;
 
-/** One user as guest_list_users() reports it. */
+/** One user as guest_users_list() reports it. */
 typedef struct guest_user_info {
     int64_t id;
     /** Borrowed: valid only during the callback. */
@@ -52,7 +52,7 @@ typedef bool (*guest_user_list_fn)(const guest_user_info *user, void *userdata);
  * @p fn stopped early. Thread-safe.
  */
 GUEST_API GUEST_NODISCARD guest_status
-guest_list_users(guest_ctx *ctx, guest_user_kind kind, size_t limit,
+guest_users_list(guest_ctx *ctx, guest_user_kind kind, size_t limit,
                  guest_user_list_fn fn, void *userdata, guest_error *err);
 
 /**

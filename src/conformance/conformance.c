@@ -110,7 +110,7 @@ static void stats(guest_req *req, void *userdata)
 {
     (void)userdata;
     guest_stats s;
-    if (guest_get_stats(guest_req_ctx(req), 0, &s, NULL) != GUEST_OK) {
+    if (guest_stats_get(guest_req_ctx(req), 0, &s, NULL) != GUEST_OK) {
         guest_res_send(req, 503, "text/plain; charset=utf-8",
                        "database unavailable\n");
         return;

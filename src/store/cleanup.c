@@ -463,8 +463,8 @@ static guest_status expiry_cutoff(guest_ctx *ctx, int64_t max_age,
 static guest_status get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
                               guest_error *err);
 
-#undef guest_get_stats
-guest_status guest_get_stats_size(guest_ctx *ctx, int64_t max_age,
+#undef guest_stats_get
+guest_status guest_stats_get_size(guest_ctx *ctx, int64_t max_age,
                                   guest_stats *out, size_t out_size,
                                   guest_error *err)
 {
@@ -511,7 +511,7 @@ static guest_status get_stats(guest_ctx *ctx, int64_t max_age, guest_stats *out,
     return GUEST_OK;
 }
 
-guest_status guest_list_guests(guest_ctx *ctx, bool expired_only,
+guest_status guest_guests_list(guest_ctx *ctx, bool expired_only,
                                int64_t max_age, size_t limit, guest_list_fn fn,
                                void *userdata, guest_error *err)
 {

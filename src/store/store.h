@@ -55,7 +55,7 @@ void guest__conn_cancel_async(PGconn *conn);
 
 /* db.c: the one way the library runs SQL. */
 /* Room for the most any statement takes: the library's own and the
- * application's (GUEST_QUERY_MAX_PARAMS). */
+ * application's (GUEST_DB_MAX_PARAMS). */
 #define GUEST__PARAMS_MAX 16
 typedef struct guest__params {
     int n;

@@ -218,7 +218,7 @@ enum {
     LIST_EXPIRES
 };
 
-guest_status guest_list_users(guest_ctx *ctx, guest_user_kind kind,
+guest_status guest_users_list(guest_ctx *ctx, guest_user_kind kind,
                               size_t limit, guest_user_list_fn fn,
                               void *userdata, guest_error *err)
 {
