@@ -2,6 +2,7 @@
  * or not, on a pooled connection with the retry-once rule or inside a
  * transaction; the transactions themselves, and the guest_db handle lent
  * to application callbacks inside them. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,11 @@ static guest_status run_in(guest_db *tx, const guest__stmt *s, const char *sql,
 {
     if (!tx->conn)
         return guest__fail(err, GUEST_ERR_INVALID, "no open transaction");
+    /* Between statements a healthy transaction is idle inside BEGIN: any
+     * other state means a statement was left running or the transaction
+     * ended behind our back. */
+    assert(tx->failed != GUEST_OK || tx->broken ||
+           PQtransactionStatus(tx->conn) == PQTRANS_INTRANS);
     if (tx->failed != GUEST_OK)
         return guest__fail(err, tx->failed,
                            "an earlier statement of this transaction "

@@ -1,6 +1,7 @@
 /* A fixed-size libpq connection pool shared by all server threads. */
 #include <errno.h>
 #include <poll.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -298,6 +299,7 @@ static void unlink_waiter(guest__pool *p, waiter *w)
     }
     if (!*at)
         return;
+    assert(p->waiting > 0);
     p->waiting--;
     *at = w->next;
     if (p->tail == w)
@@ -317,6 +319,8 @@ static void pass_on(guest__pool *p)
  * PATIENCE_MS, else to whoever asks first, the oldest waiter woken. */
 static void give_back(guest__pool *p, unsigned i)
 {
+    /* Only a slot taken (busy) is given back, and only once. */
+    assert(i < p->size && p->slots[i].busy);
     waiter *w = p->head;
     if (w && starving(w, guest__now_ms())) {
         w->handed = (int)i; /* the slot stays busy: it is w's now */
@@ -337,6 +341,7 @@ static bool wait_for_slot(guest__pool *p, int64_t deadline, unsigned *index)
     /* A newcomer goes ahead of the queue unless its oldest has waited too
      * long (see PATIENCE_MS). */
     if (i >= 0 && (!p->head || !starving(p->head, guest__now_ms()))) {
+        assert((unsigned)i < p->size && !p->slots[i].busy);
         *index = (unsigned)i;
         p->slots[i].busy = true;
         return true;
@@ -427,6 +432,7 @@ guest_status guest__pool_acquire_by(guest__pool *p, int64_t deadline,
     int64_t waited_from = guest__now_us();
     pthread_mutex_lock(&p->lock);
     bool got = wait_for_slot(p, deadline, &i); /* marks the slot busy */
+    assert(!got || (i < p->size && p->slots[i].busy));
     PGconn *c = got ? p->slots[i].conn : NULL;
     pthread_mutex_unlock(&p->lock);
     guest__observe_since(p->ctx, GUEST__H_POOL_WAIT, waited_from);
