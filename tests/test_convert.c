@@ -629,9 +629,10 @@ static guest_status misuse_store(guest_db *db, const guest_user *user,
                                  guest_form_errors *errors, void *ud)
 {
     (void)user, (void)form, (void)errors, (void)ud;
-    const char *nine[9] = {"1", "2", "3", "4", "5", "6", "7", "8", "9"};
-    ck_assert_int_eq(guest_db_exec(db, "SELECT 1", 9, nine, NULL),
-                     GUEST_ERR_INVALID);
+    const char *too_many[GUEST_DB_MAX_PARAMS + 1] = {0};
+    ck_assert_int_eq(
+        guest_db_exec(db, "SELECT 1", GUEST_DB_MAX_PARAMS + 1, too_many, NULL),
+        GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_db_exec(db, NULL, 0, NULL, NULL), GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_db_exec(NULL, "SELECT 1", 0, NULL, NULL),
                      GUEST_ERR_INVALID);
