@@ -1,8 +1,8 @@
 /* A test server for the conformance kit: one in-tree adapter serving the
  * conformance table on a random loopback port, against the test database.
  *
- *   conformance_server --server mhd|civetweb|ulfius [--schema NAME] [--broken
- * MODE]
+ *   conformance_server --server mhd|civetweb|ulfius|evhttp [--schema NAME]
+ *                      [--broken MODE]
  *
  * Prints "url http://127.0.0.1:PORT/" once it listens and serves until
  * SIGTERM or SIGINT. --broken puts a deliberately faulty layer between the
@@ -26,6 +26,9 @@
 #endif
 #ifdef TEST_WITH_ULFIUS
 #include <guestuser/adapters/ulfius.h>
+#endif
+#ifdef TEST_WITH_EVHTTP
+#include <guestuser/adapters/evhttp.h>
 #endif
 
 typedef struct server {
@@ -125,6 +128,30 @@ static guest_status ulfius_start(server *s)
 }
 #endif
 
+#ifdef TEST_WITH_EVHTTP
+static void evhttp_stop(server *s)
+{
+    guest_evhttp_free(s->app);
+}
+
+static guest_status evhttp_start(server *s)
+{
+    guest_evhttp *app = NULL;
+    uint16_t port = 0;
+    guest_status st = guest_evhttp_new(s->ctx, s->handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_evhttp_start(app, "127.0.0.1", 0, &port);
+    if (st != GUEST_OK) {
+        guest_evhttp_free(app);
+        return st;
+    }
+    s->port = port;
+    s->app = app;
+    s->stop = evhttp_stop;
+    return GUEST_OK;
+}
+#endif
+
 static const struct {
     const char *name;
     guest_status (*start)(server *s);
@@ -137,6 +164,9 @@ static const struct {
 #endif
 #ifdef TEST_WITH_ULFIUS
     {"ulfius", ulfius_start},
+#endif
+#ifdef TEST_WITH_EVHTTP
+    {"evhttp", evhttp_start},
 #endif
     {NULL, NULL},
 };
