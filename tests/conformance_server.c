@@ -11,7 +11,10 @@
  *   no-query        hands the library the target without its query string
  *   first-line      hands the library only the first line of a header sent
  *                   on several (the part before the first ", " or "; ")
+ *   serial          runs one handler at a time, as an event loop that runs
+ *                   them on its own thread does
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +278,15 @@ static void broken_handler(guest_req *outer, void *userdata)
         free(in.cut[i]);
 }
 
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void serial_handler(guest_req *req, void *userdata)
+{
+    pthread_mutex_lock(&serial_lock);
+    guest_conformance_handler(req, userdata);
+    pthread_mutex_unlock(&serial_lock);
+}
+
 static const char *conninfo(void)
 {
     static char buf[512];
@@ -292,9 +304,9 @@ static const char *conninfo(void)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: conformance_server --server NAME [--schema NAME] "
-            "[--broken one-set-cookie|no-query|first-line]\n  servers:");
+    fprintf(stderr, "usage: conformance_server --server NAME [--schema NAME] "
+                    "[--broken one-set-cookie|no-query|first-line|serial]\n"
+                    "  servers:");
     for (int i = 0; servers[i].name; i++)
         fprintf(stderr, " %s", servers[i].name);
     fprintf(stderr, "\n");
@@ -327,9 +339,10 @@ int main(int argc, char **argv)
             broken_ops.target = b_target_cut;
         else if (!strcmp(broken, "first-line"))
             broken_ops.header = b_header_first_line;
-        else
+        else if (strcmp(broken, "serial") != 0)
             return usage();
-        s.handler = broken_handler;
+        s.handler =
+            strcmp(broken, "serial") == 0 ? serial_handler : broken_handler;
     }
 
     guest_config cfg;
