@@ -112,6 +112,7 @@ struct guest_evhttp {
     job *done, *done_tail;
     size_t queued;
     bool stopping;
+    bool quit; /* guest_evhttp_stop(): the loop thread ends */
     pthread_t *workers;
     unsigned worker_count;
 
@@ -688,7 +689,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&app->mu);
     job *j = app->done;
     app->done = app->done_tail = NULL;
+    bool quit = app->quit;
     pthread_mutex_unlock(&app->mu);
+    if (quit)
+        event_base_loopbreak(app->base);
     while (j) {
         job *next = j->next;
         if (j->ereq) {
@@ -1072,7 +1076,12 @@ void guest_evhttp_stop(guest_evhttp *app)
     if (!app || !app->own_loop)
         return;
     if (app->loop_running) {
-        event_base_loopbreak(app->base);
+        /* Through the pipe, which the loop reads whenever it runs: a
+         * loopbreak before the thread entered the loop would be lost. */
+        pthread_mutex_lock(&app->mu);
+        app->quit = true;
+        pthread_mutex_unlock(&app->mu);
+        wake_loop(app);
         pthread_join(app->loop_thread, NULL);
         app->loop_running = false;
     }
@@ -1086,6 +1095,7 @@ void guest_evhttp_stop(guest_evhttp *app)
     app->http = NULL;
     app->base = NULL;
     app->own_loop = false;
+    app->quit = false;
 }
 
 void guest_evhttp_free(guest_evhttp *app)
