@@ -32,6 +32,11 @@
 
 typedef struct ev_conn ev_conn;
 
+/* A connection evhttp accepted, counted once on_fresh runs. */
+struct fresh_bev {
+    struct bufferevent *bev;
+};
+
 /* One request, copied off the loop: the worker reads only this. */
 typedef struct job {
     struct job *next;
@@ -99,7 +104,7 @@ struct guest_evhttp {
     int wake[2];
 
     /* Loop thread only. */
-    struct bufferevent **fresh;
+    struct fresh_bev *fresh;
     size_t fresh_count, fresh_cap;
     addr_count *addrs[ADDR_BUCKETS];
     ev_conn *conns[CONN_BUCKETS];
@@ -511,13 +516,13 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
         return NULL;
     if (app->fresh_count == app->fresh_cap) {
         size_t cap = app->fresh_cap ? app->fresh_cap * 2 : 64;
-        struct bufferevent **f = realloc(app->fresh, cap * sizeof *f);
+        struct fresh_bev *f = realloc(app->fresh, cap * sizeof *f);
         if (!f)
             return bev; /* served uncounted; gencb counts it */
         app->fresh = f;
         app->fresh_cap = cap;
     }
-    app->fresh[app->fresh_count++] = bev;
+    app->fresh[app->fresh_count++].bev = bev;
     event_active(app->fresh_ev, EV_READ, 0);
     return bev;
 }
@@ -530,7 +535,7 @@ static void on_fresh(evutil_socket_t fd, short what, void *arg)
     size_t n = app->fresh_count;
     app->fresh_count = 0;
     for (size_t i = 0; i < n; i++) {
-        struct bufferevent *bev = app->fresh[i];
+        struct bufferevent *bev = app->fresh[i].bev;
         bufferevent_data_cb rcb, wcb;
         bufferevent_event_cb ecb;
         void *evcon = NULL;
