@@ -1004,6 +1004,27 @@ guest_status guest_evhttp_attach(guest_evhttp *app, struct event_base *base,
     return GUEST_OK;
 }
 
+/* A listening socket with a backlog as deep as the system allows: evhttp's
+ * own binding listens with 128, and when thousands of slow connections are
+ * closed and reopened at once a full queue drops the SYN of a normal
+ * client, which then waits a whole second to try again. */
+static int listen_on(const struct sockaddr_storage *ss, int family)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in)
+                                      : sizeof(struct sockaddr_in6);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0 ||
+        listen(fd, 4096) != 0 /* the kernel caps it at somaxconn */) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static atomic_bool threads_ready;
 
 static void use_threads(void)
@@ -1039,14 +1060,10 @@ guest_status guest_evhttp_start(guest_evhttp *app, const char *bind_addr,
         app->base = NULL;
         return GUEST_ERR_NOMEM;
     }
-    char host[INET6_ADDRSTRLEN] = "";
-    inet_ntop(family,
-              family == AF_INET
-                  ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                  : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
-              host, sizeof host);
-    struct evhttp_bound_socket *bound =
-        evhttp_bind_socket_with_handle(app->http, host, port);
+    struct evhttp_bound_socket *bound = NULL;
+    int fd = listen_on(&ss, family);
+    if (fd >= 0 && !(bound = evhttp_accept_socket_with_handle(app->http, fd)))
+        close(fd);
     guest_status st = bound ? guest_evhttp_attach(app, app->base, app->http)
                             : GUEST_ERR_CONFIG;
     if (st == GUEST_OK && bound_port) {
