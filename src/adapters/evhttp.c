@@ -481,8 +481,12 @@ static void conn_register(guest_evhttp *app, struct evhttp_connection *evcon,
             a->n = 1;
             addr_release(app, a);
         }
-        atomic_fetch_add_explicit(&app->refused, 1, memory_order_relaxed);
-        evhttp_connection_free(evcon);
+        /* From on_request (may_refuse false) the connection is in use:
+         * it is served uncounted rather than freed under evhttp. */
+        if (may_refuse) {
+            atomic_fetch_add_explicit(&app->refused, 1, memory_order_relaxed);
+            evhttp_connection_free(evcon);
+        }
         return;
     }
     conn->app = app;
