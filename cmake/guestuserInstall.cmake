@@ -14,6 +14,8 @@
 #   civetweb_dev  the same for CivetWeb, plus guestuserCivetWeb.cmake
 #   ulfius        libguestuser-ulfius.so.0        (GUESTUSER_WITH_ULFIUS)
 #   ulfius_dev    the same for Ulfius
+#   evhttp        libguestuser-evhttp.so.0        (GUESTUSER_WITH_EVHTTP)
+#   evhttp_dev    the same for libevent's evhttp
 #   oidc          libguestuser-oidc.so.0          (GUESTUSER_OIDC)
 #   oidc_dev      oidc.h, libguestuser-oidc.so, guestuser-oidc.pc,
 #                 guestuserOidcTargets*.cmake
@@ -32,7 +34,7 @@ set(GUESTUSER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/guestuser)
 # instead of the build's PkgConfig::<prefix> names, which a user's project
 # may define differently.
 set(_guestuser_dep_names PQ=libpq UUID=uuid SSL=libcrypto JANSSON=jansson
-  PWQUALITY=pwquality MHD=libmicrohttpd ULFIUS=libulfius)
+  PWQUALITY=pwquality MHD=libmicrohttpd ULFIUS=libulfius EVENT=libevent_evhttp)
 function(guestuser__rename_deps_for_install target)
   get_target_property(libs ${target} INTERFACE_LINK_LIBRARIES)
   if(NOT libs)
@@ -94,7 +96,7 @@ if(GUESTUSER_CONFORMANCE)
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT dev)
 endif()
 
-foreach(_adapter mhd civetweb ulfius)
+foreach(_adapter mhd civetweb ulfius evhttp)
   string(TOUPPER ${_adapter} _upper)
   if(NOT GUESTUSER_WITH_${_upper})
     continue()
@@ -103,6 +105,8 @@ foreach(_adapter mhd civetweb ulfius)
     set(_export guestuserMhdTargets)
   elseif(_adapter STREQUAL "ulfius")
     set(_export guestuserUlfiusTargets)
+  elseif(_adapter STREQUAL "evhttp")
+    set(_export guestuserEvhttpTargets)
   else()
     set(_export guestuserCivetwebTargets)
   endif()
@@ -181,7 +185,7 @@ if(GUESTUSER_MAIL)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-mail.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT mail_dev)
 endif()
-foreach(_adapter mhd civetweb ulfius)
+foreach(_adapter mhd civetweb ulfius evhttp)
   string(TOUPPER ${_adapter} _upper)
   if(GUESTUSER_WITH_${_upper})
     configure_file(cmake/guestuser-${_adapter}.pc.in

@@ -10,7 +10,7 @@
 # which libguestuser-mail (same libcurl) delivers to.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
-  libmicrohttpd-dev libcivetweb-dev libulfius-dev libjansson-dev libpwquality-dev cracklib-runtime
+  libmicrohttpd-dev libcivetweb-dev libulfius-dev libevent-dev libjansson-dev libpwquality-dev cracklib-runtime
   pgbouncer wrk libcurl4-gnutls-dev libcjose-dev python3-aiosmtpd
   clang libclang-rt-dev openssl clang-format clang-tidy
   dpkg-dev file"

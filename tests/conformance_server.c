@@ -1,8 +1,8 @@
 /* A test server for the conformance kit: one in-tree adapter serving the
  * conformance table on a random loopback port, against the test database.
  *
- *   conformance_server --server mhd|civetweb|ulfius [--schema NAME] [--broken
- * MODE]
+ *   conformance_server --server mhd|civetweb|ulfius|evhttp [--schema NAME]
+ *                      [--broken MODE]
  *
  * Prints "url http://127.0.0.1:PORT/" once it listens and serves until
  * SIGTERM or SIGINT. --broken puts a deliberately faulty layer between the
@@ -11,7 +11,10 @@
  *   no-query        hands the library the target without its query string
  *   first-line      hands the library only the first line of a header sent
  *                   on several (the part before the first ", " or "; ")
+ *   serial          runs one handler at a time, as an event loop that runs
+ *                   them on its own thread does
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,9 @@
 #endif
 #ifdef TEST_WITH_ULFIUS
 #include <guestuser/adapters/ulfius.h>
+#endif
+#ifdef TEST_WITH_EVHTTP
+#include <guestuser/adapters/evhttp.h>
 #endif
 
 typedef struct server {
@@ -125,6 +131,30 @@ static guest_status ulfius_start(server *s)
 }
 #endif
 
+#ifdef TEST_WITH_EVHTTP
+static void evhttp_stop(server *s)
+{
+    guest_evhttp_free(s->app);
+}
+
+static guest_status evhttp_start(server *s)
+{
+    guest_evhttp *app = NULL;
+    uint16_t port = 0;
+    guest_status st = guest_evhttp_new(s->ctx, s->handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_evhttp_start(app, "127.0.0.1", 0, &port);
+    if (st != GUEST_OK) {
+        guest_evhttp_free(app);
+        return st;
+    }
+    s->port = port;
+    s->app = app;
+    s->stop = evhttp_stop;
+    return GUEST_OK;
+}
+#endif
+
 static const struct {
     const char *name;
     guest_status (*start)(server *s);
@@ -137,6 +167,9 @@ static const struct {
 #endif
 #ifdef TEST_WITH_ULFIUS
     {"ulfius", ulfius_start},
+#endif
+#ifdef TEST_WITH_EVHTTP
+    {"evhttp", evhttp_start},
 #endif
     {NULL, NULL},
 };
@@ -245,6 +278,15 @@ static void broken_handler(guest_req *outer, void *userdata)
         free(in.cut[i]);
 }
 
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void serial_handler(guest_req *req, void *userdata)
+{
+    pthread_mutex_lock(&serial_lock);
+    guest_conformance_handler(req, userdata);
+    pthread_mutex_unlock(&serial_lock);
+}
+
 static const char *conninfo(void)
 {
     static char buf[512];
@@ -262,9 +304,9 @@ static const char *conninfo(void)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: conformance_server --server NAME [--schema NAME] "
-            "[--broken one-set-cookie|no-query|first-line]\n  servers:");
+    fprintf(stderr, "usage: conformance_server --server NAME [--schema NAME] "
+                    "[--broken one-set-cookie|no-query|first-line|serial]\n"
+                    "  servers:");
     for (int i = 0; servers[i].name; i++)
         fprintf(stderr, " %s", servers[i].name);
     fprintf(stderr, "\n");
@@ -297,9 +339,10 @@ int main(int argc, char **argv)
             broken_ops.target = b_target_cut;
         else if (!strcmp(broken, "first-line"))
             broken_ops.header = b_header_first_line;
-        else
+        else if (strcmp(broken, "serial") != 0)
             return usage();
-        s.handler = broken_handler;
+        s.handler =
+            strcmp(broken, "serial") == 0 ? serial_handler : broken_handler;
     }
 
     guest_config cfg;

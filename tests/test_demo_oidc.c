@@ -1,6 +1,6 @@
 /* "Continue with NAME" in the guestuser-demo program, over real HTTP with
- * one server it has (mhd, civetweb or ulfius: the first argument, else the
- * first of DEMO_OIDC_SERVERS, else mhd; ctest runs one test per server),
+ * one server it has (mhd, civetweb, ulfius or evhttp: the first argument, else
+ * the first of DEMO_OIDC_SERVERS, else mhd; ctest runs one test per server),
  * against the `oidc` fixture's real OpenID Provider (oidc-provider) and its
  * hostile one (tests/oidc/README.md). Every visitor is a libcurl handle
  * with its own cookie jar; the provider's part of the journey is
@@ -724,8 +724,8 @@ int main(int argc, char **argv)
     char *save = NULL, *first = strtok_r(list, " ;,", &save);
     server = argc > 1 ? argv[1] : first ? first : "mhd";
     if (strcmp(server, "mhd") && strcmp(server, "civetweb") &&
-        strcmp(server, "ulfius")) {
-        fprintf(stderr, "usage: %s [mhd|civetweb|ulfius]\n", argv[0]);
+        strcmp(server, "ulfius") && strcmp(server, "evhttp")) {
+        fprintf(stderr, "usage: %s [mhd|civetweb|ulfius|evhttp]\n", argv[0]);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);

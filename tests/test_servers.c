@@ -19,6 +19,9 @@
 #ifdef TEST_WITH_ULFIUS
 #include <guestuser/adapters/ulfius.h>
 #endif
+#ifdef TEST_WITH_EVHTTP
+#include <guestuser/adapters/evhttp.h>
+#endif
 
 #include "routes.h"
 #include "testlib.h"
@@ -111,6 +114,25 @@ static void ulfius_stop(running *s)
 }
 #endif
 
+#ifdef TEST_WITH_EVHTTP
+static void evhttp_start(running *s, guest_handler_fn handler, void *userdata)
+{
+    guest_evhttp *app = NULL;
+    uint16_t port = 0;
+    ck_assert_int_eq(guest_evhttp_new(s->ctx, handler, userdata, &app),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_evhttp_start(app, "127.0.0.1", 0, &port), GUEST_OK);
+    ck_assert_int_gt(port, 0);
+    s->port = port;
+    s->app = app;
+}
+
+static void evhttp_stop(running *s)
+{
+    guest_evhttp_free(s->app);
+}
+#endif
+
 static const server_kind kinds[] = {
 #ifdef TEST_WITH_MHD
     {"mhd", "t_srv_mhd", mhd_start, mhd_stop},
@@ -120,6 +142,9 @@ static const server_kind kinds[] = {
 #endif
 #ifdef TEST_WITH_CIVETWEB
     {"civetweb", "t_srv_civet", civetweb_start, civetweb_stop},
+#endif
+#ifdef TEST_WITH_EVHTTP
+    {"evhttp", "t_srv_evhttp", evhttp_start, evhttp_stop},
 #endif
 };
 #define NKINDS ((int)(sizeof kinds / sizeof *kinds))

@@ -1,5 +1,5 @@
-/* guestuser-demo: the demo routes served by libmicrohttpd, CivetWeb or
- * Ulfius. */
+/* guestuser-demo: the demo routes served by libmicrohttpd, CivetWeb,
+ * Ulfius or libevent's evhttp. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +12,9 @@
 #endif
 #ifdef GUESTUSER_DEMO_ULFIUS
 #include <guestuser/adapters/ulfius.h>
+#endif
+#ifdef GUESTUSER_DEMO_EVHTTP
+#include <guestuser/adapters/evhttp.h>
 #endif
 
 #include "demo.h"
@@ -26,6 +29,9 @@ static const char *const servers[] = {
 #endif
 #ifdef GUESTUSER_DEMO_ULFIUS
     "ulfius",
+#endif
+#ifdef GUESTUSER_DEMO_EVHTTP
+    "evhttp",
 #endif
     NULL,
 };
@@ -43,6 +49,9 @@ typedef struct demo_server {
 #endif
 #ifdef GUESTUSER_DEMO_ULFIUS
     guest_ulfius *ulfius; /* owns the instance it starts */
+#endif
+#ifdef GUESTUSER_DEMO_EVHTTP
+    guest_evhttp *evhttp; /* owns its loop and worker threads */
 #endif
 } demo_server;
 
@@ -121,6 +130,27 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
         return true;
     }
 #endif
+#ifdef GUESTUSER_DEMO_EVHTTP
+    if (!strcmp(s->name, "evhttp")) {
+        guest_evhttp_limits l;
+        guest_evhttp_limits_init(&l);
+        if (o->max_connections >= 0)
+            l.max_connections = (unsigned)o->max_connections;
+        if (o->max_conns_per_ip >= 0)
+            l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
+        if (o->header_timeout >= 0)
+            l.header_timeout_s = (unsigned)o->header_timeout;
+        if (o->threads > 0)
+            l.workers = (unsigned)o->threads;
+        uint16_t bound = 0;
+        if (guest_evhttp_new(ctx, demo_handler, NULL, &s->evhttp) != GUEST_OK ||
+            guest_evhttp_set_limits(s->evhttp, &l) != GUEST_OK ||
+            guest_evhttp_start(s->evhttp, o->bind, o->port, &bound) != GUEST_OK)
+            return false;
+        *port = bound;
+        return true;
+    }
+#endif
     (void)ctx;
     return false;
 }
@@ -140,6 +170,9 @@ static void server_stop(demo_server *s)
 #endif
 #ifdef GUESTUSER_DEMO_ULFIUS
     guest_ulfius_free(s->ulfius);
+#endif
+#ifdef GUESTUSER_DEMO_EVHTTP
+    guest_evhttp_free(s->evhttp);
 #endif
     (void)s;
 }

@@ -19,7 +19,11 @@ extern "C" {
 
 /** The version of the checks this table answers; the program refuses a
  * server reporting another. */
-#define GUEST_CONFORMANCE_KIT_VERSION 1
+#define GUEST_CONFORMANCE_KIT_VERSION 2
+
+/** The PBKDF2 iterations of POST /conformance/hash: the library's default
+ * password_iterations, so one request costs what a failed login does. */
+#define GUEST_CONFORMANCE_HASH_ITERATIONS 1500000u
 
 /**
  * Sets every field of @p cfg the checks depend on: each field back to its
@@ -39,7 +43,10 @@ GUEST_API void guest_conformance_config(guest_config *cfg);
  * the root of the server: /conformance (what the checks read first),
  * /conformance/stats, the three guard pages (/allow_guest_user/,
  * /guest_user_required/, /regular_user_required/), /whoami, /cookies/,
- * /csrf/, /echo, /no-content, /framing, /many-headers and the library's
+ * /csrf/, /echo, /no-content, /framing, /many-headers, /healthz (one
+ * round trip to the database), /conformance/hash (one password hash of
+ * GUEST_CONFORMANCE_HASH_ITERATIONS on the handler's thread, for the
+ * responsiveness check) and the library's
  * views at their default URLs (/convert/, /convert/success/,
  * /accounts/login/, /accounts/logout/). Thread-safe.
  */

@@ -245,6 +245,28 @@ static void many_headers(guest_req *req, void *userdata)
     guest_res_printf(req, "%d", added);
 }
 
+/* What a quick page costs: one round trip to the database. */
+static void healthz(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    guest_status st = guest_ping(guest_req_ctx(req), NULL);
+    guest_res_send(req, st == GUEST_OK ? 200 : 503, "text/plain; charset=utf-8",
+                   st == GUEST_OK ? "ok\n" : "database unavailable\n");
+}
+
+/* What a failed login costs the thread that runs it: one hash at the
+ * library's default cost, which holds that thread for most of a second.
+ * The responsiveness check sends several and /healthz beside them. */
+static void hash(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    char out[GUEST_PASSWORD_HASH_BUF];
+    guest_status st = guest_password_hash(
+        "conformance", GUEST_CONFORMANCE_HASH_ITERATIONS, out, sizeof out);
+    guest_res_send(req, st == GUEST_OK ? 200 : 500, "text/plain; charset=utf-8",
+                   st == GUEST_OK ? "hashed\n" : "hash failed\n");
+}
+
 static const guest_route routes[] = {
     {"GET", "/conformance", info, NULL},
     {"GET", "/conformance/stats", stats, NULL},
@@ -259,6 +281,8 @@ static const guest_route routes[] = {
     {"GET", "/no-content", no_content, NULL},
     {"GET", "/framing", framing, NULL},
     {"GET", "/many-headers", many_headers, NULL},
+    {"GET", "/healthz", healthz, NULL},
+    {"POST", "/conformance/hash", hash, NULL},
     /* mounted for every method: the views answer 405 themselves */
     {NULL, "/convert/", guest_convert_view, NULL},
     {NULL, "/convert/success/", guest_convert_success_view, NULL},

@@ -1,6 +1,6 @@
 // The demo's notes application in a real browser: headless Debian Chromium
 // driven by playwright-core, against the real guestuser-demo binary on the
-// ctest fixture's PostgreSQL, once per server (--server mhd|civetweb|ulfius).
+// ctest fixture's PostgreSQL, once per server (--server mhd|civetweb|ulfius|evhttp).
 // Every journey runs in its own browser with a fresh profile; every page
 // visited is saved as a PNG under E2E_RESULTS.
 //

@@ -25,6 +25,9 @@
 #if __has_include(<ulfius.h>)
 #include <guestuser/adapters/ulfius.h>
 #endif
+#if __has_include(<event2/http.h>)
+#include <guestuser/adapters/evhttp.h>
+#endif
 
 /* What a handler or a setup function has at hand. */
 extern guest_ctx *ctx;

@@ -1,5 +1,6 @@
 #include "checks.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 /* The values guest_conformance_config() sets (include/guestuser/
  * conformance.h); the program does not link the library. */
 #define MAX_BODY 4096
-#define KIT_VERSION 1
+#define KIT_VERSION 2
 #define FORM_MAX_FIELDS 256
 #define PASSWORD "Quartz-Lantern-58"
 #define BROWSER "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
@@ -1382,6 +1383,88 @@ static bool chk_http10_transfer_encoding(const cf_target *t, char *why,
     return refused(t, "HTTP/1.0 with Transfer-Encoding: chunked", req, why, n);
 }
 
+static long long clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Requests that each hold the thread running them for most of a second,
+ * as a failed login does (a password hash at the library's default
+ * cost). */
+#define HASHING 4
+
+/* A server must answer a quick page while slow requests run beside it: an
+ * event loop that runs the library's handlers on its own thread stops
+ * every client while one of them hashes. Told by the order of the
+ * answers, not by a bound on time: /healthz, sent after the hashing
+ * requests are under way, must be answered while none of them is. The
+ * latency goes into the report. */
+static bool chk_responsive(const cf_target *t, char *why, size_t n)
+{
+    int fds[HASHING];
+    int open = 0;
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /conformance/hash HTTP/1.1\r\nHost: %s\r\n"
+             "Content-Length: 0\r\nConnection: close\r\n\r\n",
+             t->host_header);
+    /* Four hashes of most of a second each, on a machine that may be
+     * busy: the usual bound on a read is too short for them. The check
+     * judges the order of the answers, not their time. */
+    int timeout = cf_timeout_ms;
+    if (cf_timeout_ms < 60000)
+        cf_timeout_ms = 60000;
+    bool ok = true;
+    for (; ok && open < HASHING; open++) {
+        fds[open] = cf_connect(t, why, n);
+        if (fds[open] < 0)
+            ok = false;
+        else if (!cf_send(fds[open], req, strlen(req)))
+            ok = fail(why, n, "a hashing request: the connection is closed");
+        if (!ok && fds[open] < 0)
+            break;
+    }
+    if (ok)
+        usleep(100 * 1000); /* the hashes are under way */
+    long long start = clock_ms();
+    cf_response *h = ok ? http(t, "GET", "/healthz", NULL, NULL, why, n) : NULL;
+    long long quick = clock_ms() - start;
+    int answered = 0;
+    for (int i = 0; h && i < open; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        answered += poll(&p, 1, 0) > 0;
+    }
+    ok = ok && h;
+    for (int i = 0; i < open; i++) {
+        cf_response *r = keep();
+        char rwhy[300];
+        if (ok && (!r || !cf_read(fds[i], false, r, rwhy, sizeof rwhy)))
+            ok = fail(why, n, "a hashing request: %s",
+                      r ? rwhy : "out of memory");
+        else if (ok && r->status != 200)
+            ok = fail(why, n, "POST /conformance/hash: status %d, want 200",
+                      r->status);
+        close(fds[i]);
+    }
+    long long slow = clock_ms() - start;
+    cf_timeout_ms = timeout;
+    if (!ok)
+        return false;
+    if (h->status != 200)
+        FAIL("GET /healthz: status %d, want 200", h->status);
+    if (answered)
+        FAIL("GET /healthz took %lld ms and was answered after %d of %d "
+             "requests that each hash a password: slow requests hold up "
+             "the others (an event loop running handlers on its own "
+             "thread?)",
+             quick, answered, HASHING);
+    snprintf(why, n, "/healthz in %lld ms while %d hashes ran (%lld ms)", quick,
+             HASHING, slow);
+    return true;
+}
+
 static bool chk_logout(const cf_target *t, char *why, size_t n)
 {
     GUEST(cookie, name);
@@ -1466,6 +1549,9 @@ static const cf_check checks[] = {
     {"framing-http10-transfer-encoding",
      "HTTP/1.0 with Transfer-Encoding: 400, closed",
      chk_http10_transfer_encoding},
+    {"responsive",
+     "GET /healthz answered while 4 requests hash a password each",
+     chk_responsive},
     {"logout", "POST /accounts/logout/ ends the session", chk_logout},
 };
 

@@ -157,7 +157,11 @@ int main(int argc, char **argv)
         why[0] = '\0';
         bool ok = checks[i].run(&t, why, sizeof why);
         cf_checks_release();
-        if (ok) {
+        if (ok && why[0]) {
+            /* a passing check's figures */
+            printf("ok   %s (%s)\n", checks[i].name, why);
+            passed++;
+        } else if (ok) {
             printf("ok   %s\n", checks[i].name);
             passed++;
         } else {
