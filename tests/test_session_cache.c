@@ -280,12 +280,19 @@ static void add_session(int64_t id, char *cookie, size_t size)
     snprintf(cookie, size, "sessionid=%s", token);
 }
 
-/* Resolves @p cookie until it is cached, and checks it is. */
+/* Resolves @p cookie until it is cached, and checks it is. A
+ * notification of an earlier step of the test (the cache hears its own
+ * database's changes too) may still arrive and drop the entry once, so
+ * the check is that it gets cached, within a bounded number of tries. */
 static void warm(guest_ctx *ctx, const char *cookie, int64_t id)
 {
-    ck_assert_int_eq(resolve(ctx, cookie, NULL), id);
-    unsigned long trips;
-    ck_assert_int_eq(resolve(ctx, cookie, &trips), id);
+    unsigned long trips = 1;
+    for (int i = 0; i < 200 && trips != 0; i++) {
+        if (i)
+            usleep(10 * 1000);
+        ck_assert_int_eq(resolve(ctx, cookie, NULL), id);
+        ck_assert_int_eq(resolve(ctx, cookie, &trips), id);
+    }
     ck_assert_uint_eq(trips, 0);
 }
 

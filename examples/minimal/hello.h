@@ -1,6 +1,6 @@
 /* The application of the minimal examples: what a site writes once,
  * whichever server library serves it (hello_mhd.c, hello_civetweb.c,
- * hello_ulfius.c start one each). */
+ * hello_ulfius.c, hello_evhttp.c start one each). */
 #ifndef HELLO_H
 #define HELLO_H
 
