@@ -37,7 +37,7 @@ extern "C" {
 
 /** Status returned by every fallible libguestuser call; GUEST_OK is 0. */
 typedef enum guest_status {
-#define GUEST__STATUS_ENUM(name, value, msg) GUEST_##name = value,
+#define GUEST__STATUS_ENUM(name, value, msg) GUEST_##name = (value),
     GUEST_STATUS_MAP(GUEST__STATUS_ENUM)
 #undef GUEST__STATUS_ENUM
 } guest_status;

@@ -13,8 +13,8 @@ static guest_status check_args(const void *ctx, const char *sql, int nparams,
 {
     if (res)
         *res = NULL;
-    if (!ctx || !sql || !res || nparams < 0 ||
-        nparams > GUEST_DB_MAX_PARAMS || (nparams > 0 && !params))
+    if (!ctx || !sql || !res || nparams < 0 || nparams > GUEST_DB_MAX_PARAMS ||
+        (nparams > 0 && !params))
         return guest__fail(err, GUEST_ERR_INVALID,
                            "a context or request, sql and res are required, "
                            "with at most %d parameters",
