@@ -1156,6 +1156,22 @@ START_TEST(civetweb_limits_are_checked)
     bad.header_timeout_s = 0;
     ck_assert_int_eq(guest_civetweb_set_limits(app, &bad), GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_civetweb_set_limits(app, NULL), GUEST_ERR_INVALID);
+    /* the struct carries its size: one not from _init() is refused, an
+     * older program's smaller one gets defaults for the rest, a newer
+     * program's larger one is refused */
+    ck_assert_uint_eq(l.size, sizeof l);
+    bad = l;
+    bad.size = 0;
+    ck_assert_int_eq(guest_civetweb_set_limits(app, &bad), GUEST_ERR_INVALID);
+    bad.size = sizeof bad + 8;
+    ck_assert_int_eq(guest_civetweb_set_limits(app, &bad), GUEST_ERR_INVALID);
+    unsigned char big[sizeof(guest_civetweb_limits) + 8];
+    memset(big, 0xAB, sizeof big);
+    guest_civetweb_limits_init_size((guest_civetweb_limits *)(void *)big,
+                                    sizeof big);
+    ck_assert_uint_eq(((guest_civetweb_limits *)(void *)big)->threads, 50);
+    for (size_t i = sizeof(guest_civetweb_limits); i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0);
     ck_assert_int_eq(guest_civetweb_set_limits(app, &l), GUEST_OK);
     guest_civetweb_free(app);
     guest_ctx_free(ctx);

@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -428,6 +430,8 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     return status;
 }
 
+static void limits_defaults(guest_civetweb_limits *l);
+
 guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
                                 void *userdata, guest_civetweb **out)
 {
@@ -455,22 +459,56 @@ guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    guest_civetweb_limits_init(&app->limits);
+    limits_defaults(&app->limits);
     *out = app;
     return GUEST_OK;
 }
 
-void guest_civetweb_limits_init(guest_civetweb_limits *limits)
+/* The defaults, into a whole struct of this library's size. */
+static void limits_defaults(guest_civetweb_limits *l)
 {
-    if (!limits)
+    memset(l, 0, sizeof *l);
+    l->size = sizeof *l;
+    l->threads = 50;
+    l->header_timeout_s = 10;
+}
+
+/* The struct of 1.0, the smallest a program can pass. */
+#define LIMITS_SIZE_1_0                                                        \
+    (offsetof(guest_civetweb_limits, header_timeout_s) + sizeof(unsigned))
+
+#undef guest_civetweb_limits_init
+void guest_civetweb_limits_init_size(guest_civetweb_limits *limits, size_t size)
+{
+    if (!limits || size < sizeof limits->size)
         return;
-    limits->threads = 50;
-    limits->header_timeout_s = 10;
+    guest_civetweb_limits d;
+    limits_defaults(&d);
+    d.size = size;
+    memset(limits, 0, size);
+    memcpy(limits, &d, size < sizeof d ? size : sizeof d);
+}
+
+/* The program's limits over the defaults of fields it does not know;
+ * false for a struct not filled by guest_civetweb_limits_init(). */
+static bool limits_read(const guest_civetweb_limits *in,
+                        guest_civetweb_limits *out)
+{
+    if (!in || in->size < LIMITS_SIZE_1_0 || in->size > sizeof *out)
+        return false;
+    limits_defaults(out);
+    memcpy(out, in, in->size);
+    out->size = sizeof *out;
+    return true;
 }
 
 guest_status guest_civetweb_set_limits(guest_civetweb *app,
                                        const guest_civetweb_limits *limits)
 {
+    guest_civetweb_limits given;
+    if (!limits_read(limits, &given))
+        return GUEST_ERR_INVALID;
+    limits = &given;
     /* Each worker is a thread with its own stack; past a thousand, more
      * workers only give a slow-client attack more to hold. */
     if (!app || !limits || limits->threads < 1 || limits->threads > 1024 ||

@@ -14,6 +14,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -847,6 +849,8 @@ static void on_request(struct evhttp_request *ereq, void *arg)
 
 /* ---- life cycle ---- */
 
+static void limits_defaults(guest_evhttp_limits *l);
+
 guest_status guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler,
                               void *userdata, guest_evhttp **out)
 {
@@ -867,27 +871,60 @@ guest_status guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler,
     app->wake[0] = app->wake[1] = -1;
     pthread_mutex_init(&app->mu, NULL);
     pthread_cond_init(&app->cv, NULL);
-    guest_evhttp_limits_init(&app->limits);
+    limits_defaults(&app->limits);
     *out = app;
     return GUEST_OK;
 }
 
-void guest_evhttp_limits_init(guest_evhttp_limits *limits)
+/* The defaults, into a whole struct of this library's size. */
+static void limits_defaults(guest_evhttp_limits *l)
 {
-    if (!limits)
+    memset(l, 0, sizeof *l);
+    l->size = sizeof *l;
+    l->workers = 32;
+    l->max_queued = 1024;
+    l->max_connections = 10000;
+    l->max_conns_per_ip = 32;
+    l->header_timeout_s = 10;
+    l->idle_timeout_s = 30;
+    l->max_header_size = 16384;
+}
+
+/* The struct of 1.0, the smallest a program can pass. */
+#define LIMITS_SIZE_1_0                                                        \
+    (offsetof(guest_evhttp_limits, max_header_size) + sizeof(unsigned))
+
+#undef guest_evhttp_limits_init
+void guest_evhttp_limits_init_size(guest_evhttp_limits *limits, size_t size)
+{
+    if (!limits || size < sizeof limits->size)
         return;
-    limits->workers = 32;
-    limits->max_queued = 1024;
-    limits->max_connections = 10000;
-    limits->max_conns_per_ip = 32;
-    limits->header_timeout_s = 10;
-    limits->idle_timeout_s = 30;
-    limits->max_header_size = 16384;
+    guest_evhttp_limits d;
+    limits_defaults(&d);
+    d.size = size;
+    memset(limits, 0, size);
+    memcpy(limits, &d, size < sizeof d ? size : sizeof d);
+}
+
+/* The program's limits over the defaults of fields it does not know;
+ * false for a struct not filled by guest_evhttp_limits_init(). */
+static bool limits_read(const guest_evhttp_limits *in, guest_evhttp_limits *out)
+{
+    if (!in || in->size < LIMITS_SIZE_1_0 || in->size > sizeof *out)
+        return false;
+    limits_defaults(out);
+    memcpy(out, in, in->size);
+    out->size = sizeof *out;
+    return true;
 }
 
 guest_status guest_evhttp_set_limits(guest_evhttp *app,
                                      const guest_evhttp_limits *limits)
 {
+    guest_evhttp_limits given;
+    if (!limits_read(limits, &given))
+        return GUEST_ERR_INVALID;
+    limits = &given;
     if (!app || !limits || app->attached || limits->workers < 1 ||
         limits->workers > 1024 || limits->max_queued < 1 ||
         limits->max_queued > 1000000 || limits->max_connections < 1 ||

@@ -15,6 +15,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -310,14 +312,43 @@ static void request_clear(mhd_conn *c)
     c->joined_count = 0;
 }
 
-void guest_mhd_limits_init(guest_mhd_limits *limits)
+/* The defaults, into a whole struct of this library's size. */
+static void limits_defaults(guest_mhd_limits *l)
 {
-    if (!limits)
+    memset(l, 0, sizeof *l);
+    l->size = sizeof *l;
+    l->max_connections = 512;
+    l->max_conns_per_ip = 32;
+    l->header_timeout_s = 10;
+    l->idle_timeout_s = 30;
+}
+
+/* The struct of 1.0, the smallest a program can pass. */
+#define LIMITS_SIZE_1_0                                                        \
+    (offsetof(guest_mhd_limits, idle_timeout_s) + sizeof(unsigned))
+
+#undef guest_mhd_limits_init
+void guest_mhd_limits_init_size(guest_mhd_limits *limits, size_t size)
+{
+    if (!limits || size < sizeof limits->size)
         return;
-    limits->max_connections = 512;
-    limits->max_conns_per_ip = 32;
-    limits->header_timeout_s = 10;
-    limits->idle_timeout_s = 30;
+    guest_mhd_limits d;
+    limits_defaults(&d);
+    d.size = size;
+    memset(limits, 0, size);
+    memcpy(limits, &d, size < sizeof d ? size : sizeof d);
+}
+
+/* The program's limits over the defaults of fields it does not know;
+ * false for a struct not filled by guest_mhd_limits_init(). */
+static bool limits_read(const guest_mhd_limits *in, guest_mhd_limits *out)
+{
+    if (!in || in->size < LIMITS_SIZE_1_0 || in->size > sizeof *out)
+        return false;
+    limits_defaults(out);
+    memcpy(out, in, in->size);
+    out->size = sizeof *out;
+    return true;
 }
 
 guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -357,7 +388,7 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    guest_mhd_limits_init(&app->limits);
+    limits_defaults(&app->limits);
     *out = app;
     return GUEST_OK;
 }
@@ -365,6 +396,10 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
 guest_status guest_mhd_set_limits(guest_mhd *app,
                                   const guest_mhd_limits *limits)
 {
+    guest_mhd_limits given;
+    if (!limits_read(limits, &given))
+        return GUEST_ERR_INVALID;
+    limits = &given;
     if (!app || !limits || limits->max_connections == 0 ||
         limits->header_timeout_s > 3600 || limits->idle_timeout_s > 86400)
         return GUEST_ERR_INVALID;

@@ -32,6 +32,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -467,13 +469,42 @@ int guest_ulfius_callback(const struct _u_request *request,
     return serve(app, request, NULL, response);
 }
 
-void guest_ulfius_limits_init(guest_ulfius_limits *limits)
+/* The defaults, into a whole struct of this library's size. */
+static void limits_defaults(guest_ulfius_limits *l)
 {
-    if (!limits)
+    memset(l, 0, sizeof *l);
+    l->size = sizeof *l;
+    l->max_connections = 512;
+    l->max_conns_per_ip = 32;
+    l->idle_timeout_s = 30;
+}
+
+/* The struct of 1.0, the smallest a program can pass. */
+#define LIMITS_SIZE_1_0                                                        \
+    (offsetof(guest_ulfius_limits, idle_timeout_s) + sizeof(unsigned))
+
+#undef guest_ulfius_limits_init
+void guest_ulfius_limits_init_size(guest_ulfius_limits *limits, size_t size)
+{
+    if (!limits || size < sizeof limits->size)
         return;
-    limits->max_connections = 512;
-    limits->max_conns_per_ip = 32;
-    limits->idle_timeout_s = 30;
+    guest_ulfius_limits d;
+    limits_defaults(&d);
+    d.size = size;
+    memset(limits, 0, size);
+    memcpy(limits, &d, size < sizeof d ? size : sizeof d);
+}
+
+/* The program's limits over the defaults of fields it does not know;
+ * false for a struct not filled by guest_ulfius_limits_init(). */
+static bool limits_read(const guest_ulfius_limits *in, guest_ulfius_limits *out)
+{
+    if (!in || in->size < LIMITS_SIZE_1_0 || in->size > sizeof *out)
+        return false;
+    limits_defaults(out);
+    memcpy(out, in, in->size);
+    out->size = sizeof *out;
+    return true;
 }
 
 guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -493,7 +524,7 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    guest_ulfius_limits_init(&app->limits);
+    limits_defaults(&app->limits);
     *out = app;
     return GUEST_OK;
 }
@@ -501,6 +532,10 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
 guest_status guest_ulfius_set_limits(guest_ulfius *app,
                                      const guest_ulfius_limits *limits)
 {
+    guest_ulfius_limits given;
+    if (!limits_read(limits, &given))
+        return GUEST_ERR_INVALID;
+    limits = &given;
     if (!app || !limits || app->instance || limits->max_connections == 0 ||
         limits->max_connections > 65535 || limits->idle_timeout_s == 0 ||
         limits->idle_timeout_s > 86400)

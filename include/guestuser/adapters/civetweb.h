@@ -35,6 +35,10 @@ GUEST_API void guest_civetweb_free(guest_civetweb *app);
  * connection limit: put a reverse proxy in front of it on the internet.
  */
 typedef struct guest_civetweb_limits {
+    /** sizeof(guest_civetweb_limits) where the program was compiled, set by
+     * guest_civetweb_limits_init() (fields a later 1.x adds take their
+     * defaults). */
+    size_t size;
     /** Worker threads, i.e. connections served at once (50; 1..1024). */
     unsigned threads;
     /** Seconds a client may take to send its request headers, and to
@@ -42,8 +46,12 @@ typedef struct guest_civetweb_limits {
     unsigned header_timeout_s;
 } guest_civetweb_limits;
 
-/** Fills @p limits with the defaults listed on each field. */
-GUEST_API void guest_civetweb_limits_init(guest_civetweb_limits *limits);
+/** Fills @p limits with the defaults listed on each field, and its size. */
+#define guest_civetweb_limits_init(limits)                                     \
+    guest_civetweb_limits_init_size((limits), sizeof(guest_civetweb_limits))
+/** guest_civetweb_limits_init() for a struct of @p size bytes. */
+GUEST_API void guest_civetweb_limits_init_size(guest_civetweb_limits *limits,
+                                               size_t size);
 
 /** Sets the limits guest_civetweb_start() uses; call before it.
  * GUEST_ERR_INVALID for a NULL argument or a value out of range. */

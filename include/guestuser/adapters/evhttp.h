@@ -40,6 +40,10 @@ GUEST_API void guest_evhttp_free(guest_evhttp *app);
  * connection costs the loop a few kilobytes and no thread.
  */
 typedef struct guest_evhttp_limits {
+    /** sizeof(guest_evhttp_limits) where the program was compiled, set by
+     * guest_evhttp_limits_init() (fields a later 1.x adds take their defaults).
+     */
+    size_t size;
     /** Worker threads running handlers (32; 1..1024). A request that
      * waits for PostgreSQL or a password hash holds one for that long:
      * keep it above the logins you expect at once, or quick pages wait
@@ -67,8 +71,12 @@ typedef struct guest_evhttp_limits {
     unsigned max_header_size;
 } guest_evhttp_limits;
 
-/** Fills @p limits with the defaults listed on each field. */
-GUEST_API void guest_evhttp_limits_init(guest_evhttp_limits *limits);
+/** Fills @p limits with the defaults listed on each field, and its size. */
+#define guest_evhttp_limits_init(limits)                                       \
+    guest_evhttp_limits_init_size((limits), sizeof(guest_evhttp_limits))
+/** guest_evhttp_limits_init() for a struct of @p size bytes. */
+GUEST_API void guest_evhttp_limits_init_size(guest_evhttp_limits *limits,
+                                             size_t size);
 
 /** Sets the limits guest_evhttp_start() and guest_evhttp_attach() use;
  * call before them. GUEST_ERR_INVALID for a NULL argument, a value out of

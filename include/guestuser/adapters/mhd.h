@@ -30,6 +30,9 @@ GUEST_API void guest_mhd_free(guest_mhd *app);
  * guest_mhd_limits_init(), change fields, pass to guest_mhd_set_limits().
  */
 typedef struct guest_mhd_limits {
+    /** sizeof(guest_mhd_limits) where the program was compiled, set by
+     * guest_mhd_limits_init() (fields a later 1.x adds take their defaults). */
+    size_t size;
     /** Connections open at once, all clients together (512). */
     unsigned max_connections;
     /** Connections one client address may hold (32; 0: no limit). Behind a
@@ -44,8 +47,12 @@ typedef struct guest_mhd_limits {
     unsigned idle_timeout_s;
 } guest_mhd_limits;
 
-/** Fills @p limits with the defaults listed on each field. */
-GUEST_API void guest_mhd_limits_init(guest_mhd_limits *limits);
+/** Fills @p limits with the defaults listed on each field, and its size. */
+#define guest_mhd_limits_init(limits)                                          \
+    guest_mhd_limits_init_size((limits), sizeof(guest_mhd_limits))
+/** guest_mhd_limits_init() for a struct of @p size bytes. */
+GUEST_API void guest_mhd_limits_init_size(guest_mhd_limits *limits,
+                                          size_t size);
 
 /**
  * Sets the limits guest_mhd_start() starts the daemon with (and the

@@ -34,6 +34,10 @@ GUEST_API void guest_ulfius_free(guest_ulfius *app);
  * guest_ulfius_set_limits().
  */
 typedef struct guest_ulfius_limits {
+    /** sizeof(guest_ulfius_limits) where the program was compiled, set by
+     * guest_ulfius_limits_init() (fields a later 1.x adds take their defaults).
+     */
+    size_t size;
     /** Connections (and so threads) open at once, all clients together
      * (512; 1..65535). */
     unsigned max_connections;
@@ -46,8 +50,12 @@ typedef struct guest_ulfius_limits {
     unsigned idle_timeout_s;
 } guest_ulfius_limits;
 
-/** Fills @p limits with the defaults listed on each field. */
-GUEST_API void guest_ulfius_limits_init(guest_ulfius_limits *limits);
+/** Fills @p limits with the defaults listed on each field, and its size. */
+#define guest_ulfius_limits_init(limits)                                       \
+    guest_ulfius_limits_init_size((limits), sizeof(guest_ulfius_limits))
+/** guest_ulfius_limits_init() for a struct of @p size bytes. */
+GUEST_API void guest_ulfius_limits_init_size(guest_ulfius_limits *limits,
+                                             size_t size);
 
 /** Sets the limits guest_ulfius_start() uses; call before it.
  * GUEST_ERR_INVALID for a NULL argument, a value out of range, or once the
