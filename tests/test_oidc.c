@@ -972,6 +972,13 @@ START_TEST(settings_checked)
     cfg.concurrency = 0;
     ck_assert_int_eq(guest_oidc_new(ctx, &cfg, &o, &err), GUEST_ERR_CONFIG);
     cfg.concurrency = 8;
+    /* a struct not filled by guest_oidc_config_init(), or a newer one */
+    cfg.size = 0;
+    ck_assert_int_eq(guest_oidc_new(ctx, &cfg, &o, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_oidc_config_init"));
+    cfg.size = sizeof cfg + 8;
+    ck_assert_int_eq(guest_oidc_new(ctx, &cfg, &o, &err), GUEST_ERR_CONFIG);
+    cfg.size = sizeof cfg;
     ck_assert_int_eq(guest_oidc_new(NULL, &cfg, &o, &err), GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_oidc_new(ctx, &cfg, &o, &err), GUEST_OK);
     static const char *const bad_issuers[] = {

@@ -126,6 +126,14 @@ START_TEST(config_defaults_and_refusals)
     ck_assert_ptr_null(smtp);
     ck_assert_int_eq(guest_smtp_new(&cfg, NULL, &err), GUEST_ERR_INVALID);
     ck_assert_int_eq(guest_smtp_new(&cfg, &smtp, &err), GUEST_ERR_CONFIG);
+    /* a struct not filled by guest_smtp_config_init(), or a newer one */
+    cfg.url = "smtp://mail.example.com:587";
+    cfg.size = 0;
+    ck_assert_int_eq(guest_smtp_new(&cfg, &smtp, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "guest_smtp_config_init"));
+    cfg.size = sizeof cfg + 8;
+    ck_assert_int_eq(guest_smtp_new(&cfg, &smtp, &err), GUEST_ERR_CONFIG);
+    cfg.size = sizeof cfg;
 
     static const char *const bad_urls[] = {"http://mail.example.com",
                                            "mail.example.com:25", "smtp://",

@@ -115,6 +115,60 @@ START_TEST(views_of_any_known_size_are_read)
 }
 END_TEST
 
+/* The two helpers every versioned struct goes through, on a struct of
+ * three fields that an older program knew two of. */
+typedef struct sized3 {
+    size_t size;
+    int a;
+    int b;
+} sized3;
+
+START_TEST(sized_helpers_keep_to_the_programs_size)
+{
+    const sized3 defaults = {sizeof(sized3), 1, 2};
+    size_t older = offsetof(sized3, b);
+    /* init: the older program's prefix, its size; nothing past it */
+    unsigned char buf[sizeof(sized3) + 8];
+    memset(buf, 0xAB, sizeof buf);
+    guest_sized_init(buf, older, &defaults, sizeof defaults);
+    sized3 got;
+    memcpy(&got, buf, sizeof got);
+    ck_assert_uint_eq(got.size, older);
+    ck_assert_int_eq(got.a, 1);
+    for (size_t i = older; i < sizeof buf; i++)
+        ck_assert_uint_eq(buf[i], 0xAB);
+    /* a newer program: the whole defaults, then zeroes to its size */
+    guest_sized_init(buf, sizeof buf, &defaults, sizeof defaults);
+    memcpy(&got, buf, sizeof got);
+    ck_assert_uint_eq(got.size, sizeof buf);
+    ck_assert_int_eq(got.b, 2);
+    for (size_t i = sizeof(sized3); i < sizeof buf; i++)
+        ck_assert_uint_eq(buf[i], 0);
+    /* too small to hold the size: untouched */
+    memset(buf, 0xAB, sizeof buf);
+    guest_sized_init(buf, 4, &defaults, sizeof defaults);
+    ck_assert_uint_eq(buf[0], 0xAB);
+
+    /* read: the older program's fields over the defaults */
+    sized3 program = {older, 7, 99};
+    sized3 out = defaults;
+    ck_assert(guest_sized_read(&program, older, &out, sizeof out));
+    ck_assert_uint_eq(out.size, sizeof out);
+    ck_assert_int_eq(out.a, 7);
+    ck_assert_int_eq(out.b, 2);
+    /* refused, out untouched: below the first release's size, above ours,
+     * NULL */
+    out = defaults;
+    program.size = older - 1;
+    ck_assert(!guest_sized_read(&program, older, &out, sizeof out));
+    program.size = sizeof program + 1;
+    ck_assert(!guest_sized_read(&program, older, &out, sizeof out));
+    ck_assert(!guest_sized_read(NULL, older, &out, sizeof out));
+    ck_assert_int_eq(out.a, 1);
+    ck_assert_uint_eq(out.size, sizeof out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("struct_sizes");
@@ -123,6 +177,7 @@ int main(void)
     tcase_add_test(tc, outputs_stop_at_the_programs_size);
     tcase_add_test(tc, inputs_not_from_their_init_are_refused);
     tcase_add_test(tc, views_of_any_known_size_are_read);
+    tcase_add_test(tc, sized_helpers_keep_to_the_programs_size);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -5,6 +5,7 @@
 #ifndef GUESTUSER_ADAPTER_H
 #define GUESTUSER_ADAPTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -114,6 +115,28 @@ GUEST_API GUEST_NODISCARD int guest_header_value_ok(const char *value);
 GUEST_API GUEST_NODISCARD int
 guest_sockaddr_parse(const char *addr, uint16_t port,
                      struct sockaddr_storage *out);
+
+/**
+ * Versioned structs, for a struct of settings that grows across releases
+ * (docs/abi.md): its first field is `size_t size`, and its _init() macro
+ * passes the program's sizeof. guest_sized_init() copies @p defaults (a
+ * whole struct of this library's @p full bytes) into @p dst of the
+ * program's @p size bytes: the prefix an older program knows, zeroes past
+ * @p full for a newer one; then sets dst's size field to @p size. Nothing
+ * happens when @p size cannot hold the size field.
+ */
+GUEST_API void guest_sized_init(void *dst, size_t size, const void *defaults,
+                                size_t full);
+/**
+ * Reads a program's struct @p in over @p out, which holds the defaults (a
+ * whole struct of @p full bytes), so fields the program does not know keep
+ * them; out's size field becomes @p full. false, with @p out untouched,
+ * when an argument is NULL or in's size field is below @p min (the size of
+ * the first release's struct) or above @p full (not filled by its _init(),
+ * or built against a newer library).
+ */
+GUEST_API GUEST_NODISCARD bool guest_sized_read(const void *in, size_t min,
+                                                void *out, size_t full);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,9 @@ typedef struct guest_oidc guest_oidc;
 /** Settings of guest_oidc_new(); fill with guest_oidc_config_init(), then
  * override field by field. Strings are copied by guest_oidc_new(). */
 typedef struct guest_oidc_config {
+    /** sizeof(guest_oidc_config) where the program was compiled, set by
+     * guest_oidc_config_init() (docs/abi.md). */
+    size_t size;
     /** The site's external base URL, e.g. "https://example.com" (no
      * trailing slash needed); required. A provider's redirect URI is
      * PUBLIC_URL + login_url_prefix + NAME + "/callback/", and must be
@@ -43,8 +46,12 @@ typedef struct guest_oidc_config {
     unsigned wait_ms;
 } guest_oidc_config;
 
-/** Fills @p cfg with the defaults above (public_url NULL). */
-GUEST_API void guest_oidc_config_init(guest_oidc_config *cfg);
+/** Fills @p cfg with the defaults above (public_url NULL), and its size. */
+#define guest_oidc_config_init(cfg)                                            \
+    guest_oidc_config_init_size((cfg), sizeof(guest_oidc_config))
+/** guest_oidc_config_init() for a struct of @p size bytes (the program's
+ * sizeof). */
+GUEST_API void guest_oidc_config_init_size(guest_oidc_config *cfg, size_t size);
 
 /**
  * Makes the providers' registry for @p ctx (borrowed: it must outlive the

@@ -30,6 +30,9 @@ typedef enum guest_smtp_starttls {
 /** Settings of guest_smtp_new(); fill with guest_smtp_config_init(), then
  * override field by field. Strings are copied by guest_smtp_new(). */
 typedef struct guest_smtp_config {
+    /** sizeof(guest_smtp_config) where the program was compiled, set by
+     * guest_smtp_config_init() (docs/abi.md). */
+    size_t size;
     /** "smtp://HOST[:PORT]" (port 25; see starttls) or "smtps://HOST[:PORT]"
      * (port 465, implicit TLS); required. An optional path names the
      * EHLO domain ("smtp://mail.example.com/www.example.com"). */
@@ -58,8 +61,13 @@ typedef struct guest_smtp_config {
     bool tls_verify;
 } guest_smtp_config;
 
-/** Fills @p cfg with the defaults above (url NULL, no credentials). */
-GUEST_API void guest_smtp_config_init(guest_smtp_config *cfg);
+/** Fills @p cfg with the defaults above (url NULL, no credentials), and its
+ * size. */
+#define guest_smtp_config_init(cfg)                                            \
+    guest_smtp_config_init_size((cfg), sizeof(guest_smtp_config))
+/** guest_smtp_config_init() for a struct of @p size bytes (the program's
+ * sizeof). */
+GUEST_API void guest_smtp_config_init_size(guest_smtp_config *cfg, size_t size);
 
 /**
  * Makes a mail server handle from @p cfg. GUEST_ERR_CONFIG when the URL is

@@ -12,10 +12,9 @@
 #undef guest_views_init
 void guest_views_init_size(guest_views *views, size_t size)
 {
-    if (!views || size < sizeof views->size)
-        return;
-    memset(views, 0, size);
-    views->size = size;
+    guest_views d;
+    memset(&d, 0, sizeof d);
+    guest_sized_init(views, size, &d, sizeof d);
 }
 
 static bool contains_ci(const char *haystack, const char *needle)

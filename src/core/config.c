@@ -148,16 +148,11 @@ static void config_defaults(guest_config *cfg)
 #undef guest_config_init
 void guest_config_init_size(guest_config *cfg, size_t size)
 {
-    if (!cfg || size < sizeof cfg->size)
-        return;
     guest_config d;
     config_defaults(&d);
-    d.size = size;
     /* A program built against a newer library has a larger struct: the
      * tail we do not know is zeroed, and guest_ctx_new() refuses it. */
-    memcpy(cfg, &d, size < sizeof d ? size : sizeof d);
-    if (size > sizeof d)
-        memset((char *)cfg + sizeof d, 0, size - sizeof d);
+    guest_sized_init(cfg, size, &d, sizeof d);
 }
 
 const guest_config *guest_ctx_config(const guest_ctx *ctx)
@@ -379,10 +374,11 @@ bool guest_is_blocked_agent(const guest_ctx *ctx, const char *user_agent)
 static guest_status copy_config(guest_ctx *ctx, const guest_config *in)
 {
     guest_config *c = &ctx->cfg;
-    /* The program's fields over the defaults of any it does not have. */
+    /* The program's fields over the defaults of any it does not have;
+     * guest_ctx_new() checked the size. */
     config_defaults(c);
-    memcpy(c, in, in->size);
-    c->size = sizeof *c;
+    if (!guest_sized_read(in, CONFIG_SIZE_1_0, c, sizeof *c))
+        return GUEST_ERR_CONFIG;
     bool ok = own_string(ctx, &c->name_prefix, "Guest") &&
               own_string(ctx, &c->login_url, "/accounts/login/") &&
               own_string(ctx, &c->login_redirect_url, "/accounts/profile/") &&

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include <guestuser/adapter.h>
 #include "mail/mail.h"
 
 struct guest_smtp {
@@ -33,14 +34,24 @@ static void curl_init(void)
     curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void guest_smtp_config_init(guest_smtp_config *cfg)
+static void config_defaults(guest_smtp_config *cfg)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
     cfg->starttls = GUEST_SMTP_STARTTLS_REQUIRED;
     cfg->timeout_ms = 10000;
     cfg->tls_verify = true;
+}
+
+/* The struct of 1.0, the smallest a program can pass. */
+#define CONFIG_SIZE_1_0 (offsetof(guest_smtp_config, tls_verify) + sizeof(bool))
+
+#undef guest_smtp_config_init
+void guest_smtp_config_init_size(guest_smtp_config *cfg, size_t size)
+{
+    guest_smtp_config d;
+    config_defaults(&d);
+    guest_sized_init(cfg, size, &d, sizeof d);
 }
 
 static guest_status fail(guest_error *err, guest_status st, const char *fmt,
@@ -164,6 +175,15 @@ guest_status guest_smtp_new(const guest_smtp_config *cfg, guest_smtp **out,
         *out = NULL;
     if (!cfg || !out)
         return fail(err, GUEST_ERR_INVALID, "guest_smtp_new: NULL argument");
+    /* The program's fields over the defaults of any it does not know. */
+    guest_smtp_config given;
+    config_defaults(&given);
+    if (!guest_sized_read(cfg, CONFIG_SIZE_1_0, &given, sizeof given))
+        return fail(err, GUEST_ERR_CONFIG,
+                    "guest_smtp_config.size is %zu, not %zu..%zu: fill the "
+                    "struct with guest_smtp_config_init()",
+                    cfg->size, (size_t)CONFIG_SIZE_1_0, sizeof given);
+    cfg = &given;
     if (!cfg->url || !*cfg->url)
         return fail(err, GUEST_ERR_CONFIG, "smtp url: required");
     if (cfg->timeout_ms < 100 || cfg->timeout_ms > 600000)

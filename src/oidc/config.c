@@ -21,16 +21,27 @@ static void curl_init(void)
     curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void guest_oidc_config_init(guest_oidc_config *cfg)
+static void config_defaults(guest_oidc_config *cfg)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
     cfg->login_url_prefix = "/accounts/oidc/";
     cfg->http_timeout_ms = 10000;
     cfg->max_response_bytes = 1u << 20;
     cfg->concurrency = 8;
     cfg->wait_ms = 2000;
+}
+
+/* The struct of 1.0, the smallest a program can pass. */
+#define CONFIG_SIZE_1_0                                                        \
+    (offsetof(guest_oidc_config, wait_ms) + sizeof(unsigned))
+
+#undef guest_oidc_config_init
+void guest_oidc_config_init_size(guest_oidc_config *cfg, size_t size)
+{
+    guest_oidc_config d;
+    config_defaults(&d);
+    guest_sized_init(cfg, size, &d, sizeof d);
 }
 
 static guest_status fail(guest_error *err, guest_status st, const char *msg)
@@ -75,6 +86,14 @@ guest_status guest_oidc_new(guest_ctx *ctx, const guest_oidc_config *cfg,
         *out = NULL;
     if (!ctx || !cfg || !out)
         return fail(err, GUEST_ERR_INVALID, "NULL argument");
+    /* The program's fields over the defaults of any it does not know. */
+    guest_oidc_config given;
+    config_defaults(&given);
+    if (!guest_sized_read(cfg, CONFIG_SIZE_1_0, &given, sizeof given))
+        return fail(err, GUEST_ERR_CONFIG,
+                    "guest_oidc_config.size is wrong: fill the struct with "
+                    "guest_oidc_config_init()");
+    cfg = &given;
     if (!public_url_ok(cfg->public_url))
         return fail(err, GUEST_ERR_CONFIG,
                     "public_url must be an absolute http(s) URL without "

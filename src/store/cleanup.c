@@ -30,13 +30,9 @@ static void options_defaults(guest_cleanup_options *o)
 #undef guest_cleanup_options_init
 void guest_cleanup_options_init_size(guest_cleanup_options *opts, size_t size)
 {
-    if (!opts || size < sizeof opts->size)
-        return;
     guest_cleanup_options d;
     options_defaults(&d);
-    d.size = size;
-    memset(opts, 0, size);
-    memcpy(opts, &d, size < sizeof d ? size : sizeof d);
+    guest_sized_init(opts, size, &d, sizeof d);
 }
 
 /* Statement texts for one call. They are built per call rather than per
@@ -338,13 +334,11 @@ guest_status guest_delete_expired_size(guest_ctx *ctx,
 {
     guest_cleanup_options o;
     options_defaults(&o);
-    if (opts && (opts->size < OPTIONS_SIZE_1_0 || opts->size > sizeof o))
+    if (opts && !guest_sized_read(opts, OPTIONS_SIZE_1_0, &o, sizeof o))
         return guest__fail(err, GUEST_ERR_INVALID,
                            "guest_cleanup_options.size is %zu, not %zu..%zu:"
                            " fill it with guest_cleanup_options_init()",
                            opts->size, (size_t)OPTIONS_SIZE_1_0, sizeof o);
-    if (opts)
-        memcpy(&o, opts, opts->size);
     /* The whole result here (the progress callback reads it); the
      * program's part of it copied out as far as the call got. */
     guest_cleanup_result r;
