@@ -157,40 +157,35 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuserConfig.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/guestuserConfigVersion.cmake DESTINATION ${GUESTUSER_CMAKE_DIR}
   COMPONENT dev)
 
-# Relocatable .pc files: the prefix is found from the file's own place, so
-# `cmake --install --prefix DIR` works for any DIR.
-file(RELATIVE_PATH GUESTUSER_PC_UP /x/${CMAKE_INSTALL_LIBDIR}/pkgconfig /x)
-string(REGEX REPLACE "/$" "" GUESTUSER_PC_UP "${GUESTUSER_PC_UP}")
-set(GUESTUSER_PC_PREFIX "\${pcfiledir}/${GUESTUSER_PC_UP}")
-configure_file(cmake/guestuser.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser.pc
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+# pkg-config files name their prefix absolutely, as Debian's own do
+# (relative ${pcfiledir} paths printed -I/usr/lib/pkgconfig/../../include).
+# The prefix is only known at install time -- `cmake --install --prefix DIR`
+# or cpack's /usr -- so each file is written then, from a template whose
+# other fields were filled at configure time.
+function(guestuser_install_pc name component)
+  set(GUESTUSER_PC_PREFIX "@GUESTUSER_PC_PREFIX@")
+  set(_template ${CMAKE_CURRENT_BINARY_DIR}/pc/${name}.pc.in)
+  set(_out ${CMAKE_CURRENT_BINARY_DIR}/pc/${name}.pc)
+  configure_file(cmake/${name}.pc.in ${_template} @ONLY)
+  install(CODE "set(GUESTUSER_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+configure_file(\"${_template}\" \"${_out}\" @ONLY)" COMPONENT ${component})
+  install(FILES ${_out} DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT ${component})
+endfunction()
+guestuser_install_pc(guestuser dev)
 # guestuser-db: the library plus libpq (guestuser/db.h's PGresults).
-configure_file(cmake/guestuser-db.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-db.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-db.pc
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+guestuser_install_pc(guestuser-db dev)
 if(GUESTUSER_CONFORMANCE)
-  configure_file(cmake/guestuser-conformance.pc.in
-    ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc @ONLY)
-  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-conformance.pc
-    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+  guestuser_install_pc(guestuser-conformance dev)
 endif()
 if(GUESTUSER_OIDC)
-  configure_file(cmake/guestuser-oidc.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-oidc.pc @ONLY)
-  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-oidc.pc
-    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT oidc_dev)
+  guestuser_install_pc(guestuser-oidc oidc_dev)
 endif()
 if(GUESTUSER_MAIL)
-  configure_file(cmake/guestuser-mail.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-mail.pc @ONLY)
-  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-mail.pc
-    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT mail_dev)
+  guestuser_install_pc(guestuser-mail mail_dev)
 endif()
 foreach(_adapter mhd civetweb ulfius evhttp)
   string(TOUPPER ${_adapter} _upper)
   if(GUESTUSER_WITH_${_upper})
-    configure_file(cmake/guestuser-${_adapter}.pc.in
-      ${CMAKE_CURRENT_BINARY_DIR}/guestuser-${_adapter}.pc @ONLY)
-    install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-${_adapter}.pc
-      DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT ${_adapter}_dev)
+    guestuser_install_pc(guestuser-${_adapter} ${_adapter}_dev)
   endif()
 endforeach()

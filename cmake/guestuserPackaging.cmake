@@ -18,6 +18,17 @@
 # the -dev packages depend on the -dev packages their headers, static
 # library and pkg-config files need.
 set(CPACK_PACKAGE_NAME guestuser)
+# Install under DESTDIR with the real prefix (/usr), so the pkg-config
+# files written at install time name /usr, not cpack's staging directory.
+set(CPACK_SET_DESTDIR ON)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+# Libraries go where the install rules were configured to put them. Debian
+# keeps them in /usr/lib/<multiarch>, which GNUInstallDirs chooses when the
+# prefix is /usr: configure with -DCMAKE_INSTALL_PREFIX=/usr to package.
+if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  message(STATUS "  cpack -G DEB: configure with -DCMAKE_INSTALL_PREFIX=/usr for "
+    "packages whose libraries are in Debian's /usr/lib/<multiarch>")
+endif()
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "temporary guest accounts for C web servers")
 set(CPACK_PACKAGE_CONTACT "libguestuser developers <libguestuser@example.invalid>")

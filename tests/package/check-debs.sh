@@ -5,7 +5,9 @@
 # machine, and -- extracted with dpkg -x into a clean directory, so the
 # machine is left alone -- the programs run without environment variables
 # and the examples build against the packaged headers, CMake package and
-# pkg-config files.
+# pkg-config files. The build tree must be configured with
+# -DCMAKE_INSTALL_PREFIX=/usr, as Debian's own packages are: libraries then
+# go to /usr/lib/<multiarch>, and the .pc files name /usr.
 # Usage: check-debs.sh BUILD_DIR SOURCE_DIR [OUT_DIR]  (OUT_DIR keeps the .debs)
 set -eu
 build=$(cd "${1:?usage: check-debs.sh BUILD_DIR SOURCE_DIR [OUT_DIR]}" && pwd)
@@ -16,6 +18,7 @@ out=${3:-$work/debs}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 
 echo ">> cpack -G DEB"
 rm -f "$out"/*.deb
@@ -52,6 +55,14 @@ for p in libguestuser-mhd0 libguestuser-civetweb0 libguestuser-ulfius0 guestuser
 done
 dpkg-deb -I "$out"/libguestuser-dev_*.deb | sed 's/^/    /'
 
+echo ">> Debian's layout: libraries in /usr/lib/$arch, absolute .pc files"
+for deb in "$out"/*.deb; do dpkg-deb -c "$deb"; done | awk '$1 !~ /^d/ {print $6}' >"$work/files"
+if grep -E '^\./usr/lib/[^/]+\.(so|a)' "$work/files" | grep -v "^\./usr/lib/$arch/" >"$work/stray"; then
+  cat "$work/stray"; echo "FAIL: libraries outside /usr/lib/$arch (configure with -DCMAKE_INSTALL_PREFIX=/usr)" >&2; exit 1
+fi
+grep -q "^\./usr/lib/$arch/libguestuser\.so" "$work/files" ||
+  { echo "FAIL: no libguestuser.so in /usr/lib/$arch" >&2; exit 1; }
+
 echo ">> no file in two packages"
 for deb in "$out"/*.deb; do dpkg-deb -c "$deb"; done | awk '$1 !~ /^d/ {print $6}' | sort | uniq -d >"$work/dups"
 if [ -s "$work/dups" ]; then cat "$work/dups"; echo "FAIL: files in two packages" >&2; exit 1; fi
@@ -64,6 +75,16 @@ echo ">> extracted into a clean prefix"
 root="$work/root"
 for deb in "$out"/*.deb; do dpkg -x "$deb" "$root"; done
 prefix="$root/usr"
+pcdir="$prefix/lib/$arch/pkgconfig"
+for pc in "$pcdir"/*.pc; do
+  if grep -q '^prefix=' "$pc" && ! grep -q '^prefix=/usr$' "$pc"; then
+    echo "FAIL: $pc does not say prefix=/usr" >&2; exit 1
+  fi
+  if grep -E -e '\.\./' -e '-L/usr/lib' "$pc"; then
+    echo "FAIL: $pc names a relative path or the build machine's -L" >&2; exit 1
+  fi
+done
+echo "$(ls "$pcdir" | wc -l) .pc files: prefix=/usr, no relative path, no -L/usr/lib"
 for prog in guestuser guestuser-demo guestuser-conformance; do
   [ -x "$prefix/bin/$prog" ] || continue
   env -i PATH=/usr/bin:/bin "$prefix/bin/$prog" --help >/dev/null
@@ -73,17 +94,17 @@ cmake -S "$src/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" >"$wo
   { cat "$work/examples.log"; exit 1; }
 cmake --build "$work/examples" -j"$jobs" >>"$work/examples.log" 2>&1 || { cat "$work/examples.log"; exit 1; }
 found=$(sed -n 's/^guestuser_DIR:PATH=//p' "$work/examples/CMakeCache.txt")
-[ "$found" = "$prefix/lib/cmake/guestuser" ] || { echo "FAIL: the examples found guestuser in $found" >&2; exit 1; }
+[ "$found" = "$prefix/lib/$arch/cmake/guestuser" ] || { echo "FAIL: the examples found guestuser in $found" >&2; exit 1; }
 env -i PATH=/usr/bin:/bin "$work/examples/guestuser-demo" --help >/dev/null
 echo "examples built against the packages (guestuser_DIR=$found); guestuser-demo runs"
 printf '#include <guestuser/guestuser.h>\nint main(void){return guest_version()[0] ? 0 : 1;}\n' >"$work/pc.c"
-PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
+PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_PATH="$pcdir" \
   sh -c 'cc "$1/pc.c" -o "$1/pc" $(pkg-config --cflags --libs guestuser) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
 env -i "$work/pc"
 echo "pkg-config guestuser: a program builds and runs"
-if [ -f "$prefix/lib/pkgconfig/guestuser-conformance.pc" ]; then
+if [ -f "$pcdir/guestuser-conformance.pc" ]; then
   printf '#include <guestuser/conformance.h>\nint main(void){return guest_conformance_routes() ? 0 : 1;}\n' >"$work/conf.c"
-  PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
+  PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_PATH="$pcdir" \
     sh -c 'cc "$1/conf.c" -o "$1/conf" $(pkg-config --cflags --libs guestuser-conformance) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
   env -i "$work/conf"
   echo "pkg-config guestuser-conformance: a program builds and runs"
