@@ -12,7 +12,8 @@
 #   BENCH_SECONDS (8)       length of each measurement, in BENCH_ROUNDS (2)
 #                           turns of HTTP, API and pgbench
 #   BENCH_CASES             any of: new returning healthz hello cached two
-#                           pgbouncer cleanup
+#                           servers pgbouncer cleanup
+#   BENCH_SERVERS (evhttp)  the demo's other servers, for the "servers" case
 #   BENCH_WRK_THREADS (2), BENCH_CONNECTIONS (16)   wrk -t / -c
 #   BENCH_POOL (8)          database connections: the demo's --pool-size, the
 #                           API threads and pgbench -c
@@ -53,7 +54,7 @@ if [ "$mode" != all ]; then
 fi
 
 seconds=${BENCH_SECONDS:-8}
-cases=${BENCH_CASES:-new returning healthz hello cached two pgbouncer cleanup}
+cases=${BENCH_CASES:-new returning healthz hello cached two servers pgbouncer cleanup}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-16}
 pool=${BENCH_POOL:-8}
@@ -123,10 +124,10 @@ listening_port() {
   echo "$port"
 }
 
-# start_demo NAME POOL [DEMO FLAGS...]: the demo on a free port; sets
-# demo_pid, demo_port
+# start_demo NAME POOL [DEMO FLAGS...]: the demo on a free port, on the
+# server $demo_server (mhd); sets demo_pid, demo_port
 start_demo() {
-  "$demo" --server mhd --bind 127.0.0.1 --port 0 --db "$conninfo" --pool-size "$2" "${@:3}" \
+  "$demo" --server "${demo_server:-mhd}" --bind 127.0.0.1 --port 0 --db "$conninfo" --pool-size "$2" "${@:3}" \
     >"$dir/$1.out" 2>"$dir/$1.log" &
   demo_pid=$!
   pids+=("$demo_pid")
@@ -184,6 +185,8 @@ rows=()
 notes=()
 cpu_fmt='%-24s %12s %12s %12s %12s %12s %12s\n'
 cpu_rows=()
+srv_fmt='%-22s %8s %8s %6s %8s %6s %9s %9s %7s %9s %13s %13s\n'
+srv_rows=()
 row() {
   local cells=() v
   for v in "$@"; do cells+=("${v:--}"); done
@@ -345,6 +348,56 @@ for c in $cases; do
     cached_ratio=$(calc "%.2f" "$(rate "$hc") / $(rate "$hh")")
     notes+=("session cache: returning visitors at ${cached_ratio}x the same demo's /hello (target 0.8)")
     ;;
+  servers)
+    # The demo on each other server (BENCH_SERVERS), in alternating turns
+    # with the ceiling and the first demo (mhd): demo / ceiling and the
+    # server process's CPU per request / the ceiling's, side by side in
+    # one run.
+    for srv in ${BENCH_SERVERS:-evhttp}; do
+      demo_server=$srv start_demo "demo-$srv" "$pool"
+      dsrv=$demo_pid psrv=$demo_port
+      (seconds=1 wrk_run "$psrv" /allow_guest_user/ "$wrk_threads" "$conns" >/dev/null)
+      for k in new returning; do
+        start_ceiling "$k"
+        ck="" cc=""
+        [ "$k" = returning ] && ck=$dir/cookies cc=$dir/bcookies
+        ss=() cs=() ms=() ts=0 tc=0 tm=0
+        for ((round = 0; round < rounds; round++)); do
+          order="srv ceiling mhd"
+          [ $((round % 2)) = 1 ] && order="mhd ceiling srv"
+          for m in $order; do
+            note "$srv: $k, $m"
+            case $m in
+            srv)
+              t0=$(ticks "$dsrv")
+              ss+=("$(seconds=$round_s wrk_run "$psrv" /allow_guest_user/ "$wrk_threads" "$conns" "$ck")")
+              ts=$((ts + $(ticks "$dsrv") - t0)) ;;
+            ceiling)
+              t0=$(ticks "$ceiling_pid")
+              cs+=("$(seconds=$round_s wrk_run "$ceiling_port" / "$wrk_threads" "$conns" "$cc")")
+              tc=$((tc + $(ticks "$ceiling_pid") - t0)) ;;
+            mhd)
+              t0=$(ticks "$demo1")
+              ms+=("$(seconds=$round_s wrk_run "$port1" /allow_guest_user/ "$wrk_threads" "$conns" "$ck")")
+              tm=$((tm + $(ticks "$demo1") - t0)) ;;
+            esac
+          done
+        done
+        hs=$(combine "${ss[@]}") hc=$(combine "${cs[@]}") hm=$(combine "${ms[@]}")
+        [ "$(field "$hs" non2xx)$(field "$hs" errors)" = 00 ] ||
+          notes+=("$srv, $k: $(field "$hs" non2xx) non-2xx answers, $(field "$hs" errors) socket errors")
+        us_s=$(cpu_us "$ts" "$(field "$hs" ops)") us_c=$(cpu_us "$tc" "$(field "$hc" ops)")
+        us_m=$(cpu_us "$tm" "$(field "$hm" ops)")
+        cr=-
+        [ "$us_s" != - ] && [ "$us_c" != - ] && [ "$us_c" != 0 ] && cr=$(calc "%.2f" "$us_s / $us_c")
+        # shellcheck disable=SC2059
+        srv_rows+=("$(printf "$srv_fmt" "$srv: $k" "$(rate "$hs")" "$(rate "$hc")" "$(ratio "$hs" "$hc")" \
+          "$(rate "$hm")" "$(ratio "$hm" "$hc")" "$us_s" "$us_c" "$cr" "$us_m" "$(lat "$hs")" "$(lat "$hc")")")
+      done
+      kill "$dsrv"
+      wait "$dsrv" 2>/dev/null || true
+    done
+    ;;
   pgbouncer)
     # The demo through a PgBouncer in transaction mode (the test fixture's,
     # configured as production runs it) next to the first demo, direct, in
@@ -498,6 +551,15 @@ echo "so that divided by the machine's figure is the most requests per second th
 # shellcheck disable=SC2059
 printf "$cpu_fmt" case "HTTP machine" "HTTP demo" "ceil machine" "ceil server" "API machine" "pgb machine"
 printf '%s\n' "${cpu_rows[@]}"
+if [ ${#srv_rows[@]} -gt 0 ]; then
+  echo
+  echo "The demo on other servers, in turns with the ceiling and the mhd demo (same cookies, same wrk):"
+  echo "D/C = that demo / the ceiling, M/C = the mhd demo / the ceiling; CPU: microseconds of the server"
+  echo "process per request (all its threads), and that of the demo / that of the ceiling."
+  # shellcheck disable=SC2059
+  printf "$srv_fmt" case demo/s ceil/s D/C mhd/s M/C "CPU demo" "CPU ceil" CPU-D/C "CPU mhd" "demo p50/99" "ceil p50/99"
+  printf '%s\n' "${srv_rows[@]}"
+fi
 echo
 echo "ceil: bench/http_ceiling, the least an HTTP front end does around the same statements (one epoll"
 echo "thread, non-blocking libpq on $pool connections, no library, a fixed answer) under the same wrk: C/pgb is"
