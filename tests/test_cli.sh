@@ -56,6 +56,10 @@ for c in migrate stats list-guests delete-expired create-user list-users delete-
   expect_out "$c"
   [ -z "$err" ] || fail "--help wrote to stderr"
 done
+run -- --version
+expect_rc 0
+grep -Eq '^guestuser [0-9]+\.[0-9]+\.[0-9]+ \(libguestuser [0-9]+\.[0-9]+\.[0-9]+\)$' "$tmp/out" ||
+  fail "--version printed \"$out\""
 run -- -h delete-expired
 expect_rc 0
 expect_out "would delete: N"

@@ -147,6 +147,7 @@ enum {
     OPT_SCHEMA,
     OPT_TIMEOUT,
     OPT_HELP,
+    OPT_VERSION,
     OPT_MAX_AGE,
     OPT_EXPIRED,
     OPT_LIMIT,
@@ -164,6 +165,7 @@ static const option options[OPT_COUNT] = {
     [OPT_SCHEMA] = {"schema", CMD_ALL, true},
     [OPT_TIMEOUT] = {"timeout", CMD_ALL, true},
     [OPT_HELP] = {"help", CMD_ALL, false},
+    [OPT_VERSION] = {"version", CMD_ALL, false},
     [OPT_MAX_AGE] = {"max-age",
                      CMD_STATS | CMD_LIST | CMD_DELETE | CMD_LIST_USERS, true},
     [OPT_EXPIRED] = {"expired", CMD_LIST, false},
@@ -233,6 +235,7 @@ static void print_usage(FILE *out, const command *only)
           "GUESTUSER_PASSWORD_ITERATIONS, GUESTUSER_DB_TIMEOUT_MS "
           "(guest_config_from_env()).\n"
           "  --help             this text; after a command, that command's\n"
+          "  --version          the version, then exit\n"
           "\nExit status: 0 success, 1 usage error, 2 database error, 130 "
           "interrupted.\n",
           out);
@@ -335,6 +338,13 @@ static int parse_args(int argc, char **argv, args *a)
 
     if (a->seen[OPT_HELP] && !unknown_cmd) {
         print_usage(stdout, a->cmd);
+        return EXIT_SUCCESS;
+    }
+    if (a->seen[OPT_VERSION]) {
+        /* The headers it was built with and the library it runs with: a
+         * mismatch there is worth seeing. */
+        printf("guestuser %s (libguestuser %s)\n", GUESTUSER_VERSION_STRING,
+               guest_version());
         return EXIT_SUCCESS;
     }
     if (unknown_cmd)
