@@ -157,6 +157,20 @@ void guest__view_show_form(guest_req *req, const guest_views *v,
  * page's errors (JSON: the errors). */
 void guest__view_too_many(guest_req *req, const guest_views *v, bool json,
                           guest_page *page);
+/* What a callback that ran inside transaction @p tx (@p what names it)
+ * leaves: a failed statement of its own aborted the transaction whatever
+ * it returned; otherwise anything but GUEST_OK (@p returned) is
+ * GUEST_ERR_HOOK. */
+guest_status guest__hook_result(const guest_db *tx, guest_status returned,
+                                const char *what, guest_error *err);
+/* A refused form: 400 with the page's errors for a script, else the form
+ * again with them (status 200, as Django answers). */
+void guest__view_form_errors(guest_req *req, const guest_views *v, bool json,
+                             guest_page *page);
+/* guest__view_too_many() when @p st is GUEST_ERR_RATE_LIMITED, else
+ * guest__view_form_errors(). */
+void guest__view_refused(guest_req *req, const guest_views *v, bool json,
+                         guest_page *page, guest_status st);
 /* A visitor the page is not for: a redirect to @p url, or for a script
  * 403 with @p why, the URL and who they are. */
 void guest__view_send_away(guest_req *req, bool json, const guest_user *u,
@@ -167,5 +181,11 @@ void guest__view_send_away(guest_req *req, bool json, const guest_user *u,
 void guest__view_refuse_unregistered(guest_req *req, bool json,
                                      const guest_user *u, const char *to_guest,
                                      const char *to_anonymous);
+/* guest__view_refuse_unregistered() for whoever the request's visitor is
+ * now: a form refused with GUEST_ERR_AUTH because the account was deleted
+ * or deactivated meanwhile. */
+void guest__view_refuse_now_unregistered(guest_req *req, bool json,
+                                         const char *to_guest,
+                                         const char *to_anonymous);
 
 #endif

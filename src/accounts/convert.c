@@ -27,6 +27,20 @@ guest_status guest_convert(guest_req *req, const char *username,
                               errors, err);
 }
 
+guest_status guest__hook_result(const guest_db *tx, guest_status returned,
+                                const char *what, guest_error *err)
+{
+    /* The statement's own failure first: the transaction is lost either
+     * way, and its message says why better than a callback's status. */
+    if (tx->failed != GUEST_OK)
+        return guest__fail(err, tx->failed, "a statement of %s failed: %s",
+                           what, tx->failed_message);
+    if (returned != GUEST_OK)
+        return guest__fail(err, GUEST_ERR_HOOK, "%s returned %s", what,
+                           guest_status_name(returned));
+    return GUEST_OK;
+}
+
 /* The address of a conversion after its checks: NULL when none is to be
  * stored (signup_email off, or left empty). */
 static const char *check_email(const guest_config *c, const char *email,
@@ -108,14 +122,9 @@ write_account(guest_req *req, guest_db *tx, int64_t id, const char *username,
             return GUEST_ERR_VALIDATION;
         /* A failed statement aborted the transaction whatever the
          * callback made of it. */
-        if (tx->failed != GUEST_OK)
-            return guest__fail(err, tx->failed,
-                               "a statement of the sign-up store failed: %s",
-                               tx->failed_message);
-        if (st != GUEST_OK)
-            return guest__fail(err, GUEST_ERR_HOOK,
-                               "the sign-up store returned %s",
-                               guest_status_name(st));
+        if ((st = guest__hook_result(tx, st, "the sign-up store", err)) !=
+            GUEST_OK)
+            return st;
     }
 
     /* Every session of the guest goes, so a token copied before the

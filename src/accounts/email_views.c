@@ -143,12 +143,7 @@ void guest_password_reset_view(guest_req *req, void *userdata)
     const char *email = guest_form_get(form, "email");
     if (!email || !*email) {
         guest_form_errors_add(&errors, "email", GUEST__MSG_REQUIRED);
-        if (json)
-            guest__view_json(
-                req, 400,
-                json_pack("{s:o}", "errors", guest__view_json_errors(&errors)));
-        else
-            guest__view_show_form(req, v, &page, 200);
+        guest__view_form_errors(req, v, json, &page);
         goto out;
     }
     page.email = email;
@@ -244,12 +239,7 @@ void guest_password_reset_confirm_view(guest_req *req, void *userdata)
         dead_link(req, v, json);
         break;
     case GUEST_ERR_VALIDATION:
-        if (json)
-            guest__view_json(
-                req, 400,
-                json_pack("{s:o}", "errors", guest__view_json_errors(&errors)));
-        else
-            guest__view_show_form(req, v, &page, 200);
+        guest__view_form_errors(req, v, json, &page);
         break;
     default:
         guest__view_failure(req, json, st);
@@ -328,22 +318,14 @@ void guest_email_view(guest_req *req, void *userdata)
                 guest_form_errors_add(&errors, "__all__",
                                       GUEST__MSG_LOCKED_OUT);
             guest__view_too_many(req, v, json, &page);
-        } else if (json) {
-            guest__view_json(
-                req, 400,
-                json_pack("{s:o}", "errors", guest__view_json_errors(&errors)));
         } else {
-            guest__view_show_form(req, v, &page, 200);
+            guest__view_form_errors(req, v, json, &page);
         }
         break;
     case GUEST_ERR_AUTH:
-        st = guest_req_user(req, &u, NULL);
-        if (st != GUEST_OK)
-            guest__view_failure(req, json, st);
-        else
-            guest__view_refuse_unregistered(
-                req, json, u, "Create an account to have an address.",
-                "Log in to change your address.");
+        guest__view_refuse_now_unregistered(
+            req, json, "Create an account to have an address.",
+            "Log in to change your address.");
         break;
     default:
         guest__view_failure(req, json, st);

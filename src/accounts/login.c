@@ -114,14 +114,8 @@ guest_status guest__absorb_guest(guest_req *req, guest_db *tx,
     if (c->on_guest_login) {
         guest_status h =
             c->on_guest_login(guest, user, tx, c->on_guest_login_userdata);
-        if (tx->failed != GUEST_OK)
-            return guest__fail(err, tx->failed,
-                               "a statement of on_guest_login failed: %s",
-                               tx->failed_message);
-        if (h != GUEST_OK)
-            return guest__fail(err, GUEST_ERR_HOOK,
-                               "on_guest_login returned %s",
-                               guest_status_name(h));
+        if ((h = guest__hook_result(tx, h, "on_guest_login", err)) != GUEST_OK)
+            return h;
     }
     return guest__store_user_delete_id(tx, guest->id, err);
 }

@@ -247,6 +247,26 @@ void guest__view_too_many(guest_req *req, const guest_views *v, bool json,
         guest__view_show_form(req, v, page, 429);
 }
 
+void guest__view_form_errors(guest_req *req, const guest_views *v, bool json,
+                             guest_page *page)
+{
+    if (json)
+        guest__view_json(req, 400,
+                         json_pack("{s:o}", "errors",
+                                   guest__view_json_errors(page->errors)));
+    else
+        guest__view_show_form(req, v, page, 200);
+}
+
+void guest__view_refused(guest_req *req, const guest_views *v, bool json,
+                         guest_page *page, guest_status st)
+{
+    if (st == GUEST_ERR_RATE_LIMITED)
+        guest__view_too_many(req, v, json, page);
+    else
+        guest__view_form_errors(req, v, json, page);
+}
+
 void guest__view_send_away(guest_req *req, bool json, const guest_user *u,
                            const char *url, const char *why)
 {
@@ -276,4 +296,16 @@ void guest__view_refuse_unregistered(guest_req *req, bool json,
     }
     guest__view_send_away(req, json, u, url, u ? to_guest : to_anonymous);
     free(url);
+}
+
+void guest__view_refuse_now_unregistered(guest_req *req, bool json,
+                                         const char *to_guest,
+                                         const char *to_anonymous)
+{
+    const guest_user *u;
+    guest_status st = guest_req_user(req, &u, NULL);
+    if (st != GUEST_OK)
+        guest__view_failure(req, json, st);
+    else
+        guest__view_refuse_unregistered(req, json, u, to_guest, to_anonymous);
 }

@@ -155,19 +155,6 @@ static bool signup_fields_ok(const guest_signup *s, const char *next_field)
     return true;
 }
 
-/* A refused form: 400 with every message in JSON mode, else the form again
- * (status 200, like Django) with the messages and what was entered. */
-static void show_errors(guest_req *req, const guest_views *v, bool json,
-                        guest_page *page)
-{
-    if (json)
-        guest__view_json(req, 400,
-                         json_pack("{s:o}", "errors",
-                                   guest__view_json_errors(page->errors)));
-    else
-        show_form(req, v, page);
-}
-
 /* ---- the handlers ---- */
 
 /* How every form view starts. On POST: the form read, each of @p fields
@@ -278,10 +265,7 @@ void guest_convert_view(guest_req *req, void *userdata)
         page.user = u;
         page.username = username;
         page.form = form;
-        if (st == GUEST_ERR_RATE_LIMITED)
-            guest__view_too_many(req, v, json, &page);
-        else
-            show_errors(req, v, json, &page);
+        guest__view_refused(req, v, json, &page, st);
         break;
     default:
         guest__view_failure(req, json, st);
@@ -361,10 +345,7 @@ void guest_login_view(guest_req *req, void *userdata)
     case GUEST_ERR_VALIDATION:
     case GUEST_ERR_RATE_LIMITED:
         page.username = username;
-        if (st == GUEST_ERR_RATE_LIMITED)
-            guest__view_too_many(req, v, json, &page);
-        else
-            show_errors(req, v, json, &page);
+        guest__view_refused(req, v, json, &page, st);
         break;
     default:
         guest__view_failure(req, json, st);
@@ -460,21 +441,14 @@ void guest_password_change_view(guest_req *req, void *userdata)
         break;
     case GUEST_ERR_VALIDATION:
     case GUEST_ERR_RATE_LIMITED:
-        if (st == GUEST_ERR_RATE_LIMITED)
-            guest__view_too_many(req, v, json, &page);
-        else
-            show_errors(req, v, json, &page);
+        guest__view_refused(req, v, json, &page, st);
         break;
     case GUEST_ERR_AUTH:
         /* Deleted or deactivated meanwhile: where the visitor now
          * belongs. */
-        st = guest_req_user(req, &u, NULL);
-        if (st != GUEST_OK)
-            guest__view_failure(req, json, st);
-        else
-            guest__view_refuse_unregistered(
-                req, json, u, "Create an account to set a password.",
-                "Log in to change your password.");
+        guest__view_refuse_now_unregistered(
+            req, json, "Create an account to set a password.",
+            "Log in to change your password.");
         break;
     default:
         guest__view_failure(req, json, st);
