@@ -488,28 +488,42 @@ static char *trimmed(const char *s, size_t n)
     return copy_n(s, n);
 }
 
-/* An HTTP date (RFC 9110's IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT")
- * as Unix time; -1 when it is not one. */
+/* The number in the @p n digits at @p s, or -1 when one is not a digit. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* An HTTP date (RFC 9110's IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT",
+ * fixed columns) as Unix time; -1 when it is not one. */
 static time_t http_date(const char *s)
 {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    char mon[4];
-    int day, year, h, m, sec, used = 0;
-    if (sscanf(s, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &h,
-               &m, &sec, &used) != 6 ||
-        !used)
+    if (strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
+        s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':' ||
+        strcmp(s + 25, " GMT") != 0)
         return -1;
-    const char *at = strstr(months, mon);
-    if (!at || (at - months) % 3 != 0)
-        return -1;
+    int mon = -1;
+    for (int i = 0; i < 12; i++)
+        if (strncmp(s + 8, months + 3 * i, 3) == 0)
+            mon = i;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
-    tm.tm_year = year - 1900;
-    tm.tm_mon = (int)((at - months) / 3);
-    tm.tm_mday = day;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
+    tm.tm_mday = digits(s + 5, 2);
+    tm.tm_year = digits(s + 12, 4) - 1900;
+    tm.tm_hour = digits(s + 17, 2);
+    tm.tm_min = digits(s + 20, 2);
+    tm.tm_sec = digits(s + 23, 2);
+    tm.tm_mon = mon;
+    if (mon < 0 || tm.tm_mday < 1 || tm.tm_year < 0 || tm.tm_hour < 0 ||
+        tm.tm_min < 0 || tm.tm_sec < 0)
+        return -1;
     return timegm(&tm);
 }
 
