@@ -3,12 +3,17 @@
  * conversion through the library's form with its CSRF token, logout, a
  * post without a token; and what it shares with the server adapters
  * (joined header lines, the body limit, the Host refusal, HEAD, framing),
- * the jar's Path, Max-Age and Expires rules, and its misuse. */
+ * the jar's Path, Max-Age and Expires rules, and its misuse; and the
+ * conformance kit's route table, with the checks of guestuser-conformance
+ * that do not concern sockets, through the client. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <guestuser/testing.h>
+#ifdef TEST_WITH_CONFORMANCE
+#include <guestuser/conformance.h>
+#endif
 
 #include "routes.h"
 #include "testlib.h"
@@ -490,6 +495,119 @@ START_TEST(misuse_is_refused)
 }
 END_TEST
 
+#ifdef TEST_WITH_CONFORMANCE
+/* ---- the conformance kit's table, in process ---- */
+
+static void kit_config(guest_config *cfg)
+{
+    guest_conformance_config(cfg);
+}
+
+static guest_test_response *req(guest_test_client *c, const char *method,
+                                const char *target, const char *body,
+                                size_t len)
+{
+    guest_test_response *r = NULL;
+    ck_assert_int_eq(guest_test_request(c, method, target,
+                                        body ? "text/plain" : NULL, body, len,
+                                        &r),
+                     GUEST_OK);
+    return r;
+}
+
+START_TEST(the_conformance_table_answers_as_the_kit_expects)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, kit_config);
+    guest_test_client *c = client_for(ctx, guest_conformance_handler);
+    /* crawlers-stay-anonymous, not-found, method-not-allowed, head: no
+     * guest made by any of them */
+    ck_assert_int_eq(
+        guest_test_client_set_header(c, "User-Agent", "Googlebot/2.1"),
+        GUEST_OK);
+    expect(c, "/allow_guest_user/", 200, NULL);
+    ck_assert_ptr_null(guest_test_client_cookie(c, "sessionid"));
+    ck_assert_int_eq(guest_test_client_set_header(c, "User-Agent", NULL),
+                     GUEST_OK);
+    expect(c, "/nowhere/", 404, NULL);
+    guest_test_response *r = req(c, "DELETE", "/whoami", NULL, 0);
+    ck_assert_int_eq(guest_test_response_status(r), 405);
+    ck_assert_ptr_nonnull(guest_test_response_header(r, "Allow"));
+    guest_test_response_free(r);
+    r = req(c, "HEAD", "/allow_guest_user/", NULL, 0);
+    ck_assert_int_eq(guest_test_response_status(r), 200);
+    ck_assert_str_eq(guest_test_response_body(r, NULL), "");
+    guest_test_response_free(r);
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.guests"), 0);
+
+    /* session-and-csrf-cookies: two Set-Cookie lines, both in the jar */
+    r = get(c, "/cookies/");
+    ck_assert_int_eq(guest_test_response_status(r), 200);
+    ck_assert_ptr_nonnull(guest_test_response_header_at(r, "Set-Cookie", 1));
+    ck_assert_ptr_null(guest_test_response_header_at(r, "Set-Cookie", 2));
+    ck_assert_uint_eq(strlen(guest_test_response_body(r, NULL)), 64);
+    guest_test_response_free(r);
+    ck_assert_ptr_nonnull(guest_test_client_cookie(c, "sessionid"));
+    ck_assert_ptr_nonnull(guest_test_client_csrf_token(c));
+    expect(c, "/guest_user_required/", 200, NULL);
+
+    /* csrf: the jar's token passes, none is refused */
+    const char *const fields[] = {"value", "a b&c", NULL};
+    ck_assert_int_eq(guest_test_post_form(c, "/csrf/", fields, &r), GUEST_OK);
+    ck_assert_int_eq(guest_test_response_status(r), 200);
+    ck_assert_str_eq(guest_test_response_body(r, NULL), "ok a b&c\n");
+    guest_test_response_free(r);
+    ck_assert_int_eq(guest_test_request(c, "POST", "/csrf/",
+                                        "application/x-www-form-urlencoded",
+                                        "value=x", 7, &r),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_test_response_status(r), 403);
+    guest_test_response_free(r);
+
+    /* repeated-request-headers, request-passthrough */
+    ck_assert_int_eq(guest_test_client_set_header(c, "X-Test", "1"), GUEST_OK);
+    ck_assert_int_eq(guest_test_client_add_header(c, "X-Test", "2"), GUEST_OK);
+    ck_assert_int_eq(guest_test_client_set_header(c, "Cookie", "k=v"),
+                     GUEST_OK);
+    r = req(c, "POST", "/echo/a%20b?x=%2F", "hi", 2);
+    const char *body = guest_test_response_body(r, NULL);
+    ck_assert_ptr_nonnull(strstr(body, "target=/echo/a%20b?x=%2F\n"));
+    ck_assert_ptr_nonnull(strstr(body, "x-test=1, 2\n"));
+    ck_assert_ptr_nonnull(strstr(body, "cookie=k=v; sessionid="));
+    ck_assert_ptr_nonnull(strstr(body, "body=2:hi"));
+    guest_test_response_free(r);
+
+    /* body-limit: exactly the limit passes, one byte more is 413 */
+    char *big = malloc(GUEST_CONFORMANCE_MAX_BODY + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', GUEST_CONFORMANCE_MAX_BODY + 1);
+    r = req(c, "POST", "/echo", big, GUEST_CONFORMANCE_MAX_BODY);
+    ck_assert_int_eq(guest_test_response_status(r), 200);
+    guest_test_response_free(r);
+    r = req(c, "POST", "/echo", big, GUEST_CONFORMANCE_MAX_BODY + 1);
+    ck_assert_int_eq(guest_test_response_status(r), 413);
+    guest_test_response_free(r);
+    free(big);
+
+    /* no-content, handler-framing, many-headers */
+    r = get(c, "/no-content");
+    ck_assert_int_eq(guest_test_response_status(r), 204);
+    ck_assert_str_eq(guest_test_response_body(r, NULL), "");
+    guest_test_response_free(r);
+    r = get(c, "/framing");
+    ck_assert_str_eq(guest_test_response_body(r, NULL), "abc");
+    ck_assert_str_eq(guest_test_response_header(r, "Content-Length"), "3");
+    ck_assert_ptr_null(guest_test_response_header_at(r, "Content-Length", 1));
+    guest_test_response_free(r);
+    r = get(c, "/many-headers");
+    ck_assert_str_eq(guest_test_response_body(r, NULL), "100");
+    ck_assert_str_eq(guest_test_response_header(r, "X-H99"), "v");
+    guest_test_response_free(r);
+    guest_test_client_free(c);
+    guest_ctx_free(ctx);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *s = suite_create("testing_client");
@@ -504,6 +622,9 @@ int main(void)
     tcase_add_test(t, the_jar_keeps_path_max_age_and_expires);
     tcase_add_test(t, body_limit_and_host_are_refused_before_the_handler);
     tcase_add_test(t, misuse_is_refused);
+#ifdef TEST_WITH_CONFORMANCE
+    tcase_add_test(t, the_conformance_table_answers_as_the_kit_expects);
+#endif
     suite_add_tcase(s, t);
     return tl_run(s);
 }
