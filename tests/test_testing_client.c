@@ -262,6 +262,38 @@ START_TEST(logout_clears_the_session_cookie)
 }
 END_TEST
 
+static void signing(guest_config *cfg)
+{
+    static const char *const keys[] = {
+        "Rj8tQw2LzN5vXc7BmP0kHs4GdY9fAe1UoTi6WnKq", NULL};
+    cfg->secret_keys = keys;
+}
+
+START_TEST(signed_cookies_and_their_csrf_token_work_the_same)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, signing);
+    guest_test_client *c = client_for(ctx, tl_routes_handler);
+    expect(c, "/allow_guest_user/", 200, NULL);
+    expect(c, "/convert/", 200, NULL);
+    /* with keys the cookie is "secret.signature", which a script may send
+     * as its token */
+    const char *token = guest_test_client_csrf_token(c);
+    ck_assert_ptr_nonnull(token);
+    ck_assert_ptr_nonnull(strchr(token, '.'));
+    ck_assert_ptr_nonnull(
+        strchr(guest_test_client_cookie(c, "sessionid"), '.'));
+    expect(c, "/guest_user_required/", 200, NULL);
+    guest_test_response *r = NULL;
+    ck_assert_int_eq(guest_test_post_form(c, "/accounts/logout/", NULL, &r),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_test_response_status(r), 302);
+    guest_test_response_free(r);
+    ck_assert_ptr_null(guest_test_client_cookie(c, "sessionid"));
+    guest_test_client_free(c);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- what it shares with the server adapters ---- */
 
 START_TEST(headers_body_and_address_reach_the_handler)
@@ -618,6 +650,7 @@ int main(void)
     tcase_add_test(t, convert_through_the_form_then_regular_required_passes);
     tcase_add_test(t, a_post_without_the_csrf_token_is_refused);
     tcase_add_test(t, logout_clears_the_session_cookie);
+    tcase_add_test(t, signed_cookies_and_their_csrf_token_work_the_same);
     tcase_add_test(t, headers_body_and_address_reach_the_handler);
     tcase_add_test(t, the_jar_keeps_path_max_age_and_expires);
     tcase_add_test(t, body_limit_and_host_are_refused_before_the_handler);

@@ -47,8 +47,9 @@ GUEST_API void guest_test_client_free(guest_test_client *client);
  * Sends header @p name with @p value on every later request, replacing
  * every line of that name set before (NULL @p value: send none, "Host"
  * included). Name and value are copied. A Cookie line set here is sent
- * before the jar's cookies. GUEST_ERR_INVALID for a NULL or empty @p name
- * or a CR, LF or NUL in either; GUEST_ERR_NOMEM.
+ * before the jar's cookies. GUEST_ERR_INVALID for a NULL @p client, a
+ * @p name that is not an HTTP token (empty, a space, a colon ...) or a
+ * control byte other than tab in @p value; GUEST_ERR_NOMEM.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_test_client_set_header(
     guest_test_client *client, const char *name, const char *value);
