@@ -19,6 +19,9 @@
 #   oidc          libguestuser-oidc.so.0          (GUESTUSER_OIDC)
 #   oidc_dev      oidc.h, libguestuser-oidc.so, guestuser-oidc.pc,
 #                 guestuserOidcTargets*.cmake
+#   testing       libguestuser-testing.so.0       (GUESTUSER_TESTING)
+#   testing_dev   testing.h, libguestuser-testing.so, guestuser-testing.pc,
+#                 guestuserTestingTargets*.cmake
 #   mail          libguestuser-mail.so.0          (GUESTUSER_MAIL)
 #   mail_dev      smtp.h, libguestuser-mail.so, guestuser-mail.pc,
 #                 guestuserMailTargets*.cmake
@@ -81,7 +84,8 @@ install(EXPORT guestuserStaticTargets NAMESPACE guestuser::
   DESTINATION ${GUESTUSER_CMAKE_DIR} COMPONENT dev)
 install(DIRECTORY include/guestuser DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT dev PATTERN "adapters" EXCLUDE PATTERN "*.in" EXCLUDE
-  PATTERN "conformance.h" EXCLUDE PATTERN "oidc.h" EXCLUDE PATTERN "smtp.h" EXCLUDE)
+  PATTERN "conformance.h" EXCLUDE PATTERN "oidc.h" EXCLUDE PATTERN "smtp.h" EXCLUDE
+  PATTERN "testing.h" EXCLUDE)
 
 # The conformance kit's route table: a static library with its own export
 # (the `conformance` component of find_package), installed with the -dev
@@ -132,6 +136,17 @@ if(GUESTUSER_OIDC)
   install(FILES include/guestuser/oidc.h
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT oidc_dev)
 endif()
+# libguestuser-testing: needs nothing but the library.
+if(GUESTUSER_TESTING)
+  install(TARGETS guestuser_testing EXPORT guestuserTestingTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT testing
+      NAMELINK_COMPONENT testing_dev
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT guestuserTestingTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
+    COMPONENT testing_dev)
+  install(FILES include/guestuser/testing.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT testing_dev)
+endif()
 # libguestuser-mail: libcurl is private to the shared library, so its
 # export names nothing else.
 if(GUESTUSER_MAIL)
@@ -179,6 +194,11 @@ if(GUESTUSER_CONFORMANCE)
 endif()
 if(GUESTUSER_OIDC)
   guestuser_install_pc(guestuser-oidc oidc_dev)
+endif()
+if(GUESTUSER_TESTING)
+  configure_file(cmake/guestuser-testing.pc.in ${CMAKE_CURRENT_BINARY_DIR}/guestuser-testing.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/guestuser-testing.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT testing_dev)
 endif()
 if(GUESTUSER_MAIL)
   guestuser_install_pc(guestuser-mail mail_dev)

@@ -10,6 +10,7 @@
 #   libguestuser-evhttp0 / -dev     the libevent evhttp adapter (when built)
 #   libguestuser-oidc0 / -dev  OpenID Connect sign-in (when built)
 #   libguestuser-mail0 / -dev  SMTP delivery of the mail outbox (when built)
+#   libguestuser-testing0 / -dev  the in-process test client (when built)
 #   guestuser-tools            bin/guestuser
 #   guestuser-demo             bin/guestuser-demo
 #
@@ -48,7 +49,7 @@ if(GUESTUSER_DPKG_SHLIBDEPS)
   # DEPENDS; dpkg-shlibdeps finds them in the build tree.
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "")
   foreach(t guestuser guestuser_mhd guestuser_civetweb guestuser_ulfius guestuser_evhttp guestuser_oidc
-    guestuser_mail)
+    guestuser_mail guestuser_testing)
     if(TARGET ${t})
       get_target_property(_dir ${t} BINARY_DIR)
       list(APPEND CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${_dir})
@@ -113,6 +114,19 @@ if(GUESTUSER_MAIL)
   set(CPACK_COMPONENT_MAIL_DEV_DEPENDS mail dev)
   # guestuser-mail.pc's Requires.private.
   set(CPACK_DEBIAN_MAIL_DEV_PACKAGE_DEPENDS "libcurl4-gnutls-dev | libcurl-dev")
+endif()
+if(GUESTUSER_TESTING)
+  list(APPEND CPACK_COMPONENTS_ALL testing testing_dev)
+  set(CPACK_DEBIAN_TESTING_PACKAGE_NAME libguestuser-testing0)
+  set(CPACK_DEBIAN_TESTING_PACKAGE_SECTION libs)
+  set(CPACK_COMPONENT_TESTING_DESCRIPTION
+    "libguestuser in-process test client for an application's handlers")
+  set(CPACK_COMPONENT_TESTING_DEPENDS runtime)
+  set(CPACK_DEBIAN_TESTING_DEV_PACKAGE_NAME libguestuser-testing-dev)
+  set(CPACK_DEBIAN_TESTING_DEV_PACKAGE_SECTION libdevel)
+  set(CPACK_COMPONENT_TESTING_DEV_DESCRIPTION
+    "libguestuser in-process test client for an application's handlers - development files")
+  set(CPACK_COMPONENT_TESTING_DEV_DEPENDS testing dev)
 endif()
 if(GUESTUSER_WITH_CIVETWEB)
   list(APPEND CPACK_COMPONENTS_ALL civetweb civetweb_dev)

@@ -2,8 +2,12 @@
  * HELLO_PROGRAMS (comma-separated paths) run as a user would: the database
  * from GUESTUSER_DB and GUESTUSER_SCHEMA, a port, real HTTP. A first visit
  * to / makes a guest; /guest/ lets the guest in and sends a stranger to
- * log in; /account/ sends the guest to sign up; SIGTERM ends it cleanly. */
+ * log in; /account/ sends the guest to sign up; SIGTERM ends it cleanly.
+ * HELLO_TEST, when set, is hello-test, the site's own test through the
+ * test client, which must pass against the same database. */
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +82,30 @@ START_TEST(each_minimal_example_serves_guests)
 }
 END_TEST
 
+START_TEST(the_minimal_example_test_passes)
+{
+    const char *exe = getenv("HELLO_TEST");
+    ck_assert_msg(exe && *exe, "HELLO_TEST is not set");
+    tl_drop_schema("t_example_hello_test");
+    const char *conninfo = tl_conninfo();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv("GUESTUSER_DB", conninfo, 1);
+        setenv("GUESTUSER_SCHEMA", "t_example_hello_test", 1);
+        execl(exe, exe, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "%s failed (status %d)", exe, status);
+    ck_assert_int_eq(
+        tl_scalar_in("t_example_hello_test", "SELECT count(*) FROM @.guests"),
+        1);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -85,6 +113,8 @@ int main(void)
     TCase *t = tcase_create("examples");
     tcase_set_timeout(t, 240);
     tcase_add_test(t, each_minimal_example_serves_guests);
+    if (getenv("HELLO_TEST"))
+        tcase_add_test(t, the_minimal_example_test_passes);
     suite_add_tcase(s, t);
     return tl_run(s);
 }

@@ -7,7 +7,7 @@
 #    headers, but every find_path/find_library for CivetWeb fails, as on a
 #    machine without libcivetweb-dev), and COMPONENTS civetweb fails there
 #    with a message naming CivetWeb, which shows the hiding works;
-#  - COMPONENTS civetweb, static, mhd;conformance and none work when
+#  - COMPONENTS civetweb, static, mhd;conformance, testing and none work when
 #    nothing is hidden; COMPONENTS db (the library plus libpq) links libpq
 #    for the caller;
 #  - a second package configured with -DGUESTUSER_WITH_CIVETWEB=OFF:
@@ -88,13 +88,14 @@ fi
 consumer static "$work/both" static
 consumer db "$work/both" "db;mhd" "-DCMAKE_IGNORE_PATH=$hidden"
 consumer conformance "$work/both" "mhd;conformance"
+consumer testing "$work/both" "testing"
 consumer core "$work/both" ""
 if grep -qiE 'civetweb|microhttpd|libulfius|libpq' "$work/core/CMakeCache.txt"; then
   echo "FAIL: find_package(guestuser) without components looked for dependencies" >&2; exit 1
 fi
 
 echo ">> package built without CivetWeb, Ulfius and the conformance kit"
-cmake -S "$src" -B "$work/build-mhd-only" -DGUESTUSER_WITH_CIVETWEB=OFF -DGUESTUSER_WITH_ULFIUS=OFF -DGUESTUSER_CONFORMANCE=OFF -DGUESTUSER_TESTS=OFF \
+cmake -S "$src" -B "$work/build-mhd-only" -DGUESTUSER_WITH_CIVETWEB=OFF -DGUESTUSER_WITH_ULFIUS=OFF -DGUESTUSER_CONFORMANCE=OFF -DGUESTUSER_TESTING=OFF -DGUESTUSER_TESTS=OFF \
   -DGUESTUSER_EXAMPLES=OFF -DGUESTUSER_TOOLS=OFF -DGUESTUSER_BENCHMARKS=OFF >/dev/null
 cmake --build "$work/build-mhd-only" -j"$jobs" >/dev/null
 cmake --install "$work/build-mhd-only" --prefix "$work/mhd-only" >/dev/null
@@ -103,6 +104,8 @@ refused civetweb-from-mhd-only "$work/mhd-only" civetweb \
   "civetweb: this guestuser was built without its CivetWeb adapter"
 refused conformance-from-mhd-only "$work/mhd-only" conformance \
   "conformance: this guestuser was built without its conformance kit"
+refused testing-from-mhd-only "$work/mhd-only" testing \
+  "testing: this guestuser was built without libguestuser-testing"
 refused ulfius-from-mhd-only "$work/mhd-only" ulfius \
   "ulfius: this guestuser was built without its Ulfius adapter"
 refused unknown-component "$work/both" nginx "nginx: no such component"

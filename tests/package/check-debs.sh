@@ -32,6 +32,8 @@ grep -q '^GUESTUSER_WITH_CIVETWEB:BOOL=ON' "$build/CMakeCache.txt" &&
   expected="$expected libguestuser-civetweb0 libguestuser-civetweb-dev"
 grep -q '^GUESTUSER_WITH_ULFIUS:BOOL=ON' "$build/CMakeCache.txt" &&
   expected="$expected libguestuser-ulfius0 libguestuser-ulfius-dev"
+grep -q '^GUESTUSER_TESTING:BOOL=ON' "$build/CMakeCache.txt" &&
+  expected="$expected libguestuser-testing0 libguestuser-testing-dev"
 grep -q '^GUESTUSER_TOOLS:BOOL=ON' "$build/CMakeCache.txt" && expected="$expected guestuser-tools"
 for p in $expected; do
   deb=$(ls "$out/${p}_"*.deb 2>/dev/null | head -n1)
@@ -45,7 +47,7 @@ done
 case $(dpkg-deb -f "$out"/libguestuser0_*.deb Depends) in
   *libpq5*) ;; *) echo "FAIL: libguestuser0 does not depend on libpq5" >&2; exit 1 ;;
 esac
-for p in libguestuser-mhd0 libguestuser-civetweb0 libguestuser-ulfius0 guestuser-tools; do
+for p in libguestuser-mhd0 libguestuser-civetweb0 libguestuser-ulfius0 libguestuser-testing0 guestuser-tools; do
   for deb in "$out/${p}_"*.deb; do
     [ -f "$deb" ] || continue
     case $(dpkg-deb -f "$deb" Depends) in
@@ -108,5 +110,14 @@ if [ -f "$pcdir/guestuser-conformance.pc" ]; then
     sh -c 'cc "$1/conf.c" -o "$1/conf" $(pkg-config --cflags --libs guestuser-conformance) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
   env -i "$work/conf"
   echo "pkg-config guestuser-conformance: a program builds and runs"
+fi
+# (it calls the core too: the program's RUNPATH finds only the libraries
+# it needs itself, and a user of the test client calls both)
+if [ -f "$prefix/lib/pkgconfig/guestuser-testing.pc" ]; then
+  printf '#include <guestuser/testing.h>\nint main(void){guest_test_client_free(0);return guest_version()[0] ? guest_test_response_status(0) : 1;}\n' >"$work/testing.c"
+  PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
+    sh -c 'cc "$1/testing.c" -o "$1/testing" $(pkg-config --cflags --libs guestuser-testing) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
+  env -i "$work/testing"
+  echo "pkg-config guestuser-testing: a program builds and runs"
 fi
 echo ">> Debian package checks passed"

@@ -17,6 +17,9 @@
 #ifdef CONSUMER_ULFIUS
 #include <guestuser/adapters/ulfius.h>
 #endif
+#ifdef CONSUMER_TESTING
+#include <guestuser/testing.h>
+#endif
 
 int main(void)
 {
@@ -33,6 +36,9 @@ int main(void)
 #endif
 #ifdef CONSUMER_ULFIUS
     guest_ulfius_free(NULL);
+#endif
+#ifdef CONSUMER_TESTING
+    guest_test_client_free(NULL);
 #endif
     guest_config cfg;
     guest_config_init(&cfg);
