@@ -113,9 +113,9 @@ if [ -f "$pcdir/guestuser-conformance.pc" ]; then
 fi
 # (it calls the core too: the program's RUNPATH finds only the libraries
 # it needs itself, and a user of the test client calls both)
-if [ -f "$prefix/lib/pkgconfig/guestuser-testing.pc" ]; then
+if [ -f "$pcdir/guestuser-testing.pc" ]; then
   printf '#include <guestuser/testing.h>\nint main(void){guest_test_client_free(0);return guest_version()[0] ? guest_test_response_status(0) : 1;}\n' >"$work/testing.c"
-  PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
+  PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_PATH="$pcdir" \
     sh -c 'cc "$1/testing.c" -o "$1/testing" $(pkg-config --cflags --libs guestuser-testing) -Wl,-rpath,"$(pkg-config --variable=libdir guestuser)"' _ "$work"
   env -i "$work/testing"
   echo "pkg-config guestuser-testing: a program builds and runs"
