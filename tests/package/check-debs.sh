@@ -25,15 +25,18 @@ rm -f "$out"/*.deb
 (cd "$build" && cpack -G DEB -B "$out" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
 ls "$out"/*.deb | sed 's|.*/||'
 
-expected="libguestuser0 libguestuser-dev"
+# the runtime packages carry the SONAME's number, the major version
+so=$(sed -n 's/^CMAKE_PROJECT_VERSION_MAJOR:STATIC=//p' "$build/CMakeCache.txt")
+[ -n "$so" ] || { echo "FAIL: no project version in $build/CMakeCache.txt" >&2; exit 1; }
+expected="libguestuser$so libguestuser-dev"
 grep -q '^GUESTUSER_WITH_MHD:BOOL=ON' "$build/CMakeCache.txt" &&
-  expected="$expected libguestuser-mhd0 libguestuser-mhd-dev"
+  expected="$expected libguestuser-mhd$so libguestuser-mhd-dev"
 grep -q '^GUESTUSER_WITH_CIVETWEB:BOOL=ON' "$build/CMakeCache.txt" &&
-  expected="$expected libguestuser-civetweb0 libguestuser-civetweb-dev"
+  expected="$expected libguestuser-civetweb$so libguestuser-civetweb-dev"
 grep -q '^GUESTUSER_WITH_ULFIUS:BOOL=ON' "$build/CMakeCache.txt" &&
-  expected="$expected libguestuser-ulfius0 libguestuser-ulfius-dev"
+  expected="$expected libguestuser-ulfius$so libguestuser-ulfius-dev"
 grep -q '^GUESTUSER_TESTING:BOOL=ON' "$build/CMakeCache.txt" &&
-  expected="$expected libguestuser-testing0 libguestuser-testing-dev"
+  expected="$expected libguestuser-testing$so libguestuser-testing-dev"
 grep -q '^GUESTUSER_TOOLS:BOOL=ON' "$build/CMakeCache.txt" && expected="$expected guestuser-tools"
 for p in $expected; do
   deb=$(ls "$out/${p}_"*.deb 2>/dev/null | head -n1)
@@ -44,14 +47,14 @@ for p in $expected; do
   echo "$p: $(dpkg-deb -f "$deb" Depends)"
 done
 # the runtime libraries depend on the library packages they link
-case $(dpkg-deb -f "$out"/libguestuser0_*.deb Depends) in
-  *libpq5*) ;; *) echo "FAIL: libguestuser0 does not depend on libpq5" >&2; exit 1 ;;
+case $(dpkg-deb -f "$out"/libguestuser"$so"_*.deb Depends) in
+  *libpq5*) ;; *) echo "FAIL: libguestuser$so does not depend on libpq5" >&2; exit 1 ;;
 esac
-for p in libguestuser-mhd0 libguestuser-civetweb0 libguestuser-ulfius0 libguestuser-testing0 guestuser-tools; do
+for p in libguestuser-mhd$so libguestuser-civetweb$so libguestuser-ulfius$so libguestuser-testing$so guestuser-tools; do
   for deb in "$out/${p}_"*.deb; do
     [ -f "$deb" ] || continue
     case $(dpkg-deb -f "$deb" Depends) in
-      *"libguestuser0 (= "*) ;; *) echo "FAIL: $p does not depend on libguestuser0" >&2; exit 1 ;;
+      *"libguestuser$so (= "*) ;; *) echo "FAIL: $p does not depend on libguestuser$so" >&2; exit 1 ;;
     esac
   done
 done
