@@ -955,7 +955,7 @@ START_TEST(server_log_floods_are_rate_limited)
 }
 END_TEST
 
-#ifdef TEST_WITH_MHD
+#if defined(TEST_WITH_MHD) || defined(TEST_WITH_ULFIUS)
 /* A client that sends its request line and then one header byte a
  * second, never finishing a line: neither an idle timeout nor a bound on
  * header lines ever fires. Whether the server closed it within WAIT_MS. */
@@ -1300,6 +1300,54 @@ START_TEST(ulfius_cuts_off_a_silent_client)
 }
 END_TEST
 
+/* libmicrohttpd's timeout under Ulfius is one of silence: one header byte
+ * a second kept a connection (and its thread) open for as long as the
+ * client liked. The header timeout closes it. */
+START_TEST(ulfius_cuts_off_a_client_that_trickles_header_bytes)
+{
+    guest_ulfius_limits l;
+    guest_ulfius_limits_init(&l);
+    ck_assert_uint_eq(l.header_timeout_s, 10);
+    guest_ulfius_limits bad = l;
+    bad.header_timeout_s = 3601;
+    guest_ctx *ctx = ctx_for("t_lim_ulfius");
+    guest_ulfius *app;
+    ck_assert_int_eq(guest_ulfius_new(ctx, hello, NULL, &app), GUEST_OK);
+    ck_assert_int_eq(guest_ulfius_set_limits(app, &bad), GUEST_ERR_INVALID);
+    guest_ulfius_free(app);
+    guest_ctx_free(ctx);
+    l.header_timeout_s = 2;
+    server s = ulfius_up(&l);
+    ck_assert_msg(byte_trickle_cut_off(s.port), "the trickling client stayed");
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
+/* A request whose body trickles is cut off as well. */
+START_TEST(ulfius_cuts_off_a_client_that_trickles_its_body)
+{
+    guest_ulfius_limits l;
+    guest_ulfius_limits_init(&l);
+    l.header_timeout_s = 1;
+    server s = ulfius_up(&l);
+    int fd = dial(s.port, "127.0.0.1");
+    static const char head[] = "POST /hello HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 3000\r\n\r\n";
+    send_some(fd, head, sizeof head - 1);
+    bool cut = false;
+    long long deadline = tl_now_ms() + WAIT_MS;
+    while (!cut && tl_now_ms() < deadline) {
+        send_some(fd, "a", 1);
+        cut = closed_within(fd, 300);
+    }
+    close(fd);
+    ck_assert_msg(cut, "the trickling body kept its connection");
+    ck_assert_int_eq(status_of(s.port), 200);
+    down(&s);
+}
+END_TEST
+
 START_TEST(ulfius_one_address_cannot_take_every_connection)
 {
     guest_ulfius_limits l;
@@ -1352,6 +1400,8 @@ int main(void)
 #endif
 #ifdef TEST_WITH_ULFIUS
     tcase_add_test(tc, ulfius_cuts_off_a_silent_client);
+    tcase_add_test(tc, ulfius_cuts_off_a_client_that_trickles_header_bytes);
+    tcase_add_test(tc, ulfius_cuts_off_a_client_that_trickles_its_body);
     tcase_add_test(tc, ulfius_one_address_cannot_take_every_connection);
 #endif
     suite_add_tcase(s, tc);

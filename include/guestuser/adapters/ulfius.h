@@ -45,9 +45,14 @@ typedef struct guest_ulfius_limits {
      * reverse proxy set 0 and limit clients in the proxy. */
     unsigned max_conns_per_ip;
     /** Seconds of silence after which a connection is closed, also while
-     * its request headers or body are still coming (30; 1..86400). Ulfius
-     * offers no separate bound on the time a whole request may take. */
+     * its request headers or body are still coming (30; 1..86400). */
     unsigned idle_timeout_s;
+    /** Seconds a client may take to send its request headers, counted from
+     * connecting or from the end of its previous response, and again for
+     * the body (10; 0: no bound; at most 3600). A slower client is
+     * disconnected, however steadily it trickles: without it a byte every
+     * few seconds holds a connection and its thread indefinitely. */
+    unsigned header_timeout_s;
 } guest_ulfius_limits;
 
 /** Fills @p limits with the defaults listed on each field, and its size. */
