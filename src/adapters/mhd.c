@@ -53,9 +53,9 @@ struct guest_mhd {
     mhd_conn *conns;
     _Atomic unsigned long timed_out;
     /* Event mode: the workers and the requests waiting for one, under
-     * qlock (never held while calling MHD, so no order with MHD's own
-     * locks). in_flight counts suspended connections not yet resumed:
-     * MHD_stop_daemon() aborts the process while one is left. */
+     * qlock (see dispatch for its order with MHD's own locks). in_flight
+     * counts suspended connections not yet resumed: MHD_stop_daemon()
+     * aborts the process while one is left. */
     pthread_mutex_t qlock;
     pthread_cond_t qwake; /* a request queued, or the workers stop */
     pthread_cond_t qidle; /* in_flight reached 0 while draining */
