@@ -30,9 +30,22 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guestuser/adapter.h"
 #include "guestuser/adapters/mhd.h"
+
+/* libmicrohttpd before 1.0 asks epoll for no EPOLLRDHUP, and a short read
+ * ends its reading until the next edge: a client whose FIN comes with its
+ * last bytes stays in CLOSE_WAIT, holding its place in the per-address
+ * limit, until a timeout (fixed upstream in 1.0.0, its bug 7192). The
+ * event mode watches for that itself (watch_peer_close). */
+#if defined(__linux__) && MHD_VERSION < 0x01000000
+#include <sys/epoll.h>
+#define WATCH_RDHUP 1
+#else
+#define WATCH_RDHUP 0
+#endif
 
 typedef struct mhd_conn mhd_conn;
 
@@ -52,6 +65,9 @@ struct guest_mhd {
     bool stopping;
     mhd_conn *conns;
     _Atomic unsigned long timed_out;
+    /* Event mode: an epoll set of the connections' fds for EPOLLRDHUP,
+     * which the watchdog reads under lock (-1: none yet). */
+    int rdhup_fd;
     /* Event mode: the workers and the requests waiting for one, under
      * qlock (see dispatch for its order with MHD's own locks). in_flight
      * counts suspended connections not yet resumed: MHD_stop_daemon()
@@ -77,6 +93,12 @@ struct mhd_conn {
     struct MHD_Connection *conn;
     int fd;
     bool killed; /* shut down by the watchdog, under app->lock */
+    /* The client closed its side (WATCH_RDHUP), under app->lock. */
+    bool peer_closed;
+    bool in_rdhup_set;
+    /* Event mode: from the dispatch to a worker until the answer went
+     * out; the watchdog leaves a closed client's connection alone then. */
+    _Atomic bool answering;
     /* Event mode on this connection's daemon: requests go to a worker. */
     bool suspendable;
     /* Monotonic ms by which the client must have sent what we wait for
@@ -451,6 +473,7 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
+    app->rdhup_fd = -1;
     limits_defaults(&app->limits);
     *out = app;
     return GUEST_OK;
@@ -493,6 +516,8 @@ void guest_mhd_free(guest_mhd *app)
     if (joined)
         pthread_join(app->watchdog, NULL);
     stop_workers(app);
+    if (app->rdhup_fd >= 0)
+        close(app->rdhup_fd);
     pthread_cond_destroy(&app->qidle);
     pthread_cond_destroy(&app->qwake);
     pthread_mutex_destroy(&app->qlock);
@@ -500,6 +525,53 @@ void guest_mhd_free(guest_mhd *app)
     pthread_cond_destroy(&app->wake);
     guest_log_limiter_free(app->log);
     free(app);
+}
+
+/* Under app->lock, so every connection an event names is still listed:
+ * the close notification takes the lock to leave the set, and
+ * EPOLL_CTL_DEL drops its pending events. */
+static void watch_peer_close(guest_mhd *app)
+{
+#if WATCH_RDHUP
+    if (app->rdhup_fd < 0)
+        return;
+    struct epoll_event ev[64];
+    int n;
+    do {
+        n = epoll_wait(app->rdhup_fd, ev, 64, 0);
+        for (int i = 0; i < n; i++)
+            ((mhd_conn *)ev[i].data.ptr)->peer_closed = true;
+    } while (n == 64);
+#else
+    (void)app;
+#endif
+}
+
+/* Under app->lock: an event-mode connection joins the set. Without a set
+ * (out of descriptors) the timeouts still close it, only later. */
+static void rdhup_add(guest_mhd *app, mhd_conn *c)
+{
+#if WATCH_RDHUP
+    if (app->rdhup_fd < 0)
+        app->rdhup_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    c->in_rdhup_set = app->rdhup_fd >= 0 && c->fd >= 0 &&
+                      epoll_ctl(app->rdhup_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
+#else
+    (void)app;
+    (void)c;
+#endif
+}
+
+static void rdhup_del(guest_mhd *app, mhd_conn *c)
+{
+#if WATCH_RDHUP
+    if (c->in_rdhup_set)
+        epoll_ctl(app->rdhup_fd, EPOLL_CTL_DEL, c->fd, NULL);
+#else
+    (void)app;
+    (void)c;
+#endif
 }
 
 /* Closes connections whose client is too slow with its request. Only
@@ -519,10 +591,17 @@ static void *watchdog_main(void *arg)
             until.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&app->wake, &app->lock, &until);
+        watch_peer_close(app);
         int64_t now = now_ms();
         for (mhd_conn *c = app->conns; c; c = c->next) {
+            if (c->killed || c->fd < 0)
+                continue;
             int64_t d = atomic_load(&c->deadline);
-            if (d && now > d && !c->killed && c->fd >= 0) {
+            if (c->peer_closed && !atomic_load(&c->answering)) {
+                /* What MHD does when it reads the end of the stream. */
+                shutdown(c->fd, SHUT_RDWR);
+                c->killed = true;
+            } else if (d && now > d) {
                 shutdown(c->fd, SHUT_RDWR);
                 c->killed = true;
                 atomic_fetch_add(&app->timed_out, 1);
@@ -575,7 +654,10 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
         if (app->conns)
             app->conns->prev = c;
         app->conns = c;
-        if (!app->watchdog_running && app->limits.header_timeout_s &&
+        if (c->suspendable)
+            rdhup_add(app, c);
+        if (!app->watchdog_running &&
+            (app->limits.header_timeout_s || c->in_rdhup_set) &&
             !app->stopping &&
             pthread_create(&app->watchdog, NULL, watchdog_main, app) == 0)
             app->watchdog_running = true;
@@ -587,6 +669,7 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
     if (!c)
         return;
     pthread_mutex_lock(&app->lock);
+    rdhup_del(app, c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -772,6 +855,7 @@ static enum MHD_Result dispatch(guest_mhd *app, mhd_conn *r)
     bool refuse = app->draining || app->queued >= app->limits.max_queued ||
                   !workers_start_locked(app);
     if (!refuse) {
+        atomic_store(&r->answering, true);
         MHD_suspend_connection(r->conn);
         r->state = REQ_ON_WORKER;
         r->job_next = NULL;
@@ -932,6 +1016,7 @@ void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
     if (!r)
         return;
     request_clear(r);
+    atomic_store(&r->answering, false);
     /* A kept-alive connection has the same time for its next request. */
     arm(r);
 }

@@ -71,7 +71,8 @@ GUEST_API void guest_mhd_limits_init_size(guest_mhd_limits *limits,
  * header timeout for any daemon using guest_mhd_connection). Call before
  * the first connection. GUEST_ERR_INVALID for a NULL argument,
  * max_connections 0, a header timeout over an hour, an idle timeout over a
- * day, or when connections are already being served.
+ * day, workers over 1024, max_queued 0 or over 1000000, or when
+ * connections are already being served.
  */
 GUEST_API GUEST_NODISCARD guest_status
 guest_mhd_set_limits(guest_mhd *app, const guest_mhd_limits *limits);

@@ -79,7 +79,9 @@ guest_ulfius_set_limits(guest_ulfius *app, const guest_ulfius_limits *limits);
  * reads every body to its end: ambiguous framing and obsolete folded
  * header lines get 400 before any body byte is read, a body over
  * guest_config.max_body_size gets 413 and the connection closes as soon as
- * the declared length or the bytes received pass the limit; the handler
+ * the declared length or the bytes received pass the limit, a request
+ * whose headers or body take longer than header_timeout_s is closed; the
+ * handler
  * then runs through guest_ulfius_callback() on a request filled as Ulfius
  * fills it, and the response goes out as Ulfius sends it. Endpoints added
  * to the instance are not served. @p *out is borrowed from @p app:
