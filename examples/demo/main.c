@@ -20,7 +20,8 @@
 #include "demo.h"
 
 /* --server mhd without --mhd-mode: the mode that served the demo's pages
- * faster on bench/run.sh (docs/performance.md). */
+ * faster, with less CPU per request (docs/performance.md, "libmicrohttpd's
+ * event mode against its thread per connection"). */
 #define DEMO_MHD_MODE "threads"
 
 /* The servers this build can run (--server). */
