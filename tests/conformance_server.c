@@ -1,7 +1,8 @@
 /* A test server for the conformance kit: one in-tree adapter serving the
  * conformance table on a random loopback port, against the test database.
  *
- *   conformance_server --server mhd|civetweb|ulfius|evhttp [--schema NAME]
+ *   conformance_server --server mhd|mhd_event|civetweb|ulfius|evhttp
+ *                      [--schema NAME]
  *                      [--broken MODE]
  *
  * Prints "url http://127.0.0.1:PORT/" once it listens and serves until
@@ -48,15 +49,21 @@ typedef struct server {
 #ifdef TEST_WITH_MHD
 static void mhd_stop(server *s)
 {
-    MHD_stop_daemon(s->running);
+    guest_mhd_stop(s->app, s->running);
     guest_mhd_free(s->app);
 }
 
-static guest_status mhd_start(server *s)
+/* @p workers 0: a thread per connection; else the event mode. */
+static guest_status mhd_start_with(server *s, unsigned workers)
 {
     guest_mhd *app = NULL;
     struct MHD_Daemon *d = NULL;
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    l.workers = workers;
     guest_status st = guest_mhd_new(s->ctx, s->handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_mhd_set_limits(app, &l);
     if (st == GUEST_OK)
         st = guest_mhd_start(app, "127.0.0.1", 0, &d);
     if (st != GUEST_OK) {
@@ -68,6 +75,16 @@ static guest_status mhd_start(server *s)
     s->running = d;
     s->stop = mhd_stop;
     return GUEST_OK;
+}
+
+static guest_status mhd_start(server *s)
+{
+    return mhd_start_with(s, 0);
+}
+
+static guest_status mhd_event_start(server *s)
+{
+    return mhd_start_with(s, 32);
 }
 #endif
 
@@ -161,6 +178,7 @@ static const struct {
 } servers[] = {
 #ifdef TEST_WITH_MHD
     {"mhd", mhd_start},
+    {"mhd_event", mhd_event_start},
 #endif
 #ifdef TEST_WITH_CIVETWEB
     {"civetweb", civetweb_start},

@@ -723,9 +723,11 @@ int main(int argc, char **argv)
     snprintf(list, sizeof list, "%s", e && *e ? e : "mhd");
     char *save = NULL, *first = strtok_r(list, " ;,", &save);
     server = argc > 1 ? argv[1] : first ? first : "mhd";
-    if (strcmp(server, "mhd") && strcmp(server, "civetweb") &&
-        strcmp(server, "ulfius") && strcmp(server, "evhttp")) {
-        fprintf(stderr, "usage: %s [mhd|civetweb|ulfius|evhttp]\n", argv[0]);
+    if (strcmp(server, "mhd") && strcmp(server, "mhd_event") &&
+        strcmp(server, "civetweb") && strcmp(server, "ulfius") &&
+        strcmp(server, "evhttp")) {
+        fprintf(stderr, "usage: %s [mhd|mhd_event|civetweb|ulfius|evhttp]\n",
+                argv[0]);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -48,11 +48,17 @@ struct running {
 };
 
 #ifdef TEST_WITH_MHD
-static void mhd_start(running *s, guest_handler_fn handler, void *userdata)
+/* @p workers 0: a thread per connection; else the event mode. */
+static void mhd_start_with(running *s, guest_handler_fn handler, void *userdata,
+                           unsigned workers)
 {
     guest_mhd *app = NULL;
     struct MHD_Daemon *d = NULL;
+    guest_mhd_limits l;
+    guest_mhd_limits_init(&l);
+    l.workers = workers;
     ck_assert_int_eq(guest_mhd_new(s->ctx, handler, userdata, &app), GUEST_OK);
+    ck_assert_int_eq(guest_mhd_set_limits(app, &l), GUEST_OK);
     ck_assert_int_eq(guest_mhd_start(app, "127.0.0.1", 0, &d), GUEST_OK);
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -62,9 +68,20 @@ static void mhd_start(running *s, guest_handler_fn handler, void *userdata)
     s->server = d;
 }
 
+static void mhd_start(running *s, guest_handler_fn handler, void *userdata)
+{
+    mhd_start_with(s, handler, userdata, 0);
+}
+
+static void mhd_event_start(running *s, guest_handler_fn handler,
+                            void *userdata)
+{
+    mhd_start_with(s, handler, userdata, 8);
+}
+
 static void mhd_stop(running *s)
 {
-    MHD_stop_daemon(s->server);
+    guest_mhd_stop(s->app, s->server);
     guest_mhd_free(s->app);
 }
 #endif
@@ -136,6 +153,7 @@ static void evhttp_stop(running *s)
 static const server_kind kinds[] = {
 #ifdef TEST_WITH_MHD
     {"mhd", "t_srv_mhd", mhd_start, mhd_stop},
+    {"mhd_event", "t_srv_mhd_event", mhd_event_start, mhd_stop},
 #endif
 #ifdef TEST_WITH_ULFIUS
     {"ulfius", "t_srv_ulfius", ulfius_start, ulfius_stop},

@@ -27,7 +27,8 @@ typedef struct demo_options {
     long max_connections;  /* mhd */
     long max_conns_per_ip; /* mhd */
     long header_timeout;   /* seconds, both */
-    long threads;          /* civetweb */
+    long threads;          /* civetweb, evhttp, mhd event mode */
+    const char *mhd_mode;  /* "event", "threads" or NULL: the default */
     /* storage for repeated --blocked-agent flags */
     const char *agents[64];
     int nagents;

@@ -19,10 +19,19 @@
 
 #include "demo.h"
 
+/* --server mhd without --mhd-mode: the mode that served the demo's pages
+ * faster, with less CPU per request (docs/performance.md, "libmicrohttpd's
+ * event mode against its thread per connection"). */
+#define DEMO_MHD_MODE "threads"
+
 /* The servers this build can run (--server). */
 static const char *const servers[] = {
 #ifdef GUESTUSER_DEMO_MHD
     "mhd",
+    /* mhd in one mode whatever --mhd-mode says, for scripts that name
+     * only a server */
+    "mhd_event",
+    "mhd_threads",
 #endif
 #ifdef GUESTUSER_DEMO_CIVETWEB
     "civetweb",
@@ -70,9 +79,16 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
 {
     *port = o->port;
 #ifdef GUESTUSER_DEMO_MHD
-    if (!strcmp(s->name, "mhd")) {
+    if (!strncmp(s->name, "mhd", 3)) {
         guest_mhd_limits l;
         guest_mhd_limits_init(&l);
+        const char *mode = o->mhd_mode ? o->mhd_mode : DEMO_MHD_MODE;
+        if (!strcmp(s->name, "mhd_event"))
+            mode = "event";
+        else if (!strcmp(s->name, "mhd_threads"))
+            mode = "threads";
+        if (!strcmp(mode, "event"))
+            l.workers = o->threads > 0 ? (unsigned)o->threads : 32;
         if (o->max_connections >= 0)
             l.max_connections = (unsigned)o->max_connections;
         if (o->max_conns_per_ip >= 0)
@@ -118,6 +134,8 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
             l.max_connections = (unsigned)o->max_connections;
         if (o->max_conns_per_ip >= 0)
             l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
+        if (o->header_timeout >= 0)
+            l.header_timeout_s = (unsigned)o->header_timeout;
         struct _u_instance *in = NULL;
         if (guest_ulfius_new(ctx, demo_handler, NULL, &s->ulfius) != GUEST_OK ||
             guest_ulfius_set_limits(s->ulfius, &l) != GUEST_OK ||
@@ -159,8 +177,9 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
 static void server_stop(demo_server *s)
 {
 #ifdef GUESTUSER_DEMO_MHD
-    if (s->daemon)
-        MHD_stop_daemon(s->daemon);
+    /* In event mode a request may be on a worker, which MHD_stop_daemon()
+     * alone would not wait for. */
+    guest_mhd_stop(s->mhd, s->daemon);
     guest_mhd_free(s->mhd);
 #endif
 #ifdef GUESTUSER_DEMO_CIVETWEB

@@ -30,6 +30,7 @@ enum {
     OPT_MAX_CONNS_PER_IP,
     OPT_HEADER_TIMEOUT,
     OPT_THREADS,
+    OPT_MHD_MODE,
     OPT_MAX_AGE,
     OPT_DISABLED,
     OPT_GENERATOR,
@@ -102,6 +103,7 @@ static const struct option longopts[] = {
     {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"mhd-mode", required_argument, NULL, OPT_MHD_MODE},
     {"max-age", required_argument, NULL, OPT_MAX_AGE},
     {"disabled", no_argument, NULL, OPT_DISABLED},
     {"name-generator", required_argument, NULL, OPT_GENERATOR},
@@ -190,11 +192,19 @@ void demo_usage(FILE *out, const char *argv0)
         "proxy)\n"
         "  --header-timeout SECONDS  time a client has to send its request "
         "headers\n"
-        "                            (10; mhd, evhttp: 0 turns it off; "
-        "ulfius has none)\n"
-        "  --threads N               civetweb: worker threads (50); evhttp: "
-        "threads running\n"
-        "                            handlers beside its event loop (32)\n"
+        "                            (10; mhd, ulfius, evhttp: 0 turns it "
+        "off)\n"
+        "  --threads N               civetweb: worker threads (50); evhttp, "
+        "mhd event mode:\n"
+        "                            threads running handlers beside the "
+        "event loop (32)\n"
+        "  --mhd-mode event|threads  mhd: one epoll thread with handlers on "
+        "worker threads\n"
+        "                            (event), or a thread per connection "
+        "(threads, the\n"
+        "                            default); --server mhd_event and "
+        "mhd_threads name\n"
+        "                            one mode alone\n"
         "Database:\n"
         "  --db CONNINFO             libpq conninfo or URI (else env "
         "GUESTUSER_DB,\n"
@@ -585,6 +595,11 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
             if (!parse_num(optarg, 1, 1024, &n))
                 goto bad;
             o->threads = (long)n;
+            break;
+        case OPT_MHD_MODE:
+            if (strcmp(optarg, "event") != 0 && strcmp(optarg, "threads") != 0)
+                goto bad;
+            o->mhd_mode = optarg;
             break;
         case OPT_MAX_AGE:
             if (!parse_num(optarg, 1, INT64_MAX / 2, &n))

@@ -6,7 +6,15 @@
  * requests it refuses on its own (a query string or header block too large
  * for its memory pool, a malformed request line): anything allocated per
  * request would leak then. The connection notification always runs, so
- * nothing here depends on a callback MHD may skip. */
+ * nothing here depends on a callback MHD may skip.
+ *
+ * Two modes. With limits.workers 0 MHD gives each connection a thread and
+ * the handler runs on it. Otherwise MHD's one polling thread (epoll) reads
+ * every connection; a complete request is suspended and queued, a worker
+ * of a bounded pool runs the guards and the handler on it, and resumes it:
+ * MHD then calls the access handler once more, which queues the answer. A
+ * connection that is still sending costs MHD's buffers and no thread, and
+ * the polling thread never waits for PostgreSQL or a password hash. */
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -22,9 +30,22 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guestuser/adapter.h"
 #include "guestuser/adapters/mhd.h"
+
+/* libmicrohttpd before 1.0 asks epoll for no EPOLLRDHUP, and a short read
+ * ends its reading until the next edge: a client whose FIN comes with its
+ * last bytes stays in CLOSE_WAIT, holding its place in the per-address
+ * limit, until a timeout (fixed upstream in 1.0.0, its bug 7192). The
+ * event mode watches for that itself (watch_peer_close). */
+#if defined(__linux__) && MHD_VERSION < 0x01000000
+#include <sys/epoll.h>
+#define WATCH_RDHUP 1
+#else
+#define WATCH_RDHUP 0
+#endif
 
 typedef struct mhd_conn mhd_conn;
 
@@ -44,7 +65,27 @@ struct guest_mhd {
     bool stopping;
     mhd_conn *conns;
     _Atomic unsigned long timed_out;
+    /* Event mode: an epoll set of the connections' fds for EPOLLRDHUP,
+     * which the watchdog reads under lock (-1: none yet). */
+    int rdhup_fd;
+    /* Event mode: the workers and the requests waiting for one, under
+     * qlock (see dispatch for its order with MHD's own locks). in_flight
+     * counts suspended connections not yet resumed: MHD_stop_daemon()
+     * aborts the process while one is left. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qwake; /* a request queued, or the workers stop */
+    pthread_cond_t qidle; /* in_flight reached 0 while draining */
+    mhd_conn *todo, *todo_tail;
+    size_t queued, in_flight;
+    bool draining;     /* guest_mhd_stop(): no request is suspended */
+    bool workers_stop; /* the workers end */
+    pthread_t *workers;
+    unsigned worker_count;
 };
+
+/* Where a request of the event mode is: the polling thread's, on a worker
+ * (suspended), or answered by a worker and resumed. */
+enum req_state { REQ_OURS, REQ_ON_WORKER, REQ_ANSWERED };
 
 struct mhd_conn {
     mhd_conn *prev, *next; /* app->conns, under app->lock */
@@ -52,6 +93,14 @@ struct mhd_conn {
     struct MHD_Connection *conn;
     int fd;
     bool killed; /* shut down by the watchdog, under app->lock */
+    /* The client closed its side (WATCH_RDHUP), under app->lock. */
+    bool peer_closed;
+    bool in_rdhup_set;
+    /* Event mode: from the dispatch to a worker until the answer went
+     * out; the watchdog leaves a closed client's connection alone then. */
+    _Atomic bool answering;
+    /* Event mode on this connection's daemon: requests go to a worker. */
+    bool suspendable;
     /* Monotonic ms by which the client must have sent what we wait for
      * (request headers, then the body); 0 while the request is ours. */
     _Atomic int64_t deadline;
@@ -65,7 +114,15 @@ struct mhd_conn {
     /* Values of header fields sent on several lines, joined (op_header). */
     char *joined[8];
     size_t joined_count;
+    /* Event mode: app->todo's link, and where the request is. The
+     * worker's writes (res, state, answer_failed) reach the polling
+     * thread through MHD_resume_connection's lock. */
+    mhd_conn *job_next;
+    enum req_state state;
+    bool answer_failed;
 };
+
+static void stop_workers(guest_mhd *app);
 
 static int64_t now_ms(void)
 {
@@ -307,6 +364,8 @@ static void request_clear(mhd_conn *c)
     c->target.len = 0;
     c->method = NULL;
     c->headers_seen = false;
+    c->state = REQ_OURS;
+    c->answer_failed = false;
     for (size_t i = 0; i < c->joined_count; i++)
         free(c->joined[i]);
     c->joined_count = 0;
@@ -321,6 +380,8 @@ static void limits_defaults(guest_mhd_limits *l)
     l->max_conns_per_ip = 32;
     l->header_timeout_s = 10;
     l->idle_timeout_s = 30;
+    l->workers = 0;
+    l->max_queued = 1024;
 }
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -377,8 +438,32 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
         free(app);
         return GUEST_ERR_NOMEM;
     }
+    if (pthread_mutex_init(&app->qlock, NULL) != 0) {
+        pthread_mutex_destroy(&app->lock);
+        pthread_cond_destroy(&app->wake);
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
+    if (pthread_cond_init(&app->qwake, NULL) != 0) {
+        pthread_mutex_destroy(&app->qlock);
+        pthread_mutex_destroy(&app->lock);
+        pthread_cond_destroy(&app->wake);
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
+    if (pthread_cond_init(&app->qidle, NULL) != 0) {
+        pthread_cond_destroy(&app->qwake);
+        pthread_mutex_destroy(&app->qlock);
+        pthread_mutex_destroy(&app->lock);
+        pthread_cond_destroy(&app->wake);
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
     if (guest_log_limiter_new(ctx, "mhd", GUEST_LOG_LIMIT_INTERVAL_S,
                               &app->log) != GUEST_OK) {
+        pthread_cond_destroy(&app->qidle);
+        pthread_cond_destroy(&app->qwake);
+        pthread_mutex_destroy(&app->qlock);
         pthread_mutex_destroy(&app->lock);
         pthread_cond_destroy(&app->wake);
         free(app);
@@ -388,6 +473,7 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
+    app->rdhup_fd = -1;
     limits_defaults(&app->limits);
     *out = app;
     return GUEST_OK;
@@ -401,7 +487,9 @@ guest_status guest_mhd_set_limits(guest_mhd *app,
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || limits->max_connections == 0 ||
-        limits->header_timeout_s > 3600 || limits->idle_timeout_s > 86400)
+        limits->header_timeout_s > 3600 || limits->idle_timeout_s > 86400 ||
+        limits->workers > 1024 || limits->max_queued == 0 ||
+        limits->max_queued > 1000000)
         return GUEST_ERR_INVALID;
     pthread_mutex_lock(&app->lock);
     bool started = app->watchdog_running || app->conns;
@@ -427,10 +515,63 @@ void guest_mhd_free(guest_mhd *app)
     pthread_mutex_unlock(&app->lock);
     if (joined)
         pthread_join(app->watchdog, NULL);
+    stop_workers(app);
+    if (app->rdhup_fd >= 0)
+        close(app->rdhup_fd);
+    pthread_cond_destroy(&app->qidle);
+    pthread_cond_destroy(&app->qwake);
+    pthread_mutex_destroy(&app->qlock);
     pthread_mutex_destroy(&app->lock);
     pthread_cond_destroy(&app->wake);
     guest_log_limiter_free(app->log);
     free(app);
+}
+
+/* Under app->lock, so every connection an event names is still listed:
+ * the close notification takes the lock to leave the set, and
+ * EPOLL_CTL_DEL drops its pending events. */
+static void watch_peer_close(guest_mhd *app)
+{
+#if WATCH_RDHUP
+    if (app->rdhup_fd < 0)
+        return;
+    struct epoll_event ev[64];
+    int n;
+    do {
+        n = epoll_wait(app->rdhup_fd, ev, 64, 0);
+        for (int i = 0; i < n; i++)
+            ((mhd_conn *)ev[i].data.ptr)->peer_closed = true;
+    } while (n == 64);
+#else
+    (void)app;
+#endif
+}
+
+/* Under app->lock: an event-mode connection joins the set. Without a set
+ * (out of descriptors) the timeouts still close it, only later. */
+static void rdhup_add(guest_mhd *app, mhd_conn *c)
+{
+#if WATCH_RDHUP
+    if (app->rdhup_fd < 0)
+        app->rdhup_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    c->in_rdhup_set = app->rdhup_fd >= 0 && c->fd >= 0 &&
+                      epoll_ctl(app->rdhup_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
+#else
+    (void)app;
+    (void)c;
+#endif
+}
+
+static void rdhup_del(guest_mhd *app, mhd_conn *c)
+{
+#if WATCH_RDHUP
+    if (c->in_rdhup_set)
+        epoll_ctl(app->rdhup_fd, EPOLL_CTL_DEL, c->fd, NULL);
+#else
+    (void)app;
+    (void)c;
+#endif
 }
 
 /* Closes connections whose client is too slow with its request. Only
@@ -450,10 +591,17 @@ static void *watchdog_main(void *arg)
             until.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&app->wake, &app->lock, &until);
+        watch_peer_close(app);
         int64_t now = now_ms();
         for (mhd_conn *c = app->conns; c; c = c->next) {
+            if (c->killed || c->fd < 0)
+                continue;
             int64_t d = atomic_load(&c->deadline);
-            if (d && now > d && !c->killed && c->fd >= 0) {
+            if (c->peer_closed && !atomic_load(&c->answering)) {
+                /* What MHD does when it reads the end of the stream. */
+                shutdown(c->fd, SHUT_RDWR);
+                c->killed = true;
+            } else if (d && now > d) {
                 shutdown(c->fd, SHUT_RDWR);
                 c->killed = true;
                 atomic_fetch_add(&app->timed_out, 1);
@@ -462,6 +610,26 @@ static void *watchdog_main(void *arg)
     }
     pthread_mutex_unlock(&app->lock);
     return NULL;
+}
+
+/* Event mode needs a daemon that can suspend connections and polls them
+ * all from its own threads; on any other daemon of an application's the
+ * handler runs in the access handler, as in the thread-per-connection
+ * mode. */
+static bool daemon_suspends(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON);
+    if (!ci || !ci->daemon)
+        return false;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_FLAGS);
+    if (!di)
+        return false;
+    unsigned flags = (unsigned)di->flags;
+    return (flags & (unsigned)MHD_ALLOW_SUSPEND_RESUME) ==
+               (unsigned)MHD_ALLOW_SUSPEND_RESUME &&
+           !(flags & (unsigned)MHD_USE_THREAD_PER_CONNECTION);
 }
 
 void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
@@ -479,13 +647,17 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
             connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? (int)ci->connect_fd : -1;
+        c->suspendable = app->limits.workers && daemon_suspends(connection);
         arm(c);
         pthread_mutex_lock(&app->lock);
         c->next = app->conns;
         if (app->conns)
             app->conns->prev = c;
         app->conns = c;
-        if (!app->watchdog_running && app->limits.header_timeout_s &&
+        if (c->suspendable)
+            rdhup_add(app, c);
+        if (!app->watchdog_running &&
+            (app->limits.header_timeout_s || c->in_rdhup_set) &&
             !app->stopping &&
             pthread_create(&app->watchdog, NULL, watchdog_main, app) == 0)
             app->watchdog_running = true;
@@ -497,6 +669,7 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
     if (!c)
         return;
     pthread_mutex_lock(&app->lock);
+    rdhup_del(app, c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -561,7 +734,8 @@ static enum MHD_Result queue(mhd_conn *r)
     return ret;
 }
 
-static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
+/* The adapter's own short answer into r->res; -1 out of memory. */
+static int fill_plain(mhd_conn *r, int status, const char *text)
 {
     guest_response_reset(&r->res, status);
     /* Every answer of the adapter's own ends the connection: the request
@@ -570,8 +744,163 @@ static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
         guest_response_add_header(&r->res, "Content-Type",
                                   "text/plain; charset=utf-8") != 0 ||
         guest_response_write(&r->res, text, strlen(text)) != 0)
-        return MHD_NO;
-    return queue(r);
+        return -1;
+    return 0;
+}
+
+static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
+{
+    return fill_plain(r, status, text) == 0 ? queue(r) : MHD_NO;
+}
+
+/* The guards and the handler on a complete request, its answer left in
+ * r->res; false when not even an error page could be made. */
+static bool run_handler(guest_mhd *app, mhd_conn *r)
+{
+    guest_req *req;
+    guest_status st = guest_req_new(app->ctx, &mhd_ops, r, &req);
+    if (st == GUEST_ERR_BAD_HOST)
+        return fill_plain(r, 400, GUEST_BAD_HOST_TEXT) == 0;
+    if (st != GUEST_OK)
+        return fill_plain(r, 500, "Internal Server Error\n") == 0;
+    app->handler(req, app->userdata);
+    guest_req_free(req);
+    return true;
+}
+
+/* ---- event mode: the worker pool ---- */
+
+/* Hands an answered request back to MHD. Once resumed, MHD may finish
+ * and free the connection at any moment: r is not touched after it. The
+ * count drops only then, so guest_mhd_stop() never sees a connection
+ * still suspended. */
+static void give_back(guest_mhd *app, mhd_conn *r, bool ok)
+{
+    struct MHD_Connection *conn = r->conn;
+    r->answer_failed = !ok;
+    r->state = REQ_ANSWERED;
+    MHD_resume_connection(conn);
+    pthread_mutex_lock(&app->qlock);
+    if (--app->in_flight == 0 && app->draining)
+        pthread_cond_broadcast(&app->qidle);
+    pthread_mutex_unlock(&app->qlock);
+}
+
+/* While a connection is suspended MHD neither reads it nor frees it, so
+ * a worker may read its headers, address and the adapter's per-request
+ * state (op_header and the others) as the thread-per-connection mode
+ * does on MHD's thread. */
+static void *worker_main(void *arg)
+{
+    guest_mhd *app = arg;
+    pthread_mutex_lock(&app->qlock);
+    for (;;) {
+        while (!app->todo && !app->workers_stop)
+            pthread_cond_wait(&app->qwake, &app->qlock);
+        if (!app->todo)
+            break;
+        mhd_conn *r = app->todo;
+        app->todo = r->job_next;
+        if (!app->todo)
+            app->todo_tail = NULL;
+        app->queued--;
+        pthread_mutex_unlock(&app->qlock);
+        give_back(app, r, run_handler(app, r));
+        pthread_mutex_lock(&app->qlock);
+    }
+    pthread_mutex_unlock(&app->qlock);
+    return NULL;
+}
+
+/* Under qlock. false when not one worker could start. */
+static bool workers_start_locked(guest_mhd *app)
+{
+    if (app->worker_count)
+        return true;
+    if (!app->workers)
+        app->workers = calloc(app->limits.workers, sizeof *app->workers);
+    if (!app->workers)
+        return false;
+    app->workers_stop = false;
+    for (unsigned i = 0; i < app->limits.workers; i++) {
+        if (pthread_create(&app->workers[app->worker_count], NULL, worker_main,
+                           app) != 0)
+            break;
+        app->worker_count++;
+    }
+    return app->worker_count > 0;
+}
+
+static void stop_workers(guest_mhd *app)
+{
+    pthread_mutex_lock(&app->qlock);
+    app->workers_stop = true;
+    pthread_cond_broadcast(&app->qwake);
+    unsigned n = app->worker_count;
+    pthread_mutex_unlock(&app->qlock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(app->workers[i], NULL);
+    free(app->workers);
+    app->workers = NULL;
+    app->worker_count = 0;
+}
+
+/* Suspends the complete request and queues it for a worker; 503 when
+ * the queue is full or the daemon is stopping. qlock is held across
+ * MHD_suspend_connection() (the polling thread's own call) and never
+ * across MHD_resume_connection(), so no lock order with MHD's. */
+static enum MHD_Result dispatch(guest_mhd *app, mhd_conn *r)
+{
+    pthread_mutex_lock(&app->qlock);
+    bool refuse = app->draining || app->queued >= app->limits.max_queued ||
+                  !workers_start_locked(app);
+    if (!refuse) {
+        atomic_store(&r->answering, true);
+        MHD_suspend_connection(r->conn);
+        r->state = REQ_ON_WORKER;
+        r->job_next = NULL;
+        if (app->todo_tail)
+            app->todo_tail->job_next = r;
+        else
+            app->todo = r;
+        app->todo_tail = r;
+        app->queued++;
+        app->in_flight++;
+        pthread_cond_signal(&app->qwake);
+    }
+    pthread_mutex_unlock(&app->qlock);
+    return refuse ? plain(r, 503, "Service Unavailable\n") : MHD_YES;
+}
+
+void guest_mhd_stop(guest_mhd *app, struct MHD_Daemon *daemon)
+{
+    if (!daemon)
+        return;
+    if (app) {
+        pthread_mutex_lock(&app->qlock);
+        app->draining = true;
+        mhd_conn *dropped = app->todo;
+        app->todo = app->todo_tail = NULL;
+        app->queued = 0;
+        pthread_mutex_unlock(&app->qlock);
+        while (dropped) {
+            mhd_conn *next = dropped->job_next;
+            give_back(app, dropped,
+                      fill_plain(dropped, 503, "Service Unavailable\n") == 0);
+            dropped = next;
+        }
+        pthread_mutex_lock(&app->qlock);
+        while (app->in_flight)
+            pthread_cond_wait(&app->qidle, &app->qlock);
+        pthread_mutex_unlock(&app->qlock);
+    }
+    /* Resumed connections are closed by it, their answers unsent. */
+    MHD_stop_daemon(daemon);
+    if (app) {
+        pthread_mutex_lock(&app->qlock);
+        app->draining = false;
+        pthread_mutex_unlock(&app->qlock);
+    }
 }
 
 /* MHD queues no response while a body is arriving (1.0 neither), so the
@@ -666,15 +995,14 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
     }
     /* The request is complete: from here on the time is the handler's. */
     atomic_store(&r->deadline, 0);
-    guest_req *req;
-    guest_status st = guest_req_new(app->ctx, &mhd_ops, r, &req);
-    if (st == GUEST_ERR_BAD_HOST)
-        return plain(r, 400, GUEST_BAD_HOST_TEXT);
-    if (st != GUEST_OK)
-        return plain(r, 500, "Internal Server Error\n");
-    app->handler(req, app->userdata);
-    guest_req_free(req);
-    return queue(r);
+    if (r->state == REQ_ANSWERED) {
+        /* Resumed: a worker has answered. */
+        r->state = REQ_OURS;
+        return r->answer_failed ? MHD_NO : queue(r);
+    }
+    if (r->suspendable)
+        return dispatch(app, r);
+    return run_handler(app, r) ? queue(r) : MHD_NO;
 }
 
 void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
@@ -688,6 +1016,7 @@ void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
     if (!r)
         return;
     request_clear(r);
+    atomic_store(&r->answering, false);
     /* A kept-alive connection has the same time for its next request. */
     arm(r);
 }
@@ -709,14 +1038,28 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
     if (!app || !out)
         return GUEST_ERR_INVALID;
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                     MHD_USE_ERROR_LOG;
+    /* Event mode: epoll where there is one (MHD_USE_AUTO), no limit of
+     * FD_SETSIZE on the connections. */
+    unsigned flags = app->limits.workers
+                         ? MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+                               MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG
+                         : MHD_USE_INTERNAL_POLLING_THREAD |
+                               MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                               MHD_USE_ERROR_LOG;
     int family = guest_sockaddr_parse(bind_addr, port, &ss);
     if (!family)
         return GUEST_ERR_INVALID;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (app->limits.workers) {
+        /* Started here rather than on the first request, which would
+         * wait for its workers to be made. */
+        pthread_mutex_lock(&app->qlock);
+        bool ok = workers_start_locked(app);
+        pthread_mutex_unlock(&app->qlock);
+        if (!ok)
+            return GUEST_ERR_NOMEM;
+    }
     const guest_mhd_limits *l = &app->limits;
     struct MHD_OptionItem ops[] = {
         /* First, or MHD logs a warning of its own on stderr. */

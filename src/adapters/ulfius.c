@@ -29,7 +29,9 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -38,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "guestuser/adapter.h"
 #include "guestuser/adapters/ulfius.h"
@@ -51,6 +54,14 @@ struct guest_ulfius {
     struct _u_instance *instance; /* made by guest_ulfius_start */
     /* Its daemon's error log, at most a line per kind per interval. */
     guest_log_limiter *log;
+    /* The header-timeout watchdog of guest_ulfius_start's daemon and the
+     * connections it watches (ul_conn). */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t watchdog;
+    bool watchdog_running;
+    bool stopping;
+    struct ul_conn *conns;
 };
 
 typedef struct ul_req {
@@ -477,6 +488,7 @@ static void limits_defaults(guest_ulfius_limits *l)
     l->max_connections = 512;
     l->max_conns_per_ip = 32;
     l->idle_timeout_s = 30;
+    l->header_timeout_s = 10;
 }
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -515,8 +527,28 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_ulfius *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&app->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
+    if (pthread_mutex_init(&app->lock, NULL) != 0) {
+        pthread_cond_destroy(&app->wake);
+        free(app);
+        return GUEST_ERR_NOMEM;
+    }
     if (guest_log_limiter_new(ctx, "ulfius", GUEST_LOG_LIMIT_INTERVAL_S,
                               &app->log) != GUEST_OK) {
+        pthread_mutex_destroy(&app->lock);
+        pthread_cond_destroy(&app->wake);
         free(app);
         return GUEST_ERR_NOMEM;
     }
@@ -538,7 +570,7 @@ guest_status guest_ulfius_set_limits(guest_ulfius *app,
     limits = &given;
     if (!app || !limits || app->instance || limits->max_connections == 0 ||
         limits->max_connections > 65535 || limits->idle_timeout_s == 0 ||
-        limits->idle_timeout_s > 86400)
+        limits->idle_timeout_s > 86400 || limits->header_timeout_s > 3600)
         return GUEST_ERR_INVALID;
     app->limits = *limits;
     return GUEST_OK;
@@ -554,6 +586,16 @@ void guest_ulfius_free(guest_ulfius *app)
         ulfius_clean_instance(app->instance);
         free(app->instance);
     }
+    /* After the daemon: no connection is left for it to watch. */
+    pthread_mutex_lock(&app->lock);
+    app->stopping = true;
+    pthread_cond_signal(&app->wake);
+    bool joined = app->watchdog_running;
+    pthread_mutex_unlock(&app->lock);
+    if (joined)
+        pthread_join(app->watchdog, NULL);
+    pthread_mutex_destroy(&app->lock);
+    pthread_cond_destroy(&app->wake);
     guest_log_limiter_free(app->log);
     free(app);
 }
@@ -581,10 +623,62 @@ guest_status guest_ulfius_attach(guest_ulfius *app,
  * the completion (or, when libmicrohttpd skips that for a request it
  * refused itself, the connection's end) frees. */
 typedef struct ul_conn {
+    struct ul_conn *prev, *next; /* app->conns, under app->lock */
+    guest_ulfius *app;
+    int fd;
+    bool killed; /* shut down by the watchdog, under app->lock */
+    /* Monotonic ms by which the client must have sent what we wait for
+     * (request headers, then the body); 0 while the request is ours. */
+    _Atomic int64_t deadline;
     struct _u_request *rq;
     size_t cap; /* bytes allocated for rq->binary_body */
     bool headers_seen;
 } ul_conn;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm(ul_conn *c)
+{
+    unsigned t = c->app->limits.header_timeout_s;
+    atomic_store(&c->deadline, t ? now_ms() + (int64_t)t * 1000 : 0);
+}
+
+/* libmicrohttpd's own timeout is one of silence: a client that sends a
+ * byte a second keeps a connection, and with it a thread, for as long as
+ * it likes. This thread shuts down the connections whose request is late.
+ * Only shutdown(): MHD closes the fd after it announced the close, which
+ * unlinks the connection under app->lock, so a listed fd is never one
+ * reused by another connection. */
+static void *watchdog_main(void *arg)
+{
+    guest_ulfius *app = arg;
+    pthread_mutex_lock(&app->lock);
+    while (!app->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&app->wake, &app->lock, &until);
+        int64_t now = now_ms();
+        for (ul_conn *c = app->conns; c; c = c->next) {
+            int64_t d = atomic_load(&c->deadline);
+            if (d && now > d && !c->killed && c->fd >= 0) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->killed = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&app->lock);
+    return NULL;
+}
 
 static void request_clear(ul_conn *c)
 {
@@ -606,15 +700,41 @@ static void connection_notify(void *cls, struct MHD_Connection *connection,
                               void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)connection;
+    guest_ulfius *app = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(ul_conn));
+        ul_conn *c = calloc(1, sizeof *c);
+        if (!c)
+            return;
+        c->app = app;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? (int)ci->connect_fd : -1;
+        arm(c);
+        pthread_mutex_lock(&app->lock);
+        c->next = app->conns;
+        if (app->conns)
+            app->conns->prev = c;
+        app->conns = c;
+        if (!app->watchdog_running && app->limits.header_timeout_s &&
+            !app->stopping &&
+            pthread_create(&app->watchdog, NULL, watchdog_main, app) == 0)
+            app->watchdog_running = true;
+        pthread_mutex_unlock(&app->lock);
+        *socket_context = c;
         return;
     }
     ul_conn *c = *socket_context;
-    if (c)
-        request_clear(c);
+    if (!c)
+        return;
+    pthread_mutex_lock(&app->lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        app->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&app->lock);
+    request_clear(c);
     free(c);
     *socket_context = NULL;
 }
@@ -654,8 +774,11 @@ static void completed(void *cls, struct MHD_Connection *connection,
     (void)toe;
     ul_conn *c = *req_cls;
     *req_cls = NULL;
-    if (c)
-        request_clear(c);
+    if (!c)
+        return;
+    request_clear(c);
+    /* A kept-alive connection has the same time for its next request. */
+    arm(c);
 }
 
 /* Framing a proxy in front might read differently (see ambiguous_framing),
@@ -826,18 +949,25 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
     /* The first call has the headers only. */
     if (!c->headers_seen) {
         c->headers_seen = true;
-        if (framing_refused(connection, method, version))
+        /* The body gets a deadline of its own. */
+        arm(c);
+        if (framing_refused(connection, method, version)) {
+            atomic_store(&c->deadline, 0);
             return answer(connection, 400, "Bad Request\n");
+        }
         const char *cl = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long n = 0;
-        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body))
+        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body)) {
+            atomic_store(&c->deadline, 0);
             return answer(connection, 413, "Payload Too Large\n");
+        }
         return fill_request(rq, connection, method, version) ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         if (n > app->max_body - rq->binary_body_length) {
+            atomic_store(&c->deadline, 0);
             refuse_arriving_body(connection);
             return MHD_NO;
         }
@@ -857,6 +987,8 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The request is complete: from here on the time is the handler's. */
+    atomic_store(&c->deadline, 0);
     struct _u_response resp;
     if (ulfius_init_response(&resp) != U_OK)
         return MHD_NO;
@@ -911,7 +1043,7 @@ guest_status guest_ulfius_start(guest_ulfius *app, const char *bind_addr,
     struct MHD_OptionItem ops[] = {
         /* First, or MHD logs a warning of its own on stderr. */
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_mhd, app},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, app},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},

@@ -3,7 +3,9 @@
 # private PostgreSQL, while a normal client on another address times
 # /healthz (tests/stress/trickle.c), and prints the figures:
 #   tests/stress/trickle.sh [BUILD_DIR]
-# Environment: SERVERS (evhttp), CONNS (10000), ADDRS (100), DURATION (60 s),
+# Environment: SERVERS (evhttp; any --server of the demo, e.g. "evhttp
+# mhd_event" for both event-driven servers in one run), CONNS (10000),
+# ADDRS (100), DURATION (60 s),
 # DEMO_ARGS (more demo flags, e.g. --header-timeout 30),
 # TRICKLE_MS (2000). The demo gets room for every connection
 # (--max-connections, --max-conns-per-ip), so all of them are held at

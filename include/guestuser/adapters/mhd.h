@@ -45,6 +45,18 @@ typedef struct guest_mhd_limits {
     unsigned header_timeout_s;
     /** Seconds of silence after which a connection is closed (30). */
     unsigned idle_timeout_s;
+    /** The mode (0; at most 1024). 0: a thread per connection, on which
+     * the handler runs. N: event mode, for many slow or idle clients:
+     * libmicrohttpd's one polling thread (epoll) reads every connection
+     * and a pool of N worker threads runs the guards and handlers (32 is
+     * a good start; a request that waits for PostgreSQL or a password
+     * hash holds a worker that long). A connection still sending its
+     * request costs a few kilobytes and no thread. Stop the daemon with
+     * guest_mhd_stop() in this mode. */
+    unsigned workers;
+    /** Event mode: complete requests waiting for a free worker (1024;
+     * 1..1000000); past it a request is answered 503 at once. */
+    unsigned max_queued;
 } guest_mhd_limits;
 
 /** Fills @p limits with the defaults listed on each field, and its size. */
@@ -59,7 +71,8 @@ GUEST_API void guest_mhd_limits_init_size(guest_mhd_limits *limits,
  * header timeout for any daemon using guest_mhd_connection). Call before
  * the first connection. GUEST_ERR_INVALID for a NULL argument,
  * max_connections 0, a header timeout over an hour, an idle timeout over a
- * day, or when connections are already being served.
+ * day, workers over 1024, max_queued 0 or over 1000000, or when
+ * connections are already being served.
  */
 GUEST_API GUEST_NODISCARD guest_status
 guest_mhd_set_limits(guest_mhd *app, const guest_mhd_limits *limits);
@@ -69,16 +82,31 @@ guest_mhd_set_limits(guest_mhd *app, const guest_mhd_limits *limits);
 GUEST_API unsigned long guest_mhd_timed_out(const guest_mhd *app);
 
 /**
- * Starts a libmicrohttpd daemon (a thread per connection) on @p bind_addr
- * (IPv4 or IPv6 literal; NULL: 127.0.0.1) and @p port, with the four
- * callbacks below installed and the limits of guest_mhd_set_limits().
- * Stop it with MHD_stop_daemon(), then free @p app.
- * GUEST_ERR_INVALID for a bad address, GUEST_ERR_CONFIG when it cannot bind.
+ * Starts a libmicrohttpd daemon on @p bind_addr (IPv4 or IPv6 literal;
+ * NULL: 127.0.0.1) and @p port, with the four callbacks below installed
+ * and the limits of guest_mhd_set_limits(): a thread per connection, or
+ * with limits.workers set, event mode (MHD_USE_INTERNAL_POLLING_THREAD,
+ * MHD_USE_AUTO, MHD_ALLOW_SUSPEND_RESUME) and its worker threads.
+ * Stop it with guest_mhd_stop(), then free @p app.
+ * GUEST_ERR_INVALID for a bad address, GUEST_ERR_NOMEM when no worker
+ * thread starts, GUEST_ERR_CONFIG when it cannot bind.
  */
 GUEST_API GUEST_NODISCARD guest_status guest_mhd_start(guest_mhd *app,
                                                        const char *bind_addr,
                                                        uint16_t port,
                                                        struct MHD_Daemon **out);
+
+/**
+ * Stops @p daemon (MHD_stop_daemon()) in either mode. In event mode it
+ * first answers 503 to requests still waiting for a worker, waits for the
+ * handlers running (each within the context's db_timeout_ms for its
+ * statements) and refuses new requests meanwhile: libmicrohttpd aborts
+ * the process when a daemon stops with a connection suspended, so do not
+ * call MHD_stop_daemon() directly in event mode. The worker threads end in
+ * guest_mhd_free(). @p app NULL: MHD_stop_daemon() alone; @p daemon NULL:
+ * a no-op. Call from any thread but a worker's.
+ */
+GUEST_API void guest_mhd_stop(guest_mhd *app, struct MHD_Daemon *daemon);
 
 /* For applications that start their own daemon: pass all four, each with
  * the guest_mhd as its closure (requests are answered 500 without
@@ -87,7 +115,10 @@ GUEST_API GUEST_NODISCARD guest_status guest_mhd_start(guest_mhd *app,
  *       MHD_OPTION_NOTIFY_CONNECTION, guest_mhd_connection, app,
  *       MHD_OPTION_URI_LOG_CALLBACK, guest_mhd_uri_log, app,
  *       MHD_OPTION_NOTIFY_COMPLETED, guest_mhd_completed, app,
- *       MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u, ...); */
+ *       MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u, ...);
+ * Event mode (limits.workers set) runs only on a daemon with
+ * MHD_ALLOW_SUSPEND_RESUME and without MHD_USE_THREAD_PER_CONNECTION;
+ * on any other the handler runs inside guest_mhd_access. */
 
 /** MHD_OPTION_NOTIFY_CONNECTION: owns the per-connection state, in which
  * each request lives, and watches the header timeout. */

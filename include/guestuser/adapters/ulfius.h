@@ -45,9 +45,14 @@ typedef struct guest_ulfius_limits {
      * reverse proxy set 0 and limit clients in the proxy. */
     unsigned max_conns_per_ip;
     /** Seconds of silence after which a connection is closed, also while
-     * its request headers or body are still coming (30; 1..86400). Ulfius
-     * offers no separate bound on the time a whole request may take. */
+     * its request headers or body are still coming (30; 1..86400). */
     unsigned idle_timeout_s;
+    /** Seconds a client may take to send its request headers, counted from
+     * connecting or from the end of its previous response, and again for
+     * the body (10; 0: no bound; at most 3600). A slower client is
+     * disconnected, however steadily it trickles: without it a byte every
+     * few seconds holds a connection and its thread indefinitely. */
+    unsigned header_timeout_s;
 } guest_ulfius_limits;
 
 /** Fills @p limits with the defaults listed on each field, and its size. */
@@ -74,7 +79,9 @@ guest_ulfius_set_limits(guest_ulfius *app, const guest_ulfius_limits *limits);
  * reads every body to its end: ambiguous framing and obsolete folded
  * header lines get 400 before any body byte is read, a body over
  * guest_config.max_body_size gets 413 and the connection closes as soon as
- * the declared length or the bytes received pass the limit; the handler
+ * the declared length or the bytes received pass the limit, a request
+ * whose headers or body take longer than header_timeout_s is closed; the
+ * handler
  * then runs through guest_ulfius_callback() on a request filled as Ulfius
  * fills it, and the response goes out as Ulfius sends it. Endpoints added
  * to the instance are not served. @p *out is borrowed from @p app:
