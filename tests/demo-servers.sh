@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts guestuser-demo with each --server given, asks /healthz and
 # /allow_guest_user/ over loopback, stops it with SIGTERM and expects a clean
-# exit; an unknown --server must be refused.
+# exit; an unknown --server must be refused, and --version answers.
 #   demo-servers.sh DEMO CONNINFO_FILE SERVER...
 set -euo pipefail
 demo=$1 conninfo=$(cat "$2")
@@ -14,6 +14,11 @@ if "$demo" --server no-such-server >/dev/null 2>"$work/err"; then
 fi
 grep -q "unknown --server 'no-such-server' (this build has:" "$work/err" ||
   { echo "unclear refusal:"; cat "$work/err"; exit 1; }
+
+# --version: the demo's and the running library's, then exit 0
+version=$("$demo" --version) || { echo "--version failed"; exit 1; }
+[[ $version =~ ^guestuser-demo\ [0-9]+\.[0-9]+\.[0-9]+\ \(libguestuser\ [0-9]+\.[0-9]+\.[0-9]+\)$ ]] ||
+  { echo "--version printed: $version"; exit 1; }
 
 # Waits are bounded generously (30 s): a parallel run on a loaded machine
 # can be slow to start a server or answer.

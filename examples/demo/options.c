@@ -74,6 +74,7 @@ enum {
     OPT_IPV6_56,
     OPT_IPV6_48,
     OPT_HELP,
+    OPT_VERSION,
     OPT_NOTES_MAX,
     OPT_SECRET_KEY_FILE,
     OPT_DB_POOLER,
@@ -147,6 +148,7 @@ static const struct option longopts[] = {
     {"ipv6-56-multiplier", required_argument, NULL, OPT_IPV6_56},
     {"ipv6-48-multiplier", required_argument, NULL, OPT_IPV6_48},
     {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
     {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
     {"db-pooler", required_argument, NULL, OPT_DB_POOLER},
@@ -313,6 +315,7 @@ void demo_usage(FILE *out, const char *argv0)
         "one with\n"
         "                            openssl rand -hex 32 > PATH\n"
         "  --help                    this text\n"
+        "  --version                 the version, then exit\n"
         "E-mail (password reset, address change; docs/email.md):\n"
         "  --smtp-url URL            deliver the outbox here: "
         "smtp://HOST[:PORT] or\n"
@@ -792,6 +795,10 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
                 goto bad;
             c->max_guests = n;
             break;
+        case OPT_VERSION:
+            printf("guestuser-demo %s (libguestuser %s)\n",
+                   GUESTUSER_VERSION_STRING, guest_version());
+            return 1;
         case OPT_HELP:
             demo_usage(stdout, argv[0]);
             return 1;

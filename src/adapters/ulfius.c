@@ -498,24 +498,20 @@ static void limits_defaults(guest_ulfius_limits *l)
 #undef guest_ulfius_limits_init
 void guest_ulfius_limits_init_size(guest_ulfius_limits *limits, size_t size)
 {
-    if (!limits || size < sizeof limits->size)
-        return;
     guest_ulfius_limits d;
     limits_defaults(&d);
-    d.size = size;
-    memset(limits, 0, size);
-    memcpy(limits, &d, size < sizeof d ? size : sizeof d);
+    guest_sized_init(limits, size, &d, sizeof d);
 }
 
 /* The program's limits over the defaults of fields it does not know;
  * false for a struct not filled by guest_ulfius_limits_init(). */
 static bool limits_read(const guest_ulfius_limits *in, guest_ulfius_limits *out)
 {
-    if (!in || in->size < LIMITS_SIZE_1_0 || in->size > sizeof *out)
+    guest_ulfius_limits d;
+    limits_defaults(&d);
+    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
         return false;
-    limits_defaults(out);
-    memcpy(out, in, in->size);
-    out->size = sizeof *out;
+    *out = d;
     return true;
 }
 
