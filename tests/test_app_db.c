@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/store.h"
 #include "testlib.h"
 
 #define SCHEMA "appdb_test"
@@ -224,12 +225,19 @@ START_TEST(a_long_waiter_goes_before_a_thread_asking_again)
     waiter_case w = {.ctx = one};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, borrow_once, &w), 0);
-    /* until the other thread waits (bounded: 10 s), and then well past the
-     * pool's patience */
+    /* Until the other thread waits, and then until the pool itself says
+     * it has waited past its patience: the condition the release below
+     * depends on, observed rather than slept for (bounded: 10 s each, the
+     * waiter's own deadline). */
     for (int i = 0; i < 1000 && pool_waiting(one) == 0; i++)
         usleep(10 * 1000);
     ck_assert_uint_eq(pool_waiting(one), 1);
-    usleep(100 * 1000);
+    for (int i = 0; i < 10000 && guest__pool_longest_wait_ms(one->pool) <=
+                                     GUEST__POOL_PATIENCE_MS;
+         i++)
+        usleep(1000);
+    ck_assert_int_gt(guest__pool_longest_wait_ms(one->pool),
+                     GUEST__POOL_PATIENCE_MS);
     guest_db_return(one, c);
     c = NULL;
     /* Asking again at once: the waiter is served first, so by the time

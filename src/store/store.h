@@ -39,6 +39,12 @@ bool guest__pool_transaction_mode(const guest__pool *pool);
 bool guest__pool_lent(guest__pool *pool, const PGconn *conn);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
+/* How long a waiter lets newcomers take freed slots before it is served
+ * first (pool.c says why 10). */
+#define GUEST__POOL_PATIENCE_MS 10
+/* How long the oldest thread waiting for a connection has waited, in ms;
+ * -1 when none waits. */
+int64_t guest__pool_longest_wait_ms(guest__pool *pool);
 /* The pool's size, its open connections, those lent out now (a slot being
  * connected counts as lent, not yet open) and the threads waiting. */
 void guest__pool_gauges(guest__pool *pool, unsigned *size, unsigned *open,
