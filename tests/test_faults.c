@@ -367,10 +367,20 @@ START_TEST(a_failed_transaction_is_never_committed)
         .tmpl = "INSERT INTO @.profiles VALUES (1, 'in a failed tx')"};
     arm(GUEST__FAULT_SQLSTATE, "23505", "in a failed tx", 1);
     ck_assert_int_eq(guest__sql_run(ctx, &tx, &s, NULL, NULL), GUEST_ERR_DB);
+    /* every later statement is refused without a round trip */
+    const guest__stmt later = {.tmpl = "SELECT count(*) FROM @.profiles"};
+    ck_assert_int_eq(guest__sql_run(ctx, &tx, &later, NULL, &err),
+                     GUEST_ERR_DB);
+    ck_assert_ptr_nonnull(strstr(err.message, "earlier statement"));
+    ck_assert_ptr_nonnull(strstr(err.message, "injected fault"));
     ck_assert_int_eq(guest__tx_commit(&tx, &err), GUEST_ERR_DB);
     ck_assert_ptr_nonnull(strstr(err.message, "the transaction had failed"));
     ck_assert_ptr_null(tx.conn);
+    /* and once it has ended, nothing runs in it */
     ck_assert_int_eq(guest__tx_commit(&tx, &err), GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest__sql_run(ctx, &tx, &later, NULL, &err),
+                     GUEST_ERR_INVALID);
+    guest__tx_abort(&tx);
     ck_assert_int_eq(count_in("SELECT count(*) FROM @.profiles"), 0);
     ck_assert_uint_eq(metrics().pool_busy, 0);
     assert_converted(cookie, id);
@@ -396,6 +406,28 @@ static guest_status profile_store(guest_db *db, const guest_user *user,
         ck_assert_ptr_nonnull(strstr(err.message, "ended the library's"));
     return GUEST_OK;
 }
+
+/* A statement the keyword check cannot read (a comment never closed):
+ * the server refuses it, and the conversion with it. */
+static guest_status unreadable_store(guest_db *db, const guest_user *user,
+                                     const guest_form *form,
+                                     guest_form_errors *errors, void *ud)
+{
+    (void)user, (void)form, (void)errors, (void)ud;
+    ck_assert_int_eq(guest_db_exec(db, "/* COMMIT", 0, NULL, NULL),
+                     GUEST_ERR_DB);
+    return GUEST_OK;
+}
+
+START_TEST(a_statement_the_check_cannot_read_is_the_servers_to_refuse)
+{
+    char cookie[128];
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    guest_signup su = {NULL, 0, NULL, unreadable_store, NULL};
+    ck_assert_int_eq(convert(cookie, &su), GUEST_ERR_DB);
+    assert_still_guest(cookie, id);
+}
+END_TEST
 
 START_TEST(a_statement_that_ends_the_transaction_is_caught)
 {
@@ -442,8 +474,85 @@ START_TEST(a_new_connection_failing_its_check_is_not_used)
     ck_assert_int_eq(allow(NULL), 503);
     ck_assert_uint_eq(guest__fault_fired(), 1);
     ck_assert_uint_eq(metrics().pool_open, 0);
+    /* the same for a connection the application borrows */
+    arm(GUEST__FAULT_LOST, NULL, "guestuser.startup", 1);
+    PGconn *c = NULL;
+    guest_error err = {.message = ""};
+    ck_assert_int_eq(guest_db_borrow(ctx, &c, &err), GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_ptr_null(c);
+    ck_assert_uint_eq(guest__fault_fired(), 1);
+    ck_assert_uint_eq(metrics().pool_open, 0);
+    ck_assert_uint_eq(metrics().pool_busy, 0);
     ck_assert_int_eq(allow(NULL), 200);
     ck_assert_uint_eq(metrics().pool_open, 1);
+}
+END_TEST
+
+START_TEST(a_missing_database_is_refused_at_the_start)
+{
+    /* The server answers the connection with an error (no such
+     * database): the context is not made, and the reason is given. */
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "%s dbname=guestuser_no_such_db",
+             tl_conninfo());
+    c.db_conninfo = conninfo;
+    c.db_timeout_ms = 10000;
+    guest_ctx *none = NULL;
+    guest_error err = {.message = ""};
+    ck_assert_int_eq(guest_ctx_new(&c, &none, &err), GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_ptr_null(none);
+    ck_assert_ptr_nonnull(strstr(err.message, "guestuser_no_such_db"));
+}
+END_TEST
+
+START_TEST(an_idle_connection_the_server_ended_is_replaced)
+{
+    char cookie[128];
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    PGresult *r = NULL;
+    ck_assert_int_eq(
+        guest_db_query(ctx, "SELECT pg_backend_pid()", 0, NULL, &r, NULL),
+        GUEST_OK);
+    char pid[32], sql[128];
+    snprintf(pid, sizeof pid, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    /* Ended by the server (an administrator, an idle timeout) while it
+     * sat in the pool; the call returns once the backend is gone. */
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%s, 30000)", pid);
+    tl_exec(sql);
+    /* The pool finds its goodbye before using it: the visitor notices
+     * nothing, and a new backend serves. */
+    bool g = false;
+    ck_assert_int_eq(tl_whoami(ctx, cookie, &g), id);
+    ck_assert(g);
+    ck_assert_int_eq(
+        guest_db_query(ctx, "SELECT pg_backend_pid()", 0, NULL, &r, NULL),
+        GUEST_OK);
+    ck_assert_str_ne(PQgetvalue(r, 0, 0), pid);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(a_returned_connection_whose_rollback_fails_is_closed)
+{
+    PGconn *c = NULL;
+    ck_assert_int_eq(guest_db_borrow(ctx, &c, NULL), GUEST_OK);
+    int pid = PQbackendPID(c);
+    PGresult *r = PQexec(c, "BEGIN");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    /* The application left a transaction open; the rollback on its
+     * return meets a dead connection, which is closed, not pooled. */
+    arm(GUEST__FAULT_LOST, NULL, "ROLLBACK", 1);
+    guest_db_return(ctx, c);
+    ck_assert_uint_eq(guest__fault_fired(), 1);
+    ck_assert_uint_eq(metrics().pool_busy, 0);
+    ck_assert_int_eq(guest_db_borrow(ctx, &c, NULL), GUEST_OK);
+    ck_assert_int_ne(PQbackendPID(c), pid);
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    guest_db_return(ctx, c);
 }
 END_TEST
 
@@ -467,6 +576,11 @@ static Suite *suite(void)
     tcase_add_test(t, a_failed_transaction_is_never_committed);
     tcase_add_test(t, a_statement_that_ends_the_transaction_is_caught);
     tcase_add_test(t, a_new_connection_failing_its_check_is_not_used);
+    tcase_add_test(t, a_missing_database_is_refused_at_the_start);
+    tcase_add_test(t, an_idle_connection_the_server_ended_is_replaced);
+    tcase_add_test(t, a_returned_connection_whose_rollback_fails_is_closed);
+    tcase_add_test(t,
+                   a_statement_the_check_cannot_read_is_the_servers_to_refuse);
     suite_add_tcase(s, t);
     return s;
 }
