@@ -556,6 +556,106 @@ START_TEST(a_returned_connection_whose_rollback_fails_is_closed)
 }
 END_TEST
 
+/* ---- failures without the hook ---- */
+
+START_TEST(a_backend_that_ends_under_its_statement_is_an_outage)
+{
+    /* The server ends the connection while running the statement (as an
+     * administrator's pg_terminate_backend or a crash does): an outage,
+     * the connection dropped, the next statement served. */
+    PGresult *r = NULL;
+    guest_metrics before = metrics();
+    ck_assert_int_eq(guest_db_query(ctx,
+                                    "SELECT pg_terminate_backend("
+                                    "pg_backend_pid())",
+                                    0, NULL, &r, NULL),
+                     GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_ptr_null(r);
+    ck_assert_uint_eq(metrics().pool_open + 1, before.pool_open);
+    ck_assert_int_eq(guest_db_query(ctx, "SELECT 1", 0, NULL, &r, NULL),
+                     GUEST_OK);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(a_statement_larger_than_the_socket_buffer_is_sent_whole)
+{
+    /* Sent without blocking: the send waits for room within the deadline
+     * and the statement arrives whole. */
+    size_t n = 16u << 20;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    const char *p[] = {big};
+    PGresult *r = NULL;
+    ck_assert_int_eq(
+        guest_db_query(ctx, "SELECT length($1::text)", 1, p, &r, NULL),
+        GUEST_OK);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "16777216");
+    PQclear(r);
+    free(big);
+}
+END_TEST
+
+/* A statement failing with a message longer than a guest_error holds. */
+static guest_status long_error_store(guest_db *db, const guest_user *user,
+                                     const guest_form *form,
+                                     guest_form_errors *errors, void *ud)
+{
+    (void)user, (void)form, (void)errors, (void)ud;
+    ck_assert_int_eq(guest_db_exec(db,
+                                   "DO $$BEGIN RAISE EXCEPTION '%', "
+                                   "repeat('long ', 400); END$$",
+                                   0, NULL, NULL),
+                     GUEST_ERR_DB);
+    return GUEST_OK;
+}
+
+START_TEST(a_long_failure_is_kept_cut_to_size)
+{
+    char cookie[128];
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    guest_signup su = {NULL, 0, NULL, long_error_store, NULL};
+    conv c = {.signup = &su};
+    tl_http h;
+    tl_http_init(&h, "POST", "/convert/");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_run(ctx, &h, convert_handler, &c);
+    tl_http_free(&h);
+    ck_assert_int_eq(c.st, GUEST_ERR_DB);
+    ck_assert_ptr_nonnull(strstr(c.err.message, "long long"));
+    ck_assert_uint_lt(strlen(c.err.message), sizeof c.err.message);
+    assert_still_guest(cookie, id);
+}
+END_TEST
+
+START_TEST(a_migration_that_fails_leaves_no_schema)
+{
+    /* The migrations run in one transaction: a failure in the middle
+     * leaves nothing, and the next start applies them all. */
+    tl_drop_schema("t_faults_mig");
+    guest_config c;
+    tl_config(&c, "t_faults_mig");
+    arm(GUEST__FAULT_SQLSTATE, "XX000",
+        "INSERT INTO \"t_faults_mig\".schema_migrations", 1);
+    guest_ctx *mig = NULL;
+    guest_error err = {.message = ""};
+    ck_assert_int_eq(guest_ctx_new(&c, &mig, &err), GUEST_ERR_DB);
+    ck_assert_ptr_null(mig);
+    ck_assert_uint_eq(guest__fault_fired(), 1);
+    ck_assert_int_eq(tl_scalar("SELECT count(*) FROM pg_namespace WHERE"
+                               " nspname = 't_faults_mig'"),
+                     0);
+    mig = tl_ctx_new(&c);
+    ck_assert_int_gt(tl_scalar("SELECT count(*) FROM"
+                               " t_faults_mig.schema_migrations"),
+                     1);
+    guest_ctx_free(mig);
+    tl_drop_schema("t_faults_mig");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("faults");
@@ -581,6 +681,10 @@ static Suite *suite(void)
     tcase_add_test(t, a_returned_connection_whose_rollback_fails_is_closed);
     tcase_add_test(t,
                    a_statement_the_check_cannot_read_is_the_servers_to_refuse);
+    tcase_add_test(t, a_backend_that_ends_under_its_statement_is_an_outage);
+    tcase_add_test(t, a_statement_larger_than_the_socket_buffer_is_sent_whole);
+    tcase_add_test(t, a_long_failure_is_kept_cut_to_size);
+    tcase_add_test(t, a_migration_that_fails_leaves_no_schema);
     suite_add_tcase(s, t);
     return s;
 }
