@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds libguestuser and runs the whole test suite: a normal build with
 # warnings as errors, the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer, and an install whose package the examples are
+# UndefinedBehaviorSanitizer, the line coverage of src/ (scripts/coverage.sh),
+# and an install whose package the examples are
 # built against out of tree, and the Debian packages (cpack -G DEB) checked
 # and built against; first, every C file is checked against .clang-format
 # and src/ against .clang-tidy. Installs what it needs on Debian first.
@@ -39,6 +40,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGUESTUSER_WERROR=ON \
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure)
+
+# Line coverage of src/ per layer, failing under its gate (docs/testing.md).
+scripts/coverage.sh
 
 echo ">> libFuzzer smoke run over the parsers (clang)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGUESTUSER_FUZZ=ON \

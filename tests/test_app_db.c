@@ -1,11 +1,9 @@
 /* The pool lent to the application (guestuser/db.h) and the cleanup hook
  * on_guests_deleted, on the fixture database. */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testlib.h"
 
@@ -178,70 +176,6 @@ START_TEST(foreign_and_repeated_returns_are_ignored)
         PQclear(r);
         guest_db_return(ctx, c);
     }
-}
-END_TEST
-
-/* A thread that gives its connection back and at once asks again wins
- * the freed slot over a thread the pool must wake for it: it needs no
- * context switch. Left at that, a waiter could lose every round until its
- * deadline while others were served. Once a waiter has waited a while
- * (10 ms), a released connection goes to it first. */
-typedef struct waiter_case {
-    guest_ctx *ctx;
-    atomic_bool got;
-    guest_status st;
-} waiter_case;
-
-static void *borrow_once(void *arg)
-{
-    waiter_case *w = arg;
-    PGconn *c = NULL;
-    w->st = guest_db_borrow(w->ctx, &c, NULL);
-    atomic_store(&w->got, w->st == GUEST_OK);
-    if (c)
-        guest_db_return(w->ctx, c);
-    return NULL;
-}
-
-static unsigned pool_waiting(guest_ctx *c)
-{
-    guest_metrics m;
-    guest_metrics_get(c, &m);
-    return m.pool_waiting;
-}
-
-static void pool_of_one(guest_config *c)
-{
-    c->db_pool_size = 1;
-    c->db_timeout_ms = 10000;
-}
-
-START_TEST(a_long_waiter_goes_before_a_thread_asking_again)
-{
-    guest_ctx *one = tl_ctx(SCHEMA, pool_of_one);
-    PGconn *c = NULL;
-    ck_assert_int_eq(guest_db_borrow(one, &c, NULL), GUEST_OK);
-    waiter_case w = {.ctx = one};
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, borrow_once, &w), 0);
-    /* until the other thread waits (bounded: 10 s), and then well past the
-     * pool's patience */
-    for (int i = 0; i < 1000 && pool_waiting(one) == 0; i++)
-        usleep(10 * 1000);
-    ck_assert_uint_eq(pool_waiting(one), 1);
-    usleep(100 * 1000);
-    guest_db_return(one, c);
-    c = NULL;
-    /* Asking again at once: the waiter is served first, so by the time
-     * this borrow returns it has had the connection and given it back. */
-    ck_assert_int_eq(guest_db_borrow(one, &c, NULL), GUEST_OK);
-    bool waiter_first = atomic_load(&w.got);
-    guest_db_return(one, c);
-    pthread_join(t, NULL);
-    ck_assert_int_eq(w.st, GUEST_OK);
-    ck_assert_msg(waiter_first, "the thread asking again went first");
-    ck_assert_uint_eq(pool_waiting(one), 0);
-    guest_ctx_free(one);
 }
 END_TEST
 
@@ -590,7 +524,6 @@ int main(void)
     tcase_add_test(tc, borrowed_connection_rolls_back_what_was_left_open);
     tcase_add_test(tc, borrowed_connection_busy_when_returned_is_closed);
     tcase_add_test(tc, foreign_and_repeated_returns_are_ignored);
-    tcase_add_test(tc, a_long_waiter_goes_before_a_thread_asking_again);
     tcase_add_test(tc, request_connection_is_one_and_rolled_back_at_the_end);
     tcase_add_test(tc, request_transaction_commits);
     tcase_add_test(tc, request_connection_lost_stays_lost);

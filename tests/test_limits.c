@@ -359,13 +359,19 @@ START_TEST(window_slides_into_the_next_bucket)
 {
     guest_ctx *ctx = ctx_with(rate3);
     /* Guests "in the previous window": their weight falls as the current
-     * hour goes on, but at any second of it 3 * 3600 of them still weigh
-     * at least 3, so a fourth waits whenever the test runs. */
+     * hour goes on, to nothing at its last microsecond. 3600 * 1000 of
+     * them weigh 1000 per second left, so a fourth waits until the last
+     * 2 ms of the hour; and in the hour's last 30 s the test first waits
+     * for the next one (the row must also stay one bucket back until the
+     * check). So it asserts at every time of the hour. */
+    tl_exec("SELECT pg_sleep(3600.01 - mod(extract(epoch FROM"
+            " clock_timestamp()), 3600)) WHERE mod(extract(epoch FROM"
+            " clock_timestamp()), 3600) > 3570");
     tl_exec_in(SCHEMA, "INSERT INTO @.rate_windows (kind, client, bucket,"
                        " window_secs, prev_count, curr_count, stale_at)"
                        " SELECT 'guest', '192.0.2.50',"
                        " floor(extract(epoch FROM now()) / 3600)::bigint - 1,"
-                       " 3600, 0, 10800, now() + interval '1 hour'");
+                       " 3600, 0, 3600000, now() + interval '1 hour'");
     ck_assert_int_eq(allow(ctx, "192.0.2.50", NULL), 0);
     /* Two buckets back is beyond the window: the row counts nothing. */
     tl_exec_in(SCHEMA, "UPDATE @.rate_windows SET bucket = bucket - 1");

@@ -1,9 +1,11 @@
 /* The PostgreSQL store: migrations, guest creation, session resolution,
  * concurrency. Runs against the fixture cluster. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "testlib.h"
@@ -382,6 +384,77 @@ START_TEST(ping_and_blocked_agents)
 }
 END_TEST
 
+/* A thread that gives its connection back and at once asks again wins
+ * the freed slot over a thread the pool must wake for it: it needs no
+ * context switch. Left at that, a waiter could lose every round until its
+ * deadline while others were served. Once a waiter has waited a while
+ * (10 ms), a released connection goes to it first. */
+typedef struct waiter_case {
+    guest_ctx *ctx;
+    atomic_bool got;
+    guest_status st;
+} waiter_case;
+
+static void *borrow_once(void *arg)
+{
+    waiter_case *w = arg;
+    PGconn *c = NULL;
+    w->st = guest_db_borrow(w->ctx, &c, NULL);
+    atomic_store(&w->got, w->st == GUEST_OK);
+    if (c)
+        guest_db_return(w->ctx, c);
+    return NULL;
+}
+
+static unsigned pool_waiting(guest_ctx *c)
+{
+    guest_metrics m;
+    guest_metrics_get(c, &m);
+    return m.pool_waiting;
+}
+
+static void pool_of_one(guest_config *c)
+{
+    c->db_pool_size = 1;
+    c->db_timeout_ms = 10000;
+}
+
+START_TEST(a_long_waiter_goes_before_a_thread_asking_again)
+{
+    guest_ctx *one = tl_ctx(SCHEMA, pool_of_one);
+    PGconn *c = NULL;
+    ck_assert_int_eq(guest_db_borrow(one, &c, NULL), GUEST_OK);
+    waiter_case w = {.ctx = one};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, borrow_once, &w), 0);
+    /* Until the other thread waits, and then until the pool itself says
+     * it has waited past its patience: the condition the release below
+     * depends on, observed rather than slept for (bounded: 10 s each, the
+     * waiter's own deadline). */
+    for (int i = 0; i < 1000 && pool_waiting(one) == 0; i++)
+        usleep(10 * 1000);
+    ck_assert_uint_eq(pool_waiting(one), 1);
+    for (int i = 0; i < 10000 && guest__pool_longest_wait_ms(one->pool) <=
+                                     GUEST__POOL_PATIENCE_MS;
+         i++)
+        usleep(1000);
+    ck_assert_int_gt(guest__pool_longest_wait_ms(one->pool),
+                     GUEST__POOL_PATIENCE_MS);
+    guest_db_return(one, c);
+    c = NULL;
+    /* Asking again at once: the waiter is served first, so by the time
+     * this borrow returns it has had the connection and given it back. */
+    ck_assert_int_eq(guest_db_borrow(one, &c, NULL), GUEST_OK);
+    bool waiter_first = atomic_load(&w.got);
+    guest_db_return(one, c);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(w.st, GUEST_OK);
+    ck_assert_msg(waiter_first, "the thread asking again went first");
+    ck_assert_uint_eq(pool_waiting(one), 0);
+    guest_ctx_free(one);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -398,6 +471,7 @@ int main(void)
     tcase_add_test(tc, user_lookup_failure_has_detail);
     tcase_add_test(tc, threads_create_guests_at_once);
     tcase_add_test(tc, ping_and_blocked_agents);
+    tcase_add_test(tc, a_long_waiter_goes_before_a_thread_asking_again);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -39,6 +39,12 @@ bool guest__pool_transaction_mode(const guest__pool *pool);
 bool guest__pool_lent(guest__pool *pool, const PGconn *conn);
 /* @p broken: the connection failed; it is closed and reopened on demand. */
 void guest__pool_release(guest__pool *pool, PGconn *conn, bool broken);
+/* How long a waiter lets newcomers take freed slots before it is served
+ * first (pool.c says why 10). */
+#define GUEST__POOL_PATIENCE_MS 10
+/* How long the oldest thread waiting for a connection has waited, in ms;
+ * -1 when none waits. */
+int64_t guest__pool_longest_wait_ms(guest__pool *pool);
 /* The pool's size, its open connections, those lent out now (a slot being
  * connected counts as lent, not yet open) and the threads waiting. */
 void guest__pool_gauges(guest__pool *pool, unsigned *size, unsigned *open,
@@ -198,6 +204,47 @@ guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
                                 const guest__stmt *s, const char *sql,
                                 PGresult **res, bool *broken, bool *sent,
                                 guest_error *err);
+#ifdef GUESTUSER_FAULTS
+/* faults.c: faults a test injects into the statements of this process.
+ * Built only into the test library guestuser_faults (CMake option
+ * GUESTUSER_FAULTS), never into libguestuser; docs/testing.md. */
+typedef enum guest__fault_kind {
+    /* The server answers the statement with an error of SQLSTATE .sqlstate
+     * (raised by a DO block sent instead): class 08 or 57P reads as an
+     * outage, any other as the statement's own failure. */
+    GUEST__FAULT_SQLSTATE,
+    /* The connection is found dead just before the statement is sent (its
+     * socket shut down under libpq, and the end read): the statement never
+     * leaves. */
+    GUEST__FAULT_DEAD,
+    /* The connection dies as the statement leaves (its socket shut down,
+     * which libpq finds only when it reads the result): the statement may
+     * have run, as far as the library can tell. */
+    GUEST__FAULT_LOST,
+    /* ROLLBACK is sent instead: it succeeds and ends the transaction the
+     * statement ran in, as nothing the library sends ever should. */
+    GUEST__FAULT_END_TX,
+} guest__fault_kind;
+typedef struct guest__fault {
+    guest__fault_kind kind;
+    const char *sqlstate; /* five characters, for GUEST__FAULT_SQLSTATE */
+    /* A substring of the statement's prepared name or of its text; NULL
+     * or "" for any statement. */
+    const char *match;
+    unsigned count; /* how many of the next matching statements fail */
+} guest__fault;
+/* Arms @p f, replacing what was armed and zeroing the fired count; NULL
+ * (or a count of 0) disarms. */
+void guest__fault_arm(const guest__fault *f);
+/* How many statements failed by the fault armed last. */
+unsigned guest__fault_fired(void);
+/* wire.c, before each statement on @p conn (@p name: its prepared name,
+ * or NULL): when an armed fault matches, counts it and either breaks the
+ * connection (NULL returned) or returns the text to send instead, valid
+ * until the next guest__fault_arm. */
+const char *guest__fault_take(PGconn *conn, const char *name, const char *sql);
+#endif
+
 /* Passes @p st through; when it is GUEST_ERR_DB_UNAVAILABLE, says so in
  * the log (at most every 10 s) with @p err's detail (may be NULL): the
  * operator of a server answering 503 must be able to see why. Counts

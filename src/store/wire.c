@@ -257,6 +257,17 @@ guest_status guest__sql_send_on(PGconn *conn, unsigned timeout_ms,
                                 guest_error *err)
 {
     static const guest__params none = {0};
+#ifdef GUESTUSER_FAULTS
+    /* A test's fault stands in for the statement here, below every caller,
+     * so the pool, the retries and the transactions above meet it as they
+     * would meet the real failure. */
+    const char *instead = guest__fault_take(conn, s->prepared, sql);
+    if (instead) {
+        static const guest__stmt simple = {.script = true};
+        s = &simple;
+        sql = instead;
+    }
+#endif
     const guest__params *p = s->params ? s->params : &none;
     PGresult *r = NULL;
     guest_status st =
