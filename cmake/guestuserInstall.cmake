@@ -1,28 +1,28 @@
 # What `cmake --install` puts where, split into install components that
 # cmake/guestuserPackaging.cmake turns into Debian packages:
 #
-#   runtime       libguestuser.so.0
+#   runtime       libguestuser.so.1
 #   dev           headers, libguestuser.so, libguestuser.a, guestuser.pc,
 #                 guestuserConfig*.cmake, guestuser(Static)Targets*.cmake;
 #                 the conformance kit (GUESTUSER_CONFORMANCE): conformance.h,
 #                 libguestuser-conformance.a, guestuser-conformance.pc,
 #                 guestuserConformanceTargets*.cmake, bin/guestuser-conformance
-#   mhd           libguestuser-mhd.so.0           (GUESTUSER_WITH_MHD)
+#   mhd           libguestuser-mhd.so.1           (GUESTUSER_WITH_MHD)
 #   mhd_dev       adapters/mhd.h, libguestuser-mhd.so, guestuser-mhd.pc,
 #                 guestuserMhdTargets*.cmake
-#   civetweb      libguestuser-civetweb.so.0      (GUESTUSER_WITH_CIVETWEB)
+#   civetweb      libguestuser-civetweb.so.1      (GUESTUSER_WITH_CIVETWEB)
 #   civetweb_dev  the same for CivetWeb, plus guestuserCivetWeb.cmake
-#   ulfius        libguestuser-ulfius.so.0        (GUESTUSER_WITH_ULFIUS)
+#   ulfius        libguestuser-ulfius.so.1        (GUESTUSER_WITH_ULFIUS)
 #   ulfius_dev    the same for Ulfius
-#   evhttp        libguestuser-evhttp.so.0        (GUESTUSER_WITH_EVHTTP)
+#   evhttp        libguestuser-evhttp.so.1        (GUESTUSER_WITH_EVHTTP)
 #   evhttp_dev    the same for libevent's evhttp
-#   oidc          libguestuser-oidc.so.0          (GUESTUSER_OIDC)
+#   oidc          libguestuser-oidc.so.1          (GUESTUSER_OIDC)
 #   oidc_dev      oidc.h, libguestuser-oidc.so, guestuser-oidc.pc,
 #                 guestuserOidcTargets*.cmake
-#   testing       libguestuser-testing.so.0       (GUESTUSER_TESTING)
+#   testing       libguestuser-testing.so.1       (GUESTUSER_TESTING)
 #   testing_dev   testing.h, libguestuser-testing.so, guestuser-testing.pc,
 #                 guestuserTestingTargets*.cmake
-#   mail          libguestuser-mail.so.0          (GUESTUSER_MAIL)
+#   mail          libguestuser-mail.so.1          (GUESTUSER_MAIL)
 #   mail_dev      smtp.h, libguestuser-mail.so, guestuser-mail.pc,
 #                 guestuserMailTargets*.cmake
 #   tools         bin/guestuser (tools/), demo: bin/guestuser-demo (examples/)

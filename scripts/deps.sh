@@ -8,13 +8,14 @@
 # the OpenSSL one conflicts. libcjose-dev: libguestuser-oidc's JWKS and
 # signature checks. python3-aiosmtpd: the tests' SMTP server (tests/smtp),
 # which libguestuser-mail (same libcurl) delivers to. gcovr: the line
-# coverage of scripts/coverage.sh.
+# coverage of scripts/coverage.sh. abi-dumper and abi-compliance-checker:
+# scripts/abi-check.sh's comparison with the 1.0.0 ABI.
 GUESTUSER_DEB_PACKAGES="build-essential cmake pkg-config git curl ca-certificates
   libpq-dev uuid-dev libssl-dev check libsubunit-dev postgresql
   libmicrohttpd-dev libcivetweb-dev libulfius-dev libevent-dev libjansson-dev libpwquality-dev cracklib-runtime
   pgbouncer wrk libcurl4-gnutls-dev libcjose-dev python3-aiosmtpd
   clang libclang-rt-dev openssl clang-format clang-tidy
-  dpkg-dev file gcovr"
+  dpkg-dev file gcovr abi-dumper abi-compliance-checker"
 # The browser tests (tests/e2e): Debian's Chromium, and node with npm unless
 # the machine has both already (another vendor's nodejs package brings npm
 # itself and conflicts with Debian's npm package).

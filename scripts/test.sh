@@ -2,7 +2,8 @@
 # Builds libguestuser and runs the whole test suite: a normal build with
 # warnings as errors, the same suite under AddressSanitizer +
 # UndefinedBehaviorSanitizer, the line coverage of src/ (scripts/coverage.sh),
-# and an install whose package the examples are
+# the ABI against the 1.0.0 baseline (scripts/abi-check.sh), and an
+# install whose package the examples are
 # built against out of tree, and the Debian packages (cpack -G DEB) checked
 # and built against; first, every C file is checked against .clang-format
 # and src/ against .clang-tidy. Installs what it needs on Debian first.
@@ -33,6 +34,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGUESTUSER_WERROR=ON \
   -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure)
+
+echo ">> ABI against 1.0.0 (abi-dumper, abi-compliance-checker)"
+scripts/abi-check.sh build
 
 echo ">> sanitizer build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGUESTUSER_WERROR=ON \

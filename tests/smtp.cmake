@@ -50,5 +50,5 @@ if(TARGET guestuser_mail)
   guestuser_smtp_test(test_email_smtp)
   # libguestuser-mail exports exactly its public API.
   add_test(NAME exported_symbols_mail COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-symbols.sh
-    $<TARGET_FILE:guestuser_mail> ${CMAKE_CURRENT_SOURCE_DIR}/symbols-mail.txt)
+    $<TARGET_FILE:guestuser_mail> ${PROJECT_SOURCE_DIR}/abi/symbols-mail.txt)
 endif()
