@@ -4,13 +4,19 @@
  * are busy; no library, no guard, no cookie signing, a fixed answer.
  *
  *   http_ceiling CONNINFO --case returning|new|ping [--conns N] [--port P]
+ *                [--pipeline]
  *
  * It prints "listening on http://127.0.0.1:PORT/" and serves until SIGINT
  * or SIGTERM. The statements are bench/pgbench's: "returning" takes the
  * number of a session bench/run.sh made for pgbench from the request's
  * cookie "b=N"; "new" creates a guest under a random name. It is the server
  * an event-driven design would be at best, so bench/run.sh can show how far
- * from pgbench any HTTP front end stays on the same machine. Not a server:
+ * from pgbench any HTTP front end stays on the same machine. With
+ * --pipeline each connection is in libpq's pipeline mode: a request's
+ * statement goes out at once behind those already in flight, each followed
+ * by its own sync point (so a failing statement would fail only its own
+ * request), and answers come back in order; the case bench/run.sh's
+ * "pipeline" row compares with the plain one. Not a server:
  * no limits, no timeouts, nothing a hostile client could not break. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -52,7 +58,7 @@ static const char *const new_sql =
 
 static const char *const ping_sql = "SELECT 1 WHERE $1::bigint IS NOT NULL";
 
-enum { MAX_DB = 64, BUF = 8192 };
+enum { MAX_DB = 64, BUF = 8192, MAX_INFLIGHT = 64 };
 
 typedef struct client {
     int fd;    /* -1 once closed */
@@ -65,7 +71,12 @@ typedef struct client {
 
 typedef struct {
     PGconn *conn;
-    client *serving;
+    client *serving; /* plain mode: the one statement's client */
+    /* pipeline mode: the clients of the statements in flight, oldest first
+     * (a ring), and the answer read for the oldest so far */
+    client *inflight[MAX_INFLIGHT];
+    int first, count;
+    char who[64];
 } dbconn;
 
 static volatile sig_atomic_t stop;
@@ -76,7 +87,7 @@ static client *queue_head, *queue_tail;
  * may still name them, so they are freed only after it. */
 static client *graveyard[1024];
 static int buried;
-static bool from_cookie;
+static bool from_cookie, pipelined;
 static const char *sql;
 
 static void on_signal(int sig)
@@ -165,20 +176,41 @@ static void start_statement(int i, client *c)
     }
     snprintf(param, sizeof param, "%lld", n);
     const char *values[1] = {param};
-    db[i].serving = c;
-    if (!PQsendQueryPrepared(db[i].conn, "s", 1, values, NULL, NULL, 0))
-        die("send", PQerrorMessage(db[i].conn));
+    if (pipelined) {
+        dbconn *d = &db[i];
+        d->inflight[(d->first + d->count++) % MAX_INFLIGHT] = c;
+        if (!PQsendQueryPrepared(d->conn, "s", 1, values, NULL, NULL, 0) ||
+            !PQpipelineSync(d->conn))
+            die("send", PQerrorMessage(d->conn));
+    } else {
+        db[i].serving = c;
+        if (!PQsendQueryPrepared(db[i].conn, "s", 1, values, NULL, NULL, 0))
+            die("send", PQerrorMessage(db[i].conn));
+    }
+    /* Statements are small: the socket takes them whole. */
     if (PQflush(db[i].conn) < 0)
         die("flush", PQerrorMessage(db[i].conn));
 }
 
 static void dispatch(client *c)
 {
-    for (int i = 0; i < ndb; i++)
-        if (!db[i].serving) {
-            start_statement(i, c);
+    if (pipelined) {
+        /* The connection with the fewest statements in flight. */
+        int best = 0;
+        for (int i = 1; i < ndb; i++)
+            if (db[i].count < db[best].count)
+                best = i;
+        if (db[best].count < MAX_INFLIGHT) {
+            start_statement(best, c);
             return;
         }
+    } else {
+        for (int i = 0; i < ndb; i++)
+            if (!db[i].serving) {
+                start_statement(i, c);
+                return;
+            }
+    }
     c->next_queued = NULL;
     if (queue_tail)
         queue_tail->next_queued = c;
@@ -187,8 +219,48 @@ static void dispatch(client *c)
     queue_tail = c;
 }
 
+/* Pipeline mode: each request's results end with a NULL, then its sync's
+ * PGRES_PIPELINE_SYNC, which answers the oldest client in flight. */
+static void on_db_pipelined(int i)
+{
+    dbconn *d = &db[i];
+    if (!PQconsumeInput(d->conn))
+        die("read", PQerrorMessage(d->conn));
+    while (d->count > 0 && !PQisBusy(d->conn)) {
+        PGresult *r = PQgetResult(d->conn);
+        if (!r)
+            continue; /* the end of one statement's results */
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_FATAL_ERROR)
+            die("statement", PQresultErrorMessage(r));
+        if (st == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            snprintf(d->who, sizeof d->who, "%s", PQgetvalue(r, 0, 1));
+        PQclear(r);
+        if (st != PGRES_PIPELINE_SYNC)
+            continue;
+        client *c = d->inflight[d->first];
+        d->first = (d->first + 1) % MAX_INFLIGHT;
+        d->count--;
+        if (c->fd >= 0)
+            answer(c, d->who[0] ? d->who : "nobody");
+        d->who[0] = '\0';
+        finish(c);
+        if (queue_head) {
+            client *next = queue_head;
+            queue_head = next->next_queued;
+            if (!queue_head)
+                queue_tail = NULL;
+            start_statement(i, next);
+        }
+    }
+}
+
 static void on_db(int i)
 {
+    if (pipelined) {
+        on_db_pipelined(i);
+        return;
+    }
     PGconn *conn = db[i].conn;
     if (!PQconsumeInput(conn))
         die("read", PQerrorMessage(conn));
@@ -254,9 +326,13 @@ int main(int argc, char **argv)
             port = atoi(argv[i + 1]);
         }
     }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--pipeline"))
+            pipelined = true;
     if (!conninfo || !sql || ndb < 1 || ndb > MAX_DB) {
         fprintf(stderr, "usage: http_ceiling CONNINFO --case "
-                        "returning|new|ping [--conns 1..64] [--port P]\n");
+                        "returning|new|ping [--conns 1..64] [--port P] "
+                        "[--pipeline]\n");
         return 2;
     }
     signal(SIGINT, on_signal);
@@ -271,6 +347,8 @@ int main(int argc, char **argv)
             die("prepare", PQresultErrorMessage(r));
         PQclear(r);
         PQsetnonblocking(db[i].conn, 1);
+        if (pipelined && !PQenterPipelineMode(db[i].conn))
+            die("pipeline", PQerrorMessage(db[i].conn));
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = db_tag(i)};
         epoll_ctl(ep, EPOLL_CTL_ADD, PQsocket(db[i].conn), &ev);
     }

@@ -12,7 +12,7 @@
 #   BENCH_SECONDS (8)       length of each measurement, in BENCH_ROUNDS (2)
 #                           turns of HTTP, API and pgbench
 #   BENCH_CASES             any of: new returning healthz hello cached two
-#                           servers pgbouncer cleanup
+#                           servers pipeline pgbouncer cleanup
 #   BENCH_SERVERS (evhttp)  the demo's other servers, for the "servers" case
 #   BENCH_WRK_THREADS (2), BENCH_CONNECTIONS (16)   wrk -t / -c
 #   BENCH_POOL (8)          database connections: the demo's --pool-size, the
@@ -54,7 +54,7 @@ if [ "$mode" != all ]; then
 fi
 
 seconds=${BENCH_SECONDS:-8}
-cases=${BENCH_CASES:-new returning healthz hello cached two servers pgbouncer cleanup}
+cases=${BENCH_CASES:-new returning healthz hello cached two servers pipeline pgbouncer cleanup}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-16}
 pool=${BENCH_POOL:-8}
@@ -187,6 +187,8 @@ cpu_fmt='%-24s %12s %12s %12s %12s %12s %12s\n'
 cpu_rows=()
 srv_fmt='%-22s %8s %8s %6s %8s %6s %9s %9s %7s %9s %13s %13s\n'
 srv_rows=()
+pipe_fmt='%-10s %8s %8s %6s %9s %9s %13s %13s\n'
+pipe_rows=()
 row() {
   local cells=() v
   for v in "$@"; do cells+=("${v:--}"); done
@@ -398,6 +400,45 @@ for c in $cases; do
       wait "$dsrv" 2>/dev/null || true
     done
     ;;
+  pipeline)
+    # libpq's pipeline mode at its best: the ceiling with --pipeline (every
+    # request's statement sent at once behind those in flight, a sync point
+    # each) against the plain ceiling (one statement per connection at a
+    # time), in alternating turns, with each process's CPU per request.
+    for k in new returning; do
+      start_ceiling "$k"
+      "$ceiling" "$conninfo" --case "$k" --conns "$pool" --pipeline \
+        >"$dir/pipe-$k.out" 2>"$dir/pipe-$k.log" &
+      pipe_pid=$!
+      pids+=("$pipe_pid")
+      pipe_port=$(listening_port "$pipe_pid" "$dir/pipe-$k.out" "$dir/pipe-$k.log" http_ceiling) || exit 1
+      cc=""
+      [ "$k" = returning ] && cc=$dir/bcookies
+      ps_=() cs=() tp=0 tc=0
+      for ((round = 0; round < rounds; round++)); do
+        order="pipe plain"
+        [ $((round % 2)) = 1 ] && order="plain pipe"
+        for m in $order; do
+          note "pipeline: $k, $m"
+          if [ "$m" = pipe ]; then
+            t0=$(ticks "$pipe_pid")
+            ps_+=("$(seconds=$round_s wrk_run "$pipe_port" / "$wrk_threads" "$conns" "$cc")")
+            tp=$((tp + $(ticks "$pipe_pid") - t0))
+          else
+            t0=$(ticks "$ceiling_pid")
+            cs+=("$(seconds=$round_s wrk_run "$ceiling_port" / "$wrk_threads" "$conns" "$cc")")
+            tc=$((tc + $(ticks "$ceiling_pid") - t0))
+          fi
+        done
+      done
+      kill "$pipe_pid"
+      wait "$pipe_pid" 2>/dev/null || true
+      hp=$(combine "${ps_[@]}") hc=$(combine "${cs[@]}")
+      # shellcheck disable=SC2059
+      pipe_rows+=("$(printf "$pipe_fmt" "$k" "$(rate "$hp")" "$(rate "$hc")" "$(ratio "$hp" "$hc")" \
+        "$(cpu_us "$tp" "$(field "$hp" ops)")" "$(cpu_us "$tc" "$(field "$hc" ops)")" "$(lat "$hp")" "$(lat "$hc")")")
+    done
+    ;;
   pgbouncer)
     # The demo through a PgBouncer in transaction mode (the test fixture's,
     # configured as production runs it) next to the first demo, direct, in
@@ -551,6 +592,14 @@ echo "so that divided by the machine's figure is the most requests per second th
 # shellcheck disable=SC2059
 printf "$cpu_fmt" case "HTTP machine" "HTTP demo" "ceil machine" "ceil server" "API machine" "pgb machine"
 printf '%s\n' "${cpu_rows[@]}"
+if [ ${#pipe_rows[@]} -gt 0 ]; then
+  echo
+  echo "libpq's pipeline mode at its best: bench/http_ceiling --pipeline against the plain ceiling, in"
+  echo "turns (P/C: pipelined / plain requests per second; CPU: microseconds of the server per request)."
+  # shellcheck disable=SC2059
+  printf "$pipe_fmt" case pipe/s ceil/s P/C "CPU pipe" "CPU ceil" "pipe p50/99" "ceil p50/99"
+  printf '%s\n' "${pipe_rows[@]}"
+fi
 if [ ${#srv_rows[@]} -gt 0 ]; then
   echo
   echo "The demo on other servers, in turns with the ceiling and the mhd demo (same cookies, same wrk):"
