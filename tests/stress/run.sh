@@ -4,7 +4,7 @@
 #   tests/stress/run.sh [BUILD_DIR]
 # Environment: COUNT (requests per abandoned kind, 10000), SLOW_SECONDS
 # (length of the slow-header attack, 30), SLOW_CONNS (600), SERVERS (every
-# server the demo has: "mhd civetweb ulfius"). With a sanitizer build (-DGUESTUSER_SANITIZE=ON) each demo's
+# server the demo has, e.g. "mhd civetweb ulfius evhttp mhd_event"). With a sanitizer build (-DGUESTUSER_SANITIZE=ON) each demo's
 # LeakSanitizer report at shutdown is checked too. When nginx is installed,
 # the slow-header attack is repeated against the last server behind nginx
 # configured with the snippet of docs/deployment.md, so that snippet is
