@@ -932,6 +932,10 @@ START_TEST(render_callback_replaces_html)
     ck_assert_str_eq(guest_page_title(GUEST_PAGE_CONVERT),
                      "Create your account");
     ck_assert_str_eq(guest_page_title((guest_page_kind)99), "");
+    ck_assert_str_eq(guest_page_title((guest_page_kind)-1), "");
+    /* every kind has its title (the pages' table has no hole) */
+    for (int k = GUEST_PAGE_CONVERT; k <= GUEST_PAGE_EMAIL_VERIFIED; k++)
+        ck_assert_str_ne(guest_page_title((guest_page_kind)k), "");
     guest_ctx_free(ctx);
 }
 END_TEST

@@ -258,8 +258,9 @@ static guest_status password_change_page(out *o, const guest_page *page)
     return o->st;
 }
 
-static guest_status password_done_page(out *o)
+static guest_status password_done_page(out *o, const guest_page *page)
 {
+    (void)page;
     head(o, guest_page_title(GUEST_PAGE_PASSWORD_CHANGE_DONE));
     raw(o, "<p>Your password was changed. Other browsers and devices that "
            "were logged in to your account have been logged out.</p>\n"
@@ -285,8 +286,9 @@ static guest_status reset_page(out *o, const guest_page *page)
     return o->st;
 }
 
-static guest_status reset_sent_page(out *o)
+static guest_status reset_sent_page(out *o, const guest_page *page)
 {
+    (void)page;
     head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_SENT));
     raw(o, "<p>If an account has that verified address, a link to set a new "
            "password is on its way. It should arrive in a few minutes; "
@@ -326,8 +328,9 @@ static guest_status reset_done_page(out *o, const guest_page *page)
     return o->st;
 }
 
-static guest_status link_invalid_page(out *o)
+static guest_status link_invalid_page(out *o, const guest_page *page)
 {
+    (void)page;
     head(o, guest_page_title(GUEST_PAGE_LINK_INVALID));
     raw(o, "<p>This link is invalid or was used. Links work once, for a "
            "limited time; ask for a new one.</p>\n"
@@ -397,76 +400,49 @@ static guest_status email_verified_page(out *o, const guest_page *page)
     return o->st;
 }
 
+/* Every page kind: its title and what draws it, indexed by the kind. */
+static const struct {
+    const char *title;
+    guest_status (*draw)(out *o, const guest_page *page);
+} pages[] = {
+    [GUEST_PAGE_CONVERT] = {"Create your account", convert_page},
+    [GUEST_PAGE_CONVERT_SUCCESS] = {"Welcome!", success_page},
+    [GUEST_PAGE_LOGIN] = {"Log in", login_page},
+    [GUEST_PAGE_PASSWORD_CHANGE] = {"Password change", password_change_page},
+    [GUEST_PAGE_PASSWORD_CHANGE_DONE] = {"Password change successful",
+                                         password_done_page},
+    [GUEST_PAGE_PASSWORD_RESET] = {"Password reset", reset_page},
+    [GUEST_PAGE_PASSWORD_RESET_SENT] = {"Password reset sent", reset_sent_page},
+    [GUEST_PAGE_PASSWORD_RESET_CONFIRM] = {"Enter new password",
+                                           reset_confirm_page},
+    [GUEST_PAGE_PASSWORD_RESET_DONE] = {"Password reset complete",
+                                        reset_done_page},
+    [GUEST_PAGE_LINK_INVALID] = {"Invalid link", link_invalid_page},
+    [GUEST_PAGE_EMAIL] = {"Email address", email_page},
+    [GUEST_PAGE_EMAIL_SENT] = {"Confirm your address", email_sent_page},
+    [GUEST_PAGE_EMAIL_VERIFY] = {"Confirm your address", email_verify_page},
+    [GUEST_PAGE_EMAIL_VERIFIED] = {"Address verified", email_verified_page},
+};
+
+/* A kind the table has, so a value from a newer header or a cast int is
+ * refused rather than read past the table. */
+static bool known_kind(guest_page_kind kind)
+{
+    return (unsigned)kind < sizeof pages / sizeof *pages &&
+           pages[kind].draw != NULL;
+}
+
 const char *guest_page_title(guest_page_kind kind)
 {
-    switch (kind) {
-    case GUEST_PAGE_CONVERT:
-        return "Create your account";
-    case GUEST_PAGE_CONVERT_SUCCESS:
-        return "Welcome!";
-    case GUEST_PAGE_LOGIN:
-        return "Log in";
-    case GUEST_PAGE_PASSWORD_CHANGE:
-        return "Password change";
-    case GUEST_PAGE_PASSWORD_CHANGE_DONE:
-        return "Password change successful";
-    case GUEST_PAGE_PASSWORD_RESET:
-        return "Password reset";
-    case GUEST_PAGE_PASSWORD_RESET_SENT:
-        return "Password reset sent";
-    case GUEST_PAGE_PASSWORD_RESET_CONFIRM:
-        return "Enter new password";
-    case GUEST_PAGE_PASSWORD_RESET_DONE:
-        return "Password reset complete";
-    case GUEST_PAGE_LINK_INVALID:
-        return "Invalid link";
-    case GUEST_PAGE_EMAIL:
-        return "Email address";
-    case GUEST_PAGE_EMAIL_SENT:
-    case GUEST_PAGE_EMAIL_VERIFY:
-        return "Confirm your address";
-    case GUEST_PAGE_EMAIL_VERIFIED:
-        return "Address verified";
-    }
-    return "";
+    return known_kind(kind) ? pages[kind].title : "";
 }
 
 static guest_status render(guest_req *req, const guest_page *page, bool whole)
 {
-    if (!req || !page || !page->errors)
+    if (!req || !page || !page->errors || !known_kind(page->kind))
         return GUEST_ERR_INVALID;
     out o = {req, GUEST_OK, whole};
-    switch (page->kind) {
-    case GUEST_PAGE_CONVERT:
-        return convert_page(&o, page);
-    case GUEST_PAGE_CONVERT_SUCCESS:
-        return success_page(&o, page);
-    case GUEST_PAGE_LOGIN:
-        return login_page(&o, page);
-    case GUEST_PAGE_PASSWORD_CHANGE:
-        return password_change_page(&o, page);
-    case GUEST_PAGE_PASSWORD_CHANGE_DONE:
-        return password_done_page(&o);
-    case GUEST_PAGE_PASSWORD_RESET:
-        return reset_page(&o, page);
-    case GUEST_PAGE_PASSWORD_RESET_SENT:
-        return reset_sent_page(&o);
-    case GUEST_PAGE_PASSWORD_RESET_CONFIRM:
-        return reset_confirm_page(&o, page);
-    case GUEST_PAGE_PASSWORD_RESET_DONE:
-        return reset_done_page(&o, page);
-    case GUEST_PAGE_LINK_INVALID:
-        return link_invalid_page(&o);
-    case GUEST_PAGE_EMAIL:
-        return email_page(&o, page);
-    case GUEST_PAGE_EMAIL_SENT:
-        return email_sent_page(&o, page);
-    case GUEST_PAGE_EMAIL_VERIFY:
-        return email_verify_page(&o, page);
-    case GUEST_PAGE_EMAIL_VERIFIED:
-        return email_verified_page(&o, page);
-    }
-    return GUEST_ERR_INVALID;
+    return pages[page->kind].draw(&o, page);
 }
 
 guest_status guest_render_default(guest_req *req, const guest_page *page)
