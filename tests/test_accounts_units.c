@@ -364,6 +364,19 @@ START_TEST(percent_decoding)
 }
 END_TEST
 
+/* What a handler answers for each outcome of guest_req_form(). */
+START_TEST(form_statuses_map_to_http)
+{
+    ck_assert_int_eq(guest_req_form_http_status(GUEST_OK), 200);
+    ck_assert_int_eq(guest_req_form_http_status(GUEST_ERR_TOO_LARGE), 413);
+    ck_assert_int_eq(guest_req_form_http_status(GUEST_ERR_INVALID), 415);
+    ck_assert_int_eq(guest_req_form_http_status(GUEST_ERR_VALIDATION), 400);
+    ck_assert_int_eq(guest_req_form_http_status(GUEST_ERR_DB), 500);
+    ck_assert_int_eq(guest_req_form_http_status(GUEST_ERR_NOMEM), 500);
+    ck_assert_int_eq(guest_req_form_http_status((guest_status)999), 500);
+}
+END_TEST
+
 START_TEST(media_types)
 {
     const char *json[] = {"application/json",
@@ -939,6 +952,7 @@ int main(void)
     tcase_add_test(tc, urlencoded_forms);
     tcase_add_test(tc, percent_decoding);
     tcase_add_test(tc, media_types);
+    tcase_add_test(tc, form_statuses_map_to_http);
     tcase_add_test(tc, duplicate_and_excess_fields_are_refused);
     tcase_add_test(tc, json_forms);
     tcase_add_test(tc, json_forms_refuse_nesting_without_recursion);

@@ -58,6 +58,14 @@ GUEST_API GUEST_NODISCARD guest_status guest_req_form(guest_req *req,
                                                       guest_error *err);
 
 /**
+ * The HTTP status that answers a guest_req_form() that returned @p st: 413
+ * for GUEST_ERR_TOO_LARGE, 415 for GUEST_ERR_INVALID, 400 for
+ * GUEST_ERR_VALIDATION, 500 for any other error, 200 for GUEST_OK. The
+ * ready-made views answer with it. Thread-safe.
+ */
+GUEST_API int guest_req_form_http_status(guest_status st);
+
+/**
  * Value of field @p name, or NULL when absent (or @p form is NULL). Borrowed
  * from @p form. A value may hold a NUL byte (from %00): use
  * guest_form_get_len() where that matters.

@@ -281,6 +281,22 @@ done:
     return GUEST_OK;
 }
 
+int guest_req_form_http_status(guest_status st)
+{
+    switch (st) {
+    case GUEST_OK:
+        return 200;
+    case GUEST_ERR_TOO_LARGE:
+        return 413;
+    case GUEST_ERR_INVALID:
+        return 415;
+    case GUEST_ERR_VALIDATION:
+        return 400;
+    default:
+        return 500;
+    }
+}
+
 guest_status guest_req_form(guest_req *req, guest_form **out, guest_error *err)
 {
     if (!req || !out)

@@ -162,17 +162,18 @@ guest_form *guest__view_read_form(guest_req *req, bool json)
 {
     guest_form *form = NULL;
     guest_error err = {0};
-    switch (guest_req_form(req, &form, &err)) {
-    case GUEST_OK:
+    guest_status st = guest_req_form(req, &form, &err);
+    switch (guest_req_form_http_status(st)) {
+    case 200:
         return form;
-    case GUEST_ERR_TOO_LARGE:
+    case 413:
         guest__view_refuse(req, json, 413, "Payload Too Large", NULL);
         return NULL;
-    case GUEST_ERR_INVALID:
+    case 415:
         guest__view_refuse(req, json, 415, "Unsupported Media Type",
                            err.message);
         return NULL;
-    case GUEST_ERR_VALIDATION:
+    case 400:
         guest__view_refuse(req, json, 400, "Bad Request", err.message);
         return NULL;
     default:

@@ -146,16 +146,10 @@ static void show_list(guest_oidc *o, guest_req *req, bool json,
 static void unlink_one(guest_oidc *o, guest_req *req, bool json,
                        const guest_user *u)
 {
-    guest_form *form = NULL;
-    guest_error err = {0};
-    guest_status st = guest_req_form(req, &form, &err);
-    if (st != GUEST_OK) {
-        int code = st == GUEST_ERR_TOO_LARGE ? 413
-                   : st == GUEST_ERR_INVALID ? 415
-                                             : 400;
-        guest__oidc_page(req, json, code, "Bad Request", err.message);
+    guest_form *form = guest__oidc_form(req, json);
+    if (!form)
         return;
-    }
+    guest_error err = {0};
     if (guest_csrf_check_form(req, form, &err) != GUEST_OK) {
         guest__oidc_page(req, json, 403,
                          "Forbidden (CSRF verification failed. Request "
@@ -166,9 +160,10 @@ static void unlink_one(guest_oidc *o, guest_req *req, bool json,
     }
     const char *iss = guest_form_get(form, "issuer");
     const char *sub = guest_form_get(form, "subject");
-    st = iss && sub ? guest_identity_unlink(guest_req_ctx(req),
-                                            guest_user_id(u), iss, sub, &err)
-                    : GUEST_ERR_NOT_FOUND;
+    guest_status st =
+        iss && sub ? guest_identity_unlink(guest_req_ctx(req), guest_user_id(u),
+                                           iss, sub, &err)
+                   : GUEST_ERR_NOT_FOUND;
     guest_form_free(form);
     switch (st) {
     case GUEST_OK:

@@ -193,6 +193,9 @@ void guest__oidc_page(guest_req *req, bool json, int status, const char *title,
                       const char *text);
 /* Starts an HTML page (status, headers, head, heading); false when a
  * header could not be added (a 500 is answered then). */
+/* The request's form (caller frees), or NULL after answering 400, 413,
+ * 415 or 500 (guest_req_form_http_status) as a page or JSON. */
+guest_form *guest__oidc_form(guest_req *req, bool json);
 bool guest__oidc_page_begin(guest_req *req, int status, const char *title);
 void guest__oidc_page_end(guest_req *req);
 /* Sends @p obj (stolen) as JSON with @p status. */

@@ -88,6 +88,20 @@ void guest__oidc_page(guest_req *req, bool json, int status, const char *title,
     guest__oidc_page_end(req);
 }
 
+guest_form *guest__oidc_form(guest_req *req, bool json)
+{
+    guest_form *form = NULL;
+    guest_error err = {0};
+    int code = guest_req_form_http_status(guest_req_form(req, &form, &err));
+    if (code == 200)
+        return form;
+    /* A database or memory failure says nothing of the request itself. */
+    guest__oidc_page(req, json, code,
+                     code == 500 ? "Internal Server Error" : "Bad Request",
+                     code == 500 ? NULL : err.message);
+    return NULL;
+}
+
 bool guest__oidc_cookie(const guest_req *req, const char *name, char *out,
                         size_t size)
 {

@@ -160,19 +160,11 @@ static bool binding_ok(const char *b)
 static void start_flow(guest_oidc *o, guest_req *req, bool json,
                        guest__oidc_provider *p)
 {
-    guest_form *form = NULL;
-    guest_error err = {0};
-    guest_status st = guest_req_form(req, &form, &err);
-    if (st != GUEST_OK) {
-        int code = st == GUEST_ERR_TOO_LARGE    ? 413
-                   : st == GUEST_ERR_INVALID    ? 415
-                   : st == GUEST_ERR_VALIDATION ? 400
-                                                : 500;
-        guest__oidc_page(req, json, code,
-                         code == 500 ? "Internal Server Error" : "Bad Request",
-                         code == 500 ? NULL : err.message);
+    guest_form *form = guest__oidc_form(req, json);
+    if (!form)
         return;
-    }
+    guest_error err = {0};
+    guest_status st;
     char *next = NULL, *payload = NULL, *url = NULL;
     if (guest_csrf_check_form(req, form, &err) != GUEST_OK) {
         guest__oidc_page(req, json, 403,
