@@ -100,64 +100,44 @@ if(GUESTUSER_CONFORMANCE)
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT dev)
 endif()
 
+# A component's shared library (package NAME), its export set EXPORT and
+# its header (package NAME_dev, under include/guestuser/HEADER_DIR).
+function(guestuser_install_component name export header header_dir)
+  install(TARGETS guestuser_${name} EXPORT ${export}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT ${name}
+      NAMELINK_COMPONENT ${name}_dev
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT ${export} NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
+    COMPONENT ${name}_dev)
+  install(FILES ${header}
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser${header_dir} COMPONENT ${name}_dev)
+endfunction()
+
 foreach(_adapter mhd civetweb ulfius evhttp)
   string(TOUPPER ${_adapter} _upper)
   if(NOT GUESTUSER_WITH_${_upper})
     continue()
   endif()
-  if(_adapter STREQUAL "mhd")
-    set(_export guestuserMhdTargets)
-  elseif(_adapter STREQUAL "ulfius")
-    set(_export guestuserUlfiusTargets)
-  elseif(_adapter STREQUAL "evhttp")
-    set(_export guestuserEvhttpTargets)
-  else()
-    set(_export guestuserCivetwebTargets)
-  endif()
+  # guestuserMhdTargets, guestuserCivetwebTargets, ...
+  string(SUBSTRING ${_upper} 0 1 _first)
+  string(SUBSTRING ${_adapter} 1 -1 _rest)
   guestuser__rename_deps_for_install(guestuser_${_adapter})
-  install(TARGETS guestuser_${_adapter} EXPORT ${_export}
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT ${_adapter}
-      NAMELINK_COMPONENT ${_adapter}_dev
-    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-  install(EXPORT ${_export} NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
-    COMPONENT ${_adapter}_dev)
-  install(FILES include/guestuser/adapters/${_adapter}.h
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser/adapters COMPONENT ${_adapter}_dev)
+  guestuser_install_component(${_adapter} guestuser${_first}${_rest}Targets
+    include/guestuser/adapters/${_adapter}.h /adapters)
 endforeach()
 # libguestuser-oidc: its dependencies (libcurl, cjose, jansson, libcrypto)
 # are private to the shared library, so its export names none of them.
 if(GUESTUSER_OIDC)
-  install(TARGETS guestuser_oidc EXPORT guestuserOidcTargets
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT oidc
-      NAMELINK_COMPONENT oidc_dev
-    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-  install(EXPORT guestuserOidcTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
-    COMPONENT oidc_dev)
-  install(FILES include/guestuser/oidc.h
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT oidc_dev)
+  guestuser_install_component(oidc guestuserOidcTargets include/guestuser/oidc.h "")
 endif()
 # libguestuser-testing: needs nothing but the library.
 if(GUESTUSER_TESTING)
-  install(TARGETS guestuser_testing EXPORT guestuserTestingTargets
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT testing
-      NAMELINK_COMPONENT testing_dev
-    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-  install(EXPORT guestuserTestingTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
-    COMPONENT testing_dev)
-  install(FILES include/guestuser/testing.h
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT testing_dev)
+  guestuser_install_component(testing guestuserTestingTargets include/guestuser/testing.h "")
 endif()
 # libguestuser-mail: libcurl is private to the shared library, so its
 # export names nothing else.
 if(GUESTUSER_MAIL)
-  install(TARGETS guestuser_mail EXPORT guestuserMailTargets
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT mail
-      NAMELINK_COMPONENT mail_dev
-    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-  install(EXPORT guestuserMailTargets NAMESPACE guestuser:: DESTINATION ${GUESTUSER_CMAKE_DIR}
-    COMPONENT mail_dev)
-  install(FILES include/guestuser/smtp.h
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/guestuser COMPONENT mail_dev)
+  guestuser_install_component(mail guestuserMailTargets include/guestuser/smtp.h "")
 endif()
 if(GUESTUSER_WITH_CIVETWEB)
   install(FILES cmake/guestuserCivetWeb.cmake DESTINATION ${GUESTUSER_CMAKE_DIR}
