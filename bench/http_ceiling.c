@@ -219,6 +219,18 @@ static void dispatch(client *c)
     queue_tail = c;
 }
 
+/* Connection @p i has room: the oldest queued request, if any, goes out. */
+static void start_queued(int i)
+{
+    if (!queue_head)
+        return;
+    client *next = queue_head;
+    queue_head = next->next_queued;
+    if (!queue_head)
+        queue_tail = NULL;
+    start_statement(i, next);
+}
+
 /* Pipeline mode: each request's results end with a NULL, then its sync's
  * PGRES_PIPELINE_SYNC, which answers the oldest client in flight. */
 static void on_db_pipelined(int i)
@@ -245,13 +257,7 @@ static void on_db_pipelined(int i)
             answer(c, d->who[0] ? d->who : "nobody");
         d->who[0] = '\0';
         finish(c);
-        if (queue_head) {
-            client *next = queue_head;
-            queue_head = next->next_queued;
-            if (!queue_head)
-                queue_tail = NULL;
-            start_statement(i, next);
-        }
+        start_queued(i);
     }
 }
 
@@ -282,13 +288,7 @@ static void on_db(int i)
     if (c->fd >= 0)
         answer(c, who);
     finish(c);
-    if (queue_head) {
-        client *next = queue_head;
-        queue_head = next->next_queued;
-        if (!queue_head)
-            queue_tail = NULL;
-        start_statement(i, next);
-    }
+    start_queued(i);
 }
 
 static void on_client(client *c)
