@@ -34,7 +34,8 @@ guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
         for (; host && host[i] && i + 1 < sizeof shown; i++)
             shown[i] = host[i] > 0x20 && host[i] < 0x7f ? host[i] : '?';
         shown[i] = '\0';
-        guest__log_every(ctx, &ctx->bad_host_logged, 60000, GUEST_LOG_WARNING,
+        guest__log_every(ctx, &ctx->core->bad_host_logged, 60000,
+                         GUEST_LOG_WARNING,
                          "refused a request for Host \"%s\"%s, which is "
                          "not in allowed_hosts (further ones for a minute "
                          "are not logged)",
