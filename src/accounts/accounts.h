@@ -25,6 +25,15 @@
 #define GUEST__MSG_CONVERT_LOCKED_OUT                                          \
     "Too many failed attempts to create an account. Try again later."
 
+/* What accounts keeps per request, as req->accounts (core wipes and frees
+ * it with the request). csrf.c: the CSRF secret in force for this request
+ * once looked up or made, and the masked token handed out for it ("" until
+ * then). */
+struct guest__req_accounts {
+    char csrf_secret[GUEST__CSRF_SECRET_CHARS + 1];
+    char csrf_token[GUEST__CSRF_TOKEN_CHARS + 1];
+};
+
 /* password.c */
 /* Django's encoding of @p password with a given salt: the known-answer
  * tests use it, guest_password_hash() passes a random salt. */

@@ -65,6 +65,9 @@ struct guest__core {
     guest__session_cache *session_cache;
 };
 
+/* accounts/accounts.h: the accounts layer's per-request state. */
+typedef struct guest__req_accounts guest__req_accounts;
+
 /* The request object (request.c); each field group names the file that
  * owns it. */
 struct guest_req {
@@ -80,11 +83,11 @@ struct guest_req {
     bool vary_cookie_sent; /* "Vary: Cookie" added once per response */
     guest_user user;
     int status;
-    /* accounts/csrf.c: the CSRF secret in force for this request once
-     * looked up or made, and the masked token handed out for it ("" until
-     * then). */
-    char csrf_secret[32 + 1];
-    char csrf_token[64 + 1];
+    /* accounts/accounts.h: what accounts keeps for this request (NULL
+     * until it needs it), and its size: guest_req_free wipes and frees it
+     * without knowing its fields. */
+    guest__req_accounts *accounts;
+    size_t accounts_size;
     /* client_addr.c, set in guest_req_new: the adapter's peer text, the
      * effective client address (points at client_buf or at peer) and, when
      * that is an IP address, its 16-byte form (IPv4 mapped) and family

@@ -72,8 +72,10 @@ void guest_req_free(guest_req *req)
     if (!req)
         return;
     guest__req_db_release(req);
-    OPENSSL_cleanse(req->csrf_secret, sizeof req->csrf_secret);
-    OPENSSL_cleanse(req->csrf_token, sizeof req->csrf_token);
+    /* Wiped whatever it holds: accounts keeps the CSRF secret there. */
+    if (req->accounts)
+        OPENSSL_cleanse(req->accounts, req->accounts_size);
+    free(req->accounts);
     free(req->path);
     free(req);
 }
