@@ -50,12 +50,6 @@ extern _Atomic unsigned long long guest__pbkdf2_iterations;
 /* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
 guest_status guest__random_alnum(char *out, size_t n);
 
-/* validate.c */
-/* Number of code points of @p s read as UTF-8 (a bad byte counts as one). */
-size_t guest__utf8_chars(const char *s);
-/* True when @p len bytes are well-formed UTF-8 without NUL. */
-bool guest__utf8_valid(const char *s, size_t len);
-
 /* users.c */
 /* The checks of a new account that need no database: username rules and,
  * with @p password2 (two-field form), both passwords given and equal, else

@@ -146,6 +146,14 @@ size_t guest__percent_decode(const char *s, size_t n, char *out,
  * blanks, parameters and case ignored) is @p type; false for NULL. */
 bool guest__media_type_is(const char *content_type, const char *type);
 
+/* Decodes one UTF-8 sequence strictly (no overlong forms, surrogates or
+ * values past U+10FFFF); returns its length, 0 when malformed. */
+size_t guest__utf8_next(const unsigned char *s, uint32_t *cp);
+/* Number of code points of @p s read as UTF-8 (a bad byte counts as one). */
+size_t guest__utf8_chars(const char *s);
+/* True when @p len bytes are well-formed UTF-8 without NUL. */
+bool guest__utf8_valid(const char *s, size_t len);
+
 /* Microseconds on the monotonic clock: waits the metrics measure. */
 int64_t guest__now_us(void);
 
