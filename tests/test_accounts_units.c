@@ -139,10 +139,13 @@ END_TEST
 /* ---- username and password validators ---- */
 
 static guest_ctx fake_ctx;
+static guest__core fake_core;
 
 static void fake_setup(void)
 {
     memset(&fake_ctx, 0, sizeof fake_ctx);
+    memset(&fake_core, 0, sizeof fake_core);
+    fake_ctx.core = &fake_core;
     guest_config_init(&fake_ctx.cfg);
     fake_ctx.cfg.password_iterations = 1000;
 }

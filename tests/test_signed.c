@@ -251,11 +251,14 @@ END_TEST
 /* ---- known answers, on a context without a database ---- */
 
 static guest_ctx fake;
+static guest__core fake_core;
 
 static void fake_keys(const char *const *keys)
 {
+    fake.core = &fake_core;
     guest__keys_free(&fake);
     memset(&fake, 0, sizeof fake);
+    fake.core = &fake_core;
     guest_config_init(&fake.cfg);
     fake.cfg.secret_keys = keys;
     ck_assert_int_eq(guest__keys_copy(&fake), GUEST_OK);
@@ -263,6 +266,7 @@ static void fake_keys(const char *const *keys)
 
 static void fake_teardown(void)
 {
+    fake.core = &fake_core;
     guest__keys_free(&fake);
 }
 

@@ -25,6 +25,15 @@
 #define GUEST__MSG_CONVERT_LOCKED_OUT                                          \
     "Too many failed attempts to create an account. Try again later."
 
+/* What accounts keeps per request, as req->accounts (core wipes and frees
+ * it with the request). csrf.c: the CSRF secret in force for this request
+ * once looked up or made, and the masked token handed out for it ("" until
+ * then). */
+struct guest__req_accounts {
+    char csrf_secret[GUEST__CSRF_SECRET_CHARS + 1];
+    char csrf_token[GUEST__CSRF_TOKEN_CHARS + 1];
+};
+
 /* password.c */
 /* Django's encoding of @p password with a given salt: the known-answer
  * tests use it, guest_password_hash() passes a random salt. */
@@ -40,12 +49,6 @@ extern _Atomic unsigned long long guest__pbkdf2_runs;
 extern _Atomic unsigned long long guest__pbkdf2_iterations;
 /* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
 guest_status guest__random_alnum(char *out, size_t n);
-
-/* validate.c */
-/* Number of code points of @p s read as UTF-8 (a bad byte counts as one). */
-size_t guest__utf8_chars(const char *s);
-/* True when @p len bytes are well-formed UTF-8 without NUL. */
-bool guest__utf8_valid(const char *s, size_t len);
 
 /* users.c */
 /* The checks of a new account that need no database: username rules and,

@@ -101,15 +101,30 @@ static guest_status set_secret_cookie(guest_req *req, const char *secret)
     return st;
 }
 
+/* The request's accounts state, made on first use; NULL when out of
+ * memory. */
+static guest__req_accounts *req_state(guest_req *req)
+{
+    if (!req->accounts) {
+        req->accounts = calloc(1, sizeof *req->accounts);
+        if (req->accounts)
+            req->accounts_size = sizeof *req->accounts;
+    }
+    return req->accounts;
+}
+
 static guest_status new_secret(guest_req *req)
 {
+    guest__req_accounts *acc = req_state(req);
+    if (!acc)
+        return GUEST_ERR_NOMEM;
     char secret[GUEST__CSRF_SECRET_CHARS + 1];
     guest_status st = guest__random_alnum(secret, GUEST__CSRF_SECRET_CHARS);
     if (st == GUEST_OK)
         st = set_secret_cookie(req, secret);
     if (st == GUEST_OK) {
-        memcpy(req->csrf_secret, secret, sizeof secret);
-        req->csrf_token[0] = '\0';
+        memcpy(acc->csrf_secret, secret, sizeof secret);
+        acc->csrf_token[0] = '\0';
     }
     OPENSSL_cleanse(secret, sizeof secret);
     return st;
@@ -120,17 +135,20 @@ guest_status guest_csrf_token(guest_req *req, const char **token)
     if (!req || !token)
         return GUEST_ERR_INVALID;
     *token = NULL;
-    if (!req->csrf_token[0]) {
+    guest__req_accounts *acc = req_state(req);
+    if (!acc)
+        return GUEST_ERR_NOMEM;
+    if (!acc->csrf_token[0]) {
         int key = 0;
-        if (!req->csrf_secret[0] &&
-            !cookie_secret(req, req->csrf_secret, &key)) {
+        if (!acc->csrf_secret[0] &&
+            !cookie_secret(req, acc->csrf_secret, &key)) {
             guest_status st = new_secret(req);
             if (st != GUEST_OK)
                 return st;
         } else if (key > 0) {
             /* Signed under an older key: re-sign it under the current one
              * so the cookie outlives that key's retirement. */
-            guest_status st = set_secret_cookie(req, req->csrf_secret);
+            guest_status st = set_secret_cookie(req, acc->csrf_secret);
             if (st != GUEST_OK)
                 return st;
         }
@@ -142,20 +160,20 @@ guest_status guest_csrf_token(guest_req *req, const char **token)
         if (st != GUEST_OK)
             return st;
         for (size_t i = 0; i < GUEST__CSRF_SECRET_CHARS; i++) {
-            int x = alnum_index(req->csrf_secret[i]);
+            int x = alnum_index(acc->csrf_secret[i]);
             int y = alnum_index(mask[i]);
             /* Both are alphanumeric by construction; anything else must
              * not become an index. */
             if (x < 0 || y < 0) {
-                req->csrf_token[0] = '\0';
+                acc->csrf_token[0] = '\0';
                 return GUEST_ERR_CRYPTO;
             }
-            req->csrf_token[i] = mask[i];
-            req->csrf_token[GUEST__CSRF_SECRET_CHARS + i] = alnum[(x + y) % 62];
+            acc->csrf_token[i] = mask[i];
+            acc->csrf_token[GUEST__CSRF_SECRET_CHARS + i] = alnum[(x + y) % 62];
         }
-        req->csrf_token[GUEST__CSRF_TOKEN_CHARS] = '\0';
+        acc->csrf_token[GUEST__CSRF_TOKEN_CHARS] = '\0';
     }
-    *token = req->csrf_token;
+    *token = acc->csrf_token;
     return GUEST_OK;
 }
 

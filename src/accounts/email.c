@@ -449,11 +449,3 @@ guest_status guest_email_verify(guest_ctx *ctx, const char *token,
         snprintf(email_out, GUEST_EMAIL_MAX + 1, "%s", use.email);
     return st;
 }
-
-guest_status guest_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
-                              size_t size, bool *verified, guest_error *err)
-{
-    if (!ctx || !buf || !size)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
-    return guest__store_user_email(ctx, user_id, buf, size, verified, err);
-}

@@ -1,6 +1,7 @@
 /* Signing in with an identity a provider vouched for: converting the
- * guest, making an account, linking, logging in; listing and unlinking;
- * the pending flows of such sign-ins. */
+ * guest, making an account, linking, logging in. (Listing and unlinking
+ * identities and the pending flows need only the database:
+ * store/identities.c.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,71 +287,6 @@ guest_status guest_identity_sign_in(guest_req *req,
     if (st == GUEST_OK && outcome)
         *outcome = done;
     return st;
-}
-
-guest_status guest_identities_list(guest_ctx *ctx, int64_t user_id,
-                                   guest_identity_list_fn fn, void *userdata,
-                                   guest_error *err)
-{
-    if (!ctx || !fn)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx or fn");
-    return guest__store_identities_each(ctx, user_id, fn, userdata, err);
-}
-
-guest_status guest_identity_unlink(guest_ctx *ctx, int64_t user_id,
-                                   const char *issuer, const char *subject,
-                                   guest_error *err)
-{
-    if (!ctx || !issuer || !subject)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
-    return guest__store_identity_unlink(ctx, user_id, issuer, subject, err);
-}
-
-guest_status guest_user_lookup(guest_ctx *ctx, const char *username,
-                               int64_t *id, bool *has_password,
-                               guest_error *err)
-{
-    if (!ctx || !username || !id)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
-    if (!guest__utf8_valid(username, strlen(username)))
-        return guest__fail(err, GUEST_ERR_NOT_FOUND, "no user named that");
-    return guest__store_user_lookup(ctx, username, id, has_password, err);
-}
-
-/* Largest payload guest_flow_put() keeps. */
-#define FLOW_PAYLOAD_MAX 8192
-
-guest_status guest_flow_put(guest_ctx *ctx, const char *key,
-                            const char *binding, const char *payload,
-                            unsigned ttl_s, guest_error *err)
-{
-    if (!ctx || !key || !*key || !binding || !*binding || !payload ||
-        strlen(payload) > FLOW_PAYLOAD_MAX || ttl_s < 1 || ttl_s > 86400 ||
-        !guest__utf8_valid(payload, strlen(payload)))
-        return guest__fail(err, GUEST_ERR_INVALID,
-                           "a flow needs a key, a binding, a UTF-8 payload of "
-                           "at most %d bytes and a ttl of 1..86400 s",
-                           FLOW_PAYLOAD_MAX);
-    unsigned char k[GUEST__SHA256_BYTES], b[GUEST__SHA256_BYTES];
-    if (guest__sha256(key, strlen(key), k) != GUEST_OK ||
-        guest__sha256(binding, strlen(binding), b) != GUEST_OK)
-        return guest__fail(err, GUEST_ERR_CRYPTO, "cannot hash the flow key");
-    return guest__store_flow_put(ctx, k, b, payload, ttl_s, err);
-}
-
-guest_status guest_flow_take(guest_ctx *ctx, const char *key,
-                             const char *binding, char **payload,
-                             guest_error *err)
-{
-    if (payload)
-        *payload = NULL;
-    if (!ctx || !key || !binding || !payload)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
-    unsigned char k[GUEST__SHA256_BYTES], b[GUEST__SHA256_BYTES];
-    if (guest__sha256(key, strlen(key), k) != GUEST_OK ||
-        guest__sha256(binding, strlen(binding), b) != GUEST_OK)
-        return guest__fail(err, GUEST_ERR_CRYPTO, "cannot hash the flow key");
-    return guest__store_flow_take(ctx, k, b, payload, err);
 }
 
 void guest_free(void *p)

@@ -203,22 +203,3 @@ void guest_mail_sender_stop(guest_mail_sender *s)
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
-
-guest_status guest_mail_queue_list(guest_ctx *ctx, size_t limit,
-                                   guest_mail_list_fn fn, void *userdata,
-                                   guest_error *err)
-{
-    if (!ctx || !fn)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx or fn");
-    return guest__outbox_each(ctx, limit, fn, userdata, err);
-}
-
-guest_status guest_mail_retry_failed(guest_ctx *ctx, uint64_t *count,
-                                     guest_error *err)
-{
-    if (count)
-        *count = 0;
-    if (!ctx)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx");
-    return guest__outbox_retry_failed(ctx, count, err);
-}

@@ -42,67 +42,6 @@ const char *guest_form_errors_get(const guest_form_errors *errors,
     return NULL;
 }
 
-/* Decodes one UTF-8 sequence strictly (no overlong forms, surrogates or
- * values past U+10FFFF); returns its length, 0 when malformed. */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t v, min;
-    if ((c & 0xE0) == 0xC0) {
-        n = 2, v = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3, v = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return n;
-}
-
-size_t guest__utf8_chars(const char *s)
-{
-    size_t chars = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        uint32_t cp;
-        size_t n = utf8_next(p, &cp);
-        p += n ? n : 1;
-        chars++;
-    }
-    return chars;
-}
-
-bool guest__utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        if (!p[i])
-            return false;
-        /* utf8_next() stops at a NUL, which also ends a truncated sequence
-         * before the buffer does: the value was NUL-terminated. */
-        size_t n = utf8_next(p + i, &cp);
-        if (!n || i + n > len)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 /* Python's str.lower() and \w differ from C's; a C.UTF-8 locale object
  * gives Unicode classes without touching the process locale, so it is safe
  * in any thread. Without it only ASCII letters count. */
@@ -144,7 +83,7 @@ guest_status guest_username_validate(const char *username,
     bool ok = true;
     for (const unsigned char *p = (const unsigned char *)username; *p;) {
         uint32_t cp;
-        size_t n = utf8_next(p, &cp);
+        size_t n = guest__utf8_next(p, &cp);
         if (!n) {
             ok = false;
             n = 1;
@@ -185,7 +124,7 @@ static uint32_t *lowered(const char *s, size_t *len)
     size_t i = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; i++) {
         uint32_t cp;
-        size_t k = utf8_next(p, &cp);
+        size_t k = guest__utf8_next(p, &cp);
         if (!k) {
             cp = 0x110000u + *p;
             k = 1;

@@ -4,7 +4,6 @@
 #ifndef GUESTUSER_BASE_H
 #define GUESTUSER_BASE_H
 
-#include <regex.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -41,8 +40,6 @@ typedef struct guest__sql {
 } guest__sql;
 
 typedef struct guest__pool guest__pool;
-typedef struct guest__hashslots guest__hashslots;
-typedef struct guest__session_cache guest__session_cache;
 
 /* counters.c: what guest_metrics_get() reports. Every layer counts through
  * the helpers below: relaxed atomic adds, no lock. */
@@ -86,21 +83,14 @@ typedef struct guest__metrics {
     _Atomic int64_t mail_queued;
 } guest__metrics;
 
-/* One trusted_proxies block; IPv4 as IPv4-mapped IPv6 (prefix + 96). */
-typedef struct guest__cidr {
-    unsigned char addr[16];
-    unsigned prefix;
-} guest__cidr;
+/* core/core.h: what core keeps per context (allowed hosts, trusted
+ * proxies, signing keys, hash slots, the session cache...). */
+typedef struct guest__core guest__core;
 
-/* The context, created by core/config.c. Each field group names the file
- * that owns it. */
+/* The context, created by core/config.c. It holds what base and store use;
+ * each field group names the file that owns it. */
 struct guest_ctx {
-    guest_config cfg; /* strings point into owned copies below */
-    char **owned;     /* every string copied from the caller's config */
-    size_t owned_count;
-    const char **agents; /* NULL-terminated copy of blocked_user_agents */
-    regex_t *agent_re;
-    size_t agent_count;
+    guest_config cfg; /* strings point into copies core/config.c owns */
     guest__pool *pool;
     /* db_read_conninfo's pool (NULL: none), and until when (guest__now_ms)
      * it is skipped after a failure */
@@ -109,38 +99,14 @@ struct guest_ctx {
     guest__sql sql;
     /* counters.c: the metrics (guest_metrics_get) */
     guest__metrics metrics;
-    /* names: the width guest_name_numbered draws at now; starts at
-     * name_suffix_digits and grows when that space is full. */
-    _Atomic unsigned name_digits;
-    /* names: when a failed guest creation was last logged (guest__log_every) */
-    _Atomic int64_t name_exhausted_logged_ms;
-    _Atomic int64_t name_failed_logged_ms;
     /* store/db.c: when an unreachable database was last logged */
     _Atomic int64_t db_down_logged_ms;
-    /* hashslots.c: bounds the password hashes running at once. */
-    guest__hashslots *hash_slots;
-    /* client_addr.c: trusted_proxies, parsed */
-    guest__cidr *proxies;
-    size_t proxy_count;
-    /* hosts.c: allowed_hosts, lowercased, IPv6 in brackets; checked only
-     * when hosts_set */
-    char **hosts;
-    size_t host_count;
-    bool hosts_set;
-    _Atomic int64_t bad_host_logged;
-    /* limits.c: when the last "limit reached" lines were logged. */
-    _Atomic int64_t rate_logged;
-    _Atomic int64_t cap_logged;
-    /* signing.c: owned copies of cfg.secret_keys (NULL-terminated), wiped
-     * on free; none without keys. */
-    char **secret_keys;
-    size_t secret_key_count;
-    /* core/session_cache.c: resolved sessions (NULL: session_cache_ttl is
-     * off). store/cleanup.c moves session_epoch on after each batch of
-     * deleted users: every entry cached before is then stale (store cannot
-     * reach into core to drop single users). */
-    guest__session_cache *session_cache;
+    /* store/cleanup.c moves session_epoch on after each batch of deleted
+     * users: every session core/session_cache.c cached before is then
+     * stale (store cannot reach into core to drop single users). */
     _Atomic uint64_t session_epoch;
+    /* core's own state, allocated and freed by core/config.c */
+    guest__core *core;
 };
 
 /* errors.c */
@@ -179,6 +145,14 @@ size_t guest__percent_decode(const char *s, size_t n, char *out,
 /* True when the media type of Content-Type value @p content_type (leading
  * blanks, parameters and case ignored) is @p type; false for NULL. */
 bool guest__media_type_is(const char *content_type, const char *type);
+
+/* Decodes one UTF-8 sequence strictly (no overlong forms, surrogates or
+ * values past U+10FFFF); returns its length, 0 when malformed. */
+size_t guest__utf8_next(const unsigned char *s, uint32_t *cp);
+/* Number of code points of @p s read as UTF-8 (a bad byte counts as one). */
+size_t guest__utf8_chars(const char *s);
+/* True when @p len bytes are well-formed UTF-8 without NUL. */
+bool guest__utf8_valid(const char *s, size_t len);
 
 /* Microseconds on the monotonic clock: waits the metrics measure. */
 int64_t guest__now_us(void);

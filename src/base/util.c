@@ -1,4 +1,4 @@
-/* Small string helpers and the clock, shared by the library. */
+/* Small string helpers, UTF-8 checks and the clock, shared by the library. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +131,63 @@ bool guest__media_type_is(const char *content_type, const char *type)
         return false;
     char c = content_type[n];
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
+size_t guest__utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t n;
+    uint32_t v, min;
+    if ((c & 0xE0) == 0xC0) {
+        n = 2, v = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3, v = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+size_t guest__utf8_chars(const char *s)
+{
+    size_t chars = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        size_t n = guest__utf8_next(p, &cp);
+        p += n ? n : 1;
+        chars++;
+    }
+    return chars;
+}
+
+bool guest__utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        if (!p[i])
+            return false;
+        /* guest__utf8_next() stops at a NUL, which also ends a truncated
+         * sequence before the buffer does: the value was NUL-terminated. */
+        size_t n = guest__utf8_next(p + i, &cp);
+        if (!n || i + n > len)
+            return false;
+        i += n;
+    }
+    return true;
 }

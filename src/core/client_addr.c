@@ -52,8 +52,8 @@ static bool in_block(const guest__cidr *c, const unsigned char ip[16])
 
 static bool trusted(const guest_ctx *ctx, const unsigned char ip[16])
 {
-    for (size_t i = 0; i < ctx->proxy_count; i++)
-        if (in_block(&ctx->proxies[i], ip))
+    for (size_t i = 0; i < ctx->core->proxy_count; i++)
+        if (in_block(&ctx->core->proxies[i], ip))
             return true;
     return false;
 }
@@ -103,6 +103,7 @@ static bool parse_block(const char *s, size_t n, guest__cidr *c)
 
 guest_status guest__proxies_parse(guest_ctx *ctx, guest_error *err)
 {
+    guest__core *core = ctx->core;
     const char *list = ctx->cfg.trusted_proxies;
     size_t len = list ? strlen(list) : 0;
     const char *t = list;
@@ -114,21 +115,21 @@ guest_status guest__proxies_parse(guest_ctx *ctx, guest_error *err)
     size_t count = 1;
     for (size_t i = 0; i < len; i++)
         count += list[i] == ',';
-    ctx->proxies = calloc(count, sizeof *ctx->proxies);
-    if (!ctx->proxies)
+    core->proxies = calloc(count, sizeof *core->proxies);
+    if (!core->proxies)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     for (const char *p = list;;) {
         size_t n = strcspn(p, ",");
         const char *e = p;
         size_t en = n;
         trim(&e, &en);
-        if (!parse_block(e, en, &ctx->proxies[ctx->proxy_count]))
+        if (!parse_block(e, en, &core->proxies[core->proxy_count]))
             return guest__fail(err, GUEST_ERR_CONFIG,
                                "trusted_proxies entry \"%.*s\" is not an "
                                "IPv4 or IPv6 address or CIDR block (such as "
                                "10.0.0.0/8 or ::1/128, without host bits)",
                                (int)(en > 64 ? 64 : en), e);
-        ctx->proxy_count++;
+        core->proxy_count++;
         if (!p[n])
             break;
         p += n + 1;
@@ -187,7 +188,7 @@ void guest__req_find_client(guest_req *req)
     int family;
     if (!peer || !guest__parse_ip(peer, strlen(peer), ip, &family))
         return;
-    const char *xff = req->ctx->proxy_count && trusted(req->ctx, ip)
+    const char *xff = req->ctx->core->proxy_count && trusted(req->ctx, ip)
                           ? ops->header(req->conn, "X-Forwarded-For")
                           : NULL;
     /* Each proxy appends the address it saw, so the right end is the

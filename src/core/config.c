@@ -163,17 +163,19 @@ const guest_config *guest_ctx_config(const guest_ctx *ctx)
 /* Copies *field into storage the context owns, falling back to @p def. */
 static bool own_string(guest_ctx *ctx, const char **field, const char *def)
 {
+    guest__core *core = ctx->core;
     const char *src = *field ? *field : def;
     if (!src)
         return true;
-    char **grown = realloc(ctx->owned, (ctx->owned_count + 1) * sizeof *grown);
+    char **grown =
+        realloc(core->owned, (core->owned_count + 1) * sizeof *grown);
     if (!grown)
         return false;
-    ctx->owned = grown;
+    core->owned = grown;
     char *copy = guest__strdup(src);
     if (!copy)
         return false;
-    ctx->owned[ctx->owned_count++] = copy;
+    core->owned[core->owned_count++] = copy;
     *field = copy;
     return true;
 }
@@ -334,30 +336,31 @@ static guest_status check_config(const guest_config *c, guest_error *err)
 
 static guest_status compile_agents(guest_ctx *ctx, guest_error *err)
 {
+    guest__core *core = ctx->core;
     size_t n = 0;
     while (ctx->cfg.blocked_user_agents && ctx->cfg.blocked_user_agents[n])
         n++;
-    ctx->agents = calloc(n + 1, sizeof *ctx->agents);
-    ctx->agent_re = calloc(n ? n : 1, sizeof *ctx->agent_re);
-    if (!ctx->agents || !ctx->agent_re)
+    core->agents = calloc(n + 1, sizeof *core->agents);
+    core->agent_re = calloc(n ? n : 1, sizeof *core->agent_re);
+    if (!core->agents || !core->agent_re)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        ctx->agents[i] = ctx->cfg.blocked_user_agents[i];
-        if (!own_string(ctx, &ctx->agents[i], NULL))
+        core->agents[i] = ctx->cfg.blocked_user_agents[i];
+        if (!own_string(ctx, &core->agents[i], NULL))
             return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-        int rc = regcomp(&ctx->agent_re[i], ctx->agents[i],
+        int rc = regcomp(&core->agent_re[i], core->agents[i],
                          REG_EXTENDED | REG_ICASE | REG_NOSUB);
         if (rc != 0) {
             char why[128];
-            regerror(rc, &ctx->agent_re[i], why, sizeof why);
+            regerror(rc, &core->agent_re[i], why, sizeof why);
             return guest__fail(err, GUEST_ERR_CONFIG,
                                "blocked_user_agents[%zu] \"%s\" does not "
                                "compile: %s",
-                               i, ctx->agents[i], why);
+                               i, core->agents[i], why);
         }
-        ctx->agent_count = i + 1;
+        core->agent_count = i + 1;
     }
-    ctx->cfg.blocked_user_agents = ctx->agents;
+    ctx->cfg.blocked_user_agents = core->agents;
     return GUEST_OK;
 }
 
@@ -365,8 +368,8 @@ bool guest_is_blocked_agent(const guest_ctx *ctx, const char *user_agent)
 {
     if (!ctx || !user_agent)
         return false;
-    for (size_t i = 0; i < ctx->agent_count; i++)
-        if (regexec(&ctx->agent_re[i], user_agent, 0, NULL, 0) == 0)
+    for (size_t i = 0; i < ctx->core->agent_count; i++)
+        if (regexec(&ctx->core->agent_re[i], user_agent, 0, NULL, 0) == 0)
             return true;
     return false;
 }
@@ -421,8 +424,13 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         return guest__fail(err, GUEST_ERR_INVALID, "cfg and out are required");
     *out = NULL;
     guest_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
+    guest__core *core = calloc(1, sizeof *core);
+    if (!ctx || !core) {
+        free(ctx);
+        free(core);
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
+    }
+    ctx->core = core;
     guest_status st;
     if (cfg->size < CONFIG_SIZE_1_0 || cfg->size > sizeof(guest_config)) {
         st = guest__fail(err, GUEST_ERR_CONFIG,
@@ -442,16 +450,16 @@ guest_status guest_ctx_new(const guest_config *cfg, guest_ctx **out,
         (st = guest__proxies_parse(ctx, err)) != GUEST_OK ||
         (st = guest__hosts_parse(ctx, err)) != GUEST_OK)
         goto fail;
-    atomic_store(&ctx->name_digits, ctx->cfg.name_suffix_digits);
+    atomic_store(&ctx->core->name_digits, ctx->cfg.name_suffix_digits);
     if (!ctx->cfg.hash_concurrency)
         ctx->cfg.hash_concurrency = auto_hash_concurrency();
     if ((st = guest__hashslots_new(ctx->cfg.hash_concurrency,
-                                   &ctx->hash_slots)) != GUEST_OK) {
+                                   &ctx->core->hash_slots)) != GUEST_OK) {
         guest__fail(err, st, "cannot create the password-hash slots");
         goto fail;
     }
     if (ctx->cfg.session_cache_ttl &&
-        (st = guest__session_cache_new(&ctx->cfg, &ctx->session_cache)) !=
+        (st = guest__session_cache_new(&ctx->cfg, &ctx->core->session_cache)) !=
             GUEST_OK) {
         guest__fail(err, st, "out of memory for the session cache");
         goto fail;
@@ -501,22 +509,24 @@ void guest_ctx_free(guest_ctx *ctx)
 {
     if (!ctx)
         return;
+    guest__core *core = ctx->core;
     /* First: its thread uses the cache, the counters and the config. */
     guest__session_cache_unlisten(ctx);
     guest__pool_free(ctx->pool);
     guest__pool_free(ctx->read_pool);
-    guest__hashslots_free(ctx->hash_slots);
-    guest__session_cache_free(ctx->session_cache);
+    guest__hashslots_free(core->hash_slots);
+    guest__session_cache_free(core->session_cache);
     guest__sql_free(&ctx->sql);
     guest__keys_free(ctx);
-    for (size_t i = 0; i < ctx->agent_count; i++)
-        regfree(&ctx->agent_re[i]);
-    free(ctx->agent_re);
-    free(ctx->agents);
-    free(ctx->proxies);
+    for (size_t i = 0; i < core->agent_count; i++)
+        regfree(&core->agent_re[i]);
+    free(core->agent_re);
+    free(core->agents);
+    free(core->proxies);
     guest__hosts_free(ctx);
-    for (size_t i = 0; i < ctx->owned_count; i++)
-        free(ctx->owned[i]);
-    free(ctx->owned);
+    for (size_t i = 0; i < core->owned_count; i++)
+        free(core->owned[i]);
+    free(core->owned);
+    free(core);
     free(ctx);
 }

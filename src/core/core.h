@@ -5,12 +5,68 @@
 #ifndef GUESTUSER_CORE_H
 #define GUESTUSER_CORE_H
 
+#include <regex.h>
+
 #include "store/store.h"
 
 /* A signature: base64url of a full HMAC-SHA256 */
 #define GUEST__TAG_CHARS 43
 /* A signed session cookie: token "." tag */
 #define GUEST__SIGNED_TOKEN_CHARS (GUEST__TOKEN_CHARS + 1 + GUEST__TAG_CHARS)
+
+/* One trusted_proxies block; IPv4 as IPv4-mapped IPv6 (prefix + 96). */
+typedef struct guest__cidr {
+    unsigned char addr[16];
+    unsigned prefix;
+} guest__cidr;
+
+typedef struct guest__hashslots guest__hashslots;
+typedef struct guest__session_cache guest__session_cache;
+
+/* What core keeps per context, reached as ctx->core (config.c allocates
+ * and frees it with the context); each field group names the file that
+ * owns it. */
+struct guest__core {
+    /* config.c: every string copied from the caller's config, and the
+     * blocked_user_agents copy (NULL-terminated) with its compiled forms */
+    char **owned;
+    size_t owned_count;
+    const char **agents;
+    regex_t *agent_re;
+    size_t agent_count;
+    /* identity.c: the width guest_name_numbered draws at now; starts at
+     * name_suffix_digits and grows when that space is full. */
+    _Atomic unsigned name_digits;
+    /* guards.c: when a failed guest creation was last logged
+     * (guest__log_every) */
+    _Atomic int64_t name_exhausted_logged_ms;
+    _Atomic int64_t name_failed_logged_ms;
+    /* hashslots.c: bounds the password hashes running at once. */
+    guest__hashslots *hash_slots;
+    /* client_addr.c: trusted_proxies, parsed */
+    guest__cidr *proxies;
+    size_t proxy_count;
+    /* hosts.c: allowed_hosts, lowercased, IPv6 in brackets; checked only
+     * when hosts_set. request.c: when a refused Host was last logged. */
+    char **hosts;
+    size_t host_count;
+    bool hosts_set;
+    _Atomic int64_t bad_host_logged;
+    /* limits: when the last "limit reached" lines were logged
+     * (identity.c). */
+    _Atomic int64_t rate_logged;
+    _Atomic int64_t cap_logged;
+    /* signing.c: owned copies of cfg.secret_keys (NULL-terminated), wiped
+     * on free; none without keys. */
+    char **secret_keys;
+    size_t secret_key_count;
+    /* session_cache.c: resolved sessions (NULL: session_cache_ttl is off);
+     * see ctx->session_epoch for what makes them stale from store. */
+    guest__session_cache *session_cache;
+};
+
+/* accounts/accounts.h: the accounts layer's per-request state. */
+typedef struct guest__req_accounts guest__req_accounts;
 
 /* The request object (request.c); each field group names the file that
  * owns it. */
@@ -27,11 +83,11 @@ struct guest_req {
     bool vary_cookie_sent; /* "Vary: Cookie" added once per response */
     guest_user user;
     int status;
-    /* accounts/csrf.c: the CSRF secret in force for this request once
-     * looked up or made, and the masked token handed out for it ("" until
-     * then). */
-    char csrf_secret[32 + 1];
-    char csrf_token[64 + 1];
+    /* accounts/accounts.h: what accounts keeps for this request (NULL
+     * until it needs it), and its size: guest_req_free wipes and frees it
+     * without knowing its fields. */
+    guest__req_accounts *accounts;
+    size_t accounts_size;
     /* client_addr.c, set in guest_req_new: the adapter's peer text, the
      * effective client address (points at client_buf or at peer) and, when
      * that is an IP address, its 16-byte form (IPv4 mapped) and family
@@ -59,7 +115,7 @@ struct guest_req {
 void guest__req_db_release(guest_req *req);
 
 /* hosts.c */
-/* Parses allowed_hosts into ctx->hosts; GUEST_ERR_CONFIG naming the bad
+/* Parses allowed_hosts into ctx->core->hosts; GUEST_ERR_CONFIG naming the bad
  * entry, GUEST_ERR_NOMEM. */
 guest_status guest__hosts_parse(guest_ctx *ctx, guest_error *err);
 void guest__hosts_free(guest_ctx *ctx);
@@ -68,7 +124,7 @@ void guest__hosts_free(guest_ctx *ctx);
 bool guest__host_allowed(const guest_ctx *ctx, const char *host);
 
 /* client_addr.c */
-/* Parses trusted_proxies into ctx->proxies; GUEST_ERR_CONFIG naming the
+/* Parses trusted_proxies into ctx->core->proxies; GUEST_ERR_CONFIG naming the
  * bad entry, GUEST_ERR_NOMEM. */
 guest_status guest__proxies_parse(guest_ctx *ctx, guest_error *err);
 /* Parses @p n bytes of @p s as one IPv4 or IPv6 address (an IPv6 zone

@@ -22,8 +22,8 @@ static void log_name_failure(guest_ctx *ctx, guest_status st,
                              const guest_error *err)
 {
     _Atomic int64_t *last = st == GUEST_ERR_NAME_EXHAUSTED
-                                ? &ctx->name_exhausted_logged_ms
-                                : &ctx->name_failed_logged_ms;
+                                ? &ctx->core->name_exhausted_logged_ms
+                                : &ctx->core->name_failed_logged_ms;
     guest__log_every(ctx, last, 60000, GUEST_LOG_ERROR,
                      "no guest created, visitors stay anonymous: %s (%s)",
                      err->message[0] ? err->message : guest_strerror(st),

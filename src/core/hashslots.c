@@ -89,11 +89,12 @@ void guest__hashslots_release(guest__hashslots *s)
 guest_status guest__hash_slot_take(guest_ctx *ctx)
 {
     int64_t waited_from = guest__now_us();
-    bool got = guest__hashslots_acquire(ctx->hash_slots, ctx->cfg.hash_wait_ms);
+    bool got =
+        guest__hashslots_acquire(ctx->core->hash_slots, ctx->cfg.hash_wait_ms);
     guest__observe_since(ctx, GUEST__H_HASH_WAIT, waited_from);
     if (got)
         return GUEST_OK;
-    guest__log_every(ctx, &ctx->hash_slots->last_busy_log, 10000,
+    guest__log_every(ctx, &ctx->core->hash_slots->last_busy_log, 10000,
                      GUEST_LOG_WARNING,
                      "password hashing busy: all %u slots stayed taken for "
                      "%u ms, answering 503 (hash_concurrency, hash_wait_ms)",
@@ -103,5 +104,5 @@ guest_status guest__hash_slot_take(guest_ctx *ctx)
 
 void guest__hash_slot_give(guest_ctx *ctx)
 {
-    guest__hashslots_release(ctx->hash_slots);
+    guest__hashslots_release(ctx->core->hash_slots);
 }

@@ -126,16 +126,17 @@ static char *parse_entry(const char *s, size_t n, bool *bad)
 
 guest_status guest__hosts_parse(guest_ctx *ctx, guest_error *err)
 {
+    guest__core *core = ctx->core;
     const char *list = ctx->cfg.allowed_hosts;
     if (!list)
         return GUEST_OK;
     size_t count = 1;
     for (const char *p = list; *p; p++)
         count += *p == ',';
-    ctx->hosts = calloc(count, sizeof *ctx->hosts);
-    if (!ctx->hosts)
+    core->hosts = calloc(count, sizeof *core->hosts);
+    if (!core->hosts)
         return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-    ctx->hosts_set = true;
+    core->hosts_set = true;
     for (const char *p = list;;) {
         size_t n = strcspn(p, ",");
         const char *e = p;
@@ -156,7 +157,7 @@ guest_status guest__hosts_parse(guest_ctx *ctx, guest_error *err)
                 (int)(en > 64 ? 64 : en), e);
         if (!entry)
             return guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
-        ctx->hosts[ctx->host_count++] = entry;
+        core->hosts[core->host_count++] = entry;
         if (!p[n])
             break;
         p += n + 1;
@@ -166,9 +167,10 @@ guest_status guest__hosts_parse(guest_ctx *ctx, guest_error *err)
 
 void guest__hosts_free(guest_ctx *ctx)
 {
-    for (size_t i = 0; i < ctx->host_count; i++)
-        free(ctx->hosts[i]);
-    free(ctx->hosts);
+    guest__core *core = ctx->core;
+    for (size_t i = 0; i < core->host_count; i++)
+        free(core->hosts[i]);
+    free(core->hosts);
 }
 
 /* Django's is_same_domain: exact, or ".example.com" for example.com and
@@ -186,13 +188,14 @@ static bool matches(const char *pattern, const char *host)
 
 bool guest__host_allowed(const guest_ctx *ctx, const char *host)
 {
-    if (!ctx->hosts_set)
+    const guest__core *core = ctx->core;
+    if (!core->hosts_set)
         return true;
     char domain[HOST_MAX];
     if (!host || !host_domain(host, domain))
         return false;
-    for (size_t i = 0; i < ctx->host_count; i++)
-        if (matches(ctx->hosts[i], domain))
+    for (size_t i = 0; i < core->host_count; i++)
+        if (matches(core->hosts[i], domain))
             return true;
     return false;
 }

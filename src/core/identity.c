@@ -77,7 +77,7 @@ static bool widen_numbered(guest_ctx *ctx, unsigned digits)
     if (digits >= GUEST__NAME_MAX_DIGITS)
         return false;
     unsigned expected = digits;
-    if (atomic_compare_exchange_strong(&ctx->name_digits, &expected,
+    if (atomic_compare_exchange_strong(&ctx->core->name_digits, &expected,
                                        digits + 1))
         guest__log(ctx, GUEST_LOG_WARNING,
                    "guest_name_numbered: %u names in a row already existed "
@@ -104,7 +104,7 @@ static guest_status create_guest(guest_req *req, const char *token,
     for (;;) {
         char name[GUEST_USERNAME_BUF];
         name[0] = '\0';
-        unsigned digits = numbered ? atomic_load(&ctx->name_digits) : 0;
+        unsigned digits = numbered ? atomic_load(&ctx->core->name_digits) : 0;
         st = numbered ? guest__name_numbered_width(c, digits, name, sizeof name)
                       : c->name_generator(c, name, sizeof name,
                                           c->name_generator_userdata);
@@ -128,7 +128,8 @@ static guest_status create_guest(guest_req *req, const char *token,
         if (outcome == GUEST__RATE_LIMITED) {
             guest__count(ctx, GUEST__C_RATE_LIMITED);
             req->retry_after = wait;
-            guest__log_every(ctx, &ctx->rate_logged, 60000, GUEST_LOG_WARNING,
+            guest__log_every(ctx, &ctx->core->rate_logged, 60000,
+                             GUEST_LOG_WARNING,
                              "guest_rate_limit: client %s created %u guests "
                              "within %u s; refusing more (logged once a "
                              "minute)",
@@ -140,13 +141,13 @@ static guest_status create_guest(guest_req *req, const char *token,
                                (long long)wait);
         }
         if (outcome == GUEST__AT_CAPACITY) {
-            guest__log_every(ctx, &ctx->cap_logged, 60000, GUEST_LOG_WARNING,
-                             "max_guests (%lld) reached, in all or for the "
-                             "network of client %s: no new guests there "
-                             "until cleanup or conversions make room (logged "
-                             "once a minute)",
-                             (long long)c->max_guests,
-                             guest__req_client_key(req));
+            guest__log_every(
+                ctx, &ctx->core->cap_logged, 60000, GUEST_LOG_WARNING,
+                "max_guests (%lld) reached, in all or for the "
+                "network of client %s: no new guests there "
+                "until cleanup or conversions make room (logged "
+                "once a minute)",
+                (long long)c->max_guests, guest__req_client_key(req));
             return guest__fail(err, GUEST_ERR_BUSY,
                                "max_guests (%lld) live guests already, in all "
                                "or for this client's network",

@@ -34,7 +34,8 @@ guest_status guest_req_new(guest_ctx *ctx, const guest_http_ops *ops,
         for (; host && host[i] && i + 1 < sizeof shown; i++)
             shown[i] = host[i] > 0x20 && host[i] < 0x7f ? host[i] : '?';
         shown[i] = '\0';
-        guest__log_every(ctx, &ctx->bad_host_logged, 60000, GUEST_LOG_WARNING,
+        guest__log_every(ctx, &ctx->core->bad_host_logged, 60000,
+                         GUEST_LOG_WARNING,
                          "refused a request for Host \"%s\"%s, which is "
                          "not in allowed_hosts (further ones for a minute "
                          "are not logged)",
@@ -71,8 +72,10 @@ void guest_req_free(guest_req *req)
     if (!req)
         return;
     guest__req_db_release(req);
-    OPENSSL_cleanse(req->csrf_secret, sizeof req->csrf_secret);
-    OPENSSL_cleanse(req->csrf_token, sizeof req->csrf_token);
+    /* Wiped whatever it holds: accounts keeps the CSRF secret there. */
+    if (req->accounts)
+        OPENSSL_cleanse(req->accounts, req->accounts_size);
+    free(req->accounts);
     free(req->path);
     free(req);
 }

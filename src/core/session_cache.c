@@ -200,7 +200,7 @@ guest__cache_ticket guest__session_cache_ticket(guest_ctx *ctx,
                                                 const unsigned char *hash)
 {
     guest__cache_ticket t = {0};
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (c) {
         t.gen = atomic_load(&shard_of(c, key_of(hash))->gen);
         t.epoch = atomic_load(&ctx->session_epoch);
@@ -211,7 +211,7 @@ guest__cache_ticket guest__session_cache_ticket(guest_ctx *ctx,
 bool guest__session_cache_get(guest_ctx *ctx, const unsigned char *hash,
                               guest_user *user)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (!c || !atomic_load(&c->live))
         return false;
     uint64_t k = key_of(hash);
@@ -241,7 +241,7 @@ void guest__session_cache_put(guest_ctx *ctx, const unsigned char *hash,
                               const guest_user *user, int64_t ms_left,
                               const guest__cache_ticket *ticket)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (!c || ms_left <= 0 || !atomic_load(&c->live))
         return;
     uint64_t k = key_of(hash);
@@ -282,7 +282,7 @@ void guest__session_cache_put(guest_ctx *ctx, const unsigned char *hash,
 
 void guest__session_cache_drop_token(guest_ctx *ctx, const unsigned char *hash)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (!c)
         return;
     uint64_t k = key_of(hash);
@@ -297,7 +297,7 @@ void guest__session_cache_drop_token(guest_ctx *ctx, const unsigned char *hash)
 
 void guest__session_cache_drop_user(guest_ctx *ctx, int64_t user_id)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (!c)
         return;
     /* No index by user: this walks every entry, a few milliseconds at the
@@ -318,7 +318,7 @@ void guest__session_cache_drop_user(guest_ctx *ctx, int64_t user_id)
 
 size_t guest__session_cache_count(guest_ctx *ctx)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     size_t total = 0;
     for (unsigned n = 0; c && n < c->nshards; n++) {
         shard *s = &c->shards[n];
@@ -388,7 +388,7 @@ static void drop_users(guest_ctx *ctx, const char *p)
 static void on_listen(void *arg, guest__listen_event ev, const char *payload)
 {
     guest_ctx *ctx = arg;
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     switch (ev) {
     case GUEST__LISTEN_UP:
         /* What was cached before LISTEN took effect may have missed a
@@ -415,7 +415,7 @@ static void on_listen(void *arg, guest__listen_event ev, const char *payload)
 guest_status guest__session_cache_listen(guest_ctx *ctx, bool behind_pooler,
                                          guest_error *err)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (!c)
         return GUEST_OK;
     const char *conninfo = ctx->cfg.session_cache_listen_conninfo;
@@ -436,7 +436,7 @@ guest_status guest__session_cache_listen(guest_ctx *ctx, bool behind_pooler,
 
 void guest__session_cache_unlisten(guest_ctx *ctx)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     if (!c)
         return;
     guest__listener_stop(c->listener);
@@ -446,6 +446,6 @@ void guest__session_cache_unlisten(guest_ctx *ctx)
 
 bool guest__session_cache_listening(guest_ctx *ctx)
 {
-    guest__session_cache *c = ctx->session_cache;
+    guest__session_cache *c = ctx->core->session_cache;
     return c && atomic_load(&c->live);
 }

@@ -154,23 +154,24 @@ guest_status guest__keys_copy(guest_ctx *ctx)
             return GUEST_ERR_NOMEM;
         }
     }
-    ctx->secret_keys = keys;
-    ctx->secret_key_count = n;
+    ctx->core->secret_keys = keys;
+    ctx->core->secret_key_count = n;
     ctx->cfg.secret_keys = (const char *const *)keys;
     return GUEST_OK;
 }
 
 void guest__keys_free(guest_ctx *ctx)
 {
-    free_keys(ctx->secret_keys, ctx->secret_key_count);
-    ctx->secret_keys = NULL;
-    ctx->secret_key_count = 0;
+    guest__core *core = ctx->core;
+    free_keys(core->secret_keys, core->secret_key_count);
+    core->secret_keys = NULL;
+    core->secret_key_count = 0;
     ctx->cfg.secret_keys = NULL;
 }
 
 bool guest__signing(const guest_ctx *ctx)
 {
-    return ctx->secret_key_count > 0;
+    return ctx->core->secret_key_count > 0;
 }
 
 guest_status guest__sign(const guest_ctx *ctx, const char *purpose,
@@ -180,7 +181,7 @@ guest_status guest__sign(const guest_ctx *ctx, const char *purpose,
     if (!guest__signing(ctx))
         return GUEST_ERR_INVALID;
     unsigned char mac[GUEST__SHA256_BYTES];
-    const char *key = ctx->secret_keys[0];
+    const char *key = ctx->core->secret_keys[0];
     guest_status st =
         guest__hmac_sha256(key, strlen(key), purpose, value, len, mac);
     if (st == GUEST_OK)
@@ -199,9 +200,9 @@ int guest__verify(const guest_ctx *ctx, const char *purpose, const char *value,
         return -1;
     int found = -1;
     /* No early exit: the time taken does not say which key matched. */
-    for (size_t i = 0; i < ctx->secret_key_count; i++) {
+    for (size_t i = 0; i < ctx->core->secret_key_count; i++) {
         unsigned char mac[GUEST__SHA256_BYTES];
-        const char *key = ctx->secret_keys[i];
+        const char *key = ctx->core->secret_keys[i];
         if (guest__hmac_sha256(key, strlen(key), purpose, value, len, mac) ==
                 GUEST_OK &&
             CRYPTO_memcmp(mac, want, sizeof mac) == 0 && found < 0)

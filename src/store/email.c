@@ -1,6 +1,7 @@
-/* Addresses on users and the links sent to them (email_tokens): a reset
- * link keeps a fingerprint of the password it would replace, so that any
- * password change kills it without a statement of its own. */
+/* Addresses on users (and the public guest_user_email) and the links sent
+ * to them (email_tokens): a reset link keeps a fingerprint of the password
+ * it would replace, so that any password change kills it without a
+ * statement of its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,10 +205,11 @@ guest_status guest__store_email_taken(guest_db *tx, const char *email,
     return st;
 }
 
-guest_status guest__store_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
-                                     size_t size, bool *verified,
-                                     guest_error *err)
+guest_status guest_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
+                              size_t size, bool *verified, guest_error *err)
 {
+    if (!ctx || !buf || !size)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
     char id[32];
     snprintf(id, sizeof id, "%lld", (long long)user_id);
     guest__params p = {0};

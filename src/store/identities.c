@@ -1,6 +1,7 @@
 /* The rows of sign-ins through identity providers: identities, pending
  * flows, and the user rows such a sign-in writes (its session row:
- * sessions.c). */
+ * sessions.c); with the public calls that need nothing but these rows:
+ * listing and unlinking identities, guest_user_lookup, the flows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,10 +90,12 @@ guest_status guest__store_identity_used(guest_db *tx,
         NULL, err);
 }
 
-guest_status guest__store_identities_each(guest_ctx *ctx, int64_t user_id,
-                                          guest_identity_list_fn fn,
-                                          void *userdata, guest_error *err)
+guest_status guest_identities_list(guest_ctx *ctx, int64_t user_id,
+                                   guest_identity_list_fn fn, void *userdata,
+                                   guest_error *err)
 {
+    if (!ctx || !fn)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx or fn");
     char id[GUEST__INT_BUF];
     guest__params p = {0};
     guest__param_int(&p, id, user_id);
@@ -127,10 +130,12 @@ guest_status guest__store_identities_each(guest_ctx *ctx, int64_t user_id,
  * unusable one with a leading '!'; guests have none). */
 #define USABLE_PASSWORD "(u.password <> '' AND left(u.password, 1) <> '!')"
 
-guest_status guest__store_identity_unlink(guest_ctx *ctx, int64_t user_id,
-                                          const char *issuer,
-                                          const char *subject, guest_error *err)
+guest_status guest_identity_unlink(guest_ctx *ctx, int64_t user_id,
+                                   const char *issuer, const char *subject,
+                                   guest_error *err)
 {
+    if (!ctx || !issuer || !subject)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
     char id[GUEST__INT_BUF];
     guest__params p = {0};
     guest__param_int(&p, id, user_id);
@@ -202,6 +207,17 @@ guest_status guest__store_user_lookup(guest_ctx *ctx, const char *username,
     }
     PQclear(res);
     return st;
+}
+
+guest_status guest_user_lookup(guest_ctx *ctx, const char *username,
+                               int64_t *id, bool *has_password,
+                               guest_error *err)
+{
+    if (!ctx || !username || !id)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
+    if (!guest__utf8_valid(username, strlen(username)))
+        return guest__fail(err, GUEST_ERR_NOT_FOUND, "no user named that");
+    return guest__store_user_lookup(ctx, username, id, has_password, err);
 }
 
 /* The candidates as one text[] literal: {"a","b"} with quotes and
@@ -320,16 +336,42 @@ guest_status guest__store_user_insert(guest_db *tx, const char *username,
     return st;
 }
 
-guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,
-                                   const unsigned char *binding,
-                                   const char *payload, unsigned ttl_s,
-                                   guest_error *err)
+/* Largest payload guest_flow_put() keeps. */
+#define FLOW_PAYLOAD_MAX 8192
+
+/* The SHA-256 of a flow's key and binding, which is what the flows table
+ * keeps. */
+static guest_status flow_hashes(const char *key, const char *binding,
+                                unsigned char k[GUEST__SHA256_BYTES],
+                                unsigned char b[GUEST__SHA256_BYTES],
+                                guest_error *err)
 {
+    if (guest__sha256(key, strlen(key), k) != GUEST_OK ||
+        guest__sha256(binding, strlen(binding), b) != GUEST_OK)
+        return guest__fail(err, GUEST_ERR_CRYPTO, "cannot hash the flow key");
+    return GUEST_OK;
+}
+
+guest_status guest_flow_put(guest_ctx *ctx, const char *key,
+                            const char *binding, const char *payload,
+                            unsigned ttl_s, guest_error *err)
+{
+    if (!ctx || !key || !*key || !binding || !*binding || !payload ||
+        strlen(payload) > FLOW_PAYLOAD_MAX || ttl_s < 1 || ttl_s > 86400 ||
+        !guest__utf8_valid(payload, strlen(payload)))
+        return guest__fail(err, GUEST_ERR_INVALID,
+                           "a flow needs a key, a binding, a UTF-8 payload of "
+                           "at most %d bytes and a ttl of 1..86400 s",
+                           FLOW_PAYLOAD_MAX);
+    unsigned char k[GUEST__SHA256_BYTES], b[GUEST__SHA256_BYTES];
+    guest_status st = flow_hashes(key, binding, k, b, err);
+    if (st != GUEST_OK)
+        return st;
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%u", ttl_s);
     guest__params p = {0};
-    guest__param_bin(&p, key, GUEST__SHA256_BYTES);
-    guest__param_bin(&p, binding, GUEST__SHA256_BYTES);
+    guest__param_bin(&p, k, GUEST__SHA256_BYTES);
+    guest__param_bin(&p, b, GUEST__SHA256_BYTES);
     guest__param_text(&p, payload);
     guest__param_text(&p, ttl);
     return guest__sql_run(
@@ -341,18 +383,25 @@ guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,
         NULL, err);
 }
 
-guest_status guest__store_flow_take(guest_ctx *ctx, const unsigned char *key,
-                                    const unsigned char *binding,
-                                    char **payload, guest_error *err)
+guest_status guest_flow_take(guest_ctx *ctx, const char *key,
+                             const char *binding, char **payload,
+                             guest_error *err)
 {
-    *payload = NULL;
+    if (payload)
+        *payload = NULL;
+    if (!ctx || !key || !binding || !payload)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
+    unsigned char k[GUEST__SHA256_BYTES], b[GUEST__SHA256_BYTES];
+    guest_status st = flow_hashes(key, binding, k, b, err);
+    if (st != GUEST_OK)
+        return st;
     guest__params p = {0};
-    guest__param_bin(&p, key, GUEST__SHA256_BYTES);
-    guest__param_bin(&p, binding, GUEST__SHA256_BYTES);
+    guest__param_bin(&p, k, GUEST__SHA256_BYTES);
+    guest__param_bin(&p, b, GUEST__SHA256_BYTES);
     PGresult *res = NULL;
     /* Deleting is taking: of two callbacks with the same state, one gets
      * the row. A wrong binding leaves it for the browser that owns it. */
-    guest_status st = guest__sql_run(
+    st = guest__sql_run(
         ctx, NULL,
         &(guest__stmt){.tmpl = "DELETE FROM @.flows WHERE key_hash = $1"
                                " AND binding_hash = $2"

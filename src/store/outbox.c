@@ -1,5 +1,7 @@
 /* The mail outbox: queued in the transaction that causes a mail, taken by
- * one sender at a time, marked sent, retried or failed. */
+ * one sender at a time, marked sent, retried or failed; listed and failed
+ * mails retried through the public guest_mail_queue_list and
+ * guest_mail_retry_failed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,10 +117,12 @@ guest_status guest__outbox_done(guest_ctx *ctx, int64_t id,
                           NULL, err);
 }
 
-guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
-                                guest_mail_list_fn fn, void *userdata,
-                                guest_error *err)
+guest_status guest_mail_queue_list(guest_ctx *ctx, size_t limit,
+                                   guest_mail_list_fn fn, void *userdata,
+                                   guest_error *err)
 {
+    if (!ctx || !fn)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx or fn");
     char lim[32];
     snprintf(lim, sizeof lim, "%zu", limit);
     guest__params p = {0};
@@ -152,9 +156,13 @@ guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
     return st;
 }
 
-guest_status guest__outbox_retry_failed(guest_ctx *ctx, uint64_t *count,
-                                        guest_error *err)
+guest_status guest_mail_retry_failed(guest_ctx *ctx, uint64_t *count,
+                                     guest_error *err)
 {
+    if (count)
+        *count = 0;
+    if (!ctx)
+        return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx");
     PGresult *res = NULL;
     guest_status st = guest__sql_run(
         ctx, NULL,

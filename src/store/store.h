@@ -467,15 +467,6 @@ guest_status guest__store_identity_link(guest_db *tx, int64_t user_id,
 guest_status guest__store_identity_used(guest_db *tx,
                                         const guest_identity *identity,
                                         guest_error *err);
-guest_status guest__store_identities_each(guest_ctx *ctx, int64_t user_id,
-                                          guest_identity_list_fn fn,
-                                          void *userdata, guest_error *err);
-/* Deletes the link unless it is the user's only way to log in, in one
- * transaction that locks the user row. */
-guest_status guest__store_identity_unlink(guest_ctx *ctx, int64_t user_id,
-                                          const char *issuer,
-                                          const char *subject,
-                                          guest_error *err);
 /* *id and whether the user has a usable password; GUEST_ERR_NOT_FOUND. */
 guest_status guest__store_user_lookup(guest_ctx *ctx, const char *username,
                                       int64_t *id, bool *has_password,
@@ -499,16 +490,6 @@ guest_status guest__store_guest_register(guest_db *tx, int64_t user_id,
 guest_status guest__store_user_insert(guest_db *tx, const char *username,
                                       const char *password, int64_t *id,
                                       guest_error *err);
-/* A pending flow, by the hashes of its key and binding. */
-guest_status guest__store_flow_put(guest_ctx *ctx, const unsigned char *key,
-                                   const unsigned char *binding,
-                                   const char *payload, unsigned ttl_s,
-                                   guest_error *err);
-/* Deletes the live flow and hands its payload over (caller frees);
- * GUEST_ERR_NOT_FOUND. */
-guest_status guest__store_flow_take(guest_ctx *ctx, const unsigned char *key,
-                                    const unsigned char *binding,
-                                    char **payload, guest_error *err);
 
 /* outbox.c: mails queued in a transaction, taken by one sender. */
 guest_status guest__outbox_put(guest_db *tx, const char *to,
@@ -531,11 +512,6 @@ typedef enum guest__outbox_outcome {
     GUEST__OUTBOX_RETRY, /* after @p retry_in_s */
     GUEST__OUTBOX_FAILED
 } guest__outbox_outcome;
-guest_status guest__outbox_each(guest_ctx *ctx, size_t limit,
-                                guest_mail_list_fn fn, void *userdata,
-                                guest_error *err);
-guest_status guest__outbox_retry_failed(guest_ctx *ctx, uint64_t *count,
-                                        guest_error *err);
 /* How many mails are pending (neither sent nor failed). */
 guest_status guest__outbox_pending(guest_ctx *ctx, int64_t *count,
                                    guest_error *err);
@@ -584,9 +560,6 @@ guest_status guest__store_email_set(guest_db *tx, int64_t user_id,
 guest_status guest__store_email_taken(guest_db *tx, const char *email,
                                       int64_t except_user, bool *taken,
                                       guest_error *err);
-guest_status guest__store_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
-                                     size_t size, bool *verified,
-                                     guest_error *err);
 
 /* windows.c: the rate_windows table's sliding-window counters. */
 /* "ON CONFLICT ... DO UPDATE" that moves a rate_windows row (alias r) to

@@ -28,8 +28,10 @@ static char *as_string(const uint8_t *data, size_t size)
 static guest_ctx *fuzz_ctx(void)
 {
     static guest_ctx ctx;
+    static guest__core core;
     static bool ready;
     if (!ready) {
+        ctx.core = &core;
         ctx.cfg.allowed_hosts = "example.com,.example.org,[::1]";
         ctx.cfg.trusted_proxies = "127.0.0.1/32,10.0.0.0/8,::1/128";
         if (guest__hosts_parse(&ctx, NULL) != GUEST_OK)
@@ -73,9 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A context that only signs: the signed-cookie check reads no
          * database. */
         static guest_ctx keyed;
+        static guest__core keyed_core;
         static const char *const keys[] = {
             "0123456789abcdefghijklmnopqrstuvwxyzABCD", NULL};
-        if (!keyed.secret_keys) {
+        if (!keyed_core.secret_keys) {
+            keyed.core = &keyed_core;
             guest_config_init(&keyed.cfg);
             keyed.cfg.secret_keys = keys;
             if (guest__keys_copy(&keyed) != GUEST_OK)
