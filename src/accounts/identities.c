@@ -288,8 +288,3 @@ guest_status guest_identity_sign_in(guest_req *req,
         *outcome = done;
     return st;
 }
-
-void guest_free(void *p)
-{
-    free(p);
-}

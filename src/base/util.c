@@ -191,3 +191,10 @@ bool guest__utf8_valid(const char *s, size_t len)
     }
     return true;
 }
+
+/* The library's memory goes back through the allocator that made it, which
+ * need not be the application's (another C runtime, a static build). */
+void guest_free(void *p)
+{
+    free(p);
+}
