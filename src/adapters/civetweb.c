@@ -31,8 +31,7 @@ typedef struct cw_req {
     guest_buf body;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
 } cw_req;
 
 /* mg_response_header_add() refuses more than MG_MAX_HEADERS headers; one is
@@ -47,39 +46,11 @@ static const char *op_header(void *c, const char *name)
 {
     cw_req *r = c;
     const struct mg_header *h = r->ri->http_headers;
-    const char *first = NULL;
-    size_t count = 0;
+    guest_field f = {0};
     for (int i = 0; i < r->ri->num_headers; i++)
-        if (h[i].name && !strcasecmp(h[i].name, name) && !count++)
-            first = h[i].value;
-    if (count <= 1)
-        return first;
-    /* Out of room or memory: no value rather than a partial one. */
-    if (r->joined_count == sizeof r->joined / sizeof *r->joined)
-        return NULL;
-    guest_buf b = {0};
-    bool ok = true;
-    for (int i = 0; ok && i < r->ri->num_headers; i++)
-        if (h[i].name && strcasecmp(h[i].name, name) == 0)
-            ok = guest_buf_append_field_line(&b, name, h[i].value) == 0;
-    if (!ok) {
-        guest_buf_cleanup(&b);
-        return NULL;
-    }
-    r->joined[r->joined_count++] = b.data;
-    return b.data;
-}
-
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
+        if (h[i].name && !strcasecmp(h[i].name, name))
+            guest_field_add(&f, name, h[i].value);
+    return guest_field_value(&f, &r->joined);
 }
 
 /* Whether CivetWeb took every line of the header block. It parses the
@@ -112,7 +83,7 @@ static bool headers_complete(const struct mg_connection *conn,
     const char *end = ri->http_version + strlen(ri->http_version);
     for (int i = 0; i < ri->num_headers; i++) {
         if (!h[i].name || !h[i].value || end[0] || end[1] ||
-            h[i].name != end + 2 || !token(h[i].name))
+            h[i].name != end + 2 || guest_header_name_ok(h[i].name) != 0)
             return false;
         /* The colon right after the name, then only blanks. */
         const char *p = h[i].name + strlen(h[i].name) + 1;
@@ -128,71 +99,24 @@ static bool headers_complete(const struct mg_connection *conn,
     return !end[2] || (end[2] == '\r' && !end[3]);
 }
 
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
- * around it; anything else (a sign, a list, hex, bytes after the digits)
- * is a framing error a proxy may read another way. 0 with the length in
- * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
- * the rest (400). CivetWeb itself takes the leading digits ("0, 43" is 0)
- * and answers 411 only when there are none. */
-static int parse_length(const char *v, unsigned long long *n)
-{
-    unsigned long long x = 0;
-    bool over = false;
-    v += strspn(v, " \t");
-    if (*v < '0' || *v > '9')
-        return -1;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        unsigned d = (unsigned)(*v - '0');
-        if (x > (ULLONG_MAX - d) / 10)
-            over = true;
-        else
-            x = x * 10 + d;
-    }
-    v += strspn(v, " \t");
-    if (*v)
-        return -1;
-    *n = x;
-    return over ? 1 : 0;
-}
-
-/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
- * the server decodes, so the value must be "chunked" (any case) and
- * nothing else: the server skips the blanks before a value, not those
- * after it. CivetWeb refuses it with blanks after it itself, and ignores
- * "identity", reading the body by Content-Length or as empty. */
-static bool chunked_only(const char *v)
-{
-    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
-}
-
 /* Framing a proxy in front might read differently from the server (request
  * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
  * two Hosts, a Content-Length that is not a plain number, a
  * Transfer-Encoding other than one line of "chunked", or one in a request
  * older than HTTP/1.1 (RFC 9112 6.1: faulty framing; CivetWeb would decode
  * it and keep the connection). CivetWeb reads only the first of two
- * Transfer-Encoding lines. */
+ * Transfer-Encoding lines; it refuses "chunked" with blanks after it
+ * itself, and ignores "identity", reading the body by Content-Length or
+ * as empty. Of a Content-Length it takes the leading digits ("0, 43" is 0)
+ * and answers 411 only when there are none (see http_error). */
 static bool ambiguous_framing(const struct mg_request_info *ri)
 {
-    size_t cl = 0, te = 0, host = 0;
-    bool bad = false;
-    for (int i = 0; i < ri->num_headers; i++) {
-        const char *n = ri->http_headers[i].name;
-        const char *v = ri->http_headers[i].value;
-        unsigned long long len;
-        if (!n)
-            continue;
-        if (!strcasecmp(n, "Content-Length")) {
-            cl++;
-            bad = bad || !v || parse_length(v, &len) < 0;
-        } else if (!strcasecmp(n, "Transfer-Encoding")) {
-            te++;
-            bad = bad || !v || !chunked_only(v);
-        }
-        host += !strcasecmp(n, "Host");
-    }
-    return bad || cl > 1 || host > 1 || te > 1 || (cl && te) ||
-           (te && (!ri->http_version || strcmp(ri->http_version, "1.1") != 0));
+    guest_framing f = {0};
+    for (int i = 0; i < ri->num_headers; i++)
+        guest_framing_add(&f, ri->http_headers[i].name,
+                          ri->http_headers[i].value);
+    return guest_framing_refused(&f, ri->http_version &&
+                                         strcmp(ri->http_version, "1.1") == 0);
 }
 
 static const char *op_method(void *c)
@@ -245,8 +169,7 @@ static void cw_req_free(cw_req *r)
     guest_response_cleanup(&r->res);
     guest_buf_cleanup(&r->target);
     guest_buf_cleanup(&r->body);
-    for (size_t i = 0; i < r->joined_count; i++)
-        free(r->joined[i]);
+    guest_joined_cleanup(&r->joined);
 }
 
 /* Characters that may stand unencoded in a path (RFC 3986 pchar and '/'). */
@@ -399,17 +322,10 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     } else {
         switch (read_body(&r, app->max_body)) {
         case BODY_OK: {
-            guest_req *req;
-            guest_status st = guest_req_new(app->ctx, &civetweb_ops, &r, &req);
-            if (st != GUEST_OK) {
-                rc = st == GUEST_ERR_BAD_HOST
-                         ? plain(&r, 400, GUEST_BAD_HOST_TEXT)
-                         : plain(&r, 500, "Internal Server Error\n");
-                break;
-            }
-            app->handler(req, app->userdata);
-            guest_req_free(req);
-            rc = send_response(&r);
+            const char *text;
+            int refused = guest_run_handler(app->ctx, &civetweb_ops, &r,
+                                            app->handler, app->userdata, &text);
+            rc = refused ? plain(&r, refused, text) : send_response(&r);
             break;
         }
         case BODY_TOO_LARGE:

@@ -56,8 +56,7 @@ typedef struct job {
     guest_buf body;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
 } job;
 
 /* A client address and its open connections (loop thread only). */
@@ -135,28 +134,11 @@ struct guest_evhttp {
 static const char *op_header(void *c, const char *name)
 {
     job *j = c;
-    const char *first = NULL;
-    size_t count = 0;
+    guest_field f = {0};
     for (size_t i = 0; i < j->header_count; i++)
-        if (strcasecmp(j->headers[2 * i], name) == 0 && !count++)
-            first = j->headers[2 * i + 1];
-    if (count <= 1)
-        return first;
-    /* Out of room or memory: no value rather than a partial one. */
-    if (j->joined_count == sizeof j->joined / sizeof *j->joined)
-        return NULL;
-    guest_buf b = {0};
-    bool ok = true;
-    for (size_t i = 0; ok && i < j->header_count; i++)
         if (strcasecmp(j->headers[2 * i], name) == 0)
-            ok = guest_buf_append_field_line(&b, name, j->headers[2 * i + 1]) ==
-                 0;
-    if (!ok) {
-        guest_buf_cleanup(&b);
-        return NULL;
-    }
-    j->joined[j->joined_count++] = b.data;
-    return b.data;
+            guest_field_add(&f, name, j->headers[2 * i + 1]);
+    return guest_field_value(&f, &j->joined);
 }
 
 static const char *op_method(void *c)
@@ -209,33 +191,19 @@ static void job_free(job *j)
     free(j->headers);
     guest_buf_cleanup(&j->body);
     guest_response_cleanup(&j->res);
-    for (size_t i = 0; i < j->joined_count; i++)
-        free(j->joined[i]);
+    guest_joined_cleanup(&j->joined);
     free(j);
 }
 
-static void plain(guest_response *res, int status, const char *text)
-{
-    guest_response_reset(res, status);
-    if (guest_response_add_header(res, "Content-Type",
-                                  "text/plain; charset=utf-8") != 0 ||
-        guest_response_write(res, text, strlen(text)) != 0)
-        guest_response_reset(res, status);
-}
-
+/* Out of memory the answer is its status alone. */
 static void run_job(job *j)
 {
     guest_evhttp *app = j->app;
-    guest_req *req = NULL;
-    guest_status st = guest_req_new(app->ctx, &evhttp_ops, j, &req);
-    if (st == GUEST_OK) {
-        app->handler(req, app->userdata);
-        guest_req_free(req);
-    } else if (st == GUEST_ERR_BAD_HOST) {
-        plain(&j->res, 400, GUEST_BAD_HOST_TEXT);
-    } else {
-        plain(&j->res, 500, "Internal Server Error\n");
-    }
+    const char *text;
+    int refused = guest_run_handler(app->ctx, &evhttp_ops, j, app->handler,
+                                    app->userdata, &text);
+    if (refused)
+        (void)guest_response_plain(&j->res, refused, text);
 }
 
 /* Wakes the loop. A full pipe already holds a wake-up, so EAGAIN is
@@ -554,35 +522,11 @@ static void on_fresh(evutil_socket_t fd, short what, void *arg)
 
 /* ---- framing (loop thread) ---- */
 
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
-}
-
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT; evhttp itself reads it with
- * strtoll, which takes a sign and blanks. */
-static bool plain_length(const char *v)
-{
-    v += strspn(v, " \t");
-    size_t digits = strspn(v, "0123456789");
-    if (!digits)
-        return false;
-    v += digits;
-    v += strspn(v, " \t");
-    return *v == '\0';
-}
-
 /* Framing a proxy in front might read differently from the server
  * (request smuggling): two Content-Lengths, Content-Length with
  * Transfer-Encoding, two Hosts, a Content-Length that is not a plain
- * number, a Transfer-Encoding other than one line of "chunked" (evhttp
+ * number (evhttp reads it with strtoll, which takes a sign and blanks), a
+ * Transfer-Encoding other than one line of "chunked" (evhttp
  * reads only the first line, and takes any other value as no coding), or
  * one in a request older than HTTP/1.1; a header name that is not a token
  * or a value with a control byte. evhttp has parsed the request already,
@@ -591,25 +535,16 @@ static bool plain_length(const char *v)
 static bool bad_framing(struct evhttp_request *ereq)
 {
     struct evkeyvalq *hs = evhttp_request_get_input_headers(ereq);
-    size_t cl = 0, te = 0, host = 0;
+    guest_framing f = {0};
     struct evkeyval *h;
     TAILQ_FOREACH(h, hs, next)
     {
-        if (!token(h->key) || guest_header_value_ok(h->value) != 0)
+        if (guest_header_name_ok(h->key) != 0 ||
+            guest_header_value_ok(h->value) != 0)
             return true;
-        if (strcasecmp(h->key, "Content-Length") == 0) {
-            cl++;
-            if (!plain_length(h->value))
-                return true;
-        } else if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
-            te++;
-            if (strcasecmp(h->value + strspn(h->value, " \t"), "chunked") != 0)
-                return true;
-        }
-        host += strcasecmp(h->key, "Host") == 0;
+        guest_framing_add(&f, h->key, h->value);
     }
-    bool http11 = ereq->major == 1 && ereq->minor >= 1;
-    return cl > 1 || te > 1 || host > 1 || (cl && te) || (te && !http11);
+    return guest_framing_refused(&f, ereq->major == 1 && ereq->minor >= 1);
 }
 
 /* ---- answering (loop thread) ---- */
@@ -685,7 +620,8 @@ static void answer_now(guest_evhttp *app, struct evhttp_request *ereq,
 {
     guest_response res;
     guest_response_init(&res);
-    plain(&res, status, text);
+    /* Out of memory the answer is its status alone. */
+    (void)guest_response_plain(&res, status, text);
     send_response(app, ereq, &res, false, close);
     guest_response_cleanup(&res);
 }

@@ -112,8 +112,7 @@ struct mhd_conn {
     bool headers_seen;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
     /* Event mode: app->todo's link, and where the request is. The
      * worker's writes (res, state, answer_failed) reach the polling
      * thread through MHD_resume_connection's lock. */
@@ -138,66 +137,14 @@ static void arm(mhd_conn *c)
 }
 
 typedef struct header_scan {
-    const char *name; /* NULL: count the framing headers only */
-    size_t count;
-    guest_buf joined;
-    bool failed;
-    size_t content_length, transfer_encoding, host;
+    const char *name; /* NULL: the framing checks only */
+    guest_field field;
+    guest_framing framing;
     /* The request's header block in MHD's read buffer (framing checks
      * only; lo 0: not checked), and whether a line is malformed. */
     uintptr_t lo, hi;
     bool malformed;
 } header_scan;
-
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
-}
-
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
- * around it; anything else (a sign, a list, hex, bytes after the digits)
- * is a framing error a proxy may read another way. 0 with the length in
- * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
- * the rest (400). libmicrohttpd 0.9.75 refuses such values itself before
- * the access handler; this holds whatever version is linked to it. */
-static int parse_length(const char *v, unsigned long long *n)
-{
-    unsigned long long x = 0;
-    bool over = false;
-    v += strspn(v, " \t");
-    if (*v < '0' || *v > '9')
-        return -1;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        unsigned d = (unsigned)(*v - '0');
-        if (x > (ULLONG_MAX - d) / 10)
-            over = true;
-        else
-            x = x * 10 + d;
-    }
-    v += strspn(v, " \t");
-    if (*v)
-        return -1;
-    *n = x;
-    return over ? 1 : 0;
-}
-
-/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
- * the server decodes, so the value must be "chunked" (any case) and
- * nothing else: the server skips the blanks before a value, not those
- * after it. libmicrohttpd 0.9.75 reads any other value
- * (blanks after "chunked" too) as a body that ends with the connection,
- * and so answers nothing until the client leaves or the timeout. */
-static bool chunked_only(const char *v)
-{
-    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
-}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
                                    const char *key, const char *value)
@@ -210,27 +157,15 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
      * would fold into the one before or refuse; a bare CR (or another
      * control byte) in a value is a line end MHD kept that a proxy may
      * honour, so a Content-Length behind it would hide. */
-    if (!token(key) || (value && guest_header_value_ok(value) != 0) ||
+    if (guest_header_name_ok(key) != 0 ||
+        (value && guest_header_value_ok(value) != 0) ||
         (s->lo &&
          ((uintptr_t)key < s->lo || (uintptr_t)key >= s->hi || !value ||
           (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi)))
         s->malformed = true;
-    unsigned long long len;
-    if (!strcasecmp(key, "Content-Length")) {
-        s->content_length++;
-        if (!value || parse_length(value, &len) < 0)
-            s->malformed = true;
-    } else if (!strcasecmp(key, "Transfer-Encoding")) {
-        s->transfer_encoding++;
-        if (!value || !chunked_only(value))
-            s->malformed = true;
-    }
-    s->host += !strcasecmp(key, "Host");
-    if (!s->name || strcasecmp(key, s->name) != 0)
-        return MHD_YES;
-    s->count++;
-    if (guest_buf_append_field_line(&s->joined, key, value) != 0)
-        s->failed = true;
+    guest_framing_add(&s->framing, key, value);
+    if (s->name && !strcasecmp(key, s->name))
+        guest_field_add(&s->field, key, value);
     return MHD_YES;
 }
 
@@ -239,23 +174,9 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
 static const char *op_header(void *c, const char *name)
 {
     mhd_conn *r = c;
-    const char *first =
-        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-    if (!first)
-        return NULL;
     header_scan s = {.name = name};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &s);
-    if (s.count <= 1) {
-        guest_buf_cleanup(&s.joined);
-        return first;
-    }
-    /* Out of room or memory: no value rather than a partial one. */
-    if (s.failed || r->joined_count == sizeof r->joined / sizeof *r->joined) {
-        guest_buf_cleanup(&s.joined);
-        return NULL;
-    }
-    r->joined[r->joined_count++] = s.joined.data;
-    return s.joined.data;
+    return guest_field_value(&s.field, &r->joined);
 }
 
 /* Framing a proxy in front might read differently from the server (request
@@ -270,7 +191,12 @@ static const char *op_header(void *c, const char *name)
  * Before, MHD appends the folded line to the previous header's name, in
  * a block of its memory pool outside the read buffer where every other
  * name and value of the header block stays: a name outside the block
- * gives it away. @p method is MHD's, the start of that block. */
+ * gives it away. @p method is MHD's, the start of that block.
+ * libmicrohttpd 0.9.75 refuses a Content-Length that is not a plain number
+ * itself, before the access handler (the check holds whatever version is
+ * linked), and reads a Transfer-Encoding other than "chunked" (blanks after
+ * it too) as a body that ends with the connection, so that it would answer
+ * nothing until the client leaves or the timeout. */
 static bool ambiguous_framing(struct MHD_Connection *conn, const char *method,
                               const char *version)
 {
@@ -286,11 +212,9 @@ static bool ambiguous_framing(struct MHD_Connection *conn, const char *method,
     (void)method;
 #endif
     MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &s);
-    return s.malformed || s.content_length > 1 || s.host > 1 ||
-           s.transfer_encoding > 1 ||
-           (s.content_length && s.transfer_encoding) ||
-           (s.transfer_encoding &&
-            (!version || strcmp(version, "HTTP/1.1") != 0));
+    return s.malformed ||
+           guest_framing_refused(&s.framing,
+                                 version && strcmp(version, "HTTP/1.1") == 0);
 }
 
 static const char *op_method(void *c)
@@ -366,9 +290,7 @@ static void request_clear(mhd_conn *c)
     c->headers_seen = false;
     c->state = REQ_OURS;
     c->answer_failed = false;
-    for (size_t i = 0; i < c->joined_count; i++)
-        free(c->joined[i]);
-    c->joined_count = 0;
+    guest_joined_cleanup(&c->joined);
 }
 
 /* The defaults, into a whole struct of this library's size. */
@@ -733,13 +655,10 @@ static enum MHD_Result queue(mhd_conn *r)
 /* The adapter's own short answer into r->res; -1 out of memory. */
 static int fill_plain(mhd_conn *r, int status, const char *text)
 {
-    guest_response_reset(&r->res, status);
     /* Every answer of the adapter's own ends the connection: the request
      * was refused or not read to its end. */
-    if (guest_response_add_header(&r->res, "Connection", "close") != 0 ||
-        guest_response_add_header(&r->res, "Content-Type",
-                                  "text/plain; charset=utf-8") != 0 ||
-        guest_response_write(&r->res, text, strlen(text)) != 0)
+    if (guest_response_plain(&r->res, status, text) != 0 ||
+        guest_response_add_header(&r->res, "Connection", "close") != 0)
         return -1;
     return 0;
 }
@@ -753,15 +672,10 @@ static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
  * r->res; false when not even an error page could be made. */
 static bool run_handler(guest_mhd *app, mhd_conn *r)
 {
-    guest_req *req;
-    guest_status st = guest_req_new(app->ctx, &mhd_ops, r, &req);
-    if (st == GUEST_ERR_BAD_HOST)
-        return fill_plain(r, 400, GUEST_BAD_HOST_TEXT) == 0;
-    if (st != GUEST_OK)
-        return fill_plain(r, 500, "Internal Server Error\n") == 0;
-    app->handler(req, app->userdata);
-    guest_req_free(req);
-    return true;
+    const char *text;
+    int refused = guest_run_handler(app->ctx, &mhd_ops, r, app->handler,
+                                    app->userdata, &text);
+    return !refused || fill_plain(r, refused, text) == 0;
 }
 
 /* ---- event mode: the worker pool ---- */
@@ -972,7 +886,8 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         const char *cl = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long n = 0;
-        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body)) {
+        if (cl &&
+            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
             atomic_store(&r->deadline, 0);
             return plain(r, 413, "Payload Too Large\n");
         }
