@@ -515,10 +515,8 @@ START_TEST(the_adapter_kit_runs_the_handler_or_names_the_answer)
 {
     guest_ctx *ctx = tl_ctx(SCHEMA, small_and_hosts);
     const guest_http_ops ops = {
-        GUEST_HTTP_OPS_INIT,          .header = kit_header,
-        .method = kit_method,         .target = kit_target,
-        .set_status = kit_set_status, .add_header = kit_add_header,
-        .write = kit_write,           .reset = kit_reset,
+        GUEST_HTTP_OPS_INIT,  .header = kit_header,    .method = kit_method,
+        .target = kit_target, GUEST_RESPONSE_OPS(kit),
     };
     kit_conn c = {.host = "example.org"};
     guest_response_init(&c.res);

@@ -63,11 +63,14 @@ GUEST_API void guest_response_cleanup(guest_response *r);
  * Defines the four response callbacks of guest_http_ops, named
  * PREFIX_set_status, PREFIX_add_header, PREFIX_write and PREFIX_reset, for
  * an adapter whose per-request struct @p type keeps its guest_response in
- * @p member. Use at file scope, then in the ops table:
+ * @p member. Use at file scope, then GUEST_RESPONSE_OPS(PREFIX) in the ops
+ * table:
  *
  *     GUEST_RESPONSE_CALLBACKS(op, my_req, res)
- *     ... .set_status = op_set_status, .add_header = op_add_header,
- *         .write = op_write, .reset = op_reset, ...
+ *     static const guest_http_ops ops = {
+ *         GUEST_HTTP_OPS_INIT, ...the request callbacks...,
+ *         GUEST_RESPONSE_OPS(op),
+ *     };
  */
 #define GUEST_RESPONSE_CALLBACKS(prefix, type, member)                         \
     static int prefix##_set_status(void *c, int status)                        \
@@ -88,6 +91,13 @@ GUEST_API void guest_response_cleanup(guest_response *r);
         guest_response_reset(&((type *)c)->member, 200);                       \
         return 0;                                                              \
     }
+
+/** The four members of a guest_http_ops initializer that
+ * GUEST_RESPONSE_CALLBACKS(PREFIX, ...) defined: set_status, add_header,
+ * write and reset. */
+#define GUEST_RESPONSE_OPS(prefix)                                             \
+    .set_status = prefix##_set_status, .add_header = prefix##_add_header,      \
+    .write = prefix##_write, .reset = prefix##_reset
 
 /**
  * Appends @p value to @p b as one more line of the header field @p name,

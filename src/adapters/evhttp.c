@@ -168,16 +168,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, job, res)
 
 static const guest_http_ops evhttp_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT,    .header = op_header,           .method = op_method,
+    .target = op_target,    .client_addr = op_client_addr, .body = op_body,
+    GUEST_RESPONSE_OPS(op),
 };
 
 static void job_free(job *j)
@@ -838,23 +831,14 @@ void guest_evhttp_limits_init_size(guest_evhttp_limits *limits, size_t size)
     guest_sized_init(limits, size, &d, sizeof d);
 }
 
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_evhttp_limits_init(). */
-static bool limits_read(const guest_evhttp_limits *in, guest_evhttp_limits *out)
-{
-    guest_evhttp_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
-}
-
 guest_status guest_evhttp_set_limits(guest_evhttp *app,
                                      const guest_evhttp_limits *limits)
 {
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_evhttp_limits_init(). */
     guest_evhttp_limits given;
-    if (!limits_read(limits, &given))
+    limits_defaults(&given);
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || app->attached || limits->workers < 1 ||

@@ -266,17 +266,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, mhd_conn, res)
 
 static const guest_http_ops mhd_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 /* Forgets the request in progress; the connection object stays. */
@@ -316,18 +308,6 @@ void guest_mhd_limits_init_size(guest_mhd_limits *limits, size_t size)
     guest_mhd_limits d;
     limits_defaults(&d);
     guest_sized_init(limits, size, &d, sizeof d);
-}
-
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_mhd_limits_init(). */
-static bool limits_read(const guest_mhd_limits *in, guest_mhd_limits *out)
-{
-    guest_mhd_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
 }
 
 guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -400,8 +380,11 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
 guest_status guest_mhd_set_limits(guest_mhd *app,
                                   const guest_mhd_limits *limits)
 {
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_mhd_limits_init(). */
     guest_mhd_limits given;
-    if (!limits_read(limits, &given))
+    limits_defaults(&given);
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || limits->max_connections == 0 ||

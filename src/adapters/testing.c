@@ -151,17 +151,9 @@ static int op_body(void *conn, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, test_conn, res)
 
 static const guest_http_ops test_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 /* ---- the client ---- */

@@ -251,17 +251,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, ul_req, res)
 
 static const guest_http_ops ulfius_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 /* A Set-Cookie value goes into Ulfius's cookie list whole: the name before
@@ -416,18 +408,6 @@ void guest_ulfius_limits_init_size(guest_ulfius_limits *limits, size_t size)
     guest_sized_init(limits, size, &d, sizeof d);
 }
 
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_ulfius_limits_init(). */
-static bool limits_read(const guest_ulfius_limits *in, guest_ulfius_limits *out)
-{
-    guest_ulfius_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
-}
-
 guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
                               void *userdata, guest_ulfius **out)
 {
@@ -473,8 +453,11 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
 guest_status guest_ulfius_set_limits(guest_ulfius *app,
                                      const guest_ulfius_limits *limits)
 {
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_ulfius_limits_init(). */
     guest_ulfius_limits given;
-    if (!limits_read(limits, &given))
+    limits_defaults(&given);
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || app->instance || limits->max_connections == 0 ||
