@@ -464,6 +464,13 @@ START_TEST(header_names_and_lengths_for_adapters)
     ck_assert_int_eq(guest_header_value_ok("a\tb"), 0);
     ck_assert_int_eq(guest_header_value_ok("a\rb"), -1);
 
+    ck_assert(guest_header_has_token("close", "close"));
+    ck_assert(guest_header_has_token("keep-alive, Close ", "close"));
+    ck_assert(guest_header_has_token(" ,\tupgrade ,close", "close"));
+    ck_assert(!guest_header_has_token("closed, x-close", "close"));
+    ck_assert(!guest_header_has_token("", "close"));
+    ck_assert(!guest_header_has_token(NULL, "close"));
+
     unsigned long long n = 7;
     ck_assert_int_eq(guest_content_length_parse("42", &n), 0);
     ck_assert_uint_eq(n, 42);

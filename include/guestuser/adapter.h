@@ -178,6 +178,15 @@ GUEST_API GUEST_NODISCARD int guest_header_name_ok(const char *name);
 GUEST_API GUEST_NODISCARD int guest_header_value_ok(const char *value);
 
 /**
+ * true when the comma-separated list @p value (a field such as Connection,
+ * RFC 9110 5.6.1: blanks around each element, empty elements skipped)
+ * holds @p token, in any case; false for NULL. For a handler's
+ * "Connection: close", which the adapter honours by closing.
+ */
+GUEST_API GUEST_NODISCARD bool guest_header_has_token(const char *value,
+                                                      const char *token);
+
+/**
  * Reads a Content-Length value as RFC 9112 6.3 allows it: 1*DIGIT with
  * blanks around it. 0 with the length in @p n; 1 when the digits overflow
  * (a length past any limit: answer 413); -1 for anything else, a sign, a

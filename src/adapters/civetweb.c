@@ -224,22 +224,6 @@ static int read_body(cw_req *r, size_t max)
     }
 }
 
-static bool has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-    for (const char *p = value; *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
-        if (trimmed == n && !strncasecmp(p, token, n))
-            return true;
-        p += len;
-    }
-    return false;
-}
-
 static int send_response(cw_req *r)
 {
     struct mg_connection *conn = r->conn;
@@ -261,7 +245,7 @@ static int send_response(cw_req *r)
             !strcasecmp(name, "Transfer-Encoding"))
             continue;
         if (!strcasecmp(name, "Connection")) {
-            if (!has_token(value, "close"))
+            if (!guest_header_has_token(value, "close"))
                 continue;
             mg_disable_connection_keep_alive(conn);
         }
@@ -338,7 +322,12 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     return status;
 }
 
-static void limits_defaults(guest_civetweb_limits *l);
+/* The defaults, a whole struct of this library's size. */
+static const guest_civetweb_limits default_limits = {
+    .size = sizeof(guest_civetweb_limits),
+    .threads = 50,
+    .header_timeout_s = 10,
+};
 
 guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
                                 void *userdata, guest_civetweb **out)
@@ -367,18 +356,9 @@ guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
-}
-
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_civetweb_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->threads = 50;
-    l->header_timeout_s = 10;
 }
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -388,9 +368,7 @@ static void limits_defaults(guest_civetweb_limits *l)
 #undef guest_civetweb_limits_init
 void guest_civetweb_limits_init_size(guest_civetweb_limits *limits, size_t size)
 {
-    guest_civetweb_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
 guest_status guest_civetweb_set_limits(guest_civetweb *app,
@@ -398,8 +376,7 @@ guest_status guest_civetweb_set_limits(guest_civetweb *app,
 {
     /* The program's limits over the defaults of fields it does not know;
      * refused when not filled by guest_civetweb_limits_init(). */
-    guest_civetweb_limits given;
-    limits_defaults(&given);
+    guest_civetweb_limits given = default_limits;
     if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;

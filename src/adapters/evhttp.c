@@ -542,22 +542,6 @@ static bool bad_framing(struct evhttp_request *ereq)
 
 /* ---- answering (loop thread) ---- */
 
-static bool has_token(const char *value, const char *tok)
-{
-    size_t n = strlen(tok);
-    for (const char *p = value; *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
-        if (trimmed == n && strncasecmp(p, tok, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
-}
-
 static void on_complete(struct evhttp_request *ereq, void *arg)
 {
     guest_evhttp *app = arg;
@@ -585,7 +569,7 @@ static void send_response(guest_evhttp *app, struct evhttp_request *ereq,
             strcasecmp(name, "Transfer-Encoding") == 0)
             continue;
         if (strcasecmp(name, "Connection") == 0) {
-            close = close || has_token(value, "close");
+            close = close || guest_header_has_token(value, "close");
             continue;
         }
         if (evhttp_add_header(out, name, value) != 0)
@@ -778,7 +762,17 @@ static void on_request(struct evhttp_request *ereq, void *arg)
 
 /* ---- life cycle ---- */
 
-static void limits_defaults(guest_evhttp_limits *l);
+/* The defaults, a whole struct of this library's size. */
+static const guest_evhttp_limits default_limits = {
+    .size = sizeof(guest_evhttp_limits),
+    .workers = 32,
+    .max_queued = 1024,
+    .max_connections = 10000,
+    .max_conns_per_ip = 32,
+    .header_timeout_s = 10,
+    .idle_timeout_s = 30,
+    .max_header_size = 16384,
+};
 
 guest_status guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler,
                               void *userdata, guest_evhttp **out)
@@ -800,23 +794,9 @@ guest_status guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler,
     app->wake[0] = app->wake[1] = -1;
     pthread_mutex_init(&app->mu, NULL);
     pthread_cond_init(&app->cv, NULL);
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
-}
-
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_evhttp_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->workers = 32;
-    l->max_queued = 1024;
-    l->max_connections = 10000;
-    l->max_conns_per_ip = 32;
-    l->header_timeout_s = 10;
-    l->idle_timeout_s = 30;
-    l->max_header_size = 16384;
 }
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -826,9 +806,7 @@ static void limits_defaults(guest_evhttp_limits *l)
 #undef guest_evhttp_limits_init
 void guest_evhttp_limits_init_size(guest_evhttp_limits *limits, size_t size)
 {
-    guest_evhttp_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
 guest_status guest_evhttp_set_limits(guest_evhttp *app,
@@ -836,8 +814,7 @@ guest_status guest_evhttp_set_limits(guest_evhttp *app,
 {
     /* The program's limits over the defaults of fields it does not know;
      * refused when not filled by guest_evhttp_limits_init(). */
-    guest_evhttp_limits given;
-    limits_defaults(&given);
+    guest_evhttp_limits given = default_limits;
     if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;

@@ -285,18 +285,16 @@ static void request_clear(mhd_conn *c)
     guest_joined_cleanup(&c->joined);
 }
 
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_mhd_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->max_connections = 512;
-    l->max_conns_per_ip = 32;
-    l->header_timeout_s = 10;
-    l->idle_timeout_s = 30;
-    l->workers = 0;
-    l->max_queued = 1024;
-}
+/* The defaults, a whole struct of this library's size. */
+static const guest_mhd_limits default_limits = {
+    .size = sizeof(guest_mhd_limits),
+    .max_connections = 512,
+    .max_conns_per_ip = 32,
+    .header_timeout_s = 10,
+    .idle_timeout_s = 30,
+    .workers = 0,
+    .max_queued = 1024,
+};
 
 /* The struct of 1.0, the smallest a program can pass. */
 #define LIMITS_SIZE_1_0                                                        \
@@ -305,9 +303,22 @@ static void limits_defaults(guest_mhd_limits *l)
 #undef guest_mhd_limits_init
 void guest_mhd_limits_init_size(guest_mhd_limits *limits, size_t size)
 {
-    guest_mhd_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
+}
+
+/* A condition variable whose timed waits run on the monotonic clock (the
+ * watchdog's); 0 or an error number. */
+static int cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
 }
 
 guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -318,63 +329,41 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_mhd *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&app->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_mutex_init(&app->lock, NULL) != 0) {
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_mutex_init(&app->qlock, NULL) != 0) {
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_cond_init(&app->qwake, NULL) != 0) {
-        pthread_mutex_destroy(&app->qlock);
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_cond_init(&app->qidle, NULL) != 0) {
-        pthread_cond_destroy(&app->qwake);
-        pthread_mutex_destroy(&app->qlock);
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+    if (cond_init_monotonic(&app->wake) != 0)
+        goto no_wake;
+    if (pthread_mutex_init(&app->lock, NULL) != 0)
+        goto no_lock;
+    if (pthread_mutex_init(&app->qlock, NULL) != 0)
+        goto no_qlock;
+    if (pthread_cond_init(&app->qwake, NULL) != 0)
+        goto no_qwake;
+    if (pthread_cond_init(&app->qidle, NULL) != 0)
+        goto no_qidle;
     if (guest_log_limiter_new(ctx, "mhd", GUEST_LOG_LIMIT_INTERVAL_S,
-                              &app->log) != GUEST_OK) {
-        pthread_cond_destroy(&app->qidle);
-        pthread_cond_destroy(&app->qwake);
-        pthread_mutex_destroy(&app->qlock);
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+                              &app->log) != GUEST_OK)
+        goto no_log;
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
     app->rdhup_fd = -1;
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
+    /* What was made is undone, the last first. */
+no_log:
+    pthread_cond_destroy(&app->qidle);
+no_qidle:
+    pthread_cond_destroy(&app->qwake);
+no_qwake:
+    pthread_mutex_destroy(&app->qlock);
+no_qlock:
+    pthread_mutex_destroy(&app->lock);
+no_lock:
+    pthread_cond_destroy(&app->wake);
+no_wake:
+    free(app);
+    return GUEST_ERR_NOMEM;
 }
 
 guest_status guest_mhd_set_limits(guest_mhd *app,
@@ -382,8 +371,7 @@ guest_status guest_mhd_set_limits(guest_mhd *app,
 {
     /* The program's limits over the defaults of fields it does not know;
      * refused when not filled by guest_mhd_limits_init(). */
-    guest_mhd_limits given;
-    limits_defaults(&given);
+    guest_mhd_limits given = default_limits;
     if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;

@@ -385,16 +385,14 @@ int guest_ulfius_callback(const struct _u_request *request,
     return serve(app, request, NULL, response);
 }
 
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_ulfius_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->max_connections = 512;
-    l->max_conns_per_ip = 32;
-    l->idle_timeout_s = 30;
-    l->header_timeout_s = 10;
-}
+/* The defaults, a whole struct of this library's size. */
+static const guest_ulfius_limits default_limits = {
+    .size = sizeof(guest_ulfius_limits),
+    .max_connections = 512,
+    .max_conns_per_ip = 32,
+    .idle_timeout_s = 30,
+    .header_timeout_s = 10,
+};
 
 /* The struct of 1.0, the smallest a program can pass. */
 #define LIMITS_SIZE_1_0                                                        \
@@ -403,9 +401,22 @@ static void limits_defaults(guest_ulfius_limits *l)
 #undef guest_ulfius_limits_init
 void guest_ulfius_limits_init_size(guest_ulfius_limits *limits, size_t size)
 {
-    guest_ulfius_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
+}
+
+/* A condition variable whose timed waits run on the monotonic clock (the
+ * watchdog's); 0 or an error number. */
+static int cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
 }
 
 guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -416,38 +427,28 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_ulfius *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&app->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_mutex_init(&app->lock, NULL) != 0) {
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+    if (cond_init_monotonic(&app->wake) != 0)
+        goto no_wake;
+    if (pthread_mutex_init(&app->lock, NULL) != 0)
+        goto no_lock;
     if (guest_log_limiter_new(ctx, "ulfius", GUEST_LOG_LIMIT_INTERVAL_S,
-                              &app->log) != GUEST_OK) {
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+                              &app->log) != GUEST_OK)
+        goto no_log;
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
+    /* What was made is undone, the last first. */
+no_log:
+    pthread_mutex_destroy(&app->lock);
+no_lock:
+    pthread_cond_destroy(&app->wake);
+no_wake:
+    free(app);
+    return GUEST_ERR_NOMEM;
 }
 
 guest_status guest_ulfius_set_limits(guest_ulfius *app,
@@ -455,8 +456,7 @@ guest_status guest_ulfius_set_limits(guest_ulfius *app,
 {
     /* The program's limits over the defaults of fields it does not know;
      * refused when not filled by guest_ulfius_limits_init(). */
-    guest_ulfius_limits given;
-    limits_defaults(&given);
+    guest_ulfius_limits given = default_limits;
     if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;

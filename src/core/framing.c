@@ -83,3 +83,21 @@ bool guest_framing_refused(const guest_framing *f, bool http11)
            f->host > 1 || (f->content_length && f->transfer_encoding) ||
            (f->transfer_encoding && !http11);
 }
+
+bool guest_header_has_token(const char *value, const char *token)
+{
+    if (!value || !token)
+        return false;
+    size_t n = strlen(token);
+    for (const char *p = value; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == n && !strncasecmp(p, token, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
