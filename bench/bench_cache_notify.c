@@ -21,55 +21,19 @@
 
 #include <guestuser/guestuser.h>
 
+#include "fake_request.h"
+
 #define SCHEMA "bench_cache_notify"
 #define COOKIE_BUF 128
 /* A refusal that has not come after this long is reported as a failure:
  * the cache served a logged-out session. */
 #define GIVE_UP_NS (5 * 1000000000LL)
 
-typedef struct fake {
-    const char *cookie;
-    char set_cookie[COOKIE_BUF];
-} fake;
-
-static const char *f_header(void *c, const char *name)
-{
-    return strcasecmp(name, "Cookie") ? NULL : ((fake *)c)->cookie;
-}
-static const char *f_method(void *c)
-{
-    return (void)c, "POST";
-}
-static const char *f_target(void *c)
-{
-    return (void)c, "/bench/";
-}
-static const char *f_addr(void *c)
-{
-    return (void)c, "127.0.0.1";
-}
-static int f_status(void *c, int s)
-{
-    return (void)c, (void)s, 0;
-}
-static int f_write(void *c, const void *d, size_t n)
-{
-    return (void)c, (void)d, (void)n, 0;
-}
-static int f_add_header(void *c, const char *n, const char *v)
-{
-    fake *f = c;
-    if (!strcasecmp(n, "Set-Cookie") && !strncmp(v, "sessionid=", 10))
-        snprintf(f->set_cookie, sizeof f->set_cookie, "%.*s",
-                 (int)strcspn(v, ";"), v);
-    return 0;
-}
-
-static const guest_http_ops ops = {
-    GUEST_HTTP_OPS_INIT,        .header = f_header,    .method = f_method,
-    .target = f_target,         .client_addr = f_addr, .set_status = f_status,
-    .add_header = f_add_header, .write = f_write,
-};
+/* Each request a POST from 127.0.0.1, with the session cookie @p c. */
+#define CLIENT(c)                                                              \
+    {                                                                          \
+        .method = "POST", .cookie = (c), .addr = "127.0.0.1"                   \
+    }
 
 static int64_t now_ns(void)
 {
@@ -104,21 +68,11 @@ static void logout(guest_req *req, void *ud)
     *(guest_status *)ud = guest_logout(req, &err);
 }
 
-static int request(guest_ctx *ctx, fake *f, guest_handler_fn fn, void *ud)
-{
-    guest_req *req;
-    if (guest_req_new(ctx, &ops, f, &req) != GUEST_OK)
-        return -1;
-    fn(req, ud);
-    guest_req_free(req);
-    return 0;
-}
-
 static int64_t resolve(guest_ctx *ctx, const char *cookie)
 {
-    fake f = {.cookie = cookie};
+    fake f = CLIENT(cookie);
     int64_t id = 0;
-    if (request(ctx, &f, who, &id) != 0)
+    if (fake_request(ctx, &f, who, &id) != 0)
         return -1;
     return id;
 }
@@ -255,8 +209,8 @@ int main(int argc, char **argv)
     int64_t *lat = calloc((size_t)trials, sizeof *lat);
     int n = 0, stale = 0, cold = 0;
     for (int t = 0; t < trials; t++) {
-        fake f = {0};
-        if (request(a, &f, allow, NULL) != 0 || !f.set_cookie[0]) {
+        fake f = CLIENT(NULL);
+        if (fake_request(a, &f, allow, NULL) != 0 || !f.set_cookie[0]) {
             fprintf(stderr, "no guest made\n");
             break;
         }
@@ -267,10 +221,10 @@ int main(int argc, char **argv)
             !read_all(from_b[0], &warm, 1))
             break;
         cold += warm != 'W';
-        fake out = {.cookie = cookie};
+        fake out = CLIENT(cookie);
         guest_status st = GUEST_ERR_INVALID;
         int64_t t0 = now_ns();
-        request(a, &out, logout, &st);
+        fake_request(a, &out, logout, &st);
         int64_t at;
         if (!read_all(from_b[0], &at, sizeof at))
             break;

@@ -20,52 +20,7 @@
 
 #include <guestuser/guestuser.h>
 
-typedef struct fake {
-    const char *cookie;
-    char set_cookie[128];
-    char addr[32]; /* "" : no client address */
-} fake;
-
-static const char *f_header(void *c, const char *name)
-{
-    return strcasecmp(name, "Cookie") ? NULL : ((fake *)c)->cookie;
-}
-static const char *f_method(void *c)
-{
-    return (void)c, "GET";
-}
-static const char *f_target(void *c)
-{
-    return (void)c, "/bench/";
-}
-static const char *f_addr(void *c)
-{
-    fake *f = c;
-    return f->addr[0] ? f->addr : NULL;
-}
-static int f_status(void *c, int s)
-{
-    return (void)c, (void)s, 0;
-}
-static int f_write(void *c, const void *d, size_t n)
-{
-    return (void)c, (void)d, (void)n, 0;
-}
-static int f_add_header(void *c, const char *n, const char *v)
-{
-    fake *f = c;
-    /* the session cookie only, not the CSRF cookie */
-    if (!strcasecmp(n, "Set-Cookie") && !strncmp(v, "sessionid=", 10))
-        snprintf(f->set_cookie, sizeof f->set_cookie, "%.*s",
-                 (int)strcspn(v, ";"), v);
-    return 0;
-}
-
-static const guest_http_ops ops = {
-    GUEST_HTTP_OPS_INIT,        .header = f_header,    .method = f_method,
-    .target = f_target,         .client_addr = f_addr, .set_status = f_status,
-    .add_header = f_add_header, .write = f_write,
-};
+#include "fake_request.h"
 
 static double now(void)
 {
@@ -80,14 +35,10 @@ static void page(guest_req *req, void *ud)
     guest_res_send(req, 200, "text/plain", "ok");
 }
 
+/* One request of @p f through @p guard; -1 when it could not be made. */
 static int request(guest_ctx *ctx, fake *f, guest_handler_fn guard)
 {
-    guest_req *req;
-    if (guest_req_new(ctx, &ops, f, &req) != GUEST_OK)
-        return -1;
-    guard(req, NULL);
-    guest_req_free(req);
-    return 0;
+    return fake_request(ctx, f, guard, NULL);
 }
 
 static void allow(guest_req *req, void *ud)

@@ -402,6 +402,176 @@ START_TEST(header_lines_join_for_adapters)
 }
 END_TEST
 
+/* A field's lines as an adapter's header callback gathers them: one line
+ * is the server's own string, more are joined and kept per request. */
+START_TEST(header_fields_join_and_stay_for_the_request)
+{
+    guest_joined keep = {0};
+    guest_field f = {0};
+    ck_assert_ptr_null(guest_field_value(&f, &keep));
+    const char *one = "10.0.0.1";
+    guest_field_add(&f, "X-Forwarded-For", one);
+    ck_assert_ptr_eq(guest_field_value(&f, &keep), one);
+    ck_assert_uint_eq(keep.count, 0);
+    guest_field_add(&f, "Cookie", "a=1");
+    guest_field_add(&f, "cookie", "b=2");
+    guest_field_add(&f, "Cookie", NULL);
+    const char *joined = guest_field_value(&f, &keep);
+    ck_assert_str_eq(joined, "a=1; b=2; ");
+    ck_assert_uint_eq(keep.count, 1);
+    ck_assert_uint_eq(f.lines, 0);
+    /* A later line is read during its call only. */
+    char line[8] = "b";
+    guest_field_add(&f, "X-Forwarded-For", "a");
+    guest_field_add(&f, "X-Forwarded-For", line);
+    line[0] = 'z';
+    ck_assert_str_eq(guest_field_value(&f, &keep), "a, b");
+    ck_assert_str_eq(joined, "a=1; b=2; ");
+    /* Past GUEST_JOINED_MAX: no value rather than one more copy. */
+    while (keep.count < GUEST_JOINED_MAX) {
+        guest_field_add(&f, "Via", "1");
+        guest_field_add(&f, "Via", "2");
+        ck_assert_str_eq(guest_field_value(&f, &keep), "1, 2");
+    }
+    guest_field_add(&f, "Via", "1");
+    guest_field_add(&f, "Via", "2");
+    ck_assert_ptr_null(guest_field_value(&f, &keep));
+    /* Without a keeper a joined value cannot be handed out; one line can. */
+    guest_field_add(&f, "Via", "1");
+    guest_field_add(&f, "Via", "2");
+    ck_assert_ptr_null(guest_field_value(&f, NULL));
+    guest_field_add(&f, "Via", "1");
+    ck_assert_str_eq(guest_field_value(&f, NULL), "1");
+    guest_joined_cleanup(&keep);
+    ck_assert_ptr_null(keep.values);
+    ck_assert_uint_eq(keep.count, 0);
+    guest_joined_cleanup(&keep);
+    guest_joined_cleanup(NULL);
+    guest_field_add(NULL, "Via", "1");
+    ck_assert_ptr_null(guest_field_value(NULL, &keep));
+}
+END_TEST
+
+START_TEST(header_names_and_lengths_for_adapters)
+{
+    ck_assert_int_eq(guest_header_name_ok("X-Forwarded-For"), 0);
+    ck_assert_int_eq(guest_header_name_ok("a!#$%&'*+-.^_`|~9"), 0);
+    ck_assert_int_eq(guest_header_name_ok(""), -1);
+    ck_assert_int_eq(guest_header_name_ok(NULL), -1);
+    ck_assert_int_eq(guest_header_name_ok("Content-Length "), -1);
+    ck_assert_int_eq(guest_header_name_ok("Host:"), -1);
+    ck_assert_int_eq(guest_header_name_ok("caf\xc3\xa9"), -1);
+    ck_assert_int_eq(guest_header_value_ok("a\tb"), 0);
+    ck_assert_int_eq(guest_header_value_ok("a\rb"), -1);
+
+    ck_assert(guest_header_has_token("close", "close"));
+    ck_assert(guest_header_has_token("keep-alive, Close ", "close"));
+    ck_assert(guest_header_has_token(" ,\tupgrade ,close", "close"));
+    ck_assert(!guest_header_has_token("closed, x-close", "close"));
+    ck_assert(!guest_header_has_token("", "close"));
+    ck_assert(!guest_header_has_token(NULL, "close"));
+
+    unsigned long long n = 7;
+    ck_assert_int_eq(guest_content_length_parse("42", &n), 0);
+    ck_assert_uint_eq(n, 42);
+    ck_assert_int_eq(guest_content_length_parse(" \t0 ", &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(guest_content_length_parse("18446744073709551615", &n), 0);
+    ck_assert_uint_eq(n, 18446744073709551615ULL);
+    n = 7;
+    ck_assert_int_eq(guest_content_length_parse("18446744073709551616", &n), 1);
+    ck_assert_uint_eq(n, 7);
+    const char *bad[] = {"", " ", "-1", "+1", "0x10", "1,1", "1 1", "1a", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(guest_content_length_parse(bad[i], &n) == -1, "%s",
+                      bad[i] ? bad[i] : "NULL");
+    ck_assert_uint_eq(n, 7);
+}
+END_TEST
+
+/* The framing a proxy in front could read another way than the server. */
+START_TEST(framing_checks_for_adapters)
+{
+    guest_framing f = {0};
+    ck_assert(!guest_framing_refused(&f, false));
+    guest_framing_add(&f, "Host", "x");
+    guest_framing_add(&f, "content-length", " 5 ");
+    guest_framing_add(&f, "X-Other", NULL);
+    guest_framing_add(&f, NULL, "3");
+    ck_assert_uint_eq(f.host, 1);
+    ck_assert_uint_eq(f.content_length, 1);
+    ck_assert(!guest_framing_refused(&f, false));
+    guest_framing_add(&f, "Content-Length", "5");
+    ck_assert(guest_framing_refused(&f, true));
+
+    guest_framing t = {0};
+    guest_framing_add(&t, "Transfer-Encoding", " Chunked");
+    ck_assert(!guest_framing_refused(&t, true));
+    /* Chunked only from HTTP/1.1 on. */
+    ck_assert(guest_framing_refused(&t, false));
+    guest_framing_add(&t, "Content-Length", "5");
+    ck_assert(guest_framing_refused(&t, true));
+
+    const char *te_bad[] = {"chunked ", "gzip, chunked", "identity", "", NULL};
+    for (size_t i = 0; i < sizeof te_bad / sizeof *te_bad; i++) {
+        guest_framing b = {0};
+        guest_framing_add(&b, "Transfer-Encoding", te_bad[i]);
+        ck_assert_msg(b.bad_value && guest_framing_refused(&b, true), "%s",
+                      te_bad[i] ? te_bad[i] : "NULL");
+    }
+    guest_framing c = {0};
+    guest_framing_add(&c, "Content-Length", "1,1");
+    ck_assert(guest_framing_refused(&c, true));
+    guest_framing h = {0};
+    guest_framing_add(&h, "Host", "a");
+    guest_framing_add(&h, "HOST", "a");
+    ck_assert(guest_framing_refused(&h, true));
+    ck_assert(guest_framing_refused(NULL, true));
+}
+END_TEST
+
+static void never_runs(guest_req *req, void *userdata)
+{
+    (void)req;
+    *(int *)userdata = 1;
+}
+
+/* The adapter's own answers; the handler's path is test_testing_client's. */
+START_TEST(plain_answers_and_refused_requests_for_adapters)
+{
+    guest_response r;
+    guest_response_init(&r);
+    ck_assert_int_eq(guest_response_add_header(&r, "X-Gone", "1"), 0);
+    ck_assert_int_eq(guest_response_write(&r, "page", 4), 0);
+    ck_assert_int_eq(guest_response_plain(&r, 413, "Payload Too Large\n"), 0);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_uint_eq(r.header_count, 1);
+    ck_assert_str_eq(r.headers[0], "Content-Type");
+    ck_assert_str_eq(r.headers[1], "text/plain; charset=utf-8");
+    ck_assert_str_eq(r.body.data, "Payload Too Large\n");
+    ck_assert_int_eq(guest_response_plain(&r, 400, NULL), 0);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_uint_eq(r.header_count, 1);
+    ck_assert_uint_eq(r.body.len, 0);
+    guest_response_cleanup(&r);
+
+    /* No context or no handler: the request cannot be made, 500. */
+    int ran = 0;
+    const char *text = NULL;
+    guest_http_ops ops = {GUEST_HTTP_OPS_INIT};
+    ck_assert_int_eq(
+        guest_run_handler(NULL, &ops, NULL, never_runs, &ran, &text), 500);
+    ck_assert_str_eq(text, "Internal Server Error\n");
+    text = NULL;
+    ck_assert_int_eq(guest_run_handler(NULL, &ops, NULL, NULL, &ran, &text),
+                     500);
+    ck_assert_str_eq(text, "Internal Server Error\n");
+    ck_assert_int_eq(
+        guest_run_handler(NULL, &ops, NULL, never_runs, &ran, NULL), 500);
+    ck_assert_int_eq(ran, 0);
+}
+END_TEST
+
 START_TEST(response_collection_for_adapters)
 {
     guest_response r;
@@ -489,6 +659,10 @@ int main(void)
     tcase_add_test(tc, a_silent_database_times_out);
     tcase_add_test(tc, response_collection_for_adapters);
     tcase_add_test(tc, header_lines_join_for_adapters);
+    tcase_add_test(tc, header_fields_join_and_stay_for_the_request);
+    tcase_add_test(tc, header_names_and_lengths_for_adapters);
+    tcase_add_test(tc, framing_checks_for_adapters);
+    tcase_add_test(tc, plain_answers_and_refused_requests_for_adapters);
     tcase_add_test(tc, socket_addresses_for_adapters);
     tcase_add_test(tc, log_goes_to_callback_and_repeats_are_held_back);
     suite_add_tcase(s, tc);

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <guestuser/adapter.h>
 #include <guestuser/testing.h>
 #ifdef TEST_WITH_CONFORMANCE
 #include <guestuser/conformance.h>
@@ -482,6 +484,71 @@ START_TEST(body_limit_and_host_are_refused_before_the_handler)
 }
 END_TEST
 
+/* guest_run_handler(), which every adapter runs a request with, over a
+ * request of this test's own: the handler runs, or the answer the adapter
+ * must give instead is named. */
+typedef struct kit_conn {
+    const char *host;
+    guest_response res;
+} kit_conn;
+
+static const char *kit_header(void *c, const char *name)
+{
+    return strcasecmp(name, "Host") == 0 ? ((kit_conn *)c)->host : NULL;
+}
+
+static const char *kit_method(void *c)
+{
+    (void)c;
+    return "GET";
+}
+
+static const char *kit_target(void *c)
+{
+    (void)c;
+    return "/";
+}
+
+GUEST_RESPONSE_CALLBACKS(kit, kit_conn, res)
+
+START_TEST(the_adapter_kit_runs_the_handler_or_names_the_answer)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, small_and_hosts);
+    const guest_http_ops ops = {
+        GUEST_HTTP_OPS_INIT,  .header = kit_header,    .method = kit_method,
+        .target = kit_target, GUEST_RESPONSE_OPS(kit),
+    };
+    kit_conn c = {.host = "example.org"};
+    guest_response_init(&c.res);
+    handler_runs = 0;
+    const char *text = NULL;
+    ck_assert_int_eq(guest_run_handler(ctx, &ops, &c, count_runs, NULL, &text),
+                     0);
+    ck_assert_int_eq(handler_runs, 1);
+    ck_assert_str_eq(text, "");
+    ck_assert_int_eq(c.res.status, 200);
+    ck_assert_str_eq(c.res.body.data, "ran");
+    guest_response_cleanup(&c.res);
+
+    c.host = "evil.example";
+    guest_response_init(&c.res);
+    ck_assert_int_eq(guest_run_handler(ctx, &ops, &c, count_runs, NULL, &text),
+                     400);
+    ck_assert_str_eq(text, GUEST_BAD_HOST_TEXT);
+    ck_assert_int_eq(handler_runs, 1);
+    /* An ops table without its required calls: no request, 500. */
+    const guest_http_ops none = {GUEST_HTTP_OPS_INIT, .header = kit_header};
+    c.host = "example.org";
+    ck_assert_int_eq(guest_run_handler(ctx, &none, &c, count_runs, NULL, &text),
+                     500);
+    ck_assert_str_eq(text, "Internal Server Error\n");
+    ck_assert_int_eq(handler_runs, 1);
+    ck_assert_uint_eq(c.res.body.len, 0);
+    guest_response_cleanup(&c.res);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(misuse_is_refused)
 {
     guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
@@ -654,6 +721,7 @@ int main(void)
     tcase_add_test(t, headers_body_and_address_reach_the_handler);
     tcase_add_test(t, the_jar_keeps_path_max_age_and_expires);
     tcase_add_test(t, body_limit_and_host_are_refused_before_the_handler);
+    tcase_add_test(t, the_adapter_kit_runs_the_handler_or_names_the_answer);
     tcase_add_test(t, misuse_is_refused);
 #ifdef TEST_WITH_CONFORMANCE
     tcase_add_test(t, the_conformance_table_answers_as_the_kit_expects);

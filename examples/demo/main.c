@@ -72,6 +72,23 @@ static bool server_known(const char *name)
     return false;
 }
 
+#if defined(GUESTUSER_DEMO_MHD) || defined(GUESTUSER_DEMO_ULFIUS) ||           \
+    defined(GUESTUSER_DEMO_EVHTTP)
+/* --max-connections, --max-conns-per-ip and --header-timeout, where given,
+ * into the limits of a server that has all three. */
+static void connection_limits(const demo_options *o, unsigned *max_connections,
+                              unsigned *max_conns_per_ip,
+                              unsigned *header_timeout_s)
+{
+    if (o->max_connections >= 0)
+        *max_connections = (unsigned)o->max_connections;
+    if (o->max_conns_per_ip >= 0)
+        *max_conns_per_ip = (unsigned)o->max_conns_per_ip;
+    if (o->header_timeout >= 0)
+        *header_timeout_s = (unsigned)o->header_timeout;
+}
+#endif
+
 /* Starts the server named s->name with demo_handler; the port it bound
  * goes to *port. Returns false when it cannot listen. */
 static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
@@ -89,12 +106,8 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
             mode = "threads";
         if (!strcmp(mode, "event"))
             l.workers = o->threads > 0 ? (unsigned)o->threads : 32;
-        if (o->max_connections >= 0)
-            l.max_connections = (unsigned)o->max_connections;
-        if (o->max_conns_per_ip >= 0)
-            l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
-        if (o->header_timeout >= 0)
-            l.header_timeout_s = (unsigned)o->header_timeout;
+        connection_limits(o, &l.max_connections, &l.max_conns_per_ip,
+                          &l.header_timeout_s);
         if (guest_mhd_new(ctx, demo_handler, NULL, &s->mhd) != GUEST_OK ||
             guest_mhd_set_limits(s->mhd, &l) != GUEST_OK ||
             guest_mhd_start(s->mhd, o->bind, o->port, &s->daemon) != GUEST_OK)
@@ -130,12 +143,8 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
     if (!strcmp(s->name, "ulfius")) {
         guest_ulfius_limits l;
         guest_ulfius_limits_init(&l);
-        if (o->max_connections >= 0)
-            l.max_connections = (unsigned)o->max_connections;
-        if (o->max_conns_per_ip >= 0)
-            l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
-        if (o->header_timeout >= 0)
-            l.header_timeout_s = (unsigned)o->header_timeout;
+        connection_limits(o, &l.max_connections, &l.max_conns_per_ip,
+                          &l.header_timeout_s);
         struct _u_instance *in = NULL;
         if (guest_ulfius_new(ctx, demo_handler, NULL, &s->ulfius) != GUEST_OK ||
             guest_ulfius_set_limits(s->ulfius, &l) != GUEST_OK ||
@@ -152,12 +161,8 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
     if (!strcmp(s->name, "evhttp")) {
         guest_evhttp_limits l;
         guest_evhttp_limits_init(&l);
-        if (o->max_connections >= 0)
-            l.max_connections = (unsigned)o->max_connections;
-        if (o->max_conns_per_ip >= 0)
-            l.max_conns_per_ip = (unsigned)o->max_conns_per_ip;
-        if (o->header_timeout >= 0)
-            l.header_timeout_s = (unsigned)o->header_timeout;
+        connection_limits(o, &l.max_connections, &l.max_conns_per_ip,
+                          &l.header_timeout_s);
         if (o->threads > 0)
             l.workers = (unsigned)o->threads;
         uint16_t bound = 0;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,153 +16,220 @@
  * at start, keeps the library's default. */
 void demo_oidc_set_timeout_ms(unsigned ms);
 
+/* The flags that need code of their own (parse_special); every other flag
+ * is stored by the table alone. */
 enum {
-    OPT_BIND = 256,
-    OPT_SMTP_URL,
-    OPT_SMTP_CREDENTIALS,
-    OPT_SMTP_STARTTLS,
-    OPT_MAIL_FROM,
-    OPT_PASSWORD_RESET_TIMEOUT,
-    OPT_PORT,
-    OPT_DB,
-    OPT_SCHEMA,
-    OPT_SERVER,
-    OPT_MAX_CONNS,
-    OPT_MAX_CONNS_PER_IP,
-    OPT_HEADER_TIMEOUT,
-    OPT_THREADS,
-    OPT_MHD_MODE,
-    OPT_MAX_AGE,
-    OPT_DISABLED,
-    OPT_GENERATOR,
-    OPT_PREFIX,
-    OPT_DIGITS,
-    OPT_ATTEMPTS,
-    OPT_AGENT,
-    OPT_NO_AGENTS,
-    OPT_LOGIN,
-    OPT_LOGIN_REDIRECT,
-    OPT_CONVERT,
-    OPT_CONVERT_REDIRECT,
-    OPT_ANON,
-    OPT_USER,
-    OPT_FIELD,
-    OPT_COOKIE_NAME,
-    OPT_COOKIE_PATH,
-    OPT_COOKIE_DOMAIN,
-    OPT_SECURE,
-    OPT_SAMESITE,
-    OPT_POOL,
-    OPT_TIMEOUT,
-    OPT_MAX_BODY,
-    OPT_PREFILL,
-    OPT_LOGIN_WITH_EMAIL,
-    OPT_SIGNUP_EMAIL,
-    OPT_ITERATIONS,
-    OPT_MIN_LENGTH,
-    OPT_CHECKS,
-    OPT_PROXY_HEADER,
-    OPT_HASH_CONCURRENCY,
-    OPT_HASH_WAIT,
-    OPT_TRUSTED_PROXY,
-    OPT_ALLOWED_HOSTS,
-    OPT_RATE_LIMIT,
-    OPT_RATE_ACTION,
-    OPT_LOGIN_LIMIT,
-    OPT_LOGIN_ADDR_LIMIT,
-    OPT_MAX_GUESTS,
-    OPT_MAX_GUESTS_NETWORK,
-    OPT_IPV6_56,
-    OPT_IPV6_48,
-    OPT_HELP,
-    OPT_VERSION,
-    OPT_NOTES_MAX,
-    OPT_SECRET_KEY_FILE,
-    OPT_DB_POOLER,
-    OPT_DB_READ,
-    OPT_SESSION_CACHE_TTL,
-    OPT_SESSION_CACHE_SIZE,
-    OPT_METRICS_TOKEN_FILE,
-    OPT_PUBLIC_URL,
-    OPT_OIDC,
-    OPT_OIDC_TIMEOUT,
-    OPT_IDENTITY_SIGNUP
+    SPECIAL_NONE,
+    SPECIAL_MHD_MODE,
+    SPECIAL_GENERATOR,
+    SPECIAL_AGENT,
+    SPECIAL_NO_AGENTS,
+    SPECIAL_CHECKS,
+    SPECIAL_RATE_LIMIT,
+    SPECIAL_LOGIN_LIMIT,
+    SPECIAL_LOGIN_ADDR_LIMIT,
+    SPECIAL_HELP,
+    SPECIAL_VERSION,
+    SPECIAL_SMTP_URL,
+    SPECIAL_MAIL_FROM,
+    SPECIAL_SECRET_KEY_FILE,
+    SPECIAL_METRICS_TOKEN_FILE,
+    SPECIAL_PUBLIC_URL,
+    SPECIAL_OIDC,
+    SPECIAL_OIDC_TIMEOUT,
 };
 
-static const struct option longopts[] = {
-    {"bind", required_argument, NULL, OPT_BIND},
-    {"port", required_argument, NULL, OPT_PORT},
-    {"smtp-url", required_argument, NULL, OPT_SMTP_URL},
-    {"smtp-credentials-file", required_argument, NULL, OPT_SMTP_CREDENTIALS},
-    {"smtp-starttls", required_argument, NULL, OPT_SMTP_STARTTLS},
-    {"mail-from", required_argument, NULL, OPT_MAIL_FROM},
-    {"password-reset-timeout", required_argument, NULL,
-     OPT_PASSWORD_RESET_TIMEOUT},
-    {"db", required_argument, NULL, OPT_DB},
-    {"schema", required_argument, NULL, OPT_SCHEMA},
-    {"server", required_argument, NULL, OPT_SERVER},
-    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
-    {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP},
-    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"mhd-mode", required_argument, NULL, OPT_MHD_MODE},
-    {"max-age", required_argument, NULL, OPT_MAX_AGE},
-    {"disabled", no_argument, NULL, OPT_DISABLED},
-    {"name-generator", required_argument, NULL, OPT_GENERATOR},
-    {"name-prefix", required_argument, NULL, OPT_PREFIX},
-    {"name-digits", required_argument, NULL, OPT_DIGITS},
-    {"name-attempts", required_argument, NULL, OPT_ATTEMPTS},
-    {"blocked-agent", required_argument, NULL, OPT_AGENT},
-    {"no-blocked-agents", no_argument, NULL, OPT_NO_AGENTS},
-    {"login-url", required_argument, NULL, OPT_LOGIN},
-    {"login-redirect-url", required_argument, NULL, OPT_LOGIN_REDIRECT},
-    {"convert-url", required_argument, NULL, OPT_CONVERT},
-    {"convert-redirect-url", required_argument, NULL, OPT_CONVERT_REDIRECT},
-    {"required-anon-url", required_argument, NULL, OPT_ANON},
-    {"required-user-url", required_argument, NULL, OPT_USER},
-    {"redirect-field-name", required_argument, NULL, OPT_FIELD},
-    {"cookie-name", required_argument, NULL, OPT_COOKIE_NAME},
-    {"cookie-path", required_argument, NULL, OPT_COOKIE_PATH},
-    {"cookie-domain", required_argument, NULL, OPT_COOKIE_DOMAIN},
-    {"secure-cookies", no_argument, NULL, OPT_SECURE},
-    {"samesite", required_argument, NULL, OPT_SAMESITE},
-    {"pool-size", required_argument, NULL, OPT_POOL},
-    {"db-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
-    {"max-body-size", required_argument, NULL, OPT_MAX_BODY},
-    {"prefill-username", no_argument, NULL, OPT_PREFILL},
-    {"login-with-email", no_argument, NULL, OPT_LOGIN_WITH_EMAIL},
-    {"signup-email", required_argument, NULL, OPT_SIGNUP_EMAIL},
-    {"password-iterations", required_argument, NULL, OPT_ITERATIONS},
-    {"password-min-length", required_argument, NULL, OPT_MIN_LENGTH},
-    {"password-checks", required_argument, NULL, OPT_CHECKS},
-    {"secure-proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
-    {"hash-concurrency", required_argument, NULL, OPT_HASH_CONCURRENCY},
-    {"hash-wait-ms", required_argument, NULL, OPT_HASH_WAIT},
-    {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
-    {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
-    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
-    {"rate-limit-action", required_argument, NULL, OPT_RATE_ACTION},
-    {"login-limit", required_argument, NULL, OPT_LOGIN_LIMIT},
-    {"login-address-limit", required_argument, NULL, OPT_LOGIN_ADDR_LIMIT},
-    {"max-guests", required_argument, NULL, OPT_MAX_GUESTS},
-    {"max-guests-per-network", required_argument, NULL, OPT_MAX_GUESTS_NETWORK},
-    {"ipv6-56-multiplier", required_argument, NULL, OPT_IPV6_56},
-    {"ipv6-48-multiplier", required_argument, NULL, OPT_IPV6_48},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
-    {"notes-max", required_argument, NULL, OPT_NOTES_MAX},
-    {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY_FILE},
-    {"db-pooler", required_argument, NULL, OPT_DB_POOLER},
-    {"db-read", required_argument, NULL, OPT_DB_READ},
-    {"session-cache-ttl", required_argument, NULL, OPT_SESSION_CACHE_TTL},
-    {"session-cache-size", required_argument, NULL, OPT_SESSION_CACHE_SIZE},
-    {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
-    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
-    {"oidc", required_argument, NULL, OPT_OIDC},
-    {"oidc-timeout-ms", required_argument, NULL, OPT_OIDC_TIMEOUT},
-    {"identity-signup", required_argument, NULL, OPT_IDENTITY_SIGNUP},
-    {NULL, 0, NULL, 0},
+/* How the table stores a flag's value at its offset in demo_options. */
+enum flag_kind {
+    FLAG_STRING,   /* const char *: the value as given */
+    FLAG_SET,      /* bool: true, no value */
+    FLAG_CLEAR,    /* bool: false, no value */
+    FLAG_ON_OFF,   /* bool: "on" or "off" */
+    FLAG_WORD,     /* an int or enum: the number of one of words[] */
+    FLAG_PORT,     /* uint16_t in min..max */
+    FLAG_LONG,     /* long in min..max */
+    FLAG_UNSIGNED, /* unsigned in min..max */
+    FLAG_SIZE,     /* size_t in min..max */
+    FLAG_INT64,    /* int64_t in min..max */
+    FLAG_SPECIAL,  /* parse_special(), with a value unless no_value */
 };
+
+typedef struct flag_word {
+    const char *word;
+    int value;
+} flag_word;
+
+typedef struct demo_flag {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset;
+    long long min, max;
+    const flag_word *words; /* FLAG_WORD, ended by a NULL word */
+    int special;            /* FLAG_SPECIAL */
+    bool no_value;          /* FLAG_SPECIAL */
+} demo_flag;
+
+/* The offset of @p member of demo_options, which must be of type T (a
+ * compile error otherwise, so that a kind never writes the wrong type). */
+#define AT(member, T)                                                          \
+    (offsetof(demo_options, member) +                                          \
+     0 * sizeof(_Generic(((demo_options *)0)->member, T : 1)))
+/* The same for FLAG_WORD, whose member must be the size of an int. */
+#define AT_INT(member)                                                         \
+    (offsetof(demo_options, member) +                                          \
+     0 * sizeof(                                                               \
+             char[sizeof(((demo_options *)0)->member) == sizeof(int) ? 1       \
+                                                                     : -1]))
+
+#define STRING(name_, member)                                                  \
+    {                                                                          \
+        .name = name_, .kind = FLAG_STRING, .offset = AT(member, const char *) \
+    }
+#define SET(name_, member)                                                     \
+    {                                                                          \
+        .name = name_, .kind = FLAG_SET, .offset = AT(member, bool)            \
+    }
+#define CLEAR(name_, member)                                                   \
+    {                                                                          \
+        .name = name_, .kind = FLAG_CLEAR, .offset = AT(member, bool)          \
+    }
+#define ON_OFF(name_, member)                                                  \
+    {                                                                          \
+        .name = name_, .kind = FLAG_ON_OFF, .offset = AT(member, bool)         \
+    }
+#define WORD(name_, member, words_)                                            \
+    {                                                                          \
+        .name = name_, .kind = FLAG_WORD, .offset = AT_INT(member),            \
+        .words = words_                                                        \
+    }
+#define NUMBER(name_, kind_, T, member, min_, max_)                            \
+    {                                                                          \
+        .name = name_, .kind = kind_, .offset = AT(member, T), .min = min_,    \
+        .max = max_                                                            \
+    }
+#define SPECIAL(name_, id)                                                     \
+    {                                                                          \
+        .name = name_, .kind = FLAG_SPECIAL, .special = id                     \
+    }
+#define SPECIAL_NO_VALUE(name_, id)                                            \
+    {                                                                          \
+        .name = name_, .kind = FLAG_SPECIAL, .special = id, .no_value = true   \
+    }
+
+static const flag_word signup_email_words[] = {
+    {"off", GUEST_EMAIL_OFF},
+    {"optional", GUEST_EMAIL_OPTIONAL},
+    {"required", GUEST_EMAIL_REQUIRED},
+    {NULL, 0},
+};
+static const flag_word rate_action_words[] = {
+    {"anonymous", GUEST_RATE_ACTION_ANONYMOUS},
+    {"429", GUEST_RATE_ACTION_429},
+    {NULL, 0},
+};
+static const flag_word db_pooler_words[] = {
+    {"auto", GUEST_DB_POOLER_AUTO},
+    {"none", GUEST_DB_POOLER_NONE},
+    {"transaction", GUEST_DB_POOLER_TRANSACTION},
+    {NULL, 0},
+};
+/* demo_options.smtp_starttls: guest_smtp_starttls's numbers. */
+static const flag_word starttls_words[] = {
+    {"required", 0},
+    {"optional", 1},
+    {"off", 2},
+    {NULL, 0},
+};
+
+static const demo_flag flags[] = {
+    STRING("bind", bind),
+    NUMBER("port", FLAG_PORT, uint16_t, port, 0, 65535),
+    SPECIAL("smtp-url", SPECIAL_SMTP_URL),
+    STRING("smtp-credentials-file", smtp_credentials_file),
+    WORD("smtp-starttls", smtp_starttls, starttls_words),
+    SPECIAL("mail-from", SPECIAL_MAIL_FROM),
+    NUMBER("password-reset-timeout", FLAG_UNSIGNED, unsigned,
+           cfg.password_reset_timeout, 60, 604800),
+    STRING("db", cfg.db_conninfo),
+    STRING("schema", cfg.db_schema),
+    STRING("server", server),
+    NUMBER("max-connections", FLAG_LONG, long, max_connections, 1, 1000000),
+    NUMBER("max-conns-per-ip", FLAG_LONG, long, max_conns_per_ip, 0, 1000000),
+    NUMBER("header-timeout", FLAG_LONG, long, header_timeout, 0, 3600),
+    NUMBER("threads", FLAG_LONG, long, threads, 1, 1024),
+    SPECIAL("mhd-mode", SPECIAL_MHD_MODE),
+    NUMBER("max-age", FLAG_INT64, int64_t, cfg.max_age, 1, INT64_MAX / 2),
+    CLEAR("disabled", cfg.enabled),
+    SPECIAL("name-generator", SPECIAL_GENERATOR),
+    STRING("name-prefix", cfg.name_prefix),
+    NUMBER("name-digits", FLAG_UNSIGNED, unsigned, cfg.name_suffix_digits, 0,
+           1000),
+    NUMBER("name-attempts", FLAG_UNSIGNED, unsigned, cfg.name_max_attempts, 0,
+           1000000),
+    SPECIAL("blocked-agent", SPECIAL_AGENT),
+    SPECIAL_NO_VALUE("no-blocked-agents", SPECIAL_NO_AGENTS),
+    STRING("login-url", cfg.login_url),
+    STRING("login-redirect-url", cfg.login_redirect_url),
+    STRING("convert-url", cfg.convert_url),
+    STRING("convert-redirect-url", cfg.convert_redirect_url),
+    STRING("required-anon-url", cfg.required_anon_url),
+    STRING("required-user-url", cfg.required_user_url),
+    STRING("redirect-field-name", cfg.redirect_field_name),
+    STRING("cookie-name", cfg.cookie_name),
+    STRING("cookie-path", cfg.cookie_path),
+    STRING("cookie-domain", cfg.cookie_domain),
+    SET("secure-cookies", cfg.cookie_secure),
+    STRING("samesite", cfg.cookie_samesite),
+    NUMBER("pool-size", FLAG_UNSIGNED, unsigned, cfg.db_pool_size, 0, 100000),
+    NUMBER("db-timeout-ms", FLAG_UNSIGNED, unsigned, cfg.db_timeout_ms, 0,
+           3600000),
+    NUMBER("max-body-size", FLAG_SIZE, size_t, cfg.max_body_size, 0, 1 << 30),
+    SET("prefill-username", cfg.convert_prefill_username),
+    SET("login-with-email", cfg.login_with_email),
+    WORD("signup-email", cfg.signup_email, signup_email_words),
+    NUMBER("password-iterations", FLAG_UNSIGNED, unsigned,
+           cfg.password_iterations, 1, 2147483647),
+    NUMBER("password-min-length", FLAG_UNSIGNED, unsigned,
+           cfg.password_min_length, 0, 4096),
+    SPECIAL("password-checks", SPECIAL_CHECKS),
+    STRING("secure-proxy-header", cfg.secure_proxy_header),
+    NUMBER("hash-concurrency", FLAG_UNSIGNED, unsigned, cfg.hash_concurrency, 0,
+           4294967295LL),
+    NUMBER("hash-wait-ms", FLAG_UNSIGNED, unsigned, cfg.hash_wait_ms, 0,
+           4294967295LL),
+    STRING("trusted-proxy", cfg.trusted_proxies),
+    STRING("allowed-hosts", cfg.allowed_hosts),
+    SPECIAL("rate-limit", SPECIAL_RATE_LIMIT),
+    WORD("rate-limit-action", cfg.guest_rate_limit_action, rate_action_words),
+    SPECIAL("login-limit", SPECIAL_LOGIN_LIMIT),
+    SPECIAL("login-address-limit", SPECIAL_LOGIN_ADDR_LIMIT),
+    NUMBER("max-guests", FLAG_INT64, int64_t, cfg.max_guests, 0, INT64_MAX),
+    NUMBER("max-guests-per-network", FLAG_INT64, int64_t,
+           cfg.max_guests_per_network, 0, INT64_MAX),
+    NUMBER("ipv6-56-multiplier", FLAG_UNSIGNED, unsigned,
+           cfg.ipv6_prefix56_multiplier, 0, 65536),
+    NUMBER("ipv6-48-multiplier", FLAG_UNSIGNED, unsigned,
+           cfg.ipv6_prefix48_multiplier, 0, 65536),
+    SPECIAL_NO_VALUE("help", SPECIAL_HELP),
+    SPECIAL_NO_VALUE("version", SPECIAL_VERSION),
+    NUMBER("notes-max", FLAG_UNSIGNED, unsigned, notes_max, 1, 1000000),
+    SPECIAL("secret-key-file", SPECIAL_SECRET_KEY_FILE),
+    WORD("db-pooler", cfg.db_pooler, db_pooler_words),
+    STRING("db-read", cfg.db_read_conninfo),
+    NUMBER("session-cache-ttl", FLAG_UNSIGNED, unsigned, cfg.session_cache_ttl,
+           0, GUEST_SESSION_CACHE_TTL_MAX),
+    NUMBER("session-cache-size", FLAG_UNSIGNED, unsigned,
+           cfg.session_cache_size, 1, GUEST_SESSION_CACHE_SIZE_MAX),
+    SPECIAL("metrics-token-file", SPECIAL_METRICS_TOKEN_FILE),
+    SPECIAL("public-url", SPECIAL_PUBLIC_URL),
+    SPECIAL("oidc", SPECIAL_OIDC),
+    SPECIAL("oidc-timeout-ms", SPECIAL_OIDC_TIMEOUT),
+    ON_OFF("identity-signup", cfg.identity_signup),
+};
+
+#define NFLAGS (sizeof flags / sizeof *flags)
+/* getopt_long's value for flags[i]: past every short option's. */
+#define FLAG_VAL 256
 
 void demo_usage(FILE *out, const char *argv0)
 {
@@ -539,6 +607,176 @@ static bool parse_oidc(demo_options *o, const char *argv0, const char *value)
     return true;
 }
 
+/* Stores @p arg as @p f says; false for a value it refuses. */
+static bool store_flag(demo_options *o, const demo_flag *f, const char *arg)
+{
+    char *at = (char *)o + f->offset;
+    long long n;
+    switch (f->kind) {
+    case FLAG_STRING:
+        *(const char **)at = arg;
+        return true;
+    case FLAG_SET:
+    case FLAG_CLEAR:
+        *(bool *)at = f->kind == FLAG_SET;
+        return true;
+    case FLAG_ON_OFF:
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            return false;
+        *(bool *)at = !strcmp(arg, "on");
+        return true;
+    case FLAG_WORD:
+        for (const flag_word *w = f->words; w->word; w++)
+            if (!strcmp(arg, w->word)) {
+                memcpy(at, &w->value, sizeof w->value);
+                return true;
+            }
+        return false;
+    default:
+        break;
+    }
+    if (!parse_num(arg, f->min, f->max, &n))
+        return false;
+    switch (f->kind) {
+    case FLAG_PORT:
+        *(uint16_t *)at = (uint16_t)n;
+        return true;
+    case FLAG_LONG:
+        *(long *)at = (long)n;
+        return true;
+    case FLAG_UNSIGNED:
+        *(unsigned *)at = (unsigned)n;
+        return true;
+    case FLAG_SIZE:
+        *(size_t *)at = (size_t)n;
+        return true;
+    case FLAG_INT64:
+        *(int64_t *)at = n;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* "0" or "0/..." turns a login limit, on by default, off. */
+static bool parse_login_limit(const char *arg, unsigned *limit)
+{
+    unsigned window;
+    if (arg[0] == '0' && (!arg[1] || arg[1] == '/')) {
+        *limit = 0;
+        return true;
+    }
+    return parse_rate(arg, false, limit, &window);
+}
+
+/* The flags with code of their own. 0 stored, 1 after --help or
+ * --version, -1 with the reason printed, -2 for a value refused (the
+ * caller prints it). */
+static int parse_special(demo_options *o, int special, const char *arg,
+                         const char *argv0)
+{
+    guest_config *c = &o->cfg;
+    long long n;
+    switch (special) {
+    case SPECIAL_MHD_MODE:
+        if (strcmp(arg, "event") != 0 && strcmp(arg, "threads") != 0)
+            return -2;
+        o->mhd_mode = arg;
+        return 0;
+    case SPECIAL_GENERATOR:
+        if (!strcmp(arg, "uuid"))
+            c->name_generator = guest_name_uuid;
+        else if (!strcmp(arg, "numbered"))
+            c->name_generator = guest_name_numbered;
+        else if (!strcmp(arg, "friendly"))
+            c->name_generator = guest_name_friendly;
+        else
+            return -2;
+        return 0;
+    case SPECIAL_AGENT:
+        if (o->nagents >= 63)
+            return -2;
+        o->agents[o->nagents++] = arg;
+        o->agents[o->nagents] = NULL;
+        c->blocked_user_agents = o->agents;
+        return 0;
+    case SPECIAL_NO_AGENTS:
+        o->nagents = 0;
+        o->agents[0] = NULL;
+        c->blocked_user_agents = o->agents;
+        return 0;
+    case SPECIAL_CHECKS:
+        return demo_parse_password_checks(arg, &c->password_checks) == 0 ? 0
+                                                                         : -2;
+    case SPECIAL_RATE_LIMIT:
+        return parse_rate(arg, true, &c->guest_rate_limit,
+                          &c->guest_rate_window)
+                   ? 0
+                   : -2;
+    case SPECIAL_LOGIN_LIMIT:
+        return parse_login_limit(arg, &c->login_rate_limit) ? 0 : -2;
+    case SPECIAL_LOGIN_ADDR_LIMIT:
+        return parse_login_limit(arg, &c->login_address_rate_limit) ? 0 : -2;
+    case SPECIAL_VERSION:
+        printf("guestuser-demo %s (libguestuser %s)\n",
+               GUESTUSER_VERSION_STRING, guest_version());
+        return 1;
+    case SPECIAL_HELP:
+        demo_usage(stdout, argv0);
+        return 1;
+    case SPECIAL_SMTP_URL:
+        if (strncmp(arg, "smtp://", 7) != 0 && strncmp(arg, "smtps://", 8) != 0)
+            return -2;
+        o->smtp_url = arg;
+        return 0;
+    case SPECIAL_MAIL_FROM:
+        if (!*arg || strpbrk(arg, "\r\n"))
+            return -2;
+        c->mail_from = arg;
+        return 0;
+    case SPECIAL_SECRET_KEY_FILE: {
+        guest_error err = {0};
+        guest_secret_keys_free(o->secret_keys);
+        o->secret_keys = NULL;
+        c->secret_keys = NULL;
+        if (guest_secret_keys_load(arg, &o->secret_keys, &err) != GUEST_OK) {
+            fprintf(stderr, "%s: --secret-key-file: %s\n", argv0, err.message);
+            return -1;
+        }
+        c->secret_keys = (const char *const *)o->secret_keys;
+        return 0;
+    }
+    case SPECIAL_METRICS_TOKEN_FILE: {
+        char hint[PATH_MAX + 64];
+        snprintf(hint, sizeof hint, "make one with: openssl rand -hex 32 > %s",
+                 arg);
+        wipe_free(o->metrics_token);
+        o->metrics_token = read_secret_file(argv0, "metrics-token-file", arg,
+                                            METRICS_TOKEN_MIN, hint);
+        return o->metrics_token ? 0 : -1;
+    }
+    case SPECIAL_PUBLIC_URL: {
+        /* guest_oidc_new() checks the rest (no query or fragment) */
+        size_t scheme = !strncmp(arg, "https://", 8)  ? 8
+                        : !strncmp(arg, "http://", 7) ? 7
+                                                      : 0;
+        if (!scheme || !arg[scheme] || arg[scheme] == '/')
+            return -2;
+        o->public_url = arg;
+        return 0;
+    }
+    case SPECIAL_OIDC:
+        return parse_oidc(o, argv0, arg) ? 0 : -1;
+    case SPECIAL_OIDC_TIMEOUT:
+        if (!parse_num(arg, 1, 120000, &n))
+            return -2;
+        demo_oidc_set_timeout_ms((unsigned)n);
+        return 0;
+    default:
+        return -2;
+    }
+}
+
 int demo_parse_args(demo_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
@@ -556,365 +794,35 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
 #endif
     o->cfg.db_conninfo = getenv("GUESTUSER_DB");
     o->notes_max = DEMO_NOTES_MAX_DEFAULT;
-    guest_config *c = &o->cfg;
-    long long n;
+    struct option longopts[NFLAGS + 1];
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const demo_flag *f = &flags[i];
+        bool no_value = f->kind == FLAG_SET || f->kind == FLAG_CLEAR ||
+                        (f->kind == FLAG_SPECIAL && f->no_value);
+        longopts[i] =
+            (struct option){f->name, no_value ? no_argument : required_argument,
+                            NULL, FLAG_VAL + (int)i};
+    }
+    longopts[NFLAGS] = (struct option){NULL, 0, NULL, 0};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case OPT_BIND:
-            o->bind = optarg;
-            break;
-        case OPT_PORT:
-            if (!parse_num(optarg, 0, 65535, &n))
-                goto bad;
-            o->port = (uint16_t)n;
-            break;
-        case OPT_DB:
-            c->db_conninfo = optarg;
-            break;
-        case OPT_SCHEMA:
-            c->db_schema = optarg;
-            break;
-        case OPT_SERVER:
-            o->server = optarg;
-            break;
-        case OPT_MAX_CONNS:
-            if (!parse_num(optarg, 1, 1000000, &n))
-                goto bad;
-            o->max_connections = (long)n;
-            break;
-        case OPT_MAX_CONNS_PER_IP:
-            if (!parse_num(optarg, 0, 1000000, &n))
-                goto bad;
-            o->max_conns_per_ip = (long)n;
-            break;
-        case OPT_HEADER_TIMEOUT:
-            if (!parse_num(optarg, 0, 3600, &n))
-                goto bad;
-            o->header_timeout = (long)n;
-            break;
-        case OPT_THREADS:
-            if (!parse_num(optarg, 1, 1024, &n))
-                goto bad;
-            o->threads = (long)n;
-            break;
-        case OPT_MHD_MODE:
-            if (strcmp(optarg, "event") != 0 && strcmp(optarg, "threads") != 0)
-                goto bad;
-            o->mhd_mode = optarg;
-            break;
-        case OPT_MAX_AGE:
-            if (!parse_num(optarg, 1, INT64_MAX / 2, &n))
-                goto bad;
-            c->max_age = n;
-            break;
-        case OPT_DISABLED:
-            c->enabled = false;
-            break;
-        case OPT_GENERATOR:
-            if (!strcmp(optarg, "uuid"))
-                c->name_generator = guest_name_uuid;
-            else if (!strcmp(optarg, "numbered"))
-                c->name_generator = guest_name_numbered;
-            else if (!strcmp(optarg, "friendly"))
-                c->name_generator = guest_name_friendly;
-            else
-                goto bad;
-            break;
-        case OPT_PREFIX:
-            c->name_prefix = optarg;
-            break;
-        case OPT_DIGITS:
-            if (!parse_num(optarg, 0, 1000, &n))
-                goto bad;
-            c->name_suffix_digits = (unsigned)n;
-            break;
-        case OPT_ATTEMPTS:
-            if (!parse_num(optarg, 0, 1000000, &n))
-                goto bad;
-            c->name_max_attempts = (unsigned)n;
-            break;
-        case OPT_AGENT:
-            if (o->nagents >= 63)
-                goto bad;
-            o->agents[o->nagents++] = optarg;
-            o->agents[o->nagents] = NULL;
-            c->blocked_user_agents = o->agents;
-            break;
-        case OPT_NO_AGENTS:
-            o->nagents = 0;
-            o->agents[0] = NULL;
-            c->blocked_user_agents = o->agents;
-            break;
-        case OPT_LOGIN:
-            c->login_url = optarg;
-            break;
-        case OPT_LOGIN_REDIRECT:
-            c->login_redirect_url = optarg;
-            break;
-        case OPT_CONVERT:
-            c->convert_url = optarg;
-            break;
-        case OPT_CONVERT_REDIRECT:
-            c->convert_redirect_url = optarg;
-            break;
-        case OPT_ANON:
-            c->required_anon_url = optarg;
-            break;
-        case OPT_USER:
-            c->required_user_url = optarg;
-            break;
-        case OPT_FIELD:
-            c->redirect_field_name = optarg;
-            break;
-        case OPT_COOKIE_NAME:
-            c->cookie_name = optarg;
-            break;
-        case OPT_COOKIE_PATH:
-            c->cookie_path = optarg;
-            break;
-        case OPT_COOKIE_DOMAIN:
-            c->cookie_domain = optarg;
-            break;
-        case OPT_SECURE:
-            c->cookie_secure = true;
-            break;
-        case OPT_SAMESITE:
-            c->cookie_samesite = optarg;
-            break;
-        case OPT_POOL:
-            if (!parse_num(optarg, 0, 100000, &n))
-                goto bad;
-            c->db_pool_size = (unsigned)n;
-            break;
-        case OPT_TIMEOUT:
-            if (!parse_num(optarg, 0, 3600000, &n))
-                goto bad;
-            c->db_timeout_ms = (unsigned)n;
-            break;
-        case OPT_MAX_BODY:
-            if (!parse_num(optarg, 0, 1 << 30, &n))
-                goto bad;
-            c->max_body_size = (size_t)n;
-            break;
-        case OPT_PREFILL:
-            c->convert_prefill_username = true;
-            break;
-        case OPT_LOGIN_WITH_EMAIL:
-            c->login_with_email = true;
-            break;
-        case OPT_SIGNUP_EMAIL:
-            if (!strcmp(optarg, "off"))
-                c->signup_email = GUEST_EMAIL_OFF;
-            else if (!strcmp(optarg, "optional"))
-                c->signup_email = GUEST_EMAIL_OPTIONAL;
-            else if (!strcmp(optarg, "required"))
-                c->signup_email = GUEST_EMAIL_REQUIRED;
-            else
-                goto bad;
-            break;
-        case OPT_ITERATIONS:
-            if (!parse_num(optarg, 1, 2147483647, &n))
-                goto bad;
-            c->password_iterations = (unsigned)n;
-            break;
-        case OPT_MIN_LENGTH:
-            if (!parse_num(optarg, 0, 4096, &n))
-                goto bad;
-            c->password_min_length = (unsigned)n;
-            break;
-        case OPT_CHECKS:
-            if (demo_parse_password_checks(optarg, &c->password_checks) != 0)
-                goto bad;
-            break;
-        case OPT_PROXY_HEADER:
-            c->secure_proxy_header = optarg;
-            break;
-        case OPT_HASH_CONCURRENCY:
-            if (!parse_num(optarg, 0, 4294967295LL, &n))
-                goto bad;
-            c->hash_concurrency = (unsigned)n;
-            break;
-        case OPT_HASH_WAIT:
-            if (!parse_num(optarg, 0, 4294967295LL, &n))
-                goto bad;
-            c->hash_wait_ms = (unsigned)n;
-            break;
-        case OPT_TRUSTED_PROXY:
-            c->trusted_proxies = optarg;
-            break;
-        case OPT_ALLOWED_HOSTS:
-            c->allowed_hosts = optarg;
-            break;
-        case OPT_RATE_LIMIT:
-            if (!parse_rate(optarg, true, &c->guest_rate_limit,
-                            &c->guest_rate_window))
-                goto bad;
-            break;
-        case OPT_RATE_ACTION:
-            if (!strcmp(optarg, "anonymous"))
-                c->guest_rate_limit_action = GUEST_RATE_ACTION_ANONYMOUS;
-            else if (!strcmp(optarg, "429"))
-                c->guest_rate_limit_action = GUEST_RATE_ACTION_429;
-            else
-                goto bad;
-            break;
-        case OPT_LOGIN_LIMIT: {
-            unsigned window;
-            /* On by default, so 0 (or 0/HOUR) turns it off. */
-            if (optarg[0] == '0' && (!optarg[1] || optarg[1] == '/'))
-                c->login_rate_limit = 0;
-            else if (!parse_rate(optarg, false, &c->login_rate_limit, &window))
-                goto bad;
-            break;
-        }
-        case OPT_LOGIN_ADDR_LIMIT: {
-            unsigned window;
-            if (optarg[0] == '0' && (!optarg[1] || optarg[1] == '/'))
-                c->login_address_rate_limit = 0;
-            else if (!parse_rate(optarg, false, &c->login_address_rate_limit,
-                                 &window))
-                goto bad;
-            break;
-        }
-        case OPT_IPV6_56:
-        case OPT_IPV6_48:
-            if (!parse_num(optarg, 0, 65536, &n))
-                goto bad;
-            *(opt == OPT_IPV6_56 ? &c->ipv6_prefix56_multiplier
-                                 : &c->ipv6_prefix48_multiplier) = (unsigned)n;
-            break;
-        case OPT_MAX_GUESTS_NETWORK:
-            if (!parse_num(optarg, 0, INT64_MAX, &n))
-                goto bad;
-            c->max_guests_per_network = n;
-            break;
-        case OPT_MAX_GUESTS:
-            if (!parse_num(optarg, 0, INT64_MAX, &n))
-                goto bad;
-            c->max_guests = n;
-            break;
-        case OPT_VERSION:
-            printf("guestuser-demo %s (libguestuser %s)\n",
-                   GUESTUSER_VERSION_STRING, guest_version());
-            return 1;
-        case OPT_HELP:
-            demo_usage(stdout, argv[0]);
-            return 1;
-        case OPT_SMTP_URL:
-            if (strncmp(optarg, "smtp://", 7) != 0 &&
-                strncmp(optarg, "smtps://", 8) != 0)
-                goto bad;
-            o->smtp_url = optarg;
-            break;
-        case OPT_SMTP_CREDENTIALS:
-            o->smtp_credentials_file = optarg;
-            break;
-        case OPT_SMTP_STARTTLS:
-            if (!strcmp(optarg, "required"))
-                o->smtp_starttls = 0;
-            else if (!strcmp(optarg, "optional"))
-                o->smtp_starttls = 1;
-            else if (!strcmp(optarg, "off"))
-                o->smtp_starttls = 2;
-            else
-                goto bad;
-            break;
-        case OPT_MAIL_FROM:
-            if (!*optarg || strpbrk(optarg, "\r\n"))
-                goto bad;
-            c->mail_from = optarg;
-            break;
-        case OPT_PASSWORD_RESET_TIMEOUT:
-            if (!parse_num(optarg, 60, 604800, &n))
-                goto bad;
-            c->password_reset_timeout = (unsigned)n;
-            break;
-        case OPT_NOTES_MAX:
-            if (!parse_num(optarg, 1, 1000000, &n))
-                goto bad;
-            o->notes_max = (unsigned)n;
-            break;
-        case OPT_SECRET_KEY_FILE: {
-            guest_error err = {0};
-            guest_secret_keys_free(o->secret_keys);
-            o->secret_keys = NULL;
-            c->secret_keys = NULL;
-            if (guest_secret_keys_load(optarg, &o->secret_keys, &err) !=
-                GUEST_OK) {
-                fprintf(stderr, "%s: --secret-key-file: %s\n", argv[0],
-                        err.message);
-                return -1;
-            }
-            c->secret_keys = (const char *const *)o->secret_keys;
-            break;
-        }
-        case OPT_DB_READ:
-            c->db_read_conninfo = optarg;
-            break;
-        case OPT_DB_POOLER:
-            if (!strcmp(optarg, "auto"))
-                c->db_pooler = GUEST_DB_POOLER_AUTO;
-            else if (!strcmp(optarg, "none"))
-                c->db_pooler = GUEST_DB_POOLER_NONE;
-            else if (!strcmp(optarg, "transaction"))
-                c->db_pooler = GUEST_DB_POOLER_TRANSACTION;
-            else
-                goto bad;
-            break;
-        case OPT_SESSION_CACHE_TTL:
-            if (!parse_num(optarg, 0, GUEST_SESSION_CACHE_TTL_MAX, &n))
-                goto bad;
-            c->session_cache_ttl = (unsigned)n;
-            break;
-        case OPT_SESSION_CACHE_SIZE:
-            if (!parse_num(optarg, 1, GUEST_SESSION_CACHE_SIZE_MAX, &n))
-                goto bad;
-            c->session_cache_size = (unsigned)n;
-            break;
-        case OPT_METRICS_TOKEN_FILE: {
-            char hint[PATH_MAX + 64];
-            snprintf(hint, sizeof hint,
-                     "make one with: openssl rand -hex 32 > %s", optarg);
-            wipe_free(o->metrics_token);
-            o->metrics_token = read_secret_file(
-                argv[0], "metrics-token-file", optarg, METRICS_TOKEN_MIN, hint);
-            if (!o->metrics_token)
-                return -1;
-            break;
-        }
-        case OPT_PUBLIC_URL: {
-            /* guest_oidc_new() checks the rest (no query or fragment) */
-            size_t scheme = !strncmp(optarg, "https://", 8)  ? 8
-                            : !strncmp(optarg, "http://", 7) ? 7
-                                                             : 0;
-            if (!scheme || !optarg[scheme] || optarg[scheme] == '/')
-                goto bad;
-            o->public_url = optarg;
-            break;
-        }
-        case OPT_OIDC:
-            if (!parse_oidc(o, argv[0], optarg))
-                return -1;
-            break;
-        case OPT_OIDC_TIMEOUT:
-            if (!parse_num(optarg, 1, 120000, &n))
-                goto bad;
-            demo_oidc_set_timeout_ms((unsigned)n);
-            break;
-        case OPT_IDENTITY_SIGNUP:
-            if (!strcmp(optarg, "on"))
-                c->identity_signup = true;
-            else if (!strcmp(optarg, "off"))
-                c->identity_signup = false;
-            else
-                goto bad;
-            break;
-        default:
+        if (opt < FLAG_VAL || opt >= FLAG_VAL + (int)NFLAGS) {
             demo_usage(stderr, argv[0]);
             return -1;
         }
+        const demo_flag *f = &flags[opt - FLAG_VAL];
+        int rc = f->kind == FLAG_SPECIAL
+                     ? parse_special(o, f->special, optarg, argv[0])
+                     : (store_flag(o, f, optarg) ? 0 : -2);
+        if (rc == -2) {
+            fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], optarg,
+                    f->name);
+            demo_usage(stderr, argv[0]);
+            return -1;
+        }
+        if (rc != 0)
+            return rc;
     }
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0],
@@ -923,14 +831,6 @@ int demo_parse_args(demo_options *o, int argc, char **argv)
         return -1;
     }
     return 0;
-bad:
-    /* Looked up by value: the enum and the table need not share an order. */
-    for (const struct option *lo = longopts; lo->name; lo++)
-        if (lo->val == opt)
-            fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], optarg,
-                    lo->name);
-    demo_usage(stderr, argv[0]);
-    return -1;
 }
 
 void demo_options_free(demo_options *o)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "http.h"
 #include "status.h"
 
 #ifdef __cplusplus
@@ -62,11 +63,14 @@ GUEST_API void guest_response_cleanup(guest_response *r);
  * Defines the four response callbacks of guest_http_ops, named
  * PREFIX_set_status, PREFIX_add_header, PREFIX_write and PREFIX_reset, for
  * an adapter whose per-request struct @p type keeps its guest_response in
- * @p member. Use at file scope, then in the ops table:
+ * @p member. Use at file scope, then GUEST_RESPONSE_OPS(PREFIX) in the ops
+ * table:
  *
  *     GUEST_RESPONSE_CALLBACKS(op, my_req, res)
- *     ... .set_status = op_set_status, .add_header = op_add_header,
- *         .write = op_write, .reset = op_reset, ...
+ *     static const guest_http_ops ops = {
+ *         GUEST_HTTP_OPS_INIT, ...the request callbacks...,
+ *         GUEST_RESPONSE_OPS(op),
+ *     };
  */
 #define GUEST_RESPONSE_CALLBACKS(prefix, type, member)                         \
     static int prefix##_set_status(void *c, int status)                        \
@@ -88,6 +92,13 @@ GUEST_API void guest_response_cleanup(guest_response *r);
         return 0;                                                              \
     }
 
+/** The four members of a guest_http_ops initializer that
+ * GUEST_RESPONSE_CALLBACKS(PREFIX, ...) defined: set_status, add_header,
+ * write and reset. */
+#define GUEST_RESPONSE_OPS(prefix)                                             \
+    .set_status = prefix##_set_status, .add_header = prefix##_add_header,      \
+    .write = prefix##_write, .reset = prefix##_reset
+
 /**
  * Appends @p value to @p b as one more line of the header field @p name,
  * the way RFC 9110 5.3 combines a field sent on several lines: ", " between
@@ -98,6 +109,66 @@ GUEST_API void guest_response_cleanup(guest_response *r);
 GUEST_API GUEST_NODISCARD int
 guest_buf_append_field_line(guest_buf *b, const char *name, const char *value);
 
+/** At most this many joined values a guest_joined keeps per request. */
+#define GUEST_JOINED_MAX 8
+
+/**
+ * The header values an adapter's header callback had to build for one
+ * request (a field sent on several lines, joined), kept so that the
+ * pointers it handed out stay valid until the request ends. Zero it to
+ * initialise; guest_joined_cleanup() frees them. Not for several threads
+ * at once (one request's).
+ */
+typedef struct guest_joined {
+    char **values; /**< owned, each freed by guest_joined_cleanup() */
+    size_t count;
+} guest_joined;
+
+/** Frees every value @p j keeps (not @p j itself) and zeroes it, ready for
+ * the next request. NULL is a no-op. */
+GUEST_API void guest_joined_cleanup(guest_joined *j);
+
+/**
+ * One header field's lines, gathered by an adapter's header callback for
+ * the guest_http_ops `header` call: zero it, give every line of the field
+ * to guest_field_add() in the order received, end with guest_field_value().
+ * One line costs no allocation; from the second on the lines are joined.
+ */
+typedef struct guest_field {
+    size_t lines;      /**< lines added so far */
+    const char *first; /**< the first line's value, borrowed */
+    guest_buf joined;  /**< every line joined, from the second line on */
+    bool failed;       /**< out of memory while joining */
+} guest_field;
+
+/**
+ * Adds one line of the field @p name (its spelling picks the separator,
+ * as in guest_buf_append_field_line()). @p value (NULL reads as "") is
+ * borrowed: the first line's until a second line is added, or, when it
+ * stays the only one, for as long as the value guest_field_value() returns
+ * is used; any later line's only during this call.
+ */
+GUEST_API void guest_field_add(guest_field *f, const char *name,
+                               const char *value);
+
+/**
+ * The field's value for the `header` callback, and the end of @p f (what
+ * it holds is released; zero it again to reuse it). NULL without any line;
+ * the first line's value itself (borrowed from the adapter) with one line;
+ * with more, the lines joined, owned by @p keep and valid until
+ * guest_joined_cleanup(@p keep). NULL rather than a partial value when
+ * memory ran out or @p keep already holds GUEST_JOINED_MAX values.
+ */
+GUEST_API const char *guest_field_value(guest_field *f, guest_joined *keep);
+
+/**
+ * 0 when @p name is an RFC 9110 token (a valid header field name: letters,
+ * digits and !#$%&'*+-.^_`|~, at least one), -1 otherwise (NULL too). A
+ * name with a blank or a colon in it is a line the server library read
+ * otherwise than a proxy may: answer 400 and close.
+ */
+GUEST_API GUEST_NODISCARD int guest_header_name_ok(const char *name);
+
 /**
  * 0 when a header value as the server library parsed it holds no control
  * byte but horizontal tab, -1 otherwise: a bare CR a server kept inside a
@@ -105,6 +176,82 @@ guest_buf_append_field_line(guest_buf *b, const char *name, const char *value);
  * would hide from the adapter's framing checks (answer 400 and close).
  */
 GUEST_API GUEST_NODISCARD int guest_header_value_ok(const char *value);
+
+/**
+ * true when the comma-separated list @p value (a field such as Connection,
+ * RFC 9110 5.6.1: blanks around each element, empty elements skipped)
+ * holds @p token, in any case; false for NULL. For a handler's
+ * "Connection: close", which the adapter honours by closing.
+ */
+GUEST_API GUEST_NODISCARD bool guest_header_has_token(const char *value,
+                                                      const char *token);
+
+/**
+ * Reads a Content-Length value as RFC 9112 6.3 allows it: 1*DIGIT with
+ * blanks around it. 0 with the length in @p n; 1 when the digits overflow
+ * (a length past any limit: answer 413); -1 for anything else, a sign, a
+ * list, hex, bytes after the digits, NULL (a framing error: answer 400).
+ * @p n is written only on 0.
+ */
+GUEST_API GUEST_NODISCARD int guest_content_length_parse(const char *value,
+                                                         unsigned long long *n);
+
+/**
+ * What the header lines of one request say about the framing of its body,
+ * for the checks against request smuggling (a proxy in front reading the
+ * request another way than the server). Zero it, give every header line
+ * to guest_framing_add(), then ask guest_framing_refused(). It reads the
+ * values of Content-Length and Transfer-Encoding only: a name that is not
+ * a token or a control byte in a value is the adapter's to refuse
+ * (guest_header_name_ok(), guest_header_value_ok()).
+ */
+typedef struct guest_framing {
+    size_t content_length;    /**< Content-Length lines */
+    size_t transfer_encoding; /**< Transfer-Encoding lines */
+    size_t host;              /**< Host lines */
+    /** A Content-Length guest_content_length_parse() refuses, or a
+     * Transfer-Encoding other than "chunked" (any case, blanks before it
+     * only: the server decodes no other coding, and skips no blank after
+     * the value). */
+    bool bad_value;
+} guest_framing;
+
+/** Counts one header line of @p name (any case) with @p value (NULL: a
+ * line without a value, a bad one for the two framing fields). */
+GUEST_API void guest_framing_add(guest_framing *f, const char *name,
+                                 const char *value);
+
+/**
+ * true when the request must be refused with 400 and the connection
+ * closed: a bad value, two Content-Length, Transfer-Encoding or Host
+ * lines, Content-Length with Transfer-Encoding, or a Transfer-Encoding in
+ * a request older than HTTP/1.1 (@p http11 false; RFC 9112 6.1).
+ */
+GUEST_API GUEST_NODISCARD bool guest_framing_refused(const guest_framing *f,
+                                                     bool http11);
+
+/**
+ * Runs @p handler on one complete request: guest_req_new() over @p ops and
+ * @p conn, then the handler with @p userdata, then guest_req_free(). 0
+ * when the handler ran: its answer is what the ops collected. Otherwise
+ * the status of the answer the adapter gives itself, with its plain-text
+ * body in @p *text (a static string, never to be freed): 400 with
+ * GUEST_BAD_HOST_TEXT for a Host outside allowed_hosts, 500 with
+ * "Internal Server Error\n" when the request could not be made (memory,
+ * an ops table guest_req_new() refuses). Thread-safe as the handler is.
+ */
+GUEST_API GUEST_NODISCARD int
+guest_run_handler(guest_ctx *ctx, const guest_http_ops *ops, void *conn,
+                  guest_handler_fn handler, void *userdata, const char **text);
+
+/**
+ * Replaces whatever @p r holds by a short answer of the adapter's own:
+ * @p status, Content-Type text/plain; charset=utf-8, and @p text as the
+ * body. 0, or -1 when memory ran out, and then @p r holds @p status alone
+ * (no header, no body), still an answer to send.
+ */
+GUEST_API int guest_response_plain(guest_response *r, int status,
+                                   const char *text);
 
 /**
  * Fills @p out (zeroed first) with the numeric IPv4 or IPv6 address

@@ -31,8 +31,7 @@ typedef struct cw_req {
     guest_buf body;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
 } cw_req;
 
 /* mg_response_header_add() refuses more than MG_MAX_HEADERS headers; one is
@@ -47,39 +46,11 @@ static const char *op_header(void *c, const char *name)
 {
     cw_req *r = c;
     const struct mg_header *h = r->ri->http_headers;
-    const char *first = NULL;
-    size_t count = 0;
+    guest_field f = {0};
     for (int i = 0; i < r->ri->num_headers; i++)
-        if (h[i].name && !strcasecmp(h[i].name, name) && !count++)
-            first = h[i].value;
-    if (count <= 1)
-        return first;
-    /* Out of room or memory: no value rather than a partial one. */
-    if (r->joined_count == sizeof r->joined / sizeof *r->joined)
-        return NULL;
-    guest_buf b = {0};
-    bool ok = true;
-    for (int i = 0; ok && i < r->ri->num_headers; i++)
-        if (h[i].name && strcasecmp(h[i].name, name) == 0)
-            ok = guest_buf_append_field_line(&b, name, h[i].value) == 0;
-    if (!ok) {
-        guest_buf_cleanup(&b);
-        return NULL;
-    }
-    r->joined[r->joined_count++] = b.data;
-    return b.data;
-}
-
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
+        if (h[i].name && !strcasecmp(h[i].name, name))
+            guest_field_add(&f, name, h[i].value);
+    return guest_field_value(&f, &r->joined);
 }
 
 /* Whether CivetWeb took every line of the header block. It parses the
@@ -112,7 +83,7 @@ static bool headers_complete(const struct mg_connection *conn,
     const char *end = ri->http_version + strlen(ri->http_version);
     for (int i = 0; i < ri->num_headers; i++) {
         if (!h[i].name || !h[i].value || end[0] || end[1] ||
-            h[i].name != end + 2 || !token(h[i].name))
+            h[i].name != end + 2 || guest_header_name_ok(h[i].name) != 0)
             return false;
         /* The colon right after the name, then only blanks. */
         const char *p = h[i].name + strlen(h[i].name) + 1;
@@ -128,71 +99,24 @@ static bool headers_complete(const struct mg_connection *conn,
     return !end[2] || (end[2] == '\r' && !end[3]);
 }
 
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
- * around it; anything else (a sign, a list, hex, bytes after the digits)
- * is a framing error a proxy may read another way. 0 with the length in
- * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
- * the rest (400). CivetWeb itself takes the leading digits ("0, 43" is 0)
- * and answers 411 only when there are none. */
-static int parse_length(const char *v, unsigned long long *n)
-{
-    unsigned long long x = 0;
-    bool over = false;
-    v += strspn(v, " \t");
-    if (*v < '0' || *v > '9')
-        return -1;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        unsigned d = (unsigned)(*v - '0');
-        if (x > (ULLONG_MAX - d) / 10)
-            over = true;
-        else
-            x = x * 10 + d;
-    }
-    v += strspn(v, " \t");
-    if (*v)
-        return -1;
-    *n = x;
-    return over ? 1 : 0;
-}
-
-/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
- * the server decodes, so the value must be "chunked" (any case) and
- * nothing else: the server skips the blanks before a value, not those
- * after it. CivetWeb refuses it with blanks after it itself, and ignores
- * "identity", reading the body by Content-Length or as empty. */
-static bool chunked_only(const char *v)
-{
-    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
-}
-
 /* Framing a proxy in front might read differently from the server (request
  * smuggling): two Content-Lengths, Content-Length with Transfer-Encoding,
  * two Hosts, a Content-Length that is not a plain number, a
  * Transfer-Encoding other than one line of "chunked", or one in a request
  * older than HTTP/1.1 (RFC 9112 6.1: faulty framing; CivetWeb would decode
  * it and keep the connection). CivetWeb reads only the first of two
- * Transfer-Encoding lines. */
+ * Transfer-Encoding lines; it refuses "chunked" with blanks after it
+ * itself, and ignores "identity", reading the body by Content-Length or
+ * as empty. Of a Content-Length it takes the leading digits ("0, 43" is 0)
+ * and answers 411 only when there are none (see http_error). */
 static bool ambiguous_framing(const struct mg_request_info *ri)
 {
-    size_t cl = 0, te = 0, host = 0;
-    bool bad = false;
-    for (int i = 0; i < ri->num_headers; i++) {
-        const char *n = ri->http_headers[i].name;
-        const char *v = ri->http_headers[i].value;
-        unsigned long long len;
-        if (!n)
-            continue;
-        if (!strcasecmp(n, "Content-Length")) {
-            cl++;
-            bad = bad || !v || parse_length(v, &len) < 0;
-        } else if (!strcasecmp(n, "Transfer-Encoding")) {
-            te++;
-            bad = bad || !v || !chunked_only(v);
-        }
-        host += !strcasecmp(n, "Host");
-    }
-    return bad || cl > 1 || host > 1 || te > 1 || (cl && te) ||
-           (te && (!ri->http_version || strcmp(ri->http_version, "1.1") != 0));
+    guest_framing f = {0};
+    for (int i = 0; i < ri->num_headers; i++)
+        guest_framing_add(&f, ri->http_headers[i].name,
+                          ri->http_headers[i].value);
+    return guest_framing_refused(&f, ri->http_version &&
+                                         strcmp(ri->http_version, "1.1") == 0);
 }
 
 static const char *op_method(void *c)
@@ -227,17 +151,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, cw_req, res)
 
 static const guest_http_ops civetweb_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 static void cw_req_free(cw_req *r)
@@ -245,8 +161,7 @@ static void cw_req_free(cw_req *r)
     guest_response_cleanup(&r->res);
     guest_buf_cleanup(&r->target);
     guest_buf_cleanup(&r->body);
-    for (size_t i = 0; i < r->joined_count; i++)
-        free(r->joined[i]);
+    guest_joined_cleanup(&r->joined);
 }
 
 /* Characters that may stand unencoded in a path (RFC 3986 pchar and '/'). */
@@ -309,22 +224,6 @@ static int read_body(cw_req *r, size_t max)
     }
 }
 
-static bool has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-    for (const char *p = value; *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
-        if (trimmed == n && !strncasecmp(p, token, n))
-            return true;
-        p += len;
-    }
-    return false;
-}
-
 static int send_response(cw_req *r)
 {
     struct mg_connection *conn = r->conn;
@@ -346,7 +245,7 @@ static int send_response(cw_req *r)
             !strcasecmp(name, "Transfer-Encoding"))
             continue;
         if (!strcasecmp(name, "Connection")) {
-            if (!has_token(value, "close"))
+            if (!guest_header_has_token(value, "close"))
                 continue;
             mg_disable_connection_keep_alive(conn);
         }
@@ -399,17 +298,10 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     } else {
         switch (read_body(&r, app->max_body)) {
         case BODY_OK: {
-            guest_req *req;
-            guest_status st = guest_req_new(app->ctx, &civetweb_ops, &r, &req);
-            if (st != GUEST_OK) {
-                rc = st == GUEST_ERR_BAD_HOST
-                         ? plain(&r, 400, GUEST_BAD_HOST_TEXT)
-                         : plain(&r, 500, "Internal Server Error\n");
-                break;
-            }
-            app->handler(req, app->userdata);
-            guest_req_free(req);
-            rc = send_response(&r);
+            const char *text;
+            int refused = guest_run_handler(app->ctx, &civetweb_ops, &r,
+                                            app->handler, app->userdata, &text);
+            rc = refused ? plain(&r, refused, text) : send_response(&r);
             break;
         }
         case BODY_TOO_LARGE:
@@ -430,7 +322,12 @@ int guest_civetweb_handler(struct mg_connection *conn, void *cbdata)
     return status;
 }
 
-static void limits_defaults(guest_civetweb_limits *l);
+/* The defaults, a whole struct of this library's size. */
+static const guest_civetweb_limits default_limits = {
+    .size = sizeof(guest_civetweb_limits),
+    .threads = 50,
+    .header_timeout_s = 10,
+};
 
 guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
                                 void *userdata, guest_civetweb **out)
@@ -459,18 +356,9 @@ guest_status guest_civetweb_new(guest_ctx *ctx, guest_handler_fn handler,
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
-}
-
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_civetweb_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->threads = 50;
-    l->header_timeout_s = 10;
 }
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -480,29 +368,16 @@ static void limits_defaults(guest_civetweb_limits *l)
 #undef guest_civetweb_limits_init
 void guest_civetweb_limits_init_size(guest_civetweb_limits *limits, size_t size)
 {
-    guest_civetweb_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
-}
-
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_civetweb_limits_init(). */
-static bool limits_read(const guest_civetweb_limits *in,
-                        guest_civetweb_limits *out)
-{
-    guest_civetweb_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
 guest_status guest_civetweb_set_limits(guest_civetweb *app,
                                        const guest_civetweb_limits *limits)
 {
-    guest_civetweb_limits given;
-    if (!limits_read(limits, &given))
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_civetweb_limits_init(). */
+    guest_civetweb_limits given = default_limits;
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     /* Each worker is a thread with its own stack; past a thousand, more

@@ -56,8 +56,7 @@ typedef struct job {
     guest_buf body;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
 } job;
 
 /* A client address and its open connections (loop thread only). */
@@ -135,28 +134,11 @@ struct guest_evhttp {
 static const char *op_header(void *c, const char *name)
 {
     job *j = c;
-    const char *first = NULL;
-    size_t count = 0;
+    guest_field f = {0};
     for (size_t i = 0; i < j->header_count; i++)
-        if (strcasecmp(j->headers[2 * i], name) == 0 && !count++)
-            first = j->headers[2 * i + 1];
-    if (count <= 1)
-        return first;
-    /* Out of room or memory: no value rather than a partial one. */
-    if (j->joined_count == sizeof j->joined / sizeof *j->joined)
-        return NULL;
-    guest_buf b = {0};
-    bool ok = true;
-    for (size_t i = 0; ok && i < j->header_count; i++)
         if (strcasecmp(j->headers[2 * i], name) == 0)
-            ok = guest_buf_append_field_line(&b, name, j->headers[2 * i + 1]) ==
-                 0;
-    if (!ok) {
-        guest_buf_cleanup(&b);
-        return NULL;
-    }
-    j->joined[j->joined_count++] = b.data;
-    return b.data;
+            guest_field_add(&f, name, j->headers[2 * i + 1]);
+    return guest_field_value(&f, &j->joined);
 }
 
 static const char *op_method(void *c)
@@ -186,16 +168,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, job, res)
 
 static const guest_http_ops evhttp_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT,    .header = op_header,           .method = op_method,
+    .target = op_target,    .client_addr = op_client_addr, .body = op_body,
+    GUEST_RESPONSE_OPS(op),
 };
 
 static void job_free(job *j)
@@ -209,33 +184,19 @@ static void job_free(job *j)
     free(j->headers);
     guest_buf_cleanup(&j->body);
     guest_response_cleanup(&j->res);
-    for (size_t i = 0; i < j->joined_count; i++)
-        free(j->joined[i]);
+    guest_joined_cleanup(&j->joined);
     free(j);
 }
 
-static void plain(guest_response *res, int status, const char *text)
-{
-    guest_response_reset(res, status);
-    if (guest_response_add_header(res, "Content-Type",
-                                  "text/plain; charset=utf-8") != 0 ||
-        guest_response_write(res, text, strlen(text)) != 0)
-        guest_response_reset(res, status);
-}
-
+/* Out of memory the answer is its status alone. */
 static void run_job(job *j)
 {
     guest_evhttp *app = j->app;
-    guest_req *req = NULL;
-    guest_status st = guest_req_new(app->ctx, &evhttp_ops, j, &req);
-    if (st == GUEST_OK) {
-        app->handler(req, app->userdata);
-        guest_req_free(req);
-    } else if (st == GUEST_ERR_BAD_HOST) {
-        plain(&j->res, 400, GUEST_BAD_HOST_TEXT);
-    } else {
-        plain(&j->res, 500, "Internal Server Error\n");
-    }
+    const char *text;
+    int refused = guest_run_handler(app->ctx, &evhttp_ops, j, app->handler,
+                                    app->userdata, &text);
+    if (refused)
+        (void)guest_response_plain(&j->res, refused, text);
 }
 
 /* Wakes the loop. A full pipe already holds a wake-up, so EAGAIN is
@@ -554,35 +515,11 @@ static void on_fresh(evutil_socket_t fd, short what, void *arg)
 
 /* ---- framing (loop thread) ---- */
 
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
-}
-
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT; evhttp itself reads it with
- * strtoll, which takes a sign and blanks. */
-static bool plain_length(const char *v)
-{
-    v += strspn(v, " \t");
-    size_t digits = strspn(v, "0123456789");
-    if (!digits)
-        return false;
-    v += digits;
-    v += strspn(v, " \t");
-    return *v == '\0';
-}
-
 /* Framing a proxy in front might read differently from the server
  * (request smuggling): two Content-Lengths, Content-Length with
  * Transfer-Encoding, two Hosts, a Content-Length that is not a plain
- * number, a Transfer-Encoding other than one line of "chunked" (evhttp
+ * number (evhttp reads it with strtoll, which takes a sign and blanks), a
+ * Transfer-Encoding other than one line of "chunked" (evhttp
  * reads only the first line, and takes any other value as no coding), or
  * one in a request older than HTTP/1.1; a header name that is not a token
  * or a value with a control byte. evhttp has parsed the request already,
@@ -591,44 +528,19 @@ static bool plain_length(const char *v)
 static bool bad_framing(struct evhttp_request *ereq)
 {
     struct evkeyvalq *hs = evhttp_request_get_input_headers(ereq);
-    size_t cl = 0, te = 0, host = 0;
+    guest_framing f = {0};
     struct evkeyval *h;
     TAILQ_FOREACH(h, hs, next)
     {
-        if (!token(h->key) || guest_header_value_ok(h->value) != 0)
+        if (guest_header_name_ok(h->key) != 0 ||
+            guest_header_value_ok(h->value) != 0)
             return true;
-        if (strcasecmp(h->key, "Content-Length") == 0) {
-            cl++;
-            if (!plain_length(h->value))
-                return true;
-        } else if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
-            te++;
-            if (strcasecmp(h->value + strspn(h->value, " \t"), "chunked") != 0)
-                return true;
-        }
-        host += strcasecmp(h->key, "Host") == 0;
+        guest_framing_add(&f, h->key, h->value);
     }
-    bool http11 = ereq->major == 1 && ereq->minor >= 1;
-    return cl > 1 || te > 1 || host > 1 || (cl && te) || (te && !http11);
+    return guest_framing_refused(&f, ereq->major == 1 && ereq->minor >= 1);
 }
 
 /* ---- answering (loop thread) ---- */
-
-static bool has_token(const char *value, const char *tok)
-{
-    size_t n = strlen(tok);
-    for (const char *p = value; *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
-        if (trimmed == n && strncasecmp(p, tok, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
-}
 
 static void on_complete(struct evhttp_request *ereq, void *arg)
 {
@@ -657,7 +569,7 @@ static void send_response(guest_evhttp *app, struct evhttp_request *ereq,
             strcasecmp(name, "Transfer-Encoding") == 0)
             continue;
         if (strcasecmp(name, "Connection") == 0) {
-            close = close || has_token(value, "close");
+            close = close || guest_header_has_token(value, "close");
             continue;
         }
         if (evhttp_add_header(out, name, value) != 0)
@@ -685,7 +597,8 @@ static void answer_now(guest_evhttp *app, struct evhttp_request *ereq,
 {
     guest_response res;
     guest_response_init(&res);
-    plain(&res, status, text);
+    /* Out of memory the answer is its status alone. */
+    (void)guest_response_plain(&res, status, text);
     send_response(app, ereq, &res, false, close);
     guest_response_cleanup(&res);
 }
@@ -849,7 +762,17 @@ static void on_request(struct evhttp_request *ereq, void *arg)
 
 /* ---- life cycle ---- */
 
-static void limits_defaults(guest_evhttp_limits *l);
+/* The defaults, a whole struct of this library's size. */
+static const guest_evhttp_limits default_limits = {
+    .size = sizeof(guest_evhttp_limits),
+    .workers = 32,
+    .max_queued = 1024,
+    .max_connections = 10000,
+    .max_conns_per_ip = 32,
+    .header_timeout_s = 10,
+    .idle_timeout_s = 30,
+    .max_header_size = 16384,
+};
 
 guest_status guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler,
                               void *userdata, guest_evhttp **out)
@@ -871,23 +794,9 @@ guest_status guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler,
     app->wake[0] = app->wake[1] = -1;
     pthread_mutex_init(&app->mu, NULL);
     pthread_cond_init(&app->cv, NULL);
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
-}
-
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_evhttp_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->workers = 32;
-    l->max_queued = 1024;
-    l->max_connections = 10000;
-    l->max_conns_per_ip = 32;
-    l->header_timeout_s = 10;
-    l->idle_timeout_s = 30;
-    l->max_header_size = 16384;
 }
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -897,28 +806,16 @@ static void limits_defaults(guest_evhttp_limits *l)
 #undef guest_evhttp_limits_init
 void guest_evhttp_limits_init_size(guest_evhttp_limits *limits, size_t size)
 {
-    guest_evhttp_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
-}
-
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_evhttp_limits_init(). */
-static bool limits_read(const guest_evhttp_limits *in, guest_evhttp_limits *out)
-{
-    guest_evhttp_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
 guest_status guest_evhttp_set_limits(guest_evhttp *app,
                                      const guest_evhttp_limits *limits)
 {
-    guest_evhttp_limits given;
-    if (!limits_read(limits, &given))
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_evhttp_limits_init(). */
+    guest_evhttp_limits given = default_limits;
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || app->attached || limits->workers < 1 ||

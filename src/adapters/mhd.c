@@ -112,8 +112,7 @@ struct mhd_conn {
     bool headers_seen;
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
     /* Event mode: app->todo's link, and where the request is. The
      * worker's writes (res, state, answer_failed) reach the polling
      * thread through MHD_resume_connection's lock. */
@@ -138,66 +137,14 @@ static void arm(mhd_conn *c)
 }
 
 typedef struct header_scan {
-    const char *name; /* NULL: count the framing headers only */
-    size_t count;
-    guest_buf joined;
-    bool failed;
-    size_t content_length, transfer_encoding, host;
+    const char *name; /* NULL: the framing checks only */
+    guest_field field;
+    guest_framing framing;
     /* The request's header block in MHD's read buffer (framing checks
      * only; lo 0: not checked), and whether a line is malformed. */
     uintptr_t lo, hi;
     bool malformed;
 } header_scan;
-
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
-}
-
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
- * around it; anything else (a sign, a list, hex, bytes after the digits)
- * is a framing error a proxy may read another way. 0 with the length in
- * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
- * the rest (400). libmicrohttpd 0.9.75 refuses such values itself before
- * the access handler; this holds whatever version is linked to it. */
-static int parse_length(const char *v, unsigned long long *n)
-{
-    unsigned long long x = 0;
-    bool over = false;
-    v += strspn(v, " \t");
-    if (*v < '0' || *v > '9')
-        return -1;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        unsigned d = (unsigned)(*v - '0');
-        if (x > (ULLONG_MAX - d) / 10)
-            over = true;
-        else
-            x = x * 10 + d;
-    }
-    v += strspn(v, " \t");
-    if (*v)
-        return -1;
-    *n = x;
-    return over ? 1 : 0;
-}
-
-/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
- * the server decodes, so the value must be "chunked" (any case) and
- * nothing else: the server skips the blanks before a value, not those
- * after it. libmicrohttpd 0.9.75 reads any other value
- * (blanks after "chunked" too) as a body that ends with the connection,
- * and so answers nothing until the client leaves or the timeout. */
-static bool chunked_only(const char *v)
-{
-    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
-}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
                                    const char *key, const char *value)
@@ -210,27 +157,15 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
      * would fold into the one before or refuse; a bare CR (or another
      * control byte) in a value is a line end MHD kept that a proxy may
      * honour, so a Content-Length behind it would hide. */
-    if (!token(key) || (value && guest_header_value_ok(value) != 0) ||
+    if (guest_header_name_ok(key) != 0 ||
+        (value && guest_header_value_ok(value) != 0) ||
         (s->lo &&
          ((uintptr_t)key < s->lo || (uintptr_t)key >= s->hi || !value ||
           (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi)))
         s->malformed = true;
-    unsigned long long len;
-    if (!strcasecmp(key, "Content-Length")) {
-        s->content_length++;
-        if (!value || parse_length(value, &len) < 0)
-            s->malformed = true;
-    } else if (!strcasecmp(key, "Transfer-Encoding")) {
-        s->transfer_encoding++;
-        if (!value || !chunked_only(value))
-            s->malformed = true;
-    }
-    s->host += !strcasecmp(key, "Host");
-    if (!s->name || strcasecmp(key, s->name) != 0)
-        return MHD_YES;
-    s->count++;
-    if (guest_buf_append_field_line(&s->joined, key, value) != 0)
-        s->failed = true;
+    guest_framing_add(&s->framing, key, value);
+    if (s->name && !strcasecmp(key, s->name))
+        guest_field_add(&s->field, key, value);
     return MHD_YES;
 }
 
@@ -239,23 +174,9 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
 static const char *op_header(void *c, const char *name)
 {
     mhd_conn *r = c;
-    const char *first =
-        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-    if (!first)
-        return NULL;
     header_scan s = {.name = name};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &s);
-    if (s.count <= 1) {
-        guest_buf_cleanup(&s.joined);
-        return first;
-    }
-    /* Out of room or memory: no value rather than a partial one. */
-    if (s.failed || r->joined_count == sizeof r->joined / sizeof *r->joined) {
-        guest_buf_cleanup(&s.joined);
-        return NULL;
-    }
-    r->joined[r->joined_count++] = s.joined.data;
-    return s.joined.data;
+    return guest_field_value(&s.field, &r->joined);
 }
 
 /* Framing a proxy in front might read differently from the server (request
@@ -270,7 +191,12 @@ static const char *op_header(void *c, const char *name)
  * Before, MHD appends the folded line to the previous header's name, in
  * a block of its memory pool outside the read buffer where every other
  * name and value of the header block stays: a name outside the block
- * gives it away. @p method is MHD's, the start of that block. */
+ * gives it away. @p method is MHD's, the start of that block.
+ * libmicrohttpd 0.9.75 refuses a Content-Length that is not a plain number
+ * itself, before the access handler (the check holds whatever version is
+ * linked), and reads a Transfer-Encoding other than "chunked" (blanks after
+ * it too) as a body that ends with the connection, so that it would answer
+ * nothing until the client leaves or the timeout. */
 static bool ambiguous_framing(struct MHD_Connection *conn, const char *method,
                               const char *version)
 {
@@ -286,11 +212,9 @@ static bool ambiguous_framing(struct MHD_Connection *conn, const char *method,
     (void)method;
 #endif
     MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &s);
-    return s.malformed || s.content_length > 1 || s.host > 1 ||
-           s.transfer_encoding > 1 ||
-           (s.content_length && s.transfer_encoding) ||
-           (s.transfer_encoding &&
-            (!version || strcmp(version, "HTTP/1.1") != 0));
+    return s.malformed ||
+           guest_framing_refused(&s.framing,
+                                 version && strcmp(version, "HTTP/1.1") == 0);
 }
 
 static const char *op_method(void *c)
@@ -342,17 +266,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, mhd_conn, res)
 
 static const guest_http_ops mhd_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 /* Forgets the request in progress; the connection object stays. */
@@ -366,23 +282,19 @@ static void request_clear(mhd_conn *c)
     c->headers_seen = false;
     c->state = REQ_OURS;
     c->answer_failed = false;
-    for (size_t i = 0; i < c->joined_count; i++)
-        free(c->joined[i]);
-    c->joined_count = 0;
+    guest_joined_cleanup(&c->joined);
 }
 
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_mhd_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->max_connections = 512;
-    l->max_conns_per_ip = 32;
-    l->header_timeout_s = 10;
-    l->idle_timeout_s = 30;
-    l->workers = 0;
-    l->max_queued = 1024;
-}
+/* The defaults, a whole struct of this library's size. */
+static const guest_mhd_limits default_limits = {
+    .size = sizeof(guest_mhd_limits),
+    .max_connections = 512,
+    .max_conns_per_ip = 32,
+    .header_timeout_s = 10,
+    .idle_timeout_s = 30,
+    .workers = 0,
+    .max_queued = 1024,
+};
 
 /* The struct of 1.0, the smallest a program can pass. */
 #define LIMITS_SIZE_1_0                                                        \
@@ -391,21 +303,22 @@ static void limits_defaults(guest_mhd_limits *l)
 #undef guest_mhd_limits_init
 void guest_mhd_limits_init_size(guest_mhd_limits *limits, size_t size)
 {
-    guest_mhd_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_mhd_limits_init(). */
-static bool limits_read(const guest_mhd_limits *in, guest_mhd_limits *out)
+/* A condition variable whose timed waits run on the monotonic clock (the
+ * watchdog's); 0 or an error number. */
+static int cond_init_monotonic(pthread_cond_t *cond)
 {
-    guest_mhd_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
 }
 
 guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -416,70 +329,50 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_mhd *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&app->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_mutex_init(&app->lock, NULL) != 0) {
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_mutex_init(&app->qlock, NULL) != 0) {
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_cond_init(&app->qwake, NULL) != 0) {
-        pthread_mutex_destroy(&app->qlock);
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_cond_init(&app->qidle, NULL) != 0) {
-        pthread_cond_destroy(&app->qwake);
-        pthread_mutex_destroy(&app->qlock);
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+    if (cond_init_monotonic(&app->wake) != 0)
+        goto no_wake;
+    if (pthread_mutex_init(&app->lock, NULL) != 0)
+        goto no_lock;
+    if (pthread_mutex_init(&app->qlock, NULL) != 0)
+        goto no_qlock;
+    if (pthread_cond_init(&app->qwake, NULL) != 0)
+        goto no_qwake;
+    if (pthread_cond_init(&app->qidle, NULL) != 0)
+        goto no_qidle;
     if (guest_log_limiter_new(ctx, "mhd", GUEST_LOG_LIMIT_INTERVAL_S,
-                              &app->log) != GUEST_OK) {
-        pthread_cond_destroy(&app->qidle);
-        pthread_cond_destroy(&app->qwake);
-        pthread_mutex_destroy(&app->qlock);
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+                              &app->log) != GUEST_OK)
+        goto no_log;
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
     app->rdhup_fd = -1;
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
+    /* What was made is undone, the last first. */
+no_log:
+    pthread_cond_destroy(&app->qidle);
+no_qidle:
+    pthread_cond_destroy(&app->qwake);
+no_qwake:
+    pthread_mutex_destroy(&app->qlock);
+no_qlock:
+    pthread_mutex_destroy(&app->lock);
+no_lock:
+    pthread_cond_destroy(&app->wake);
+no_wake:
+    free(app);
+    return GUEST_ERR_NOMEM;
 }
 
 guest_status guest_mhd_set_limits(guest_mhd *app,
                                   const guest_mhd_limits *limits)
 {
-    guest_mhd_limits given;
-    if (!limits_read(limits, &given))
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_mhd_limits_init(). */
+    guest_mhd_limits given = default_limits;
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || limits->max_connections == 0 ||
@@ -733,13 +626,10 @@ static enum MHD_Result queue(mhd_conn *r)
 /* The adapter's own short answer into r->res; -1 out of memory. */
 static int fill_plain(mhd_conn *r, int status, const char *text)
 {
-    guest_response_reset(&r->res, status);
     /* Every answer of the adapter's own ends the connection: the request
      * was refused or not read to its end. */
-    if (guest_response_add_header(&r->res, "Connection", "close") != 0 ||
-        guest_response_add_header(&r->res, "Content-Type",
-                                  "text/plain; charset=utf-8") != 0 ||
-        guest_response_write(&r->res, text, strlen(text)) != 0)
+    if (guest_response_plain(&r->res, status, text) != 0 ||
+        guest_response_add_header(&r->res, "Connection", "close") != 0)
         return -1;
     return 0;
 }
@@ -753,15 +643,10 @@ static enum MHD_Result plain(mhd_conn *r, int status, const char *text)
  * r->res; false when not even an error page could be made. */
 static bool run_handler(guest_mhd *app, mhd_conn *r)
 {
-    guest_req *req;
-    guest_status st = guest_req_new(app->ctx, &mhd_ops, r, &req);
-    if (st == GUEST_ERR_BAD_HOST)
-        return fill_plain(r, 400, GUEST_BAD_HOST_TEXT) == 0;
-    if (st != GUEST_OK)
-        return fill_plain(r, 500, "Internal Server Error\n") == 0;
-    app->handler(req, app->userdata);
-    guest_req_free(req);
-    return true;
+    const char *text;
+    int refused = guest_run_handler(app->ctx, &mhd_ops, r, app->handler,
+                                    app->userdata, &text);
+    return !refused || fill_plain(r, refused, text) == 0;
 }
 
 /* ---- event mode: the worker pool ---- */
@@ -972,7 +857,8 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         const char *cl = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long n = 0;
-        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body)) {
+        if (cl &&
+            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
             atomic_store(&r->deadline, 0);
             return plain(r, 413, "Payload Too Large\n");
         }

@@ -54,8 +54,7 @@ typedef struct test_conn {
     char length[24]; /* Content-Length of the request body */
     char *cookies;   /* the jar's Cookie line, or NULL */
     /* Joined header values handed to the library, freed at the end. */
-    char **joined;
-    size_t joined_count;
+    guest_joined joined;
     guest_response res;
 } test_conn;
 
@@ -101,21 +100,6 @@ static void free_pairs(char **pairs, size_t count)
 
 /* ---- the request as the library sees it ---- */
 
-/* Keeps @p s (owned) until the request ends; NULL when out of memory. */
-static const char *keep(test_conn *c, char *s)
-{
-    if (!s)
-        return NULL;
-    char **j = realloc(c->joined, (c->joined_count + 1) * sizeof *j);
-    if (!j) {
-        free(s);
-        return NULL;
-    }
-    c->joined = j;
-    c->joined[c->joined_count++] = s;
-    return s;
-}
-
 /* Every line of @p name joined as a server adapter joins them: the
  * client's lines, then for Cookie the jar's; the request's own
  * Content-Type and Content-Length replace the client's. */
@@ -126,26 +110,14 @@ static const char *op_header(void *conn, const char *name)
         return c->content_type;
     if (c->body && strcasecmp(name, "Content-Length") == 0)
         return c->length;
-    guest_buf b = {0};
-    bool any = false, ok = true;
+    guest_field f = {0};
     const guest_test_client *cl = c->client;
-    for (size_t i = 0; ok && i < cl->header_count; i++)
-        if (strcasecmp(cl->headers[2 * i], name) == 0) {
-            ok = guest_buf_append_field_line(&b, name,
-                                             cl->headers[2 * i + 1]) == 0;
-            any = true;
-        }
-    if (ok && c->cookies && strcasecmp(name, "Cookie") == 0) {
-        ok = guest_buf_append_field_line(&b, name, c->cookies) == 0;
-        any = true;
-    }
-    /* Out of memory: no value rather than a partial one. */
-    if (!ok || !any) {
-        guest_buf_cleanup(&b);
-        return NULL;
-    }
-    /* An empty value was appended as nothing: hand out "" all the same. */
-    return keep(c, b.data ? b.data : strdup(""));
+    for (size_t i = 0; i < cl->header_count; i++)
+        if (strcasecmp(cl->headers[2 * i], name) == 0)
+            guest_field_add(&f, name, cl->headers[2 * i + 1]);
+    if (c->cookies && strcasecmp(name, "Cookie") == 0)
+        guest_field_add(&f, name, c->cookies);
+    return guest_field_value(&f, &c->joined);
 }
 
 static const char *op_method(void *conn)
@@ -179,17 +151,9 @@ static int op_body(void *conn, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, test_conn, res)
 
 static const guest_http_ops test_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 /* ---- the client ---- */
@@ -601,15 +565,6 @@ static guest_status jar_apply(guest_test_client *c, const char *line,
 
 /* ---- requests ---- */
 
-static void plain(guest_response *res, int status, const char *text)
-{
-    guest_response_reset(res, status);
-    if (guest_response_add_header(res, "Content-Type",
-                                  "text/plain; charset=utf-8") != 0 ||
-        guest_response_write(res, text, strlen(text)) != 0)
-        guest_response_reset(res, status);
-}
-
 /* What the server adapters do to a handler's answer before sending it:
  * their own Content-Length instead of the handler's framing headers, and
  * no body where HTTP allows none. */
@@ -687,22 +642,17 @@ guest_status guest_test_request(guest_test_client *client, const char *method,
     guest_status st = GUEST_OK;
     c.cookies = jar_line(client, path, &st);
     if (st == GUEST_OK) {
-        guest_req *req = NULL;
         /* The adapters refuse an oversized body before any handler runs,
-         * as a server reading Content-Length does. */
-        if (body_len > guest_ctx_config(client->ctx)->max_body_size) {
-            plain(&c.res, 413, "Payload Too Large\n");
-        } else {
-            guest_status rs = guest_req_new(client->ctx, &test_ops, &c, &req);
-            if (rs == GUEST_OK) {
-                client->handler(req, client->userdata);
-                guest_req_free(req);
-            } else if (rs == GUEST_ERR_BAD_HOST) {
-                plain(&c.res, 400, GUEST_BAD_HOST_TEXT);
-            } else {
-                plain(&c.res, 500, "Internal Server Error\n");
-            }
-        }
+         * as a server reading Content-Length does. Out of memory, an
+         * answer of the adapter's own is its status alone. */
+        const char *text = "Payload Too Large\n";
+        int refused =
+            body_len > guest_ctx_config(client->ctx)->max_body_size
+                ? 413
+                : guest_run_handler(client->ctx, &test_ops, &c, client->handler,
+                                    client->userdata, &text);
+        if (refused)
+            (void)guest_response_plain(&c.res, refused, text);
         st = frame(&c.res, strcmp(method, "HEAD") == 0);
     }
     for (size_t i = 0; st == GUEST_OK && i < c.res.header_count; i++)
@@ -710,9 +660,7 @@ guest_status guest_test_request(guest_test_client *client, const char *method,
             st = jar_apply(client, c.res.headers[2 * i + 1], path);
     free(path);
     free(c.cookies);
-    for (size_t i = 0; i < c.joined_count; i++)
-        free(c.joined[i]);
-    free(c.joined);
+    guest_joined_cleanup(&c.joined);
     if (st != GUEST_OK) {
         guest_response_cleanup(&c.res);
         free(r);

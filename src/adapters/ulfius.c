@@ -71,85 +71,19 @@ typedef struct ul_req {
     char addr[INET6_ADDRSTRLEN];
     guest_response res;
     /* Header values the adapter had to build (op_header). */
-    char *joined[8];
-    size_t joined_count;
+    guest_joined joined;
 } ul_req;
 
-static int keep(ul_req *r, guest_buf *b)
-{
-    if (r->joined_count == sizeof r->joined / sizeof *r->joined)
-        return -1;
-    r->joined[r->joined_count++] = b->data;
-    return 0;
-}
-
 typedef struct header_scan {
-    const char *name;  /* NULL: count the framing headers only */
-    size_t count;      /* lines of the field */
-    const char *first; /* the first line's value, borrowed */
-    guest_buf joined;
-    bool failed;
-    size_t content_length, transfer_encoding, host;
-    /* A Content-Length or Transfer-Encoding value the server may read
-     * another way than a proxy (parse_length, chunked_only). */
-    bool bad_framing;
+    const char *name; /* NULL: the framing checks only */
+    guest_field field;
+    bool failed; /* out of memory splitting a line */
+    guest_framing framing;
     /* MHD's header block (lo 0: not checked), and whether a line is
      * malformed (see framing_refused). */
     uintptr_t lo, hi;
     bool malformed;
 } header_scan;
-
-/* RFC 9110 5.1: a field name is a token. */
-static bool token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-            return false;
-    return true;
-}
-
-/* RFC 9112 6.3: a Content-Length is 1*DIGIT, with the field's own blanks
- * around it; anything else (a sign, a list, hex, bytes after the digits)
- * is a framing error a proxy may read another way. 0 with the length in
- * *n; 1 when the digits overflow (a length past any limit: 413); -1 for
- * the rest (400). libmicrohttpd 0.9.75 refuses such values itself before
- * any handler; this holds whatever version is linked. */
-static int parse_length(const char *v, unsigned long long *n)
-{
-    unsigned long long x = 0;
-    bool over = false;
-    v += strspn(v, " \t");
-    if (*v < '0' || *v > '9')
-        return -1;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        unsigned d = (unsigned)(*v - '0');
-        if (x > (ULLONG_MAX - d) / 10)
-            over = true;
-        else
-            x = x * 10 + d;
-    }
-    v += strspn(v, " \t");
-    if (*v)
-        return -1;
-    *n = x;
-    return over ? 1 : 0;
-}
-
-/* RFC 9112 6.1: chunked must be the final coding, and it is the only one
- * the server decodes, so the value must be "chunked" (any case) and
- * nothing else: the server skips the blanks before a value, not those
- * after it. Two lines joined in Ulfius's map
- * ("chunked,identity") are not it. libmicrohttpd 0.9.75 reads any other
- * value (blanks after "chunked" too) as a body that ends with the
- * connection, and so answers nothing until the client leaves or the
- * timeout. */
-static bool chunked_only(const char *v)
-{
-    return strcasecmp(v + strspn(v, " \t"), "chunked") == 0;
-}
 
 /* One header line (from MHD) or one Ulfius map entry, which may hold
  * several lines joined by ",". */
@@ -161,39 +95,35 @@ static void scan_one(header_scan *s, const char *key, const char *value,
     if (!value)
         value = "";
     /* In a map entry a comma means several lines: a Content-Length or Host
-     * never holds one. */
-    size_t lines = from_map && strchr(value, ',') ? 2 : 1;
-    unsigned long long len;
-    if (!strcasecmp(key, "Content-Length")) {
-        s->content_length += lines;
-        s->bad_framing = s->bad_framing || parse_length(value, &len) < 0;
-    } else if (!strcasecmp(key, "Transfer-Encoding")) {
-        s->transfer_encoding++;
-        s->bad_framing = s->bad_framing || !chunked_only(value);
-    } else if (!strcasecmp(key, "Host"))
-        s->host += lines;
+     * never holds one, and a Transfer-Encoding of several lines is refused
+     * all the same, so such an entry counts as two. */
+    guest_framing_add(&s->framing, key, value);
+    if (from_map && strchr(value, ','))
+        guest_framing_add(&s->framing, key, value);
     if (!s->name || strcasecmp(key, s->name) != 0)
         return;
-    if (!s->count++)
-        s->first = value;
     if (!from_map || strcasecmp(key, "Cookie") != 0 || !strchr(value, ',')) {
-        if (guest_buf_append_field_line(&s->joined, key, value) != 0)
-            s->failed = true;
+        guest_field_add(&s->field, key, value);
         return;
     }
     /* Ulfius joined Cookie lines with ","; a cookie value holds no comma
-     * (RFC 6265 4.1.1), so each piece is a line of its own. */
-    s->count++;
-    for (const char *p = value; !s->failed;) {
+     * (RFC 6265 4.1.1), so each piece is a line of its own. There are two
+     * pieces at least: the field has joined them before the copy goes. */
+    char *copy = strdup(value);
+    if (!copy) {
+        s->failed = true;
+        return;
+    }
+    for (char *p = copy;;) {
         size_t n = strcspn(p, ",");
-        char *piece = strndup(p, n);
-        if (!piece || guest_buf_append_field_line(&s->joined, key, piece) != 0)
-            s->failed = true;
-        free(piece);
-        if (!p[n])
+        bool last = !p[n];
+        p[n] = '\0';
+        guest_field_add(&s->field, key, p);
+        if (last)
             break;
         p += n + 1;
     }
+    free(copy);
 }
 
 static enum MHD_Result scan_mhd(void *cls, enum MHD_ValueKind kind,
@@ -206,8 +136,9 @@ static enum MHD_Result scan_mhd(void *cls, enum MHD_ValueKind kind,
     if (key && value && guest_header_value_ok(value) != 0)
         s->malformed = true;
     if (key && s->lo &&
-        (!token(key) || (uintptr_t)key < s->lo || (uintptr_t)key >= s->hi ||
-         !value || (uintptr_t)value < s->lo || (uintptr_t)value >= s->hi))
+        (guest_header_name_ok(key) != 0 || (uintptr_t)key < s->lo ||
+         (uintptr_t)key >= s->hi || !value || (uintptr_t)value < s->lo ||
+         (uintptr_t)value >= s->hi))
         s->malformed = true;
     scan_one(s, key, value, false);
     return MHD_YES;
@@ -231,27 +162,17 @@ static const char *op_header(void *c, const char *name)
     ul_req *r = c;
     header_scan s = {.name = name};
     scan(r, &s);
-    if (s.count <= 1 || (!s.failed && !s.joined.data)) {
-        guest_buf_cleanup(&s.joined);
-        return s.count ? s.first : NULL;
-    }
-    /* Out of room or memory: no value rather than a partial one. */
-    if (s.failed || keep(r, &s.joined) != 0) {
-        guest_buf_cleanup(&s.joined);
-        return NULL;
-    }
-    return r->joined[r->joined_count - 1];
+    /* Out of memory: no value rather than a partial one. */
+    const char *v = guest_field_value(&s.field, s.failed ? NULL : &r->joined);
+    return s.failed ? NULL : v;
 }
 
 /* The checks both paths make on the counts and values of a scan, for a
  * request of protocol @p version ("HTTP/1.1"). */
 static bool scan_refused(const header_scan *s, const char *version)
 {
-    return s->bad_framing || s->content_length > 1 || s->host > 1 ||
-           s->transfer_encoding > 1 ||
-           (s->content_length && s->transfer_encoding) ||
-           (s->transfer_encoding &&
-            (!version || strcmp(version, "HTTP/1.1") != 0));
+    return guest_framing_refused(&s->framing,
+                                 version && strcmp(version, "HTTP/1.1") == 0);
 }
 
 /* Framing a proxy in front might read differently from the server (request
@@ -330,17 +251,9 @@ static int op_body(void *c, const char **data, size_t *len)
 GUEST_RESPONSE_CALLBACKS(op, ul_req, res)
 
 static const guest_http_ops ulfius_ops = {
-    GUEST_HTTP_OPS_INIT,
-    .header = op_header,
-    .method = op_method,
-    .target = op_target,
-    .client_addr = op_client_addr,
-    .is_https = op_is_https,
-    .body = op_body,
-    .set_status = op_set_status,
-    .add_header = op_add_header,
-    .write = op_write,
-    .reset = op_reset,
+    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
+    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
+    .body = op_body,     GUEST_RESPONSE_OPS(op),
 };
 
 /* A Set-Cookie value goes into Ulfius's cookie list whole: the name before
@@ -415,11 +328,8 @@ static int plain(struct _u_response *resp, int status, const char *text)
 {
     guest_response r;
     guest_response_init(&r);
-    int rc = guest_response_set_status(&r, status) ||
-             guest_response_add_header(&r, "Connection", "close") ||
-             guest_response_add_header(&r, "Content-Type",
-                                       "text/plain; charset=utf-8") ||
-             guest_response_write(&r, text, strlen(text));
+    int rc = guest_response_plain(&r, status, text) ||
+             guest_response_add_header(&r, "Connection", "close");
     /* Whatever an earlier step put in the response goes. */
     ulfius_clean_response(resp);
     ulfius_init_response(resp);
@@ -433,7 +343,7 @@ static bool declared_too_long(ul_req *r, size_t max)
 {
     const char *cl = op_header(r, "Content-Length");
     unsigned long long n = 0;
-    return cl && (parse_length(cl, &n) != 0 || n > max);
+    return cl && (guest_content_length_parse(cl, &n) != 0 || n > max);
 }
 
 /* One request, with its MHD connection when the daemon is the adapter's
@@ -451,23 +361,18 @@ static int serve(guest_ulfius *app, const struct _u_request *request,
         /* Ulfius cut it at max_post_body_size, or the client said so. */
         ret = plain(response, 413, "Payload Too Large\n");
     } else {
-        guest_req *req;
-        guest_status st = guest_req_new(app->ctx, &ulfius_ops, &r, &req);
-        if (st == GUEST_ERR_BAD_HOST) {
-            ret = plain(response, 400, GUEST_BAD_HOST_TEXT);
-        } else if (st != GUEST_OK) {
-            ret = plain(response, 500, "Internal Server Error\n");
-        } else {
-            app->handler(req, app->userdata);
-            guest_req_free(req);
+        const char *text;
+        int refused = guest_run_handler(app->ctx, &ulfius_ops, &r, app->handler,
+                                        app->userdata, &text);
+        if (refused)
+            ret = plain(response, refused, text);
+        else
             ret = fill(response, &r.res) == 0
                       ? U_CALLBACK_COMPLETE
                       : plain(response, 500, "Internal Server Error\n");
-        }
     }
     guest_response_cleanup(&r.res);
-    for (size_t i = 0; i < r.joined_count; i++)
-        free(r.joined[i]);
+    guest_joined_cleanup(&r.joined);
     return ret;
 }
 
@@ -480,16 +385,14 @@ int guest_ulfius_callback(const struct _u_request *request,
     return serve(app, request, NULL, response);
 }
 
-/* The defaults, into a whole struct of this library's size. */
-static void limits_defaults(guest_ulfius_limits *l)
-{
-    memset(l, 0, sizeof *l);
-    l->size = sizeof *l;
-    l->max_connections = 512;
-    l->max_conns_per_ip = 32;
-    l->idle_timeout_s = 30;
-    l->header_timeout_s = 10;
-}
+/* The defaults, a whole struct of this library's size. */
+static const guest_ulfius_limits default_limits = {
+    .size = sizeof(guest_ulfius_limits),
+    .max_connections = 512,
+    .max_conns_per_ip = 32,
+    .idle_timeout_s = 30,
+    .header_timeout_s = 10,
+};
 
 /* The struct of 1.0, the smallest a program can pass. */
 #define LIMITS_SIZE_1_0                                                        \
@@ -498,21 +401,22 @@ static void limits_defaults(guest_ulfius_limits *l)
 #undef guest_ulfius_limits_init
 void guest_ulfius_limits_init_size(guest_ulfius_limits *limits, size_t size)
 {
-    guest_ulfius_limits d;
-    limits_defaults(&d);
-    guest_sized_init(limits, size, &d, sizeof d);
+    guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
-/* The program's limits over the defaults of fields it does not know;
- * false for a struct not filled by guest_ulfius_limits_init(). */
-static bool limits_read(const guest_ulfius_limits *in, guest_ulfius_limits *out)
+/* A condition variable whose timed waits run on the monotonic clock (the
+ * watchdog's); 0 or an error number. */
+static int cond_init_monotonic(pthread_cond_t *cond)
 {
-    guest_ulfius_limits d;
-    limits_defaults(&d);
-    if (!guest_sized_read(in, LIMITS_SIZE_1_0, &d, sizeof d))
-        return false;
-    *out = d;
-    return true;
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
 }
 
 guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
@@ -523,45 +427,37 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_ulfius *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&app->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0) {
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
-    if (pthread_mutex_init(&app->lock, NULL) != 0) {
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+    if (cond_init_monotonic(&app->wake) != 0)
+        goto no_wake;
+    if (pthread_mutex_init(&app->lock, NULL) != 0)
+        goto no_lock;
     if (guest_log_limiter_new(ctx, "ulfius", GUEST_LOG_LIMIT_INTERVAL_S,
-                              &app->log) != GUEST_OK) {
-        pthread_mutex_destroy(&app->lock);
-        pthread_cond_destroy(&app->wake);
-        free(app);
-        return GUEST_ERR_NOMEM;
-    }
+                              &app->log) != GUEST_OK)
+        goto no_log;
     app->ctx = ctx;
     app->handler = handler;
     app->userdata = userdata;
     app->max_body = guest_ctx_config(ctx)->max_body_size;
-    limits_defaults(&app->limits);
+    app->limits = default_limits;
     *out = app;
     return GUEST_OK;
+    /* What was made is undone, the last first. */
+no_log:
+    pthread_mutex_destroy(&app->lock);
+no_lock:
+    pthread_cond_destroy(&app->wake);
+no_wake:
+    free(app);
+    return GUEST_ERR_NOMEM;
 }
 
 guest_status guest_ulfius_set_limits(guest_ulfius *app,
                                      const guest_ulfius_limits *limits)
 {
-    guest_ulfius_limits given;
-    if (!limits_read(limits, &given))
+    /* The program's limits over the defaults of fields it does not know;
+     * refused when not filled by guest_ulfius_limits_init(). */
+    guest_ulfius_limits given = default_limits;
+    if (!guest_sized_read(limits, LIMITS_SIZE_1_0, &given, sizeof given))
         return GUEST_ERR_INVALID;
     limits = &given;
     if (!app || !limits || app->instance || limits->max_connections == 0 ||
@@ -954,7 +850,8 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
         const char *cl = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long n = 0;
-        if (cl && (parse_length(cl, &n) != 0 || n > app->max_body)) {
+        if (cl &&
+            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
             atomic_store(&c->deadline, 0);
             return answer(connection, 413, "Payload Too Large\n");
         }

@@ -120,6 +120,91 @@ int guest_buf_append_field_line(guest_buf *b, const char *name,
     return 0;
 }
 
+void guest_joined_cleanup(guest_joined *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->count; i++)
+        free(j->values[i]);
+    free(j->values);
+    j->values = NULL;
+    j->count = 0;
+}
+
+void guest_field_add(guest_field *f, const char *name, const char *value)
+{
+    if (!f)
+        return;
+    /* The first line is only remembered: most fields come on one line, and
+     * the server's own copy of it serves as the value. */
+    if (f->lines++ == 0) {
+        f->first = value;
+        return;
+    }
+    if (f->failed)
+        return;
+    if ((f->lines == 2 &&
+         guest_buf_append_field_line(&f->joined, name, f->first) != 0) ||
+        guest_buf_append_field_line(&f->joined, name, value) != 0)
+        f->failed = true;
+}
+
+const char *guest_field_value(guest_field *f, guest_joined *keep)
+{
+    if (!f)
+        return NULL;
+    const char *v = f->lines == 1 ? f->first : NULL;
+    if (f->lines > 1 && !f->failed && keep && keep->count < GUEST_JOINED_MAX) {
+        char **values =
+            realloc(keep->values, (keep->count + 1) * sizeof *values);
+        if (values) {
+            keep->values = values;
+            values[keep->count++] = f->joined.data;
+            v = f->joined.data;
+            /* Owned by keep now. */
+            memset(&f->joined, 0, sizeof f->joined);
+        }
+    }
+    guest_buf_cleanup(&f->joined);
+    memset(f, 0, sizeof *f);
+    return v;
+}
+
+int guest_run_handler(guest_ctx *ctx, const guest_http_ops *ops, void *conn,
+                      guest_handler_fn handler, void *userdata,
+                      const char **text)
+{
+    static const char no_text[] = "";
+    if (text)
+        *text = no_text;
+    guest_req *req = NULL;
+    guest_status st =
+        handler ? guest_req_new(ctx, ops, conn, &req) : GUEST_ERR_INVALID;
+    if (st == GUEST_OK) {
+        handler(req, userdata);
+        guest_req_free(req);
+        return 0;
+    }
+    bool host = st == GUEST_ERR_BAD_HOST;
+    if (text)
+        *text = host ? GUEST_BAD_HOST_TEXT : "Internal Server Error\n";
+    return host ? 400 : 500;
+}
+
+int guest_response_plain(guest_response *r, int status, const char *text)
+{
+    guest_response_reset(r, status);
+    if (!text)
+        text = "";
+    if (guest_response_add_header(r, "Content-Type",
+                                  "text/plain; charset=utf-8") != 0 ||
+        guest_response_write(r, text, strlen(text)) != 0) {
+        guest_response_reset(r, status);
+        return -1;
+    }
+    return 0;
+}
+
 int guest_sockaddr_parse(const char *addr, uint16_t port,
                          struct sockaddr_storage *out)
 {
@@ -275,12 +360,4 @@ void guest_log_limiter_free(guest_log_limiter *l)
     }
     pthread_mutex_destroy(&l->lock);
     free(l);
-}
-
-int guest_header_value_ok(const char *value)
-{
-    for (const unsigned char *p = (const unsigned char *)value; p && *p; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return -1;
-    return 0;
 }
