@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testlib.h"
 
@@ -75,7 +76,7 @@ static bool disarm(void)
 /* ---- a connection of fixed buffers: nothing here allocates ---- */
 
 typedef struct conn {
-    const char *method, *target, *cookie, *ctype, *body;
+    const char *method, *target, *cookie, *ctype, *body, *accept;
     int status;
     char session[512];
     char out[16384];
@@ -89,6 +90,8 @@ static const char *c_header(void *p, const char *name)
         return c->cookie;
     if (!strcasecmp(name, "Content-Type"))
         return c->ctype;
+    if (!strcasecmp(name, "Accept"))
+        return c->accept;
     if (!strcasecmp(name, "Host"))
         return "testserver";
     return NULL;
@@ -304,6 +307,206 @@ START_TEST(a_login_fails_cleanly_at_every_allocation)
 }
 END_TEST
 
+/* ---- calls without a request ---- */
+
+/* Each runs one call; @p verify (false while armed: the check framework
+ * must not meet the failure) asserts its result. */
+typedef guest_status (*call_fn)(guest_ctx *ctx, bool verify);
+
+static guest_status c_metrics(guest_ctx *ctx, bool verify)
+{
+    char *text = NULL;
+    size_t len = 0;
+    guest_status st = guest_metrics_text(ctx, &text, &len, NULL);
+    if (verify && st == GUEST_OK)
+        ck_assert_uint_eq(strlen(text), len);
+    free(text);
+    return st;
+}
+
+static guest_status c_form(guest_ctx *ctx, bool verify)
+{
+    (void)ctx;
+    guest_form *f = NULL;
+    const char *q = "a=1&b=%20x+y&c=&d=%C3%A9";
+    guest_status st = guest_form_parse(q, strlen(q), &f, NULL);
+    if (verify && st == GUEST_OK)
+        ck_assert_str_eq(guest_form_get(f, "b"), " x y");
+    guest_form_free(f);
+    return st;
+}
+
+static guest_status c_form_json(guest_ctx *ctx, bool verify)
+{
+    (void)ctx;
+    guest_form *f = NULL;
+    const char *j = "{\"a\":\"1\",\"b\":\"two\",\"c\":\"\"}";
+    guest_status st = guest_form_parse_json(j, strlen(j), &f, NULL);
+    if (verify && st == GUEST_OK)
+        ck_assert_str_eq(guest_form_get(f, "b"), "two");
+    guest_form_free(f);
+    return st;
+}
+
+static bool count_guest(const guest_info *g, void *ud)
+{
+    (void)g;
+    (*(int *)ud)++;
+    return true;
+}
+
+static guest_status c_guests(guest_ctx *ctx, bool verify)
+{
+    int n = 0;
+    guest_status st =
+        guest_guests_list(ctx, false, 0, 0, count_guest, &n, NULL);
+    if (verify && st == GUEST_OK)
+        ck_assert_int_gt(n, 0);
+    return st;
+}
+
+static char keys_path[] = "/tmp/guestuser-keys-XXXXXX";
+
+static void write_keys(void)
+{
+    int fd = mkstemp(keys_path);
+    ck_assert_int_ge(fd, 0);
+    const char text[] = "# keys\nnewest-secret-key-of-32-bytes-or-more\n"
+                        "older-secret-key-of-32-bytes-or-more!\n";
+    ck_assert_int_eq(write(fd, text, sizeof text - 1),
+                     (ssize_t)sizeof text - 1);
+    close(fd);
+}
+
+static guest_status c_keys(guest_ctx *ctx, bool verify)
+{
+    (void)ctx;
+    char **keys = NULL;
+    guest_status st = guest_secret_keys_load(keys_path, &keys, NULL);
+    if (verify && st == GUEST_OK)
+        ck_assert_ptr_nonnull(keys[1]);
+    guest_secret_keys_free(keys);
+    return st;
+}
+
+START_TEST(library_calls_fail_cleanly_at_every_allocation)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    char cookie[256];
+    tl_new_guest(ctx, cookie, sizeof cookie);
+    write_keys();
+    const call_fn calls[] = {c_metrics, c_form, c_form_json, c_guests, c_keys};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        for (long n = 0;; n++) {
+            arm(n);
+            guest_status st = calls[i](ctx, false);
+            bool hit = disarm();
+            if (!hit) {
+                ck_assert_msg(st == GUEST_OK, "call %zu: %s", i,
+                              guest_strerror(st));
+                break;
+            }
+            ck_assert_msg(st == GUEST_OK || st == GUEST_ERR_NOMEM,
+                          "call %zu, allocation %ld: %s", i, n,
+                          guest_strerror(st));
+            ck_assert_int_eq(calls[i](ctx, true), GUEST_OK);
+        }
+    }
+    unlink(keys_path);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- each ready-made page ---- */
+
+typedef struct page_case {
+    guest_handler_fn fn;
+    const char *method, *target, *body;
+    bool json, user;
+} page_case;
+
+#define FORM "csrfmiddlewaretoken=" TL_CSRF
+
+static const page_case pages[] = {
+    {guest_login_view, "GET", "/accounts/login/?next=/x/", NULL, false, false},
+    {guest_login_view, "GET", "/accounts/login/", NULL, true, false},
+    {guest_login_view, "POST", "/accounts/login/",
+     "username=nobody&password=wrong&" FORM, false, false},
+    {guest_convert_view, "GET", "/convert/", NULL, false, false},
+    {guest_convert_view, "GET", "/convert/", NULL, true, false},
+    {guest_convert_view, "POST", "/convert/",
+     "username=&password1=a&password2=b&" FORM, false, false},
+    {guest_convert_view, "POST", "/convert/",
+     "username=x&password1=a&password2=b&" FORM, true, false},
+    {guest_password_change_view, "GET", "/accounts/password/change/", NULL,
+     false, true},
+    {guest_password_change_view, "POST", "/accounts/password/change/",
+     "old_password=wrong&new_password1=a&new_password2=b&" FORM, true, true},
+    {guest_password_reset_view, "GET", "/accounts/password/reset/", NULL, false,
+     false},
+    {guest_password_reset_view, "POST", "/accounts/password/reset/",
+     "email=&" FORM, true, false},
+    {guest_email_view, "GET", "/accounts/email/", NULL, false, true},
+    {guest_email_view, "GET", "/accounts/email/", NULL, true, true},
+    {guest_email_view, "POST", "/accounts/email/",
+     "email=bad&password=wrong&" FORM, false, true},
+    {guest_logout_view, "GET", "/accounts/logout/", NULL, false, true},
+    {guest_convert_success_view, "GET", "/convert/success/", NULL, false, true},
+};
+
+static void page_request(guest_ctx *ctx, const page_case *p, conn *c,
+                         const char *cookie, bool *made, bool *hit, long n)
+{
+    *c = (conn){.method = p->method,
+                .target = p->target,
+                .cookie = cookie,
+                .ctype = p->body ? "application/x-www-form-urlencoded" : NULL,
+                .accept = p->json ? "application/json" : NULL,
+                .body = p->body};
+    arm(n);
+    *made = serve(ctx, c, p->fn, NULL);
+    *hit = disarm();
+}
+
+START_TEST(every_page_renders_or_fails_cleanly_at_every_allocation)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    char guest[256], user[600], session[256];
+    tl_new_guest(ctx, session, sizeof session);
+    tl_cookie_header(guest, sizeof guest, session, true);
+    tl_new_user(ctx, "bea", TL_PASSWORD);
+    conn login = {.method = "POST",
+                  .target = "/accounts/login/",
+                  .cookie = "csrftoken=" TL_CSRF,
+                  .ctype = "application/x-www-form-urlencoded",
+                  .body = "username=bea&password=" TL_PASSWORD "&" FORM};
+    ck_assert(serve(ctx, &login, guest_login_view, NULL));
+    ck_assert_int_eq(login.status, 302);
+    tl_cookie_header(user, sizeof user, login.session, true);
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        const page_case *p = &pages[i];
+        const char *cookie = p->user ? user : guest;
+        conn c;
+        bool made, hit;
+        page_request(ctx, p, &c, cookie, &made, &hit, -1);
+        ck_assert(made && !hit);
+        int expected = c.status;
+        for (long n = 0;; n++) {
+            page_request(ctx, p, &c, cookie, &made, &hit, n);
+            if (!hit) {
+                ck_assert_int_eq(c.status, expected);
+                break;
+            }
+            if (made)
+                ck_assert_msg(c.status == expected || c.status >= 500,
+                              "%s %s, allocation %ld: %d, not %d", p->method,
+                              p->target, n, c.status, expected);
+        }
+    }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("alloc_failures");
@@ -312,6 +515,8 @@ int main(void)
     tcase_add_test(t, creating_a_context_fails_cleanly_at_every_allocation);
     tcase_add_test(t, a_guests_request_fails_cleanly_at_every_allocation);
     tcase_add_test(t, a_login_fails_cleanly_at_every_allocation);
+    tcase_add_test(t, library_calls_fail_cleanly_at_every_allocation);
+    tcase_add_test(t, every_page_renders_or_fails_cleanly_at_every_allocation);
     suite_add_tcase(s, t);
     return tl_run(s);
 }
