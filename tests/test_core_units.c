@@ -443,6 +443,24 @@ START_TEST(the_default_agent_list_is_the_one_configs_start_with)
 }
 END_TEST
 
+START_TEST(key_files_and_limits_refuse_what_they_cannot_use)
+{
+    guest_error err = {0};
+    char **keys = (char **)1;
+    /* a directory opens but cannot be read */
+    ck_assert_int_eq(guest_secret_keys_load("/tmp", &keys, &err),
+                     GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "cannot read"));
+    ck_assert_ptr_null(keys);
+    uint64_t deleted = 7;
+    ck_assert_int_eq(guest_rate_limits_reset(NULL, "alice", &deleted, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_uint_eq(deleted, 0);
+    ck_assert_int_eq(guest_rate_limits_list(NULL, 0, NULL, NULL, &err),
+                     GUEST_ERR_INVALID);
+}
+END_TEST
+
 START_TEST(unreachable_database_is_reported)
 {
     guest_config c;
@@ -588,6 +606,7 @@ int main(void)
     tcase_add_test(tc, every_setting_out_of_range_is_named);
     tcase_add_test(tc, the_default_agent_list_is_the_one_configs_start_with);
     tcase_add_test(tc, unreachable_database_is_reported);
+    tcase_add_test(tc, key_files_and_limits_refuse_what_they_cannot_use);
     tcase_add_test(tc, a_silent_database_times_out);
     tcase_add_test(tc, response_collection_for_adapters);
     tcase_add_test(tc, header_lines_join_for_adapters);

@@ -193,6 +193,52 @@ START_TEST(the_identities_page_serves_only_its_methods_and_users)
 }
 END_TEST
 
+START_TEST(settings_out_of_range_are_refused)
+{
+    guest_oidc_config cfg;
+    guest_error err = {0};
+    guest_oidc *other = (guest_oidc *)1;
+    for (int i = 0; i < 6; i++) {
+        guest_oidc_config_init(&cfg);
+        cfg.public_url = "http://127.0.0.1";
+        const char *named = NULL;
+        switch (i) {
+        case 0:
+            cfg.login_url_prefix = "accounts/oidc";
+            named = "login_url_prefix";
+            break;
+        case 1:
+            cfg.login_url_prefix = "/a b/";
+            named = "login_url_prefix";
+            break;
+        case 2:
+            cfg.http_timeout_ms = 0;
+            named = "http_timeout_ms";
+            break;
+        case 3:
+            cfg.max_response_bytes = 1023;
+            named = "max_response_bytes";
+            break;
+        case 4:
+            cfg.concurrency = 0;
+            named = "concurrency";
+            break;
+        default:
+            cfg.wait_ms = 60001;
+            named = "wait_ms";
+            break;
+        }
+        ck_assert_int_eq(guest_oidc_new(ctx, &cfg, &other, &err),
+                         GUEST_ERR_CONFIG);
+        ck_assert_ptr_null(other);
+        ck_assert_msg(strstr(err.message, named), "%d: %s", i, err.message);
+    }
+    ck_assert_int_eq(guest_oidc_add_provider(o, "x", NULL, "c", "s", &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_oidc_provider_count(o), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oidc_refusals");
@@ -202,6 +248,7 @@ int main(void)
     tcase_add_test(t, login_fields_sent_twice_or_in_another_type_are_refused);
     tcase_add_test(t, callbacks_without_state_flow_code_or_iss_are_refused);
     tcase_add_test(t, the_identities_page_serves_only_its_methods_and_users);
+    tcase_add_test(t, settings_out_of_range_are_refused);
     suite_add_tcase(s, t);
     return tl_run(s);
 }
