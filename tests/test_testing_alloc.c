@@ -1,68 +1,27 @@
 /* The test client of guestuser/testing.h with every allocation of the
- * process failing in turn: malloc, calloc and realloc are defined here, so
- * they stand in for the C library's in every shared library of the
- * process (libguestuser, libguestuser-testing, libpq, ...), and fail
- * exactly the Nth call once armed. For N = 0, 1, 2, ... until a run needs
- * no more, a client call fails cleanly (GUEST_ERR_NOMEM, or a response of
+ * process failing in turn (alloc_fail.h: exactly the Nth call of malloc,
+ * calloc or realloc fails). For N = 0, 1, 2, ... until a run needs no
+ * more, a client call fails cleanly (GUEST_ERR_NOMEM, or a response of
  * 500 or 503) or succeeds with the whole page; the next call, with memory
  * back, works. Nothing of the check framework runs while armed. */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_fail.h"
 #include "guestuser/testing.h"
 #include "testlib.h"
 
 #define SCHEMA "t_testing_alloc"
 
-void *__libc_malloc(size_t n);
-void *__libc_calloc(size_t n, size_t size);
-void *__libc_realloc(void *p, size_t n);
-
-static atomic_long countdown = -1;
-static atomic_int failed;
-
-static bool fail_now(void)
-{
-    if (atomic_load_explicit(&countdown, memory_order_relaxed) < 0)
-        return false;
-    if (atomic_fetch_sub(&countdown, 1) == 0) {
-        atomic_store(&failed, 1);
-        return true;
-    }
-    return false;
-}
-
-/* Exported (the build hides symbols by default) so that every shared
- * library of the process calls these. */
-#define EXPORTED __attribute__((visibility("default")))
-
-EXPORTED void *malloc(size_t n)
-{
-    return fail_now() ? NULL : __libc_malloc(n);
-}
-
-EXPORTED void *calloc(size_t n, size_t size)
-{
-    return fail_now() ? NULL : __libc_calloc(n, size);
-}
-
-EXPORTED void *realloc(void *p, size_t n)
-{
-    return fail_now() ? NULL : __libc_realloc(p, n);
-}
-
 static void arm(long n)
 {
-    atomic_store(&failed, 0);
-    atomic_store(&countdown, n);
+    alloc_fail_arm(n);
 }
 
 static bool disarm(void)
 {
-    atomic_store(&countdown, -1);
-    return atomic_load(&failed) != 0;
+    return alloc_fail_disarm();
 }
 
 static void page(guest_req *req, void *ud)
