@@ -13,6 +13,9 @@
 #ifdef TEST_WITH_MHD
 #include "guestuser/adapters/mhd.h"
 #endif
+#ifdef TEST_WITH_CIVETWEB
+#include "guestuser/adapters/civetweb.h"
+#endif
 #ifdef TEST_WITH_ULFIUS
 #include <ulfius.h>
 
@@ -38,9 +41,18 @@ static void teardown(void)
     ctx = NULL;
 }
 
+/* Reads what a handler reads (headers, the body, the client's address),
+ * then answers the page. */
 static void hello(guest_req *req, void *ud)
 {
     (void)ud;
+    const char *data = NULL;
+    size_t len = 0;
+    if (guest_req_body(req, &data, &len) != GUEST_OK ||
+        !guest_req_header(req, "X-Repeated") || !guest_req_client_addr(req)) {
+        guest_res_set_status(req, 500);
+        return;
+    }
     /* a page cut short must not go out as a 200 */
     if (guest_res_send(req, 200, "text/plain", "hello") != GUEST_OK) {
         if (guest_res_reset(req) == GUEST_OK)
@@ -55,8 +67,13 @@ static void hello(guest_req *req, void *ud)
 static int get(int port, bool *page)
 {
     char *res = tl_http_raw(port,
-                            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                            "Connection: close\r\n\r\n",
+                            "POST /page/?a=1&b=2 HTTP/1.1\r\n"
+                            "Host: 127.0.0.1\r\nCookie: a=1\r\n"
+                            "Cookie: sessionid=nothing\r\n"
+                            "X-Repeated: one\r\nX-Repeated: two\r\n"
+                            "Content-Type: text/plain\r\n"
+                            "Content-Length: 5\r\nConnection: close\r\n"
+                            "\r\nabcde",
                             30000);
     int status = res ? tl_raw_status(res) : 0;
     const char *body = res ? tl_raw_body(res) : NULL;
@@ -143,6 +160,43 @@ START_TEST(mhd_starts_or_fails_cleanly_at_every_allocation)
 END_TEST
 #endif
 
+#ifdef TEST_WITH_CIVETWEB
+typedef struct civetweb_state {
+    guest_civetweb *app;
+    struct mg_context *mg;
+} civetweb_state;
+
+static int civetweb_start(guest_status *st, void **state)
+{
+    static civetweb_state s;
+    s = (civetweb_state){0};
+    *state = &s;
+    if ((*st = guest_civetweb_new(ctx, hello, NULL, &s.app)) != GUEST_OK)
+        return 0;
+    if ((*st = guest_civetweb_start(s.app, "127.0.0.1", 0, &s.mg)) !=
+        GUEST_OK) {
+        guest_civetweb_free(s.app);
+        return 0;
+    }
+    struct mg_server_port sp;
+    return mg_get_server_ports(s.mg, 1, &sp) == 1 ? sp.port : 0;
+}
+
+static void civetweb_stop(void *state)
+{
+    civetweb_state *s = state;
+    mg_stop(s->mg);
+    guest_civetweb_free(s->app);
+}
+
+START_TEST(civetweb_starts_or_fails_cleanly_at_every_allocation)
+{
+    const server_ops s = {"civetweb", civetweb_start, civetweb_stop};
+    each_allocation(&s);
+}
+END_TEST
+#endif
+
 #ifdef TEST_WITH_EVHTTP
 static int evhttp_start(guest_status *st, void **state)
 {
@@ -211,6 +265,9 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
 #ifdef TEST_WITH_MHD
     tcase_add_test(t, mhd_starts_or_fails_cleanly_at_every_allocation);
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    tcase_add_test(t, civetweb_starts_or_fails_cleanly_at_every_allocation);
 #endif
 #ifdef TEST_WITH_EVHTTP
     tcase_add_test(t, evhttp_starts_or_fails_cleanly_at_every_allocation);
