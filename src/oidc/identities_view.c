@@ -150,10 +150,13 @@ static void unlink_one(guest_oidc *o, guest_req *req, bool json,
     guest_error err = {0};
     guest_status st = guest_req_form(req, &form, &err);
     if (st != GUEST_OK) {
-        int code = st == GUEST_ERR_TOO_LARGE ? 413
-                   : st == GUEST_ERR_INVALID ? 415
-                                             : 400;
-        guest__oidc_page(req, json, code, "Bad Request", err.message);
+        int code = st == GUEST_ERR_TOO_LARGE    ? 413
+                   : st == GUEST_ERR_INVALID    ? 415
+                   : st == GUEST_ERR_VALIDATION ? 400
+                                                : 500;
+        guest__oidc_page(req, json, code,
+                         code == 500 ? "Internal Server Error" : "Bad Request",
+                         code == 500 ? NULL : err.message);
         return;
     }
     if (guest_csrf_check_form(req, form, &err) != GUEST_OK) {
