@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_fail.h"
 #include "guestuser/oidc.h"
 #include "oidc_env.h"
 #include "testlib.h"
@@ -239,6 +240,80 @@ START_TEST(settings_out_of_range_are_refused)
 }
 END_TEST
 
+/* ---- each of the component's allocations failing in turn
+ * (alloc_fail.h: only the library's own count) ---- */
+
+typedef struct page_case {
+    guest_handler_fn fn;
+    const char *method, *target, *body;
+    bool json, user;
+} page_case;
+
+START_TEST(pages_fail_cleanly_at_every_allocation)
+{
+    char user[400], session[256];
+    tl_new_user(ctx, "cy", TL_PASSWORD);
+    tl_http h;
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               "username=cy&password=" TL_PASSWORD
+               "&csrfmiddlewaretoken=" TL_CSRF,
+               guest_login_view, NULL);
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    snprintf(user, sizeof user, "%s; csrftoken=" TL_CSRF, session);
+    const page_case pages[] = {
+        {guest_oidc_view, "GET", LOGIN "op/login/?next=/n/", NULL, false,
+         false},
+        {guest_oidc_view, "GET", LOGIN "op/login/", NULL, true, false},
+        {guest_oidc_view, "POST", LOGIN "op/login/",
+         "csrfmiddlewaretoken=" TL_CSRF "&next=/n/", false, false},
+        {guest_oidc_view, "POST", LOGIN "op/login/",
+         "csrfmiddlewaretoken=" TL_CSRF, true, false},
+        {guest_oidc_view, "GET", LOGIN "op/callback/?code=x", NULL, true,
+         false},
+        {guest_oidc_identities_view, "GET", "/accounts/linked/", NULL, false,
+         true},
+        {guest_oidc_identities_view, "GET", "/accounts/linked/", NULL, true,
+         true},
+        {guest_oidc_identities_view, "POST", "/accounts/linked/",
+         "csrfmiddlewaretoken=" TL_CSRF "&issuer=x&subject=y", true, true},
+    };
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        const page_case *p = &pages[i];
+        const char *cookie = p->user ? user : "csrftoken=" TL_CSRF;
+        call(&h, p->fn, p->json, p->method, p->target, cookie, NULL, p->body);
+        int expected = h.status;
+        tl_http_free(&h);
+        for (long n = 0;; n++) {
+            tl_http_init(&h, p->method, p->target);
+            if (p->json)
+                tl_http_add(&h, "Accept", "application/json");
+            tl_http_add(&h, "Cookie", cookie);
+            if (p->body)
+                tl_http_add(&h, "Content-Type",
+                            "application/x-www-form-urlencoded");
+            h.body = p->body;
+            guest_req *req = NULL;
+            alloc_fail_arm(n);
+            /* an adapter answers 500 when it gets no request */
+            if (guest_req_new(ctx, tl_http_ops(), &h, &req) == GUEST_OK) {
+                p->fn(req, o);
+                guest_req_free(req);
+            } else {
+                h.status = 500;
+            }
+            bool hit = alloc_fail_disarm();
+            ck_assert_msg(h.status == expected || h.status >= 500,
+                          "%s %s, allocation %ld: %d, not %d", p->method,
+                          p->target, n, h.status, expected);
+            tl_http_free(&h);
+            if (!hit)
+                break;
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oidc_refusals");
@@ -249,6 +324,7 @@ int main(void)
     tcase_add_test(t, callbacks_without_state_flow_code_or_iss_are_refused);
     tcase_add_test(t, the_identities_page_serves_only_its_methods_and_users);
     tcase_add_test(t, settings_out_of_range_are_refused);
+    tcase_add_test(t, pages_fail_cleanly_at_every_allocation);
     suite_add_tcase(s, t);
     return tl_run(s);
 }
