@@ -194,6 +194,46 @@ START_TEST(a_site_without_mail_settings_cannot_send_a_reset)
 }
 END_TEST
 
+START_TEST(logout_and_the_success_page_in_json_and_under_an_outage)
+{
+    char cookie[400];
+    user_cookie("cy", cookie, sizeof cookie);
+    /* the page after a conversion, in JSON: the user */
+    tl_http h;
+    tl_http_init(&h, "GET", "/convert/success/");
+    tl_http_add(&h, "Accept", "application/json");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_run(ctx, &h, guest_convert_success_view, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "\"cy\""));
+    tl_http_free(&h);
+    outage_at("guest_resolve");
+    ck_assert_int_eq(run(guest_convert_success_view, true, "GET",
+                         "/convert/success/", cookie, NULL),
+                     503);
+    /* a logout whose session cannot be deleted: 503, still logged in */
+    outage_at("sessions WHERE token_hash = $1");
+    ck_assert_int_eq(run(guest_logout_view, true, "POST", "/accounts/logout/",
+                         cookie, CSRF_FIELD),
+                     503);
+    ck_assert_uint_eq(guest__fault_fired(), 1);
+    bool is_guest = true;
+    ck_assert_int_gt(tl_whoami(ctx, cookie, &is_guest), 0);
+    ck_assert(!is_guest);
+    /* then in JSON: no user */
+    tl_http_init(&h, "POST", "/accounts/logout/");
+    tl_http_add(&h, "Accept", "application/json");
+    tl_http_add(&h, "Cookie", cookie);
+    tl_http_add(&h, "Content-Type", "application/x-www-form-urlencoded");
+    h.body = CSRF_FIELD;
+    tl_http_run(ctx, &h, guest_logout_view, NULL);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_str_eq(h.res_body, "{\"user\":null}\n");
+    tl_http_free(&h);
+    ck_assert_int_eq(tl_whoami(ctx, cookie, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("view_faults");
@@ -203,6 +243,7 @@ int main(void)
     tcase_add_test(t, an_outage_at_the_session_lookup_is_503_on_every_view);
     tcase_add_test(t, an_outage_at_a_views_own_statement_is_503);
     tcase_add_test(t, a_site_without_mail_settings_cannot_send_a_reset);
+    tcase_add_test(t, logout_and_the_success_page_in_json_and_under_an_outage);
     suite_add_tcase(s, t);
     return tl_run(s);
 }
