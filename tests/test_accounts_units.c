@@ -271,6 +271,70 @@ static const char *no_q(const char *username, const char *password, void *ud)
     return strchr(password, 'Q') ? "No capital Q, please." : NULL;
 }
 
+START_TEST(utf8_is_decoded_strictly)
+{
+    /* four-byte sequences count as one character */
+    ck_assert_uint_eq(guest__utf8_chars("a\xf0\x9f\x98\x80z"), 3);
+    ck_assert(guest__utf8_valid("\xf0\xa0\x80\x80", 4));
+    /* a lead byte without its continuation, an overlong form, a
+     * surrogate, a value past U+10FFFF: each byte counts on its own */
+    ck_assert(!guest__utf8_valid("\xc3(", 2));
+    ck_assert_uint_eq(guest__utf8_chars("\xc3("), 2);
+    ck_assert(!guest__utf8_valid("\xc0\xaf", 2));
+    ck_assert(!guest__utf8_valid("\xed\xa0\x80", 3));
+    ck_assert(!guest__utf8_valid("\xf4\x90\x80\x80", 4));
+    ck_assert(!guest__utf8_valid("\xf8\x88\x80\x80\x80", 5));
+    /* a sequence cut by the buffer's end */
+    ck_assert(!guest__utf8_valid("\xe4\xb8\xad", 2));
+    /* a four-byte letter is a word character in a username, an emoji is
+     * not */
+    guest_form_errors e = {0};
+    ck_assert_int_eq(guest_username_validate("li\xf0\xa0\x80\x80", &e),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_username_validate("smile\xf0\x9f\x98\x80", &e),
+                     GUEST_ERR_VALIDATION);
+}
+END_TEST
+
+START_TEST(similarity_lowers_beyond_ascii_and_skips_empty_parts)
+{
+    guest_form_errors e;
+    fake_ctx.cfg.password_checks = GUEST_PW_CHECK_SIMILARITY;
+    /* Django lowers both with str.lower(): \xc3\x9c (U+00DC) matches
+     * \xc3\xbc (U+00FC) */
+    ck_assert_int_eq(validate("m\xc3\xbcllerstra\xc3\x9f"
+                              "e",
+                              "M\xc3\x9cLLERSTRA\xc3\x9f"
+                              "E",
+                              &e),
+                     GUEST_ERR_VALIDATION);
+    ck_assert_str_eq(only_message(&e, "password2"),
+                     "The password is too similar to the username.");
+    /* two separators in a row leave an empty part, which matches nothing;
+     * the parts around it still do */
+    ck_assert_int_eq(validate("anna..kowalczyk", "Kowalczyk-7", &e),
+                     GUEST_ERR_VALIDATION);
+    ck_assert_int_eq(validate("anna..kowalczyk", "Quartz-Lantern-58", &e),
+                     GUEST_OK);
+    /* a malformed byte in the password stands for itself and matches no
+     * letter of the name */
+    ck_assert_int_eq(validate("zebra", "\xff\xfe\xfd\xfc\xfb", &e), GUEST_OK);
+    ck_assert_int_eq(validate("zebra", "zebr\xff", &e), GUEST_ERR_VALIDATION);
+}
+END_TEST
+
+START_TEST(palindromes_are_common)
+{
+    guest_form_errors e;
+    fake_ctx.cfg.password_checks = GUEST_PW_CHECK_COMMON;
+    ck_assert_int_eq(validate("bob", "Zq9-Lantern-nretnaL-9qZ", &e),
+                     GUEST_ERR_VALIDATION);
+    ck_assert_str_eq(only_message(&e, "password2"),
+                     "This password is too common.");
+    ck_assert_int_eq(validate("bob", "Zq9-Lantern-nretnaL-9qY", &e), GUEST_OK);
+}
+END_TEST
+
 START_TEST(password_checks_are_configurable)
 {
     guest_form_errors e;
@@ -318,6 +382,8 @@ START_TEST(form_errors_truncate_on_character_boundary)
         strcat(msg, "\xc3\xa9"); /* 200 bytes */
     guest_form_errors_add(&e, "x", msg);
     ck_assert_uint_eq(strlen(e.items[0].message), 198);
+    ck_assert_ptr_null(guest_form_errors_get(NULL, "x"));
+    ck_assert_ptr_null(guest_form_errors_get(&e, NULL));
     for (int i = 0; i < 40; i++)
         guest_form_errors_add(&e, "y", "again");
     ck_assert_uint_eq(e.count, 16);
@@ -948,6 +1014,9 @@ int main(void)
     tcase_add_test(tc, username_rules);
     tcase_add_test(tc, password_validators_give_django_messages);
     tcase_add_test(tc, password_checks_are_configurable);
+    tcase_add_test(tc, utf8_is_decoded_strictly);
+    tcase_add_test(tc, similarity_lowers_beyond_ascii_and_skips_empty_parts);
+    tcase_add_test(tc, palindromes_are_common);
     tcase_add_test(tc, form_errors_truncate_on_character_boundary);
     suite_add_tcase(s, tc);
 

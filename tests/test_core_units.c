@@ -343,6 +343,124 @@ START_TEST(bad_config_is_reported)
 }
 END_TEST
 
+/* One out-of-range setting per case, each refused by name before the
+ * database is contacted. */
+static int range_case;
+static void t_range(guest_config *c)
+{
+    switch (range_case) {
+    case 0:
+        c->name_generator = NULL;
+        break;
+    case 1:
+        c->name_max_attempts = 0;
+        break;
+    case 2:
+        c->cookie_samesite = "Loose";
+        break;
+    case 3:
+        c->csrf_cookie_name = "csrf token";
+        break;
+    case 4:
+        c->secure_proxy_header = "X-Forwarded:Proto";
+        break;
+    case 5:
+        c->redirect_field_name = "";
+        break;
+    case 6:
+        c->name_prefix = "GuestGuestGuestGuestGuestGuestGuestGuestGuestGuest"
+                         "GuestGuestGuestGuestGuestGuestGuestGuestGuestGuestG";
+        break;
+    case 7:
+        c->password_iterations = 2147483648u;
+        break;
+    case 8:
+        c->max_body_size = 1023;
+        break;
+    case 9:
+        c->guest_rate_limit = 1000000001u;
+        break;
+    case 10:
+        c->login_address_rate_limit = 1000000001u;
+        break;
+    case 11:
+        c->password_reset_timeout = 59;
+        break;
+    case 12:
+        c->email_verify_timeout = 2592001;
+        break;
+    case 13:
+        c->mail_poll_ms = 9;
+        break;
+    case 14:
+        c->mail_max_attempts = 101;
+        break;
+    case 15:
+        c->password_reset_email_limit = 1000000001u;
+        break;
+    default:
+        break;
+    }
+}
+
+START_TEST(every_setting_out_of_range_is_named)
+{
+    static const char *const named[] = {"name_generator",
+                                        "name_max_attempts",
+                                        "cookie_samesite",
+                                        "csrf_cookie_name",
+                                        "secure_proxy_header",
+                                        "redirect_field_name",
+                                        "name_prefix",
+                                        "password_iterations",
+                                        "max_body_size",
+                                        "guest_rate_limit",
+                                        "login_address_rate_limit",
+                                        "password_reset_timeout",
+                                        "email_verify_timeout",
+                                        "mail_poll_ms",
+                                        "mail_max_attempts",
+                                        "password reset limits"};
+    char msg[256];
+    for (range_case = 0; range_case < (int)(sizeof named / sizeof *named);
+         range_case++) {
+        ck_assert_int_eq(bad_config(t_range, msg, sizeof msg),
+                         GUEST_ERR_CONFIG);
+        ck_assert_msg(strstr(msg, named[range_case]), "case %d: %s", range_case,
+                      msg);
+    }
+}
+END_TEST
+
+START_TEST(the_default_agent_list_is_the_one_configs_start_with)
+{
+    const char *const *agents = guest_default_blocked_agents();
+    ck_assert_ptr_nonnull(agents);
+    ck_assert_ptr_nonnull(agents[0]);
+    guest_config c;
+    guest_config_init(&c);
+    ck_assert_ptr_eq(c.blocked_user_agents, agents);
+}
+END_TEST
+
+START_TEST(key_files_and_limits_refuse_what_they_cannot_use)
+{
+    guest_error err = {0};
+    char **keys = (char **)1;
+    /* a directory opens but cannot be read */
+    ck_assert_int_eq(guest_secret_keys_load("/tmp", &keys, &err),
+                     GUEST_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err.message, "cannot read"));
+    ck_assert_ptr_null(keys);
+    uint64_t deleted = 7;
+    ck_assert_int_eq(guest_rate_limits_reset(NULL, "alice", &deleted, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_uint_eq(deleted, 0);
+    ck_assert_int_eq(guest_rate_limits_list(NULL, 0, NULL, NULL, &err),
+                     GUEST_ERR_INVALID);
+}
+END_TEST
+
 START_TEST(unreachable_database_is_reported)
 {
     guest_config c;
@@ -655,7 +773,10 @@ int main(void)
     tcase_add_test(tc, random_below_stays_in_range);
     tcase_add_test(tc, config_defaults_match_reference);
     tcase_add_test(tc, bad_config_is_reported);
+    tcase_add_test(tc, every_setting_out_of_range_is_named);
+    tcase_add_test(tc, the_default_agent_list_is_the_one_configs_start_with);
     tcase_add_test(tc, unreachable_database_is_reported);
+    tcase_add_test(tc, key_files_and_limits_refuse_what_they_cannot_use);
     tcase_add_test(tc, a_silent_database_times_out);
     tcase_add_test(tc, response_collection_for_adapters);
     tcase_add_test(tc, header_lines_join_for_adapters);

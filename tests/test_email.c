@@ -652,6 +652,51 @@ START_TEST(a_subject_with_a_line_break_sends_nothing)
 }
 END_TEST
 
+/* What guest_email_change() says without mail settings, seen by the
+ * handler. */
+static void change_without_mail(guest_req *req, void *ud)
+{
+    guest_error err = {0};
+    guest_form_errors errors;
+    *(guest_status *)ud =
+        guest_email_change(req, "x@example.test", "pw", &errors, &err);
+    guest_res_send(req, 200, "text/plain", "ok");
+}
+
+START_TEST(misuse_is_refused)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_error err = {0};
+    char name[GUEST_USERNAME_BUF], email[GUEST_EMAIL_MAX + 1];
+    const char *token = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    ck_assert_int_eq(guest_password_reset_request(NULL, "a@b.c", &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_password_reset_check(NULL, token, name, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(
+        guest_password_reset_confirm(NULL, token, "a", "a", NULL, &err),
+        GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_email_change(NULL, "a@b.c", "pw", NULL, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_email_verify(NULL, token, email, &err),
+                     GUEST_ERR_INVALID);
+    /* not a token at all: no such link */
+    ck_assert_int_eq(guest_email_verify(ctx, "short", email, &err),
+                     GUEST_ERR_NOT_FOUND);
+    ck_assert_int_eq(guest_user_email(ctx, 1, NULL, 0, NULL, &err),
+                     GUEST_ERR_INVALID);
+    /* a change needs mail_from and public_url */
+    guest_status st = GUEST_OK;
+    tl_http h;
+    tl_http_init(&h, "POST", "/accounts/email/");
+    tl_http_run(ctx, &h, change_without_mail, &st);
+    tl_http_free(&h);
+    ck_assert_int_eq(st, GUEST_ERR_CONFIG);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.email_tokens"), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     pthread_mutex_init(&cap.mu, NULL);
@@ -669,6 +714,7 @@ int main(void)
     tcase_add_test(t, mail_metrics_count_sent_failed_and_queued);
     tcase_add_test(t, two_senders_deliver_each_mail_once);
     tcase_add_test(t, a_subject_with_a_line_break_sends_nothing);
+    tcase_add_test(t, misuse_is_refused);
     suite_add_tcase(s, t);
     return tl_run(s);
 }

@@ -531,6 +531,82 @@ START_TEST(json_mode)
 }
 END_TEST
 
+START_TEST(json_change_and_verify)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, mail_on);
+    tl_new_user(ctx, "dave", TL_PASSWORD);
+    int64_t erin = tl_new_user(ctx, "erin", TL_PASSWORD);
+    char cookie[300];
+    login(ctx, "dave", TL_PASSWORD, cookie, sizeof cookie, true);
+    tl_http h;
+    /* the reset form in JSON: its token */
+    json_req(ctx, &h, "GET", RESET, NULL, NULL, guest_password_reset_view);
+    ck_assert_int_eq(h.status, 200);
+    json_t *j = json_loads(h.res_body, 0, NULL);
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "csrf_token")));
+    json_decref(j);
+    tl_http_free(&h);
+    /* a field that is not UTF-8 */
+    tl_request(ctx, &h, "POST", EMAIL, cookie, NULL,
+               "email=%FF%FE&password=x" CSRF_FIELD, guest_email_view, NULL);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "not valid text"));
+    tl_http_free(&h);
+    /* a change: sent */
+    cap.n = 0;
+    json_req(ctx, &h, "POST", EMAIL, cookie,
+             "{\"email\": \"dave@example.test\", \"password\": \"" TL_PASSWORD
+             "\"}",
+             guest_email_view);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_str_eq(h.res_body,
+                     "{\"sent\":true,\"email\":\"dave@example.test\"}\n");
+    tl_http_free(&h);
+    ck_assert_uint_eq(deliver(ctx), 1);
+    char token[64], target[128];
+    link_token(0, VERIFY, token, sizeof token);
+    snprintf(target, sizeof target, VERIFY "%s/", token);
+    /* the link in JSON: live, then verified */
+    json_req(ctx, &h, "GET", target, NULL, NULL, guest_email_verify_view);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "csrf_token"));
+    tl_http_free(&h);
+    json_req(ctx, &h, "POST", target, csrf_only(), "{}",
+             guest_email_verify_view);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_str_eq(h.res_body,
+                     "{\"email\":\"dave@example.test\",\"verified\":true}\n");
+    tl_http_free(&h);
+    /* a second change to an address erin verifies before dave's link is
+     * used: the link is refused */
+    cap.n = 0;
+    json_req(ctx, &h, "POST", EMAIL, cookie,
+             "{\"email\": \"shared@example.test\", \"password\": \"" TL_PASSWORD
+             "\"}",
+             guest_email_view);
+    ck_assert_int_eq(h.status, 200);
+    tl_http_free(&h);
+    ck_assert_uint_eq(deliver(ctx), 1);
+    link_token(0, VERIFY, token, sizeof token);
+    snprintf(target, sizeof target, VERIFY "%s/", token);
+    set_address(erin, "shared", "example.test");
+    json_req(ctx, &h, "POST", target, csrf_only(), "{}",
+             guest_email_verify_view);
+    ck_assert_int_eq(h.status, 400);
+    ck_assert_ptr_nonnull(strstr(h.res_body, "already exists"));
+    tl_http_free(&h);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.users WHERE"
+                           " username = 'dave' AND email LIKE 'dave%'"),
+                     1);
+    /* without a request, nothing happens */
+    guest_password_reset_view(NULL, NULL);
+    guest_password_reset_confirm_view(NULL, NULL);
+    guest_email_view(NULL, NULL);
+    guest_email_verify_view(NULL, NULL);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("email_views");
@@ -543,6 +619,7 @@ int main(void)
     tcase_add_test(t, dead_and_foreign_tokens_are_refused);
     tcase_add_test(t, change_and_verify_flow);
     tcase_add_test(t, json_mode);
+    tcase_add_test(t, json_change_and_verify);
     suite_add_tcase(s, t);
     return tl_run(s);
 }

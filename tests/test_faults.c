@@ -630,6 +630,49 @@ START_TEST(a_long_failure_is_kept_cut_to_size)
 }
 END_TEST
 
+/* ---- cleanup and the admin lists ---- */
+
+static bool count_one(const guest_info *g, void *ud)
+{
+    (void)g;
+    (*(int *)ud)++;
+    return true;
+}
+
+START_TEST(cleanup_and_the_admin_lists_report_an_outage)
+{
+    char cookie[128];
+    tl_new_guest(ctx, cookie, sizeof cookie);
+    guest_error err = {0};
+    /* each reads the server's clock first */
+    arm(GUEST__FAULT_SQLSTATE, "57P01", "extract(epoch FROM now())", 1);
+    guest_cleanup_options opts;
+    guest_cleanup_options_init(&opts);
+    opts.max_age = 1;
+    guest_cleanup_result r;
+    ck_assert_int_eq(guest_delete_expired(ctx, &opts, &r, &err),
+                     GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_uint_eq(guest__fault_fired(), 1);
+    int n = 0;
+    arm(GUEST__FAULT_SQLSTATE, "57P01", "extract(epoch FROM now())", 1);
+    ck_assert_int_eq(guest_guests_list(ctx, false, 0, 0, count_one, &n, &err),
+                     GUEST_ERR_DB_UNAVAILABLE);
+    ck_assert_int_eq(n, 0);
+    arm(GUEST__FAULT_SQLSTATE, "57P01", "extract(epoch FROM now())", 1);
+    guest_stats stats;
+    ck_assert_int_eq(guest_stats_get(ctx, 0, &stats, &err),
+                     GUEST_ERR_DB_UNAVAILABLE);
+    /* a negative age is refused before the database is asked */
+    ck_assert_int_eq(guest_guests_list(ctx, false, -1, 0, count_one, &n, &err),
+                     GUEST_ERR_INVALID);
+    /* nothing was deleted, and everything works again */
+    ck_assert_int_eq(count_in("SELECT count(*) FROM @.guests"), 1);
+    ck_assert_int_eq(guest_guests_list(ctx, false, 0, 0, count_one, &n, &err),
+                     GUEST_OK);
+    ck_assert_int_eq(n, 1);
+}
+END_TEST
+
 START_TEST(a_migration_that_fails_leaves_no_schema)
 {
     /* The migrations run in one transaction: a failure in the middle
@@ -685,6 +728,7 @@ static Suite *suite(void)
     tcase_add_test(t, a_statement_larger_than_the_socket_buffer_is_sent_whole);
     tcase_add_test(t, a_long_failure_is_kept_cut_to_size);
     tcase_add_test(t, a_migration_that_fails_leaves_no_schema);
+    tcase_add_test(t, cleanup_and_the_admin_lists_report_an_outage);
     suite_add_tcase(s, t);
     return s;
 }

@@ -439,6 +439,69 @@ START_TEST(the_jar_keeps_path_max_age_and_expires)
 }
 END_TEST
 
+/* Cookies a browser keeps although their Expires cannot be read, and a
+ * page's inputs as a browser reads them. */
+static void odd_page(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    static const char *const lines[] = {
+        "d=4; Max-Age=99999999999",
+        "e=5; Expires=Thu, 01 Jan 1970 00:00:0x GMT",
+        "f=6; Expires=yesterday",
+        "g=7; Expires=Thu, 01 Foo 1970 00:00:00 GMT",
+        "h=8; Expires=Fri, 01 Jan 2100 00:00:00 GMT",
+        "i=9; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60",
+        "a=1; Path=/",
+        "a=2; Path=/dir"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+        ck_assert_int_eq(guest_res_add_header(req, "Set-Cookie", lines[i]),
+                         GUEST_OK);
+    guest_res_send(req, 200, "text/html",
+                   "<form><input name=\"a&amp;b\" value=\"x&lt;y&#39;z\">"
+                   "<input type=checkbox name=flag >"
+                   "<input name='single' value='it&quot;s' />"
+                   "<input name=\"late\" value=\"v\"");
+}
+
+START_TEST(the_jar_and_inputs_read_odd_pages_as_a_browser_does)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_test_client *c = client_for(ctx, odd_page);
+    guest_test_response *r = get(c, "/dir/page");
+    ck_assert_int_eq(guest_test_response_status(r), 200);
+    /* a Max-Age past time_t's reach, and Expires dates that are not
+     * dates, leave the cookie kept */
+    ck_assert_str_eq(guest_test_client_cookie(c, "d"), "4");
+    ck_assert_str_eq(guest_test_client_cookie(c, "e"), "5");
+    ck_assert_str_eq(guest_test_client_cookie(c, "f"), "6");
+    ck_assert_str_eq(guest_test_client_cookie(c, "g"), "7");
+    ck_assert_str_eq(guest_test_client_cookie(c, "h"), "8");
+    /* Max-Age wins over a past Expires */
+    ck_assert_str_eq(guest_test_client_cookie(c, "i"), "9");
+    /* of two cookies of one name, the longer path's */
+    ck_assert_str_eq(guest_test_client_cookie(c, "a"), "2");
+    /* references decoded in names and values, unquoted attributes, a
+     * missing value, single quotes; an unclosed tag is no input */
+    ck_assert_str_eq(guest_test_response_input(r, "a&b"), "x<y'z");
+    ck_assert_str_eq(guest_test_response_input(r, "flag"), "");
+    ck_assert_str_eq(guest_test_response_input(r, "single"), "it\"s");
+    ck_assert_ptr_null(guest_test_response_input(r, "late"));
+    guest_test_response_free(r);
+    /* no place for the response, or no client */
+    ck_assert_int_eq(guest_test_request(c, "GET", "/", NULL, NULL, 0, NULL),
+                     GUEST_ERR_INVALID);
+    const char *fields[] = {"a", "b", NULL};
+    ck_assert_int_eq(guest_test_post_form(c, "/", fields, NULL),
+                     GUEST_ERR_INVALID);
+    r = (guest_test_response *)1;
+    ck_assert_int_eq(guest_test_post_form(NULL, "/", fields, &r),
+                     GUEST_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    guest_test_client_free(c);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static void small_and_hosts(guest_config *cfg)
 {
     cfg->max_body_size = 1024; /* the smallest allowed */
@@ -723,6 +786,7 @@ int main(void)
     tcase_add_test(t, body_limit_and_host_are_refused_before_the_handler);
     tcase_add_test(t, the_adapter_kit_runs_the_handler_or_names_the_answer);
     tcase_add_test(t, misuse_is_refused);
+    tcase_add_test(t, the_jar_and_inputs_read_odd_pages_as_a_browser_does);
 #ifdef TEST_WITH_CONFORMANCE
     tcase_add_test(t, the_conformance_table_answers_as_the_kit_expects);
 #endif
