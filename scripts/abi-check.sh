@@ -38,7 +38,8 @@ for lib in "$build"/src/libguestuser*.so; do
   [ -e "$lib" ] || continue
   name=$(basename "$lib" .so)
   real=$(readlink -f "$lib")
-  dump="$out/$name-$version.dump"
+  # Named apart from the baseline's copy below, which has the same version.
+  dump="$out/$name-$version-build.dump"
   abi-dumper "$real" -o "$dump" -lver "$version" -public-headers include/guestuser \
     >"$out/$name.dumper.log" 2>&1 ||
     { cat "$out/$name.dumper.log"; echo "abi-dumper failed on $real"; exit 1; }
@@ -53,8 +54,9 @@ for lib in "$build"/src/libguestuser*.so; do
     failed=1
     continue
   fi
-  xz -dc "$kept" >"$out/$name-$baseline_version.dump"
-  if abi-compliance-checker -l "$name" -old "$out/$name-$baseline_version.dump" -new "$dump" \
+  base="$out/$name-$baseline_version-baseline.dump"
+  xz -dc "$kept" >"$base"
+  if abi-compliance-checker -l "$name" -old "$base" -new "$dump" \
     -report-path "$out/$name.html" "${skip[@]}" >"$out/$name.log" 2>&1; then
     echo "$name: compatible with $baseline_version ($(grep -o 'Binary compatibility: [0-9.]*%' "$out/$name.log"))"
   else
