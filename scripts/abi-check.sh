@@ -11,7 +11,9 @@
 #                                             the release that sets it is made
 #
 # The build needs debug information (RelWithDebInfo or Debug). Reports go
-# to BUILD_DIR/abi/<library>.html.
+# to BUILD_DIR/abi/<library>.html. For its own test (tests/check-abi-check.sh)
+# GUESTUSER_ABI_DIR, GUESTUSER_ABI_HEADERS and GUESTUSER_ABI_VERSION stand in
+# for abi/, include/guestuser and the project's version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline_version=1.0.0
@@ -23,13 +25,15 @@ fi
 build=${1:?usage: scripts/abi-check.sh [--baseline] BUILD_DIR}
 out="$build/abi"
 mkdir -p "$out"
-version=$(sed -n 's/^project(guestuser VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+version=${GUESTUSER_ABI_VERSION:-$(sed -n 's/^project(guestuser VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)}
+abi=${GUESTUSER_ABI_DIR:-abi}
+headers=${GUESTUSER_ABI_HEADERS:-include/guestuser}
 
 # Structs a 1.x grew on purpose (abi/grown-types.txt), left to
 # test_struct_sizes.
 skip=()
-if grep -qv '^#' abi/grown-types.txt; then
-  grep -v '^#' abi/grown-types.txt >"$out/grown-types.txt"
+if [ -e "$abi/grown-types.txt" ] && grep -qv '^#' "$abi/grown-types.txt"; then
+  grep -v '^#' "$abi/grown-types.txt" >"$out/grown-types.txt"
   skip=(-skip-types "$out/grown-types.txt")
 fi
 
@@ -40,10 +44,10 @@ for lib in "$build"/src/libguestuser*.so; do
   real=$(readlink -f "$lib")
   # Named apart from the baseline's copy below, which has the same version.
   dump="$out/$name-$version-build.dump"
-  abi-dumper "$real" -o "$dump" -lver "$version" -public-headers include/guestuser \
+  abi-dumper "$real" -o "$dump" -lver "$version" -public-headers "$headers" \
     >"$out/$name.dumper.log" 2>&1 ||
     { cat "$out/$name.dumper.log"; echo "abi-dumper failed on $real"; exit 1; }
-  kept="abi/$name-$baseline_version.dump.xz"
+  kept="$abi/$name-$baseline_version.dump.xz"
   if [ "$mode" = baseline ]; then
     xz -9 -c "$dump" >"$kept"
     echo "baseline: $kept"
