@@ -40,7 +40,7 @@ set_tests_properties(test_pooler PROPERTIES FIXTURES_REQUIRED "pg;pgbouncer;pgbo
 
 foreach(_suite test_guards test_convert test_login test_cleanup test_app_db test_users
     test_password_change test_identities test_email test_email_views test_email_signup
-    test_demo_notes test_demo_accounts)
+    test_demo_notes test_demo_accounts test_loop)
   if(NOT TEST ${_suite})
     continue()
   endif()

@@ -168,6 +168,7 @@ static bool server_start(demo_server *s, guest_ctx *ctx, const demo_options *o,
         uint16_t bound = 0;
         if (guest_evhttp_new(ctx, demo_handler, NULL, &s->evhttp) != GUEST_OK ||
             guest_evhttp_set_limits(s->evhttp, &l) != GUEST_OK ||
+            guest_evhttp_set_loop_handlers(s->evhttp, true) != GUEST_OK ||
             guest_evhttp_start(s->evhttp, o->bind, o->port, &bound) != GUEST_OK)
             return false;
         *port = bound;

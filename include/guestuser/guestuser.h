@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "db.h"
 #include "adapter.h"
+#include "loop.h"
 #include "metrics.h"
 
 #endif

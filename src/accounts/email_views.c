@@ -120,6 +120,9 @@ static bool path_token(const guest_req *req, const char *prefix,
 
 void guest_password_reset_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;
@@ -168,6 +171,9 @@ out:
 
 void guest_password_reset_confirm_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     /* The path holds the token: no link on any answer may send it to
@@ -251,6 +257,9 @@ out:
 
 void guest_email_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;
@@ -337,6 +346,9 @@ out:
 
 void guest_email_verify_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;

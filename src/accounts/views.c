@@ -199,6 +199,9 @@ static bool form_view_start(guest_req *req, bool json,
 
 void guest_convert_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;
@@ -278,6 +281,9 @@ out:
 
 void guest_convert_success_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;
@@ -310,6 +316,9 @@ void guest_convert_success_view(guest_req *req, void *userdata)
 
 void guest_login_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;
@@ -358,6 +367,9 @@ out:
 
 void guest_logout_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     (void)userdata;
     if (!req)
         return;
@@ -381,6 +393,9 @@ void guest_logout_view(guest_req *req, void *userdata)
 
 void guest_password_change_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     if (!req)
         return;
     guest_views local;

@@ -57,6 +57,9 @@ typedef struct job {
     guest_response res;
     /* Values of header fields sent on several lines, joined (op_header). */
     guest_joined joined;
+    /* Made on the loop, where its session is resolved (guest_req_resolve);
+     * the handler runs with it on the loop or on a worker. */
+    guest_req *req;
 } job;
 
 /* A client address and its open connections (loop thread only). */
@@ -94,6 +97,14 @@ struct guest_evhttp {
     size_t max_body;
     guest_evhttp_limits limits;
     guest_log_limiter *log;
+    bool loop_handlers; /* guest_evhttp_set_loop_handlers() */
+
+    /* The loop's session lookups (loop thread only): the resolver and the
+     * event watching its socket, with what that event was made for. */
+    guest_resolver *resolver;
+    struct event *db_ev;
+    int db_fd;
+    short db_what;
 
     /* The loop; `own_*` when guest_evhttp_start() made it. */
     struct event_base *base;
@@ -182,21 +193,16 @@ static void job_free(job *j)
     for (size_t i = 0; i < 2 * j->header_count; i++)
         free(j->headers[i]);
     free(j->headers);
+    guest_req_free(j->req);
     guest_buf_cleanup(&j->body);
     guest_response_cleanup(&j->res);
     guest_joined_cleanup(&j->joined);
     free(j);
 }
 
-/* Out of memory the answer is its status alone. */
 static void run_job(job *j)
 {
-    guest_evhttp *app = j->app;
-    const char *text;
-    int refused = guest_run_handler(app->ctx, &evhttp_ops, j, app->handler,
-                                    app->userdata, &text);
-    if (refused)
-        (void)guest_response_plain(&j->res, refused, text);
+    j->app->handler(j->req, j->app->userdata);
 }
 
 /* Wakes the loop. A full pipe already holds a wake-up, so EAGAIN is
@@ -603,6 +609,8 @@ static void answer_now(guest_evhttp *app, struct evhttp_request *ereq,
     guest_response_cleanup(&res);
 }
 
+static void answer_job(guest_evhttp *app, job *j);
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     guest_evhttp *app = arg;
@@ -619,12 +627,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(app->base);
     while (j) {
         job *next = j->next;
-        if (j->ereq) {
-            if (j->conn)
-                j->conn->busy = NULL;
-            send_response(app, j->ereq, &j->res, j->head, false);
-        }
-        job_free(j);
+        answer_job(app, j);
         j = next;
     }
 }
@@ -716,6 +719,99 @@ static job *copy_request(guest_evhttp *app, struct evhttp_request *ereq,
     return j;
 }
 
+/* Hands @p j to the workers; false when the queue is full or stopping. */
+static bool enqueue(guest_evhttp *app, job *j)
+{
+    pthread_mutex_lock(&app->mu);
+    bool full = app->queued >= app->limits.max_queued || app->stopping;
+    if (!full) {
+        if (app->todo_tail)
+            app->todo_tail->next = j;
+        else
+            app->todo = j;
+        app->todo_tail = j;
+        app->queued++;
+        pthread_cond_signal(&app->cv);
+    }
+    pthread_mutex_unlock(&app->mu);
+    return !full;
+}
+
+/* Sends @p j's response now, if its client is still there, and frees it. */
+static void answer_job(guest_evhttp *app, job *j)
+{
+    if (j->ereq) {
+        if (j->conn)
+            j->conn->busy = NULL;
+        send_response(app, j->ereq, &j->res, j->head, false);
+    }
+    job_free(j);
+}
+
+/* The session of @p j is known (or left to the guard): its handler runs
+ * on the loop when allowed and it needs nothing that blocks, else on a
+ * worker. */
+static void on_resolved(guest_req *req, void *arg)
+{
+    job *j = arg;
+    guest_evhttp *app = j->app;
+    if (app->stopping) { /* guest_evhttp_free(): its client is gone */
+        job_free(j);
+        return;
+    }
+    if (app->loop_handlers &&
+        guest_req_try_on_loop(req, app->handler, app->userdata)) {
+        answer_job(app, j);
+        return;
+    }
+    if (enqueue(app, j))
+        return;
+    struct evhttp_request *ereq = j->ereq;
+    if (j->conn)
+        j->conn->busy = NULL;
+    job_free(j);
+    if (ereq)
+        answer_now(app, ereq, 503, "Service Unavailable\n", false);
+}
+
+static void on_db(evutil_socket_t fd, short what, void *arg);
+
+/* Watches what the resolver asks for after each call into it. Re-adding
+ * the same persistent event only moves its timeout. */
+static void db_watch(guest_evhttp *app)
+{
+    unsigned ev;
+    int ms;
+    int fd = guest_resolver_watch(app->resolver, &ev, &ms);
+    short what = (short)(((ev & GUEST_IO_READ) ? EV_READ : 0) |
+                         ((ev & GUEST_IO_WRITE) ? EV_WRITE : 0));
+    if (app->db_ev &&
+        (fd != app->db_fd || what != app->db_what || (ev & GUEST_IO_NEW))) {
+        event_free(app->db_ev);
+        app->db_ev = NULL;
+    }
+    if (fd < 0 || !what)
+        return;
+    if (!app->db_ev) {
+        app->db_ev = event_new(app->base, fd, what | EV_PERSIST, on_db, app);
+        app->db_fd = fd;
+        app->db_what = what;
+        if (!app->db_ev)
+            return; /* out of memory: lookups time out with the next one */
+    }
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    event_add(app->db_ev, ms >= 0 ? &tv : NULL);
+}
+
+static void on_db(evutil_socket_t fd, short what, void *arg)
+{
+    guest_evhttp *app = arg;
+    (void)fd;
+    (void)what;
+    guest_resolver_io(app->resolver);
+    db_watch(app);
+}
+
 static void on_request(struct evhttp_request *ereq, void *arg)
 {
     guest_evhttp *app = arg;
@@ -735,29 +831,24 @@ static void on_request(struct evhttp_request *ereq, void *arg)
         return;
     }
     job *j = copy_request(app, ereq, conn);
-    if (!j) {
-        answer_now(app, ereq, 500, "Internal Server Error\n", true);
-        return;
-    }
-    pthread_mutex_lock(&app->mu);
-    bool full = app->queued >= app->limits.max_queued || app->stopping;
-    if (!full) {
-        if (app->todo_tail)
-            app->todo_tail->next = j;
-        else
-            app->todo = j;
-        app->todo_tail = j;
-        app->queued++;
-        pthread_cond_signal(&app->cv);
-    }
-    pthread_mutex_unlock(&app->mu);
-    if (full) {
+    guest_status st =
+        j ? guest_req_new(app->ctx, &evhttp_ops, j, &j->req) : GUEST_ERR_NOMEM;
+    if (st != GUEST_OK) {
         job_free(j);
-        answer_now(app, ereq, 503, "Service Unavailable\n", false);
+        if (st == GUEST_ERR_BAD_HOST)
+            answer_now(app, ereq, 400, GUEST_BAD_HOST_TEXT, false);
+        else
+            answer_now(app, ereq, 500, "Internal Server Error\n", true);
         return;
     }
     if (conn)
         conn->busy = j;
+    /* The session lookup goes out on the loop's pipelined connection; its
+     * answer resumes the request. */
+    bool pending = guest_req_resolve(j->req, app->resolver, on_resolved, j);
+    db_watch(app); /* also when it only began to connect */
+    if (!pending)
+        on_resolved(j->req, j);
 }
 
 /* ---- life cycle ---- */
@@ -829,6 +920,14 @@ guest_status guest_evhttp_set_limits(guest_evhttp *app,
     return GUEST_OK;
 }
 
+guest_status guest_evhttp_set_loop_handlers(guest_evhttp *app, bool on)
+{
+    if (!app || app->attached)
+        return GUEST_ERR_INVALID;
+    app->loop_handlers = on;
+    return GUEST_OK;
+}
+
 unsigned long guest_evhttp_timed_out(const guest_evhttp *app)
 {
     return app ? atomic_load_explicit(&app->timed_out, memory_order_relaxed)
@@ -869,6 +968,13 @@ static void detach(guest_evhttp *app)
     stop_workers(app);
     free_queue(app->todo);
     free_queue(app->done);
+    if (app->db_ev)
+        event_free(app->db_ev);
+    app->db_ev = NULL;
+    /* Lookups still in flight come back to on_resolved, which frees their
+     * jobs while stopping. */
+    guest_resolver_free(app->resolver);
+    app->resolver = NULL;
     app->todo = app->todo_tail = app->done = app->done_tail = NULL;
     app->queued = 0;
     if (app->wake_ev)
@@ -909,6 +1015,7 @@ guest_status guest_evhttp_attach(guest_evhttp *app, struct event_base *base,
     app->fresh_ev = event_new(base, -1, 0, on_fresh, app);
     app->workers = calloc(app->limits.workers, sizeof *app->workers);
     if (!app->wake_ev || !app->fresh_ev || !app->workers ||
+        guest_resolver_new(app->ctx, &app->resolver) != GUEST_OK ||
         event_add(app->wake_ev, NULL) != 0) {
         detach(app);
         return GUEST_ERR_NOMEM;

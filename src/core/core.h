@@ -68,8 +68,15 @@ struct guest__core {
 /* accounts/accounts.h: the accounts layer's per-request state. */
 typedef struct guest__req_accounts guest__req_accounts;
 
+/* Taken before a database lookup, handed to guest__session_cache_put: what
+ * the lookup read is stored only when nothing was dropped meanwhile. */
+typedef struct guest__cache_ticket {
+    uint64_t gen, epoch;
+} guest__cache_ticket;
+
 /* The request object (request.c); each field group names the file that
  * owns it. */
+
 struct guest_req {
     guest_ctx *ctx;
     /* The adapter's callbacks: ops points at ops_copy, which holds the
@@ -109,6 +116,18 @@ struct guest_req {
      * whether it was lost, which fails every later use in this request. */
     PGconn *db_conn;
     bool db_lost;
+    /* loop.c: on an event loop's thread (guest_req_try_on_loop) and
+     * deferred from there; a lookup the resolver has in flight (its token
+     * hash, cache ticket and what to call with the outcome); a lookup that
+     * failed, which the guards then answer (GUEST_OK: none). */
+    bool on_loop;
+    bool deferred;
+    bool resolving;
+    guest_status resolve_failed;
+    unsigned char resolve_hash[GUEST__SHA256_BYTES];
+    guest__cache_ticket resolve_ticket;
+    guest_resolved_fn resolve_done;
+    void *resolve_arg;
 };
 
 /* req_db.c: gives the request's lent connection back (guest_req_free). */
@@ -285,11 +304,6 @@ void guest__hash_slot_give(guest_ctx *ctx);
 guest_status guest__session_cache_new(const guest_config *cfg,
                                       guest__session_cache **out);
 void guest__session_cache_free(guest__session_cache *c);
-/* Taken before a database lookup, handed to guest__session_cache_put: what
- * the lookup read is stored only when nothing was dropped meanwhile. */
-typedef struct guest__cache_ticket {
-    uint64_t gen, epoch;
-} guest__cache_ticket;
 guest__cache_ticket guest__session_cache_ticket(guest_ctx *ctx,
                                                 const unsigned char *hash);
 /* True, and *user filled, when @p hash is cached and still fresh. */

@@ -40,6 +40,15 @@ static bool blocked_crawler(guest_req *req)
     return blocked;
 }
 
+/* On an event loop (guest_req_try_on_loop), a session the resolver did
+ * not look up would be looked up here, blocking: the request is deferred
+ * to a worker instead. */
+static bool lookup_would_block(guest_req *req)
+{
+    return !req->user_resolved && req->resolve_failed == GUEST_OK &&
+           guest_req_defer(req);
+}
+
 /* Only a page view or a form post makes a guest: HEAD (uptime monitors,
  * link checkers), OPTIONS and the like would fill the table with guests
  * nobody ever sees. The handler still runs, for an anonymous visitor. */
@@ -54,12 +63,17 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
 {
     if (!req || !handler)
         return GUEST_ERR_INVALID;
+    if (lookup_would_block(req))
+        return GUEST_OK;
     const guest_user *user;
     guest_status st = guest_req_user(req, &user, NULL);
     if (st != GUEST_OK)
         return refuse(req, st);
     const guest_config *c = &req->ctx->cfg;
     if (!user && c->enabled && creates_guests(req) && !blocked_crawler(req)) {
+        /* Creating a guest is a statement: not on an event loop. */
+        if (guest_req_defer(req))
+            return GUEST_OK;
         guest_error err = {0};
         bool name_failed = false;
         st = guest__create_guest(req, &user, &name_failed, &err);
@@ -84,6 +98,8 @@ guest_status guest_require_guest(guest_req *req, guest_handler_fn handler,
 {
     if (!req || !handler)
         return GUEST_ERR_INVALID;
+    if (lookup_would_block(req))
+        return GUEST_OK;
     const guest_user *user;
     guest_status st = guest_req_user(req, &user, NULL);
     if (st != GUEST_OK)
@@ -127,6 +143,8 @@ guest_status guest_require_regular(guest_req *req, guest_handler_fn handler,
 {
     if (!req || !handler)
         return GUEST_ERR_INVALID;
+    if (lookup_would_block(req))
+        return GUEST_OK;
     const guest_user *user;
     guest_status st = guest_req_user(req, &user, NULL);
     if (st != GUEST_OK)

@@ -27,6 +27,11 @@ guest_status guest_req_user(guest_req *req, const guest_user **user,
 {
     if (!req || !user)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
+    if (req->resolve_failed != GUEST_OK) {
+        *user = NULL;
+        return guest__fail(err, req->resolve_failed,
+                           "the session lookup failed");
+    }
     if (!req->user_resolved) {
         unsigned char hash[GUEST__SHA256_BYTES];
         guest__vary_cookie(req);

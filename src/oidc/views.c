@@ -252,6 +252,9 @@ out:
 
 void guest_oidc_login_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     guest_oidc *o = userdata;
     if (!req)
         return;
@@ -511,6 +514,9 @@ out:
 
 void guest_oidc_callback_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     guest_oidc *o = userdata;
     if (!req)
         return;
@@ -528,6 +534,9 @@ void guest_oidc_callback_view(guest_req *req, void *userdata)
 
 void guest_oidc_view(guest_req *req, void *userdata)
 {
+    /* Every view may block (statements, hashing): never on a loop. */
+    if (guest_req_defer(req))
+        return;
     guest_oidc *o = userdata;
     if (!req)
         return;

@@ -339,13 +339,24 @@ guest_status guest__store_resolve(guest_ctx *ctx,
         *found = guest__rows(res) == 1;
     }
     if (*found) {
-        fill_user(ctx, user, res, guest__col_bool(res, 0, RESOLVE_IS_GUEST),
-                  RESOLVE_CREATED);
+        int64_t left;
+        guest__store_resolve_row(ctx, res, user, &left);
         if (ms_left)
-            *ms_left = guest__col_int(res, 0, RESOLVE_MS_LEFT);
+            *ms_left = left;
     }
     PQclear(res);
     return GUEST_OK;
+}
+
+bool guest__store_resolve_row(const guest_ctx *ctx, const PGresult *res,
+                              guest_user *user, int64_t *ms_left)
+{
+    if (guest__rows(res) != 1)
+        return false;
+    fill_user(ctx, user, res, guest__col_bool(res, 0, RESOLVE_IS_GUEST),
+              RESOLVE_CREATED);
+    *ms_left = guest__col_int(res, 0, RESOLVE_MS_LEFT);
+    return true;
 }
 
 guest_status guest__store_guest_lock(guest_db *tx, int64_t user_id,

@@ -150,10 +150,7 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-/* Connects without blocking past @p deadline: libpq's connect_timeout counts
- * whole seconds per host, too coarse for a request budget. */
-static PGconn *connect_once(const guest__pool *p, int64_t deadline,
-                            guest_error *err)
+PGconn *guest__pool_connect_start(const guest__pool *p, const char *app_name)
 {
     /* A later keyword wins over the caller's conninfo (expanded from
      * dbname), an earlier one loses to it: the caller's application_name
@@ -166,10 +163,24 @@ static PGconn *connect_once(const guest__pool *p, int64_t deadline,
                                        NULL};
     static const char *const without[] = {"application_name", "dbname", NULL};
     bool options = !p->transaction_mode;
-    const char *vals_with[] = {"libguestuser", p->conninfo, p->options, NULL};
-    const char *vals_without[] = {"libguestuser", p->conninfo, NULL};
-    PGconn *c = PQconnectStartParams(options ? with : without,
-                                     options ? vals_with : vals_without, 1);
+    const char *vals_with[] = {app_name, p->conninfo, p->options, NULL};
+    const char *vals_without[] = {app_name, p->conninfo, NULL};
+    return PQconnectStartParams(options ? with : without,
+                                options ? vals_with : vals_without, 1);
+}
+
+void guest__conn_ready(PGconn *conn)
+{
+    PQsetnonblocking(conn, 1);
+    PQsetNoticeProcessor(conn, ignore_notice, NULL);
+}
+
+/* Connects without blocking past @p deadline: libpq's connect_timeout counts
+ * whole seconds per host, too coarse for a request budget. */
+static PGconn *connect_once(const guest__pool *p, int64_t deadline,
+                            guest_error *err)
+{
+    PGconn *c = guest__pool_connect_start(p, "libguestuser");
     if (!c) {
         guest__fail(err, GUEST_ERR_NOMEM, "out of memory");
         return NULL;
@@ -177,8 +188,7 @@ static PGconn *connect_once(const guest__pool *p, int64_t deadline,
     PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
     while (PQstatus(c) != CONNECTION_BAD) {
         if (ps == PGRES_POLLING_OK) {
-            PQsetnonblocking(c, 1);
-            PQsetNoticeProcessor(c, ignore_notice, NULL);
+            guest__conn_ready(c);
             return c;
         }
         if (ps == PGRES_POLLING_FAILED)

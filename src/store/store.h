@@ -33,6 +33,14 @@ guest_status guest__pool_acquire_by(guest__pool *pool, int64_t deadline,
 /* True once the pool talks to a transaction-mode pooler (db_pooler): no
  * named prepared statements, no session state, timeouts per transaction. */
 bool guest__pool_transaction_mode(const guest__pool *pool);
+/* A connection to the pool's database with the pool's settings, started
+ * without blocking (PQconnectStartParams; NULL when out of memory), named
+ * @p app_name unless the conninfo names it: for pipe.c too, which polls it
+ * on an event loop. guest__conn_ready() makes a connection that reached
+ * CONNECTION_OK non-blocking and quiet. */
+PGconn *guest__pool_connect_start(const guest__pool *pool,
+                                  const char *app_name);
+void guest__conn_ready(PGconn *conn);
 /* True when @p conn is one of @p pool's connections and out on loan: what
  * must hold before anything touches a connection an application gives
  * back (it may be foreign, or returned twice and already closed). */
@@ -107,6 +115,37 @@ char *guest__col_dup(const PGresult *res, int row, int col);
 /* @p tmpl with every '@' replaced by the quoted schema name: for SQL built
  * once per context; caller frees (NULL when out of memory). */
 char *guest__schema_sql(const char *tmpl, const char *schema);
+
+/* pipe.c: session lookups of many requests on one non-blocking
+ * connection in libpq's pipeline mode, driven by an event loop: the
+ * statements go out one after another without waiting, and each answer
+ * calls its request's function. One thread only (the loop's). */
+typedef struct guest__pipe guest__pipe;
+/* A lookup's outcome: GUEST_OK with @p user (NULL: no live session) and
+ * its session's ms left; GUEST_ERR_DB_UNAVAILABLE when the answer did not
+ * come within db_timeout_ms (the database hangs or is gone); GUEST_ERR_DB
+ * for the statement's own failure; GUEST_ERR_BUSY when the connection
+ * broke or the pipe was freed before the answer: ask again the usual way. */
+typedef void (*guest__pipe_fn)(void *arg, guest_status st,
+                               const guest_user *user, int64_t ms_left);
+guest_status guest__pipe_new(guest_ctx *ctx, guest__pipe **out);
+/* Every lookup still waiting gets GUEST_ERR_BUSY first. */
+void guest__pipe_free(guest__pipe *pipe);
+/* Queues a lookup of @p token_hash; false when the pipe cannot take it now
+ * (not connected yet, reconnecting, full): then @p fn is never called. */
+bool guest__pipe_resolve(guest__pipe *pipe, const unsigned char *token_hash,
+                         guest__pipe_fn fn, void *arg);
+/* What the loop must wait for: the socket (-1: none) and in *gen the
+ * number of the connection it belongs to; GUEST_IO_READ and
+ * GUEST_IO_WRITE, and *timeout_ms (-1: none) after which to call
+ * guest__pipe_io() anyway. */
+int guest__pipe_fd(const guest__pipe *pipe, unsigned *gen);
+unsigned guest__pipe_events(guest__pipe *pipe, int64_t *timeout_ms);
+/* Does whatever the socket and the clock allow: connects, sends, reads
+ * answers (calling their functions), times out. */
+void guest__pipe_io(guest__pipe *pipe);
+/* Lookups waiting for their answer. */
+unsigned guest__pipe_pending(const guest__pipe *pipe);
 
 /* The session lookup of every returning visitor: token hash in, the
  * user's id, name, whether a guest, the guest's creation (Unix s) and the
@@ -333,6 +372,10 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
 /* The user of the live session @p token_hash (*found false: none);
  * *ms_left (may be NULL) gets how long the session still lives, by the
  * database's clock. */
+/* Reads a GUEST__RESOLVE_SESSION_SQL result into @p user: true when it has
+ * a row, with the session's ms left in *ms_left. */
+bool guest__store_resolve_row(const guest_ctx *ctx, const PGresult *res,
+                              guest_user *user, int64_t *ms_left);
 guest_status guest__store_resolve(guest_ctx *ctx,
                                   const unsigned char *token_hash,
                                   guest_user *user, bool *found,

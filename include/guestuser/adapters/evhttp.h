@@ -1,8 +1,9 @@
 /* libguestuser adapter for libevent's evhttp (library guestuser::evhttp).
- * The event loop only reads requests and writes responses: guards,
- * views and application handlers run on a pool of worker threads the
- * adapter owns, so a password hash or a database wait never stalls the
- * loop. Guide: docs/adapters.md, "Event-loop servers". */
+ * The event loop reads requests, looks their sessions up without waiting
+ * (one pipelined connection) and writes responses: guards, views and
+ * application handlers run on a pool of worker threads the adapter owns,
+ * so a password hash or a database wait never stalls the loop. Guide:
+ * docs/adapters.md, "Event-loop servers". */
 #ifndef GUESTUSER_ADAPTERS_EVHTTP_H
 #define GUESTUSER_ADAPTERS_EVHTTP_H
 
@@ -20,10 +21,13 @@ typedef struct guest_evhttp guest_evhttp;
 
 /**
  * Creates an adapter that runs @p handler (with @p userdata) for every
- * request, on one of the adapter's worker threads, never on the loop's
- * thread. @p ctx is borrowed and must outlive the adapter. Free with
- * guest_evhttp_free(). GUEST_ERR_INVALID for a NULL argument,
- * GUEST_ERR_NOMEM.
+ * request, on one of the adapter's worker threads (or first on the loop:
+ * guest_evhttp_set_loop_handlers()). Each request's session is looked up
+ * on the loop without blocking it, through a connection of the adapter's
+ * own in libpq's pipeline mode (guest_resolver), so a returning visitor's
+ * guard needs no statement on the worker. @p ctx is borrowed and must outlive
+ * the adapter. Free with guest_evhttp_free(). GUEST_ERR_INVALID for a NULL
+ * argument, GUEST_ERR_NOMEM.
  */
 GUEST_API GUEST_NODISCARD guest_status
 guest_evhttp_new(guest_ctx *ctx, guest_handler_fn handler, void *userdata,
@@ -120,6 +124,20 @@ GUEST_API void guest_evhttp_stop(guest_evhttp *app);
  */
 GUEST_API GUEST_NODISCARD guest_status guest_evhttp_attach(
     guest_evhttp *app, struct event_base *base, struct evhttp *http);
+
+/**
+ * With @p on, each request's handler first runs on the loop's thread, once
+ * the loop has resolved its session (guest_req_try_on_loop()): a page for
+ * a returning visitor then costs no thread switch at all. Whatever would
+ * block (creating a guest, the library's views, your own statements after
+ * guest_req_defer()) is deferred to a worker, where the handler runs again
+ * from the start. Off by default: turn it on only for a handler that
+ * calls guest_req_defer() before its own blocking work. Call before
+ * guest_evhttp_start() or guest_evhttp_attach(); GUEST_ERR_INVALID for a
+ * NULL @p app or once started or attached.
+ */
+GUEST_API GUEST_NODISCARD guest_status
+guest_evhttp_set_loop_handlers(guest_evhttp *app, bool on);
 
 /** Connections closed so far because their client did not send a whole
  * request within header_timeout_s. Thread-safe. */

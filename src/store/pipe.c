@@ -1,0 +1,332 @@
+/* Session lookups of an event loop on one connection in libpq's pipeline
+ * mode. Each lookup is its own statement followed by its own sync point,
+ * so a statement that fails aborts only itself; the answers come back in
+ * the order the statements went out, which is the order of the ring. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+/* Lookups in flight on the connection at most; past it a request resolves
+ * the blocking way (a worker's pooled connection), which is also what
+ * keeps a slow database from piling up the loop's requests here. */
+#define PIPE_MAX 256
+/* Pause before connecting again after a failure: doubled each time, from
+ * the first to the last. */
+#define RETRY_FIRST_MS 100
+#define RETRY_LAST_MS 5000
+
+typedef enum pipe_state { P_DOWN, P_CONNECTING, P_READY } pipe_state;
+
+typedef struct lookup {
+    guest__pipe_fn fn; /* NULL: the PREPARE sent after connecting */
+    void *arg;
+    int64_t deadline;
+} lookup;
+
+struct guest__pipe {
+    guest_ctx *ctx;
+    PGconn *conn;
+    unsigned conn_gen; /* counts connections started */
+    pipe_state state;
+    PostgresPollingStatusType polling; /* while P_CONNECTING */
+    int64_t connect_deadline;
+    int64_t retry_at;
+    unsigned retry_ms;
+    /* Named statement on this connection; behind a transaction-mode
+     * pooler the schema's function instead, unnamed. */
+    bool prepared;
+    bool unflushed; /* PQflush() said 1: wait until writable */
+    /* Found broken while queueing: dropped at the next guest__pipe_io(),
+     * so that no lookup's function runs inside guest__pipe_resolve(). */
+    bool broken;
+    lookup ring[PIPE_MAX + 1];
+    unsigned first, count;
+    /* The answer of the statement at the ring's head, until its sync. */
+    guest_status st;
+    bool found;
+    guest_user user;
+    int64_t ms_left;
+};
+
+guest_status guest__pipe_new(guest_ctx *ctx, guest__pipe **out)
+{
+    guest__pipe *p = calloc(1, sizeof *p);
+    if (!p)
+        return GUEST_ERR_NOMEM;
+    p->ctx = ctx;
+    p->retry_ms = RETRY_FIRST_MS;
+    *out = p;
+    return GUEST_OK;
+}
+
+/* Hands back every lookup in flight with @p st, oldest first. */
+static void fail_all(guest__pipe *p, guest_status st)
+{
+    while (p->count) {
+        lookup l = p->ring[p->first];
+        p->first = (p->first + 1) % (PIPE_MAX + 1);
+        p->count--;
+        if (l.fn)
+            l.fn(l.arg, st, NULL, 0);
+    }
+    p->first = 0;
+}
+
+/* The connection is of no more use: lookups in flight go back with @p st,
+ * and the next connection comes after a pause. */
+static void drop(guest__pipe *p, guest_status st, bool cancel)
+{
+    if (p->conn) {
+        /* A statement left running is asked to stop, off this thread. */
+        if (cancel && p->count)
+            guest__conn_cancel_async(p->conn);
+        PQfinish(p->conn);
+        p->conn = NULL;
+    }
+    bool was_ready = p->state == P_READY;
+    p->state = P_DOWN;
+    p->unflushed = false;
+    p->broken = false;
+    p->retry_at = guest__now_ms() + p->retry_ms;
+    if (!was_ready && p->retry_ms < RETRY_LAST_MS)
+        p->retry_ms =
+            p->retry_ms * 2 > RETRY_LAST_MS ? RETRY_LAST_MS : p->retry_ms * 2;
+    fail_all(p, st);
+}
+
+void guest__pipe_free(guest__pipe *p)
+{
+    if (!p)
+        return;
+    fail_all(p, GUEST_ERR_BUSY);
+    if (p->conn)
+        PQfinish(p->conn);
+    free(p);
+}
+
+static void push(guest__pipe *p, guest__pipe_fn fn, void *arg)
+{
+    unsigned i = (p->first + p->count) % (PIPE_MAX + 1);
+    p->ring[i] = (lookup){
+        .fn = fn,
+        .arg = arg,
+        .deadline = guest__now_ms() + p->ctx->cfg.db_timeout_ms,
+    };
+    p->count++;
+}
+
+static void flush(guest__pipe *p)
+{
+    int f = PQflush(p->conn);
+    if (f < 0)
+        drop(p, GUEST_ERR_BUSY, false);
+    else
+        p->unflushed = f == 1;
+}
+
+/* Connected: pipeline mode, and the named statement prepared in the same
+ * pipeline (its answer is the ring's first entry, with no function). */
+static void on_connected(guest__pipe *p)
+{
+    guest__conn_ready(p->conn);
+    if (!PQenterPipelineMode(p->conn)) {
+        drop(p, GUEST_ERR_BUSY, false);
+        return;
+    }
+    p->prepared = !guest__pool_transaction_mode(p->ctx->pool);
+    if (p->prepared) {
+        static const Oid bytea[] = {17};
+        if (!PQsendPrepare(p->conn, "guest_resolve",
+                           p->ctx->sql.resolve_session, 1, bytea) ||
+            !PQpipelineSync(p->conn)) {
+            drop(p, GUEST_ERR_BUSY, false);
+            return;
+        }
+        push(p, NULL, NULL);
+    }
+    p->state = P_READY;
+    p->retry_ms = RETRY_FIRST_MS;
+    flush(p);
+}
+
+static void connect_step(guest__pipe *p)
+{
+    if (!p->conn) {
+        /* Named apart in pg_stat_activity from the pool's connections. */
+        p->conn = guest__pool_connect_start(p->ctx->pool, "libguestuser-loop");
+        if (!p->conn) {
+            drop(p, GUEST_ERR_BUSY, false);
+            return;
+        }
+        p->conn_gen++;
+        p->state = P_CONNECTING;
+        p->polling = PGRES_POLLING_WRITING;
+        p->connect_deadline = guest__now_ms() + p->ctx->cfg.db_timeout_ms;
+        /* libpq's rule: the first PQconnectPoll waits for a writable
+         * socket. */
+        return;
+    }
+    if (PQstatus(p->conn) == CONNECTION_BAD) {
+        drop(p, GUEST_ERR_BUSY, false);
+        return;
+    }
+    p->polling = PQconnectPoll(p->conn);
+    if (p->polling == PGRES_POLLING_OK)
+        on_connected(p);
+    else if (p->polling == PGRES_POLLING_FAILED)
+        drop(p, GUEST_ERR_BUSY, false);
+}
+
+bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
+                         guest__pipe_fn fn, void *arg)
+{
+    if (p->state == P_DOWN && guest__now_ms() >= p->retry_at)
+        connect_step(p);
+    if (p->state != P_READY || p->broken || p->count >= PIPE_MAX)
+        return false;
+    const char *values[1] = {(const char *)token_hash};
+    const int lengths[1] = {GUEST__SHA256_BYTES};
+    const int formats[1] = {1};
+    int ok = p->prepared
+                 ? PQsendQueryPrepared(p->conn, "guest_resolve", 1, values,
+                                       lengths, formats, 0)
+                 : PQsendQueryParams(p->conn, p->ctx->sql.resolve_session_fn, 1,
+                                     NULL, values, lengths, formats, 0);
+    if (!ok || !PQpipelineSync(p->conn)) {
+        /* What is queued already may still be answered, but nothing new
+         * goes on this connection. */
+        p->broken = true;
+        return false;
+    }
+    guest__db_round_trips++;
+    push(p, fn, arg);
+    int f = PQflush(p->conn);
+    p->broken = f < 0;
+    p->unflushed = f == 1;
+    return true;
+}
+
+int guest__pipe_fd(const guest__pipe *p, unsigned *gen)
+{
+    *gen = p->conn_gen;
+    return p->conn ? PQsocket(p->conn) : -1;
+}
+
+unsigned guest__pipe_events(guest__pipe *p, int64_t *timeout_ms)
+{
+    int64_t now = guest__now_ms();
+    *timeout_ms = -1;
+    if (p->state == P_CONNECTING) {
+        *timeout_ms = p->connect_deadline > now ? p->connect_deadline - now : 0;
+        return p->polling == PGRES_POLLING_READING ? GUEST_IO_READ
+                                                   : GUEST_IO_WRITE;
+    }
+    if (p->state != P_READY)
+        return 0;
+    if (p->broken) {
+        *timeout_ms = 0;
+        return GUEST_IO_READ;
+    }
+    if (p->count)
+        *timeout_ms = p->ring[p->first].deadline > now
+                          ? p->ring[p->first].deadline - now
+                          : 0;
+    /* Always readable: a server closing the connection says so there. */
+    return GUEST_IO_READ | (p->unflushed ? GUEST_IO_WRITE : 0);
+}
+
+unsigned guest__pipe_pending(const guest__pipe *p)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->count; i++)
+        n += p->ring[(p->first + i) % (PIPE_MAX + 1)].fn != NULL;
+    return n;
+}
+
+/* One result of the statement at the ring's head. False when the
+ * connection must go. */
+static bool take(guest__pipe *p, PGresult *r)
+{
+    ExecStatusType es = PQresultStatus(r);
+    if (es == PGRES_PIPELINE_SYNC) {
+        lookup l = p->ring[p->first];
+        p->first = (p->first + 1) % (PIPE_MAX + 1);
+        p->count--;
+        guest_status st = p->st;
+        bool found = p->found;
+        p->st = GUEST_OK;
+        p->found = false;
+        if (!l.fn) /* the PREPARE: without it no lookup can work */
+            return st == GUEST_OK;
+        l.fn(l.arg, guest__metric_db(p->ctx, st), found ? &p->user : NULL,
+             p->ms_left);
+        return true;
+    }
+    if (es == PGRES_TUPLES_OK) {
+        p->found = guest__store_resolve_row(p->ctx, r, &p->user, &p->ms_left);
+        return true;
+    }
+    if (es == PGRES_COMMAND_OK)
+        return true;
+    /* A failed statement: the outage classes end the connection, the
+     * statement's own failure only its request. */
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (!state || !strncmp(state, "08", 2) || !strncmp(state, "57P", 3))
+        return false;
+    p->st = GUEST_ERR_DB;
+    return true;
+}
+
+static void read_answers(guest__pipe *p)
+{
+    if (!PQconsumeInput(p->conn)) {
+        drop(p, GUEST_ERR_BUSY, false);
+        return;
+    }
+    while (p->state == P_READY && p->count && !PQisBusy(p->conn)) {
+        PGresult *r = PQgetResult(p->conn);
+        if (!r)
+            continue; /* the end of one statement's results */
+        bool ok = take(p, r);
+        PQclear(r);
+        if (!ok) {
+            drop(p, GUEST_ERR_BUSY, false);
+            return;
+        }
+    }
+    if (p->state == P_READY && PQstatus(p->conn) != CONNECTION_OK)
+        drop(p, GUEST_ERR_BUSY, false);
+}
+
+void guest__pipe_io(guest__pipe *p)
+{
+    if (p->state == P_CONNECTING) {
+        if (guest__now_ms() >= p->connect_deadline)
+            drop(p, GUEST_ERR_BUSY, false);
+        else
+            connect_step(p);
+        return;
+    }
+    if (p->state != P_READY)
+        return;
+    if (p->broken) {
+        drop(p, GUEST_ERR_BUSY, false);
+        return;
+    }
+    if (p->unflushed)
+        flush(p);
+    if (p->state == P_READY)
+        read_answers(p);
+    /* The oldest statement past db_timeout_ms: the database hangs. Its
+     * request and every later one answer as a blocking lookup would. */
+    if (p->state == P_READY && p->count &&
+        guest__now_ms() >= p->ring[p->first].deadline) {
+        guest__log_every(p->ctx, &p->ctx->db_down_logged_ms, 10000,
+                         GUEST_LOG_ERROR,
+                         "database unavailable: no answer to a session "
+                         "lookup within %u ms",
+                         p->ctx->cfg.db_timeout_ms);
+        drop(p, GUEST_ERR_DB_UNAVAILABLE, true);
+    }
+}

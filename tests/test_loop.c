@@ -1,0 +1,521 @@
+/* Requests on an event loop (guestuser/loop.h) through the evhttp adapter
+ * with its handlers tried on the loop, and the resolver driven by hand as
+ * an adapter of one's own would: a returning visitor's page runs once, on
+ * the loop's thread, with its session looked up in the pipeline; a new
+ * visitor is deferred to a worker; 32 clients at once each get their own
+ * user back; a hung database answers 503 within db_timeout_ms and the
+ * next requests recover; the database's connections killed fall back to
+ * the blocking lookup. Over real loopback sockets. */
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <guestuser/adapters/evhttp.h>
+#include <libpq-fe.h>
+
+#include "testlib.h"
+
+#define SCHEMA "t_loop"
+#define TIMEOUT_MS 60000
+
+/* ---- the application: who ran where ---- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t outer_thread[4], inner_thread[4];
+static int outer_n, inner_n;
+
+static void reset_log(void)
+{
+    pthread_mutex_lock(&mu);
+    outer_n = inner_n = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+static void whoami(guest_req *req, void *userdata)
+{
+    (void)userdata;
+    pthread_mutex_lock(&mu);
+    if (inner_n < 4)
+        inner_thread[inner_n] = pthread_self();
+    inner_n++;
+    pthread_mutex_unlock(&mu);
+    const guest_user *u = NULL;
+    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
+        guest_res_send(req, 503, "text/plain", "unavailable\n");
+        return;
+    }
+    char body[64];
+    snprintf(body, sizeof body, "id=%lld\n", (long long)guest_user_id(u));
+    guest_res_send(req, 200, "text/plain", body);
+}
+
+static void app(guest_req *req, void *userdata)
+{
+    pthread_mutex_lock(&mu);
+    if (outer_n < 4)
+        outer_thread[outer_n] = pthread_self();
+    outer_n++;
+    pthread_mutex_unlock(&mu);
+    guest_status st = guest_allow(req, whoami, userdata);
+    (void)st;
+}
+
+/* ---- a server ---- */
+
+typedef struct server {
+    guest_ctx *ctx;
+    guest_evhttp *ev;
+    int port;
+} server;
+
+static server up_with(const guest_config *c)
+{
+    server s = {.ctx = tl_ctx_new(c)};
+    ck_assert_int_eq(guest_evhttp_new(s.ctx, app, NULL, &s.ev), GUEST_OK);
+    ck_assert_int_eq(guest_evhttp_set_loop_handlers(s.ev, true), GUEST_OK);
+    uint16_t port = 0;
+    ck_assert_int_eq(guest_evhttp_start(s.ev, "127.0.0.1", 0, &port), GUEST_OK);
+    /* started: the setting is fixed now */
+    ck_assert_int_eq(guest_evhttp_set_loop_handlers(s.ev, false),
+                     GUEST_ERR_INVALID);
+    s.port = port;
+    return s;
+}
+
+static server up(void)
+{
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.password_iterations = 1000;
+    return up_with(&c);
+}
+
+static void down(server *s)
+{
+    guest_evhttp_free(s->ev);
+    guest_ctx_free(s->ctx);
+}
+
+/* GET / with @p cookie (NULL: none): the status, the body's id into
+ * *id (0: none). */
+static int get(int port, const char *cookie, long long *id)
+{
+    char request[512];
+    snprintf(request, sizeof request,
+             "GET / HTTP/1.1\r\nHost: localhost\r\n%s%s%sConnection: "
+             "close\r\n\r\n",
+             cookie ? "Cookie: " : "", cookie ? cookie : "",
+             cookie ? "\r\n" : "");
+    char *r = tl_http_raw(port, request, TIMEOUT_MS);
+    ck_assert_ptr_nonnull(r);
+    int status = tl_raw_status(r);
+    const char *b = tl_raw_body(r);
+    if (id)
+        *id = b && !strncmp(b, "id=", 3) ? atoll(b + 3) : 0;
+    free(r);
+    return status;
+}
+
+/* The loop's thread: a new visitor's page is tried there first. */
+static pthread_t loop_thread(int port)
+{
+    reset_log();
+    ck_assert_int_eq(get(port, NULL, NULL), 200);
+    ck_assert_int_eq(outer_n, 2);
+    return outer_thread[0];
+}
+
+/* Requests with @p cookie until one is looked up and served on the loop
+ * (the first ones start the loop's connection and go to a worker). */
+static void until_on_loop(int port, const char *cookie, int64_t id,
+                          pthread_t loop)
+{
+    long long until = tl_now_ms() + TIMEOUT_MS, got;
+    do {
+        ck_assert_int_lt(tl_now_ms(), until);
+        reset_log();
+        ck_assert_int_eq(get(port, cookie, &got), 200);
+        ck_assert_int_eq(got, id);
+    } while (!pthread_equal(outer_thread[0], loop));
+}
+
+/* ---- the evhttp adapter on the loop ---- */
+
+START_TEST(returning_visitor_runs_once_on_the_loop)
+{
+    server s = up();
+    char cookie[128];
+    int64_t id = tl_new_guest(s.ctx, cookie, sizeof cookie);
+
+    /* A new visitor: tried on the loop, deferred by the guard (making a
+     * guest is a statement), run again on a worker. */
+    reset_log();
+    long long got = -1;
+    ck_assert_int_eq(get(s.port, NULL, &got), 200);
+    ck_assert_int_gt(got, 0);
+    ck_assert_int_eq(outer_n, 2);
+    ck_assert_int_eq(inner_n, 1);
+    pthread_t loop = outer_thread[0];
+    ck_assert(!pthread_equal(outer_thread[1], loop));
+    ck_assert(pthread_equal(inner_thread[0], outer_thread[1]));
+
+    /* A returning visitor, no session cache: the lookup goes out on the
+     * loop's pipelined connection, then the page runs once, there. Until
+     * that connection is up (the first request starts it), a worker looks
+     * the session up. */
+    until_on_loop(s.port, cookie, id, loop);
+    for (int i = 0; i < 5; i++) {
+        reset_log();
+        ck_assert_int_eq(get(s.port, cookie, &got), 200);
+        ck_assert_int_eq(got, id);
+        ck_assert_int_eq(outer_n, 1);
+        ck_assert_int_eq(inner_n, 1);
+        ck_assert(pthread_equal(outer_thread[0], loop));
+        ck_assert(pthread_equal(inner_thread[0], loop));
+    }
+
+    /* A cookie of no session: anonymous on the loop, so a guest is made on
+     * a worker. */
+    reset_log();
+    ck_assert_int_eq(
+        get(s.port, "sessionid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            &got),
+        200);
+    ck_assert_int_gt(got, 0);
+    ck_assert_int_ne(got, id);
+    ck_assert_int_eq(outer_n, 2);
+    down(&s);
+}
+END_TEST
+
+#define CLIENTS 32
+#define ROUNDS 10
+
+typedef struct visitor {
+    int port;
+    char cookie[128];
+    long long id;
+    int ok;
+} visitor;
+
+static pthread_barrier_t start_line;
+
+static void *visit(void *arg)
+{
+    visitor *v = arg;
+    pthread_barrier_wait(&start_line);
+    for (int i = 0; i < ROUNDS; i++) {
+        long long got = 0;
+        if (get(v->port, v->cookie, &got) == 200 && got == v->id)
+            v->ok++;
+    }
+    return NULL;
+}
+
+/* The answers of a pipeline come back in order: each must reach the
+ * request that asked, with 32 clients at the same instant. */
+START_TEST(thirty_two_clients_each_get_their_own_user)
+{
+    server s = up();
+    visitor v[CLIENTS];
+    pthread_t t[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        v[i] = (visitor){.port = s.port};
+        v[i].id = tl_new_guest(s.ctx, v[i].cookie, sizeof v[i].cookie);
+    }
+    /* the pipeline connected before the crowd comes */
+    ck_assert_int_eq(get(s.port, v[0].cookie, NULL), 200);
+    pthread_barrier_init(&start_line, NULL, CLIENTS);
+    for (int i = 0; i < CLIENTS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, visit, &v[i]), 0);
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(v[i].ok, ROUNDS);
+    }
+    pthread_barrier_destroy(&start_line);
+    down(&s);
+}
+END_TEST
+
+/* A connection of the test's own that holds the sessions table locked:
+ * every lookup waits, as on a hung database. */
+static PGconn *lock_sessions(void)
+{
+    PGconn *c = PQconnectdb(tl_conninfo());
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "BEGIN; LOCK TABLE " SCHEMA
+                            ".sessions IN ACCESS EXCLUSIVE MODE");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    return c;
+}
+
+static void unlock_sessions(PGconn *c)
+{
+    PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+}
+
+static void short_timeout(guest_config *c)
+{
+    tl_config(c, SCHEMA);
+    c->password_iterations = 1000;
+    c->db_timeout_ms = 1500;
+}
+
+START_TEST(hung_database_answers_503_then_recovers)
+{
+    guest_config c;
+    short_timeout(&c);
+    server s = up_with(&c);
+    char cookie[128];
+    int64_t id = tl_new_guest(s.ctx, cookie, sizeof cookie);
+    long long got;
+    ck_assert_int_eq(get(s.port, cookie, &got), 200);
+    ck_assert_int_eq(get(s.port, cookie, &got), 200);
+
+    PGconn *lock = lock_sessions();
+    long long t0 = tl_now_ms();
+    ck_assert_int_eq(get(s.port, cookie, NULL), 503);
+    /* answered once db_timeout_ms passed, not after a second wait on a
+     * worker: bounded generously for a loaded machine */
+    ck_assert_int_lt(tl_now_ms() - t0, TIMEOUT_MS);
+    unlock_sessions(lock);
+
+    /* Recovered: the pipeline reconnects, meanwhile a worker looks up. */
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(get(s.port, cookie, &got), 200);
+        ck_assert_int_eq(got, id);
+    }
+    down(&s);
+}
+END_TEST
+
+/* The database ends the pipeline's connection (as a failover or a
+ * restart would): the request waiting on it is looked up again the
+ * blocking way, and later ones go through a new connection. */
+START_TEST(killed_connection_falls_back)
+{
+    /* Behind PgBouncer the server connections are the pooler's, under its
+     * name: nothing of ours to pick out and end. */
+    const char *pooler = getenv("GUESTUSER_TEST_DB_POOLER");
+    if (pooler && !strcmp(pooler, "transaction"))
+        return;
+    server s = up();
+    char cookie[128];
+    int64_t id = tl_new_guest(s.ctx, cookie, sizeof cookie);
+    long long got;
+    pthread_t loop = loop_thread(s.port);
+    for (int round = 0; round < 3; round++) {
+        until_on_loop(s.port, cookie, id, loop);
+        /* this suite's loop connection only (its statement names the
+         * schema): other suites share the cluster */
+        ck_assert_int_eq(
+            tl_scalar("SELECT count(pg_terminate_backend(pid)) FROM "
+                      "pg_stat_activity WHERE application_name = "
+                      "'libguestuser-loop' AND query LIKE '%\"" SCHEMA "\"%'"),
+            1);
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(get(s.port, cookie, &got), 200);
+            ck_assert_int_eq(got, id);
+        }
+    }
+    down(&s);
+}
+END_TEST
+
+/* ---- the resolver by hand, as another adapter would drive it ---- */
+
+typedef struct done_log {
+    int calls;
+    guest_req *req;
+} done_log;
+
+static void on_done(guest_req *req, void *arg)
+{
+    done_log *d = arg;
+    d->calls++;
+    d->req = req;
+}
+
+/* Polls @p r's socket until @p d has been called. */
+static void drive(guest_resolver *r, done_log *d)
+{
+    long long until = tl_now_ms() + TIMEOUT_MS;
+    while (!d->calls && tl_now_ms() < until) {
+        unsigned ev;
+        int ms;
+        int fd = guest_resolver_watch(r, &ev, &ms);
+        if (fd >= 0) {
+            struct pollfd p = {
+                .fd = fd,
+                .events = (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
+                                  ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
+            (void)poll(&p, 1, ms < 0 || ms > 1000 ? 1000 : ms);
+        }
+        guest_resolver_io(r);
+    }
+    ck_assert_int_eq(d->calls, 1);
+}
+
+START_TEST(resolver_driven_by_hand)
+{
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.password_iterations = 1000;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    char cookie[128];
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    guest_resolver *r = NULL;
+    ck_assert_int_eq(guest_resolver_new(ctx, &r), GUEST_OK);
+
+    /* The first lookup finds it unconnected: nothing to wait for, it
+     * starts connecting. Once connected, lookups go out and come back. */
+    long long until = tl_now_ms() + TIMEOUT_MS;
+    for (;;) {
+        tl_http h;
+        tl_http_init(&h, "GET", "/");
+        tl_http_add(&h, "Cookie", cookie);
+        guest_req *req = NULL;
+        ck_assert_int_eq(guest_req_new(ctx, tl_http_ops(), &h, &req), GUEST_OK);
+        done_log d = {0};
+        bool pending = guest_req_resolve(req, r, on_done, &d);
+        if (pending) {
+            /* a second call while in flight changes nothing */
+            ck_assert(!guest_req_resolve(req, r, on_done, &d));
+            drive(r, &d);
+            ck_assert_ptr_eq(d.req, req);
+            const guest_user *u = NULL;
+            ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
+            ck_assert_ptr_nonnull(u);
+            ck_assert_int_eq(guest_user_id(u), id);
+            guest_req_free(req);
+            tl_http_free(&h);
+            break;
+        }
+        ck_assert_int_eq(d.calls, 0);
+        guest_req_free(req);
+        tl_http_free(&h);
+        ck_assert_int_lt(tl_now_ms(), until);
+        /* let the connection come up */
+        unsigned ev;
+        int ms;
+        int fd = guest_resolver_watch(r, &ev, &ms);
+        if (fd >= 0) {
+            struct pollfd p = {
+                .fd = fd,
+                .events = (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
+                                  ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
+            (void)poll(&p, 1, 100);
+        }
+        guest_resolver_io(r);
+    }
+
+    /* No cookie: known at once, no lookup. */
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    guest_req *req = NULL;
+    ck_assert_int_eq(guest_req_new(ctx, tl_http_ops(), &h, &req), GUEST_OK);
+    done_log d = {0};
+    ck_assert(!guest_req_resolve(req, r, on_done, &d));
+    const guest_user *u = (const guest_user *)1;
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
+    ck_assert_ptr_null(u);
+    /* Not on a loop: nothing is deferred, a handler runs as it is. */
+    ck_assert(!guest_req_defer(req));
+    ck_assert(!guest_req_deferred(req));
+    guest_req_free(req);
+    tl_http_free(&h);
+
+    /* A lookup in flight when the resolver goes: handed back unresolved,
+     * and the guard would look it up itself. */
+    tl_http_init(&h, "GET", "/");
+    tl_http_add(&h, "Cookie", cookie);
+    ck_assert_int_eq(guest_req_new(ctx, tl_http_ops(), &h, &req), GUEST_OK);
+    d = (done_log){0};
+    ck_assert(guest_req_resolve(req, r, on_done, &d));
+    guest_resolver_free(r);
+    ck_assert_int_eq(d.calls, 1);
+    u = NULL;
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_user_id(u), id);
+    guest_req_free(req);
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+static void deferring(guest_req *req, void *userdata)
+{
+    int *calls = userdata;
+    ++*calls;
+    if (guest_req_defer(req))
+        return;
+    guest_res_send(req, 200, "text/plain", "ok\n");
+}
+
+START_TEST(loop_calls_refuse_misuse)
+{
+    ck_assert_int_eq(guest_resolver_new(NULL, NULL), GUEST_ERR_INVALID);
+    guest_resolver_free(NULL);
+    guest_resolver_io(NULL);
+    unsigned ev = 9;
+    int ms = 9;
+    ck_assert_int_eq(guest_resolver_watch(NULL, &ev, &ms), -1);
+    ck_assert_uint_eq(ev, 0);
+    ck_assert_int_eq(ms, -1);
+    ck_assert(!guest_req_resolve(NULL, NULL, NULL, NULL));
+    ck_assert(!guest_req_try_on_loop(NULL, deferring, NULL));
+    ck_assert(!guest_req_defer(NULL));
+    ck_assert(!guest_req_deferred(NULL));
+    ck_assert_int_eq(guest_evhttp_set_loop_handlers(NULL, true),
+                     GUEST_ERR_INVALID);
+
+    /* A handler that defers itself on the loop, and answers on a worker. */
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    guest_ctx *ctx = tl_ctx_new(&c);
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    guest_req *req = NULL;
+    ck_assert_int_eq(guest_req_new(ctx, tl_http_ops(), &h, &req), GUEST_OK);
+    guest_resolver *r = NULL;
+    ck_assert_int_eq(guest_resolver_new(ctx, &r), GUEST_OK);
+    ck_assert(!guest_req_resolve(req, r, on_done, NULL)); /* no cookie */
+    int calls = 0;
+    ck_assert(!guest_req_try_on_loop(req, deferring, &calls));
+    ck_assert_int_eq(calls, 1);
+    deferring(req, &calls); /* the worker's run */
+    ck_assert_int_eq(calls, 2);
+    guest_req_free(req);
+    guest_resolver_free(r);
+    tl_http_free(&h);
+    ck_assert_int_eq(h.status, 200);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+static void fresh_schema(void)
+{
+    tl_drop_schema(SCHEMA);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("loop");
+    TCase *tc = tcase_create("loop");
+    tcase_set_timeout(tc, 300);
+    tcase_add_unchecked_fixture(tc, fresh_schema, NULL);
+    tcase_add_test(tc, returning_visitor_runs_once_on_the_loop);
+    tcase_add_test(tc, thirty_two_clients_each_get_their_own_user);
+    tcase_add_test(tc, hung_database_answers_503_then_recovers);
+    tcase_add_test(tc, killed_connection_falls_back);
+    tcase_add_test(tc, resolver_driven_by_hand);
+    tcase_add_test(tc, loop_calls_refuse_misuse);
+    suite_add_tcase(s, tc);
+    return tl_run(s);
+}
