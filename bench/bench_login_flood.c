@@ -5,8 +5,11 @@
  * with the default hash slots and once with hashing unbounded
  * (hash_concurrency 1024, as before the slots existed):
  *   bench_login_flood [CONNINFO] [SECONDS_PER_PHASE] [CLIENTS] [ITERATIONS]
+ *                     [mhd|evhttp]
  * CONNINFO else env GUESTUSER_DB; defaults 3 s, 32 clients, 1500000
- * (the default password_iterations). Uses its own schema
+ * (the default password_iterations), mhd. With evhttp the pages run on its
+ * one loop (guest_evhttp_set_loop_handlers) and the logins on its
+ * workers. Uses its own schema
  * (bench_login_flood), dropped at start and end. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +29,9 @@
 
 #include <guestuser/adapters/mhd.h>
 #include <guestuser/guestuser.h>
+#ifdef BENCH_EVHTTP
+#include <guestuser/adapters/evhttp.h>
+#endif
 
 #include "demo.h"
 
@@ -246,8 +252,13 @@ typedef struct server {
     guest_ctx *ctx;
     guest_mhd *app;
     struct MHD_Daemon *daemon;
+#ifdef BENCH_EVHTTP
+    guest_evhttp *ev;
+#endif
     int port;
 } server;
+
+static bool use_evhttp;
 
 static int server_start(server *s, const char *conninfo, unsigned iterations,
                         unsigned hash_concurrency)
@@ -263,6 +274,20 @@ static int server_start(server *s, const char *conninfo, unsigned iterations,
         fprintf(stderr, "%s\n", err.message);
         return -1;
     }
+#ifdef BENCH_EVHTTP
+    if (use_evhttp) {
+        uint16_t port = 0;
+        if (guest_evhttp_new(s->ctx, demo_routes_handler, NULL, &s->ev) !=
+                GUEST_OK ||
+            guest_evhttp_set_loop_handlers(s->ev, true) != GUEST_OK ||
+            guest_evhttp_start(s->ev, "127.0.0.1", 0, &port) != GUEST_OK) {
+            fprintf(stderr, "cannot start the server\n");
+            return -1;
+        }
+        s->port = port;
+        return 0;
+    }
+#endif
     if (guest_mhd_new(s->ctx, demo_routes_handler, NULL, &s->app) != GUEST_OK ||
         guest_mhd_start(s->app, "127.0.0.1", 0, &s->daemon) != GUEST_OK) {
         fprintf(stderr, "cannot start the server\n");
@@ -274,6 +299,9 @@ static int server_start(server *s, const char *conninfo, unsigned iterations,
 
 static void server_stop(server *s)
 {
+#ifdef BENCH_EVHTTP
+    guest_evhttp_free(s->ev);
+#endif
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     guest_mhd_free(s->app);
@@ -286,11 +314,25 @@ int main(int argc, char **argv)
     double seconds = argc > 2 ? atof(argv[2]) : 3;
     int clients = argc > 3 ? atoi(argv[3]) : 32;
     long iterations = argc > 4 ? atol(argv[4]) : 1500000;
+    const char *server_name = argc > 5 ? argv[5] : "mhd";
+#ifdef BENCH_EVHTTP
+    use_evhttp = !strcmp(server_name, "evhttp");
+#endif
+    if (!use_evhttp && strcmp(server_name, "mhd") != 0) {
+        fprintf(stderr, "%s: server mhd%s only\n", argv[0],
+#ifdef BENCH_EVHTTP
+                " or evhttp"
+#else
+                ""
+#endif
+        );
+        return 1;
+    }
     if (!conninfo || seconds <= 0 || seconds > 60 || clients < 1 ||
         clients > 256 || iterations < 1 || iterations > 100000000) {
         fprintf(stderr,
                 "usage: %s CONNINFO [SECONDS_PER_PHASE] [CLIENTS] "
-                "[ITERATIONS]\n",
+                "[ITERATIONS] [mhd|evhttp]\n",
                 argv[0]);
         return 1;
     }
@@ -332,8 +374,9 @@ int main(int argc, char **argv)
     result unbounded = phase(u.port, cookie, seconds, clients);
     server_stop(&u);
 
-    printf("returning guest GET /allow_guest_user/ on the demo routes (MHD, "
-           "in process)\n");
+    printf("returning guest GET /allow_guest_user/ on the demo routes (%s, "
+           "in process)\n",
+           use_evhttp ? "evhttp, pages on its loop" : "MHD");
     printf("PBKDF2 iterations %ld, %ld online cores, %d flood clients, "
            "%.1f s per phase, hash_wait_ms 2000\n",
            iterations, sysconf(_SC_NPROCESSORS_ONLN), clients, seconds);

@@ -341,23 +341,28 @@ static void on_done(guest_req *req, void *arg)
     d->req = req;
 }
 
-/* Polls @p r's socket until @p d has been called. */
+/* Waits at most @p max_ms for what @p r watches, then lets it work. */
+static void pump(guest_resolver *r, int max_ms)
+{
+    unsigned ev;
+    int ms;
+    int fd = guest_resolver_watch(r, &ev, &ms);
+    if (fd >= 0) {
+        struct pollfd p = {
+            .fd = fd,
+            .events = (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
+                              ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
+        (void)poll(&p, 1, ms < 0 || ms > max_ms ? max_ms : ms);
+    }
+    guest_resolver_io(r);
+}
+
+/* Pumps @p r until @p d has been called. */
 static void drive(guest_resolver *r, done_log *d)
 {
     long long until = tl_now_ms() + TIMEOUT_MS;
-    while (!d->calls && tl_now_ms() < until) {
-        unsigned ev;
-        int ms;
-        int fd = guest_resolver_watch(r, &ev, &ms);
-        if (fd >= 0) {
-            struct pollfd p = {
-                .fd = fd,
-                .events = (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
-                                  ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
-            (void)poll(&p, 1, ms < 0 || ms > 1000 ? 1000 : ms);
-        }
-        guest_resolver_io(r);
-    }
+    while (!d->calls && tl_now_ms() < until)
+        pump(r, 1000);
     ck_assert_int_eq(d->calls, 1);
 }
 
@@ -400,18 +405,7 @@ START_TEST(resolver_driven_by_hand)
         guest_req_free(req);
         tl_http_free(&h);
         ck_assert_int_lt(tl_now_ms(), until);
-        /* let the connection come up */
-        unsigned ev;
-        int ms;
-        int fd = guest_resolver_watch(r, &ev, &ms);
-        if (fd >= 0) {
-            struct pollfd p = {
-                .fd = fd,
-                .events = (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
-                                  ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
-            (void)poll(&p, 1, 100);
-        }
-        guest_resolver_io(r);
+        pump(r, 100); /* let the connection come up */
     }
 
     /* No cookie: known at once, no lookup. */
