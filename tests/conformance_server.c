@@ -1,7 +1,8 @@
 /* A test server for the conformance kit: one in-tree adapter serving the
  * conformance table on a random loopback port, against the test database.
  *
- *   conformance_server --server mhd|mhd_event|civetweb|ulfius|evhttp
+ *   conformance_server --server
+ * mhd|mhd_event|civetweb|ulfius|evhttp|evhttp_loop
  *                      [--schema NAME]
  *                      [--broken MODE]
  *
@@ -154,11 +155,13 @@ static void evhttp_stop(server *s)
     guest_evhttp_free(s->app);
 }
 
-static guest_status evhttp_start(server *s)
+static guest_status evhttp_start_with(server *s, bool on_loop)
 {
     guest_evhttp *app = NULL;
     uint16_t port = 0;
     guest_status st = guest_evhttp_new(s->ctx, s->handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_evhttp_set_loop_handlers(app, on_loop);
     if (st == GUEST_OK)
         st = guest_evhttp_start(app, "127.0.0.1", 0, &port);
     if (st != GUEST_OK) {
@@ -169,6 +172,17 @@ static guest_status evhttp_start(server *s)
     s->app = app;
     s->stop = evhttp_stop;
     return GUEST_OK;
+}
+
+static guest_status evhttp_start(server *s)
+{
+    return evhttp_start_with(s, false);
+}
+
+/* The handlers tried on the loop first, deferred when they block. */
+static guest_status evhttp_loop_start(server *s)
+{
+    return evhttp_start_with(s, true);
 }
 #endif
 
@@ -188,6 +202,7 @@ static const struct {
 #endif
 #ifdef TEST_WITH_EVHTTP
     {"evhttp", evhttp_start},
+    {"evhttp_loop", evhttp_loop_start},
 #endif
     {NULL, NULL},
 };
