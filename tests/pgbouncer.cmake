@@ -47,7 +47,7 @@ foreach(_suite test_guards test_convert test_login test_cleanup test_app_db test
   add_test(NAME pgbouncer_${_suite} COMMAND ${_suite})
   set_tests_properties(pgbouncer_${_suite} PROPERTIES FIXTURES_REQUIRED "pg;pgbouncer"
     TIMEOUT 300 RESOURCE_LOCK ${_suite} ENVIRONMENT
-    "GUESTUSER_TEST_CONNINFO_FILE=${_bouncer_conninfo};GUESTUSER_TEST_DB_POOLER=transaction;CK_DEFAULT_TIMEOUT=120")
+    "GUESTUSER_TEST_CONNINFO_FILE=${_bouncer_conninfo};GUESTUSER_TEST_DB_POOLER=transaction;GUESTUSER_PG_SCRIPT=${GUESTUSER_PG_SCRIPT};CK_DEFAULT_TIMEOUT=120")
   set_tests_properties(${_suite} PROPERTIES RESOURCE_LOCK ${_suite})
 endforeach()
 

@@ -327,6 +327,42 @@ START_TEST(killed_connection_falls_back)
 }
 END_TEST
 
+/* A cluster of this suite's own, stopped under the server and started
+ * again: the loop's connection fails, every request is answered (503 from
+ * the blocking lookup's timeout or refusal, never a hang), and once the
+ * database is back the loop's connection comes back too. */
+static const char *pg_dir = "loop-pg";
+
+START_TEST(stopped_database_then_back)
+{
+    tl_pg("start", pg_dir, NULL);
+    char conninfo[256];
+    tl_pg_conninfo(pg_dir, conninfo, sizeof conninfo);
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.password_iterations = 1000;
+    c.db_conninfo = conninfo;
+    c.db_timeout_ms = 3000;
+    server s = up_with(&c);
+    char cookie[128];
+    int64_t id = tl_new_guest(s.ctx, cookie, sizeof cookie);
+    pthread_t loop = loop_thread(s.port);
+    until_on_loop(s.port, cookie, id, loop);
+
+    tl_pg("pause", pg_dir, NULL);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(get(s.port, cookie, NULL), 503);
+    tl_pg("resume", pg_dir, NULL);
+    long long until = tl_now_ms() + TIMEOUT_MS, got = 0;
+    while (get(s.port, cookie, &got) != 200)
+        ck_assert_int_lt(tl_now_ms(), until);
+    ck_assert_int_eq(got, id);
+    until_on_loop(s.port, cookie, id, loop);
+    down(&s);
+    tl_pg("stop", pg_dir, NULL);
+}
+END_TEST
+
 /* ---- the resolver by hand, as another adapter would drive it ---- */
 
 typedef struct done_log {
@@ -348,10 +384,10 @@ static void pump(guest_resolver *r, int max_ms)
     int ms;
     int fd = guest_resolver_watch(r, &ev, &ms);
     if (fd >= 0) {
-        struct pollfd p = {
-            .fd = fd,
-            .events = (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
-                              ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
+        struct pollfd p = {.fd = fd,
+                           .events =
+                               (short)(((ev & GUEST_IO_READ) ? POLLIN : 0) |
+                                       ((ev & GUEST_IO_WRITE) ? POLLOUT : 0))};
         (void)poll(&p, 1, ms < 0 || ms > max_ms ? max_ms : ms);
     }
     guest_resolver_io(r);
@@ -508,8 +544,10 @@ int main(void)
     tcase_add_test(tc, thirty_two_clients_each_get_their_own_user);
     tcase_add_test(tc, hung_database_answers_503_then_recovers);
     tcase_add_test(tc, killed_connection_falls_back);
+    tcase_add_test(tc, stopped_database_then_back);
     tcase_add_test(tc, resolver_driven_by_hand);
     tcase_add_test(tc, loop_calls_refuse_misuse);
     suite_add_tcase(s, tc);
-    return tl_run(s);
+    const char *const dirs[] = {pg_dir, NULL};
+    return tl_run_stopping(s, dirs);
 }

@@ -37,6 +37,7 @@ struct guest__pipe {
      * pooler the schema's function instead, unnamed. */
     bool prepared;
     bool unflushed; /* PQflush() said 1: wait until writable */
+    bool served;    /* a lookup was answered on this connection */
     /* Found broken while queueing: dropped at the next guest__pipe_io(),
      * so that no lookup's function runs inside guest__pipe_resolve(). */
     bool broken;
@@ -84,12 +85,15 @@ static void drop(guest__pipe *p, guest_status st, bool cancel)
         PQfinish(p->conn);
         p->conn = NULL;
     }
-    bool was_ready = p->state == P_READY;
+    /* A connection that never answered a lookup (refused, or its PREPARE
+     * failed) is tried again later and later. */
+    bool served = p->served;
+    p->served = false;
     p->state = P_DOWN;
     p->unflushed = false;
     p->broken = false;
     p->retry_at = guest__now_ms() + p->retry_ms;
-    if (!was_ready && p->retry_ms < RETRY_LAST_MS)
+    if (!served && p->retry_ms < RETRY_LAST_MS)
         p->retry_ms =
             p->retry_ms * 2 > RETRY_LAST_MS ? RETRY_LAST_MS : p->retry_ms * 2;
     fail_all(p, st);
@@ -146,7 +150,6 @@ static void on_connected(guest__pipe *p)
         push(p, NULL, NULL);
     }
     p->state = P_READY;
-    p->retry_ms = RETRY_FIRST_MS;
     flush(p);
 }
 
@@ -160,6 +163,10 @@ static void connect_step(guest__pipe *p)
             return;
         }
         p->conn_gen++;
+        if (PQstatus(p->conn) == CONNECTION_BAD) {
+            drop(p, GUEST_ERR_BUSY, false);
+            return;
+        }
         p->state = P_CONNECTING;
         p->polling = PGRES_POLLING_WRITING;
         p->connect_deadline = guest__now_ms() + p->ctx->cfg.db_timeout_ms;
@@ -181,7 +188,10 @@ static void connect_step(guest__pipe *p)
 bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
                          guest__pipe_fn fn, void *arg)
 {
-    if (p->state == P_DOWN && guest__now_ms() >= p->retry_at)
+    int64_t now = guest__now_ms();
+    if (p->state == P_CONNECTING && now >= p->connect_deadline)
+        drop(p, GUEST_ERR_BUSY, false); /* nothing in flight yet */
+    if (p->state == P_DOWN && now >= p->retry_at)
         connect_step(p);
     if (p->state != P_READY || p->broken || p->count >= PIPE_MAX)
         return false;
@@ -259,6 +269,8 @@ static bool take(guest__pipe *p, PGresult *r)
         p->found = false;
         if (!l.fn) /* the PREPARE: without it no lookup can work */
             return st == GUEST_OK;
+        p->served = true;
+        p->retry_ms = RETRY_FIRST_MS;
         l.fn(l.arg, guest__metric_db(p->ctx, st), found ? &p->user : NULL,
              p->ms_left);
         return true;
@@ -273,6 +285,12 @@ static bool take(guest__pipe *p, PGresult *r)
      * statement's own failure only its request. */
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (!state || !strncmp(state, "08", 2) || !strncmp(state, "57P", 3))
+        return false;
+    /* 26000: the named statement is not there, as behind a pooler that
+     * moved the session to another server connection: the connection is
+     * made again, named statements or not as the pool decides now, and the
+     * request looked up the blocking way. */
+    if (!strcmp(state, "26000"))
         return false;
     p->st = GUEST_ERR_DB;
     return true;
