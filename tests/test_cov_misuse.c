@@ -1,0 +1,187 @@
+/* Refusals and early stops of the public API that the area suites leave
+ * out: identity listing that stops when its callback says so, an unlink
+ * for a user that does not exist, lookups of names that cannot exist
+ * (invalid UTF-8), NULL arguments, and the test client's refusal of
+ * header lines it could not send. Against the fixture database. */
+#include <stdio.h>
+#include <string.h>
+
+#include "guestuser/testing.h"
+#include "testlib.h"
+
+#define SCHEMA "t_cov_misuse"
+
+static void setup(void)
+{
+    tl_drop_schema(SCHEMA);
+}
+
+typedef struct sign_in {
+    const char *subject;
+    guest_status st;
+    guest_identity_outcome oc;
+    guest_error err;
+} sign_in;
+
+static void sign_in_handler(guest_req *req, void *ud)
+{
+    sign_in *s = ud;
+    guest_identity id = {.issuer = "https://issuer.example",
+                         .subject = s->subject,
+                         .email = NULL,
+                         .preferred_username = "linked"};
+    s->st = guest_identity_sign_in(req, &id, &s->oc, &s->err);
+}
+
+static bool stop_after_one(const guest_identity_info *info, void *ud)
+{
+    int *n = ud;
+    (*n)++;
+    ck_assert_str_eq(info->issuer, "https://issuer.example");
+    return false;
+}
+
+static bool count_all(const guest_identity_info *info, void *ud)
+{
+    (void)info;
+    (*(int *)ud)++;
+    return true;
+}
+
+START_TEST(listing_identities_stops_when_told)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    int64_t uid = tl_new_user(ctx, "holder", TL_PASSWORD);
+    tl_http h;
+    tl_request(ctx, &h, "POST", "/accounts/login/", "csrftoken=" TL_CSRF, NULL,
+               "username=holder&password=" TL_PASSWORD
+               "&csrfmiddlewaretoken=" TL_CSRF,
+               guest_login_view, NULL);
+    ck_assert_int_eq(h.status, 302);
+    char session[256], cookie[300];
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    snprintf(cookie, sizeof cookie, "%s", session);
+    const char *subjects[] = {"sub-one", "sub-two"};
+    for (int i = 0; i < 2; i++) {
+        sign_in s = {.subject = subjects[i]};
+        tl_http_init(&h, "POST", "/");
+        tl_http_add(&h, "Cookie", cookie);
+        tl_http_run(ctx, &h, sign_in_handler, &s);
+        tl_http_free(&h);
+        ck_assert_msg(s.st == GUEST_OK, "%s: %s", guest_status_name(s.st),
+                      s.err.message);
+        ck_assert_int_eq(s.oc, GUEST_IDENTITY_LINKED);
+    }
+    int n = 0;
+    ck_assert_int_eq(guest_identities_list(ctx, uid, count_all, &n, NULL),
+                     GUEST_OK);
+    ck_assert_int_eq(n, 2);
+    n = 0;
+    ck_assert_int_eq(guest_identities_list(ctx, uid, stop_after_one, &n, NULL),
+                     GUEST_OK);
+    ck_assert_int_eq(n, 1);
+    guest_error err = {0};
+    ck_assert_int_eq(guest_identities_list(NULL, uid, count_all, &n, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_identities_list(ctx, uid, NULL, &n, &err),
+                     GUEST_ERR_INVALID);
+    /* Unlinking from a user that does not exist. */
+    ck_assert_int_eq(guest_identity_unlink(ctx, uid + 1000,
+                                           "https://issuer.example", "sub-one",
+                                           &err),
+                     GUEST_ERR_NOT_FOUND);
+    n = 0;
+    ck_assert_int_eq(guest_identities_list(ctx, uid, count_all, &n, NULL),
+                     GUEST_OK);
+    ck_assert_int_eq(n, 2);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(names_that_cannot_exist_are_not_found)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_new_user(ctx, "real", TL_PASSWORD);
+    static const char bad[] = "re\xff"
+                              "al";
+    guest_error err = {0};
+    int64_t id = -1;
+    bool has_password = true;
+    ck_assert_int_eq(guest_user_lookup(ctx, bad, &id, &has_password, &err),
+                     GUEST_ERR_NOT_FOUND);
+    ck_assert_int_eq(guest_user_lookup(NULL, "real", &id, &has_password, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_user_lookup(ctx, "real", &id, &has_password, &err),
+                     GUEST_OK);
+    ck_assert_int_gt(id, 0);
+    ck_assert(has_password);
+    ck_assert_int_eq(guest_user_set_active(ctx, bad, false, &err),
+                     GUEST_ERR_NOT_FOUND);
+    guest_form_errors errors;
+    ck_assert_int_eq(
+        guest_user_set_password(ctx, bad, "Other-Quill-94", &errors, &err),
+        GUEST_ERR_NOT_FOUND);
+    ck_assert_int_eq(
+        guest_user_set_password(ctx, "", "Other-Quill-94", &errors, &err),
+        GUEST_ERR_NOT_FOUND);
+    char *payload = (char *)"untouched";
+    ck_assert_int_eq(guest_flow_take(NULL, "key", "binding", &payload, &err),
+                     GUEST_ERR_INVALID);
+    ck_assert_ptr_null(payload);
+    /* The real one is still there and active. */
+    ck_assert_int_eq(tl_scalar_in(SCHEMA, "SELECT count(*) FROM @.users"
+                                          " WHERE is_active"),
+                     1);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* What the handler saw of the request's framing headers. */
+static void lengths(guest_req *req, void *ud)
+{
+    (void)ud;
+    const char *len = guest_req_header(req, "Content-Length");
+    guest_res_send(req, 200, "text/plain", len ? len : "(none)");
+}
+
+START_TEST(the_test_client_refuses_what_it_could_not_send)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_test_client *c = NULL;
+    ck_assert_int_eq(guest_test_client_new(ctx, lengths, NULL, &c), GUEST_OK);
+    ck_assert_int_eq(guest_test_client_set_header(c, "X-Test", "a\r\nX-B: 1"),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_test_client_set_header(c, "", "v"),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_test_client_set_remote_addr(NULL, "10.0.0.1"),
+                     GUEST_ERR_INVALID);
+    guest_test_response *r = NULL;
+    ck_assert_int_eq(guest_test_request(c, "", "/", NULL, NULL, 0, &r),
+                     GUEST_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    /* The body's real length, whatever the client was told. */
+    ck_assert_int_eq(guest_test_client_set_header(c, "Content-Length", "99"),
+                     GUEST_OK);
+    ck_assert_int_eq(
+        guest_test_request(c, "POST", "/", "text/plain", "hello", 5, &r),
+        GUEST_OK);
+    ck_assert_int_eq(guest_test_response_status(r), 200);
+    ck_assert_str_eq(guest_test_response_body(r, NULL), "5");
+    guest_test_response_free(r);
+    guest_test_client_free(c);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cov_misuse");
+    TCase *tc = tcase_create("misuse");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, listing_identities_stops_when_told);
+    tcase_add_test(tc, names_that_cannot_exist_are_not_found);
+    tcase_add_test(tc, the_test_client_refuses_what_it_could_not_send);
+    suite_add_tcase(s, tc);
+    return tl_run(s);
+}
