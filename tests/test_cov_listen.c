@@ -2,7 +2,9 @@
  * go: an idle connection sends its heartbeat and keeps hearing changes,
  * and a listen server that accepts the connection but never answers is
  * given up on at db_timeout_ms (the cache stays off, lookups ask the
- * database) and does not hold up guest_ctx_free(). */
+ * database) and does not hold up guest_ctx_free(); a notification the
+ * triggers never send empties the cache, well-formed ones drop only what
+ * they name. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -143,6 +145,67 @@ START_TEST(a_listen_server_that_never_answers_is_given_up_on)
 }
 END_TEST
 
+/* Sends @p payload on the schema's cache channel, as a trigger would. */
+static void notify(const char *payload)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_notify('guestuser_cache_' || left(encode(sha256("
+             "convert_to('%s', 'UTF8')), 'hex'), 32), '%s')",
+             SCHEMA, payload);
+    tl_exec(sql);
+}
+
+static bool invalidations_reach(guest_ctx *ctx, uint64_t want)
+{
+    long long until = tl_now_ms() + WAIT_MS;
+    while (metrics(ctx).session_cache_invalidations < want) {
+        if (tl_now_ms() > until)
+            return false;
+        usleep(5 * 1000);
+    }
+    return true;
+}
+
+/* After notification @p payload is heard, whether the warmed @p cookie is
+ * still answered from the cache. */
+static bool still_cached_after(guest_ctx *ctx, const char *cookie, int64_t id,
+                               const char *payload)
+{
+    warm(ctx, cookie, id);
+    uint64_t inv = metrics(ctx).session_cache_invalidations;
+    notify(payload);
+    ck_assert_msg(invalidations_reach(ctx, inv + 1), "%s never heard", payload);
+    uint64_t hits = metrics(ctx).session_cache_hits;
+    ck_assert_int_eq(tl_whoami(ctx, cookie, NULL), id);
+    return metrics(ctx).session_cache_hits == hits + 1;
+}
+
+/* A payload the triggers never send empties the whole cache (trust
+ * nothing); well-formed ones drop only what they name. */
+START_TEST(a_malformed_notification_empties_the_cache)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, cached);
+    ck_assert(listening_is(ctx, 1));
+    char cookie[128];
+    int64_t g = tl_new_guest(ctx, cookie, sizeof cookie);
+    char two[200], bad_end[100], hex[65];
+    memset(hex, 'a', 64);
+    hex[64] = '\0';
+    snprintf(two, sizeof two, "s:%s,%s", hex, hex);
+    snprintf(bad_end, sizeof bad_end, "s:%sx", hex);
+    /* Two tokens of nobody's, and users nobody is: nothing dropped. */
+    ck_assert(still_cached_after(ctx, cookie, g, two));
+    ck_assert(still_cached_after(ctx, cookie, g, "u:999999998,999999999"));
+    /* Not hex, trailing garbage, not a number, too many users. */
+    ck_assert(!still_cached_after(ctx, cookie, g, "s:zz"));
+    ck_assert(!still_cached_after(ctx, cookie, g, bad_end));
+    ck_assert(!still_cached_after(ctx, cookie, g, "u:12x"));
+    ck_assert(!still_cached_after(ctx, cookie, g, "u:1,2,3,4,5,6,7,8,9"));
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cov_listen");
@@ -151,6 +214,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, an_idle_listener_sends_its_heartbeat_and_keeps_hearing);
     tcase_add_test(tc, a_listen_server_that_never_answers_is_given_up_on);
+    tcase_add_test(tc, a_malformed_notification_empties_the_cache);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
