@@ -2,8 +2,9 @@
  * that returns no subject or runs out of memory queues nothing, a reset
  * confirmed with empty passwords and an address change with neither
  * address nor password are refused field by field, and one pass of the
- * sender delivers no more than its limit, however large the limit. Against
- * the fixture database, through a transport of the test's own. */
+ * sender delivers no more than its limit, however large the limit; the
+ * queue's listing stops when told and refuses NULL. Against the fixture
+ * database, through a transport of the test's own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,20 @@ END_TEST
 
 /* ---- the sender's limit ---- */
 
+static bool count_mail(const guest_mail_info *m, void *ud)
+{
+    ck_assert_ptr_nonnull(strstr(m->to, "@example.test"));
+    (*(int *)ud)++;
+    return true;
+}
+
+static bool stop_after_one(const guest_mail_info *m, void *ud)
+{
+    (void)m;
+    (*(int *)ud)++;
+    return false;
+}
+
 START_TEST(one_pass_delivers_no_more_than_its_limit)
 {
     guest_ctx *ctx = tl_ctx(SCHEMA, mail_on);
@@ -234,6 +249,21 @@ START_TEST(one_pass_delivers_no_more_than_its_limit)
         run(ctx, NULL, &r);
         ck_assert_int_eq(r.st, GUEST_OK);
     }
+    /* The queue as listed: all three, or as many as the callback wants. */
+    int listed = 0;
+    ck_assert_int_eq(guest_mail_queue_list(ctx, 0, count_mail, &listed, NULL),
+                     GUEST_OK);
+    ck_assert_int_eq(listed, 3);
+    listed = 0;
+    ck_assert_int_eq(
+        guest_mail_queue_list(ctx, 0, stop_after_one, &listed, NULL), GUEST_OK);
+    ck_assert_int_eq(listed, 1);
+    ck_assert_int_eq(guest_mail_queue_list(NULL, 0, count_mail, &listed, NULL),
+                     GUEST_ERR_INVALID);
+    uint64_t retried = 7;
+    ck_assert_int_eq(guest_mail_retry_failed(NULL, &retried, NULL),
+                     GUEST_ERR_INVALID);
+    ck_assert_uint_eq(retried, 0);
     got g = {0};
     /* A limit reached exactly stops the pass. */
     ck_assert_uint_eq(deliver(ctx, &g, 1), 1);

@@ -2,7 +2,8 @@
  * out: identity listing that stops when its callback says so, an unlink
  * for a user that does not exist, lookups of names that cannot exist
  * (invalid UTF-8), NULL arguments, and the test client's refusal of
- * header lines it could not send. Against the fixture database. */
+ * header lines it could not send, a rate-limit key reset alone, writes of
+ * nothing. Against the fixture database. */
 #include <stdio.h>
 #include <string.h>
 
@@ -174,6 +175,83 @@ START_TEST(the_test_client_refuses_what_it_could_not_send)
 }
 END_TEST
 
+/* Guests made from an IPv6 address count in its /64, /56 and /48; a key
+ * as listed lifts that counter only. */
+static bool count_guest_rows(const guest_rate_limit_info *info, void *ud)
+{
+    if (!strcmp(info->kind, "guest"))
+        (*(int *)ud)++;
+    return true;
+}
+
+static void guest_limited(guest_config *c)
+{
+    c->guest_rate_limit = 100;
+}
+
+START_TEST(a_client_key_as_listed_is_reset_alone)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, guest_limited);
+    tl_http h;
+    tl_created made = {0};
+    tl_http_init(&h, "GET", "/");
+    h.peer = "2001:db8:1:2::5";
+    tl_http_run(ctx, &h, tl_create_handler, &made);
+    tl_http_free(&h);
+    ck_assert_int_eq(made.st, GUEST_OK);
+    int rows = 0;
+    ck_assert_int_eq(
+        guest_rate_limits_list(ctx, 0, count_guest_rows, &rows, NULL),
+        GUEST_OK);
+    ck_assert_int_eq(rows, 3);
+    uint64_t deleted = 9;
+    ck_assert_int_eq(
+        guest_rate_limits_reset(ctx, "2001:db8:1::/48", &deleted, NULL),
+        GUEST_OK);
+    ck_assert_uint_eq(deleted, 1);
+    rows = 0;
+    ck_assert_int_eq(
+        guest_rate_limits_list(ctx, 0, count_guest_rows, &rows, NULL),
+        GUEST_OK);
+    ck_assert_int_eq(rows, 2);
+    /* No client without an address here: nothing to lift. */
+    ck_assert_int_eq(guest_rate_limits_reset(ctx, "unknown", &deleted, NULL),
+                     GUEST_OK);
+    ck_assert_uint_eq(deleted, 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
+/* A handler's writes of nothing: NULL with a length is refused, NULL HTML
+ * writes nothing; the page is what was written. */
+static void null_writes(guest_req *req, void *ud)
+{
+    guest_status *st = ud;
+    guest_res_set_status(req, 200);
+    st[0] = guest_res_write(req, NULL, 5);
+    st[1] = guest_res_write_html(req, NULL);
+    st[2] = guest_res_write_html(req, "<a&b>");
+}
+
+START_TEST(writing_nothing_writes_nothing)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    guest_status st[3] = {GUEST_OK, GUEST_ERR_DB, GUEST_ERR_DB};
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    tl_http_run(ctx, &h, null_writes, st);
+    ck_assert_int_eq(st[0], GUEST_ERR_INVALID);
+    ck_assert_int_eq(st[1], GUEST_OK);
+    ck_assert_int_eq(st[2], GUEST_OK);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_str_eq(h.res_body, "&lt;a&amp;b&gt;");
+    tl_http_free(&h);
+    /* A view given no request does nothing. */
+    guest_logout_view(NULL, NULL);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cov_misuse");
@@ -182,6 +260,8 @@ int main(void)
     tcase_add_test(tc, listing_identities_stops_when_told);
     tcase_add_test(tc, names_that_cannot_exist_are_not_found);
     tcase_add_test(tc, the_test_client_refuses_what_it_could_not_send);
+    tcase_add_test(tc, a_client_key_as_listed_is_reset_alone);
+    tcase_add_test(tc, writing_nothing_writes_nothing);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
