@@ -24,6 +24,9 @@
 #ifdef TEST_WITH_EVHTTP
 #include <guestuser/adapters/evhttp.h>
 #endif
+#ifdef TEST_WITH_ULFIUS
+#include <guestuser/adapters/ulfius.h>
+#endif
 
 #include "routes.h"
 #include "testlib.h"
@@ -219,11 +222,22 @@ static void fill_the_queue(const char *host, int port, int held_queued[2])
     ck_assert_int_eq(entered_now(), 1);
 }
 
+/* A Set-Cookie line with no name=value in it. */
+static void bad_cookie(guest_req *req)
+{
+    guest_res_set_status(req, 200);
+    if (guest_res_add_header(req, "Set-Cookie", "no-equals-sign") != GUEST_OK)
+        guest_res_set_status(req, 503);
+    guest_res_printf(req, "set\n");
+}
+
 static void gated_routes(guest_req *req, void *userdata)
 {
     const char *path = guest_req_path(req);
     if (path && strcmp(path, "/gated") == 0)
         gated(req, userdata);
+    else if (path && strcmp(path, "/bad-cookie") == 0)
+        bad_cookie(req);
     else
         tl_routes_handler(req, userdata);
 }
@@ -395,6 +409,33 @@ START_TEST(evhttp_serves_ipv6_and_every_method_it_knows)
 }
 END_TEST
 
+/* Without a header time limit a connection has no timer and is served;
+ * limits not filled by guest_evhttp_limits_init() are refused. */
+START_TEST(evhttp_without_a_header_timeout_and_unfilled_limits)
+{
+    guest_ctx *ctx = ctx_new();
+    guest_evhttp *app = NULL;
+    ck_assert_int_eq(guest_evhttp_new(ctx, gated_routes, NULL, &app), GUEST_OK);
+    guest_evhttp_limits l;
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(guest_evhttp_set_limits(app, &l), GUEST_ERR_INVALID);
+    guest_evhttp_limits_init(&l);
+    l.header_timeout_s = 0;
+    ck_assert_int_eq(guest_evhttp_set_limits(app, &l), GUEST_OK);
+    uint16_t port = 0;
+    ck_assert_int_eq(guest_evhttp_start(app, "127.0.0.1", 0, &port), GUEST_OK);
+    char *r = fetch("127.0.0.1", port,
+                    "GET /echo HTTP/1.1\r\nHost: localhost\r\n"
+                    "Connection: close\r\n\r\n");
+    ck_assert_int_eq(tl_raw_status(r), 200);
+    ck_assert_ptr_nonnull(strstr(tl_raw_body(r), "method=GET\n"));
+    free(r);
+    ck_assert_uint_eq(guest_evhttp_timed_out(app), 0);
+    guest_evhttp_free(app);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(evhttp_full_queue_is_answered_503_at_once)
 {
     guest_ctx *ctx = ctx_new();
@@ -423,6 +464,38 @@ static void setup(void)
     tl_drop_schema(SCHEMA);
 }
 
+/* ---- Ulfius ---- */
+#ifdef TEST_WITH_ULFIUS
+/* Ulfius keeps cookies as name and value: a line it cannot split is
+ * answered 500 rather than sent without its cookie. */
+START_TEST(ulfius_refuses_a_set_cookie_it_cannot_represent)
+{
+    guest_ctx *ctx = ctx_new();
+    guest_ulfius *app = NULL;
+    struct _u_instance *in = NULL;
+    ck_assert_int_eq(guest_ulfius_new(ctx, gated_routes, NULL, &app), GUEST_OK);
+    ck_assert_int_eq(guest_ulfius_start(app, "127.0.0.1", 0, &in), GUEST_OK);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(in->mhd_daemon, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert_ptr_nonnull(di);
+    char *r = fetch("127.0.0.1", di->port,
+                    "GET /bad-cookie HTTP/1.1\r\nHost: localhost\r\n"
+                    "Connection: close\r\n\r\n");
+    ck_assert_msg(tl_raw_status(r) == 500, "%s", r);
+    ck_assert_ptr_null(strstr(r, "no-equals-sign"));
+    free(r);
+    /* The next request is served as usual. */
+    r = fetch("127.0.0.1", di->port,
+              "GET /echo HTTP/1.1\r\nHost: localhost\r\n"
+              "Connection: close\r\n\r\n");
+    ck_assert_int_eq(tl_raw_status(r), 200);
+    free(r);
+    guest_ulfius_free(app);
+    guest_ctx_free(ctx);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -439,6 +512,10 @@ int main(void)
 #ifdef TEST_WITH_EVHTTP
     tcase_add_test(tc, evhttp_serves_ipv6_and_every_method_it_knows);
     tcase_add_test(tc, evhttp_full_queue_is_answered_503_at_once);
+    tcase_add_test(tc, evhttp_without_a_header_timeout_and_unfilled_limits);
+#endif
+#ifdef TEST_WITH_ULFIUS
+    tcase_add_test(tc, ulfius_refuses_a_set_cookie_it_cannot_represent);
 #endif
     suite_add_tcase(s, tc);
     return tl_run(s);

@@ -3,7 +3,7 @@
  * for a user that does not exist, lookups of names that cannot exist
  * (invalid UTF-8), NULL arguments, and the test client's refusal of
  * header lines it could not send, a rate-limit key reset alone, writes of
- * nothing. Against the fixture database. */
+ * nothing, unsafe sign-up fields. Against the fixture database. */
 #include <stdio.h>
 #include <string.h>
 
@@ -252,6 +252,39 @@ START_TEST(writing_nothing_writes_nothing)
 }
 END_TEST
 
+/* Extra sign-up fields the convert view cannot render safely are a
+ * configuration error (500), never a page with broken markup. */
+START_TEST(unsafe_signup_fields_are_a_configuration_error)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    char cookie[128];
+    tl_new_guest(ctx, cookie, sizeof cookie);
+    static const guest_signup_field spaced[] = {{"bad name", "x", NULL, false}};
+    static const guest_signup_field next[] = {{"next", "x", NULL, false}};
+    static const guest_signup_field fine[] = {{"terms", "x", NULL, false}};
+    struct {
+        const guest_signup_field *fields;
+        size_t count;
+        int status;
+    } cases[] = {
+        {NULL, 1, 500}, {spaced, 1, 500}, {next, 1, 500}, {fine, 1, 200}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        guest_views v;
+        guest_views_init(&v);
+        v.signup.fields = cases[i].fields;
+        v.signup.field_count = cases[i].count;
+        tl_http h;
+        tl_request(ctx, &h, "GET", "/convert/", cookie, NULL, NULL,
+                   guest_convert_view, &v);
+        ck_assert_msg(h.status == cases[i].status, "case %zu: %d", i, h.status);
+        if (cases[i].status == 500)
+            ck_assert_ptr_null(strstr(h.res_body, "<form"));
+        tl_http_free(&h);
+    }
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cov_misuse");
@@ -262,6 +295,7 @@ int main(void)
     tcase_add_test(tc, the_test_client_refuses_what_it_could_not_send);
     tcase_add_test(tc, a_client_key_as_listed_is_reset_alone);
     tcase_add_test(tc, writing_nothing_writes_nothing);
+    tcase_add_test(tc, unsafe_signup_fields_are_a_configuration_error);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
