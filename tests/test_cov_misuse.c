@@ -3,7 +3,9 @@
  * for a user that does not exist, lookups of names that cannot exist
  * (invalid UTF-8), NULL arguments, and the test client's refusal of
  * header lines it could not send, a rate-limit key reset alone, writes of
- * nothing, unsafe sign-up fields. Against the fixture database. */
+ * nothing, unsafe sign-up fields, empty
+ * and malformed settings. Against the fixture database. */
+#define _GNU_SOURCE /* strcasestr */
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +34,12 @@ static void sign_in_handler(guest_req *req, void *ud)
                          .email = NULL,
                          .preferred_username = "linked"};
     s->st = guest_identity_sign_in(req, &id, &s->oc, &s->err);
+}
+
+static void reset_request(guest_req *req, void *ud)
+{
+    *(guest_status *)ud =
+        guest_password_reset_request(req, "x@example.test", NULL);
 }
 
 static bool stop_after_one(const guest_identity_info *info, void *ud)
@@ -285,6 +293,64 @@ START_TEST(unsafe_signup_fields_are_a_configuration_error)
 }
 END_TEST
 
+/* Empty strings in the optional settings mean "not set"; an empty cookie
+ * name and a config struct of an unknown size are refused. */
+START_TEST(empty_settings_are_unset_and_malformed_ones_refused)
+{
+    guest_config cfg;
+    tl_config(&cfg, SCHEMA);
+    cfg.mail_from = "";
+    cfg.public_url = "";
+    cfg.cookie_domain = "";
+    cfg.db_read_conninfo = "";
+    cfg.session_cache_listen_conninfo = "";
+    guest_ctx *ctx = tl_ctx_new(&cfg);
+    const guest_config *got = guest_ctx_config(ctx);
+    ck_assert_ptr_null(got->mail_from);
+    ck_assert_ptr_null(got->public_url);
+    ck_assert_ptr_null(got->cookie_domain);
+    ck_assert_ptr_null(got->db_read_conninfo);
+    ck_assert_ptr_null(got->session_cache_listen_conninfo);
+    /* Without mail settings a reset sends nothing: a configuration error. */
+    tl_http h;
+    tl_http_init(&h, "POST", "/");
+    guest_status st = GUEST_OK;
+    tl_http_run(ctx, &h, reset_request, &st);
+    tl_http_free(&h);
+    ck_assert_int_eq(st, GUEST_ERR_CONFIG);
+    /* No cookie is scoped to a domain. */
+    char cookie[128];
+    tl_new_guest(ctx, cookie, sizeof cookie);
+    tl_http_init(&h, "GET", "/");
+    tl_created made = {0};
+    tl_http_run(ctx, &h, tl_create_handler, &made);
+    ck_assert_int_eq(made.st, GUEST_OK);
+    const char *set = tl_http_res_header(&h, "Set-Cookie");
+    ck_assert_ptr_nonnull(set);
+    ck_assert_ptr_null(strcasestr(set, "Domain="));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+
+    guest_error err = {0};
+    tl_config(&cfg, SCHEMA);
+    cfg.cookie_name = "";
+    ctx = NULL;
+    ck_assert_int_eq(guest_ctx_new(&cfg, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_null(ctx);
+    tl_config(&cfg, SCHEMA);
+    cfg.size = 3;
+    ck_assert_int_eq(guest_ctx_new(&cfg, &ctx, &err), GUEST_ERR_CONFIG);
+    ck_assert_ptr_null(ctx);
+
+    /* The name generators refuse what they cannot write into. */
+    char name[GUEST_USERNAME_BUF];
+    ck_assert_int_eq(guest_name_numbered(NULL, name, sizeof name, NULL),
+                     GUEST_ERR_INVALID);
+    ck_assert_int_eq(guest_name_friendly(&cfg, NULL, 0, NULL),
+                     GUEST_ERR_INVALID);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cov_misuse");
@@ -296,6 +362,7 @@ int main(void)
     tcase_add_test(tc, a_client_key_as_listed_is_reset_alone);
     tcase_add_test(tc, writing_nothing_writes_nothing);
     tcase_add_test(tc, unsafe_signup_fields_are_a_configuration_error);
+    tcase_add_test(tc, empty_settings_are_unset_and_malformed_ones_refused);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
