@@ -121,7 +121,7 @@ START_TEST(a_listen_server_that_never_answers_is_given_up_on)
     int fd = silent_server(&port);
     snprintf(listen_conninfo, sizeof listen_conninfo,
              "host=127.0.0.1 port=%d sslmode=disable", port);
-    timeout_ms = 2000;
+    timeout_ms = 3000;
     guest_ctx *ctx = tl_ctx(SCHEMA, cached);
     listen_conninfo[0] = '\0';
     /* The first attempt ended (timed out): the context is ready with its
@@ -134,7 +134,7 @@ START_TEST(a_listen_server_that_never_answers_is_given_up_on)
     ck_assert_uint_eq(metrics(ctx).session_cache_hits, 0);
     /* Into its next attempt (after a backoff of 100 ms), then freed while
      * that attempt waits for the silent server. */
-    usleep(600 * 1000);
+    usleep(900 * 1000);
     long long t0 = tl_now_ms();
     guest_ctx_free(ctx);
     long long took = tl_now_ms() - t0;
