@@ -3,8 +3,9 @@
  * confirmed with empty passwords and an address change with neither
  * address nor password are refused field by field, and one pass of the
  * sender delivers no more than its limit, however large the limit; the
- * queue's listing stops when told and refuses NULL. Against the fixture
- * database, through a transport of the test's own. */
+ * queue's listing stops when told and refuses NULL; the address page
+ * locks out password guessing. Against the fixture database, through a
+ * transport of the test's own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,43 @@ START_TEST(one_pass_delivers_no_more_than_its_limit)
 }
 END_TEST
 
+/* Guessing one's own password on the address page counts as failed
+ * logins: past login_rate_limit the page answers 429 with Retry-After and
+ * sends no link. */
+START_TEST(the_address_page_locks_out_password_guessing)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, mail_on);
+    tl_new_user(ctx, "pat", TL_PASSWORD);
+    char cookie[128];
+    login_cookie(ctx, "pat", cookie, sizeof cookie);
+    guest_config def;
+    guest_config_init(&def);
+    char session_csrf[256];
+    snprintf(session_csrf, sizeof session_csrf, "%s; csrftoken=" TL_CSRF,
+             cookie);
+    int status = 0;
+    for (unsigned i = 0; i <= def.login_rate_limit; i++) {
+        tl_http h;
+        tl_request(ctx, &h, "POST", "/accounts/email/", session_csrf, NULL,
+                   "email=pat%40new.test&password=wrong"
+                   "&csrfmiddlewaretoken=" TL_CSRF,
+                   guest_email_view, NULL);
+        status = h.status;
+        if (i < def.login_rate_limit) {
+            ck_assert_msg(status == 200, "attempt %u: %d", i, status);
+            ck_assert_ptr_nonnull(strstr(h.res_body, "password"));
+        } else {
+            ck_assert_msg(status == 429, "attempt %u: %d", i, status);
+            ck_assert_ptr_nonnull(tl_http_res_header(&h, "Retry-After"));
+        }
+        tl_http_free(&h);
+    }
+    ck_assert_int_eq(count("SELECT count(*) FROM @.outbox"), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM @.email_tokens"), 0);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cov_email");
@@ -285,6 +323,7 @@ int main(void)
     tcase_add_test(tc, a_mail_that_cannot_be_rendered_queues_nothing);
     tcase_add_test(tc, empty_fields_are_each_required);
     tcase_add_test(tc, one_pass_delivers_no_more_than_its_limit);
+    tcase_add_test(tc, the_address_page_locks_out_password_guessing);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
