@@ -27,6 +27,9 @@
 #ifdef TEST_WITH_ULFIUS
 #include <guestuser/adapters/ulfius.h>
 #endif
+#ifdef TEST_WITH_CIVETWEB
+#include <guestuser/adapters/civetweb.h>
+#endif
 
 #include "routes.h"
 #include "testlib.h"
@@ -231,6 +234,15 @@ static void bad_cookie(guest_req *req)
     guest_res_printf(req, "set\n");
 }
 
+/* A handler that says the connection may stay open. */
+static void keep_alive(guest_req *req)
+{
+    guest_res_set_status(req, 200);
+    if (guest_res_add_header(req, "Connection", "keep-alive") != GUEST_OK)
+        guest_res_set_status(req, 503);
+    guest_res_printf(req, "kept\n");
+}
+
 static void gated_routes(guest_req *req, void *userdata)
 {
     const char *path = guest_req_path(req);
@@ -238,6 +250,8 @@ static void gated_routes(guest_req *req, void *userdata)
         gated(req, userdata);
     else if (path && strcmp(path, "/bad-cookie") == 0)
         bad_cookie(req);
+    else if (path && strcmp(path, "/keep-alive") == 0)
+        keep_alive(req);
     else
         tl_routes_handler(req, userdata);
 }
@@ -464,6 +478,45 @@ static void setup(void)
     tl_drop_schema(SCHEMA);
 }
 
+/* ---- CivetWeb ---- */
+#ifdef TEST_WITH_CIVETWEB
+static int count_of(const char *s, const char *what)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* CivetWeb keeps the connection itself: a handler's "Connection:
+ * keep-alive" is not passed on (no second Connection line), and the
+ * connection serves the next request. */
+START_TEST(civetweb_leaves_keep_alive_to_civetweb)
+{
+    guest_ctx *ctx = ctx_new();
+    guest_civetweb *app = NULL;
+    struct mg_context *mg = NULL;
+    ck_assert_int_eq(guest_civetweb_new(ctx, gated_routes, NULL, &app),
+                     GUEST_OK);
+    ck_assert_int_eq(guest_civetweb_start(app, "127.0.0.1", 0, &mg), GUEST_OK);
+    struct mg_server_port sp;
+    ck_assert_int_eq(mg_get_server_ports(mg, 1, &sp), 1);
+    char *r = fetch("127.0.0.1", sp.port,
+                    "GET /keep-alive HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                    "GET /keep-alive HTTP/1.1\r\nHost: localhost\r\n"
+                    "Connection: close\r\n\r\n");
+    ck_assert_msg(count_of(r, "HTTP/1.1 200") == 2, "%s", r);
+    ck_assert_msg(count_of(r, "kept\n") == 2, "%s", r);
+    /* One Connection line per response: CivetWeb's own. */
+    ck_assert_msg(count_of(r, "\r\nConnection: ") == 2, "%s", r);
+    free(r);
+    mg_stop(mg);
+    guest_civetweb_free(app);
+    guest_ctx_free(ctx);
+}
+END_TEST
+#endif
+
 /* ---- Ulfius ---- */
 #ifdef TEST_WITH_ULFIUS
 /* Ulfius keeps cookies as name and value: a line it cannot split is
@@ -516,6 +569,9 @@ int main(void)
 #endif
 #ifdef TEST_WITH_ULFIUS
     tcase_add_test(tc, ulfius_refuses_a_set_cookie_it_cannot_represent);
+#endif
+#ifdef TEST_WITH_CIVETWEB
+    tcase_add_test(tc, civetweb_leaves_keep_alive_to_civetweb);
 #endif
     suite_add_tcase(s, tc);
     return tl_run(s);
