@@ -2,8 +2,10 @@
  * serving over IPv6 (the client address as the handler sees it), the
  * methods evhttp knows beyond GET and POST, a full worker queue answered
  * 503 while the workers are busy, requests still queued when libmicrohttpd's
- * event mode is stopped, and misuse of the start calls. Over real loopback
- * sockets; every wait is bounded. */
+ * event mode is stopped, evhttp without a header time limit, a Set-Cookie
+ * line Ulfius cannot represent, CivetWeb keeping a connection itself, and
+ * misuse of the start calls. Over real loopback sockets; every wait is
+ * bounded. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
