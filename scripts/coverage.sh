@@ -14,9 +14,10 @@ cd "$(dirname "$0")/.."
 guestuser_ensure_deps
 # Issue #20 asks for 95 %. Measured with this script: 89.9 % before the
 # fault tests, 90.4 % with them, 93.6 % with the allocation-failure,
-# view-fault and refusal tests (Debian 12, gcc 12, gcovr 5.2); the gate
-# is the figure reached, rounded down, and only goes up.
-min=${GUESTUSER_COVERAGE_MIN:-93}
+# view-fault and refusal tests, 95.1 % with the tests/test_cov_*.c suites
+# (Debian 12, gcc 12, gcovr 5.2); the gate is the figure reached, rounded
+# down, and only goes up.
+min=${GUESTUSER_COVERAGE_MIN:-95}
 jobs=$(nproc 2>/dev/null || echo 2)
 dir=build-cov
 
