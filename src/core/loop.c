@@ -20,13 +20,11 @@ guest_status guest_resolver_new(guest_ctx *ctx, guest_resolver **out)
         return GUEST_ERR_INVALID;
     *out = NULL;
     guest_resolver *r = calloc(1, sizeof *r);
-    if (!r)
-        return GUEST_ERR_NOMEM;
-    r->ctx = ctx;
-    if (guest__pipe_new(ctx, &r->pipe) != GUEST_OK) {
+    if (!r || guest__pipe_new(ctx, &r->pipe) != GUEST_OK) {
         free(r);
         return GUEST_ERR_NOMEM;
     }
+    r->ctx = ctx;
     *out = r;
     return GUEST_OK;
 }

@@ -120,35 +120,35 @@ static void push(guest__pipe *p, guest__pipe_fn fn, void *arg)
     p->count++;
 }
 
-static void flush(guest__pipe *p)
+/* Sends what libpq holds; what the socket does not take now waits for
+ * GUEST_IO_WRITE. False (the connection dropped) when it broke. */
+static bool flush(guest__pipe *p)
 {
     int f = PQflush(p->conn);
+    p->unflushed = f == 1;
     if (f < 0)
         drop(p, GUEST_ERR_BUSY, false);
-    else
-        p->unflushed = f == 1;
+    return f >= 0;
 }
+
+static const Oid bytea_type[] = {17};
 
 /* Connected: pipeline mode, and the named statement prepared in the same
  * pipeline (its answer is the ring's first entry, with no function). */
 static void on_connected(guest__pipe *p)
 {
     guest__conn_ready(p->conn);
-    if (!PQenterPipelineMode(p->conn)) {
+    p->prepared = !guest__pool_transaction_mode(p->ctx->pool);
+    if (!PQenterPipelineMode(p->conn) ||
+        (p->prepared &&
+         (!PQsendPrepare(p->conn, "guest_resolve", p->ctx->sql.resolve_session,
+                         1, bytea_type) ||
+          !PQpipelineSync(p->conn)))) {
         drop(p, GUEST_ERR_BUSY, false);
         return;
     }
-    p->prepared = !guest__pool_transaction_mode(p->ctx->pool);
-    if (p->prepared) {
-        static const Oid bytea[] = {17};
-        if (!PQsendPrepare(p->conn, "guest_resolve",
-                           p->ctx->sql.resolve_session, 1, bytea) ||
-            !PQpipelineSync(p->conn)) {
-            drop(p, GUEST_ERR_BUSY, false);
-            return;
-        }
+    if (p->prepared)
         push(p, NULL, NULL);
-    }
     p->state = P_READY;
     flush(p);
 }
@@ -158,27 +158,21 @@ static void connect_step(guest__pipe *p)
     if (!p->conn) {
         /* Named apart in pg_stat_activity from the pool's connections. */
         p->conn = guest__pool_connect_start(p->ctx->pool, "libguestuser-loop");
-        if (!p->conn) {
-            drop(p, GUEST_ERR_BUSY, false);
-            return;
-        }
         p->conn_gen++;
-        if (PQstatus(p->conn) == CONNECTION_BAD) {
-            drop(p, GUEST_ERR_BUSY, false);
-            return;
-        }
         p->state = P_CONNECTING;
         p->polling = PGRES_POLLING_WRITING;
         p->connect_deadline = guest__now_ms() + p->ctx->cfg.db_timeout_ms;
         /* libpq's rule: the first PQconnectPoll waits for a writable
-         * socket. */
-        return;
+         * socket; a connection that failed at once (out of memory, a
+         * conninfo it cannot use) goes now. */
+        if (p->conn && PQstatus(p->conn) != CONNECTION_BAD)
+            return;
+        p->polling = PGRES_POLLING_FAILED;
+    } else {
+        p->polling = PQstatus(p->conn) == CONNECTION_BAD
+                         ? PGRES_POLLING_FAILED
+                         : PQconnectPoll(p->conn);
     }
-    if (PQstatus(p->conn) == CONNECTION_BAD) {
-        drop(p, GUEST_ERR_BUSY, false);
-        return;
-    }
-    p->polling = PQconnectPoll(p->conn);
     if (p->polling == PGRES_POLLING_OK)
         on_connected(p);
     else if (p->polling == PGRES_POLLING_FAILED)
@@ -188,10 +182,7 @@ static void connect_step(guest__pipe *p)
 bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
                          guest__pipe_fn fn, void *arg)
 {
-    int64_t now = guest__now_ms();
-    if (p->state == P_CONNECTING && now >= p->connect_deadline)
-        drop(p, GUEST_ERR_BUSY, false); /* nothing in flight yet */
-    if (p->state == P_DOWN && now >= p->retry_at)
+    if (p->state == P_DOWN && guest__now_ms() >= p->retry_at)
         connect_step(p);
     if (p->state != P_READY || p->broken || p->count >= PIPE_MAX)
         return false;
@@ -203,12 +194,12 @@ bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
                                        lengths, formats, 0)
                  : PQsendQueryParams(p->conn, p->ctx->sql.resolve_session_fn, 1,
                                      NULL, values, lengths, formats, 0);
-    if (!ok || !PQpipelineSync(p->conn)) {
-        /* What is queued already may still be answered, but nothing new
-         * goes on this connection. */
-        p->broken = true;
+    /* A connection found broken here is dropped at the next
+     * guest__pipe_io(), so that no lookup's function runs inside this
+     * call; what is queued already may still be answered. */
+    p->broken = !ok || !PQpipelineSync(p->conn);
+    if (p->broken)
         return false;
-    }
     guest__db_round_trips++;
     push(p, fn, arg);
     int f = PQflush(p->conn);
@@ -226,32 +217,19 @@ int guest__pipe_fd(const guest__pipe *p, unsigned *gen)
 unsigned guest__pipe_events(guest__pipe *p, int64_t *timeout_ms)
 {
     int64_t now = guest__now_ms();
-    *timeout_ms = -1;
-    if (p->state == P_CONNECTING) {
-        *timeout_ms = p->connect_deadline > now ? p->connect_deadline - now : 0;
+    int64_t due = p->state == P_CONNECTING ? p->connect_deadline
+                  : p->broken              ? now
+                  : p->count               ? p->ring[p->first].deadline
+                                           : -1;
+    *timeout_ms = due < 0 ? -1 : due > now ? due - now : 0;
+    if (p->state == P_CONNECTING)
         return p->polling == PGRES_POLLING_READING ? GUEST_IO_READ
                                                    : GUEST_IO_WRITE;
-    }
-    if (p->state != P_READY)
-        return 0;
-    if (p->broken) {
-        *timeout_ms = 0;
-        return GUEST_IO_READ;
-    }
-    if (p->count)
-        *timeout_ms = p->ring[p->first].deadline > now
-                          ? p->ring[p->first].deadline - now
-                          : 0;
-    /* Always readable: a server closing the connection says so there. */
-    return GUEST_IO_READ | (p->unflushed ? GUEST_IO_WRITE : 0);
-}
-
-unsigned guest__pipe_pending(const guest__pipe *p)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < p->count; i++)
-        n += p->ring[(p->first + i) % (PIPE_MAX + 1)].fn != NULL;
-    return n;
+    /* Always readable when connected: a server closing the connection says
+     * so there. */
+    return p->state == P_READY
+               ? GUEST_IO_READ | (p->unflushed ? GUEST_IO_WRITE : 0)
+               : 0;
 }
 
 /* One result of the statement at the ring's head. False when the
@@ -275,71 +253,53 @@ static bool take(guest__pipe *p, PGresult *r)
              p->ms_left);
         return true;
     }
-    if (es == PGRES_TUPLES_OK) {
-        p->found = guest__store_resolve_row(p->ctx, r, &p->user, &p->ms_left);
+    if (es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK) {
+        p->found = es == PGRES_TUPLES_OK &&
+                   guest__store_resolve_row(p->ctx, r, &p->user, &p->ms_left);
         return true;
     }
-    if (es == PGRES_COMMAND_OK)
-        return true;
-    /* A failed statement: the outage classes end the connection, the
-     * statement's own failure only its request. */
+    /* A failed statement: the outage classes end the connection, and so
+     * does 26000 (the named statement is not there, as behind a pooler
+     * that moved the session to another server connection: the next
+     * connection decides anew, and the request is looked up the blocking
+     * way); any other failure only its request. */
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (!state || !strncmp(state, "08", 2) || !strncmp(state, "57P", 3))
-        return false;
-    /* 26000: the named statement is not there, as behind a pooler that
-     * moved the session to another server connection: the connection is
-     * made again, named statements or not as the pool decides now, and the
-     * request looked up the blocking way. */
-    if (!strcmp(state, "26000"))
-        return false;
     p->st = GUEST_ERR_DB;
-    return true;
+    return state && strncmp(state, "08", 2) && strncmp(state, "57P", 3) &&
+           strcmp(state, "26000");
 }
 
 static void read_answers(guest__pipe *p)
 {
-    if (!PQconsumeInput(p->conn)) {
-        drop(p, GUEST_ERR_BUSY, false);
-        return;
-    }
-    while (p->state == P_READY && p->count && !PQisBusy(p->conn)) {
+    bool ok = PQconsumeInput(p->conn);
+    while (ok && p->state == P_READY && p->count && !PQisBusy(p->conn)) {
         PGresult *r = PQgetResult(p->conn);
         if (!r)
             continue; /* the end of one statement's results */
-        bool ok = take(p, r);
+        ok = take(p, r);
         PQclear(r);
-        if (!ok) {
-            drop(p, GUEST_ERR_BUSY, false);
-            return;
-        }
     }
-    if (p->state == P_READY && PQstatus(p->conn) != CONNECTION_OK)
+    if (p->state == P_READY && (!ok || PQstatus(p->conn) != CONNECTION_OK))
         drop(p, GUEST_ERR_BUSY, false);
 }
 
 void guest__pipe_io(guest__pipe *p)
 {
+    int64_t now = guest__now_ms();
     if (p->state == P_CONNECTING) {
-        if (guest__now_ms() >= p->connect_deadline)
+        if (now >= p->connect_deadline)
             drop(p, GUEST_ERR_BUSY, false);
         else
             connect_step(p);
         return;
     }
-    if (p->state != P_READY)
-        return;
-    if (p->broken) {
+    if (p->state == P_READY && p->broken)
         drop(p, GUEST_ERR_BUSY, false);
-        return;
-    }
-    if (p->unflushed)
-        flush(p);
-    if (p->state == P_READY)
+    if (p->state == P_READY && (!p->unflushed || flush(p)))
         read_answers(p);
     /* The oldest statement past db_timeout_ms: the database hangs. Its
      * request and every later one answer as a blocking lookup would. */
-    if (p->state == P_READY && p->count &&
-        guest__now_ms() >= p->ring[p->first].deadline) {
+    if (p->state == P_READY && p->count && now >= p->ring[p->first].deadline) {
         guest__log_every(p->ctx, &p->ctx->db_down_logged_ms, 10000,
                          GUEST_LOG_ERROR,
                          "database unavailable: no answer to a session "

@@ -144,8 +144,6 @@ unsigned guest__pipe_events(guest__pipe *pipe, int64_t *timeout_ms);
 /* Does whatever the socket and the clock allow: connects, sends, reads
  * answers (calling their functions), times out. */
 void guest__pipe_io(guest__pipe *pipe);
-/* Lookups waiting for their answer. */
-unsigned guest__pipe_pending(const guest__pipe *pipe);
 
 /* The session lookup of every returning visitor: token hash in, the
  * user's id, name, whether a guest, the guest's creation (Unix s) and the
