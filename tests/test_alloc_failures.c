@@ -389,13 +389,27 @@ static guest_status c_keys(guest_ctx *ctx, bool verify)
     return st;
 }
 
+/* An event loop's resolver: made, or refused whole. */
+static guest_status c_resolver(guest_ctx *ctx, bool verify)
+{
+    guest_resolver *r = NULL;
+    guest_status st = guest_resolver_new(ctx, &r);
+    if (verify && st == GUEST_OK)
+        ck_assert_ptr_nonnull(r);
+    if (st != GUEST_OK)
+        ck_assert_ptr_null(r);
+    guest_resolver_free(r);
+    return st;
+}
+
 START_TEST(library_calls_fail_cleanly_at_every_allocation)
 {
     guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
     char cookie[256];
     tl_new_guest(ctx, cookie, sizeof cookie);
     write_keys();
-    const call_fn calls[] = {c_metrics, c_form, c_form_json, c_guests, c_keys};
+    const call_fn calls[] = {c_metrics, c_form, c_form_json,
+                             c_guests,  c_keys, c_resolver};
     for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
         for (long n = 0;; n++) {
             arm(n);
