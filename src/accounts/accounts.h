@@ -50,6 +50,17 @@ extern _Atomic unsigned long long guest__pbkdf2_iterations;
 /* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
 guest_status guest__random_alnum(char *out, size_t n);
 
+/* validate.c */
+/* The form errors a call fills: @p errors, or @p local when the caller
+ * passed none, emptied. */
+guest_form_errors *guest__form_errors_reset(guest_form_errors *errors,
+                                            guest_form_errors *local);
+/* A call refused before its form was read (a limit's take failed with
+ * @p st): @p errors (NULL: none) emptied, with @p locked_out as the one
+ * message when @p st is GUEST_ERR_RATE_LIMITED. */
+void guest__form_errors_refused(guest_form_errors *errors, guest_status st,
+                                const char *locked_out);
+
 /* users.c */
 /* The checks of a new account that need no database: username rules and,
  * with @p password2 (two-field form), both passwords given and equal, else
