@@ -99,6 +99,20 @@ GUEST_API void guest_response_cleanup(guest_response *r);
     .set_status = prefix##_set_status, .add_header = prefix##_add_header,      \
     .write = prefix##_write, .reset = prefix##_reset
 
+/** A whole guest_http_ops initializer, for an adapter whose request
+ * callbacks are named PREFIX_header, PREFIX_method, PREFIX_target,
+ * PREFIX_client_addr, PREFIX_is_https and PREFIX_body, beside the
+ * response callbacks of GUEST_RESPONSE_CALLBACKS(PREFIX, ...):
+ *
+ *     static const guest_http_ops ops = {GUEST_HTTP_OPS(op)};
+ */
+#define GUEST_HTTP_OPS(prefix)                                                 \
+    GUEST_HTTP_OPS_INIT, .header = prefix##_header, .method = prefix##_method, \
+                         .target = prefix##_target,                            \
+                         .client_addr = prefix##_client_addr,                  \
+                         .is_https = prefix##_is_https, .body = prefix##_body, \
+                         GUEST_RESPONSE_OPS(prefix)
+
 /**
  * Appends @p value to @p b as one more line of the header field @p name,
  * the way RFC 9110 5.3 combines a field sent on several lines: ", " between
@@ -195,6 +209,15 @@ GUEST_API GUEST_NODISCARD bool guest_header_has_token(const char *value,
  */
 GUEST_API GUEST_NODISCARD int guest_content_length_parse(const char *value,
                                                          unsigned long long *n);
+
+/**
+ * true when a request whose Content-Length is @p value (NULL: none, false)
+ * is to be refused before its body is read: a value
+ * guest_content_length_parse() does not read as a length, or a length over
+ * @p max. For the 413 an adapter answers on the headers alone.
+ */
+GUEST_API GUEST_NODISCARD bool guest_content_length_over(const char *value,
+                                                         size_t max);
 
 /**
  * What the header lines of one request say about the framing of its body,

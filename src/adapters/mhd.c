@@ -248,11 +248,7 @@ static int op_body(void *c, const char **data, size_t *len)
 
 GUEST_RESPONSE_CALLBACKS(op, mhd_conn, res)
 
-static const guest_http_ops mhd_ops = {
-    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
-    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
-    .body = op_body,     GUEST_RESPONSE_OPS(op),
-};
+static const guest_http_ops mhd_ops = {GUEST_HTTP_OPS(op)};
 
 /* Forgets the request in progress; the connection object stays. */
 static void request_clear(mhd_conn *c)
@@ -778,11 +774,10 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         /* A declared length over the limit is refused before the body is
          * read, so a client cannot hold the connection with a huge upload;
          * MHD closes the connection after this answer. */
-        const char *cl = MHD_lookup_connection_value(
-            connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long n = 0;
-        if (cl &&
-            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
+        if (guest_content_length_over(
+                MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_CONTENT_LENGTH),
+                app->max_body)) {
             guest_watched_arm(r->watch, 0);
             return plain(r, 413, "Payload Too Large\n");
         }

@@ -244,11 +244,7 @@ static int op_body(void *c, const char **data, size_t *len)
 
 GUEST_RESPONSE_CALLBACKS(op, ul_req, res)
 
-static const guest_http_ops ulfius_ops = {
-    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
-    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
-    .body = op_body,     GUEST_RESPONSE_OPS(op),
-};
+static const guest_http_ops ulfius_ops = {GUEST_HTTP_OPS(op)};
 
 /* A Set-Cookie value goes into Ulfius's cookie list whole: the name before
  * the first "=", the rest (value and attributes) as the value, every other
@@ -335,9 +331,7 @@ static int plain(struct _u_response *resp, int status, const char *text)
 
 static bool declared_too_long(ul_req *r, size_t max)
 {
-    const char *cl = op_header(r, "Content-Length");
-    unsigned long long n = 0;
-    return cl && (guest_content_length_parse(cl, &n) != 0 || n > max);
+    return guest_content_length_over(op_header(r, "Content-Length"), max);
 }
 
 /* One request, with its MHD connection when the daemon is the adapter's
@@ -761,11 +755,10 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
             guest_watched_arm(c->watch, 0);
             return answer(connection, 400, "Bad Request\n");
         }
-        const char *cl = MHD_lookup_connection_value(
-            connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long n = 0;
-        if (cl &&
-            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
+        if (guest_content_length_over(
+                MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_CONTENT_LENGTH),
+                app->max_body)) {
             guest_watched_arm(c->watch, 0);
             return answer(connection, 413, "Payload Too Large\n");
         }
