@@ -44,58 +44,6 @@ REGULAR_REQUIRED(tl_regular_page)
     page(req, "<p>Only registered users see this page, ", ".</p>");
 }
 
-/* The one string /whoami returns, as JSON. */
-static void write_json_string(guest_req *req, const char *s)
-{
-    guest_res_write(req, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            guest_res_printf(req, "\\%c", *p);
-        else if (*p < 0x20)
-            guest_res_printf(req, "\\u%04x", *p);
-        else
-            guest_res_write(req, p, 1);
-    }
-    guest_res_write(req, "\"", 1);
-}
-
-static void whoami(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    const guest_user *u = NULL;
-    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
-        guest_res_send(req, 503, "text/plain; charset=utf-8",
-                       "Service Unavailable\n");
-        return;
-    }
-    guest_res_set_status(req, 200);
-    header(req, "Content-Type", "application/json");
-    header(req, "Cache-Control", "no-store");
-    if (!u) {
-        guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
-                              "\"id\":null,\"username\":null}");
-        return;
-    }
-    guest_res_printf(req,
-                     "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
-                     "\"username\":",
-                     guest_is_guest_user(u) ? "true" : "false",
-                     (long long)guest_user_id(u));
-    write_json_string(req, guest_user_name(u));
-    guest_res_write(req, "}", 1);
-}
-
-static void healthz(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    guest_error err;
-    if (guest_ping(guest_req_ctx(req), &err) == GUEST_OK)
-        guest_res_send(req, 200, "text/plain; charset=utf-8", "ok\n");
-    else
-        guest_res_send(req, 503, "text/plain; charset=utf-8",
-                       "database unavailable\n");
-}
-
 void tl_echo(guest_req *req, void *userdata)
 {
     (void)userdata;
@@ -119,8 +67,8 @@ static const guest_route routes[] = {
     {"GET", "/allow_guest_user/", tl_allow_page, NULL},
     {"GET", "/guest_user_required/", tl_guest_page, NULL},
     {"GET", "/regular_user_required/", tl_regular_page, NULL},
-    {"GET", "/whoami", whoami, NULL},
-    {"GET", "/healthz", healthz, NULL},
+    {"GET", "/whoami", guest_whoami_view, NULL},
+    {"GET", "/healthz", guest_healthz_view, NULL},
     {NULL, "/echo", tl_echo, NULL},
     /* mounted for every method: the views answer 405 themselves */
     {NULL, "/convert/", guest_convert_view, NULL},

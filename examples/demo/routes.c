@@ -48,58 +48,6 @@ REGULAR_REQUIRED(regular_user_required)
               guest_user_name(current_user(req)), ".</p>");
 }
 
-/* JSON string escaping for the one string /whoami returns. */
-static void write_json_string(guest_req *req, const char *s)
-{
-    guest_res_write(req, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            guest_res_printf(req, "\\%c", *p);
-        else if (*p < 0x20)
-            guest_res_printf(req, "\\u%04x", *p);
-        else
-            guest_res_write(req, p, 1);
-    }
-    guest_res_write(req, "\"", 1);
-}
-
-static void whoami(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    const guest_user *u = NULL;
-    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
-        guest_res_send(req, 503, "text/plain; charset=utf-8",
-                       "Service Unavailable\n");
-        return;
-    }
-    guest_res_set_status(req, 200);
-    demo_header(req, "Content-Type", "application/json");
-    demo_header(req, "Cache-Control", "no-store");
-    if (!u) {
-        guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
-                              "\"id\":null,\"username\":null}");
-        return;
-    }
-    guest_res_printf(req,
-                     "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
-                     "\"username\":",
-                     guest_is_guest_user(u) ? "true" : "false",
-                     (long long)guest_user_id(u));
-    write_json_string(req, guest_user_name(u));
-    guest_res_write(req, "}", 1);
-}
-
-static void healthz(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    guest_error err;
-    if (guest_ping(guest_req_ctx(req), &err) == GUEST_OK)
-        guest_res_send(req, 200, "text/plain; charset=utf-8", "ok\n");
-    else
-        guest_res_send(req, 503, "text/plain; charset=utf-8",
-                       "database unavailable\n");
-}
-
 /* --metrics-token-file's token (NULL: none), a copy this file owns. */
 static char *metrics_token;
 
@@ -208,8 +156,8 @@ static const guest_route routes[] = {
     {"GET", "/allow_guest_user/", allow_guest_user, NULL},
     {"GET", "/guest_user_required/", guest_user_required, NULL},
     {"GET", "/regular_user_required/", regular_user_required, NULL},
-    {"GET", "/whoami", whoami, NULL},
-    {"GET", "/healthz", healthz, NULL},
+    {"GET", "/whoami", guest_whoami_view, NULL},
+    {"GET", "/healthz", guest_healthz_view, NULL},
     {"GET", "/metrics", metrics, NULL},
     {"GET", "/hello", hello, NULL},
     /* accounts: account_routes.c and the library's handlers,

@@ -99,6 +99,20 @@ GUEST_API void guest_response_cleanup(guest_response *r);
     .set_status = prefix##_set_status, .add_header = prefix##_add_header,      \
     .write = prefix##_write, .reset = prefix##_reset
 
+/** A whole guest_http_ops initializer, for an adapter whose request
+ * callbacks are named PREFIX_header, PREFIX_method, PREFIX_target,
+ * PREFIX_client_addr, PREFIX_is_https and PREFIX_body, beside the
+ * response callbacks of GUEST_RESPONSE_CALLBACKS(PREFIX, ...):
+ *
+ *     static const guest_http_ops ops = {GUEST_HTTP_OPS(op)};
+ */
+#define GUEST_HTTP_OPS(prefix)                                                 \
+    GUEST_HTTP_OPS_INIT, .header = prefix##_header, .method = prefix##_method, \
+                         .target = prefix##_target,                            \
+                         .client_addr = prefix##_client_addr,                  \
+                         .is_https = prefix##_is_https, .body = prefix##_body, \
+                         GUEST_RESPONSE_OPS(prefix)
+
 /**
  * Appends @p value to @p b as one more line of the header field @p name,
  * the way RFC 9110 5.3 combines a field sent on several lines: ", " between
@@ -197,6 +211,15 @@ GUEST_API GUEST_NODISCARD int guest_content_length_parse(const char *value,
                                                          unsigned long long *n);
 
 /**
+ * true when a request whose Content-Length is @p value (NULL: none, false)
+ * is to be refused before its body is read: a value
+ * guest_content_length_parse() does not read as a length, or a length over
+ * @p max. For the 413 an adapter answers on the headers alone.
+ */
+GUEST_API GUEST_NODISCARD bool guest_content_length_over(const char *value,
+                                                         size_t max);
+
+/**
  * What the header lines of one request say about the framing of its body,
  * for the checks against request smuggling (a proxy in front reading the
  * request another way than the server). Zero it, give every header line
@@ -284,6 +307,72 @@ GUEST_API void guest_sized_init(void *dst, size_t size, const void *defaults,
  */
 GUEST_API GUEST_NODISCARD bool guest_sized_read(const void *in, size_t min,
                                                 void *out, size_t full);
+
+/**
+ * A header-timeout watchdog, for a server library whose own timeout is one
+ * of silence (a client sending a byte a second keeps its connection for as
+ * long as it likes). Its thread wakes four times a second and shuts down
+ * (shutdown(2) both ways, never close) each watched connection whose
+ * deadline passed, or whose client closed its side (see
+ * guest_watched_peer_closed()) while no answer is on its way. The fd stays
+ * the server's: remove the connection with guest_watchdog_remove() before
+ * the server closes it, so a watched fd is never one reused by another
+ * connection. Every call is thread-safe.
+ */
+typedef struct guest_watchdog guest_watchdog;
+
+/** One connection a guest_watchdog watches (guest_watchdog_add()). */
+typedef struct guest_watched guest_watched;
+
+/**
+ * Makes a watchdog, its thread not started yet. @p tick (may be NULL) runs
+ * on the watchdog's thread before each round, with @p userdata, under the
+ * watchdog's lock: it may call guest_watched_peer_closed() and no other
+ * watchdog function. GUEST_OK with the watchdog in @p *out, to free with
+ * guest_watchdog_free(); GUEST_ERR_INVALID (@p out NULL), GUEST_ERR_NOMEM.
+ */
+GUEST_API GUEST_NODISCARD guest_status guest_watchdog_new(
+    void (*tick)(void *userdata), void *userdata, guest_watchdog **out);
+
+/** Stops and joins the thread and frees @p wd; call it once no connection
+ * is watched any more (the server stopped). NULL is a no-op. */
+GUEST_API void guest_watchdog_free(guest_watchdog *wd);
+
+/**
+ * Watches the connection on @p fd (below 0: listed, never shut down), with
+ * no deadline yet (guest_watched_arm()). The entry, owned by @p wd, lives
+ * until guest_watchdog_remove(). NULL when memory ran out (or @p wd NULL):
+ * the connection then goes unwatched.
+ */
+GUEST_API GUEST_NODISCARD guest_watched *guest_watchdog_add(guest_watchdog *wd,
+                                                            int fd);
+
+/** Starts the thread unless it runs already or @p wd is being freed; when
+ * no thread can be made, connections go unwatched until a later call. */
+GUEST_API void guest_watchdog_start(guest_watchdog *wd);
+
+/** Stops watching @p w and frees it; NULL either way is a no-op. */
+GUEST_API void guest_watchdog_remove(guest_watchdog *wd, guest_watched *w);
+
+/** true while a connection is watched or the thread runs: an adapter's
+ * limits can no longer change then. */
+GUEST_API GUEST_NODISCARD bool guest_watchdog_busy(guest_watchdog *wd);
+
+/** The connections shut down because their deadline passed, since
+ * guest_watchdog_new(); 0 for NULL. */
+GUEST_API unsigned long guest_watchdog_timed_out(const guest_watchdog *wd);
+
+/** Gives @p w a deadline @p timeout_s seconds from now (0: none, for
+ * while the request is the adapter's). NULL is a no-op. */
+GUEST_API void guest_watched_arm(guest_watched *w, unsigned timeout_s);
+
+/** Whether an answer is on its way on @p w: a client that closed its side
+ * is not cut off then. NULL is a no-op. */
+GUEST_API void guest_watched_answering(guest_watched *w, bool answering);
+
+/** Marks that the client of @p w closed its side; from the tick only (see
+ * guest_watchdog_new()). NULL is a no-op. */
+GUEST_API void guest_watched_peer_closed(guest_watched *w);
 
 #ifdef __cplusplus
 }

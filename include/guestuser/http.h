@@ -189,6 +189,11 @@ GUEST_API guest_status guest_res_printf(guest_req *req, const char *fmt, ...)
     GUEST_PRINTF(2, 3);
 /** Writes @p text HTML-escaped (& < > " '). */
 GUEST_API guest_status guest_res_write_html(guest_req *req, const char *text);
+/** Writes @p text (NULL reads as "") as a JSON string, quotes included:
+ * '"' and backslash escaped, control bytes as \u00XX, other bytes as they are
+ * (UTF-8 passes through). The first failing write's status. */
+GUEST_API guest_status guest_res_write_json_string(guest_req *req,
+                                                   const char *text);
 /** Status + Content-Type + body in one call. */
 GUEST_API guest_status guest_res_send(guest_req *req, int status,
                                       const char *content_type,
@@ -202,6 +207,19 @@ GUEST_API GUEST_NODISCARD guest_status guest_res_redirect(guest_req *req,
 GUEST_API GUEST_NODISCARD guest_status guest_res_reset(guest_req *req);
 /** Status the handler set so far (200 when none). */
 GUEST_API int guest_res_status_code(const guest_req *req);
+
+/**
+ * A ready-made handler (userdata unused) answering who the visitor is, as
+ * JSON, without making a guest: `{"authenticated":false,"guest":false,
+ * "id":null,"username":null}` for a visitor without a session, otherwise
+ * `{"authenticated":true,"guest":BOOL,"id":N,"username":"..."}`; with
+ * `Cache-Control: no-store`. 503 when the session could not be read.
+ */
+GUEST_API void guest_whoami_view(guest_req *req, void *userdata);
+/** A ready-made handler (userdata unused) for a health check: 200 "ok\n"
+ * when guest_ping() reaches the database, 503 "database unavailable\n"
+ * otherwise, both text/plain. */
+GUEST_API void guest_healthz_view(guest_req *req, void *userdata);
 
 /** A route: method ("GET"; NULL: any), exact path, handler and user data.
  * A path ending in '*' matches every path with that prefix. */

@@ -50,6 +50,17 @@ extern _Atomic unsigned long long guest__pbkdf2_iterations;
 /* n random characters of GUEST__ALNUM plus a NUL into out[n + 1]. */
 guest_status guest__random_alnum(char *out, size_t n);
 
+/* validate.c */
+/* The form errors a call fills: @p errors, or @p local when the caller
+ * passed none, emptied. */
+guest_form_errors *guest__form_errors_reset(guest_form_errors *errors,
+                                            guest_form_errors *local);
+/* A call refused before its form was read (a limit's take failed with
+ * @p st): @p errors (NULL: none) emptied, with @p locked_out as the one
+ * message when @p st is GUEST_ERR_RATE_LIMITED. */
+void guest__form_errors_refused(guest_form_errors *errors, guest_status st,
+                                const char *locked_out);
+
 /* users.c */
 /* The checks of a new account that need no database: username rules and,
  * with @p password2 (two-field form), both passwords given and equal, else
@@ -147,6 +158,18 @@ void guest__view_server_error(guest_req *req, bool json);
 void guest__view_failure(guest_req *req, bool json, guest_status st);
 /* A redirect to @p url (an IRI made a URI). */
 void guest__view_redirect(guest_req *req, const char *url);
+/* Whether the request's method is one the page takes (GET and HEAD when
+ * @p get_ok, POST when @p post_ok); false after a 405 with @p allow. */
+bool guest__view_method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
+                           const char *allow);
+/* The request's user in *@p u (NULL: anonymous); false after answering
+ * the status that kept it unknown (guest__view_failure()). */
+bool guest__view_user(guest_req *req, bool json, const guest_user **u);
+/* Whether @p form carries the request's CSRF token; false after a 403. */
+bool guest__view_csrf_ok(guest_req *req, bool json, const guest_form *form);
+/* The JSON answer of a form's page for a script: the user and a CSRF
+ * token, with the members of @p extra (taken; may be NULL). */
+void guest__view_json_form(guest_req *req, const guest_user *u, json_t *extra);
 /* The POST body as a form; NULL after answering 413, 415 or 400. */
 guest_form *guest__view_read_form(guest_req *req, bool json);
 /* @p page with @p status through the views' renderer (or the default);

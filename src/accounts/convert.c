@@ -141,9 +141,7 @@ static guest_status convert_with(guest_req *req, const char *username,
                                  guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
+    errors = guest__form_errors_reset(errors, &local);
     if (!req)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     guest_ctx *ctx = req->ctx;
@@ -240,12 +238,8 @@ static guest_status limited_convert(guest_req *req, const char *username,
     if (req) {
         guest_status st = guest__limit_convert_take(req, err);
         if (st != GUEST_OK) {
-            if (errors) {
-                errors->count = 0;
-                if (st == GUEST_ERR_RATE_LIMITED)
-                    guest_form_errors_add(errors, "__all__",
-                                          GUEST__MSG_CONVERT_LOCKED_OUT);
-            }
+            guest__form_errors_refused(errors, st,
+                                       GUEST__MSG_CONVERT_LOCKED_OUT);
             return st;
         }
     }

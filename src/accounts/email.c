@@ -231,9 +231,7 @@ guest_status guest_password_reset_confirm(guest_req *req, const char *token,
                                           guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
+    errors = guest__form_errors_reset(errors, &local);
     if (!req)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     guest_ctx *ctx = req->ctx;
@@ -331,9 +329,7 @@ guest_status guest_email_change(guest_req *req, const char *email,
                                 guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
+    errors = guest__form_errors_reset(errors, &local);
     if (!req)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     guest_ctx *ctx = req->ctx;

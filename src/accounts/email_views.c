@@ -16,32 +16,6 @@
     "This link is invalid or was used. Links work once, for a limited "        \
     "time; ask for a new one."
 
-static bool method_ok(guest_req *req, bool json)
-{
-    const char *m = guest_req_method(req);
-    if (!strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "POST"))
-        return true;
-    guest__view_refuse(req, json, 405, "Method Not Allowed", NULL);
-    (void)guest__view_header(req, "Allow", "GET, HEAD, POST");
-    return false;
-}
-
-static void json_form(guest_req *req, const guest_user *u, json_t *extra)
-{
-    const char *token = NULL;
-    if (guest_csrf_token(req, &token) != GUEST_OK) {
-        json_decref(extra);
-        guest__view_server_error(req, true);
-        return;
-    }
-    json_t *obj = json_pack("{s:o, s:s}", "user", guest__view_json_user(u),
-                            "csrf_token", token);
-    if (obj && extra)
-        json_object_update(obj, extra);
-    json_decref(extra);
-    guest__view_json(req, 200, obj);
-}
-
 /* The link's page when its token is dead: 400 and a clear message. */
 static void dead_link(guest_req *req, const guest_views *v, bool json)
 {
@@ -60,7 +34,7 @@ static bool start(guest_req *req, bool json, const char *const *fields,
                   guest_form **form, const guest_user **u)
 {
     *form = NULL;
-    if (!method_ok(req, json))
+    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
         return false;
     if (guest__res_cache_control(req, true) != GUEST_OK) {
         guest__respond_error(req);
@@ -78,21 +52,10 @@ static bool start(guest_req *req, bool json, const char *const *fields,
                 return false;
             }
         }
-        guest_error err = {0};
-        if (guest_csrf_check_form(req, *form, &err) != GUEST_OK) {
-            guest__view_refuse(
-                req, json, 403,
-                "Forbidden (CSRF verification failed. Request aborted.)",
-                err.message);
+        if (!guest__view_csrf_ok(req, json, *form))
             return false;
-        }
     }
-    guest_status st = guest_req_user(req, u, NULL);
-    if (st != GUEST_OK) {
-        guest__view_failure(req, json, st);
-        return false;
-    }
-    return true;
+    return guest__view_user(req, json, u);
 }
 
 /* TOKEN from the path: the segment after the last @p prefix, a trailing
@@ -138,7 +101,7 @@ void guest_password_reset_view(guest_req *req, void *userdata)
         .kind = GUEST_PAGE_PASSWORD_RESET, .user = u, .errors = &errors};
     if (!form) {
         if (json)
-            json_form(req, u, NULL);
+            guest__view_json_form(req, u, NULL);
         else
             guest__view_show_form(req, v, &page, 200);
         goto out;
@@ -218,7 +181,8 @@ void guest_password_reset_confirm_view(guest_req *req, void *userdata)
                        .errors = &errors};
     if (!form) {
         if (json)
-            json_form(req, u, json_pack("{s:s}", "username", username));
+            guest__view_json_form(req, u,
+                                  json_pack("{s:s}", "username", username));
         else
             guest__view_show_form(req, v, &page, 200);
         goto out;
@@ -297,10 +261,10 @@ void guest_email_view(guest_req *req, void *userdata)
                        .email_verified = verified};
     if (!form) {
         if (json)
-            json_form(req, u,
-                      json_pack("{s:s, s:b, s:b}", "email", current,
-                                "email_verified", verified, "has_password",
-                                has_password));
+            guest__view_json_form(req, u,
+                                  json_pack("{s:s, s:b, s:b}", "email", current,
+                                            "email_verified", verified,
+                                            "has_password", has_password));
         else
             guest__view_show_form(req, v, &page, 200);
         goto out;
@@ -375,7 +339,7 @@ void guest_email_verify_view(guest_req *req, void *userdata)
         else if (live != GUEST_OK)
             guest__view_failure(req, json, live);
         else if (json)
-            json_form(req, u, NULL);
+            guest__view_json_form(req, u, NULL);
         else
             guest__view_show_form(req, v, &page, 200);
         goto out;

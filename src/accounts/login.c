@@ -164,9 +164,7 @@ static guest_status login(guest_req *req, const char *username,
                           guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
+    errors = guest__form_errors_reset(errors, &local);
     if (!req)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     if (!username || !*username)
@@ -265,12 +263,7 @@ guest_status guest_login(guest_req *req, const char *username,
         guest_status st = guest__limit_login_take(req, username, err);
         if (st != GUEST_OK) {
             guest__metric_login(req->ctx, st);
-            if (errors) {
-                errors->count = 0;
-                if (st == GUEST_ERR_RATE_LIMITED)
-                    guest_form_errors_add(errors, "__all__",
-                                          GUEST__MSG_LOCKED_OUT);
-            }
+            guest__form_errors_refused(errors, st, GUEST__MSG_LOCKED_OUT);
             return st;
         }
     }

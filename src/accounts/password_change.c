@@ -166,9 +166,7 @@ guest_status guest_password_change(guest_req *req, const char *old_password,
                                    guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
+    errors = guest__form_errors_reset(errors, &local);
     if (!req)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
     const guest_user *current;

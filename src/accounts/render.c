@@ -89,7 +89,10 @@ static void form_errors(out *o, const guest_page *page,
         raw(o, "</ul>\n");
 }
 
-static void form_start(out *o, const guest_page *page)
+/* The form's start, its hidden fields, and the messages above it; the
+ * fields @p builtin names (NULL-terminated) show their own. */
+static void form_start(out *o, const guest_page *page,
+                       const char *const *builtin)
 {
     raw(o, "<form method=\"post\" action=\"");
     esc(o, page->action);
@@ -104,6 +107,14 @@ static void form_start(out *o, const guest_page *page)
         esc(o, page->next);
         raw(o, "\">\n");
     }
+    form_errors(o, page, builtin);
+}
+
+static void form_end(out *o, const char *button)
+{
+    raw(o, "<p><button type=\"submit\">");
+    esc(o, button);
+    raw(o, "</button></p>\n</form>\n");
 }
 
 static void input(out *o, const char *name, const char *label, const char *type,
@@ -157,12 +168,11 @@ static void signup_field(out *o, const guest_page *page,
           secret ? NULL : (value ? value : ""), required, page->errors);
 }
 
-static guest_status convert_page(out *o, const guest_page *page)
+static void convert_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"username", "password1", "password2",
                                           "email", NULL};
     guest_email_mode mode = o->req->ctx->cfg.signup_email;
-    head(o, guest_page_title(GUEST_PAGE_CONVERT));
     raw(o, "<p>You are using this site as a guest");
     if (page->user) {
         raw(o, " (");
@@ -170,8 +180,7 @@ static guest_status convert_page(out *o, const guest_page *page)
         raw(o, ")");
     }
     raw(o, ". Choose a username and a password to keep your work.</p>\n");
-    form_start(o, page);
-    form_errors(o, page, builtin);
+    form_start(o, page, builtin);
     input(o, "username", "Username", "text", page->username,
           " maxlength=\"150\" autocomplete=\"username\""
           " autocapitalize=\"none\" required autofocus",
@@ -193,14 +202,11 @@ static guest_status convert_page(out *o, const guest_page *page)
           " autocomplete=\"new-password\" required", page->errors);
     for (size_t i = 0; i < page->field_count; i++)
         signup_field(o, page, &page->fields[i]);
-    raw(o, "<p><button type=\"submit\">Sign up</button></p>\n</form>\n");
-    tail(o);
-    return o->st;
+    form_end(o, "Sign up");
 }
 
-static guest_status success_page(out *o, const guest_page *page)
+static void success_page(out *o, const guest_page *page)
 {
-    head(o, guest_page_title(GUEST_PAGE_CONVERT_SUCCESS));
     if (guest_is_regular_user(page->user)) {
         raw(o, "<p>Your account <strong>");
         esc(o, guest_user_name(page->user));
@@ -210,40 +216,32 @@ static guest_status success_page(out *o, const guest_page *page)
         raw(o, "<p>Your account is ready.</p>\n");
     }
     raw(o, "<p><a href=\"/\">Continue</a></p>\n");
-    tail(o);
-    return o->st;
 }
 
-static guest_status login_page(out *o, const guest_page *page)
+static void login_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"username", "password", NULL};
-    head(o, guest_page_title(GUEST_PAGE_LOGIN));
-    form_start(o, page);
-    form_errors(o, page, builtin);
+    form_start(o, page, builtin);
     input(o, "username", "Username", "text", page->username,
           " maxlength=\"150\" autocomplete=\"username\""
           " autocapitalize=\"none\" required autofocus",
           page->errors);
     input(o, "password", "Password", "password", NULL,
           " autocomplete=\"current-password\" required", page->errors);
-    raw(o, "<p><button type=\"submit\">Log in</button></p>\n</form>\n");
-    tail(o);
-    return o->st;
+    form_end(o, "Log in");
 }
 
-static guest_status password_change_page(out *o, const guest_page *page)
+static void password_change_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"old_password", "new_password1",
                                           "new_password2", NULL};
-    head(o, guest_page_title(GUEST_PAGE_PASSWORD_CHANGE));
     if (page->no_password)
         raw(o, "<p>Your account has no password yet: set one to log in "
                "with your username too. Enter it twice.</p>\n");
     else
         raw(o, "<p>Please enter your old password, for security's sake, "
                "and then enter your new password twice.</p>\n");
-    form_start(o, page);
-    form_errors(o, page, builtin);
+    form_start(o, page, builtin);
     if (!page->no_password)
         input(o, "old_password", "Old password", "password", NULL,
               " autocomplete=\"current-password\" required autofocus",
@@ -252,97 +250,47 @@ static guest_status password_change_page(out *o, const guest_page *page)
           " autocomplete=\"new-password\" required", page->errors);
     input(o, "new_password2", "New password confirmation", "password", NULL,
           " autocomplete=\"new-password\" required", page->errors);
-    raw(o, "<p><button type=\"submit\">Change my password</button></p>\n"
-           "</form>\n");
-    tail(o);
-    return o->st;
+    form_end(o, "Change my password");
 }
 
-static guest_status password_done_page(out *o, const guest_page *page)
-{
-    (void)page;
-    head(o, guest_page_title(GUEST_PAGE_PASSWORD_CHANGE_DONE));
-    raw(o, "<p>Your password was changed. Other browsers and devices that "
-           "were logged in to your account have been logged out.</p>\n"
-           "<p><a href=\"/\">Continue</a></p>\n");
-    tail(o);
-    return o->st;
-}
-
-static guest_status reset_page(out *o, const guest_page *page)
+static void reset_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"email", NULL};
-    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET));
     raw(o, "<p>Forgotten your password? Enter your email address below, and "
            "we'll email instructions for setting a new one.</p>\n");
-    form_start(o, page);
-    form_errors(o, page, builtin);
+    form_start(o, page, builtin);
     input(o, "email", "Email", "email", page->email,
           " maxlength=\"254\" autocomplete=\"email\" required autofocus",
           page->errors);
-    raw(o, "<p><button type=\"submit\">Reset my password</button></p>\n"
-           "</form>\n");
-    tail(o);
-    return o->st;
+    form_end(o, "Reset my password");
 }
 
-static guest_status reset_sent_page(out *o, const guest_page *page)
-{
-    (void)page;
-    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_SENT));
-    raw(o, "<p>If an account has that verified address, a link to set a new "
-           "password is on its way. It should arrive in a few minutes; "
-           "check your spam folder if it does not.</p>\n");
-    tail(o);
-    return o->st;
-}
-
-static guest_status reset_confirm_page(out *o, const guest_page *page)
+static void reset_confirm_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"new_password1", "new_password2",
                                           NULL};
-    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_CONFIRM));
     raw(o, "<p>Please enter a new password for <strong>");
     esc(o, page->username);
     raw(o, "</strong> twice.</p>\n");
-    form_start(o, page);
-    form_errors(o, page, builtin);
+    form_start(o, page, builtin);
     input(o, "new_password1", "New password", "password", NULL,
           " autocomplete=\"new-password\" required autofocus", page->errors);
     input(o, "new_password2", "New password confirmation", "password", NULL,
           " autocomplete=\"new-password\" required", page->errors);
-    raw(o, "<p><button type=\"submit\">Set my password</button></p>\n"
-           "</form>\n");
-    tail(o);
-    return o->st;
+    form_end(o, "Set my password");
 }
 
-static guest_status reset_done_page(out *o, const guest_page *page)
+static void reset_done_page(out *o, const guest_page *page)
 {
-    head(o, guest_page_title(GUEST_PAGE_PASSWORD_RESET_DONE));
     raw(o, "<p>Your password was set. Every session of your account was "
            "ended: log in with the new password.</p>\n<p><a href=\"");
     esc(o, page->link && *page->link ? page->link : "/");
     raw(o, "\">Log in</a></p>\n");
-    tail(o);
-    return o->st;
 }
 
-static guest_status link_invalid_page(out *o, const guest_page *page)
-{
-    (void)page;
-    head(o, guest_page_title(GUEST_PAGE_LINK_INVALID));
-    raw(o, "<p>This link is invalid or was used. Links work once, for a "
-           "limited time; ask for a new one.</p>\n"
-           "<p><a href=\"/\">Continue</a></p>\n");
-    tail(o);
-    return o->st;
-}
-
-static guest_status email_page(out *o, const guest_page *page)
+static void email_page(out *o, const guest_page *page)
 {
     static const char *const builtin[] = {"email", "password", NULL};
-    head(o, guest_page_title(GUEST_PAGE_EMAIL));
     if (page->email && *page->email) {
         raw(o, "<p>Your address: <strong>");
         esc(o, page->email);
@@ -353,75 +301,77 @@ static guest_status email_page(out *o, const guest_page *page)
     }
     raw(o, "<p>Enter a new address: a link to confirm it will be sent there. "
            "It takes effect once the link is opened.</p>\n");
-    form_start(o, page);
-    form_errors(o, page, builtin);
+    form_start(o, page, builtin);
     input(o, "email", "New email address", "email", NULL,
           " maxlength=\"254\" autocomplete=\"email\" required autofocus",
           page->errors);
     if (!page->no_password)
         input(o, "password", "Password", "password", NULL,
               " autocomplete=\"current-password\" required", page->errors);
-    raw(o, "<p><button type=\"submit\">Change my address</button></p>\n"
-           "</form>\n");
-    tail(o);
-    return o->st;
+    form_end(o, "Change my address");
 }
 
-static guest_status email_sent_page(out *o, const guest_page *page)
+static void email_sent_page(out *o, const guest_page *page)
 {
-    head(o, guest_page_title(GUEST_PAGE_EMAIL_SENT));
     raw(o, "<p>A link is on its way to <strong>");
     esc(o, page->email);
     raw(o, "</strong>. Open it to confirm the address.</p>\n"
            "<p><a href=\"/\">Continue</a></p>\n");
-    tail(o);
-    return o->st;
 }
 
-static guest_status email_verify_page(out *o, const guest_page *page)
+static void email_verify_page(out *o, const guest_page *page)
 {
-    head(o, guest_page_title(GUEST_PAGE_EMAIL_VERIFY));
     raw(o, "<p>Confirm that this address is yours.</p>\n");
-    form_start(o, page);
-    form_errors(o, page, (const char *const[]){NULL});
-    raw(o, "<p><button type=\"submit\">Confirm my address</button></p>\n"
-           "</form>\n");
-    tail(o);
-    return o->st;
+    form_start(o, page, (const char *const[]){NULL});
+    form_end(o, "Confirm my address");
 }
 
-static guest_status email_verified_page(out *o, const guest_page *page)
+static void email_verified_page(out *o, const guest_page *page)
 {
-    head(o, guest_page_title(GUEST_PAGE_EMAIL_VERIFIED));
     raw(o, "<p>Your address <strong>");
     esc(o, page->email);
     raw(o, "</strong> is verified.</p>\n<p><a href=\"/\">Continue</a></p>\n");
-    tail(o);
-    return o->st;
 }
 
-/* Every page kind: its title and what draws it, indexed by the kind. */
+/* Every page kind: its title and what draws it between the frame's head
+ * and tail, or the text of a page that shows nothing of the request,
+ * indexed by the kind. */
 static const struct {
     const char *title;
-    guest_status (*draw)(out *o, const guest_page *page);
+    void (*draw)(out *o, const guest_page *page);
+    const char *text;
 } pages[] = {
-    [GUEST_PAGE_CONVERT] = {"Create your account", convert_page},
-    [GUEST_PAGE_CONVERT_SUCCESS] = {"Welcome!", success_page},
-    [GUEST_PAGE_LOGIN] = {"Log in", login_page},
-    [GUEST_PAGE_PASSWORD_CHANGE] = {"Password change", password_change_page},
-    [GUEST_PAGE_PASSWORD_CHANGE_DONE] = {"Password change successful",
-                                         password_done_page},
-    [GUEST_PAGE_PASSWORD_RESET] = {"Password reset", reset_page},
-    [GUEST_PAGE_PASSWORD_RESET_SENT] = {"Password reset sent", reset_sent_page},
+    [GUEST_PAGE_CONVERT] = {"Create your account", convert_page, NULL},
+    [GUEST_PAGE_CONVERT_SUCCESS] = {"Welcome!", success_page, NULL},
+    [GUEST_PAGE_LOGIN] = {"Log in", login_page, NULL},
+    [GUEST_PAGE_PASSWORD_CHANGE] = {"Password change", password_change_page,
+                                    NULL},
+    [GUEST_PAGE_PASSWORD_CHANGE_DONE] =
+        {"Password change successful", NULL,
+         "<p>Your password was changed. Other browsers and devices that "
+         "were logged in to your account have been logged out.</p>\n"
+         "<p><a href=\"/\">Continue</a></p>\n"},
+    [GUEST_PAGE_PASSWORD_RESET] = {"Password reset", reset_page, NULL},
+    [GUEST_PAGE_PASSWORD_RESET_SENT] =
+        {"Password reset sent", NULL,
+         "<p>If an account has that verified address, a link to set a new "
+         "password is on its way. It should arrive in a few minutes; "
+         "check your spam folder if it does not.</p>\n"},
     [GUEST_PAGE_PASSWORD_RESET_CONFIRM] = {"Enter new password",
-                                           reset_confirm_page},
+                                           reset_confirm_page, NULL},
     [GUEST_PAGE_PASSWORD_RESET_DONE] = {"Password reset complete",
-                                        reset_done_page},
-    [GUEST_PAGE_LINK_INVALID] = {"Invalid link", link_invalid_page},
-    [GUEST_PAGE_EMAIL] = {"Email address", email_page},
-    [GUEST_PAGE_EMAIL_SENT] = {"Confirm your address", email_sent_page},
-    [GUEST_PAGE_EMAIL_VERIFY] = {"Confirm your address", email_verify_page},
-    [GUEST_PAGE_EMAIL_VERIFIED] = {"Address verified", email_verified_page},
+                                        reset_done_page, NULL},
+    [GUEST_PAGE_LINK_INVALID] =
+        {"Invalid link", NULL,
+         "<p>This link is invalid or was used. Links work once, for a "
+         "limited time; ask for a new one.</p>\n"
+         "<p><a href=\"/\">Continue</a></p>\n"},
+    [GUEST_PAGE_EMAIL] = {"Email address", email_page, NULL},
+    [GUEST_PAGE_EMAIL_SENT] = {"Confirm your address", email_sent_page, NULL},
+    [GUEST_PAGE_EMAIL_VERIFY] = {"Confirm your address", email_verify_page,
+                                 NULL},
+    [GUEST_PAGE_EMAIL_VERIFIED] = {"Address verified", email_verified_page,
+                                   NULL},
 };
 
 /* A kind the table has, so a value from a newer header or a cast int is
@@ -429,7 +379,7 @@ static const struct {
 static bool known_kind(guest_page_kind kind)
 {
     return (unsigned)kind < sizeof pages / sizeof *pages &&
-           pages[kind].draw != NULL;
+           (pages[kind].draw || pages[kind].text);
 }
 
 const char *guest_page_title(guest_page_kind kind)
@@ -442,7 +392,13 @@ static guest_status render(guest_req *req, const guest_page *page, bool whole)
     if (!req || !page || !page->errors || !known_kind(page->kind))
         return GUEST_ERR_INVALID;
     out o = {req, GUEST_OK, whole};
-    return pages[page->kind].draw(&o, page);
+    head(&o, pages[page->kind].title);
+    if (pages[page->kind].draw)
+        pages[page->kind].draw(&o, page);
+    else
+        raw(&o, pages[page->kind].text);
+    tail(&o);
+    return o.st;
 }
 
 guest_status guest_render_default(guest_req *req, const guest_page *page)

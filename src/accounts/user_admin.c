@@ -8,32 +8,36 @@
 
 #include "accounts/accounts.h"
 
-/* A name no user can have (too long, bad UTF-8) is simply not found,
- * without sending PostgreSQL bytes it would reject. */
-static bool plausible_name(const char *username)
-{
-    return *username &&
-           guest__utf8_chars(username) <= GUEST_USERNAME_MAX_CHARS &&
-           guest__utf8_valid(username, strlen(username));
-}
-
 static guest_status not_found(guest_error *err, const char *username)
 {
     return guest__fail(err, GUEST_ERR_NOT_FOUND, "no user named \"%.160s\"",
                        username);
 }
 
-guest_status guest_user_delete(guest_ctx *ctx, const char *username,
-                               int64_t *id_out, guest_error *err)
+/* The arguments every call by name checks: GUEST_ERR_INVALID without a
+ * context or name. A name no user can have (too long, bad UTF-8) is simply
+ * not found, without sending PostgreSQL bytes it would reject. */
+static guest_status by_name(const guest_ctx *ctx, const char *username,
+                            guest_error *err)
 {
     if (!ctx || !username)
         return guest__fail(err, GUEST_ERR_INVALID,
                            "ctx and username are required");
-    if (!plausible_name(username))
+    if (!*username || guest__utf8_chars(username) > GUEST_USERNAME_MAX_CHARS ||
+        !guest__utf8_valid(username, strlen(username)))
         return not_found(err, username);
+    return GUEST_OK;
+}
+
+guest_status guest_user_delete(guest_ctx *ctx, const char *username,
+                               int64_t *id_out, guest_error *err)
+{
+    guest_status st = by_name(ctx, username, err);
+    if (st != GUEST_OK)
+        return st;
     bool found;
     int64_t id;
-    guest_status st = guest__store_user_delete(ctx, username, &found, &id, err);
+    st = guest__store_user_delete(ctx, username, &found, &id, err);
     if (st == GUEST_OK && !found) {
         st = not_found(err, username);
     } else if (st == GUEST_OK) {
@@ -75,15 +79,12 @@ static guest_status update_user(guest_ctx *ctx, guest__user_field field,
 guest_status guest_user_set_active(guest_ctx *ctx, const char *username,
                                    bool active, guest_error *err)
 {
-    if (!ctx || !username)
-        return guest__fail(err, GUEST_ERR_INVALID,
-                           "ctx and username are required");
-    if (!plausible_name(username))
-        return not_found(err, username);
+    guest_status st = by_name(ctx, username, err);
+    if (st != GUEST_OK)
+        return st;
     bool found;
-    guest_status st =
-        update_user(ctx, GUEST__USER_ACTIVE, username,
-                    active ? "true" : "false", !active, &found, err);
+    st = update_user(ctx, GUEST__USER_ACTIVE, username,
+                     active ? "true" : "false", !active, &found, err);
     if (st == GUEST_OK && !found)
         return not_found(err, username);
     return st;
@@ -95,18 +96,13 @@ guest_status guest_user_set_password(guest_ctx *ctx, const char *username,
                                      guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
-    if (!ctx || !username)
-        return guest__fail(err, GUEST_ERR_INVALID,
-                           "ctx and username are required");
-    if (!plausible_name(username))
-        return not_found(err, username);
+    errors = guest__form_errors_reset(errors, &local);
+    guest_status st = by_name(ctx, username, err);
+    if (st != GUEST_OK)
+        return st;
     /* Who it is first: no hash is spent on a name that does not exist. */
     bool found, guest;
-    guest_status st =
-        guest__store_user_is_guest(ctx, username, &found, &guest, err);
+    st = guest__store_user_is_guest(ctx, username, &found, &guest, err);
     if (st != GUEST_OK)
         return st;
     if (!found)

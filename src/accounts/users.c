@@ -79,9 +79,7 @@ guest_status guest_user_create(guest_ctx *ctx, const char *username,
                                guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
-    if (!errors)
-        errors = &local;
-    errors->count = 0;
+    errors = guest__form_errors_reset(errors, &local);
     if (!ctx)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL context");
     bool name_ok;

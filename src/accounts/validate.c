@@ -31,6 +31,25 @@ void guest_form_errors_add(guest_form_errors *errors, const char *field,
     e->message[n] = '\0';
 }
 
+guest_form_errors *guest__form_errors_reset(guest_form_errors *errors,
+                                            guest_form_errors *local)
+{
+    if (!errors)
+        errors = local;
+    errors->count = 0;
+    return errors;
+}
+
+void guest__form_errors_refused(guest_form_errors *errors, guest_status st,
+                                const char *locked_out)
+{
+    if (!errors)
+        return;
+    errors->count = 0;
+    if (st == GUEST_ERR_RATE_LIMITED)
+        guest_form_errors_add(errors, "__all__", locked_out);
+}
+
 const char *guest_form_errors_get(const guest_form_errors *errors,
                                   const char *field)
 {

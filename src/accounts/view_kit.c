@@ -232,6 +232,69 @@ void guest__view_show_form(guest_req *req, const guest_views *v,
     guest__view_show(req, v, page, status);
 }
 
+bool guest__view_method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
+                           const char *allow)
+{
+    const char *m = guest_req_method(req);
+    bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    bool post = !strcmp(m, "POST");
+    if ((get && get_ok) || (post && post_ok))
+        return true;
+    guest__view_refuse(req, json, 405, "Method Not Allowed", NULL);
+    (void)guest__view_header(req, "Allow", allow);
+    return false;
+}
+
+bool guest__view_user(guest_req *req, bool json, const guest_user **u)
+{
+    guest_status st = guest_req_user(req, u, NULL);
+    if (st == GUEST_OK)
+        return true;
+    guest__view_failure(req, json, st);
+    return false;
+}
+
+bool guest__view_csrf_ok(guest_req *req, bool json, const guest_form *form)
+{
+    guest_error err = {0};
+    if (guest_csrf_check_form(req, form, &err) == GUEST_OK)
+        return true;
+    guest__view_refuse(req, json, 403,
+                       "Forbidden (CSRF verification failed. Request "
+                       "aborted.)",
+                       err.message);
+    return false;
+}
+
+void guest__view_json_form(guest_req *req, const guest_user *u, json_t *extra)
+{
+    const char *token = NULL;
+    if (guest_csrf_token(req, &token) != GUEST_OK) {
+        json_decref(extra);
+        guest__view_server_error(req, true);
+        return;
+    }
+    json_t *obj = json_pack("{s:o, s:s}", "user", guest__view_json_user(u),
+                            "csrf_token", token);
+    if (obj && extra)
+        json_object_update(obj, extra);
+    json_decref(extra);
+    guest__view_json(req, 200, obj);
+}
+
+/* The form again with its errors: as JSON with @p json_status, or the
+ * page with @p html_status. */
+static void errors_answer(guest_req *req, const guest_views *v, bool json,
+                          guest_page *page, int json_status, int html_status)
+{
+    if (json)
+        guest__view_json(req, json_status,
+                         json_pack("{s:o}", "errors",
+                                   guest__view_json_errors(page->errors)));
+    else
+        guest__view_show_form(req, v, page, html_status);
+}
+
 void guest__view_too_many(guest_req *req, const guest_views *v, bool json,
                           guest_page *page)
 {
@@ -240,23 +303,13 @@ void guest__view_too_many(guest_req *req, const guest_views *v, bool json,
     snprintf(secs, sizeof secs, "%lld", after > 0 ? after : 1);
     if (!guest__view_header(req, "Retry-After", secs))
         return;
-    if (json)
-        guest__view_json(req, 429,
-                         json_pack("{s:o}", "errors",
-                                   guest__view_json_errors(page->errors)));
-    else
-        guest__view_show_form(req, v, page, 429);
+    errors_answer(req, v, json, page, 429, 429);
 }
 
 void guest__view_form_errors(guest_req *req, const guest_views *v, bool json,
                              guest_page *page)
 {
-    if (json)
-        guest__view_json(req, 400,
-                         json_pack("{s:o}", "errors",
-                                   guest__view_json_errors(page->errors)));
-    else
-        guest__view_show_form(req, v, page, 200);
+    errors_answer(req, v, json, page, 400, 200);
 }
 
 void guest__view_refused(guest_req *req, const guest_views *v, bool json,

@@ -36,19 +36,6 @@ bool guest_req_wants_json(const guest_req *req)
     return contains_ci(guest_req_header(req, "Accept"), "application/json");
 }
 
-static bool method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
-                      const char *allow)
-{
-    const char *m = guest_req_method(req);
-    bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
-    bool post = !strcmp(m, "POST");
-    if ((get && get_ok) || (post && post_ok))
-        return true;
-    guest__view_refuse(req, json, 405, "Method Not Allowed", NULL);
-    (void)guest__view_header(req, "Allow", allow);
-    return false;
-}
-
 static bool is_post(const guest_req *req)
 {
     return !strcmp(guest_req_method(req), "POST");
@@ -65,18 +52,6 @@ static bool check_text(guest_req *req, bool json, const guest_form *form,
     char msg[128];
     snprintf(msg, sizeof msg, "The field \"%.64s\" is not valid text.", name);
     guest__view_refuse(req, json, 400, "Bad Request", msg);
-    return false;
-}
-
-static bool csrf_ok(guest_req *req, bool json, const guest_form *form)
-{
-    guest_error err = {0};
-    if (guest_csrf_check_form(req, form, &err) == GUEST_OK)
-        return true;
-    guest__view_refuse(req, json, 403,
-                       "Forbidden (CSRF verification failed. Request "
-                       "aborted.)",
-                       err.message);
     return false;
 }
 
@@ -108,18 +83,6 @@ static void show_form(guest_req *req, const guest_views *v, guest_page *page)
     guest__view_show_form(req, v, page, 200);
 }
 
-static void json_success(guest_req *req, const guest_user *u)
-{
-    const char *token = NULL;
-    if (guest_csrf_token(req, &token) != GUEST_OK) {
-        guest__view_server_error(req, true);
-        return;
-    }
-    guest__view_json(req, 200,
-                     json_pack("{s:o, s:s}", "user", guest__view_json_user(u),
-                               "csrf_token", token));
-}
-
 /* A form that did its work: JSON says who the visitor is now, HTML goes on
  * to the safe next URL or the configured page. */
 static void succeeded(guest_req *req, bool json, const char *next,
@@ -127,7 +90,8 @@ static void succeeded(guest_req *req, bool json, const char *next,
 {
     const guest_user *u = NULL;
     if (json)
-        json_success(req, guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL);
+        guest__view_json_form(
+            req, guest_req_user(req, &u, NULL) == GUEST_OK ? u : NULL, NULL);
     else
         guest__view_redirect(req, next ? next : fallback);
 }
@@ -184,17 +148,12 @@ static bool form_view_start(guest_req *req, bool json,
         for (size_t i = 0; signup && i < signup->field_count; i++)
             if (!check_text(req, json, *form, signup->fields[i].name))
                 return false;
-        if (!csrf_ok(req, json, *form))
+        if (!guest__view_csrf_ok(req, json, *form))
             return false;
     }
     if (!read_next(req, json, *form, next))
         return false;
-    guest_status st = guest_req_user(req, u, NULL);
-    if (st != GUEST_OK) {
-        guest__view_failure(req, json, st);
-        return false;
-    }
-    return true;
+    return guest__view_user(req, json, u);
 }
 
 void guest_convert_view(guest_req *req, void *userdata)
@@ -208,7 +167,7 @@ void guest_convert_view(guest_req *req, void *userdata)
     const guest_views *v = guest__view_options(userdata, &local);
     const guest_config *c = &req->ctx->cfg;
     bool json = guest_req_wants_json(req);
-    if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
+    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
         return;
     if (!signup_fields_ok(&v->signup, c->redirect_field_name)) {
         guest__view_server_error(req, json);
@@ -235,7 +194,7 @@ void guest_convert_view(guest_req *req, void *userdata)
                        .field_count = v->signup.field_count};
     if (!form) {
         if (json) {
-            json_success(req, u);
+            guest__view_json_form(req, u, NULL);
         } else {
             page.user = u;
             page.username = c->convert_prefill_username ? u->username : "";
@@ -289,14 +248,11 @@ void guest_convert_success_view(guest_req *req, void *userdata)
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
-    if (!method_ok(req, json, true, false, "GET, HEAD"))
+    if (!guest__view_method_ok(req, json, true, false, "GET, HEAD"))
         return;
     const guest_user *u;
-    guest_status st = guest_req_user(req, &u, NULL);
-    if (st != GUEST_OK) {
-        guest__view_failure(req, json, st);
+    if (!guest__view_user(req, json, &u))
         return;
-    }
     if (json) {
         guest__view_json(req, 200,
                          json_pack("{s:o}", "user", guest__view_json_user(u)));
@@ -325,7 +281,7 @@ void guest_login_view(guest_req *req, void *userdata)
     const guest_views *v = guest__view_options(userdata, &local);
     const guest_config *c = &req->ctx->cfg;
     bool json = guest_req_wants_json(req);
-    if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
+    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
         return;
     static const char *const fields[] = {"username", "password", NULL};
     guest_form *form;
@@ -338,7 +294,7 @@ void guest_login_view(guest_req *req, void *userdata)
         .kind = GUEST_PAGE_LOGIN, .user = u, .errors = &errors, .next = next};
     if (!form) {
         if (json)
-            json_success(req, u);
+            guest__view_json_form(req, u, NULL);
         else
             show_form(req, v, &page);
         goto out;
@@ -374,12 +330,12 @@ void guest_logout_view(guest_req *req, void *userdata)
     if (!req)
         return;
     bool json = guest_req_wants_json(req);
-    if (!method_ok(req, json, false, true, "POST"))
+    if (!guest__view_method_ok(req, json, false, true, "POST"))
         return;
     guest_form *form = guest__view_read_form(req, json);
     if (!form)
         return;
-    if (csrf_ok(req, json, form)) {
+    if (guest__view_csrf_ok(req, json, form)) {
         guest_status st = guest_logout(req, NULL);
         if (st != GUEST_OK)
             guest__view_failure(req, json, st);
@@ -401,7 +357,7 @@ void guest_password_change_view(guest_req *req, void *userdata)
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
-    if (!method_ok(req, json, true, true, "GET, HEAD, POST"))
+    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
         return;
     static const char *const fields[] = {"old_password", "new_password1",
                                          "new_password2", NULL};
@@ -431,7 +387,7 @@ void guest_password_change_view(guest_req *req, void *userdata)
                        .no_password = !has_password};
     if (!form) {
         if (json)
-            json_success(req, u);
+            guest__view_json_form(req, u, NULL);
         else
             show_form(req, v, &page);
         goto out;

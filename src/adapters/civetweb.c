@@ -150,11 +150,7 @@ static int op_body(void *c, const char **data, size_t *len)
 
 GUEST_RESPONSE_CALLBACKS(op, cw_req, res)
 
-static const guest_http_ops civetweb_ops = {
-    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
-    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
-    .body = op_body,     GUEST_RESPONSE_OPS(op),
-};
+static const guest_http_ops civetweb_ops = {GUEST_HTTP_OPS(op)};
 
 static void cw_req_free(cw_req *r)
 {

@@ -57,17 +57,13 @@ struct guest_mhd {
     guest_mhd_limits limits;
     /* MHD's error log, at most a line per kind of message per interval. */
     guest_log_limiter *log;
-    /* The header-timeout watchdog and the live connections it watches. */
+    /* The header-timeout watchdog of the live connections; lock keeps
+     * the limits from changing once the first connection is watched. */
+    guest_watchdog *watchdog;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t watchdog;
-    bool watchdog_running;
-    bool stopping;
-    mhd_conn *conns;
-    _Atomic unsigned long timed_out;
     /* Event mode: an epoll set of the connections' fds for EPOLLRDHUP,
-     * which the watchdog reads under lock (-1: none yet). */
-    int rdhup_fd;
+     * which the watchdog's tick reads (-1: none yet; made under lock). */
+    _Atomic int rdhup_fd;
     /* Event mode: the workers and the requests waiting for one, under
      * qlock (see dispatch for its order with MHD's own locks). in_flight
      * counts suspended connections not yet resumed: MHD_stop_daemon()
@@ -88,22 +84,17 @@ struct guest_mhd {
 enum req_state { REQ_OURS, REQ_ON_WORKER, REQ_ANSWERED };
 
 struct mhd_conn {
-    mhd_conn *prev, *next; /* app->conns, under app->lock */
     guest_mhd *app;
     struct MHD_Connection *conn;
     int fd;
-    bool killed; /* shut down by the watchdog, under app->lock */
-    /* The client closed its side (WATCH_RDHUP), under app->lock. */
-    bool peer_closed;
+    /* The watchdog's entry: a deadline for what the client must send
+     * (request headers, then the body), none while the request is ours;
+     * in event mode "answering" from the dispatch to a worker until the
+     * answer went out, when a closed client's connection is left alone. */
+    guest_watched *watch;
     bool in_rdhup_set;
-    /* Event mode: from the dispatch to a worker until the answer went
-     * out; the watchdog leaves a closed client's connection alone then. */
-    _Atomic bool answering;
     /* Event mode on this connection's daemon: requests go to a worker. */
     bool suspendable;
-    /* Monotonic ms by which the client must have sent what we wait for
-     * (request headers, then the body); 0 while the request is ours. */
-    _Atomic int64_t deadline;
     /* The request in progress on this connection. */
     guest_buf target;
     const char *method;
@@ -123,17 +114,9 @@ struct mhd_conn {
 
 static void stop_workers(guest_mhd *app);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void arm(mhd_conn *c)
 {
-    unsigned t = c->app->limits.header_timeout_s;
-    atomic_store(&c->deadline, t ? now_ms() + (int64_t)t * 1000 : 0);
+    guest_watched_arm(c->watch, c->app->limits.header_timeout_s);
 }
 
 typedef struct header_scan {
@@ -265,11 +248,7 @@ static int op_body(void *c, const char **data, size_t *len)
 
 GUEST_RESPONSE_CALLBACKS(op, mhd_conn, res)
 
-static const guest_http_ops mhd_ops = {
-    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
-    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
-    .body = op_body,     GUEST_RESPONSE_OPS(op),
-};
+static const guest_http_ops mhd_ops = {GUEST_HTTP_OPS(op)};
 
 /* Forgets the request in progress; the connection object stays. */
 static void request_clear(mhd_conn *c)
@@ -306,20 +285,7 @@ void guest_mhd_limits_init_size(guest_mhd_limits *limits, size_t size)
     guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
-/* A condition variable whose timed waits run on the monotonic clock (the
- * watchdog's); 0 or an error number. */
-static int cond_init_monotonic(pthread_cond_t *cond)
-{
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (rc != 0)
-        return rc;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(cond, &ca);
-    pthread_condattr_destroy(&ca);
-    return rc;
-}
+static void watch_peer_close(void *arg);
 
 guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
                            void *userdata, guest_mhd **out)
@@ -329,7 +295,7 @@ guest_status guest_mhd_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_mhd *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
-    if (cond_init_monotonic(&app->wake) != 0)
+    if (guest_watchdog_new(watch_peer_close, app, &app->watchdog) != GUEST_OK)
         goto no_wake;
     if (pthread_mutex_init(&app->lock, NULL) != 0)
         goto no_lock;
@@ -360,7 +326,7 @@ no_qwake:
 no_qlock:
     pthread_mutex_destroy(&app->lock);
 no_lock:
-    pthread_cond_destroy(&app->wake);
+    guest_watchdog_free(app->watchdog);
 no_wake:
     free(app);
     return GUEST_ERR_NOMEM;
@@ -381,7 +347,7 @@ guest_status guest_mhd_set_limits(guest_mhd *app,
         limits->max_queued > 1000000)
         return GUEST_ERR_INVALID;
     pthread_mutex_lock(&app->lock);
-    bool started = app->watchdog_running || app->conns;
+    bool started = guest_watchdog_busy(app->watchdog);
     if (!started)
         app->limits = *limits;
     pthread_mutex_unlock(&app->lock);
@@ -390,20 +356,14 @@ guest_status guest_mhd_set_limits(guest_mhd *app,
 
 unsigned long guest_mhd_timed_out(const guest_mhd *app)
 {
-    return app ? atomic_load(&app->timed_out) : 0;
+    return app ? guest_watchdog_timed_out(app->watchdog) : 0;
 }
 
 void guest_mhd_free(guest_mhd *app)
 {
     if (!app)
         return;
-    pthread_mutex_lock(&app->lock);
-    app->stopping = true;
-    pthread_cond_signal(&app->wake);
-    bool joined = app->watchdog_running;
-    pthread_mutex_unlock(&app->lock);
-    if (joined)
-        pthread_join(app->watchdog, NULL);
+    guest_watchdog_free(app->watchdog);
     stop_workers(app);
     if (app->rdhup_fd >= 0)
         close(app->rdhup_fd);
@@ -411,28 +371,30 @@ void guest_mhd_free(guest_mhd *app)
     pthread_cond_destroy(&app->qwake);
     pthread_mutex_destroy(&app->qlock);
     pthread_mutex_destroy(&app->lock);
-    pthread_cond_destroy(&app->wake);
     guest_log_limiter_free(app->log);
     free(app);
 }
 
-/* Under app->lock, so every connection an event names is still listed:
- * the close notification takes the lock to leave the set, and
- * EPOLL_CTL_DEL drops its pending events. */
-static void watch_peer_close(guest_mhd *app)
+/* The watchdog's tick, under its lock, so every connection an event names
+ * is still watched: the close notification leaves the set (EPOLL_CTL_DEL
+ * drops its pending events) before it leaves the watchdog, which takes
+ * the lock. */
+static void watch_peer_close(void *arg)
 {
 #if WATCH_RDHUP
-    if (app->rdhup_fd < 0)
+    guest_mhd *app = arg;
+    int fd = atomic_load(&app->rdhup_fd);
+    if (fd < 0)
         return;
     struct epoll_event ev[64];
     int n;
     do {
-        n = epoll_wait(app->rdhup_fd, ev, 64, 0);
+        n = epoll_wait(fd, ev, 64, 0);
         for (int i = 0; i < n; i++)
-            ((mhd_conn *)ev[i].data.ptr)->peer_closed = true;
+            guest_watched_peer_closed(ev[i].data.ptr);
     } while (n == 64);
 #else
-    (void)app;
+    (void)arg;
 #endif
 }
 
@@ -443,7 +405,8 @@ static void rdhup_add(guest_mhd *app, mhd_conn *c)
 #if WATCH_RDHUP
     if (app->rdhup_fd < 0)
         app->rdhup_fd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
+                             .data.ptr = c->watch};
     c->in_rdhup_set = app->rdhup_fd >= 0 && c->fd >= 0 &&
                       epoll_ctl(app->rdhup_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
 #else
@@ -461,44 +424,6 @@ static void rdhup_del(guest_mhd *app, mhd_conn *c)
     (void)app;
     (void)c;
 #endif
-}
-
-/* Closes connections whose client is too slow with its request. Only
- * shutdown(): the fd stays open until MHD closes it, and MHD announces the
- * close (which takes app->lock to unlink) before it closes the fd, so a
- * listed connection's fd is never one reused by another connection. */
-static void *watchdog_main(void *arg)
-{
-    guest_mhd *app = arg;
-    pthread_mutex_lock(&app->lock);
-    while (!app->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 250 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&app->wake, &app->lock, &until);
-        watch_peer_close(app);
-        int64_t now = now_ms();
-        for (mhd_conn *c = app->conns; c; c = c->next) {
-            if (c->killed || c->fd < 0)
-                continue;
-            int64_t d = atomic_load(&c->deadline);
-            if (c->peer_closed && !atomic_load(&c->answering)) {
-                /* What MHD does when it reads the end of the stream. */
-                shutdown(c->fd, SHUT_RDWR);
-                c->killed = true;
-            } else if (d && now > d) {
-                shutdown(c->fd, SHUT_RDWR);
-                c->killed = true;
-                atomic_fetch_add(&app->timed_out, 1);
-            }
-        }
-    }
-    pthread_mutex_unlock(&app->lock);
-    return NULL;
 }
 
 /* Event mode needs a daemon that can suspend connections and polls them
@@ -537,19 +462,19 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
             connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? (int)ci->connect_fd : -1;
         c->suspendable = app->limits.workers && daemon_suspends(connection);
-        arm(c);
         pthread_mutex_lock(&app->lock);
-        c->next = app->conns;
-        if (app->conns)
-            app->conns->prev = c;
-        app->conns = c;
+        c->watch = guest_watchdog_add(app->watchdog, c->fd);
+        if (!c->watch) {
+            pthread_mutex_unlock(&app->lock);
+            guest_response_cleanup(&c->res);
+            free(c);
+            return;
+        }
+        arm(c);
         if (c->suspendable)
             rdhup_add(app, c);
-        if (!app->watchdog_running &&
-            (app->limits.header_timeout_s || c->in_rdhup_set) &&
-            !app->stopping &&
-            pthread_create(&app->watchdog, NULL, watchdog_main, app) == 0)
-            app->watchdog_running = true;
+        if (app->limits.header_timeout_s || c->in_rdhup_set)
+            guest_watchdog_start(app->watchdog);
         pthread_mutex_unlock(&app->lock);
         *socket_context = c;
         return;
@@ -559,12 +484,7 @@ void guest_mhd_connection(void *cls, struct MHD_Connection *connection,
         return;
     pthread_mutex_lock(&app->lock);
     rdhup_del(app, c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        app->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    guest_watchdog_remove(app->watchdog, c->watch);
     pthread_mutex_unlock(&app->lock);
     request_clear(c);
     guest_response_cleanup(&c->res);
@@ -736,7 +656,7 @@ static enum MHD_Result dispatch(guest_mhd *app, mhd_conn *r)
     bool refuse = app->draining || app->queued >= app->limits.max_queued ||
                   !workers_start_locked(app);
     if (!refuse) {
-        atomic_store(&r->answering, true);
+        guest_watched_answering(r->watch, true);
         MHD_suspend_connection(r->conn);
         r->state = REQ_ON_WORKER;
         r->job_next = NULL;
@@ -848,25 +768,24 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         /* The body gets a deadline of its own. */
         arm(r);
         if (ambiguous_framing(connection, method, version)) {
-            atomic_store(&r->deadline, 0);
+            guest_watched_arm(r->watch, 0);
             return plain(r, 400, "Bad Request\n");
         }
         /* A declared length over the limit is refused before the body is
          * read, so a client cannot hold the connection with a huge upload;
          * MHD closes the connection after this answer. */
-        const char *cl = MHD_lookup_connection_value(
-            connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long n = 0;
-        if (cl &&
-            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
-            atomic_store(&r->deadline, 0);
+        if (guest_content_length_over(
+                MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_CONTENT_LENGTH),
+                app->max_body)) {
+            guest_watched_arm(r->watch, 0);
             return plain(r, 413, "Payload Too Large\n");
         }
         return MHD_YES;
     }
     if (*upload_data_size) {
         if (*upload_data_size > app->max_body - r->body.len) {
-            atomic_store(&r->deadline, 0);
+            guest_watched_arm(r->watch, 0);
             refuse_arriving_body(connection);
             return MHD_NO;
         }
@@ -876,7 +795,7 @@ enum MHD_Result guest_mhd_access(void *cls, struct MHD_Connection *connection,
         return MHD_YES;
     }
     /* The request is complete: from here on the time is the handler's. */
-    atomic_store(&r->deadline, 0);
+    guest_watched_arm(r->watch, 0);
     if (r->state == REQ_ANSWERED) {
         /* Resumed: a worker has answered. */
         r->state = REQ_OURS;
@@ -898,7 +817,7 @@ void guest_mhd_completed(void *cls, struct MHD_Connection *connection,
     if (!r)
         return;
     request_clear(r);
-    atomic_store(&r->answering, false);
+    guest_watched_answering(r->watch, false);
     /* A kept-alive connection has the same time for its next request. */
     arm(r);
 }

@@ -150,11 +150,7 @@ static int op_body(void *conn, const char **data, size_t *len)
 
 GUEST_RESPONSE_CALLBACKS(op, test_conn, res)
 
-static const guest_http_ops test_ops = {
-    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
-    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
-    .body = op_body,     GUEST_RESPONSE_OPS(op),
-};
+static const guest_http_ops test_ops = {GUEST_HTTP_OPS(op)};
 
 /* ---- the client ---- */
 

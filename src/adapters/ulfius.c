@@ -54,14 +54,8 @@ struct guest_ulfius {
     struct _u_instance *instance; /* made by guest_ulfius_start */
     /* Its daemon's error log, at most a line per kind per interval. */
     guest_log_limiter *log;
-    /* The header-timeout watchdog of guest_ulfius_start's daemon and the
-     * connections it watches (ul_conn). */
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t watchdog;
-    bool watchdog_running;
-    bool stopping;
-    struct ul_conn *conns;
+    /* The header-timeout watchdog of guest_ulfius_start's daemon. */
+    guest_watchdog *watchdog;
 };
 
 typedef struct ul_req {
@@ -250,11 +244,7 @@ static int op_body(void *c, const char **data, size_t *len)
 
 GUEST_RESPONSE_CALLBACKS(op, ul_req, res)
 
-static const guest_http_ops ulfius_ops = {
-    GUEST_HTTP_OPS_INIT, .header = op_header,           .method = op_method,
-    .target = op_target, .client_addr = op_client_addr, .is_https = op_is_https,
-    .body = op_body,     GUEST_RESPONSE_OPS(op),
-};
+static const guest_http_ops ulfius_ops = {GUEST_HTTP_OPS(op)};
 
 /* A Set-Cookie value goes into Ulfius's cookie list whole: the name before
  * the first "=", the rest (value and attributes) as the value, every other
@@ -341,9 +331,7 @@ static int plain(struct _u_response *resp, int status, const char *text)
 
 static bool declared_too_long(ul_req *r, size_t max)
 {
-    const char *cl = op_header(r, "Content-Length");
-    unsigned long long n = 0;
-    return cl && (guest_content_length_parse(cl, &n) != 0 || n > max);
+    return guest_content_length_over(op_header(r, "Content-Length"), max);
 }
 
 /* One request, with its MHD connection when the daemon is the adapter's
@@ -404,21 +392,6 @@ void guest_ulfius_limits_init_size(guest_ulfius_limits *limits, size_t size)
     guest_sized_init(limits, size, &default_limits, sizeof default_limits);
 }
 
-/* A condition variable whose timed waits run on the monotonic clock (the
- * watchdog's); 0 or an error number. */
-static int cond_init_monotonic(pthread_cond_t *cond)
-{
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (rc != 0)
-        return rc;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(cond, &ca);
-    pthread_condattr_destroy(&ca);
-    return rc;
-}
-
 guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
                               void *userdata, guest_ulfius **out)
 {
@@ -427,10 +400,8 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     guest_ulfius *app = calloc(1, sizeof *app);
     if (!app)
         return GUEST_ERR_NOMEM;
-    if (cond_init_monotonic(&app->wake) != 0)
-        goto no_wake;
-    if (pthread_mutex_init(&app->lock, NULL) != 0)
-        goto no_lock;
+    if (guest_watchdog_new(NULL, NULL, &app->watchdog) != GUEST_OK)
+        goto no_watchdog;
     if (guest_log_limiter_new(ctx, "ulfius", GUEST_LOG_LIMIT_INTERVAL_S,
                               &app->log) != GUEST_OK)
         goto no_log;
@@ -443,10 +414,8 @@ guest_status guest_ulfius_new(guest_ctx *ctx, guest_handler_fn handler,
     return GUEST_OK;
     /* What was made is undone, the last first. */
 no_log:
-    pthread_mutex_destroy(&app->lock);
-no_lock:
-    pthread_cond_destroy(&app->wake);
-no_wake:
+    guest_watchdog_free(app->watchdog);
+no_watchdog:
     free(app);
     return GUEST_ERR_NOMEM;
 }
@@ -479,15 +448,7 @@ void guest_ulfius_free(guest_ulfius *app)
         free(app->instance);
     }
     /* After the daemon: no connection is left for it to watch. */
-    pthread_mutex_lock(&app->lock);
-    app->stopping = true;
-    pthread_cond_signal(&app->wake);
-    bool joined = app->watchdog_running;
-    pthread_mutex_unlock(&app->lock);
-    if (joined)
-        pthread_join(app->watchdog, NULL);
-    pthread_mutex_destroy(&app->lock);
-    pthread_cond_destroy(&app->wake);
+    guest_watchdog_free(app->watchdog);
     guest_log_limiter_free(app->log);
     free(app);
 }
@@ -515,61 +476,18 @@ guest_status guest_ulfius_attach(guest_ulfius *app,
  * the completion (or, when libmicrohttpd skips that for a request it
  * refused itself, the connection's end) frees. */
 typedef struct ul_conn {
-    struct ul_conn *prev, *next; /* app->conns, under app->lock */
     guest_ulfius *app;
-    int fd;
-    bool killed; /* shut down by the watchdog, under app->lock */
-    /* Monotonic ms by which the client must have sent what we wait for
-     * (request headers, then the body); 0 while the request is ours. */
-    _Atomic int64_t deadline;
+    /* The watchdog's entry: a deadline for what the client must send
+     * (request headers, then the body), none while the request is ours. */
+    guest_watched *watch;
     struct _u_request *rq;
     size_t cap; /* bytes allocated for rq->binary_body */
     bool headers_seen;
 } ul_conn;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void arm(ul_conn *c)
 {
-    unsigned t = c->app->limits.header_timeout_s;
-    atomic_store(&c->deadline, t ? now_ms() + (int64_t)t * 1000 : 0);
-}
-
-/* libmicrohttpd's own timeout is one of silence: a client that sends a
- * byte a second keeps a connection, and with it a thread, for as long as
- * it likes. This thread shuts down the connections whose request is late.
- * Only shutdown(): MHD closes the fd after it announced the close, which
- * unlinks the connection under app->lock, so a listed fd is never one
- * reused by another connection. */
-static void *watchdog_main(void *arg)
-{
-    guest_ulfius *app = arg;
-    pthread_mutex_lock(&app->lock);
-    while (!app->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 250 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&app->wake, &app->lock, &until);
-        int64_t now = now_ms();
-        for (ul_conn *c = app->conns; c; c = c->next) {
-            int64_t d = atomic_load(&c->deadline);
-            if (d && now > d && !c->killed && c->fd >= 0) {
-                shutdown(c->fd, SHUT_RDWR);
-                c->killed = true;
-            }
-        }
-    }
-    pthread_mutex_unlock(&app->lock);
-    return NULL;
+    guest_watched_arm(c->watch, c->app->limits.header_timeout_s);
 }
 
 static void request_clear(ul_conn *c)
@@ -600,32 +518,22 @@ static void connection_notify(void *cls, struct MHD_Connection *connection,
         c->app = app;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
             connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-        c->fd = ci ? (int)ci->connect_fd : -1;
+        c->watch =
+            guest_watchdog_add(app->watchdog, ci ? (int)ci->connect_fd : -1);
+        if (!c->watch) {
+            free(c);
+            return;
+        }
         arm(c);
-        pthread_mutex_lock(&app->lock);
-        c->next = app->conns;
-        if (app->conns)
-            app->conns->prev = c;
-        app->conns = c;
-        if (!app->watchdog_running && app->limits.header_timeout_s &&
-            !app->stopping &&
-            pthread_create(&app->watchdog, NULL, watchdog_main, app) == 0)
-            app->watchdog_running = true;
-        pthread_mutex_unlock(&app->lock);
+        if (app->limits.header_timeout_s)
+            guest_watchdog_start(app->watchdog);
         *socket_context = c;
         return;
     }
     ul_conn *c = *socket_context;
     if (!c)
         return;
-    pthread_mutex_lock(&app->lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        app->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&app->lock);
+    guest_watchdog_remove(app->watchdog, c->watch);
     request_clear(c);
     free(c);
     *socket_context = NULL;
@@ -844,15 +752,14 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
         /* The body gets a deadline of its own. */
         arm(c);
         if (framing_refused(connection, method, version)) {
-            atomic_store(&c->deadline, 0);
+            guest_watched_arm(c->watch, 0);
             return answer(connection, 400, "Bad Request\n");
         }
-        const char *cl = MHD_lookup_connection_value(
-            connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long n = 0;
-        if (cl &&
-            (guest_content_length_parse(cl, &n) != 0 || n > app->max_body)) {
-            atomic_store(&c->deadline, 0);
+        if (guest_content_length_over(
+                MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_CONTENT_LENGTH),
+                app->max_body)) {
+            guest_watched_arm(c->watch, 0);
             return answer(connection, 413, "Payload Too Large\n");
         }
         return fill_request(rq, connection, method, version) ? MHD_YES : MHD_NO;
@@ -860,7 +767,7 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         if (n > app->max_body - rq->binary_body_length) {
-            atomic_store(&c->deadline, 0);
+            guest_watched_arm(c->watch, 0);
             refuse_arriving_body(connection);
             return MHD_NO;
         }
@@ -881,7 +788,7 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url,
         return MHD_YES;
     }
     /* The request is complete: from here on the time is the handler's. */
-    atomic_store(&c->deadline, 0);
+    guest_watched_arm(c->watch, 0);
     struct _u_response resp;
     if (ulfius_init_response(&resp) != U_OK)
         return MHD_NO;

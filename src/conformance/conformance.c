@@ -64,20 +64,6 @@ static REGULAR_REQUIRED(regular_page)
     page(req, "<p>Only registered users see this page, ", ".</p>");
 }
 
-static void write_json_string(guest_req *req, const char *s)
-{
-    guest_res_write(req, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            guest_res_printf(req, "\\%c", *p);
-        else if (*p < 0x20)
-            guest_res_printf(req, "\\u%04x", *p);
-        else
-            guest_res_write(req, p, 1);
-    }
-    guest_res_write(req, "\"", 1);
-}
-
 static void json_start(guest_req *req)
 {
     guest_res_set_status(req, 200);
@@ -100,9 +86,9 @@ static void info(guest_req *req, void *userdata)
                      c->max_body_size, (long long)c->max_age,
                      c->secret_keys ? "true" : "false",
                      c->allowed_hosts ? "true" : "false");
-    write_json_string(req, c->cookie_name);
+    guest_res_write_json_string(req, c->cookie_name);
     guest_res_printf(req, ",\"csrf_cookie\":");
-    write_json_string(req, c->csrf_cookie_name);
+    guest_res_write_json_string(req, c->csrf_cookie_name);
     guest_res_printf(req, "}");
 }
 
@@ -123,30 +109,6 @@ static void stats(guest_req *req, void *userdata)
     json_start(req);
     guest_res_printf(req, "{\"users\":%llu,\"guests\":%llu}",
                      (unsigned long long)s.users, (unsigned long long)s.guests);
-}
-
-static void whoami(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    const guest_user *u = NULL;
-    if (guest_req_user(req, &u, NULL) != GUEST_OK) {
-        guest_res_send(req, 503, "text/plain; charset=utf-8",
-                       "Service Unavailable\n");
-        return;
-    }
-    json_start(req);
-    if (!u) {
-        guest_res_printf(req, "{\"authenticated\":false,\"guest\":false,"
-                              "\"id\":null,\"username\":null}");
-        return;
-    }
-    guest_res_printf(req,
-                     "{\"authenticated\":true,\"guest\":%s,\"id\":%lld,"
-                     "\"username\":",
-                     guest_is_guest_user(u) ? "true" : "false",
-                     (long long)guest_user_id(u));
-    write_json_string(req, guest_user_name(u));
-    guest_res_write(req, "}", 1);
 }
 
 /* Two Set-Cookie lines in one response: the session of a new guest and the
@@ -250,17 +212,6 @@ static void many_headers(guest_req *req, void *userdata)
     guest_res_printf(req, "%d", added);
 }
 
-/* What a quick page costs: one round trip to the database. */
-static void healthz(guest_req *req, void *userdata)
-{
-    (void)userdata;
-    if (guest_req_defer(req))
-        return;
-    guest_status st = guest_ping(guest_req_ctx(req), NULL);
-    guest_res_send(req, st == GUEST_OK ? 200 : 503, "text/plain; charset=utf-8",
-                   st == GUEST_OK ? "ok\n" : "database unavailable\n");
-}
-
 /* What a failed login costs the thread that runs it: one hash at the
  * library's default cost, which holds that thread for most of a second.
  * The responsiveness check sends several and /healthz beside them. */
@@ -282,7 +233,7 @@ static const guest_route routes[] = {
     {"GET", "/allow_guest_user/", allow_page, NULL},
     {"GET", "/guest_user_required/", guest_only_page, NULL},
     {"GET", "/regular_user_required/", regular_page, NULL},
-    {"GET", "/whoami", whoami, NULL},
+    {"GET", "/whoami", guest_whoami_view, NULL},
     {"GET", "/cookies/", cookies_page, NULL},
     {"POST", "/csrf/", csrf_post, NULL},
     {NULL, "/echo", echo, NULL},
@@ -290,7 +241,7 @@ static const guest_route routes[] = {
     {"GET", "/no-content", no_content, NULL},
     {"GET", "/framing", framing, NULL},
     {"GET", "/many-headers", many_headers, NULL},
-    {"GET", "/healthz", healthz, NULL},
+    {"GET", "/healthz", guest_healthz_view, NULL},
     {"POST", "/conformance/hash", hash, NULL},
     /* mounted for every method: the views answer 405 themselves */
     {NULL, "/convert/", guest_convert_view, NULL},

@@ -55,6 +55,12 @@ int guest_content_length_parse(const char *value, unsigned long long *n)
     return 0;
 }
 
+bool guest_content_length_over(const char *value, size_t max)
+{
+    unsigned long long n = 0;
+    return value && (guest_content_length_parse(value, &n) != 0 || n > max);
+}
+
 void guest_framing_add(guest_framing *f, const char *name, const char *value)
 {
     if (!f || !name)

@@ -113,6 +113,23 @@ guest_status guest_res_write_html(guest_req *req, const char *text)
     return st;
 }
 
+guest_status guest_res_write_json_string(guest_req *req, const char *text)
+{
+    if (!text)
+        text = "";
+    guest_status st = guest_res_write(req, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)text;
+         *p && st == GUEST_OK; p++) {
+        if (*p == '"' || *p == '\\')
+            st = guest_res_printf(req, "\\%c", *p);
+        else if (*p < 0x20)
+            st = guest_res_printf(req, "\\u%04x", *p);
+        else
+            st = guest_res_write(req, p, 1);
+    }
+    return st == GUEST_OK ? guest_res_write(req, "\"", 1) : st;
+}
+
 guest_status guest_res_send(guest_req *req, int status,
                             const char *content_type, const char *body)
 {

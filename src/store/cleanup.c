@@ -518,12 +518,11 @@ guest_status guest_guests_list(guest_ctx *ctx, bool expired_only,
     guest_status st = expiry_cutoff(ctx, max_age, cutoff, err);
     if (st != GUEST_OK)
         return st;
-    char lim[32];
-    snprintf(lim, sizeof lim, "%zu", limit);
+    char lim[GUEST__INT_BUF];
     guest__params p = {0};
     guest__param_text(&p, cutoff);
-    /* A NULL LIMIT is no limit. */
-    guest__param_text(&p, limit && limit <= (uint64_t)INT64_MAX ? lim : NULL);
+    /* One past any bigint is no limit either. */
+    guest__param_limit(&p, lim, limit <= (uint64_t)INT64_MAX ? limit : 0);
 #define LIST_FROM                                                              \
     "SELECT u.id, u.username,"                                                 \
     " floor(extract(epoch FROM g.created_at))::bigint,"                        \

@@ -169,6 +169,17 @@ bool guest__sql_state_is(const PGresult *res, const char *state)
     return got && !strcmp(got, state);
 }
 
+guest_status guest__sql_run_unique(guest_db *tx, const guest__stmt *s,
+                                   guest_status taken, const char *why,
+                                   guest_error *err)
+{
+    PGresult *res = NULL;
+    guest_status st = guest__sql_run(tx->ctx, tx, s, &res, err);
+    bool dup = guest__sql_state_is(res, "23505");
+    PQclear(res);
+    return dup ? guest__fail(err, taken, "%s", why) : st;
+}
+
 /* BEGIN, COMMIT and ROLLBACK on the transaction's own connection. */
 static guest_status control(PGconn *conn, unsigned timeout_ms, const char *sql,
                             bool *broken, guest_error *err)

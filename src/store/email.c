@@ -56,13 +56,12 @@ guest_status guest__store_token_put(guest_db *tx, const unsigned char *hash,
                                     const char *email, unsigned ttl_s,
                                     guest_error *err)
 {
-    char id[32], ttl[16];
-    snprintf(id, sizeof id, "%lld", (long long)user_id);
+    char id[GUEST__INT_BUF], ttl[16];
     snprintf(ttl, sizeof ttl, "%u", ttl_s);
     guest__params p = {0};
     guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
     guest__param_text(&p, kind);
-    guest__param_text(&p, id);
+    guest__param_int(&p, id, user_id);
     guest__param_text(&p, email);
     guest__param_text(&p, ttl);
     return guest__sql_run(
@@ -78,23 +77,32 @@ guest_status guest__store_token_put(guest_db *tx, const unsigned char *hash,
         NULL, err);
 }
 
+/* A statement on one link, its hash as $1 and its kind as $2, on @p tx
+ * (NULL: a pooled connection). */
+static guest_status token_run(guest_ctx *ctx, guest_db *tx,
+                              const unsigned char *hash, const char *kind,
+                              const char *tmpl, PGresult **res,
+                              guest_error *err)
+{
+    guest__params p = {0};
+    guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
+    guest__param_text(&p, kind);
+    return guest__sql_run(ctx, tx, &(guest__stmt){.tmpl = tmpl, .params = &p},
+                          res, err);
+}
+
 guest_status guest__store_token_peek(guest_ctx *ctx, const unsigned char *hash,
                                      const char *kind, bool *found,
                                      char username[GUEST_USERNAME_BUF],
                                      guest_error *err)
 {
-    guest__params p = {0};
-    guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
-    guest__param_text(&p, kind);
     PGresult *res = NULL;
-    guest_status st = guest__sql_run(
-        ctx, NULL,
-        &(guest__stmt){.tmpl = "SELECT u.username FROM @.email_tokens t"
-                               " JOIN @.users u ON u.id = t.user_id"
-                               " WHERE t.token_hash = $1 AND t.kind = $2"
-                               " AND " LIVE,
-                       .params = &p},
-        &res, err);
+    guest_status st =
+        token_run(ctx, NULL, hash, kind,
+                  "SELECT u.username FROM @.email_tokens t"
+                  " JOIN @.users u ON u.id = t.user_id"
+                  " WHERE t.token_hash = $1 AND t.kind = $2 AND " LIVE,
+                  &res, err);
     *found = st == GUEST_OK && PQntuples(res) == 1;
     if (*found)
         copy_out(username, GUEST_USERNAME_BUF, PQgetvalue(res, 0, 0));
@@ -106,26 +114,21 @@ guest_status guest__store_token_use(guest_db *tx, const unsigned char *hash,
                                     const char *kind, guest__token_use *out,
                                     guest_error *err)
 {
-    guest__params p = {0};
-    guest__param_bin(&p, hash, GUEST__SHA256_BYTES);
-    guest__param_text(&p, kind);
     PGresult *res = NULL;
     /* The update takes the row's lock and re-checks it: of two uses at
      * once, the second finds it used. The user row is locked too, so the
      * password it was made for cannot change before the commit. */
-    guest_status st = guest__sql_run(
-        tx->ctx, tx,
-        &(guest__stmt){
-            .tmpl = "WITH u AS (SELECT u.* FROM @.users u JOIN @.email_tokens t"
-                    " ON t.user_id = u.id WHERE t.token_hash = $1"
-                    " FOR UPDATE OF u)"
-                    " UPDATE @.email_tokens t SET used_at = now() FROM u"
-                    " WHERE t.token_hash = $1 AND t.kind = $2"
-                    " AND t.user_id = u.id AND " LIVE
-                    " RETURNING u.id, u.username, t.email,"
-                    " coalesce(u.email, ''), u.email_verified_at IS NOT NULL",
-            .params = &p},
-        &res, err);
+    guest_status st =
+        token_run(tx->ctx, tx, hash, kind,
+                  "WITH u AS (SELECT u.* FROM @.users u JOIN @.email_tokens t"
+                  " ON t.user_id = u.id WHERE t.token_hash = $1"
+                  " FOR UPDATE OF u)"
+                  " UPDATE @.email_tokens t SET used_at = now() FROM u"
+                  " WHERE t.token_hash = $1 AND t.kind = $2"
+                  " AND t.user_id = u.id AND " LIVE
+                  " RETURNING u.id, u.username, t.email,"
+                  " coalesce(u.email, ''), u.email_verified_at IS NOT NULL",
+                  &res, err);
     out->found = st == GUEST_OK && PQntuples(res) == 1;
     if (out->found) {
         out->user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -141,10 +144,9 @@ guest_status guest__store_token_use(guest_db *tx, const unsigned char *hash,
 guest_status guest__store_password_reset(guest_db *tx, int64_t user_id,
                                          const char *hash, guest_error *err)
 {
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)user_id);
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    guest__param_text(&p, id);
+    guest__param_int(&p, id, user_id);
     guest__param_text(&p, hash);
     /* Every session ends: whoever is logged in (maybe the one who knew
      * the old password) must log in again. */
@@ -162,37 +164,28 @@ guest_status guest__store_email_set(guest_db *tx, int64_t user_id,
                                     const char *email, bool verified,
                                     guest_error *err)
 {
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)user_id);
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    guest__param_text(&p, id);
+    guest__param_int(&p, id, user_id);
     guest__param_text(&p, email);
     guest__param_text(&p, verified ? "t" : "f");
-    PGresult *res = NULL;
-    guest_status st = guest__sql_run(
-        tx->ctx, tx,
+    return guest__sql_run_unique(
+        tx,
         &(guest__stmt){.tmpl = "UPDATE @.users SET email = $2,"
                                " email_verified_at = CASE WHEN $3::boolean"
                                " THEN now() END WHERE id = $1",
                        .params = &p},
-        &res, err);
-    bool dup = guest__sql_state_is(res, "23505");
-    PQclear(res);
-    if (dup)
-        return guest__fail(err, GUEST_ERR_VALIDATION,
-                           "another user has that address");
-    return st;
+        GUEST_ERR_VALIDATION, "another user has that address", err);
 }
 
 guest_status guest__store_email_taken(guest_db *tx, const char *email,
                                       int64_t except_user, bool *taken,
                                       guest_error *err)
 {
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)except_user);
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
     guest__param_text(&p, email);
-    guest__param_text(&p, id);
+    guest__param_int(&p, id, except_user);
     PGresult *res = NULL;
     guest_status st = guest__sql_run(
         tx->ctx, tx,
@@ -210,10 +203,9 @@ guest_status guest_user_email(guest_ctx *ctx, int64_t user_id, char *buf,
 {
     if (!ctx || !buf || !size)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL argument");
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)user_id);
+    char id[GUEST__INT_BUF];
     guest__params p = {0};
-    guest__param_text(&p, id);
+    guest__param_int(&p, id, user_id);
     PGresult *res = NULL;
     guest_status st = guest__sql_run(
         ctx, NULL,

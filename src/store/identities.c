@@ -55,21 +55,14 @@ guest_status guest__store_identity_link(guest_db *tx, int64_t user_id,
     guest__param_text(&p, identity->subject);
     guest__param_text(&p, identity->email);
     guest__param_text(&p, identity->email_verified ? "t" : "f");
-    PGresult *res = NULL;
-    guest_status st = guest__sql_run(
-        tx->ctx, tx,
+    /* Taken: a sign-in with the same identity committed first. */
+    return guest__sql_run_unique(
+        tx,
         &(guest__stmt){.tmpl = "INSERT INTO @.identities (user_id, issuer,"
                                " subject, email, email_verified, last_login)"
                                " VALUES ($1, $2, $3, $4, $5, now())",
                        .params = &p},
-        &res, err);
-    /* A sign-in with the same identity committed first. */
-    bool dup = guest__sql_state_is(res, "23505");
-    PQclear(res);
-    if (dup)
-        return guest__fail(err, GUEST_ERR_IDENTITY_TAKEN,
-                           "the identity was linked meanwhile");
-    return st;
+        GUEST_ERR_IDENTITY_TAKEN, "the identity was linked meanwhile", err);
 }
 
 guest_status guest__store_identity_used(guest_db *tx,

@@ -123,10 +123,9 @@ guest_status guest_mail_queue_list(guest_ctx *ctx, size_t limit,
 {
     if (!ctx || !fn)
         return guest__fail(err, GUEST_ERR_INVALID, "NULL ctx or fn");
-    char lim[32];
-    snprintf(lim, sizeof lim, "%zu", limit);
+    char lim[GUEST__INT_BUF];
     guest__params p = {0};
-    guest__param_text(&p, limit ? lim : NULL);
+    guest__param_limit(&p, lim, limit);
     PGresult *res = NULL;
     guest_status st = guest__sql_run(
         ctx, NULL,

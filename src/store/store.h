@@ -87,6 +87,10 @@ void guest__param_bin(guest__params *p, const void *value, int len);
  * the statement ran). */
 void guest__param_int(guest__params *p, char buf[GUEST__INT_BUF],
                       int64_t value);
+/* A LIMIT parameter, written into @p buf like guest__param_int: NULL, no
+ * limit, for 0. */
+void guest__param_limit(guest__params *p, char buf[GUEST__INT_BUF],
+                        size_t limit);
 
 /* rows.c: a result's columns, each read at the position that an enum next
  * to its statement names. */
@@ -292,6 +296,11 @@ guest_status guest__db_down(const guest_ctx *ctx, guest_status st,
                             const guest_error *err);
 /* True when @p res failed with SQLSTATE @p state (e.g. "23505"). */
 bool guest__sql_state_is(const PGresult *res, const char *state);
+/* Runs @p s in @p tx, its rows unread; a unique violation (SQLSTATE 23505:
+ * a row another transaction committed first) is @p taken, with @p why. */
+guest_status guest__sql_run_unique(guest_db *tx, const guest__stmt *s,
+                                   guest_status taken, const char *why,
+                                   guest_error *err);
 guest_status guest__tx_begin(guest_ctx *ctx, guest_db *tx, guest_error *err);
 guest_status guest__tx_commit(guest_db *tx, guest_error *err);
 /* Rolls back (when still open) and returns the connection to the pool. */

@@ -228,11 +228,10 @@ guest_status guest_users_list(guest_ctx *ctx, guest_user_kind kind,
         kind != GUEST_USERS_REGISTERED)
         return guest__fail(err, GUEST_ERR_INVALID, "unknown user kind %d",
                            (int)kind);
-    char lim[32], age[GUEST__INT_BUF];
-    snprintf(lim, sizeof lim, "%zu", limit);
+    char lim[GUEST__INT_BUF], age[GUEST__INT_BUF];
     guest__params p = {0};
-    /* A NULL LIMIT is no limit. */
-    guest__param_text(&p, limit && limit <= (uint64_t)INT64_MAX ? lim : NULL);
+    /* One past any bigint is no limit either. */
+    guest__param_limit(&p, lim, limit <= (uint64_t)INT64_MAX ? limit : 0);
     guest__param_int(&p, age, ctx->cfg.max_age);
 #define LIST_FROM                                                              \
     "SELECT u.id, u.username, g.user_id IS NOT NULL, u.is_active,"             \

@@ -280,10 +280,9 @@ guest_status guest__windows_each(guest_ctx *ctx, size_t limit,
                                  guest_rate_limit_list_fn fn, void *userdata,
                                  guest_error *err)
 {
-    char lim[32];
-    snprintf(lim, sizeof lim, "%zu", limit);
+    char lim[GUEST__INT_BUF];
     guest__params p = {0};
-    guest__param_text(&p, limit ? lim : NULL);
+    guest__param_limit(&p, lim, limit);
     PGresult *res = NULL;
     guest_status st = guest__sql_run(
         ctx, NULL,

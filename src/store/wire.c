@@ -86,6 +86,13 @@ void guest__param_int(guest__params *p, char buf[GUEST__INT_BUF], int64_t value)
     guest__param_text(p, buf);
 }
 
+void guest__param_limit(guest__params *p, char buf[GUEST__INT_BUF],
+                        size_t limit)
+{
+    snprintf(buf, GUEST__INT_BUF, "%zu", limit);
+    guest__param_text(p, limit ? buf : NULL);
+}
+
 static bool wait_socket(PGconn *conn, short events, int64_t deadline)
 {
     for (;;) {
