@@ -49,6 +49,25 @@ static bool lookup_would_block(guest_req *req)
            guest_req_defer(req);
 }
 
+/* What every guard does first: refuse NULL arguments; on an event loop,
+ * defer a request whose session is not looked up yet; find the user, or
+ * answer the lookup's failure. True when the guard goes on with *user;
+ * false when it must return *st now. */
+static bool begin(guest_req *req, guest_handler_fn handler,
+                  const guest_user **user, guest_status *st)
+{
+    *st = GUEST_OK;
+    if (!req || !handler)
+        *st = GUEST_ERR_INVALID;
+    if (*st != GUEST_OK || lookup_would_block(req))
+        return false;
+    *st = guest_req_user(req, user, NULL);
+    if (*st == GUEST_OK)
+        return true;
+    *st = refuse(req, *st);
+    return false;
+}
+
 /* Only a page view or a form post makes a guest: HEAD (uptime monitors,
  * link checkers), OPTIONS and the like would fill the table with guests
  * nobody ever sees. The handler still runs, for an anonymous visitor. */
@@ -61,14 +80,10 @@ static bool creates_guests(const guest_req *req)
 guest_status guest_allow(guest_req *req, guest_handler_fn handler,
                          void *userdata)
 {
-    if (!req || !handler)
-        return GUEST_ERR_INVALID;
-    if (lookup_would_block(req))
-        return GUEST_OK;
     const guest_user *user;
-    guest_status st = guest_req_user(req, &user, NULL);
-    if (st != GUEST_OK)
-        return refuse(req, st);
+    guest_status st;
+    if (!begin(req, handler, &user, &st))
+        return st;
     const guest_config *c = &req->ctx->cfg;
     if (!user && c->enabled && creates_guests(req) && !blocked_crawler(req)) {
         /* Creating a guest is a statement: not on an event loop. */
@@ -96,14 +111,10 @@ guest_status guest_require_guest(guest_req *req, guest_handler_fn handler,
                                  void *userdata, const char *anon_url,
                                  const char *user_url)
 {
-    if (!req || !handler)
-        return GUEST_ERR_INVALID;
-    if (lookup_would_block(req))
-        return GUEST_OK;
     const guest_user *user;
-    guest_status st = guest_req_user(req, &user, NULL);
-    if (st != GUEST_OK)
-        return refuse(req, st);
+    guest_status st;
+    if (!begin(req, handler, &user, &st))
+        return st;
     const guest_config *c = &req->ctx->cfg;
     if (!user)
         return guest_res_redirect(req,
@@ -141,14 +152,10 @@ guest_status guest_require_regular(guest_req *req, guest_handler_fn handler,
                                    const char *convert_url,
                                    const char *field_name)
 {
-    if (!req || !handler)
-        return GUEST_ERR_INVALID;
-    if (lookup_would_block(req))
-        return GUEST_OK;
     const guest_user *user;
-    guest_status st = guest_req_user(req, &user, NULL);
-    if (st != GUEST_OK)
-        return refuse(req, st);
+    guest_status st;
+    if (!begin(req, handler, &user, &st))
+        return st;
     if (user && !user->is_guest) {
         handler(req, userdata);
         return GUEST_OK;
