@@ -526,6 +526,48 @@ START_TEST(resolver_driven_by_hand)
 }
 END_TEST
 
+/* With the session cache on, a session read once is known without a
+ * lookup: nothing to wait for. */
+START_TEST(cached_session_needs_no_lookup)
+{
+    /* behind PgBouncer the cache needs a LISTEN connection of its own
+     * (session_cache_listen_conninfo), so it stays off there */
+    if (behind_pooler())
+        return;
+    guest_config c;
+    tl_config(&c, SCHEMA);
+    c.password_iterations = 1000;
+    c.session_cache_ttl = 60;
+    guest_ctx *ctx = tl_ctx_new(&c);
+    char cookie[128];
+    int64_t id = tl_new_guest(ctx, cookie, sizeof cookie);
+    bool is_guest = false;
+    ck_assert_int_eq(tl_whoami(ctx, cookie, &is_guest), id); /* cached */
+    guest_resolver *r = NULL;
+    ck_assert_int_eq(guest_resolver_new(ctx, &r), GUEST_OK);
+    tl_http h;
+    tl_http_init(&h, "GET", "/");
+    tl_http_add(&h, "Cookie", cookie);
+    guest_req *req = NULL;
+    ck_assert_int_eq(guest_req_new(ctx, tl_http_ops(), &h, &req), GUEST_OK);
+    done_log d = {0};
+    ck_assert(!guest_req_resolve(req, r, on_done, &d));
+    ck_assert_int_eq(d.calls, 0);
+    const guest_user *u = NULL;
+    ck_assert_int_eq(guest_req_user(req, &u, NULL), GUEST_OK);
+    ck_assert_int_eq(guest_user_id(u), id);
+    /* and the resolver never connected: no socket to watch */
+    unsigned ev = 9;
+    int ms = 9;
+    ck_assert_int_eq(guest_resolver_watch(r, &ev, &ms), -1);
+    ck_assert_uint_eq(ev, 0);
+    guest_req_free(req);
+    tl_http_free(&h);
+    guest_resolver_free(r);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 static void deferring(guest_req *req, void *userdata)
 {
     int *calls = userdata;
@@ -595,6 +637,7 @@ int main(void)
     tcase_add_test(tc, killed_connection_falls_back);
     tcase_add_test(tc, stopped_database_then_back);
     tcase_add_test(tc, resolver_driven_by_hand);
+    tcase_add_test(tc, cached_session_needs_no_lookup);
     tcase_add_test(tc, loop_calls_refuse_misuse);
     suite_add_tcase(s, tc);
     const char *const dirs[] = {pg_dir, NULL};
