@@ -403,8 +403,8 @@ START_TEST(evhttp_serves_ipv6_and_every_method_it_knows)
     guest_ctx *ctx = ctx_new();
     int port = 0;
     guest_evhttp *app = evhttp_up(ctx, "::1", 0, 0, &port);
-    static const char *const methods[] = {"GET",   "PUT",     "DELETE",
-                                          "PATCH", "OPTIONS", "TRACE"};
+    static const char *const methods[] = {"GET",     "PUT",   "DELETE", "PATCH",
+                                          "OPTIONS", "TRACE", "CONNECT"};
     for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
         char req[256], want[64];
         snprintf(req, sizeof req,

@@ -6,12 +6,16 @@
  * user back; a hung database answers 503 within db_timeout_ms and the
  * next requests recover; the database's connections killed fall back to
  * the blocking lookup. Over real loopback sockets. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <guestuser/adapters/evhttp.h>
 #include <libpq-fe.h>
@@ -291,6 +295,40 @@ START_TEST(hung_database_answers_503_then_recovers)
         ck_assert_int_eq(got, id);
     }
     down(&s);
+}
+END_TEST
+
+/* The adapter freed while a lookup hangs in its pipeline: the request is
+ * dropped with its connection, nothing is answered or leaked. */
+START_TEST(freed_with_a_lookup_in_flight)
+{
+    server s = up();
+    char cookie[128];
+    int64_t id = tl_new_guest(s.ctx, cookie, sizeof cookie);
+    until_on_loop(s.port, cookie, id, loop_thread(s.port));
+    PGconn *lock = lock_sessions();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char request[512];
+    int n = snprintf(request, sizeof request,
+                     "GET / HTTP/1.1\r\nHost: localhost\r\nCookie: %s\r\n"
+                     "Connection: close\r\n\r\n",
+                     cookie);
+    ck_assert_int_eq(send(fd, request, (size_t)n, 0), n);
+    /* until the lookup is waiting on the lock */
+    long long until = tl_now_ms() + TIMEOUT_MS;
+    while (tl_scalar("SELECT count(*) FROM pg_stat_activity WHERE "
+                     "wait_event_type = 'Lock' AND query LIKE '%\"" SCHEMA
+                     "\"%'") == 0)
+        ck_assert_int_lt(tl_now_ms(), until);
+    down(&s);
+    unlock_sessions(lock);
+    char buf[64];
+    ck_assert_int_le(recv(fd, buf, sizeof buf, 0), 0); /* closed, unanswered */
+    close(fd);
 }
 END_TEST
 
@@ -634,6 +672,7 @@ int main(void)
     tcase_add_test(tc, thirty_two_clients_each_get_their_own_user);
     tcase_add_test(tc, hung_database_answers_503_then_recovers);
     tcase_add_test(tc, failed_statement_fails_only_its_request);
+    tcase_add_test(tc, freed_with_a_lookup_in_flight);
     tcase_add_test(tc, killed_connection_falls_back);
     tcase_add_test(tc, stopped_database_then_back);
     tcase_add_test(tc, resolver_driven_by_hand);
