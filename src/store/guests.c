@@ -338,12 +338,9 @@ guest_status guest__store_resolve(guest_ctx *ctx,
         }
         *found = guest__rows(res) == 1;
     }
-    if (*found) {
-        int64_t left;
-        guest__store_resolve_row(ctx, res, user, &left);
-        if (ms_left)
-            *ms_left = left;
-    }
+    int64_t left = 0;
+    if (*found && guest__store_resolve_row(ctx, res, user, &left) && ms_left)
+        *ms_left = left;
     PQclear(res);
     return GUEST_OK;
 }

@@ -265,8 +265,8 @@ static bool take(guest__pipe *p, PGresult *r)
      * way); any other failure only its request. */
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     p->st = GUEST_ERR_DB;
-    return state && strncmp(state, "08", 2) && strncmp(state, "57P", 3) &&
-           strcmp(state, "26000");
+    return state && strncmp(state, "08", 2) != 0 &&
+           strncmp(state, "57P", 3) != 0 && strcmp(state, "26000") != 0;
 }
 
 static void read_answers(guest__pipe *p)
