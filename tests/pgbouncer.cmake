@@ -54,7 +54,7 @@ endforeach()
 # The demo and the tool find PgBouncer themselves (db_pooler AUTO).
 if(TEST demo_servers)
   add_test(NAME pgbouncer_demo_servers COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/demo-servers.sh
-    $<TARGET_FILE:guestuser-demo> ${_bouncer_conninfo} ${_demo_servers})
+    $<TARGET_FILE:guestuser-demo> ${_bouncer_conninfo} ${_demo_server_names})
   set_tests_properties(pgbouncer_demo_servers PROPERTIES FIXTURES_REQUIRED "pg;pgbouncer"
     TIMEOUT 120 RESOURCE_LOCK demo_servers)
   set_tests_properties(demo_servers PROPERTIES RESOURCE_LOCK demo_servers)
