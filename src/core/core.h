@@ -275,6 +275,22 @@ guest_status guest__respond_rate_limited(guest_req *req);
 guest_status guest__res_cache_control(guest_req *req, bool no_store);
 
 /* identity.c: who the request's user is, and making a guest. */
+/* The start of every session lookup, blocking or on an event loop:
+ * "Vary: Cookie", the cookie's token hash into @p hash, and the session
+ * cache. NONE: no session (the request is resolved, anonymous); CACHED:
+ * resolved from the cache; NEEDED: the database must be asked about
+ * @p hash, then guest__req_lookup_done() given its answer (@p user NULL:
+ * no live session), which counts it and caches it under @p ticket. */
+typedef enum guest__lookup {
+    GUEST__LOOKUP_NONE,
+    GUEST__LOOKUP_CACHED,
+    GUEST__LOOKUP_NEEDED
+} guest__lookup;
+guest__lookup guest__req_lookup_start(guest_req *req,
+                                      unsigned char hash[GUEST__SHA256_BYTES]);
+void guest__req_lookup_done(guest_req *req, const unsigned char *hash,
+                            const guest_user *user, int64_t ms_left,
+                            const guest__cache_ticket *ticket);
 /* SHA-256 of the request's well-formed session cookie; false when none. */
 bool guest__req_session_hash(guest_req *req,
                              unsigned char hash[GUEST__SHA256_BYTES]);

@@ -22,6 +22,38 @@ bool guest__req_session_hash(guest_req *req,
     return ok;
 }
 
+guest__lookup guest__req_lookup_start(guest_req *req,
+                                      unsigned char hash[GUEST__SHA256_BYTES])
+{
+    guest__vary_cookie(req);
+    if (!guest__req_session_hash(req, hash)) {
+        req->user_resolved = true;
+        req->has_user = false;
+        return GUEST__LOOKUP_NONE;
+    }
+    if (!guest__session_cache_get(req->ctx, hash, &req->user))
+        return GUEST__LOOKUP_NEEDED;
+    /* a hit is a resolution too, one that cost no round trip */
+    guest__metric_cache_hit(req->ctx);
+    guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
+    req->user_resolved = req->has_user = true;
+    return GUEST__LOOKUP_CACHED;
+}
+
+void guest__req_lookup_done(guest_req *req, const unsigned char *hash,
+                            const guest_user *user, int64_t ms_left,
+                            const guest__cache_ticket *ticket)
+{
+    req->user_resolved = true;
+    req->has_user = user != NULL;
+    if (!user)
+        return;
+    if (user != &req->user)
+        req->user = *user;
+    guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
+    guest__session_cache_put(req->ctx, hash, user, ms_left, ticket);
+}
+
 guest_status guest_req_user(guest_req *req, const guest_user **user,
                             guest_error *err)
 {
@@ -34,16 +66,10 @@ guest_status guest_req_user(guest_req *req, const guest_user **user,
     }
     if (!req->user_resolved) {
         unsigned char hash[GUEST__SHA256_BYTES];
-        guest__vary_cookie(req);
-        bool found = false, have_hash = guest__req_session_hash(req, hash);
-        if (have_hash &&
-            (found = guest__session_cache_get(req->ctx, hash, &req->user))) {
-            /* a hit is a resolution too, one that cost no round trip */
-            guest__metric_cache_hit(req->ctx);
-            guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
-        } else if (have_hash) {
+        if (guest__req_lookup_start(req, hash) == GUEST__LOOKUP_NEEDED) {
             guest__cache_ticket ticket =
                 guest__session_cache_ticket(req->ctx, hash);
+            bool found = false;
             int64_t ms_left = 0;
             guest_status st = guest__store_resolve(req->ctx, hash, &req->user,
                                                    &found, &ms_left, err);
@@ -51,14 +77,9 @@ guest_status guest_req_user(guest_req *req, const guest_user **user,
                 *user = NULL;
                 return st;
             }
-            if (found) {
-                guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
-                guest__session_cache_put(req->ctx, hash, &req->user, ms_left,
-                                         &ticket);
-            }
+            guest__req_lookup_done(req, hash, found ? &req->user : NULL,
+                                   ms_left, &ticket);
         }
-        req->has_user = found;
-        req->user_resolved = true;
     }
     *user = req->has_user ? &req->user : NULL;
     return GUEST_OK;

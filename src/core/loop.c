@@ -73,18 +73,11 @@ static void on_answer(void *arg, guest_status st, const guest_user *user,
 {
     guest_req *req = arg;
     req->resolving = false;
-    if (st == GUEST_OK) {
-        req->user_resolved = true;
-        req->has_user = user != NULL;
-        if (user) {
-            req->user = *user;
-            guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
-            guest__session_cache_put(req->ctx, req->resolve_hash, user, ms_left,
-                                     &req->resolve_ticket);
-        }
-    } else if (st != GUEST_ERR_BUSY) {
+    if (st == GUEST_OK)
+        guest__req_lookup_done(req, req->resolve_hash, user, ms_left,
+                               &req->resolve_ticket);
+    else if (st != GUEST_ERR_BUSY)
         req->resolve_failed = st;
-    }
     OPENSSL_cleanse(req->resolve_hash, sizeof req->resolve_hash);
     req->resolve_done(req, req->resolve_arg);
 }
@@ -95,18 +88,9 @@ bool guest_req_resolve(guest_req *req, guest_resolver *r,
     if (!req || !r || !done || req->user_resolved || req->resolving ||
         req->resolve_failed != GUEST_OK)
         return false;
-    guest__vary_cookie(req);
     unsigned char *hash = req->resolve_hash;
-    if (!guest__req_session_hash(req, hash)) {
-        /* no cookie, or not one of ours: no database work for it */
-        req->user_resolved = true;
-        req->has_user = false;
-        return false;
-    }
-    if (guest__session_cache_get(req->ctx, hash, &req->user)) {
-        guest__metric_cache_hit(req->ctx);
-        guest__count(req->ctx, GUEST__C_SESSIONS_RESOLVED);
-        req->user_resolved = req->has_user = true;
+    if (guest__req_lookup_start(req, hash) != GUEST__LOOKUP_NEEDED) {
+        /* known already: no cookie, not one of ours, or cached */
         OPENSSL_cleanse(hash, GUEST__SHA256_BYTES);
         return false;
     }
