@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1150,9 +1151,20 @@ START_TEST(mhd_limits_are_checked)
     bad = l;
     bad.max_queued = 0;
     ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_ERR_INVALID);
-    /* a 1.0 program's struct, without them, gets their defaults */
+    ck_assert_uint_eq(l.pollers, 4);
+    bad = l;
+    bad.pollers = 0;
+    ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_ERR_INVALID);
+    bad.pollers = 65;
+    ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_ERR_INVALID);
+    /* an older program's struct, without them, gets their defaults */
     bad = l;
     bad.size = offsetof(guest_mhd_limits, idle_timeout_s) + sizeof(unsigned);
+    ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_OK);
+    /* 1.0's, which ends at max_queued: pollers 0 there is not its value */
+    bad = l;
+    bad.pollers = 0;
+    bad.size = offsetof(guest_mhd_limits, pollers);
     ck_assert_int_eq(guest_mhd_set_limits(app, &bad), GUEST_OK);
     ck_assert_int_eq(guest_mhd_set_limits(app, &l), GUEST_OK);
     guest_mhd_free(app);
@@ -1226,6 +1238,47 @@ START_TEST(mhd_event_stop_waits_for_requests_on_workers)
     ck_assert(closed_within(b, WAIT_MS));
     close(a);
     close(b);
+}
+END_TEST
+
+/* Threads of this process: each polling thread is one. */
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Threads a started event-mode daemon adds, once it answered a request. */
+static int event_daemon_threads(unsigned pollers)
+{
+    guest_mhd_limits l = mhd_limits(1);
+    l.workers = 2;
+    l.pollers = pollers;
+    int before = thread_count();
+    server s = mhd_up(&l);
+    int after = thread_count();
+    char *raw = tl_http_raw(
+        s.port, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        WAIT_MS);
+    ck_assert_ptr_nonnull(raw);
+    ck_assert_msg(strncmp(raw, "HTTP/1.1 200", 12) == 0, "%s", raw);
+    free(raw);
+    down(&s);
+    return after - before;
+}
+
+/* pollers sets how many threads libmicrohttpd polls on in event mode,
+ * and each such daemon serves. */
+START_TEST(mhd_event_polls_on_as_many_threads_as_asked)
+{
+    int one = event_daemon_threads(1);
+    int three = event_daemon_threads(3);
+    ck_assert_int_eq(three - one, 2);
 }
 END_TEST
 
@@ -1434,6 +1487,7 @@ int main(void)
     tcase_add_test(tc, mhd_limits_are_checked);
     tcase_add_test(tc, mhd_daemon_without_connection_callback_says_so);
     tcase_add_test(tc, mhd_event_stop_waits_for_requests_on_workers);
+    tcase_add_test(tc, mhd_event_polls_on_as_many_threads_as_asked);
     tcase_add_loop_test(tc, mhd_clients_that_leave_free_their_places, 0, 2);
 #endif
 #ifdef TEST_WITH_CIVETWEB

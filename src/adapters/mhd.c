@@ -273,6 +273,7 @@ static const guest_mhd_limits default_limits = {
     .idle_timeout_s = 30,
     .workers = 0,
     .max_queued = 1024,
+    .pollers = 4,
 };
 
 /* The struct of 1.0, the smallest a program can pass. */
@@ -344,7 +345,8 @@ guest_status guest_mhd_set_limits(guest_mhd *app,
     if (!app || !limits || limits->max_connections == 0 ||
         limits->header_timeout_s > 3600 || limits->idle_timeout_s > 86400 ||
         limits->workers > 1024 || limits->max_queued == 0 ||
-        limits->max_queued > 1000000)
+        limits->max_queued > 1000000 || limits->pollers < 1 ||
+        limits->pollers > 64)
         return GUEST_ERR_INVALID;
     pthread_mutex_lock(&app->lock);
     bool started = guest_watchdog_busy(app->watchdog);
@@ -878,6 +880,13 @@ guest_status guest_mhd_start(guest_mhd *app, const char *bind_addr,
          * ambiguous_framing). */
         {MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, NULL},
 #endif
+        /* Several polling threads, each with its own epoll set and its
+         * share of the connections: a burst of bytes from thousands of
+         * slow clients is read on every core, and a request that arrives
+         * behind it waits for a share of it only. */
+        {l->workers && l->pollers > 1 ? MHD_OPTION_THREAD_POOL_SIZE
+                                      : MHD_OPTION_END,
+         (intptr_t)l->pollers, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     *out = MHD_start_daemon(flags, port, NULL, NULL, guest_mhd_access, app,

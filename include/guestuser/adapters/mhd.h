@@ -47,16 +47,22 @@ typedef struct guest_mhd_limits {
     unsigned idle_timeout_s;
     /** The mode (0; at most 1024). 0: a thread per connection, on which
      * the handler runs. N: event mode, for many slow or idle clients:
-     * libmicrohttpd's one polling thread (epoll) reads every connection
-     * and a pool of N worker threads runs the guards and handlers (32 is
-     * a good start; a request that waits for PostgreSQL or a password
-     * hash holds a worker that long). A connection still sending its
-     * request costs a few kilobytes and no thread. Stop the daemon with
-     * guest_mhd_stop() in this mode. */
+     * libmicrohttpd's polling threads (epoll, see pollers) read the
+     * connections and a pool of N worker threads runs the guards and
+     * handlers (32 is a good start; a request that waits for PostgreSQL
+     * or a password hash holds a worker that long). A connection still
+     * sending its request costs a few kilobytes and no thread. Stop the
+     * daemon with guest_mhd_stop() in this mode. */
     unsigned workers;
     /** Event mode: complete requests waiting for a free worker (1024;
      * 1..1000000); past it a request is answered 503 at once. */
     unsigned max_queued;
+    /** Event mode: libmicrohttpd's polling threads, each reading its
+     * share of the connections (4; 1..64; since 1.1). When thousands of
+     * slow clients send a byte in the same instant, one thread reads
+     * them all before the next request; several spread that burst
+     * (docs/performance.md). */
+    unsigned pollers;
 } guest_mhd_limits;
 
 /** Fills @p limits with the defaults listed on each field, and its size. */
@@ -71,8 +77,8 @@ GUEST_API void guest_mhd_limits_init_size(guest_mhd_limits *limits,
  * header timeout for any daemon using guest_mhd_connection). Call before
  * the first connection. GUEST_ERR_INVALID for a NULL argument,
  * max_connections 0, a header timeout over an hour, an idle timeout over a
- * day, workers over 1024, max_queued 0 or over 1000000, or when
- * connections are already being served.
+ * day, workers over 1024, max_queued 0 or over 1000000, pollers 0 or
+ * over 64, or when connections are already being served.
  */
 GUEST_API GUEST_NODISCARD guest_status
 guest_mhd_set_limits(guest_mhd *app, const guest_mhd_limits *limits);
