@@ -83,10 +83,7 @@ static bool path_token(const guest_req *req, const char *prefix,
 
 void guest_password_reset_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -134,10 +131,7 @@ out:
 
 void guest_password_reset_confirm_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     /* The path holds the token: no link on any answer may send it to
      * another site. Why same-origin, not no-referrer: under no-referrer a
@@ -221,10 +215,7 @@ out:
 
 void guest_email_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -310,10 +301,7 @@ out:
 
 void guest_email_verify_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);

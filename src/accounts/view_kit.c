@@ -10,6 +10,13 @@
 
 #include "accounts/accounts.h"
 
+/* Every view may block (statements, hashing), so none runs on an event
+ * loop's thread: there it is deferred to a worker, which calls it again. */
+bool guest__view_enter(guest_req *req)
+{
+    return req && !guest_req_defer(req);
+}
+
 const guest_views *guest__view_options(void *userdata, guest_views *local)
 {
     static const guest_views defaults = {.size = sizeof(guest_views)};

@@ -158,10 +158,7 @@ static bool form_view_start(guest_req *req, bool json,
 
 void guest_convert_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -240,10 +237,7 @@ out:
 
 void guest_convert_success_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -272,10 +266,7 @@ void guest_convert_success_view(guest_req *req, void *userdata)
 
 void guest_login_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -323,11 +314,8 @@ out:
 
 void guest_logout_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
     (void)userdata;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     bool json = guest_req_wants_json(req);
     if (!guest__view_method_ok(req, json, false, true, "POST"))
@@ -349,10 +337,7 @@ void guest_logout_view(guest_req *req, void *userdata)
 
 void guest_password_change_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
-    if (!req)
+    if (!guest__view_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);

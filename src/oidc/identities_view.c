@@ -209,11 +209,8 @@ static char *away_url(guest_req *req, const guest_user *u)
 
 void guest_oidc_identities_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
     guest_oidc *o = userdata;
-    if (!req)
+    if (!guest__oidc_view_enter(req))
         return;
     bool json = guest_req_wants_json(req);
     const char *m = guest_req_method(req);

@@ -6,6 +6,14 @@
 
 #include "oidc/oidc.h"
 
+/* Every view may block (statements, calls to the provider), so none runs
+ * on an event loop's thread: there it is deferred to a worker, which calls
+ * it again. */
+bool guest__oidc_view_enter(guest_req *req)
+{
+    return req && !guest_req_defer(req);
+}
+
 bool guest__oidc_no_cache(guest_req *req)
 {
     /* Pages with a CSRF token or account data must not be stored by a

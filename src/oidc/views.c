@@ -252,11 +252,8 @@ out:
 
 void guest_oidc_login_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
     guest_oidc *o = userdata;
-    if (!req)
+    if (!guest__oidc_view_enter(req))
         return;
     bool json = guest_req_wants_json(req);
     guest__oidc_provider *p = o ? route(o, req, "login") : NULL;
@@ -514,11 +511,8 @@ out:
 
 void guest_oidc_callback_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
     guest_oidc *o = userdata;
-    if (!req)
+    if (!guest__oidc_view_enter(req))
         return;
     bool json = guest_req_wants_json(req);
     guest__oidc_provider *p = o ? route(o, req, "callback") : NULL;
@@ -534,11 +528,8 @@ void guest_oidc_callback_view(guest_req *req, void *userdata)
 
 void guest_oidc_view(guest_req *req, void *userdata)
 {
-    /* Every view may block (statements, hashing): never on a loop. */
-    if (guest_req_defer(req))
-        return;
     guest_oidc *o = userdata;
-    if (!req)
+    if (!guest__oidc_view_enter(req))
         return;
     if (o && route(o, req, "login"))
         guest_oidc_login_view(req, userdata);
