@@ -19,9 +19,10 @@ guestuser_ensure_deps
 # down, and only goes up. With the event-loop tests the same tree measured
 # 11,978 and 11,971 of 12,592 lines (95.1 % and 95.07 %) in two runs: lines
 # that depend on timing (reconnects, watchdogs) move the count by about 7,
-# and 95 % is 11,963, so the gate sits a little below, at 94.9, until those
-# lines are reached every time; at exactly 95 an unlucky run would fail.
-min=${GUESTUSER_COVERAGE_MIN:-94.9}
+# so the gate sat at 94.9 while the margin over 95 % was 8 lines. Since the
+# views share their entry (guest__view_enter) it is 11,967 of 12,573
+# (95.18 %), 22 lines over 95 % (11,945): the gate is 95.
+min=${GUESTUSER_COVERAGE_MIN:-95}
 jobs=$(nproc 2>/dev/null || echo 2)
 dir=build-cov
 
