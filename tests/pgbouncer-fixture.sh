@@ -28,9 +28,24 @@ run_dir() {
   ln -s "$t" "$dir/run"; echo "$t"
 }
 
+# Whether PID runs (a zombie does not: nothing may reap a daemon here).
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 stop() {
   if [ -e "$dir/run" ]; then
     local r; r=$(readlink -f "$dir/run")
+    # A PgBouncer that ended before its stop is a fault to explain: its
+    # log's end goes to the stop's output (and ctest's log), and the whole
+    # log stays beside the fixture's directory.
+    [ -f "$r/pgbouncer.log" ] && cp "$r/pgbouncer.log" "$dir/last-pgbouncer.log"
+    if ! { [ -f "$r/pgbouncer.pid" ] && alive "$(cat "$r/pgbouncer.pid")"; }; then
+      echo "pgbouncer-fixture: PgBouncer had ended before this stop; the end of its log:" >&2
+      tail -n 20 "$r/pgbouncer.log" >&2 2>/dev/null || true
+    fi
     if [ -f "$r/pgbouncer.pid" ]; then
       kill "$(cat "$r/pgbouncer.pid")" 2>/dev/null || true
       for _ in $(seq 1 100); do [ -f "$r/pgbouncer.pid" ] || break; sleep 0.1; done
@@ -68,7 +83,11 @@ logfile = $r/pgbouncer.log
 pidfile = $r/pgbouncer.pid
 EOF
     [ "$(id -u)" = 0 ] && chown postgres: "$r"/*
-    if as_pg pgbouncer -d "$r/pgbouncer.ini" 2>>"$r/start.log"; then
+    # Its descriptors raised to the hard limit (as the user it runs as):
+    # at 1024, max_client_conn and the server connections of a busy
+    # ctest -j4 could bring it to EMFILE.
+    if as_pg sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec pgbouncer -d "$1"' sh \
+      "$r/pgbouncer.ini" 2>>"$r/start.log"; then
       for _ in $(seq 1 100); do
         # Its own log must say it listens: an answer on the port alone may
         # come from another suite's server that took the port first (the
