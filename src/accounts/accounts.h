@@ -131,11 +131,11 @@ char *guest__iri_to_uri(const char *url);
 
 /* view_kit.c: what every ready-made page shares. Each function that
  * answers leaves the request answered, whatever went wrong. */
-/* The guest_views a handler's userdata points to, or the defaults; an
- * older program's smaller struct is completed in @p local. */
 /* Whether a view goes on with @p req here: false for NULL, and when the
  * request was just deferred from a loop to a worker. Each view begins so. */
 bool guest__view_enter(guest_req *req);
+/* The guest_views a handler's userdata points to, or the defaults; an
+ * older program's smaller struct is completed in @p local. */
 const guest_views *guest__view_options(void *userdata, guest_views *local);
 /* A header the answer cannot do without; false after a plain 500. */
 bool guest__view_header(guest_req *req, const char *name, const char *value);

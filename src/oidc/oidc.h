@@ -202,10 +202,11 @@ void guest__oidc_page_end(guest_req *req);
 void guest__oidc_send_json(guest_req *req, int status, json_t *obj);
 /* Adds a header the answer can do without. */
 void guest__oidc_header(guest_req *req, const char *name, const char *value);
-/* Cache-Control: no-store and X-Frame-Options: DENY. */
 /* Whether a view goes on with @p req here: false for NULL, and when the
- * request was just deferred from a loop to a worker. Each view begins so. */
+ * request was just deferred from a loop to a worker. Each view begins so.
+ * (accounts' guest__view_enter is hidden in another library.) */
 bool guest__oidc_view_enter(guest_req *req);
+/* Cache-Control: no-store and X-Frame-Options: DENY. */
 bool guest__oidc_no_cache(guest_req *req);
 /* The value of cookie @p name in the request's Cookie header into @p out;
  * false when absent or longer than @p size - 1. */
