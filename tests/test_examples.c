@@ -2,7 +2,8 @@
  * HELLO_PROGRAMS (comma-separated paths) run as a user would: the database
  * from GUESTUSER_DB and GUESTUSER_SCHEMA, a port, real HTTP. A first visit
  * to / makes a guest; /guest/ lets the guest in and sends a stranger to
- * log in; /account/ sends the guest to sign up; SIGTERM ends it cleanly.
+ * log in; /account/ sends the guest to sign up; a second copy on the same
+ * port exits with 1 and says so; SIGTERM ends it cleanly.
  * HELLO_TEST, when set, is hello-test, the site's own test through the
  * test client, which must pass against the same database. */
 #include <signal.h>
@@ -14,6 +15,44 @@
 
 #include "demo_proc.h"
 #include "testlib.h"
+
+/* Runs @p exe on @p port, which another program holds, and checks that it
+ * gives up: exit status 1 and a message that names the port. */
+static void port_taken_is_reported(const char *exe, const char *port)
+{
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], STDERR_FILENO);
+        close(out[0]);
+        execl(exe, exe, port, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    /* A program that did start would wait for a signal: bounded here. */
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 600 && done == 0; i++) {
+        done = waitpid(pid, &status, WNOHANG);
+        if (done == 0)
+            usleep(50 * 1000);
+    }
+    if (done == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    char msg[512];
+    ssize_t n = read(out[0], msg, sizeof msg - 1);
+    close(out[0]);
+    msg[n > 0 ? n : 0] = '\0';
+    ck_assert_msg(done == pid && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "%s on a taken port: status %d", exe, status);
+    char want[32];
+    snprintf(want, sizeof want, "port %s: ", port);
+    ck_assert_msg(strstr(msg, want), "%s said: %s", exe, msg);
+}
 
 static void run_example(const char *exe)
 {
@@ -60,6 +99,8 @@ static void run_example(const char *exe)
     free(res);
     /* still one guest: the cookie was honoured */
     ck_assert_int_eq(tl_scalar_in(schema, "SELECT count(*) FROM @.guests"), 1);
+    /* a second copy on the same port says why it cannot serve */
+    port_taken_is_reported(exe, port);
     demo_proc_stop(&d, false);
     unsetenv("GUESTUSER_DB");
     unsetenv("GUESTUSER_SCHEMA");

@@ -61,13 +61,31 @@ guest_ctx *hello_start(int argc, char **argv, uint16_t *port)
     return ctx;
 }
 
-void hello_block_signals(void)
+/* The signals that end the example: SIGINT (Ctrl-C) and SIGTERM. */
+static void stop_signals(sigset_t *set)
 {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+int hello_main(int argc, char **argv, hello_serve_fn serve)
+{
+    /* Blocked before any thread starts, so that every thread inherits the
+     * mask and hello_wait() is the one to receive them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    stop_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    uint16_t port;
+    guest_ctx *ctx = hello_start(argc, argv, &port);
+    if (!ctx)
+        return 1;
+    guest_status st = serve(ctx, port);
+    if (st != GUEST_OK)
+        fprintf(stderr, "%s: port %u: %s\n", argv[0], (unsigned)port,
+                guest_strerror(st));
+    guest_ctx_free(ctx);
+    return st == GUEST_OK ? 0 : 1;
 }
 
 void hello_wait(uint16_t port)
@@ -75,9 +93,7 @@ void hello_wait(uint16_t port)
     printf("listening on http://127.0.0.1:%u/\n", (unsigned)port);
     fflush(stdout);
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    stop_signals(&set);
     int sig;
     sigwait(&set, &sig);
 }

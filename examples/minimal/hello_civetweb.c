@@ -3,23 +3,23 @@
 
 #include "hello.h"
 
-int main(int argc, char **argv)
+/* CivetWeb's context is the program's to stop, before the adapter is freed. */
+static guest_status serve(guest_ctx *ctx, uint16_t port)
 {
-    hello_block_signals();
-    uint16_t port;
-    guest_ctx *ctx = hello_start(argc, argv, &port);
-    if (!ctx)
-        return 1;
     guest_civetweb *app = NULL;
     struct mg_context *mg = NULL;
-    int rc = 1;
-    if (guest_civetweb_new(ctx, hello_handler, NULL, &app) == GUEST_OK &&
-        guest_civetweb_start(app, "127.0.0.1", port, &mg) == GUEST_OK) {
+    guest_status st = guest_civetweb_new(ctx, hello_handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_civetweb_start(app, "127.0.0.1", port, &mg);
+    if (st == GUEST_OK) {
         hello_wait(port);
         mg_stop(mg);
-        rc = 0;
     }
     guest_civetweb_free(app);
-    guest_ctx_free(ctx);
-    return rc;
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    return hello_main(argc, argv, serve);
 }

@@ -5,21 +5,20 @@
 
 #include "hello.h"
 
+/* guest_evhttp_free() stops the loop it started. */
+static guest_status serve(guest_ctx *ctx, uint16_t port)
+{
+    guest_evhttp *app = NULL;
+    guest_status st = guest_evhttp_new(ctx, hello_handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_evhttp_start(app, "127.0.0.1", port, NULL);
+    if (st == GUEST_OK)
+        hello_wait(port);
+    guest_evhttp_free(app);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
-    hello_block_signals();
-    uint16_t port;
-    guest_ctx *ctx = hello_start(argc, argv, &port);
-    if (!ctx)
-        return 1;
-    guest_evhttp *app = NULL;
-    int rc = 1;
-    if (guest_evhttp_new(ctx, hello_handler, NULL, &app) == GUEST_OK &&
-        guest_evhttp_start(app, "127.0.0.1", port, NULL) == GUEST_OK) {
-        hello_wait(port);
-        rc = 0;
-    }
-    guest_evhttp_free(app); /* stops the loop it started */
-    guest_ctx_free(ctx);
-    return rc;
+    return hello_main(argc, argv, serve);
 }

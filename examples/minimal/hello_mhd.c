@@ -3,23 +3,23 @@
 
 #include "hello.h"
 
-int main(int argc, char **argv)
+/* The daemon is the program's to stop, before the adapter is freed. */
+static guest_status serve(guest_ctx *ctx, uint16_t port)
 {
-    hello_block_signals();
-    uint16_t port;
-    guest_ctx *ctx = hello_start(argc, argv, &port);
-    if (!ctx)
-        return 1;
     guest_mhd *app = NULL;
     struct MHD_Daemon *daemon = NULL;
-    int rc = 1;
-    if (guest_mhd_new(ctx, hello_handler, NULL, &app) == GUEST_OK &&
-        guest_mhd_start(app, "127.0.0.1", port, &daemon) == GUEST_OK) {
+    guest_status st = guest_mhd_new(ctx, hello_handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_mhd_start(app, "127.0.0.1", port, &daemon);
+    if (st == GUEST_OK) {
         hello_wait(port);
         MHD_stop_daemon(daemon);
-        rc = 0;
     }
     guest_mhd_free(app);
-    guest_ctx_free(ctx);
-    return rc;
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    return hello_main(argc, argv, serve);
 }

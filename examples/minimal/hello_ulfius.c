@@ -3,22 +3,21 @@
 
 #include "hello.h"
 
-int main(int argc, char **argv)
+/* guest_ulfius_free() stops the instance it started. */
+static guest_status serve(guest_ctx *ctx, uint16_t port)
 {
-    hello_block_signals();
-    uint16_t port;
-    guest_ctx *ctx = hello_start(argc, argv, &port);
-    if (!ctx)
-        return 1;
     guest_ulfius *app = NULL;
     struct _u_instance *instance = NULL;
-    int rc = 1;
-    if (guest_ulfius_new(ctx, hello_handler, NULL, &app) == GUEST_OK &&
-        guest_ulfius_start(app, "127.0.0.1", port, &instance) == GUEST_OK) {
+    guest_status st = guest_ulfius_new(ctx, hello_handler, NULL, &app);
+    if (st == GUEST_OK)
+        st = guest_ulfius_start(app, "127.0.0.1", port, &instance);
+    if (st == GUEST_OK)
         hello_wait(port);
-        rc = 0;
-    }
-    guest_ulfius_free(app); /* stops the instance it started */
-    guest_ctx_free(ctx);
-    return rc;
+    guest_ulfius_free(app);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    return hello_main(argc, argv, serve);
 }
