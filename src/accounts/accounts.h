@@ -55,6 +55,11 @@ guest_status guest__random_alnum(char *out, size_t n);
  * passed none, emptied. */
 guest_form_errors *guest__form_errors_reset(guest_form_errors *errors,
                                             guest_form_errors *local);
+/* The start of a call on a request that fills form errors: *@p errors
+ * pointed at @p local when the caller passed none, and emptied; false, with
+ * @p err filled, when @p req is NULL (the call returns GUEST_ERR_INVALID). */
+bool guest__form_call_start(const guest_req *req, guest_form_errors **errors,
+                            guest_form_errors *local, guest_error *err);
 /* A call refused before its form was read (a limit's take failed with
  * @p st): @p errors (NULL: none) emptied, with @p locked_out as the one
  * message when @p st is GUEST_ERR_RATE_LIMITED. */
@@ -131,9 +136,13 @@ char *guest__iri_to_uri(const char *url);
 
 /* view_kit.c: what every ready-made page shares. Each function that
  * answers leaves the request answered, whatever went wrong. */
-/* Whether a view goes on with @p req here: false for NULL, and when the
- * request was just deferred from a loop to a worker. Each view begins so. */
-bool guest__view_enter(guest_req *req);
+/* The methods a view takes, for guest__view_enter(). */
+enum { GUEST__VIEW_GET = 1u /* and HEAD */, GUEST__VIEW_POST = 2u };
+/* Whether a view goes on with @p req here: false for NULL, when the
+ * request was just deferred from a loop to a worker (the view runs again
+ * there), and after a 405 with Allow when its method is not one of
+ * @p methods (GUEST__VIEW_*). Each view begins so. */
+bool guest__view_enter(guest_req *req, unsigned methods);
 /* The guest_views a handler's userdata points to, or the defaults; an
  * older program's smaller struct is completed in @p local. */
 const guest_views *guest__view_options(void *userdata, guest_views *local);
@@ -161,10 +170,6 @@ void guest__view_server_error(guest_req *req, bool json);
 void guest__view_failure(guest_req *req, bool json, guest_status st);
 /* A redirect to @p url (an IRI made a URI). */
 void guest__view_redirect(guest_req *req, const char *url);
-/* Whether the request's method is one the page takes (GET and HEAD when
- * @p get_ok, POST when @p post_ok); false after a 405 with @p allow. */
-bool guest__view_method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
-                           const char *allow);
 /* The request's user in *@p u (NULL: anonymous); false after answering
  * the status that kept it unknown (guest__view_failure()). */
 bool guest__view_user(guest_req *req, bool json, const guest_user **u);
@@ -196,8 +201,10 @@ guest_status guest__hook_result(const guest_db *tx, guest_status returned,
  * again with them (status 200, as Django answers). */
 void guest__view_form_errors(guest_req *req, const guest_views *v, bool json,
                              guest_page *page);
-/* guest__view_too_many() when @p st is GUEST_ERR_RATE_LIMITED, else
- * guest__view_form_errors(). */
+/* The answer to a form call that returned @p st: guest__view_too_many()
+ * for GUEST_ERR_RATE_LIMITED, guest__view_form_errors() for
+ * GUEST_ERR_VALIDATION and GUEST_ERR_USERNAME_TAKEN, guest__view_failure()
+ * for anything else. */
 void guest__view_refused(guest_req *req, const guest_views *v, bool json,
                          guest_page *page, guest_status st);
 /* A visitor the page is not for: a redirect to @p url, or for a script

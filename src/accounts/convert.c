@@ -141,9 +141,8 @@ static guest_status convert_with(guest_req *req, const char *username,
                                  guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
-    errors = guest__form_errors_reset(errors, &local);
-    if (!req)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
+    if (!guest__form_call_start(req, &errors, &local, err))
+        return GUEST_ERR_INVALID;
     guest_ctx *ctx = req->ctx;
     const guest_user *current;
     guest_status st = guest_req_user(req, &current, err);

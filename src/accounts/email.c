@@ -231,9 +231,8 @@ guest_status guest_password_reset_confirm(guest_req *req, const char *token,
                                           guest_error *err)
 {
     guest_form_errors local;
-    errors = guest__form_errors_reset(errors, &local);
-    if (!req)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
+    if (!guest__form_call_start(req, &errors, &local, err))
+        return GUEST_ERR_INVALID;
     guest_ctx *ctx = req->ctx;
     char username[GUEST_USERNAME_BUF];
     guest_status st = guest_password_reset_check(ctx, token, username, err);
@@ -329,9 +328,8 @@ guest_status guest_email_change(guest_req *req, const char *email,
                                 guest_error *err)
 {
     guest_form_errors local;
-    errors = guest__form_errors_reset(errors, &local);
-    if (!req)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
+    if (!guest__form_call_start(req, &errors, &local, err))
+        return GUEST_ERR_INVALID;
     guest_ctx *ctx = req->ctx;
     const guest_config *c = &ctx->cfg;
     guest_status st = guest__email_need_mail(c, err);

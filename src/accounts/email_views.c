@@ -27,15 +27,14 @@ static void dead_link(guest_req *req, const guest_views *v, bool json)
     guest__view_show(req, v, &page, 400);
 }
 
-/* How each view starts: the method, the page's one Cache-Control, and on
- * POST the form, its text fields and the CSRF token, then the user. False
- * once an answer has gone out; *form is the caller's to free either way. */
+/* How each view goes on after guest__view_enter(): the page's one
+ * Cache-Control, and on POST the form, its text fields and the CSRF token,
+ * then the user. False once an answer has gone out; *form is the caller's
+ * to free either way. */
 static bool start(guest_req *req, bool json, const char *const *fields,
                   guest_form **form, const guest_user **u)
 {
     *form = NULL;
-    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
-        return false;
     if (guest__res_cache_control(req, true) != GUEST_OK) {
         guest__respond_error(req);
         return false;
@@ -83,7 +82,7 @@ static bool path_token(const guest_req *req, const char *prefix,
 
 void guest_password_reset_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -131,7 +130,7 @@ out:
 
 void guest_password_reset_confirm_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     /* The path holds the token: no link on any answer may send it to
      * another site. Why same-origin, not no-referrer: under no-referrer a
@@ -202,11 +201,8 @@ void guest_password_reset_confirm_view(guest_req *req, void *userdata)
     case GUEST_ERR_NOT_FOUND:
         dead_link(req, v, json);
         break;
-    case GUEST_ERR_VALIDATION:
-        guest__view_form_errors(req, v, json, &page);
-        break;
     default:
-        guest__view_failure(req, json, st);
+        guest__view_refused(req, v, json, &page, st);
         break;
     }
 out:
@@ -215,7 +211,7 @@ out:
 
 void guest_email_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -275,24 +271,15 @@ void guest_email_view(guest_req *req, void *userdata)
         page.email = email ? email : "";
         guest__view_show(req, v, &page, 200);
         break;
-    case GUEST_ERR_VALIDATION:
-    case GUEST_ERR_RATE_LIMITED:
-        if (st == GUEST_ERR_RATE_LIMITED) {
-            if (!errors.count)
-                guest_form_errors_add(&errors, "__all__",
-                                      GUEST__MSG_LOCKED_OUT);
-            guest__view_too_many(req, v, json, &page);
-        } else {
-            guest__view_form_errors(req, v, json, &page);
-        }
-        break;
     case GUEST_ERR_AUTH:
         guest__view_refuse_now_unregistered(
             req, json, "Create an account to have an address.",
             "Log in to change your address.");
         break;
     default:
-        guest__view_failure(req, json, st);
+        if (st == GUEST_ERR_RATE_LIMITED && !errors.count)
+            guest_form_errors_add(&errors, "__all__", GUEST__MSG_LOCKED_OUT);
+        guest__view_refused(req, v, json, &page, st);
         break;
     }
 out:
@@ -301,7 +288,7 @@ out:
 
 void guest_email_verify_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);

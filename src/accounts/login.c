@@ -164,9 +164,8 @@ static guest_status login(guest_req *req, const char *username,
                           guest_error *err)
 {
     guest_form_errors local;
-    errors = guest__form_errors_reset(errors, &local);
-    if (!req)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
+    if (!guest__form_call_start(req, &errors, &local, err))
+        return GUEST_ERR_INVALID;
     if (!username || !*username)
         guest_form_errors_add(errors, "username", GUEST__MSG_REQUIRED);
     if (!password || !*password)

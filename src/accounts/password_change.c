@@ -166,9 +166,8 @@ guest_status guest_password_change(guest_req *req, const char *old_password,
                                    guest_form_errors *errors, guest_error *err)
 {
     guest_form_errors local;
-    errors = guest__form_errors_reset(errors, &local);
-    if (!req)
-        return guest__fail(err, GUEST_ERR_INVALID, "NULL request");
+    if (!guest__form_call_start(req, &errors, &local, err))
+        return GUEST_ERR_INVALID;
     const guest_user *current;
     guest_status st = guest_req_user(req, &current, err);
     if (st != GUEST_OK)

@@ -12,9 +12,23 @@
 
 /* Every view may block (statements, hashing), so none runs on an event
  * loop's thread: there it is deferred to a worker, which calls it again. */
-bool guest__view_enter(guest_req *req)
+bool guest__view_enter(guest_req *req, unsigned methods)
 {
-    return req && !guest_req_defer(req);
+    if (!req || guest_req_defer(req))
+        return false;
+    const char *m = guest_req_method(req);
+    if ((methods & GUEST__VIEW_GET) &&
+        (!strcmp(m, "GET") || !strcmp(m, "HEAD")))
+        return true;
+    if ((methods & GUEST__VIEW_POST) && !strcmp(m, "POST"))
+        return true;
+    guest__view_refuse(req, guest_req_wants_json(req), 405,
+                       "Method Not Allowed", NULL);
+    (void)guest__view_header(req, "Allow",
+                             methods == GUEST__VIEW_GET    ? "GET, HEAD"
+                             : methods == GUEST__VIEW_POST ? "POST"
+                                                           : "GET, HEAD, POST");
+    return false;
 }
 
 const guest_views *guest__view_options(void *userdata, guest_views *local)
@@ -239,19 +253,6 @@ void guest__view_show_form(guest_req *req, const guest_views *v,
     guest__view_show(req, v, page, status);
 }
 
-bool guest__view_method_ok(guest_req *req, bool json, bool get_ok, bool post_ok,
-                           const char *allow)
-{
-    const char *m = guest_req_method(req);
-    bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
-    bool post = !strcmp(m, "POST");
-    if ((get && get_ok) || (post && post_ok))
-        return true;
-    guest__view_refuse(req, json, 405, "Method Not Allowed", NULL);
-    (void)guest__view_header(req, "Allow", allow);
-    return false;
-}
-
 bool guest__view_user(guest_req *req, bool json, const guest_user **u)
 {
     guest_status st = guest_req_user(req, u, NULL);
@@ -322,10 +323,20 @@ void guest__view_form_errors(guest_req *req, const guest_views *v, bool json,
 void guest__view_refused(guest_req *req, const guest_views *v, bool json,
                          guest_page *page, guest_status st)
 {
-    if (st == GUEST_ERR_RATE_LIMITED)
+    switch (st) {
+    case GUEST_ERR_RATE_LIMITED:
         guest__view_too_many(req, v, json, page);
-    else
+        break;
+    case GUEST_ERR_VALIDATION:
+    case GUEST_ERR_USERNAME_TAKEN:
         guest__view_form_errors(req, v, json, page);
+        break;
+    default:
+        /* Not the visitor's doing (an outage, a full hashing queue): no
+         * form errors to show. */
+        guest__view_failure(req, json, st);
+        break;
+    }
 }
 
 void guest__view_send_away(guest_req *req, bool json, const guest_user *u,

@@ -158,14 +158,12 @@ static bool form_view_start(guest_req *req, bool json,
 
 void guest_convert_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     const guest_config *c = &req->ctx->cfg;
     bool json = guest_req_wants_json(req);
-    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
-        return;
     if (!signup_fields_ok(&v->signup, c->redirect_field_name)) {
         guest__view_server_error(req, json);
         return;
@@ -218,16 +216,11 @@ void guest_convert_view(guest_req *req, void *userdata)
                                   u ? c->login_redirect_url : c->login_url,
                                   "Only a guest can create an account here.");
         break;
-    case GUEST_ERR_VALIDATION:
-    case GUEST_ERR_USERNAME_TAKEN:
-    case GUEST_ERR_RATE_LIMITED:
+    default:
         page.user = u;
         page.username = username;
         page.form = form;
         guest__view_refused(req, v, json, &page, st);
-        break;
-    default:
-        guest__view_failure(req, json, st);
         break;
     }
 out:
@@ -237,13 +230,11 @@ out:
 
 void guest_convert_success_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
-    if (!guest__view_method_ok(req, json, true, false, "GET, HEAD"))
-        return;
     const guest_user *u;
     if (!guest__view_user(req, json, &u))
         return;
@@ -266,14 +257,12 @@ void guest_convert_success_view(guest_req *req, void *userdata)
 
 void guest_login_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     const guest_config *c = &req->ctx->cfg;
     bool json = guest_req_wants_json(req);
-    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
-        return;
     static const char *const fields[] = {"username", "password", NULL};
     guest_form *form;
     char *next;
@@ -290,23 +279,15 @@ void guest_login_view(guest_req *req, void *userdata)
             show_form(req, v, &page);
         goto out;
     }
-    const char *username = guest_form_get(form, "username");
+    page.username = guest_form_get(form, "username");
     guest_status st = guest_login(
-        req, username, guest_form_get(form, "password"), &errors, NULL);
-    switch (st) {
-    case GUEST_OK:
+        req, page.username, guest_form_get(form, "password"), &errors, NULL);
+    if (st == GUEST_OK)
         succeeded(req, json, next, c->login_redirect_url);
-        break;
-    case GUEST_ERR_AUTH:
-    case GUEST_ERR_VALIDATION:
-    case GUEST_ERR_RATE_LIMITED:
-        page.username = username;
+    else if (st == GUEST_ERR_AUTH) /* a wrong name or password */
+        guest__view_form_errors(req, v, json, &page);
+    else
         guest__view_refused(req, v, json, &page, st);
-        break;
-    default:
-        guest__view_failure(req, json, st);
-        break;
-    }
 out:
     free(next);
     guest_form_free(form);
@@ -315,11 +296,9 @@ out:
 void guest_logout_view(guest_req *req, void *userdata)
 {
     (void)userdata;
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_POST))
         return;
     bool json = guest_req_wants_json(req);
-    if (!guest__view_method_ok(req, json, false, true, "POST"))
-        return;
     guest_form *form = guest__view_read_form(req, json);
     if (!form)
         return;
@@ -337,13 +316,11 @@ void guest_logout_view(guest_req *req, void *userdata)
 
 void guest_password_change_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req))
+    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);
-    if (!guest__view_method_ok(req, json, true, true, "GET, HEAD, POST"))
-        return;
     static const char *const fields[] = {"old_password", "new_password1",
                                          "new_password2", NULL};
     guest_form *form;
@@ -395,10 +372,6 @@ void guest_password_change_view(guest_req *req, void *userdata)
         page.username = "";
         show(req, v, &page);
         break;
-    case GUEST_ERR_VALIDATION:
-    case GUEST_ERR_RATE_LIMITED:
-        guest__view_refused(req, v, json, &page, st);
-        break;
     case GUEST_ERR_AUTH:
         /* Deleted or deactivated meanwhile: where the visitor now
          * belongs. */
@@ -407,7 +380,7 @@ void guest_password_change_view(guest_req *req, void *userdata)
             "Log in to change your password.");
         break;
     default:
-        guest__view_failure(req, json, st);
+        guest__view_refused(req, v, json, &page, st);
         break;
     }
 out:
