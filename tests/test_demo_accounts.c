@@ -187,6 +187,28 @@ START_TEST(hello_makes_no_guest)
 }
 END_TEST
 
+/* The home page when the visitor cannot be looked up (the library's tables
+ * gone, as in an outage): a 503 page that says so, not a greeting. */
+START_TEST(home_says_when_the_database_is_out_of_reach)
+{
+    guest_ctx *ctx = tl_ctx(SCHEMA, NULL);
+    tl_http h;
+    dt_get(ctx, &h, "/allow_guest_user/", NULL);
+    char session[128];
+    ck_assert(tl_http_cookie(&h, "sessionid", session, sizeof session));
+    tl_http_free(&h);
+    tl_drop_schema(SCHEMA);
+    dt_get(ctx, &h, "/", session);
+    ck_assert_int_eq(h.status, 503);
+    ck_assert_str_eq(tl_http_res_header(&h, "Content-Type"),
+                     "text/html; charset=utf-8");
+    ck_assert_ptr_nonnull(strstr(h.res_body, "cannot reach its database"));
+    ck_assert_ptr_null(strstr(h.res_body, "browsing as a guest"));
+    tl_http_free(&h);
+    guest_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(account_flags)
 {
     demo_options o;
@@ -625,6 +647,7 @@ int main(void)
     tcase_add_test(tc, a_visitor_signs_up_logs_out_and_in);
     tcase_add_test(tc, guest_expiry_and_password_page);
     tcase_add_test(tc, hello_makes_no_guest);
+    tcase_add_test(tc, home_says_when_the_database_is_out_of_reach);
     tcase_add_test(tc, account_flags);
     tcase_add_test(tc, hash_flags);
     tcase_add_test(tc, limit_flags);

@@ -23,8 +23,12 @@ void demo_home(guest_req *req, void *userdata)
     (void)userdata;
     const guest_user *u = NULL;
     if (guest_req_user(req, &u, NULL) != GUEST_OK) {
-        guest_res_send(req, 503, "text/plain; charset=utf-8",
-                       "Service Unavailable\n");
+        /* Who the visitor is stays unknown: saying nothing beats greeting
+         * a signed-in user as a stranger. */
+        demo_message_page(req, 503, "Service Unavailable",
+                          "The site cannot reach its database right now. "
+                          "Please try again in a moment.",
+                          NULL, NULL);
         return;
     }
     const guest_config *c = guest_ctx_config(guest_req_ctx(req));
