@@ -33,7 +33,8 @@ typedef struct guest_mhd_limits {
     /** sizeof(guest_mhd_limits) where the program was compiled, set by
      * guest_mhd_limits_init() (fields a later 1.x adds take their defaults). */
     size_t size;
-    /** Connections open at once, all clients together (512). */
+    /** Connections open at once, all clients together (512). In event
+     * mode libmicrohttpd gives each of the pollers an equal share of it. */
     unsigned max_connections;
     /** Connections one client address may hold (32; 0: no limit). Behind a
      * reverse proxy every request comes from the proxy: set 0 there and
