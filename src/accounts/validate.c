@@ -40,16 +40,6 @@ guest_form_errors *guest__form_errors_reset(guest_form_errors *errors,
     return errors;
 }
 
-bool guest__form_call_start(const guest_req *req, guest_form_errors **errors,
-                            guest_form_errors *local, guest_error *err)
-{
-    *errors = guest__form_errors_reset(*errors, local);
-    if (req)
-        return true;
-    (void)guest__fail(err, GUEST_ERR_INVALID, "NULL request");
-    return false;
-}
-
 void guest__form_errors_refused(guest_form_errors *errors, guest_status st,
                                 const char *locked_out)
 {
