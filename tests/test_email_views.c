@@ -254,6 +254,13 @@ START_TEST(reset_flow_end_to_end)
         ck_assert_ptr_nonnull(strstr(h.res_body, "alice"));
         tl_http_free(&h);
     }
+    /* a wrong method, still with the header */
+    tl_request(ctx, &h, "PUT", target, NULL, NULL, NULL,
+               guest_password_reset_confirm_view, NULL);
+    ck_assert_int_eq(h.status, 405);
+    ck_assert_str_eq(tl_http_res_header(&h, "Allow"), "GET, HEAD, POST");
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
+    tl_http_free(&h);
     /* CSRF refused, still with the header */
     tl_request(ctx, &h, "POST", target, NULL, NULL,
                "new_password1=" NEW_PASSWORD "&new_password2=" NEW_PASSWORD,

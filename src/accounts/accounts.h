@@ -150,9 +150,13 @@ char *guest__iri_to_uri(const char *url);
 enum { GUEST__VIEW_GET = 1u /* and HEAD */, GUEST__VIEW_POST = 2u };
 /* Whether a view goes on with @p req here: false for NULL, when the
  * request was just deferred from a loop to a worker (the view runs again
- * there), and after a 405 with Allow when its method is not one of
- * @p methods (GUEST__VIEW_*). Each view begins so. */
+ * there), and after guest__view_methods_ok() refused it (@p methods 0: the
+ * view calls that itself, after headers every answer needs). Each view
+ * begins so. */
 bool guest__view_enter(guest_req *req, unsigned methods);
+/* Whether the request's method is one of @p methods (GUEST__VIEW_*);
+ * false after a 405 with Allow. */
+bool guest__view_methods_ok(guest_req *req, unsigned methods);
 /* The guest_views a handler's userdata points to, or the defaults; an
  * older program's smaller struct is completed in @p local. */
 const guest_views *guest__view_options(void *userdata, guest_views *local);

@@ -130,7 +130,7 @@ out:
 
 void guest_password_reset_confirm_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
+    if (!guest__view_enter(req, 0))
         return;
     /* The path holds the token: no link on any answer may send it to
      * another site. Why same-origin, not no-referrer: under no-referrer a
@@ -142,6 +142,8 @@ void guest_password_reset_confirm_view(guest_req *req, void *userdata)
         guest__respond_error(req);
         return;
     }
+    if (!guest__view_methods_ok(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
+        return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
     bool json = guest_req_wants_json(req);

@@ -16,6 +16,11 @@ bool guest__view_enter(guest_req *req, unsigned methods)
 {
     if (!req || guest_req_defer(req))
         return false;
+    return !methods || guest__view_methods_ok(req, methods);
+}
+
+bool guest__view_methods_ok(guest_req *req, unsigned methods)
+{
     const char *m = guest_req_method(req);
     if ((methods & GUEST__VIEW_GET) &&
         (!strcmp(m, "GET") || !strcmp(m, "HEAD")))
