@@ -420,11 +420,14 @@ START_TEST(change_and_verify_flow)
     link_token(0, VERIFY, token, sizeof token);
     snprintf(target, sizeof target, VERIFY "%s/", token);
 
-    /* GET only shows the button: twice, nothing verified */
+    /* GET only shows the button: twice, nothing verified; the token in
+     * the path stays on this site */
     for (int i = 0; i < 2; i++) {
         tl_request(ctx, &h, "GET", target, NULL, NULL, NULL,
                    guest_email_verify_view, NULL);
         ck_assert_int_eq(h.status, 200);
+        ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"),
+                         "same-origin");
         ck_assert_ptr_nonnull(strstr(h.res_body, "Confirm my address"));
         ck_assert_ptr_nonnull(strstr(h.res_body, "method=\"post\""));
         tl_http_free(&h);
@@ -447,6 +450,12 @@ START_TEST(change_and_verify_flow)
                guest_email_verify_view, NULL);
     ck_assert_int_eq(h.status, 400);
     ck_assert_ptr_nonnull(strstr(h.res_body, "invalid or was used"));
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
+    tl_http_free(&h);
+    tl_request(ctx, &h, "DELETE", target, NULL, NULL, NULL,
+               guest_email_verify_view, NULL);
+    ck_assert_int_eq(h.status, 405);
+    ck_assert_str_eq(tl_http_res_header(&h, "Referrer-Policy"), "same-origin");
     tl_http_free(&h);
     /* the page shows it, verified */
     tl_request(ctx, &h, "GET", EMAIL, cookie, NULL, NULL, guest_email_view,

@@ -128,21 +128,27 @@ out:
     guest_form_free(form);
 }
 
-void guest_password_reset_confirm_view(guest_req *req, void *userdata)
+/* The start of a page whose path holds a token (a mailed link): like
+ * guest__view_enter(), and every answer, a refused method too, keeps the
+ * path from other sites. Why same-origin, not no-referrer: under
+ * no-referrer a browser posts the page's own form with "Origin: null",
+ * which the CSRF check rightly refuses, so nobody could use the link (a
+ * browser journey found it). Our own site knows the token anyway. */
+static bool link_page_enter(guest_req *req)
 {
     if (!guest__view_enter(req, 0))
-        return;
-    /* The path holds the token: no link on any answer may send it to
-     * another site. Why same-origin, not no-referrer: under no-referrer a
-     * browser posts the page's own form with "Origin: null", which the
-     * CSRF check rightly refuses, so nobody could set a password (a
-     * browser journey found it). Our own site knows the token anyway. */
+        return false;
     if (guest_res_add_header(req, "Referrer-Policy", "same-origin") !=
         GUEST_OK) {
         guest__respond_error(req);
-        return;
+        return false;
     }
-    if (!guest__view_methods_ok(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
+    return guest__view_methods_ok(req, GUEST__VIEW_GET | GUEST__VIEW_POST);
+}
+
+void guest_password_reset_confirm_view(guest_req *req, void *userdata)
+{
+    if (!link_page_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
@@ -290,7 +296,7 @@ out:
 
 void guest_email_verify_view(guest_req *req, void *userdata)
 {
-    if (!guest__view_enter(req, GUEST__VIEW_GET | GUEST__VIEW_POST))
+    if (!link_page_enter(req))
         return;
     guest_views local;
     const guest_views *v = guest__view_options(userdata, &local);
