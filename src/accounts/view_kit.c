@@ -5,10 +5,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
 #include "accounts/accounts.h"
+
+static bool contains_ci(const char *haystack, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; haystack && *haystack; haystack++)
+        if (!strncasecmp(haystack, needle, n))
+            return true;
+    return false;
+}
+
+/* Here, not in views.c: the 405 of guest__view_methods_ok() asks it, and
+ * views.c calls this file, never the other way. */
+bool guest_req_wants_json(const guest_req *req)
+{
+    if (!req)
+        return false;
+    if (guest__media_type_is(guest_req_header(req, "Content-Type"),
+                             "application/json"))
+        return true;
+    return contains_ci(guest_req_header(req, "Accept"), "application/json");
+}
 
 /* Every view may block (statements, hashing), so none runs on an event
  * loop's thread: there it is deferred to a worker, which calls it again. */

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 
@@ -15,25 +14,6 @@ void guest_views_init_size(guest_views *views, size_t size)
     guest_views d;
     memset(&d, 0, sizeof d);
     guest_sized_init(views, size, &d, sizeof d);
-}
-
-static bool contains_ci(const char *haystack, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; haystack && *haystack; haystack++)
-        if (!strncasecmp(haystack, needle, n))
-            return true;
-    return false;
-}
-
-bool guest_req_wants_json(const guest_req *req)
-{
-    if (!req)
-        return false;
-    if (guest__media_type_is(guest_req_header(req, "Content-Type"),
-                             "application/json"))
-        return true;
-    return contains_ci(guest_req_header(req, "Accept"), "application/json");
 }
 
 static bool is_post(const guest_req *req)
