@@ -279,7 +279,7 @@ END_TEST
 
 /* Guessing one's own password on the address page counts as failed
  * logins: past login_rate_limit the page answers 429 with Retry-After and
- * sends no link. */
+ * the lock-out message, and sends no link. */
 START_TEST(the_address_page_locks_out_password_guessing)
 {
     guest_ctx *ctx = tl_ctx(SCHEMA, mail_on);
@@ -305,6 +305,8 @@ START_TEST(the_address_page_locks_out_password_guessing)
         } else {
             ck_assert_msg(status == 429, "attempt %u: %d", i, status);
             ck_assert_ptr_nonnull(tl_http_res_header(&h, "Retry-After"));
+            ck_assert_ptr_nonnull(
+                strstr(h.res_body, "Too many failed login attempts."));
         }
         tl_http_free(&h);
     }

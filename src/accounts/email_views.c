@@ -285,8 +285,7 @@ void guest_email_view(guest_req *req, void *userdata)
             "Log in to change your address.");
         break;
     default:
-        if (st == GUEST_ERR_RATE_LIMITED && !errors.count)
-            guest_form_errors_add(&errors, "__all__", GUEST__MSG_LOCKED_OUT);
+        /* A lock-out comes with its message from the call itself. */
         guest__view_refused(req, v, json, &page, st);
         break;
     }
