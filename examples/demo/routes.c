@@ -247,8 +247,8 @@ void demo_handler(guest_req *req, void *userdata)
         return;
     double t0 = now_ms();
     guest_routes_dispatch(req, demo_routes());
-    /* A guard deferred it (a new visitor's guest is made on a worker):
-     * the line is logged when it runs there. */
+    /* A guard deferred it (to a worker) or parked it (while a new
+     * visitor's guest is made): the line is logged when it runs again. */
     if (guest_req_deferred(req))
         return;
     const char *addr = guest_req_client_addr(req);

@@ -62,6 +62,20 @@ GUEST_API int guest_resolver_watch(guest_resolver *r, unsigned *events,
 GUEST_API void guest_resolver_io(guest_resolver *r);
 
 /**
+ * Lets the guards park requests given to guest_req_resolve() on @p r
+ * (off by default, since 1.1): GUEST_ALLOW then makes a new guest by
+ * sending its statement through @p r instead of deferring the request to
+ * a worker, and guest_req_try_on_loop() returns false with
+ * guest_req_parked() true. The request's guest_resolved_fn runs once more
+ * when the answer arrives, even if guest_req_resolve() returned false;
+ * call guest_req_try_on_loop() again from there. Only when no
+ * on_guest_created hook is set and the name generator is one of the
+ * library's; otherwise the request is deferred as before. Turn it on only
+ * in an adapter that handles guest_req_parked(). NULL is a no-op.
+ */
+GUEST_API void guest_resolver_allow_parking(guest_resolver *r, bool allow);
+
+/**
  * Starts resolving @p req's session cookie on @p r. True when the lookup
  * went out: @p done runs later, from guest_resolver_io() or
  * guest_resolver_free(), and until then @p req must stay alive and
@@ -82,7 +96,8 @@ GUEST_API bool guest_req_resolve(guest_req *req, guest_resolver *r,
  * inside it) called guest_req_defer(): the
  * adapter must then run the same handler with the same @p req on a thread
  * that may block, as it runs every handler that was never tried on the
- * loop, and only then send the response.
+ * loop, and only then send the response. Also false when a guard parked
+ * the request (guest_req_parked()): then wait for its guest_resolved_fn.
  */
 GUEST_API bool guest_req_try_on_loop(guest_req *req, guest_handler_fn handler,
                                      void *userdata);
@@ -98,9 +113,20 @@ GUEST_API bool guest_req_try_on_loop(guest_req *req, guest_handler_fn handler,
  */
 GUEST_API bool guest_req_defer(guest_req *req);
 
-/** True when @p req is on the loop's thread and deferred (a handler's
- * code after the guards can tell it must return without answering). */
+/** True when @p req is on the loop's thread and deferred or parked (a
+ * handler's code after the guards can tell it must return without
+ * answering). */
 GUEST_API bool guest_req_deferred(const guest_req *req);
+
+/**
+ * True while a statement of @p req is in flight on its resolver (see
+ * guest_resolver_allow_parking()): guest_req_try_on_loop() returned false
+ * without answering, and the request must neither be answered, freed nor
+ * given to a worker until its guest_resolved_fn runs; then try it on the
+ * loop again. guest_req_deferred() is true for it too, so a handler's
+ * code after the guards returns at once. Since 1.1.
+ */
+GUEST_API bool guest_req_parked(const guest_req *req);
 
 #ifdef __cplusplus
 }

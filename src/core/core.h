@@ -128,6 +128,22 @@ struct guest_req {
     guest__cache_ticket resolve_ticket;
     guest_resolved_fn resolve_done;
     void *resolve_arg;
+    /* loop.c: a guest made through the resolver (guest__loop_create): the
+     * resolver that may park the request (NULL: it may not), whether it
+     * is parked, the answer the guard reads when it runs again (made:
+     * the outcome is in create_st), the clashes so far and the session's
+     * token (a bearer secret, wiped once used) and its hash. */
+    guest_resolver *resolver;
+    bool parked;
+    bool made;
+    bool clashed;
+    bool create_lost;
+    guest_status create_st;
+    bool create_name_failed;
+    unsigned create_clashes;
+    unsigned create_digits;
+    char create_token[GUEST__TOKEN_CHARS + 1];
+    unsigned char create_hash[GUEST__SHA256_BYTES];
 };
 
 /* req_db.c: gives the request's lent connection back (guest_req_free). */
@@ -299,6 +315,37 @@ bool guest__req_session_hash(guest_req *req,
  * from the others. */
 guest_status guest__create_guest(guest_req *req, const guest_user **user,
                                  bool *name_failed, guest_error *err);
+/* The steps of guest__create_guest, which loop.c takes one answer at a
+ * time. A name from the generator (*digits: the numbered generator's
+ * width used); after a clash, whether to try another (*clashes counts
+ * them); the error once no more are tried; and the outcome of a statement
+ * that did not clash, acted on (req->user filled for GUEST__CREATED):
+ * counted, logged, the cookie set and on_guest_created called. */
+guest_status guest__guest_name(guest_req *req, char name[GUEST_USERNAME_BUF],
+                               unsigned *digits, bool *name_failed,
+                               guest_error *err);
+bool guest__guest_name_retry(guest_ctx *ctx, unsigned *clashes,
+                             unsigned digits);
+guest_status guest__guest_name_exhausted(guest_ctx *ctx, bool *name_failed,
+                                         guest_error *err);
+guest_status guest__guest_made(guest_req *req, guest__created outcome,
+                               int64_t wait, const char *token,
+                               const guest_user **user, guest_error *err);
+
+/* loop.c: guest_allow's new guest on an event loop's thread. PARKED: the
+ * statement went out on the request's resolver and the guard returns
+ * without answering; DONE: *st is the creation's outcome (as
+ * guest__create_guest's), for the guard to act on as after a blocking
+ * creation; DEFER: the request must go to a worker (no resolver that
+ * parks, a hook or a name generator that may block, the resolver cannot
+ * take it now, or its connection was lost). */
+typedef enum guest__loop_step {
+    GUEST__LOOP_PARKED,
+    GUEST__LOOP_DONE,
+    GUEST__LOOP_DEFER
+} guest__loop_step;
+guest__loop_step guest__loop_create(guest_req *req, guest_status *st,
+                                    bool *name_failed, guest_error *err);
 
 /* hashslots.c: a counting semaphore of password-hash slots, one per
  * context, so a flood of logins cannot take every core. */

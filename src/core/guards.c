@@ -86,12 +86,19 @@ guest_status guest_allow(guest_req *req, guest_handler_fn handler,
         return st;
     const guest_config *c = &req->ctx->cfg;
     if (!user && c->enabled && creates_guests(req) && !blocked_crawler(req)) {
-        /* Creating a guest is a statement: not on an event loop. */
-        if (guest_req_defer(req))
-            return GUEST_OK;
         guest_error err = {0};
         bool name_failed = false;
-        st = guest__create_guest(req, &user, &name_failed, &err);
+        /* Creating a guest is a statement: on an event loop it goes out
+         * through the loop's pipeline while the request parks, or the
+         * request goes to a worker. */
+        guest__loop_step step =
+            req->on_loop ? guest__loop_create(req, &st, &name_failed, &err)
+                         : GUEST__LOOP_DEFER;
+        if (step == GUEST__LOOP_PARKED ||
+            (step == GUEST__LOOP_DEFER && guest_req_defer(req)))
+            return GUEST_OK;
+        if (step == GUEST__LOOP_DEFER)
+            st = guest__create_guest(req, &user, &name_failed, &err);
         if (st == GUEST_ERR_RATE_LIMITED &&
             c->guest_rate_limit_action == GUEST_RATE_ACTION_429)
             return guest__respond_rate_limited(req);

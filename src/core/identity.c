@@ -113,6 +113,100 @@ static bool widen_numbered(guest_ctx *ctx, unsigned digits)
     return true;
 }
 
+guest_status guest__guest_name(guest_req *req, char name[GUEST_USERNAME_BUF],
+                               unsigned *digits, bool *name_failed,
+                               guest_error *err)
+{
+    const guest_config *c = &req->ctx->cfg;
+    bool numbered = c->name_generator == guest_name_numbered;
+    name[0] = '\0';
+    *digits = numbered ? atomic_load(&req->ctx->core->name_digits) : 0;
+    guest_status st = numbered ? guest__name_numbered_width(c, *digits, name,
+                                                            GUEST_USERNAME_BUF)
+                               : c->name_generator(c, name, GUEST_USERNAME_BUF,
+                                                   c->name_generator_userdata);
+    if (st != GUEST_OK) {
+        *name_failed = true;
+        return guest__fail(err, st, "the name generator failed: %s",
+                           guest_strerror(st));
+    }
+    if (!plausible_name(name)) {
+        *name_failed = true;
+        return guest__fail(err, GUEST_ERR_VALIDATION,
+                           "the name generator returned an empty, "
+                           "too long or control-character name");
+    }
+    return GUEST_OK;
+}
+
+bool guest__guest_name_retry(guest_ctx *ctx, unsigned *clashes, unsigned digits)
+{
+    /* Bounded: a generator with too few free names ends in an error, where
+     * the reference would loop forever. The built-in numbered one grows a
+     * digit instead, at most up to GUEST__NAME_MAX_DIGITS. */
+    if (++*clashes < ctx->cfg.name_max_attempts)
+        return true;
+    if (ctx->cfg.name_generator != guest_name_numbered ||
+        !widen_numbered(ctx, digits))
+        return false;
+    *clashes = 0;
+    return true;
+}
+
+guest_status guest__guest_name_exhausted(guest_ctx *ctx, bool *name_failed,
+                                         guest_error *err)
+{
+    *name_failed = true;
+    return guest__fail(err, GUEST_ERR_NAME_EXHAUSTED,
+                       "%u generated names in a row already existed",
+                       ctx->cfg.name_max_attempts);
+}
+
+guest_status guest__guest_made(guest_req *req, guest__created outcome,
+                               int64_t wait, const char *token,
+                               const guest_user **user, guest_error *err)
+{
+    guest_ctx *ctx = req->ctx;
+    const guest_config *c = &ctx->cfg;
+    if (outcome == GUEST__RATE_LIMITED) {
+        guest__count(ctx, GUEST__C_RATE_LIMITED);
+        req->retry_after = wait;
+        guest__log_every(ctx, &ctx->core->rate_logged, 60000, GUEST_LOG_WARNING,
+                         "guest_rate_limit: client %s created %u guests "
+                         "within %u s; refusing more (logged once a "
+                         "minute)",
+                         guest__req_client_key(req), c->guest_rate_limit,
+                         c->guest_rate_window);
+        return guest__fail(err, GUEST_ERR_RATE_LIMITED,
+                           "this client created too many guests; retry "
+                           "after %lld s",
+                           (long long)wait);
+    }
+    if (outcome == GUEST__AT_CAPACITY) {
+        guest__log_every(ctx, &ctx->core->cap_logged, 60000, GUEST_LOG_WARNING,
+                         "max_guests (%lld) reached, in all or for the "
+                         "network of client %s: no new guests there "
+                         "until cleanup or conversions make room (logged "
+                         "once a minute)",
+                         (long long)c->max_guests, guest__req_client_key(req));
+        return guest__fail(err, GUEST_ERR_BUSY,
+                           "max_guests (%lld) live guests already, in all "
+                           "or for this client's network",
+                           (long long)c->max_guests);
+    }
+    guest__count(ctx, GUEST__C_GUESTS_CREATED);
+    req->user_resolved = true;
+    req->has_user = true;
+    *user = &req->user;
+    guest__vary_cookie(req);
+    guest_status st = guest__set_session_cookie(req, token);
+    if (st != GUEST_OK)
+        return guest__fail(err, st, "cannot set the session cookie");
+    if (c->on_guest_created)
+        c->on_guest_created(&req->user, req, c->on_guest_created_userdata);
+    return GUEST_OK;
+}
+
 /* The creation loop of guest__create_guest(), which holds the token. */
 static guest_status create_guest(guest_req *req, const char *token,
                                  const unsigned char *hash,
@@ -120,89 +214,25 @@ static guest_status create_guest(guest_req *req, const char *token,
                                  guest_error *err)
 {
     guest_ctx *ctx = req->ctx;
-    const guest_config *c = &ctx->cfg;
-    bool numbered = c->name_generator == guest_name_numbered;
-    guest_status st;
-    /* Bounded: a generator with too few free names ends in an error, where
-     * the reference would loop forever. The built-in numbered one grows a
-     * digit instead, at most up to GUEST__NAME_MAX_DIGITS. */
     unsigned clashes = 0;
     for (;;) {
         char name[GUEST_USERNAME_BUF];
-        name[0] = '\0';
-        unsigned digits = numbered ? atomic_load(&ctx->core->name_digits) : 0;
-        st = numbered ? guest__name_numbered_width(c, digits, name, sizeof name)
-                      : c->name_generator(c, name, sizeof name,
-                                          c->name_generator_userdata);
-        if (st != GUEST_OK) {
-            *name_failed = true;
-            return guest__fail(err, st, "the name generator failed: %s",
-                               guest_strerror(st));
-        }
-        if (!plausible_name(name)) {
-            *name_failed = true;
-            return guest__fail(err, GUEST_ERR_VALIDATION,
-                               "the name generator returned an empty, "
-                               "too long or control-character name");
-        }
+        unsigned digits;
+        guest_status st =
+            guest__guest_name(req, name, &digits, name_failed, err);
+        if (st != GUEST_OK)
+            return st;
         guest__created outcome;
         int64_t wait = 0;
         st = guest__store_create_guest(ctx, name, hash, guest__req_keys(req),
                                        &req->user, &outcome, &wait, err);
         if (st != GUEST_OK)
             return st;
-        if (outcome == GUEST__RATE_LIMITED) {
-            guest__count(ctx, GUEST__C_RATE_LIMITED);
-            req->retry_after = wait;
-            guest__log_every(ctx, &ctx->core->rate_logged, 60000,
-                             GUEST_LOG_WARNING,
-                             "guest_rate_limit: client %s created %u guests "
-                             "within %u s; refusing more (logged once a "
-                             "minute)",
-                             guest__req_client_key(req), c->guest_rate_limit,
-                             c->guest_rate_window);
-            return guest__fail(err, GUEST_ERR_RATE_LIMITED,
-                               "this client created too many guests; retry "
-                               "after %lld s",
-                               (long long)wait);
-        }
-        if (outcome == GUEST__AT_CAPACITY) {
-            guest__log_every(
-                ctx, &ctx->core->cap_logged, 60000, GUEST_LOG_WARNING,
-                "max_guests (%lld) reached, in all or for the "
-                "network of client %s: no new guests there "
-                "until cleanup or conversions make room (logged "
-                "once a minute)",
-                (long long)c->max_guests, guest__req_client_key(req));
-            return guest__fail(err, GUEST_ERR_BUSY,
-                               "max_guests (%lld) live guests already, in all "
-                               "or for this client's network",
-                               (long long)c->max_guests);
-        }
-        if (outcome == GUEST__CREATED) {
-            guest__count(ctx, GUEST__C_GUESTS_CREATED);
-            req->user_resolved = true;
-            req->has_user = true;
-            *user = &req->user;
-            guest__vary_cookie(req);
-            st = guest__set_session_cookie(req, token);
-            if (st != GUEST_OK)
-                return guest__fail(err, st, "cannot set the session cookie");
-            if (c->on_guest_created)
-                c->on_guest_created(&req->user, req,
-                                    c->on_guest_created_userdata);
-            return GUEST_OK;
-        }
-        if (++clashes < c->name_max_attempts)
-            continue;
-        if (!numbered || !widen_numbered(ctx, digits))
-            break;
-        clashes = 0;
+        if (outcome != GUEST__NAME_CLASH)
+            return guest__guest_made(req, outcome, wait, token, user, err);
+        if (!guest__guest_name_retry(ctx, &clashes, digits))
+            return guest__guest_name_exhausted(ctx, name_failed, err);
     }
-    *name_failed = true;
-    return guest__fail(err, GUEST_ERR_NAME_EXHAUSTED,
-                       "%u generated names in a row already existed",
-                       c->name_max_attempts);
 }
 
 guest_status guest__create_guest(guest_req *req, const guest_user **user,

@@ -77,6 +77,8 @@ void guest_req_free(guest_req *req)
         OPENSSL_cleanse(req->accounts, req->accounts_size);
     free(req->accounts);
     free(req->path);
+    /* and a guest's token, had its creation not ended */
+    OPENSSL_cleanse(req->create_token, sizeof req->create_token);
     free(req);
 }
 

@@ -229,37 +229,54 @@ static void fill_user(const guest_ctx *ctx, guest_user *user,
     }
 }
 
-guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
-                                       const unsigned char *token_hash,
-                                       const guest__client_keys *keys,
-                                       guest_user *user,
-                                       guest__created *outcome,
-                                       int64_t *retry_after, guest_error *err)
+void guest__store_create_params(const guest_ctx *ctx, const char *username,
+                                const unsigned char *token_hash,
+                                const guest__client_keys *keys,
+                                char age[GUEST__INT_BUF], guest__params *p)
+{
+    const guest_config *c = &ctx->cfg;
+    *p = (guest__params){0};
+    guest__param_text(p, username);
+    guest__param_bin(p, token_hash, GUEST__SHA256_BYTES);
+    guest__param_int(p, age, c->max_age);
+    if (c->guest_rate_limit || c->max_guests) {
+        guest__param_text(p, keys->addr);
+        guest__param_text(p, *keys->p56 ? keys->p56 : NULL);
+        guest__param_text(p, *keys->p48 ? keys->p48 : NULL);
+        guest__param_text(p, keys->network);
+    }
+}
+
+/* The seconds until the first window that refused @p res's creation lets
+ * one more in, as the statement saw it before any concurrent change:
+ * close enough for a Retry-After. At least 1. */
+static int64_t refused_wait(const guest_config *c, const PGresult *res)
+{
+    int64_t wait = 1;
+    unsigned limits[3] = {0};
+    create_windows(c, limits);
+    double now = strtod(guest__col_text(res, 0, LIMITED_NOW), NULL);
+    for (int i = 0; i < 3; i++) {
+        int w = LIMITED_WINDOWS + WIN_COLS * i;
+        if (guest__col_bool(res, 0, w + WIN_ADMITTED))
+            continue;
+        if (!guest__col_null(res, 0, w + WIN_BUCKET))
+            wait = guest__window_wait(now, guest__col_int(res, 0, w + WIN_SECS),
+                                      guest__col_int(res, 0, w + WIN_BUCKET),
+                                      guest__col_int(res, 0, w + WIN_PREV),
+                                      guest__col_int(res, 0, w + WIN_CURR),
+                                      limits[i]);
+        break;
+    }
+    return wait < 1 ? 1 : wait;
+}
+
+void guest__store_create_row(const guest_ctx *ctx, const PGresult *res,
+                             guest_user *user, guest__created *outcome,
+                             int64_t *retry_after)
 {
     const guest_config *c = &ctx->cfg;
     bool limited = c->guest_rate_limit || c->max_guests;
-    char age[32];
-    snprintf(age, sizeof age, "%lld", (long long)c->max_age);
-    guest__params p = {0};
-    guest__param_text(&p, username);
-    guest__param_bin(&p, token_hash, GUEST__SHA256_BYTES);
-    guest__param_text(&p, age);
-    if (limited) {
-        guest__param_text(&p, keys->addr);
-        guest__param_text(&p, *keys->p56 ? keys->p56 : NULL);
-        guest__param_text(&p, *keys->p48 ? keys->p48 : NULL);
-        guest__param_text(&p, keys->network);
-    }
-    PGresult *res;
-    const guest__stmt s = {.sql = ctx->sql.create_guest,
-                           .prepared = "guest_create",
-                           .unprepared = ctx->sql.create_guest_fn,
-                           .params = &p};
-    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
-    if (st != GUEST_OK) {
-        PQclear(res);
-        return st;
-    }
     *outcome = GUEST__NAME_CLASH;
     *retry_after = 0;
     bool one = guest__rows(res) == 1;
@@ -272,31 +289,31 @@ guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
             *outcome = GUEST__AT_CAPACITY;
         } else if (!guest__col_bool(res, 0, LIMITED_ADMITTED)) {
             *outcome = GUEST__RATE_LIMITED;
-            *retry_after = 1;
-            unsigned limits[3] = {0};
-            create_windows(c, limits);
-            double now = strtod(guest__col_text(res, 0, LIMITED_NOW), NULL);
-            /* The first window that refused, as this statement saw it
-             * before any concurrent change: close enough for a
-             * Retry-After. */
-            for (int i = 0; i < 3; i++) {
-                int w = LIMITED_WINDOWS + WIN_COLS * i;
-                if (guest__col_bool(res, 0, w + WIN_ADMITTED))
-                    continue;
-                if (!guest__col_null(res, 0, w + WIN_BUCKET))
-                    *retry_after = guest__window_wait(
-                        now, guest__col_int(res, 0, w + WIN_SECS),
-                        guest__col_int(res, 0, w + WIN_BUCKET),
-                        guest__col_int(res, 0, w + WIN_PREV),
-                        guest__col_int(res, 0, w + WIN_CURR), limits[i]);
-                break;
-            }
-            if (*retry_after < 1)
-                *retry_after = 1;
+            *retry_after = refused_wait(c, res);
         }
     }
+}
+
+guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
+                                       const unsigned char *token_hash,
+                                       const guest__client_keys *keys,
+                                       guest_user *user,
+                                       guest__created *outcome,
+                                       int64_t *retry_after, guest_error *err)
+{
+    char age[GUEST__INT_BUF];
+    guest__params p;
+    guest__store_create_params(ctx, username, token_hash, keys, age, &p);
+    PGresult *res;
+    const guest__stmt s = {.sql = ctx->sql.create_guest,
+                           .prepared = "guest_create",
+                           .unprepared = ctx->sql.create_guest_fn,
+                           .params = &p};
+    guest_status st = guest__sql_run(ctx, NULL, &s, &res, err);
+    if (st == GUEST_OK)
+        guest__store_create_row(ctx, res, user, outcome, retry_after);
     PQclear(res);
-    return GUEST_OK;
+    return st;
 }
 
 guest_status guest__store_resolve(guest_ctx *ctx,

@@ -1,7 +1,8 @@
-/* Session lookups of an event loop on one connection in libpq's pipeline
- * mode. Each lookup is its own statement followed by its own sync point,
- * so a statement that fails aborts only itself; the answers come back in
- * the order the statements went out, which is the order of the ring. */
+/* Session lookups and guest creations of an event loop on one connection
+ * in libpq's pipeline mode. Each is its own statement followed by its own
+ * sync point, so a statement that fails aborts only itself (a creation is
+ * its own implicit transaction); the answers come back in the order the
+ * statements went out, which is the order of the ring. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +20,10 @@
 typedef enum pipe_state { P_DOWN, P_CONNECTING, P_READY } pipe_state;
 
 typedef struct lookup {
-    guest__pipe_fn fn; /* NULL: the PREPARE sent after connecting */
+    guest__pipe_fn fn; /* NULL: a PREPARE sent after connecting */
     void *arg;
     int64_t deadline;
+    bool create; /* a creation's answer, else a lookup's */
 } lookup;
 
 struct guest__pipe {
@@ -33,8 +35,9 @@ struct guest__pipe {
     int64_t connect_deadline;
     int64_t retry_at;
     unsigned retry_ms;
-    /* Named statement on this connection; behind a transaction-mode
-     * pooler the schema's function instead, unnamed. */
+    /* Named statements on this connection; behind a transaction-mode
+     * pooler the schema's functions instead (or the creation's text),
+     * unnamed. */
     bool prepared;
     bool unflushed; /* PQflush() said 1: wait until writable */
     bool served;    /* a lookup was answered on this connection */
@@ -45,9 +48,7 @@ struct guest__pipe {
     unsigned first, count;
     /* The answer of the statement at the ring's head, until its sync. */
     guest_status st;
-    bool found;
-    guest_user user;
-    int64_t ms_left;
+    guest__pipe_answer ans;
 };
 
 guest_status guest__pipe_new(guest_ctx *ctx, guest__pipe **out)
@@ -69,7 +70,7 @@ static void fail_all(guest__pipe *p, guest_status st)
         p->first = (p->first + 1) % (PIPE_MAX + 1);
         p->count--;
         if (l.fn)
-            l.fn(l.arg, st, NULL, 0);
+            l.fn(l.arg, st, NULL);
     }
     p->first = 0;
 }
@@ -92,6 +93,10 @@ static void drop(guest__pipe *p, guest_status st, bool cancel)
     p->state = P_DOWN;
     p->unflushed = false;
     p->broken = false;
+    /* What a statement of this connection failed with is not the next
+     * connection's. */
+    p->st = GUEST_OK;
+    p->ans = (guest__pipe_answer){0};
     p->retry_at = guest__now_ms() + p->retry_ms;
     if (!served && p->retry_ms < RETRY_LAST_MS)
         p->retry_ms =
@@ -109,13 +114,14 @@ void guest__pipe_free(guest__pipe *p)
     free(p);
 }
 
-static void push(guest__pipe *p, guest__pipe_fn fn, void *arg)
+static void push(guest__pipe *p, guest__pipe_fn fn, void *arg, bool create)
 {
     unsigned i = (p->first + p->count) % (PIPE_MAX + 1);
     p->ring[i] = (lookup){
         .fn = fn,
         .arg = arg,
         .deadline = guest__now_ms() + p->ctx->cfg.db_timeout_ms,
+        .create = create,
     };
     p->count++;
 }
@@ -133,22 +139,36 @@ static bool flush(guest__pipe *p)
 
 static const Oid bytea_type[] = {17};
 
-/* Connected: pipeline mode, and the named statement prepared in the same
- * pipeline (its answer is the ring's first entry, with no function). */
+/* The creation statement's parameters: name, token hash and max_age, and
+ * the client's four keys when a limit is on. */
+static int create_params(const guest_ctx *ctx)
+{
+    return ctx->cfg.guest_rate_limit || ctx->cfg.max_guests ? 7 : 3;
+}
+
+/* Connected: pipeline mode, and the named statements prepared in the same
+ * pipeline (their answers are the ring's first entries, with no
+ * function). */
 static void on_connected(guest__pipe *p)
 {
+    const guest__sql *sql = &p->ctx->sql;
     guest__conn_ready(p->conn);
     p->prepared = !guest__pool_transaction_mode(p->ctx->pool);
     if (!PQenterPipelineMode(p->conn) ||
         (p->prepared &&
-         (!PQsendPrepare(p->conn, "guest_resolve", p->ctx->sql.resolve_session,
-                         1, bytea_type) ||
+         (!PQsendPrepare(p->conn, "guest_resolve", sql->resolve_session, 1,
+                         bytea_type) ||
+          !PQpipelineSync(p->conn) ||
+          !PQsendPrepare(p->conn, "guest_create", sql->create_guest,
+                         create_params(p->ctx), NULL) ||
           !PQpipelineSync(p->conn)))) {
         drop(p, GUEST_ERR_BUSY, false);
         return;
     }
-    if (p->prepared)
-        push(p, NULL, NULL);
+    if (p->prepared) {
+        push(p, NULL, NULL, false);
+        push(p, NULL, NULL, false);
+    }
     p->state = P_READY;
     flush(p);
 }
@@ -179,12 +199,38 @@ static void connect_step(guest__pipe *p)
         drop(p, GUEST_ERR_BUSY, false);
 }
 
-bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
-                         guest__pipe_fn fn, void *arg)
+/* Whether a statement can be queued now; starts connecting when it is
+ * time to. */
+static bool can_send(guest__pipe *p)
 {
     if (p->state == P_DOWN && guest__now_ms() >= p->retry_at)
         connect_step(p);
-    if (p->state != P_READY || p->broken || p->count >= PIPE_MAX)
+    return p->state == P_READY && !p->broken && p->count < PIPE_MAX;
+}
+
+/* After a statement was given to libpq (@p ok): its sync point, its entry
+ * in the ring, and as much of it sent as the socket takes. */
+static bool sent(guest__pipe *p, int ok, guest__pipe_fn fn, void *arg,
+                 bool create)
+{
+    /* A connection found broken here is dropped at the next
+     * guest__pipe_io(), so that no statement's function runs inside the
+     * caller's call; what is queued already may still be answered. */
+    p->broken = !ok || !PQpipelineSync(p->conn);
+    if (p->broken)
+        return false;
+    guest__db_round_trips++;
+    push(p, fn, arg, create);
+    int f = PQflush(p->conn);
+    p->broken = f < 0;
+    p->unflushed = f == 1;
+    return true;
+}
+
+bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
+                         guest__pipe_fn fn, void *arg)
+{
+    if (!can_send(p))
         return false;
     const char *values[1] = {(const char *)token_hash};
     const int lengths[1] = {GUEST__SHA256_BYTES};
@@ -194,18 +240,30 @@ bool guest__pipe_resolve(guest__pipe *p, const unsigned char *token_hash,
                                        lengths, formats, 0)
                  : PQsendQueryParams(p->conn, p->ctx->sql.resolve_session_fn, 1,
                                      NULL, values, lengths, formats, 0);
-    /* A connection found broken here is dropped at the next
-     * guest__pipe_io(), so that no lookup's function runs inside this
-     * call; what is queued already may still be answered. */
-    p->broken = !ok || !PQpipelineSync(p->conn);
-    if (p->broken)
+    return sent(p, ok, fn, arg, false);
+}
+
+bool guest__pipe_create(guest__pipe *p, const char *username,
+                        const unsigned char *token_hash,
+                        const guest__client_keys *keys, guest__pipe_fn fn,
+                        void *arg)
+{
+    if (!can_send(p))
         return false;
-    guest__db_round_trips++;
-    push(p, fn, arg);
-    int f = PQflush(p->conn);
-    p->broken = f < 0;
-    p->unflushed = f == 1;
-    return true;
+    const guest__sql *sql = &p->ctx->sql;
+    char age[GUEST__INT_BUF];
+    guest__params q;
+    guest__store_create_params(p->ctx, username, token_hash, keys, age, &q);
+    /* libpq copies the parameters into its buffer: they may go now. */
+    int ok =
+        p->prepared
+            ? PQsendQueryPrepared(p->conn, "guest_create", q.n, q.values,
+                                  q.lengths, q.formats, 0)
+            : PQsendQueryParams(p->conn,
+                                sql->create_guest_fn ? sql->create_guest_fn
+                                                     : sql->create_guest,
+                                q.n, NULL, q.values, q.lengths, q.formats, 0);
+    return sent(p, ok, fn, arg, true);
 }
 
 int guest__pipe_fd(const guest__pipe *p, unsigned *gen)
@@ -242,20 +300,31 @@ static bool take(guest__pipe *p, PGresult *r)
         p->first = (p->first + 1) % (PIPE_MAX + 1);
         p->count--;
         guest_status st = p->st;
-        bool found = p->found;
         p->st = GUEST_OK;
-        p->found = false;
-        if (!l.fn) /* the PREPARE: without it no lookup can work */
+        if (!l.fn) /* a PREPARE: without it no statement can work */
             return st == GUEST_OK;
         p->served = true;
         p->retry_ms = RETRY_FIRST_MS;
-        l.fn(l.arg, guest__metric_db(p->ctx, st), found ? &p->user : NULL,
-             p->ms_left);
+        /* A creation answered without its row (never so from the
+         * statement itself) must not pass for one that made a guest. */
+        if (l.create && st == GUEST_OK && !p->ans.found)
+            st = GUEST_ERR_DB;
+        st = guest__metric_db(p->ctx, st);
+        l.fn(l.arg, st, st == GUEST_OK ? &p->ans : NULL);
+        p->ans = (guest__pipe_answer){0};
         return true;
     }
     if (es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK) {
-        p->found = es == PGRES_TUPLES_OK &&
-                   guest__store_resolve_row(p->ctx, r, &p->user, &p->ms_left);
+        lookup *l = &p->ring[p->first];
+        if (!l->fn || es != PGRES_TUPLES_OK)
+            return true;
+        if (l->create) {
+            guest__store_create_row(p->ctx, r, &p->ans.user, &p->ans.outcome,
+                                    &p->ans.retry_after);
+            p->ans.found = true; /* the outcome was read */
+        } else
+            p->ans.found = guest__store_resolve_row(p->ctx, r, &p->ans.user,
+                                                    &p->ans.ms_left);
         return true;
     }
     /* A failed statement: the outage classes end the connection, and so

@@ -120,25 +120,49 @@ char *guest__col_dup(const PGresult *res, int row, int col);
  * once per context; caller frees (NULL when out of memory). */
 char *guest__schema_sql(const char *tmpl, const char *schema);
 
-/* pipe.c: session lookups of many requests on one non-blocking
- * connection in libpq's pipeline mode, driven by an event loop: the
- * statements go out one after another without waiting, and each answer
- * calls its request's function. One thread only (the loop's). */
+/* guests.c: what a creation statement did. */
+typedef enum guest__created {
+    GUEST__CREATED,      /* user filled */
+    GUEST__NAME_CLASH,   /* try another name */
+    GUEST__RATE_LIMITED, /* *retry_after: seconds until one more fits */
+    GUEST__AT_CAPACITY   /* max_guests live guests already */
+} guest__created;
+
+/* pipe.c: session lookups and guest creations of many requests on one
+ * non-blocking connection in libpq's pipeline mode, driven by an event
+ * loop: the statements go out one after another without waiting, and each
+ * answer calls its request's function. One thread only (the loop's). */
 typedef struct guest__pipe guest__pipe;
-/* A lookup's outcome: GUEST_OK with @p user (NULL: no live session) and
- * its session's ms left; GUEST_ERR_DB_UNAVAILABLE when the answer did not
- * come within db_timeout_ms (the database hangs or is gone); GUEST_ERR_DB
- * for the statement's own failure; GUEST_ERR_BUSY when the connection
- * broke or the pipe was freed before the answer: ask again the usual way. */
+/* A statement's answer: for a lookup, @p user is the live session's user
+ * (found false: none) with the session's ms left; for a creation, the
+ * outcome, with @p user when it is GUEST__CREATED. */
+typedef struct guest__pipe_answer {
+    bool found;
+    guest_user user;
+    int64_t ms_left;
+    guest__created outcome;
+    int64_t retry_after;
+} guest__pipe_answer;
+/* A statement's outcome: GUEST_OK with @p a; GUEST_ERR_DB_UNAVAILABLE when
+ * the answer did not come within db_timeout_ms (the database hangs or is
+ * gone); GUEST_ERR_DB for the statement's own failure; GUEST_ERR_BUSY
+ * when the connection broke or the pipe was freed before the answer: ask
+ * again the usual way. @p a is NULL unless GUEST_OK. */
 typedef void (*guest__pipe_fn)(void *arg, guest_status st,
-                               const guest_user *user, int64_t ms_left);
+                               const guest__pipe_answer *a);
 guest_status guest__pipe_new(guest_ctx *ctx, guest__pipe **out);
-/* Every lookup still waiting gets GUEST_ERR_BUSY first. */
+/* Every statement still waiting gets GUEST_ERR_BUSY first. */
 void guest__pipe_free(guest__pipe *pipe);
 /* Queues a lookup of @p token_hash; false when the pipe cannot take it now
  * (not connected yet, reconnecting, full): then @p fn is never called. */
 bool guest__pipe_resolve(guest__pipe *pipe, const unsigned char *token_hash,
                          guest__pipe_fn fn, void *arg);
+/* Queues guest__store_create_guest's statement, as guest__pipe_resolve
+ * queues a lookup. */
+bool guest__pipe_create(guest__pipe *pipe, const char *username,
+                        const unsigned char *token_hash,
+                        const guest__client_keys *keys, guest__pipe_fn fn,
+                        void *arg);
 /* What the loop must wait for: the socket (-1: none) and in *gen the
  * number of the connection it belongs to; GUEST_IO_READ and
  * GUEST_IO_WRITE, and *timeout_ms (-1: none) after which to call
@@ -364,12 +388,17 @@ guest_status guest__store_site_settings(guest_ctx *ctx, bool write,
 /* The creation statement depends on which limits the config turns on. */
 guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg);
 void guest__sql_free(guest__sql *sql);
-typedef enum guest__created {
-    GUEST__CREATED,      /* user filled */
-    GUEST__NAME_CLASH,   /* try another name */
-    GUEST__RATE_LIMITED, /* *retry_after: seconds until one more fits */
-    GUEST__AT_CAPACITY   /* max_guests live guests already */
-} guest__created;
+/* The creation statement's parameters into @p p; @p age holds max_age's
+ * text and must live as long as @p p. */
+void guest__store_create_params(const guest_ctx *ctx, const char *username,
+                                const unsigned char *token_hash,
+                                const guest__client_keys *keys,
+                                char age[GUEST__INT_BUF], guest__params *p);
+/* Reads the creation statement's result: the outcome, with @p user filled
+ * when it is GUEST__CREATED. */
+void guest__store_create_row(const guest_ctx *ctx, const PGresult *res,
+                             guest_user *user, guest__created *outcome,
+                             int64_t *retry_after);
 guest_status guest__store_create_guest(guest_ctx *ctx, const char *username,
                                        const unsigned char *token_hash,
                                        const guest__client_keys *keys,
