@@ -62,22 +62,6 @@ typedef struct job {
     guest_req *req;
 } job;
 
-/* Resolvers per loop: each is one pipelined connection, and so one
- * PostgreSQL backend. Two let the database work on two cores: measured
- * with new visitors (an insert each), one connection reached 0.88 of
- * eight plain ones, two 0.98 (bench/http_ceiling --pipeline). */
-#define LINKS 2
-
-/* A resolver and the event watching its socket, with what that event was
- * made for (loop thread only). */
-typedef struct db_link {
-    struct guest_evhttp *app;
-    guest_resolver *resolver;
-    struct event *ev;
-    int fd;
-    short what;
-} db_link;
-
 /* A client address and its open connections (loop thread only). */
 typedef struct addr_count {
     struct addr_count *next;
@@ -115,10 +99,12 @@ struct guest_evhttp {
     guest_log_limiter *log;
     bool loop_handlers; /* guest_evhttp_set_loop_handlers() */
 
-    /* The loop's statements (loop thread only), spread over its
-     * resolvers in turn. */
-    db_link links[LINKS];
-    unsigned next_link;
+    /* The loop's session lookups (loop thread only): the resolver and the
+     * event watching its socket, with what that event was made for. */
+    guest_resolver *resolver;
+    struct event *db_ev;
+    int db_fd;
+    short db_what;
 
     /* The loop; `own_*` when guest_evhttp_start() made it. */
     struct event_base *base;
@@ -796,37 +782,38 @@ static void on_db(evutil_socket_t fd, short what, void *arg);
 
 /* Watches what the resolver asks for after each call into it. Re-adding
  * the same persistent event only moves its timeout. */
-static void db_watch(db_link *l)
+static void db_watch(guest_evhttp *app)
 {
     unsigned ev;
     int ms;
-    int fd = guest_resolver_watch(l->resolver, &ev, &ms);
+    int fd = guest_resolver_watch(app->resolver, &ev, &ms);
     short what = (short)(((ev & GUEST_IO_READ) ? EV_READ : 0) |
                          ((ev & GUEST_IO_WRITE) ? EV_WRITE : 0));
-    if (l->ev && (fd != l->fd || what != l->what || (ev & GUEST_IO_NEW))) {
-        event_free(l->ev);
-        l->ev = NULL;
+    if (app->db_ev &&
+        (fd != app->db_fd || what != app->db_what || (ev & GUEST_IO_NEW))) {
+        event_free(app->db_ev);
+        app->db_ev = NULL;
     }
     if (fd < 0 || !what)
         return;
-    if (!l->ev) {
-        l->ev = event_new(l->app->base, fd, what | EV_PERSIST, on_db, l);
-        l->fd = fd;
-        l->what = what;
-        if (!l->ev)
+    if (!app->db_ev) {
+        app->db_ev = event_new(app->base, fd, what | EV_PERSIST, on_db, app);
+        app->db_fd = fd;
+        app->db_what = what;
+        if (!app->db_ev)
             return; /* out of memory: lookups time out with the next one */
     }
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    event_add(l->ev, ms >= 0 ? &tv : NULL);
+    event_add(app->db_ev, ms >= 0 ? &tv : NULL);
 }
 
 static void on_db(evutil_socket_t fd, short what, void *arg)
 {
-    db_link *l = arg;
+    guest_evhttp *app = arg;
     (void)fd;
     (void)what;
-    guest_resolver_io(l->resolver);
-    db_watch(l);
+    guest_resolver_io(app->resolver);
+    db_watch(app);
 }
 
 static void on_request(struct evhttp_request *ereq, void *arg)
@@ -860,14 +847,13 @@ static void on_request(struct evhttp_request *ereq, void *arg)
     }
     if (conn)
         conn->busy = j;
-    /* The session lookup goes out on one of the loop's pipelined
-     * connections; its answer resumes the request. */
-    db_link *l = &app->links[app->next_link++ % LINKS];
-    if (!guest_req_resolve(j->req, l->resolver, on_resolved, j))
+    /* The session lookup goes out on the loop's pipelined connection; its
+     * answer resumes the request. */
+    if (!guest_req_resolve(j->req, app->resolver, on_resolved, j))
         on_resolved(j->req, j);
     /* also when it only began to connect, or a new guest's statement went
-     * out from the handler (on the same resolver) */
-    db_watch(l);
+     * out from the handler */
+    db_watch(app);
 }
 
 /* ---- life cycle ---- */
@@ -987,16 +973,13 @@ static void detach(guest_evhttp *app)
     stop_workers(app);
     free_queue(app->todo);
     free_queue(app->done);
-    for (unsigned i = 0; i < LINKS; i++) {
-        db_link *l = &app->links[i];
-        if (l->ev)
-            event_free(l->ev);
-        l->ev = NULL;
-        /* Statements still in flight come back to on_resolved, which frees
-         * their jobs while stopping. */
-        guest_resolver_free(l->resolver);
-        l->resolver = NULL;
-    }
+    if (app->db_ev)
+        event_free(app->db_ev);
+    app->db_ev = NULL;
+    /* Lookups still in flight come back to on_resolved, which frees their
+     * jobs while stopping. */
+    guest_resolver_free(app->resolver);
+    app->resolver = NULL;
     app->todo = app->todo_tail = app->done = app->done_tail = NULL;
     app->queued = 0;
     if (app->wake_ev)
@@ -1036,18 +1019,19 @@ guest_status guest_evhttp_attach(guest_evhttp *app, struct event_base *base,
         event_new(base, app->wake[0], EV_READ | EV_PERSIST, on_wake, app);
     app->fresh_ev = event_new(base, -1, 0, on_fresh, app);
     app->workers = calloc(app->limits.workers, sizeof *app->workers);
-    bool made = app->wake_ev && app->fresh_ev && app->workers;
-    for (unsigned i = 0; made && i < LINKS; i++) {
-        db_link *l = &app->links[i];
-        l->app = app;
-        made = guest_resolver_new(app->ctx, &l->resolver) == GUEST_OK;
-        /* on_resolved() waits for a parked request's answer */
-        guest_resolver_allow_parking(l->resolver, true);
-    }
-    if (!made || event_add(app->wake_ev, NULL) != 0) {
+    if (!app->wake_ev || !app->fresh_ev || !app->workers ||
+        guest_resolver_new(app->ctx, &app->resolver) != GUEST_OK ||
+        event_add(app->wake_ev, NULL) != 0) {
         detach(app);
         return GUEST_ERR_NOMEM;
     }
+    /* One connection carries every statement of the loop: the more
+     * lookups it carries, the more each of its round trips answers.
+     * Measured with a second one taking every other request: returning
+     * visitors fell from 1.03-1.04 of bench/http_ceiling to 0.80-0.88,
+     * new visitors (an insert each) gained nothing beyond the runs'
+     * spread on two cores. on_resolved() waits for a parked request. */
+    guest_resolver_allow_parking(app->resolver, true);
     app->attached = true;
     for (unsigned i = 0; i < app->limits.workers; i++) {
         if (pthread_create(&app->workers[i], NULL, worker_main, app) != 0) {
