@@ -111,9 +111,10 @@ static void down(server *s)
     guest_ctx_free(s->ctx);
 }
 
-/* GET / with @p cookie (NULL: none): the status, the body's id into
- * *id (0: none). */
-static int get(int port, const char *cookie, long long *id)
+/* GET / with @p cookie (NULL: none): the status, the body's id into *id
+ * (0: none), and the session cookie it set into @p set ("" when none;
+ * @p set may be NULL). */
+static int request(int port, const char *cookie, long long *id, char set[128])
 {
     char request[512];
     snprintf(request, sizeof request,
@@ -127,8 +128,20 @@ static int get(int port, const char *cookie, long long *id)
     const char *b = tl_raw_body(r);
     if (id)
         *id = b && !strncmp(b, "id=", 3) ? atoll(b + 3) : 0;
+    if (set) {
+        char *h = tl_raw_header(r, "Set-Cookie");
+        set[0] = '\0';
+        if (h)
+            snprintf(set, 128, "%.*s", (int)strcspn(h, ";"), h);
+        free(h);
+    }
     free(r);
     return status;
+}
+
+static int get(int port, const char *cookie, long long *id)
+{
+    return request(port, cookie, id, NULL);
 }
 
 /* The loop's thread: a new visitor's page is tried there first. */
@@ -473,25 +486,10 @@ END_TEST
 
 /* ---- new visitors: the guest made through the loop's pipeline ---- */
 
-/* GET / without a cookie: the status, the body's id into *id (0: none),
- * the session cookie set into @p cookie ("" when none). */
+/* GET / without a cookie; the cookie it set into @p cookie. */
 static int visit_new(int port, long long *id, char cookie[128])
 {
-    char *r = tl_http_raw(port,
-                          "GET / HTTP/1.1\r\nHost: localhost\r\n"
-                          "Connection: close\r\n\r\n",
-                          TIMEOUT_MS);
-    ck_assert_ptr_nonnull(r);
-    int status = tl_raw_status(r);
-    const char *b = tl_raw_body(r);
-    *id = b && !strncmp(b, "id=", 3) ? atoll(b + 3) : 0;
-    char *set = tl_raw_header(r, "Set-Cookie");
-    cookie[0] = '\0';
-    if (set)
-        snprintf(cookie, 128, "%.*s", (int)strcspn(set, ";"), set);
-    free(set);
-    free(r);
-    return status;
+    return request(port, NULL, id, cookie);
 }
 
 /* New visitors until their pages run wholly on the loop: tried there,
@@ -517,8 +515,11 @@ static long long until_made_on_loop(int port, pthread_t loop, char cookie[128])
 
 #define CROWD 32
 
+/* A new visitor on a thread of its own; with @p crowd set, it waits for
+ * the others at the start line. */
 typedef struct newcomer {
     int port;
+    bool crowd;
     int status;
     long long id;
     char cookie[128];
@@ -527,7 +528,8 @@ typedef struct newcomer {
 static void *come_new(void *arg)
 {
     newcomer *n = arg;
-    pthread_barrier_wait(&start_line);
+    if (n->crowd)
+        pthread_barrier_wait(&start_line);
     n->status = visit_new(n->port, &n->id, n->cookie);
     return NULL;
 }
@@ -552,7 +554,7 @@ static int crowd(server *s, const char *schema, long long *used,
     pthread_t t[CROWD];
     pthread_barrier_init(&start_line, NULL, CROWD);
     for (int i = 0; i < CROWD; i++) {
-        n[i] = (newcomer){.port = s->port};
+        n[i] = (newcomer){.port = s->port, .crowd = true};
         ck_assert_int_eq(pthread_create(&t[i], NULL, come_new, &n[i]), 0);
     }
     for (int i = 0; i < CROWD; i++)
@@ -693,20 +695,6 @@ END_TEST
 /* The database ends the loop's connection while a new guest's statement
  * waits on it: the request is not lost but made again on a worker, and
  * only one guest exists for it. */
-typedef struct waiting_visit {
-    int port;
-    int status;
-    long long id;
-    char cookie[128];
-} waiting_visit;
-
-static void *visit_waiting(void *arg)
-{
-    waiting_visit *w = arg;
-    w->status = visit_new(w->port, &w->id, w->cookie);
-    return NULL;
-}
-
 START_TEST(loop_connection_killed_mid_insert)
 {
     if (behind_pooler())
@@ -717,9 +705,9 @@ START_TEST(loop_connection_killed_mid_insert)
     (void)until_made_on_loop(s.port, loop, cookie);
     long long before = tl_scalar("SELECT count(*) FROM " SCHEMA ".guests");
     PGconn *lock = lock_table(SCHEMA ".users");
-    waiting_visit w = {.port = s.port};
+    newcomer w = {.port = s.port};
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, visit_waiting, &w), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, come_new, &w), 0);
     long long until = tl_now_ms() + TIMEOUT_MS, pid;
     while ((pid = tl_scalar("SELECT coalesce(max(pid), 0) FROM "
                             "pg_stat_activity WHERE application_name = "
