@@ -59,11 +59,14 @@ static void logout_button(guest_req *req)
 }
 
 /* How long a guest has left before cleanup deletes the account, in whole
- * days rounded up, under the page's heading. */
+ * days rounded up, under the page's heading. A minute over whole days
+ * counts as those days: the creation time is the database's clock and
+ * time() a coarse one that can lag it by a tick, so a guest made this
+ * second could read as a second over max_age and a day too many. */
 static void guest_expiry(guest_req *req, const guest_user *u)
 {
     long long left = (long long)(guest_user_expires_at(u) - time(NULL));
-    long long days = left > 0 ? (left + 86399) / 86400 : 0;
+    long long days = left > 60 ? (left + 86399 - 60) / 86400 : left > 0;
     guest_res_printf(req,
                      "<p class=\"muted\" id=\"guest-expiry\">Your guest "
                      "account expires in %lld day%s unless you sign up.</p>\n",
