@@ -139,7 +139,6 @@ struct guest_req {
     bool clashed;
     bool create_lost;
     guest_status create_st;
-    bool create_name_failed;
     unsigned create_clashes;
     unsigned create_digits;
     char create_token[GUEST__TOKEN_CHARS + 1];

@@ -188,8 +188,7 @@ static void on_created(void *arg, guest_status st, const guest__pipe_answer *a)
         req->clashed = guest__guest_name_retry(req->ctx, &req->create_clashes,
                                                req->create_digits);
         if (!req->clashed)
-            req->create_st = guest__guest_name_exhausted(
-                req->ctx, &req->create_name_failed, NULL);
+            req->create_st = GUEST_ERR_NAME_EXHAUSTED;
     } else if (st == GUEST_OK) {
         const guest_user *user;
         if (a->outcome == GUEST__CREATED)
@@ -241,7 +240,7 @@ guest__loop_step guest__loop_create(guest_req *req, guest_status *st,
     req->made = false;
     if (req->create_lost)
         return GUEST__LOOP_DEFER; /* the connection went: not an answer */
-    *st = req->create_name_failed
+    *st = req->create_st == GUEST_ERR_NAME_EXHAUSTED
               ? guest__guest_name_exhausted(req->ctx, name_failed, err)
               : guest__fail(err, req->create_st, "%s",
                             guest_strerror(req->create_st));

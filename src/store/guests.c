@@ -21,6 +21,14 @@ static size_t create_windows(const guest_config *c, unsigned limits[3])
     return n;
 }
 
+/* Whether the config turns a creation limit on: the creation statement is
+ * then create_limited_sql's, with the client's keys as parameters and the
+ * limits' columns in its row. */
+static bool creation_limited(const guest_config *c)
+{
+    return c->guest_rate_limit || c->max_guests;
+}
+
 /* The creation statement with the limits the config turns on. Their
  * numbers come from the validated config and go in as literals; the
  * client's keys are parameters: $4 its address (or IPv6 /64), $5 and $6
@@ -153,7 +161,7 @@ guest_status guest__sql_build(guest__sql *sql, const guest_config *cfg)
     /* One statement creates user, guest marker and session together: the
      * data-modifying CTEs run atomically, and ON CONFLICT turns a name clash
      * into zero rows instead of an error, so the caller just retries. */
-    bool limited = cfg->guest_rate_limit || cfg->max_guests;
+    bool limited = creation_limited(cfg);
     if (limited) {
         char *tmpl = create_limited_sql(cfg);
         sql->create_guest = tmpl ? guest__schema_sql(tmpl, schema) : NULL;
@@ -239,7 +247,7 @@ void guest__store_create_params(const guest_ctx *ctx, const char *username,
     guest__param_text(p, username);
     guest__param_bin(p, token_hash, GUEST__SHA256_BYTES);
     guest__param_int(p, age, c->max_age);
-    if (c->guest_rate_limit || c->max_guests) {
+    if (creation_limited(c)) {
         guest__param_text(p, keys->addr);
         guest__param_text(p, *keys->p56 ? keys->p56 : NULL);
         guest__param_text(p, *keys->p48 ? keys->p48 : NULL);
@@ -276,7 +284,7 @@ void guest__store_create_row(const guest_ctx *ctx, const PGresult *res,
                              int64_t *retry_after)
 {
     const guest_config *c = &ctx->cfg;
-    bool limited = c->guest_rate_limit || c->max_guests;
+    bool limited = creation_limited(c);
     *outcome = GUEST__NAME_CLASH;
     *retry_after = 0;
     bool one = guest__rows(res) == 1;

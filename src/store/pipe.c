@@ -139,13 +139,6 @@ static bool flush(guest__pipe *p)
 
 static const Oid bytea_type[] = {17};
 
-/* The creation statement's parameters: name, token hash and max_age, and
- * the client's four keys when a limit is on. */
-static int create_params(const guest_ctx *ctx)
-{
-    return ctx->cfg.guest_rate_limit || ctx->cfg.max_guests ? 7 : 3;
-}
-
 /* Connected: pipeline mode, and the named statements prepared in the same
  * pipeline (their answers are the ring's first entries, with no
  * function). */
@@ -159,8 +152,9 @@ static void on_connected(guest__pipe *p)
          (!PQsendPrepare(p->conn, "guest_resolve", sql->resolve_session, 1,
                          bytea_type) ||
           !PQpipelineSync(p->conn) ||
-          !PQsendPrepare(p->conn, "guest_create", sql->create_guest,
-                         create_params(p->ctx), NULL) ||
+          /* no types given: the server takes the parameters and their
+           * types from the text, which guests.c built for this config */
+          !PQsendPrepare(p->conn, "guest_create", sql->create_guest, 0, NULL) ||
           !PQpipelineSync(p->conn)))) {
         drop(p, GUEST_ERR_BUSY, false);
         return;
